@@ -1,0 +1,432 @@
+// Package boltstore is the embedded store: one bbolt file, for a single
+// tokengate instance.
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tokengate/tokengate/authserver/store"
+)
+
+var (
+	bucketKeys     = []byte("keys")
+	bucketCodes    = []byte("codes")
+	bucketDevices  = []byte("device_codes")
+	bucketRefresh  = []byte("refresh_tokens")
+	bucketRevoked  = []byte("revocations")
+	bucketClients  = []byte("clients")
+	bucketConsents = []byte("consents")
+	bucketCounters = []byte("counters")
+
+	allBuckets = [][]byte{bucketKeys, bucketCodes, bucketDevices, bucketRefresh,
+		bucketRevoked, bucketClients, bucketConsents, bucketCounters}
+
+	keyRing = []byte("ring")
+)
+
+// Store is a bbolt-backed store.Store.
+type Store struct {
+	db   *bolt.DB
+	stop chan struct{}
+	done chan struct{}
+}
+
+var _ store.Store = (*Store)(nil)
+
+// SweepInterval is how often expired records are deleted from the file.
+// Reads never return expired records, so this only bounds the file's size.
+var SweepInterval = time.Minute
+
+// Open opens (creating if needed) the bbolt file at path. The file is locked
+// while open: a second process opening it gets an error after a second
+// instead of waiting forever.
+func Open(path string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("creating directory for %s: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("opening %s (is another tokengate using it?): %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initializing %s: %w", path, err)
+	}
+	s := &Store{db: db, stop: make(chan struct{}), done: make(chan struct{})}
+	go s.sweepLoop()
+	return s, nil
+}
+
+// Path is the file the store lives in.
+func (s *Store) Path() string { return s.db.Path() }
+
+// Close stops the sweeper and closes the file.
+func (s *Store) Close() error {
+	close(s.stop)
+	<-s.done
+	return s.db.Close()
+}
+
+// A record is stored as: expiry (unix nanoseconds, 0 = never, 8 bytes),
+// use count (8 bytes), then the JSON value.
+const headerLen = 16
+
+func encode(exp time.Time, uses uint64, v any) ([]byte, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, headerLen, headerLen+len(data))
+	if !exp.IsZero() {
+		binary.BigEndian.PutUint64(buf[0:8], uint64(exp.UnixNano()))
+	}
+	binary.BigEndian.PutUint64(buf[8:16], uses)
+	return append(buf, data...), nil
+}
+
+// record is a decoded envelope; data aliases bolt's memory and is only
+// valid inside the transaction.
+type record struct {
+	uses uint64
+	data []byte
+}
+
+func expired(raw []byte, now time.Time) bool {
+	exp := binary.BigEndian.Uint64(raw[0:8])
+	return exp != 0 && int64(exp) <= now.UnixNano()
+}
+
+// get returns the live record under key, or ErrNotFound.
+func get(b *bolt.Bucket, key []byte) (record, error) {
+	raw := b.Get(key)
+	if len(raw) < headerLen || expired(raw, time.Now()) {
+		return record{}, store.ErrNotFound
+	}
+	return record{uses: binary.BigEndian.Uint64(raw[8:16]), data: raw[headerLen:]}, nil
+}
+
+func put(b *bolt.Bucket, key []byte, exp time.Time, uses uint64, v any) error {
+	buf, err := encode(exp, uses, v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, buf)
+}
+
+func (s *Store) update(ctx context.Context, bucket []byte, fn func(b *bolt.Bucket) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error { return fn(tx.Bucket(bucket)) })
+}
+
+func (s *Store) view(ctx context.Context, bucket []byte, fn func(b *bolt.Bucket) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.View(func(tx *bolt.Tx) error { return fn(tx.Bucket(bucket)) })
+}
+
+// getJSON reads the live record under key into v.
+func (s *Store) getJSON(ctx context.Context, bucket []byte, key string, v any) error {
+	return s.view(ctx, bucket, func(b *bolt.Bucket) error {
+		r, err := get(b, []byte(key))
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(r.data, v)
+	})
+}
+
+// createJSON stores v under key unless a live record is there.
+func (s *Store) createJSON(ctx context.Context, bucket []byte, key string, exp time.Time, v any) error {
+	return s.update(ctx, bucket, func(b *bolt.Bucket) error {
+		if _, err := get(b, []byte(key)); err == nil {
+			return store.ErrExists
+		}
+		return put(b, []byte(key), exp, 0, v)
+	})
+}
+
+// consume counts one use of the record under key and decodes it into v;
+// ErrAlreadyUsed when this was not the first use.
+func consume(b *bolt.Bucket, key []byte, v any) error {
+	r, err := get(b, key)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(r.data, v); err != nil {
+		return err
+	}
+	raw := bytes.Clone(b.Get(key))
+	binary.BigEndian.PutUint64(raw[8:16], r.uses+1)
+	if err := b.Put(key, raw); err != nil {
+		return err
+	}
+	if r.uses > 0 {
+		return store.ErrAlreadyUsed
+	}
+	return nil
+}
+
+// Keys implements store.Store.
+func (s *Store) Keys(ctx context.Context) (*store.KeyRing, error) {
+	ring := new(store.KeyRing)
+	err := s.getJSON(ctx, bucketKeys, string(keyRing), ring)
+	if err == store.ErrNotFound {
+		return &store.KeyRing{}, nil
+	}
+	return ring, err
+}
+
+// SwapKeys implements store.Store.
+func (s *Store) SwapKeys(ctx context.Context, prev int64, ring *store.KeyRing) error {
+	return s.update(ctx, bucketKeys, func(b *bolt.Bucket) error {
+		var cur store.KeyRing
+		if r, err := get(b, keyRing); err == nil {
+			if err := json.Unmarshal(r.data, &cur); err != nil {
+				return err
+			}
+		}
+		if cur.Version != prev {
+			return store.ErrConflict
+		}
+		ring.Version = prev + 1
+		return put(b, keyRing, time.Time{}, 0, ring)
+	})
+}
+
+// CreateCode implements store.Store.
+func (s *Store) CreateCode(ctx context.Context, c *store.AuthCode) error {
+	return s.createJSON(ctx, bucketCodes, c.Hash, c.ExpiresAt, c)
+}
+
+// ConsumeCode implements store.Store.
+func (s *Store) ConsumeCode(ctx context.Context, hash string) (*store.AuthCode, error) {
+	c := new(store.AuthCode)
+	err := s.update(ctx, bucketCodes, func(b *bolt.Bucket) error { return consume(b, []byte(hash), c) })
+	if err != nil && err != store.ErrAlreadyUsed {
+		return nil, err
+	}
+	return c, err
+}
+
+// CreateDeviceCode implements store.Store.
+func (s *Store) CreateDeviceCode(ctx context.Context, d *store.DeviceCode) error {
+	return s.createJSON(ctx, bucketDevices, d.UserCode, d.ExpiresAt, d)
+}
+
+// DeviceCode implements store.Store.
+func (s *Store) DeviceCode(ctx context.Context, userCode string) (*store.DeviceCode, error) {
+	d := new(store.DeviceCode)
+	if err := s.getJSON(ctx, bucketDevices, userCode, d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// UpdateDeviceCode implements store.Store.
+func (s *Store) UpdateDeviceCode(ctx context.Context, userCode string, fn func(*store.DeviceCode) error) (*store.DeviceCode, error) {
+	d := new(store.DeviceCode)
+	err := s.update(ctx, bucketDevices, func(b *bolt.Bucket) error {
+		r, err := get(b, []byte(userCode))
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(r.data, d); err != nil {
+			return err
+		}
+		if err := fn(d); err != nil {
+			return err
+		}
+		return put(b, []byte(userCode), d.ExpiresAt, r.uses, d)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func refreshKey(grantID, hash string) []byte { return []byte(grantID + "\x00" + hash) }
+
+// CreateRefreshToken implements store.Store.
+func (s *Store) CreateRefreshToken(ctx context.Context, t *store.RefreshToken) error {
+	return s.createJSON(ctx, bucketRefresh, string(refreshKey(t.GrantID, t.Hash)), t.ExpiresAt, t)
+}
+
+// RotateRefreshToken implements store.Store.
+func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash string, next *store.RefreshToken) (*store.RefreshToken, error) {
+	old := new(store.RefreshToken)
+	err := s.update(ctx, bucketRefresh, func(b *bolt.Bucket) error {
+		if err := consume(b, refreshKey(grantID, hash), old); err != nil {
+			return err
+		}
+		return put(b, refreshKey(next.GrantID, next.Hash), next.ExpiresAt, 0, next)
+	})
+	// On ErrAlreadyUsed the transaction rolls back, which is harmless:
+	// the token was already marked used and next is not stored.
+	if err != nil && err != store.ErrAlreadyUsed {
+		return nil, err
+	}
+	return old, err
+}
+
+func revocationKey(r store.Revocation) []byte { return []byte(string(r.Kind) + "\x00" + r.Value) }
+
+// Revoke implements store.Store. A later revocation of the same thing
+// replaces the earlier one, so a client or subject cut-off only moves on.
+func (s *Store) Revoke(ctx context.Context, r store.Revocation) error {
+	return s.update(ctx, bucketRevoked, func(b *bolt.Bucket) error {
+		return put(b, revocationKey(r), r.ExpiresAt, 0, r)
+	})
+}
+
+// Revocations implements store.Store.
+func (s *Store) Revocations(ctx context.Context) ([]store.Revocation, error) {
+	var out []store.Revocation
+	err := s.view(ctx, bucketRevoked, func(b *bolt.Bucket) error {
+		now := time.Now()
+		return b.ForEach(func(k, raw []byte) error {
+			if len(raw) < headerLen || expired(raw, now) {
+				return nil
+			}
+			var r store.Revocation
+			if err := json.Unmarshal(raw[headerLen:], &r); err != nil {
+				return fmt.Errorf("decoding revocation: %w", err)
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// PutClient implements store.Store.
+func (s *Store) PutClient(ctx context.Context, c *store.Client) error {
+	return s.update(ctx, bucketClients, func(b *bolt.Bucket) error {
+		return put(b, []byte(c.ID), time.Time{}, 0, c)
+	})
+}
+
+// Client implements store.Store.
+func (s *Store) Client(ctx context.Context, id string) (*store.Client, error) {
+	c := new(store.Client)
+	if err := s.getJSON(ctx, bucketClients, id, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Clients implements store.Store.
+func (s *Store) Clients(ctx context.Context) ([]*store.Client, error) {
+	var out []*store.Client
+	err := s.view(ctx, bucketClients, func(b *bolt.Bucket) error {
+		return b.ForEach(func(k, raw []byte) error {
+			c := new(store.Client)
+			if err := json.Unmarshal(raw[headerLen:], c); err != nil {
+				return fmt.Errorf("decoding client %q: %w", k, err)
+			}
+			out = append(out, c)
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, err
+}
+
+// DeleteClient implements store.Store.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	return s.update(ctx, bucketClients, func(b *bolt.Bucket) error {
+		if b.Get([]byte(id)) == nil {
+			return store.ErrNotFound
+		}
+		return b.Delete([]byte(id))
+	})
+}
+
+func consentKey(subject, clientID string) string { return subject + "\x00" + clientID }
+
+// PutConsent implements store.Store.
+func (s *Store) PutConsent(ctx context.Context, c *store.Consent) error {
+	return s.update(ctx, bucketConsents, func(b *bolt.Bucket) error {
+		return put(b, []byte(consentKey(c.Subject, c.ClientID)), c.ExpiresAt, 0, c)
+	})
+}
+
+// Consent implements store.Store.
+func (s *Store) Consent(ctx context.Context, subject, clientID string) (*store.Consent, error) {
+	c := new(store.Consent)
+	if err := s.getJSON(ctx, bucketConsents, consentKey(subject, clientID), c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Incr implements store.Store.
+func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int64, error) {
+	var n int64
+	err := s.update(ctx, bucketCounters, func(b *bolt.Bucket) error {
+		exp := time.Now().Add(window)
+		if r, err := get(b, []byte(key)); err == nil {
+			n = int64(r.uses)
+			exp = time.Unix(0, int64(binary.BigEndian.Uint64(b.Get([]byte(key))[0:8])))
+		}
+		n++
+		return put(b, []byte(key), exp, uint64(n), nil)
+	})
+	return n, err
+}
+
+func (s *Store) sweepLoop() {
+	defer close(s.done)
+	t := time.NewTicker(SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.sweep()
+		}
+	}
+}
+
+// sweep deletes expired records. Errors are ignored: the next sweep retries
+// and reads never see expired records anyway.
+func (s *Store) sweep() {
+	now := time.Now()
+	_ = s.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			b := tx.Bucket(name)
+			var dead [][]byte
+			_ = b.ForEach(func(k, raw []byte) error {
+				if len(raw) >= headerLen && expired(raw, now) {
+					dead = append(dead, bytes.Clone(k))
+				}
+				return nil
+			})
+			for _, k := range dead {
+				_ = b.Delete(k)
+			}
+		}
+		return nil
+	})
+}

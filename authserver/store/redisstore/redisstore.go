@@ -1,0 +1,463 @@
+// Package redisstore keeps tokengate's state in Redis so that many instances
+// share codes, refresh tokens, revocations, clients and keys. It works with a
+// standalone server, Sentinel or Cluster through go-redis's UniversalClient;
+// keys that scripts touch together share a hash tag.
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tokengate/tokengate/authserver/store"
+)
+
+// Options configures a Store.
+type Options struct {
+	// Addresses are redis:// or rediss:// URLs (or host:port). One address
+	// is a standalone server; several are a Cluster, or Sentinels when
+	// MasterName is set. User, password and DB come from the first URL.
+	Addresses []string
+	// MasterName is the Sentinel master's name.
+	MasterName string
+	// Prefix starts every key, so several deployments can share a server.
+	Prefix string
+}
+
+// Store is a Redis-backed store.Store.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New connects to Redis. It does not wait for the server: the first command
+// reports an unreachable server.
+func New(o Options) (*Store, error) {
+	uo, err := universalOptions(o)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{rdb: redis.NewUniversalClient(uo), prefix: o.Prefix}, nil
+}
+
+func universalOptions(o Options) (*redis.UniversalOptions, error) {
+	if len(o.Addresses) == 0 {
+		return nil, errors.New("no Redis address given")
+	}
+	uo := &redis.UniversalOptions{
+		MasterName:   o.MasterName,
+		DialTimeout:  2 * time.Second,
+		ReadTimeout:  2 * time.Second,
+		WriteTimeout: 2 * time.Second,
+		MaxRetries:   1,
+	}
+	for i, a := range o.Addresses {
+		if u, err := url.Parse(a); err != nil || u.Scheme == "" || u.Host == "" {
+			uo.Addrs = append(uo.Addrs, a) // plain host:port
+			continue
+		}
+		ro, err := redis.ParseURL(a)
+		if err != nil {
+			return nil, fmt.Errorf("redis address %q: %w", a, err)
+		}
+		uo.Addrs = append(uo.Addrs, ro.Addr)
+		if i == 0 {
+			uo.Username, uo.Password, uo.DB, uo.TLSConfig = ro.Username, ro.Password, ro.DB, ro.TLSConfig
+		}
+	}
+	return uo, nil
+}
+
+// Redis exposes the underlying client, for pub/sub and health checks.
+func (s *Store) Redis() redis.UniversalClient { return s.rdb }
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
+// Close closes the connections.
+func (s *Store) Close() error { return s.rdb.Close() }
+
+func (s *Store) key(parts ...string) string {
+	k := s.prefix
+	for i, p := range parts {
+		if i > 0 {
+			k += ":"
+		}
+		k += p
+	}
+	return k
+}
+
+func px(exp time.Time) int64 { return store.TTL(exp).Milliseconds() }
+
+// Single-use records are hashes {d: JSON, u: use count}.
+var consumeScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local n = redis.call('HINCRBY', KEYS[1], 'u', 1)
+local d = redis.call('HGET', KEYS[1], 'd')
+if n == 1 and KEYS[2] then
+  redis.call('HSET', KEYS[2], 'd', ARGV[1], 'u', 0)
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+return {n, d}
+`)
+
+var createOnceScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'u', 0)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`)
+
+func (s *Store) createOnce(ctx context.Context, key string, exp time.Time, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	ok, err := createOnceScript.Run(ctx, s.rdb, []string{key}, data, px(exp)).Int()
+	if err != nil {
+		return err
+	}
+	if ok == 0 {
+		return store.ErrExists
+	}
+	return nil
+}
+
+// consume counts a use of key and decodes it into v. When next is given it is
+// stored under nextKey, in the same script, on the first use only.
+func (s *Store) consume(ctx context.Context, key string, v any, nextKey string, next any, nextExp time.Time) error {
+	keys, args := []string{key}, []any{}
+	if nextKey != "" {
+		data, err := json.Marshal(next)
+		if err != nil {
+			return err
+		}
+		keys, args = append(keys, nextKey), []any{data, px(nextExp)}
+	}
+	res, err := consumeScript.Run(ctx, s.rdb, keys, args...).Slice()
+	if errors.Is(err, redis.Nil) {
+		return store.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	n, _ := res[0].(int64)
+	data, _ := res[1].(string)
+	if err := json.Unmarshal([]byte(data), v); err != nil {
+		return fmt.Errorf("decoding %s: %w", key, err)
+	}
+	if n > 1 {
+		return store.ErrAlreadyUsed
+	}
+	return nil
+}
+
+func (s *Store) getJSON(ctx context.Context, key string, v any) error {
+	data, err := s.rdb.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return store.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(data, v)
+}
+
+var swapKeysScript = redis.NewScript(`
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if v ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'v', v + 1, 'd', ARGV[2])
+return 1
+`)
+
+// Keys implements store.Store.
+func (s *Store) Keys(ctx context.Context) (*store.KeyRing, error) {
+	vals, err := s.rdb.HMGet(ctx, s.key("keys"), "v", "d").Result()
+	if err != nil {
+		return nil, err
+	}
+	ring := new(store.KeyRing)
+	if d, ok := vals[1].(string); ok {
+		if err := json.Unmarshal([]byte(d), ring); err != nil {
+			return nil, fmt.Errorf("decoding key ring: %w", err)
+		}
+	}
+	if v, ok := vals[0].(string); ok {
+		ring.Version, _ = strconv.ParseInt(v, 10, 64)
+	}
+	return ring, nil
+}
+
+// SwapKeys implements store.Store.
+func (s *Store) SwapKeys(ctx context.Context, prev int64, ring *store.KeyRing) error {
+	ring.Version = prev + 1
+	data, err := json.Marshal(ring)
+	if err != nil {
+		return err
+	}
+	ok, err := swapKeysScript.Run(ctx, s.rdb, []string{s.key("keys")}, prev, data).Int()
+	if err != nil {
+		return err
+	}
+	if ok == 0 {
+		return store.ErrConflict
+	}
+	return nil
+}
+
+// CreateCode implements store.Store.
+func (s *Store) CreateCode(ctx context.Context, c *store.AuthCode) error {
+	return s.createOnce(ctx, s.key("code", c.Hash), c.ExpiresAt, c)
+}
+
+// ConsumeCode implements store.Store.
+func (s *Store) ConsumeCode(ctx context.Context, hash string) (*store.AuthCode, error) {
+	c := new(store.AuthCode)
+	if err := s.consume(ctx, s.key("code", hash), c, "", nil, time.Time{}); err != nil {
+		if errors.Is(err, store.ErrAlreadyUsed) {
+			return c, err
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+func (s *Store) deviceKey(userCode string) string { return s.key("device", userCode) }
+
+// CreateDeviceCode implements store.Store.
+func (s *Store) CreateDeviceCode(ctx context.Context, d *store.DeviceCode) error {
+	data, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	ok, err := s.rdb.SetNX(ctx, s.deviceKey(d.UserCode), data, store.TTL(d.ExpiresAt)).Result()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return store.ErrExists
+	}
+	return nil
+}
+
+// DeviceCode implements store.Store.
+func (s *Store) DeviceCode(ctx context.Context, userCode string) (*store.DeviceCode, error) {
+	d := new(store.DeviceCode)
+	if err := s.getJSON(ctx, s.deviceKey(userCode), d); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// UpdateDeviceCode implements store.Store with an optimistic transaction.
+func (s *Store) UpdateDeviceCode(ctx context.Context, userCode string, fn func(*store.DeviceCode) error) (*store.DeviceCode, error) {
+	key := s.deviceKey(userCode)
+	var d *store.DeviceCode
+	txf := func(tx *redis.Tx) error {
+		d = new(store.DeviceCode)
+		data, err := tx.Get(ctx, key).Bytes()
+		if errors.Is(err, redis.Nil) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(data, d); err != nil {
+			return fmt.Errorf("decoding device code: %w", err)
+		}
+		if err := fn(d); err != nil {
+			return err
+		}
+		if data, err = json.Marshal(d); err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, key, data, store.TTL(d.ExpiresAt))
+			return nil
+		})
+		return err
+	}
+	for range 100 {
+		err := s.rdb.Watch(ctx, txf, key)
+		if errors.Is(err, redis.TxFailedErr) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return d, nil
+	}
+	return nil, store.ErrConflict
+}
+
+// The grant ID is a hash tag so a token and its successor share a slot.
+func (s *Store) refreshKey(grantID, hash string) string {
+	return s.key("rt", "{"+grantID+"}", hash)
+}
+
+// CreateRefreshToken implements store.Store.
+func (s *Store) CreateRefreshToken(ctx context.Context, t *store.RefreshToken) error {
+	return s.createOnce(ctx, s.refreshKey(t.GrantID, t.Hash), t.ExpiresAt, t)
+}
+
+// RotateRefreshToken implements store.Store.
+func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash string, next *store.RefreshToken) (*store.RefreshToken, error) {
+	if next.GrantID != grantID {
+		return nil, errors.New("a refresh token's successor must belong to the same grant")
+	}
+	old := new(store.RefreshToken)
+	err := s.consume(ctx, s.refreshKey(grantID, hash), old, s.refreshKey(next.GrantID, next.Hash), next, next.ExpiresAt)
+	if err != nil && !errors.Is(err, store.ErrAlreadyUsed) {
+		return nil, err
+	}
+	return old, err
+}
+
+// Revocations are a hash (kind:value → JSON) and a sorted set of the same
+// fields by expiry, for pruning; both tagged to share a slot.
+func (s *Store) revocationKeys() []string {
+	return []string{s.key("{revocations}"), s.key("{revocations}", "exp")}
+}
+
+var revokeScript = redis.NewScript(`
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+`)
+
+var revocationsScript = redis.NewScript(`
+local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+for i = 1, #dead, 500 do
+  redis.call('HDEL', KEYS[1], unpack(dead, i, math.min(i + 499, #dead)))
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+return redis.call('HVALS', KEYS[1])
+`)
+
+// Revoke implements store.Store.
+func (s *Store) Revoke(ctx context.Context, r store.Revocation) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	field := string(r.Kind) + ":" + r.Value
+	err = revokeScript.Run(ctx, s.rdb, s.revocationKeys(), field, data, r.ExpiresAt.UnixMilli()).Err()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	return err
+}
+
+// Revocations implements store.Store.
+func (s *Store) Revocations(ctx context.Context) ([]store.Revocation, error) {
+	vals, err := revocationsScript.Run(ctx, s.rdb, s.revocationKeys(), time.Now().UnixMilli()).StringSlice()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.Revocation, len(vals))
+	for i, v := range vals {
+		if err := json.Unmarshal([]byte(v), &out[i]); err != nil {
+			return nil, fmt.Errorf("decoding revocation: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) clientsKey() string { return s.key("clients") }
+
+// PutClient implements store.Store.
+func (s *Store) PutClient(ctx context.Context, c *store.Client) error {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return s.rdb.HSet(ctx, s.clientsKey(), c.ID, data).Err()
+}
+
+// Client implements store.Store.
+func (s *Store) Client(ctx context.Context, id string) (*store.Client, error) {
+	data, err := s.rdb.HGet(ctx, s.clientsKey(), id).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := new(store.Client)
+	return c, json.Unmarshal(data, c)
+}
+
+// Clients implements store.Store.
+func (s *Store) Clients(ctx context.Context) ([]*store.Client, error) {
+	vals, err := s.rdb.HVals(ctx, s.clientsKey()).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*store.Client, len(vals))
+	for i, v := range vals {
+		out[i] = new(store.Client)
+		if err := json.Unmarshal([]byte(v), out[i]); err != nil {
+			return nil, fmt.Errorf("decoding client: %w", err)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// DeleteClient implements store.Store.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	n, err := s.rdb.HDel(ctx, s.clientsKey(), id).Result()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+func (s *Store) consentKey(subject, clientID string) string {
+	return s.key("consent", url.QueryEscape(subject), url.QueryEscape(clientID))
+}
+
+// PutConsent implements store.Store.
+func (s *Store) PutConsent(ctx context.Context, c *store.Consent) error {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return s.rdb.Set(ctx, s.consentKey(c.Subject, c.ClientID), data, store.TTL(c.ExpiresAt)).Err()
+}
+
+// Consent implements store.Store.
+func (s *Store) Consent(ctx context.Context, subject, clientID string) (*store.Consent, error) {
+	c := new(store.Consent)
+	if err := s.getJSON(ctx, s.consentKey(subject, clientID), c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+var incrScript = redis.NewScript(`
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+`)
+
+// Incr implements store.Store.
+func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int64, error) {
+	ms := window.Milliseconds()
+	if ms < 1 {
+		ms = 1
+	}
+	return incrScript.Run(ctx, s.rdb, []string{s.key("ctr", key)}, ms).Int64()
+}

@@ -1,0 +1,234 @@
+// Package store defines what tokengate keeps between requests and across
+// instances, and the contract every implementation must honour.
+//
+// Everything here expires on its own: each record carries the time after which
+// the store may forget it. Single-use records (authorization codes, refresh
+// tokens) are consumed atomically: of any number of concurrent redemptions
+// exactly one sees the first use.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors every implementation returns (possibly wrapped) so that callers can
+// tell the protocol cases apart with errors.Is.
+var (
+	// ErrNotFound: no live record under that key (never existed or expired).
+	ErrNotFound = errors.New("not found")
+	// ErrAlreadyUsed: a single-use record was consumed before. The record is
+	// returned alongside so the caller can revoke what descends from it.
+	ErrAlreadyUsed = errors.New("already used")
+	// ErrExists: a create-only write found a live record under that key.
+	ErrExists = errors.New("already exists")
+	// ErrConflict: a compare-and-swap lost against a concurrent writer.
+	ErrConflict = errors.New("conflicting concurrent update")
+)
+
+// Store is the persistence contract shared by the embedded (bbolt) and the
+// Redis implementations. The contract test suite in storetest runs against
+// both. Implementations must be safe for concurrent use.
+type Store interface {
+	// Keys returns the signing key ring; an empty ring with Version 0 when
+	// none was ever saved.
+	Keys(ctx context.Context) (*KeyRing, error)
+	// SwapKeys saves ring if the stored ring still has version prev, and
+	// stores it as version prev+1 (ring.Version is set accordingly).
+	// Otherwise it returns ErrConflict and the caller re-reads.
+	SwapKeys(ctx context.Context, prev int64, ring *KeyRing) error
+
+	// CreateCode stores an authorization code under its hash.
+	CreateCode(ctx context.Context, c *AuthCode) error
+	// ConsumeCode redeems a code. The first call returns it; later calls
+	// return it with ErrAlreadyUsed until it expires.
+	ConsumeCode(ctx context.Context, hash string) (*AuthCode, error)
+
+	// CreateDeviceCode stores a device authorization under its user code;
+	// ErrExists when a live one already has that user code.
+	CreateDeviceCode(ctx context.Context, d *DeviceCode) error
+	// DeviceCode returns the device authorization with that user code.
+	DeviceCode(ctx context.Context, userCode string) (*DeviceCode, error)
+	// UpdateDeviceCode applies fn to the stored device authorization
+	// atomically (fn may run more than once on contention) and saves
+	// the result. fn returning an error aborts without saving.
+	UpdateDeviceCode(ctx context.Context, userCode string, fn func(*DeviceCode) error) (*DeviceCode, error)
+
+	// CreateRefreshToken stores the first refresh token of a grant.
+	CreateRefreshToken(ctx context.Context, t *RefreshToken) error
+	// RotateRefreshToken consumes the token (grantID, hash) and, if this is
+	// its first use, stores next in the same atomic step. It returns the
+	// consumed token; with ErrAlreadyUsed if it was used before (next is
+	// then not stored).
+	RotateRefreshToken(ctx context.Context, grantID, hash string, next *RefreshToken) (*RefreshToken, error)
+
+	// Revoke records a revocation until r.ExpiresAt.
+	Revoke(ctx context.Context, r Revocation) error
+	// Revocations lists every live revocation.
+	Revocations(ctx context.Context) ([]Revocation, error)
+
+	// PutClient creates or replaces a registered client.
+	PutClient(ctx context.Context, c *Client) error
+	// Client returns a registered client.
+	Client(ctx context.Context, id string) (*Client, error)
+	// Clients lists every registered client, ordered by ID.
+	Clients(ctx context.Context) ([]*Client, error)
+	// DeleteClient removes a registered client; ErrNotFound if absent.
+	DeleteClient(ctx context.Context, id string) error
+
+	// PutConsent remembers the scopes a user granted a client.
+	PutConsent(ctx context.Context, c *Consent) error
+	// Consent returns what the user granted the client.
+	Consent(ctx context.Context, subject, clientID string) (*Consent, error)
+
+	// Incr adds one to the counter key in its fixed window and returns the
+	// new count. The window starts at the first increment.
+	Incr(ctx context.Context, key string, window time.Duration) (int64, error)
+
+	// Close releases the store's resources.
+	Close() error
+}
+
+// KeyRing is every signing key an issuer currently knows, versioned so that
+// instances sharing a store agree on rotations.
+type KeyRing struct {
+	Version int64        `json:"version"`
+	Keys    []SigningKey `json:"keys"`
+}
+
+// SigningKey is one private key with its lifecycle.
+type SigningKey struct {
+	ID  string `json:"kid"`
+	Alg string `json:"alg"`
+	// JWK is the private key as a JSON Web Key.
+	JWK []byte `json:"jwk"`
+	// CreatedAt is when it was generated; it is published from then on.
+	CreatedAt time.Time `json:"created_at"`
+	// ActiveAt is when it starts signing; publishing a key before it signs
+	// lets downstream JWKS caches pick it up first.
+	ActiveAt time.Time `json:"active_at"`
+	// RetiredAt is when a newer key replaced it; zero while it may sign.
+	RetiredAt time.Time `json:"retired_at,omitzero"`
+	// ExpiresAt is when no token it signed can still be valid; the key
+	// may then be dropped. Zero while it signs.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+}
+
+// AuthCode is an authorization code, stored under the hash of the code.
+type AuthCode struct {
+	Hash                string    `json:"hash"`
+	ClientID            string    `json:"client_id"`
+	Subject             string    `json:"sub"`
+	RedirectURI         string    `json:"redirect_uri"`
+	Scope               string    `json:"scope"`
+	CodeChallenge       string    `json:"code_challenge,omitempty"`
+	CodeChallengeMethod string    `json:"code_challenge_method,omitempty"`
+	GrantID             string    `json:"grant_id"`
+	AuthTime            time.Time `json:"auth_time"`
+	ExpiresAt           time.Time `json:"expires_at"`
+}
+
+// DeviceStatus is where a device authorization stands.
+type DeviceStatus string
+
+const (
+	DevicePending  DeviceStatus = "pending"
+	DeviceApproved DeviceStatus = "approved"
+	DeviceDenied   DeviceStatus = "denied"
+	// DeviceRedeemed: the token was issued; further polls are refused.
+	DeviceRedeemed DeviceStatus = "redeemed"
+)
+
+// DeviceCode is a device authorization (RFC 8628), stored under its
+// normalized user code; DeviceCodeHash identifies the polling device.
+type DeviceCode struct {
+	UserCode       string        `json:"user_code"`
+	DeviceCodeHash string        `json:"device_code_hash"`
+	ClientID       string        `json:"client_id"`
+	Scope          string        `json:"scope"`
+	Status         DeviceStatus  `json:"status"`
+	Subject        string        `json:"sub,omitempty"`
+	GrantID        string        `json:"grant_id,omitempty"`
+	Interval       time.Duration `json:"interval"`
+	LastPoll       time.Time     `json:"last_poll,omitzero"`
+	ExpiresAt      time.Time     `json:"expires_at"`
+}
+
+// RefreshToken is one refresh token of a grant, stored under its grant and
+// the hash of its secret. A grant is one authorization: every refresh and
+// access token descending from one code or device approval shares it.
+type RefreshToken struct {
+	GrantID   string    `json:"grant_id"`
+	Hash      string    `json:"hash"`
+	ClientID  string    `json:"client_id"`
+	Subject   string    `json:"sub"`
+	Scope     string    `json:"scope"`
+	Audience  []string  `json:"aud,omitempty"`
+	AuthTime  time.Time `json:"auth_time"`
+	IssuedAt  time.Time `json:"iat"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// RevocationKind says what a Revocation names.
+type RevocationKind string
+
+const (
+	// RevokeToken: one access token, by jti.
+	RevokeToken RevocationKind = "jti"
+	// RevokeGrant: every token of a grant.
+	RevokeGrant RevocationKind = "grant"
+	// RevokeClient: every token a client was issued before At.
+	RevokeClient RevocationKind = "client"
+	// RevokeSubject: every token a user was issued before At.
+	RevokeSubject RevocationKind = "subject"
+)
+
+// Revocation is one entry of the revocation state every instance holds.
+type Revocation struct {
+	Kind  RevocationKind `json:"kind"`
+	Value string         `json:"value"`
+	// At is when it was made; for client and subject revocations, tokens
+	// issued at or before it are revoked.
+	At time.Time `json:"at"`
+	// ExpiresAt is when every token it can affect has expired.
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Client is a registered application.
+type Client struct {
+	ID      string `json:"client_id"`
+	Name    string `json:"name"`
+	Website string `json:"website,omitempty"`
+	// SecretHash is how the secret is checked: "bcrypt:…" or "sha256:…";
+	// empty for public clients.
+	SecretHash     string    `json:"secret_hash,omitempty"`
+	Public         bool      `json:"public,omitempty"`
+	RedirectURIs   []string  `json:"redirect_uris,omitempty"`
+	GrantTypes     []string  `json:"grant_types"`
+	Scopes         []string  `json:"scopes,omitempty"`
+	Audience       []string  `json:"audience,omitempty"`
+	SkipConsent    bool      `json:"skip_consent,omitempty"`
+	ResourceServer bool      `json:"resource_server,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// Consent is what a user granted a client, remembered until ExpiresAt.
+type Consent struct {
+	Subject   string    `json:"sub"`
+	ClientID  string    `json:"client_id"`
+	Scopes    []string  `json:"scopes"`
+	GrantedAt time.Time `json:"granted_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// TTL is the time left until t, at least one millisecond so that a record
+// created at its expiry is still written (and then immediately unreadable)
+// rather than rejected by the backend.
+func TTL(t time.Time) time.Duration {
+	d := time.Until(t)
+	if d < time.Millisecond {
+		return time.Millisecond
+	}
+	return d
+}

@@ -1,0 +1,464 @@
+// Package storetest is the contract every store.Store must pass. Each
+// implementation's tests call Run; no implementation has tests of its own
+// for behaviour the contract covers.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/authserver/store"
+)
+
+// Opener opens the store under test. Called again after Close, it must open
+// the same underlying data (the same file, the same Redis and prefix).
+type Opener func() (store.Store, error)
+
+// Run runs the contract suite. newOpener is called once per subtest and
+// returns an opener for fresh, empty storage.
+func Run(t *testing.T, newOpener func(t *testing.T) Opener) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store, reopen func() store.Store)
+	}{
+		{"Keys", testKeys},
+		{"Codes", testCodes},
+		{"CodesSingleUseUnderContention", testCodesContention},
+		{"DeviceCodes", testDeviceCodes},
+		{"RefreshTokens", testRefreshTokens},
+		{"RefreshRotationUnderContention", testRefreshContention},
+		{"Revocations", testRevocations},
+		{"Clients", testClients},
+		{"Consents", testConsents},
+		{"Counters", testCounters},
+		{"Expiry", testExpiry},
+		{"PersistsAcrossReopen", testPersistence},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			open := newOpener(t)
+			s, err := open()
+			if err != nil {
+				t.Fatalf("opening store: %v", err)
+			}
+			cur := s
+			t.Cleanup(func() { cur.Close() })
+			reopen := func() store.Store {
+				t.Helper()
+				if err := cur.Close(); err != nil {
+					t.Fatalf("closing store: %v", err)
+				}
+				s2, err := open()
+				if err != nil {
+					t.Fatalf("reopening store: %v", err)
+				}
+				cur = s2
+				return s2
+			}
+			tc.fn(t, s, reopen)
+		})
+	}
+}
+
+var ctx = context.Background()
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantErr(t *testing.T, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("got error %v, want %v", err, want)
+	}
+}
+
+func in(d time.Duration) time.Time { return time.Now().Add(d).Truncate(time.Millisecond).UTC() }
+
+// concurrently runs fn n times at once and returns how many returned nil.
+func concurrently(n int, fn func(i int) error) (wins int, errs []error) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			err := fn(i)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				wins++
+			} else {
+				errs = append(errs, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	return wins, errs
+}
+
+func testKeys(t *testing.T, s store.Store, _ func() store.Store) {
+	ring, err := s.Keys(ctx)
+	must(t, err)
+	if ring.Version != 0 || len(ring.Keys) != 0 {
+		t.Fatalf("new store has key ring %+v, want empty version 0", ring)
+	}
+	k := store.SigningKey{ID: "k1", Alg: "ES256", JWK: []byte(`{"kty":"EC"}`), CreatedAt: in(0), ActiveAt: in(0)}
+	must(t, s.SwapKeys(ctx, 0, &store.KeyRing{Keys: []store.SigningKey{k}}))
+	wantErr(t, s.SwapKeys(ctx, 0, &store.KeyRing{}), store.ErrConflict)
+	ring, err = s.Keys(ctx)
+	must(t, err)
+	if ring.Version != 1 || len(ring.Keys) != 1 || ring.Keys[0].ID != "k1" || string(ring.Keys[0].JWK) != `{"kty":"EC"}` {
+		t.Fatalf("after swap got %+v", ring)
+	}
+
+	// Of many instances rotating from the same version, exactly one wins.
+	wins, errs := concurrently(50, func(i int) error {
+		return s.SwapKeys(ctx, 1, &store.KeyRing{Keys: []store.SigningKey{{ID: fmt.Sprint(i)}}})
+	})
+	if wins != 1 {
+		t.Fatalf("%d concurrent swaps won, want exactly 1", wins)
+	}
+	for _, err := range errs {
+		wantErr(t, err, store.ErrConflict)
+	}
+	ring, err = s.Keys(ctx)
+	must(t, err)
+	if ring.Version != 2 {
+		t.Fatalf("version %d after two swaps", ring.Version)
+	}
+}
+
+func newCode(hash string, ttl time.Duration) *store.AuthCode {
+	return &store.AuthCode{Hash: hash, ClientID: "app", Subject: "mark", RedirectURI: "https://app.example/cb",
+		Scope: "read", CodeChallenge: "abc", CodeChallengeMethod: "S256", GrantID: "g-" + hash,
+		AuthTime: in(0), ExpiresAt: in(ttl)}
+}
+
+func testCodes(t *testing.T, s store.Store, _ func() store.Store) {
+	c := newCode("h1", time.Minute)
+	must(t, s.CreateCode(ctx, c))
+	wantErr(t, s.CreateCode(ctx, newCode("h1", time.Minute)), store.ErrExists)
+
+	got, err := s.ConsumeCode(ctx, "h1")
+	must(t, err)
+	if !reflect.DeepEqual(got, c) {
+		t.Fatalf("consumed %+v, want %+v", got, c)
+	}
+	got, err = s.ConsumeCode(ctx, "h1")
+	wantErr(t, err, store.ErrAlreadyUsed)
+	if got == nil || got.GrantID != c.GrantID {
+		t.Fatalf("second use must return the code so its grant can be revoked, got %+v", got)
+	}
+	_, err = s.ConsumeCode(ctx, "nope")
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func testCodesContention(t *testing.T, s store.Store, _ func() store.Store) {
+	must(t, s.CreateCode(ctx, newCode("race", time.Minute)))
+	wins, errs := concurrently(50, func(int) error {
+		_, err := s.ConsumeCode(ctx, "race")
+		return err
+	})
+	if wins != 1 {
+		t.Fatalf("%d of 50 concurrent redemptions won, want exactly 1", wins)
+	}
+	for _, err := range errs {
+		wantErr(t, err, store.ErrAlreadyUsed)
+	}
+}
+
+func testDeviceCodes(t *testing.T, s store.Store, _ func() store.Store) {
+	d := &store.DeviceCode{UserCode: "WDJBMJHT", DeviceCodeHash: "dh", ClientID: "tv", Scope: "read",
+		Status: store.DevicePending, Interval: 5 * time.Second, ExpiresAt: in(time.Minute)}
+	must(t, s.CreateDeviceCode(ctx, d))
+	wantErr(t, s.CreateDeviceCode(ctx, d), store.ErrExists)
+	got, err := s.DeviceCode(ctx, "WDJBMJHT")
+	must(t, err)
+	if !reflect.DeepEqual(got, d) {
+		t.Fatalf("got %+v, want %+v", got, d)
+	}
+	_, err = s.DeviceCode(ctx, "BCDFGHJK")
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.UpdateDeviceCode(ctx, "BCDFGHJK", func(*store.DeviceCode) error { return nil })
+	wantErr(t, err, store.ErrNotFound)
+
+	// fn's error aborts without saving.
+	boom := errors.New("boom")
+	_, err = s.UpdateDeviceCode(ctx, "WDJBMJHT", func(d *store.DeviceCode) error {
+		d.Status = store.DeviceDenied
+		return boom
+	})
+	wantErr(t, err, boom)
+
+	// Read-modify-write is atomic: 50 concurrent polls each add a second.
+	wins, errs := concurrently(50, func(int) error {
+		_, err := s.UpdateDeviceCode(ctx, "WDJBMJHT", func(d *store.DeviceCode) error {
+			d.Interval += time.Second
+			return nil
+		})
+		return err
+	})
+	if wins != 50 {
+		t.Fatalf("%d of 50 updates succeeded: %v", wins, errs)
+	}
+	got, err = s.DeviceCode(ctx, "WDJBMJHT")
+	must(t, err)
+	if got.Status != store.DevicePending || got.Interval != 55*time.Second {
+		t.Fatalf("after 50 updates got status %s interval %s, want pending 55s", got.Status, got.Interval)
+	}
+	got, err = s.UpdateDeviceCode(ctx, "WDJBMJHT", func(d *store.DeviceCode) error {
+		d.Status, d.Subject = store.DeviceApproved, "mark"
+		return nil
+	})
+	must(t, err)
+	if got.Status != store.DeviceApproved || got.Subject != "mark" {
+		t.Fatalf("update returned %+v", got)
+	}
+}
+
+func newRefresh(grant, hash string, ttl time.Duration) *store.RefreshToken {
+	return &store.RefreshToken{GrantID: grant, Hash: hash, ClientID: "app", Subject: "mark", Scope: "read write",
+		Audience: []string{"https://api.example"}, AuthTime: in(0), IssuedAt: in(0), ExpiresAt: in(ttl)}
+}
+
+func testRefreshTokens(t *testing.T, s store.Store, _ func() store.Store) {
+	first := newRefresh("g1", "r1", time.Hour)
+	must(t, s.CreateRefreshToken(ctx, first))
+	wantErr(t, s.CreateRefreshToken(ctx, first), store.ErrExists)
+
+	got, err := s.RotateRefreshToken(ctx, "g1", "r1", newRefresh("g1", "r2", time.Hour))
+	must(t, err)
+	if !reflect.DeepEqual(got, first) {
+		t.Fatalf("rotation returned %+v, want %+v", got, first)
+	}
+	// The successor works once.
+	_, err = s.RotateRefreshToken(ctx, "g1", "r2", newRefresh("g1", "r3", time.Hour))
+	must(t, err)
+
+	// Reuse of a rotated token is reported with the token, and its would-be
+	// successor is not stored.
+	got, err = s.RotateRefreshToken(ctx, "g1", "r1", newRefresh("g1", "evil", time.Hour))
+	wantErr(t, err, store.ErrAlreadyUsed)
+	if got == nil || got.GrantID != "g1" {
+		t.Fatalf("reuse must return the token's grant, got %+v", got)
+	}
+	_, err = s.RotateRefreshToken(ctx, "g1", "evil", newRefresh("g1", "x", time.Hour))
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.RotateRefreshToken(ctx, "g1", "unknown", newRefresh("g1", "y", time.Hour))
+	wantErr(t, err, store.ErrNotFound)
+	// The same secret under another grant is another token.
+	_, err = s.RotateRefreshToken(ctx, "g2", "r3", newRefresh("g2", "z", time.Hour))
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func testRefreshContention(t *testing.T, s store.Store, _ func() store.Store) {
+	must(t, s.CreateRefreshToken(ctx, newRefresh("g", "r0", time.Hour)))
+	wins, errs := concurrently(50, func(i int) error {
+		_, err := s.RotateRefreshToken(ctx, "g", "r0", newRefresh("g", fmt.Sprint("next", i), time.Hour))
+		return err
+	})
+	if wins != 1 {
+		t.Fatalf("%d of 50 concurrent rotations won, want exactly 1", wins)
+	}
+	for _, err := range errs {
+		wantErr(t, err, store.ErrAlreadyUsed)
+	}
+	// Exactly one successor exists.
+	live := 0
+	for i := range 50 {
+		if _, err := s.RotateRefreshToken(ctx, "g", fmt.Sprint("next", i), newRefresh("g", fmt.Sprint("after", i), time.Hour)); err == nil {
+			live++
+		}
+	}
+	if live != 1 {
+		t.Fatalf("%d successors stored, want 1", live)
+	}
+}
+
+func testRevocations(t *testing.T, s store.Store, _ func() store.Store) {
+	list, err := s.Revocations(ctx)
+	must(t, err)
+	if len(list) != 0 {
+		t.Fatalf("new store has revocations %v", list)
+	}
+	at := in(0)
+	want := map[string]store.Revocation{}
+	for _, r := range []store.Revocation{
+		{Kind: store.RevokeToken, Value: "jti-1", At: at, ExpiresAt: in(time.Hour)},
+		{Kind: store.RevokeGrant, Value: "g1", At: at, ExpiresAt: in(time.Hour)},
+		{Kind: store.RevokeClient, Value: "app", At: at, ExpiresAt: in(time.Hour)},
+		{Kind: store.RevokeSubject, Value: "mark", At: at, ExpiresAt: in(time.Hour)},
+		// A later client revocation replaces the earlier one.
+		{Kind: store.RevokeClient, Value: "app", At: at.Add(time.Second), ExpiresAt: in(2 * time.Hour)},
+	} {
+		must(t, s.Revoke(ctx, r))
+		want[string(r.Kind)+r.Value] = r
+	}
+	list, err = s.Revocations(ctx)
+	must(t, err)
+	if len(list) != len(want) {
+		t.Fatalf("got %d revocations, want %d: %+v", len(list), len(want), list)
+	}
+	for _, r := range list {
+		w := want[string(r.Kind)+r.Value]
+		if !r.At.Equal(w.At) || !r.ExpiresAt.Equal(w.ExpiresAt) {
+			t.Fatalf("got %+v, want %+v", r, w)
+		}
+	}
+}
+
+func testClients(t *testing.T, s store.Store, _ func() store.Store) {
+	_, err := s.Client(ctx, "none")
+	wantErr(t, err, store.ErrNotFound)
+	b := &store.Client{ID: "b", Name: "B", SecretHash: "sha256:x", RedirectURIs: []string{"https://b/cb"},
+		GrantTypes: []string{"authorization_code"}, Scopes: []string{"read"}, CreatedAt: in(0)}
+	a := &store.Client{ID: "a", Name: "A", Public: true, GrantTypes: []string{"device_code"}, CreatedAt: in(0)}
+	must(t, s.PutClient(ctx, b))
+	must(t, s.PutClient(ctx, a))
+	got, err := s.Client(ctx, "b")
+	must(t, err)
+	if !reflect.DeepEqual(got, b) {
+		t.Fatalf("got %+v, want %+v", got, b)
+	}
+	b.Name = "B2"
+	must(t, s.PutClient(ctx, b))
+	list, err := s.Clients(ctx)
+	must(t, err)
+	if len(list) != 2 || list[0].ID != "a" || list[1].ID != "b" || list[1].Name != "B2" {
+		t.Fatalf("Clients() = %+v", list)
+	}
+	must(t, s.DeleteClient(ctx, "a"))
+	wantErr(t, s.DeleteClient(ctx, "a"), store.ErrNotFound)
+	list, err = s.Clients(ctx)
+	must(t, err)
+	if len(list) != 1 {
+		t.Fatalf("after delete: %+v", list)
+	}
+}
+
+func testConsents(t *testing.T, s store.Store, _ func() store.Store) {
+	_, err := s.Consent(ctx, "mark", "app")
+	wantErr(t, err, store.ErrNotFound)
+	c := &store.Consent{Subject: "mark", ClientID: "app", Scopes: []string{"read", "write"}, GrantedAt: in(0), ExpiresAt: in(time.Hour)}
+	must(t, s.PutConsent(ctx, c))
+	got, err := s.Consent(ctx, "mark", "app")
+	must(t, err)
+	if !reflect.DeepEqual(got, c) {
+		t.Fatalf("got %+v, want %+v", got, c)
+	}
+	// Keys do not collide when names contain separators.
+	_, err = s.Consent(ctx, "mark:app", "")
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func testCounters(t *testing.T, s store.Store, _ func() store.Store) {
+	for want := int64(1); want <= 3; want++ {
+		n, err := s.Incr(ctx, "login:mark", time.Minute)
+		must(t, err)
+		if n != want {
+			t.Fatalf("Incr = %d, want %d", n, want)
+		}
+	}
+	wins, errs := concurrently(50, func(int) error {
+		_, err := s.Incr(ctx, "burst", time.Minute)
+		return err
+	})
+	if wins != 50 {
+		t.Fatalf("concurrent increments failed: %v", errs)
+	}
+	n, err := s.Incr(ctx, "burst", time.Minute)
+	must(t, err)
+	if n != 51 {
+		t.Fatalf("after 50 concurrent increments and one more the counter is %d, want 51", n)
+	}
+}
+
+// testExpiry: everything that has a TTL is gone once it passes.
+func testExpiry(t *testing.T, s store.Store, _ func() store.Store) {
+	const ttl = 300 * time.Millisecond
+	must(t, s.CreateCode(ctx, newCode("short", ttl)))
+	must(t, s.CreateDeviceCode(ctx, &store.DeviceCode{UserCode: "SHRT", Status: store.DevicePending, ExpiresAt: in(ttl)}))
+	must(t, s.CreateRefreshToken(ctx, newRefresh("gs", "rs", ttl)))
+	must(t, s.Revoke(ctx, store.Revocation{Kind: store.RevokeToken, Value: "short", At: in(0), ExpiresAt: in(ttl)}))
+	must(t, s.Revoke(ctx, store.Revocation{Kind: store.RevokeToken, Value: "long", At: in(0), ExpiresAt: in(time.Hour)}))
+	must(t, s.PutConsent(ctx, &store.Consent{Subject: "s", ClientID: "c", ExpiresAt: in(ttl)}))
+	_, err := s.Incr(ctx, "window", ttl)
+	must(t, err)
+
+	// Still there before the TTL.
+	if _, err := s.DeviceCode(ctx, "SHRT"); err != nil {
+		t.Fatalf("device code gone before its TTL: %v", err)
+	}
+	time.Sleep(ttl + 200*time.Millisecond)
+
+	_, err = s.ConsumeCode(ctx, "short")
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.DeviceCode(ctx, "SHRT")
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.RotateRefreshToken(ctx, "gs", "rs", newRefresh("gs", "rs2", time.Hour))
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.Consent(ctx, "s", "c")
+	wantErr(t, err, store.ErrNotFound)
+	list, err := s.Revocations(ctx)
+	must(t, err)
+	if len(list) != 1 || list[0].Value != "long" {
+		t.Fatalf("revocations after expiry: %+v", list)
+	}
+	n, err := s.Incr(ctx, "window", ttl)
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("counter after its window = %d, want a new window at 1", n)
+	}
+	// An expired create-only key can be created again.
+	must(t, s.CreateDeviceCode(ctx, &store.DeviceCode{UserCode: "SHRT", Status: store.DevicePending, ExpiresAt: in(time.Minute)}))
+}
+
+func testPersistence(t *testing.T, s store.Store, reopen func() store.Store) {
+	must(t, s.SwapKeys(ctx, 0, &store.KeyRing{Keys: []store.SigningKey{{ID: "k", Alg: "EdDSA", JWK: []byte(`{}`)}}}))
+	must(t, s.CreateCode(ctx, newCode("c", time.Hour)))
+	must(t, s.CreateRefreshToken(ctx, newRefresh("g", "r", time.Hour)))
+	must(t, s.Revoke(ctx, store.Revocation{Kind: store.RevokeGrant, Value: "g0", At: in(0), ExpiresAt: in(time.Hour)}))
+	must(t, s.PutClient(ctx, &store.Client{ID: "app", Name: "App"}))
+	must(t, s.PutConsent(ctx, &store.Consent{Subject: "s", ClientID: "app", ExpiresAt: in(time.Hour)}))
+	must(t, s.CreateDeviceCode(ctx, &store.DeviceCode{UserCode: "ABCD", ExpiresAt: in(time.Hour)}))
+	_, err := s.Incr(ctx, "n", time.Hour)
+	must(t, err)
+
+	s = reopen()
+
+	ring, err := s.Keys(ctx)
+	must(t, err)
+	if ring.Version != 1 || len(ring.Keys) != 1 || ring.Keys[0].ID != "k" {
+		t.Fatalf("key ring after reopen: %+v", ring)
+	}
+	_, err = s.ConsumeCode(ctx, "c")
+	must(t, err)
+	_, err = s.RotateRefreshToken(ctx, "g", "r", newRefresh("g", "r2", time.Hour))
+	must(t, err)
+	list, err := s.Revocations(ctx)
+	must(t, err)
+	if len(list) != 1 {
+		t.Fatalf("revocations after reopen: %+v", list)
+	}
+	_, err = s.Client(ctx, "app")
+	must(t, err)
+	_, err = s.Consent(ctx, "s", "app")
+	must(t, err)
+	_, err = s.DeviceCode(ctx, "ABCD")
+	must(t, err)
+	n, err := s.Incr(ctx, "n", time.Hour)
+	must(t, err)
+	if n != 2 {
+		t.Fatalf("counter after reopen = %d, want 2", n)
+	}
+}

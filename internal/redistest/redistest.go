@@ -1,0 +1,130 @@
+// Package redistest gives tests a Redis server of their own: a redis-server
+// started on a free loopback port, or the one REDIS_URL names. It is the one
+// place that logic lives, for every package's tests.
+package redistest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RequireEnv, when set to 1, turns "no redis-server available" from a skip
+// into a failure. CI sets it so that Redis tests can never silently vanish.
+const RequireEnv = "TOKENGATE_REQUIRE_REDIS"
+
+// Server is a Redis server for one test.
+type Server struct {
+	// URL is redis://host:port/db.
+	URL string
+	// Addr is host:port.
+	Addr string
+
+	t      testing.TB
+	port   int
+	dir    string
+	cmd    *exec.Cmd
+	shared bool // from REDIS_URL: never stopped by us
+}
+
+var prefixSeq atomic.Int64
+
+// Prefix returns a key prefix no other test in this process uses, so tests
+// sharing a REDIS_URL server do not see each other's keys.
+func Prefix(t testing.TB) string {
+	return fmt.Sprintf("tgtest:%d:%d:", os.Getpid(), prefixSeq.Add(1))
+}
+
+// Start returns a running Redis for the test, stopped when it ends. Without
+// REDIS_URL and without redis-server on PATH the test is skipped, saying so,
+// unless TOKENGATE_REQUIRE_REDIS=1, when it fails.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	if u := os.Getenv("REDIS_URL"); u != "" {
+		opts, err := redis.ParseURL(u)
+		if err != nil {
+			t.Fatalf("REDIS_URL: %v", err)
+		}
+		return &Server{URL: u, Addr: opts.Addr, t: t, shared: true}
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		msg := "redis-server is not on PATH and REDIS_URL is not set: skipping Redis tests (install redis-server to run them)"
+		if os.Getenv(RequireEnv) == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	s := &Server{t: t, port: freePort(t), dir: t.TempDir()}
+	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	s.URL = "redis://" + s.Addr + "/0"
+	s.start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func (s *Server) start() {
+	s.t.Helper()
+	// Persistence on (AOF, fsync every write) so a Restart keeps the data,
+	// as a production Redis would.
+	s.cmd = exec.Command("redis-server",
+		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--dir", s.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+		"--protected-mode", "no")
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("starting redis-server: %v", err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr})
+	defer rdb.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := rdb.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.Stop()
+			s.t.Fatalf("redis-server on %s did not answer: %v", s.Addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop ends the server (a no-op for a REDIS_URL server).
+func (s *Server) Stop() {
+	if s.shared || s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart stops the server and starts it again on the same port with the
+// same data, for outage tests. Tests calling it need their own server.
+func (s *Server) Restart() {
+	s.t.Helper()
+	if s.shared {
+		s.t.Skip("cannot restart the REDIS_URL server")
+	}
+	s.Stop()
+	s.start()
+}
