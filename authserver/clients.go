@@ -1,0 +1,247 @@
+package authserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tokengate/tokengate/authserver/store"
+)
+
+// Grant types, as sent in grant_type and configured per client.
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantClientCredentials = "client_credentials"
+	GrantRefreshToken      = "refresh_token"
+	GrantDeviceCode        = "urn:ietf:params:oauth:grant-type:device_code"
+)
+
+// GrantNames maps the short names used in configuration to grant types.
+var GrantNames = map[string]string{
+	"authorization_code": GrantAuthorizationCode,
+	"client_credentials": GrantClientCredentials,
+	"refresh_token":      GrantRefreshToken,
+	"device_code":        GrantDeviceCode,
+	GrantDeviceCode:      GrantDeviceCode,
+}
+
+// Client is a registered application, from the configuration or the store.
+type Client = store.Client
+
+// HashSecretSHA256 hashes a high-entropy secret for storage. Generated and
+// configured plain secrets use it: they are random or held only in memory,
+// so a slow hash buys nothing and would cost every token request.
+func HashSecretSHA256(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// IsBcryptHash reports whether h looks like a bcrypt hash, as made by
+// `tokengate hash-password`.
+func IsBcryptHash(h string) bool {
+	_, err := bcrypt.Cost([]byte(h))
+	return err == nil
+}
+
+// verifySecret checks a presented secret in constant time against a stored
+// "sha256:<hex>" or bcrypt hash.
+func verifySecret(stored, presented string) bool {
+	if hexSum, ok := strings.CutPrefix(stored, "sha256:"); ok {
+		sum := sha256.Sum256([]byte(presented))
+		want, err := hex.DecodeString(hexSum)
+		return err == nil && subtle.ConstantTimeCompare(sum[:], want) == 1
+	}
+	return bcrypt.CompareHashAndPassword([]byte(stored), []byte(presented)) == nil
+}
+
+// ValidateClient checks a client's registration the way an operator needs
+// to hear about it: every message names the field and the fix.
+func ValidateClient(c *Client) error {
+	if c.ID == "" {
+		return errors.New("client_id is empty")
+	}
+	if len(c.GrantTypes) == 0 {
+		return fmt.Errorf("client %s: no grant types: give at least one of authorization_code, refresh_token, client_credentials, device_code", c.ID)
+	}
+	for _, g := range c.GrantTypes {
+		if !slices.Contains([]string{GrantAuthorizationCode, GrantClientCredentials, GrantRefreshToken, GrantDeviceCode}, g) {
+			return fmt.Errorf("client %s: unknown grant %q: use authorization_code, refresh_token, client_credentials or device_code", c.ID, g)
+		}
+	}
+	if c.Public && c.SecretHash != "" {
+		return fmt.Errorf("client %s: a public client has no secret", c.ID)
+	}
+	if !c.Public && c.SecretHash == "" {
+		return fmt.Errorf("client %s: a confidential client needs a secret", c.ID)
+	}
+	if c.Public && slices.Contains(c.GrantTypes, GrantClientCredentials) {
+		return fmt.Errorf("client %s: client_credentials needs a confidential client: give it a secret or secret_hash, or remove the grant", c.ID)
+	}
+	if slices.Contains(c.GrantTypes, GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
+		return fmt.Errorf("client %s: authorization_code needs at least one redirect_uri", c.ID)
+	}
+	for _, u := range c.RedirectURIs {
+		if err := validateRedirectURI(u); err != nil {
+			return fmt.Errorf("client %s: redirect_uri %q: %w", c.ID, u, err)
+		}
+	}
+	for _, s := range c.Scopes {
+		if !validScopeToken(s) {
+			return fmt.Errorf("client %s: scope %q has characters RFC 6749 §3.3 does not allow", c.ID, s)
+		}
+	}
+	for _, a := range c.Audience {
+		if a == "" {
+			return fmt.Errorf("client %s: audience is empty", c.ID)
+		}
+	}
+	return nil
+}
+
+// validateRedirectURI: absolute, no fragment (RFC 6749 §3.1.2), and https
+// unless it is a loopback or a native app's private-use scheme (RFC 8252).
+func validateRedirectURI(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a URL: %v", err)
+	}
+	if !u.IsAbs() {
+		return errors.New("must be an absolute URI (with scheme and host)")
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return errors.New("must not contain a fragment")
+	}
+	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		return errors.New("http is only allowed for loopback hosts (localhost, 127.0.0.1, [::1]); use https")
+	}
+	if (u.Scheme == "http" || u.Scheme == "https") && u.Host == "" {
+		return errors.New("has no host")
+	}
+	return nil
+}
+
+func isLoopbackHost(h string) bool {
+	return h == "localhost" || h == "127.0.0.1" || h == "::1"
+}
+
+// validScopeToken: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+func validScopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// clientCredentials is what a request presented to authenticate a client.
+type clientCredentials struct {
+	id, secret string
+	hasSecret  bool
+	basic      bool
+}
+
+// readClientCredentials takes client_secret_basic or client_secret_post
+// (RFC 6749 §2.3.1), or a bare client_id for public clients, refusing
+// requests that use two methods at once.
+func readClientCredentials(r *http.Request, form url.Values) (clientCredentials, *Error) {
+	var cc clientCredentials
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, payload, _ := strings.Cut(h, " ")
+		if !strings.EqualFold(scheme, "Basic") {
+			e := ErrInvalidClient("client authentication uses HTTP Basic (client_secret_basic) or client_id and client_secret in the body; the Authorization header uses another scheme")
+			e.basicChallenge = true
+			return cc, e
+		}
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(payload))
+		id, secret, ok := strings.Cut(string(raw), ":")
+		if err != nil || !ok {
+			e := ErrInvalidClient("the Basic credentials are not base64 of client_id:client_secret")
+			e.basicChallenge = true
+			return cc, e
+		}
+		// RFC 6749 §2.3.1: both parts are form-urlencoded inside Basic.
+		id, err1 := url.QueryUnescape(id)
+		secret, err2 := url.QueryUnescape(secret)
+		if err1 != nil || err2 != nil {
+			e := ErrInvalidClient("the Basic credentials are not form-urlencoded as RFC 6749 §2.3.1 requires")
+			e.basicChallenge = true
+			return cc, e
+		}
+		if form.Has("client_secret") {
+			return cc, ErrInvalidRequest("use one client authentication method: HTTP Basic or client_secret in the body, not both")
+		}
+		if form.Has("client_id") && form.Get("client_id") != id {
+			return cc, ErrInvalidRequest("client_id in the body differs from the one in the Basic credentials")
+		}
+		return clientCredentials{id: id, secret: secret, hasSecret: true, basic: true}, nil
+	}
+	cc.id = form.Get("client_id")
+	cc.secret, cc.hasSecret = form.Get("client_secret"), form.Has("client_secret")
+	if cc.id == "" {
+		e := ErrInvalidClient("no client authentication: send client_id and client_secret with HTTP Basic or in the body")
+		e.basicChallenge = true
+		return cc, e
+	}
+	return cc, nil
+}
+
+// lookupClient finds a client: the configuration's first, then the store's.
+func (s *Server) lookupClient(ctx context.Context, id string) (*Client, error) {
+	if c, ok := s.clients[id]; ok {
+		return c, nil
+	}
+	c, err := s.store.Client(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// authenticateClient authenticates the client of a token-endpoint style
+// request. Public clients authenticate with client_id alone.
+func (s *Server) authenticateClient(r *http.Request, form url.Values) (*Client, *Error) {
+	cc, e := readClientCredentials(r, form)
+	if e != nil {
+		return nil, e
+	}
+	fail := func(format string, args ...any) *Error {
+		e := ErrInvalidClient(format, args...)
+		e.basicChallenge = cc.basic
+		return e
+	}
+	c, err := s.lookupClient(r.Context(), cc.id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fail("unknown client_id %q", cc.id)
+	}
+	if err != nil {
+		return nil, s.storeError("looking up a client", err)
+	}
+	if c.Public {
+		if cc.hasSecret && cc.secret != "" {
+			return nil, fail("client %q is public and has no secret: send client_id only", cc.id)
+		}
+		return c, nil
+	}
+	if !cc.hasSecret {
+		return nil, fail("client %q is confidential: authenticate with its client_secret", cc.id)
+	}
+	if !verifySecret(c.SecretHash, cc.secret) {
+		return nil, fail("client authentication failed: wrong client_secret for client %q", cc.id)
+	}
+	return c, nil
+}

@@ -1,0 +1,74 @@
+package authserver
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+)
+
+// Error is an OAuth 2.0 error response (RFC 6749 §5.2, RFC 8628 §3.5).
+type Error struct {
+	Code        string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+	// Status is the HTTP status; 400 unless set.
+	Status int `json:"-"`
+	// basicChallenge asks for WWW-Authenticate: Basic on a 401, because the
+	// client tried HTTP Basic authentication (RFC 6749 §5.2).
+	basicChallenge bool
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Description }
+
+func oauthError(code string, status int, format string, args ...any) *Error {
+	return &Error{Code: code, Description: fmt.Sprintf(format, args...), Status: status}
+}
+
+// Constructors for the error codes, each with a description a person can act on.
+func ErrInvalidRequest(format string, args ...any) *Error {
+	return oauthError("invalid_request", http.StatusBadRequest, format, args...)
+}
+func ErrInvalidClient(format string, args ...any) *Error {
+	return oauthError("invalid_client", http.StatusUnauthorized, format, args...)
+}
+func ErrInvalidGrant(format string, args ...any) *Error {
+	return oauthError("invalid_grant", http.StatusBadRequest, format, args...)
+}
+func ErrUnauthorizedClient(format string, args ...any) *Error {
+	return oauthError("unauthorized_client", http.StatusBadRequest, format, args...)
+}
+func ErrUnsupportedGrantType(format string, args ...any) *Error {
+	return oauthError("unsupported_grant_type", http.StatusBadRequest, format, args...)
+}
+func ErrInvalidScope(format string, args ...any) *Error {
+	return oauthError("invalid_scope", http.StatusBadRequest, format, args...)
+}
+func ErrTemporarilyUnavailable(format string, args ...any) *Error {
+	return oauthError("temporarily_unavailable", http.StatusServiceUnavailable, format, args...)
+}
+
+// writeJSON writes v with the headers every token-endpoint-style response
+// carries: tokens and errors must never be cached (RFC 6749 §5.1).
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, e *Error) {
+	status := e.Status
+	if status == 0 {
+		status = http.StatusBadRequest
+	}
+	if status == http.StatusUnauthorized {
+		if e.basicChallenge {
+			w.Header().Set("WWW-Authenticate", `Basic realm="oauth", charset="UTF-8"`)
+		}
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, e)
+}

@@ -1,0 +1,266 @@
+package authserver
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/tokengate/tokengate/authserver/store"
+)
+
+// SupportedAlgs are the signing algorithms an issuer may use.
+var SupportedAlgs = []string{"ES256", "EdDSA", "RS256"}
+
+// Keys manages an issuer's signing keys. The key ring lives in the store so
+// that restarts and every instance sharing the store sign with the same key;
+// Keys holds a decoded copy that Refresh replaces.
+type Keys struct {
+	store store.Store
+	alg   string
+	// keep is how long a retired key stays published: the longest time a
+	// token it signed can remain valid.
+	keep time.Duration
+
+	cur atomic.Pointer[keySnapshot]
+	mu  sync.Mutex // serializes Refresh and Rotate within this process
+}
+
+// keySnapshot is an immutable decoded key ring.
+type keySnapshot struct {
+	version int64
+	keys    []*liveKey // newest ActiveAt first
+	byID    map[string]*liveKey
+	jwks    []byte
+}
+
+// liveKey is a decoded signing key.
+type liveKey struct {
+	meta    store.SigningKey
+	alg     jwa.SignatureAlgorithm
+	private jwk.Key
+	public  any // raw crypto public key, for verification
+}
+
+// NewKeys prepares key management for the algorithm alg, keeping retired
+// keys published for keep.
+func NewKeys(st store.Store, alg string, keep time.Duration) (*Keys, error) {
+	if !slices.Contains(SupportedAlgs, alg) {
+		return nil, fmt.Errorf("signing_alg %q is not supported: use one of %v", alg, SupportedAlgs)
+	}
+	return &Keys{store: st, alg: alg, keep: keep}, nil
+}
+
+// Init loads the key ring, generating a key when there is none, or rotating
+// to a new one when the signing key's algorithm is not the configured one.
+func (k *Keys) Init(ctx context.Context) error {
+	if err := k.Refresh(ctx); err != nil {
+		return err
+	}
+	if s := k.signing(time.Now()); s != nil && s.meta.Alg == k.alg {
+		return nil
+	}
+	return k.Rotate(ctx, 0)
+}
+
+// Refresh reloads the key ring from the store.
+func (k *Keys) Refresh(ctx context.Context) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	ring, err := k.store.Keys(ctx)
+	if err != nil {
+		return fmt.Errorf("loading signing keys: %w", err)
+	}
+	if cur := k.cur.Load(); cur != nil && cur.version == ring.Version {
+		return nil
+	}
+	snap, err := decodeRing(ring)
+	if err != nil {
+		return err
+	}
+	k.cur.Store(snap)
+	return nil
+}
+
+// Rotate adds a new key of the configured algorithm that starts signing
+// after delay (published at once, so JWKS caches see it first), and retires
+// the current one, which stays published until its tokens have expired.
+// Instances racing to rotate settle on one new key through the store's
+// compare-and-swap: a loser reloads and finds the winner's key.
+func (k *Keys) Rotate(ctx context.Context, delay time.Duration) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for range 10 {
+		ring, err := k.store.Keys(ctx)
+		if err != nil {
+			return fmt.Errorf("loading signing keys: %w", err)
+		}
+		now := time.Now().UTC()
+		next, err := generateKey(k.alg, now, now.Add(delay))
+		if err != nil {
+			return fmt.Errorf("generating %s signing key: %w", k.alg, err)
+		}
+		prev := ring.Version
+		keys := ring.Keys[:0:0]
+		for _, old := range ring.Keys {
+			if !old.ExpiresAt.IsZero() && old.ExpiresAt.Before(now) {
+				continue // no token it signed is valid any more
+			}
+			if old.RetiredAt.IsZero() {
+				old.RetiredAt = next.ActiveAt
+				old.ExpiresAt = next.ActiveAt.Add(k.keep)
+			}
+			keys = append(keys, old)
+		}
+		ring.Keys = append(keys, next)
+		err = k.store.SwapKeys(ctx, prev, ring)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("saving signing keys: %w", err)
+		}
+		snap, err := decodeRing(ring)
+		if err != nil {
+			return err
+		}
+		k.cur.Store(snap)
+		return nil
+	}
+	return errors.New("rotating signing keys: too many concurrent rotations")
+}
+
+// signing returns the key that signs at time now: the one activated last.
+func (k *Keys) signing(now time.Time) *liveKey {
+	snap := k.cur.Load()
+	if snap == nil {
+		return nil
+	}
+	for _, lk := range snap.keys {
+		if !lk.meta.ActiveAt.After(now) {
+			return lk
+		}
+	}
+	return nil
+}
+
+// PublicKey returns the verification key and its pinned algorithm for kid.
+func (k *Keys) PublicKey(kid string) (jwa.SignatureAlgorithm, any, bool) {
+	snap := k.cur.Load()
+	if snap == nil {
+		return jwa.SignatureAlgorithm{}, nil, false
+	}
+	lk, ok := snap.byID[kid]
+	if !ok {
+		return jwa.SignatureAlgorithm{}, nil, false
+	}
+	return lk.alg, lk.public, true
+}
+
+// JWKS returns the JWK Set document: every published public key.
+func (k *Keys) JWKS() []byte {
+	if snap := k.cur.Load(); snap != nil {
+		return snap.jwks
+	}
+	return []byte(`{"keys":[]}`)
+}
+
+// KeyIDs lists the published key IDs, newest first.
+func (k *Keys) KeyIDs() []string {
+	var ids []string
+	if snap := k.cur.Load(); snap != nil {
+		for _, lk := range snap.keys {
+			ids = append(ids, lk.meta.ID)
+		}
+	}
+	return ids
+}
+
+func generateKey(alg string, created, active time.Time) (store.SigningKey, error) {
+	var raw any
+	var err error
+	switch alg {
+	case "ES256":
+		raw, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "EdDSA":
+		_, raw, err = ed25519.GenerateKey(rand.Reader)
+	case "RS256":
+		raw, err = rsa.GenerateKey(rand.Reader, 2048)
+	default:
+		err = fmt.Errorf("unsupported algorithm %q", alg)
+	}
+	if err != nil {
+		return store.SigningKey{}, err
+	}
+	key, err := jwk.Import(raw)
+	if err != nil {
+		return store.SigningKey{}, err
+	}
+	// The kid is the RFC 7638 thumbprint: unique and derived, not chosen.
+	tp, err := key.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return store.SigningKey{}, err
+	}
+	kid := base64.RawURLEncoding.EncodeToString(tp)
+	sa, _ := jwa.LookupSignatureAlgorithm(alg)
+	for name, v := range map[string]any{jwk.KeyIDKey: kid, jwk.AlgorithmKey: sa, jwk.KeyUsageKey: "sig"} {
+		if err := key.Set(name, v); err != nil {
+			return store.SigningKey{}, err
+		}
+	}
+	data, err := json.Marshal(key)
+	if err != nil {
+		return store.SigningKey{}, err
+	}
+	return store.SigningKey{ID: kid, Alg: alg, JWK: data, CreatedAt: created, ActiveAt: active}, nil
+}
+
+func decodeRing(ring *store.KeyRing) (*keySnapshot, error) {
+	snap := &keySnapshot{version: ring.Version, byID: map[string]*liveKey{}}
+	set := jwk.NewSet()
+	for _, sk := range ring.Keys {
+		priv, err := jwk.ParseKey(sk.JWK)
+		if err != nil {
+			return nil, fmt.Errorf("decoding signing key %s: %w", sk.ID, err)
+		}
+		pub, err := priv.PublicKey()
+		if err != nil {
+			return nil, fmt.Errorf("deriving public key %s: %w", sk.ID, err)
+		}
+		var raw any
+		if err := jwk.Export(pub, &raw); err != nil {
+			return nil, fmt.Errorf("exporting public key %s: %w", sk.ID, err)
+		}
+		alg, ok := jwa.LookupSignatureAlgorithm(sk.Alg)
+		if !ok {
+			return nil, fmt.Errorf("signing key %s has unknown algorithm %q", sk.ID, sk.Alg)
+		}
+		lk := &liveKey{meta: sk, alg: alg, private: priv, public: raw}
+		snap.keys = append(snap.keys, lk)
+		snap.byID[sk.ID] = lk
+		if err := set.AddKey(pub); err != nil {
+			return nil, fmt.Errorf("publishing key %s: %w", sk.ID, err)
+		}
+	}
+	slices.SortStableFunc(snap.keys, func(a, b *liveKey) int { return b.meta.ActiveAt.Compare(a.meta.ActiveAt) })
+	jwks, err := json.Marshal(set)
+	if err != nil {
+		return nil, fmt.Errorf("encoding JWK Set: %w", err)
+	}
+	snap.jwks = jwks
+	return snap, nil
+}

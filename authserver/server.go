@@ -1,0 +1,175 @@
+// Package authserver is tokengate's OAuth 2.0 authorization server: the
+// endpoints as net/http handlers, grants, clients, users and token minting.
+// It knows nothing of Caddy.
+package authserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/introspect"
+)
+
+// Config is what a Server needs. Durations left zero take the defaults.
+type Config struct {
+	// Issuer is the iss of every token and the base of every endpoint.
+	Issuer          string
+	AccessTokenTTL  time.Duration
+	RefreshTokenTTL time.Duration
+	CodeTTL         time.Duration
+	DeviceCodeTTL   time.Duration
+	DeviceInterval  time.Duration
+
+	Clients []*Client
+	Users   []*User
+
+	Store     store.Store
+	Keys      *Keys
+	Validator *introspect.Validator
+	Logger    *zap.Logger
+}
+
+// Defaults for the durations of Config.
+const (
+	DefaultAccessTokenTTL  = time.Hour
+	DefaultRefreshTokenTTL = 720 * time.Hour
+	DefaultCodeTTL         = time.Minute
+	DefaultDeviceCodeTTL   = 10 * time.Minute
+	DefaultDeviceInterval  = 5 * time.Second
+)
+
+// Endpoint paths, below the issuer's path.
+const (
+	PathToken    = "/oauth/token"
+	PathJWKS     = "/oauth/jwks"
+	PathMetadata = "/.well-known/oauth-authorization-server"
+)
+
+// Server serves the authorization server endpoints.
+type Server struct {
+	cfg     Config
+	issuer  *url.URL
+	store   store.Store
+	keys    *Keys
+	log     *zap.Logger
+	clients map[string]*Client
+	users   map[string]*User
+	grants  map[string]grantHandler
+	routes  map[string]http.HandlerFunc
+}
+
+// ValidateIssuer checks an issuer identifier (RFC 8414 §2): an https URL
+// without query or fragment; plain http only for loopback hosts.
+func ValidateIssuer(issuer string) (*url.URL, error) {
+	if issuer == "" {
+		return nil, errors.New("issuer is required: the URL of the authorization server, e.g. https://auth.example.com")
+	}
+	u, err := url.Parse(issuer)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return nil, fmt.Errorf("issuer %q must be an absolute URL such as https://auth.example.com", issuer)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(issuer, "?") || strings.Contains(issuer, "#") {
+		return nil, fmt.Errorf("issuer %q must not have a query or fragment", issuer)
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
+	default:
+		return nil, fmt.Errorf("issuer %q must use https (http is allowed only for localhost)", issuer)
+	}
+	if strings.HasSuffix(u.Path, "/") {
+		return nil, fmt.Errorf("issuer %q must not end with a slash", issuer)
+	}
+	return u, nil
+}
+
+// New checks cfg and builds a Server.
+func New(cfg Config) (*Server, error) {
+	iss, err := ValidateIssuer(cfg.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Store == nil || cfg.Keys == nil || cfg.Validator == nil {
+		return nil, errors.New("authserver: Store, Keys and Validator are required")
+	}
+	for _, d := range []struct {
+		p   *time.Duration
+		def time.Duration
+	}{{&cfg.AccessTokenTTL, DefaultAccessTokenTTL}, {&cfg.RefreshTokenTTL, DefaultRefreshTokenTTL},
+		{&cfg.CodeTTL, DefaultCodeTTL}, {&cfg.DeviceCodeTTL, DefaultDeviceCodeTTL}, {&cfg.DeviceInterval, DefaultDeviceInterval}} {
+		if *d.p == 0 {
+			*d.p = d.def
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	s := &Server{cfg: cfg, issuer: iss, store: cfg.Store, keys: cfg.Keys, log: cfg.Logger,
+		clients: map[string]*Client{}, users: map[string]*User{}}
+	for _, c := range cfg.Clients {
+		if err := ValidateClient(c); err != nil {
+			return nil, err
+		}
+		if _, dup := s.clients[c.ID]; dup {
+			return nil, fmt.Errorf("client %s is defined twice", c.ID)
+		}
+		s.clients[c.ID] = c
+	}
+	for _, u := range cfg.Users {
+		if err := ValidateUser(u); err != nil {
+			return nil, err
+		}
+		if _, dup := s.users[u.Username]; dup {
+			return nil, fmt.Errorf("user %s is defined twice", u.Username)
+		}
+		s.users[u.Username] = u
+	}
+	s.grants = map[string]grantHandler{
+		GrantClientCredentials: clientCredentialsGrant{s},
+	}
+	base := iss.Path
+	s.routes = map[string]http.HandlerFunc{
+		base + PathToken: s.handleToken,
+		base + PathJWKS:  s.handleJWKS,
+		// RFC 8414 §3.1 inserts the well-known segment before the issuer's
+		// path; many clients append it instead, so serve both.
+		PathMetadata + base: s.handleMetadata,
+		base + PathMetadata: s.handleMetadata,
+	}
+	return s, nil
+}
+
+// Issuer is the issuer identifier.
+func (s *Server) Issuer() string { return s.cfg.Issuer }
+
+// Handler returns the endpoint serving path, or nil when the path is not one
+// of the authorization server's, so the caller passes the request on.
+func (s *Server) Handler(path string) http.Handler {
+	if h, ok := s.routes[path]; ok {
+		return h
+	}
+	return nil
+}
+
+// storeError turns a store failure into 503 temporarily_unavailable, logged
+// once here; the client is told to retry, never shown the cause.
+func (s *Server) storeError(what string, err error) *Error {
+	s.log.Error("store unavailable", zap.String("during", what), zap.Error(err))
+	return ErrTemporarilyUnavailable("the authorization server's store is unavailable; retry shortly")
+}
+
+func (s *Server) endpointURL(path string) string { return s.cfg.Issuer + path }
+
+// ctxTimeout bounds store work done for one request so that a stalled store
+// yields a 503 instead of a hanging client.
+func ctxTimeout(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), 5*time.Second)
+}

@@ -1,0 +1,183 @@
+package authserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// maxFormBytes bounds a token-endpoint request body.
+const maxFormBytes = 64 << 10
+
+// TokenResponse is a successful token response (RFC 6749 §5.1).
+type TokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+}
+
+// tokenRequest is a parsed, client-authenticated token request.
+type tokenRequest struct {
+	r      *http.Request
+	form   url.Values
+	client *Client
+	grant  string
+}
+
+// grantHandler issues tokens for one grant type.
+type grantHandler interface {
+	handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *Error)
+}
+
+// readForm parses an endpoint's application/x-www-form-urlencoded body the
+// way RFC 6749 asks: POST only, parameters in the body and never in the URL
+// query (where they would land in logs), each at most once (§3.1, §3.2).
+func readForm(w http.ResponseWriter, r *http.Request) (url.Values, *Error) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		e := ErrInvalidRequest("use POST for this endpoint")
+		e.Status = http.StatusMethodNotAllowed
+		return nil, e
+	}
+	if r.URL.RawQuery != "" {
+		return nil, ErrInvalidRequest("send parameters (and any client_secret) in the application/x-www-form-urlencoded request body, not in the URL query")
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, ErrInvalidRequest("send parameters as an application/x-www-form-urlencoded body (Content-Type was %q)", r.Header.Get("Content-Type"))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
+	if err != nil {
+		return nil, ErrInvalidRequest("the request body is unreadable or larger than %d bytes", maxFormBytes)
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, ErrInvalidRequest("the request body is not valid application/x-www-form-urlencoded: %v", err)
+	}
+	for k, v := range form {
+		if len(v) > 1 {
+			return nil, ErrInvalidRequest("parameter %q is given more than once", k)
+		}
+	}
+	return form, nil
+}
+
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	resp, req, e := s.token(w, r)
+	if e != nil {
+		fields := []zap.Field{zap.String("error", e.Code), zap.String("description", e.Description)}
+		if req != nil {
+			fields = append(fields, zap.String("client_id", req.client.ID), zap.String("grant_type", req.grant))
+		}
+		s.log.Info("token refused", fields...)
+		writeError(w, e)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) (*TokenResponse, *tokenRequest, *Error) {
+	form, e := readForm(w, r)
+	if e != nil {
+		return nil, nil, e
+	}
+	grant := form.Get("grant_type")
+	if grant == "" {
+		return nil, nil, ErrInvalidRequest("grant_type is missing")
+	}
+	h, ok := s.grants[grant]
+	if !ok {
+		return nil, nil, ErrUnsupportedGrantType("grant_type %q is not supported; this server offers %s", grant, strings.Join(s.grantTypes(), ", "))
+	}
+	client, e := s.authenticateClient(r, form)
+	if e != nil {
+		return nil, nil, e
+	}
+	req := &tokenRequest{r: r, form: form, client: client, grant: grant}
+	if !slices.Contains(client.GrantTypes, grant) {
+		return nil, req, ErrUnauthorizedClient("client %q is not allowed the %s grant", client.ID, grant)
+	}
+	ctx, cancel := ctxTimeout(r)
+	defer cancel()
+	resp, e := h.handle(ctx, req)
+	return resp, req, e
+}
+
+// grantTypes lists the grant types this server handles, sorted.
+func (s *Server) grantTypes() []string {
+	var gs []string
+	for g := range s.grants {
+		gs = append(gs, g)
+	}
+	slices.Sort(gs)
+	return gs
+}
+
+// resolveScope returns the scopes a request obtains: those it names, each
+// one the client is allowed, or all the client's scopes when it names none.
+func resolveScope(requested string, allowed []string) (string, *Error) {
+	if strings.TrimSpace(requested) == "" {
+		return strings.Join(allowed, " "), nil
+	}
+	var out []string
+	for _, sc := range strings.Split(requested, " ") {
+		if sc == "" {
+			continue
+		}
+		if !validScopeToken(sc) {
+			return "", ErrInvalidScope("scope %q has characters RFC 6749 §3.3 does not allow", sc)
+		}
+		if !slices.Contains(allowed, sc) {
+			return "", ErrInvalidScope("scope %q is not allowed for this client; it may request: %s", sc, strings.Join(allowed, " "))
+		}
+		if !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	return strings.Join(out, " "), nil
+}
+
+// clientCredentialsGrant is RFC 6749 §4.4: the client acts on its own behalf.
+type clientCredentialsGrant struct{ s *Server }
+
+func (g clientCredentialsGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *Error) {
+	scope, e := resolveScope(req.form.Get("scope"), req.client.Scopes)
+	if e != nil {
+		return nil, e
+	}
+	tok, claims, err := g.s.mintAccessToken(accessTokenParams{client: req.client, subject: req.client.ID, scope: scope})
+	if err != nil {
+		return nil, g.s.internalError("minting an access token", err)
+	}
+	g.s.auditIssued(req, claims.Subject, scope, claims.ID)
+	return &TokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(g.s.cfg.AccessTokenTTL / time.Second), Scope: scope}, nil
+}
+
+func (s *Server) auditIssued(req *tokenRequest, subject, scope, jti string) {
+	s.log.Info("token issued",
+		zap.String("client_id", req.client.ID),
+		zap.String("sub", subject),
+		zap.String("grant_type", req.grant),
+		zap.String("scope", scope),
+		zap.String("jti", jti))
+}
+
+// internalError logs a failure the client cannot fix and hides its cause.
+func (s *Server) internalError(what string, err error) *Error {
+	s.log.Error("internal error", zap.String("during", what), zap.Error(err))
+	if errors.Is(err, context.DeadlineExceeded) {
+		return ErrTemporarilyUnavailable("the authorization server is overloaded; retry shortly")
+	}
+	return &Error{Code: "server_error", Description: fmt.Sprintf("the authorization server failed while %s; its log has the details", what), Status: http.StatusInternalServerError}
+}

@@ -1,0 +1,534 @@
+// Package caddymodule is tokengate's Caddy glue: the oauth2 app, its store
+// modules, the oauth2_server and bearer_auth handlers, and their Caddyfile
+// forms. The protocol itself lives in authserver and introspect.
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/introspect"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+	httpcaddyfile.RegisterGlobalOption("oauth2", parseGlobalOption)
+}
+
+// App is the oauth2 app: one issuer with its keys, store, clients and users.
+// The oauth2_server and bearer_auth handlers use it in process.
+type App struct {
+	// Issuer is the iss of every token and the base URL of the endpoints.
+	// Required; https unless the host is loopback.
+	Issuer string `json:"issuer,omitempty"`
+	// StoreRaw is where state lives. Default: the embedded file store.
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=oauth2.stores inline_key=module"`
+	// SigningAlg signs access tokens: ES256 (default), EdDSA or RS256.
+	SigningAlg string `json:"signing_alg,omitempty"`
+	// AccessTokenTTL is how long access tokens live. Default 1h.
+	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
+	// RefreshTokenTTL is how long a refresh token lives. Default 720h.
+	RefreshTokenTTL caddy.Duration `json:"refresh_token_ttl,omitempty"`
+	// CodeTTL is how long an authorization code lives. Default 1m.
+	CodeTTL caddy.Duration `json:"code_ttl,omitempty"`
+	// DeviceCodeTTL is how long a device code lives. Default 10m.
+	DeviceCodeTTL caddy.Duration `json:"device_code_ttl,omitempty"`
+	// DeviceInterval is the polling interval given to devices. Default 5s.
+	DeviceInterval caddy.Duration `json:"device_interval,omitempty"`
+	// Clients are applications defined in the configuration (read-only;
+	// more can be registered at run time and live in the store).
+	Clients []*ClientConfig `json:"clients,omitempty"`
+	// Users are the people who can log in.
+	Users []*UserConfig `json:"users,omitempty"`
+
+	store       store.Store
+	keys        *authserver.Keys
+	server      *authserver.Server
+	validator   *introspect.Validator
+	revocations *introspect.Revocations
+	logger      *zap.Logger
+
+	stop context.CancelFunc
+	done chan struct{}
+	// lastKeyReload (unix nanoseconds, accessed atomically) limits reloads
+	// of the key ring caused by tokens naming an unknown kid, which anyone
+	// can send.
+	lastKeyReload int64
+}
+
+// ClientConfig is an application defined in the configuration.
+type ClientConfig struct {
+	ID      string `json:"client_id"`
+	Name    string `json:"name,omitempty"`
+	Website string `json:"website,omitempty"`
+	// SecretHash is a bcrypt hash of the secret (`tokengate hash-password`).
+	SecretHash string `json:"secret_hash,omitempty"`
+	// Secret is the plain secret, typically {env.NAME}. Neither Secret
+	// nor SecretHash makes a public client, which must use PKCE.
+	Secret       string   `json:"secret,omitempty"`
+	RedirectURIs []string `json:"redirect_uris,omitempty"`
+	// GrantTypes: authorization_code, refresh_token, client_credentials,
+	// device_code.
+	GrantTypes []string `json:"grant_types,omitempty"`
+	// Scopes this client may obtain.
+	Scopes []string `json:"scopes,omitempty"`
+	// Audience is the aud of its access tokens. Default: the issuer.
+	Audience []string `json:"audience,omitempty"`
+	// SkipConsent: a first-party application; users see no consent screen.
+	SkipConsent bool `json:"skip_consent,omitempty"`
+}
+
+// UserConfig is a person who can log in.
+type UserConfig struct {
+	Username string `json:"username"`
+	// PasswordHash is a bcrypt hash (`tokengate hash-password`).
+	PasswordHash string `json:"password_hash"`
+	Name         string `json:"name,omitempty"`
+	Email        string `json:"email,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "oauth2", New: func() caddy.Module { return new(App) }}
+}
+
+// clients converts the configured clients, resolving {env.*} placeholders
+// in secrets when repl is given (at adapt time they stay unresolved).
+func (a *App) clients(repl *caddy.Replacer) ([]*authserver.Client, error) {
+	var out []*authserver.Client
+	for _, cc := range a.Clients {
+		c := &authserver.Client{ID: cc.ID, Name: cc.Name, Website: cc.Website, RedirectURIs: cc.RedirectURIs,
+			Scopes: cc.Scopes, Audience: cc.Audience, SkipConsent: cc.SkipConsent}
+		if c.Name == "" {
+			c.Name = cc.ID
+		}
+		for _, g := range cc.GrantTypes {
+			gt, ok := authserver.GrantNames[g]
+			if !ok {
+				return nil, fmt.Errorf("client %s: unknown grant %q: use authorization_code, refresh_token, client_credentials or device_code", cc.ID, g)
+			}
+			c.GrantTypes = append(c.GrantTypes, gt)
+		}
+		switch {
+		case cc.SecretHash != "" && cc.Secret != "":
+			return nil, fmt.Errorf("client %s: give secret_hash or secret, not both", cc.ID)
+		case cc.SecretHash != "":
+			if !authserver.IsBcryptHash(cc.SecretHash) {
+				return nil, fmt.Errorf("client %s: secret_hash is not a bcrypt hash: make one with `tokengate hash-password`", cc.ID)
+			}
+			c.SecretHash = cc.SecretHash
+		case cc.Secret != "":
+			secret := cc.Secret
+			if repl != nil {
+				secret = repl.ReplaceKnown(secret, "")
+				if secret == "" {
+					return nil, fmt.Errorf("client %s: secret %q is empty once placeholders are replaced: is the environment variable set?", cc.ID, cc.Secret)
+				}
+			}
+			c.SecretHash = authserver.HashSecretSHA256(secret)
+		default:
+			c.Public = true
+		}
+		if err := authserver.ValidateClient(c); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// validate checks everything that can be checked without the store, so that
+// `tokengate adapt` reports it too.
+func (a *App) validate() error {
+	if _, err := authserver.ValidateIssuer(a.Issuer); err != nil {
+		return err
+	}
+	if a.SigningAlg != "" && !slices.Contains(authserver.SupportedAlgs, a.SigningAlg) {
+		return fmt.Errorf("signing_alg %q is not supported: use one of %s", a.SigningAlg, strings.Join(authserver.SupportedAlgs, ", "))
+	}
+	for name, d := range map[string]caddy.Duration{"access_token_ttl": a.AccessTokenTTL, "refresh_token_ttl": a.RefreshTokenTTL,
+		"code_ttl": a.CodeTTL, "device_code_ttl": a.DeviceCodeTTL, "device_interval": a.DeviceInterval} {
+		if d < 0 {
+			return fmt.Errorf("%s must be positive", name)
+		}
+	}
+	if _, err := a.clients(nil); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, c := range a.Clients {
+		if seen[c.ID] {
+			return fmt.Errorf("client %s is defined twice", c.ID)
+		}
+		seen[c.ID] = true
+	}
+	for _, u := range a.users() {
+		if err := authserver.ValidateUser(u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *App) users() []*authserver.User {
+	var out []*authserver.User
+	for _, u := range a.Users {
+		out = append(out, &authserver.User{Username: u.Username, PasswordHash: u.PasswordHash, Name: u.Name, Email: u.Email})
+	}
+	return out
+}
+
+// Provision checks the configuration, opens the store and loads (or makes)
+// the signing keys and the revocation state.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	if err := a.validate(); err != nil {
+		return fmt.Errorf("oauth2: %w", err)
+	}
+	clients, err := a.clients(caddy.NewReplacer())
+	if err != nil {
+		return fmt.Errorf("oauth2: %w", err)
+	}
+	if a.StoreRaw == nil {
+		a.StoreRaw = json.RawMessage(`{"module":"file"}`)
+	}
+	mod, err := ctx.LoadModule(a, "StoreRaw")
+	if err != nil {
+		return fmt.Errorf("oauth2: loading store: %w", err)
+	}
+	a.store = mod.(StoreModule).Store()
+
+	alg := a.SigningAlg
+	if alg == "" {
+		alg = "ES256"
+	}
+	ttl := time.Duration(a.AccessTokenTTL)
+	if ttl == 0 {
+		ttl = authserver.DefaultAccessTokenTTL
+	}
+	// A retired key stays published while tokens it signed may be valid.
+	a.keys, err = authserver.NewKeys(a.store, alg, ttl+time.Minute)
+	if err != nil {
+		return fmt.Errorf("oauth2: %w", err)
+	}
+	initCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := a.keys.Init(initCtx); err != nil {
+		return fmt.Errorf("oauth2: %w", err)
+	}
+	a.revocations = introspect.NewRevocations()
+	list, err := a.store.Revocations(initCtx)
+	if err != nil {
+		return fmt.Errorf("oauth2: loading revocations: %w", err)
+	}
+	a.revocations.Replace(list)
+	a.validator = &introspect.Validator{
+		Keys:       a.keys,
+		Issuer:     a.Issuer,
+		Leeway:     30 * time.Second,
+		Revoked:    a.revocations,
+		UnknownKey: a.reloadKeysForUnknownKid,
+	}
+	a.server, err = authserver.New(authserver.Config{
+		Issuer:          a.Issuer,
+		AccessTokenTTL:  ttl,
+		RefreshTokenTTL: time.Duration(a.RefreshTokenTTL),
+		CodeTTL:         time.Duration(a.CodeTTL),
+		DeviceCodeTTL:   time.Duration(a.DeviceCodeTTL),
+		DeviceInterval:  time.Duration(a.DeviceInterval),
+		Clients:         clients,
+		Users:           a.users(),
+		Store:           a.store,
+		Keys:            a.keys,
+		Validator:       a.validator,
+		Logger:          a.logger,
+	})
+	if err != nil {
+		return fmt.Errorf("oauth2: %w", err)
+	}
+	return nil
+}
+
+// syncInterval is how often an instance re-reads the key ring and the
+// revocation state that other instances may have changed.
+const syncInterval = time.Second
+
+// Start begins syncing keys and revocations from the store.
+func (a *App) Start() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.stop, a.done = cancel, make(chan struct{})
+	go func() {
+		defer close(a.done)
+		a.syncLoop(ctx)
+	}()
+	return nil
+}
+
+// Stop ends the sync loop. The store stays open until Cleanup, so that a
+// reload's new config keeps using it.
+func (a *App) Stop() error {
+	if a.stop != nil {
+		a.stop()
+		<-a.done
+	}
+	return nil
+}
+
+func (a *App) syncLoop(ctx context.Context) {
+	t := time.NewTicker(syncInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := a.sync(ctx)
+		switch {
+		case err != nil && !failing:
+			a.logger.Error("cannot sync keys and revocations from the store; retrying every second", zap.Error(err))
+			failing = true
+		case err == nil && failing:
+			a.logger.Info("store reachable again; keys and revocations in sync")
+			failing = false
+		}
+	}
+}
+
+func (a *App) sync(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := a.keys.Refresh(ctx); err != nil {
+		return err
+	}
+	list, err := a.store.Revocations(ctx)
+	if err != nil {
+		return fmt.Errorf("loading revocations: %w", err)
+	}
+	a.revocations.Replace(list)
+	return nil
+}
+
+// reloadKeysForUnknownKid reloads the key ring at most every few seconds:
+// another instance may have rotated, but anyone can send a made-up kid.
+func (a *App) reloadKeysForUnknownKid(string) bool {
+	now := time.Now().UnixNano()
+	last := atomic.LoadInt64(&a.lastKeyReload)
+	if now-last < int64(5*time.Second) || !atomic.CompareAndSwapInt64(&a.lastKeyReload, last, now) {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return a.keys.Refresh(ctx) == nil
+}
+
+// Server is the authorization server.
+func (a *App) Server() *authserver.Server { return a.server }
+
+// Validator validates this issuer's access tokens.
+func (a *App) Validator() *introspect.Validator { return a.validator }
+
+// Keys manages the signing keys.
+func (a *App) Keys() *authserver.Keys { return a.keys }
+
+// parseGlobalOption sets up the oauth2 app from the Caddyfile global option:
+//
+//	oauth2 {
+//		issuer <url>
+//		store file [<path>] | store redis { ... }
+//		signing_alg ES256|EdDSA|RS256
+//		access_token_ttl|refresh_token_ttl|code_ttl|device_code_ttl|device_interval <duration>
+//		client <id> { ... }
+//		user <username> <bcrypt hash> { name ...; email ... }
+//	}
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		return nil, d.Err("oauth2 is configured twice: use one oauth2 block")
+	}
+	a := new(App)
+	if err := a.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "oauth2", Value: caddyconfig.JSON(a, nil)}, nil
+}
+
+// UnmarshalCaddyfile fills the app from the oauth2 global option.
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "oauth2"
+	if d.NextArg() {
+		return d.Errf("oauth2 takes a block, not arguments")
+	}
+	for d.NextBlock(0) {
+		dir := d.Val()
+		switch dir {
+		case "issuer":
+			if !d.Args(&a.Issuer) {
+				return d.Errf("issuer needs a URL, e.g. issuer https://auth.example.com")
+			}
+			if _, err := authserver.ValidateIssuer(a.Issuer); err != nil {
+				return d.Errf("issuer: %v", err)
+			}
+		case "store":
+			if !d.NextArg() {
+				return d.Errf("store needs a kind: file or redis")
+			}
+			name := d.Val()
+			unm, err := caddyfile.UnmarshalModule(d, "oauth2.stores."+name)
+			if err != nil {
+				if _, merr := caddy.GetModule("oauth2.stores." + name); merr != nil {
+					return d.Errf("store %q is not known: use file or redis", name)
+				}
+				return err
+			}
+			a.StoreRaw = caddyconfig.JSONModuleObject(unm, "module", name, nil)
+		case "signing_alg":
+			if !d.Args(&a.SigningAlg) {
+				return d.ArgErr()
+			}
+			if !slices.Contains(authserver.SupportedAlgs, a.SigningAlg) {
+				return d.Errf("signing_alg %q is not supported: use one of %s", a.SigningAlg, strings.Join(authserver.SupportedAlgs, ", "))
+			}
+		case "access_token_ttl", "refresh_token_ttl", "code_ttl", "device_code_ttl", "device_interval":
+			var v string
+			if !d.Args(&v) {
+				return d.Errf("%s needs a duration, e.g. 1h", dir)
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("%s: %q is not a positive duration (e.g. 90s, 1h, 720h)", dir, v)
+			}
+			*map[string]*caddy.Duration{"access_token_ttl": &a.AccessTokenTTL, "refresh_token_ttl": &a.RefreshTokenTTL,
+				"code_ttl": &a.CodeTTL, "device_code_ttl": &a.DeviceCodeTTL, "device_interval": &a.DeviceInterval}[dir] = caddy.Duration(dur)
+		case "client":
+			c, err := parseClient(d)
+			if err != nil {
+				return err
+			}
+			a.Clients = append(a.Clients, c)
+		case "user":
+			u, err := parseUser(d)
+			if err != nil {
+				return err
+			}
+			a.Users = append(a.Users, u)
+		default:
+			return d.Errf("unknown oauth2 option %q (expected issuer, store, signing_alg, *_ttl, device_interval, client or user)", dir)
+		}
+	}
+	if a.Issuer == "" {
+		return d.Errf("oauth2: issuer is required, e.g. issuer https://auth.example.com")
+	}
+	if err := a.validate(); err != nil {
+		return d.Errf("oauth2: %v", err)
+	}
+	return nil
+}
+
+func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
+	c := new(ClientConfig)
+	if !d.Args(&c.ID) {
+		return nil, d.Errf("client needs an ID: client <client_id> { ... }")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		args := d.RemainingArgs()
+		one := func(dst *string) error {
+			if len(args) != 1 {
+				return d.Errf("client %s: %s takes exactly one value", c.ID, sub)
+			}
+			*dst = args[0]
+			return nil
+		}
+		many := func(dst *[]string) error {
+			if len(args) == 0 {
+				return d.Errf("client %s: %s needs at least one value", c.ID, sub)
+			}
+			*dst = append(*dst, args...)
+			return nil
+		}
+		var err error
+		switch sub {
+		case "name":
+			err = one(&c.Name)
+		case "website":
+			err = one(&c.Website)
+		case "secret_hash":
+			err = one(&c.SecretHash)
+		case "secret":
+			err = one(&c.Secret)
+		case "redirect_uri":
+			err = many(&c.RedirectURIs)
+		case "grant":
+			err = many(&c.GrantTypes)
+			for _, g := range args {
+				if _, ok := authserver.GrantNames[g]; !ok {
+					return nil, d.Errf("client %s: unknown grant %q: use authorization_code, refresh_token, client_credentials or device_code", c.ID, g)
+				}
+			}
+		case "scope":
+			err = many(&c.Scopes)
+		case "audience":
+			err = many(&c.Audience)
+		case "skip_consent":
+			if len(args) != 0 {
+				return nil, d.Errf("client %s: skip_consent takes no value", c.ID)
+			}
+			c.SkipConsent = true
+		default:
+			return nil, d.Errf("client %s: unknown option %q (expected name, website, secret_hash, secret, redirect_uri, grant, scope, audience or skip_consent)", c.ID, sub)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(c.GrantTypes) == 0 {
+		return nil, d.Errf("client %s: no grant: add e.g. `grant client_credentials`", c.ID)
+	}
+	return c, nil
+}
+
+func parseUser(d *caddyfile.Dispenser) (*UserConfig, error) {
+	u := new(UserConfig)
+	if !d.Args(&u.Username, &u.PasswordHash) {
+		return nil, d.Errf("user needs a username and a bcrypt hash: user <username> <hash from `tokengate hash-password`>")
+	}
+	if d.NextArg() {
+		return nil, d.Errf("user %s: too many arguments (quote the hash if it contains spaces)", u.Username)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		var v string
+		if !d.Args(&v) || d.NextArg() {
+			return nil, d.Errf("user %s: %s takes exactly one value", u.Username, sub)
+		}
+		switch sub {
+		case "name":
+			u.Name = v
+		case "email":
+			u.Email = v
+		default:
+			return nil, d.Errf("user %s: unknown option %q (expected name or email)", u.Username, sub)
+		}
+	}
+	return u, nil
+}
+
+var (
+	_ caddy.App             = (*App)(nil)
+	_ caddy.Provisioner     = (*App)(nil)
+	_ caddyfile.Unmarshaler = (*App)(nil)
+)

@@ -1,0 +1,165 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/introspect"
+)
+
+func init() {
+	caddy.RegisterModule(Server{})
+	caddy.RegisterModule(BearerAuth{})
+	httpcaddyfile.RegisterHandlerDirective("oauth2_server", parseServer)
+	httpcaddyfile.RegisterHandlerDirective("bearer_auth", parseBearerAuth)
+	// After forward_auth, so an upstream login handler authenticates the
+	// user first; bearer_auth sits with the other auth handlers.
+	httpcaddyfile.RegisterDirectiveOrder("oauth2_server", httpcaddyfile.After, "forward_auth")
+	httpcaddyfile.RegisterDirectiveOrder("bearer_auth", httpcaddyfile.After, "basic_auth")
+}
+
+func oauth2App(ctx caddy.Context) (*App, error) {
+	v, err := ctx.App("oauth2")
+	if err != nil {
+		return nil, fmt.Errorf("the oauth2 app is needed: add an `oauth2 { issuer ... }` global option: %w", err)
+	}
+	return v.(*App), nil
+}
+
+// Server serves the oauth2 app's authorization server endpoints (token,
+// JWKS, metadata, ...) below the issuer's path and passes every other
+// request to the next handler.
+type Server struct {
+	app *App
+}
+
+// CaddyModule returns the Caddy module information.
+func (Server) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.oauth2_server", New: func() caddy.Module { return new(Server) }}
+}
+
+// Provision finds the oauth2 app.
+func (s *Server) Provision(ctx caddy.Context) (err error) {
+	s.app, err = oauth2App(ctx)
+	return err
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h := s.app.server.Handler(r.URL.Path); h != nil {
+		h.ServeHTTP(w, r)
+		return nil
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// parseServer: `oauth2_server` takes no arguments.
+func parseServer(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	h.Next()
+	if h.NextArg() || h.NextBlock(0) {
+		return nil, h.Errf("oauth2_server takes no arguments; configure it in the oauth2 global option")
+	}
+	return new(Server), nil
+}
+
+// BearerAuth lets a request through only with a valid access token of the
+// oauth2 app carrying the required scopes, per RFC 6750.
+type BearerAuth struct {
+	// Scopes the token must all carry.
+	Scopes []string `json:"scopes,omitempty"`
+	// Audience, when set, must be among the token's aud.
+	Audience string `json:"audience,omitempty"`
+	// Realm in the WWW-Authenticate challenge. Default: the site's host.
+	Realm string `json:"realm,omitempty"`
+
+	app    *App
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (BearerAuth) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.bearer_auth", New: func() caddy.Module { return new(BearerAuth) }}
+}
+
+// Provision finds the oauth2 app whose tokens this handler accepts.
+func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
+	b.logger = ctx.Logger()
+	b.app, err = oauth2App(ctx)
+	return err
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler. It needs no store round
+// trip: keys and revocations are held in memory by the app.
+func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	claims, f := b.app.validator.Authorize(r, b.Scopes, b.Audience)
+	if f != nil {
+		realm := b.Realm
+		if realm == "" {
+			realm = r.Host
+		}
+		if ce := b.logger.Check(zap.DebugLevel, "bearer token refused"); ce != nil {
+			ce.Write(zap.String("outcome", string(f.Outcome)), zap.String("description", f.Description))
+		}
+		introspect.WriteChallenge(w, realm, f)
+		return nil
+	}
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	repl.Set("http.auth.user.id", claims.Subject)
+	repl.Set("http.auth.user.client_id", claims.ClientID)
+	repl.Set("http.auth.user.scope", claims.Scope)
+	repl.Set("http.auth.user.jti", claims.ID)
+	return next.ServeHTTP(w, r)
+}
+
+// parseBearerAuth sets up bearer_auth from Caddyfile tokens:
+//
+//	bearer_auth [<matcher>] [<scope>...] {
+//		scope <scope>...
+//		audience <aud>
+//		realm <realm>
+//	}
+func parseBearerAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	b := new(BearerAuth)
+	return b, b.UnmarshalCaddyfile(h.Dispenser)
+}
+
+// UnmarshalCaddyfile implements caddyfile.Unmarshaler.
+func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "bearer_auth"
+	b.Scopes = append(b.Scopes, d.RemainingArgs()...)
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "scope":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("bearer_auth: scope needs at least one scope name")
+			}
+			b.Scopes = append(b.Scopes, args...)
+		case "audience":
+			if !d.Args(&b.Audience) || d.NextArg() {
+				return d.Errf("bearer_auth: audience takes exactly one value")
+			}
+		case "realm":
+			if !d.Args(&b.Realm) || d.NextArg() {
+				return d.Errf("bearer_auth: realm takes exactly one value")
+			}
+		default:
+			return d.Errf("bearer_auth: unknown option %q (expected scope, audience or realm)", d.Val())
+		}
+	}
+	return nil
+}
+
+var (
+	_ caddyhttp.MiddlewareHandler = (*Server)(nil)
+	_ caddyhttp.MiddlewareHandler = (*BearerAuth)(nil)
+	_ caddy.Provisioner           = (*Server)(nil)
+	_ caddy.Provisioner           = (*BearerAuth)(nil)
+	_ caddyfile.Unmarshaler       = (*BearerAuth)(nil)
+)

@@ -1,0 +1,212 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/authserver/store/boltstore"
+	"github.com/tokengate/tokengate/authserver/store/redisstore"
+)
+
+func init() {
+	caddy.RegisterModule(FileStore{})
+	caddy.RegisterModule(RedisStore{})
+}
+
+// StoreModule is a module in the oauth2.stores namespace.
+type StoreModule interface {
+	// Store returns the opened store; valid between Provision and Cleanup.
+	Store() store.Store
+}
+
+// Open stores are shared between the configs a reload overlaps (the new one
+// provisions before the old one stops): a bbolt file can be opened once.
+var stores = caddy.NewUsagePool()
+
+type pooledStore struct{ store.Store }
+
+func (p pooledStore) Destruct() error { return p.Close() }
+
+func openPooled(key string, open func() (store.Store, error)) (store.Store, error) {
+	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		s, err := open()
+		if err != nil {
+			return nil, err
+		}
+		return pooledStore{s}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(pooledStore).Store, nil
+}
+
+// FileStore is the embedded store: a bbolt file, for a single instance.
+type FileStore struct {
+	// Path of the database file. Default: tokengate/tokengate.db in
+	// Caddy's data directory.
+	Path string `json:"path,omitempty"`
+
+	key string
+	st  store.Store
+}
+
+// CaddyModule returns the Caddy module information.
+func (FileStore) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "oauth2.stores.file", New: func() caddy.Module { return new(FileStore) }}
+}
+
+// Provision opens (or shares) the file.
+func (f *FileStore) Provision(caddy.Context) error {
+	path := f.Path
+	if path == "" {
+		path = filepath.Join(caddy.AppDataDir(), "tokengate", "tokengate.db")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("store file %q: %w", path, err)
+	}
+	f.key = "file:" + abs
+	f.st, err = openPooled(f.key, func() (store.Store, error) { return boltstore.Open(abs) })
+	if err != nil {
+		return fmt.Errorf("store file: %w", err)
+	}
+	return nil
+}
+
+// Store implements StoreModule.
+func (f *FileStore) Store() store.Store { return f.st }
+
+// Cleanup releases this config's use of the file.
+func (f *FileStore) Cleanup() error {
+	if f.key == "" {
+		return nil
+	}
+	_, err := stores.Delete(f.key)
+	return err
+}
+
+// UnmarshalCaddyfile sets up the store from Caddyfile tokens:
+//
+//	store file [<path>]
+func (f *FileStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "file"
+	if d.NextArg() {
+		f.Path = d.Val()
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.NextBlock(0) {
+		return d.Errf("store file takes no block, only an optional path")
+	}
+	return nil
+}
+
+// RedisStore keeps codes, refresh tokens, revocations, clients and keys in
+// Redis, shared by every instance pointing at it.
+type RedisStore struct {
+	// Addresses of Redis: redis://[user:password@]host:port/db URLs (or
+	// host:port). One is a standalone server; several are a Cluster, or
+	// Sentinels when master_name is set.
+	Addresses []string `json:"addresses,omitempty"`
+	// MasterName is the Sentinel master's name.
+	MasterName string `json:"master_name,omitempty"`
+	// Prefix starts every key. Default: "tokengate:".
+	Prefix string `json:"prefix,omitempty"`
+
+	key string
+	st  store.Store
+}
+
+// CaddyModule returns the Caddy module information.
+func (RedisStore) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "oauth2.stores.redis", New: func() caddy.Module { return new(RedisStore) }}
+}
+
+// Provision connects (or shares the connection).
+func (r *RedisStore) Provision(caddy.Context) error {
+	repl := caddy.NewReplacer()
+	opts := redisstore.Options{MasterName: r.MasterName, Prefix: r.Prefix}
+	if opts.Prefix == "" {
+		opts.Prefix = "tokengate:"
+	}
+	for _, a := range r.Addresses {
+		opts.Addresses = append(opts.Addresses, repl.ReplaceKnown(a, ""))
+	}
+	if len(opts.Addresses) == 0 {
+		return fmt.Errorf("store redis: no address: add `address redis://host:6379/0`")
+	}
+	k, _ := json.Marshal(opts)
+	r.key = "redis:" + string(k)
+	var err error
+	r.st, err = openPooled(r.key, func() (store.Store, error) { return redisstore.New(opts) })
+	if err != nil {
+		return fmt.Errorf("store redis: %w", err)
+	}
+	return nil
+}
+
+// Store implements StoreModule.
+func (r *RedisStore) Store() store.Store { return r.st }
+
+// Cleanup releases this config's use of the connection.
+func (r *RedisStore) Cleanup() error {
+	if r.key == "" {
+		return nil
+	}
+	_, err := stores.Delete(r.key)
+	return err
+}
+
+// UnmarshalCaddyfile sets up the store from Caddyfile tokens:
+//
+//	store redis [<address>] {
+//		address <url>      # repeatable
+//		master_name <name> # Sentinel
+//		prefix <prefix>
+//	}
+func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "redis"
+	r.Addresses = append(r.Addresses, d.RemainingArgs()...)
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "address":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("store redis: address needs a URL such as redis://localhost:6379/0")
+			}
+			r.Addresses = append(r.Addresses, args...)
+		case "master_name":
+			if !d.Args(&r.MasterName) {
+				return d.ArgErr()
+			}
+		case "prefix":
+			if !d.Args(&r.Prefix) {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("store redis: unknown option %q (expected address, master_name or prefix)", d.Val())
+		}
+	}
+	if len(r.Addresses) == 0 {
+		return d.Errf("store redis: no address: add `address redis://host:6379/0`")
+	}
+	return nil
+}
+
+var (
+	_ StoreModule           = (*FileStore)(nil)
+	_ StoreModule           = (*RedisStore)(nil)
+	_ caddy.Provisioner     = (*FileStore)(nil)
+	_ caddy.CleanerUpper    = (*FileStore)(nil)
+	_ caddyfile.Unmarshaler = (*FileStore)(nil)
+	_ caddy.Provisioner     = (*RedisStore)(nil)
+	_ caddy.CleanerUpper    = (*RedisStore)(nil)
+	_ caddyfile.Unmarshaler = (*RedisStore)(nil)
+)

@@ -1,0 +1,164 @@
+package introspect
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+)
+
+// Outcome names the result of a bearer check, for metrics and logs.
+type Outcome string
+
+const (
+	OutcomeOK                Outcome = "ok"
+	OutcomeMissing           Outcome = "missing"
+	OutcomeMalformed         Outcome = "malformed"
+	OutcomeInvalid           Outcome = "invalid"
+	OutcomeExpired           Outcome = "expired"
+	OutcomeRevoked           Outcome = "revoked"
+	OutcomeInsufficientScope Outcome = "insufficient_scope"
+)
+
+// Failure is a refused bearer request (RFC 6750 §3).
+type Failure struct {
+	Outcome Outcome
+	Status  int
+	// Code is the RFC 6750 error code; empty when the request carried no
+	// token at all (§3.1: then no error code is given).
+	Code        string
+	Description string
+	// Scope lists the scopes the resource requires, for insufficient_scope.
+	Scope string
+}
+
+func fail(o Outcome, status int, code, desc string) *Failure {
+	return &Failure{Outcome: o, Status: status, Code: code, Description: desc}
+}
+
+// BearerToken extracts the token from the Authorization header, the only
+// place tokengate accepts one (RFC 6750 §2.1; never the query or body).
+func BearerToken(r *http.Request) (string, *Failure) {
+	vals := r.Header.Values("Authorization")
+	if len(vals) == 0 {
+		return "", fail(OutcomeMissing, http.StatusUnauthorized, "", "this resource requires a bearer token in the Authorization header")
+	}
+	if len(vals) > 1 {
+		return "", fail(OutcomeMalformed, http.StatusBadRequest, "invalid_request", "send exactly one Authorization header")
+	}
+	h := vals[0]
+	if len(h) > MaxTokenLen+len("Bearer ") {
+		return "", fail(OutcomeMalformed, http.StatusBadRequest, "invalid_request", "the Authorization header is too large")
+	}
+	scheme, token, _ := strings.Cut(h, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		// Another scheme (Basic, ...) is no bearer token at all: §3.1 says
+		// to answer without an error code.
+		return "", fail(OutcomeMissing, http.StatusUnauthorized, "", "this resource requires a bearer token; the Authorization header uses another scheme")
+	}
+	token = strings.TrimLeft(token, " ")
+	if token == "" {
+		return "", fail(OutcomeMalformed, http.StatusBadRequest, "invalid_request", "the Authorization header names the Bearer scheme but carries no token")
+	}
+	if !isB64Token(token) {
+		return "", fail(OutcomeMalformed, http.StatusBadRequest, "invalid_request", "the Authorization header must be \"Bearer <token>\" with a single token")
+	}
+	return token, nil
+}
+
+// isB64Token checks RFC 6750 §2.1's b64token: 1*( ALPHA / DIGIT /
+// "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
+			continue
+		}
+		break
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// Authorize checks the request's bearer token and that it carries every
+// scope in scopes (and audience, when given).
+func (v *Validator) Authorize(r *http.Request, scopes []string, audience string) (*Claims, *Failure) {
+	token, f := BearerToken(r)
+	if f != nil {
+		return nil, f
+	}
+	c, err := v.Validate(token, audience)
+	if err != nil {
+		te := err.(*TokenError)
+		o := OutcomeInvalid
+		switch te.Reason {
+		case ReasonExpired:
+			o = OutcomeExpired
+		case ReasonRevoked:
+			o = OutcomeRevoked
+		}
+		return nil, fail(o, http.StatusUnauthorized, "invalid_token", te.Description)
+	}
+	if !c.HasScopes(scopes) {
+		f := fail(OutcomeInsufficientScope, http.StatusForbidden, "insufficient_scope",
+			"the token lacks a required scope: this resource needs "+strings.Join(scopes, " "))
+		f.Scope = strings.Join(scopes, " ")
+		return c, f
+	}
+	return c, nil
+}
+
+// WriteChallenge answers a refused request: the RFC 6750 WWW-Authenticate
+// challenge, and the same error as a JSON body.
+func WriteChallenge(w http.ResponseWriter, realm string, f *Failure) {
+	var b strings.Builder
+	b.WriteString("Bearer realm=")
+	b.WriteString(quote(realm))
+	if f.Code != "" {
+		b.WriteString(", error=")
+		b.WriteString(quote(f.Code))
+		b.WriteString(", error_description=")
+		b.WriteString(quote(f.Description))
+	}
+	if f.Scope != "" {
+		b.WriteString(", scope=")
+		b.WriteString(quote(f.Scope))
+	}
+	h := w.Header()
+	h.Set("WWW-Authenticate", b.String())
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(f.Status)
+	code := f.Code
+	if code == "" {
+		code = "unauthorized"
+	}
+	_ = json.NewEncoder(w).Encode(struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+		Scope       string `json:"scope,omitempty"`
+	}{code, f.Description, f.Scope})
+}
+
+// quote makes an RFC 7230 quoted-string; RFC 6750 §3 limits the values to
+// printable ASCII without '"' and '\', so anything else is dropped.
+func quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' {
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
