@@ -67,14 +67,9 @@ func NewKeys(st store.Store, alg string, keep time.Duration) (*Keys, error) {
 
 // Init loads the key ring, generating a key when there is none, or rotating
 // to a new one when the signing key's algorithm is not the configured one.
+// Instances starting together on an empty store settle on one key.
 func (k *Keys) Init(ctx context.Context) error {
-	if err := k.Refresh(ctx); err != nil {
-		return err
-	}
-	if s := k.signing(time.Now()); s != nil && s.meta.Alg == k.alg {
-		return nil
-	}
-	return k.Rotate(ctx, 0)
+	return k.rotate(ctx, 0, true)
 }
 
 // Refresh reloads the key ring from the store.
@@ -102,6 +97,12 @@ func (k *Keys) Refresh(ctx context.Context) error {
 // Instances racing to rotate settle on one new key through the store's
 // compare-and-swap: a loser reloads and finds the winner's key.
 func (k *Keys) Rotate(ctx context.Context, delay time.Duration) error {
+	return k.rotate(ctx, delay, false)
+}
+
+// rotate adds a key; with ifNeeded, only when no key of the configured
+// algorithm signs yet (checked again after losing a race).
+func (k *Keys) rotate(ctx context.Context, delay time.Duration, ifNeeded bool) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for range 10 {
@@ -110,6 +111,16 @@ func (k *Keys) Rotate(ctx context.Context, delay time.Duration) error {
 			return fmt.Errorf("loading signing keys: %w", err)
 		}
 		now := time.Now().UTC()
+		if ifNeeded {
+			snap, err := decodeRing(ring)
+			if err != nil {
+				return err
+			}
+			if s := snap.signing(now); s != nil && s.meta.Alg == k.alg {
+				k.cur.Store(snap)
+				return nil
+			}
+		}
 		next, err := generateKey(k.alg, now, now.Add(delay))
 		if err != nil {
 			return fmt.Errorf("generating %s signing key: %w", k.alg, err)
@@ -146,7 +157,10 @@ func (k *Keys) Rotate(ctx context.Context, delay time.Duration) error {
 
 // signing returns the key that signs at time now: the one activated last.
 func (k *Keys) signing(now time.Time) *liveKey {
-	snap := k.cur.Load()
+	return k.cur.Load().signing(now)
+}
+
+func (snap *keySnapshot) signing(now time.Time) *liveKey {
 	if snap == nil {
 		return nil
 	}

@@ -6,7 +6,9 @@
 package introspect
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 )
@@ -67,4 +69,19 @@ func (a *Audience) UnmarshalJSON(b []byte) error {
 	}
 	*a = many
 	return nil
+}
+
+// DecodeHeader returns a JWT's protected header without verifying anything,
+// for diagnostics and tests.
+func DecodeHeader(token string) (map[string]any, error) {
+	h, _, ok := strings.Cut(token, ".")
+	if !ok {
+		return nil, errors.New("not a JWT")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(h)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	return m, json.Unmarshal(raw, &m)
 }

@@ -79,6 +79,9 @@ func (v *Validator) Validate(token, audience string) (*Claims, error) {
 		return nil, refuse(ReasonMalformed, "the token is not a JWT")
 	}
 	hdr := jwsbb.HeaderParseCompact(hdrB64)
+	if _, err := jwsbb.HeaderGetString(hdr, "alg"); err != nil {
+		return nil, refuse(ReasonMalformed, "the token's header is not valid")
+	}
 	typ, _ := jwsbb.HeaderGetString(hdr, "typ")
 	if !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
 		// RFC 9068 §4: only tokens typed as access tokens, so an ID token

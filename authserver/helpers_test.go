@@ -1,0 +1,149 @@
+package authserver_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/authserver/store/boltstore"
+	"github.com/tokengate/tokengate/introspect"
+)
+
+const issuer = "https://auth.example.com"
+
+// env is an authorization server on a fresh embedded store.
+type env struct {
+	t         *testing.T
+	store     store.Store
+	keys      *authserver.Keys
+	validator *introspect.Validator
+	srv       *authserver.Server
+	http      *httptest.Server
+}
+
+func openStore(t *testing.T) store.Store {
+	t.Helper()
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "tg.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func bcryptHash(t *testing.T, secret string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(secret), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
+
+// testClients: a bcrypt client, a plain-secret client whose ID and secret
+// need form-encoding inside Basic, a public device client, and a
+// confidential client without client_credentials.
+func testClients(t *testing.T) []*authserver.Client {
+	return []*authserver.Client{
+		{ID: "svc", Name: "Service", SecretHash: bcryptHash(t, "s3cret"), GrantTypes: []string{authserver.GrantClientCredentials},
+			Scopes: []string{"read", "write"}, Audience: []string{"https://api.example.com"}},
+		{ID: "odd:id", Name: "Odd", SecretHash: authserver.HashSecretSHA256("p@ss:w+rd %"), GrantTypes: []string{authserver.GrantClientCredentials},
+			Scopes: []string{"read"}},
+		{ID: "tv", Name: "TV", Public: true, GrantTypes: []string{authserver.GrantDeviceCode}, Scopes: []string{"read"}},
+		{ID: "web", Name: "Web", SecretHash: authserver.HashSecretSHA256("websecret"), GrantTypes: []string{authserver.GrantAuthorizationCode},
+			RedirectURIs: []string{"https://web.example.com/cb"}, Scopes: []string{"read"}},
+	}
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnvWith(t, openStore(t), "ES256")
+}
+
+func newEnvWith(t *testing.T, st store.Store, alg string) *env {
+	t.Helper()
+	keys, err := authserver.NewKeys(st, alg, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.Init(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	v := &introspect.Validator{Keys: keys, Issuer: issuer, Leeway: 30 * time.Second, Revoked: introspect.NewRevocations()}
+	srv, err := authserver.New(authserver.Config{Issuer: issuer, Clients: testClients(t), Store: st, Keys: keys, Validator: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, store: st, keys: keys, validator: v, srv: srv}
+	e.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := srv.Handler(r.URL.Path); h != nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(e.http.Close)
+	return e
+}
+
+// post sends a form to path; basic, if not nil, is [id, secret] sent
+// form-urlencoded inside HTTP Basic as RFC 6749 §2.3.1 says.
+func (e *env) post(path string, form url.Values, basic []string) *http.Response {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.http.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if basic != nil {
+		req.SetBasicAuth(url.QueryEscape(basic[0]), url.QueryEscape(basic[1]))
+	}
+	return e.do(req)
+}
+
+func (e *env) do(req *http.Request) *http.Response {
+	e.t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func decode(t *testing.T, resp *http.Response) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatalf("decoding response (status %d): %v", resp.StatusCode, err)
+	}
+	return m
+}
+
+// wantOAuthError checks an RFC 6749 §5.2 error response.
+func wantOAuthError(t *testing.T, resp *http.Response, status int, code string) map[string]any {
+	t.Helper()
+	if resp.StatusCode != status {
+		t.Errorf("status %d, want %d", resp.StatusCode, status)
+	}
+	if got := resp.Header.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("Cache-Control %q, want no-store", got)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	m := decode(t, resp)
+	if m["error"] != code {
+		t.Fatalf("error %v (%v), want %s", m["error"], m["error_description"], code)
+	}
+	if d, _ := m["error_description"].(string); len(d) < 10 {
+		t.Errorf("error_description %q does not tell the user what to fix", d)
+	}
+	return m
+}

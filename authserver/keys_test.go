@@ -1,0 +1,198 @@
+package authserver_test
+
+import (
+	"encoding/json"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/introspect"
+)
+
+func issue(t *testing.T, e *env) string {
+	t.Helper()
+	m := decode(t, e.post("/oauth/token", form("grant_type", "client_credentials"), []string{"svc", "s3cret"}))
+	tok, _ := m["access_token"].(string)
+	if tok == "" {
+		t.Fatalf("no token: %v", m)
+	}
+	return tok
+}
+
+func jwksKids(t *testing.T, k *authserver.Keys) []string {
+	t.Helper()
+	var set struct {
+		Keys []struct {
+			Kid, Alg, Use, D string
+		} `json:"keys"`
+	}
+	if err := json.Unmarshal(k.JWKS(), &set); err != nil {
+		t.Fatal(err)
+	}
+	var kids []string
+	for _, k := range set.Keys {
+		if k.D != "" {
+			t.Fatal("the JWK Set publishes a private key")
+		}
+		if k.Alg == "" || k.Use != "sig" {
+			t.Fatalf("JWK without alg/use: %+v", k)
+		}
+		kids = append(kids, k.Kid)
+	}
+	return kids
+}
+
+// Restarts and other instances on the same store sign with the same key.
+func TestKeysSharedThroughStore(t *testing.T) {
+	for _, alg := range authserver.SupportedAlgs {
+		t.Run(alg, func(t *testing.T) {
+			st := openStore(t)
+			a := newEnvWith(t, st, alg)
+			b := newEnvWith(t, st, alg)
+			if ka, kb := a.keys.KeyIDs(), b.keys.KeyIDs(); len(ka) != 1 || !slices.Equal(ka, kb) {
+				t.Fatalf("instances disagree on keys: %v vs %v", ka, kb)
+			}
+			if _, err := b.validator.Validate(issue(t, a), ""); err != nil {
+				t.Fatalf("token from instance A refused by B: %v", err)
+			}
+		})
+	}
+}
+
+// Instances starting together on an empty store settle on one key.
+func TestKeysConcurrentInit(t *testing.T) {
+	st := openStore(t)
+	var wg sync.WaitGroup
+	keys := make([]*authserver.Keys, 8)
+	for i := range keys {
+		k, err := authserver.NewKeys(st, "ES256", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[i] = k
+		wg.Go(func() {
+			if err := k.Init(t.Context()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	for _, k := range keys {
+		if ids := k.KeyIDs(); len(ids) != 1 || ids[0] != keys[0].KeyIDs()[0] {
+			t.Fatalf("instances disagree: %v vs %v", ids, keys[0].KeyIDs())
+		}
+	}
+}
+
+func TestKeyRotation(t *testing.T) {
+	st := openStore(t)
+	a := newEnvWith(t, st, "ES256")
+	b := newEnvWith(t, st, "ES256")
+	before := issue(t, a)
+	oldKid := a.keys.KeyIDs()[0]
+
+	if err := a.keys.Rotate(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+	kids := jwksKids(t, a.keys)
+	if len(kids) != 2 || !slices.Contains(kids, oldKid) {
+		t.Fatalf("after rotation the JWKS has %v; the old key must stay while its tokens live", kids)
+	}
+	after := issue(t, a)
+	if kidOf(t, after) == oldKid {
+		t.Fatal("after rotation tokens are still signed with the old key")
+	}
+	// A still accepts tokens signed before the rotation.
+	if _, err := a.validator.Validate(before, ""); err != nil {
+		t.Fatalf("pre-rotation token refused: %v", err)
+	}
+	// B learns of the new key by refreshing from the store.
+	if _, err := b.validator.Validate(after, ""); err == nil {
+		t.Fatal("B accepted a key it cannot know yet: the test is not testing refresh")
+	}
+	if err := b.keys.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.validator.Validate(after, ""); err != nil {
+		t.Fatalf("B refuses the rotated key after refresh: %v", err)
+	}
+	if kidOf(t, issue(t, b)) == oldKid {
+		t.Fatal("B still signs with the retired key")
+	}
+}
+
+// A key rotated in with a delay is published before it signs.
+func TestKeyRotationPublishesBeforeSigning(t *testing.T) {
+	e := newEnv(t)
+	oldKid := e.keys.KeyIDs()[0]
+	if err := e.keys.Rotate(t.Context(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(jwksKids(t, e.keys)); n != 2 {
+		t.Fatalf("next key not published: %d keys", n)
+	}
+	if kidOf(t, issue(t, e)) != oldKid {
+		t.Fatal("a key scheduled for later already signs")
+	}
+}
+
+// Retired keys are dropped once every token they signed has expired.
+func TestRetiredKeysExpire(t *testing.T) {
+	st := openStore(t)
+	k, err := authserver.NewKeys(st, "EdDSA", 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Init(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	first := k.KeyIDs()[0]
+	if err := k.Rotate(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := k.Rotate(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if ids := k.KeyIDs(); len(ids) != 2 || slices.Contains(ids, first) {
+		t.Fatalf("keys %v: the first key's tokens are all expired, it must be gone", ids)
+	}
+}
+
+// Changing signing_alg rotates to a key of the new algorithm and keeps the
+// old one for its tokens.
+func TestSigningAlgChange(t *testing.T) {
+	st := openStore(t)
+	es := newEnvWith(t, st, "ES256")
+	old := issue(t, es)
+	ed := newEnvWith(t, st, "EdDSA")
+	tok := issue(t, ed)
+	if alg := headerOf(t, tok)["alg"]; alg != "EdDSA" {
+		t.Fatalf("after switching to EdDSA tokens are signed with %v", alg)
+	}
+	if _, err := ed.validator.Validate(old, ""); err != nil {
+		t.Fatalf("ES256 token refused after the switch: %v", err)
+	}
+}
+
+func TestUnsupportedAlg(t *testing.T) {
+	if _, err := authserver.NewKeys(openStore(t), "HS256", time.Hour); err == nil {
+		t.Fatal("HS256 accepted")
+	}
+}
+
+func headerOf(t *testing.T, tok string) map[string]any {
+	t.Helper()
+	h, err := introspect.DecodeHeader(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func kidOf(t *testing.T, tok string) string {
+	kid, _ := headerOf(t, tok)["kid"].(string)
+	return kid
+}

@@ -1,0 +1,96 @@
+package authserver_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/introspect"
+)
+
+func newServerAt(t *testing.T, st store.Store, iss string) (*authserver.Server, error) {
+	keys, err := authserver.NewKeys(st, "ES256", 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := keys.Init(t.Context()); err != nil {
+		return nil, err
+	}
+	return authserver.New(authserver.Config{Issuer: iss, Store: st, Keys: keys, Validator: &introspect.Validator{Keys: keys, Issuer: iss}})
+}
+
+func TestMetadata(t *testing.T) {
+	e := newEnv(t)
+	resp, err := http.Get(e.http.URL + "/.well-known/oauth-authorization-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m authserver.Metadata
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Issuer != issuer || m.TokenEndpoint != issuer+"/oauth/token" || m.JWKSURI != issuer+"/oauth/jwks" {
+		t.Fatalf("metadata %+v", m)
+	}
+	if len(m.GrantTypesSupported) == 0 || m.GrantTypesSupported[0] != "client_credentials" {
+		t.Fatalf("grant_types_supported %v", m.GrantTypesSupported)
+	}
+}
+
+func TestIssuerValidation(t *testing.T) {
+	for iss, ok := range map[string]bool{
+		"https://auth.example.com":      true,
+		"https://auth.example.com/t1":   true,
+		"http://localhost:8080":         true,
+		"http://127.0.0.1:9000":         true,
+		"":                              false,
+		"auth.example.com":              false,
+		"http://auth.example.com":       false,
+		"https://auth.example.com/":     false,
+		"https://auth.example.com?x=1":  false,
+		"https://auth.example.com#frag": false,
+	} {
+		_, err := authserver.ValidateIssuer(iss)
+		if (err == nil) != ok {
+			t.Errorf("ValidateIssuer(%q) = %v, want ok=%v", iss, err, ok)
+		}
+	}
+}
+
+func TestClientValidation(t *testing.T) {
+	base := func() *authserver.Client {
+		return &authserver.Client{ID: "c", SecretHash: authserver.HashSecretSHA256("x"), GrantTypes: []string{authserver.GrantAuthorizationCode},
+			RedirectURIs: []string{"https://app.example.com/cb"}, Scopes: []string{"read"}}
+	}
+	tests := map[string]func(c *authserver.Client){
+		"public with client_credentials": func(c *authserver.Client) {
+			c.Public, c.SecretHash, c.GrantTypes = true, "", []string{authserver.GrantClientCredentials}
+		},
+		"relative redirect URI":       func(c *authserver.Client) { c.RedirectURIs = []string{"/cb"} },
+		"redirect URI with fragment":  func(c *authserver.Client) { c.RedirectURIs = []string{"https://a.example/cb#x"} },
+		"http redirect URI":           func(c *authserver.Client) { c.RedirectURIs = []string{"http://a.example/cb"} },
+		"code grant without redirect": func(c *authserver.Client) { c.RedirectURIs = nil },
+		"unknown grant":               func(c *authserver.Client) { c.GrantTypes = []string{"password"} },
+		"no grant":                    func(c *authserver.Client) { c.GrantTypes = nil },
+		"confidential without secret": func(c *authserver.Client) { c.SecretHash = "" },
+		"bad scope":                   func(c *authserver.Client) { c.Scopes = []string{`a"b`} },
+	}
+	if err := authserver.ValidateClient(base()); err != nil {
+		t.Fatalf("valid client refused: %v", err)
+	}
+	for name, mutate := range tests {
+		c := base()
+		mutate(c)
+		if err := authserver.ValidateClient(c); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	ok := base()
+	ok.RedirectURIs = []string{"http://127.0.0.1/callback", "http://[::1]/cb", "com.example.app:/oauth"}
+	if err := authserver.ValidateClient(ok); err != nil {
+		t.Errorf("loopback and private-use redirect URIs refused: %v", err)
+	}
+}
