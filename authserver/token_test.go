@@ -101,7 +101,9 @@ func TestTokenEndpointRefusals(t *testing.T) {
 		{"two authentication methods", func() *http.Response {
 			return e.post("/oauth/token", form("grant_type", "client_credentials", "client_secret", "s3cret"), []string{"svc", "s3cret"})
 		}, 400, "invalid_request", "one client authentication method", false},
-		{"unknown grant", func() *http.Response { return e.post("/oauth/token", form("grant_type", "password"), []string{"svc", "s3cret"}) }, 400, "unsupported_grant_type", "client_credentials", false},
+		{"unknown grant", func() *http.Response {
+			return e.post("/oauth/token", form("grant_type", "password"), []string{"svc", "s3cret"})
+		}, 400, "unsupported_grant_type", "client_credentials", false},
 		{"no grant_type", func() *http.Response { return e.post("/oauth/token", form(), []string{"svc", "s3cret"}) }, 400, "invalid_request", "grant_type is missing", false},
 		{"grant not allowed for client", func() *http.Response { return e.post("/oauth/token", cc, []string{"web", "websecret"}) }, 400, "unauthorized_client", "not allowed", false},
 		{"public client asking client_credentials", func() *http.Response {
