@@ -1,0 +1,83 @@
+package test
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Bad configuration fails `tokengate adapt` with a message naming the
+// directive and the problem.
+func TestConfigErrors(t *testing.T) {
+	const hash = "$2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe"
+	wrap := func(body string) string {
+		return "{\n\toauth2 {\n" + body + "\n\t}\n}\nhttp://127.0.0.1:9 {\n\toauth2_server\n}\n"
+	}
+	const iss = "\t\tissuer https://auth.example.com\n"
+	tests := []struct {
+		name, caddyfile, want string
+	}{
+		{"missing issuer", wrap("\t\tsigning_alg ES256"), "issuer is required"},
+		{"issuer not absolute", wrap("\t\tissuer auth.example.com"), "absolute URL"},
+		{"issuer over plain http", wrap("\t\tissuer http://auth.example.com"), "must use https"},
+		{"unknown grant", wrap(iss + "\t\tclient a {\n\t\t\tsecret x\n\t\t\tgrant password\n\t\t}"), `unknown grant "password"`},
+		{"relative redirect URI", wrap(iss + "\t\tclient a {\n\t\t\tgrant authorization_code\n\t\t\tredirect_uri /callback\n\t\t}"), "absolute URI"},
+		{"public client with client_credentials", wrap(iss + "\t\tclient a {\n\t\t\tgrant client_credentials\n\t\t}"), "client_credentials needs a confidential client"},
+		{"secret and secret_hash", wrap(iss + "\t\tclient a {\n\t\t\tsecret x\n\t\t\tsecret_hash " + hash + "\n\t\t\tgrant client_credentials\n\t\t}"), "not both"},
+		{"secret_hash not bcrypt", wrap(iss + "\t\tclient a {\n\t\t\tsecret_hash plain\n\t\t\tgrant client_credentials\n\t\t}"), "not a bcrypt hash"},
+		{"client without grant", wrap(iss + "\t\tclient a {\n\t\t\tsecret x\n\t\t}"), "no grant"},
+		{"unknown client option", wrap(iss + "\t\tclient a {\n\t\t\tcolour blue\n\t\t}"), `unknown option "colour"`},
+		{"client defined twice", wrap(iss + "\t\tclient a {\n\t\t\tsecret x\n\t\t\tgrant client_credentials\n\t\t}\n\t\tclient a {\n\t\t\tsecret y\n\t\t\tgrant client_credentials\n\t\t}"), "defined twice"},
+		{"bad signing_alg", wrap(iss + "\t\tsigning_alg HS256"), `signing_alg "HS256" is not supported`},
+		{"bad duration", wrap(iss + "\t\taccess_token_ttl forever"), "access_token_ttl"},
+		{"unknown store", wrap(iss + "\t\tstore postgres"), `store "postgres" is not known`},
+		{"redis store without address", wrap(iss + "\t\tstore redis {\n\t\t\tprefix x:\n\t\t}"), "no address"},
+		{"user with a plain password", wrap(iss + "\t\tuser mark hunter2"), "bcrypt hash"},
+		{"user with bad email", wrap(iss + "\t\tuser mark " + hash + " {\n\t\t\temail nope\n\t\t}"), "not an email address"},
+		{"unknown option", wrap(iss + "\t\tcolour blue"), `unknown oauth2 option "colour"`},
+		{"bearer_auth unknown option", "{\n\toauth2 {\n" + iss + "\t}\n}\nhttp://127.0.0.1:9 {\n\tbearer_auth {\n\t\tcolour blue\n\t}\n}\n", `bearer_auth: unknown option "colour"`},
+	}
+	dir := t.TempDir()
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, "Caddyfile"+itoa(i))
+			writeFile(t, path, tc.caddyfile)
+			out, err := run(t, nil, "adapt", "--config", path, "--adapter", "caddyfile")
+			out = strings.ReplaceAll(out, `\"`, `"`) // Caddy logs the message as JSON
+			if err == nil {
+				t.Fatalf("adapt accepted:\n%s\n%s", tc.caddyfile, out)
+			}
+			if !strings.Contains(out, tc.want) {
+				t.Fatalf("adapt said:\n%s\nwant it to mention %q", out, tc.want)
+			}
+			if !strings.Contains(out, "Caddyfile"+itoa(i)+":") {
+				t.Errorf("the message does not name the file and line:\n%s", out)
+			}
+		})
+	}
+}
+
+// The example Caddyfile adapts, and a valid config with every option does too.
+func TestExampleCaddyfileAdapts(t *testing.T) {
+	out, err := run(t, nil, "adapt", "--config", "../Caddyfile.example", "--adapter", "caddyfile")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{`"oauth2"`, `"issuer":"http://localhost:8080"`, `"handler":"bearer_auth"`, `"handler":"oauth2_server"`, `"module":"file"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("adapted config lacks %s", want)
+		}
+	}
+}
+
+// A secret from an unset environment variable stops the start with a clear
+// message rather than making a client with an empty secret.
+func TestEmptyEnvSecretRefused(t *testing.T) {
+	g := newGateway(t, Ports{Upstream: "127.0.0.1:9"})
+	path := filepath.Join(g.dir, "Caddyfile")
+	writeFile(t, path, render(t, gatewayCaddyfile, g.Ports))
+	out, err := run(t, []string{"WRITER_SECRET=", "XDG_DATA_HOME=" + g.dir}, "validate", "--config", path, "--adapter", "caddyfile")
+	if err == nil || !strings.Contains(out, "is the environment variable set?") {
+		t.Fatalf("validate with WRITER_SECRET unset: %v\n%s", err, out)
+	}
+}
