@@ -22,7 +22,7 @@ const issuer = "https://auth.example.com"
 
 // env is an authorization server on a fresh embedded store.
 type env struct {
-	t         *testing.T
+	t         testing.TB
 	store     store.Store
 	keys      *authserver.Keys
 	validator *introspect.Validator
@@ -30,7 +30,7 @@ type env struct {
 	http      *httptest.Server
 }
 
-func openStore(t *testing.T) store.Store {
+func openStore(t testing.TB) store.Store {
 	t.Helper()
 	st, err := boltstore.Open(filepath.Join(t.TempDir(), "tg.db"))
 	if err != nil {
@@ -40,7 +40,7 @@ func openStore(t *testing.T) store.Store {
 	return st
 }
 
-func bcryptHash(t *testing.T, secret string) string {
+func bcryptHash(t testing.TB, secret string) string {
 	t.Helper()
 	h, err := bcrypt.GenerateFromPassword([]byte(secret), bcrypt.MinCost)
 	if err != nil {
@@ -52,7 +52,7 @@ func bcryptHash(t *testing.T, secret string) string {
 // testClients: a bcrypt client, a plain-secret client whose ID and secret
 // need form-encoding inside Basic, a public device client, and a
 // confidential client without client_credentials.
-func testClients(t *testing.T) []*authserver.Client {
+func testClients(t testing.TB) []*authserver.Client {
 	return []*authserver.Client{
 		{ID: "svc", Name: "Service", SecretHash: bcryptHash(t, "s3cret"), GrantTypes: []string{authserver.GrantClientCredentials},
 			Scopes: []string{"read", "write"}, Audience: []string{"https://api.example.com"}},
@@ -64,12 +64,12 @@ func testClients(t *testing.T) []*authserver.Client {
 	}
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	return newEnvWith(t, openStore(t), "ES256")
 }
 
-func newEnvWith(t *testing.T, st store.Store, alg string) *env {
+func newEnvWith(t testing.TB, st store.Store, alg string) *env {
 	t.Helper()
 	keys, err := authserver.NewKeys(st, alg, time.Hour)
 	if err != nil {

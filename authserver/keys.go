@@ -246,7 +246,10 @@ func generateKey(alg string, created, active time.Time) (store.SigningKey, error
 func decodeRing(ring *store.KeyRing) (*keySnapshot, error) {
 	snap := &keySnapshot{version: ring.Version, byID: map[string]*liveKey{}}
 	set := jwk.NewSet()
-	for _, sk := range ring.Keys {
+	// Newest first, in the JWKS too, so the signing key leads.
+	sorted := slices.Clone(ring.Keys)
+	slices.SortStableFunc(sorted, func(a, b store.SigningKey) int { return b.ActiveAt.Compare(a.ActiveAt) })
+	for _, sk := range sorted {
 		priv, err := jwk.ParseKey(sk.JWK)
 		if err != nil {
 			return nil, fmt.Errorf("decoding signing key %s: %w", sk.ID, err)
@@ -270,7 +273,6 @@ func decodeRing(ring *store.KeyRing) (*keySnapshot, error) {
 			return nil, fmt.Errorf("publishing key %s: %w", sk.ID, err)
 		}
 	}
-	slices.SortStableFunc(snap.keys, func(a, b *liveKey) int { return b.meta.ActiveAt.Compare(a.meta.ActiveAt) })
 	jwks, err := json.Marshal(set)
 	if err != nil {
 		return nil, fmt.Errorf("encoding JWK Set: %w", err)

@@ -8,11 +8,13 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/tokengate/tokengate/internal/redistest"
+	"github.com/tokengate/tokengate/introspect"
 )
 
 // The gateway of CONTRACT §2-§4: an auth site, an API site behind
@@ -305,4 +307,65 @@ func TestMetadataAndJWKS(t *testing.T) {
 	if resp.StatusCode != 400 || !strings.Contains(body, "invalid_request") {
 		t.Fatalf("query parameters: %d %s", resp.StatusCode, body)
 	}
+}
+
+// An admin rotates the signing key on one instance; both instances sign with
+// the new key and accept tokens from before and after.
+func TestKeyRotationAcrossInstances(t *testing.T) {
+	srv := redistest.Start(t)
+	storeLine := "store redis {\n\t\t\taddress " + srv.URL + "\n\t\t\tprefix " + redistest.Prefix(t) + "\n\t\t}"
+	up := newUpstream(t)
+	a := startGateway(t, up, storeLine)
+	b := newGateway(t, Ports{Upstream: up.Addr(), Store: storeLine, Issuer: a.Ports.Issuer})
+	b.start(gatewayCaddyfile, "WRITER_SECRET="+writerSecret)
+	before := token(t, a)
+	oldKids := jwksKids(t, a)
+
+	req, _ := http.NewRequest("POST", "http://127.0.0.1:"+itoa(a.Ports.Admin)+"/oauth2/keys/rotate", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rot struct {
+		Kid       string
+		Published []string
+	}
+	json.NewDecoder(resp.Body).Decode(&rot)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || rot.Kid == "" || rot.Kid == oldKids[0] || len(rot.Published) != 2 {
+		t.Fatalf("rotate: %d %+v", resp.StatusCode, rot)
+	}
+
+	after := token(t, a)
+	for name, g := range map[string]*gateway{"A": a, "B": b} {
+		for when, tok := range map[string]string{"before": before, "after": after} {
+			if code := callAPI(t, g, tok); code != 200 {
+				t.Errorf("%s refused the token from %s the rotation: %d", name, when, code)
+			}
+		}
+	}
+	// B picks the new key up from the store within its sync interval.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		kids := jwksKids(t, b)
+		if len(kids) == 2 && kids[0] == rot.Kid {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B still publishes %v; A %v; rotate said %+v", kids, jwksKids(t, a), rot)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if kid := kidOf(t, token(t, b)); kid != rot.Kid {
+		t.Fatalf("B signs with %s, want the new key %s", kid, rot.Kid)
+	}
+}
+
+func kidOf(t *testing.T, tok string) string {
+	h, err := introspect.DecodeHeader(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, _ := h["kid"].(string)
+	return kid
 }
