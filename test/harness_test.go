@@ -18,6 +18,12 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	// The binary under test is built from these packages in a subprocess,
+	// which Go's test cache cannot see: importing them makes a change to
+	// them invalidate cached results of this package.
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+	_ "github.com/tokengate/tokengate/caddymodule"
 )
 
 var binary string
@@ -33,6 +39,11 @@ func TestMain(m *testing.M) {
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building tokengate:", err)
+		os.Exit(1)
+	}
+	// Likewise for the example the tests run: reading it here records it.
+	if _, err := os.ReadFile("../Caddyfile.example"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
