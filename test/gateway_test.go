@@ -369,3 +369,42 @@ func kidOf(t *testing.T, tok string) string {
 	kid, _ := h["kid"].(string)
 	return kid
 }
+
+// While Redis is down, requests that need the store get 503
+// temporarily_unavailable (never a 500 or a hang); what needs no store still
+// works; when Redis returns, everything works again and nothing is lost.
+func TestRedisOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	storeLine := "store redis {\n\t\t\taddress " + srv.URL + "\n\t\t}"
+	up := newUpstream(t)
+	g := startGateway(t, up, storeLine)
+	tok := token(t, g)
+	kids := jwksKids(t, g)
+
+	srv.Stop()
+	// An unknown client must be looked up in the store.
+	_, err := ccConfig(g, "registered-later", "x", oauth2.AuthStyleInHeader).Token(context.Background())
+	var re *oauth2.RetrieveError
+	if !asRetrieveError(err, &re) || re.Response.StatusCode != 503 || re.ErrorCode != "temporarily_unavailable" {
+		t.Fatalf("store down: %v", err)
+	}
+	// Config clients and bearer_auth need no store round trip.
+	if code := callAPI(t, g, token(t, g)); code != 200 {
+		t.Fatalf("bearer_auth with the store down: %d", code)
+	}
+
+	srv.Resume()
+	_, err = ccConfig(g, "registered-later", "x", oauth2.AuthStyleInHeader).Token(context.Background())
+	if !asRetrieveError(err, &re) || re.Response.StatusCode != 401 {
+		t.Fatalf("store back: %v", err)
+	}
+	if code := callAPI(t, g, tok); code != 200 {
+		t.Fatalf("token from before the outage: %d", code)
+	}
+	if got := jwksKids(t, g); strings.Join(got, ",") != strings.Join(kids, ",") {
+		t.Fatalf("keys changed over the outage: %v vs %v", got, kids)
+	}
+	if strings.Contains(g.log.String(), "panic") {
+		t.Fatalf("panic in the log:\n%s", g.log)
+	}
+}

@@ -66,7 +66,7 @@ func Start(t testing.TB) *Server {
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 	s.URL = "redis://" + s.Addr + "/0"
 	s.start()
-	t.Cleanup(s.Stop)
+	t.Cleanup(s.kill)
 	return s
 }
 
@@ -101,7 +101,7 @@ func (s *Server) start() {
 			return
 		}
 		if time.Now().After(deadline) {
-			s.Stop()
+			s.kill()
 			s.t.Fatalf("redis-server on %s did not answer: %v", s.Addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -110,7 +110,17 @@ func (s *Server) start() {
 
 // Stop ends the server (a no-op for a REDIS_URL server).
 func (s *Server) Stop() {
-	if s.shared || s.cmd == nil || s.cmd.Process == nil {
+	if s.shared {
+		s.t.Skip("outage tests need their own redis-server, not REDIS_URL's")
+	}
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	s.kill()
+}
+
+func (s *Server) kill() {
+	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
 	_ = s.cmd.Process.Kill()
@@ -122,9 +132,16 @@ func (s *Server) Stop() {
 // same data, for outage tests. Tests calling it need their own server.
 func (s *Server) Restart() {
 	s.t.Helper()
-	if s.shared {
-		s.t.Skip("cannot restart the REDIS_URL server")
-	}
 	s.Stop()
+	s.Resume()
+}
+
+// Resume starts a stopped server again on the same port with the same data.
+// Outage tests need their own server: a REDIS_URL one cannot be stopped.
+func (s *Server) Resume() {
+	s.t.Helper()
+	if s.shared {
+		s.t.Skip("outage tests need their own redis-server, not REDIS_URL's")
+	}
 	s.start()
 }

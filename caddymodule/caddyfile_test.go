@@ -1,0 +1,82 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+func TestUnmarshalGlobalOption(t *testing.T) {
+	d := caddyfile.NewTestDispenser(`oauth2 {
+		issuer https://auth.example.com
+		store redis {
+			address redis://a:6379/0 redis://b:6379/0
+			master_name mymaster
+			prefix tg:
+		}
+		signing_alg EdDSA
+		access_token_ttl 15m
+		device_interval 3s
+		client app {
+			name "The Droplet Book"
+			website https://dropletbook.com
+			secret {env.APP_SECRET}
+			redirect_uri https://dropletbook.com/cb https://dropletbook.com/cb2
+			grant authorization_code refresh_token
+			scope read write
+			audience https://api.example.com
+			skip_consent
+		}
+		user mark $2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe {
+			name "Mark E. Mark"
+			email mark@thefunkybunch.com
+		}
+	}`)
+	a := new(App)
+	if err := a.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	want := &App{
+		Issuer:         "https://auth.example.com",
+		StoreRaw:       json.RawMessage(`{"addresses":["redis://a:6379/0","redis://b:6379/0"],"master_name":"mymaster","module":"redis","prefix":"tg:"}`),
+		SigningAlg:     "EdDSA",
+		AccessTokenTTL: caddy.Duration(15 * time.Minute),
+		DeviceInterval: caddy.Duration(3 * time.Second),
+		Clients: []*ClientConfig{{ID: "app", Name: "The Droplet Book", Website: "https://dropletbook.com", Secret: "{env.APP_SECRET}",
+			RedirectURIs: []string{"https://dropletbook.com/cb", "https://dropletbook.com/cb2"},
+			GrantTypes:   []string{"authorization_code", "refresh_token"}, Scopes: []string{"read", "write"},
+			Audience: []string{"https://api.example.com"}, SkipConsent: true}},
+		Users: []*UserConfig{{Username: "mark", PasswordHash: "$2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe",
+			Name: "Mark E. Mark", Email: "mark@thefunkybunch.com"}},
+	}
+	if !reflect.DeepEqual(a, want) {
+		got, _ := json.Marshal(a)
+		exp, _ := json.Marshal(want)
+		t.Fatalf("got  %s\nwant %s", got, exp)
+	}
+}
+
+func TestUnmarshalBearerAuth(t *testing.T) {
+	for src, want := range map[string]BearerAuth{
+		`bearer_auth`:            {},
+		`bearer_auth read write`: {Scopes: []string{"read", "write"}},
+		"bearer_auth read {\n scope write\n audience https://api\n realm api\n}": {
+			Scopes: []string{"read", "write"}, Audience: "https://api", Realm: "api"},
+	} {
+		var b BearerAuth
+		if err := b.UnmarshalCaddyfile(caddyfile.NewTestDispenser(src)); err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if !reflect.DeepEqual(b, want) {
+			t.Errorf("%s: got %+v, want %+v", src, b, want)
+		}
+	}
+	var b BearerAuth
+	if err := b.UnmarshalCaddyfile(caddyfile.NewTestDispenser("bearer_auth {\n audience\n}")); err == nil {
+		t.Error("audience without a value accepted")
+	}
+}
