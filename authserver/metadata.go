@@ -46,25 +46,28 @@ func (s *Server) Metadata() *Metadata {
 }
 
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, &Error{Code: "invalid_request", Description: "use GET for the metadata", Status: http.StatusMethodNotAllowed})
+	doc, err := json.Marshal(s.Metadata())
+	if err != nil {
+		writeError(w, s.internalError("encoding the metadata", err))
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "public, max-age=300")
-	_ = json.NewEncoder(w).Encode(s.Metadata())
+	serveDocument(w, r, "application/json", "public, max-age=300", doc)
 }
 
 func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	// Cached briefly, because a rotation publishes the new key moments
+	// before use unless it was scheduled with a delay.
+	serveDocument(w, r, "application/jwk-set+json", "public, max-age=60", s.keys.JWKS())
+}
+
+// serveDocument answers GET and HEAD with a public, cacheable document.
+func serveDocument(w http.ResponseWriter, r *http.Request, contentType, cacheControl string, doc []byte) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, &Error{Code: "invalid_request", Description: "use GET for the JWK Set", Status: http.StatusMethodNotAllowed})
+		writeError(w, &Error{Code: "invalid_request", Description: "use GET for this document", Status: http.StatusMethodNotAllowed})
 		return
 	}
-	w.Header().Set("Content-Type", "application/jwk-set+json")
-	// Short, because a rotation publishes the new key moments before use
-	// unless it was scheduled with a delay.
-	w.Header().Set("Cache-Control", "public, max-age=60")
-	_, _ = w.Write(s.keys.JWKS())
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Cache-Control", cacheControl)
+	_, _ = w.Write(doc)
 }

@@ -147,9 +147,6 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Issuer is the issuer identifier.
-func (s *Server) Issuer() string { return s.cfg.Issuer }
-
 // Handler returns the endpoint serving path, or nil when the path is not one
 // of the authorization server's, so the caller passes the request on.
 func (s *Server) Handler(path string) http.Handler {

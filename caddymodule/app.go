@@ -336,15 +336,6 @@ func (a *App) reloadKeysForUnknownKid(string) bool {
 	return a.keys.Refresh(ctx) == nil
 }
 
-// Server is the authorization server.
-func (a *App) Server() *authserver.Server { return a.server }
-
-// Validator validates this issuer's access tokens.
-func (a *App) Validator() *introspect.Validator { return a.validator }
-
-// Keys manages the signing keys.
-func (a *App) Keys() *authserver.Keys { return a.keys }
-
 // parseGlobalOption sets up the oauth2 app from the Caddyfile global option:
 //
 //	oauth2 {

@@ -208,11 +208,4 @@ func TestRevocation(t *testing.T) {
 	if _, err := f.v.Validate(tok, ""); err != nil {
 		t.Fatalf("token issued after the client's cut-off refused: %v", err)
 	}
-	// Pruning forgets entries whose tokens have all expired.
-	f.v.Revoked.Replace([]store.Revocation{{Kind: store.RevokeToken, Value: "jti-1", At: iat, ExpiresAt: iat.Add(-time.Second)},
-		{Kind: store.RevokeSubject, Value: "mark", At: iat, ExpiresAt: iat.Add(-time.Second)}})
-	f.v.Revoked.Prune(time.Now())
-	if n := f.v.Revoked.Len(); n != 0 {
-		t.Fatalf("%d entries left after pruning expired ones", n)
-	}
 }

@@ -96,9 +96,14 @@ func get(t *testing.T, c *http.Client, method, url string, hdr ...string) (*http
 func stores(t *testing.T, fn func(t *testing.T, storeLine string)) {
 	t.Run("file", func(t *testing.T) { fn(t, "store file") })
 	t.Run("redis", func(t *testing.T) {
-		srv := redistest.Start(t)
-		fn(t, "store redis {\n\t\t\taddress "+srv.URL+"\n\t\t\tprefix "+redistest.Prefix(t)+"\n\t\t}")
+		fn(t, redisStoreLine(t, redistest.Start(t)))
 	})
+}
+
+// redisStoreLine is the store directive for srv, with a key prefix of the
+// test's own.
+func redisStoreLine(t *testing.T, srv *redistest.Server) string {
+	return "store redis {\n\t\t\taddress " + srv.URL + "\n\t\t\tprefix " + redistest.Prefix(t) + "\n\t\t}"
 }
 
 func TestClientCredentialsThroughGateway(t *testing.T) {
@@ -265,8 +270,7 @@ func TestRestartAndReloadKeepKeys(t *testing.T) {
 // Two instances on one Redis share the signing key: either accepts the
 // other's tokens.
 func TestInstancesShareKeysThroughRedis(t *testing.T) {
-	srv := redistest.Start(t)
-	storeLine := "store redis {\n\t\t\taddress " + srv.URL + "\n\t\t\tprefix " + redistest.Prefix(t) + "\n\t\t}"
+	storeLine := redisStoreLine(t, redistest.Start(t))
 	up := newUpstream(t)
 	a := startGateway(t, up, storeLine)
 	// B is another instance of the same issuer, as behind a load balancer.
@@ -312,8 +316,7 @@ func TestMetadataAndJWKS(t *testing.T) {
 // An admin rotates the signing key on one instance; both instances sign with
 // the new key and accept tokens from before and after.
 func TestKeyRotationAcrossInstances(t *testing.T) {
-	srv := redistest.Start(t)
-	storeLine := "store redis {\n\t\t\taddress " + srv.URL + "\n\t\t\tprefix " + redistest.Prefix(t) + "\n\t\t}"
+	storeLine := redisStoreLine(t, redistest.Start(t))
 	up := newUpstream(t)
 	a := startGateway(t, up, storeLine)
 	b := newGateway(t, Ports{Upstream: up.Addr(), Store: storeLine, Issuer: a.Ports.Issuer})

@@ -75,9 +75,6 @@ func Open(path string) (*Store, error) {
 	return s, nil
 }
 
-// Path is the file the store lives in.
-func (s *Store) Path() string { return s.db.Path() }
-
 // Close stops the sweeper and closes the file.
 func (s *Store) Close() error {
 	close(s.stop)

@@ -77,12 +77,6 @@ func universalOptions(o Options) (*redis.UniversalOptions, error) {
 	return uo, nil
 }
 
-// Redis exposes the underlying client, for pub/sub and health checks.
-func (s *Store) Redis() redis.UniversalClient { return s.rdb }
-
-// Ping checks that Redis answers.
-func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
-
 // Close closes the connections.
 func (s *Store) Close() error { return s.rdb.Close() }
 
