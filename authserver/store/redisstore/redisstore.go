@@ -61,13 +61,15 @@ func universalOptions(o Options) (*redis.UniversalOptions, error) {
 		MaxRetries:   1,
 	}
 	for i, a := range o.Addresses {
-		if u, err := url.Parse(a); err != nil || u.Scheme == "" || u.Host == "" {
+		u, err := url.Parse(a)
+		if err != nil || u.Scheme == "" || u.Host == "" {
 			uo.Addrs = append(uo.Addrs, a) // plain host:port
 			continue
 		}
 		ro, err := redis.ParseURL(a)
 		if err != nil {
-			return nil, fmt.Errorf("redis address %q: %w", a, err)
+			// Not the URL itself: it may carry a password.
+			return nil, fmt.Errorf("redis address #%d (%s://%s): %w", i+1, u.Scheme, u.Host, err)
 		}
 		uo.Addrs = append(uo.Addrs, ro.Addr)
 		if i == 0 {
