@@ -267,15 +267,21 @@ func TestRestartAndReloadKeepKeys(t *testing.T) {
 	})
 }
 
+// twoInstances starts two instances of one issuer on one Redis, as behind a
+// load balancer.
+func twoInstances(t *testing.T) (a, b *gateway, up *upstream, storeLine string) {
+	storeLine = redisStoreLine(t, redistest.Start(t))
+	up = newUpstream(t)
+	a = startGateway(t, up, storeLine)
+	b = newGateway(t, Ports{Upstream: up.Addr(), Store: storeLine, Issuer: a.Ports.Issuer})
+	b.start(gatewayCaddyfile, "WRITER_SECRET="+writerSecret)
+	return a, b, up, storeLine
+}
+
 // Two instances on one Redis share the signing key: either accepts the
 // other's tokens.
 func TestInstancesShareKeysThroughRedis(t *testing.T) {
-	storeLine := redisStoreLine(t, redistest.Start(t))
-	up := newUpstream(t)
-	a := startGateway(t, up, storeLine)
-	// B is another instance of the same issuer, as behind a load balancer.
-	b := newGateway(t, Ports{Upstream: up.Addr(), Store: storeLine, Issuer: a.Ports.Issuer})
-	b.start(gatewayCaddyfile, "WRITER_SECRET="+writerSecret)
+	a, b, up, storeLine := twoInstances(t)
 	if code := callAPI(t, b, token(t, a)); code != 200 {
 		t.Fatalf("B refused a token A issued: %d", code)
 	}
@@ -316,11 +322,7 @@ func TestMetadataAndJWKS(t *testing.T) {
 // An admin rotates the signing key on one instance; both instances sign with
 // the new key and accept tokens from before and after.
 func TestKeyRotationAcrossInstances(t *testing.T) {
-	storeLine := redisStoreLine(t, redistest.Start(t))
-	up := newUpstream(t)
-	a := startGateway(t, up, storeLine)
-	b := newGateway(t, Ports{Upstream: up.Addr(), Store: storeLine, Issuer: a.Ports.Issuer})
-	b.start(gatewayCaddyfile, "WRITER_SECRET="+writerSecret)
+	a, b, _, _ := twoInstances(t)
 	before := token(t, a)
 	oldKids := jwksKids(t, a)
 
