@@ -42,10 +42,11 @@ type Keys struct {
 
 // keySnapshot is an immutable decoded key ring.
 type keySnapshot struct {
-	version int64
-	keys    []*liveKey // newest ActiveAt first
-	byID    map[string]*liveKey
-	jwks    []byte
+	version      int64
+	cookieSecret []byte
+	keys         []*liveKey // newest ActiveAt first
+	byID         map[string]*liveKey
+	jwks         []byte
 }
 
 // liveKey is a decoded signing key.
@@ -111,33 +112,29 @@ func (k *Keys) rotate(ctx context.Context, delay time.Duration, ifNeeded bool) e
 			return fmt.Errorf("loading signing keys: %w", err)
 		}
 		now := time.Now().UTC()
+		addKey := true
 		if ifNeeded {
 			snap, err := decodeRing(ring)
 			if err != nil {
 				return err
 			}
-			if s := snap.signing(now); s != nil && s.meta.Alg == k.alg {
+			s := snap.signing(now)
+			addKey = s == nil || s.meta.Alg != k.alg
+			if !addKey && len(ring.CookieSecret) > 0 {
 				k.cur.Store(snap)
 				return nil
 			}
 		}
-		next, err := generateKey(k.alg, now, now.Add(delay))
-		if err != nil {
-			return fmt.Errorf("generating %s signing key: %w", k.alg, err)
-		}
 		prev := ring.Version
-		keys := ring.Keys[:0:0]
-		for _, old := range ring.Keys {
-			if !old.ExpiresAt.IsZero() && old.ExpiresAt.Before(now) {
-				continue // no token it signed is valid any more
-			}
-			if old.RetiredAt.IsZero() {
-				old.RetiredAt = next.ActiveAt
-				old.ExpiresAt = next.ActiveAt.Add(k.keep)
-			}
-			keys = append(keys, old)
+		if len(ring.CookieSecret) == 0 {
+			ring.CookieSecret = make([]byte, 32)
+			_, _ = rand.Read(ring.CookieSecret)
 		}
-		ring.Keys = append(keys, next)
+		if addKey {
+			if err := k.addKey(ring, now, delay); err != nil {
+				return err
+			}
+		}
 		err = k.store.SwapKeys(ctx, prev, ring)
 		if errors.Is(err, store.ErrConflict) {
 			continue
@@ -153,6 +150,37 @@ func (k *Keys) rotate(ctx context.Context, delay time.Duration, ifNeeded bool) e
 		return nil
 	}
 	return errors.New("rotating signing keys: too many concurrent rotations")
+}
+
+// addKey retires the signing key in favour of a new one active after delay,
+// and drops keys whose tokens have all expired.
+func (k *Keys) addKey(ring *store.KeyRing, now time.Time, delay time.Duration) error {
+	next, err := generateKey(k.alg, now, now.Add(delay))
+	if err != nil {
+		return fmt.Errorf("generating %s signing key: %w", k.alg, err)
+	}
+	keys := ring.Keys[:0:0]
+	for _, old := range ring.Keys {
+		if !old.ExpiresAt.IsZero() && old.ExpiresAt.Before(now) {
+			continue // no token it signed is valid any more
+		}
+		if old.RetiredAt.IsZero() {
+			old.RetiredAt = next.ActiveAt
+			old.ExpiresAt = next.ActiveAt.Add(k.keep)
+		}
+		keys = append(keys, old)
+	}
+	ring.Keys = append(keys, next)
+	return nil
+}
+
+// CookieSecret is the issuer's key for signing session cookies and CSRF
+// tokens, the same on every instance.
+func (k *Keys) CookieSecret() []byte {
+	if snap := k.cur.Load(); snap != nil {
+		return snap.cookieSecret
+	}
+	return nil
 }
 
 // signing returns the key that signs at time now: the one activated last.
@@ -244,7 +272,7 @@ func generateKey(alg string, created, active time.Time) (store.SigningKey, error
 }
 
 func decodeRing(ring *store.KeyRing) (*keySnapshot, error) {
-	snap := &keySnapshot{version: ring.Version, byID: map[string]*liveKey{}}
+	snap := &keySnapshot{version: ring.Version, cookieSecret: ring.CookieSecret, byID: map[string]*liveKey{}}
 	set := jwk.NewSet()
 	// Newest first, in the JWKS too, so the signing key leads.
 	sorted := slices.Clone(ring.Keys)

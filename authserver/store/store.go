@@ -57,6 +57,9 @@ type Store interface {
 
 	// CreateRefreshToken stores the first refresh token of a grant.
 	CreateRefreshToken(ctx context.Context, t *RefreshToken) error
+	// RefreshToken returns the token (grantID, hash); with ErrAlreadyUsed
+	// if it was rotated already.
+	RefreshToken(ctx context.Context, grantID, hash string) (*RefreshToken, error)
 	// RotateRefreshToken consumes the token (grantID, hash) and, if this is
 	// its first use, stores next in the same atomic step. It returns the
 	// consumed token; with ErrAlreadyUsed if it was used before (next is
@@ -83,8 +86,9 @@ type Store interface {
 	Consent(ctx context.Context, subject, clientID string) (*Consent, error)
 
 	// Incr adds one to the counter key in its fixed window and returns the
-	// new count. The window starts at the first increment.
-	Incr(ctx context.Context, key string, window time.Duration) (int64, error)
+	// new count and when the window ends. The window starts at the first
+	// increment.
+	Incr(ctx context.Context, key string, window time.Duration) (count int64, resetAt time.Time, err error)
 
 	// Close releases the store's resources.
 	Close() error
@@ -95,6 +99,9 @@ type Store interface {
 type KeyRing struct {
 	Version int64        `json:"version"`
 	Keys    []SigningKey `json:"keys"`
+	// CookieSecret signs the login session and CSRF tokens of every
+	// instance of the issuer.
+	CookieSecret []byte `json:"cookie_secret,omitempty"`
 }
 
 // SigningKey is one private key with its lifecycle.
@@ -120,7 +127,10 @@ type AuthCode struct {
 	Hash                string    `json:"hash"`
 	ClientID            string    `json:"client_id"`
 	Subject             string    `json:"sub"`
+	// RedirectURI is where the code was sent; RedirectURIGiven says the
+	// request named it, so the token request must repeat it (RFC 6749 §4.1.3).
 	RedirectURI         string    `json:"redirect_uri"`
+	RedirectURIGiven    bool      `json:"redirect_uri_given,omitempty"`
 	Scope               string    `json:"scope"`
 	CodeChallenge       string    `json:"code_challenge,omitempty"`
 	CodeChallengeMethod string    `json:"code_challenge_method,omitempty"`

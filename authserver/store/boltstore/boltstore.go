@@ -269,6 +269,28 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t *store.RefreshToken) e
 	return s.createJSON(ctx, bucketRefresh, string(refreshKey(t.GrantID, t.Hash)), t.ExpiresAt, t)
 }
 
+// RefreshToken implements store.Store.
+func (s *Store) RefreshToken(ctx context.Context, grantID, hash string) (*store.RefreshToken, error) {
+	t := new(store.RefreshToken)
+	err := s.view(ctx, bucketRefresh, func(b *bolt.Bucket) error {
+		r, err := get(b, refreshKey(grantID, hash))
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(r.data, t); err != nil {
+			return err
+		}
+		if r.uses > 0 {
+			return store.ErrAlreadyUsed
+		}
+		return nil
+	})
+	if err != nil && err != store.ErrAlreadyUsed {
+		return nil, err
+	}
+	return t, err
+}
+
 // RotateRefreshToken implements store.Store.
 func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash string, next *store.RefreshToken) (*store.RefreshToken, error) {
 	old := new(store.RefreshToken)
@@ -378,10 +400,11 @@ func (s *Store) Consent(ctx context.Context, subject, clientID string) (*store.C
 }
 
 // Incr implements store.Store.
-func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int64, error) {
+func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int64, time.Time, error) {
 	var n int64
+	var exp time.Time
 	err := s.update(ctx, bucketCounters, func(b *bolt.Bucket) error {
-		exp := time.Now().Add(window)
+		exp = time.Now().Add(window)
 		if r, err := get(b, []byte(key)); err == nil {
 			n = int64(r.uses)
 			exp = time.Unix(0, int64(binary.BigEndian.Uint64(b.Get([]byte(key))[0:8])))
@@ -389,7 +412,7 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 		n++
 		return put(b, []byte(key), exp, uint64(n), nil)
 	})
-	return n, err
+	return n, exp, err
 }
 
 func (s *Store) sweepLoop() {

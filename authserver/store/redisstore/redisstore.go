@@ -306,6 +306,26 @@ func (s *Store) CreateRefreshToken(ctx context.Context, t *store.RefreshToken) e
 	return s.createOnce(ctx, s.refreshKey(t.GrantID, t.Hash), t.ExpiresAt, t)
 }
 
+// RefreshToken implements store.Store.
+func (s *Store) RefreshToken(ctx context.Context, grantID, hash string) (*store.RefreshToken, error) {
+	vals, err := s.rdb.HMGet(ctx, s.refreshKey(grantID, hash), "d", "u").Result()
+	if err != nil {
+		return nil, err
+	}
+	d, ok := vals[0].(string)
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	t := new(store.RefreshToken)
+	if err := json.Unmarshal([]byte(d), t); err != nil {
+		return nil, fmt.Errorf("decoding refresh token: %w", err)
+	}
+	if u, _ := vals[1].(string); u != "0" {
+		return t, store.ErrAlreadyUsed
+	}
+	return t, nil
+}
+
 // RotateRefreshToken implements store.Store.
 func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash string, next *store.RefreshToken) (*store.RefreshToken, error) {
 	if next.GrantID != grantID {
@@ -446,14 +466,18 @@ func (s *Store) Consent(ctx context.Context, subject, clientID string) (*store.C
 var incrScript = redis.NewScript(`
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n
+return {n, redis.call('PTTL', KEYS[1])}
 `)
 
 // Incr implements store.Store.
-func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int64, error) {
+func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int64, time.Time, error) {
 	ms := window.Milliseconds()
 	if ms < 1 {
 		ms = 1
 	}
-	return incrScript.Run(ctx, s.rdb, []string{s.key("ctr", key)}, ms).Int64()
+	res, err := incrScript.Run(ctx, s.rdb, []string{s.key("ctr", key)}, ms).Int64Slice()
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	return res[0], time.Now().Add(time.Duration(res[1]) * time.Millisecond), nil
 }

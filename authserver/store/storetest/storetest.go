@@ -139,7 +139,7 @@ func testKeys(t *testing.T, s store.Store, _ func() store.Store) {
 }
 
 func newCode(hash string, ttl time.Duration) *store.AuthCode {
-	return &store.AuthCode{Hash: hash, ClientID: "app", Subject: "mark", RedirectURI: "https://app.example/cb",
+	return &store.AuthCode{Hash: hash, ClientID: "app", Subject: "mark", RedirectURI: "https://app.example/cb", RedirectURIGiven: true,
 		Scope: "read", CodeChallenge: "abc", CodeChallengeMethod: "S256", GrantID: "g-" + hash,
 		AuthTime: in(0), ExpiresAt: in(ttl)}
 }
@@ -236,12 +236,28 @@ func testRefreshTokens(t *testing.T, s store.Store, _ func() store.Store) {
 	must(t, s.CreateRefreshToken(ctx, first))
 	wantErr(t, s.CreateRefreshToken(ctx, first), store.ErrExists)
 
-	got, err := s.RotateRefreshToken(ctx, "g1", "r1", newRefresh("g1", "r2", time.Hour))
+	got, err := s.RefreshToken(ctx, "g1", "r1")
+	must(t, err)
+	if !reflect.DeepEqual(got, first) {
+		t.Fatalf("RefreshToken = %+v, want %+v", got, first)
+	}
+	_, err = s.RefreshToken(ctx, "g1", "nope")
+	wantErr(t, err, store.ErrNotFound)
+
+	got, err = s.RotateRefreshToken(ctx, "g1", "r1", newRefresh("g1", "r2", time.Hour))
 	must(t, err)
 	if !reflect.DeepEqual(got, first) {
 		t.Fatalf("rotation returned %+v, want %+v", got, first)
 	}
+	// A rotated token reads as used.
+	got, err = s.RefreshToken(ctx, "g1", "r1")
+	wantErr(t, err, store.ErrAlreadyUsed)
+	if got == nil || got.GrantID != "g1" {
+		t.Fatalf("a used token must still be returned, got %+v", got)
+	}
 	// The successor works once.
+	_, err = s.RefreshToken(ctx, "g1", "r2")
+	must(t, err)
 	_, err = s.RotateRefreshToken(ctx, "g1", "r2", newRefresh("g1", "r3", time.Hour))
 	must(t, err)
 
@@ -362,21 +378,32 @@ func testConsents(t *testing.T, s store.Store, _ func() store.Store) {
 }
 
 func testCounters(t *testing.T, s store.Store, _ func() store.Store) {
+	start := time.Now()
+	var firstReset time.Time
 	for want := int64(1); want <= 3; want++ {
-		n, err := s.Incr(ctx, "login:mark", time.Minute)
+		n, reset, err := s.Incr(ctx, "login:mark", time.Minute)
 		must(t, err)
 		if n != want {
 			t.Fatalf("Incr = %d, want %d", n, want)
 		}
+		// The window is fixed: it ends a minute after the first increment.
+		if reset.Before(start.Add(58*time.Second)) || reset.After(time.Now().Add(time.Minute+time.Second)) {
+			t.Fatalf("window ends at %s, want about a minute from %s", reset, start)
+		}
+		if firstReset.IsZero() {
+			firstReset = reset
+		} else if d := reset.Sub(firstReset); d > 50*time.Millisecond || d < -50*time.Millisecond {
+			t.Fatalf("the window moved from %s to %s", firstReset, reset)
+		}
 	}
 	wins, errs := concurrently(50, func(int) error {
-		_, err := s.Incr(ctx, "burst", time.Minute)
+		_, _, err := s.Incr(ctx, "burst", time.Minute)
 		return err
 	})
 	if wins != 50 {
 		t.Fatalf("concurrent increments failed: %v", errs)
 	}
-	n, err := s.Incr(ctx, "burst", time.Minute)
+	n, _, err := s.Incr(ctx, "burst", time.Minute)
 	must(t, err)
 	if n != 51 {
 		t.Fatalf("after 50 concurrent increments and one more the counter is %d, want 51", n)
@@ -392,7 +419,7 @@ func testExpiry(t *testing.T, s store.Store, _ func() store.Store) {
 	must(t, s.Revoke(ctx, store.Revocation{Kind: store.RevokeToken, Value: "short", At: in(0), ExpiresAt: in(ttl)}))
 	must(t, s.Revoke(ctx, store.Revocation{Kind: store.RevokeToken, Value: "long", At: in(0), ExpiresAt: in(time.Hour)}))
 	must(t, s.PutConsent(ctx, &store.Consent{Subject: "s", ClientID: "c", ExpiresAt: in(ttl)}))
-	_, err := s.Incr(ctx, "window", ttl)
+	_, _, err := s.Incr(ctx, "window", ttl)
 	must(t, err)
 
 	// Still there before the TTL.
@@ -414,7 +441,7 @@ func testExpiry(t *testing.T, s store.Store, _ func() store.Store) {
 	if len(list) != 1 || list[0].Value != "long" {
 		t.Fatalf("revocations after expiry: %+v", list)
 	}
-	n, err := s.Incr(ctx, "window", ttl)
+	n, _, err := s.Incr(ctx, "window", ttl)
 	must(t, err)
 	if n != 1 {
 		t.Fatalf("counter after its window = %d, want a new window at 1", n)
@@ -431,7 +458,7 @@ func testPersistence(t *testing.T, s store.Store, reopen func() store.Store) {
 	must(t, s.PutClient(ctx, &store.Client{ID: "app", Name: "App"}))
 	must(t, s.PutConsent(ctx, &store.Consent{Subject: "s", ClientID: "app", ExpiresAt: in(time.Hour)}))
 	must(t, s.CreateDeviceCode(ctx, &store.DeviceCode{UserCode: "ABCD", ExpiresAt: in(time.Hour)}))
-	_, err := s.Incr(ctx, "n", time.Hour)
+	_, _, err := s.Incr(ctx, "n", time.Hour)
 	must(t, err)
 
 	s = reopen()
@@ -456,7 +483,7 @@ func testPersistence(t *testing.T, s store.Store, reopen func() store.Store) {
 	must(t, err)
 	_, err = s.DeviceCode(ctx, "ABCD")
 	must(t, err)
-	n, err := s.Incr(ctx, "n", time.Hour)
+	n, _, err := s.Incr(ctx, "n", time.Hour)
 	must(t, err)
 	if n != 2 {
 		t.Fatalf("counter after reopen = %d, want 2", n)
