@@ -59,9 +59,22 @@ func testClients(t testing.TB) []*authserver.Client {
 		{ID: "odd:id", Name: "Odd", SecretHash: authserver.HashSecretSHA256("p@ss:w+rd %"), GrantTypes: []string{authserver.GrantClientCredentials},
 			Scopes: []string{"read"}},
 		{ID: "tv", Name: "TV", Public: true, GrantTypes: []string{authserver.GrantDeviceCode}, Scopes: []string{"read"}},
-		{ID: "web", Name: "Web", SecretHash: authserver.HashSecretSHA256("websecret"), GrantTypes: []string{authserver.GrantAuthorizationCode},
+		{ID: "web", Name: "Web", SecretHash: authserver.HashSecretSHA256("websecret"), GrantTypes: []string{authserver.GrantDeviceCode},
 			RedirectURIs: []string{"https://web.example.com/cb"}, Scopes: []string{"read"}},
+		{ID: "webapp", Name: "The Droplet Book", Website: "https://dropletbook.com", SecretHash: authserver.HashSecretSHA256("appsecret"),
+			GrantTypes:   []string{authserver.GrantAuthorizationCode, authserver.GrantRefreshToken},
+			RedirectURIs: []string{"https://app.example.com/cb", "https://app.example.com/other"}, Scopes: []string{"read", "write"}},
+		{ID: "native", Name: "Native", Public: true, GrantTypes: []string{authserver.GrantAuthorizationCode, authserver.GrantRefreshToken},
+			RedirectURIs: []string{"http://127.0.0.1/callback"}, Scopes: []string{"read", "write"}},
+		{ID: "firstparty", Name: "First", SecretHash: authserver.HashSecretSHA256("fpsecret"), SkipConsent: true,
+			GrantTypes: []string{authserver.GrantAuthorizationCode}, RedirectURIs: []string{"https://first.example.com/cb"}, Scopes: []string{"read"}},
 	}
+}
+
+const markPassword = "mark-password"
+
+func testUsers(t testing.TB) []*authserver.User {
+	return []*authserver.User{{Username: "mark", PasswordHash: bcryptHash(t, markPassword), Name: "Mark E. Mark", Email: "mark@example.com"}}
 }
 
 func newEnv(t testing.TB) *env {
@@ -79,7 +92,8 @@ func newEnvWith(t testing.TB, st store.Store, alg string) *env {
 		t.Fatal(err)
 	}
 	v := &introspect.Validator{Keys: keys, Issuer: issuer, Leeway: 30 * time.Second, Revoked: introspect.NewRevocations()}
-	srv, err := authserver.New(authserver.Config{Issuer: issuer, Clients: testClients(t), Store: st, Keys: keys, Validator: v})
+	srv, err := authserver.New(authserver.Config{Issuer: issuer, Clients: testClients(t), Users: testUsers(t), Store: st, Keys: keys, Validator: v,
+		UpstreamUser: func(r *http.Request) string { return r.Header.Get("X-Test-Upstream-User") }})
 	if err != nil {
 		t.Fatal(err)
 	}

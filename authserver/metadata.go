@@ -28,9 +28,12 @@ type Metadata struct {
 func (s *Server) Metadata() *Metadata {
 	m := &Metadata{
 		Issuer:                            s.cfg.Issuer,
+		AuthorizationEndpoint:             s.endpointURL(PathAuthorize),
 		TokenEndpoint:                     s.endpointURL(PathToken),
 		JWKSURI:                           s.endpointURL(PathJWKS),
-		ResponseTypesSupported:            []string{},
+		ResponseTypesSupported:            []string{"code"},
+		CodeChallengeMethodsSupported:     []string{"S256"},
+		AuthorizationResponseISSSupported: true,
 		GrantTypesSupported:               s.grantTypes(),
 		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "none"},
 	}

@@ -3,6 +3,7 @@ package authserver_test
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/tokengate/tokengate/authserver"
@@ -35,8 +36,12 @@ func TestMetadata(t *testing.T) {
 	if m.Issuer != issuer || m.TokenEndpoint != issuer+"/oauth/token" || m.JWKSURI != issuer+"/oauth/jwks" {
 		t.Fatalf("metadata %+v", m)
 	}
-	if len(m.GrantTypesSupported) == 0 || m.GrantTypesSupported[0] != "client_credentials" {
+	if strings.Join(m.GrantTypesSupported, " ") != "authorization_code client_credentials refresh_token" {
 		t.Fatalf("grant_types_supported %v", m.GrantTypesSupported)
+	}
+	if m.AuthorizationEndpoint != issuer+"/oauth/authorize" || strings.Join(m.ResponseTypesSupported, " ") != "code" ||
+		strings.Join(m.CodeChallengeMethodsSupported, " ") != "S256" || !m.AuthorizationResponseISSSupported {
+		t.Fatalf("authorization metadata %+v", m)
 	}
 }
 

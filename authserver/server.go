@@ -31,6 +31,16 @@ type Config struct {
 	Clients []*Client
 	Users   []*User
 
+	// TemplateDir holds operator templates replacing the built-in pages.
+	TemplateDir string
+
+	// UpstreamUser returns the user an earlier handler authenticated
+	// (Caddy's {http.auth.user.id}), or "". Such a user skips /login.
+	UpstreamUser func(*http.Request) string
+	// ClientIP returns the requester's IP as the embedding server sees it
+	// (trusted proxies); the connection's address when nil or "".
+	ClientIP func(*http.Request) string
+
 	Store     store.Store
 	Keys      *Keys
 	Validator *introspect.Validator
@@ -48,9 +58,13 @@ const (
 
 // Endpoint paths, below the issuer's path.
 const (
-	PathToken    = "/oauth/token"
-	PathJWKS     = "/oauth/jwks"
-	PathMetadata = "/.well-known/oauth-authorization-server"
+	PathAuthorize = "/oauth/authorize"
+	PathToken     = "/oauth/token"
+	PathJWKS      = "/oauth/jwks"
+	PathMetadata  = "/.well-known/oauth-authorization-server"
+	PathLogin     = "/login"
+	PathConsent   = "/consent"
+	PathStyle     = "/oauth/assets/style.css"
 )
 
 // Server serves the authorization server endpoints.
@@ -64,6 +78,7 @@ type Server struct {
 	users   map[string]*User
 	grants  map[string]grantHandler
 	routes  map[string]http.HandlerFunc
+	pages   *pages
 }
 
 // ValidateIssuer checks an issuer identifier (RFC 8414 §2): an https URL
@@ -132,13 +147,22 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.users[u.Username] = u
 	}
+	if s.pages, err = loadPages(cfg.TemplateDir); err != nil {
+		return nil, err
+	}
 	s.grants = map[string]grantHandler{
 		GrantClientCredentials: clientCredentialsGrant{s},
+		GrantAuthorizationCode: authorizationCodeGrant{s},
+		GrantRefreshToken:      refreshTokenGrant{s},
 	}
 	base := iss.Path
 	s.routes = map[string]http.HandlerFunc{
-		base + PathToken: s.handleToken,
-		base + PathJWKS:  s.handleJWKS,
+		base + PathAuthorize: s.handleAuthorize,
+		base + PathLogin:     s.handleLogin,
+		base + PathConsent:   s.handleConsent,
+		base + PathStyle:     s.handleStyle,
+		base + PathToken:     s.handleToken,
+		base + PathJWKS:      s.handleJWKS,
 		// RFC 8414 §3.1 inserts the well-known segment before the issuer's
 		// path; many clients append it instead, so serve both.
 		PathMetadata + base: s.handleMetadata,

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/authserver"
@@ -53,6 +55,9 @@ type App struct {
 	Clients []*ClientConfig `json:"clients,omitempty"`
 	// Users are the people who can log in.
 	Users []*UserConfig `json:"users,omitempty"`
+	// Templates is a folder of page templates (login.html, consent.html,
+	// error.html, style.css) replacing the built-in ones of the same name.
+	Templates string `json:"templates,omitempty"`
 
 	store       store.Store
 	keys        *authserver.Keys
@@ -251,6 +256,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		DeviceInterval:  time.Duration(a.DeviceInterval),
 		Clients:         clients,
 		Users:           a.users(),
+		TemplateDir:     a.Templates,
+		UpstreamUser:    upstreamUser,
+		ClientIP:        clientIP,
 		Store:           a.store,
 		Keys:            a.keys,
 		Validator:       a.validator,
@@ -260,6 +268,23 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("oauth2: %w", err)
 	}
 	return nil
+}
+
+// upstreamUser is the user an earlier handler in the route authenticated,
+// as Caddy's auth handlers record it.
+func upstreamUser(r *http.Request) string {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return ""
+	}
+	id, _ := repl.GetString("http.auth.user.id")
+	return id
+}
+
+// clientIP is the client's IP as Caddy determined it (trusted_proxies).
+func clientIP(r *http.Request) string {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	return ip
 }
 
 // syncInterval is how often an instance re-reads the key ring and the
@@ -404,6 +429,10 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			*map[string]*caddy.Duration{"access_token_ttl": &a.AccessTokenTTL, "refresh_token_ttl": &a.RefreshTokenTTL,
 				"code_ttl": &a.CodeTTL, "device_code_ttl": &a.DeviceCodeTTL, "device_interval": &a.DeviceInterval}[dir] = caddy.Duration(dur)
+		case "templates":
+			if !d.Args(&a.Templates) || d.NextArg() {
+				return d.Errf("templates takes one folder")
+			}
 		case "client":
 			c, err := parseClient(d)
 			if err != nil {
@@ -417,7 +446,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			a.Users = append(a.Users, u)
 		default:
-			return d.Errf("unknown oauth2 option %q (expected issuer, store, signing_alg, *_ttl, device_interval, client or user)", dir)
+			return d.Errf("unknown oauth2 option %q (expected issuer, store, signing_alg, *_ttl, device_interval, templates, client or user)", dir)
 		}
 	}
 	if a.Issuer == "" {

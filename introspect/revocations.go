@@ -82,3 +82,11 @@ func (r *Revocations) IsRevoked(c *Claims) bool {
 	}
 	return false
 }
+
+// IsGrantRevoked reports whether every token of the grant is revoked.
+func (r *Revocations) IsGrantRevoked(grantID string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	_, ok := r.grants[grantID]
+	return ok
+}

@@ -124,9 +124,9 @@ type SigningKey struct {
 
 // AuthCode is an authorization code, stored under the hash of the code.
 type AuthCode struct {
-	Hash                string    `json:"hash"`
-	ClientID            string    `json:"client_id"`
-	Subject             string    `json:"sub"`
+	Hash     string `json:"hash"`
+	ClientID string `json:"client_id"`
+	Subject  string `json:"sub"`
 	// RedirectURI is where the code was sent; RedirectURIGiven says the
 	// request named it, so the token request must repeat it (RFC 6749 §4.1.3).
 	RedirectURI         string    `json:"redirect_uri"`

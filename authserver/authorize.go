@@ -1,0 +1,299 @@
+package authserver
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/authserver/store"
+)
+
+// authzRequest is a validated authorization request (RFC 6749 §4.1.1 with
+// RFC 7636's PKCE parameters).
+type authzRequest struct {
+	client *Client
+	// redirectURI is where answers go; redirectGiven says the request
+	// named it (else it is the client's only registered one).
+	redirectURI   string
+	redirectGiven bool
+	scope         string
+	state         string
+	challenge     string
+	method        string
+	// params are the request's parameters, carried through login and
+	// consent so the request can be validated again there.
+	params url.Values
+}
+
+// authzParams are the parameters an authorization request may carry
+// through the login and consent pages.
+var authzParams = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method"}
+
+// pkceChallenge is RFC 7636 §4.2 for S256: 43 base64url characters.
+var pkceChallenge = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+
+// pkceVerifier is RFC 7636 §4.1: 43 to 128 unreserved characters.
+var pkceVerifier = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
+
+// parseAuthzRequest validates an authorization request. An error with
+// redirect false must be shown as a page: the client or redirect URI is not
+// established, and redirecting would make tokengate an open redirector.
+// Otherwise the error goes back to the client by redirect (RFC 6749 §4.1.2.1).
+func (s *Server) parseAuthzRequest(r *http.Request, params url.Values) (req *authzRequest, e *Error, redirect bool) {
+	one := func(name string) (string, bool) {
+		v := params[name]
+		return strings.Join(v, ""), len(v) <= 1
+	}
+	clientID, ok1 := one("client_id")
+	redirectURI, ok2 := one("redirect_uri")
+	if !ok1 || !ok2 {
+		return nil, ErrInvalidRequest("client_id and redirect_uri may appear only once"), false
+	}
+	if clientID == "" {
+		return nil, ErrInvalidRequest("the request has no client_id: the application's link is broken"), false
+	}
+	client, err := s.lookupClient(r.Context(), clientID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrInvalidRequest("there is no application with client_id %q", clientID), false
+	}
+	if err != nil {
+		return nil, s.storeError("looking up a client", err), false
+	}
+	req = &authzRequest{client: client, params: url.Values{}}
+	switch {
+	case redirectURI != "":
+		if !redirectURIAllowed(client.RedirectURIs, redirectURI) {
+			return nil, ErrInvalidRequest("redirect_uri %q is not registered for %s: it must match a registered one exactly", redirectURI, client.Name), false
+		}
+		req.redirectURI, req.redirectGiven = redirectURI, true
+	case len(client.RedirectURIs) == 1:
+		req.redirectURI = client.RedirectURIs[0]
+	default:
+		return nil, ErrInvalidRequest("the request has no redirect_uri and %s has %d registered: name one", client.Name, len(client.RedirectURIs)), false
+	}
+	for _, name := range authzParams {
+		if v, ok := params[name]; ok {
+			req.params[name] = v
+		}
+	}
+	req.state, _ = one("state")
+
+	// From here on, errors are redirected to the client.
+	for name, v := range params {
+		if len(v) > 1 {
+			return req, ErrInvalidRequest("parameter %q is given more than once", name), true
+		}
+	}
+	switch rt := params.Get("response_type"); rt {
+	case "code":
+	case "":
+		return req, ErrInvalidRequest("response_type is missing; use response_type=code"), true
+	default:
+		return req, &Error{Code: "unsupported_response_type", Description: "response_type " + rt + " is not supported; use code (the implicit flow is not offered)"}, true
+	}
+	if !slices.Contains(client.GrantTypes, GrantAuthorizationCode) {
+		return req, ErrUnauthorizedClient("client %q is not allowed the authorization_code grant", client.ID), true
+	}
+	if req.scope, e = resolveScope(params.Get("scope"), client.Scopes); e != nil {
+		return req, e, true
+	}
+	req.challenge, req.method = params.Get("code_challenge"), params.Get("code_challenge_method")
+	switch {
+	case req.challenge == "" && req.method != "":
+		return req, ErrInvalidRequest("code_challenge_method without code_challenge"), true
+	case req.challenge == "" && client.Public:
+		return req, ErrInvalidRequest("public clients must use PKCE: send code_challenge and code_challenge_method=S256"), true
+	case req.challenge == "":
+	case req.method != "S256":
+		// Absent means plain (RFC 7636 §4.3), which a code thief defeats.
+		return req, ErrInvalidRequest("code_challenge_method must be S256 (plain is not accepted)"), true
+	case !pkceChallenge.MatchString(req.challenge):
+		return req, ErrInvalidRequest("code_challenge must be the base64url SHA-256 of the verifier: 43 characters"), true
+	}
+	return req, nil, true
+}
+
+// redirectURIAllowed matches a requested redirect URI exactly against the
+// registered ones, except that for http loopback IP literals any port
+// matches (RFC 8252 §7.3): native apps listen on ephemeral ports.
+func redirectURIAllowed(registered []string, requested string) bool {
+	if slices.Contains(registered, requested) {
+		return true
+	}
+	u, err := url.Parse(requested)
+	if err != nil || u.Scheme != "http" || u.User != nil || u.Fragment != "" || strings.Contains(requested, "#") {
+		return false
+	}
+	if h := u.Hostname(); h != "127.0.0.1" && h != "::1" {
+		return false
+	}
+	for _, reg := range registered {
+		ru, err := url.Parse(reg)
+		if err != nil || ru.User != nil {
+			continue
+		}
+		if ru.Scheme == u.Scheme && ru.Hostname() == u.Hostname() && ru.EscapedPath() == u.EscapedPath() && ru.RawQuery == u.RawQuery {
+			return true
+		}
+	}
+	return false
+}
+
+// redirect sends the answer to the client: params plus state and iss
+// (RFC 9207, so a client talking to several servers can tell who answered).
+func (s *Server) redirect(w http.ResponseWriter, r *http.Request, req *authzRequest, params url.Values) {
+	u, _ := url.Parse(req.redirectURI) // validated at registration
+	q := u.Query()
+	for k, v := range params {
+		q[k] = v
+	}
+	if req.state != "" {
+		q.Set("state", req.state)
+	}
+	q.Set("iss", s.cfg.Issuer)
+	u.RawQuery = q.Encode()
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, req *authzRequest, e *Error) {
+	s.log.Info("authorization refused", zap.String("client_id", req.client.ID), zap.String("error", e.Code), zap.String("description", e.Description))
+	s.redirect(w, r, req, url.Values{"error": {e.Code}, "error_description": {e.Description}})
+}
+
+// authzParamsOf returns an authorization request's parameters: the query
+// for GET, the form body for POST (RFC 6749 §3.1 allows both).
+func authzParamsOf(w http.ResponseWriter, r *http.Request) (url.Values, *Error) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		return r.URL.Query(), nil
+	case http.MethodPost:
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		if err := r.ParseForm(); err != nil {
+			return nil, ErrInvalidRequest("the request body is not a valid form")
+		}
+		return r.PostForm, nil
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		return nil, &Error{Code: "invalid_request", Description: "use GET or POST", Status: http.StatusMethodNotAllowed}
+	}
+}
+
+// handleAuthorize is the authorization endpoint.
+func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+	params, e := authzParamsOf(w, r)
+	if e != nil {
+		s.renderError(w, e.Status, e, nil)
+		return
+	}
+	req, e, redirect := s.parseAuthzRequest(r, params)
+	if e != nil {
+		s.failAuthz(w, r, req, e, redirect)
+		return
+	}
+	s.continueAuthz(w, r, req)
+}
+
+func (s *Server) failAuthz(w http.ResponseWriter, r *http.Request, req *authzRequest, e *Error, redirect bool) {
+	if redirect {
+		s.redirectError(w, r, req, e)
+		return
+	}
+	status := http.StatusBadRequest
+	if e.Status == http.StatusServiceUnavailable {
+		status = e.Status
+	}
+	var c *Client
+	if req != nil {
+		c = req.client
+	}
+	s.renderError(w, status, e, c)
+}
+
+// continueAuthz takes a valid request to its next step: login, consent, or
+// the code.
+func (s *Server) continueAuthz(w http.ResponseWriter, r *http.Request, req *authzRequest) {
+	user := s.currentUser(r)
+	if user == nil {
+		s.redirectTo(w, r, PathLogin, url.Values{"return_to": {s.issuer.Path + PathAuthorize + "?" + req.params.Encode()}})
+		return
+	}
+	need, err := s.needsConsent(r, user.subject, req)
+	if err != nil {
+		s.redirectError(w, r, req, s.storeError("reading consent", err))
+		return
+	}
+	if need {
+		s.redirectTo(w, r, PathConsent, req.params)
+		return
+	}
+	s.issueCode(w, r, req, user)
+}
+
+// redirectTo redirects within the authorization server.
+func (s *Server) redirectTo(w http.ResponseWriter, r *http.Request, path string, q url.Values) {
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, s.issuer.Path+path+"?"+q.Encode(), http.StatusFound)
+}
+
+// needsConsent: skip_consent clients never ask; others ask unless the user
+// already granted every scope requested.
+func (s *Server) needsConsent(r *http.Request, subject string, req *authzRequest) (bool, error) {
+	if req.client.SkipConsent {
+		return false, nil
+	}
+	c, err := s.store.Consent(r.Context(), subject, req.client.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, sc := range strings.Fields(req.scope) {
+		if !slices.Contains(c.Scopes, sc) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// issueCode stores a new authorization code and sends it to the client.
+func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzRequest, user *authUser) {
+	code := randomToken(32)
+	now := time.Now().UTC()
+	ac := &store.AuthCode{
+		Hash: hashToken(code), ClientID: req.client.ID, Subject: user.subject,
+		RedirectURI: req.redirectURI, RedirectURIGiven: req.redirectGiven, Scope: req.scope,
+		CodeChallenge: req.challenge, CodeChallengeMethod: req.method,
+		GrantID: randomToken(16), AuthTime: user.authTime, ExpiresAt: now.Add(s.cfg.CodeTTL),
+	}
+	if err := s.store.CreateCode(r.Context(), ac); err != nil {
+		s.redirectError(w, r, req, s.storeError("storing an authorization code", err))
+		return
+	}
+	s.log.Info("authorization code issued", zap.String("client_id", req.client.ID), zap.String("sub", user.subject), zap.String("scope", req.scope))
+	s.redirect(w, r, req, url.Values{"code": {code}})
+}
+
+// hashToken is how codes and refresh tokens are stored: high-entropy
+// secrets need no slow hash, only one that a store leak cannot reverse.
+func hashToken(t string) string {
+	sum := sha256.Sum256([]byte(t))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// verifyPKCE checks an S256 verifier against the stored challenge.
+func verifyPKCE(challenge, verifier string) bool {
+	sum := sha256.Sum256([]byte(verifier))
+	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) == 1
+}

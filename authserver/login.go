@@ -1,0 +1,257 @@
+package authserver
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tokengate/tokengate/authserver/store"
+)
+
+// authUser is the person an authorization is for.
+type authUser struct {
+	subject  string
+	display  string
+	authTime time.Time
+}
+
+// currentUser is the person behind the request: one an earlier handler
+// authenticated (basic_auth, forward_auth, ...), else the session's, else nil.
+func (s *Server) currentUser(r *http.Request) *authUser {
+	if s.cfg.UpstreamUser != nil {
+		if id := s.cfg.UpstreamUser(r); id != "" {
+			return &authUser{subject: id, display: s.displayName(id), authTime: time.Now().UTC()}
+		}
+	}
+	if sess := s.readSession(r); sess != nil && sess.Subject != "" {
+		return &authUser{subject: sess.Subject, display: s.displayName(sess.Subject), authTime: time.Unix(sess.AuthTime, 0).UTC()}
+	}
+	return nil
+}
+
+func (s *Server) displayName(subject string) string {
+	if u, ok := s.users[subject]; ok && u.Name != "" {
+		return u.Name
+	}
+	return subject
+}
+
+// pendingRequest recovers the authorization request a login page is for, from
+// its return_to, which must point back into this server's own flow (so the
+// login page is no open redirector).
+func (s *Server) pendingRequest(r *http.Request, returnTo string) (*authzRequest, *Error, bool) {
+	u, err := url.Parse(returnTo)
+	if err != nil || u.Scheme != "" || u.Host != "" || (u.Path != s.issuer.Path+PathAuthorize && u.Path != s.issuer.Path+PathConsent) {
+		return nil, ErrInvalidRequest("the sign-in link is not part of an authorization: start again from the application"), false
+	}
+	return s.parseAuthzRequest(r, u.Query())
+}
+
+// Failed-login limits. Every attempt counts, so that checking the limit
+// costs no extra store round trip; a person needs far fewer.
+const (
+	loginWindow       = 15 * time.Minute
+	loginLimitPerUser = 5
+	loginLimitPerIP   = 20
+)
+
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		s.renderError(w, http.StatusMethodNotAllowed, ErrInvalidRequest("use GET or POST"), nil)
+		return
+	}
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		if err := r.ParseForm(); err != nil {
+			s.renderError(w, http.StatusBadRequest, ErrInvalidRequest("the form could not be read"), nil)
+			return
+		}
+	}
+	returnTo := r.FormValue("return_to")
+	req, e, _ := s.pendingRequest(r, returnTo)
+	if e != nil {
+		s.failAuthz(w, r, req, e, false)
+		return
+	}
+	if s.currentUser(r) != nil && r.Method == http.MethodGet {
+		// Already signed in (or authenticated upstream): carry on.
+		http.Redirect(w, r, returnTo, http.StatusFound)
+		return
+	}
+	sess := s.ensureSession(w, r)
+	data := &PageData{Title: "Sign in", Client: pageClient(req.client), Scopes: strings.Fields(req.scope),
+		Action: s.issuer.Path + PathLogin, Hidden: map[string]string{"return_to": returnTo}}
+	show := func(status int, msg string) {
+		data.Error, data.CSRFToken = msg, s.csrfToken(sess)
+		s.renderPage(w, status, "login.html", data, formTarget(req.redirectURI))
+	}
+	if r.Method == http.MethodGet {
+		show(http.StatusOK, "")
+		return
+	}
+	if !s.checkCSRF(r.PostForm.Get("csrf_token"), sess) {
+		show(http.StatusForbidden, "This form expired or did not come from this site. Please sign in again.")
+		return
+	}
+	username, password := r.PostForm.Get("username"), r.PostForm.Get("password")
+	data.Username = username
+	if until, limited, err := s.loginLimited(r, username); err != nil {
+		show(http.StatusServiceUnavailable, "Signing in is unavailable right now; please try again shortly.")
+		s.log.Error("login rate limit unavailable", zap.Error(err))
+		return
+	} else if limited {
+		wait := time.Until(until).Round(time.Minute)
+		if wait < time.Minute {
+			wait = time.Minute
+		}
+		s.log.Info("login refused", zap.String("username", username), zap.String("reason", "rate limited"), zap.String("remote_ip", s.clientIP(r)))
+		show(http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-in attempts. Try again after %s UTC (in about %s).", until.UTC().Format("15:04"), wait))
+		return
+	}
+	u, ok := s.users[username]
+	if !ok || bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+		if !ok {
+			// Spend the same time as a wrong password, so the answer's
+			// timing does not tell which usernames exist.
+			_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		}
+		s.log.Info("login failed", zap.String("username", username), zap.String("remote_ip", s.clientIP(r)))
+		show(http.StatusUnauthorized, "Wrong username or password.")
+		return
+	}
+	// A new session ID at login: a session planted before it is useless.
+	now := time.Now()
+	s.writeSession(w, &session{ID: randomToken(16), Subject: u.Username, AuthTime: now.Unix(), Expires: now.Add(sessionTTL).Unix()})
+	s.log.Info("login succeeded", zap.String("username", username), zap.String("remote_ip", s.clientIP(r)))
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, returnTo, http.StatusSeeOther)
+}
+
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("tokengate timing equalizer"), bcrypt.DefaultCost)
+
+// loginLimited counts an attempt for the username and the client IP and
+// reports whether either is over its limit, and until when.
+func (s *Server) loginLimited(r *http.Request, username string) (time.Time, bool, error) {
+	n, until, err := s.store.Incr(r.Context(), "login:user:"+username, loginWindow)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	if n > loginLimitPerUser {
+		return until, true, nil
+	}
+	n, until, err = s.store.Incr(r.Context(), "login:ip:"+s.clientIP(r), loginWindow)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	return until, n > loginLimitPerIP, nil
+}
+
+// clientIP is the requester's address, as the embedding server determined
+// it (e.g. behind trusted proxies), else the connection's.
+func (s *Server) clientIP(r *http.Request) string {
+	if s.cfg.ClientIP != nil {
+		if ip := s.cfg.ClientIP(r); ip != "" {
+			return ip
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// formTarget is the CSP form-action source for a redirect URI: browsers
+// check the redirects that follow a form post against form-action, and the
+// flow ends with a redirect to the client.
+func formTarget(redirectURI string) string {
+	u, err := url.Parse(redirectURI)
+	if err != nil {
+		return ""
+	}
+	if u.Host == "" {
+		return " " + u.Scheme + ":"
+	}
+	return " " + u.Scheme + "://" + u.Host
+}
+
+// handleConsent shows (GET) and takes (POST) the person's decision.
+func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
+	params, e := authzParamsOf(w, r)
+	if e != nil {
+		s.renderError(w, e.Status, e, nil)
+		return
+	}
+	decision, csrf := params.Get("decision"), params.Get("csrf_token")
+	authz := url.Values{}
+	for k, v := range params {
+		if k != "decision" && k != "csrf_token" {
+			authz[k] = v
+		}
+	}
+	req, e, redirect := s.parseAuthzRequest(r, authz)
+	if e != nil {
+		s.failAuthz(w, r, req, e, redirect)
+		return
+	}
+	user := s.currentUser(r)
+	if user == nil {
+		s.redirectTo(w, r, PathLogin, url.Values{"return_to": {s.issuer.Path + PathConsent + "?" + req.params.Encode()}})
+		return
+	}
+	sess := s.ensureSession(w, r)
+	if r.Method == http.MethodGet {
+		hidden := map[string]string{}
+		for k := range req.params {
+			hidden[k] = req.params.Get(k)
+		}
+		s.renderPage(w, http.StatusOK, "consent.html", &PageData{Title: "Allow access?", Client: pageClient(req.client),
+			Scopes: strings.Fields(req.scope), User: user.display, Action: s.issuer.Path + PathConsent,
+			CSRFToken: s.csrfToken(sess), Hidden: hidden}, formTarget(req.redirectURI))
+		return
+	}
+	if !s.checkCSRF(csrf, sess) {
+		s.renderError(w, http.StatusForbidden, ErrInvalidRequest("this form expired or did not come from this site; start again from the application"), req.client)
+		return
+	}
+	switch decision {
+	case "approve":
+		if err := s.rememberConsent(r, user.subject, req); err != nil {
+			s.redirectError(w, r, req, s.storeError("storing consent", err))
+			return
+		}
+		s.log.Info("consent granted", zap.String("client_id", req.client.ID), zap.String("sub", user.subject), zap.String("scope", req.scope))
+		s.issueCode(w, r, req, user)
+	case "deny":
+		s.log.Info("consent denied", zap.String("client_id", req.client.ID), zap.String("sub", user.subject), zap.String("scope", req.scope))
+		s.redirect(w, r, req, url.Values{"error": {"access_denied"}, "error_description": {"the user denied the request"}})
+	default:
+		s.renderError(w, http.StatusBadRequest, ErrInvalidRequest("decision must be approve or deny"), req.client)
+	}
+}
+
+// rememberConsent adds the granted scopes to what the user granted before.
+func (s *Server) rememberConsent(r *http.Request, subject string, req *authzRequest) error {
+	scopes := strings.Fields(req.scope)
+	if old, err := s.store.Consent(r.Context(), subject, req.client.ID); err == nil {
+		for _, sc := range old.Scopes {
+			if !slices.Contains(scopes, sc) {
+				scopes = append(scopes, sc)
+			}
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	now := time.Now().UTC()
+	return s.store.PutConsent(r.Context(), &store.Consent{Subject: subject, ClientID: req.client.ID, Scopes: scopes,
+		GrantedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenTTL)})
+}

@@ -1,0 +1,133 @@
+package authserver
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"go.uber.org/zap"
+)
+
+//go:embed pages
+var embeddedPages embed.FS
+
+// PageData is what every page template receives. Operators who replace the
+// templates (the `templates` option) get exactly these fields.
+type PageData struct {
+	// Title of the page.
+	Title string
+	// Client is the application asking; nil when unknown.
+	Client *PageClient
+	// Scopes asked for, one entry per scope.
+	Scopes []string
+	// User is the signed-in person's display name (consent page).
+	User string
+	// Error is a message for the person; empty when there is none.
+	Error string
+	// Message is further explanation (error page).
+	Message string
+	// Username pre-fills the login form after a failed attempt.
+	Username string
+	// Action is the URL the page's form posts to.
+	Action string
+	// CSRFToken must be posted back as the csrf_token field.
+	CSRFToken string
+	// Hidden are further fields the form must post back unchanged.
+	Hidden map[string]string
+	// StyleURL is the stylesheet's URL.
+	StyleURL string
+}
+
+// PageClient describes the application on a page.
+type PageClient struct {
+	ID      string
+	Name    string
+	Website string
+}
+
+// pages holds the parsed templates and the stylesheet.
+type pages struct {
+	tmpl  *template.Template
+	style []byte
+}
+
+// loadPages parses the embedded templates, then the operator's files in dir
+// (if any), which replace embedded ones of the same name.
+func loadPages(dir string) (*pages, error) {
+	sub, _ := fs.Sub(embeddedPages, "pages")
+	t, err := template.ParseFS(sub, "*.html")
+	if err != nil {
+		return nil, fmt.Errorf("parsing built-in pages: %w", err)
+	}
+	style, _ := fs.ReadFile(sub, "style.css")
+	if dir != "" {
+		files, err := filepath.Glob(filepath.Join(dir, "*.html"))
+		if err != nil {
+			return nil, fmt.Errorf("templates %s: %w", dir, err)
+		}
+		if _, err := os.Stat(dir); err != nil {
+			return nil, fmt.Errorf("templates: %w", err)
+		}
+		if len(files) > 0 {
+			if t, err = t.ParseFiles(files...); err != nil {
+				return nil, fmt.Errorf("templates %s: %w", dir, err)
+			}
+		}
+		if css, err := os.ReadFile(filepath.Join(dir, "style.css")); err == nil {
+			style = css
+		}
+	}
+	for _, name := range []string{"login.html", "consent.html", "error.html"} {
+		if t.Lookup(name) == nil {
+			return nil, fmt.Errorf("templates: %s is missing", name)
+		}
+	}
+	return &pages{tmpl: t, style: style}, nil
+}
+
+// renderPage writes a page with the headers every page carries: no framing,
+// a strict CSP (no script at all; forms may post to this server and, where
+// given, to the origin the flow will redirect to), no caching, no referrer.
+func (s *Server) renderPage(w http.ResponseWriter, status int, name string, data *PageData, formTargets ...string) {
+	data.StyleURL = s.issuer.Path + PathStyle
+	var buf bytes.Buffer
+	if err := s.pages.tmpl.ExecuteTemplate(&buf, name, data); err != nil {
+		s.log.Error("rendering page", zap.String("page", name), zap.Error(err))
+		http.Error(w, "the page could not be rendered; the server log has the details", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; "+
+		"form-action 'self'"+strings.Join(formTargets, "")+"; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (s *Server) handleStyle(w http.ResponseWriter, r *http.Request) {
+	serveDocument(w, r, "text/css; charset=utf-8", "public, max-age=3600", s.pages.style)
+}
+
+// renderError shows an error page: for requests that must not redirect
+// (unknown client, bad redirect URI) and for people, not programs.
+func (s *Server) renderError(w http.ResponseWriter, status int, e *Error, client *Client) {
+	data := &PageData{Title: "Something went wrong", Error: e.Description, Message: "Return to the application and try again. (" + e.Code + ")"}
+	if client != nil {
+		data.Client = pageClient(client)
+	}
+	s.renderPage(w, status, "error.html", data)
+}
+
+func pageClient(c *Client) *PageClient {
+	return &PageClient{ID: c.ID, Name: c.Name, Website: c.Website}
+}

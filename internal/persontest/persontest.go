@@ -1,0 +1,173 @@
+// Package persontest plays a person in a browser without JavaScript: it
+// follows tokengate's redirects with a cookie jar and fills in the login,
+// consent and device pages by their contract field names (username,
+// password, decision, user_code), posting back every hidden field.
+package persontest
+
+import (
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// Person is one browser with its cookies.
+type Person struct {
+	HTTP     *http.Client
+	Username string
+	Password string
+	// Decision is what the person answers on the consent page:
+	// "approve" (the default) or "deny".
+	Decision string
+	// Pages records the pages seen, in order: "login", "consent", ...
+	Pages []string
+}
+
+// New returns a person who signs in as username with password.
+func New(username, password string) *Person {
+	jar, _ := cookiejar.New(nil)
+	return &Person{
+		HTTP: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse // redirects are followed by hand
+		}},
+		Username: username, Password: password, Decision: "approve",
+	}
+}
+
+// Page is an HTML page the server answered with.
+type Page struct {
+	URL    *url.URL
+	Status int
+	Header http.Header
+	Body   string
+}
+
+// Form is a page's (first) form.
+type Form struct {
+	Action string
+	Fields url.Values
+}
+
+var (
+	formRe   = regexp.MustCompile(`(?is)<form[^>]*action="([^"]*)"`)
+	hiddenRe = regexp.MustCompile(`(?i)<input type="hidden" name="([^"]*)" value="([^"]*)"`)
+)
+
+// Form parses the page's form: its action and hidden fields.
+func (p *Page) Form() (*Form, error) {
+	m := formRe.FindStringSubmatch(p.Body)
+	if m == nil {
+		return nil, fmt.Errorf("no form on the page at %s (status %d):\n%s", p.URL, p.Status, p.Body)
+	}
+	action, err := p.URL.Parse(html.UnescapeString(m[1]))
+	if err != nil {
+		return nil, err
+	}
+	f := &Form{Action: action.String(), Fields: url.Values{}}
+	for _, h := range hiddenRe.FindAllStringSubmatch(p.Body, -1) {
+		f.Fields.Set(html.UnescapeString(h[1]), html.UnescapeString(h[2]))
+	}
+	return f, nil
+}
+
+// Has reports whether the page has a field or button with that name.
+func (p *Page) Has(name string) bool { return strings.Contains(p.Body, `name="`+name+`"`) }
+
+// Result is where a walk through the server ended: a page, or a redirect
+// away from the server (to the application).
+type Result struct {
+	Page     *Page
+	Redirect *url.URL
+}
+
+// Get opens u and follows redirects within the server.
+func (p *Person) Get(u string) (*Result, error) {
+	return p.do(http.MethodGet, u, nil)
+}
+
+// Post submits form values to u and follows redirects within the server.
+func (p *Person) Post(u string, form url.Values) (*Result, error) {
+	return p.do(http.MethodPost, u, form)
+}
+
+func (p *Person) do(method, u string, form url.Values) (*Result, error) {
+	for range 20 {
+		var body io.Reader
+		if form != nil {
+			body = strings.NewReader(form.Encode())
+		}
+		req, err := http.NewRequest(method, u, body)
+		if err != nil {
+			return nil, err
+		}
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		resp, err := p.HTTP.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode >= 300 && resp.StatusCode < 400 {
+			next, err := req.URL.Parse(loc)
+			if err != nil {
+				return nil, err
+			}
+			if next.Host != req.URL.Host {
+				return &Result{Redirect: next}, nil
+			}
+			method, u, form = http.MethodGet, next.String(), nil
+			continue
+		}
+		return &Result{Page: &Page{URL: req.URL, Status: resp.StatusCode, Header: resp.Header, Body: string(b)}}, nil
+	}
+	return nil, fmt.Errorf("more than 20 redirects from %s", u)
+}
+
+// Authorize opens an authorization URL and does what a person would: signs
+// in when asked, answers the consent page with Decision, and returns the
+// redirect back to the application. A page it cannot act on is an error.
+func (p *Person) Authorize(authURL string) (*url.URL, error) {
+	res, err := p.Get(authURL)
+	if err != nil {
+		return nil, err
+	}
+	return p.Continue(res)
+}
+
+// Continue carries on from a result as Authorize does.
+func (p *Person) Continue(res *Result) (*url.URL, error) {
+	for range 5 {
+		if res.Redirect != nil {
+			return res.Redirect, nil
+		}
+		page := res.Page
+		form, err := page.Form()
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case page.Has("password"):
+			if len(p.Pages) > 0 && p.Pages[len(p.Pages)-1] == "login" {
+				return nil, fmt.Errorf("login failed (status %d):\n%s", page.Status, page.Body)
+			}
+			p.Pages = append(p.Pages, "login")
+			form.Fields.Set("username", p.Username)
+			form.Fields.Set("password", p.Password)
+		case page.Has("decision"):
+			p.Pages = append(p.Pages, "consent")
+			form.Fields.Set("decision", p.Decision)
+		default:
+			return nil, fmt.Errorf("unexpected page (status %d):\n%s", page.Status, page.Body)
+		}
+		if res, err = p.Post(form.Action, form.Fields); err != nil {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("the flow did not end")
+}
