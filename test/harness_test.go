@@ -6,6 +6,8 @@ package test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -245,3 +247,17 @@ func writeFile(t *testing.T, path, content string) {
 }
 
 func itoa(n int) string { return fmt.Sprint(n) }
+
+// decodeClaims returns a JWT's claims without verifying anything.
+func decodeClaims(tok string) (map[string]any, error) {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("not a JWT")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	return m, json.Unmarshal(raw, &m)
+}
