@@ -1,0 +1,102 @@
+package test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"golang.org/x/oauth2"
+)
+
+// RequireBrowserEnv, set to 1 (as CI does), turns "no chromium" from a skip
+// into a failure.
+const requireBrowserEnv = "TOKENGATE_REQUIRE_BROWSER"
+
+// A person signs in and approves in a real browser (headless Chromium): the
+// pages work without JavaScript under their CSP, and the browser lands on
+// the application's callback with a code the application can redeem.
+func TestLoginAndConsentInChromium(t *testing.T) {
+	browser, err := exec.LookPath("chromium")
+	if err != nil {
+		msg := "chromium is not installed (apt-get install chromium): skipping the browser test"
+		if os.Getenv(requireBrowserEnv) == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	up := newUpstream(t)
+	g := newGateway(t, Ports{Upstream: up.Addr()})
+	g.start(authCodeCaddyfile)
+
+	codes := make(chan string, 1)
+	callback := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/callback" {
+			select {
+			case codes <- r.URL.Query().Get("code"):
+			default:
+			}
+		}
+		w.Write([]byte("<!doctype html><title>back in the app</title><p>Done"))
+	}))
+	t.Cleanup(callback.Close)
+	cfg := oauthConfig(g, "cli", "", callback.URL+"/callback", "read")
+	verifier := oauth2.GenerateVerifier()
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+
+	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v\nlog:\n%s", what, err, g.log)
+		}
+	}
+	text := func() string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
+		if err != nil {
+			t.Fatalf("reading the page: %v", err)
+		}
+		return s
+	}
+	step("opening the authorization link", chromedp.Navigate(cfg.AuthCodeURL("browser-state", oauth2.S256ChallengeOption(verifier))),
+		chromedp.WaitVisible(chromedp.CSS("#username")))
+	loginText := text()
+	step("signing in", chromedp.SendKeys(chromedp.CSS("#username"), "mark"),
+		chromedp.SendKeys(chromedp.CSS("#password"), markPassword),
+		chromedp.Click(chromedp.CSS("button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS("button[value=approve]")))
+	consentText := text()
+	step("approving", chromedp.Click(chromedp.CSS("button[value=approve]")))
+	for _, want := range []string{"Droplet CLI", "read"} {
+		if !strings.Contains(loginText, want) || !strings.Contains(consentText, want) {
+			t.Errorf("a page does not show %q:\nlogin: %s\nconsent: %s", want, loginText, consentText)
+		}
+	}
+	if !strings.Contains(consentText, "Mark E. Mark") {
+		t.Errorf("the consent page does not say who is signed in: %s", consentText)
+	}
+	select {
+	case code := <-codes:
+		if _, err := cfg.Exchange(context.Background(), code, oauth2.VerifierOption(verifier)); err != nil {
+			t.Fatalf("exchanging the browser's code: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the browser never reached the application's callback (blocked by the CSP's form-action?)")
+	}
+}
