@@ -1,6 +1,13 @@
 package authserver_test
 
 import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/authserver/store/redisstore"
+	"github.com/tokengate/tokengate/internal/redistest"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -24,13 +31,85 @@ func benchToken(b *testing.B, id, secret string) {
 	body := url.Values{"grant_type": {"client_credentials"}}.Encode()
 	b.ReportAllocs()
 	for b.Loop() {
-		req := httptest.NewRequest(http.MethodPost, "/oauth/token", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, req)
-		if w.Code != http.StatusOK {
+		if w := serveToken(h, body, id, secret); w.Code != http.StatusOK {
 			b.Fatalf("status %d: %s", w.Code, w.Body)
 		}
 	}
+}
+
+// BenchmarkCodeExchange is one authorization_code token request through the
+// handler: redeem the code, check PKCE, store the refresh token, sign.
+// Codes are created outside the timer.
+//
+//	go test ./authserver -run XXX -bench 'CodeExchange|Refresh' -benchmem
+func BenchmarkCodeExchange(b *testing.B) { benchStores(b, benchCodeExchange) }
+
+// BenchmarkRefresh is one refresh_token request through the handler: read
+// the token, rotate it, sign. Each iteration uses the previous one's token.
+func BenchmarkRefresh(b *testing.B) { benchStores(b, benchRefresh) }
+
+// benchStores runs a benchmark on the embedded store and on Redis.
+func benchStores(b *testing.B, fn func(b *testing.B, e *env)) {
+	b.Run("file", func(b *testing.B) { fn(b, newEnv(b)) })
+	b.Run("redis", func(b *testing.B) {
+		srv := redistest.Start(b)
+		st, err := redisstore.New(redisstore.Options{Addresses: []string{srv.URL}, Prefix: redistest.Prefix(b)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { st.Close() })
+		fn(b, newEnvWith(b, st, "ES256"))
+	})
+}
+
+func benchCodeExchange(b *testing.B, e *env) {
+	h := e.srv.Handler("/oauth/token")
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		code := fmt.Sprint("bench-code-", i)
+		err := e.store.CreateCode(b.Context(), &store.AuthCode{Hash: challenge(code), ClientID: "webapp", Subject: "mark",
+			RedirectURI: "https://app.example.com/cb", RedirectURIGiven: true, Scope: "read", CodeChallenge: challenge(verifier),
+			CodeChallengeMethod: "S256", GrantID: fmt.Sprint("g", i), AuthTime: time.Now(), ExpiresAt: time.Now().Add(time.Minute)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		body := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"https://app.example.com/cb"},
+			"code_verifier": {verifier}}.Encode()
+		b.StartTimer()
+		if w := serveToken(h, body, "webapp", "appsecret"); w.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+}
+
+func benchRefresh(b *testing.B, e *env) {
+	h := e.srv.Handler("/oauth/token")
+	err := e.store.CreateRefreshToken(b.Context(), &store.RefreshToken{GrantID: "g", Hash: challenge("first"), ClientID: "webapp",
+		Subject: "mark", Scope: "read", AuthTime: time.Now(), IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rt := "g.first"
+	b.ReportAllocs()
+	for b.Loop() {
+		w := serveToken(h, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}.Encode(), "webapp", "appsecret")
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+		var m struct {
+			RefreshToken string `json:"refresh_token"`
+		}
+		_ = json.Unmarshal(w.Body.Bytes(), &m)
+		rt = m.RefreshToken
+	}
+}
+
+func serveToken(h http.Handler, body, id, secret string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, "/oauth/token", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w
 }

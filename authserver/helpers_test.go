@@ -82,7 +82,8 @@ func newEnv(t testing.TB) *env {
 	return newEnvWith(t, openStore(t), "ES256")
 }
 
-func newEnvWith(t testing.TB, st store.Store, alg string) *env {
+// newEnvWith builds an env on st signing with alg; opts adjust the config.
+func newEnvWith(t testing.TB, st store.Store, alg string, opts ...func(*authserver.Config)) *env {
 	t.Helper()
 	keys, err := authserver.NewKeys(st, alg, time.Hour)
 	if err != nil {
@@ -92,8 +93,13 @@ func newEnvWith(t testing.TB, st store.Store, alg string) *env {
 		t.Fatal(err)
 	}
 	v := &introspect.Validator{Keys: keys, Issuer: issuer, Leeway: 30 * time.Second, Revoked: introspect.NewRevocations()}
-	srv, err := authserver.New(authserver.Config{Issuer: issuer, Clients: testClients(t), Users: testUsers(t), Store: st, Keys: keys, Validator: v,
-		UpstreamUser: func(r *http.Request) string { return r.Header.Get("X-Test-Upstream-User") }})
+	cfg := authserver.Config{Issuer: issuer, Clients: testClients(t), Users: testUsers(t), Store: st, Keys: keys, Validator: v,
+		UpstreamUser: func(r *http.Request) string { return r.Header.Get("X-Test-Upstream-User") },
+		ClientIP:     func(r *http.Request) string { return r.Header.Get("X-Test-Client-IP") }}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := authserver.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

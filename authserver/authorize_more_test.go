@@ -1,0 +1,133 @@
+package authserver_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/authserver"
+)
+
+// The authorization endpoint takes POST (form body) as well as GET.
+func TestAuthorizeByPost(t *testing.T) {
+	e := newEnv(t)
+	p := e.person()
+	u, _ := url.Parse(e.stdAuth())
+	res, err := p.Post(e.http.URL+"/oauth/authorize", u.Query())
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := p.Continue(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Query().Get("code") == "" {
+		t.Fatalf("callback %s", back)
+	}
+}
+
+// Failed logins are limited per client IP too, across usernames.
+func TestLoginRateLimitPerIP(t *testing.T) {
+	e := newEnv(t)
+	p := e.person()
+	res, _ := p.Get(e.stdAuth())
+	form, _ := res.Page.Form()
+	post := func(user, ip string) *http.Response {
+		f := url.Values{}
+		for k, v := range form.Fields {
+			f[k] = v
+		}
+		f.Set("username", user)
+		f.Set("password", "guess")
+		req, _ := http.NewRequest("POST", form.Action, strings.NewReader(f.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Test-Client-IP", ip)
+		resp, err := p.HTTP.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	for i := range 20 {
+		if resp := post(fmt.Sprint("user", i), "192.0.2.1"); resp.StatusCode != 401 {
+			t.Fatalf("attempt %d: %d", i+1, resp.StatusCode)
+		}
+	}
+	if resp := post("user-new", "192.0.2.1"); resp.StatusCode != 429 {
+		t.Fatalf("21st attempt from one IP: %d, want 429", resp.StatusCode)
+	}
+	if resp := post("user-new", "192.0.2.2"); resp.StatusCode != 401 {
+		t.Fatalf("another IP is limited too: %d", resp.StatusCode)
+	}
+}
+
+// Codes live code_ttl; refresh tokens refresh_token_ttl.
+func TestCodeAndRefreshExpiry(t *testing.T) {
+	e := newEnvWith(t, openStore(t), "ES256", func(c *authserver.Config) {
+		c.CodeTTL, c.RefreshTokenTTL = 200*time.Millisecond, 400*time.Millisecond
+	})
+	p := e.person()
+	code := e.codeFor(t, p, e.stdAuth())
+	time.Sleep(300 * time.Millisecond)
+	wantOAuthError(t, e.exchange(code), 400, "invalid_grant")
+
+	m := decode(t, e.exchange(e.codeFor(t, p, e.stdAuth())))
+	time.Sleep(500 * time.Millisecond)
+	wantOAuthError(t, e.post("/oauth/token", form("grant_type", "refresh_token", "refresh_token", m["refresh_token"].(string)),
+		[]string{"webapp", "appsecret"}), 400, "invalid_grant")
+}
+
+// Operators can replace a page with their own template.
+func TestTemplateOverride(t *testing.T) {
+	dir := t.TempDir()
+	custom := `{{template "header" .}}<h1>ACME sign-in for {{.Client.Name}}</h1>
+<form method="post" action="{{.Action}}">{{template "hidden" .}}<input name="username"><input name="password" type="password"></form>{{template "footer" .}}`
+	if err := os.WriteFile(filepath.Join(dir, "login.html"), []byte(custom), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "style.css"), []byte("body{color:red}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, openStore(t), "ES256", func(c *authserver.Config) { c.TemplateDir = dir })
+	p := e.person()
+	res, err := p.Get(e.stdAuth())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(res.Page.Body, "ACME sign-in for The Droplet Book") {
+		t.Fatalf("custom login page not used:\n%s", res.Page.Body)
+	}
+	// The flow still works with it, and the consent page is the built-in one.
+	back, err := p.Continue(res)
+	if err != nil || back.Query().Get("code") == "" {
+		t.Fatalf("flow with a custom login page: %v %v", err, back)
+	}
+	resp, err := http.Get(e.http.URL + "/oauth/assets/style.css")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 64)
+	n, _ := resp.Body.Read(buf)
+	if string(buf[:n]) != "body{color:red}" {
+		t.Fatalf("stylesheet %q", buf[:n])
+	}
+
+	// A broken template stops start-up with a message naming it.
+	if err := os.WriteFile(filepath.Join(dir, "consent.html"), []byte(`{{template "nope" .}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t)
+	keys, _ := authserver.NewKeys(st, "ES256", time.Hour)
+	_ = keys.Init(t.Context())
+	_, err = authserver.New(authserver.Config{Issuer: issuer, Store: st, Keys: keys, Validator: e.validator, TemplateDir: dir})
+	if err == nil || !strings.Contains(err.Error(), "consent.html") {
+		t.Fatalf("broken template: %v", err)
+	}
+}
