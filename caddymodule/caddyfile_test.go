@@ -19,6 +19,7 @@ func TestUnmarshalGlobalOption(t *testing.T) {
 			prefix tg:
 		}
 		signing_alg EdDSA
+		templates /etc/tokengate/pages
 		access_token_ttl 15m
 		device_interval 3s
 		client app {
@@ -44,6 +45,7 @@ func TestUnmarshalGlobalOption(t *testing.T) {
 		Issuer:         "https://auth.example.com",
 		StoreRaw:       json.RawMessage(`{"addresses":["redis://a:6379/0","redis://b:6379/0"],"master_name":"mymaster","module":"redis","prefix":"tg:"}`),
 		SigningAlg:     "EdDSA",
+		Templates:      "/etc/tokengate/pages",
 		AccessTokenTTL: caddy.Duration(15 * time.Minute),
 		DeviceInterval: caddy.Duration(3 * time.Second),
 		Clients: []*ClientConfig{{ID: "app", Name: "The Droplet Book", Website: "https://dropletbook.com", Secret: "{env.APP_SECRET}",

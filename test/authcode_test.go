@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -202,5 +203,77 @@ http://127.0.0.1:{{.Auth}} {
 	h, _ := decodeClaims(tok.AccessToken)
 	if h["sub"] != "alice" {
 		t.Fatalf("sub %v, want the basic_auth user", h["sub"])
+	}
+}
+
+// forward_auth with copy_headers, published as {http.auth.user.id} by map
+// (as the README shows): the login page is skipped for the user the
+// authentication service names, and a client cannot spoof that header.
+func TestForwardAuthUser(t *testing.T) {
+	authsvc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Cookie") != "sso=bob" {
+			http.Error(w, "sign in at the SSO first", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Remote-User", "bob")
+	}))
+	t.Cleanup(authsvc.Close)
+	caddyfile := `{
+	admin 127.0.0.1:{{.Admin}}
+	persist_config off
+	oauth2 {
+		issuer {{.Issuer}}
+		client cli {
+			redirect_uri http://127.0.0.1/callback
+			grant authorization_code
+			scope read
+			skip_consent
+		}
+	}
+}
+http://127.0.0.1:{{.Auth}} {
+	@people path /oauth/authorize /consent /login
+	forward_auth @people ` + strings.TrimPrefix(authsvc.URL, "http://") + ` {
+		uri /verify
+		copy_headers Remote-User
+	}
+	map @people {http.request.header.Remote-User} {http.auth.user.id} {
+		~(.+) ${1}
+	}
+	oauth2_server
+}
+`
+	g := newGateway(t, Ports{Upstream: "127.0.0.1:9"})
+	g.start(caddyfile)
+	cfg := oauthConfig(g, "cli", "", "http://127.0.0.1:45678/callback", "read")
+	verifier := oauth2.GenerateVerifier()
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(hdr ...string) *http.Response {
+		req, _ := http.NewRequest("GET", cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), nil)
+		for i := 0; i < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	// Not signed in at the SSO: the auth service's 401 comes back.
+	if resp := get("Remote-User", "mallory"); resp.StatusCode != 401 {
+		t.Fatalf("without SSO: %d", resp.StatusCode)
+	}
+	resp := get("Cookie", "sso=bob", "Remote-User", "mallory")
+	back, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != 302 || back.Query().Get("code") == "" {
+		t.Fatalf("with SSO: %d %s\n%s", resp.StatusCode, back, g.log)
+	}
+	tok, err := cfg.Exchange(context.Background(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := decodeClaims(tok.AccessToken); c["sub"] != "bob" {
+		t.Fatalf("sub %v, want the user the auth service named", c["sub"])
 	}
 }

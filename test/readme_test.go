@@ -9,12 +9,76 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/persontest"
 )
 
-// The README's walk-through works verbatim against Caddyfile.example: its
-// commands run in one shell, in order, and every line of every answer it
-// shows (except elided tokens) appears in what they print.
-func TestReadmeWalkthrough(t *testing.T) {
+// walkthrough is one marked walk-through of the README: its shell blocks in
+// order, and for each the lines of the answer the README shows after it
+// (elided lines, with "…", left out).
+type walkthrough struct {
+	scripts  []string
+	expected [][]string
+}
+
+func readWalkthrough(t *testing.T, marker string) walkthrough {
+	t.Helper()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "<!-- "+marker+" -->")
+	section, _, ok2 := strings.Cut(section, "<!-- /"+marker+" -->")
+	if !ok || !ok2 {
+		t.Fatalf("README has no %s markers", marker)
+	}
+	var w walkthrough
+	blocks := regexp.MustCompile("(?s)```(\\w*)\n(.*?)```").FindAllStringSubmatch(section, -1)
+	for i, b := range blocks {
+		if b[1] == "sh" {
+			w.scripts = append(w.scripts, b[2])
+			w.expected = append(w.expected, nil)
+			continue
+		}
+		if i == 0 || blocks[i-1][1] != "sh" {
+			continue // not the answer to a command
+		}
+		for _, line := range strings.Split(b[2], "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.Contains(line, "…") {
+				w.expected[len(w.expected)-1] = append(w.expected[len(w.expected)-1], line)
+			}
+		}
+	}
+	return w
+}
+
+// run runs the walk-through's blocks from..to in one shell and checks their
+// output; it returns the output.
+func (w walkthrough) run(t *testing.T, dir string, env []string, from, to int) string {
+	t.Helper()
+	script := strings.Join(w.scripts[from:to], "echo\n")
+	sh := exec.Command("bash", "-euo", "pipefail", "-c", script)
+	sh.Dir, sh.Env = dir, append(os.Environ(), env...)
+	out, err := sh.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the walk-through failed: %v\n%s\n--- script:\n%s", err, out, script)
+	}
+	got := strings.ToLower(strings.ReplaceAll(string(out), "\r", ""))
+	for _, lines := range w.expected[from:to] {
+		for _, line := range lines {
+			if !strings.Contains(got, strings.ToLower(line)) {
+				t.Errorf("the README shows %q, the commands printed:\n%s", line, out)
+			}
+		}
+	}
+	return string(out)
+}
+
+// The README's walk-throughs work verbatim against Caddyfile.example: their
+// commands run in a shell, in order, and every line of every answer shown
+// appears in what they print. The person's part of the authorization code
+// flow is played by persontest, as the README tells a person to do it.
+func TestReadmeWalkthroughs(t *testing.T) {
 	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:9000", "127.0.0.1:2019"} {
 		if l, err := net.Listen("tcp", addr); err != nil {
 			t.Skipf("the example's port %s is busy here: %v", addr, err)
@@ -22,36 +86,9 @@ func TestReadmeWalkthrough(t *testing.T) {
 			l.Close()
 		}
 	}
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(readme), "<!-- walkthrough -->")
-	section, _, ok2 := strings.Cut(section, "<!-- /walkthrough -->")
-	if !ok || !ok2 {
-		t.Fatal("README has no walkthrough markers")
-	}
-	var script strings.Builder
-	var expected []string
-	blocks := regexp.MustCompile("(?s)```(\\w*)\n(.*?)```").FindAllStringSubmatch(section, -1)
-	for i, b := range blocks {
-		lang, body := b[1], b[2]
-		if lang == "sh" {
-			script.WriteString(body)
-			script.WriteString("echo\n")
-			continue
-		}
-		if i == 0 || blocks[i-1][1] != "sh" {
-			continue // not the answer to a command
-		}
-		for _, line := range strings.Split(body, "\n") {
-			if line = strings.TrimSpace(line); line != "" && !strings.Contains(line, "…") {
-				expected = append(expected, line)
-			}
-		}
-	}
-	if len(expected) < 5 {
-		t.Fatalf("found only %d expected lines in the walkthrough", len(expected))
+	cc, code := readWalkthrough(t, "walkthrough"), readWalkthrough(t, "walkthrough-code")
+	if len(cc.scripts) < 4 || len(code.scripts) < 4 {
+		t.Fatalf("walk-throughs too short: %d and %d commands", len(cc.scripts), len(code.scripts))
 	}
 
 	dir := t.TempDir()
@@ -79,15 +116,36 @@ func TestReadmeWalkthrough(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	sh := exec.Command("bash", "-euo", "pipefail", "-c", script.String())
-	out, err := sh.CombinedOutput()
-	if err != nil {
-		t.Fatalf("the walkthrough failed: %v\n%s\n--- script:\n%s", err, out, script.String())
-	}
-	got := strings.ToLower(strings.ReplaceAll(string(out), "\r", ""))
-	for _, line := range expected {
-		if !strings.Contains(got, strings.ToLower(line)) {
-			t.Errorf("the README shows %q, the commands printed:\n%s", line, out)
+	t.Run("client credentials", func(t *testing.T) {
+		cc.run(t, t.TempDir(), nil, 0, len(cc.scripts))
+	})
+	t.Run("authorization code", func(t *testing.T) {
+		work := t.TempDir()
+		// Step 1 prints the link; keep the verifier it made.
+		code.scripts[0] += `echo "VERIFIER=$VERIFIER"` + "\n"
+		out := code.run(t, work, nil, 0, 1)
+		var link, verifier string
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "http://localhost:8080/oauth/authorize?") {
+				link = line
+			}
+			if v, ok := strings.CutPrefix(line, "VERIFIER="); ok {
+				verifier = v
+			}
 		}
-	}
+		if link == "" || verifier == "" {
+			t.Fatalf("step 1 printed no link:\n%s", out)
+		}
+		// Step 2: the person signs in as mark and allows.
+		p := persontest.New("mark", "demo-password")
+		back, err := p.Authorize(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back.Host != "127.0.0.1" || back.Path != "/callback" || back.Query().Get("state") != "af0ifjsldkj" {
+			t.Fatalf("callback %s", back)
+		}
+		// Steps 4-7 with the code copied from the callback.
+		code.run(t, work, []string{"CODE=" + back.Query().Get("code"), "VERIFIER=" + verifier}, 1, len(code.scripts))
+	})
 }
