@@ -156,10 +156,9 @@ func TestAuthorizationCodeWithOAuth2Client(t *testing.T) {
 	})
 }
 
-// A user authenticated by Caddy's basic_auth in the same route skips the
-// login page (CONTRACT §3), as the README's set-up shows.
-func TestUpstreamAuthenticatedUser(t *testing.T) {
-	const caddyfile = `{
+// upstreamGlobal is the global options of the upstream-authentication
+// tests: a public client that skips consent, and no users of tokengate's own.
+const upstreamGlobal = `{
 	admin 127.0.0.1:{{.Admin}}
 	persist_config off
 	oauth2 {
@@ -172,7 +171,27 @@ func TestUpstreamAuthenticatedUser(t *testing.T) {
 		}
 	}
 }
-http://127.0.0.1:{{.Auth}} {
+`
+
+// openAuthURL opens cfg's authorization link (prep adds credentials) and
+// returns the answer without following it.
+func openAuthURL(t *testing.T, cfg *oauth2.Config, verifier string, prep func(*http.Request)) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("GET", cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), nil)
+	prep(req)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// A user authenticated by Caddy's basic_auth in the same route skips the
+// login page (CONTRACT §3), as the README's set-up shows.
+func TestUpstreamAuthenticatedUser(t *testing.T) {
+	const caddyfile = upstreamGlobal + `http://127.0.0.1:{{.Auth}} {
 	@people path /oauth/authorize /consent /login
 	basic_auth @people {
 		alice $2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe
@@ -184,14 +203,7 @@ http://127.0.0.1:{{.Auth}} {
 	g.start(caddyfile)
 	cfg := oauthConfig(g, "cli", "", "http://127.0.0.1:45678/callback", "read")
 	verifier := oauth2.GenerateVerifier()
-	req, _ := http.NewRequest("GET", cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), nil)
-	req.SetBasicAuth("alice", readerSecret)
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := noFollow.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp := openAuthURL(t, cfg, verifier, func(r *http.Request) { r.SetBasicAuth("alice", readerSecret) })
 	back, _ := url.Parse(resp.Header.Get("Location"))
 	if resp.StatusCode != 302 || back.Port() != "45678" || back.Query().Get("code") == "" {
 		t.Fatalf("basic_auth user: %d %s", resp.StatusCode, back)
@@ -218,20 +230,7 @@ func TestForwardAuthUser(t *testing.T) {
 		w.Header().Set("Remote-User", "bob")
 	}))
 	t.Cleanup(authsvc.Close)
-	caddyfile := `{
-	admin 127.0.0.1:{{.Admin}}
-	persist_config off
-	oauth2 {
-		issuer {{.Issuer}}
-		client cli {
-			redirect_uri http://127.0.0.1/callback
-			grant authorization_code
-			scope read
-			skip_consent
-		}
-	}
-}
-http://127.0.0.1:{{.Auth}} {
+	caddyfile := upstreamGlobal + `http://127.0.0.1:{{.Auth}} {
 	@people path /oauth/authorize /consent /login
 	forward_auth @people ` + strings.TrimPrefix(authsvc.URL, "http://") + ` {
 		uri /verify
@@ -247,18 +246,12 @@ http://127.0.0.1:{{.Auth}} {
 	g.start(caddyfile)
 	cfg := oauthConfig(g, "cli", "", "http://127.0.0.1:45678/callback", "read")
 	verifier := oauth2.GenerateVerifier()
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	get := func(hdr ...string) *http.Response {
-		req, _ := http.NewRequest("GET", cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)), nil)
-		for i := 0; i < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		resp, err := noFollow.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
+		return openAuthURL(t, cfg, verifier, func(r *http.Request) {
+			for i := 0; i < len(hdr); i += 2 {
+				r.Header.Set(hdr[i], hdr[i+1])
+			}
+		})
 	}
 	// Not signed in at the SSO: the auth service's 401 comes back.
 	if resp := get("Remote-User", "mallory"); resp.StatusCode != 401 {
