@@ -59,7 +59,7 @@ func testClients(t testing.TB) []*authserver.Client {
 		{ID: "odd:id", Name: "Odd", SecretHash: authserver.HashSecretSHA256("p@ss:w+rd %"), GrantTypes: []string{authserver.GrantClientCredentials},
 			Scopes: []string{"read"}},
 		{ID: "tv", Name: "TV", Public: true, GrantTypes: []string{authserver.GrantDeviceCode}, Scopes: []string{"read"}},
-		{ID: "web", Name: "Web", SecretHash: authserver.HashSecretSHA256("websecret"), GrantTypes: []string{authserver.GrantDeviceCode},
+		{ID: "web", Name: "Web", SecretHash: authserver.HashSecretSHA256("websecret"), GrantTypes: []string{authserver.GrantDeviceCode, authserver.GrantRefreshToken},
 			RedirectURIs: []string{"https://web.example.com/cb"}, Scopes: []string{"read"}},
 		{ID: "webapp", Name: "The Droplet Book", Website: "https://dropletbook.com", SecretHash: authserver.HashSecretSHA256("appsecret"),
 			GrantTypes:   []string{authserver.GrantAuthorizationCode, authserver.GrantRefreshToken},

@@ -44,15 +44,39 @@ func (s *Server) displayName(subject string) string {
 	return subject
 }
 
-// pendingRequest recovers the authorization request a login page is for, from
-// its return_to, which must point back into this server's own flow (so the
-// login page is no open redirector).
-func (s *Server) pendingRequest(r *http.Request, returnTo string) (*authzRequest, *Error, bool) {
+// pending is what a sign-in is for: the application, the scopes it asks for
+// and, for the CSP, where the flow will redirect in the end.
+type pending struct {
+	client      *Client
+	scope       string
+	redirectURI string
+}
+
+// pendingFor recovers what a login page is for from its return_to, which
+// must point back into this server's own flows (so the login page is no open
+// redirector): an authorization request, or a device code (looked up within
+// the same attempt limits as on /device).
+func (s *Server) pendingFor(r *http.Request, returnTo string) (*pending, int, *Error) {
+	bad := ErrInvalidRequest("the sign-in link is not part of an authorization: start again from the application")
 	u, err := url.Parse(returnTo)
-	if err != nil || u.Scheme != "" || u.Host != "" || (u.Path != s.issuer.Path+PathAuthorize && u.Path != s.issuer.Path+PathConsent) {
-		return nil, ErrInvalidRequest("the sign-in link is not part of an authorization: start again from the application"), false
+	if err != nil || u.Scheme != "" || u.Host != "" {
+		return nil, http.StatusBadRequest, bad
 	}
-	return s.parseAuthzRequest(r, u.Query())
+	switch u.Path {
+	case s.issuer.Path + PathAuthorize, s.issuer.Path + PathConsent:
+		req, e, _ := s.parseAuthzRequest(r, u.Query())
+		if e != nil {
+			return nil, http.StatusBadRequest, e
+		}
+		return &pending{client: req.client, scope: req.scope, redirectURI: req.redirectURI}, 0, nil
+	case s.issuer.Path + PathDevice:
+		d, c, status, msg := s.lookupUserCode(r, u.Query().Get("user_code"))
+		if d == nil {
+			return nil, status, ErrInvalidRequest("%s", msg)
+		}
+		return &pending{client: c, scope: d.Scope}, 0, nil
+	}
+	return nil, http.StatusBadRequest, bad
 }
 
 // Failed-login limits. Every attempt counts, so that checking the limit
@@ -77,9 +101,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	returnTo := r.FormValue("return_to")
-	req, e, _ := s.pendingRequest(r, returnTo)
+	req, status, e := s.pendingFor(r, returnTo)
 	if e != nil {
-		s.failAuthz(w, r, req, e, false)
+		s.renderError(w, status, e, nil)
 		return
 	}
 	if s.currentUser(r) != nil && r.Method == http.MethodGet {
@@ -92,7 +116,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		Action: s.issuer.Path + PathLogin, Hidden: map[string]string{"return_to": returnTo}}
 	show := func(status int, msg string) {
 		data.Error, data.CSRFToken = msg, s.csrfToken(sess)
-		s.renderPage(w, status, "login.html", data, formTarget(req.redirectURI))
+		s.renderPage(w, status, "login.html", data, formTarget(req.redirectURI)...)
 	}
 	if r.Method == http.MethodGet {
 		show(http.StatusOK, "")
@@ -173,15 +197,15 @@ func (s *Server) clientIP(r *http.Request) string {
 // formTarget is the CSP form-action source for a redirect URI: browsers
 // check the redirects that follow a form post against form-action, and the
 // flow ends with a redirect to the client.
-func formTarget(redirectURI string) string {
+func formTarget(redirectURI string) []string {
 	u, err := url.Parse(redirectURI)
-	if err != nil {
-		return ""
+	if err != nil || u.Scheme == "" {
+		return nil
 	}
 	if u.Host == "" {
-		return " " + u.Scheme + ":"
+		return []string{" " + u.Scheme + ":"}
 	}
-	return " " + u.Scheme + "://" + u.Host
+	return []string{" " + u.Scheme + "://" + u.Host}
 }
 
 // handleConsent shows (GET) and takes (POST) the person's decision.
@@ -216,7 +240,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		}
 		s.renderPage(w, http.StatusOK, "consent.html", &PageData{Title: "Allow access?", Client: pageClient(req.client),
 			Scopes: strings.Fields(req.scope), User: user.display, Action: s.issuer.Path + PathConsent,
-			CSRFToken: s.csrfToken(sess), Hidden: hidden}, formTarget(req.redirectURI))
+			CSRFToken: s.csrfToken(sess), Hidden: hidden}, formTarget(req.redirectURI)...)
 		return
 	}
 	if !s.checkCSRF(csrf, sess) {

@@ -31,6 +31,7 @@ func (s *Server) Metadata() *Metadata {
 		AuthorizationEndpoint:             s.endpointURL(PathAuthorize),
 		TokenEndpoint:                     s.endpointURL(PathToken),
 		JWKSURI:                           s.endpointURL(PathJWKS),
+		DeviceAuthorizationEndpoint:       s.endpointURL(PathDeviceAuthorization),
 		ResponseTypesSupported:            []string{"code"},
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		AuthorizationResponseISSSupported: true,

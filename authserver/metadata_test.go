@@ -36,7 +36,8 @@ func TestMetadata(t *testing.T) {
 	if m.Issuer != issuer || m.TokenEndpoint != issuer+"/oauth/token" || m.JWKSURI != issuer+"/oauth/jwks" {
 		t.Fatalf("metadata %+v", m)
 	}
-	if strings.Join(m.GrantTypesSupported, " ") != "authorization_code client_credentials refresh_token" {
+	if strings.Join(m.GrantTypesSupported, " ") != "authorization_code client_credentials refresh_token urn:ietf:params:oauth:grant-type:device_code" ||
+		m.DeviceAuthorizationEndpoint != issuer+"/oauth/device" {
 		t.Fatalf("grant_types_supported %v", m.GrantTypesSupported)
 	}
 	if m.AuthorizationEndpoint != issuer+"/oauth/authorize" || strings.Join(m.ResponseTypesSupported, " ") != "code" ||

@@ -34,6 +34,8 @@ type PageData struct {
 	Message string
 	// Username pre-fills the login form after a failed attempt.
 	Username string
+	// UserCode pre-fills the device page's code.
+	UserCode string
 	// Action is the URL the page's form posts to.
 	Action string
 	// CSRFToken must be posted back as the csrf_token field.
@@ -83,7 +85,7 @@ func loadPages(dir string) (*pages, error) {
 			style = css
 		}
 	}
-	for _, name := range []string{"login.html", "consent.html", "error.html"} {
+	for _, name := range []string{"login.html", "consent.html", "error.html", "device.html", "device_done.html"} {
 		if t.Lookup(name) == nil {
 			return nil, fmt.Errorf("templates: %s is missing", name)
 		}

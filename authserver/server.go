@@ -27,6 +27,10 @@ type Config struct {
 	CodeTTL         time.Duration
 	DeviceCodeTTL   time.Duration
 	DeviceInterval  time.Duration
+	// DeviceFailuresPerIP and DeviceFailuresAll limit wrong user codes on
+	// the device page in 15 minutes, per client IP and over all clients.
+	DeviceFailuresPerIP int64
+	DeviceFailuresAll   int64
 
 	Clients []*Client
 	Users   []*User
@@ -65,6 +69,10 @@ const (
 	PathLogin     = "/login"
 	PathConsent   = "/consent"
 	PathStyle     = "/oauth/assets/style.css"
+
+	PathDeviceAuthorization = "/oauth/device"
+	PathDevice              = "/device"
+	PathDeviceQR            = "/device/qr"
 )
 
 // Server serves the authorization server endpoints.
@@ -124,6 +132,12 @@ func New(cfg Config) (*Server, error) {
 			*d.p = d.def
 		}
 	}
+	if cfg.DeviceFailuresPerIP == 0 {
+		cfg.DeviceFailuresPerIP = DefaultDeviceFailuresPerIP
+	}
+	if cfg.DeviceFailuresAll == 0 {
+		cfg.DeviceFailuresAll = DefaultDeviceFailuresAll
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
@@ -154,6 +168,7 @@ func New(cfg Config) (*Server, error) {
 		GrantClientCredentials: clientCredentialsGrant{s},
 		GrantAuthorizationCode: authorizationCodeGrant{s},
 		GrantRefreshToken:      refreshTokenGrant{s},
+		GrantDeviceCode:        deviceCodeGrant{s},
 	}
 	base := iss.Path
 	s.routes = map[string]http.HandlerFunc{
@@ -161,6 +176,11 @@ func New(cfg Config) (*Server, error) {
 		base + PathLogin:     s.handleLogin,
 		base + PathConsent:   s.handleConsent,
 		base + PathStyle:     s.handleStyle,
+
+		base + PathDeviceAuthorization: s.handleDeviceAuthorization,
+		base + PathDevice:              s.handleDevice,
+		base + PathDeviceQR:            s.handleDeviceQR,
+
 		base + PathToken:     s.handleToken,
 		base + PathJWKS:      s.handleJWKS,
 		// RFC 8414 §3.1 inserts the well-known segment before the issuer's

@@ -170,6 +170,9 @@ func (a *App) validate() error {
 			return fmt.Errorf("%s must be positive", name)
 		}
 	}
+	if d := time.Duration(a.DeviceInterval); d != 0 && (d < time.Second || d%time.Second != 0) {
+		return fmt.Errorf("device_interval %s must be whole seconds: devices are told it in seconds (RFC 8628)", d)
+	}
 	if _, err := a.clients(nil); err != nil {
 		return err
 	}

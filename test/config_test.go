@@ -30,6 +30,7 @@ func TestConfigErrors(t *testing.T) {
 		{"client defined twice", wrap(iss + "\t\tclient a {\n\t\t\tsecret x\n\t\t\tgrant client_credentials\n\t\t}\n\t\tclient a {\n\t\t\tsecret y\n\t\t\tgrant client_credentials\n\t\t}"), "defined twice"},
 		{"bad signing_alg", wrap(iss + "\t\tsigning_alg HS256"), `signing_alg "HS256" is not supported`},
 		{"bad duration", wrap(iss + "\t\taccess_token_ttl forever"), "access_token_ttl"},
+		{"device interval not whole seconds", wrap(iss + "\t\tdevice_interval 1500ms"), "device_interval 1.5s must be whole seconds"},
 		{"unknown store", wrap(iss + "\t\tstore postgres"), `store "postgres" is not known`},
 		{"redis store without address", wrap(iss + "\t\tstore redis {\n\t\t\tprefix x:\n\t\t}"), "no address"},
 		{"user with a plain password", wrap(iss + "\t\tuser mark hunter2"), "bcrypt hash"},

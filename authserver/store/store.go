@@ -89,6 +89,8 @@ type Store interface {
 	// new count and when the window ends. The window starts at the first
 	// increment.
 	Incr(ctx context.Context, key string, window time.Duration) (count int64, resetAt time.Time, err error)
+	// Counter reads a counter without counting: 0 when it has no live window.
+	Counter(ctx context.Context, key string) (count int64, resetAt time.Time, err error)
 
 	// Close releases the store's resources.
 	Close() error
@@ -160,9 +162,14 @@ type DeviceCode struct {
 	Status         DeviceStatus  `json:"status"`
 	Subject        string        `json:"sub,omitempty"`
 	GrantID        string        `json:"grant_id,omitempty"`
+	AuthTime       time.Time     `json:"auth_time,omitzero"`
 	Interval       time.Duration `json:"interval"`
 	LastPoll       time.Time     `json:"last_poll,omitzero"`
-	ExpiresAt      time.Time     `json:"expires_at"`
+	// ValidUntil is when the code expires for the device and the person;
+	// the record lives on until ExpiresAt so that late polls can be told
+	// expired_token and its user code is not handed out again meanwhile.
+	ValidUntil time.Time `json:"valid_until"`
+	ExpiresAt  time.Time `json:"expires_at"`
 }
 
 // RefreshToken is one refresh token of a grant, stored under its grant and

@@ -23,8 +23,12 @@ type Person struct {
 	// Decision is what the person answers on the consent page:
 	// "approve" (the default) or "deny".
 	Decision string
+	// UserCode is what the person types on the device page.
+	UserCode string
 	// Pages records the pages seen, in order: "login", "consent", ...
 	Pages []string
+	// Last is the last page seen.
+	Last *Page
 }
 
 // New returns a person who signs in as username with password.
@@ -140,18 +144,42 @@ func (p *Person) Authorize(authURL string) (*url.URL, error) {
 	return p.Continue(res)
 }
 
+// Device opens a device verification URI and does what a person would:
+// types UserCode if asked, signs in, answers the consent page with Decision,
+// and returns the last page (which tells them to return to their device).
+func (p *Person) Device(verificationURI string) (*Page, error) {
+	res, err := p.Get(verificationURI)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := p.Continue(res); err != nil {
+		return nil, err
+	}
+	return p.Last, nil
+}
+
 // Continue carries on from a result as Authorize does.
 func (p *Person) Continue(res *Result) (*url.URL, error) {
-	for range 5 {
+	for range 6 {
 		if res.Redirect != nil {
 			return res.Redirect, nil
 		}
 		page := res.Page
+		p.Last = page
+		if !formRe.MatchString(page.Body) && p.UserCode != "" {
+			return nil, nil // a page with nothing to do: the device flow's end
+		}
 		form, err := page.Form()
 		if err != nil {
 			return nil, err
 		}
 		switch {
+		case page.Has("user_code") && !page.Has("decision"):
+			if len(p.Pages) > 0 && p.Pages[len(p.Pages)-1] == "device" {
+				return nil, fmt.Errorf("the code was refused (status %d):\n%s", page.Status, page.Body)
+			}
+			p.Pages = append(p.Pages, "device")
+			form.Fields.Set("user_code", p.UserCode)
 		case page.Has("password"):
 			if len(p.Pages) > 0 && p.Pages[len(p.Pages)-1] == "login" {
 				return nil, fmt.Errorf("login failed (status %d):\n%s", page.Status, page.Body)

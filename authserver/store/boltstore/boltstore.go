@@ -415,6 +415,20 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 	return n, exp, err
 }
 
+// Counter implements store.Store.
+func (s *Store) Counter(ctx context.Context, key string) (int64, time.Time, error) {
+	var n int64
+	var exp time.Time
+	err := s.view(ctx, bucketCounters, func(b *bolt.Bucket) error {
+		if r, err := get(b, []byte(key)); err == nil {
+			n = int64(r.uses)
+			exp = time.Unix(0, int64(binary.BigEndian.Uint64(b.Get([]byte(key))[0:8])))
+		}
+		return nil
+	})
+	return n, exp, err
+}
+
 func (s *Store) sweepLoop() {
 	defer close(s.done)
 	t := time.NewTicker(SweepInterval)

@@ -463,6 +463,28 @@ func (s *Store) Consent(ctx context.Context, subject, clientID string) (*store.C
 	return c, nil
 }
 
+// Counter implements store.Store.
+func (s *Store) Counter(ctx context.Context, key string) (int64, time.Time, error) {
+	k := s.key("ctr", key)
+	var get *redis.StringCmd
+	var ttl *redis.DurationCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get, ttl = p.Get(ctx, k), p.PTTL(ctx, k)
+		return nil
+	})
+	if errors.Is(err, redis.Nil) || (err == nil && get.Err() == redis.Nil) {
+		return 0, time.Time{}, nil
+	}
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	n, err := get.Int64()
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	return n, time.Now().Add(ttl.Val()), nil
+}
+
 var incrScript = redis.NewScript(`
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end

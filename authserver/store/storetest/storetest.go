@@ -378,6 +378,9 @@ func testConsents(t *testing.T, s store.Store, _ func() store.Store) {
 }
 
 func testCounters(t *testing.T, s store.Store, _ func() store.Store) {
+	if n, _, err := s.Counter(ctx, "login:mark"); err != nil || n != 0 {
+		t.Fatalf("Counter of a new key = %d, %v", n, err)
+	}
 	start := time.Now()
 	var firstReset time.Time
 	for want := int64(1); want <= 3; want++ {
@@ -396,6 +399,11 @@ func testCounters(t *testing.T, s store.Store, _ func() store.Store) {
 			t.Fatalf("the window moved from %s to %s", firstReset, reset)
 		}
 	}
+	n, reset, err := s.Counter(ctx, "login:mark")
+	must(t, err)
+	if d := reset.Sub(firstReset); n != 3 || d > 50*time.Millisecond || d < -50*time.Millisecond {
+		t.Fatalf("Counter = %d ending %s, want 3 ending %s", n, reset, firstReset)
+	}
 	wins, errs := concurrently(50, func(int) error {
 		_, _, err := s.Incr(ctx, "burst", time.Minute)
 		return err
@@ -403,7 +411,7 @@ func testCounters(t *testing.T, s store.Store, _ func() store.Store) {
 	if wins != 50 {
 		t.Fatalf("concurrent increments failed: %v", errs)
 	}
-	n, _, err := s.Incr(ctx, "burst", time.Minute)
+	n, _, err = s.Incr(ctx, "burst", time.Minute)
 	must(t, err)
 	if n != 51 {
 		t.Fatalf("after 50 concurrent increments and one more the counter is %d, want 51", n)
@@ -440,6 +448,9 @@ func testExpiry(t *testing.T, s store.Store, _ func() store.Store) {
 	must(t, err)
 	if len(list) != 1 || list[0].Value != "long" {
 		t.Fatalf("revocations after expiry: %+v", list)
+	}
+	if n, _, err := s.Counter(ctx, "window"); err != nil || n != 0 {
+		t.Fatalf("Counter after its window = %d, %v", n, err)
 	}
 	n, _, err := s.Incr(ctx, "window", ttl)
 	must(t, err)

@@ -1,0 +1,382 @@
+package authserver
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	qrcode "github.com/yeqown/go-qrcode/v2"
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/authserver/store"
+)
+
+// The device authorization grant (RFC 8628).
+
+// userCodeAlphabet is RFC 8628 §6.1's: consonants only, so no words form,
+// and no letters that read like digits.
+const userCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ"
+
+// userCodeLen letters give 20^8 ≈ 2.6·10^10 codes (34 bits): with the
+// attempt limits below, guessing a live one is hopeless.
+const userCodeLen = 8
+
+// deviceGrace keeps an expired device code's record so that late polls get
+// expired_token rather than invalid_grant.
+const deviceGrace = 10 * time.Minute
+
+// Default limits on entering user codes on /device (RFC 8628 §5.1): wrong
+// codes per client IP, and over the whole code space, in deviceWindow.
+const (
+	deviceWindow               = 15 * time.Minute
+	DefaultDeviceFailuresPerIP = 10
+	DefaultDeviceFailuresAll   = 1000
+)
+
+func newUserCode() string {
+	// Rejection sampling: 256 is not a multiple of 20, so bytes ≥ 240
+	// would bias the first letters.
+	out := make([]byte, 0, userCodeLen)
+	buf := make([]byte, 16)
+	for len(out) < userCodeLen {
+		_, _ = rand.Read(buf)
+		for _, b := range buf {
+			if b < 240 && len(out) < userCodeLen {
+				out = append(out, userCodeAlphabet[int(b)%len(userCodeAlphabet)])
+			}
+		}
+	}
+	return string(out)
+}
+
+// normalizeUserCode accepts a user code in any case, with or without the
+// dash and spaces; it returns the stored form.
+func normalizeUserCode(s string) (string, bool) {
+	s = strings.ToUpper(strings.NewReplacer("-", "", " ", "", "\t", "").Replace(s))
+	if len(s) != userCodeLen {
+		return "", false
+	}
+	for i := 0; i < len(s); i++ {
+		if !strings.ContainsRune(userCodeAlphabet, rune(s[i])) {
+			return "", false
+		}
+	}
+	return s, true
+}
+
+// formatUserCode is how people see a code: WDJB-MJHT.
+func formatUserCode(c string) string { return c[:4] + "-" + c[4:] }
+
+// DeviceAuthorization is the device authorization response (RFC 8628 §3.2).
+type DeviceAuthorization struct {
+	DeviceCode              string `json:"device_code"`
+	UserCode                string `json:"user_code"`
+	VerificationURI         string `json:"verification_uri"`
+	VerificationURIComplete string `json:"verification_uri_complete"`
+	ExpiresIn               int64  `json:"expires_in"`
+	Interval                int64  `json:"interval"`
+}
+
+// handleDeviceAuthorization is POST /oauth/device.
+func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Request) {
+	form, e := readForm(w, r)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	client, e := s.authenticateClient(r, form)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	if !slices.Contains(client.GrantTypes, GrantDeviceCode) {
+		writeError(w, ErrUnauthorizedClient("client %q is not allowed the device_code grant", client.ID))
+		return
+	}
+	scope, e := resolveScope(form.Get("scope"), client.Scopes)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	ctx, cancel := ctxTimeout(r)
+	defer cancel()
+	secret := randomToken(32)
+	now := time.Now().UTC()
+	for range 5 {
+		d := &store.DeviceCode{UserCode: newUserCode(), DeviceCodeHash: hashToken(secret), ClientID: client.ID, Scope: scope,
+			Status: store.DevicePending, GrantID: randomToken(16), Interval: s.cfg.DeviceInterval,
+			ValidUntil: now.Add(s.cfg.DeviceCodeTTL), ExpiresAt: now.Add(s.cfg.DeviceCodeTTL + deviceGrace)}
+		err := s.store.CreateDeviceCode(ctx, d)
+		if errors.Is(err, store.ErrExists) {
+			continue // a live code has these letters: draw again
+		}
+		if err != nil {
+			writeError(w, s.storeError("storing a device code", err))
+			return
+		}
+		s.log.Info("device authorization started", zap.String("client_id", client.ID), zap.String("scope", scope))
+		shown := formatUserCode(d.UserCode)
+		// The device code names its record (the user code, which the
+		// device shows anyway) and carries a secret only the device has.
+		writeJSON(w, http.StatusOK, &DeviceAuthorization{
+			DeviceCode:              d.UserCode + "." + secret,
+			UserCode:                shown,
+			VerificationURI:         s.endpointURL(PathDevice),
+			VerificationURIComplete: s.endpointURL(PathDevice) + "?user_code=" + shown,
+			ExpiresIn:               int64(s.cfg.DeviceCodeTTL / time.Second),
+			Interval:                int64(s.cfg.DeviceInterval / time.Second),
+		})
+		return
+	}
+	writeError(w, ErrTemporarilyUnavailable("could not find a free user code; retry"))
+}
+
+// deviceCodeGrant is the token request of RFC 8628 §3.4: each poll is one
+// atomic update of the device code's record.
+type deviceCodeGrant struct{ s *Server }
+
+func pollError(code, format string, args ...any) *Error {
+	return oauthError(code, http.StatusBadRequest, format, args...)
+}
+
+func (g deviceCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *Error) {
+	raw := req.form.Get("device_code")
+	if raw == "" {
+		return nil, ErrInvalidRequest("device_code is missing")
+	}
+	invalid := ErrInvalidGrant("the device_code is not valid: it was never issued, or expired long ago")
+	code, secret, ok := strings.Cut(raw, ".")
+	userCode, ok2 := normalizeUserCode(code)
+	if !ok || !ok2 || secret == "" {
+		return nil, invalid
+	}
+	hash := hashToken(secret)
+	var outcome *Error
+	d, err := g.s.store.UpdateDeviceCode(ctx, userCode, func(d *store.DeviceCode) error {
+		if subtle.ConstantTimeCompare([]byte(hash), []byte(d.DeviceCodeHash)) != 1 || d.ClientID != req.client.ID {
+			return invalid
+		}
+		now := time.Now()
+		switch {
+		case d.Status == store.DeviceRedeemed:
+			return ErrInvalidGrant("the device_code was already redeemed")
+		case now.After(d.ValidUntil):
+			return pollError("expired_token", "the device code expired; start a new device authorization")
+		case !d.LastPoll.IsZero() && now.Sub(d.LastPoll) < d.Interval:
+			d.Interval += 5 * time.Second
+			outcome = pollError("slow_down", "polling too fast: wait at least %d seconds between requests", int64(d.Interval/time.Second))
+		case d.Status == store.DevicePending:
+			outcome = pollError("authorization_pending", "the user has not yet approved or denied the request")
+		case d.Status == store.DeviceDenied:
+			outcome = pollError("access_denied", "the user denied the request")
+		case d.Status == store.DeviceApproved:
+			d.Status, outcome = store.DeviceRedeemed, nil
+		}
+		d.LastPoll = now
+		return nil
+	})
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		return nil, e
+	case errors.Is(err, store.ErrNotFound):
+		return nil, invalid
+	case err != nil:
+		return nil, g.s.storeError("polling a device code", err)
+	case outcome != nil:
+		return nil, outcome
+	}
+	return g.s.issueTokens(ctx, req, grantState{id: d.GrantID, subject: d.Subject, scope: d.Scope, authTime: d.AuthTime}, d.Scope)
+}
+
+// lookupUserCode finds the pending device authorization a person typed,
+// within the attempt limits: failures count per client IP and over the
+// whole code space, and once over, no code is even looked up. On failure
+// it returns the HTTP status and a message for the person.
+func (s *Server) lookupUserCode(r *http.Request, typed string) (*store.DeviceCode, *Client, int, string) {
+	ctx := r.Context()
+	keys := []struct {
+		key   string
+		limit int64
+	}{{"device:ip:" + s.clientIP(r), s.cfg.DeviceFailuresPerIP}, {"device:all", s.cfg.DeviceFailuresAll}}
+	for _, k := range keys {
+		n, until, err := s.store.Counter(ctx, k.key)
+		if err != nil {
+			s.storeError("reading a rate limit", err)
+			return nil, nil, http.StatusServiceUnavailable, "This page is unavailable right now; please try again shortly."
+		}
+		if n >= k.limit {
+			return nil, nil, http.StatusTooManyRequests, fmt.Sprintf("Too many wrong codes. Try again after %s UTC.", until.UTC().Format("15:04"))
+		}
+	}
+	fail := func() (*store.DeviceCode, *Client, int, string) {
+		for _, k := range keys {
+			if _, _, err := s.store.Incr(ctx, k.key, deviceWindow); err != nil {
+				s.storeError("counting a wrong code", err)
+			}
+		}
+		s.log.Info("wrong device code", zap.String("remote_ip", s.clientIP(r)))
+		return nil, nil, http.StatusBadRequest, "That code is not valid. Check the code your device shows and try again."
+	}
+	code, ok := normalizeUserCode(typed)
+	if !ok {
+		return fail()
+	}
+	d, err := s.store.DeviceCode(ctx, code)
+	if errors.Is(err, store.ErrNotFound) {
+		return fail()
+	}
+	if err != nil {
+		s.storeError("looking up a device code", err)
+		return nil, nil, http.StatusServiceUnavailable, "This page is unavailable right now; please try again shortly."
+	}
+	if d.Status != store.DevicePending || time.Now().After(d.ValidUntil) {
+		return fail()
+	}
+	c, err := s.lookupClient(ctx, d.ClientID)
+	if err != nil {
+		return fail() // the client was deleted meanwhile
+	}
+	return d, c, http.StatusOK, ""
+}
+
+// handleDevice is the person's page: type the code (or arrive with it from
+// verification_uri_complete), sign in, then approve or deny on the consent
+// page, which names the application and scopes so a person can spot a
+// phishing attempt. Device requests always ask: the device is not the
+// browser, so a remembered consent proves nothing about who started it.
+func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		s.renderError(w, http.StatusMethodNotAllowed, ErrInvalidRequest("use GET or POST"), nil)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		s.renderError(w, http.StatusBadRequest, ErrInvalidRequest("the form could not be read"), nil)
+		return
+	}
+	sess := s.ensureSession(w, r)
+	typed := r.Form.Get("user_code")
+	entry := func(status int, msg string) {
+		s.renderPage(w, status, "device.html", &PageData{Title: "Connect a device", Error: msg, UserCode: typed,
+			Action: s.issuer.Path + PathDevice, CSRFToken: s.csrfToken(sess)})
+	}
+	if r.Method == http.MethodPost && !s.checkCSRF(r.PostForm.Get("csrf_token"), sess) {
+		entry(http.StatusForbidden, "This form expired or did not come from this site. Please enter the code again.")
+		return
+	}
+	if typed == "" {
+		entry(http.StatusOK, "")
+		return
+	}
+	d, client, status, msg := s.lookupUserCode(r, typed)
+	if d == nil {
+		entry(status, msg)
+		return
+	}
+	shown := formatUserCode(d.UserCode)
+	user := s.currentUser(r)
+	if user == nil {
+		s.redirectTo(w, r, PathLogin, url.Values{"return_to": {s.issuer.Path + PathDevice + "?" + url.Values{"user_code": {shown}}.Encode()}})
+		return
+	}
+	decision := r.PostForm.Get("decision")
+	if decision == "" {
+		s.renderPage(w, http.StatusOK, "consent.html", &PageData{Title: "Allow access?", Client: pageClient(client),
+			Scopes: strings.Fields(d.Scope), User: user.display, Action: s.issuer.Path + PathDevice,
+			CSRFToken: s.csrfToken(sess), Hidden: map[string]string{"user_code": shown}})
+		return
+	}
+	status2 := map[string]store.DeviceStatus{"approve": store.DeviceApproved, "deny": store.DeviceDenied}[decision]
+	if status2 == "" {
+		s.renderError(w, http.StatusBadRequest, ErrInvalidRequest("decision must be approve or deny"), client)
+		return
+	}
+	_, err := s.store.UpdateDeviceCode(r.Context(), d.UserCode, func(d *store.DeviceCode) error {
+		if d.Status != store.DevicePending {
+			return errors.New("decided already")
+		}
+		d.Status, d.Subject, d.AuthTime = status2, user.subject, user.authTime
+		return nil
+	})
+	if err != nil {
+		entry(http.StatusConflict, "This code was already used. Start again on your device.")
+		return
+	}
+	data := &PageData{Client: pageClient(client), Scopes: strings.Fields(d.Scope)}
+	if status2 == store.DeviceApproved {
+		s.log.Info("consent granted", zap.String("client_id", client.ID), zap.String("sub", user.subject), zap.String("scope", d.Scope), zap.String("flow", "device"))
+		data.Title, data.Message = "Device connected", "You can return to your device now: it will finish signing in by itself."
+	} else {
+		s.log.Info("consent denied", zap.String("client_id", client.ID), zap.String("sub", user.subject), zap.String("flow", "device"))
+		data.Title, data.Message = "Request denied", "The device will not get access. You can close this page."
+	}
+	s.renderPage(w, http.StatusOK, "device_done.html", data)
+}
+
+// handleDeviceQR draws verification_uri_complete for a user code as a PNG
+// QR code that a device can show. It looks nothing up, so it reveals
+// nothing about which codes exist.
+func (s *Server) handleDeviceQR(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, &Error{Code: "invalid_request", Description: "use GET", Status: http.StatusMethodNotAllowed})
+		return
+	}
+	code, ok := normalizeUserCode(r.URL.Query().Get("user_code"))
+	if !ok {
+		writeError(w, ErrInvalidRequest("user_code must be a code like WDJB-MJHT"))
+		return
+	}
+	qr, err := qrcode.NewWith(s.endpointURL(PathDevice)+"?user_code="+formatUserCode(code),
+		qrcode.WithErrorCorrectionLevel(qrcode.ErrorCorrectionMedium))
+	if err != nil {
+		writeError(w, s.internalError("encoding a QR code", err))
+		return
+	}
+	pw := &pngWriter{scale: 8, quiet: 4}
+	if err := qr.Save(pw); err != nil {
+		writeError(w, s.internalError("drawing a QR code", err))
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = png.Encode(w, pw.img)
+}
+
+// pngWriter renders the QR library's module matrix as a black-on-white
+// image: scale pixels per module and a quiet zone of quiet modules.
+type pngWriter struct {
+	scale, quiet int
+	img          *image.Paletted
+}
+
+func (p *pngWriter) Write(m qrcode.Matrix) error {
+	side := (m.Width() + 2*p.quiet) * p.scale
+	p.img = image.NewPaletted(image.Rect(0, 0, side, side), color.Palette{color.White, color.Black})
+	m.Iterate(qrcode.IterDirection_ROW, func(x, y int, v qrcode.QRValue) {
+		if !v.IsSet() {
+			return
+		}
+		x0, y0 := (x+p.quiet)*p.scale, (y+p.quiet)*p.scale
+		for dy := range p.scale {
+			for dx := range p.scale {
+				p.img.SetColorIndex(x0+dx, y0+dy, 1)
+			}
+		}
+	})
+	return nil
+}
+
+func (p *pngWriter) Close() error { return nil }
