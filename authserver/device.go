@@ -31,6 +31,11 @@ const userCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ"
 // attempt limits below, guessing a live one is hopeless.
 const userCodeLen = 8
 
+// pollTolerance: a poll is too fast when it comes more than 1/pollTolerance
+// of the interval early, so that clients polling on a ticker (as
+// golang.org/x/oauth2 does) are not punished for network jitter.
+const pollTolerance = 5
+
 // deviceGrace keeps an expired device code's record so that late polls get
 // expired_token rather than invalid_grant.
 const deviceGrace = 10 * time.Minute
@@ -172,7 +177,7 @@ func (g deviceCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenR
 			return ErrInvalidGrant("the device_code was already redeemed")
 		case now.After(d.ValidUntil):
 			return pollError("expired_token", "the device code expired; start a new device authorization")
-		case !d.LastPoll.IsZero() && now.Sub(d.LastPoll) < d.Interval:
+		case !d.LastPoll.IsZero() && now.Sub(d.LastPoll) < d.Interval-d.Interval/pollTolerance:
 			d.Interval += 5 * time.Second
 			outcome = pollError("slow_down", "polling too fast: wait at least %d seconds between requests", int64(d.Interval/time.Second))
 		case d.Status == store.DevicePending:

@@ -277,3 +277,5 @@ func decodeClaims(tok string) (map[string]any, error) {
 	var m map[string]any
 	return m, json.Unmarshal(raw, &m)
 }
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
