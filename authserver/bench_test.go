@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/authserver/store/redisstore"
 	"github.com/tokengate/tokengate/internal/redistest"
@@ -50,7 +51,10 @@ func BenchmarkRefresh(b *testing.B) { benchStores(b, benchRefresh) }
 
 // benchStores runs a benchmark on the embedded store and on Redis.
 func benchStores(b *testing.B, fn func(b *testing.B, e *env)) {
-	b.Run("file", func(b *testing.B) { fn(b, newEnv(b)) })
+	// Devices may poll back to back here: the benchmark measures a poll,
+	// not the slow_down answer.
+	fast := func(c *authserver.Config) { c.DeviceInterval = time.Nanosecond }
+	b.Run("file", func(b *testing.B) { fn(b, newEnvWith(b, openStore(b), "ES256", fast)) })
 	b.Run("redis", func(b *testing.B) {
 		srv := redistest.Start(b)
 		st, err := redisstore.New(redisstore.Options{Addresses: []string{srv.URL}, Prefix: redistest.Prefix(b)})
@@ -58,7 +62,7 @@ func benchStores(b *testing.B, fn func(b *testing.B, e *env)) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { st.Close() })
-		fn(b, newEnvWith(b, st, "ES256"))
+		fn(b, newEnvWith(b, st, "ES256", fast))
 	})
 }
 
@@ -112,4 +116,27 @@ func serveToken(h http.Handler, body, id, secret string) *httptest.ResponseRecor
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
 	return w
+}
+
+// BenchmarkDevicePoll is one device_code poll through the token endpoint
+// while the person has not acted yet (authorization_pending): one atomic
+// update of the device code's record.
+//
+//	go test ./authserver -run XXX -bench DevicePoll -benchmem
+func BenchmarkDevicePoll(b *testing.B) {
+	benchStores(b, func(b *testing.B, e *env) {
+		m := decode(b, e.post("/oauth/device", url.Values{"client_id": {"tv"}}, nil))
+		h := e.srv.Handler("/oauth/token")
+		body := url.Values{"grant_type": {authserver.GrantDeviceCode}, "device_code": {m["device_code"].(string)}, "client_id": {"tv"}}.Encode()
+		b.ReportAllocs()
+		for b.Loop() {
+			req := httptest.NewRequest(http.MethodPost, "/oauth/token", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "authorization_pending") {
+				b.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+		}
+	})
 }

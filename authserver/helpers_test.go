@@ -137,7 +137,7 @@ func (e *env) do(req *http.Request) *http.Response {
 	return resp
 }
 
-func decode(t *testing.T, resp *http.Response) map[string]any {
+func decode(t testing.TB, resp *http.Response) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
