@@ -86,9 +86,9 @@ func TestReadmeWalkthroughs(t *testing.T) {
 			l.Close()
 		}
 	}
-	cc, code := readWalkthrough(t, "walkthrough"), readWalkthrough(t, "walkthrough-code")
-	if len(cc.scripts) < 4 || len(code.scripts) < 4 {
-		t.Fatalf("walk-throughs too short: %d and %d commands", len(cc.scripts), len(code.scripts))
+	cc, code, device := readWalkthrough(t, "walkthrough"), readWalkthrough(t, "walkthrough-code"), readWalkthrough(t, "walkthrough-device")
+	if len(cc.scripts) < 4 || len(code.scripts) < 4 || len(device.scripts) != 5 {
+		t.Fatalf("walk-throughs too short: %d, %d and %d commands", len(cc.scripts), len(code.scripts), len(device.scripts))
 	}
 
 	dir := t.TempDir()
@@ -147,5 +147,31 @@ func TestReadmeWalkthroughs(t *testing.T) {
 		}
 		// Steps 4-7 with the code copied from the callback.
 		code.run(t, work, []string{"CODE=" + back.Query().Get("code"), "VERIFIER=" + verifier}, 1, len(code.scripts))
+	})
+	t.Run("device", func(t *testing.T) {
+		work := t.TempDir()
+		start := time.Now()
+		device.run(t, work, nil, 0, 3) // codes, QR, the pending poll
+		raw, err := os.ReadFile(filepath.Join(work, "device.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`"user_code":"([^"]+)"`).FindSubmatch(raw)
+		if m == nil {
+			t.Fatalf("device.json: %s", raw)
+		}
+		// Step 4: the person types the code, lower case, signs in, allows.
+		p := persontest.New("mark", "demo-password")
+		p.UserCode = strings.ToLower(string(m[1]))
+		last, err := p.Device("http://localhost:8080/device")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(last.Body, "return to your device") {
+			t.Fatalf("last page:\n%s", last.Body)
+		}
+		// A person takes longer than the 5 s interval; so must the test.
+		time.Sleep(time.Until(start.Add(4500 * time.Millisecond)))
+		device.run(t, work, nil, 3, 5)
 	})
 }
