@@ -281,7 +281,10 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 		entry(http.StatusForbidden, "This form expired or did not come from this site. Please enter the code again.")
 		return
 	}
-	if typed == "" {
+	user := s.currentUser(r)
+	if typed == "" || (r.Method == http.MethodGet && user == nil) {
+		// From verification_uri_complete the code arrives pre-filled: the
+		// person still confirms it matches the device (RFC 8628 §5.4).
 		entry(http.StatusOK, "")
 		return
 	}
@@ -291,7 +294,6 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	shown := formatUserCode(d.UserCode)
-	user := s.currentUser(r)
 	if user == nil {
 		s.redirectTo(w, r, PathLogin, url.Values{"return_to": {s.issuer.Path + PathDevice + "?" + url.Values{"user_code": {shown}}.Encode()}})
 		return
@@ -299,7 +301,7 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 	decision := r.PostForm.Get("decision")
 	if decision == "" {
 		s.renderPage(w, http.StatusOK, "consent.html", &PageData{Title: "Allow access?", Client: pageClient(client),
-			Scopes: strings.Fields(d.Scope), User: user.display, Action: s.issuer.Path + PathDevice,
+			Scopes: strings.Fields(d.Scope), User: user.display, Action: s.issuer.Path + PathDevice, UserCode: shown,
 			CSRFToken: s.csrfToken(sess), Hidden: map[string]string{"user_code": shown}})
 		return
 	}

@@ -110,12 +110,18 @@ func TestDeviceFlowCompleteURIAndPublicClient(t *testing.T) {
 	e := newEnv(t)
 	m := e.startDevice(t, nil)
 	p := e.person()
-	p.UserCode = "unused"
+	res, err := p.Get(e.local(m["verification_uri_complete"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(res.Page.Body, `value="`+m["user_code"].(string)+`"`) {
+		t.Fatalf("the device page is not pre-filled:\n%s", res.Page.Body)
+	}
 	last, err := p.Device(e.local(m["verification_uri_complete"]))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(p.Pages, ",") != "login,consent" || !strings.Contains(last.Body, "TV") {
+	if strings.Join(p.Pages, ",") != "device,login,consent" || !strings.Contains(last.Body, "TV") {
 		t.Fatalf("pages %v:\n%s", p.Pages, last.Body)
 	}
 	tok := decode(t, e.poll(m["device_code"].(string), nil))
@@ -124,6 +130,10 @@ func TestDeviceFlowCompleteURIAndPublicClient(t *testing.T) {
 	}
 	// The device flow asks every time, even after an approval.
 	m = e.startDevice(t, nil)
+	res, err = p.Get(e.local(m["verification_uri_complete"]))
+	if err != nil || !res.Page.Has("decision") || !strings.Contains(res.Page.Body, m["user_code"].(string)) {
+		t.Fatalf("a signed-in person gets the consent page, showing the code to compare: %v", err)
+	}
 	p.Pages = nil
 	if _, err := p.Device(e.local(m["verification_uri_complete"])); err != nil || strings.Join(p.Pages, ",") != "consent" {
 		t.Fatalf("second device approval: %v %v", p.Pages, err)

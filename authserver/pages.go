@@ -34,7 +34,8 @@ type PageData struct {
 	Message string
 	// Username pre-fills the login form after a failed attempt.
 	Username string
-	// UserCode pre-fills the device page's code.
+	// UserCode is the device's code: pre-filled on the device page, shown
+	// for comparison on its consent page.
 	UserCode string
 	// Action is the URL the page's form posts to.
 	Action string

@@ -23,8 +23,10 @@ type Person struct {
 	// Decision is what the person answers on the consent page:
 	// "approve" (the default) or "deny".
 	Decision string
-	// UserCode is what the person types on the device page.
+	// UserCode is what the person types on the device page; empty keeps
+	// the code the page was pre-filled with.
 	UserCode string
+	device   bool
 	// Pages records the pages seen, in order: "login", "consent", ...
 	Pages []string
 	// Last is the last page seen.
@@ -57,11 +59,12 @@ type Form struct {
 }
 
 var (
-	formRe   = regexp.MustCompile(`(?is)<form[^>]*action="([^"]*)"`)
-	hiddenRe = regexp.MustCompile(`(?i)<input type="hidden" name="([^"]*)" value="([^"]*)"`)
+	formRe  = regexp.MustCompile(`(?is)<form[^>]*action="([^"]*)"`)
+	inputRe = regexp.MustCompile(`(?i)<input[^>]*\sname="([^"]*)"[^>]*\svalue="([^"]*)"`)
 )
 
-// Form parses the page's form: its action and hidden fields.
+// Form parses the page's form: its action and the fields it carries values
+// for (hidden ones, and pre-filled ones).
 func (p *Page) Form() (*Form, error) {
 	m := formRe.FindStringSubmatch(p.Body)
 	if m == nil {
@@ -72,7 +75,7 @@ func (p *Page) Form() (*Form, error) {
 		return nil, err
 	}
 	f := &Form{Action: action.String(), Fields: url.Values{}}
-	for _, h := range hiddenRe.FindAllStringSubmatch(p.Body, -1) {
+	for _, h := range inputRe.FindAllStringSubmatch(p.Body, -1) {
 		f.Fields.Set(html.UnescapeString(h[1]), html.UnescapeString(h[2]))
 	}
 	return f, nil
@@ -148,6 +151,7 @@ func (p *Person) Authorize(authURL string) (*url.URL, error) {
 // types UserCode if asked, signs in, answers the consent page with Decision,
 // and returns the last page (which tells them to return to their device).
 func (p *Person) Device(verificationURI string) (*Page, error) {
+	p.device = true
 	res, err := p.Get(verificationURI)
 	if err != nil {
 		return nil, err
@@ -166,7 +170,7 @@ func (p *Person) Continue(res *Result) (*url.URL, error) {
 		}
 		page := res.Page
 		p.Last = page
-		if !formRe.MatchString(page.Body) && p.UserCode != "" {
+		if !formRe.MatchString(page.Body) && p.device {
 			return nil, nil // a page with nothing to do: the device flow's end
 		}
 		form, err := page.Form()
@@ -179,7 +183,9 @@ func (p *Person) Continue(res *Result) (*url.URL, error) {
 				return nil, fmt.Errorf("the code was refused (status %d):\n%s", page.Status, page.Body)
 			}
 			p.Pages = append(p.Pages, "device")
-			form.Fields.Set("user_code", p.UserCode)
+			if p.UserCode != "" {
+				form.Fields.Set("user_code", p.UserCode)
+			}
 		case page.Has("password"):
 			if len(p.Pages) > 0 && p.Pages[len(p.Pages)-1] == "login" {
 				return nil, fmt.Errorf("login failed (status %d):\n%s", page.Status, page.Body)
