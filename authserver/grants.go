@@ -74,9 +74,6 @@ func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*Toke
 	if !ok || grantID == "" || secret == "" {
 		return nil, invalid
 	}
-	if s.cfg.Validator.Revoked != nil && s.cfg.Validator.Revoked.IsGrantRevoked(grantID) {
-		return nil, invalid
-	}
 	hash := hashToken(secret)
 	old, err := s.store.RefreshToken(ctx, grantID, hash)
 	switch {
@@ -89,6 +86,9 @@ func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*Toke
 	}
 	if old.ClientID != req.client.ID {
 		return nil, ErrInvalidGrant("the refresh token was issued to another client")
+	}
+	if rv := s.cfg.Validator.Revoked; rv != nil && rv.IsRefreshRevoked(grantID, old.ClientID, old.Subject, old.IssuedAt) {
+		return nil, invalid
 	}
 	scope := old.Scope
 	if requested := req.form.Get("scope"); strings.TrimSpace(requested) != "" {
@@ -161,14 +161,8 @@ func (s *Server) issueTokens(ctx context.Context, req *tokenRequest, g grantStat
 // revokeGrant revokes every token of a grant: refresh tokens at once, access
 // tokens through the revocation state bearer_auth consults.
 func (s *Server) revokeGrant(ctx context.Context, grantID, why string, req *tokenRequest) *Error {
-	now := time.Now().UTC()
-	rv := store.Revocation{Kind: store.RevokeGrant, Value: grantID, At: now,
-		ExpiresAt: now.Add(s.cfg.RefreshTokenTTL + s.cfg.AccessTokenTTL)}
-	if err := s.store.Revoke(ctx, rv); err != nil {
+	if err := s.revoke(ctx, store.RevokeGrant, grantID, s.cfg.RefreshTokenTTL+s.cfg.AccessTokenTTL); err != nil {
 		return s.storeError("revoking a grant", err)
-	}
-	if s.cfg.Validator.Revoked != nil {
-		s.cfg.Validator.Revoked.Apply(rv)
 	}
 	s.log.Warn("grant revoked", zap.String("reason", why), zap.String("client_id", req.client.ID), zap.String("grant_id", grantID))
 	return nil

@@ -32,6 +32,8 @@ func (s *Server) Metadata() *Metadata {
 		TokenEndpoint:                     s.endpointURL(PathToken),
 		JWKSURI:                           s.endpointURL(PathJWKS),
 		DeviceAuthorizationEndpoint:       s.endpointURL(PathDeviceAuthorization),
+		RevocationEndpoint:                s.endpointURL(PathRevoke),
+		IntrospectionEndpoint:             s.endpointURL(PathIntrospect),
 		ResponseTypesSupported:            []string{"code"},
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		AuthorizationResponseISSSupported: true,

@@ -70,6 +70,9 @@ const (
 	PathConsent   = "/consent"
 	PathStyle     = "/oauth/assets/style.css"
 
+	PathRevoke     = "/oauth/revoke"
+	PathIntrospect = "/oauth/introspect"
+
 	PathDeviceAuthorization = "/oauth/device"
 	PathDevice              = "/device"
 	PathDeviceQR            = "/device/qr"
@@ -181,8 +184,10 @@ func New(cfg Config) (*Server, error) {
 		base + PathDevice:              s.handleDevice,
 		base + PathDeviceQR:            s.handleDeviceQR,
 
-		base + PathToken: s.handleToken,
-		base + PathJWKS:  s.handleJWKS,
+		base + PathToken:      s.handleToken,
+		base + PathRevoke:     s.handleRevoke,
+		base + PathIntrospect: s.handleIntrospect,
+		base + PathJWKS:       s.handleJWKS,
 		// RFC 8414 §3.1 inserts the well-known segment before the issuer's
 		// path; many clients append it instead, so serve both.
 		PathMetadata + base: s.handleMetadata,

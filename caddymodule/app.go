@@ -55,6 +55,10 @@ type App struct {
 	Clients []*ClientConfig `json:"clients,omitempty"`
 	// Users are the people who can log in.
 	Users []*UserConfig `json:"users,omitempty"`
+	// RevocationMaxStaleness: with a shared store, how long an instance
+	// may go without reaching it before bearer_auth fails closed (503),
+	// since revocations made elsewhere could be missed. Default 1m.
+	RevocationMaxStaleness caddy.Duration `json:"revocation_max_staleness,omitempty"`
 	// Templates is a folder of page templates (login.html, consent.html,
 	// error.html, style.css) replacing the built-in ones of the same name.
 	Templates string `json:"templates,omitempty"`
@@ -62,6 +66,7 @@ type App struct {
 	store       store.Store
 	keys        *authserver.Keys
 	server      *authserver.Server
+	admin       http.Handler
 	validator   *introspect.Validator
 	revocations *introspect.Revocations
 	logger      *zap.Logger
@@ -94,6 +99,8 @@ type ClientConfig struct {
 	Audience []string `json:"audience,omitempty"`
 	// SkipConsent: a first-party application; users see no consent screen.
 	SkipConsent bool `json:"skip_consent,omitempty"`
+	// ResourceServer may introspect any token, not only its own.
+	ResourceServer bool `json:"resource_server,omitempty"`
 }
 
 // UserConfig is a person who can log in.
@@ -116,7 +123,7 @@ func (a *App) clients(repl *caddy.Replacer) ([]*authserver.Client, error) {
 	var out []*authserver.Client
 	for _, cc := range a.Clients {
 		c := &authserver.Client{ID: cc.ID, Name: cc.Name, Website: cc.Website, RedirectURIs: cc.RedirectURIs,
-			Scopes: cc.Scopes, Audience: cc.Audience, SkipConsent: cc.SkipConsent}
+			Scopes: cc.Scopes, Audience: cc.Audience, SkipConsent: cc.SkipConsent, ResourceServer: cc.ResourceServer}
 		if c.Name == "" {
 			c.Name = cc.ID
 		}
@@ -243,6 +250,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("oauth2: loading revocations: %w", err)
 	}
 	a.revocations.Replace(list)
+	if mod.(StoreModule).Shared() {
+		bound := time.Duration(a.RevocationMaxStaleness)
+		if bound == 0 {
+			bound = time.Minute
+		}
+		a.revocations.SetMaxStaleness(bound)
+	}
 	a.validator = &introspect.Validator{
 		Keys:       a.keys,
 		Issuer:     a.Issuer,
@@ -270,6 +284,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("oauth2: %w", err)
 	}
+	a.admin = a.server.AdminHandler()
 	return nil
 }
 
@@ -290,23 +305,30 @@ func clientIP(r *http.Request) string {
 	return ip
 }
 
-// syncInterval is how often an instance re-reads the key ring and the
-// revocation state that other instances may have changed.
+// syncInterval is how often an instance re-reads the key ring, which also
+// proves the store is reachable (the revocation state's heartbeat).
 const syncInterval = time.Second
 
-// Start begins syncing keys and revocations from the store.
+// Start follows revocations as any instance makes them and keeps the key
+// ring in sync.
 func (a *App) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stop, a.done = cancel, make(chan struct{})
+	watching := make(chan struct{})
+	go func() {
+		defer close(watching)
+		a.store.WatchRevocations(ctx, a.revocations.Apply, func() { a.resyncRevocations(ctx) })
+	}()
 	go func() {
 		defer close(a.done)
 		a.syncLoop(ctx)
+		<-watching
 	}()
 	return nil
 }
 
-// Stop ends the sync loop. The store stays open until Cleanup, so that a
-// reload's new config keeps using it.
+// Stop ends syncing. The store stays open until Cleanup, so that a reload's
+// new config keeps using it.
 func (a *App) Stop() error {
 	if a.stop != nil {
 		a.stop()
@@ -315,40 +337,62 @@ func (a *App) Stop() error {
 	return nil
 }
 
+// resyncRevocations reloads the full revocation state, as after a
+// (re)connection, when revocations may have been missed.
+func (a *App) resyncRevocations(ctx context.Context) {
+	for ctx.Err() == nil {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		list, err := a.store.Revocations(lctx)
+		cancel()
+		if err == nil {
+			a.revocations.Replace(list)
+			a.revocations.MarkSynced()
+			return
+		}
+		a.logger.Error("cannot reload revocations from the store; retrying", zap.Error(err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(syncInterval):
+		}
+	}
+}
+
 func (a *App) syncLoop(ctx context.Context) {
 	t := time.NewTicker(syncInterval)
 	defer t.Stop()
-	failing := false
-	for {
+	failing, stale := false, false
+	for i := 1; ; i++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		err := a.sync(ctx)
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := a.keys.Refresh(rctx)
+		cancel()
+		if err == nil {
+			a.revocations.MarkSynced()
+		}
+		if i%60 == 0 {
+			a.revocations.Prune(time.Now())
+		}
 		switch {
 		case err != nil && !failing:
-			a.logger.Error("cannot sync keys and revocations from the store; retrying every second", zap.Error(err))
+			a.logger.Error("cannot reach the store; retrying every second", zap.Error(err))
 			failing = true
 		case err == nil && failing:
-			a.logger.Info("store reachable again; keys and revocations in sync")
+			a.logger.Info("store reachable again")
 			failing = false
 		}
+		switch now := a.revocations.Stale(); {
+		case now && !stale:
+			a.logger.Error("revocations are stale: the store has been unreachable longer than revocation_max_staleness; bearer_auth and introspection answer 503 until it is back",
+				zap.Duration("revocation_max_staleness", time.Duration(a.RevocationMaxStaleness)))
+		case !now && stale:
+			a.logger.Info("revocations in sync again; bearer_auth accepts tokens")
+		}
+		stale = a.revocations.Stale()
 	}
-}
-
-func (a *App) sync(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if err := a.keys.Refresh(ctx); err != nil {
-		return err
-	}
-	list, err := a.store.Revocations(ctx)
-	if err != nil {
-		return fmt.Errorf("loading revocations: %w", err)
-	}
-	a.revocations.Replace(list)
-	return nil
 }
 
 // reloadKeysForUnknownKid reloads the key ring at most every few seconds:
@@ -421,7 +465,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !slices.Contains(authserver.SupportedAlgs, a.SigningAlg) {
 				return d.Errf("signing_alg %q is not supported: use one of %s", a.SigningAlg, strings.Join(authserver.SupportedAlgs, ", "))
 			}
-		case "access_token_ttl", "refresh_token_ttl", "code_ttl", "device_code_ttl", "device_interval":
+		case "access_token_ttl", "refresh_token_ttl", "code_ttl", "device_code_ttl", "device_interval", "revocation_max_staleness":
 			var v string
 			if !d.Args(&v) {
 				return d.Errf("%s needs a duration, e.g. 1h", dir)
@@ -431,7 +475,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("%s: %q is not a positive duration (e.g. 90s, 1h, 720h)", dir, v)
 			}
 			*map[string]*caddy.Duration{"access_token_ttl": &a.AccessTokenTTL, "refresh_token_ttl": &a.RefreshTokenTTL,
-				"code_ttl": &a.CodeTTL, "device_code_ttl": &a.DeviceCodeTTL, "device_interval": &a.DeviceInterval}[dir] = caddy.Duration(dur)
+				"code_ttl": &a.CodeTTL, "device_code_ttl": &a.DeviceCodeTTL, "device_interval": &a.DeviceInterval,
+				"revocation_max_staleness": &a.RevocationMaxStaleness}[dir] = caddy.Duration(dur)
 		case "templates":
 			if !d.Args(&a.Templates) || d.NextArg() {
 				return d.Errf("templates takes one folder")
@@ -506,13 +551,17 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 			err = many(&c.Scopes)
 		case "audience":
 			err = many(&c.Audience)
-		case "skip_consent":
+		case "skip_consent", "resource_server":
 			if len(args) != 0 {
-				return nil, d.Errf("client %s: skip_consent takes no value", c.ID)
+				return nil, d.Errf("client %s: %s takes no value", c.ID, sub)
 			}
-			c.SkipConsent = true
+			if sub == "skip_consent" {
+				c.SkipConsent = true
+			} else {
+				c.ResourceServer = true
+			}
 		default:
-			return nil, d.Errf("client %s: unknown option %q (expected name, website, secret_hash, secret, redirect_uri, grant, scope, audience or skip_consent)", c.ID, sub)
+			return nil, d.Errf("client %s: unknown option %q (expected name, website, secret_hash, secret, redirect_uri, grant, scope, audience, skip_consent or resource_server)", c.ID, sub)
 		}
 		if err != nil {
 			return nil, err

@@ -22,6 +22,9 @@ func init() {
 type StoreModule interface {
 	// Store returns the opened store; valid between Provision and Cleanup.
 	Store() store.Store
+	// Shared reports whether other instances may use the same store, so
+	// that revocations can arrive from elsewhere.
+	Shared() bool
 }
 
 // Open stores are shared between the configs a reload overlaps (the new one
@@ -81,6 +84,9 @@ func (f *FileStore) Provision(caddy.Context) error {
 
 // Store implements StoreModule.
 func (f *FileStore) Store() store.Store { return f.st }
+
+// Shared implements StoreModule: the file is locked to one process.
+func (f *FileStore) Shared() bool { return false }
 
 // Cleanup releases this config's use of the file.
 func (f *FileStore) Cleanup() error {
@@ -154,6 +160,9 @@ func (r *RedisStore) Provision(caddy.Context) error {
 
 // Store implements StoreModule.
 func (r *RedisStore) Store() store.Store { return r.st }
+
+// Shared implements StoreModule.
+func (r *RedisStore) Shared() bool { return true }
 
 // Cleanup releases this config's use of the connection.
 func (r *RedisStore) Cleanup() error {

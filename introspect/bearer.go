@@ -17,6 +17,7 @@ const (
 	OutcomeExpired           Outcome = "expired"
 	OutcomeRevoked           Outcome = "revoked"
 	OutcomeInsufficientScope Outcome = "insufficient_scope"
+	OutcomeUnavailable       Outcome = "unavailable"
 )
 
 // Failure is a refused bearer request (RFC 6750 §3).
@@ -100,6 +101,10 @@ func (v *Validator) Authorize(r *http.Request, scopes []string, audience string)
 		te := err.(*TokenError)
 		o := OutcomeInvalid
 		switch te.Reason {
+		case ReasonStale:
+			// Fail closed, but say it is the server's problem, not the token's.
+			return nil, &Failure{Outcome: OutcomeUnavailable, Status: http.StatusServiceUnavailable,
+				Code: "temporarily_unavailable", Description: te.Description}
 		case ReasonExpired:
 			o = OutcomeExpired
 		case ReasonRevoked:
@@ -133,7 +138,11 @@ func WriteChallenge(w http.ResponseWriter, realm string, f *Failure) {
 		b.WriteString(quote(f.Scope))
 	}
 	h := w.Header()
-	h.Set("WWW-Authenticate", b.String())
+	if f.Status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", "1") // not the token's fault: no challenge
+	} else {
+		h.Set("WWW-Authenticate", b.String())
+	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(f.Status)

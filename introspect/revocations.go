@@ -2,6 +2,7 @@ package introspect
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokengate/tokengate/authserver/store"
@@ -13,9 +14,33 @@ type Revocations struct {
 	mu       sync.RWMutex
 	tokens   map[string]time.Time // jti → until
 	grants   map[string]time.Time // grant ID → until
-	clients  map[string]time.Time // client_id → tokens issued at or before are revoked
-	subjects map[string]time.Time // sub → likewise
+	clients  map[string]cutoff // client_id → tokens issued at or before are revoked
+	subjects map[string]cutoff // sub → likewise
+
+	// maxStaleness bounds how long the state may go without news from the
+	// store; 0 means it cannot go stale (a single-instance store).
+	maxStaleness time.Duration
+	synced       atomic.Int64 // unix nanoseconds of the last confirmation
 }
+
+// SetMaxStaleness makes the state stale once MarkSynced has not been
+// called for d: then nobody can say whether a token was revoked elsewhere.
+func (r *Revocations) SetMaxStaleness(d time.Duration) {
+	r.maxStaleness = d
+	r.MarkSynced()
+}
+
+// MarkSynced records that the state is known to be current.
+func (r *Revocations) MarkSynced() { r.synced.Store(time.Now().UnixNano()) }
+
+// Stale reports whether the state is older than its bound.
+func (r *Revocations) Stale() bool {
+	return r.maxStaleness > 0 && time.Since(time.Unix(0, r.synced.Load())) > r.maxStaleness
+}
+
+// cutoff revokes tokens issued at or before at; it can be forgotten after
+// until, when all of them have expired.
+type cutoff struct{ at, until time.Time }
 
 // NewRevocations returns an empty state.
 func NewRevocations() *Revocations {
@@ -27,7 +52,7 @@ func NewRevocations() *Revocations {
 // Replace swaps in the full state, as loaded from the store.
 func (r *Revocations) Replace(list []store.Revocation) {
 	tokens, grants := map[string]time.Time{}, map[string]time.Time{}
-	clients, subjects := map[string]time.Time{}, map[string]time.Time{}
+	clients, subjects := map[string]cutoff{}, map[string]cutoff{}
 	for _, rv := range list {
 		apply(rv, tokens, grants, clients, subjects)
 	}
@@ -43,19 +68,19 @@ func (r *Revocations) Apply(rv store.Revocation) {
 	r.mu.Unlock()
 }
 
-func apply(rv store.Revocation, tokens, grants, clients, subjects map[string]time.Time) {
+func apply(rv store.Revocation, tokens, grants map[string]time.Time, clients, subjects map[string]cutoff) {
 	switch rv.Kind {
 	case store.RevokeToken:
 		tokens[rv.Value] = rv.ExpiresAt
 	case store.RevokeGrant:
 		grants[rv.Value] = rv.ExpiresAt
 	case store.RevokeClient:
-		if rv.At.After(clients[rv.Value]) {
-			clients[rv.Value] = rv.At
+		if rv.At.After(clients[rv.Value].at) {
+			clients[rv.Value] = cutoff{rv.At, rv.ExpiresAt}
 		}
 	case store.RevokeSubject:
-		if rv.At.After(subjects[rv.Value]) {
-			subjects[rv.Value] = rv.At
+		if rv.At.After(subjects[rv.Value].at) {
+			subjects[rv.Value] = cutoff{rv.At, rv.ExpiresAt}
 		}
 	}
 }
@@ -74,19 +99,55 @@ func (r *Revocations) IsRevoked(c *Claims) bool {
 	}
 	// Cut-offs compare whole seconds, as iat has no more precision: a
 	// token issued in the same second as the revocation is revoked.
-	if at, ok := r.clients[c.ClientID]; ok && c.IssuedAt <= at.Unix() {
+	if co, ok := r.clients[c.ClientID]; ok && c.IssuedAt <= co.at.Unix() {
 		return true
 	}
-	if at, ok := r.subjects[c.Subject]; ok && c.IssuedAt <= at.Unix() {
+	if co, ok := r.subjects[c.Subject]; ok && c.IssuedAt <= co.at.Unix() {
 		return true
 	}
 	return false
 }
 
-// IsGrantRevoked reports whether every token of the grant is revoked.
-func (r *Revocations) IsGrantRevoked(grantID string) bool {
+// Len is how many entries the state holds.
+func (r *Revocations) Len() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	_, ok := r.grants[grantID]
-	return ok
+	return len(r.tokens) + len(r.grants) + len(r.clients) + len(r.subjects)
+}
+
+// Prune forgets entries whose tokens have all expired.
+func (r *Revocations) Prune(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range []map[string]time.Time{r.tokens, r.grants} {
+		for k, until := range m {
+			if until.Before(now) {
+				delete(m, k)
+			}
+		}
+	}
+	for _, m := range []map[string]cutoff{r.clients, r.subjects} {
+		for k, co := range m {
+			if co.until.Before(now) {
+				delete(m, k)
+			}
+		}
+	}
+}
+
+// IsRefreshRevoked reports whether a refresh token is dead: its grant was
+// revoked, or its client's or user's tokens were cut off after it was issued.
+func (r *Revocations) IsRefreshRevoked(grantID, clientID, subject string, issuedAt time.Time) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if _, ok := r.grants[grantID]; ok {
+		return true
+	}
+	if co, ok := r.clients[clientID]; ok && !issuedAt.After(co.at) {
+		return true
+	}
+	if co, ok := r.subjects[subject]; ok && !issuedAt.After(co.at) {
+		return true
+	}
+	return false
 }

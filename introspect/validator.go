@@ -36,6 +36,10 @@ const (
 	ReasonNotYetValid   Reason = "not_yet_valid"
 	ReasonRevoked       Reason = "revoked"
 	ReasonMissingClaims Reason = "missing_claims"
+	// ReasonStale: the revocation state is too old to trust (the store
+	// has been unreachable too long); the answer is "unavailable", not
+	// "invalid".
+	ReasonStale Reason = "revocations_stale"
 )
 
 // TokenError is why a token is not valid. Its message is safe to show the
@@ -140,8 +144,13 @@ func (v *Validator) checkClaims(c *Claims, audience string) *TokenError {
 	if audience != "" && !slices.Contains(c.Audience, audience) {
 		return refuse(ReasonAudience, "the token is not meant for %q", audience)
 	}
-	if v.Revoked != nil && v.Revoked.IsRevoked(c) {
-		return refuse(ReasonRevoked, "the token was revoked")
+	if v.Revoked != nil {
+		if v.Revoked.Stale() {
+			return refuse(ReasonStale, "revocations cannot be checked: the token store has been unreachable too long")
+		}
+		if v.Revoked.IsRevoked(c) {
+			return refuse(ReasonRevoked, "the token was revoked")
+		}
 	}
 	return nil
 }

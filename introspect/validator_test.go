@@ -203,6 +203,22 @@ func TestRevocation(t *testing.T) {
 			}
 		})
 	}
+	// Pruning forgets entries whose tokens have all expired, and only those.
+	f.v.Revoked.Replace([]store.Revocation{{Kind: store.RevokeToken, Value: "jti-1", At: iat, ExpiresAt: iat.Add(-time.Second)},
+		{Kind: store.RevokeSubject, Value: "mark", At: iat, ExpiresAt: iat.Add(-time.Second)},
+		{Kind: store.RevokeGrant, Value: "other", At: iat, ExpiresAt: until}})
+	f.v.Revoked.Prune(time.Now())
+	if n := f.v.Revoked.Len(); n != 1 {
+		t.Fatalf("%d entries left after pruning, want 1", n)
+	}
+	// A stale state fails closed.
+	f.v.Revoked.Replace([]store.Revocation{{Kind: store.RevokeToken, Value: "jti-1", At: iat, ExpiresAt: until}})
+	f.v.Revoked.SetMaxStaleness(time.Millisecond)
+	time.Sleep(5 * time.Millisecond)
+	if _, err := f.v.Validate(tok, ""); err == nil || err.(*introspect.TokenError).Reason != introspect.ReasonStale {
+		t.Fatalf("stale state: %v", err)
+	}
+	f.v.Revoked.SetMaxStaleness(0)
 	// A client cut-off does not touch tokens issued after it.
 	f.v.Revoked.Replace([]store.Revocation{{Kind: store.RevokeClient, Value: "app", At: iat.Add(-time.Hour), ExpiresAt: until}})
 	if _, err := f.v.Validate(tok, ""); err != nil {

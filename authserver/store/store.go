@@ -70,6 +70,12 @@ type Store interface {
 	Revoke(ctx context.Context, r Revocation) error
 	// Revocations lists every live revocation.
 	Revocations(ctx context.Context) ([]Revocation, error)
+	// WatchRevocations calls apply with every revocation made through any
+	// handle on this storage (every instance, for a shared store), as it
+	// happens; and resync whenever watching (re)starts, so the caller
+	// reloads the full state and misses nothing said while it was not
+	// listening. It returns when ctx ends.
+	WatchRevocations(ctx context.Context, apply func(Revocation), resync func())
 
 	// PutClient creates or replaces a registered client.
 	PutClient(ctx context.Context, c *Client) error

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -39,6 +40,12 @@ type Store struct {
 	db   *bolt.DB
 	stop chan struct{}
 	done chan struct{}
+
+	// watchers get every revocation: one process owns the file, so the
+	// feed is in-process.
+	mu       sync.Mutex
+	watchers map[int]func(store.Revocation)
+	nextID   int
 }
 
 var _ store.Store = (*Store)(nil)
@@ -70,7 +77,7 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("initializing %s: %w", path, err)
 	}
-	s := &Store{db: db, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &Store{db: db, stop: make(chan struct{}), done: make(chan struct{}), watchers: map[int]func(store.Revocation){}}
 	go s.sweepLoop()
 	return s, nil
 }
@@ -313,9 +320,32 @@ func revocationKey(r store.Revocation) []byte { return []byte(string(r.Kind) + "
 // Revoke implements store.Store. A later revocation of the same thing
 // replaces the earlier one, so a client or subject cut-off only moves on.
 func (s *Store) Revoke(ctx context.Context, r store.Revocation) error {
-	return s.update(ctx, bucketRevoked, func(b *bolt.Bucket) error {
+	err := s.update(ctx, bucketRevoked, func(b *bolt.Bucket) error {
 		return put(b, revocationKey(r), r.ExpiresAt, 0, r)
 	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, apply := range s.watchers {
+		apply(r)
+	}
+	return nil
+}
+
+// WatchRevocations implements store.Store.
+func (s *Store) WatchRevocations(ctx context.Context, apply func(store.Revocation), resync func()) {
+	s.mu.Lock()
+	id := s.nextID
+	s.nextID++
+	s.watchers[id] = apply
+	s.mu.Unlock()
+	resync()
+	<-ctx.Done()
+	s.mu.Lock()
+	delete(s.watchers, id)
+	s.mu.Unlock()
 }
 
 // Revocations implements store.Store.

@@ -345,10 +345,14 @@ func (s *Store) revocationKeys() []string {
 	return []string{s.key("{revocations}"), s.key("{revocations}", "exp")}
 }
 
+// revokeScript stores a revocation and announces it to every instance.
 var revokeScript = redis.NewScript(`
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('PUBLISH', ARGV[4], ARGV[2])
 `)
+
+func (s *Store) revocationChannel() string { return s.prefix + "revocations" }
 
 var revocationsScript = redis.NewScript(`
 local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
@@ -366,7 +370,7 @@ func (s *Store) Revoke(ctx context.Context, r store.Revocation) error {
 		return err
 	}
 	field := string(r.Kind) + ":" + r.Value
-	err = revokeScript.Run(ctx, s.rdb, s.revocationKeys(), field, data, r.ExpiresAt.UnixMilli()).Err()
+	err = revokeScript.Run(ctx, s.rdb, s.revocationKeys(), field, data, r.ExpiresAt.UnixMilli(), s.revocationChannel()).Err()
 	if errors.Is(err, redis.Nil) {
 		return nil
 	}
@@ -386,6 +390,36 @@ func (s *Store) Revocations(ctx context.Context) ([]store.Revocation, error) {
 		}
 	}
 	return out, nil
+}
+
+// WatchRevocations implements store.Store with pub/sub. go-redis
+// reconnects and resubscribes by itself; each (re)subscription triggers a
+// resync, since messages published meanwhile are lost.
+func (s *Store) WatchRevocations(ctx context.Context, apply func(store.Revocation), resync func()) {
+	ps := s.rdb.Subscribe(ctx, s.revocationChannel())
+	defer ps.Close()
+	ch := ps.ChannelWithSubscriptions(redis.WithChannelHealthCheckInterval(time.Second))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg, ok := <-ch:
+			if !ok {
+				return
+			}
+			switch m := msg.(type) {
+			case *redis.Subscription:
+				if m.Kind == "subscribe" {
+					resync()
+				}
+			case *redis.Message:
+				var r store.Revocation
+				if json.Unmarshal([]byte(m.Payload), &r) == nil {
+					apply(r)
+				}
+			}
+		}
+	}
 }
 
 func (s *Store) clientsKey() string { return s.key("clients") }

@@ -33,6 +33,7 @@ func Run(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"RefreshTokens", testRefreshTokens},
 		{"RefreshRotationUnderContention", testRefreshContention},
 		{"Revocations", testRevocations},
+		{"WatchRevocations", testWatchRevocations},
 		{"Clients", testClients},
 		{"Consents", testConsents},
 		{"Counters", testCounters},
@@ -330,6 +331,38 @@ func testRevocations(t *testing.T, s store.Store, _ func() store.Store) {
 		if !r.At.Equal(w.At) || !r.ExpiresAt.Equal(w.ExpiresAt) {
 			t.Fatalf("got %+v, want %+v", r, w)
 		}
+	}
+}
+
+func testWatchRevocations(t *testing.T, s store.Store, _ func() store.Store) {
+	wctx, cancel := context.WithCancel(ctx)
+	got := make(chan store.Revocation, 10)
+	synced := make(chan struct{}, 10)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.WatchRevocations(wctx, func(r store.Revocation) { got <- r }, func() { synced <- struct{}{} })
+	}()
+	select {
+	case <-synced:
+	case <-time.After(5 * time.Second):
+		t.Fatal("watching did not start with a resync")
+	}
+	rv := store.Revocation{Kind: store.RevokeToken, Value: "watched", At: in(0), ExpiresAt: in(time.Hour)}
+	must(t, s.Revoke(ctx, rv))
+	select {
+	case r := <-got:
+		if r.Kind != rv.Kind || r.Value != rv.Value || !r.ExpiresAt.Equal(rv.ExpiresAt) {
+			t.Fatalf("watched %+v, want %+v", r, rv)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the revocation was not delivered to the watcher")
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("WatchRevocations did not return when its context ended")
 	}
 }
 

@@ -1,0 +1,336 @@
+package authserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/authserver/store"
+)
+
+// Administration: registered clients, revocation and key rotation. The
+// embedding server mounts AdminHandler where only administrators reach it
+// (tokengate: Caddy's admin endpoint).
+
+// ErrConfigClient: the client is defined in the configuration, which the
+// admin API does not change.
+var ErrConfigClient = errors.New("the client is defined in the configuration; change it there")
+
+// ClientInfo is a client as administrators see it: never its secret.
+type ClientInfo struct {
+	ID             string    `json:"client_id"`
+	Name           string    `json:"name"`
+	Website        string    `json:"website,omitempty"`
+	RedirectURIs   []string  `json:"redirect_uris,omitempty"`
+	GrantTypes     []string  `json:"grant_types"`
+	Scope          string    `json:"scope"`
+	Audience       []string  `json:"audience,omitempty"`
+	Public         bool      `json:"public"`
+	SkipConsent    bool      `json:"skip_consent,omitempty"`
+	ResourceServer bool      `json:"resource_server,omitempty"`
+	CreatedAt      time.Time `json:"created_at,omitzero"`
+	// Source is "config" (read-only) or "registered".
+	Source string `json:"source"`
+	// Secret is set once: in the answer that creates or rotates it.
+	Secret string `json:"client_secret,omitempty"`
+}
+
+// Registration is what an administrator sends to register a client.
+type Registration struct {
+	Name           string   `json:"name"`
+	Website        string   `json:"website"`
+	RedirectURIs   []string `json:"redirect_uris"`
+	GrantTypes     []string `json:"grant_types"`
+	Scope          string   `json:"scope"`
+	Audience       []string `json:"audience"`
+	Public         bool     `json:"public"`
+	SkipConsent    bool     `json:"skip_consent"`
+	ResourceServer bool     `json:"resource_server"`
+}
+
+// shortGrant is the configuration name of a grant type.
+func shortGrant(g string) string {
+	if g == GrantDeviceCode {
+		return "device_code"
+	}
+	return g
+}
+
+func clientInfo(c *Client, source string) *ClientInfo {
+	ci := &ClientInfo{ID: c.ID, Name: c.Name, Website: c.Website, RedirectURIs: c.RedirectURIs, Scope: strings.Join(c.Scopes, " "),
+		Audience: c.Audience, Public: c.Public, SkipConsent: c.SkipConsent, ResourceServer: c.ResourceServer, CreatedAt: c.CreatedAt, Source: source}
+	for _, g := range c.GrantTypes {
+		ci.GrantTypes = append(ci.GrantTypes, shortGrant(g))
+	}
+	return ci
+}
+
+// newSecret makes a client secret: 256 random bits. It is stored as a
+// SHA-256, which costs microseconds to check and is as strong as bcrypt
+// for a secret nobody can guess.
+func newSecret() (secret, hash string) {
+	secret = randomToken(32)
+	return secret, HashSecretSHA256(secret)
+}
+
+// RegisterClient validates and stores a new client. Validation problems
+// are *Error (invalid_request) naming the field.
+func (s *Server) RegisterClient(ctx context.Context, reg *Registration) (*ClientInfo, error) {
+	if strings.TrimSpace(reg.Name) == "" {
+		return nil, ErrInvalidRequest("name is required")
+	}
+	c := &Client{ID: randomToken(16), Name: reg.Name, Website: reg.Website, RedirectURIs: reg.RedirectURIs,
+		Scopes: strings.Fields(reg.Scope), Audience: reg.Audience, Public: reg.Public, SkipConsent: reg.SkipConsent,
+		ResourceServer: reg.ResourceServer, CreatedAt: time.Now().UTC()}
+	if reg.Website != "" {
+		if err := validateWebsite(reg.Website); err != nil {
+			return nil, ErrInvalidRequest("website: %v", err)
+		}
+	}
+	for _, g := range reg.GrantTypes {
+		gt, ok := GrantNames[g]
+		if !ok {
+			return nil, ErrInvalidRequest("unknown grant %q: use authorization_code, refresh_token, client_credentials or device_code", g)
+		}
+		if !slices.Contains(c.GrantTypes, gt) {
+			c.GrantTypes = append(c.GrantTypes, gt)
+		}
+	}
+	var secret string
+	if !c.Public {
+		secret, c.SecretHash = newSecret()
+	}
+	if err := ValidateClient(c); err != nil {
+		return nil, ErrInvalidRequest("%v", strings.TrimPrefix(err.Error(), "client "+c.ID+": "))
+	}
+	if err := s.store.PutClient(ctx, c); err != nil {
+		return nil, err
+	}
+	s.log.Info("client registered", zap.String("client_id", c.ID), zap.String("name", c.Name))
+	ci := clientInfo(c, "registered")
+	ci.Secret = secret
+	return ci, nil
+}
+
+func validateWebsite(u string) error {
+	if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		return fmt.Errorf("%q must be an http(s) URL", u)
+	}
+	return nil
+}
+
+// Clients lists the configuration's clients, then the registered ones.
+func (s *Server) Clients(ctx context.Context) ([]*ClientInfo, error) {
+	var out []*ClientInfo
+	for _, c := range s.cfg.Clients {
+		out = append(out, clientInfo(c, "config"))
+	}
+	reg, err := s.store.Clients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range reg {
+		if _, shadowed := s.clients[c.ID]; !shadowed {
+			out = append(out, clientInfo(c, "registered"))
+		}
+	}
+	return out, nil
+}
+
+// ClientInfo returns one client; store.ErrNotFound if there is none.
+func (s *Server) ClientInfo(ctx context.Context, id string) (*ClientInfo, error) {
+	if c, ok := s.clients[id]; ok {
+		return clientInfo(c, "config"), nil
+	}
+	c, err := s.store.Client(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return clientInfo(c, "registered"), nil
+}
+
+// DeleteClient removes a registered client and revokes its tokens.
+func (s *Server) DeleteClient(ctx context.Context, id string) error {
+	if _, ok := s.clients[id]; ok {
+		return ErrConfigClient
+	}
+	if err := s.store.DeleteClient(ctx, id); err != nil {
+		return err
+	}
+	s.log.Info("client deleted", zap.String("client_id", id))
+	return s.RevokeClient(ctx, id)
+}
+
+// RotateSecret gives a registered confidential client a new secret; the
+// old one stops working at once.
+func (s *Server) RotateSecret(ctx context.Context, id string) (*ClientInfo, error) {
+	if _, ok := s.clients[id]; ok {
+		return nil, ErrConfigClient
+	}
+	c, err := s.store.Client(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.Public {
+		return nil, ErrInvalidRequest("client %s is public and has no secret", id)
+	}
+	var secret string
+	secret, c.SecretHash = newSecret()
+	if err := s.store.PutClient(ctx, c); err != nil {
+		return nil, err
+	}
+	s.log.Info("client secret rotated", zap.String("client_id", id))
+	ci := clientInfo(c, "registered")
+	ci.Secret = secret
+	return ci, nil
+}
+
+// AdminRevocation names what an administrator revokes: exactly one field.
+type AdminRevocation struct {
+	Token    string `json:"token"`
+	JTI      string `json:"jti"`
+	ClientID string `json:"client_id"`
+	Subject  string `json:"subject"`
+}
+
+// AdminRevoke revokes a token, or every token of a client or a user. It
+// returns how many revocations took effect: for a token 1 or 0 (unknown,
+// expired or already revoked); for a jti, client or user, 1: their tokens are
+// cut off without being counted.
+func (s *Server) AdminRevoke(ctx context.Context, a *AdminRevocation) (int, error) {
+	set := 0
+	for _, v := range []string{a.Token, a.JTI, a.ClientID, a.Subject} {
+		if v != "" {
+			set++
+		}
+	}
+	if set != 1 {
+		return 0, ErrInvalidRequest("give exactly one of token, jti, client_id or subject")
+	}
+	switch {
+	case a.Token != "":
+		return s.RevokeToken(ctx, a.Token, "", "")
+	case a.JTI != "":
+		return 1, s.RevokeJTI(ctx, a.JTI)
+	case a.ClientID != "":
+		return 1, s.RevokeClient(ctx, a.ClientID)
+	default:
+		return 1, s.RevokeSubject(ctx, a.Subject)
+	}
+}
+
+// AdminHandler serves the admin API below /oauth2/ (CONTRACT §6).
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /oauth2/clients", func(w http.ResponseWriter, r *http.Request) {
+		list, err := s.Clients(r.Context())
+		adminReply(w, http.StatusOK, list, err)
+	})
+	mux.HandleFunc("POST /oauth2/clients", func(w http.ResponseWriter, r *http.Request) {
+		reg := new(Registration)
+		if err := readJSON(r, reg); err != nil {
+			adminReply(w, 0, nil, err)
+			return
+		}
+		ci, err := s.RegisterClient(r.Context(), reg)
+		adminReply(w, http.StatusCreated, ci, err)
+	})
+	mux.HandleFunc("GET /oauth2/clients/{id}", func(w http.ResponseWriter, r *http.Request) {
+		ci, err := s.ClientInfo(r.Context(), r.PathValue("id"))
+		adminReply(w, http.StatusOK, ci, err)
+	})
+	mux.HandleFunc("DELETE /oauth2/clients/{id}", func(w http.ResponseWriter, r *http.Request) {
+		err := s.DeleteClient(r.Context(), r.PathValue("id"))
+		adminReply(w, http.StatusOK, map[string]string{"deleted": r.PathValue("id")}, err)
+	})
+	mux.HandleFunc("POST /oauth2/clients/{id}/secret", func(w http.ResponseWriter, r *http.Request) {
+		ci, err := s.RotateSecret(r.Context(), r.PathValue("id"))
+		adminReply(w, http.StatusOK, ci, err)
+	})
+	mux.HandleFunc("POST /oauth2/revoke", func(w http.ResponseWriter, r *http.Request) {
+		a := new(AdminRevocation)
+		if err := readJSON(r, a); err != nil {
+			adminReply(w, 0, nil, err)
+			return
+		}
+		n, err := s.AdminRevoke(r.Context(), a)
+		adminReply(w, http.StatusOK, map[string]int{"revoked": n}, err)
+	})
+	mux.HandleFunc("POST /oauth2/keys/rotate", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Delay string `json:"delay"`
+		}
+		if err := readJSON(r, &body); err != nil && !errors.Is(err, io.EOF) {
+			adminReply(w, 0, nil, err)
+			return
+		}
+		delay, err := time.ParseDuration(orDefault(body.Delay, "0s"))
+		if err != nil || delay < 0 {
+			adminReply(w, 0, nil, ErrInvalidRequest("delay must be a duration like 1h"))
+			return
+		}
+		if err := s.keys.Rotate(r.Context(), delay); err != nil {
+			adminReply(w, 0, nil, err)
+			return
+		}
+		kids := s.keys.KeyIDs()
+		s.log.Info("signing keys rotated", zap.String("new_kid", kids[0]), zap.Duration("delay", delay))
+		adminReply(w, http.StatusOK, map[string]any{"kid": kids[0], "published": kids}, nil)
+	})
+	return mux
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func readJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return err
+		}
+		return ErrInvalidRequest("the body must be JSON: %v", err)
+	}
+	return nil
+}
+
+// adminReply answers with v, or with err as {"error": "..."} and the status
+// it deserves.
+func adminReply(w http.ResponseWriter, status int, v any, err error) {
+	if err != nil {
+		var e *Error
+		switch {
+		case errors.As(err, &e):
+			status = http.StatusBadRequest
+			err = errors.New(e.Description)
+		case errors.Is(err, io.EOF):
+			status, err = http.StatusBadRequest, errors.New("the body is empty; send JSON")
+		case errors.Is(err, store.ErrNotFound):
+			status, err = http.StatusNotFound, errors.New("no such client")
+		case errors.Is(err, ErrConfigClient):
+			status = http.StatusConflict
+		default:
+			status, err = http.StatusServiceUnavailable, fmt.Errorf("the store is unavailable: %v", err)
+		}
+		v = map[string]string{"error": err.Error()}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

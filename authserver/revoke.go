@@ -1,0 +1,206 @@
+package authserver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/introspect"
+)
+
+// revoke records a revocation in the store (which tells the other
+// instances) and applies it here at once. for is how long tokens it can
+// affect may live.
+func (s *Server) revoke(ctx context.Context, kind store.RevocationKind, value string, lifetime time.Duration) error {
+	now := time.Now().UTC()
+	rv := store.Revocation{Kind: kind, Value: value, At: now, ExpiresAt: now.Add(lifetime)}
+	if err := s.store.Revoke(ctx, rv); err != nil {
+		return err
+	}
+	if s.cfg.Validator.Revoked != nil {
+		s.cfg.Validator.Revoked.Apply(rv)
+	}
+	return nil
+}
+
+// maxTokenLifetime is how long any token issued now may live.
+func (s *Server) maxTokenLifetime() time.Duration {
+	return max(s.cfg.RefreshTokenTTL, s.cfg.AccessTokenTTL) + time.Minute
+}
+
+// RevokeToken revokes an access token (by its jti) or a refresh token (its
+// whole grant). With owner set, only a token of that client is revoked
+// (RFC 7009 §2.1). It returns how many tokens it revoked: 0 for a token
+// that is unknown, expired, already revoked or someone else's.
+func (s *Server) RevokeToken(ctx context.Context, token, owner, hint string) (int, error) {
+	isJWT := strings.Count(token, ".") == 2
+	// The hint only orders the attempts; the token's form decides.
+	if hint == "refresh_token" || !isJWT {
+		if n, err := s.revokeRefreshToken(ctx, token, owner); n > 0 || err != nil || !isJWT {
+			return n, err
+		}
+	}
+	return s.revokeAccessToken(ctx, token, owner)
+}
+
+func (s *Server) revokeAccessToken(ctx context.Context, token, owner string) (int, error) {
+	c, err := s.cfg.Validator.Validate(token, "")
+	if err != nil {
+		var te *introspect.TokenError
+		if errors.As(err, &te) && te.Reason == introspect.ReasonStale {
+			return 0, errors.New("revocations are stale")
+		}
+		return 0, nil // invalid, expired or already revoked: nothing to do
+	}
+	if owner != "" && c.ClientID != owner {
+		return 0, nil
+	}
+	if err := s.revoke(ctx, store.RevokeToken, c.ID, time.Until(time.Unix(c.ExpiresAt, 0))+time.Minute); err != nil {
+		return 0, err
+	}
+	s.log.Info("token revoked", zap.String("jti", c.ID), zap.String("client_id", c.ClientID), zap.String("sub", c.Subject))
+	return 1, nil
+}
+
+func (s *Server) revokeRefreshToken(ctx context.Context, token, owner string) (int, error) {
+	grantID, secret, ok := strings.Cut(token, ".")
+	if !ok || grantID == "" || secret == "" || strings.Contains(secret, ".") {
+		return 0, nil
+	}
+	rt, err := s.store.RefreshToken(ctx, grantID, hashToken(secret))
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil && !errors.Is(err, store.ErrAlreadyUsed) {
+		return 0, err
+	}
+	if owner != "" && rt.ClientID != owner {
+		return 0, nil
+	}
+	if err := s.revoke(ctx, store.RevokeGrant, grantID, s.maxTokenLifetime()); err != nil {
+		return 0, err
+	}
+	s.log.Info("grant revoked", zap.String("reason", "refresh token revoked"), zap.String("client_id", rt.ClientID), zap.String("sub", rt.Subject), zap.String("grant_id", grantID))
+	return 1, nil
+}
+
+// RevokeJTI revokes one access token by its jti, for an admin who has only
+// the ID (from a log line). Its expiry is unknown, so the entry lives as
+// long as an access token can.
+func (s *Server) RevokeJTI(ctx context.Context, jti string) error {
+	if err := s.revoke(ctx, store.RevokeToken, jti, s.cfg.AccessTokenTTL+time.Minute); err != nil {
+		return err
+	}
+	s.log.Info("token revoked", zap.String("jti", jti), zap.String("by", "admin"))
+	return nil
+}
+
+// RevokeClient revokes every token issued to a client until now.
+func (s *Server) RevokeClient(ctx context.Context, clientID string) error {
+	if err := s.revoke(ctx, store.RevokeClient, clientID, s.maxTokenLifetime()); err != nil {
+		return err
+	}
+	s.log.Info("client's tokens revoked", zap.String("client_id", clientID))
+	return nil
+}
+
+// RevokeSubject revokes every token issued to a user until now.
+func (s *Server) RevokeSubject(ctx context.Context, subject string) error {
+	if err := s.revoke(ctx, store.RevokeSubject, subject, s.maxTokenLifetime()); err != nil {
+		return err
+	}
+	s.log.Info("user's tokens revoked", zap.String("sub", subject))
+	return nil
+}
+
+// handleRevoke is RFC 7009's revocation endpoint: a client revokes one of
+// its own tokens. Unknown tokens (and other clients') get 200 too, so the
+// answer reveals nothing.
+func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
+	form, e := readForm(w, r)
+	if e == nil {
+		var client *Client
+		if client, e = s.authenticateClient(r, form); e == nil {
+			e = s.revokeFor(r, client, form)
+		}
+	}
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) revokeFor(r *http.Request, client *Client, form map[string][]string) *Error {
+	token := first(form["token"])
+	if token == "" {
+		return ErrInvalidRequest("token is missing")
+	}
+	ctx, cancel := ctxTimeout(r)
+	defer cancel()
+	if _, err := s.RevokeToken(ctx, token, client.ID, first(form["token_type_hint"])); err != nil {
+		return s.storeError("revoking a token", err)
+	}
+	return nil
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// IntrospectionResponse is RFC 7662 §2.2's answer.
+type IntrospectionResponse struct {
+	Active    bool                `json:"active"`
+	Scope     string              `json:"scope,omitempty"`
+	ClientID  string              `json:"client_id,omitempty"`
+	Subject   string              `json:"sub,omitempty"`
+	ExpiresAt int64               `json:"exp,omitempty"`
+	IssuedAt  int64               `json:"iat,omitempty"`
+	Issuer    string              `json:"iss,omitempty"`
+	Audience  introspect.Audience `json:"aud,omitempty"`
+	JTI       string              `json:"jti,omitempty"`
+	TokenType string              `json:"token_type,omitempty"`
+}
+
+// handleIntrospect is RFC 7662's endpoint. Callers authenticate as a
+// client; a client may introspect its own tokens, a resource server any.
+// The verdict is bearer_auth's: the same validator, in memory.
+func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
+	form, e := readForm(w, r)
+	var client *Client
+	if e == nil {
+		client, e = s.authenticateClient(r, form)
+	}
+	if e == nil && client.Public {
+		e = ErrInvalidClient("introspection needs a confidential client (or one marked resource_server)")
+	}
+	token := form.Get("token")
+	if e == nil && token == "" {
+		e = ErrInvalidRequest("token is missing")
+	}
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	c, err := s.cfg.Validator.Validate(token, "")
+	var te *introspect.TokenError
+	if errors.As(err, &te) && te.Reason == introspect.ReasonStale {
+		writeError(w, ErrTemporarilyUnavailable("revocations cannot be checked right now; retry shortly"))
+		return
+	}
+	if err != nil || (c.ClientID != client.ID && !client.ResourceServer) {
+		writeJSON(w, http.StatusOK, &IntrospectionResponse{Active: false})
+		return
+	}
+	writeJSON(w, http.StatusOK, &IntrospectionResponse{Active: true, Scope: c.Scope, ClientID: c.ClientID, Subject: c.Subject,
+		ExpiresAt: c.ExpiresAt, IssuedAt: c.IssuedAt, Issuer: c.Issuer, Audience: c.Audience, JTI: c.ID, TokenType: "Bearer"})
+}
