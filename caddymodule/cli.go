@@ -1,0 +1,229 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+)
+
+// The `tokengate oauth2 ...` commands call the admin API of the running
+// instance, as `tokengate reload` does (CONTRACT §7).
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "oauth2",
+		Short: "Manage OAuth 2.0 clients, tokens and keys of a running tokengate",
+		Long: `Registers and manages clients, revokes tokens and rotates signing keys through
+the admin API of a running instance (--address, default localhost:2019).
+Output is a table, or JSON with --json.`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.PersistentFlags().String("address", "localhost:2019", "admin API address of the running instance")
+			cmd.PersistentFlags().Bool("json", false, "print JSON instead of a table")
+			cmd.AddCommand(clientCommand(), revokeCommand(), keysCommand())
+		},
+	})
+}
+
+func clientCommand() *cobra.Command {
+	client := &cobra.Command{Use: "client", Short: "Register, list, show, delete clients and rotate their secrets"}
+
+	create := &cobra.Command{
+		Use:   "create --name N --website W --redirect-uri U --scope \"read write\" [--grant G]... [--public]",
+		Short: "Register an application; prints its client_id and (once) its client_secret",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := cmd.Flags()
+			reg := map[string]any{}
+			reg["name"], _ = f.GetString("name")
+			reg["website"], _ = f.GetString("website")
+			reg["redirect_uris"], _ = f.GetStringArray("redirect-uri")
+			reg["scope"], _ = f.GetString("scope")
+			reg["grant_types"], _ = f.GetStringArray("grant")
+			reg["audience"], _ = f.GetStringArray("audience")
+			reg["public"], _ = f.GetBool("public")
+			reg["resource_server"], _ = f.GetBool("resource-server")
+			reg["skip_consent"], _ = f.GetBool("skip-consent")
+			return call(cmd, http.MethodPost, "/oauth2/clients", reg, printClients)
+		},
+	}
+	create.Flags().String("name", "", "the application's name, shown to people (required)")
+	create.Flags().String("website", "", "the application's website, shown to people")
+	create.Flags().StringArray("redirect-uri", nil, "a redirect URI (repeatable)")
+	create.Flags().String("scope", "", "scopes it may obtain, space-separated")
+	create.Flags().StringArray("grant", []string{"authorization_code", "refresh_token"}, "a grant: authorization_code, refresh_token, client_credentials, device_code (repeatable)")
+	create.Flags().StringArray("audience", nil, "aud of its access tokens (repeatable)")
+	create.Flags().Bool("public", false, "a public client (no secret; PKCE required)")
+	create.Flags().Bool("resource-server", false, "may introspect any token")
+	create.Flags().Bool("skip-consent", false, "a first-party application: no consent page")
+	_ = create.MarkFlagRequired("name")
+
+	list := &cobra.Command{Use: "list", Short: "List clients (configured ones are read-only)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return call(cmd, http.MethodGet, "/oauth2/clients", nil, printClients)
+		}}
+	show := &cobra.Command{Use: "show ID", Short: "Show a client", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return call(cmd, http.MethodGet, "/oauth2/clients/"+args[0], nil, printClients)
+		}}
+	del := &cobra.Command{Use: "delete ID", Short: "Delete a registered client and revoke its tokens", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return call(cmd, http.MethodDelete, "/oauth2/clients/"+args[0], nil, printKV)
+		}}
+	rotate := &cobra.Command{Use: "rotate-secret ID", Short: "Give a client a new secret (printed once); the old one stops working", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return call(cmd, http.MethodPost, "/oauth2/clients/"+args[0]+"/secret", nil, printClients)
+		}}
+	client.AddCommand(create, list, show, del, rotate)
+	return client
+}
+
+func revokeCommand() *cobra.Command {
+	revoke := &cobra.Command{
+		Use:   "revoke --token T | --jti J | --client ID | --subject S",
+		Short: "Revoke a token, or every token of a client or a user, on every instance",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			body := map[string]string{}
+			for flag, field := range map[string]string{"token": "token", "jti": "jti", "client": "client_id", "subject": "subject"} {
+				if v, _ := cmd.Flags().GetString(flag); v != "" {
+					body[field] = v
+				}
+			}
+			if len(body) != 1 {
+				return errors.New("give exactly one of --token, --jti, --client or --subject")
+			}
+			return call(cmd, http.MethodPost, "/oauth2/revoke", body, printKV)
+		},
+	}
+	revoke.Flags().String("token", "", "an access or refresh token")
+	revoke.Flags().String("jti", "", "an access token's jti")
+	revoke.Flags().String("client", "", "a client_id: every token of that application")
+	revoke.Flags().String("subject", "", "a user: every token issued to them")
+	return revoke
+}
+
+func keysCommand() *cobra.Command {
+	keys := &cobra.Command{Use: "keys", Short: "Manage signing keys"}
+	rotate := &cobra.Command{Use: "rotate [--delay 1h]", Short: "Add a new signing key (published now, signing after --delay)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			delay, _ := cmd.Flags().GetString("delay")
+			return call(cmd, http.MethodPost, "/oauth2/keys/rotate", map[string]string{"delay": delay}, printKV)
+		}}
+	rotate.Flags().String("delay", "0s", "how long the new key is published before it signs")
+	keys.AddCommand(rotate)
+	return keys
+}
+
+// call sends a request to the admin API and prints the answer: JSON with
+// --json, else with print.
+func call(cmd *cobra.Command, method, uri string, body any, print func(io.Writer, []byte) error) error {
+	addr, _ := cmd.Flags().GetString("address")
+	asJSON, _ := cmd.Flags().GetBool("json")
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	resp, err := caddycmd.AdminAPIRequest(addr, method, uri, nil, rd)
+	if err != nil {
+		return apiError(err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		_, err = os.Stdout.Write(out)
+		return err
+	}
+	return print(os.Stdout, out)
+}
+
+var apiErrorRe = regexp.MustCompile(`HTTP (\d+): (\{.*\})\s*$`)
+
+// apiError shows an error as the API said it.
+func apiError(err error) error {
+	m := apiErrorRe.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	var body struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal([]byte(m[2]), &body) != nil || body.Error == "" {
+		return err
+	}
+	return fmt.Errorf("%s (HTTP %s)", body.Error, m[1])
+}
+
+// printClients prints one client or a list as a table.
+func printClients(w io.Writer, raw []byte) error {
+	var list []map[string]any
+	if err := json.Unmarshal(raw, &list); err != nil {
+		var one map[string]any
+		if err := json.Unmarshal(raw, &one); err != nil {
+			return err
+		}
+		list = []map[string]any{one}
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLIENT_ID\tNAME\tTYPE\tGRANTS\tSCOPE\tREDIRECT_URIS\tSOURCE")
+	for _, c := range list {
+		kind := "confidential"
+		if c["public"] == true {
+			kind = "public"
+		}
+		fmt.Fprintf(tw, "%v\t%v\t%s\t%s\t%v\t%s\t%v\n", c["client_id"], c["name"], kind, join(c["grant_types"]), c["scope"], join(c["redirect_uris"]), c["source"])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(list) == 1 && list[0]["client_secret"] != nil {
+		fmt.Fprintf(w, "\nclient_secret: %v\n(shown once: store it now)\n", list[0]["client_secret"])
+	}
+	return nil
+}
+
+func join(v any) string {
+	items, _ := v.([]any)
+	var s []string
+	for _, it := range items {
+		s = append(s, fmt.Sprint(it))
+	}
+	if len(s) == 0 {
+		return "-"
+	}
+	return strings.Join(s, " ")
+}
+
+// printKV prints a flat JSON object as "key: value" lines.
+func printKV(w io.Writer, raw []byte) error {
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		v := m[k]
+		if list, ok := v.([]any); ok {
+			v = join(list)
+		}
+		fmt.Fprintf(tw, "%s:\t%v\n", k, v)
+	}
+	return tw.Flush()
+}
