@@ -14,8 +14,8 @@ type Revocations struct {
 	mu       sync.RWMutex
 	tokens   map[string]time.Time // jti → until
 	grants   map[string]time.Time // grant ID → until
-	clients  map[string]cutoff // client_id → tokens issued at or before are revoked
-	subjects map[string]cutoff // sub → likewise
+	clients  map[string]cutoff    // client_id → tokens issued at or before are revoked
+	subjects map[string]cutoff    // sub → likewise
 
 	// maxStaleness bounds how long the state may go without news from the
 	// store; 0 means it cannot go stale (a single-instance store).
