@@ -131,3 +131,49 @@ func TestTemplateOverride(t *testing.T) {
 		t.Fatalf("broken template: %v", err)
 	}
 }
+
+// Revoking a refresh token (RFC 7009) revokes its grant, access tokens
+// included; cutting off a client or user kills their refresh tokens too.
+func TestRevokeRefreshTokenAndCutoffs(t *testing.T) {
+	e := newEnv(t)
+	p := e.person()
+	grant := func() (at, rt string) {
+		m := decode(t, e.exchange(e.codeFor(t, p, e.stdAuth())))
+		return m["access_token"].(string), m["refresh_token"].(string)
+	}
+	refresh := func(rt string) *http.Response {
+		return e.post("/oauth/token", form("grant_type", "refresh_token", "refresh_token", rt), []string{"webapp", "appsecret"})
+	}
+
+	at, rt := grant()
+	// Another client cannot revoke it.
+	if resp := e.post("/oauth/revoke", form("token", rt), []string{"firstparty", "fpsecret"}); resp.StatusCode != 200 {
+		t.Fatalf("revoke by another client: %d", resp.StatusCode)
+	}
+	if _, err := e.validator.Validate(at, ""); err != nil {
+		t.Fatal("another client's revocation took effect")
+	}
+	if resp := e.post("/oauth/revoke", form("token", rt, "token_type_hint", "access_token"), []string{"webapp", "appsecret"}); resp.StatusCode != 200 {
+		t.Fatalf("revoke: %d", resp.StatusCode)
+	}
+	if _, err := e.validator.Validate(at, ""); err == nil {
+		t.Fatal("the grant's access token survived revoking its refresh token")
+	}
+	wantOAuthError(t, refresh(rt), 400, "invalid_grant")
+
+	for _, cut := range []func() error{
+		func() error { return e.srv.RevokeClient(t.Context(), "webapp") },
+		func() error { return e.srv.RevokeSubject(t.Context(), "mark") },
+	} {
+		_, rt := grant()
+		if err := cut(); err != nil {
+			t.Fatal(err)
+		}
+		wantOAuthError(t, refresh(rt), 400, "invalid_grant")
+		time.Sleep(1100 * time.Millisecond) // the next grant is issued after the cut-off
+	}
+	_, rt = grant()
+	if resp := refresh(rt); resp.StatusCode != 200 {
+		t.Fatalf("a grant made after the cut-offs: %d", resp.StatusCode)
+	}
+}

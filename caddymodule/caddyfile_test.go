@@ -22,6 +22,7 @@ func TestUnmarshalGlobalOption(t *testing.T) {
 		templates /etc/tokengate/pages
 		access_token_ttl 15m
 		device_interval 3s
+		revocation_max_staleness 30s
 		client app {
 			name "The Droplet Book"
 			website https://dropletbook.com
@@ -31,6 +32,7 @@ func TestUnmarshalGlobalOption(t *testing.T) {
 			scope read write
 			audience https://api.example.com
 			skip_consent
+			resource_server
 		}
 		user mark $2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe {
 			name "Mark E. Mark"
@@ -42,16 +44,17 @@ func TestUnmarshalGlobalOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &App{
-		Issuer:         "https://auth.example.com",
-		StoreRaw:       json.RawMessage(`{"addresses":["redis://a:6379/0","redis://b:6379/0"],"master_name":"mymaster","module":"redis","prefix":"tg:"}`),
-		SigningAlg:     "EdDSA",
-		Templates:      "/etc/tokengate/pages",
-		AccessTokenTTL: caddy.Duration(15 * time.Minute),
-		DeviceInterval: caddy.Duration(3 * time.Second),
+		Issuer:                 "https://auth.example.com",
+		StoreRaw:               json.RawMessage(`{"addresses":["redis://a:6379/0","redis://b:6379/0"],"master_name":"mymaster","module":"redis","prefix":"tg:"}`),
+		SigningAlg:             "EdDSA",
+		Templates:              "/etc/tokengate/pages",
+		AccessTokenTTL:         caddy.Duration(15 * time.Minute),
+		DeviceInterval:         caddy.Duration(3 * time.Second),
+		RevocationMaxStaleness: caddy.Duration(30 * time.Second),
 		Clients: []*ClientConfig{{ID: "app", Name: "The Droplet Book", Website: "https://dropletbook.com", Secret: "{env.APP_SECRET}",
 			RedirectURIs: []string{"https://dropletbook.com/cb", "https://dropletbook.com/cb2"},
 			GrantTypes:   []string{"authorization_code", "refresh_token"}, Scopes: []string{"read", "write"},
-			Audience: []string{"https://api.example.com"}, SkipConsent: true}},
+			Audience: []string{"https://api.example.com"}, SkipConsent: true, ResourceServer: true}},
 		Users: []*UserConfig{{Username: "mark", PasswordHash: "$2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe",
 			Name: "Mark E. Mark", Email: "mark@thefunkybunch.com"}},
 	}
