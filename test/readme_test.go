@@ -86,9 +86,10 @@ func TestReadmeWalkthroughs(t *testing.T) {
 			l.Close()
 		}
 	}
-	cc, code, device := readWalkthrough(t, "walkthrough"), readWalkthrough(t, "walkthrough-code"), readWalkthrough(t, "walkthrough-device")
-	if len(cc.scripts) < 4 || len(code.scripts) < 4 || len(device.scripts) != 5 {
-		t.Fatalf("walk-throughs too short: %d, %d and %d commands", len(cc.scripts), len(code.scripts), len(device.scripts))
+	cc, code, device, admin := readWalkthrough(t, "walkthrough"), readWalkthrough(t, "walkthrough-code"),
+		readWalkthrough(t, "walkthrough-device"), readWalkthrough(t, "walkthrough-admin")
+	if len(cc.scripts) < 4 || len(code.scripts) < 4 || len(device.scripts) != 5 || len(admin.scripts) < 4 {
+		t.Fatalf("walk-throughs too short: %d, %d, %d and %d commands", len(cc.scripts), len(code.scripts), len(device.scripts), len(admin.scripts))
 	}
 
 	dir := t.TempDir()
@@ -147,6 +148,17 @@ func TestReadmeWalkthroughs(t *testing.T) {
 		}
 		// Steps 4-7 with the code copied from the callback.
 		code.run(t, work, []string{"CODE=" + back.Query().Get("code"), "VERIFIER=" + verifier}, 1, len(code.scripts))
+	})
+	t.Run("register and revoke", func(t *testing.T) {
+		work := t.TempDir()
+		// The README has the reader build ./tokengate first.
+		if err := os.Symlink(binary, filepath.Join(work, "tokengate")); err != nil {
+			t.Fatal(err)
+		}
+		out := admin.run(t, work, nil, 0, len(admin.scripts))
+		if strings.Count(out, "revoked: 1") < 3 || !strings.Contains(out, "client_secret:") {
+			t.Fatalf("the revocations and the secret rotation did not all report:\n%s", out)
+		}
 	})
 	t.Run("device", func(t *testing.T) {
 		work := t.TempDir()
