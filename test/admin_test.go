@@ -129,6 +129,16 @@ func TestAdminAPIAndCLI(t *testing.T) {
 			t.Fatalf("a token issued after the cut-off: %v", err)
 		}
 
+		// Key rotation from the command line.
+		var rot struct {
+			Kid       string   `json:"kid"`
+			Published []string `json:"published"`
+		}
+		g.cliJSON(t, &rot, "keys", "rotate", "--delay", "1h")
+		if len(rot.Published) != 2 || rot.Kid != rot.Published[0] || slices.Contains(jwksKids(t, g)[1:], rot.Kid) {
+			t.Fatalf("keys rotate: %+v, JWKS %v", rot, jwksKids(t, g))
+		}
+
 		// Errors as the API said them.
 		out, err = g.cli(t, "client", "create", "--name", "Bad", "--redirect-uri", "/callback")
 		if err == nil || !strings.Contains(out, "must be an absolute URI") || !strings.Contains(out, "HTTP 400") {

@@ -235,6 +235,8 @@ func TestRestartAndReloadKeepKeys(t *testing.T) {
 		g := startGateway(t, up, storeLine)
 		tok := token(t, g)
 		kids := jwksKids(t, g)
+		var app registered
+		g.cliJSON(t, &app, "client", "create", "--name", "Survivor", "--grant", "client_credentials", "--scope", "read")
 
 		g.stop()
 		g2 := newGateway(t, g.Ports)
@@ -244,6 +246,9 @@ func TestRestartAndReloadKeepKeys(t *testing.T) {
 		}
 		if code := callAPI(t, g2, tok); code != 200 {
 			t.Fatalf("token from before the restart: %d", code)
+		}
+		if _, err := ccToken(t, g2, app.ID, app.Secret); err != nil {
+			t.Fatalf("a registered client did not survive the restart: %v", err)
 		}
 
 		// Reload with a new client: old tokens pass, the new client works.
