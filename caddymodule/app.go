@@ -263,6 +263,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Leeway:     30 * time.Second,
 		Revoked:    a.revocations,
 		UnknownKey: a.reloadKeysForUnknownKid,
+		// Tokens are presented again on every API call: verify each once.
+		Cache: introspect.NewTokenCache(tokenCacheSize),
 	}
 	a.server, err = authserver.New(authserver.Config{
 		Issuer:          a.Issuer,
@@ -304,6 +306,9 @@ func clientIP(r *http.Request) string {
 	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	return ip
 }
+
+// tokenCacheSize bounds the verified-token cache: about 0.5 KB a token.
+const tokenCacheSize = 20_000
 
 // syncInterval is how often an instance re-reads the key ring, which also
 // proves the store is reachable (the revocation state's heartbeat).

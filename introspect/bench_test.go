@@ -136,3 +136,26 @@ func BenchmarkRevocationCheck(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkValidateCached is a cache hit: the gateway's common case.
+//
+//	go test ./introspect -run XXX -bench Cached -benchmem
+func BenchmarkValidateCached(b *testing.B) {
+	for _, name := range []string{"ES256", "EdDSA", "RS256"} {
+		k := benchKeys(b)[name]
+		b.Run(name, func(b *testing.B) {
+			v := &introspect.Validator{Keys: keySource{"k1": {k.alg, k.pub}}, Issuer: iss, Revoked: introspect.NewRevocations(),
+				Cache: introspect.NewTokenCache(1000)}
+			tok := signBench(b, k, claims())
+			if _, err := v.Validate(tok, ""); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.Validate(tok, "https://api.example.com"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"slices"
 	"strings"
 )
 
@@ -33,15 +32,30 @@ type Claims struct {
 // Scopes returns the space-separated scope claim as a list.
 func (c *Claims) Scopes() []string { return strings.Fields(c.Scope) }
 
-// HasScopes reports whether the token carries every scope in want.
+// HasScopes reports whether the token carries every scope in want. It
+// scans the scope claim in place: it runs on every gateway request.
 func (c *Claims) HasScopes(want []string) bool {
-	have := c.Scopes()
 	for _, w := range want {
-		if !slices.Contains(have, w) {
+		if !hasField(c.Scope, w) {
 			return false
 		}
 	}
 	return true
+}
+
+// hasField reports whether w is one of the space-separated fields of s.
+func hasField(s, w string) bool {
+	for len(s) > 0 {
+		i := strings.IndexByte(s, ' ')
+		if i < 0 {
+			return s == w
+		}
+		if s[:i] == w {
+			return true
+		}
+		s = s[i+1:]
+	}
+	return false
 }
 
 // Audience is the aud claim: a string or an array of strings in JSON.

@@ -1,6 +1,7 @@
 package introspect
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,13 +70,26 @@ type Validator struct {
 	UnknownKey func(kid string) bool
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Cache, if set, remembers verified tokens (see TokenCache).
+	Cache *TokenCache
 }
 
-// Validate verifies token and returns its claims. audience, when not empty,
+// Validate verifies token and returns its claims, which the caller must not
+// modify (they may be shared through the cache). audience, when not empty,
 // must be among the token's aud. Errors are *TokenError.
 func (v *Validator) Validate(token, audience string) (*Claims, error) {
 	if len(token) > MaxTokenLen {
 		return nil, refuse(ReasonMalformed, "the token is longer than %d bytes", MaxTokenLen)
+	}
+	var key [sha256.Size]byte
+	if v.Cache != nil {
+		key = sha256.Sum256([]byte(token))
+		if c := v.Cache.get(&key); c != nil {
+			if err := v.checkClaims(c, audience); err != nil {
+				return nil, err
+			}
+			return c, nil
+		}
 	}
 	raw := []byte(token)
 	hdrB64, _, _, err := jwsbb.SplitCompact(raw)
@@ -96,16 +110,16 @@ func (v *Validator) Validate(token, audience string) (*Claims, error) {
 	if err != nil || kid == "" {
 		return nil, refuse(ReasonUnknownKey, "the token names no signing key (kid)")
 	}
-	alg, key, ok := v.Keys.PublicKey(kid)
+	alg, pub, ok := v.Keys.PublicKey(kid)
 	if !ok && v.UnknownKey != nil && v.UnknownKey(kid) {
-		alg, key, ok = v.Keys.PublicKey(kid)
+		alg, pub, ok = v.Keys.PublicKey(kid)
 	}
 	if !ok {
 		return nil, refuse(ReasonUnknownKey, "the token was signed with a key this issuer does not know")
 	}
 	// The algorithm is the key's, never the header's: VerifyCompactFast
 	// refuses a header alg that differs (alg:none, HS256 with a public key).
-	payload, err := jws.VerifyCompactFast(key, raw, alg)
+	payload, err := jws.VerifyCompactFast(pub, raw, alg)
 	if err != nil {
 		if errors.Is(err, jws.ErrCritPresent()) || errors.Is(err, jws.ErrB64Present()) {
 			return nil, refuse(ReasonMalformed, "the token carries header parameters this issuer never sets")
@@ -119,7 +133,17 @@ func (v *Validator) Validate(token, audience string) (*Claims, error) {
 	if err := v.checkClaims(c, audience); err != nil {
 		return nil, err
 	}
+	if v.Cache != nil {
+		v.Cache.put(&key, c, v.now().Unix())
+	}
 	return c, nil
+}
+
+func (v *Validator) now() time.Time {
+	if v.Now != nil {
+		return v.Now()
+	}
+	return time.Now()
 }
 
 func (v *Validator) checkClaims(c *Claims, audience string) *TokenError {
@@ -129,11 +153,7 @@ func (v *Validator) checkClaims(c *Claims, audience string) *TokenError {
 	if c.Subject == "" || c.ClientID == "" || c.ID == "" || c.ExpiresAt == 0 || c.IssuedAt == 0 {
 		return refuse(ReasonMissingClaims, "the token lacks required claims (sub, client_id, jti, exp, iat)")
 	}
-	now := time.Now
-	if v.Now != nil {
-		now = v.Now
-	}
-	t := now()
+	t := v.now()
 	leeway := int64(v.Leeway / time.Second)
 	if t.Unix() >= c.ExpiresAt+leeway {
 		return refuse(ReasonExpired, "the token expired at %s", time.Unix(c.ExpiresAt, 0).UTC().Format(time.RFC3339))
