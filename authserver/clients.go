@@ -240,7 +240,11 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*Client, 
 	if !cc.hasSecret {
 		return nil, fail("client %q is confidential: authenticate with its client_secret", cc.id)
 	}
-	if !verifySecret(c.SecretHash, cc.secret) {
+	ok, locked, retry := s.secrets.check(c, cc.secret)
+	if locked {
+		return nil, fail("too many failed authentications for client %q: retry after %s UTC", cc.id, retry.UTC().Format("15:04:05"))
+	}
+	if !ok {
 		return nil, fail("client authentication failed: wrong client_secret for client %q", cc.id)
 	}
 	return c, nil

@@ -90,6 +90,7 @@ type Server struct {
 	grants  map[string]grantHandler
 	routes  map[string]http.HandlerFunc
 	pages   *pages
+	secrets *secretChecker
 }
 
 // ValidateIssuer checks an issuer identifier (RFC 8414 §2): an https URL
@@ -145,7 +146,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = zap.NewNop()
 	}
 	s := &Server{cfg: cfg, issuer: iss, store: cfg.Store, keys: cfg.Keys, log: cfg.Logger,
-		clients: map[string]*Client{}, users: map[string]*User{}}
+		clients: map[string]*Client{}, users: map[string]*User{}, secrets: newSecretChecker()}
 	for _, c := range cfg.Clients {
 		if err := ValidateClient(c); err != nil {
 			return nil, err

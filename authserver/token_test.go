@@ -185,3 +185,21 @@ func TestValidatedTokenLifetime(t *testing.T) {
 		t.Fatalf("token still valid two hours later: %v", err)
 	}
 }
+
+// Guessing a client's secret is limited: after too many failures even the
+// right secret is refused for a while, with a message saying until when.
+func TestClientAuthenticationFailuresLimited(t *testing.T) {
+	e := newEnv(t)
+	cc := form("grant_type", "client_credentials")
+	for range 20 {
+		wantOAuthError(t, e.post("/oauth/token", cc, []string{"svc", "guess"}), 401, "invalid_client")
+	}
+	m := wantOAuthError(t, e.post("/oauth/token", cc, []string{"svc", "s3cret"}), 401, "invalid_client")
+	if !strings.Contains(m["error_description"].(string), "too many failed authentications") {
+		t.Fatalf("description %v", m["error_description"])
+	}
+	// Other clients are not affected.
+	if resp := e.post("/oauth/token", cc, []string{"odd:id", "p@ss:w+rd %"}); resp.StatusCode != 200 {
+		t.Fatalf("another client: %d", resp.StatusCode)
+	}
+}
