@@ -1,0 +1,374 @@
+// Command load measures tokengate on this machine, in one run, as ratios
+// against baselines measured in the same run (the machine is noisy):
+//
+//	go run ./test/load [-duration 5s] [-concurrency 32] [-redis-memory]
+//
+// It builds the real binary and starts it with a static `respond` site (the
+// HTTP stack's ceiling), a reverse_proxy to a small upstream, and the same
+// proxy behind bearer_auth; then it loads each scenario in turn and prints
+// requests/s and latency percentiles, the token endpoint (client
+// credentials with ES256 and EdDSA, secret_hash and plain secret), the
+// refresh grant and introspection, the in-process benchmarks the targets
+// name, and PASS/FAIL for each target.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"text/template"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+var (
+	duration    = flag.Duration("duration", 5*time.Second, "how long to load each scenario")
+	concurrency = flag.Int("concurrency", 32, "concurrent connections")
+	redisMemory = flag.Bool("redis-memory", false, "also measure Redis memory for 1,000,000 refresh grants (takes a minute or two)")
+	redisURL    = flag.String("redis-url", "redis://127.0.0.1:6379/0", "with -redis-memory: the Redis to fill (under a prefix of its own, removed afterwards)")
+)
+
+const caddyfile = `{
+	admin 127.0.0.1:{{.Admin}}
+	persist_config off
+	default_bind 127.0.0.1
+	log {
+		level ERROR
+	}
+	oauth2 {
+		issuer http://127.0.0.1:{{.Auth}}
+		store file {{.Dir}}/tokengate.db
+		signing_alg {{.Alg}}
+		client hashed {
+			secret_hash {{.Hash}}
+			grant client_credentials
+			scope read
+		}
+		client plain {
+			secret plain-secret
+			grant client_credentials authorization_code refresh_token
+			redirect_uri http://127.0.0.1/callback
+			scope read
+			skip_consent
+		}
+		client rs {
+			secret rs-secret
+			grant client_credentials
+			scope read
+			resource_server
+		}
+		user load {{.Hash}}
+	}
+}
+http://127.0.0.1:{{.Auth}} {
+	oauth2_server
+}
+http://127.0.0.1:{{.Static}} {
+	respond "ok"
+}
+http://127.0.0.1:{{.Proxy}} {
+	reverse_proxy {{.Upstream}}
+}
+http://127.0.0.1:{{.Bearer}} {
+	bearer_auth read
+	reverse_proxy {{.Upstream}}
+}
+`
+
+type ports struct {
+	Admin, Auth, Static, Proxy, Bearer int
+	Upstream, Dir, Alg, Hash           string
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// result is one scenario's figures.
+type result struct {
+	name     string
+	rps      float64
+	p50, p99 time.Duration
+	errors   int
+}
+
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 1024}, Timeout: 10 * time.Second}
+
+// load runs do from concurrency workers for duration.
+func load(name string, do func(worker int) error) result {
+	var mu sync.Mutex
+	var lat []time.Duration
+	errs := 0
+	deadline := time.Now().Add(*duration)
+	var wg sync.WaitGroup
+	for w := range *concurrency {
+		wg.Go(func() {
+			var mine []time.Duration
+			bad := 0
+			for time.Now().Before(deadline) {
+				t0 := time.Now()
+				if err := do(w); err != nil {
+					bad++
+					if bad == 1 && w == 0 {
+						log.Printf("%s: %v", name, err)
+					}
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			errs += bad
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	slices.Sort(lat)
+	r := result{name: name, errors: errs, rps: float64(len(lat)) / duration.Seconds()}
+	if len(lat) > 0 {
+		r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
+	}
+	fmt.Printf("%-44s %10.0f req/s   p50 %8s   p99 %8s   errors %d\n", r.name, r.rps, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errors)
+	return r
+}
+
+func do(req *http.Request, want int) error {
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != want {
+		return fmt.Errorf("status %d, want %d", resp.StatusCode, want)
+	}
+	return nil
+}
+
+func get(u, bearer string) error {
+	req, _ := http.NewRequest("GET", u, nil)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	return do(req, 200)
+}
+
+func postForm(u string, form url.Values, id, secret string) (map[string]any, error) {
+	req, _ := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		return m, fmt.Errorf("status %d: %v", resp.StatusCode, m)
+	}
+	return m, nil
+}
+
+type instance struct {
+	p   ports
+	cmd *exec.Cmd
+}
+
+func start(bin, alg, hash string, upstream string) *instance {
+	dir, err := os.MkdirTemp("", "tokengate-load")
+	if err != nil {
+		log.Fatal(err)
+	}
+	p := ports{Admin: freePort(), Auth: freePort(), Static: freePort(), Proxy: freePort(), Bearer: freePort(),
+		Upstream: upstream, Dir: dir, Alg: alg, Hash: hash}
+	var cfg bytes.Buffer
+	if err := template.Must(template.New("").Parse(caddyfile)).Execute(&cfg, p); err != nil {
+		log.Fatal(err)
+	}
+	path := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(path, cfg.Bytes(), 0o600); err != nil {
+		log.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", path)
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		log.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if get(fmt.Sprintf("http://127.0.0.1:%d/", p.Static), "") == nil {
+			break
+		}
+		if i > 300 {
+			log.Fatal("tokengate did not start")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return &instance{p: p, cmd: cmd}
+}
+
+func (in *instance) stop() {
+	_ = in.cmd.Process.Signal(os.Interrupt)
+	_ = in.cmd.Wait()
+	os.RemoveAll(in.p.Dir)
+}
+
+func (in *instance) url(port int, path string) string {
+	return fmt.Sprintf("http://127.0.0.1:%d%s", port, path)
+}
+
+// token gets a client credentials token.
+func (in *instance) token(id, secret string) string {
+	m, err := postForm(in.url(in.p.Auth, "/oauth/token"), url.Values{"grant_type": {"client_credentials"}}, id, secret)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return m["access_token"].(string)
+}
+
+// refreshTokens runs the authorization code flow once per worker (the
+// load user signs in; the client skips consent) and returns the refresh
+// tokens.
+func (in *instance) refreshTokens(n int) []string {
+	var out []string
+	for range n {
+		out = append(out, in.codeFlow())
+	}
+	return out
+}
+
+type check struct {
+	name   string
+	ok     bool
+	detail string
+}
+
+var checks []check
+
+func target(name string, ok bool, format string, args ...any) {
+	checks = append(checks, check{name, ok, fmt.Sprintf(format, args...)})
+}
+
+func main() {
+	flag.Parse()
+	log.SetFlags(0)
+	bin := build()
+	up := upstream()
+	hash, _ := bcrypt.GenerateFromPassword([]byte("hashed-secret"), bcrypt.DefaultCost)
+	fmt.Printf("tokengate load, %s per scenario, %d connections, %d CPUs (%s/%s, %s)\n\n", *duration, *concurrency, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+
+	es := start(bin, "ES256", string(hash), up)
+	tok := es.token("plain", "plain-secret")
+	static := load("static respond", func(int) error { return get(es.url(es.p.Static, "/"), "") })
+	proxy := load("reverse_proxy", func(int) error { return get(es.url(es.p.Proxy, "/"), "") })
+	bearer := load("bearer_auth + reverse_proxy", func(int) error { return get(es.url(es.p.Bearer, "/"), tok) })
+	ccForm := url.Values{"grant_type": {"client_credentials"}}
+	ccHashed := load("token: client_credentials ES256 secret_hash", func(int) error {
+		_, err := postForm(es.url(es.p.Auth, "/oauth/token"), ccForm, "hashed", "hashed-secret")
+		return err
+	})
+	load("token: client_credentials ES256 secret", func(int) error {
+		_, err := postForm(es.url(es.p.Auth, "/oauth/token"), ccForm, "plain", "plain-secret")
+		return err
+	})
+	rts := es.refreshTokens(*concurrency)
+	load("token: refresh_token ES256", func(w int) error {
+		m, err := postForm(es.url(es.p.Auth, "/oauth/token"), url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rts[w]}}, "plain", "plain-secret")
+		if err == nil {
+			rts[w] = m["refresh_token"].(string)
+		}
+		return err
+	})
+	intro := load("introspect a valid token", func(int) error {
+		m, err := postForm(es.url(es.p.Auth, "/oauth/introspect"), url.Values{"token": {tok}}, "rs", "rs-secret")
+		if err == nil && m["active"] != true {
+			err = fmt.Errorf("inactive: %v", m)
+		}
+		return err
+	})
+	es.stop()
+
+	ed := start(bin, "EdDSA", string(hash), up)
+	load("token: client_credentials EdDSA secret_hash", func(int) error {
+		_, err := postForm(ed.url(ed.p.Auth, "/oauth/token"), ccForm, "hashed", "hashed-secret")
+		return err
+	})
+	load("token: client_credentials EdDSA secret", func(int) error {
+		_, err := postForm(ed.url(ed.p.Auth, "/oauth/token"), ccForm, "plain", "plain-secret")
+		return err
+	})
+	ed.stop()
+
+	fmt.Println()
+	target("bearer_auth throughput ≥ 0.95 × reverse_proxy", bearer.rps >= 0.95*proxy.rps, "%.2f×", bearer.rps/proxy.rps)
+	added := bearer.p99 - proxy.p99
+	target("bearer_auth added p99 ≤ 0.2 ms", added <= 200*time.Microsecond, "%s", added.Round(time.Microsecond))
+	target("client_credentials (ES256, secret_hash) ≥ 0.3 × static", ccHashed.rps >= 0.3*static.rps, "%.2f× (%.0f tokens/s)", ccHashed.rps/static.rps, ccHashed.rps)
+	target("introspection ≥ 0.5 × static", intro.rps >= 0.5*static.rps, "%.2f×", intro.rps/static.rps)
+	inProcess()
+	if *redisMemory {
+		measureRedisMemory()
+	}
+	fmt.Println()
+	failed := 0
+	for _, c := range checks {
+		verdict := "PASS"
+		if !c.ok {
+			verdict, failed = "FAIL", failed+1
+		}
+		fmt.Printf("%s  %-58s %s\n", verdict, c.name, c.detail)
+	}
+	if failed > 0 {
+		os.Exit(1)
+	}
+}
+
+// build compiles tokengate into a temporary directory.
+func build() string {
+	dir, err := os.MkdirTemp("", "tokengate-bin")
+	if err != nil {
+		log.Fatal(err)
+	}
+	bin := filepath.Join(dir, "tokengate")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/tokengate")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		log.Fatalf("building tokengate (run this from the repository's root): %v", err)
+	}
+	return bin
+}
+
+// upstream is a small API answering every request.
+func upstream() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	}))
+	return l.Addr().String()
+}

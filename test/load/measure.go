@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/oauth2"
+
+	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/authserver/store/redisstore"
+	"github.com/tokengate/tokengate/internal/persontest"
+	"github.com/tokengate/tokengate/introspect"
+)
+
+// codeFlow runs the authorization code flow as the load user and returns a
+// refresh token.
+func (in *instance) codeFlow() string {
+	cfg := &oauth2.Config{ClientID: "plain", ClientSecret: "plain-secret", RedirectURL: "http://127.0.0.1:9/callback", Scopes: []string{"read"},
+		Endpoint: oauth2.Endpoint{AuthURL: in.url(in.p.Auth, "/oauth/authorize"), TokenURL: in.url(in.p.Auth, "/oauth/token"), AuthStyle: oauth2.AuthStyleInHeader}}
+	verifier := oauth2.GenerateVerifier()
+	back, err := persontest.New("load", "hashed-secret").Authorize(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
+	if err != nil {
+		log.Fatal(err)
+	}
+	tok, err := cfg.Exchange(context.Background(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		log.Fatal(err)
+	}
+	return tok.RefreshToken
+}
+
+var benchLine = regexp.MustCompile(`^Benchmark(\S+?)-\d+\s+\d+\s+([\d.]+) ns/op\s+\d+ B/op\s+(\d+) allocs/op`)
+
+// inProcess runs the validation benchmarks (go test -bench) and the heap
+// measurement, and checks their targets.
+func inProcess() {
+	fmt.Println()
+	cmd := exec.Command("go", "test", "./introspect", "-run", "XXX", "-bench", "Validate/|ValidateCached|RawVerify", "-benchmem")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		log.Fatalf("go test -bench: %v\n%s", err, out)
+	}
+	ns, allocs := map[string]float64{}, map[string]int{}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		if m := benchLine.FindStringSubmatch(sc.Text()); m != nil {
+			ns[m[1]], _ = strconv.ParseFloat(m[2], 64)
+			allocs[m[1]], _ = strconv.Atoi(m[3])
+			fmt.Printf("%-44s %10.0f ns/op   %3d allocs/op\n", m[1], ns[m[1]], allocs[m[1]])
+		}
+	}
+	for _, alg := range []string{"ES256", "EdDSA", "RS256"} {
+		c := ns["ValidateCached/"+alg]
+		target("validate a cached "+alg+" token ≤ 2 µs, ≤ 5 allocs", c > 0 && c <= 2000 && allocs["ValidateCached/"+alg] <= 5,
+			"%.2f µs, %d allocs", c/1000, allocs["ValidateCached/"+alg])
+		u, raw := ns["Validate/"+alg], ns["RawVerify/"+alg]
+		target("validate an uncached "+alg+" token ≤ 1.15 × raw verify", raw > 0 && u <= 1.15*raw, "%.2f×", u/raw)
+	}
+
+	// 100,000 revoked jtis in memory.
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	rv := introspect.NewRevocations()
+	list := make([]store.Revocation, 100_000)
+	until := time.Now().Add(time.Hour)
+	for i := range list {
+		sum := sha256.Sum256([]byte(strconv.Itoa(i)))
+		list[i] = store.Revocation{Kind: store.RevokeToken, Value: base64.RawURLEncoding.EncodeToString(sum[:16]), At: time.Now(), ExpiresAt: until}
+	}
+	rv.Replace(list)
+	list = nil
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	heap := float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20)
+	runtime.KeepAlive(rv)
+	target("100,000 revoked jtis ≤ 20 MB of heap", heap <= 20, "%.1f MB", heap)
+}
+
+// measureRedisMemory stores 1,000,000 refresh grants and reads how much
+// memory Redis grew by.
+func measureRedisMemory() {
+	opts, err := redis.ParseURL(*redisURL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	ctx := context.Background()
+	used := func() int64 {
+		info, err := rdb.Info(ctx, "memory").Result()
+		if err != nil {
+			log.Fatalf("redis INFO memory: %v", err)
+		}
+		m := regexp.MustCompile(`used_memory:(\d+)`).FindStringSubmatch(info)
+		n, _ := strconv.ParseInt(m[1], 10, 64)
+		return n
+	}
+	prefix := fmt.Sprintf("tgload%d:", time.Now().UnixNano())
+	st, err := redisstore.New(redisstore.Options{Addresses: []string{*redisURL}, Prefix: prefix})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer st.Close()
+	before := used()
+	const n = 1_000_000
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 64 {
+		wg.Go(func() {
+			for i := next.Add(1); i <= n; i = next.Add(1) {
+				now := time.Now().UTC()
+				sum := sha256.Sum256([]byte(strconv.FormatInt(i, 10)))
+				rt := &store.RefreshToken{GrantID: base64.RawURLEncoding.EncodeToString(sum[:16]), Hash: base64.RawURLEncoding.EncodeToString(sum[:]),
+					ClientID: "webapp", Subject: "user" + strconv.FormatInt(i%10000, 10), Scope: "read write", AuthTime: now, IssuedAt: now, ExpiresAt: now.Add(720 * time.Hour)}
+				if err := st.CreateRefreshToken(ctx, rt); err != nil {
+					log.Fatal(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	grown := float64(used()-before) / (1 << 20)
+	fmt.Printf("\nstored %d refresh grants in %s\n", n, time.Since(start).Round(time.Second))
+	target("1,000,000 live refresh grants ≤ 400 MB of Redis memory", grown <= 400, "%.0f MB (%.0f bytes a grant)", grown, grown*(1<<20)/n)
+	// Remove them again.
+	iter := rdb.Scan(ctx, 0, prefix+"*", 10000).Iterator()
+	var batch []string
+	for iter.Next(ctx) {
+		if batch = append(batch, iter.Val()); len(batch) == 10000 {
+			rdb.Unlink(ctx, batch...)
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		rdb.Unlink(ctx, batch...)
+	}
+}
