@@ -177,3 +177,15 @@ func TestRevokeRefreshTokenAndCutoffs(t *testing.T) {
 		t.Fatalf("a grant made after the cut-offs: %d", resp.StatusCode)
 	}
 }
+
+// Only failures count toward the sign-in limit: a person who signs in
+// often is never locked out.
+func TestSuccessfulLoginsDoNotCount(t *testing.T) {
+	e := newEnv(t)
+	for i := range 8 {
+		p := e.person()
+		if _, err := p.Authorize(e.stdAuth()); err != nil {
+			t.Fatalf("sign-in %d: %v", i+1, err)
+		}
+	}
+}

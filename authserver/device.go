@@ -210,10 +210,7 @@ func (g deviceCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenR
 // it returns the HTTP status and a message for the person.
 func (s *Server) lookupUserCode(r *http.Request, typed string) (*store.DeviceCode, *Client, int, string) {
 	ctx := r.Context()
-	keys := []struct {
-		key   string
-		limit int64
-	}{{"device:ip:" + s.clientIP(r), s.cfg.DeviceFailuresPerIP}, {"device:all", s.cfg.DeviceFailuresAll}}
+	keys := []limitedCounter{{"device:ip:" + s.clientIP(r), s.cfg.DeviceFailuresPerIP}, {"device:all", s.cfg.DeviceFailuresAll}}
 	for _, k := range keys {
 		n, until, err := s.store.Counter(ctx, k.key)
 		if err != nil {

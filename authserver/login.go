@@ -79,8 +79,8 @@ func (s *Server) pendingFor(r *http.Request, returnTo string) (*pending, int, *E
 	return nil, http.StatusBadRequest, bad
 }
 
-// Failed-login limits. Every attempt counts, so that checking the limit
-// costs no extra store round trip; a person needs far fewer.
+// Failed-login limits per window: failures only count, and once over, no
+// password is even checked.
 const (
 	loginWindow       = 15 * time.Minute
 	loginLimitPerUser = 5
@@ -128,7 +128,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	username, password := r.PostForm.Get("username"), r.PostForm.Get("password")
 	data.Username = username
-	if until, limited, err := s.loginLimited(r, username); err != nil {
+	if until, limited, err := s.loginLocked(r, username); err != nil {
 		show(http.StatusServiceUnavailable, "Signing in is unavailable right now; please try again shortly.")
 		s.log.Error("login rate limit unavailable", zap.Error(err))
 		return
@@ -149,6 +149,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
 		}
 		s.log.Info("login failed", zap.String("username", username), zap.String("remote_ip", s.clientIP(r)))
+		for _, k := range s.loginCounters(r, username) {
+			if _, _, err := s.store.Incr(r.Context(), k.key, loginWindow); err != nil {
+				s.storeError("counting a failed login", err)
+			}
+		}
 		show(http.StatusUnauthorized, "Wrong username or password.")
 		return
 	}
@@ -162,21 +167,28 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("tokengate timing equalizer"), bcrypt.DefaultCost)
 
-// loginLimited counts an attempt for the username and the client IP and
-// reports whether either is over its limit, and until when.
-func (s *Server) loginLimited(r *http.Request, username string) (time.Time, bool, error) {
-	n, until, err := s.store.Incr(r.Context(), "login:user:"+username, loginWindow)
-	if err != nil {
-		return time.Time{}, false, err
+type limitedCounter struct {
+	key   string
+	limit int64
+}
+
+func (s *Server) loginCounters(r *http.Request, username string) []limitedCounter {
+	return []limitedCounter{{"login:user:" + username, loginLimitPerUser}, {"login:ip:" + s.clientIP(r), loginLimitPerIP}}
+}
+
+// loginLocked reports whether the username or the client IP has failed too
+// often lately, and until when.
+func (s *Server) loginLocked(r *http.Request, username string) (time.Time, bool, error) {
+	for _, k := range s.loginCounters(r, username) {
+		n, until, err := s.store.Counter(r.Context(), k.key)
+		if err != nil {
+			return time.Time{}, false, err
+		}
+		if n >= k.limit {
+			return until, true, nil
+		}
 	}
-	if n > loginLimitPerUser {
-		return until, true, nil
-	}
-	n, until, err = s.store.Incr(r.Context(), "login:ip:"+s.clientIP(r), loginWindow)
-	if err != nil {
-		return time.Time{}, false, err
-	}
-	return until, n > loginLimitPerIP, nil
+	return time.Time{}, false, nil
 }
 
 // clientIP is the requester's address, as the embedding server determined

@@ -97,7 +97,7 @@ type ports struct {
 func freePort() int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		log.Fatal(err)
+		die("%v", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
@@ -196,40 +196,55 @@ type instance struct {
 	cmd *exec.Cmd
 }
 
+// running instances, stopped by die as well as at the end.
+var running []*instance
+
+// die stops the instances and exits, so that no tokengate outlives a failed
+// run.
+func die(format string, args ...any) {
+	for _, in := range running {
+		in.stop()
+	}
+	log.Fatalf(format, args...)
+}
+
 func start(bin, alg, hash string, upstream string) *instance {
 	dir, err := os.MkdirTemp("", "tokengate-load")
 	if err != nil {
-		log.Fatal(err)
+		die("%v", err)
 	}
 	p := ports{Admin: freePort(), Auth: freePort(), Static: freePort(), Proxy: freePort(), Bearer: freePort(),
 		Upstream: upstream, Dir: dir, Alg: alg, Hash: hash}
 	var cfg bytes.Buffer
 	if err := template.Must(template.New("").Parse(caddyfile)).Execute(&cfg, p); err != nil {
-		log.Fatal(err)
+		die("%v", err)
 	}
 	path := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(path, cfg.Bytes(), 0o600); err != nil {
-		log.Fatal(err)
+		die("%v", err)
 	}
 	cmd := exec.Command(bin, "run", "--config", path)
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
+		die("%v", err)
 	}
 	for i := 0; ; i++ {
 		if get(fmt.Sprintf("http://127.0.0.1:%d/", p.Static), "") == nil {
 			break
 		}
 		if i > 300 {
-			log.Fatal("tokengate did not start")
+			die("tokengate did not start")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return &instance{p: p, cmd: cmd}
+	in := &instance{p: p, cmd: cmd}
+	running = append(running, in)
+	return in
 }
 
 func (in *instance) stop() {
+	running = slices.DeleteFunc(running, func(o *instance) bool { return o == in })
 	_ = in.cmd.Process.Signal(os.Interrupt)
 	_ = in.cmd.Wait()
 	os.RemoveAll(in.p.Dir)
@@ -243,7 +258,7 @@ func (in *instance) url(port int, path string) string {
 func (in *instance) token(id, secret string) string {
 	m, err := postForm(in.url(in.p.Auth, "/oauth/token"), url.Values{"grant_type": {"client_credentials"}}, id, secret)
 	if err != nil {
-		log.Fatal(err)
+		die("%v", err)
 	}
 	return m["access_token"].(string)
 }
@@ -349,13 +364,13 @@ func main() {
 func build() string {
 	dir, err := os.MkdirTemp("", "tokengate-bin")
 	if err != nil {
-		log.Fatal(err)
+		die("%v", err)
 	}
 	bin := filepath.Join(dir, "tokengate")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/tokengate")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
-		log.Fatalf("building tokengate (run this from the repository's root): %v", err)
+		die("building tokengate (run this from the repository's root): %v", err)
 	}
 	return bin
 }
@@ -364,7 +379,7 @@ func build() string {
 func upstream() string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		log.Fatal(err)
+		die("%v", err)
 	}
 	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
-	"log"
 	"os"
 	"os/exec"
 	"regexp"
@@ -34,11 +33,11 @@ func (in *instance) codeFlow() string {
 	verifier := oauth2.GenerateVerifier()
 	back, err := persontest.New("load", "hashed-secret").Authorize(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
 	if err != nil {
-		log.Fatal(err)
+		die("%v", err)
 	}
 	tok, err := cfg.Exchange(context.Background(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
 	if err != nil {
-		log.Fatal(err)
+		die("%v", err)
 	}
 	return tok.RefreshToken
 }
@@ -53,7 +52,7 @@ func inProcess() {
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
-		log.Fatalf("go test -bench: %v\n%s", err, out)
+		die("go test -bench: %v\n%s", err, out)
 	}
 	ns, allocs := map[string]float64{}, map[string]int{}
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
@@ -97,7 +96,7 @@ func inProcess() {
 func measureRedisMemory() {
 	opts, err := redis.ParseURL(*redisURL)
 	if err != nil {
-		log.Fatal(err)
+		die("%v", err)
 	}
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
@@ -105,7 +104,7 @@ func measureRedisMemory() {
 	used := func() int64 {
 		info, err := rdb.Info(ctx, "memory").Result()
 		if err != nil {
-			log.Fatalf("redis INFO memory: %v", err)
+			die("redis INFO memory: %v", err)
 		}
 		m := regexp.MustCompile(`used_memory:(\d+)`).FindStringSubmatch(info)
 		n, _ := strconv.ParseInt(m[1], 10, 64)
@@ -114,7 +113,7 @@ func measureRedisMemory() {
 	prefix := fmt.Sprintf("tgload%d:", time.Now().UnixNano())
 	st, err := redisstore.New(redisstore.Options{Addresses: []string{*redisURL}, Prefix: prefix})
 	if err != nil {
-		log.Fatal(err)
+		die("%v", err)
 	}
 	defer st.Close()
 	before := used()
@@ -130,7 +129,7 @@ func measureRedisMemory() {
 				rt := &store.RefreshToken{GrantID: base64.RawURLEncoding.EncodeToString(sum[:16]), Hash: base64.RawURLEncoding.EncodeToString(sum[:]),
 					ClientID: "webapp", Subject: "user" + strconv.FormatInt(i%10000, 10), Scope: "read write", AuthTime: now, IssuedAt: now, ExpiresAt: now.Add(720 * time.Hour)}
 				if err := st.CreateRefreshToken(ctx, rt); err != nil {
-					log.Fatal(err)
+					die("%v", err)
 				}
 			}
 		})
