@@ -51,10 +51,11 @@ type keySnapshot struct {
 
 // liveKey is a decoded signing key.
 type liveKey struct {
-	meta    store.SigningKey
-	alg     jwa.SignatureAlgorithm
-	private jwk.Key
-	public  any // raw crypto public key, for verification
+	meta   store.SigningKey
+	alg    jwa.SignatureAlgorithm
+	signer any    // raw crypto private key
+	public any    // raw crypto public key, for verification
+	header []byte // the protected header every token it signs carries
 }
 
 // NewKeys prepares key management for the algorithm alg, keeping retired
@@ -294,7 +295,15 @@ func decodeRing(ring *store.KeyRing) (*keySnapshot, error) {
 		if !ok {
 			return nil, fmt.Errorf("signing key %s has unknown algorithm %q", sk.ID, sk.Alg)
 		}
-		lk := &liveKey{meta: sk, alg: alg, private: priv, public: raw}
+		var signer any
+		if err := jwk.Export(priv, &signer); err != nil {
+			return nil, fmt.Errorf("exporting signing key %s: %w", sk.ID, err)
+		}
+		header, err := json.Marshal(map[string]string{"alg": sk.Alg, "kid": sk.ID, "typ": "at+jwt"})
+		if err != nil {
+			return nil, err
+		}
+		lk := &liveKey{meta: sk, alg: alg, signer: signer, public: raw, header: header}
 		snap.keys = append(snap.keys, lk)
 		snap.byID[sk.ID] = lk
 		if err := set.AddKey(pub); err != nil {
