@@ -301,9 +301,44 @@ func (s *Store) refreshKey(grantID, hash string) string {
 	return s.key("rt", "{"+grantID+"}", hash)
 }
 
+// compactRefresh is how a refresh token is kept in Redis: short names,
+// Unix milliseconds, and nothing its key already says (grant, hash). A
+// deployment holds one per live grant, so bytes here are megabytes there.
+type compactRefresh struct {
+	ClientID  string   `json:"c"`
+	Subject   string   `json:"s"`
+	Scope     string   `json:"p,omitempty"`
+	Audience  []string `json:"a,omitempty"`
+	AuthTime  int64    `json:"t,omitempty"`
+	IssuedAt  int64    `json:"i,omitempty"`
+	ExpiresAt int64    `json:"e"`
+}
+
+func compact(t *store.RefreshToken) *compactRefresh {
+	ms := func(t time.Time) int64 {
+		if t.IsZero() {
+			return 0
+		}
+		return t.UnixMilli()
+	}
+	return &compactRefresh{ClientID: t.ClientID, Subject: t.Subject, Scope: t.Scope, Audience: t.Audience,
+		AuthTime: ms(t.AuthTime), IssuedAt: ms(t.IssuedAt), ExpiresAt: ms(t.ExpiresAt)}
+}
+
+func (c *compactRefresh) expand(grantID, hash string) *store.RefreshToken {
+	at := func(ms int64) time.Time {
+		if ms == 0 {
+			return time.Time{}
+		}
+		return time.UnixMilli(ms).UTC()
+	}
+	return &store.RefreshToken{GrantID: grantID, Hash: hash, ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope,
+		Audience: c.Audience, AuthTime: at(c.AuthTime), IssuedAt: at(c.IssuedAt), ExpiresAt: at(c.ExpiresAt)}
+}
+
 // CreateRefreshToken implements store.Store.
 func (s *Store) CreateRefreshToken(ctx context.Context, t *store.RefreshToken) error {
-	return s.createOnce(ctx, s.refreshKey(t.GrantID, t.Hash), t.ExpiresAt, t)
+	return s.createOnce(ctx, s.refreshKey(t.GrantID, t.Hash), t.ExpiresAt, compact(t))
 }
 
 // RefreshToken implements store.Store.
@@ -316,10 +351,11 @@ func (s *Store) RefreshToken(ctx context.Context, grantID, hash string) (*store.
 	if !ok {
 		return nil, store.ErrNotFound
 	}
-	t := new(store.RefreshToken)
-	if err := json.Unmarshal([]byte(d), t); err != nil {
+	c := new(compactRefresh)
+	if err := json.Unmarshal([]byte(d), c); err != nil {
 		return nil, fmt.Errorf("decoding refresh token: %w", err)
 	}
+	t := c.expand(grantID, hash)
 	if u, _ := vals[1].(string); u != "0" {
 		return t, store.ErrAlreadyUsed
 	}
@@ -331,12 +367,12 @@ func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash string, ne
 	if next.GrantID != grantID {
 		return nil, errors.New("a refresh token's successor must belong to the same grant")
 	}
-	old := new(store.RefreshToken)
-	err := s.consume(ctx, s.refreshKey(grantID, hash), old, s.refreshKey(next.GrantID, next.Hash), next, next.ExpiresAt)
+	old := new(compactRefresh)
+	err := s.consume(ctx, s.refreshKey(grantID, hash), old, s.refreshKey(next.GrantID, next.Hash), compact(next), next.ExpiresAt)
 	if err != nil && !errors.Is(err, store.ErrAlreadyUsed) {
 		return nil, err
 	}
-	return old, err
+	return old.expand(grantID, hash), err
 }
 
 // Revocations are a hash (kind:value → JSON) and a sorted set of the same
