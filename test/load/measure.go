@@ -123,7 +123,8 @@ func measureRedisMemory() {
 		n, _ := strconv.ParseInt(m[1], 10, 64)
 		return n
 	}
-	prefix := fmt.Sprintf("tgload%d:", time.Now().UnixNano())
+	// As long as the default "tokengate:", so the figure is a deployment's.
+	prefix := fmt.Sprintf("tg%07d:", time.Now().UnixNano()%10_000_000)
 	st, err := redisstore.New(redisstore.Options{Addresses: []string{*redisURL}, Prefix: prefix})
 	if err != nil {
 		die("%v", err)
