@@ -143,4 +143,3 @@ func BenchmarkRevocationCheck(b *testing.B) {
 		})
 	}
 }
-

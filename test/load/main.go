@@ -115,7 +115,9 @@ type result struct {
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 1024}, Timeout: 10 * time.Second}
 
 // load runs do from concurrency workers for duration.
-func load(name string, do func(worker int) error) result { return loadWith(name, *concurrency, *duration, do) }
+func load(name string, do func(worker int) error) result {
+	return loadWith(name, *concurrency, *duration, do)
+}
 
 // loadWith runs do from conc workers for d.
 func loadWith(name string, conc int, d time.Duration, do func(worker int) error) result {
