@@ -37,33 +37,21 @@ func TestLoginRateLimitPerIP(t *testing.T) {
 	p := e.person()
 	res, _ := p.Get(e.stdAuth())
 	form, _ := res.Page.Form()
-	post := func(user, ip string) *http.Response {
-		f := url.Values{}
-		for k, v := range form.Fields {
-			f[k] = v
-		}
-		f.Set("username", user)
-		f.Set("password", "guess")
-		req, _ := http.NewRequest("POST", form.Action, strings.NewReader(f.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-Test-Client-IP", ip)
-		resp, err := p.HTTP.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
+	post := func(user, ip string) int {
+		form.Fields.Set("username", user)
+		form.Fields.Set("password", "guess")
+		return postFrom(t, p, form.Action, form.Fields, ip)
 	}
 	for i := range 20 {
-		if resp := post(fmt.Sprint("user", i), "192.0.2.1"); resp.StatusCode != 401 {
-			t.Fatalf("attempt %d: %d", i+1, resp.StatusCode)
+		if code := post(fmt.Sprint("user", i), "192.0.2.1"); code != 401 {
+			t.Fatalf("attempt %d: %d", i+1, code)
 		}
 	}
-	if resp := post("user-new", "192.0.2.1"); resp.StatusCode != 429 {
-		t.Fatalf("21st attempt from one IP: %d, want 429", resp.StatusCode)
+	if code := post("user-new", "192.0.2.1"); code != 429 {
+		t.Fatalf("21st attempt from one IP: %d, want 429", code)
 	}
-	if resp := post("user-new", "192.0.2.2"); resp.StatusCode != 401 {
-		t.Fatalf("another IP is limited too: %d", resp.StatusCode)
+	if code := post("user-new", "192.0.2.2"); code != 401 {
+		t.Fatalf("another IP is limited too: %d", code)
 	}
 }
 

@@ -229,15 +229,7 @@ func TestDeviceCodeGuessingIsLimited(t *testing.T) {
 		}
 		f, _ := res.Page.Form()
 		f.Fields.Set("user_code", code)
-		req, _ := http.NewRequest("POST", f.Action, strings.NewReader(f.Fields.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-Test-Client-IP", ip)
-		resp, err := p.HTTP.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return &persontest.Page{Status: resp.StatusCode}
+		return &persontest.Page{Status: postFrom(t, p, f.Action, f.Fields, ip)}
 	}
 	for i := range 3 {
 		if pg := try("192.0.2.1", fmt.Sprintf("BBBB-BBB%c", "CDF"[i])); pg.Status != 400 {

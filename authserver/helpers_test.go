@@ -15,6 +15,7 @@ import (
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/authserver/store/boltstore"
+	"github.com/tokengate/tokengate/internal/persontest"
 	"github.com/tokengate/tokengate/introspect"
 )
 
@@ -135,6 +136,21 @@ func (e *env) do(req *http.Request) *http.Response {
 	}
 	e.t.Cleanup(func() { resp.Body.Close() })
 	return resp
+}
+
+// postFrom posts a page's form as person p from client IP ip (as the
+// embedding server would report it) and returns the status.
+func postFrom(t *testing.T, p *persontest.Person, action string, fields url.Values, ip string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", action, strings.NewReader(fields.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Test-Client-IP", ip)
+	resp, err := p.HTTP.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func decode(t testing.TB, resp *http.Response) map[string]any {
