@@ -210,23 +210,16 @@ func (g deviceCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenR
 // it returns the HTTP status and a message for the person.
 func (s *Server) lookupUserCode(r *http.Request, typed string) (*store.DeviceCode, *Client, int, string) {
 	ctx := r.Context()
-	keys := []limitedCounter{{"device:ip:" + s.clientIP(r), s.cfg.DeviceFailuresPerIP}, {"device:all", s.cfg.DeviceFailuresAll}}
-	for _, k := range keys {
-		n, until, err := s.store.Counter(ctx, k.key)
-		if err != nil {
-			s.storeError("reading a rate limit", err)
-			return nil, nil, http.StatusServiceUnavailable, "This page is unavailable right now; please try again shortly."
-		}
-		if n >= k.limit {
-			return nil, nil, http.StatusTooManyRequests, fmt.Sprintf("Too many wrong codes. Try again after %s UTC.", until.UTC().Format("15:04"))
-		}
+	limits := failureLimits{window: deviceWindow, counters: []limitedCounter{
+		{"device:ip:" + s.clientIP(r), s.cfg.DeviceFailuresPerIP}, {"device:all", s.cfg.DeviceFailuresAll}}}
+	if until, limited, err := s.locked(ctx, limits); err != nil {
+		s.storeError("reading a rate limit", err)
+		return nil, nil, http.StatusServiceUnavailable, "This page is unavailable right now; please try again shortly."
+	} else if limited {
+		return nil, nil, http.StatusTooManyRequests, fmt.Sprintf("Too many wrong codes. Try again after %s UTC.", until.UTC().Format("15:04"))
 	}
 	fail := func() (*store.DeviceCode, *Client, int, string) {
-		for _, k := range keys {
-			if _, _, err := s.store.Incr(ctx, k.key, deviceWindow); err != nil {
-				s.storeError("counting a wrong code", err)
-			}
-		}
+		s.failed(ctx, limits)
 		s.log.Info("wrong device code", zap.String("remote_ip", s.clientIP(r)))
 		return nil, nil, http.StatusBadRequest, "That code is not valid. Check the code your device shows and try again."
 	}

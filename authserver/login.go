@@ -128,7 +128,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	username, password := r.PostForm.Get("username"), r.PostForm.Get("password")
 	data.Username = username
-	if until, limited, err := s.loginLocked(r, username); err != nil {
+	limits := s.loginLimits(r, username)
+	if until, limited, err := s.locked(r.Context(), limits); err != nil {
 		show(http.StatusServiceUnavailable, "Signing in is unavailable right now; please try again shortly.")
 		s.log.Error("login rate limit unavailable", zap.Error(err))
 		return
@@ -149,11 +150,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
 		}
 		s.log.Info("login failed", zap.String("username", username), zap.String("remote_ip", s.clientIP(r)))
-		for _, k := range s.loginCounters(r, username) {
-			if _, _, err := s.store.Incr(r.Context(), k.key, loginWindow); err != nil {
-				s.storeError("counting a failed login", err)
-			}
-		}
+		s.failed(r.Context(), limits)
 		show(http.StatusUnauthorized, "Wrong username or password.")
 		return
 	}
@@ -167,28 +164,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("tokengate timing equalizer"), bcrypt.DefaultCost)
 
-type limitedCounter struct {
-	key   string
-	limit int64
-}
-
-func (s *Server) loginCounters(r *http.Request, username string) []limitedCounter {
-	return []limitedCounter{{"login:user:" + username, loginLimitPerUser}, {"login:ip:" + s.clientIP(r), loginLimitPerIP}}
-}
-
-// loginLocked reports whether the username or the client IP has failed too
-// often lately, and until when.
-func (s *Server) loginLocked(r *http.Request, username string) (time.Time, bool, error) {
-	for _, k := range s.loginCounters(r, username) {
-		n, until, err := s.store.Counter(r.Context(), k.key)
-		if err != nil {
-			return time.Time{}, false, err
-		}
-		if n >= k.limit {
-			return until, true, nil
-		}
-	}
-	return time.Time{}, false, nil
+// loginLimits are the failed sign-ins counted per username and per IP.
+func (s *Server) loginLimits(r *http.Request, username string) failureLimits {
+	return failureLimits{window: loginWindow, counters: []limitedCounter{
+		{"login:user:" + username, loginLimitPerUser}, {"login:ip:" + s.clientIP(r), loginLimitPerIP}}}
 }
 
 // clientIP is the requester's address, as the embedding server determined

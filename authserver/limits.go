@@ -1,0 +1,45 @@
+package authserver
+
+import (
+	"context"
+	"time"
+)
+
+// failureLimits guard guessing on the person-facing pages (passwords on
+// /login, user codes on /device): failures count in store counters, shared
+// by every instance, and once any counter is over its limit nothing is
+// even checked. Successes never count, so people are not locked out by
+// using the service.
+type failureLimits struct {
+	window   time.Duration
+	counters []limitedCounter
+}
+
+type limitedCounter struct {
+	key   string
+	limit int64
+}
+
+// locked reports whether a counter is over its limit, and until when.
+func (s *Server) locked(ctx context.Context, l failureLimits) (time.Time, bool, error) {
+	for _, k := range l.counters {
+		n, until, err := s.store.Counter(ctx, k.key)
+		if err != nil {
+			return time.Time{}, false, err
+		}
+		if n >= k.limit {
+			return until, true, nil
+		}
+	}
+	return time.Time{}, false, nil
+}
+
+// failed counts one failure on every counter. A store error is logged, not
+// returned: the person gets the answer to their mistake either way.
+func (s *Server) failed(ctx context.Context, l failureLimits) {
+	for _, k := range l.counters {
+		if _, _, err := s.store.Incr(ctx, k.key, l.window); err != nil {
+			s.storeError("counting a failure", err)
+		}
+	}
+}
