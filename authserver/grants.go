@@ -161,7 +161,7 @@ func (s *Server) issueTokens(ctx context.Context, req *tokenRequest, g grantStat
 // revokeGrant revokes every token of a grant: refresh tokens at once, access
 // tokens through the revocation state bearer_auth consults.
 func (s *Server) revokeGrant(ctx context.Context, grantID, why string, req *tokenRequest) *Error {
-	if err := s.revoke(ctx, store.RevokeGrant, grantID, s.cfg.RefreshTokenTTL+s.cfg.AccessTokenTTL); err != nil {
+	if err := s.revoke(ctx, store.RevokeGrant, grantID, s.maxTokenLifetime()); err != nil {
 		return s.storeError("revoking a grant", err)
 	}
 	s.log.Warn("grant revoked", zap.String("reason", why), zap.String("client_id", req.client.ID), zap.String("grant_id", grantID))

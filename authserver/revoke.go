@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -14,8 +15,8 @@ import (
 )
 
 // revoke records a revocation in the store (which tells the other
-// instances) and applies it here at once. for is how long tokens it can
-// affect may live.
+// instances) and applies it here at once, not waiting for the store's feed
+// to bring it back. lifetime is how long tokens it can affect may live.
 func (s *Server) revoke(ctx context.Context, kind store.RevocationKind, value string, lifetime time.Duration) error {
 	now := time.Now().UTC()
 	rv := store.Revocation{Kind: kind, Value: value, At: now, ExpiresAt: now.Add(lifetime)}
@@ -137,24 +138,17 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func (s *Server) revokeFor(r *http.Request, client *Client, form map[string][]string) *Error {
-	token := first(form["token"])
+func (s *Server) revokeFor(r *http.Request, client *Client, form url.Values) *Error {
+	token := form.Get("token")
 	if token == "" {
 		return ErrInvalidRequest("token is missing")
 	}
 	ctx, cancel := ctxTimeout(r)
 	defer cancel()
-	if _, err := s.RevokeToken(ctx, token, client.ID, first(form["token_type_hint"])); err != nil {
+	if _, err := s.RevokeToken(ctx, token, client.ID, form.Get("token_type_hint")); err != nil {
 		return s.storeError("revoking a token", err)
 	}
 	return nil
-}
-
-func first(v []string) string {
-	if len(v) == 0 {
-		return ""
-	}
-	return v[0]
 }
 
 // IntrospectionResponse is RFC 7662 §2.2's answer.
