@@ -118,6 +118,33 @@ func ValidateIssuer(issuer string) (*url.URL, error) {
 	return u, nil
 }
 
+// ValidateClientsAndUsers checks configured clients and users, each and
+// for duplicates, so that an embedding server can report problems before
+// it builds a Server.
+func ValidateClientsAndUsers(clients []*Client, users []*User) error {
+	seen := map[string]bool{}
+	for _, c := range clients {
+		if err := ValidateClient(c); err != nil {
+			return err
+		}
+		if seen[c.ID] {
+			return fmt.Errorf("client %s is defined twice", c.ID)
+		}
+		seen[c.ID] = true
+	}
+	seen = map[string]bool{}
+	for _, u := range users {
+		if err := ValidateUser(u); err != nil {
+			return err
+		}
+		if seen[u.Username] {
+			return fmt.Errorf("user %s is defined twice", u.Username)
+		}
+		seen[u.Username] = true
+	}
+	return nil
+}
+
 // New checks cfg and builds a Server.
 func New(cfg Config) (*Server, error) {
 	iss, err := ValidateIssuer(cfg.Issuer)
@@ -147,22 +174,13 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, issuer: iss, store: cfg.Store, keys: cfg.Keys, log: cfg.Logger,
 		clients: map[string]*Client{}, users: map[string]*User{}, secrets: newSecretChecker()}
+	if err := ValidateClientsAndUsers(cfg.Clients, cfg.Users); err != nil {
+		return nil, err
+	}
 	for _, c := range cfg.Clients {
-		if err := ValidateClient(c); err != nil {
-			return nil, err
-		}
-		if _, dup := s.clients[c.ID]; dup {
-			return nil, fmt.Errorf("client %s is defined twice", c.ID)
-		}
 		s.clients[c.ID] = c
 	}
 	for _, u := range cfg.Users {
-		if err := ValidateUser(u); err != nil {
-			return nil, err
-		}
-		if _, dup := s.users[u.Username]; dup {
-			return nil, fmt.Errorf("user %s is defined twice", u.Username)
-		}
 		s.users[u.Username] = u
 	}
 	if s.pages, err = loadPages(cfg.TemplateDir); err != nil {

@@ -119,6 +119,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 
 // clients converts the configured clients, resolving {env.*} placeholders
 // in secrets when repl is given (at adapt time they stay unresolved).
+// authserver validates them.
 func (a *App) clients(repl *caddy.Replacer) ([]*authserver.Client, error) {
 	var out []*authserver.Client
 	for _, cc := range a.Clients {
@@ -154,9 +155,6 @@ func (a *App) clients(repl *caddy.Replacer) ([]*authserver.Client, error) {
 		default:
 			c.Public = true
 		}
-		if err := authserver.ValidateClient(c); err != nil {
-			return nil, err
-		}
 		out = append(out, c)
 	}
 	return out, nil
@@ -180,22 +178,11 @@ func (a *App) validate() error {
 	if d := time.Duration(a.DeviceInterval); d != 0 && (d < time.Second || d%time.Second != 0) {
 		return fmt.Errorf("device_interval %s must be whole seconds: devices are told it in seconds (RFC 8628)", d)
 	}
-	if _, err := a.clients(nil); err != nil {
+	clients, err := a.clients(nil)
+	if err != nil {
 		return err
 	}
-	seen := map[string]bool{}
-	for _, c := range a.Clients {
-		if seen[c.ID] {
-			return fmt.Errorf("client %s is defined twice", c.ID)
-		}
-		seen[c.ID] = true
-	}
-	for _, u := range a.users() {
-		if err := authserver.ValidateUser(u); err != nil {
-			return err
-		}
-	}
-	return nil
+	return authserver.ValidateClientsAndUsers(clients, a.users())
 }
 
 func (a *App) users() []*authserver.User {
