@@ -42,7 +42,11 @@ const authCodeCaddyfile = `{
 		}
 	}
 }
-http://127.0.0.1:{{.Auth}} {
+` + authAndAPISites
+
+// authAndAPISites serve the authorization server and an API behind
+// bearer_auth that tells the upstream who called.
+const authAndAPISites = `http://127.0.0.1:{{.Auth}} {
 	oauth2_server
 }
 http://127.0.0.1:{{.API}} {

@@ -31,16 +31,7 @@ const deviceCaddyfile = `{
 		user mark $2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe
 	}
 }
-http://127.0.0.1:{{.Auth}} {
-	oauth2_server
-}
-http://127.0.0.1:{{.API}} {
-	bearer_auth read
-	reverse_proxy {{.Upstream}} {
-		header_up X-User {http.auth.user.id}
-	}
-}
-`
+` + authAndAPISites
 
 func TestDeviceFlowWithOAuth2Client(t *testing.T) {
 	stores(t, func(t *testing.T, storeLine string) {
