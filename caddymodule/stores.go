@@ -35,7 +35,14 @@ type pooledStore struct{ store.Store }
 
 func (p pooledStore) Destruct() error { return p.Close() }
 
-func openPooled(key string, open func() (store.Store, error)) (store.Store, error) {
+// pooled is a store module's use of a shared store: both modules embed it.
+type pooled struct {
+	key string
+	st  store.Store
+}
+
+// open takes (or starts) the use of the store under key.
+func (p *pooled) open(key string, open func() (store.Store, error)) error {
 	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		s, err := open()
 		if err != nil {
@@ -44,9 +51,22 @@ func openPooled(key string, open func() (store.Store, error)) (store.Store, erro
 		return pooledStore{s}, nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return v.(pooledStore).Store, nil
+	p.key, p.st = key, v.(pooledStore).Store
+	return nil
+}
+
+// Store implements StoreModule.
+func (p *pooled) Store() store.Store { return p.st }
+
+// Cleanup releases this config's use of the store; the last user closes it.
+func (p *pooled) Cleanup() error {
+	if p.key == "" {
+		return nil
+	}
+	_, err := stores.Delete(p.key)
+	return err
 }
 
 // FileStore is the embedded store: a bbolt file, for a single instance.
@@ -55,8 +75,7 @@ type FileStore struct {
 	// Caddy's data directory.
 	Path string `json:"path,omitempty"`
 
-	key string
-	st  store.Store
+	pooled
 }
 
 // CaddyModule returns the Caddy module information.
@@ -74,28 +93,14 @@ func (f *FileStore) Provision(caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("store file %q: %w", path, err)
 	}
-	f.key = "file:" + abs
-	f.st, err = openPooled(f.key, func() (store.Store, error) { return boltstore.Open(abs) })
-	if err != nil {
+	if err := f.open("file:"+abs, func() (store.Store, error) { return boltstore.Open(abs) }); err != nil {
 		return fmt.Errorf("store file: %w", err)
 	}
 	return nil
 }
 
-// Store implements StoreModule.
-func (f *FileStore) Store() store.Store { return f.st }
-
 // Shared implements StoreModule: the file is locked to one process.
 func (f *FileStore) Shared() bool { return false }
-
-// Cleanup releases this config's use of the file.
-func (f *FileStore) Cleanup() error {
-	if f.key == "" {
-		return nil
-	}
-	_, err := stores.Delete(f.key)
-	return err
-}
 
 // UnmarshalCaddyfile sets up the store from Caddyfile tokens:
 //
@@ -126,8 +131,7 @@ type RedisStore struct {
 	// Prefix starts every key. Default: "tokengate:".
 	Prefix string `json:"prefix,omitempty"`
 
-	key string
-	st  store.Store
+	pooled
 }
 
 // CaddyModule returns the Caddy module information.
@@ -149,29 +153,14 @@ func (r *RedisStore) Provision(caddy.Context) error {
 		return fmt.Errorf("store redis: no address: add `address redis://host:6379/0`")
 	}
 	k, _ := json.Marshal(opts)
-	r.key = "redis:" + string(k)
-	var err error
-	r.st, err = openPooled(r.key, func() (store.Store, error) { return redisstore.New(opts) })
-	if err != nil {
+	if err := r.open("redis:"+string(k), func() (store.Store, error) { return redisstore.New(opts) }); err != nil {
 		return fmt.Errorf("store redis: %w", err)
 	}
 	return nil
 }
 
-// Store implements StoreModule.
-func (r *RedisStore) Store() store.Store { return r.st }
-
 // Shared implements StoreModule.
 func (r *RedisStore) Shared() bool { return true }
-
-// Cleanup releases this config's use of the connection.
-func (r *RedisStore) Cleanup() error {
-	if r.key == "" {
-		return nil
-	}
-	_, err := stores.Delete(r.key)
-	return err
-}
 
 // UnmarshalCaddyfile sets up the store from Caddyfile tokens:
 //
