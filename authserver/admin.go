@@ -2,6 +2,8 @@ package authserver
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,13 +83,22 @@ func newSecret() (secret, hash string) {
 	return secret, HashSecretSHA256(secret)
 }
 
+// newClientID makes a client ID people type into shells and command lines:
+// 128 random bits in hex, so it never starts with a dash (which a CLI would
+// take for a flag) nor needs quoting.
+func newClientID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
 // RegisterClient validates and stores a new client. Validation problems
 // are *Error (invalid_request) naming the field.
 func (s *Server) RegisterClient(ctx context.Context, reg *Registration) (*ClientInfo, error) {
 	if strings.TrimSpace(reg.Name) == "" {
 		return nil, ErrInvalidRequest("name is required")
 	}
-	c := &Client{ID: randomToken(16), Name: reg.Name, Website: reg.Website, RedirectURIs: reg.RedirectURIs,
+	c := &Client{ID: newClientID(), Name: reg.Name, Website: reg.Website, RedirectURIs: reg.RedirectURIs,
 		Scopes: strings.Fields(reg.Scope), Audience: reg.Audience, Public: reg.Public, SkipConsent: reg.SkipConsent,
 		ResourceServer: reg.ResourceServer, CreatedAt: time.Now().UTC()}
 	if reg.Website != "" {
