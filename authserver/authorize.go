@@ -269,13 +269,16 @@ func (s *Server) needsConsent(r *http.Request, subject string, req *authzRequest
 
 // issueCode stores a new authorization code and sends it to the client.
 func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzRequest, user *authUser) {
-	code := randomToken(32)
+	// A code is "<grant ID>.<secret>", like a refresh token: the store
+	// keeps it under both, next to the grant's refresh tokens.
+	grantID, secret := randomToken(16), randomToken(32)
+	code := grantID + "." + secret
 	now := time.Now().UTC()
 	ac := &store.AuthCode{
-		Hash: hashToken(code), ClientID: req.client.ID, Subject: user.subject,
+		Hash: hashToken(secret), ClientID: req.client.ID, Subject: user.subject,
 		RedirectURI: req.redirectURI, RedirectURIGiven: req.redirectGiven, Scope: req.scope,
 		CodeChallenge: req.challenge, CodeChallengeMethod: req.method,
-		GrantID: randomToken(16), AuthTime: user.authTime, ExpiresAt: now.Add(s.cfg.CodeTTL),
+		GrantID: grantID, AuthTime: user.authTime, ExpiresAt: now.Add(s.cfg.CodeTTL),
 	}
 	if err := s.store.CreateCode(r.Context(), ac); err != nil {
 		s.redirectError(w, r, req, s.storeError("storing an authorization code", err))

@@ -452,9 +452,17 @@ func TestCodeRules(t *testing.T) {
 		code := e.codeFor(t, p, e.stdAuth())
 		wantOAuthError(t, e.post("/oauth/token", form("grant_type", "authorization_code", "code", code, "code_verifier", verifier),
 			[]string{"firstparty", "fpsecret"}), 400, "invalid_grant")
+		// Another client cannot burn the code: its owner still redeems it.
+		if resp := e.exchange(code); resp.StatusCode != 200 {
+			t.Fatalf("owner's exchange after another client tried: %d %v", resp.StatusCode, decode(t, resp))
+		}
 	})
 	t.Run("unknown code", func(t *testing.T) {
 		wantOAuthError(t, e.exchange("nope"), 400, "invalid_grant")
+		code := e.codeFor(t, p, e.stdAuth())
+		grant, _, _ := strings.Cut(code, ".")
+		wantOAuthError(t, e.exchange(grant+".nope"), 400, "invalid_grant")
+		wantOAuthError(t, e.exchange("other."+strings.TrimPrefix(code, grant+".")), 400, "invalid_grant")
 	})
 	t.Run("50 concurrent exchanges, one success", func(t *testing.T) {
 		code := e.codeFor(t, p, e.stdAuth())

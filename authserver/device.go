@@ -201,7 +201,15 @@ func (g deviceCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenR
 	case outcome != nil:
 		return nil, outcome
 	}
-	return g.s.issueTokens(ctx, req, grantState{id: d.GrantID, subject: d.Subject, scope: d.Scope, authTime: d.AuthTime}, d.Scope)
+	var refresh string
+	if slices.Contains(req.client.GrantTypes, GrantRefreshToken) {
+		var first *store.Successor
+		first, refresh = g.s.newRefreshToken(d.GrantID)
+		if err := g.s.store.CreateRefreshToken(ctx, first.Of(d.GrantID, d.ClientID, d.Subject, d.Scope, d.AuthTime)); err != nil {
+			return nil, g.s.storeError("storing a refresh token", err)
+		}
+	}
+	return g.s.issueTokens(req, grantState{id: d.GrantID, subject: d.Subject, scope: d.Scope, authTime: d.AuthTime}, d.Scope, refresh)
 }
 
 // lookupUserCode finds the pending device authorization a person typed,

@@ -21,10 +21,23 @@ func (g authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (
 	if code == "" {
 		return nil, ErrInvalidRequest("code is missing")
 	}
-	ac, err := s.store.ConsumeCode(ctx, hashToken(code))
+	invalid := ErrInvalidGrant("the authorization code is not valid: it expired, or was never issued")
+	grantID, secret, ok := strings.Cut(code, ".")
+	if !ok || grantID == "" || secret == "" {
+		return nil, invalid
+	}
+	// The grant's first refresh token is stored in the same step that
+	// redeems the code. If a check below then fails, it was never handed
+	// out: nobody knows its secret.
+	var first *store.Successor
+	var refresh string
+	if slices.Contains(req.client.GrantTypes, GrantRefreshToken) {
+		first, refresh = s.newRefreshToken(grantID)
+	}
+	ac, err := s.store.ConsumeCode(ctx, grantID, hashToken(secret), req.client.ID, first)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, ErrInvalidGrant("the authorization code is not valid: it expired, or was never issued")
+		return nil, invalid
 	case errors.Is(err, store.ErrAlreadyUsed):
 		// A replayed code means it leaked: revoke everything it gave
 		// (RFC 6749 §4.1.2, RFC 9700 §4.5.2).
@@ -55,7 +68,7 @@ func (g authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (
 		// downgrade attempt (RFC 9700 §2.1.1).
 		return nil, ErrInvalidGrant("code_verifier was sent but the authorization request had no code_challenge")
 	}
-	return s.issueTokens(ctx, req, grantState{id: ac.GrantID, subject: ac.Subject, scope: ac.Scope, authTime: ac.AuthTime}, ac.Scope)
+	return s.issueTokens(req, grantState{id: ac.GrantID, subject: ac.Subject, scope: ac.Scope, authTime: ac.AuthTime}, ac.Scope, refresh)
 }
 
 // refreshTokenGrant is RFC 6749 §6 with rotation: every refresh returns a
@@ -75,87 +88,80 @@ func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*Toke
 		return nil, invalid
 	}
 	hash := hashToken(secret)
-	old, err := s.store.RefreshToken(ctx, grantID, hash)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil, invalid
-	case errors.Is(err, store.ErrAlreadyUsed):
-		return nil, g.reused(ctx, req, grantID)
-	case err != nil:
-		return nil, s.storeError("reading a refresh token", err)
-	}
-	if old.ClientID != req.client.ID {
-		return nil, ErrInvalidGrant("the refresh token was issued to another client")
-	}
-	if rv := s.cfg.Validator.Revoked; rv != nil && rv.IsRefreshRevoked(grantID, old.ClientID, old.Subject, old.IssuedAt) {
-		return nil, invalid
-	}
-	scope := old.Scope
-	if requested := req.form.Get("scope"); strings.TrimSpace(requested) != "" {
-		var e *Error
-		if scope, e = resolveScope(requested, strings.Fields(old.Scope)); e != nil {
+	requested := strings.TrimSpace(req.form.Get("scope"))
+	if requested != "" {
+		// A narrowing request is checked before the token is spent, so
+		// that a wrong scope does not cost the client its grant; this
+		// rarer case pays one read more.
+		old, err := s.store.RefreshToken(ctx, grantID, hash)
+		if e := g.check(ctx, req, old, err, grantID); e != nil {
+			return nil, e
+		}
+		if _, e := resolveScope(requested, strings.Fields(old.Scope)); e != nil {
 			return nil, ErrInvalidScope("a refresh may narrow the scope, not widen it: the grant has %q", old.Scope)
 		}
 	}
-	gs := grantState{id: grantID, subject: old.Subject, scope: old.Scope, authTime: old.AuthTime, rotating: hash}
-	resp, e := s.issueTokens(ctx, req, gs, scope)
-	if e == errReused {
-		return nil, g.reused(ctx, req, grantID)
+	next, refresh := s.newRefreshToken(grantID)
+	old, err := s.store.RotateRefreshToken(ctx, grantID, hash, req.client.ID, *next)
+	if e := g.check(ctx, req, old, err, grantID); e != nil {
+		// If the grant turned out revoked, the successor just stored is
+		// never handed out and is refused like its grant anyway.
+		return nil, e
 	}
-	return resp, e
+	scope := old.Scope
+	if requested != "" {
+		scope, _ = resolveScope(requested, strings.Fields(old.Scope))
+	}
+	gs := grantState{id: grantID, subject: old.Subject, scope: old.Scope, authTime: old.AuthTime}
+	return s.issueTokens(req, gs, scope, refresh)
 }
 
-func (g refreshTokenGrant) reused(ctx context.Context, req *tokenRequest, grantID string) *Error {
-	if e := g.s.revokeGrant(ctx, grantID, "refresh token reused", req); e != nil {
-		return e
+// check turns the store's answer about a refresh token into the protocol's.
+func (g refreshTokenGrant) check(ctx context.Context, req *tokenRequest, old *store.RefreshToken, err error, grantID string) *Error {
+	invalid := ErrInvalidGrant("the refresh token is not valid: it expired, was revoked, or was never issued")
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return invalid
+	case errors.Is(err, store.ErrAlreadyUsed):
+		if e := g.s.revokeGrant(ctx, grantID, "refresh token reused", req); e != nil {
+			return e
+		}
+		return ErrInvalidGrant("the refresh token was already used; the grant is revoked and the user must authorize again")
+	case err != nil:
+		return g.s.storeError("redeeming a refresh token", err)
+	case old.ClientID != req.client.ID:
+		return ErrInvalidGrant("the refresh token was issued to another client")
 	}
-	return ErrInvalidGrant("the refresh token was already used; the grant is revoked and the user must authorize again")
+	if rv := g.s.cfg.Validator.Revoked; rv != nil && rv.IsRefreshRevoked(grantID, old.ClientID, old.Subject, old.IssuedAt) {
+		return invalid
+	}
+	return nil
 }
-
-// errReused marks a rotation that lost to an earlier use of the same token.
-var errReused = &Error{Code: "invalid_grant", Description: "refresh token reused"}
 
 // grantState is what tokens of one authorization share.
 type grantState struct {
 	id, subject, scope string
 	authTime           time.Time
-	// rotating is the hash of the refresh token being rotated, if any.
-	rotating string
 }
 
-// issueTokens mints an access token with scope and, when the client may
-// refresh, the grant's next refresh token (its scope stays the grant's,
-// RFC 6749 §6).
-func (s *Server) issueTokens(ctx context.Context, req *tokenRequest, g grantState, scope string) (*TokenResponse, *Error) {
-	resp := &TokenResponse{TokenType: "Bearer", ExpiresIn: int64(s.cfg.AccessTokenTTL / time.Second), Scope: scope}
-	if slices.Contains(req.client.GrantTypes, GrantRefreshToken) {
-		secret := randomToken(32)
-		now := time.Now().UTC()
-		next := &store.RefreshToken{GrantID: g.id, Hash: hashToken(secret), ClientID: req.client.ID, Subject: g.subject,
-			Scope: g.scope, AuthTime: g.authTime, IssuedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenTTL)}
-		var err error
-		if g.rotating != "" {
-			_, err = s.store.RotateRefreshToken(ctx, g.id, g.rotating, next)
-		} else {
-			err = s.store.CreateRefreshToken(ctx, next)
-		}
-		switch {
-		case errors.Is(err, store.ErrAlreadyUsed):
-			return nil, errReused
-		case errors.Is(err, store.ErrNotFound):
-			return nil, ErrInvalidGrant("the refresh token expired")
-		case err != nil:
-			return nil, s.storeError("storing a refresh token", err)
-		}
-		resp.RefreshToken = g.id + "." + secret
-	}
+// newRefreshToken draws a refresh token of the grant: what the store keeps
+// and what the client is given.
+func (s *Server) newRefreshToken(grantID string) (*store.Successor, string) {
+	secret := randomToken(32)
+	now := time.Now().UTC()
+	return &store.Successor{Hash: hashToken(secret), IssuedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenTTL)}, grantID + "." + secret
+}
+
+// issueTokens answers a grant with an access token for scope and the
+// refresh token already stored for it, if any.
+func (s *Server) issueTokens(req *tokenRequest, g grantState, scope, refresh string) (*TokenResponse, *Error) {
 	tok, claims, err := s.mintAccessToken(accessTokenParams{client: req.client, subject: g.subject, scope: scope, grantID: g.id, authTime: g.authTime})
 	if err != nil {
 		return nil, s.internalError("minting an access token", err)
 	}
-	resp.AccessToken = tok
 	s.auditIssued(req, claims.Subject, scope, claims.ID)
-	return resp, nil
+	return &TokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(s.cfg.AccessTokenTTL / time.Second),
+		Scope: scope, RefreshToken: refresh}, nil
 }
 
 // revokeGrant revokes every token of a grant: refresh tokens at once, access

@@ -39,11 +39,14 @@ type Store interface {
 	// Otherwise it returns ErrConflict and the caller re-reads.
 	SwapKeys(ctx context.Context, prev int64, ring *KeyRing) error
 
-	// CreateCode stores an authorization code under its hash.
+	// CreateCode stores an authorization code under its grant and hash.
 	CreateCode(ctx context.Context, c *AuthCode) error
-	// ConsumeCode redeems a code. The first call returns it; later calls
-	// return it with ErrAlreadyUsed until it expires.
-	ConsumeCode(ctx context.Context, hash string) (*AuthCode, error)
+	// ConsumeCode redeems the code (grantID, hash) for clientID. The first
+	// redemption returns it and, when first is given, stores the grant's
+	// first refresh token (see Successor) in the same atomic step; later
+	// ones return it with ErrAlreadyUsed. A code issued to another client
+	// is returned untouched, so nobody can burn a code they do not own.
+	ConsumeCode(ctx context.Context, grantID, hash, clientID string, first *Successor) (*AuthCode, error)
 
 	// CreateDeviceCode stores a device authorization under its user code;
 	// ErrExists when a live one already has that user code.
@@ -60,11 +63,12 @@ type Store interface {
 	// RefreshToken returns the token (grantID, hash); with ErrAlreadyUsed
 	// if it was rotated already.
 	RefreshToken(ctx context.Context, grantID, hash string) (*RefreshToken, error)
-	// RotateRefreshToken consumes the token (grantID, hash) and, if this is
-	// its first use, stores next in the same atomic step. It returns the
-	// consumed token; with ErrAlreadyUsed if it was used before (next is
-	// then not stored).
-	RotateRefreshToken(ctx context.Context, grantID, hash string, next *RefreshToken) (*RefreshToken, error)
+	// RotateRefreshToken consumes the token (grantID, hash) for clientID
+	// and, if this is its first use, stores its successor in the same
+	// atomic step. It returns the consumed token; with ErrAlreadyUsed if
+	// it was used before (next is then not stored). A token of another
+	// client is returned untouched.
+	RotateRefreshToken(ctx context.Context, grantID, hash, clientID string, next Successor) (*RefreshToken, error)
 
 	// Revoke records a revocation until r.ExpiresAt.
 	Revoke(ctx context.Context, r Revocation) error
@@ -130,7 +134,10 @@ type SigningKey struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
-// AuthCode is an authorization code, stored under the hash of the code.
+// AuthCode is an authorization code, stored under its grant and the hash of
+// its secret (the code is "<grant ID>.<secret>", like a refresh token, so
+// that in a Redis Cluster a code and the grant's first refresh token share
+// a slot).
 type AuthCode struct {
 	Hash     string `json:"hash"`
 	ClientID string `json:"client_id"`
@@ -145,6 +152,22 @@ type AuthCode struct {
 	GrantID             string    `json:"grant_id"`
 	AuthTime            time.Time `json:"auth_time"`
 	ExpiresAt           time.Time `json:"expires_at"`
+}
+
+// Successor is the refresh token a code or refresh token is exchanged for.
+// The store derives the rest from the record it consumes (same grant,
+// client, subject, scope and authentication time), so that redeeming one
+// and storing the other is one atomic step: one round trip to a shared store.
+type Successor struct {
+	Hash      string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// Of is the refresh token s makes of a consumed record's grant.
+func (s Successor) Of(grantID, clientID, subject, scope string, authTime time.Time) *RefreshToken {
+	return &RefreshToken{GrantID: grantID, Hash: s.Hash, ClientID: clientID, Subject: subject, Scope: scope,
+		AuthTime: authTime, IssuedAt: s.IssuedAt, ExpiresAt: s.ExpiresAt}
 }
 
 // DeviceStatus is where a device authorization stands.
@@ -187,7 +210,6 @@ type RefreshToken struct {
 	ClientID  string    `json:"client_id"`
 	Subject   string    `json:"sub"`
 	Scope     string    `json:"scope"`
-	Audience  []string  `json:"aud,omitempty"`
 	AuthTime  time.Time `json:"auth_time"`
 	IssuedAt  time.Time `json:"iat"`
 	ExpiresAt time.Time `json:"expires_at"`

@@ -40,7 +40,8 @@ var (
 	concurrency = flag.Int("concurrency", 32, "concurrent connections")
 	redisMemory = flag.Bool("redis-memory", false, "also measure Redis memory for 1,000,000 refresh grants (takes a minute or two)")
 	profileDir  = flag.String("profile", "", "save a CPU profile of tokengate during each scenario into this folder")
-	redisURL    = flag.String("redis-url", "redis://127.0.0.1:6379/0", "with -redis-memory: the Redis to fill (under a prefix of its own, removed afterwards)")
+	redisLoad   = flag.Bool("redis", false, "also load the refresh grant on a Redis store")
+	redisURL    = flag.String("redis-url", "redis://127.0.0.1:6379/0", "with -redis or -redis-memory: the Redis to use (under a key prefix of its own, removed afterwards)")
 )
 
 const caddyfile = `{
@@ -52,7 +53,7 @@ const caddyfile = `{
 	}
 	oauth2 {
 		issuer http://127.0.0.1:{{.Auth}}
-		store file {{.Dir}}/tokengate.db
+		{{.Store}}
 		signing_alg {{.Alg}}
 		client hashed {
 			secret_hash {{.Hash}}
@@ -92,7 +93,7 @@ http://127.0.0.1:{{.Bearer}} {
 
 type ports struct {
 	Admin, Auth, Static, Proxy, Bearer int
-	Upstream, Dir, Alg, Hash           string
+	Upstream, Dir, Alg, Hash, Store    string
 }
 
 func freePort() int {
@@ -242,13 +243,17 @@ func die(format string, args ...any) {
 	log.Fatalf(format, args...)
 }
 
-func start(bin, alg, hash string, upstream string) *instance {
+// start runs tokengate signing with alg; storeLine "" is the file store.
+func start(bin, alg, hash, upstream, storeLine string) *instance {
 	dir, err := os.MkdirTemp("", "tokengate-load")
 	if err != nil {
 		die("%v", err)
 	}
+	if storeLine == "" {
+		storeLine = "store file " + filepath.Join(dir, "tokengate.db")
+	}
 	p := ports{Admin: freePort(), Auth: freePort(), Static: freePort(), Proxy: freePort(), Bearer: freePort(),
-		Upstream: upstream, Dir: dir, Alg: alg, Hash: hash}
+		Upstream: upstream, Dir: dir, Alg: alg, Hash: hash, Store: storeLine}
 	var cfg bytes.Buffer
 	if err := template.Must(template.New("").Parse(caddyfile)).Execute(&cfg, p); err != nil {
 		die("%v", err)
@@ -308,6 +313,18 @@ func (in *instance) refreshTokens(n int) []string {
 	return out
 }
 
+// loadRefresh loads the refresh grant: each worker rotates its own grant.
+func (in *instance) loadRefresh(name string) result {
+	rts := in.refreshTokens(*concurrency)
+	return load(name, func(w int) error {
+		m, err := postForm(in.url(in.p.Auth, "/oauth/token"), url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rts[w]}}, "plain", "plain-secret")
+		if err == nil {
+			rts[w] = m["refresh_token"].(string)
+		}
+		return err
+	})
+}
+
 type check struct {
 	name   string
 	ok     bool
@@ -328,7 +345,7 @@ func main() {
 	hash, _ := bcrypt.GenerateFromPassword([]byte("hashed-secret"), bcrypt.DefaultCost)
 	fmt.Printf("tokengate load, %s per scenario, %d connections, %d CPUs (%s/%s, %s)\n\n", *duration, *concurrency, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 
-	es := start(bin, "ES256", string(hash), up)
+	es := start(bin, "ES256", string(hash), up, "")
 	tok := es.token("plain", "plain-secret")
 	static := load("static respond", func(int) error { return get(es.url(es.p.Static, "/"), "") })
 	// The baseline carries the same Authorization header, which both
@@ -355,14 +372,7 @@ func main() {
 		_, err := postForm(es.url(es.p.Auth, "/oauth/token"), ccForm, "plain", "plain-secret")
 		return err
 	})
-	rts := es.refreshTokens(*concurrency)
-	load("token: refresh_token ES256", func(w int) error {
-		m, err := postForm(es.url(es.p.Auth, "/oauth/token"), url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rts[w]}}, "plain", "plain-secret")
-		if err == nil {
-			rts[w] = m["refresh_token"].(string)
-		}
-		return err
-	})
+	es.loadRefresh("token: refresh_token ES256 (file store)")
 	intro := load("introspect a valid token", func(int) error {
 		m, err := postForm(es.url(es.p.Auth, "/oauth/introspect"), url.Values{"token": {tok}}, "rs", "rs-secret")
 		if err == nil && m["active"] != true {
@@ -372,7 +382,7 @@ func main() {
 	})
 	es.stop()
 
-	ed := start(bin, "EdDSA", string(hash), up)
+	ed := start(bin, "EdDSA", string(hash), up, "")
 	load("token: client_credentials EdDSA secret_hash", func(int) error {
 		_, err := postForm(ed.url(ed.p.Auth, "/oauth/token"), ccForm, "hashed", "hashed-secret")
 		return err
@@ -382,6 +392,14 @@ func main() {
 		return err
 	})
 	ed.stop()
+
+	if *redisLoad {
+		prefix := fmt.Sprintf("tgload%d:", time.Now().UnixNano()%1_000_000)
+		rd := start(bin, "ES256", string(hash), up, fmt.Sprintf("store redis {\n\t\t\taddress %s\n\t\t\tprefix %s\n\t\t}", *redisURL, prefix))
+		rd.loadRefresh("token: refresh_token ES256 (Redis store)")
+		rd.stop()
+		unlinkPrefix(prefix)
+	}
 
 	fmt.Println()
 	target("bearer_auth throughput ≥ 0.95 × reverse_proxy", bearer.rps >= 0.95*proxy.rps, "%.2f×", bearer.rps/proxy.rps)

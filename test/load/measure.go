@@ -152,7 +152,18 @@ func measureRedisMemory() {
 	grown := float64(used()-before) / (1 << 20)
 	fmt.Printf("\nstored %d refresh grants in %s\n", n, time.Since(start).Round(time.Second))
 	target("1,000,000 live refresh grants ≤ 400 MB of Redis memory", grown <= 400, "%.0f MB (%.0f bytes a grant)", grown, grown*(1<<20)/n)
-	// Remove them again.
+	unlinkPrefix(prefix)
+}
+
+// unlinkPrefix removes every key under prefix from the Redis at -redis-url.
+func unlinkPrefix(prefix string) {
+	opts, err := redis.ParseURL(*redisURL)
+	if err != nil {
+		die("%v", err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	ctx := context.Background()
 	iter := rdb.Scan(ctx, 0, prefix+"*", 10000).Iterator()
 	var batch []string
 	for iter.Next(ctx) {

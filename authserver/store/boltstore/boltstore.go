@@ -136,10 +136,14 @@ func put(b *bolt.Bucket, key []byte, exp time.Time, uses uint64, v any) error {
 }
 
 func (s *Store) update(ctx context.Context, bucket []byte, fn func(b *bolt.Bucket) error) error {
+	return s.updateTx(ctx, func(tx *bolt.Tx) error { return fn(tx.Bucket(bucket)) })
+}
+
+func (s *Store) updateTx(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error { return fn(tx.Bucket(bucket)) })
+	return s.db.Update(fn)
 }
 
 func (s *Store) view(ctx context.Context, bucket []byte, fn func(b *bolt.Bucket) error) error {
@@ -170,9 +174,11 @@ func (s *Store) createJSON(ctx context.Context, bucket []byte, key string, exp t
 	})
 }
 
-// consume counts one use of the record under key and decodes it into v;
-// ErrAlreadyUsed when this was not the first use.
-func consume(b *bolt.Bucket, key []byte, v any) error {
+// consume decodes the record under key into v and, when then agrees
+// (it sees v and may store what the first use gives), counts one use.
+// ErrAlreadyUsed when this was not the first use: the transaction then
+// rolls back, which is harmless, as the record was marked used before.
+func consume(b *bolt.Bucket, key []byte, v any, then func() (use bool, err error)) error {
 	r, err := get(b, key)
 	if err != nil {
 		return err
@@ -180,15 +186,15 @@ func consume(b *bolt.Bucket, key []byte, v any) error {
 	if err := json.Unmarshal(r.data, v); err != nil {
 		return err
 	}
-	raw := bytes.Clone(b.Get(key))
-	binary.BigEndian.PutUint64(raw[8:16], r.uses+1)
-	if err := b.Put(key, raw); err != nil {
-		return err
-	}
 	if r.uses > 0 {
 		return store.ErrAlreadyUsed
 	}
-	return nil
+	if use, err := then(); !use || err != nil {
+		return err
+	}
+	raw := bytes.Clone(b.Get(key))
+	binary.BigEndian.PutUint64(raw[8:16], r.uses+1)
+	return b.Put(key, raw)
 }
 
 // Keys implements store.Store.
@@ -218,15 +224,28 @@ func (s *Store) SwapKeys(ctx context.Context, prev int64, ring *store.KeyRing) e
 	})
 }
 
+func codeKey(grantID, hash string) []byte { return []byte(grantID + "\x00" + hash) }
+
 // CreateCode implements store.Store.
 func (s *Store) CreateCode(ctx context.Context, c *store.AuthCode) error {
-	return s.createJSON(ctx, bucketCodes, c.Hash, c.ExpiresAt, c)
+	return s.createJSON(ctx, bucketCodes, string(codeKey(c.GrantID, c.Hash)), c.ExpiresAt, c)
 }
 
 // ConsumeCode implements store.Store.
-func (s *Store) ConsumeCode(ctx context.Context, hash string) (*store.AuthCode, error) {
+func (s *Store) ConsumeCode(ctx context.Context, grantID, hash, clientID string, first *store.Successor) (*store.AuthCode, error) {
 	c := new(store.AuthCode)
-	err := s.update(ctx, bucketCodes, func(b *bolt.Bucket) error { return consume(b, []byte(hash), c) })
+	err := s.updateTx(ctx, func(tx *bolt.Tx) error {
+		return consume(tx.Bucket(bucketCodes), codeKey(grantID, hash), c, func() (bool, error) {
+			if c.ClientID != clientID {
+				return false, nil
+			}
+			if first == nil {
+				return true, nil
+			}
+			t := first.Of(c.GrantID, c.ClientID, c.Subject, c.Scope, c.AuthTime)
+			return true, put(tx.Bucket(bucketRefresh), refreshKey(t.GrantID, t.Hash), t.ExpiresAt, 0, t)
+		})
+	})
 	if err != nil && err != store.ErrAlreadyUsed {
 		return nil, err
 	}
@@ -299,16 +318,17 @@ func (s *Store) RefreshToken(ctx context.Context, grantID, hash string) (*store.
 }
 
 // RotateRefreshToken implements store.Store.
-func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash string, next *store.RefreshToken) (*store.RefreshToken, error) {
+func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash, clientID string, next store.Successor) (*store.RefreshToken, error) {
 	old := new(store.RefreshToken)
 	err := s.update(ctx, bucketRefresh, func(b *bolt.Bucket) error {
-		if err := consume(b, refreshKey(grantID, hash), old); err != nil {
-			return err
-		}
-		return put(b, refreshKey(next.GrantID, next.Hash), next.ExpiresAt, 0, next)
+		return consume(b, refreshKey(grantID, hash), old, func() (bool, error) {
+			if old.ClientID != clientID {
+				return false, nil
+			}
+			t := next.Of(grantID, old.ClientID, old.Subject, old.Scope, old.AuthTime)
+			return true, put(b, refreshKey(t.GrantID, t.Hash), t.ExpiresAt, 0, t)
+		})
 	})
-	// On ErrAlreadyUsed the transaction rolls back, which is harmless:
-	// the token was already marked used and next is not stored.
 	if err != nil && err != store.ErrAlreadyUsed {
 		return nil, err
 	}

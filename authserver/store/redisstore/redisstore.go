@@ -95,18 +95,30 @@ func (s *Store) key(parts ...string) string {
 
 func px(exp time.Time) int64 { return store.TTL(exp).Milliseconds() }
 
-// Single-use records are strings: a state byte ('0' unused, '1' used) and
-// the JSON. A string costs Redis less than a hash, and a million refresh
-// grants make that count.
+// Single-use records (codes, refresh tokens) are strings: a state byte ('0'
+// unused, '1' used) and compact JSON. A string costs Redis less than a hash,
+// and a million refresh grants make that count.
+//
+// consumeScript redeems KEYS[1] for the client ARGV[1]: the first use marks
+// it used and, when KEYS[2] is given, stores there the grant's next refresh
+// token, made of the record's own grant fields (client c, subject s, scope p,
+// auth time t) with issued-at ARGV[2] and expiry ARGV[3] (Unix ms) for ARGV[4]
+// ms. One script, so that a token request that writes is one round trip.
+// Returns {1|2|3, record}: first use, used before, or another client's
+// record (untouched).
 var consumeScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
-local first = string.sub(v, 1, 1) == '0'
-if first then
-  redis.call('SETRANGE', KEYS[1], 0, '1')
-  if KEYS[2] then redis.call('SET', KEYS[2], '0' .. ARGV[1], 'PX', ARGV[2]) end
+local body = string.sub(v, 2)
+if string.sub(v, 1, 1) ~= '0' then return {2, body} end
+local r = cjson.decode(body)
+if r.c ~= ARGV[1] then return {3, body} end
+redis.call('SETRANGE', KEYS[1], 0, '1')
+if KEYS[2] then
+  local next = {c = r.c, s = r.s, p = r.p, t = r.t, i = tonumber(ARGV[2]), e = tonumber(ARGV[3])}
+  redis.call('SET', KEYS[2], '0' .. cjson.encode(next), 'PX', ARGV[4])
 end
-return {first and 1 or 2, string.sub(v, 2)}
+return {1, body}
 `)
 
 func (s *Store) createOnce(ctx context.Context, key string, exp time.Time, v any) error {
@@ -124,16 +136,12 @@ func (s *Store) createOnce(ctx context.Context, key string, exp time.Time, v any
 	return nil
 }
 
-// consume counts a use of key and decodes it into v. When next is given it is
-// stored under nextKey, in the same script, on the first use only.
-func (s *Store) consume(ctx context.Context, key string, v any, nextKey string, next any, nextExp time.Time) error {
-	keys, args := []string{key}, []any{}
-	if nextKey != "" {
-		data, err := json.Marshal(next)
-		if err != nil {
-			return err
-		}
-		keys, args = append(keys, nextKey), []any{data, px(nextExp)}
+// consume runs consumeScript on key for clientID, storing next's successor
+// (when given) under nextKey, and decodes the record into v.
+func (s *Store) consume(ctx context.Context, key, clientID string, v any, nextKey string, next *store.Successor) error {
+	keys, args := []string{key}, []any{clientID}
+	if next != nil {
+		keys, args = append(keys, nextKey), append(args, unixMilli(next.IssuedAt), unixMilli(next.ExpiresAt), px(next.ExpiresAt))
 	}
 	res, err := consumeScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if errors.Is(err, redis.Nil) {
@@ -147,7 +155,7 @@ func (s *Store) consume(ctx context.Context, key string, v any, nextKey string, 
 	if err := json.Unmarshal([]byte(data), v); err != nil {
 		return fmt.Errorf("decoding %s: %w", key, err)
 	}
-	if n > 1 {
+	if n == 2 {
 		return store.ErrAlreadyUsed
 	}
 	return nil
@@ -206,21 +214,66 @@ func (s *Store) SwapKeys(ctx context.Context, prev int64, ring *store.KeyRing) e
 	return nil
 }
 
+// A code shares its grant's hash tag with the grant's refresh tokens, so
+// that redeeming it and storing the first of them is one script in a Cluster.
+func (s *Store) codeKey(grantID, hash string) string {
+	return s.key("code", "{"+grantID+"}", hash)
+}
+
+// compactCode is how a code is kept: the grant fields under the names
+// consumeScript copies into a refresh token, Unix milliseconds.
+type compactCode struct {
+	ClientID            string `json:"c"`
+	Subject             string `json:"s"`
+	Scope               string `json:"p,omitempty"`
+	AuthTime            int64  `json:"t,omitempty"`
+	RedirectURI         string `json:"r"`
+	RedirectURIGiven    bool   `json:"rg,omitempty"`
+	CodeChallenge       string `json:"cc,omitempty"`
+	CodeChallengeMethod string `json:"cm,omitempty"`
+	ExpiresAt           int64  `json:"e"`
+}
+
 // CreateCode implements store.Store.
 func (s *Store) CreateCode(ctx context.Context, c *store.AuthCode) error {
-	return s.createOnce(ctx, s.key("code", c.Hash), c.ExpiresAt, c)
+	return s.createOnce(ctx, s.codeKey(c.GrantID, c.Hash), c.ExpiresAt, &compactCode{
+		ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope, AuthTime: unixMilli(c.AuthTime),
+		RedirectURI: c.RedirectURI, RedirectURIGiven: c.RedirectURIGiven, CodeChallenge: c.CodeChallenge,
+		CodeChallengeMethod: c.CodeChallengeMethod, ExpiresAt: unixMilli(c.ExpiresAt)})
 }
 
 // ConsumeCode implements store.Store.
-func (s *Store) ConsumeCode(ctx context.Context, hash string) (*store.AuthCode, error) {
-	c := new(store.AuthCode)
-	if err := s.consume(ctx, s.key("code", hash), c, "", nil, time.Time{}); err != nil {
-		if errors.Is(err, store.ErrAlreadyUsed) {
-			return c, err
-		}
+func (s *Store) ConsumeCode(ctx context.Context, grantID, hash, clientID string, first *store.Successor) (*store.AuthCode, error) {
+	c := new(compactCode)
+	err := s.consume(ctx, s.codeKey(grantID, hash), clientID, c, s.refreshKey(grantID, successorHash(first)), first)
+	if err != nil && !errors.Is(err, store.ErrAlreadyUsed) {
 		return nil, err
 	}
-	return c, nil
+	return &store.AuthCode{Hash: hash, GrantID: grantID, ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope,
+		AuthTime: fromMilli(c.AuthTime), RedirectURI: c.RedirectURI, RedirectURIGiven: c.RedirectURIGiven,
+		CodeChallenge: c.CodeChallenge, CodeChallengeMethod: c.CodeChallengeMethod, ExpiresAt: fromMilli(c.ExpiresAt)}, err
+}
+
+func successorHash(s *store.Successor) string {
+	if s == nil {
+		return ""
+	}
+	return s.Hash
+}
+
+// unixMilli and fromMilli keep times in compact records; 0 is the zero time.
+func unixMilli(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMilli(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
 }
 
 func (s *Store) deviceKey(userCode string) string { return s.key("device", userCode) }
@@ -250,43 +303,44 @@ func (s *Store) DeviceCode(ctx context.Context, userCode string) (*store.DeviceC
 	return d, nil
 }
 
-// UpdateDeviceCode implements store.Store with an optimistic transaction.
+// casScript replaces KEYS[1] with ARGV[2] for ARGV[3] ms if it still holds
+// ARGV[1]: an optimistic update in two round trips (read, then this),
+// where WATCH/GET/MULTI takes three.
+var casScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+`)
+
+// UpdateDeviceCode implements store.Store with an optimistic update.
 func (s *Store) UpdateDeviceCode(ctx context.Context, userCode string, fn func(*store.DeviceCode) error) (*store.DeviceCode, error) {
 	key := s.deviceKey(userCode)
-	var d *store.DeviceCode
-	txf := func(tx *redis.Tx) error {
-		d = new(store.DeviceCode)
-		data, err := tx.Get(ctx, key).Bytes()
-		if errors.Is(err, redis.Nil) {
-			return store.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal(data, d); err != nil {
-			return fmt.Errorf("decoding device code: %w", err)
-		}
-		if err := fn(d); err != nil {
-			return err
-		}
-		if data, err = json.Marshal(d); err != nil {
-			return err
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Set(ctx, key, data, store.TTL(d.ExpiresAt))
-			return nil
-		})
-		return err
-	}
 	for range 100 {
-		err := s.rdb.Watch(ctx, txf, key)
-		if errors.Is(err, redis.TxFailedErr) {
-			continue
+		old, err := s.rdb.Get(ctx, key).Bytes()
+		if errors.Is(err, redis.Nil) {
+			return nil, store.ErrNotFound
 		}
 		if err != nil {
 			return nil, err
 		}
-		return d, nil
+		d := new(store.DeviceCode)
+		if err := json.Unmarshal(old, d); err != nil {
+			return nil, fmt.Errorf("decoding device code: %w", err)
+		}
+		if err := fn(d); err != nil {
+			return nil, err
+		}
+		data, err := json.Marshal(d)
+		if err != nil {
+			return nil, err
+		}
+		ok, err := casScript.Run(ctx, s.rdb, []string{key}, old, data, px(d.ExpiresAt)).Int()
+		if err != nil {
+			return nil, err
+		}
+		if ok == 1 {
+			return d, nil
+		}
 	}
 	return nil, store.ErrConflict
 }
@@ -299,41 +353,26 @@ func (s *Store) refreshKey(grantID, hash string) string {
 // compactRefresh is how a refresh token is kept in Redis: short names,
 // Unix milliseconds, and nothing its key already says (grant, hash). A
 // deployment holds one per live grant, so bytes here are megabytes there.
+// consumeScript writes the same names.
 type compactRefresh struct {
-	ClientID  string   `json:"c"`
-	Subject   string   `json:"s"`
-	Scope     string   `json:"p,omitempty"`
-	Audience  []string `json:"a,omitempty"`
-	AuthTime  int64    `json:"t,omitempty"`
-	IssuedAt  int64    `json:"i,omitempty"`
-	ExpiresAt int64    `json:"e"`
-}
-
-func compact(t *store.RefreshToken) *compactRefresh {
-	ms := func(t time.Time) int64 {
-		if t.IsZero() {
-			return 0
-		}
-		return t.UnixMilli()
-	}
-	return &compactRefresh{ClientID: t.ClientID, Subject: t.Subject, Scope: t.Scope, Audience: t.Audience,
-		AuthTime: ms(t.AuthTime), IssuedAt: ms(t.IssuedAt), ExpiresAt: ms(t.ExpiresAt)}
+	ClientID  string `json:"c"`
+	Subject   string `json:"s"`
+	Scope     string `json:"p,omitempty"`
+	AuthTime  int64  `json:"t,omitempty"`
+	IssuedAt  int64  `json:"i,omitempty"`
+	ExpiresAt int64  `json:"e"`
 }
 
 func (c *compactRefresh) expand(grantID, hash string) *store.RefreshToken {
-	at := func(ms int64) time.Time {
-		if ms == 0 {
-			return time.Time{}
-		}
-		return time.UnixMilli(ms).UTC()
-	}
 	return &store.RefreshToken{GrantID: grantID, Hash: hash, ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope,
-		Audience: c.Audience, AuthTime: at(c.AuthTime), IssuedAt: at(c.IssuedAt), ExpiresAt: at(c.ExpiresAt)}
+		AuthTime: fromMilli(c.AuthTime), IssuedAt: fromMilli(c.IssuedAt), ExpiresAt: fromMilli(c.ExpiresAt)}
 }
 
 // CreateRefreshToken implements store.Store.
 func (s *Store) CreateRefreshToken(ctx context.Context, t *store.RefreshToken) error {
-	return s.createOnce(ctx, s.refreshKey(t.GrantID, t.Hash), t.ExpiresAt, compact(t))
+	return s.createOnce(ctx, s.refreshKey(t.GrantID, t.Hash), t.ExpiresAt, &compactRefresh{
+		ClientID: t.ClientID, Subject: t.Subject, Scope: t.Scope, AuthTime: unixMilli(t.AuthTime),
+		IssuedAt: unixMilli(t.IssuedAt), ExpiresAt: unixMilli(t.ExpiresAt)})
 }
 
 // RefreshToken implements store.Store.
@@ -357,12 +396,9 @@ func (s *Store) RefreshToken(ctx context.Context, grantID, hash string) (*store.
 }
 
 // RotateRefreshToken implements store.Store.
-func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash string, next *store.RefreshToken) (*store.RefreshToken, error) {
-	if next.GrantID != grantID {
-		return nil, errors.New("a refresh token's successor must belong to the same grant")
-	}
+func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash, clientID string, next store.Successor) (*store.RefreshToken, error) {
 	old := new(compactRefresh)
-	err := s.consume(ctx, s.refreshKey(grantID, hash), old, s.refreshKey(next.GrantID, next.Hash), compact(next), next.ExpiresAt)
+	err := s.consume(ctx, s.refreshKey(grantID, hash), clientID, old, s.refreshKey(grantID, next.Hash), &next)
 	if err != nil && !errors.Is(err, store.ErrAlreadyUsed) {
 		return nil, err
 	}

@@ -2,8 +2,11 @@ package redisstore_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/authserver/store/redisstore"
@@ -66,4 +69,69 @@ func TestRevocationsReachOtherInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait("revocation after the outage", got)
+}
+
+// roundTrips counts the commands and pipelines sent to Redis.
+type roundTrips struct{ n atomic.Int64 }
+
+func (c *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { c.n.Add(1); return next(ctx, cmd) }
+}
+func (c *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { c.n.Add(1); return next(ctx, cmds) }
+}
+
+// Token requests that write state cost one round trip: redeeming a code
+// together with storing the first refresh token, and a rotation. A device
+// poll reads, then compares-and-sets.
+func TestTokenRequestsAreOneRoundTrip(t *testing.T) {
+	srv := redistest.Start(t)
+	s, err := redisstore.New(redisstore.Options{Addresses: []string{srv.URL}, Prefix: redistest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	rt := new(roundTrips)
+	s.AddHook(rt)
+	now := time.Now()
+	next := func(hash string) store.Successor {
+		return store.Successor{Hash: hash, IssuedAt: now, ExpiresAt: now.Add(time.Hour)}
+	}
+	count := func(what string, want int64, op func() error) {
+		t.Helper()
+		before := rt.n.Load()
+		if err := op(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if got := rt.n.Load() - before; want > 0 && got != want {
+			t.Errorf("%s took %d round trips, want %d", what, got, want)
+		}
+	}
+	// One exchange, refresh and poll of grant, in the order a client makes them.
+	flow := func(grant string, counted bool) {
+		t.Helper()
+		if err := s.CreateCode(ctx, &store.AuthCode{Hash: "c", GrantID: grant, ClientID: "app", Subject: "mark", ExpiresAt: now.Add(time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateDeviceCode(ctx, &store.DeviceCode{UserCode: grant, ClientID: "tv", ExpiresAt: now.Add(time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		trips := func(n int64) int64 {
+			if !counted {
+				return 0 // the first run also loads the scripts
+			}
+			return n
+		}
+		first := next("r1")
+		count("code exchange", trips(1), func() error { _, err := s.ConsumeCode(ctx, grant, "c", "app", &first); return err })
+		count("refresh", trips(1), func() error { _, err := s.RotateRefreshToken(ctx, grant, "r1", "app", next("r2")); return err })
+		count("device poll", trips(2), func() error {
+			_, err := s.UpdateDeviceCode(ctx, grant, func(d *store.DeviceCode) error { d.LastPoll = now; return nil })
+			return err
+		})
+	}
+	flow("warm", false)
+	flow("g", true)
 }

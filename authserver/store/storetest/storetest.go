@@ -145,29 +145,74 @@ func newCode(hash string, ttl time.Duration) *store.AuthCode {
 		AuthTime: in(0), ExpiresAt: in(ttl)}
 }
 
+// successor is a refresh token a redemption may store.
+func successor(hash string) store.Successor {
+	return store.Successor{Hash: hash, IssuedAt: in(0), ExpiresAt: in(time.Hour)}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// wantRefresh checks that (grant, hash) is a live, unused refresh token
+// equal to want; want nil: that none was stored.
+func wantRefresh(t *testing.T, s store.Store, grant, hash string, want *store.RefreshToken) {
+	t.Helper()
+	got, err := s.RefreshToken(ctx, grant, hash)
+	if want == nil {
+		wantErr(t, err, store.ErrNotFound)
+		return
+	}
+	must(t, err)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("refresh token %s/%s = %+v, want %+v", grant, hash, got, want)
+	}
+}
+
 func testCodes(t *testing.T, s store.Store, _ func() store.Store) {
 	c := newCode("h1", time.Minute)
 	must(t, s.CreateCode(ctx, c))
 	wantErr(t, s.CreateCode(ctx, newCode("h1", time.Minute)), store.ErrExists)
 
-	got, err := s.ConsumeCode(ctx, "h1")
+	// Another client's redemption is refused and leaves the code usable.
+	got, err := s.ConsumeCode(ctx, c.GrantID, "h1", "intruder", ptr(successor("stolen")))
+	must(t, err)
+	if got.ClientID != "app" {
+		t.Fatalf("a code must come back with its own client, got %+v", got)
+	}
+	wantRefresh(t, s, c.GrantID, "stolen", nil)
+
+	first := successor("first")
+	got, err = s.ConsumeCode(ctx, c.GrantID, "h1", "app", &first)
 	must(t, err)
 	if !reflect.DeepEqual(got, c) {
 		t.Fatalf("consumed %+v, want %+v", got, c)
 	}
-	got, err = s.ConsumeCode(ctx, "h1")
+	// The grant's first refresh token is stored with the redemption.
+	wantRefresh(t, s, c.GrantID, "first", first.Of(c.GrantID, "app", "mark", "read", c.AuthTime))
+
+	got, err = s.ConsumeCode(ctx, c.GrantID, "h1", "app", ptr(successor("again")))
 	wantErr(t, err, store.ErrAlreadyUsed)
 	if got == nil || got.GrantID != c.GrantID {
 		t.Fatalf("second use must return the code so its grant can be revoked, got %+v", got)
 	}
-	_, err = s.ConsumeCode(ctx, "nope")
+	wantRefresh(t, s, c.GrantID, "again", nil)
+	_, err = s.ConsumeCode(ctx, c.GrantID, "nope", "app", nil)
 	wantErr(t, err, store.ErrNotFound)
+	// The same secret under another grant is another code.
+	_, err = s.ConsumeCode(ctx, "g-other", "h1", "app", nil)
+	wantErr(t, err, store.ErrNotFound)
+
+	// A client without refresh tokens redeems without a successor.
+	c2 := newCode("h2", time.Minute)
+	must(t, s.CreateCode(ctx, c2))
+	_, err = s.ConsumeCode(ctx, c2.GrantID, "h2", "app", nil)
+	must(t, err)
 }
 
 func testCodesContention(t *testing.T, s store.Store, _ func() store.Store) {
-	must(t, s.CreateCode(ctx, newCode("race", time.Minute)))
-	wins, errs := concurrently(50, func(int) error {
-		_, err := s.ConsumeCode(ctx, "race")
+	c := newCode("race", time.Minute)
+	must(t, s.CreateCode(ctx, c))
+	wins, errs := concurrently(50, func(i int) error {
+		_, err := s.ConsumeCode(ctx, c.GrantID, "race", "app", ptr(successor(fmt.Sprint("rt", i))))
 		return err
 	})
 	if wins != 1 {
@@ -175,6 +220,15 @@ func testCodesContention(t *testing.T, s store.Store, _ func() store.Store) {
 	}
 	for _, err := range errs {
 		wantErr(t, err, store.ErrAlreadyUsed)
+	}
+	live := 0
+	for i := range 50 {
+		if _, err := s.RefreshToken(ctx, c.GrantID, fmt.Sprint("rt", i)); err == nil {
+			live++
+		}
+	}
+	if live != 1 {
+		t.Fatalf("%d first refresh tokens stored, want 1", live)
 	}
 }
 
@@ -229,7 +283,7 @@ func testDeviceCodes(t *testing.T, s store.Store, _ func() store.Store) {
 
 func newRefresh(grant, hash string, ttl time.Duration) *store.RefreshToken {
 	return &store.RefreshToken{GrantID: grant, Hash: hash, ClientID: "app", Subject: "mark", Scope: "read write",
-		Audience: []string{"https://api.example"}, AuthTime: in(0), IssuedAt: in(0), ExpiresAt: in(ttl)}
+		AuthTime: in(0), IssuedAt: in(0), ExpiresAt: in(ttl)}
 }
 
 func testRefreshTokens(t *testing.T, s store.Store, _ func() store.Store) {
@@ -245,7 +299,16 @@ func testRefreshTokens(t *testing.T, s store.Store, _ func() store.Store) {
 	_, err = s.RefreshToken(ctx, "g1", "nope")
 	wantErr(t, err, store.ErrNotFound)
 
-	got, err = s.RotateRefreshToken(ctx, "g1", "r1", newRefresh("g1", "r2", time.Hour))
+	// Another client's rotation is refused and leaves the token usable.
+	got, err = s.RotateRefreshToken(ctx, "g1", "r1", "intruder", successor("stolen"))
+	must(t, err)
+	if got.ClientID != "app" {
+		t.Fatalf("a token must come back with its own client, got %+v", got)
+	}
+	wantRefresh(t, s, "g1", "stolen", nil)
+
+	next := successor("r2")
+	got, err = s.RotateRefreshToken(ctx, "g1", "r1", "app", next)
 	must(t, err)
 	if !reflect.DeepEqual(got, first) {
 		t.Fatalf("rotation returned %+v, want %+v", got, first)
@@ -256,32 +319,30 @@ func testRefreshTokens(t *testing.T, s store.Store, _ func() store.Store) {
 	if got == nil || got.GrantID != "g1" {
 		t.Fatalf("a used token must still be returned, got %+v", got)
 	}
-	// The successor works once.
-	_, err = s.RefreshToken(ctx, "g1", "r2")
-	must(t, err)
-	_, err = s.RotateRefreshToken(ctx, "g1", "r2", newRefresh("g1", "r3", time.Hour))
+	// The successor carries the grant on, and works once.
+	wantRefresh(t, s, "g1", "r2", next.Of("g1", "app", "mark", "read write", first.AuthTime))
+	_, err = s.RotateRefreshToken(ctx, "g1", "r2", "app", successor("r3"))
 	must(t, err)
 
 	// Reuse of a rotated token is reported with the token, and its would-be
 	// successor is not stored.
-	got, err = s.RotateRefreshToken(ctx, "g1", "r1", newRefresh("g1", "evil", time.Hour))
+	got, err = s.RotateRefreshToken(ctx, "g1", "r1", "app", successor("evil"))
 	wantErr(t, err, store.ErrAlreadyUsed)
 	if got == nil || got.GrantID != "g1" {
 		t.Fatalf("reuse must return the token's grant, got %+v", got)
 	}
-	_, err = s.RotateRefreshToken(ctx, "g1", "evil", newRefresh("g1", "x", time.Hour))
-	wantErr(t, err, store.ErrNotFound)
-	_, err = s.RotateRefreshToken(ctx, "g1", "unknown", newRefresh("g1", "y", time.Hour))
+	wantRefresh(t, s, "g1", "evil", nil)
+	_, err = s.RotateRefreshToken(ctx, "g1", "unknown", "app", successor("y"))
 	wantErr(t, err, store.ErrNotFound)
 	// The same secret under another grant is another token.
-	_, err = s.RotateRefreshToken(ctx, "g2", "r3", newRefresh("g2", "z", time.Hour))
+	_, err = s.RotateRefreshToken(ctx, "g2", "r3", "app", successor("z"))
 	wantErr(t, err, store.ErrNotFound)
 }
 
 func testRefreshContention(t *testing.T, s store.Store, _ func() store.Store) {
 	must(t, s.CreateRefreshToken(ctx, newRefresh("g", "r0", time.Hour)))
 	wins, errs := concurrently(50, func(i int) error {
-		_, err := s.RotateRefreshToken(ctx, "g", "r0", newRefresh("g", fmt.Sprint("next", i), time.Hour))
+		_, err := s.RotateRefreshToken(ctx, "g", "r0", "app", successor(fmt.Sprint("next", i)))
 		return err
 	})
 	if wins != 1 {
@@ -293,7 +354,7 @@ func testRefreshContention(t *testing.T, s store.Store, _ func() store.Store) {
 	// Exactly one successor exists.
 	live := 0
 	for i := range 50 {
-		if _, err := s.RotateRefreshToken(ctx, "g", fmt.Sprint("next", i), newRefresh("g", fmt.Sprint("after", i), time.Hour)); err == nil {
+		if _, err := s.RotateRefreshToken(ctx, "g", fmt.Sprint("next", i), "app", successor(fmt.Sprint("after", i))); err == nil {
 			live++
 		}
 	}
@@ -469,11 +530,11 @@ func testExpiry(t *testing.T, s store.Store, _ func() store.Store) {
 	}
 	time.Sleep(ttl + 200*time.Millisecond)
 
-	_, err = s.ConsumeCode(ctx, "short")
+	_, err = s.ConsumeCode(ctx, "g-short", "short", "app", nil)
 	wantErr(t, err, store.ErrNotFound)
 	_, err = s.DeviceCode(ctx, "SHRT")
 	wantErr(t, err, store.ErrNotFound)
-	_, err = s.RotateRefreshToken(ctx, "gs", "rs", newRefresh("gs", "rs2", time.Hour))
+	_, err = s.RotateRefreshToken(ctx, "gs", "rs", "app", successor("rs2"))
 	wantErr(t, err, store.ErrNotFound)
 	_, err = s.Consent(ctx, "s", "c")
 	wantErr(t, err, store.ErrNotFound)
@@ -512,9 +573,9 @@ func testPersistence(t *testing.T, s store.Store, reopen func() store.Store) {
 	if ring.Version != 1 || len(ring.Keys) != 1 || ring.Keys[0].ID != "k" {
 		t.Fatalf("key ring after reopen: %+v", ring)
 	}
-	_, err = s.ConsumeCode(ctx, "c")
+	_, err = s.ConsumeCode(ctx, "g-c", "c", "app", nil)
 	must(t, err)
-	_, err = s.RotateRefreshToken(ctx, "g", "r", newRefresh("g", "r2", time.Hour))
+	_, err = s.RotateRefreshToken(ctx, "g", "r", "app", successor("r2"))
 	must(t, err)
 	list, err := s.Revocations(ctx)
 	must(t, err)
