@@ -2,15 +2,15 @@ package introspect
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
-	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 )
 
@@ -72,6 +72,8 @@ type Validator struct {
 	Now func() time.Time
 	// Cache, if set, remembers verified tokens (see TokenCache).
 	Cache *TokenCache
+
+	headers headerCache
 }
 
 // Validate verifies token and returns its claims, which the caller must not
@@ -92,39 +94,45 @@ func (v *Validator) Validate(token, audience string) (*Claims, error) {
 		}
 	}
 	raw := []byte(token)
-	hdrB64, _, _, err := jwsbb.SplitCompact(raw)
+	hdrB64, payloadB64, sigB64, err := jwsbb.SplitCompact(raw)
 	if err != nil {
 		return nil, refuse(ReasonMalformed, "the token is not a JWT")
 	}
-	hdr := jwsbb.HeaderParseCompact(hdrB64)
-	if _, err := jwsbb.HeaderGetString(hdr, "alg"); err != nil {
-		return nil, refuse(ReasonMalformed, "the token's header is not valid")
+	h, cached := v.headers.get(hdrB64)
+	if !cached {
+		var e *TokenError
+		if h, e = parseHeader(hdrB64); e != nil {
+			return nil, e
+		}
 	}
-	typ, _ := jwsbb.HeaderGetString(hdr, "typ")
-	if !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
-		// RFC 9068 §4: only tokens typed as access tokens, so an ID token
-		// or another JWT signed by the same key cannot pass as one.
-		return nil, refuse(ReasonType, "the token is not an access token (typ %q, want at+jwt)", typ)
-	}
-	kid, err := jwsbb.HeaderGetString(hdr, "kid")
-	if err != nil || kid == "" {
-		return nil, refuse(ReasonUnknownKey, "the token names no signing key (kid)")
-	}
-	alg, pub, ok := v.Keys.PublicKey(kid)
-	if !ok && v.UnknownKey != nil && v.UnknownKey(kid) {
-		alg, pub, ok = v.Keys.PublicKey(kid)
+	alg, pub, ok := v.Keys.PublicKey(h.kid)
+	if !ok && v.UnknownKey != nil && v.UnknownKey(h.kid) {
+		alg, pub, ok = v.Keys.PublicKey(h.kid)
 	}
 	if !ok {
 		return nil, refuse(ReasonUnknownKey, "the token was signed with a key this issuer does not know")
 	}
-	// The algorithm is the key's, never the header's: VerifyCompactFast
-	// refuses a header alg that differs (alg:none, HS256 with a public key).
-	payload, err := jws.VerifyCompactFast(pub, raw, alg)
-	if err != nil {
-		if errors.Is(err, jws.ErrCritPresent()) || errors.Is(err, jws.ErrB64Present()) {
-			return nil, refuse(ReasonMalformed, "the token carries header parameters this issuer never sets")
-		}
+	// The algorithm is the key's, never the header's: a header naming
+	// another (alg:none, HS256 with a public key) is refused.
+	if h.alg != alg.String() {
 		return nil, refuse(ReasonSignature, "the token's signature is not valid")
+	}
+	sig, ok := decodeB64(sigB64)
+	if !ok {
+		return nil, refuse(ReasonSignature, "the token's signature is not valid")
+	}
+	signingInput := raw[:len(hdrB64)+1+len(payloadB64)]
+	if err := jwsbb.Verify(pub, h.alg, signingInput, sig); err != nil {
+		return nil, refuse(ReasonSignature, "the token's signature is not valid")
+	}
+	if !cached {
+		// Only headers under a valid signature are remembered: they are
+		// the issuer's own, one per key.
+		v.headers.put(hdrB64, h)
+	}
+	payload, ok := decodeB64(payloadB64)
+	if !ok {
+		return nil, refuse(ReasonMalformed, "the token's claims are not base64url")
 	}
 	c := new(Claims)
 	if err := json.Unmarshal(payload, c); err != nil {
@@ -137,6 +145,66 @@ func (v *Validator) Validate(token, audience string) (*Claims, error) {
 		v.Cache.put(&key, c, v.now().Unix())
 	}
 	return c, nil
+}
+
+// header is what Validate needs from a token's protected header.
+type header struct{ alg, kid string }
+
+// parseHeader checks a protected header (RFC 7515 §4, RFC 9068 §2.1).
+func parseHeader(b64 []byte) (header, *TokenError) {
+	hdr := jwsbb.HeaderParseCompact(b64)
+	alg, err := jwsbb.HeaderGetString(hdr, "alg")
+	if err != nil {
+		return header{}, refuse(ReasonMalformed, "the token's header is not valid")
+	}
+	typ, _ := jwsbb.HeaderGetString(hdr, "typ")
+	if !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+		// RFC 9068 §4: only tokens typed as access tokens, so an ID token
+		// or another JWT signed by the same key cannot pass as one.
+		return header{}, refuse(ReasonType, "the token is not an access token (typ %q, want at+jwt)", typ)
+	}
+	if jwsbb.HeaderHas(hdr, "crit") || jwsbb.HeaderHas(hdr, "b64") {
+		// Extensions change how a JWS is verified; tokengate sets none.
+		return header{}, refuse(ReasonMalformed, "the token carries header parameters this issuer never sets")
+	}
+	kid, err := jwsbb.HeaderGetString(hdr, "kid")
+	if err != nil || kid == "" {
+		return header{}, refuse(ReasonUnknownKey, "the token names no signing key (kid)")
+	}
+	return header{alg: alg, kid: kid}, nil
+}
+
+// headerCache remembers parsed headers by their encoded bytes: every token
+// of one key has the same header, so parsing it once per key is enough.
+type headerCache struct {
+	mu sync.RWMutex
+	m  map[string]header
+}
+
+// maxHeaders bounds the cache; an issuer has a handful of keys at a time.
+const maxHeaders = 64
+
+func (c *headerCache) get(b64 []byte) (header, bool) {
+	c.mu.RLock()
+	h, ok := c.m[string(b64)]
+	c.mu.RUnlock()
+	return h, ok
+}
+
+func (c *headerCache) put(b64 []byte, h header) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxHeaders {
+		c.m = make(map[string]header)
+	}
+	c.m[string(b64)] = h
+}
+
+// decodeB64 decodes unpadded base64url (RFC 7515 §2).
+func decodeB64(src []byte) ([]byte, bool) {
+	buf := make([]byte, base64.RawURLEncoding.DecodedLen(len(src)))
+	n, err := base64.RawURLEncoding.Decode(buf, src)
+	return buf[:n], err == nil
 }
 
 func (v *Validator) now() time.Time {
