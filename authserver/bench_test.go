@@ -71,10 +71,11 @@ func benchCodeExchange(b *testing.B, e *env) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		code := fmt.Sprint("bench-code-", i)
-		err := e.store.CreateCode(b.Context(), &store.AuthCode{Hash: challenge(code), ClientID: "webapp", Subject: "mark",
+		grant, secret := fmt.Sprint("g", i), fmt.Sprint("bench-code-", i)
+		code := grant + "." + secret
+		err := e.store.CreateCode(b.Context(), &store.AuthCode{Hash: challenge(secret), ClientID: "webapp", Subject: "mark",
 			RedirectURI: "https://app.example.com/cb", RedirectURIGiven: true, Scope: "read", CodeChallenge: challenge(verifier),
-			CodeChallengeMethod: "S256", GrantID: fmt.Sprint("g", i), AuthTime: time.Now(), ExpiresAt: time.Now().Add(time.Minute)})
+			CodeChallengeMethod: "S256", GrantID: grant, AuthTime: time.Now(), ExpiresAt: time.Now().Add(time.Minute)})
 		if err != nil {
 			b.Fatal(err)
 		}

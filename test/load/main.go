@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -176,16 +177,51 @@ func loadTogether(conc int, d time.Duration, scenarios ...scenario) []result {
 	wg.Wait()
 	var out []result
 	for i, sc := range scenarios {
-		l := lat[i]
-		slices.Sort(l)
-		r := result{name: sc.name, errors: errs[i], rps: float64(len(l)) / d.Seconds()}
-		if len(l) > 0 {
-			r.p50, r.p99 = l[len(l)/2], l[len(l)*99/100]
-		}
-		fmt.Printf("%-44s %10.0f req/s   p50 %8s   p99 %8s   errors %d\n", r.name, r.rps, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errors)
-		out = append(out, r)
+		out = append(out, summarize(sc.name, lat[i], errs[i], d))
 	}
 	return out
+}
+
+// loadAlternating runs the scenarios one request at a time, in turn (in a
+// random order each turn), for d.
+func loadAlternating(d time.Duration, scenarios ...scenario) []result {
+	lat := make([][]time.Duration, len(scenarios))
+	errs := make([]int, len(scenarios))
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+		for _, i := range rand.Perm(len(scenarios)) {
+			sc := scenarios[i]
+			t0 := time.Now()
+			if err := sc.do(0); err != nil {
+				errs[i]++
+				continue
+			}
+			lat[i] = append(lat[i], time.Since(t0))
+		}
+	}
+	var out []result
+	for i, sc := range scenarios {
+		out = append(out, summarize(sc.name, lat[i], errs[i], d))
+	}
+	return out
+}
+
+func durations(ds []time.Duration) string {
+	var s []string
+	for _, d := range ds {
+		s = append(s, d.Round(time.Microsecond).String())
+	}
+	return strings.Join(s, ", ")
+}
+
+// summarize prints and returns one scenario's figures.
+func summarize(name string, lat []time.Duration, errs int, d time.Duration) result {
+	slices.Sort(lat)
+	r := result{name: name, errors: errs, rps: float64(len(lat)) / d.Seconds()}
+	if len(lat) > 0 {
+		r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
+	}
+	fmt.Printf("%-44s %10.0f req/s   p50 %8s   p99 %8s   errors %d\n", r.name, r.rps, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.errors)
+	return r
 }
 
 // profile saves a CPU profile of in for most of the scenario's duration,
@@ -381,10 +417,16 @@ func main() {
 	// runs is as large as the difference measured.
 	pair := loadTogether(*concurrency, 2**duration, scenario{"reverse_proxy (together)", proxyGet}, scenario{"bearer_auth + reverse_proxy (together)", bearerGet})
 	proxy, bearer := pair[0], pair[1]
-	// Added latency, measured one request at a time: under saturation p99
-	// is queueing, not work.
-	proxyLat := loadWith("reverse_proxy, 1 connection", 1, *duration/2, proxyGet)
-	bearerLat := loadWith("bearer_auth + reverse_proxy, 1 connection", 1, *duration/2, bearerGet)
+	// Added latency, measured one request at a time (under saturation p99
+	// is queueing, not work), alternating between the two sites so that
+	// every hiccup of the machine can land on either; the median of five
+	// rounds, as one round's p99 is a few dozen requests.
+	var added []time.Duration
+	for range 5 {
+		alt := loadAlternating(*duration, scenario{"reverse_proxy, 1 connection", proxyGet}, scenario{"bearer_auth + reverse_proxy, 1 connection", bearerGet})
+		added = append(added, alt[1].p99-alt[0].p99)
+	}
+	slices.Sort(added)
 	ccForm := url.Values{"grant_type": {"client_credentials"}}
 	ccHashed := load("token: client_credentials ES256 secret_hash", func(int) error {
 		_, err := postForm(es.url(es.p.Auth, "/oauth/token"), ccForm, "hashed", "hashed-secret")
@@ -425,9 +467,8 @@ func main() {
 
 	fmt.Println()
 	target("bearer_auth throughput ≥ 0.95 × reverse_proxy", bearer.rps >= 0.95*proxy.rps, "%.2f×", bearer.rps/proxy.rps)
-	added := bearerLat.p99 - proxyLat.p99
-	target("bearer_auth added p99 ≤ 0.2 ms", added <= 200*time.Microsecond, "%s (p99 %s vs %s, one connection)",
-		added.Round(time.Microsecond), bearerLat.p99.Round(time.Microsecond), proxyLat.p99.Round(time.Microsecond))
+	target("bearer_auth added p99 ≤ 0.2 ms", added[2] <= 200*time.Microsecond, "%s (median of 5 rounds of one connection; %s)",
+		added[2].Round(time.Microsecond), durations(added))
 	target("client_credentials (ES256, secret_hash) ≥ 0.3 × static", ccHashed.rps >= 0.3*static.rps, "%.2f× (%.0f tokens/s)", ccHashed.rps/static.rps, ccHashed.rps)
 	target("introspection ≥ 0.5 × static", intro.rps >= 0.5*static.rps, "%.2f×", intro.rps/static.rps)
 	inProcess()
