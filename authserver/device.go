@@ -3,7 +3,6 @@ package authserver
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"image"
@@ -30,11 +29,6 @@ const userCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ"
 // userCodeLen letters give 20^8 ≈ 2.6·10^10 codes (34 bits): with the
 // attempt limits below, guessing a live one is hopeless.
 const userCodeLen = 8
-
-// pollTolerance: a poll is too fast when it comes more than 1/pollTolerance
-// of the interval early, so that clients polling on a ticker (as
-// golang.org/x/oauth2 does) are not punished for network jitter.
-const pollTolerance = 5
 
 // deviceGrace keeps an expired device code's record so that late polls get
 // expired_token rather than invalid_grant.
@@ -131,10 +125,10 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		}
 		s.log.Info("device authorization started", zap.String("client_id", client.ID), zap.String("scope", scope))
 		shown := formatUserCode(d.UserCode)
-		// The device code names its record (the user code, which the
-		// device shows anyway) and carries a secret only the device has.
+		// The device code names its record (the grant) and carries a
+		// secret only the device has.
 		writeJSON(w, http.StatusOK, &DeviceAuthorization{
-			DeviceCode:              d.UserCode + "." + secret,
+			DeviceCode:              d.GrantID + "." + secret,
 			UserCode:                shown,
 			VerificationURI:         s.endpointURL(PathDevice),
 			VerificationURIComplete: s.endpointURL(PathDevice) + "?user_code=" + shown,
@@ -147,7 +141,11 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 }
 
 // deviceCodeGrant is the token request of RFC 8628 §3.4: each poll is one
-// atomic update of the device code's record.
+// atomic step in the store (store.DevicePoll), which paces the device,
+// redeems an approved authorization and stores its first refresh token.
+// Polls come up to a fifth of the interval early before they count as too
+// fast (store.PollTolerance), so that clients polling on a ticker (as
+// golang.org/x/oauth2 does) are not punished for network jitter.
 type deviceCodeGrant struct{ s *Server }
 
 func pollError(code, format string, args ...any) *Error {
@@ -160,56 +158,37 @@ func (g deviceCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenR
 		return nil, ErrInvalidRequest("device_code is missing")
 	}
 	invalid := ErrInvalidGrant("the device_code is not valid: it was never issued, or expired long ago")
-	code, secret, ok := strings.Cut(raw, ".")
-	userCode, ok2 := normalizeUserCode(code)
-	if !ok || !ok2 || secret == "" {
+	grantID, secret, ok := strings.Cut(raw, ".")
+	if !ok || grantID == "" || secret == "" {
 		return nil, invalid
 	}
-	hash := hashToken(secret)
-	var outcome *Error
-	d, err := g.s.store.UpdateDeviceCode(ctx, userCode, func(d *store.DeviceCode) error {
-		if subtle.ConstantTimeCompare([]byte(hash), []byte(d.DeviceCodeHash)) != 1 || d.ClientID != req.client.ID {
-			return invalid
-		}
-		now := time.Now()
-		switch {
-		case d.Status == store.DeviceRedeemed:
-			return ErrInvalidGrant("the device_code was already redeemed")
-		case now.After(d.ValidUntil):
-			return pollError("expired_token", "the device code expired; start a new device authorization")
-		case !d.LastPoll.IsZero() && now.Sub(d.LastPoll) < d.Interval-d.Interval/pollTolerance:
-			d.Interval += 5 * time.Second
-			outcome = pollError("slow_down", "polling too fast: wait at least %d seconds between requests", int64(d.Interval/time.Second))
-		case d.Status == store.DevicePending:
-			outcome = pollError("authorization_pending", "the user has not yet approved or denied the request")
-		case d.Status == store.DeviceDenied:
-			outcome = pollError("access_denied", "the user denied the request")
-		case d.Status == store.DeviceApproved:
-			d.Status, outcome = store.DeviceRedeemed, nil
-		}
-		d.LastPoll = now
-		return nil
-	})
-	var e *Error
+	var first *store.Successor
+	var refresh string
+	if slices.Contains(req.client.GrantTypes, GrantRefreshToken) {
+		first, refresh = g.s.newRefreshToken(grantID)
+	}
+	d, outcome, err := g.s.store.PollDeviceCode(ctx, store.DevicePoll{GrantID: grantID, Hash: hashToken(secret),
+		ClientID: req.client.ID, Now: time.Now(), First: first})
 	switch {
-	case errors.As(err, &e):
-		return nil, e
 	case errors.Is(err, store.ErrNotFound):
 		return nil, invalid
 	case err != nil:
 		return nil, g.s.storeError("polling a device code", err)
-	case outcome != nil:
-		return nil, outcome
 	}
-	var refresh string
-	if slices.Contains(req.client.GrantTypes, GrantRefreshToken) {
-		var first *store.Successor
-		first, refresh = g.s.newRefreshToken(d.GrantID)
-		if err := g.s.store.CreateRefreshToken(ctx, first.Of(d.GrantID, d.ClientID, d.Subject, d.Scope, d.AuthTime)); err != nil {
-			return nil, g.s.storeError("storing a refresh token", err)
-		}
+	switch outcome {
+	case store.PollRedeemed:
+		return g.s.issueTokens(req, grantState{id: d.GrantID, subject: d.Subject, scope: d.Scope, authTime: d.AuthTime}, d.Scope, refresh)
+	case store.PollUsed:
+		return nil, ErrInvalidGrant("the device_code was already redeemed")
+	case store.PollExpired:
+		return nil, pollError("expired_token", "the device code expired; start a new device authorization")
+	case store.PollSlowDown:
+		return nil, pollError("slow_down", "polling too fast: wait at least %d seconds between requests", int64(d.Interval/time.Second))
+	case store.PollDenied:
+		return nil, pollError("access_denied", "the user denied the request")
+	default:
+		return nil, pollError("authorization_pending", "the user has not yet approved or denied the request")
 	}
-	return g.s.issueTokens(req, grantState{id: d.GrantID, subject: d.Subject, scope: d.Scope, authTime: d.AuthTime}, d.Scope, refresh)
 }
 
 // lookupUserCode finds the pending device authorization a person typed,

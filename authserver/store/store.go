@@ -48,15 +48,20 @@ type Store interface {
 	// is returned untouched, so nobody can burn a code they do not own.
 	ConsumeCode(ctx context.Context, grantID, hash, clientID string, first *Successor) (*AuthCode, error)
 
-	// CreateDeviceCode stores a device authorization under its user code;
-	// ErrExists when a live one already has that user code.
+	// CreateDeviceCode stores a device authorization under its grant,
+	// findable by its user code; ErrExists when a live one already has
+	// that user code.
 	CreateDeviceCode(ctx context.Context, d *DeviceCode) error
 	// DeviceCode returns the device authorization with that user code.
 	DeviceCode(ctx context.Context, userCode string) (*DeviceCode, error)
-	// UpdateDeviceCode applies fn to the stored device authorization
-	// atomically (fn may run more than once on contention) and saves
-	// the result. fn returning an error aborts without saving.
+	// UpdateDeviceCode applies fn to the device authorization with that
+	// user code atomically (fn may run more than once on contention) and
+	// saves the result. fn returning an error aborts without saving; fn
+	// must not change the user code or the grant.
 	UpdateDeviceCode(ctx context.Context, userCode string, fn func(*DeviceCode) error) (*DeviceCode, error)
+	// PollDeviceCode records one poll of a device (see DevicePoll) in one
+	// atomic step and returns the authorization as the poll left it.
+	PollDeviceCode(ctx context.Context, p DevicePoll) (*DeviceCode, PollOutcome, error)
 
 	// CreateRefreshToken stores the first refresh token of a grant.
 	CreateRefreshToken(ctx context.Context, t *RefreshToken) error
@@ -181,8 +186,9 @@ const (
 	DeviceRedeemed DeviceStatus = "redeemed"
 )
 
-// DeviceCode is a device authorization (RFC 8628), stored under its
-// normalized user code; DeviceCodeHash identifies the polling device.
+// DeviceCode is a device authorization (RFC 8628), stored under its grant
+// and found by its normalized user code; DeviceCodeHash identifies the
+// polling device (the device code is "<grant ID>.<secret>").
 type DeviceCode struct {
 	UserCode       string        `json:"user_code"`
 	DeviceCodeHash string        `json:"device_code_hash"`
@@ -199,6 +205,50 @@ type DeviceCode struct {
 	// expired_token and its user code is not handed out again meanwhile.
 	ValidUntil time.Time `json:"valid_until"`
 	ExpiresAt  time.Time `json:"expires_at"`
+}
+
+// DevicePoll is one token request of a device (RFC 8628 §3.4). The store
+// finds the authorization by GrantID and answers ErrNotFound unless Hash and
+// ClientID match it. Then, in one atomic step:
+//   - a redeemed authorization is PollUsed and one past ValidUntil is
+//     PollExpired, both left as they are;
+//   - a poll sooner than PollTolerance of the interval after the previous
+//     one is PollSlowDown, and the interval grows by SlowDownStep (§3.5);
+//   - otherwise the outcome is the status: PollPending, PollDenied, or
+//     PollRedeemed for an approved one, which is marked redeemed and its
+//     grant's first refresh token, First (if given), stored.
+//
+// Every poll but the first two kinds records Now as the last poll.
+type DevicePoll struct {
+	GrantID, Hash, ClientID string
+	Now                     time.Time
+	First                   *Successor
+}
+
+// PollOutcome is what a device poll found.
+type PollOutcome string
+
+const (
+	PollPending  PollOutcome = "pending"
+	PollDenied   PollOutcome = "denied"
+	PollRedeemed PollOutcome = "redeemed"
+	PollSlowDown PollOutcome = "slow_down"
+	PollExpired  PollOutcome = "expired"
+	PollUsed     PollOutcome = "used"
+)
+
+// Device polls may come up to a fifth of the interval early (clocks and
+// networks jitter) before they count as too fast; each too-fast poll adds
+// five seconds to the interval (RFC 8628 §3.5).
+const (
+	PollTolerance = 5
+	SlowDownStep  = 5 * time.Second
+)
+
+// TooSoon says whether a poll at now is too fast for an authorization
+// last polled at last with interval.
+func TooSoon(now, last time.Time, interval time.Duration) bool {
+	return !last.IsZero() && now.Sub(last) < interval-interval/PollTolerance
 }
 
 // RefreshToken is one refresh token of a grant, stored under its grant and

@@ -5,6 +5,7 @@ package boltstore
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -23,13 +24,14 @@ var (
 	bucketKeys     = []byte("keys")
 	bucketCodes    = []byte("codes")
 	bucketDevices  = []byte("device_codes")
+	bucketUserCode = []byte("device_user_codes")
 	bucketRefresh  = []byte("refresh_tokens")
 	bucketRevoked  = []byte("revocations")
 	bucketClients  = []byte("clients")
 	bucketConsents = []byte("consents")
 	bucketCounters = []byte("counters")
 
-	allBuckets = [][]byte{bucketKeys, bucketCodes, bucketDevices, bucketRefresh,
+	allBuckets = [][]byte{bucketKeys, bucketCodes, bucketDevices, bucketUserCode, bucketRefresh,
 		bucketRevoked, bucketClients, bucketConsents, bucketCounters}
 
 	keyRing = []byte("ring")
@@ -252,15 +254,46 @@ func (s *Store) ConsumeCode(ctx context.Context, grantID, hash, clientID string,
 	return c, err
 }
 
+// Device authorizations live under their grant; a second bucket maps
+// each live user code to its grant.
+
 // CreateDeviceCode implements store.Store.
 func (s *Store) CreateDeviceCode(ctx context.Context, d *store.DeviceCode) error {
-	return s.createJSON(ctx, bucketDevices, d.UserCode, d.ExpiresAt, d)
+	return s.updateTx(ctx, func(tx *bolt.Tx) error {
+		codes := tx.Bucket(bucketUserCode)
+		if _, err := get(codes, []byte(d.UserCode)); err == nil {
+			return store.ErrExists
+		}
+		if err := put(codes, []byte(d.UserCode), d.ExpiresAt, 0, d.GrantID); err != nil {
+			return err
+		}
+		return put(tx.Bucket(bucketDevices), []byte(d.GrantID), d.ExpiresAt, 0, d)
+	})
+}
+
+// deviceByUserCode finds the live device authorization with that user code.
+func deviceByUserCode(tx *bolt.Tx, userCode string, d *store.DeviceCode) error {
+	r, err := get(tx.Bucket(bucketUserCode), []byte(userCode))
+	if err != nil {
+		return err
+	}
+	var grantID string
+	if err := json.Unmarshal(r.data, &grantID); err != nil {
+		return err
+	}
+	if r, err = get(tx.Bucket(bucketDevices), []byte(grantID)); err != nil {
+		return err
+	}
+	return json.Unmarshal(r.data, d)
 }
 
 // DeviceCode implements store.Store.
 func (s *Store) DeviceCode(ctx context.Context, userCode string) (*store.DeviceCode, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	d := new(store.DeviceCode)
-	if err := s.getJSON(ctx, bucketDevices, userCode, d); err != nil {
+	if err := s.db.View(func(tx *bolt.Tx) error { return deviceByUserCode(tx, userCode, d) }); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -269,23 +302,65 @@ func (s *Store) DeviceCode(ctx context.Context, userCode string) (*store.DeviceC
 // UpdateDeviceCode implements store.Store.
 func (s *Store) UpdateDeviceCode(ctx context.Context, userCode string, fn func(*store.DeviceCode) error) (*store.DeviceCode, error) {
 	d := new(store.DeviceCode)
-	err := s.update(ctx, bucketDevices, func(b *bolt.Bucket) error {
-		r, err := get(b, []byte(userCode))
+	err := s.updateTx(ctx, func(tx *bolt.Tx) error {
+		if err := deviceByUserCode(tx, userCode, d); err != nil {
+			return err
+		}
+		if err := fn(d); err != nil {
+			return err
+		}
+		return put(tx.Bucket(bucketDevices), []byte(d.GrantID), d.ExpiresAt, 0, d)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// PollDeviceCode implements store.Store.
+func (s *Store) PollDeviceCode(ctx context.Context, p store.DevicePoll) (*store.DeviceCode, store.PollOutcome, error) {
+	d := new(store.DeviceCode)
+	var outcome store.PollOutcome
+	err := s.updateTx(ctx, func(tx *bolt.Tx) error {
+		devices := tx.Bucket(bucketDevices)
+		r, err := get(devices, []byte(p.GrantID))
 		if err != nil {
 			return err
 		}
 		if err := json.Unmarshal(r.data, d); err != nil {
 			return err
 		}
-		if err := fn(d); err != nil {
-			return err
+		if subtle.ConstantTimeCompare([]byte(p.Hash), []byte(d.DeviceCodeHash)) != 1 || d.ClientID != p.ClientID {
+			return store.ErrNotFound
 		}
-		return put(b, []byte(userCode), d.ExpiresAt, r.uses, d)
+		switch {
+		case d.Status == store.DeviceRedeemed:
+			outcome = store.PollUsed
+			return nil
+		case p.Now.After(d.ValidUntil):
+			outcome = store.PollExpired
+			return nil
+		case store.TooSoon(p.Now, d.LastPoll, d.Interval):
+			d.Interval += store.SlowDownStep
+			outcome = store.PollSlowDown
+		case d.Status == store.DeviceApproved:
+			d.Status, outcome = store.DeviceRedeemed, store.PollRedeemed
+			if p.First != nil {
+				t := p.First.Of(d.GrantID, d.ClientID, d.Subject, d.Scope, d.AuthTime)
+				if err := put(tx.Bucket(bucketRefresh), refreshKey(t.GrantID, t.Hash), t.ExpiresAt, 0, t); err != nil {
+					return err
+				}
+			}
+		default:
+			outcome = store.PollOutcome(d.Status)
+		}
+		d.LastPoll = p.Now
+		return put(devices, []byte(d.GrantID), d.ExpiresAt, 0, d)
 	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return d, nil
+	return d, outcome, nil
 }
 
 func refreshKey(grantID, hash string) []byte { return []byte(grantID + "\x00" + hash) }

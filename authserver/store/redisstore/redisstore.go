@@ -276,31 +276,82 @@ func fromMilli(ms int64) time.Time {
 	return time.UnixMilli(ms).UTC()
 }
 
-func (s *Store) deviceKey(userCode string) string { return s.key("device", userCode) }
+// A device authorization lives under its grant (tagged, so that a poll can
+// store the grant's first refresh token in the same script); a second key
+// maps its user code to the grant for the person's page.
+func (s *Store) deviceKey(grantID string) string    { return s.key("device", "{"+grantID+"}") }
+func (s *Store) userCodeKey(userCode string) string { return s.key("usercode", userCode) }
+
+// compactDevice is how a device authorization is kept: Unix milliseconds,
+// so that pollScript can compare times; the grant fields under the names
+// consumeScript uses.
+type compactDevice struct {
+	UserCode       string `json:"u"`
+	DeviceCodeHash string `json:"h"`
+	ClientID       string `json:"c"`
+	Scope          string `json:"p,omitempty"`
+	Status         string `json:"st"`
+	Subject        string `json:"s,omitempty"`
+	AuthTime       int64  `json:"t,omitempty"`
+	Interval       int64  `json:"iv"`
+	LastPoll       int64  `json:"lp,omitempty"`
+	ValidUntil     int64  `json:"vu"`
+	ExpiresAt      int64  `json:"e"`
+}
+
+func compactDeviceOf(d *store.DeviceCode) *compactDevice {
+	return &compactDevice{UserCode: d.UserCode, DeviceCodeHash: d.DeviceCodeHash, ClientID: d.ClientID, Scope: d.Scope,
+		Status: string(d.Status), Subject: d.Subject, AuthTime: unixMilli(d.AuthTime), Interval: d.Interval.Milliseconds(),
+		LastPoll: unixMilli(d.LastPoll), ValidUntil: unixMilli(d.ValidUntil), ExpiresAt: unixMilli(d.ExpiresAt)}
+}
+
+func (c *compactDevice) expand(grantID string) *store.DeviceCode {
+	return &store.DeviceCode{UserCode: c.UserCode, DeviceCodeHash: c.DeviceCodeHash, ClientID: c.ClientID, Scope: c.Scope,
+		Status: store.DeviceStatus(c.Status), Subject: c.Subject, GrantID: grantID, AuthTime: fromMilli(c.AuthTime),
+		Interval: time.Duration(c.Interval) * time.Millisecond, LastPoll: fromMilli(c.LastPoll),
+		ValidUntil: fromMilli(c.ValidUntil), ExpiresAt: fromMilli(c.ExpiresAt)}
+}
 
 // CreateDeviceCode implements store.Store.
 func (s *Store) CreateDeviceCode(ctx context.Context, d *store.DeviceCode) error {
-	data, err := json.Marshal(d)
+	data, err := json.Marshal(compactDeviceOf(d))
 	if err != nil {
 		return err
 	}
-	ok, err := s.rdb.SetNX(ctx, s.deviceKey(d.UserCode), data, store.TTL(d.ExpiresAt)).Result()
+	ok, err := s.rdb.SetNX(ctx, s.userCodeKey(d.UserCode), d.GrantID, store.TTL(d.ExpiresAt)).Result()
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return store.ErrExists
 	}
-	return nil
+	return s.rdb.Set(ctx, s.deviceKey(d.GrantID), data, store.TTL(d.ExpiresAt)).Err()
+}
+
+// device reads the device authorization with that user code, as stored
+// and decoded.
+func (s *Store) device(ctx context.Context, userCode string) (string, []byte, *store.DeviceCode, error) {
+	grantID, err := s.rdb.Get(ctx, s.userCodeKey(userCode)).Result()
+	if err == nil {
+		var data []byte
+		if data, err = s.rdb.Get(ctx, s.deviceKey(grantID)).Bytes(); err == nil {
+			c := new(compactDevice)
+			if err := json.Unmarshal(data, c); err != nil {
+				return "", nil, nil, fmt.Errorf("decoding device code: %w", err)
+			}
+			return grantID, data, c.expand(grantID), nil
+		}
+	}
+	if errors.Is(err, redis.Nil) {
+		err = store.ErrNotFound
+	}
+	return "", nil, nil, err
 }
 
 // DeviceCode implements store.Store.
 func (s *Store) DeviceCode(ctx context.Context, userCode string) (*store.DeviceCode, error) {
-	d := new(store.DeviceCode)
-	if err := s.getJSON(ctx, s.deviceKey(userCode), d); err != nil {
-		return nil, err
-	}
-	return d, nil
+	_, _, d, err := s.device(ctx, userCode)
+	return d, err
 }
 
 // casScript replaces KEYS[1] with ARGV[2] for ARGV[3] ms if it still holds
@@ -314,27 +365,19 @@ return 1
 
 // UpdateDeviceCode implements store.Store with an optimistic update.
 func (s *Store) UpdateDeviceCode(ctx context.Context, userCode string, fn func(*store.DeviceCode) error) (*store.DeviceCode, error) {
-	key := s.deviceKey(userCode)
 	for range 100 {
-		old, err := s.rdb.Get(ctx, key).Bytes()
-		if errors.Is(err, redis.Nil) {
-			return nil, store.ErrNotFound
-		}
+		grantID, old, d, err := s.device(ctx, userCode)
 		if err != nil {
 			return nil, err
-		}
-		d := new(store.DeviceCode)
-		if err := json.Unmarshal(old, d); err != nil {
-			return nil, fmt.Errorf("decoding device code: %w", err)
 		}
 		if err := fn(d); err != nil {
 			return nil, err
 		}
-		data, err := json.Marshal(d)
+		data, err := json.Marshal(compactDeviceOf(d))
 		if err != nil {
 			return nil, err
 		}
-		ok, err := casScript.Run(ctx, s.rdb, []string{key}, old, data, px(d.ExpiresAt)).Int()
+		ok, err := casScript.Run(ctx, s.rdb, []string{s.deviceKey(grantID)}, old, data, px(d.ExpiresAt)).Int()
 		if err != nil {
 			return nil, err
 		}
@@ -343,6 +386,63 @@ func (s *Store) UpdateDeviceCode(ctx context.Context, userCode string, fn func(*
 		}
 	}
 	return nil, store.ErrConflict
+}
+
+// pollScript is store.DevicePoll on KEYS[1]: ARGV[1] hash, ARGV[2] client,
+// ARGV[3] now (Unix ms), ARGV[4] the tolerance divisor, ARGV[5] the
+// slow-down step (ms); on redemption the grant's first refresh token goes
+// to KEYS[2] as in consumeScript (ARGV[6..8]). Returns {outcome, record}.
+var pollScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local d = cjson.decode(v)
+if d.h ~= ARGV[1] or d.c ~= ARGV[2] then return false end
+local now = tonumber(ARGV[3])
+if d.st == 'redeemed' then return {'used', v} end
+if now > d.vu then return {'expired', v} end
+local outcome
+local last = d.lp or 0
+if last > 0 and now - last < d.iv - math.floor(d.iv / tonumber(ARGV[4])) then
+  d.iv = d.iv + tonumber(ARGV[5])
+  outcome = 'slow_down'
+elseif d.st == 'approved' then
+  d.st = 'redeemed'
+  outcome = 'redeemed'
+else
+  outcome = d.st
+end
+d.lp = now
+local out = cjson.encode(d)
+redis.call('SET', KEYS[1], out, 'KEEPTTL')
+if outcome == 'redeemed' and KEYS[2] then
+  local first = {c = d.c, s = d.s, p = d.p, t = d.t, i = tonumber(ARGV[6]), e = tonumber(ARGV[7])}
+  redis.call('SET', KEYS[2], '0' .. cjson.encode(first), 'PX', ARGV[8])
+end
+return {outcome, out}
+`)
+
+// PollDeviceCode implements store.Store in one script.
+func (s *Store) PollDeviceCode(ctx context.Context, p store.DevicePoll) (*store.DeviceCode, store.PollOutcome, error) {
+	keys := []string{s.deviceKey(p.GrantID)}
+	args := []any{p.Hash, p.ClientID, p.Now.UnixMilli(), store.PollTolerance, store.SlowDownStep.Milliseconds()}
+	if p.First != nil {
+		keys = append(keys, s.refreshKey(p.GrantID, p.First.Hash))
+		args = append(args, unixMilli(p.First.IssuedAt), unixMilli(p.First.ExpiresAt), px(p.First.ExpiresAt))
+	}
+	res, err := pollScript.Run(ctx, s.rdb, keys, args...).Slice()
+	if errors.Is(err, redis.Nil) {
+		return nil, "", store.ErrNotFound
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	outcome, _ := res[0].(string)
+	data, _ := res[1].(string)
+	c := new(compactDevice)
+	if err := json.Unmarshal([]byte(data), c); err != nil {
+		return nil, "", fmt.Errorf("decoding device code: %w", err)
+	}
+	return c.expand(p.GrantID), store.PollOutcome(outcome), nil
 }
 
 // The grant ID is a hash tag so a token and its successor share a slot.

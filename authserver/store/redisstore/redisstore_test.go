@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -83,8 +84,7 @@ func (c *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 }
 
 // Token requests that write state cost one round trip: redeeming a code
-// together with storing the first refresh token, and a rotation. A device
-// poll reads, then compares-and-sets.
+// together with storing the first refresh token, a rotation, a device poll.
 func TestTokenRequestsAreOneRoundTrip(t *testing.T) {
 	srv := redistest.Start(t)
 	s, err := redisstore.New(redisstore.Options{Addresses: []string{srv.URL}, Prefix: redistest.Prefix(t)})
@@ -115,7 +115,8 @@ func TestTokenRequestsAreOneRoundTrip(t *testing.T) {
 		if err := s.CreateCode(ctx, &store.AuthCode{Hash: "c", GrantID: grant, ClientID: "app", Subject: "mark", ExpiresAt: now.Add(time.Minute)}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CreateDeviceCode(ctx, &store.DeviceCode{UserCode: grant, ClientID: "tv", ExpiresAt: now.Add(time.Minute)}); err != nil {
+		if err := s.CreateDeviceCode(ctx, &store.DeviceCode{UserCode: grant, GrantID: grant, DeviceCodeHash: "d", ClientID: "tv",
+			Status: store.DevicePending, Interval: 5 * time.Second, ValidUntil: now.Add(time.Minute), ExpiresAt: now.Add(time.Minute)}); err != nil {
 			t.Fatal(err)
 		}
 		trips := func(n int64) int64 {
@@ -127,8 +128,19 @@ func TestTokenRequestsAreOneRoundTrip(t *testing.T) {
 		first := next("r1")
 		count("code exchange", trips(1), func() error { _, err := s.ConsumeCode(ctx, grant, "c", "app", &first); return err })
 		count("refresh", trips(1), func() error { _, err := s.RotateRefreshToken(ctx, grant, "r1", "app", next("r2")); return err })
-		count("device poll", trips(2), func() error {
-			_, err := s.UpdateDeviceCode(ctx, grant, func(d *store.DeviceCode) error { d.LastPoll = now; return nil })
+		count("device poll", trips(1), func() error {
+			_, _, err := s.PollDeviceCode(ctx, store.DevicePoll{GrantID: grant, Hash: "d", ClientID: "tv", Now: now, First: &first})
+			return err
+		})
+		if _, err := s.UpdateDeviceCode(ctx, grant, func(d *store.DeviceCode) error { d.Status, d.Subject = store.DeviceApproved, "mark"; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		devFirst := next("d1")
+		count("device poll that redeems", trips(1), func() error {
+			_, outcome, err := s.PollDeviceCode(ctx, store.DevicePoll{GrantID: grant, Hash: "d", ClientID: "tv", Now: now.Add(5 * time.Second), First: &devFirst})
+			if err == nil && outcome != store.PollRedeemed {
+				err = fmt.Errorf("outcome %s", outcome)
+			}
 			return err
 		})
 	}

@@ -30,6 +30,7 @@ func Run(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"Codes", testCodes},
 		{"CodesSingleUseUnderContention", testCodesContention},
 		{"DeviceCodes", testDeviceCodes},
+		{"DevicePolls", testDevicePolls},
 		{"RefreshTokens", testRefreshTokens},
 		{"RefreshRotationUnderContention", testRefreshContention},
 		{"Revocations", testRevocations},
@@ -233,10 +234,12 @@ func testCodesContention(t *testing.T, s store.Store, _ func() store.Store) {
 }
 
 func testDeviceCodes(t *testing.T, s store.Store, _ func() store.Store) {
-	d := &store.DeviceCode{UserCode: "WDJBMJHT", DeviceCodeHash: "dh", ClientID: "tv", Scope: "read",
-		Status: store.DevicePending, Interval: 5 * time.Second, ExpiresAt: in(time.Minute)}
+	d := &store.DeviceCode{UserCode: "WDJBMJHT", DeviceCodeHash: "dh", ClientID: "tv", Scope: "read", GrantID: "gd",
+		Status: store.DevicePending, Interval: 5 * time.Second, ValidUntil: in(time.Minute), ExpiresAt: in(time.Minute)}
 	must(t, s.CreateDeviceCode(ctx, d))
-	wantErr(t, s.CreateDeviceCode(ctx, d), store.ErrExists)
+	again := *d
+	again.GrantID = "gd2"
+	wantErr(t, s.CreateDeviceCode(ctx, &again), store.ErrExists)
 	got, err := s.DeviceCode(ctx, "WDJBMJHT")
 	must(t, err)
 	if !reflect.DeepEqual(got, d) {
@@ -278,6 +281,101 @@ func testDeviceCodes(t *testing.T, s store.Store, _ func() store.Store) {
 	must(t, err)
 	if got.Status != store.DeviceApproved || got.Subject != "mark" {
 		t.Fatalf("update returned %+v", got)
+	}
+}
+
+// newDevice stores a pending device authorization of grant, polled by
+// client "tv" with hash "dh" every 5 s.
+func newDevice(t *testing.T, s store.Store, grant, userCode string) *store.DeviceCode {
+	t.Helper()
+	d := &store.DeviceCode{UserCode: userCode, DeviceCodeHash: "dh", ClientID: "tv", Scope: "read", GrantID: grant,
+		Status: store.DevicePending, Interval: 5 * time.Second, ValidUntil: in(time.Minute), ExpiresAt: in(2 * time.Minute)}
+	must(t, s.CreateDeviceCode(ctx, d))
+	return d
+}
+
+func testDevicePolls(t *testing.T, s store.Store, _ func() store.Store) {
+	d := newDevice(t, s, "gp", "PLLPLLPL")
+	now := time.Now().Truncate(time.Millisecond)
+	poll := func(at time.Duration, first *store.Successor) (*store.DeviceCode, store.PollOutcome) {
+		t.Helper()
+		got, outcome, err := s.PollDeviceCode(ctx, store.DevicePoll{GrantID: "gp", Hash: "dh", ClientID: "tv", Now: now.Add(at), First: first})
+		must(t, err)
+		return got, outcome
+	}
+	for _, bad := range []store.DevicePoll{{GrantID: "gp", Hash: "other", ClientID: "tv"}, {GrantID: "gp", Hash: "dh", ClientID: "other"}, {GrantID: "nope", Hash: "dh", ClientID: "tv"}} {
+		bad.Now = now
+		_, _, err := s.PollDeviceCode(ctx, bad)
+		wantErr(t, err, store.ErrNotFound)
+	}
+	got, outcome := poll(0, nil)
+	if outcome != store.PollPending || !got.LastPoll.Equal(now) || got.GrantID != "gp" || got.UserCode != d.UserCode {
+		t.Fatalf("first poll: %s %+v", outcome, got)
+	}
+	// 4 s later is within a fifth of the 5 s interval: fine.
+	if _, outcome = poll(4*time.Second, nil); outcome != store.PollPending {
+		t.Fatalf("poll 4 s after: %s", outcome)
+	}
+	// 3 s after that is too soon: the interval grows by 5 s, and stays.
+	if got, outcome = poll(7*time.Second, nil); outcome != store.PollSlowDown || got.Interval != 10*time.Second {
+		t.Fatalf("poll 3 s after: %s, interval %s", outcome, got.Interval)
+	}
+	if got, outcome = poll(14*time.Second, nil); outcome != store.PollSlowDown || got.Interval != 15*time.Second {
+		t.Fatalf("poll 7 s after with a 10 s interval: %s, interval %s", outcome, got.Interval)
+	}
+	// The person's page sees the same record, and denies.
+	seen, err := s.DeviceCode(ctx, d.UserCode)
+	must(t, err)
+	if seen.Interval != 15*time.Second || !seen.LastPoll.Equal(now.Add(14*time.Second)) {
+		t.Fatalf("record after polls: %+v", seen)
+	}
+	_, err = s.UpdateDeviceCode(ctx, d.UserCode, func(d *store.DeviceCode) error { d.Status = store.DeviceDenied; return nil })
+	must(t, err)
+	if _, outcome = poll(30*time.Second, nil); outcome != store.PollDenied {
+		t.Fatalf("poll after denial: %s", outcome)
+	}
+	// Past ValidUntil: expired, whatever the status.
+	if _, outcome = poll(2*time.Minute, nil); outcome != store.PollExpired {
+		t.Fatalf("poll after expiry: %s", outcome)
+	}
+
+	// An approved authorization is redeemed once, with its first refresh token.
+	a := newDevice(t, s, "ga", "PPRVPPRV")
+	_, err = s.UpdateDeviceCode(ctx, a.UserCode, func(d *store.DeviceCode) error {
+		d.Status, d.Subject, d.AuthTime = store.DeviceApproved, "mark", a.ValidUntil.Add(-time.Minute)
+		return nil
+	})
+	must(t, err)
+	first := successor("dev-first")
+	wins, errs := concurrently(50, func(i int) error {
+		next := successor(fmt.Sprint("dev", i))
+		if i == 0 {
+			next = first
+		}
+		_, outcome, err := s.PollDeviceCode(ctx, store.DevicePoll{GrantID: "ga", Hash: "dh", ClientID: "tv", Now: now, First: &next})
+		if err == nil && outcome != store.PollRedeemed {
+			err = fmt.Errorf("outcome %s", outcome)
+		}
+		return err
+	})
+	if wins != 1 {
+		t.Fatalf("%d of 50 concurrent polls redeemed, want 1 (%v)", wins, errs[:min(3, len(errs))])
+	}
+	live := 0
+	for i := range 50 {
+		if _, err := s.RefreshToken(ctx, "ga", fmt.Sprint("dev", i)); err == nil {
+			live++
+		}
+	}
+	if _, err := s.RefreshToken(ctx, "ga", "dev-first"); err == nil {
+		live++
+		wantRefresh(t, s, "ga", "dev-first", first.Of("ga", "tv", "mark", "read", a.ValidUntil.Add(-time.Minute)))
+	}
+	if live != 1 {
+		t.Fatalf("%d first refresh tokens stored, want 1", live)
+	}
+	if _, outcome, err = s.PollDeviceCode(ctx, store.DevicePoll{GrantID: "ga", Hash: "dh", ClientID: "tv", Now: now.Add(time.Minute)}); err != nil || outcome != store.PollUsed {
+		t.Fatalf("poll after redemption: %s %v", outcome, err)
 	}
 }
 
@@ -516,7 +614,7 @@ func testCounters(t *testing.T, s store.Store, _ func() store.Store) {
 func testExpiry(t *testing.T, s store.Store, _ func() store.Store) {
 	const ttl = 300 * time.Millisecond
 	must(t, s.CreateCode(ctx, newCode("short", ttl)))
-	must(t, s.CreateDeviceCode(ctx, &store.DeviceCode{UserCode: "SHRT", Status: store.DevicePending, ExpiresAt: in(ttl)}))
+	must(t, s.CreateDeviceCode(ctx, &store.DeviceCode{UserCode: "SHRT", GrantID: "g-shrt", Status: store.DevicePending, ExpiresAt: in(ttl)}))
 	must(t, s.CreateRefreshToken(ctx, newRefresh("gs", "rs", ttl)))
 	must(t, s.Revoke(ctx, store.Revocation{Kind: store.RevokeToken, Value: "short", At: in(0), ExpiresAt: in(ttl)}))
 	must(t, s.Revoke(ctx, store.Revocation{Kind: store.RevokeToken, Value: "long", At: in(0), ExpiresAt: in(time.Hour)}))
@@ -552,7 +650,7 @@ func testExpiry(t *testing.T, s store.Store, _ func() store.Store) {
 		t.Fatalf("counter after its window = %d, want a new window at 1", n)
 	}
 	// An expired create-only key can be created again.
-	must(t, s.CreateDeviceCode(ctx, &store.DeviceCode{UserCode: "SHRT", Status: store.DevicePending, ExpiresAt: in(time.Minute)}))
+	must(t, s.CreateDeviceCode(ctx, &store.DeviceCode{UserCode: "SHRT", GrantID: "g-shrt2", Status: store.DevicePending, ExpiresAt: in(time.Minute)}))
 }
 
 func testPersistence(t *testing.T, s store.Store, reopen func() store.Store) {
@@ -562,7 +660,7 @@ func testPersistence(t *testing.T, s store.Store, reopen func() store.Store) {
 	must(t, s.Revoke(ctx, store.Revocation{Kind: store.RevokeGrant, Value: "g0", At: in(0), ExpiresAt: in(time.Hour)}))
 	must(t, s.PutClient(ctx, &store.Client{ID: "app", Name: "App"}))
 	must(t, s.PutConsent(ctx, &store.Consent{Subject: "s", ClientID: "app", ExpiresAt: in(time.Hour)}))
-	must(t, s.CreateDeviceCode(ctx, &store.DeviceCode{UserCode: "ABCD", ExpiresAt: in(time.Hour)}))
+	must(t, s.CreateDeviceCode(ctx, &store.DeviceCode{UserCode: "ABCD", GrantID: "g-abcd", ExpiresAt: in(time.Hour)}))
 	_, _, err := s.Incr(ctx, "n", time.Hour)
 	must(t, err)
 
