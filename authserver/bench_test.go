@@ -120,8 +120,8 @@ func serveToken(h http.Handler, body, id, secret string) *httptest.ResponseRecor
 }
 
 // BenchmarkDevicePoll is one device_code poll through the token endpoint
-// while the person has not acted yet (authorization_pending): one store step
-// update of the device code's record.
+// while the person has not acted yet (authorization_pending): one store
+// step (store.DevicePoll).
 //
 //	go test ./authserver -run XXX -bench DevicePoll -benchmem
 func BenchmarkDevicePoll(b *testing.B) {
