@@ -171,23 +171,40 @@ func (g deviceCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenR
 		ClientID: req.client.ID, Now: time.Now(), First: first})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
+		g.s.metrics.DevicePoll("invalid")
 		return nil, invalid
 	case err != nil:
 		return nil, g.s.storeError("polling a device code", err)
 	}
+	e := pollAnswer(outcome, d)
+	if e == nil {
+		g.s.metrics.DevicePoll("issued")
+		return g.s.issueTokens(req, grantState{id: d.GrantID, subject: d.Subject, scope: d.Scope, authTime: d.AuthTime}, d.Scope, refresh)
+	}
+	if outcome == store.PollUsed {
+		g.s.metrics.DevicePoll("redeemed_before")
+	} else {
+		g.s.metrics.DevicePoll(e.Code)
+	}
+	return nil, e
+}
+
+// pollAnswer is the token endpoint's answer to a poll (RFC 8628 §3.5); nil
+// when the poll redeemed the authorization and gets tokens.
+func pollAnswer(outcome store.PollOutcome, d *store.DeviceCode) *Error {
 	switch outcome {
 	case store.PollRedeemed:
-		return g.s.issueTokens(req, grantState{id: d.GrantID, subject: d.Subject, scope: d.Scope, authTime: d.AuthTime}, d.Scope, refresh)
+		return nil
 	case store.PollUsed:
-		return nil, ErrInvalidGrant("the device_code was already redeemed")
+		return ErrInvalidGrant("the device_code was already redeemed")
 	case store.PollExpired:
-		return nil, pollError("expired_token", "the device code expired; start a new device authorization")
+		return pollError("expired_token", "the device code expired; start a new device authorization")
 	case store.PollSlowDown:
-		return nil, pollError("slow_down", "polling too fast: wait at least %d seconds between requests", int64(d.Interval/time.Second))
+		return pollError("slow_down", "polling too fast: wait at least %d seconds between requests", int64(d.Interval/time.Second))
 	case store.PollDenied:
-		return nil, pollError("access_denied", "the user denied the request")
+		return pollError("access_denied", "the user denied the request")
 	default:
-		return nil, pollError("authorization_pending", "the user has not yet approved or denied the request")
+		return pollError("authorization_pending", "the user has not yet approved or denied the request")
 	}
 }
 

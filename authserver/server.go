@@ -49,7 +49,34 @@ type Config struct {
 	Keys      *Keys
 	Validator *introspect.Validator
 	Logger    *zap.Logger
+	// Metrics receives what the server counts; nil counts nothing.
+	Metrics Metrics
 }
+
+// Metrics receives counts for an embedding server to export (tokengate's
+// Caddy module: Prometheus). Labels come from small fixed sets, except
+// client IDs, which are as many as the registered clients.
+type Metrics interface {
+	// TokenIssued: a token response of that grant type to that client.
+	TokenIssued(grantType, clientID string)
+	// TokenError: a token endpoint error response, by error code.
+	TokenError(code string)
+	// DevicePoll: a device poll's result: authorization_pending,
+	// slow_down, access_denied, expired_token, issued, redeemed_before
+	// or invalid.
+	DevicePoll(result string)
+	// StoreError: a store operation failed while the server was doing
+	// that (a fixed description, such as "redeeming a refresh token").
+	StoreError(during string)
+}
+
+// noMetrics counts nothing.
+type noMetrics struct{}
+
+func (noMetrics) TokenIssued(string, string) {}
+func (noMetrics) TokenError(string)          {}
+func (noMetrics) DevicePoll(string)          {}
+func (noMetrics) StoreError(string)          {}
 
 // Defaults for the durations of Config.
 const (
@@ -91,6 +118,7 @@ type Server struct {
 	routes  map[string]http.HandlerFunc
 	pages   *pages
 	secrets *secretChecker
+	metrics Metrics
 }
 
 // ValidateIssuer checks an issuer identifier (RFC 8414 §2): an https URL
@@ -173,7 +201,10 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = zap.NewNop()
 	}
 	s := &Server{cfg: cfg, issuer: iss, store: cfg.Store, keys: cfg.Keys, log: cfg.Logger,
-		clients: map[string]*Client{}, users: map[string]*User{}, secrets: newSecretChecker()}
+		clients: map[string]*Client{}, users: map[string]*User{}, secrets: newSecretChecker(), metrics: cfg.Metrics}
+	if s.metrics == nil {
+		s.metrics = noMetrics{}
+	}
 	if err := ValidateClientsAndUsers(cfg.Clients, cfg.Users); err != nil {
 		return nil, err
 	}
@@ -227,6 +258,7 @@ func (s *Server) Handler(path string) http.Handler {
 // storeError turns a store failure into 503 temporarily_unavailable, logged
 // once here; the client is told to retry, never shown the cause.
 func (s *Server) storeError(what string, err error) *Error {
+	s.metrics.StoreError(what)
 	s.log.Error("store unavailable", zap.String("during", what), zap.Error(err))
 	return ErrTemporarilyUnavailable("the authorization server's store is unavailable; retry shortly")
 }

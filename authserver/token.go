@@ -81,6 +81,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 			fields = append(fields, zap.String("client_id", req.client.ID), zap.String("grant_type", req.grant))
 		}
 		s.log.Info("token refused", fields...)
+		s.metrics.TokenError(e.Code)
 		writeError(w, e)
 		return
 	}
@@ -165,6 +166,7 @@ func (g clientCredentialsGrant) handle(ctx context.Context, req *tokenRequest) (
 }
 
 func (s *Server) auditIssued(req *tokenRequest, subject, scope, jti string) {
+	s.metrics.TokenIssued(req.grant, req.client.ID)
 	s.log.Info("token issued",
 		zap.String("client_id", req.client.ID),
 		zap.String("sub", subject),

@@ -269,11 +269,15 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Keys:            a.keys,
 		Validator:       a.validator,
 		Logger:          a.logger,
+		Metrics:         serverMetrics{},
 	})
 	if err != nil {
 		return fmt.Errorf("oauth2: %w", err)
 	}
 	a.admin = a.server.AdminHandler()
+	if err := a.registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("oauth2: registering metrics: %w", err)
+	}
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/store/boltstore"
@@ -48,16 +49,25 @@ func BenchmarkBearerAuth(b *testing.B) {
 	tok = tok[strings.Index(tok, `"access_token":"`)+16:]
 	tok = tok[:strings.IndexByte(tok, '"')]
 
-	h := &BearerAuth{Scopes: []string{"read"}, app: &App{validator: v}}
 	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
-	b.ReportAllocs()
-	for b.Loop() {
-		r := httptest.NewRequest("GET", "/things", nil)
-		r.Header.Set("Authorization", "Bearer "+tok)
-		repl := caddy.NewReplacer()
-		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
-		if err := h.ServeHTTP(w, r, next); err != nil {
-			b.Fatal(err)
-		}
+	// With the Prometheus counter bearer_auth keeps, and without: the cost
+	// of metrics on the gateway path.
+	for _, m := range []struct {
+		name   string
+		checks map[introspect.Outcome]prometheus.Counter
+	}{{"metrics", bearerOutcomes}, {"no-metrics", nil}} {
+		b.Run(m.name, func(b *testing.B) {
+			h := &BearerAuth{Scopes: []string{"read"}, app: &App{validator: v}, checks: m.checks}
+			b.ReportAllocs()
+			for b.Loop() {
+				r := httptest.NewRequest("GET", "/things", nil)
+				r.Header.Set("Authorization", "Bearer "+tok)
+				repl := caddy.NewReplacer()
+				r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
+				if err := h.ServeHTTP(w, r, next); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -3,11 +3,13 @@ package caddymodule
 import (
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/introspect"
@@ -53,7 +55,10 @@ func (s *Server) Provision(ctx caddy.Context) (err error) {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if h := s.app.server.Handler(r.URL.Path); h != nil {
+		start := time.Now()
 		h.ServeHTTP(w, r)
+		// The path is one of the server's routes: a small fixed set.
+		endpointDuration.WithLabelValues(r.URL.Path).Observe(time.Since(start).Seconds())
 		return nil
 	}
 	return next.ServeHTTP(w, r)
@@ -80,6 +85,8 @@ type BearerAuth struct {
 
 	app    *App
 	logger *zap.Logger
+	// checks counts results (bearerOutcomes); nil counts nothing.
+	checks map[introspect.Outcome]prometheus.Counter
 }
 
 // CaddyModule returns the Caddy module information.
@@ -90,6 +97,7 @@ func (BearerAuth) CaddyModule() caddy.ModuleInfo {
 // Provision finds the oauth2 app whose tokens this handler accepts.
 func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
 	b.logger = ctx.Logger()
+	b.checks = bearerOutcomes
 	b.app, err = oauth2App(ctx)
 	return err
 }
@@ -98,6 +106,13 @@ func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
 // trip: keys and revocations are held in memory by the app.
 func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	claims, f := b.app.validator.Authorize(r, b.Scopes, b.Audience)
+	if b.checks != nil {
+		outcome := introspect.OutcomeOK
+		if f != nil {
+			outcome = f.Outcome
+		}
+		b.checks[outcome].Inc()
+	}
 	if f != nil {
 		realm := b.Realm
 		if realm == "" {

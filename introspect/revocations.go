@@ -115,6 +115,22 @@ func (r *Revocations) Len() int {
 	return len(r.tokens) + len(r.grants) + len(r.clients) + len(r.subjects)
 }
 
+// Sizes is how many entries the state holds of each kind: "token",
+// "grant", "client" and "subject".
+func (r *Revocations) Sizes() map[string]int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return map[string]int{"token": len(r.tokens), "grant": len(r.grants), "client": len(r.clients), "subject": len(r.subjects)}
+}
+
+// SyncedAt is when the state was last confirmed current (zero: never).
+func (r *Revocations) SyncedAt() time.Time {
+	if n := r.synced.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
 // Prune forgets entries whose tokens have all expired.
 func (r *Revocations) Prune(now time.Time) {
 	r.mu.Lock()

@@ -1,0 +1,106 @@
+package caddymodule
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tokengate/tokengate/introspect"
+)
+
+// The collectors are made once per process and registered in the registry
+// of every config that has the oauth2 app (Caddy gives each config load its
+// own): a reload neither registers them twice nor resets their counts.
+var (
+	tokensIssued = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "tokengate", Name: "tokens_issued_total",
+		Help: "Token responses, by grant type and client.",
+	}, []string{"grant_type", "client_id"})
+	tokenErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "tokengate", Name: "token_errors_total",
+		Help: "Token endpoint error responses, by OAuth error code.",
+	}, []string{"error"})
+	bearerChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "tokengate", Name: "bearer_checks_total",
+		Help: "bearer_auth results: ok, missing, malformed, invalid, expired, revoked, insufficient_scope, unavailable.",
+	}, []string{"outcome"})
+	devicePolls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "tokengate", Name: "device_polls_total",
+		Help: "Device code polls of the token endpoint, by result.",
+	}, []string{"result"})
+	storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "tokengate", Name: "store_errors_total",
+		Help: "Failed store operations, by what the server was doing.",
+	}, []string{"operation"})
+	endpointDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "tokengate", Name: "endpoint_duration_seconds",
+		Help:    "Time to answer a request to an authorization server endpoint.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"endpoint"})
+
+	revocationsDesc = prometheus.NewDesc("tokengate_revocations",
+		"Entries in this instance's in-memory revocation state, by kind (token, grant, client, subject).", []string{"kind"}, nil)
+	revocationsAgeDesc = prometheus.NewDesc("tokengate_revocations_age_seconds",
+		"Seconds since the revocation state was last confirmed current with the store.", nil, nil)
+)
+
+// bearerOutcomes are bearerChecks' counters resolved once, so that the
+// gateway path pays one atomic add rather than a label lookup.
+var bearerOutcomes = func() map[introspect.Outcome]prometheus.Counter {
+	m := map[introspect.Outcome]prometheus.Counter{}
+	for _, o := range []introspect.Outcome{introspect.OutcomeOK, introspect.OutcomeMissing, introspect.OutcomeMalformed,
+		introspect.OutcomeInvalid, introspect.OutcomeExpired, introspect.OutcomeRevoked,
+		introspect.OutcomeInsufficientScope, introspect.OutcomeUnavailable} {
+		m[o] = bearerChecks.WithLabelValues(string(o))
+	}
+	return m
+}()
+
+// registerMetrics adds the collectors to a config's registry, with one
+// that reads this app's revocation state.
+func (a *App) registerMetrics(reg *prometheus.Registry) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{tokensIssued, tokenErrors, bearerChecks, devicePolls, storeErrors, endpointDuration} {
+		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+			return err
+		}
+	}
+	return reg.Register(revocationCollector{a})
+}
+
+// revocationCollector reports the size and age of an app's revocation state.
+type revocationCollector struct{ a *App }
+
+func (c revocationCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- revocationsDesc
+	ch <- revocationsAgeDesc
+}
+
+func (c revocationCollector) Collect(ch chan<- prometheus.Metric) {
+	rv := c.a.revocations
+	if rv == nil {
+		return
+	}
+	sizes := rv.Sizes()
+	for _, kind := range []string{"token", "grant", "client", "subject"} {
+		ch <- prometheus.MustNewConstMetric(revocationsDesc, prometheus.GaugeValue, float64(sizes[kind]), kind)
+	}
+	age := 0.0
+	if at := rv.SyncedAt(); !at.IsZero() {
+		age = time.Since(at).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(revocationsAgeDesc, prometheus.GaugeValue, age)
+}
+
+// serverMetrics is authserver.Metrics on the collectors above.
+type serverMetrics struct{}
+
+func (serverMetrics) TokenIssued(grant, clientID string) {
+	tokensIssued.WithLabelValues(grant, clientID).Inc()
+}
+func (serverMetrics) TokenError(code string)   { tokenErrors.WithLabelValues(code).Inc() }
+func (serverMetrics) DevicePoll(result string) { devicePolls.WithLabelValues(result).Inc() }
+func (serverMetrics) StoreError(during string) { storeErrors.WithLabelValues(during).Inc() }

@@ -1,0 +1,131 @@
+package test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/tokengate/tokengate/internal/redistest"
+)
+
+// scrape reads Caddy's metrics endpoint on the admin API.
+func scrape(t *testing.T, g *gateway) string {
+	t.Helper()
+	resp, err := http.Get("http://127.0.0.1:" + itoa(g.Ports.Admin) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /metrics: %d\n%s", resp.StatusCode, body)
+	}
+	return string(body)
+}
+
+// metric is the value of one series (name with its labels, as exposed:
+// sorted by label name), or -1 when absent.
+func metric(body, series string) float64 {
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(body)
+	if m == nil {
+		return -1
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
+}
+
+// The metrics of CONTRACT §8 on Caddy's /metrics, through a reload that
+// must neither fail on registering them again nor reset them.
+func TestMetrics(t *testing.T) {
+	srv := redistest.Start(t)
+	up := newUpstream(t)
+	g := startGateway(t, up, redisStoreLine(t, srv))
+
+	tok := token(t, g)
+	if _, err := ccConfig(g, "reader", "wrong", oauth2.AuthStyleInHeader).Token(context.Background()); err == nil {
+		t.Fatal("a wrong secret got a token")
+	}
+	callAPI(t, g, tok)
+	callAPI(t, g, tok)
+	callAPI(t, g, "not-a-token")
+	get(t, http.DefaultClient, "GET", g.APIURL()+"/x")
+	get(t, http.DefaultClient, "POST", g.APIURL()+"/x", "Authorization", "Bearer "+tok) // needs write
+	// A store error: an unknown client is looked up in the store.
+	srv.Stop()
+	ccConfig(g, "registered-later", "x", oauth2.AuthStyleInHeader).Token(context.Background())
+	srv.Resume()
+	if out, err := g.cli(t, "revoke", "--token", tok); err != nil {
+		t.Fatalf("revoke: %v\n%s", err, out)
+	}
+
+	want := map[string]float64{
+		`tokengate_tokens_issued_total{client_id="reader",grant_type="client_credentials"}`: 1,
+		`tokengate_token_errors_total{error="invalid_client"}`:                              1,
+		`tokengate_token_errors_total{error="temporarily_unavailable"}`:                     1,
+		`tokengate_bearer_checks_total{outcome="ok"}`:                                       2,
+		`tokengate_bearer_checks_total{outcome="invalid"}`:                                  1,
+		`tokengate_bearer_checks_total{outcome="missing"}`:                                  1,
+		`tokengate_bearer_checks_total{outcome="insufficient_scope"}`:                       1,
+		`tokengate_endpoint_duration_seconds_count{endpoint="/oauth/token"}`:                3,
+		`tokengate_revocations{kind="token"}`:                                               1,
+		`tokengate_revocations{kind="client"}`:                                              0,
+	}
+	check := func(body string) {
+		t.Helper()
+		for series, v := range want {
+			if got := metric(body, series); got != v {
+				t.Errorf("%s = %v, want %v", series, got, v)
+			}
+		}
+		if metric(body, `tokengate_store_errors_total{operation="looking up a client"}`) < 1 {
+			t.Errorf("no store error counted:\n%s", grepLines(body, "tokengate_store"))
+		}
+		if age := metric(body, "tokengate_revocations_age_seconds"); age < 0 || age > 5 {
+			t.Errorf("revocation state age %v", age)
+		}
+	}
+	// The revocation reaches the in-memory state through the store's feed.
+	deadline := time.Now().Add(5 * time.Second)
+	for metric(scrape(t, g), `tokengate_revocations{kind="token"}`) != 1 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	check(scrape(t, g))
+	if t.Failed() {
+		t.Logf("metrics:\n%s", grepLines(scrape(t, g), "tokengate_"))
+	}
+
+	// Reload with another client: same counts, and the new config's
+	// registry has them.
+	reloaded := strings.Replace(gatewayCaddyfile, "\t\tclient reader {", "\t\tclient extra {\n\t\t\tsecret extra-secret\n\t\t\tgrant client_credentials\n\t\t\tscope read\n\t\t}\n\t\tclient reader {", 1)
+	cfg := g.dir + "/Caddyfile.reloaded"
+	writeFile(t, cfg, render(t, reloaded, g.Ports))
+	if out, err := run(t, []string{"WRITER_SECRET=" + writerSecret}, "reload", "--config", cfg, "--adapter", "caddyfile",
+		"--address", "127.0.0.1:"+itoa(g.Ports.Admin)); err != nil {
+		t.Fatalf("reload: %v\n%s", err, out)
+	}
+	check(scrape(t, g))
+	if _, err := ccConfig(g, "extra", "extra-secret", oauth2.AuthStyleInHeader).Token(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := metric(scrape(t, g), `tokengate_tokens_issued_total{client_id="extra",grant_type="client_credentials"}`); got != 1 {
+		t.Errorf("tokens of the reloaded config's client: %v", got)
+	}
+}
+
+// grepLines returns the lines of s containing sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
