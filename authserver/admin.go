@@ -125,7 +125,8 @@ func (s *Server) RegisterClient(ctx context.Context, reg *Registration) (*Client
 	if err := s.store.PutClient(ctx, c); err != nil {
 		return nil, err
 	}
-	s.log.Info("client registered", zap.String("client_id", c.ID), zap.String("name", c.Name))
+	s.audit(ctx, "client registered", zap.String("client_id", c.ID), zap.String("name", c.Name),
+		zap.Strings("grant_types", c.GrantTypes), zap.String("scope", strings.Join(c.Scopes, " ")))
 	ci := clientInfo(c, "registered")
 	ci.Secret = secret
 	return ci, nil
@@ -176,7 +177,7 @@ func (s *Server) DeleteClient(ctx context.Context, id string) error {
 	if err := s.store.DeleteClient(ctx, id); err != nil {
 		return err
 	}
-	s.log.Info("client deleted", zap.String("client_id", id))
+	s.audit(ctx, "client deleted", zap.String("client_id", id))
 	return s.RevokeClient(ctx, id)
 }
 
@@ -198,7 +199,7 @@ func (s *Server) RotateSecret(ctx context.Context, id string) (*ClientInfo, erro
 	if err := s.store.PutClient(ctx, c); err != nil {
 		return nil, err
 	}
-	s.log.Info("client secret rotated", zap.String("client_id", id))
+	s.audit(ctx, "client secret rotated", zap.String("client_id", id))
 	ci := clientInfo(c, "registered")
 	ci.Secret = secret
 	return ci, nil
@@ -293,10 +294,10 @@ func (s *Server) AdminHandler() http.Handler {
 			return
 		}
 		kids := s.keys.KeyIDs()
-		s.log.Info("signing keys rotated", zap.String("new_kid", kids[0]), zap.Duration("delay", delay))
+		s.audit(r.Context(), "signing keys rotated", zap.String("new_kid", kids[0]), zap.Duration("delay", delay))
 		adminReply(w, http.StatusOK, map[string]any{"kid": kids[0], "published": kids}, nil)
 	})
-	return mux
+	return s.withRequester(mux)
 }
 
 func orDefault(v, def string) string {

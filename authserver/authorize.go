@@ -167,7 +167,7 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request, req *authzRequ
 }
 
 func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, req *authzRequest, e *Error) {
-	s.log.Info("authorization refused", zap.String("client_id", req.client.ID), zap.String("error", e.Code), zap.String("description", e.Description))
+	s.audit(r.Context(), "authorization refused", zap.String("client_id", req.client.ID), zap.String("error", e.Code), zap.String("description", e.Description))
 	s.redirect(w, r, req, url.Values{"error": {e.Code}, "error_description": {e.Description}})
 }
 
@@ -284,7 +284,8 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzReq
 		s.redirectError(w, r, req, s.storeError("storing an authorization code", err))
 		return
 	}
-	s.log.Info("authorization code issued", zap.String("client_id", req.client.ID), zap.String("sub", user.subject), zap.String("scope", req.scope))
+	s.audit(r.Context(), "authorization code issued", zap.String("client_id", req.client.ID), zap.String("sub", user.subject),
+		zap.String("scope", req.scope), zap.String("grant_id", grantID))
 	s.redirect(w, r, req, url.Values{"code": {code}})
 }
 

@@ -123,7 +123,7 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 			writeError(w, s.storeError("storing a device code", err))
 			return
 		}
-		s.log.Info("device authorization started", zap.String("client_id", client.ID), zap.String("scope", scope))
+		s.audit(ctx, "device authorization started", zap.String("client_id", client.ID), zap.String("scope", scope), zap.String("grant_id", d.GrantID))
 		shown := formatUserCode(d.UserCode)
 		// The device code names its record (the grant) and carries a
 		// secret only the device has.
@@ -224,7 +224,7 @@ func (s *Server) lookupUserCode(r *http.Request, typed string) (*store.DeviceCod
 	}
 	fail := func() (*store.DeviceCode, *Client, int, string) {
 		s.failed(ctx, limits)
-		s.log.Info("wrong device code", zap.String("remote_ip", s.clientIP(r)))
+		s.audit(ctx, "wrong user code")
 		return nil, nil, http.StatusBadRequest, "That code is not valid. Check the code your device shows and try again."
 	}
 	code, ok := normalizeUserCode(typed)
@@ -317,10 +317,12 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	data := &PageData{Client: pageClient(client), Scopes: strings.Fields(d.Scope)}
 	if status2 == store.DeviceApproved {
-		s.log.Info("consent granted", zap.String("client_id", client.ID), zap.String("sub", user.subject), zap.String("scope", d.Scope), zap.String("flow", "device"))
+		s.audit(r.Context(), "consent granted", zap.String("client_id", client.ID), zap.String("sub", user.subject), zap.String("scope", d.Scope),
+			zap.String("grant_id", d.GrantID), zap.String("flow", "device"))
 		data.Title, data.Message = "Device connected", "You can return to your device now: it will finish signing in by itself."
 	} else {
-		s.log.Info("consent denied", zap.String("client_id", client.ID), zap.String("sub", user.subject), zap.String("flow", "device"))
+		s.audit(r.Context(), "consent denied", zap.String("client_id", client.ID), zap.String("sub", user.subject), zap.String("scope", d.Scope),
+			zap.String("grant_id", d.GrantID), zap.String("flow", "device"))
 		data.Title, data.Message = "Request denied", "The device will not get access. You can close this page."
 	}
 	s.renderPage(w, http.StatusOK, "device_done.html", data)

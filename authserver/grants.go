@@ -159,7 +159,7 @@ func (s *Server) issueTokens(req *tokenRequest, g grantState, scope, refresh str
 	if err != nil {
 		return nil, s.internalError("minting an access token", err)
 	}
-	s.auditIssued(req, claims.Subject, scope, claims.ID)
+	s.auditIssued(req, claims)
 	return &TokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(s.cfg.AccessTokenTTL / time.Second),
 		Scope: scope, RefreshToken: refresh}, nil
 }
@@ -170,6 +170,6 @@ func (s *Server) revokeGrant(ctx context.Context, grantID, why string, req *toke
 	if err := s.revoke(ctx, store.RevokeGrant, grantID, s.maxTokenLifetime()); err != nil {
 		return s.storeError("revoking a grant", err)
 	}
-	s.log.Warn("grant revoked", zap.String("reason", why), zap.String("client_id", req.client.ID), zap.String("grant_id", grantID))
+	s.audit(ctx, "grant revoked", zap.String("reason", why), zap.String("client_id", req.client.ID), zap.String("grant_id", grantID))
 	return nil
 }

@@ -138,7 +138,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		if wait < time.Minute {
 			wait = time.Minute
 		}
-		s.log.Info("login refused", zap.String("username", username), zap.String("reason", "rate limited"), zap.String("remote_ip", s.clientIP(r)))
+		s.audit(r.Context(), "login refused", s.loggedUsername(username), zap.String("reason", "rate limited"))
 		show(http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-in attempts. Try again after %s UTC (in about %s).", until.UTC().Format("15:04"), wait))
 		return
 	}
@@ -149,7 +149,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			// timing does not tell which usernames exist.
 			_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
 		}
-		s.log.Info("login failed", zap.String("username", username), zap.String("remote_ip", s.clientIP(r)))
+		s.audit(r.Context(), "login failed", s.loggedUsername(username))
 		s.failed(r.Context(), limits)
 		show(http.StatusUnauthorized, "Wrong username or password.")
 		return
@@ -157,7 +157,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	// A new session ID at login: a session planted before it is useless.
 	now := time.Now()
 	s.writeSession(w, &session{ID: randomToken(16), Subject: u.Username, AuthTime: now.Unix(), Expires: now.Add(sessionTTL).Unix()})
-	s.log.Info("login succeeded", zap.String("username", username), zap.String("remote_ip", s.clientIP(r)))
+	s.audit(r.Context(), "login succeeded", zap.String("sub", username))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
 }
@@ -172,6 +172,15 @@ func (s *Server) loginLimits(r *http.Request, username string) failureLimits {
 
 // clientIP is the requester's address, as the embedding server determined
 // it (e.g. behind trusted proxies), else the connection's.
+// loggedUsername names who tried to log in: only a username that exists,
+// since people type their password into the username field.
+func (s *Server) loggedUsername(username string) zap.Field {
+	if _, ok := s.users[username]; ok {
+		return zap.String("username", username)
+	}
+	return zap.String("username", "(unknown)")
+}
+
 func (s *Server) clientIP(r *http.Request) string {
 	if s.cfg.ClientIP != nil {
 		if ip := s.cfg.ClientIP(r); ip != "" {
@@ -244,10 +253,10 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 			s.redirectError(w, r, req, s.storeError("storing consent", err))
 			return
 		}
-		s.log.Info("consent granted", zap.String("client_id", req.client.ID), zap.String("sub", user.subject), zap.String("scope", req.scope))
+		s.audit(r.Context(), "consent granted", zap.String("client_id", req.client.ID), zap.String("sub", user.subject), zap.String("scope", req.scope))
 		s.issueCode(w, r, req, user)
 	case "deny":
-		s.log.Info("consent denied", zap.String("client_id", req.client.ID), zap.String("sub", user.subject), zap.String("scope", req.scope))
+		s.audit(r.Context(), "consent denied", zap.String("client_id", req.client.ID), zap.String("sub", user.subject), zap.String("scope", req.scope))
 		s.redirect(w, r, req, url.Values{"error": {"access_denied"}, "error_description": {"the user denied the request"}})
 	default:
 		s.renderError(w, http.StatusBadRequest, ErrInvalidRequest("decision must be approve or deny"), req.client)

@@ -64,7 +64,7 @@ func (s *Server) revokeAccessToken(ctx context.Context, token, owner string) (in
 	if err := s.revoke(ctx, store.RevokeToken, c.ID, time.Until(time.Unix(c.ExpiresAt, 0))+time.Minute); err != nil {
 		return 0, err
 	}
-	s.log.Info("token revoked", zap.String("jti", c.ID), zap.String("client_id", c.ClientID), zap.String("sub", c.Subject))
+	s.audit(ctx, "token revoked", zap.String("jti", c.ID), zap.String("client_id", c.ClientID), zap.String("sub", c.Subject), zap.String("grant_id", c.GrantID))
 	return 1, nil
 }
 
@@ -86,7 +86,7 @@ func (s *Server) revokeRefreshToken(ctx context.Context, token, owner string) (i
 	if err := s.revoke(ctx, store.RevokeGrant, grantID, s.maxTokenLifetime()); err != nil {
 		return 0, err
 	}
-	s.log.Info("grant revoked", zap.String("reason", "refresh token revoked"), zap.String("client_id", rt.ClientID), zap.String("sub", rt.Subject), zap.String("grant_id", grantID))
+	s.audit(ctx, "grant revoked", zap.String("reason", "refresh token revoked"), zap.String("client_id", rt.ClientID), zap.String("sub", rt.Subject), zap.String("grant_id", grantID))
 	return 1, nil
 }
 
@@ -97,7 +97,7 @@ func (s *Server) RevokeJTI(ctx context.Context, jti string) error {
 	if err := s.revoke(ctx, store.RevokeToken, jti, s.cfg.AccessTokenTTL+time.Minute); err != nil {
 		return err
 	}
-	s.log.Info("token revoked", zap.String("jti", jti), zap.String("by", "admin"))
+	s.audit(ctx, "token revoked", zap.String("jti", jti), zap.String("by", "admin"))
 	return nil
 }
 
@@ -106,7 +106,7 @@ func (s *Server) RevokeClient(ctx context.Context, clientID string) error {
 	if err := s.revoke(ctx, store.RevokeClient, clientID, s.maxTokenLifetime()); err != nil {
 		return err
 	}
-	s.log.Info("client's tokens revoked", zap.String("client_id", clientID))
+	s.audit(ctx, "client's tokens revoked", zap.String("client_id", clientID))
 	return nil
 }
 
@@ -115,7 +115,7 @@ func (s *Server) RevokeSubject(ctx context.Context, subject string) error {
 	if err := s.revoke(ctx, store.RevokeSubject, subject, s.maxTokenLifetime()); err != nil {
 		return err
 	}
-	s.log.Info("user's tokens revoked", zap.String("sub", subject))
+	s.audit(ctx, "user's tokens revoked", zap.String("sub", subject))
 	return nil
 }
 

@@ -112,6 +112,8 @@ type Server struct {
 	store   store.Store
 	keys    *Keys
 	log     *zap.Logger
+	// auditLog takes the audit lines (see audit).
+	auditLog *zap.Logger
 	clients map[string]*Client
 	users   map[string]*User
 	grants  map[string]grantHandler
@@ -205,6 +207,7 @@ func New(cfg Config) (*Server, error) {
 	if s.metrics == nil {
 		s.metrics = noMetrics{}
 	}
+	s.auditLog = cfg.Logger.Named("audit")
 	if err := ValidateClientsAndUsers(cfg.Clients, cfg.Users); err != nil {
 		return nil, err
 	}
@@ -242,6 +245,10 @@ func New(cfg Config) (*Server, error) {
 		// path; many clients append it instead, so serve both.
 		PathMetadata + base: s.handleMetadata,
 		base + PathMetadata: s.handleMetadata,
+	}
+	// The endpoints that write audit lines learn who is asking.
+	for _, p := range []string{PathAuthorize, PathLogin, PathConsent, PathDeviceAuthorization, PathDevice, PathToken, PathRevoke} {
+		s.routes[base+p] = s.withRequester(s.routes[base+p])
 	}
 	return s, nil
 }

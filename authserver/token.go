@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/introspect"
 )
 
 // maxFormBytes bounds a token-endpoint request body.
@@ -80,7 +82,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		if req != nil {
 			fields = append(fields, zap.String("client_id", req.client.ID), zap.String("grant_type", req.grant))
 		}
-		s.log.Info("token refused", fields...)
+		s.audit(r.Context(), "token refused", fields...)
 		s.metrics.TokenError(e.Code)
 		writeError(w, e)
 		return
@@ -161,18 +163,23 @@ func (g clientCredentialsGrant) handle(ctx context.Context, req *tokenRequest) (
 	if err != nil {
 		return nil, g.s.internalError("minting an access token", err)
 	}
-	g.s.auditIssued(req, claims.Subject, scope, claims.ID)
+	g.s.auditIssued(req, claims)
 	return &TokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(g.s.cfg.AccessTokenTTL / time.Second), Scope: scope}, nil
 }
 
-func (s *Server) auditIssued(req *tokenRequest, subject, scope, jti string) {
+func (s *Server) auditIssued(req *tokenRequest, claims *introspect.Claims) {
 	s.metrics.TokenIssued(req.grant, req.client.ID)
-	s.log.Info("token issued",
+	event := "token issued"
+	if req.grant == GrantRefreshToken {
+		event = "token refreshed"
+	}
+	s.audit(req.r.Context(), event,
 		zap.String("client_id", req.client.ID),
-		zap.String("sub", subject),
+		zap.String("sub", claims.Subject),
 		zap.String("grant_type", req.grant),
-		zap.String("scope", scope),
-		zap.String("jti", jti))
+		zap.String("grant_id", claims.GrantID),
+		zap.String("scope", claims.Scope),
+		zap.String("jti", claims.ID))
 }
 
 // internalError logs a failure the client cannot fix and hides its cause.
