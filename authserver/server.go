@@ -107,20 +107,20 @@ const (
 
 // Server serves the authorization server endpoints.
 type Server struct {
-	cfg     Config
-	issuer  *url.URL
-	store   store.Store
-	keys    *Keys
-	log     *zap.Logger
+	cfg    Config
+	issuer *url.URL
+	store  store.Store
+	keys   *Keys
+	log    *zap.Logger
 	// auditLog takes the audit lines (see audit).
 	auditLog *zap.Logger
-	clients map[string]*Client
-	users   map[string]*User
-	grants  map[string]grantHandler
-	routes  map[string]http.HandlerFunc
-	pages   *pages
-	secrets *secretChecker
-	metrics Metrics
+	clients  map[string]*Client
+	users    map[string]*User
+	grants   map[string]grantHandler
+	routes   map[string]http.HandlerFunc
+	pages    *pages
+	secrets  *secretChecker
+	metrics  Metrics
 }
 
 // ValidateIssuer checks an issuer identifier (RFC 8414 §2): an https URL
