@@ -300,6 +300,18 @@ func (s *Server) AdminHandler() http.Handler {
 	return s.withRequester(mux)
 }
 
+// RotateKeysIfDue runs the scheduled key rotation (see Keys.RotateIfDue);
+// every 0 turns it off.
+func (s *Server) RotateKeysIfDue(ctx context.Context, every time.Duration) error {
+	added, err := s.keys.RotateIfDue(ctx, every)
+	if added {
+		kids := s.keys.KeyIDs()
+		s.audit(ctx, "signing keys rotated", zap.String("new_kid", kids[0]), zap.String("reason", "scheduled"),
+			zap.Duration("every", every), zap.Duration("published_before_signing", Prepublish(every)))
+	}
+	return err
+}
+
 func orDefault(v, def string) string {
 	if v == "" {
 		return def

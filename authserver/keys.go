@@ -71,7 +71,11 @@ func NewKeys(st store.Store, alg string, keep time.Duration) (*Keys, error) {
 // to a new one when the signing key's algorithm is not the configured one.
 // Instances starting together on an empty store settle on one key.
 func (k *Keys) Init(ctx context.Context) error {
-	return k.rotate(ctx, 0, true)
+	_, err := k.rotate(ctx, func(snap *keySnapshot, now time.Time) (bool, time.Duration) {
+		s := snap.signing(now)
+		return s == nil || s.meta.Alg != k.alg, 0
+	})
+	return err
 }
 
 // Refresh reloads the key ring from the store.
@@ -99,41 +103,73 @@ func (k *Keys) Refresh(ctx context.Context) error {
 // Instances racing to rotate settle on one new key through the store's
 // compare-and-swap: a loser reloads and finds the winner's key.
 func (k *Keys) Rotate(ctx context.Context, delay time.Duration) error {
-	return k.rotate(ctx, delay, false)
+	_, err := k.rotate(ctx, func(*keySnapshot, time.Time) (bool, time.Duration) { return true, delay })
+	return err
 }
 
-// rotate adds a key; with ifNeeded, only when no key of the configured
-// algorithm signs yet (checked again after losing a race).
-func (k *Keys) rotate(ctx context.Context, delay time.Duration, ifNeeded bool) error {
+// RotateIfDue is the scheduled rotation, every period: once the newest key
+// is due to be replaced within Prepublish(every), it adds the next key,
+// published at once and signing from when the newest is every old, so that
+// JWKS caches downstream have it before any token does. Every instance
+// sharing a store checks; the key ring's compare-and-swap is the lock that
+// lets exactly one add the key: the others, re-reading, find it no longer
+// due. It reports whether this call added the key.
+func (k *Keys) RotateIfDue(ctx context.Context, every time.Duration) (bool, error) {
+	if every <= 0 || !k.cur.Load().rotationDue(time.Now(), every) {
+		return false, nil
+	}
+	return k.rotate(ctx, func(snap *keySnapshot, now time.Time) (bool, time.Duration) {
+		if !snap.rotationDue(now, every) {
+			return false, 0
+		}
+		return true, max(0, snap.keys[0].meta.ActiveAt.Add(every).Sub(now))
+	})
+}
+
+// Prepublish is how long before it signs a scheduled rotation publishes the
+// next key: a quarter of the period, at most a day (JWKS caches commonly
+// hold a document for minutes to hours).
+func Prepublish(every time.Duration) time.Duration { return min(every/4, 24*time.Hour) }
+
+// rotationDue says whether a scheduled rotation every period must publish
+// the next key now.
+func (snap *keySnapshot) rotationDue(now time.Time, every time.Duration) bool {
+	if snap == nil || len(snap.keys) == 0 {
+		return false
+	}
+	next := snap.keys[0].meta.ActiveAt.Add(every)
+	return !now.Before(next.Add(-Prepublish(every)))
+}
+
+// rotate is the compare-and-swap loop every change of the key ring goes
+// through: decide says, on the ring as stored, whether to add a key and
+// after what delay it signs. It also gives a ring its cookie secret.
+func (k *Keys) rotate(ctx context.Context, decide func(snap *keySnapshot, now time.Time) (add bool, delay time.Duration)) (bool, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for range 10 {
 		ring, err := k.store.Keys(ctx)
 		if err != nil {
-			return fmt.Errorf("loading signing keys: %w", err)
+			return false, fmt.Errorf("loading signing keys: %w", err)
+		}
+		snap, err := decodeRing(ring)
+		if err != nil {
+			return false, err
 		}
 		now := time.Now().UTC()
-		addKey := true
-		if ifNeeded {
-			snap, err := decodeRing(ring)
-			if err != nil {
-				return err
-			}
-			s := snap.signing(now)
-			addKey = s == nil || s.meta.Alg != k.alg
-			if !addKey && len(ring.CookieSecret) > 0 {
-				k.cur.Store(snap)
-				return nil
-			}
+		add, delay := decide(snap, now)
+		if !add && len(ring.CookieSecret) > 0 {
+			k.cur.Store(snap)
+			return false, nil
 		}
 		prev := ring.Version
 		if len(ring.CookieSecret) == 0 {
 			ring.CookieSecret = make([]byte, 32)
 			_, _ = rand.Read(ring.CookieSecret)
 		}
-		if addKey {
+		if add {
 			if err := k.addKey(ring, now, delay); err != nil {
-				return err
+				return false, err
 			}
 		}
 		err = k.store.SwapKeys(ctx, prev, ring)
@@ -141,16 +177,15 @@ func (k *Keys) rotate(ctx context.Context, delay time.Duration, ifNeeded bool) e
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("saving signing keys: %w", err)
+			return false, fmt.Errorf("saving signing keys: %w", err)
 		}
-		snap, err := decodeRing(ring)
-		if err != nil {
-			return err
+		if snap, err = decodeRing(ring); err != nil {
+			return false, err
 		}
 		k.cur.Store(snap)
-		return nil
+		return add, nil
 	}
-	return errors.New("rotating signing keys: too many concurrent rotations")
+	return false, errors.New("rotating signing keys: too many concurrent rotations")
 }
 
 // addKey retires the signing key in favour of a new one active after delay,

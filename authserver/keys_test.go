@@ -196,3 +196,67 @@ func kidOf(t *testing.T, tok string) string {
 	kid, _ := headerOf(t, tok)["kid"].(string)
 	return kid
 }
+
+// Scheduled rotation: the next key is published a quarter period before it
+// signs, and of several instances due at once exactly one adds it.
+func TestScheduledRotation(t *testing.T) {
+	const every = 2 * time.Second // published at 1.5 s, signing at 2 s
+	st := openStore(t)
+	instances := make([]*env, 4)
+	for i := range instances {
+		instances[i] = newEnvWith(t, st, "ES256")
+	}
+	e := instances[0]
+	first := e.keys.KeyIDs()[0]
+	if added, err := e.keys.RotateIfDue(t.Context(), every); added || err != nil {
+		t.Fatalf("a fresh key was rotated: %v %v", added, err)
+	}
+	time.Sleep(1550 * time.Millisecond)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	rotations := 0
+	for _, in := range instances {
+		wg.Go(func() {
+			added, err := in.keys.RotateIfDue(t.Context(), every)
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if added {
+				rotations++
+			}
+		})
+	}
+	wg.Wait()
+	if rotations != 1 {
+		t.Fatalf("%d of %d instances rotated, want exactly 1", rotations, len(instances))
+	}
+	for _, in := range instances {
+		if err := in.keys.Refresh(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if kids := jwksKids(t, in.keys); len(kids) != 2 {
+			t.Fatalf("after the rotation the JWK Set has %v, want the old and the next key", kids)
+		}
+	}
+	before := issue(t, e)
+	if kidOf(t, before) != first {
+		t.Fatal("the next key signs before its time")
+	}
+	time.Sleep(500 * time.Millisecond)
+	after := issue(t, instances[1])
+	if kidOf(t, after) == first {
+		t.Fatal("the next key does not sign at its time")
+	}
+	for _, tok := range []string{before, after} {
+		for _, in := range instances {
+			if _, err := in.validator.Validate(tok, ""); err != nil {
+				t.Fatalf("a token from before or after the rotation is refused: %v", err)
+			}
+		}
+	}
+	if added, _ := e.keys.RotateIfDue(t.Context(), every); added {
+		t.Fatal("rotated again before the new key's period")
+	}
+}

@@ -59,6 +59,10 @@ type App struct {
 	// may go without reaching it before bearer_auth fails closed (503),
 	// since revocations made elsewhere could be missed. Default 1m.
 	RevocationMaxStaleness caddy.Duration `json:"revocation_max_staleness,omitempty"`
+	// KeyRotation is how often the signing key is replaced on schedule; the
+	// next key is published a quarter of that (at most a day) before it
+	// signs. Default 720h (30 days); negative turns scheduled rotation off.
+	KeyRotation caddy.Duration `json:"key_rotation,omitempty"`
 	// Templates is a folder of page templates (login.html, consent.html,
 	// error.html, style.css) replacing the built-in ones of the same name.
 	Templates string `json:"templates,omitempty"`
@@ -365,10 +369,13 @@ func (a *App) syncLoop(ctx context.Context) {
 		}
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err := a.keys.Refresh(rctx)
-		cancel()
 		if err == nil {
 			a.revocations.MarkSynced()
+			if rerr := a.server.RotateKeysIfDue(rctx, a.keyRotation()); rerr != nil {
+				a.logger.Error("scheduled signing key rotation failed; retrying", zap.Error(rerr))
+			}
 		}
+		cancel()
 		if i%60 == 0 {
 			a.revocations.Prune(time.Now())
 		}
@@ -389,6 +396,20 @@ func (a *App) syncLoop(ctx context.Context) {
 		}
 		stale = a.revocations.Stale()
 	}
+}
+
+// DefaultKeyRotation is how often signing keys are replaced by default.
+const DefaultKeyRotation = 30 * 24 * time.Hour
+
+// keyRotation is the scheduled rotation period; 0 when off.
+func (a *App) keyRotation() time.Duration {
+	switch {
+	case a.KeyRotation < 0:
+		return 0
+	case a.KeyRotation == 0:
+		return DefaultKeyRotation
+	}
+	return time.Duration(a.KeyRotation)
 }
 
 // reloadKeysForUnknownKid reloads the key ring at most every few seconds:
@@ -461,6 +482,20 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !slices.Contains(authserver.SupportedAlgs, a.SigningAlg) {
 				return d.Errf("signing_alg %q is not supported: use one of %s", a.SigningAlg, strings.Join(authserver.SupportedAlgs, ", "))
 			}
+		case "key_rotation":
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return d.Errf("key_rotation needs a duration (e.g. 720h) or off")
+			}
+			if v == "off" {
+				a.KeyRotation = -1
+				break
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("key_rotation: %q is not a positive duration (e.g. 720h) or off", v)
+			}
+			a.KeyRotation = caddy.Duration(dur)
 		case "access_token_ttl", "refresh_token_ttl", "code_ttl", "device_code_ttl", "device_interval", "revocation_max_staleness":
 			var v string
 			if !d.Args(&v) {
@@ -490,7 +525,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			a.Users = append(a.Users, u)
 		default:
-			return d.Errf("unknown oauth2 option %q (expected issuer, store, signing_alg, *_ttl, device_interval, templates, client or user)", dir)
+			return d.Errf("unknown oauth2 option %q (expected issuer, store, signing_alg, key_rotation, *_ttl, device_interval, revocation_max_staleness, templates, client or user)", dir)
 		}
 	}
 	if a.Issuer == "" {

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ func TestUnmarshalGlobalOption(t *testing.T) {
 		access_token_ttl 15m
 		device_interval 3s
 		revocation_max_staleness 30s
+		key_rotation 168h
 		client app {
 			name "The Droplet Book"
 			website https://dropletbook.com
@@ -51,6 +53,7 @@ func TestUnmarshalGlobalOption(t *testing.T) {
 		AccessTokenTTL:         caddy.Duration(15 * time.Minute),
 		DeviceInterval:         caddy.Duration(3 * time.Second),
 		RevocationMaxStaleness: caddy.Duration(30 * time.Second),
+		KeyRotation:            caddy.Duration(168 * time.Hour),
 		Clients: []*ClientConfig{{ID: "app", Name: "The Droplet Book", Website: "https://dropletbook.com", Secret: "{env.APP_SECRET}",
 			RedirectURIs: []string{"https://dropletbook.com/cb", "https://dropletbook.com/cb2"},
 			GrantTypes:   []string{"authorization_code", "refresh_token"}, Scopes: []string{"read", "write"},
@@ -62,6 +65,24 @@ func TestUnmarshalGlobalOption(t *testing.T) {
 		got, _ := json.Marshal(a)
 		exp, _ := json.Marshal(want)
 		t.Fatalf("got  %s\nwant %s", got, exp)
+	}
+}
+
+func TestKeyRotationOption(t *testing.T) {
+	for src, want := range map[string]time.Duration{"": DefaultKeyRotation, "key_rotation off": 0, "key_rotation 48h": 48 * time.Hour} {
+		a := new(App)
+		if err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser("oauth2 {\n issuer https://auth.example.com\n " + src + "\n}")); err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if got := a.keyRotation(); got != want {
+			t.Errorf("%q: rotation every %s, want %s", src, got, want)
+		}
+	}
+	for _, src := range []string{"key_rotation", "key_rotation soon", "key_rotation -1h", "key_rotation 1h 2h"} {
+		err := new(App).UnmarshalCaddyfile(caddyfile.NewTestDispenser("oauth2 {\n issuer https://auth.example.com\n " + src + "\n}"))
+		if err == nil || !strings.Contains(err.Error(), "key_rotation") {
+			t.Errorf("%q: %v, want an error naming key_rotation", src, err)
+		}
 	}
 }
 

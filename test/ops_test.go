@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -128,4 +129,62 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// Scheduled rotation across two instances on one Redis: the next key is
+// published before it signs, tokens from before and after pass on both,
+// and each rotation is made by exactly one instance.
+func TestScheduledKeyRotationAcrossInstances(t *testing.T) {
+	// The next key is published 3 s before it signs: instances check every
+	// second, and B learns of it within another.
+	const every = 12 * time.Second
+	cfg := strings.Replace(gatewayCaddyfile, "\t\t{{.Store}}\n", "\t\t{{.Store}}\n\t\tkey_rotation 12s\n", 1)
+	storeLine := redisStoreLine(t, redistest.Start(t))
+	up := newUpstream(t)
+	a := newGateway(t, Ports{Upstream: up.Addr(), Store: storeLine})
+	a.start(cfg, "WRITER_SECRET="+writerSecret)
+	b := newGateway(t, Ports{Upstream: up.Addr(), Store: storeLine, Issuer: a.Ports.Issuer})
+	b.start(cfg, "WRITER_SECRET="+writerSecret)
+
+	before := token(t, a)
+	first := kidOf(t, before)
+	// The next key appears in B's JWK Set while tokens are still signed
+	// with the first.
+	deadline := time.Now().Add(2 * every)
+	for len(jwksKids(t, b)) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no next key published: %v", jwksKids(t, b))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if kid := kidOf(t, token(t, b)); kid != first {
+		t.Fatalf("the next key signed as soon as it was published")
+	}
+	var after string
+	for after == "" || kidOf(t, after) == first {
+		if time.Now().After(deadline) {
+			t.Fatal("the next key never signed")
+		}
+		time.Sleep(100 * time.Millisecond)
+		after = token(t, a)
+	}
+	for name, g := range map[string]*gateway{"A": a, "B": b} {
+		for when, tok := range map[string]string{"before": before, "after": after} {
+			if code := callAPI(t, g, tok); code != 200 {
+				t.Errorf("%s refused the token from %s the rotation: %d", name, when, code)
+			}
+		}
+	}
+	// One audit line per key added, across both instances' logs.
+	for try := 0; ; try++ {
+		kids := jwksKids(t, a)
+		lines := strings.Count(a.log.String(), `"msg":"signing keys rotated"`) + strings.Count(b.log.String(), `"msg":"signing keys rotated"`)
+		if lines == len(kids)-1 && slices.Equal(kids, jwksKids(t, a)) {
+			break
+		}
+		if try == 5 {
+			t.Fatalf("%d rotations logged for %d keys: two instances rotated at once", lines, len(kids))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
