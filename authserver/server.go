@@ -99,6 +99,7 @@ const (
 
 	PathRevoke     = "/oauth/revoke"
 	PathIntrospect = "/oauth/introspect"
+	PathHealth     = "/oauth/health"
 
 	PathDeviceAuthorization = "/oauth/device"
 	PathDevice              = "/device"
@@ -121,6 +122,7 @@ type Server struct {
 	pages    *pages
 	secrets  *secretChecker
 	metrics  Metrics
+	health   healthCheck
 }
 
 // ValidateIssuer checks an issuer identifier (RFC 8414 §2): an https URL
@@ -241,6 +243,7 @@ func New(cfg Config) (*Server, error) {
 		base + PathRevoke:     s.handleRevoke,
 		base + PathIntrospect: s.handleIntrospect,
 		base + PathJWKS:       s.handleJWKS,
+		base + PathHealth:     s.handleHealth,
 		// RFC 8414 §3.1 inserts the well-known segment before the issuer's
 		// path; many clients append it instead, so serve both.
 		PathMetadata + base: s.handleMetadata,

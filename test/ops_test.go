@@ -188,3 +188,42 @@ func TestScheduledKeyRotationAcrossInstances(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// The health endpoint for load balancers follows the store.
+func TestHealth(t *testing.T) {
+	srv := redistest.Start(t)
+	g := startGateway(t, newUpstream(t), redisStoreLine(t, srv))
+	health := func() (int, string) {
+		resp, body := get(t, http.DefaultClient, "GET", g.AuthURL()+"/oauth/health")
+		return resp.StatusCode, body
+	}
+	waitFor := func(want int) string {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			code, body := health()
+			if code == want {
+				return body
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("health %d %s, want %d", code, body, want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if body := waitFor(200); body != `{"status":"ok"}`+"\n" {
+		t.Fatalf("healthy body %q", body)
+	}
+	if resp, _ := get(t, http.DefaultClient, "HEAD", g.AuthURL()+"/oauth/health"); resp.StatusCode != 200 {
+		t.Fatalf("HEAD: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, http.DefaultClient, "POST", g.AuthURL()+"/oauth/health"); resp.StatusCode != 405 {
+		t.Fatalf("POST: %d", resp.StatusCode)
+	}
+	srv.Stop()
+	if body := waitFor(503); !strings.Contains(body, `"reason":"the store is unreachable"`) {
+		t.Fatalf("unhealthy body %q", body)
+	}
+	srv.Resume()
+	waitFor(200)
+}

@@ -1,0 +1,66 @@
+package authserver
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Health is the answer of the health endpoint, for load balancers: 200
+// when the store answers and a signing key is loaded, 503 otherwise.
+type Health struct {
+	Status string `json:"status"` // "ok" or "unavailable"
+	// Reason says what is wrong, without internal detail (the log has it).
+	Reason string `json:"reason,omitempty"`
+}
+
+// healthCheck caches the store probe for a second, so that a flood of
+// health requests costs the store one read a second.
+type healthCheck struct {
+	mu     sync.Mutex
+	at     time.Time
+	result *Health
+}
+
+const healthCacheFor = time.Second
+
+// Health probes the store and the keys.
+func (s *Server) Health(ctx context.Context) *Health {
+	s.health.mu.Lock()
+	defer s.health.mu.Unlock()
+	if s.health.result != nil && time.Since(s.health.at) < healthCacheFor {
+		return s.health.result
+	}
+	h := &Health{Status: "ok"}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	switch _, err := s.store.Keys(ctx); {
+	case err != nil:
+		s.log.Error("health check: the store is unreachable", zap.Error(err))
+		h = &Health{Status: "unavailable", Reason: "the store is unreachable"}
+	case s.keys.signing(time.Now()) == nil:
+		h = &Health{Status: "unavailable", Reason: "no signing key is loaded"}
+	case s.cfg.Validator.Revoked != nil && s.cfg.Validator.Revoked.Stale():
+		h = &Health{Status: "unavailable", Reason: "revocations are stale: the store was unreachable too long"}
+	}
+	s.health.at, s.health.result = time.Now(), h
+	return h
+}
+
+// handleHealth is GET /oauth/health.
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, &Error{Code: "invalid_request", Description: "use GET for the health check", Status: http.StatusMethodNotAllowed})
+		return
+	}
+	h := s.Health(r.Context())
+	status := http.StatusOK
+	if h.Status != "ok" {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, h)
+}
