@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -187,6 +188,9 @@ func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "prefix":
 			if !d.Args(&r.Prefix) {
 				return d.ArgErr()
+			}
+			if strings.ContainsAny(r.Prefix, "{}") {
+				return d.Errf("store redis: prefix %q must not contain { or }: tokengate's keys carry their own Redis Cluster hash tags", r.Prefix)
 			}
 		default:
 			return d.Errf("store redis: unknown option %q (expected address, master_name or prefix)", d.Val())

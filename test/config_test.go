@@ -33,6 +33,8 @@ func TestConfigErrors(t *testing.T) {
 		{"device interval not whole seconds", wrap(iss + "\t\tdevice_interval 1500ms"), "device_interval 1.5s must be whole seconds"},
 		{"unknown store", wrap(iss + "\t\tstore postgres"), `store "postgres" is not known`},
 		{"redis store without address", wrap(iss + "\t\tstore redis {\n\t\t\tprefix x:\n\t\t}"), "no address"},
+		{"redis prefix with a hash tag", wrap(iss + "\t\tstore redis {\n\t\t\taddress redis://127.0.0.1:6379\n\t\t\tprefix {tg}:\n\t\t}"), "must not contain { or }"},
+		{"bad key_rotation", wrap(iss + "\t\tkey_rotation monthly"), "key_rotation"},
 		{"user with a plain password", wrap(iss + "\t\tuser mark hunter2"), "bcrypt hash"},
 		{"user with bad email", wrap(iss + "\t\tuser mark " + hash + " {\n\t\t\temail nope\n\t\t}"), "not an email address"},
 		{"unknown option", wrap(iss + "\t\tcolour blue"), `unknown oauth2 option "colour"`},

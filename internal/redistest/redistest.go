@@ -31,6 +31,7 @@ type Server struct {
 	t      testing.TB
 	port   int
 	dir    string
+	args   []string // more redis-server arguments (cluster, replica)
 	cmd    *exec.Cmd
 	shared bool // from REDIS_URL: never stopped by us
 }
@@ -55,14 +56,21 @@ func Start(t testing.TB) *Server {
 		}
 		return &Server{URL: u, Addr: opts.Addr, t: t, shared: true}
 	}
+	return startLocal(t)
+}
+
+// startLocal starts a redis-server of the test's own, or skips (fails with
+// TOKENGATE_REQUIRE_REDIS=1) when there is none on PATH.
+func startLocal(t testing.TB, args ...string) *Server {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		msg := "redis-server is not on PATH and REDIS_URL is not set: skipping Redis tests (install redis-server to run them)"
+		msg := "redis-server is not on PATH: skipping this Redis test (install redis-server to run it)"
 		if os.Getenv(RequireEnv) == "1" {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
 	}
-	s := &Server{t: t, port: freePort(t), dir: t.TempDir()}
+	s := &Server{t: t, port: freePort(t), dir: t.TempDir(), args: args}
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 	s.URL = "redis://" + s.Addr + "/0"
 	s.start()
@@ -83,10 +91,16 @@ func (s *Server) start() {
 	s.t.Helper()
 	// Persistence on (AOF, fsync every write) so a Restart keeps the data,
 	// as a production Redis would.
-	s.cmd = exec.Command("redis-server",
+	s.startWith(exec.Command("redis-server", append([]string{
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--dir", s.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-		"--protected-mode", "no")
+		"--protected-mode", "no"}, s.args...)...))
+}
+
+// startWith runs cmd and waits until the server on s.Addr answers PING.
+func (s *Server) startWith(cmd *exec.Cmd) {
+	s.t.Helper()
+	s.cmd = cmd
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("starting redis-server: %v", err)
 	}

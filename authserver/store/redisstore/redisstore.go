@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -42,6 +43,11 @@ var _ store.Store = (*Store)(nil)
 // New connects to Redis. It does not wait for the server: the first command
 // reports an unreachable server.
 func New(o Options) (*Store, error) {
+	if strings.ContainsAny(o.Prefix, "{}") {
+		// Braces would make the prefix the hash tag of every key,
+		// putting all of them in one Cluster slot.
+		return nil, fmt.Errorf("redis key prefix %q must not contain { or }", o.Prefix)
+	}
 	uo, err := universalOptions(o)
 	if err != nil {
 		return nil, err

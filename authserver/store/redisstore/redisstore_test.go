@@ -23,6 +23,25 @@ func TestContract(t *testing.T) {
 	})
 }
 
+// The same contract on a three-master Redis Cluster: keys a script
+// touches together share a hash tag.
+func TestContractCluster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	storetest.Run(t, func(t *testing.T) storetest.Opener {
+		opts := redisstore.Options{Addresses: c.Addrs, Prefix: redistest.Prefix(t)}
+		return func() (store.Store, error) { return redisstore.New(opts) }
+	})
+}
+
+// And through Sentinel (one master, one replica).
+func TestContractSentinel(t *testing.T) {
+	s := redistest.StartSentinel(t)
+	storetest.Run(t, func(t *testing.T) storetest.Opener {
+		opts := redisstore.Options{Addresses: s.Addrs, MasterName: s.MasterName, Prefix: redistest.Prefix(t)}
+		return func() (store.Store, error) { return redisstore.New(opts) }
+	})
+}
+
 // A revocation made through one connection (instance) reaches the others;
 // after Redis comes back from an outage, watchers resync.
 func TestRevocationsReachOtherInstances(t *testing.T) {
