@@ -18,6 +18,7 @@ func TestUnmarshalGlobalOption(t *testing.T) {
 			address redis://a:6379/0 redis://b:6379/0
 			master_name mymaster
 			prefix tg:
+			wait_replicas 1
 		}
 		signing_alg EdDSA
 		templates /etc/tokengate/pages
@@ -47,7 +48,7 @@ func TestUnmarshalGlobalOption(t *testing.T) {
 	}
 	want := &App{
 		Issuer:                 "https://auth.example.com",
-		StoreRaw:               json.RawMessage(`{"addresses":["redis://a:6379/0","redis://b:6379/0"],"master_name":"mymaster","module":"redis","prefix":"tg:"}`),
+		StoreRaw:               json.RawMessage(`{"addresses":["redis://a:6379/0","redis://b:6379/0"],"master_name":"mymaster","module":"redis","prefix":"tg:","wait_replicas":1}`),
 		SigningAlg:             "EdDSA",
 		Templates:              "/etc/tokengate/pages",
 		AccessTokenTTL:         caddy.Duration(15 * time.Minute),

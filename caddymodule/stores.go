@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -131,6 +132,10 @@ type RedisStore struct {
 	MasterName string `json:"master_name,omitempty"`
 	// Prefix starts every key. Default: "tokengate:".
 	Prefix string `json:"prefix,omitempty"`
+	// WaitReplicas makes every write wait until that many replicas have
+	// it (up to 1s), and fail otherwise, so that no token or code
+	// answered as issued is lost in a failover. Default 0: do not wait.
+	WaitReplicas int `json:"wait_replicas,omitempty"`
 
 	pooled
 }
@@ -143,7 +148,7 @@ func (RedisStore) CaddyModule() caddy.ModuleInfo {
 // Provision connects (or shares the connection).
 func (r *RedisStore) Provision(caddy.Context) error {
 	repl := caddy.NewReplacer()
-	opts := redisstore.Options{MasterName: r.MasterName, Prefix: r.Prefix}
+	opts := redisstore.Options{MasterName: r.MasterName, Prefix: r.Prefix, WaitReplicas: r.WaitReplicas}
 	if opts.Prefix == "" {
 		opts.Prefix = "tokengate:"
 	}
@@ -169,6 +174,7 @@ func (r *RedisStore) Shared() bool { return true }
 //		address <url>      # repeatable
 //		master_name <name> # Sentinel
 //		prefix <prefix>
+//		wait_replicas <n>
 //	}
 func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // "redis"
@@ -192,8 +198,18 @@ func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if strings.ContainsAny(r.Prefix, "{}") {
 				return d.Errf("store redis: prefix %q must not contain { or }: tokengate's keys carry their own Redis Cluster hash tags", r.Prefix)
 			}
+		case "wait_replicas":
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return d.Errf("store redis: wait_replicas takes one number of replicas")
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return d.Errf("store redis: wait_replicas %q is not a number of replicas (0 or more)", v)
+			}
+			r.WaitReplicas = n
 		default:
-			return d.Errf("store redis: unknown option %q (expected address, master_name or prefix)", d.Val())
+			return d.Errf("store redis: unknown option %q (expected address, master_name, prefix or wait_replicas)", d.Val())
 		}
 	}
 	if len(r.Addresses) == 0 {

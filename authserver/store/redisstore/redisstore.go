@@ -30,12 +30,21 @@ type Options struct {
 	MasterName string
 	// Prefix starts every key, so several deployments can share a server.
 	Prefix string
+	// WaitReplicas, when above 0, makes every write wait (Redis WAIT, in
+	// the same pipeline) until that many replicas have it, for up to
+	// WaitTimeout; a write they do not confirm is reported as an error, so
+	// that nothing is answered as done that a failover could lose.
+	WaitReplicas int
 }
+
+// WaitTimeout bounds how long a write waits for its replicas.
+const WaitTimeout = time.Second
 
 // Store is a Redis-backed store.Store.
 type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
+	wait   int
 }
 
 var _ store.Store = (*Store)(nil)
@@ -52,7 +61,10 @@ func New(o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{rdb: redis.NewUniversalClient(uo), prefix: o.Prefix}, nil
+	if o.WaitReplicas < 0 {
+		return nil, fmt.Errorf("wait_replicas %d must not be negative", o.WaitReplicas)
+	}
+	return &Store{rdb: redis.NewUniversalClient(uo), prefix: o.Prefix, wait: o.WaitReplicas}, nil
 }
 
 func universalOptions(o Options) (*redis.UniversalOptions, error) {
@@ -127,16 +139,66 @@ end
 return {1, body}
 `)
 
+// write sends the commands queue adds, which touch key's slot, and, when
+// the store waits for replicas, WAIT after them in the same pipeline: one
+// round trip either way. In a Cluster the pipeline goes to key's master,
+// where WAIT means something; a slot moving meanwhile is an error to retry.
+func (s *Store) write(ctx context.Context, key string, queue func(p redis.Pipeliner)) error {
+	if s.wait == 0 {
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error { queue(p); return nil })
+		return err
+	}
+	var node redis.Cmdable = s.rdb
+	if c, ok := s.rdb.(*redis.ClusterClient); ok {
+		n, err := c.MasterForKey(ctx, key)
+		if err != nil {
+			return err
+		}
+		node = n
+	}
+	var wait *redis.Cmd
+	_, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
+		queue(p)
+		wait = p.Do(ctx, "WAIT", s.wait, WaitTimeout.Milliseconds())
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n, _ := wait.Int64(); n < int64(s.wait) {
+		return fmt.Errorf("only %d of %d replicas confirmed a write within %s", n, s.wait, WaitTimeout)
+	}
+	return nil
+}
+
+// runWrite runs a script that writes, through write when the store waits
+// for replicas. The result is the script's, or the replicas' error.
+func (s *Store) runWrite(ctx context.Context, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
+	if s.wait == 0 {
+		return sc.Run(ctx, s.rdb, keys, args...)
+	}
+	var cmd *redis.Cmd
+	err := s.write(ctx, keys[0], func(p redis.Pipeliner) { cmd = sc.EvalSha(ctx, p, keys, args...) })
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// A new master (after a failover) has not seen the script yet.
+		err = s.write(ctx, keys[0], func(p redis.Pipeliner) { cmd = sc.Eval(ctx, p, keys, args...) })
+	}
+	if err != nil && cmd.Err() == nil {
+		cmd.SetErr(err)
+	}
+	return cmd
+}
+
 func (s *Store) createOnce(ctx context.Context, key string, exp time.Time, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	ok, err := s.rdb.SetNX(ctx, key, append([]byte{'0'}, data...), store.TTL(exp)).Result()
-	if err != nil {
+	var set *redis.BoolCmd
+	if err := s.write(ctx, key, func(p redis.Pipeliner) { set = p.SetNX(ctx, key, append([]byte{'0'}, data...), store.TTL(exp)) }); err != nil {
 		return err
 	}
-	if !ok {
+	if !set.Val() {
 		return store.ErrExists
 	}
 	return nil
@@ -149,7 +211,7 @@ func (s *Store) consume(ctx context.Context, key, clientID string, v any, nextKe
 	if next != nil {
 		keys, args = append(keys, nextKey), append(args, unixMilli(next.IssuedAt), unixMilli(next.ExpiresAt), px(next.ExpiresAt))
 	}
-	res, err := consumeScript.Run(ctx, s.rdb, keys, args...).Slice()
+	res, err := s.runWrite(ctx, consumeScript, keys, args...).Slice()
 	if errors.Is(err, redis.Nil) {
 		return store.ErrNotFound
 	}
@@ -210,7 +272,7 @@ func (s *Store) SwapKeys(ctx context.Context, prev int64, ring *store.KeyRing) e
 	if err != nil {
 		return err
 	}
-	ok, err := swapKeysScript.Run(ctx, s.rdb, []string{s.key("keys")}, prev, data).Int()
+	ok, err := s.runWrite(ctx, swapKeysScript, []string{s.key("keys")}, prev, data).Int()
 	if err != nil {
 		return err
 	}
@@ -324,14 +386,15 @@ func (s *Store) CreateDeviceCode(ctx context.Context, d *store.DeviceCode) error
 	if err != nil {
 		return err
 	}
-	ok, err := s.rdb.SetNX(ctx, s.userCodeKey(d.UserCode), d.GrantID, store.TTL(d.ExpiresAt)).Result()
-	if err != nil {
+	ucKey, key := s.userCodeKey(d.UserCode), s.deviceKey(d.GrantID)
+	var set *redis.BoolCmd
+	if err := s.write(ctx, ucKey, func(p redis.Pipeliner) { set = p.SetNX(ctx, ucKey, d.GrantID, store.TTL(d.ExpiresAt)) }); err != nil {
 		return err
 	}
-	if !ok {
+	if !set.Val() {
 		return store.ErrExists
 	}
-	return s.rdb.Set(ctx, s.deviceKey(d.GrantID), data, store.TTL(d.ExpiresAt)).Err()
+	return s.write(ctx, key, func(p redis.Pipeliner) { p.Set(ctx, key, data, store.TTL(d.ExpiresAt)) })
 }
 
 // device reads the device authorization with that user code, as stored
@@ -383,7 +446,7 @@ func (s *Store) UpdateDeviceCode(ctx context.Context, userCode string, fn func(*
 		if err != nil {
 			return nil, err
 		}
-		ok, err := casScript.Run(ctx, s.rdb, []string{s.deviceKey(grantID)}, old, data, px(d.ExpiresAt)).Int()
+		ok, err := s.runWrite(ctx, casScript, []string{s.deviceKey(grantID)}, old, data, px(d.ExpiresAt)).Int()
 		if err != nil {
 			return nil, err
 		}
@@ -435,7 +498,7 @@ func (s *Store) PollDeviceCode(ctx context.Context, p store.DevicePoll) (*store.
 		keys = append(keys, s.refreshKey(p.GrantID, p.First.Hash))
 		args = append(args, unixMilli(p.First.IssuedAt), unixMilli(p.First.ExpiresAt), px(p.First.ExpiresAt))
 	}
-	res, err := pollScript.Run(ctx, s.rdb, keys, args...).Slice()
+	res, err := s.runWrite(ctx, pollScript, keys, args...).Slice()
 	if errors.Is(err, redis.Nil) {
 		return nil, "", store.ErrNotFound
 	}
@@ -542,7 +605,7 @@ func (s *Store) Revoke(ctx context.Context, r store.Revocation) error {
 		return err
 	}
 	field := string(r.Kind) + ":" + r.Value
-	err = revokeScript.Run(ctx, s.rdb, s.revocationKeys(), field, data, r.ExpiresAt.UnixMilli(), s.revocationChannel()).Err()
+	err = s.runWrite(ctx, revokeScript, s.revocationKeys(), field, data, r.ExpiresAt.UnixMilli(), s.revocationChannel()).Err()
 	if errors.Is(err, redis.Nil) {
 		return nil
 	}
@@ -602,7 +665,8 @@ func (s *Store) PutClient(ctx context.Context, c *store.Client) error {
 	if err != nil {
 		return err
 	}
-	return s.rdb.HSet(ctx, s.clientsKey(), c.ID, data).Err()
+	key := s.clientsKey()
+	return s.write(ctx, key, func(p redis.Pipeliner) { p.HSet(ctx, key, c.ID, data) })
 }
 
 // Client implements store.Store.
@@ -637,11 +701,12 @@ func (s *Store) Clients(ctx context.Context) ([]*store.Client, error) {
 
 // DeleteClient implements store.Store.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
-	n, err := s.rdb.HDel(ctx, s.clientsKey(), id).Result()
-	if err != nil {
+	key := s.clientsKey()
+	var del *redis.IntCmd
+	if err := s.write(ctx, key, func(p redis.Pipeliner) { del = p.HDel(ctx, key, id) }); err != nil {
 		return err
 	}
-	if n == 0 {
+	if del.Val() == 0 {
 		return store.ErrNotFound
 	}
 	return nil
@@ -657,7 +722,8 @@ func (s *Store) PutConsent(ctx context.Context, c *store.Consent) error {
 	if err != nil {
 		return err
 	}
-	return s.rdb.Set(ctx, s.consentKey(c.Subject, c.ClientID), data, store.TTL(c.ExpiresAt)).Err()
+	key := s.consentKey(c.Subject, c.ClientID)
+	return s.write(ctx, key, func(p redis.Pipeliner) { p.Set(ctx, key, data, store.TTL(c.ExpiresAt)) })
 }
 
 // Consent implements store.Store.

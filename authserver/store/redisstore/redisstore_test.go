@@ -2,7 +2,9 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,12 +36,40 @@ func TestContractCluster(t *testing.T) {
 }
 
 // And through Sentinel (one master, one replica).
+// Every write waits for the replica (WAIT in the same pipeline).
 func TestContractSentinel(t *testing.T) {
 	s := redistest.StartSentinel(t)
 	storetest.Run(t, func(t *testing.T) storetest.Opener {
-		opts := redisstore.Options{Addresses: s.Addrs, MasterName: s.MasterName, Prefix: redistest.Prefix(t)}
+		opts := redisstore.Options{Addresses: s.Addrs, MasterName: s.MasterName, Prefix: redistest.Prefix(t), WaitReplicas: 1}
 		return func() (store.Store, error) { return redisstore.New(opts) }
 	})
+}
+
+// A write no replica confirms is an error, on a single server and on a
+// Cluster master alike (neither has replicas here), and nothing is
+// answered as done.
+func TestUnreplicatedWritesFail(t *testing.T) {
+	for name, addrs := range map[string][]string{
+		"standalone": {redistest.Start(t).URL},
+		"cluster":    redistest.StartCluster(t).Addrs,
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := redisstore.New(redisstore.Options{Addresses: addrs, Prefix: redistest.Prefix(t), WaitReplicas: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			now := time.Now()
+			err = s.CreateCode(context.Background(), &store.AuthCode{Hash: "h", GrantID: "g", ClientID: "app", ExpiresAt: now.Add(time.Minute)})
+			if err == nil || !strings.Contains(err.Error(), "0 of 1 replicas confirmed") {
+				t.Fatalf("CreateCode without a replica: %v", err)
+			}
+			_, err = s.RotateRefreshToken(context.Background(), "g", "h", "app", store.Successor{Hash: "n", IssuedAt: now, ExpiresAt: now.Add(time.Hour)})
+			if !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("a read-only miss needs no replica: %v", err)
+			}
+		})
+	}
 }
 
 // A revocation made through one connection (instance) reaches the others;
