@@ -526,3 +526,35 @@ func TestRefreshRotation(t *testing.T) {
 		t.Fatal("access token of a revoked grant still valid")
 	}
 }
+
+// A client retrying a refresh whose answer it lost keeps its grant; if the
+// "retry" was a thief's replay, the client's next refresh is the reuse that
+// revokes everything.
+func TestRefreshRetry(t *testing.T) {
+	e := newEnv(t)
+	p := e.person()
+	refresh := func(rt string) *http.Response {
+		return e.post("/oauth/token", form("grant_type", "refresh_token", "refresh_token", rt), []string{"webapp", "appsecret"})
+	}
+	rt1 := decode(t, e.exchange(e.codeFor(t, p, e.stdAuth())))["refresh_token"].(string)
+	lost := decode(t, refresh(rt1))["refresh_token"].(string) // the answer never arrives
+	resp := refresh(rt1)
+	if resp.StatusCode != 200 {
+		t.Fatalf("retry: %d %v", resp.StatusCode, decode(t, resp))
+	}
+	m := decode(t, resp)
+	rt3, at3 := m["refresh_token"].(string), m["access_token"].(string)
+	if rt3 == lost {
+		t.Fatal("the retry got the lost refresh token again")
+	}
+	if resp := refresh(rt3); resp.StatusCode != 200 {
+		t.Fatalf("the retry's refresh token: %d %v", resp.StatusCode, decode(t, resp))
+	}
+
+	// A replay of rt1 by someone else would have looked the same; then the
+	// client's own token (here: lost) is a reuse and the grant falls.
+	wantOAuthError(t, refresh(lost), 400, "invalid_grant")
+	if _, err := e.validator.Validate(at3, ""); err == nil {
+		t.Fatal("the grant survived the use of a retired refresh token")
+	}
+}

@@ -73,8 +73,13 @@ func (g authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (
 
 // refreshTokenGrant is RFC 6749 §6 with rotation: every refresh returns a
 // new refresh token and retires the old; reuse of a retired one revokes the
-// whole grant (RFC 9700 §4.14.2).
+// whole grant (RFC 9700 §4.14.2). A client retrying within
+// RefreshRetryGrace, whose answer was lost and whose new token was never
+// used, is not reusing: it gets a fresh successor instead (store.Successor).
 type refreshTokenGrant struct{ s *Server }
+
+// RefreshRetryGrace bounds how late a retried refresh may come.
+const RefreshRetryGrace = time.Minute
 
 func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *Error) {
 	s := g.s
@@ -94,6 +99,9 @@ func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*Toke
 		// that a wrong scope does not cost the client its grant; this
 		// rarer case pays one read more.
 		old, err := s.store.RefreshToken(ctx, grantID, hash)
+		if errors.Is(err, store.ErrAlreadyUsed) {
+			err = nil // a retry or a reuse: the rotation below tells them apart
+		}
 		if e := g.check(ctx, req, old, err, grantID); e != nil {
 			return nil, e
 		}
@@ -102,6 +110,7 @@ func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*Toke
 		}
 	}
 	next, refresh := s.newRefreshToken(grantID)
+	next.Grace = RefreshRetryGrace
 	old, err := s.store.RotateRefreshToken(ctx, grantID, hash, req.client.ID, *next)
 	if e := g.check(ctx, req, old, err, grantID); e != nil {
 		// If the grant turned out revoked, the successor just stored is

@@ -44,8 +44,10 @@ type Store interface {
 	// ConsumeCode redeems the code (grantID, hash) for clientID. The first
 	// redemption returns it and, when first is given, stores the grant's
 	// first refresh token (see Successor) in the same atomic step; later
-	// ones return it with ErrAlreadyUsed. A code issued to another client
-	// is returned untouched, so nobody can burn a code they do not own.
+	// ones return it with ErrAlreadyUsed: a code is never redeemed twice,
+	// retry or not (RFC 6749 §4.1.2), so first.Grace is ignored. A code
+	// issued to another client is returned untouched, so nobody can burn
+	// a code they do not own.
 	ConsumeCode(ctx context.Context, grantID, hash, clientID string, first *Successor) (*AuthCode, error)
 
 	// CreateDeviceCode stores a device authorization under its grant,
@@ -69,10 +71,10 @@ type Store interface {
 	// if it was rotated already.
 	RefreshToken(ctx context.Context, grantID, hash string) (*RefreshToken, error)
 	// RotateRefreshToken consumes the token (grantID, hash) for clientID
-	// and, if this is its first use, stores its successor in the same
-	// atomic step. It returns the consumed token; with ErrAlreadyUsed if
-	// it was used before (next is then not stored). A token of another
-	// client is returned untouched.
+	// and, if this is its first use (or a retry of it, see Successor),
+	// stores its successor in the same atomic step. It returns the
+	// consumed token; with ErrAlreadyUsed if it was used before (next is
+	// then not stored). A token of another client is returned untouched.
 	RotateRefreshToken(ctx context.Context, grantID, hash, clientID string, next Successor) (*RefreshToken, error)
 
 	// Revoke records a revocation until r.ExpiresAt.
@@ -163,10 +165,19 @@ type AuthCode struct {
 // The store derives the rest from the record it consumes (same grant,
 // client, subject, scope and authentication time), so that redeeming one
 // and storing the other is one atomic step: one round trip to a shared store.
+//
+// A retry is redeemed again: when the record was exchanged at most Grace
+// before IssuedAt, by the same client, and the successor that exchange
+// stored has never been used, that successor is retired (marked used) and
+// this one stored instead. A client whose answer was lost (a network cut,
+// a store failover after the write) thus keeps its grant; if the retry
+// was someone else's replay, the client's next use of the successor it
+// holds is the reuse that revokes the grant.
 type Successor struct {
 	Hash      string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	Grace     time.Duration
 }
 
 // Of is the refresh token s makes of a consumed record's grant.

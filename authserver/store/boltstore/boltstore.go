@@ -26,12 +26,13 @@ var (
 	bucketDevices  = []byte("device_codes")
 	bucketUserCode = []byte("device_user_codes")
 	bucketRefresh  = []byte("refresh_tokens")
+	bucketRotated  = []byte("rotations")
 	bucketRevoked  = []byte("revocations")
 	bucketClients  = []byte("clients")
 	bucketConsents = []byte("consents")
 	bucketCounters = []byte("counters")
 
-	allBuckets = [][]byte{bucketKeys, bucketCodes, bucketDevices, bucketUserCode, bucketRefresh,
+	allBuckets = [][]byte{bucketKeys, bucketCodes, bucketDevices, bucketUserCode, bucketRefresh, bucketRotated,
 		bucketRevoked, bucketClients, bucketConsents, bucketCounters}
 
 	keyRing = []byte("ring")
@@ -392,17 +393,57 @@ func (s *Store) RefreshToken(ctx context.Context, grantID, hash string) (*store.
 	return t, err
 }
 
+// rotation is what a rotated refresh token was exchanged for, and when,
+// so that a retry of that exchange can take its place (store.Successor).
+type rotation struct {
+	Next string    `json:"next"`
+	At   time.Time `json:"at"`
+}
+
 // RotateRefreshToken implements store.Store.
 func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash, clientID string, next store.Successor) (*store.RefreshToken, error) {
 	old := new(store.RefreshToken)
+	key := refreshKey(grantID, hash)
 	err := s.update(ctx, bucketRefresh, func(b *bolt.Bucket) error {
-		return consume(b, refreshKey(grantID, hash), old, func() (bool, error) {
+		rotations := b.Tx().Bucket(bucketRotated)
+		rotate := func() error {
+			t := next.Of(grantID, old.ClientID, old.Subject, old.Scope, old.AuthTime)
+			if err := put(b, refreshKey(t.GrantID, t.Hash), t.ExpiresAt, 0, t); err != nil {
+				return err
+			}
+			return put(rotations, key, old.ExpiresAt, 0, rotation{Next: t.Hash, At: next.IssuedAt})
+		}
+		err := consume(b, key, old, func() (bool, error) {
 			if old.ClientID != clientID {
 				return false, nil
 			}
-			t := next.Of(grantID, old.ClientID, old.Subject, old.Scope, old.AuthTime)
-			return true, put(b, refreshKey(t.GrantID, t.Hash), t.ExpiresAt, 0, t)
+			return true, rotate()
 		})
+		if err != store.ErrAlreadyUsed || next.Grace <= 0 || old.ClientID != clientID {
+			return err
+		}
+		// Used before: a retry within the grace takes the place of the
+		// successor nobody has used.
+		r, gerr := get(rotations, key)
+		if gerr != nil {
+			return err
+		}
+		var last rotation
+		if json.Unmarshal(r.data, &last) != nil || next.IssuedAt.Sub(last.At) > next.Grace {
+			return err
+		}
+		lastKey := refreshKey(grantID, last.Next)
+		if sr, serr := get(b, lastKey); serr != nil || sr.uses > 0 {
+			return err
+		}
+		// Retired, not deleted: if anyone does hold it, its use is a
+		// reuse that revokes the grant.
+		raw := bytes.Clone(b.Get(lastKey))
+		binary.BigEndian.PutUint64(raw[8:16], 1)
+		if err := b.Put(lastKey, raw); err != nil {
+			return err
+		}
+		return rotate()
 	})
 	if err != nil && err != store.ErrAlreadyUsed {
 		return nil, err

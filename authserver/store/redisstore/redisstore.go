@@ -122,19 +122,40 @@ func px(exp time.Time) int64 { return store.TTL(exp).Milliseconds() }
 // token, made of the record's own grant fields (client c, subject s, scope p,
 // auth time t) with issued-at ARGV[2] and expiry ARGV[3] (Unix ms) for ARGV[4]
 // ms. One script, so that a token request that writes is one round trip.
-// Returns {1|2|3, record}: first use, used before, or another client's
-// record (untouched).
+// The used record remembers its successor's hash (x) and when (u), so that
+// a retry within ARGV[5] ms can take its place (store.Successor); ARGV[6]
+// is the key prefix of the successor (same hash tag, so same slot).
+// Returns {1|2|3, record}: first use (or retry), used before, or another
+// client's record (untouched).
 var consumeScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local body = string.sub(v, 2)
-if string.sub(v, 1, 1) ~= '0' then return {2, body} end
 local r = cjson.decode(body)
-if r.c ~= ARGV[1] then return {3, body} end
-redis.call('SETRANGE', KEYS[1], 0, '1')
-if KEYS[2] then
+local function store_next()
   local next = {c = r.c, s = r.s, p = r.p, t = r.t, i = tonumber(ARGV[2]), e = tonumber(ARGV[3])}
   redis.call('SET', KEYS[2], '0' .. cjson.encode(next), 'PX', ARGV[4])
+  r.x, r.u = string.sub(KEYS[2], #ARGV[6] + 1), tonumber(ARGV[2])
+  redis.call('SET', KEYS[1], '1' .. cjson.encode(r), 'KEEPTTL')
+end
+if string.sub(v, 1, 1) ~= '0' then
+  local grace = tonumber(ARGV[5] or '0')
+  if grace > 0 and r.c == ARGV[1] and r.x and r.u and tonumber(ARGV[2]) - r.u <= grace then
+    local sk = ARGV[6] .. r.x
+    local sv = redis.call('GET', sk)
+    if sv and string.sub(sv, 1, 1) == '0' then
+      redis.call('SETRANGE', sk, 0, '1')
+      store_next()
+      return {1, body}
+    end
+  end
+  return {2, body}
+end
+if r.c ~= ARGV[1] then return {3, body} end
+if KEYS[2] then
+  store_next()
+else
+  redis.call('SETRANGE', KEYS[1], 0, '1')
 end
 return {1, body}
 `)
@@ -204,12 +225,14 @@ func (s *Store) createOnce(ctx context.Context, key string, exp time.Time, v any
 	return nil
 }
 
-// consume runs consumeScript on key for clientID, storing next's successor
-// (when given) under nextKey, and decodes the record into v.
-func (s *Store) consume(ctx context.Context, key, clientID string, v any, nextKey string, next *store.Successor) error {
+// consume runs consumeScript on key for clientID, storing next (when
+// given) as a refresh token of grantID, and decodes the record into v.
+func (s *Store) consume(ctx context.Context, key, clientID string, v any, grantID string, next *store.Successor) error {
 	keys, args := []string{key}, []any{clientID}
 	if next != nil {
-		keys, args = append(keys, nextKey), append(args, unixMilli(next.IssuedAt), unixMilli(next.ExpiresAt), px(next.ExpiresAt))
+		keys = append(keys, s.refreshKey(grantID, next.Hash))
+		args = append(args, unixMilli(next.IssuedAt), unixMilli(next.ExpiresAt), px(next.ExpiresAt),
+			next.Grace.Milliseconds(), s.refreshKey(grantID, ""))
 	}
 	res, err := s.runWrite(ctx, consumeScript, keys, args...).Slice()
 	if errors.Is(err, redis.Nil) {
@@ -313,20 +336,18 @@ func (s *Store) CreateCode(ctx context.Context, c *store.AuthCode) error {
 // ConsumeCode implements store.Store.
 func (s *Store) ConsumeCode(ctx context.Context, grantID, hash, clientID string, first *store.Successor) (*store.AuthCode, error) {
 	c := new(compactCode)
-	err := s.consume(ctx, s.codeKey(grantID, hash), clientID, c, s.refreshKey(grantID, successorHash(first)), first)
+	if first != nil {
+		// A code is never redeemed twice, retry or not (RFC 6749 §4.1.2).
+		f := *first
+		f.Grace, first = 0, &f
+	}
+	err := s.consume(ctx, s.codeKey(grantID, hash), clientID, c, grantID, first)
 	if err != nil && !errors.Is(err, store.ErrAlreadyUsed) {
 		return nil, err
 	}
 	return &store.AuthCode{Hash: hash, GrantID: grantID, ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope,
 		AuthTime: fromMilli(c.AuthTime), RedirectURI: c.RedirectURI, RedirectURIGiven: c.RedirectURIGiven,
 		CodeChallenge: c.CodeChallenge, CodeChallengeMethod: c.CodeChallengeMethod, ExpiresAt: fromMilli(c.ExpiresAt)}, err
-}
-
-func successorHash(s *store.Successor) string {
-	if s == nil {
-		return ""
-	}
-	return s.Hash
 }
 
 // unixMilli and fromMilli keep times in compact records; 0 is the zero time.
@@ -567,7 +588,7 @@ func (s *Store) RefreshToken(ctx context.Context, grantID, hash string) (*store.
 // RotateRefreshToken implements store.Store.
 func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash, clientID string, next store.Successor) (*store.RefreshToken, error) {
 	old := new(compactRefresh)
-	err := s.consume(ctx, s.refreshKey(grantID, hash), clientID, old, s.refreshKey(grantID, next.Hash), &next)
+	err := s.consume(ctx, s.refreshKey(grantID, hash), clientID, old, grantID, &next)
 	if err != nil && !errors.Is(err, store.ErrAlreadyUsed) {
 		return nil, err
 	}

@@ -31,6 +31,7 @@ func Run(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"CodesSingleUseUnderContention", testCodesContention},
 		{"DeviceCodes", testDeviceCodes},
 		{"DevicePolls", testDevicePolls},
+		{"RefreshRetry", testRefreshRetry},
 		{"RefreshTokens", testRefreshTokens},
 		{"RefreshRotationUnderContention", testRefreshContention},
 		{"Revocations", testRevocations},
@@ -691,4 +692,63 @@ func testPersistence(t *testing.T, s store.Store, reopen func() store.Store) {
 	if n != 2 {
 		t.Fatalf("counter after reopen = %d, want 2", n)
 	}
+}
+
+// testRefreshRetry: a client retrying a rotation whose answer it never got
+// keeps its grant (store.Successor's grace); anything else is reuse.
+func testRefreshRetry(t *testing.T, s store.Store, _ func() store.Store) {
+	within := func(hash string, after time.Duration) store.Successor {
+		return store.Successor{Hash: hash, IssuedAt: in(after), ExpiresAt: in(time.Hour), Grace: time.Minute}
+	}
+	r0 := newRefresh("gr", "r0", time.Hour)
+	must(t, s.CreateRefreshToken(ctx, r0))
+	_, err := s.RotateRefreshToken(ctx, "gr", "r0", "app", within("r1", 0))
+	must(t, err)
+	// The retry replaces r1, which nobody got.
+	r2 := within("r2", time.Second)
+	got, err := s.RotateRefreshToken(ctx, "gr", "r0", "app", r2)
+	must(t, err)
+	if got.ClientID != "app" || got.GrantID != "gr" {
+		t.Fatalf("retry returned %+v", got)
+	}
+	// r1 is retired: whoever holds it triggers reuse detection.
+	_, err = s.RefreshToken(ctx, "gr", "r1")
+	wantErr(t, err, store.ErrAlreadyUsed)
+	_, err = s.RotateRefreshToken(ctx, "gr", "r1", "app", within("r1x", time.Second))
+	wantErr(t, err, store.ErrAlreadyUsed)
+	wantRefresh(t, s, "gr", "r2", r2.Of("gr", "app", "mark", "read write", r0.AuthTime))
+	// Another client's replay is reuse.
+	_, err = s.RotateRefreshToken(ctx, "gr", "r0", "intruder", within("x", 2*time.Second))
+	wantErr(t, err, store.ErrAlreadyUsed)
+	wantRefresh(t, s, "gr", "x", nil)
+	// Once r2 is used, r0 can no longer be retried.
+	_, err = s.RotateRefreshToken(ctx, "gr", "r2", "app", within("r3", 3*time.Second))
+	must(t, err)
+	_, err = s.RotateRefreshToken(ctx, "gr", "r0", "app", within("r4", 4*time.Second))
+	wantErr(t, err, store.ErrAlreadyUsed)
+	wantRefresh(t, s, "gr", "r4", nil)
+	_, err = s.RefreshToken(ctx, "gr", "r3")
+	must(t, err)
+
+	// Past the grace, or without one, a retry is reuse.
+	must(t, s.CreateRefreshToken(ctx, newRefresh("gq", "q0", time.Hour)))
+	_, err = s.RotateRefreshToken(ctx, "gq", "q0", "app", within("q1", 0))
+	must(t, err)
+	_, err = s.RotateRefreshToken(ctx, "gq", "q0", "app", within("q2", 2*time.Minute))
+	wantErr(t, err, store.ErrAlreadyUsed)
+	_, err = s.RotateRefreshToken(ctx, "gq", "q0", "app", successor("q3"))
+	wantErr(t, err, store.ErrAlreadyUsed)
+	_, err = s.RefreshToken(ctx, "gq", "q1")
+	must(t, err)
+
+	// A code is never redeemed twice, whatever the grace.
+	c := newCode("retry", time.Minute)
+	must(t, s.CreateCode(ctx, c))
+	first := within("c1", 0)
+	_, err = s.ConsumeCode(ctx, c.GrantID, "retry", "app", &first)
+	must(t, err)
+	again := within("c2", time.Second)
+	_, err = s.ConsumeCode(ctx, c.GrantID, "retry", "app", &again)
+	wantErr(t, err, store.ErrAlreadyUsed)
+	wantRefresh(t, s, c.GrantID, "c2", nil)
 }
