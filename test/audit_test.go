@@ -33,7 +33,7 @@ const auditCaddyfile = `{
 			scope read
 		}
 		client droplet {
-			secret droplet-secret-value
+			secret droplet-secret
 			redirect_uri https://dropletbook.example/callback
 			grant authorization_code refresh_token
 			scope read write
@@ -72,7 +72,7 @@ func TestAuditLogHasNoSecrets(t *testing.T) {
 				secrets = append(secrets, v)
 			}
 		}
-		keep(readerSecret, "droplet-secret-value", "resource-server-secret", markPassword)
+		keep(readerSecret, "droplet-secret", "resource-server-secret", markPassword)
 
 		// Client credentials, a wrong secret, an API call.
 		tok := token(t, g)
@@ -89,7 +89,7 @@ func TestAuditLogHasNoSecrets(t *testing.T) {
 			keep(who[1])
 		}
 		keep("typed-my-password-here")
-		cfg := oauthConfig(g, "droplet", "droplet-secret-value", "https://dropletbook.example/callback", "read", "write")
+		cfg := oauthConfig(g, "droplet", "droplet-secret", "https://dropletbook.example/callback", "read", "write")
 		p := persontest.New("mark", markPassword)
 		verifier := oauth2.GenerateVerifier()
 		code := authorize(t, g, p, cfg, verifier)
@@ -105,7 +105,7 @@ func TestAuditLogHasNoSecrets(t *testing.T) {
 		}
 		keep(refreshed.AccessToken, refreshed.RefreshToken)
 		post(t, g, "/oauth/introspect", url.Values{"token": {refreshed.AccessToken}}, "rs", "resource-server-secret")
-		post(t, g, "/oauth/revoke", url.Values{"token": {refreshed.RefreshToken}}, "droplet", "droplet-secret-value")
+		post(t, g, "/oauth/revoke", url.Values{"token": {refreshed.RefreshToken}}, "droplet", "droplet-secret")
 		u, _ := url.Parse(g.AuthURL())
 		for _, c := range p.HTTP.Jar.Cookies(u) {
 			keep(c.Value)

@@ -2,17 +2,21 @@ package test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
 
+	"github.com/tokengate/tokengate/internal/persontest"
 	"github.com/tokengate/tokengate/internal/redistest"
 )
 
@@ -226,4 +230,153 @@ func TestHealth(t *testing.T) {
 	}
 	srv.Resume()
 	waitFor(200)
+}
+
+// tokengate reload with a new client and changed scopes, under load: no
+// request fails, refresh tokens and revocations made before still hold,
+// and the keys stay the same.
+func TestReloadUnderLoad(t *testing.T) {
+	stores(t, func(t *testing.T, storeLine string) {
+		up := newUpstream(t)
+		g := newGateway(t, Ports{Upstream: up.Addr(), Store: storeLine})
+		g.start(auditCaddyfile)
+		kids := jwksKids(t, g)
+		revoked := token(t, g)
+		if out, err := g.cli(t, "revoke", "--token", revoked); err != nil {
+			t.Fatalf("revoke: %v\n%s", err, out)
+		}
+		p := persontest.New("mark", markPassword)
+		grants := []string{codeFlowTokens(t, g, p).RefreshToken, codeFlowTokens(t, g, p).RefreshToken}
+		steady := token(t, g)
+
+		// At a reload Caddy binds a new socket (SO_REUSEPORT) and closes
+		// the old one: a connection still in the old socket's accept queue
+		// is reset, and idle keep-alive connections are closed. Those are
+		// connection errors before any answer; the load's client retries
+		// them once, as a load balancer would, and counts them. Any HTTP
+		// error is a failure.
+		var retried atomic.Int64
+		fresh := &http.Client{Transport: retryConnErrors{http.DefaultTransport, &retried}, Timeout: 10 * time.Second}
+		ctx := context.WithValue(context.Background(), oauth2.HTTPClient, fresh)
+		var requests atomic.Int64
+		var mu sync.Mutex
+		var failures []string
+		fail := func(format string, args ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			failures = append(failures, fmt.Sprintf(format, args...))
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		loop := func(do func()) {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+						do()
+						requests.Add(1)
+					}
+				}
+			})
+		}
+		for range 2 {
+			loop(func() {
+				tok, err := ccConfig(g, "reader", readerSecret, oauth2.AuthStyleInHeader).Token(ctx)
+				if err != nil {
+					fail("client credentials: %v", err)
+					return
+				}
+				if code := apiStatus(fresh, g, tok.AccessToken); code != 200 {
+					fail("API with a new token: %d", code)
+				}
+			})
+			loop(func() {
+				if code := apiStatus(fresh, g, steady); code != 200 {
+					fail("API with a steady token: %d", code)
+				}
+			})
+		}
+		for i := range grants {
+			loop(func() {
+				tok, status, code := refreshWith(ctx, g, grants[i])
+				if status != 200 {
+					fail("refresh: %d %s", status, code)
+					return
+				}
+				grants[i] = tok.RefreshToken
+			})
+		}
+		time.Sleep(time.Second)
+		reloaded := strings.Replace(auditCaddyfile, "\t\tclient reader {\n\t\t\tsecret_hash", "\t\tclient extra {\n\t\t\tsecret extra-secret\n\t\t\tgrant client_credentials\n\t\t\tscope read\n\t\t}\n\t\tclient reader {\n\t\t\tsecret_hash", 1)
+		reloaded = strings.Replace(reloaded, "\t\t\tgrant client_credentials\n\t\t\tscope read\n\t\t}\n\t\tclient droplet", "\t\t\tgrant client_credentials\n\t\t\tscope read write\n\t\t}\n\t\tclient droplet", 1)
+		if reloaded == auditCaddyfile || strings.Count(reloaded, "scope read write") != 2 {
+			t.Fatal("the test's config change did not apply")
+		}
+		cfg := g.dir + "/Caddyfile.reloaded"
+		writeFile(t, cfg, render(t, reloaded, g.Ports))
+		if out, err := run(t, nil, "reload", "--config", cfg, "--adapter", "caddyfile", "--address", "127.0.0.1:"+itoa(g.Ports.Admin)); err != nil {
+			t.Fatalf("reload: %v\n%s", err, out)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+		if len(failures) > 0 {
+			t.Fatalf("%d of %d requests failed across the reload, e.g.:\n%s", len(failures), requests.Load(), strings.Join(failures[:min(5, len(failures))], "\n"))
+		}
+
+		// The new config is in force; what was stored carries over.
+		if _, err := ccConfig(g, "extra", "extra-secret", oauth2.AuthStyleInHeader).Token(context.Background()); err != nil {
+			t.Fatalf("the reload's new client: %v", err)
+		}
+		if tok, err := ccConfig(g, "reader", readerSecret, oauth2.AuthStyleInHeader, "write").Token(context.Background()); err != nil || tok.Extra("scope") != "write" {
+			t.Fatalf("the reload's new scope: %v", err)
+		}
+		if code := callAPI(t, g, revoked); code != 401 {
+			t.Fatalf("a token revoked before the reload: %d", code)
+		}
+		for _, rt := range grants {
+			if _, status, code := refresh(g, rt); status != 200 {
+				t.Fatalf("a refresh token from before the reload: %d %s", status, code)
+			}
+		}
+		if after := jwksKids(t, g); !slices.Equal(after, kids) {
+			t.Fatalf("keys %v after the reload, %v before", after, kids)
+		}
+		t.Logf("%d requests across the reload; %d connection errors retried", requests.Load(), retried.Load())
+	})
+}
+
+// retryConnErrors retries, once, a request that got no answer at all.
+type retryConnErrors struct {
+	base    http.RoundTripper
+	retried *atomic.Int64
+}
+
+func (r retryConnErrors) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.base.RoundTrip(req)
+	if err == nil || req.Context().Err() != nil {
+		return resp, err
+	}
+	again := req.Clone(req.Context())
+	if req.GetBody != nil {
+		if again.Body, err = req.GetBody(); err != nil {
+			return nil, err
+		}
+	}
+	r.retried.Add(1)
+	return r.base.RoundTrip(again)
+}
+
+// apiStatus calls the API with tok through c: the status, or 0.
+func apiStatus(c *http.Client, g *gateway, tok string) int {
+	req, _ := http.NewRequest("GET", g.APIURL()+"/x", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -46,8 +46,13 @@ func codeFlowTokens(t *testing.T, g *gateway, p *persontest.Person) *oauth2.Toke
 // refresh redeems a refresh token as droplet: the new tokens, or the HTTP
 // status and OAuth error.
 func refresh(g *gateway, rt string) (*oauth2.Token, int, string) {
+	return refreshWith(context.Background(), g, rt)
+}
+
+// refreshWith is refresh with ctx, which may carry the HTTP client.
+func refreshWith(ctx context.Context, g *gateway, rt string) (*oauth2.Token, int, string) {
 	cfg := oauthConfig(g, "droplet", "droplet-secret", "https://dropletbook.example/callback")
-	tok, err := cfg.TokenSource(context.Background(), &oauth2.Token{RefreshToken: rt, Expiry: time.Now().Add(-time.Hour)}).Token()
+	tok, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: rt, Expiry: time.Now().Add(-time.Hour)}).Token()
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if asRetrieveError(err, &re) {
