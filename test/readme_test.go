@@ -187,3 +187,33 @@ func TestReadmeWalkthroughs(t *testing.T) {
 		device.run(t, work, nil, 3, 5)
 	})
 }
+
+// Every Caddyfile the README shows as one (```caddyfile) adapts, and the
+// systemd unit and the Dockerfile it shows are the repository's own.
+func TestReadmeConfigs(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
+	if len(blocks) < 4 {
+		t.Fatalf("only %d caddyfile blocks in the README", len(blocks))
+	}
+	dir := t.TempDir()
+	for i, b := range blocks {
+		path := filepath.Join(dir, "Caddyfile")
+		writeFile(t, path, b[1])
+		if out, err := run(t, []string{"REDIS_PASSWORD=x", "HOME=" + dir, "XDG_DATA_HOME=" + dir}, "adapt", "--config", path, "--adapter", "caddyfile"); err != nil {
+			t.Errorf("README caddyfile block %d does not adapt: %v\n%s\n%s", i+1, err, out, b[1])
+		}
+	}
+	for _, file := range []string{"../deploy/tokengate.service", "../Dockerfile"} {
+		content, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(readme), string(content)) {
+			t.Errorf("the README does not show %s as it is", file)
+		}
+	}
+}
