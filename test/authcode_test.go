@@ -133,8 +133,12 @@ func TestAuthorizationCodeWithOAuth2Client(t *testing.T) {
 					t.Fatalf("refreshed token: %d", code)
 				}
 
-				// Presenting the rotated refresh token again revokes the
-				// whole grant: bearer_auth now refuses the fresh token.
+				// Once its successor has been used, presenting the rotated
+				// refresh token again revokes the whole grant: bearer_auth
+				// now refuses the fresh token.
+				if _, err := tc.cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: fresh.RefreshToken, Expiry: expired.Expiry}).Token(); err != nil {
+					t.Fatal(err)
+				}
 				_, err = tc.cfg.TokenSource(ctx, &expired).Token()
 				var re *oauth2.RetrieveError
 				if !asRetrieveError(err, &re) || re.ErrorCode != "invalid_grant" {
