@@ -128,11 +128,7 @@ func inProcess() {
 // measureRedisMemory stores 1,000,000 refresh grants and reads how much
 // memory Redis grew by.
 func measureRedisMemory() {
-	opts, err := redis.ParseURL(*redisURL)
-	if err != nil {
-		die("%v", err)
-	}
-	rdb := redis.NewClient(opts)
+	rdb := redisClient()
 	defer rdb.Close()
 	ctx := context.Background()
 	used := func() int64 {
@@ -178,11 +174,7 @@ func measureRedisMemory() {
 
 // unlinkPrefix removes every key under prefix from the Redis at -redis-url.
 func unlinkPrefix(prefix string) {
-	opts, err := redis.ParseURL(*redisURL)
-	if err != nil {
-		die("%v", err)
-	}
-	rdb := redis.NewClient(opts)
+	rdb := redisClient()
 	defer rdb.Close()
 	ctx := context.Background()
 	iter := rdb.Scan(ctx, 0, prefix+"*", 10000).Iterator()
@@ -196,4 +188,13 @@ func unlinkPrefix(prefix string) {
 	if len(batch) > 0 {
 		rdb.Unlink(ctx, batch...)
 	}
+}
+
+// redisClient connects to the Redis at -redis-url.
+func redisClient() *redis.Client {
+	opts, err := redis.ParseURL(*redisURL)
+	if err != nil {
+		die("-redis-url: %v", err)
+	}
+	return redis.NewClient(opts)
 }
