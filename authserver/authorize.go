@@ -296,8 +296,8 @@ func hashToken(t string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-// verifyPKCE checks an S256 verifier against the stored challenge.
+// verifyPKCE checks an S256 verifier against the stored challenge: S256 is
+// BASE64URL(SHA256(verifier)), hashToken's form (RFC 7636 §4.2).
 func verifyPKCE(challenge, verifier string) bool {
-	sum := sha256.Sum256([]byte(verifier))
-	return subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) == 1
+	return subtle.ConstantTimeCompare([]byte(hashToken(verifier)), []byte(challenge)) == 1
 }

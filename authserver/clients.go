@@ -43,8 +43,11 @@ type Client = store.Client
 // so a slow hash buys nothing and would cost every token request.
 func HashSecretSHA256(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
-	return "sha256:" + hex.EncodeToString(sum[:])
+	return sha256Prefix + hex.EncodeToString(sum[:])
 }
+
+// sha256Prefix marks a stored secret hash as HashSecretSHA256's.
+const sha256Prefix = "sha256:"
 
 // IsBcryptHash reports whether h looks like a bcrypt hash, as made by
 // `tokengate hash-password`.
@@ -56,7 +59,7 @@ func IsBcryptHash(h string) bool {
 // verifySecret checks a presented secret in constant time against a stored
 // "sha256:<hex>" or bcrypt hash.
 func verifySecret(stored, presented string) bool {
-	if hexSum, ok := strings.CutPrefix(stored, "sha256:"); ok {
+	if hexSum, ok := strings.CutPrefix(stored, sha256Prefix); ok {
 		sum := sha256.Sum256([]byte(presented))
 		want, err := hex.DecodeString(hexSum)
 		return err == nil && subtle.ConstantTimeCompare(sum[:], want) == 1

@@ -1,9 +1,9 @@
 package authserver
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"strings"
 	"sync"
 	"time"
 )
@@ -55,15 +55,10 @@ func (sc *secretChecker) check(c *Client, presented string) (ok, locked bool, re
 	}
 	sc.mu.Unlock()
 
-	fast := len(c.SecretHash) > 7 && c.SecretHash[:7] == "sha256:"
+	fast := strings.HasPrefix(c.SecretHash, sha256Prefix)
 	var key [sha256.Size]byte
 	if !fast {
-		m := hmac.New(sha256.New, sc.key)
-		for _, p := range []string{c.ID, c.SecretHash, presented} {
-			m.Write([]byte(p))
-			m.Write([]byte{0})
-		}
-		m.Sum(key[:0])
+		keyedMAC(key[:0], sc.key, c.ID, c.SecretHash, presented)
 		sc.mu.Lock()
 		until, hit := sc.verified[key]
 		sc.mu.Unlock()

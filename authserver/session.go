@@ -31,12 +31,18 @@ type session struct {
 }
 
 func (s *Server) mac(parts ...string) []byte {
-	m := hmac.New(sha256.New, s.keys.CookieSecret())
+	return keyedMAC(nil, s.keys.CookieSecret(), parts...)
+}
+
+// keyedMAC appends to dst the HMAC-SHA256 under key of parts, each ended by
+// a zero byte so that no two lists of parts read the same.
+func keyedMAC(dst, key []byte, parts ...string) []byte {
+	m := hmac.New(sha256.New, key)
 	for _, p := range parts {
 		m.Write([]byte(p))
 		m.Write([]byte{0})
 	}
-	return m.Sum(nil)
+	return m.Sum(dst)
 }
 
 // readSession returns the browser's valid session, or nil.
