@@ -176,36 +176,32 @@ func (g deviceCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenR
 	case err != nil:
 		return nil, g.s.storeError("polling a device code", err)
 	}
-	e := pollAnswer(outcome, d)
-	if e == nil {
-		g.s.metrics.DevicePoll("issued")
-		return g.s.issueTokens(req, grantState{id: d.GrantID, subject: d.Subject, scope: d.Scope, authTime: d.AuthTime}, d.Scope, refresh)
-	}
-	if outcome == store.PollUsed {
-		g.s.metrics.DevicePoll("redeemed_before")
-	} else {
-		g.s.metrics.DevicePoll(e.Code)
-	}
-	return nil, e
-}
-
-// pollAnswer is the token endpoint's answer to a poll (RFC 8628 §3.5); nil
-// when the poll redeemed the authorization and gets tokens.
-func pollAnswer(outcome store.PollOutcome, d *store.DeviceCode) *Error {
+	g.s.metrics.DevicePoll(pollResults[outcome])
 	switch outcome {
 	case store.PollRedeemed:
-		return nil
+		return g.s.issueTokens(req, grantState{id: d.GrantID, subject: d.Subject, scope: d.Scope, authTime: d.AuthTime}, d.Scope, refresh)
 	case store.PollUsed:
-		return ErrInvalidGrant("the device_code was already redeemed")
+		return nil, ErrInvalidGrant("the device_code was already redeemed")
 	case store.PollExpired:
-		return pollError("expired_token", "the device code expired; start a new device authorization")
+		return nil, pollError("expired_token", "the device code expired; start a new device authorization")
 	case store.PollSlowDown:
-		return pollError("slow_down", "polling too fast: wait at least %d seconds between requests", int64(d.Interval/time.Second))
+		return nil, pollError("slow_down", "polling too fast: wait at least %d seconds between requests", int64(d.Interval/time.Second))
 	case store.PollDenied:
-		return pollError("access_denied", "the user denied the request")
+		return nil, pollError("access_denied", "the user denied the request")
 	default:
-		return pollError("authorization_pending", "the user has not yet approved or denied the request")
+		return nil, pollError("authorization_pending", "the user has not yet approved or denied the request")
 	}
+}
+
+// pollResults names each poll outcome in the metrics: the RFC 8628 error
+// code it answers with, or what happened.
+var pollResults = map[store.PollOutcome]string{
+	store.PollPending:  "authorization_pending",
+	store.PollSlowDown: "slow_down",
+	store.PollDenied:   "access_denied",
+	store.PollExpired:  "expired_token",
+	store.PollRedeemed: "issued",
+	store.PollUsed:     "redeemed_before",
 }
 
 // lookupUserCode finds the pending device authorization a person typed,
