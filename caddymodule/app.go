@@ -235,6 +235,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.keys.Init(initCtx); err != nil {
 		return fmt.Errorf("oauth2: %w", err)
 	}
+	// Loaded here as well as when watching starts (Start): the HTTP app may
+	// serve requests before this app's Start runs.
 	a.revocations = introspect.NewRevocations()
 	list, err := a.store.Revocations(initCtx)
 	if err != nil {
@@ -387,14 +389,15 @@ func (a *App) syncLoop(ctx context.Context) {
 			a.logger.Info("store reachable again")
 			failing = false
 		}
-		switch now := a.revocations.Stale(); {
+		now := a.revocations.Stale()
+		switch {
 		case now && !stale:
 			a.logger.Error("revocations are stale: the store has been unreachable longer than revocation_max_staleness; bearer_auth and introspection answer 503 until it is back",
 				zap.Duration("revocation_max_staleness", time.Duration(a.RevocationMaxStaleness)))
 		case !now && stale:
 			a.logger.Info("revocations in sync again; bearer_auth accepts tokens")
 		}
-		stale = a.revocations.Stale()
+		stale = now
 	}
 }
 
