@@ -195,9 +195,22 @@ func consume(b *bolt.Bucket, key []byte, v any, then func() (use bool, err error
 	if use, err := then(); !use || err != nil {
 		return err
 	}
+	return setUses(b, key, r.uses+1)
+}
+
+// setUses rewrites the use count of the record under key.
+func setUses(b *bolt.Bucket, key []byte, uses uint64) error {
 	raw := bytes.Clone(b.Get(key))
-	binary.BigEndian.PutUint64(raw[8:16], r.uses+1)
+	binary.BigEndian.PutUint64(raw[8:16], uses)
 	return b.Put(key, raw)
+}
+
+// grantKey is where a code or refresh token of a grant lives in its bucket.
+func grantKey(grantID, hash string) []byte { return []byte(grantID + "\x00" + hash) }
+
+// putRefresh stores a refresh token.
+func putRefresh(tx *bolt.Tx, t *store.RefreshToken) error {
+	return put(tx.Bucket(bucketRefresh), grantKey(t.GrantID, t.Hash), t.ExpiresAt, 0, t)
 }
 
 // Keys implements store.Store.
@@ -227,26 +240,23 @@ func (s *Store) SwapKeys(ctx context.Context, prev int64, ring *store.KeyRing) e
 	})
 }
 
-func codeKey(grantID, hash string) []byte { return []byte(grantID + "\x00" + hash) }
-
 // CreateCode implements store.Store.
 func (s *Store) CreateCode(ctx context.Context, c *store.AuthCode) error {
-	return s.createJSON(ctx, bucketCodes, string(codeKey(c.GrantID, c.Hash)), c.ExpiresAt, c)
+	return s.createJSON(ctx, bucketCodes, string(grantKey(c.GrantID, c.Hash)), c.ExpiresAt, c)
 }
 
 // ConsumeCode implements store.Store.
 func (s *Store) ConsumeCode(ctx context.Context, grantID, hash, clientID string, first *store.Successor) (*store.AuthCode, error) {
 	c := new(store.AuthCode)
 	err := s.updateTx(ctx, func(tx *bolt.Tx) error {
-		return consume(tx.Bucket(bucketCodes), codeKey(grantID, hash), c, func() (bool, error) {
+		return consume(tx.Bucket(bucketCodes), grantKey(grantID, hash), c, func() (bool, error) {
 			if c.ClientID != clientID {
 				return false, nil
 			}
 			if first == nil {
 				return true, nil
 			}
-			t := first.Of(c.GrantID, c.ClientID, c.Subject, c.Scope, c.AuthTime)
-			return true, put(tx.Bucket(bucketRefresh), refreshKey(t.GrantID, t.Hash), t.ExpiresAt, 0, t)
+			return true, putRefresh(tx, first.Of(c.GrantID, c.ClientID, c.Subject, c.Scope, c.AuthTime))
 		})
 	})
 	if err != nil && err != store.ErrAlreadyUsed {
@@ -347,8 +357,7 @@ func (s *Store) PollDeviceCode(ctx context.Context, p store.DevicePoll) (*store.
 		case d.Status == store.DeviceApproved:
 			d.Status, outcome = store.DeviceRedeemed, store.PollRedeemed
 			if p.First != nil {
-				t := p.First.Of(d.GrantID, d.ClientID, d.Subject, d.Scope, d.AuthTime)
-				if err := put(tx.Bucket(bucketRefresh), refreshKey(t.GrantID, t.Hash), t.ExpiresAt, 0, t); err != nil {
+				if err := putRefresh(tx, p.First.Of(d.GrantID, d.ClientID, d.Subject, d.Scope, d.AuthTime)); err != nil {
 					return err
 				}
 			}
@@ -364,18 +373,16 @@ func (s *Store) PollDeviceCode(ctx context.Context, p store.DevicePoll) (*store.
 	return d, outcome, nil
 }
 
-func refreshKey(grantID, hash string) []byte { return []byte(grantID + "\x00" + hash) }
-
 // CreateRefreshToken implements store.Store.
 func (s *Store) CreateRefreshToken(ctx context.Context, t *store.RefreshToken) error {
-	return s.createJSON(ctx, bucketRefresh, string(refreshKey(t.GrantID, t.Hash)), t.ExpiresAt, t)
+	return s.createJSON(ctx, bucketRefresh, string(grantKey(t.GrantID, t.Hash)), t.ExpiresAt, t)
 }
 
 // RefreshToken implements store.Store.
 func (s *Store) RefreshToken(ctx context.Context, grantID, hash string) (*store.RefreshToken, error) {
 	t := new(store.RefreshToken)
 	err := s.view(ctx, bucketRefresh, func(b *bolt.Bucket) error {
-		r, err := get(b, refreshKey(grantID, hash))
+		r, err := get(b, grantKey(grantID, hash))
 		if err != nil {
 			return err
 		}
@@ -403,15 +410,14 @@ type rotation struct {
 // RotateRefreshToken implements store.Store.
 func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash, clientID string, next store.Successor) (*store.RefreshToken, error) {
 	old := new(store.RefreshToken)
-	key := refreshKey(grantID, hash)
+	key := grantKey(grantID, hash)
 	err := s.update(ctx, bucketRefresh, func(b *bolt.Bucket) error {
 		rotations := b.Tx().Bucket(bucketRotated)
 		rotate := func() error {
-			t := next.Of(grantID, old.ClientID, old.Subject, old.Scope, old.AuthTime)
-			if err := put(b, refreshKey(t.GrantID, t.Hash), t.ExpiresAt, 0, t); err != nil {
+			if err := putRefresh(b.Tx(), next.Of(grantID, old.ClientID, old.Subject, old.Scope, old.AuthTime)); err != nil {
 				return err
 			}
-			return put(rotations, key, old.ExpiresAt, 0, rotation{Next: t.Hash, At: next.IssuedAt})
+			return put(rotations, key, old.ExpiresAt, 0, rotation{Next: next.Hash, At: next.IssuedAt})
 		}
 		err := consume(b, key, old, func() (bool, error) {
 			if old.ClientID != clientID {
@@ -432,15 +438,13 @@ func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash, clientID 
 		if json.Unmarshal(r.data, &last) != nil || next.IssuedAt.Sub(last.At) > next.Grace {
 			return err
 		}
-		lastKey := refreshKey(grantID, last.Next)
+		lastKey := grantKey(grantID, last.Next)
 		if sr, serr := get(b, lastKey); serr != nil || sr.uses > 0 {
 			return err
 		}
 		// Retired, not deleted: if anyone does hold it, its use is a
 		// reuse that revokes the grant.
-		raw := bytes.Clone(b.Get(lastKey))
-		binary.BigEndian.PutUint64(raw[8:16], 1)
-		if err := b.Put(lastKey, raw); err != nil {
+		if err := setUses(b, lastKey, 1); err != nil {
 			return err
 		}
 		return rotate()
