@@ -113,6 +113,17 @@ func (s *Store) key(parts ...string) string {
 
 func px(exp time.Time) int64 { return store.TTL(exp).Milliseconds() }
 
+// luaStoreRefresh is the scripts' one way to store a refresh token (as
+// compactRefresh) at key: the grant fields of record g (client c, subject s,
+// scope p, auth time t), issued at iat and expiring at exp (Unix ms), for
+// ttl ms.
+const luaStoreRefresh = `
+local function store_refresh(key, g, iat, exp, ttl)
+  local t = {c = g.c, s = g.s, p = g.p, t = g.t, i = tonumber(iat), e = tonumber(exp)}
+  redis.call('SET', key, '0' .. cjson.encode(t), 'PX', ttl)
+end
+`
+
 // Single-use records (codes, refresh tokens) are strings: a state byte ('0'
 // unused, '1' used) and compact JSON. A string costs Redis less than a hash,
 // and a million refresh grants make that count.
@@ -127,14 +138,13 @@ func px(exp time.Time) int64 { return store.TTL(exp).Milliseconds() }
 // is the key prefix of the successor (same hash tag, so same slot).
 // Returns {1|2|3, record}: first use (or retry), used before, or another
 // client's record (untouched).
-var consumeScript = redis.NewScript(`
+var consumeScript = redis.NewScript(luaStoreRefresh + `
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local body = string.sub(v, 2)
 local r = cjson.decode(body)
 local function store_next()
-  local next = {c = r.c, s = r.s, p = r.p, t = r.t, i = tonumber(ARGV[2]), e = tonumber(ARGV[3])}
-  redis.call('SET', KEYS[2], '0' .. cjson.encode(next), 'PX', ARGV[4])
+  store_refresh(KEYS[2], r, ARGV[2], ARGV[3], ARGV[4])
   r.x, r.u = string.sub(KEYS[2], #ARGV[6] + 1), tonumber(ARGV[2])
   redis.call('SET', KEYS[1], '1' .. cjson.encode(r), 'KEEPTTL')
 end
@@ -482,7 +492,7 @@ func (s *Store) UpdateDeviceCode(ctx context.Context, userCode string, fn func(*
 // ARGV[3] now (Unix ms), ARGV[4] the tolerance divisor, ARGV[5] the
 // slow-down step (ms); on redemption the grant's first refresh token goes
 // to KEYS[2] as in consumeScript (ARGV[6..8]). Returns {outcome, record}.
-var pollScript = redis.NewScript(`
+var pollScript = redis.NewScript(luaStoreRefresh + `
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local d = cjson.decode(v)
@@ -505,8 +515,7 @@ d.lp = now
 local out = cjson.encode(d)
 redis.call('SET', KEYS[1], out, 'KEEPTTL')
 if outcome == 'redeemed' and KEYS[2] then
-  local first = {c = d.c, s = d.s, p = d.p, t = d.t, i = tonumber(ARGV[6]), e = tonumber(ARGV[7])}
-  redis.call('SET', KEYS[2], '0' .. cjson.encode(first), 'PX', ARGV[8])
+  store_refresh(KEYS[2], d, ARGV[6], ARGV[7], ARGV[8])
 end
 return {outcome, out}
 `)
