@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/tokengate/tokengate/internal/redistest"
 )
@@ -42,8 +41,7 @@ type registered struct {
 
 func ccToken(t *testing.T, g *gateway, id, secret string) (string, error) {
 	t.Helper()
-	tok, err := (&clientcredentials.Config{ClientID: id, ClientSecret: secret, TokenURL: g.AuthURL() + "/oauth/token",
-		AuthStyle: oauth2.AuthStyleInHeader}).Token(context.Background())
+	tok, err := ccConfig(g, id, secret, oauth2.AuthStyleInHeader).Token(context.Background())
 	if err != nil {
 		return "", err
 	}

@@ -4,14 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/tokengate/tokengate/internal/persontest"
 )
@@ -104,8 +102,14 @@ func TestAuditLogHasNoSecrets(t *testing.T) {
 			t.Fatal(err)
 		}
 		keep(refreshed.AccessToken, refreshed.RefreshToken)
-		post(t, g, "/oauth/introspect", url.Values{"token": {refreshed.AccessToken}}, "rs", "resource-server-secret")
-		post(t, g, "/oauth/revoke", url.Values{"token": {refreshed.RefreshToken}}, "droplet", "droplet-secret")
+		for _, call := range []struct{ path, token, id, secret string }{
+			{"/oauth/introspect", refreshed.AccessToken, "rs", "resource-server-secret"},
+			{"/oauth/revoke", refreshed.RefreshToken, "droplet", "droplet-secret"},
+		} {
+			if status, m := postForm(t, g.AuthURL()+call.path, url.Values{"token": {call.token}}, call.id, call.secret); status != 200 {
+				t.Fatalf("POST %s: %d %v", call.path, status, m)
+			}
+		}
 		u, _ := url.Parse(g.AuthURL())
 		for _, c := range p.HTTP.Jar.Cookies(u) {
 			keep(c.Value)
@@ -146,7 +150,7 @@ func TestAuditLogHasNoSecrets(t *testing.T) {
 		var rotated registered
 		g.cliJSON(t, &rotated, "client", "rotate-secret", app.ID)
 		keep(app.Secret, rotated.Secret)
-		atok, err := (&clientcredentials.Config{ClientID: app.ID, ClientSecret: rotated.Secret, TokenURL: g.AuthURL() + "/oauth/token"}).Token(ctx)
+		atok, err := ccConfig(g, app.ID, rotated.Secret, oauth2.AuthStyleInHeader).Token(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,29 +196,7 @@ func TestAuditLogHasNoSecrets(t *testing.T) {
 	})
 }
 
-// post sends a form with client authentication and expects 200.
-func post(t *testing.T, g *gateway, path string, form url.Values, id, secret string) {
-	t.Helper()
-	req, _ := http.NewRequest("POST", g.AuthURL()+path, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(id, secret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("POST %s: %d", path, resp.StatusCode)
-	}
-}
-
 // linesWith returns the lines of s containing sub, with sub masked.
 func linesWith(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, strings.ReplaceAll(l, sub, "<SECRET>"))
-		}
-	}
-	return strings.Join(out, "\n")
+	return strings.ReplaceAll(grepLines(s, sub), sub, "<SECRET>")
 }

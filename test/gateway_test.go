@@ -223,8 +223,7 @@ func token(t *testing.T, g *gateway) string {
 
 func callAPI(t *testing.T, g *gateway, tok string) int {
 	t.Helper()
-	resp, _ := get(t, http.DefaultClient, "GET", g.APIURL()+"/x", "Authorization", "Bearer "+tok)
-	return resp.StatusCode
+	return apiStatus(http.DefaultClient, g, tok)
 }
 
 // A restart (same data directory) and a reload keep the signing keys: tokens
