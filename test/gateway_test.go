@@ -274,11 +274,17 @@ func TestRestartAndReloadKeepKeys(t *testing.T) {
 // twoInstances starts two instances of one issuer on one Redis, as behind a
 // load balancer.
 func twoInstances(t *testing.T) (a, b *gateway, up *upstream, storeLine string) {
+	return twoInstancesOf(t, gatewayCaddyfile)
+}
+
+// twoInstancesOf is twoInstances with another Caddyfile template.
+func twoInstancesOf(t *testing.T, tmpl string) (a, b *gateway, up *upstream, storeLine string) {
 	storeLine = redisStoreLine(t, redistest.Start(t))
 	up = newUpstream(t)
-	a = startGateway(t, up, storeLine)
+	a = newGateway(t, Ports{Upstream: up.Addr(), Store: storeLine})
+	a.start(tmpl, "WRITER_SECRET="+writerSecret)
 	b = newGateway(t, Ports{Upstream: up.Addr(), Store: storeLine, Issuer: a.Ports.Issuer})
-	b.start(gatewayCaddyfile, "WRITER_SECRET="+writerSecret)
+	b.start(tmpl, "WRITER_SECRET="+writerSecret)
 	return a, b, up, storeLine
 }
 

@@ -142,13 +142,7 @@ func TestScheduledKeyRotationAcrossInstances(t *testing.T) {
 	// The next key is published 3 s before it signs: instances check every
 	// second, and B learns of it within another.
 	const every = 12 * time.Second
-	cfg := strings.Replace(gatewayCaddyfile, "\t\t{{.Store}}\n", "\t\t{{.Store}}\n\t\tkey_rotation 12s\n", 1)
-	storeLine := redisStoreLine(t, redistest.Start(t))
-	up := newUpstream(t)
-	a := newGateway(t, Ports{Upstream: up.Addr(), Store: storeLine})
-	a.start(cfg, "WRITER_SECRET="+writerSecret)
-	b := newGateway(t, Ports{Upstream: up.Addr(), Store: storeLine, Issuer: a.Ports.Issuer})
-	b.start(cfg, "WRITER_SECRET="+writerSecret)
+	a, b, _, _ := twoInstancesOf(t, strings.Replace(gatewayCaddyfile, "\t\t{{.Store}}\n", "\t\t{{.Store}}\n\t\tkey_rotation 12s\n", 1))
 
 	before := token(t, a)
 	first := kidOf(t, before)
