@@ -98,7 +98,11 @@ func (s *Server) RegisterClient(ctx context.Context, reg *Registration) (*Client
 	if strings.TrimSpace(reg.Name) == "" {
 		return nil, ErrInvalidRequest("name is required")
 	}
-	c := &Client{ID: newClientID(), Name: reg.Name, Website: reg.Website, RedirectURIs: reg.RedirectURIs,
+	id := newClientID()
+	for s.users[id] != nil || s.clients[id] != nil {
+		id = newClientID() // one namespace with usernames (ValidateClientsAndUsers)
+	}
+	c := &Client{ID: id, Name: reg.Name, Website: reg.Website, RedirectURIs: reg.RedirectURIs,
 		Scopes: strings.Fields(reg.Scope), Audience: reg.Audience, Public: reg.Public, SkipConsent: reg.SkipConsent,
 		ResourceServer: reg.ResourceServer, CreatedAt: time.Now().UTC()}
 	if reg.Website != "" {

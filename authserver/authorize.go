@@ -163,7 +163,7 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request, req *authzRequ
 	u.RawQuery = q.Encode()
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")
-	http.Redirect(w, r, u.String(), http.StatusFound)
+	sendRedirect(w, u.String(), http.StatusFound)
 }
 
 func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, req *authzRequest, e *Error) {
@@ -243,7 +243,15 @@ func (s *Server) continueAuthz(w http.ResponseWriter, r *http.Request, req *auth
 // redirectTo redirects within the authorization server.
 func (s *Server) redirectTo(w http.ResponseWriter, r *http.Request, path string, q url.Values) {
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, s.issuer.Path+path+"?"+q.Encode(), http.StatusFound)
+	sendRedirect(w, s.issuer.Path+path+"?"+q.Encode(), http.StatusFound)
+}
+
+// sendRedirect answers with a redirect to location and no body: unlike
+// http.Redirect's, no HTML link that a browser could show or follow for a
+// URI it should not (and nothing more of the code or state to leak).
+func sendRedirect(w http.ResponseWriter, location string, status int) {
+	w.Header().Set("Location", location)
+	w.WriteHeader(status)
 }
 
 // needsConsent: skip_consent clients never ask; others ask unless the user

@@ -113,6 +113,10 @@ func ValidateClient(c *Client) error {
 
 // validateRedirectURI: absolute, no fragment (RFC 6749 §3.1.2), and https
 // unless it is a loopback or a native app's private-use scheme (RFC 8252).
+// A browser runs or reads what a javascript:, data:, vbscript: or file:
+// URI says instead of taking it to an application, so a code sent there
+// would be the attacker's; RFC 8252 §7.1 private-use schemes are reverse
+// domain names, so a scheme without a dot is nobody's in particular.
 func validateRedirectURI(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -120,6 +124,13 @@ func validateRedirectURI(raw string) error {
 	}
 	if !u.IsAbs() {
 		return errors.New("must be an absolute URI (with scheme and host)")
+	}
+	switch scheme := strings.ToLower(u.Scheme); {
+	case scheme == "http" || scheme == "https":
+	case slices.Contains([]string{"javascript", "data", "vbscript", "file"}, scheme):
+		return fmt.Errorf("the %s: scheme is not a place to send a code: use https, a loopback http URI, or a private-use scheme such as com.example.app:/callback", scheme)
+	case !strings.Contains(scheme, "."):
+		return fmt.Errorf("private-use scheme %q must be a reverse domain name you control, such as com.example.app (RFC 8252 §7.1)", scheme)
 	}
 	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return errors.New("must not contain a fragment")

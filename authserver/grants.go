@@ -74,12 +74,11 @@ func (g authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (
 // refreshTokenGrant is RFC 6749 §6 with rotation: every refresh returns a
 // new refresh token and retires the old; reuse of a retired one revokes the
 // whole grant (RFC 9700 §4.14.2). A client retrying within
-// RefreshRetryGrace, whose answer was lost and whose new token was never
-// used, is not reusing: it gets a fresh successor instead (store.Successor).
+// Config.RefreshRetryGrace of its first refresh, whose answer was lost and
+// whose new token was never used, is not reusing: it gets a fresh
+// successor instead (store.Successor). No rotation outlives the grant's
+// Config.GrantMaxAge.
 type refreshTokenGrant struct{ s *Server }
-
-// RefreshRetryGrace bounds how late a retried refresh may come.
-const RefreshRetryGrace = time.Minute
 
 func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *Error) {
 	s := g.s
@@ -110,7 +109,7 @@ func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*Toke
 		}
 	}
 	next, refresh := s.newRefreshToken(grantID)
-	next.Grace = RefreshRetryGrace
+	next.Grace = max(0, s.cfg.RefreshRetryGrace)
 	old, err := s.store.RotateRefreshToken(ctx, grantID, hash, req.client.ID, *next)
 	if e := g.check(ctx, req, old, err, grantID); e != nil {
 		// If the grant turned out revoked, the successor just stored is
@@ -140,6 +139,10 @@ func (g refreshTokenGrant) check(ctx context.Context, req *tokenRequest, old *st
 		return g.s.storeError("redeeming a refresh token", err)
 	case old.ClientID != req.client.ID:
 		return ErrInvalidGrant("the refresh token was issued to another client")
+	case !old.AuthTime.IsZero() && time.Since(old.AuthTime) > g.s.cfg.GrantMaxAge:
+		// Only a grant from before grant_max_age was shortened gets here:
+		// the store caps every other token's expiry at the grant's end.
+		return ErrInvalidGrant("the grant is older than grant_max_age allows: the user must authorize again")
 	}
 	if rv := g.s.cfg.Validator.Revoked; rv != nil && rv.IsRefreshRevoked(grantID, old.ClientID, old.Subject, old.IssuedAt) {
 		return invalid
@@ -158,7 +161,8 @@ type grantState struct {
 func (s *Server) newRefreshToken(grantID string) (*store.Successor, string) {
 	secret := randomToken(32)
 	now := time.Now().UTC()
-	return &store.Successor{Hash: hashToken(secret), IssuedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenTTL)}, grantID + "." + secret
+	return &store.Successor{Hash: hashToken(secret), IssuedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenTTL), MaxAge: s.cfg.GrantMaxAge},
+		grantID + "." + secret
 }
 
 // issueTokens answers a grant with an access token for scope and the

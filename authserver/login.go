@@ -108,7 +108,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.currentUser(r) != nil && r.Method == http.MethodGet {
 		// Already signed in (or authenticated upstream): carry on.
-		http.Redirect(w, r, returnTo, http.StatusFound)
+		sendRedirect(w, returnTo, http.StatusFound)
 		return
 	}
 	sess := s.ensureSession(w, r)
@@ -159,7 +159,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	s.writeSession(w, &session{ID: randomToken(16), Subject: u.Username, AuthTime: now.Unix(), Expires: now.Add(sessionTTL).Unix()})
 	s.audit(r.Context(), "login succeeded", zap.String("sub", username))
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, returnTo, http.StatusSeeOther)
+	sendRedirect(w, returnTo, http.StatusSeeOther)
 }
 
 var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("tokengate timing equalizer"), bcrypt.DefaultCost)

@@ -27,6 +27,14 @@ type Config struct {
 	CodeTTL         time.Duration
 	DeviceCodeTTL   time.Duration
 	DeviceInterval  time.Duration
+	// GrantMaxAge is a grant's absolute lifetime, from the person's
+	// authentication: refreshing never takes it further.
+	GrantMaxAge time.Duration
+	// RefreshRetryGrace is how long after a refresh token's first use the
+	// same client may present it again and get a fresh successor, when
+	// the token that use returned was never used (its answer was lost).
+	// Negative turns the grace off: any second use revokes the grant.
+	RefreshRetryGrace time.Duration
 	// DeviceFailuresPerIP and DeviceFailuresAll limit wrong user codes on
 	// the device page in 15 minutes, per client IP and over all clients.
 	DeviceFailuresPerIP int64
@@ -85,6 +93,11 @@ const (
 	DefaultCodeTTL         = time.Minute
 	DefaultDeviceCodeTTL   = 10 * time.Minute
 	DefaultDeviceInterval  = 5 * time.Second
+	DefaultGrantMaxAge     = 90 * 24 * time.Hour
+	// DefaultRefreshRetryGrace: long enough for a client's retry after a
+	// lost answer or a store failover, short enough that a stolen token's
+	// replay soon counts as reuse.
+	DefaultRefreshRetryGrace = time.Minute
 )
 
 // Endpoint paths, below the issuer's path.
@@ -164,6 +177,7 @@ func ValidateClientsAndUsers(clients []*Client, users []*User) error {
 		}
 		seen[c.ID] = true
 	}
+	clientIDs := seen
 	seen = map[string]bool{}
 	for _, u := range users {
 		if err := ValidateUser(u); err != nil {
@@ -172,7 +186,28 @@ func ValidateClientsAndUsers(clients []*Client, users []*User) error {
 		if seen[u.Username] {
 			return fmt.Errorf("user %s is defined twice", u.Username)
 		}
+		// A client's own tokens carry its ID as sub: one name for both
+		// would let an API (and a revocation by subject) mistake one for
+		// the other.
+		if clientIDs[u.Username] {
+			return fmt.Errorf("client %s has the same name as user %s: a token's sub could be either; rename one", u.Username, u.Username)
+		}
 		seen[u.Username] = true
+	}
+	return nil
+}
+
+// CheckRegisteredClients refuses a configuration whose users share a name
+// with a client registered in the store (see ValidateClientsAndUsers).
+func (s *Server) CheckRegisteredClients(ctx context.Context) error {
+	list, err := s.store.Clients(ctx)
+	if err != nil {
+		return fmt.Errorf("listing registered clients: %w", err)
+	}
+	for _, c := range list {
+		if _, ok := s.users[c.ID]; ok {
+			return fmt.Errorf("user %s has the same name as registered client %s: a token's sub could be either; rename the user or delete the client", c.ID, c.ID)
+		}
 	}
 	return nil
 }
@@ -190,7 +225,8 @@ func New(cfg Config) (*Server, error) {
 		p   *time.Duration
 		def time.Duration
 	}{{&cfg.AccessTokenTTL, DefaultAccessTokenTTL}, {&cfg.RefreshTokenTTL, DefaultRefreshTokenTTL},
-		{&cfg.CodeTTL, DefaultCodeTTL}, {&cfg.DeviceCodeTTL, DefaultDeviceCodeTTL}, {&cfg.DeviceInterval, DefaultDeviceInterval}} {
+		{&cfg.CodeTTL, DefaultCodeTTL}, {&cfg.DeviceCodeTTL, DefaultDeviceCodeTTL}, {&cfg.DeviceInterval, DefaultDeviceInterval},
+		{&cfg.GrantMaxAge, DefaultGrantMaxAge}, {&cfg.RefreshRetryGrace, DefaultRefreshRetryGrace}} {
 		if *d.p == 0 {
 			*d.p = d.def
 		}

@@ -50,6 +50,16 @@ type App struct {
 	DeviceCodeTTL caddy.Duration `json:"device_code_ttl,omitempty"`
 	// DeviceInterval is the polling interval given to devices. Default 5s.
 	DeviceInterval caddy.Duration `json:"device_interval,omitempty"`
+	// GrantMaxAge is how long after the person signed in a grant's refresh
+	// tokens may still be used, however often they rotate. Default 2160h
+	// (90 days); then the person authorizes again.
+	GrantMaxAge caddy.Duration `json:"grant_max_age,omitempty"`
+	// RefreshRetryGrace is how long after a refresh token's first use a
+	// retry by the same client (its answer was lost) gets a fresh token
+	// instead of counting as reuse, which revokes the grant. It trades a
+	// thief's short window for clients that survive lost answers and
+	// store failovers. Default 60s; negative turns it off.
+	RefreshRetryGrace caddy.Duration `json:"refresh_retry_grace,omitempty"`
 	// Clients are applications defined in the configuration (read-only;
 	// more can be registered at run time and live in the store).
 	Clients []*ClientConfig `json:"clients,omitempty"`
@@ -174,7 +184,7 @@ func (a *App) validate() error {
 		return fmt.Errorf("signing_alg %q is not supported: use one of %s", a.SigningAlg, strings.Join(authserver.SupportedAlgs, ", "))
 	}
 	for name, d := range map[string]caddy.Duration{"access_token_ttl": a.AccessTokenTTL, "refresh_token_ttl": a.RefreshTokenTTL,
-		"code_ttl": a.CodeTTL, "device_code_ttl": a.DeviceCodeTTL, "device_interval": a.DeviceInterval} {
+		"code_ttl": a.CodeTTL, "device_code_ttl": a.DeviceCodeTTL, "device_interval": a.DeviceInterval, "grant_max_age": a.GrantMaxAge} {
 		if d < 0 {
 			return fmt.Errorf("%s must be positive", name)
 		}
@@ -266,18 +276,24 @@ func (a *App) Provision(ctx caddy.Context) error {
 		CodeTTL:         time.Duration(a.CodeTTL),
 		DeviceCodeTTL:   time.Duration(a.DeviceCodeTTL),
 		DeviceInterval:  time.Duration(a.DeviceInterval),
-		Clients:         clients,
-		Users:           a.users(),
-		TemplateDir:     a.Templates,
-		UpstreamUser:    upstreamUser,
-		ClientIP:        clientIP,
-		Store:           a.store,
-		Keys:            a.keys,
-		Validator:       a.validator,
-		Logger:          a.logger,
-		Metrics:         serverMetrics{},
+		GrantMaxAge:     time.Duration(a.GrantMaxAge),
+		// Negative is off here and there.
+		RefreshRetryGrace: time.Duration(a.RefreshRetryGrace),
+		Clients:           clients,
+		Users:             a.users(),
+		TemplateDir:       a.Templates,
+		UpstreamUser:      upstreamUser,
+		ClientIP:          clientIP,
+		Store:             a.store,
+		Keys:              a.keys,
+		Validator:         a.validator,
+		Logger:            a.logger,
+		Metrics:           serverMetrics{},
 	})
 	if err != nil {
+		return fmt.Errorf("oauth2: %w", err)
+	}
+	if err := a.server.CheckRegisteredClients(initCtx); err != nil {
 		return fmt.Errorf("oauth2: %w", err)
 	}
 	a.admin = a.server.AdminHandler()
@@ -434,7 +450,10 @@ func (a *App) reloadKeysForUnknownKid(string) bool {
 //		issuer <url>
 //		store file [<path>] | store redis { ... }
 //		signing_alg ES256|EdDSA|RS256
-//		access_token_ttl|refresh_token_ttl|code_ttl|device_code_ttl|device_interval <duration>
+//		access_token_ttl|refresh_token_ttl|code_ttl|device_code_ttl|device_interval|grant_max_age <duration>
+//		key_rotation|refresh_retry_grace <duration>|off
+//		revocation_max_staleness <duration>
+//		templates <folder>
 //		client <id> { ... }
 //		user <username> <bcrypt hash> { name ...; email ... }
 //	}
@@ -485,21 +504,22 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !slices.Contains(authserver.SupportedAlgs, a.SigningAlg) {
 				return d.Errf("signing_alg %q is not supported: use one of %s", a.SigningAlg, strings.Join(authserver.SupportedAlgs, ", "))
 			}
-		case "key_rotation":
+		case "key_rotation", "refresh_retry_grace":
 			var v string
 			if !d.Args(&v) || d.NextArg() {
-				return d.Errf("key_rotation needs a duration (e.g. 720h) or off")
+				return d.Errf("%s needs a duration (e.g. %s) or off", dir, map[string]string{"key_rotation": "720h", "refresh_retry_grace": "60s"}[dir])
 			}
+			dst := map[string]*caddy.Duration{"key_rotation": &a.KeyRotation, "refresh_retry_grace": &a.RefreshRetryGrace}[dir]
 			if v == "off" {
-				a.KeyRotation = -1
+				*dst = -1
 				break
 			}
 			dur, err := caddy.ParseDuration(v)
 			if err != nil || dur <= 0 {
-				return d.Errf("key_rotation: %q is not a positive duration (e.g. 720h) or off", v)
+				return d.Errf("%s: %q is not a positive duration or off", dir, v)
 			}
-			a.KeyRotation = caddy.Duration(dur)
-		case "access_token_ttl", "refresh_token_ttl", "code_ttl", "device_code_ttl", "device_interval", "revocation_max_staleness":
+			*dst = caddy.Duration(dur)
+		case "access_token_ttl", "refresh_token_ttl", "code_ttl", "device_code_ttl", "device_interval", "revocation_max_staleness", "grant_max_age":
 			var v string
 			if !d.Args(&v) {
 				return d.Errf("%s needs a duration, e.g. 1h", dir)
@@ -510,7 +530,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			*map[string]*caddy.Duration{"access_token_ttl": &a.AccessTokenTTL, "refresh_token_ttl": &a.RefreshTokenTTL,
 				"code_ttl": &a.CodeTTL, "device_code_ttl": &a.DeviceCodeTTL, "device_interval": &a.DeviceInterval,
-				"revocation_max_staleness": &a.RevocationMaxStaleness}[dir] = caddy.Duration(dur)
+				"revocation_max_staleness": &a.RevocationMaxStaleness, "grant_max_age": &a.GrantMaxAge}[dir] = caddy.Duration(dur)
 		case "templates":
 			if !d.Args(&a.Templates) || d.NextArg() {
 				return d.Errf("templates takes one folder")
@@ -528,7 +548,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			a.Users = append(a.Users, u)
 		default:
-			return d.Errf("unknown oauth2 option %q (expected issuer, store, signing_alg, key_rotation, *_ttl, device_interval, revocation_max_staleness, templates, client or user)", dir)
+			return d.Errf("unknown oauth2 option %q (expected issuer, store, signing_alg, key_rotation, *_ttl, device_interval, grant_max_age, refresh_retry_grace, revocation_max_staleness, templates, client or user)", dir)
 		}
 	}
 	if a.Issuer == "" {

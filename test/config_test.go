@@ -38,6 +38,10 @@ func TestConfigErrors(t *testing.T) {
 		{"user with a plain password", wrap(iss + "\t\tuser mark hunter2"), "bcrypt hash"},
 		{"user with bad email", wrap(iss + "\t\tuser mark " + hash + " {\n\t\t\temail nope\n\t\t}"), "not an email address"},
 		{"unknown option", wrap(iss + "\t\tcolour blue"), `unknown oauth2 option "colour"`},
+		{"javascript: redirect URI", wrap(iss + "\t\tclient evil {\n\t\t\tgrant authorization_code\n\t\t\tredirect_uri javascript:alert(document.domain)//\n\t\t}"), `client evil: redirect_uri "javascript:alert(document.domain)//": the javascript: scheme`},
+		{"data: redirect URI", wrap(iss + "\t\tclient evil {\n\t\t\tgrant authorization_code\n\t\t\tredirect_uri data:text/html,hi\n\t\t}"), "client evil: redirect_uri"},
+		{"private-use scheme without a dot", wrap(iss + "\t\tclient app {\n\t\t\tgrant authorization_code\n\t\t\tredirect_uri myapp:/callback\n\t\t}"), "reverse domain name"},
+		{"client ID equal to a username", wrap(iss + "\t\tclient alice {\n\t\t\tsecret x\n\t\t\tgrant client_credentials\n\t\t}\n\t\tuser alice " + hash), "client alice has the same name as user alice"},
 		{"bearer_auth unknown option", "{\n\toauth2 {\n" + iss + "\t}\n}\nhttp://127.0.0.1:9 {\n\tbearer_auth {\n\t\tcolour blue\n\t}\n}\n", `bearer_auth: unknown option "colour"`},
 	}
 	dir := t.TempDir()

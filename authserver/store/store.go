@@ -166,24 +166,33 @@ type AuthCode struct {
 // client, subject, scope and authentication time), so that redeeming one
 // and storing the other is one atomic step: one round trip to a shared store.
 //
-// A retry is redeemed again: when the record was exchanged at most Grace
-// before IssuedAt, by the same client, and the successor that exchange
+// A retry is redeemed again: when the record was first exchanged at most
+// Grace before IssuedAt (retries do not move that moment), by the same client, and the successor that exchange
 // stored has never been used, that successor is retired (marked used) and
 // this one stored instead. A client whose answer was lost (a network cut,
 // a store failover after the write) thus keeps its grant; if the retry
 // was someone else's replay, the client's next use of the successor it
 // holds is the reuse that revokes the grant.
+//
+// MaxAge, when set, is the grant's absolute lifetime: the successor
+// expires at ExpiresAt or MaxAge after the grant's authentication time,
+// whichever comes first, so that rotating never extends a grant.
 type Successor struct {
 	Hash      string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 	Grace     time.Duration
+	MaxAge    time.Duration
 }
 
 // Of is the refresh token s makes of a consumed record's grant.
 func (s Successor) Of(grantID, clientID, subject, scope string, authTime time.Time) *RefreshToken {
+	exp := s.ExpiresAt
+	if end := authTime.Add(s.MaxAge); s.MaxAge > 0 && !authTime.IsZero() && end.Before(exp) {
+		exp = end
+	}
 	return &RefreshToken{GrantID: grantID, Hash: s.Hash, ClientID: clientID, Subject: subject, Scope: scope,
-		AuthTime: authTime, IssuedAt: s.IssuedAt, ExpiresAt: s.ExpiresAt}
+		AuthTime: authTime, IssuedAt: s.IssuedAt, ExpiresAt: exp}
 }
 
 // DeviceStatus is where a device authorization stands.

@@ -413,17 +413,19 @@ func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash, clientID 
 	key := grantKey(grantID, hash)
 	err := s.update(ctx, bucketRefresh, func(b *bolt.Bucket) error {
 		rotations := b.Tx().Bucket(bucketRotated)
-		rotate := func() error {
+		// at is when the token was first exchanged: retries do not move
+		// it, so the grace window cannot be slid along.
+		rotate := func(at time.Time) error {
 			if err := putRefresh(b.Tx(), next.Of(grantID, old.ClientID, old.Subject, old.Scope, old.AuthTime)); err != nil {
 				return err
 			}
-			return put(rotations, key, old.ExpiresAt, 0, rotation{Next: next.Hash, At: next.IssuedAt})
+			return put(rotations, key, old.ExpiresAt, 0, rotation{Next: next.Hash, At: at})
 		}
 		err := consume(b, key, old, func() (bool, error) {
 			if old.ClientID != clientID {
 				return false, nil
 			}
-			return true, rotate()
+			return true, rotate(next.IssuedAt)
 		})
 		if err != store.ErrAlreadyUsed || next.Grace <= 0 || old.ClientID != clientID {
 			return err
@@ -447,7 +449,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash, clientID 
 		if err := setUses(b, lastKey, 1); err != nil {
 			return err
 		}
-		return rotate()
+		return rotate(last.At)
 	})
 	if err != nil && err != store.ErrAlreadyUsed {
 		return nil, err

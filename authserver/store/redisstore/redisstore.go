@@ -115,12 +115,14 @@ func px(exp time.Time) int64 { return store.TTL(exp).Milliseconds() }
 
 // luaStoreRefresh is the scripts' one way to store a refresh token (as
 // compactRefresh) at key: the grant fields of record g (client c, subject s,
-// scope p, auth time t), issued at iat and expiring at exp (Unix ms), for
-// ttl ms.
+// scope p, auth time t), issued at iat and expiring at exp (Unix ms), but
+// never later than maxage ms after the auth time (store.Successor.MaxAge).
 const luaStoreRefresh = `
-local function store_refresh(key, g, iat, exp, ttl)
-  local t = {c = g.c, s = g.s, p = g.p, t = g.t, i = tonumber(iat), e = tonumber(exp)}
-  redis.call('SET', key, '0' .. cjson.encode(t), 'PX', ttl)
+local function store_refresh(key, g, iat, exp, maxage)
+  local i, e, ma = tonumber(iat), tonumber(exp), tonumber(maxage or '0')
+  if ma > 0 and g.t and g.t + ma < e then e = g.t + ma end
+  local t = {c = g.c, s = g.s, p = g.p, t = g.t, i = i, e = e}
+  redis.call('SET', key, '0' .. cjson.encode(t), 'PX', math.max(1, e - i))
 end
 `
 
@@ -131,11 +133,13 @@ end
 // consumeScript redeems KEYS[1] for the client ARGV[1]: the first use marks
 // it used and, when KEYS[2] is given, stores there the grant's next refresh
 // token, made of the record's own grant fields (client c, subject s, scope p,
-// auth time t) with issued-at ARGV[2] and expiry ARGV[3] (Unix ms) for ARGV[4]
-// ms. One script, so that a token request that writes is one round trip.
-// The used record remembers its successor's hash (x) and when (u), so that
-// a retry within ARGV[5] ms can take its place (store.Successor); ARGV[6]
-// is the key prefix of the successor (same hash tag, so same slot).
+// auth time t) with issued-at ARGV[2], expiry ARGV[3] (Unix ms) and the
+// grant's maximum age ARGV[4] (ms, 0 for none). One script, so that a token
+// request that writes is one round trip.
+// The used record remembers its successor's hash (x) and when it was first
+// exchanged (u), so that a retry within ARGV[5] ms of that first exchange
+// can take its place (store.Successor); ARGV[6] is the key prefix of the
+// successor (same hash tag, so same slot).
 // Returns {1|2|3, record}: first use (or retry), used before, or another
 // client's record (untouched).
 var consumeScript = redis.NewScript(luaStoreRefresh + `
@@ -143,9 +147,10 @@ local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local body = string.sub(v, 2)
 local r = cjson.decode(body)
-local function store_next()
+local function store_next(first)
   store_refresh(KEYS[2], r, ARGV[2], ARGV[3], ARGV[4])
-  r.x, r.u = string.sub(KEYS[2], #ARGV[6] + 1), tonumber(ARGV[2])
+  r.x = string.sub(KEYS[2], #ARGV[6] + 1)
+  if first then r.u = tonumber(ARGV[2]) end
   redis.call('SET', KEYS[1], '1' .. cjson.encode(r), 'KEEPTTL')
 end
 if string.sub(v, 1, 1) ~= '0' then
@@ -155,7 +160,7 @@ if string.sub(v, 1, 1) ~= '0' then
     local sv = redis.call('GET', sk)
     if sv and string.sub(sv, 1, 1) == '0' then
       redis.call('SETRANGE', sk, 0, '1')
-      store_next()
+      store_next(false)
       return {1, body}
     end
   end
@@ -163,7 +168,7 @@ if string.sub(v, 1, 1) ~= '0' then
 end
 if r.c ~= ARGV[1] then return {3, body} end
 if KEYS[2] then
-  store_next()
+  store_next(true)
 else
   redis.call('SETRANGE', KEYS[1], 0, '1')
 end
@@ -241,7 +246,7 @@ func (s *Store) consume(ctx context.Context, key, clientID string, v any, grantI
 	keys, args := []string{key}, []any{clientID}
 	if next != nil {
 		keys = append(keys, s.refreshKey(grantID, next.Hash))
-		args = append(args, unixMilli(next.IssuedAt), unixMilli(next.ExpiresAt), px(next.ExpiresAt),
+		args = append(args, unixMilli(next.IssuedAt), unixMilli(next.ExpiresAt), next.MaxAge.Milliseconds(),
 			next.Grace.Milliseconds(), s.refreshKey(grantID, ""))
 	}
 	res, err := s.runWrite(ctx, consumeScript, keys, args...).Slice()
@@ -526,7 +531,7 @@ func (s *Store) PollDeviceCode(ctx context.Context, p store.DevicePoll) (*store.
 	args := []any{p.Hash, p.ClientID, p.Now.UnixMilli(), store.PollTolerance, store.SlowDownStep.Milliseconds()}
 	if p.First != nil {
 		keys = append(keys, s.refreshKey(p.GrantID, p.First.Hash))
-		args = append(args, unixMilli(p.First.IssuedAt), unixMilli(p.First.ExpiresAt), px(p.First.ExpiresAt))
+		args = append(args, unixMilli(p.First.IssuedAt), unixMilli(p.First.ExpiresAt), p.First.MaxAge.Milliseconds())
 	}
 	res, err := s.runWrite(ctx, pollScript, keys, args...).Slice()
 	if errors.Is(err, redis.Nil) {

@@ -32,6 +32,8 @@ func Run(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"DeviceCodes", testDeviceCodes},
 		{"DevicePolls", testDevicePolls},
 		{"RefreshRetry", testRefreshRetry},
+		{"RefreshRetryWindowIsAnchored", testRefreshRetryAnchored},
+		{"GrantMaxAge", testGrantMaxAge},
 		{"RefreshTokens", testRefreshTokens},
 		{"RefreshRotationUnderContention", testRefreshContention},
 		{"Revocations", testRevocations},
@@ -751,4 +753,59 @@ func testRefreshRetry(t *testing.T, s store.Store, _ func() store.Store) {
 	_, err = s.ConsumeCode(ctx, c.GrantID, "retry", "app", &again)
 	wantErr(t, err, store.ErrAlreadyUsed)
 	wantRefresh(t, s, c.GrantID, "c2", nil)
+}
+
+// testRefreshRetryAnchored: the grace runs from the token's first use;
+// retries within it do not move its end.
+func testRefreshRetryAnchored(t *testing.T, s store.Store, _ func() store.Store) {
+	at := func(hash string, after time.Duration) store.Successor {
+		return store.Successor{Hash: hash, IssuedAt: in(after), ExpiresAt: in(time.Hour), Grace: time.Minute}
+	}
+	must(t, s.CreateRefreshToken(ctx, newRefresh("ga", "a0", time.Hour)))
+	_, err := s.RotateRefreshToken(ctx, "ga", "a0", "app", at("a1", 0))
+	must(t, err)
+	_, err = s.RotateRefreshToken(ctx, "ga", "a0", "app", at("a2", 40*time.Second))
+	must(t, err)
+	// 80 s after the first use: within a minute of the last retry, but
+	// not of the first use, so it is reuse.
+	_, err = s.RotateRefreshToken(ctx, "ga", "a0", "app", at("a3", 80*time.Second))
+	wantErr(t, err, store.ErrAlreadyUsed)
+	wantRefresh(t, s, "ga", "a3", nil)
+}
+
+// testGrantMaxAge: a successor never outlives its grant's MaxAge from the
+// authentication time, whatever its own ExpiresAt; every store derives it.
+func testGrantMaxAge(t *testing.T, s store.Store, _ func() store.Store) {
+	old := newRefresh("gm", "m0", time.Hour)
+	old.AuthTime = in(-50 * time.Minute)
+	must(t, s.CreateRefreshToken(ctx, old))
+	next := store.Successor{Hash: "m1", IssuedAt: in(0), ExpiresAt: in(time.Hour), MaxAge: time.Hour}
+	_, err := s.RotateRefreshToken(ctx, "gm", "m0", "app", next)
+	must(t, err)
+	got, err := s.RefreshToken(ctx, "gm", "m1")
+	must(t, err)
+	if want := old.AuthTime.Add(time.Hour); !got.ExpiresAt.Equal(want) {
+		t.Fatalf("successor expires %v, want the grant's end %v", got.ExpiresAt, want)
+	}
+	// A grant already past its age gets a successor that is dead at once.
+	gone := newRefresh("gn", "n0", time.Hour)
+	gone.AuthTime = in(-2 * time.Hour)
+	must(t, s.CreateRefreshToken(ctx, gone))
+	_, err = s.RotateRefreshToken(ctx, "gn", "n0", "app", store.Successor{Hash: "n1", IssuedAt: in(0), ExpiresAt: in(time.Hour), MaxAge: time.Hour})
+	must(t, err)
+	time.Sleep(20 * time.Millisecond)
+	_, err = s.RefreshToken(ctx, "gn", "n1")
+	wantErr(t, err, store.ErrNotFound)
+	// The code's and the device's first refresh tokens are capped too.
+	c := newCode("mc", time.Minute)
+	c.AuthTime = in(-30 * time.Minute)
+	must(t, s.CreateCode(ctx, c))
+	first := store.Successor{Hash: "mc1", IssuedAt: in(0), ExpiresAt: in(time.Hour), MaxAge: time.Hour}
+	_, err = s.ConsumeCode(ctx, c.GrantID, "mc", "app", &first)
+	must(t, err)
+	got, err = s.RefreshToken(ctx, c.GrantID, "mc1")
+	must(t, err)
+	if want := c.AuthTime.Add(time.Hour); !got.ExpiresAt.Equal(want) {
+		t.Fatalf("first refresh token expires %v, want the grant's end %v", got.ExpiresAt, want)
+	}
 }
