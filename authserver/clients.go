@@ -254,9 +254,12 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*Client, 
 	if !cc.hasSecret {
 		return nil, fail("client %q is confidential: authenticate with its client_secret", cc.id)
 	}
-	ok, locked, retry := s.secrets.check(c, cc.secret)
+	// Registered clients' secrets are generated (256 random bits): only
+	// the configuration's, which people choose, are worth guessing.
+	_, chosen := s.clients[c.ID]
+	ok, locked, retry := s.secrets.check(r.Context(), c, cc.secret, s.addressKey(r), chosen)
 	if locked {
-		return nil, fail("too many failed authentications for client %q: retry after %s UTC", cc.id, retry.UTC().Format("15:04:05"))
+		return nil, fail("too many failed authentications for client %q from this address: retry after %s UTC", cc.id, retry.UTC().Format("15:04:05"))
 	}
 	if !ok {
 		return nil, fail("client authentication failed: wrong client_secret for client %q", cc.id)

@@ -2,6 +2,8 @@ package authserver
 
 import (
 	"context"
+	"net/http"
+	"net/netip"
 	"time"
 )
 
@@ -43,3 +45,25 @@ func (s *Server) failed(ctx context.Context, l failureLimits) {
 		}
 	}
 }
+
+// addressKey is the requester's address as limits count it: an IPv4
+// address, or an IPv6 address's /64, which is what one subscriber or host
+// is usually given (counting single IPv6 addresses would let anyone with
+// a /64 make 2^64 fresh ones).
+func (s *Server) addressKey(r *http.Request) string {
+	ip := s.clientIP(r)
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}
+

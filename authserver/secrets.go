@@ -1,23 +1,48 @@
 package authserver
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// Checking a bcrypt secret_hash costs tens of milliseconds: paid on every
-// token request it would cap an instance at a few dozen tokens a second.
-// secretChecker remembers successful checks for a while instead, and
-// limits failures so that the cache never speeds up guessing.
+// Checking a bcrypt secret_hash costs tens of milliseconds (a second at
+// cost 14): paid on every token request it would cap an instance at a few
+// dozen tokens a second, and a burst of them would starve every other
+// request of CPU. secretChecker therefore
+//   - remembers successful checks, trusting an entry for secretCacheTTL
+//     from its last use: a (client, stored hash, presented secret) that
+//     matched once always will, and a rotation changes the stored hash;
+//   - runs one bcrypt per (client, stored hash, presented secret) at a
+//     time: concurrent requests with the same secret wait for its answer;
+//   - runs at most bcryptSlots bcrypts at once, so they leave CPU for
+//     everything else;
+//   - limits failures per (client, client address), so that guessing is
+//     slowed without anyone being able to lock a client out from
+//     elsewhere. Generated secrets (256 random bits) are not limited:
+//     nobody guesses them.
 type secretChecker struct {
 	key []byte // per process: cache keys are useless anywhere else
+	// slots bounds concurrent bcrypt work.
+	slots chan struct{}
+	// bcrypts counts bcrypt comparisons run, for tests.
+	bcrypts atomic.Int64
 
 	mu       sync.Mutex
 	verified map[[sha256.Size]byte]time.Time // → until
-	failures map[string]*failureWindow       // client_id →
+	inflight map[[sha256.Size]byte]*secretCheck
+	failures map[string]*failureWindow // client_id NUL address key →
+}
+
+// secretCheck is one bcrypt under way; done closes when ok is set.
+type secretCheck struct {
+	done chan struct{}
+	ok   bool
 }
 
 type failureWindow struct {
@@ -26,68 +51,127 @@ type failureWindow struct {
 }
 
 const (
-	// secretCacheTTL: how long a verified (client, secret) pair is trusted
-	// without bcrypt. A rotation changes the stored hash, which is part of
-	// the cache key, so it takes effect at once.
+	// secretCacheTTL: how long a verified (client, secret) pair stays
+	// trusted after its last use without bcrypt.
 	secretCacheTTL  = 5 * time.Minute
 	secretCacheSize = 10_000
-	// Failed client authentications allowed per client per window, per
-	// instance; more are refused without checking.
+	// Failed client authentications allowed per client and address per
+	// window, per instance; more from that address are refused unchecked.
 	failureLimit        = 20
 	failureWindowLength = time.Minute
+	// failureEntries bounds the failure table: past it, expired windows
+	// are dropped, and addresses beyond it are not tracked (bcrypt's cost
+	// and the slots still pace them).
+	failureEntries = 10_000
 )
+
+// bcryptSlots leaves at least half the CPUs to everything else.
+var bcryptSlots = max(1, runtime.GOMAXPROCS(0)/2)
 
 func newSecretChecker() *secretChecker {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	return &secretChecker{key: key, verified: map[[sha256.Size]byte]time.Time{}, failures: map[string]*failureWindow{}}
+	return &secretChecker{key: key, slots: make(chan struct{}, bcryptSlots), verified: map[[sha256.Size]byte]time.Time{},
+		inflight: map[[sha256.Size]byte]*secretCheck{}, failures: map[string]*failureWindow{}}
 }
 
-// check verifies presented against the client's stored hash. It reports
-// locked when the client has failed too often lately (and then does not
+// check verifies presented against the client's stored hash, for a
+// request from address (see ipKey). With limited set, failures from that
+// address count, and once over the limit it reports locked (and does not
 // check at all).
-func (sc *secretChecker) check(c *Client, presented string) (ok, locked bool, retry time.Time) {
+func (sc *secretChecker) check(ctx context.Context, c *Client, presented, address string, limited bool) (ok, locked bool, retry time.Time) {
 	now := time.Now()
-	sc.mu.Lock()
-	if f := sc.failures[c.ID]; f != nil && now.Before(f.reset) && f.count >= failureLimit {
+	lockKey := c.ID + "\x00" + address
+	if limited {
+		sc.mu.Lock()
+		f := sc.failures[lockKey]
 		sc.mu.Unlock()
-		return false, true, f.reset
+		if f != nil && now.Before(f.reset) && f.count >= failureLimit {
+			return false, true, f.reset
+		}
 	}
+	if strings.HasPrefix(c.SecretHash, sha256Prefix) {
+		ok = verifySecret(c.SecretHash, presented)
+	} else {
+		ok = sc.checkSlow(ctx, c, presented, now)
+	}
+	if !ok && limited {
+		sc.fail(lockKey, now)
+	}
+	return ok, false, time.Time{}
+}
+
+// checkSlow is the bcrypt path: the cache, else one comparison shared by
+// every request presenting the same secret meanwhile.
+func (sc *secretChecker) checkSlow(ctx context.Context, c *Client, presented string, now time.Time) bool {
+	var key [sha256.Size]byte
+	keyedMAC(key[:0], sc.key, c.ID, c.SecretHash, presented)
+	sc.mu.Lock()
+	if until, hit := sc.verified[key]; hit && now.Before(until) {
+		sc.verified[key] = now.Add(secretCacheTTL) // trusted from the last use
+		sc.mu.Unlock()
+		return true
+	}
+	if f := sc.inflight[key]; f != nil {
+		sc.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.ok
+		case <-ctx.Done():
+			return false
+		}
+	}
+	f := &secretCheck{done: make(chan struct{})}
+	sc.inflight[key] = f
 	sc.mu.Unlock()
 
-	fast := strings.HasPrefix(c.SecretHash, sha256Prefix)
-	var key [sha256.Size]byte
-	if !fast {
-		keyedMAC(key[:0], sc.key, c.ID, c.SecretHash, presented)
-		sc.mu.Lock()
-		until, hit := sc.verified[key]
-		sc.mu.Unlock()
-		if hit && now.Before(until) {
-			return true, false, time.Time{}
-		}
+	select {
+	case sc.slots <- struct{}{}:
+		sc.bcrypts.Add(1)
+		f.ok = verifySecret(c.SecretHash, presented)
+		<-sc.slots
+	case <-ctx.Done():
 	}
-	if !verifySecret(c.SecretHash, presented) {
-		sc.mu.Lock()
-		f := sc.failures[c.ID]
-		if f == nil || !now.Before(f.reset) {
-			f = &failureWindow{reset: now.Add(failureWindowLength)}
-			sc.failures[c.ID] = f
-		}
-		f.count++
-		sc.mu.Unlock()
-		return false, false, time.Time{}
+	sc.mu.Lock()
+	delete(sc.inflight, key)
+	if f.ok {
+		sc.remember(key, now)
 	}
-	if !fast {
-		sc.mu.Lock()
-		if len(sc.verified) >= secretCacheSize {
-			for k, until := range sc.verified {
-				if !now.Before(until) || len(sc.verified) >= secretCacheSize {
-					delete(sc.verified, k)
-				}
+	sc.mu.Unlock()
+	close(f.done)
+	return f.ok
+}
+
+// remember caches a verified key; sc.mu is held.
+func (sc *secretChecker) remember(key [sha256.Size]byte, now time.Time) {
+	if len(sc.verified) >= secretCacheSize {
+		for k, until := range sc.verified {
+			if !now.Before(until) || len(sc.verified) >= secretCacheSize {
+				delete(sc.verified, k)
 			}
 		}
-		sc.verified[key] = now.Add(secretCacheTTL)
-		sc.mu.Unlock()
 	}
-	return true, false, time.Time{}
+	sc.verified[key] = now.Add(secretCacheTTL)
+}
+
+// fail counts one failure for lockKey.
+func (sc *secretChecker) fail(lockKey string, now time.Time) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	f := sc.failures[lockKey]
+	if f == nil || !now.Before(f.reset) {
+		if f == nil && len(sc.failures) >= failureEntries {
+			for k, old := range sc.failures {
+				if !now.Before(old.reset) {
+					delete(sc.failures, k)
+				}
+			}
+			if len(sc.failures) >= failureEntries {
+				return
+			}
+		}
+		f = &failureWindow{reset: now.Add(failureWindowLength)}
+		sc.failures[lockKey] = f
+	}
+	f.count++
 }
