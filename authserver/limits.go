@@ -66,4 +66,3 @@ func (s *Server) addressKey(r *http.Request) string {
 	}
 	return p.String()
 }
-
