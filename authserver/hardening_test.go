@@ -1,6 +1,7 @@
 package authserver_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/internal/persontest"
 )
 
 // noFollow is a client that shows redirects instead of following them.
@@ -195,5 +198,103 @@ func TestColdSecretHashPaysOneBcrypt(t *testing.T) {
 	}
 	if n := authserver.BcryptRuns(e.srv); n != 1 {
 		t.Fatalf("32 cold requests ran %d bcrypts, want 1", n)
+	}
+}
+
+// An unknown username costs the same bcrypt as a known one with a wrong
+// password: the dummy hash has the users' highest cost.
+func TestUnknownUsernameCostsTheSame(t *testing.T) {
+	h, err := bcrypt.GenerateFromPassword([]byte("pw"), 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, openStore(t), "ES256", func(c *authserver.Config) {
+		c.Users = append(c.Users, &authserver.User{Username: "slow", PasswordHash: string(h)})
+	})
+	if got := authserver.DummyHashCost(e.srv); got != 12 {
+		t.Fatalf("unknown usernames are checked at cost %d, the users' hashes at 12", got)
+	}
+}
+
+// keyRecorder is a store that remembers the counter keys it was given.
+type keyRecorder struct {
+	store.Store
+	mu   sync.Mutex
+	keys []string
+}
+
+func (k *keyRecorder) Incr(ctx context.Context, key string, window time.Duration) (int64, time.Time, error) {
+	k.mu.Lock()
+	k.keys = append(k.keys, key)
+	k.mu.Unlock()
+	return k.Store.Incr(ctx, key, window)
+}
+
+// signIn tries username/password from address ip in a fresh browser and
+// returns the status of the login answer.
+func (e *env) signIn(t *testing.T, username, password, ip string) int {
+	t.Helper()
+	p := persontest.New(username, password)
+	res, err := p.Get(e.stdAuth())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := res.Page.Form()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Fields.Set("username", username)
+	f.Fields.Set("password", password)
+	return postFrom(t, p, f.Action, f.Fields, ip)
+}
+
+// Wrong passwords from many addresses slow guessing down but never refuse
+// the person's right password from an address that has not failed.
+func TestLoginLockoutNobodyCanTrigger(t *testing.T) {
+	e := newEnv(t)
+	for i := range 5 {
+		if st := e.signIn(t, "mark", "guess", fmt.Sprintf("203.0.113.%d", i+1)); st != 401 {
+			t.Fatalf("guess %d: %d", i, st)
+		}
+	}
+	if st := e.signIn(t, "mark", markPassword, "192.0.2.50"); st != http.StatusSeeOther {
+		t.Fatalf("five failures elsewhere locked mark out: %d", st)
+	}
+	// Many failures for mark: each failing address now gets one try, a
+	// fresh one still signs in.
+	for i := 5; i < 12; i++ {
+		e.signIn(t, "mark", "guess", fmt.Sprintf("203.0.113.%d", i+1))
+	}
+	if st := e.signIn(t, "mark", "guess", "203.0.113.1"); st != http.StatusTooManyRequests {
+		t.Fatalf("an address that failed, while mark is under attack: %d, want 429", st)
+	}
+	if st := e.signIn(t, "mark", markPassword, "192.0.2.51"); st != http.StatusSeeOther {
+		t.Fatalf("mark from a clean address while under attack: %d", st)
+	}
+	// One address failing for many usernames is stopped there.
+	for i := range 20 {
+		e.signIn(t, fmt.Sprintf("user%d", i), "guess", "198.51.100.9")
+	}
+	if st := e.signIn(t, "mark", markPassword, "198.51.100.9"); st != http.StatusTooManyRequests {
+		t.Fatalf("an address with 20 failures: %d, want 429", st)
+	}
+}
+
+// What a person typed reaches store keys only as a short keyed hash.
+func TestTypedTextNotInStoreKeys(t *testing.T) {
+	rec := &keyRecorder{Store: openStore(t)}
+	e := newEnvWith(t, rec, "ES256")
+	typed := markPassword + strings.Repeat("x", 60_000)
+	e.signIn(t, typed, "whatever", "192.0.2.1")
+	e.signIn(t, "mark", "wrong", "192.0.2.1")
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.keys) < 6 {
+		t.Fatalf("counter keys %q", rec.keys)
+	}
+	for _, k := range rec.keys {
+		if strings.Contains(k, markPassword) || strings.Contains(k, "mark") || len(k) > 80 {
+			t.Errorf("store key %.100q holds typed text", k)
+		}
 	}
 }

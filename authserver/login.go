@@ -3,11 +3,13 @@ package authserver
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -80,11 +82,19 @@ func (s *Server) pendingFor(r *http.Request, returnTo string) (*pending, int, *E
 }
 
 // Failed-login limits per window: failures only count, and once over, no
-// password is even checked.
+// password is even checked. They slow guessing without handing anyone a
+// switch that locks a person out: failures count per (username, address)
+// and per address, so an address with no failures always has its password
+// checked. Failures for one username from everywhere count too: past
+// loginSlowdownAfter, every address that already failed for that username
+// gets a single try per window instead of loginLimitPerUser, which cuts a
+// distributed guesser to one guess per address while the person, signing
+// in from an address of their own, is not refused.
 const (
-	loginWindow       = 15 * time.Minute
-	loginLimitPerUser = 5
-	loginLimitPerIP   = 20
+	loginWindow        = 15 * time.Minute
+	loginLimitPerUser  = 5
+	loginLimitPerIP    = 20
+	loginSlowdownAfter = 10
 )
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
@@ -128,7 +138,12 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	username, password := r.PostForm.Get("username"), r.PostForm.Get("password")
 	data.Username = username
-	limits := s.loginLimits(r, username)
+	limits, err := s.loginLimits(r, username)
+	if err != nil {
+		show(http.StatusServiceUnavailable, "Signing in is unavailable right now; please try again shortly.")
+		s.log.Error("login rate limit unavailable", zap.Error(err))
+		return
+	}
 	if until, limited, err := s.locked(r.Context(), limits); err != nil {
 		show(http.StatusServiceUnavailable, "Signing in is unavailable right now; please try again shortly.")
 		s.log.Error("login rate limit unavailable", zap.Error(err))
@@ -143,12 +158,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, ok := s.users[username]
-	if !ok || bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
-		if !ok {
-			// Spend the same time as a wrong password, so the answer's
-			// timing does not tell which usernames exist.
-			_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
-		}
+	hash := s.dummyHash
+	if ok {
+		hash = func() []byte { return []byte(u.PasswordHash) }
+	}
+	if !s.secrets.bcrypt(r.Context(), func() bool { return bcrypt.CompareHashAndPassword(hash(), []byte(password)) == nil }) || !ok {
 		s.audit(r.Context(), "login failed", s.loggedUsername(username))
 		s.failed(r.Context(), limits)
 		show(http.StatusUnauthorized, "Wrong username or password.")
@@ -162,12 +176,48 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	sendRedirect(w, returnTo, http.StatusSeeOther)
 }
 
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("tokengate timing equalizer"), bcrypt.DefaultCost)
+// dummyHashFor returns the hash an unknown username's password is compared
+// against: made at the highest cost among the users' hashes, so that the
+// answer takes as long as for a known username with a wrong password and
+// its timing does not tell which usernames exist. It is made in the
+// background at start (as long as one comparison takes).
+func dummyHashFor(users []*User) func() []byte {
+	cost := bcrypt.DefaultCost
+	for i, u := range users {
+		if c, err := bcrypt.Cost([]byte(u.PasswordHash)); err == nil && (i == 0 || c > cost) {
+			cost = c
+		}
+	}
+	h := sync.OnceValue(func() []byte {
+		h, _ := bcrypt.GenerateFromPassword([]byte(randomToken(16)), cost)
+		return h
+	})
+	if len(users) > 0 {
+		go h()
+	}
+	return h
+}
 
-// loginLimits are the failed sign-ins counted per username and per IP.
-func (s *Server) loginLimits(r *http.Request, username string) failureLimits {
+// loginLimits are the failure counters of a sign-in of username from r's
+// address (see the limits above). Typed usernames reach store keys only
+// as keyed hashes: people type passwords into the username field.
+func (s *Server) loginLimits(r *http.Request, username string) (failureLimits, error) {
+	name, err := s.typedKey(username)
+	if err != nil {
+		return failureLimits{}, err
+	}
+	addr := s.addressKey(r)
+	perName := limitedCounter{"login:user:" + name, math.MaxInt64} // refuses nobody by itself
+	n, _, err := s.store.Counter(r.Context(), perName.key)
+	if err != nil {
+		return failureLimits{}, err
+	}
+	perNameAddr := int64(loginLimitPerUser)
+	if n >= loginSlowdownAfter {
+		perNameAddr = 1
+	}
 	return failureLimits{window: loginWindow, counters: []limitedCounter{
-		{"login:user:" + username, loginLimitPerUser}, {"login:ip:" + s.clientIP(r), loginLimitPerIP}}}
+		{"login:user:" + name + ":" + addr, perNameAddr}, {"login:ip:" + addr, loginLimitPerIP}, perName}}, nil
 }
 
 // clientIP is the requester's address, as the embedding server determined

@@ -30,7 +30,7 @@ type secretChecker struct {
 	key []byte // per process: cache keys are useless anywhere else
 	// slots bounds concurrent bcrypt work.
 	slots chan struct{}
-	// bcrypts counts bcrypt comparisons run, for tests.
+	// bcrypts counts bcrypt comparisons run (secrets and sign-ins), for tests.
 	bcrypts atomic.Int64
 
 	mu       sync.Mutex
@@ -125,13 +125,7 @@ func (sc *secretChecker) checkSlow(ctx context.Context, c *Client, presented str
 	sc.inflight[key] = f
 	sc.mu.Unlock()
 
-	select {
-	case sc.slots <- struct{}{}:
-		sc.bcrypts.Add(1)
-		f.ok = verifySecret(c.SecretHash, presented)
-		<-sc.slots
-	case <-ctx.Done():
-	}
+	f.ok = sc.bcrypt(ctx, func() bool { return verifySecret(c.SecretHash, presented) })
 	sc.mu.Lock()
 	delete(sc.inflight, key)
 	if f.ok {
@@ -140,6 +134,19 @@ func (sc *secretChecker) checkSlow(ctx context.Context, c *Client, presented str
 	sc.mu.Unlock()
 	close(f.done)
 	return f.ok
+}
+
+// bcrypt runs compare, a bcrypt comparison, in one of the slots (waiting
+// for one while ctx lasts; false if it ends first). Sign-ins use it too.
+func (sc *secretChecker) bcrypt(ctx context.Context, compare func() bool) bool {
+	select {
+	case sc.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	defer func() { <-sc.slots }()
+	sc.bcrypts.Add(1)
+	return compare()
 }
 
 // remember caches a verified key; sc.mu is held.

@@ -134,8 +134,10 @@ type Server struct {
 	routes   map[string]http.HandlerFunc
 	pages    *pages
 	secrets  *secretChecker
-	metrics  Metrics
-	health   healthCheck
+	// dummyHash is what an unknown username's password is checked against.
+	dummyHash func() []byte
+	metrics   Metrics
+	health    healthCheck
 }
 
 // ValidateIssuer checks an issuer identifier (RFC 8414 §2): an https URL
@@ -255,6 +257,7 @@ func New(cfg Config) (*Server, error) {
 	for _, u := range cfg.Users {
 		s.users[u.Username] = u
 	}
+	s.dummyHash = dummyHashFor(cfg.Users)
 	if s.pages, err = loadPages(cfg.TemplateDir); err != nil {
 		return nil, err
 	}

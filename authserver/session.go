@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -30,8 +31,39 @@ type session struct {
 	Expires  int64  `json:"exp"`
 }
 
+// minCookieSecret is the shortest cookie secret a MAC is made with: with
+// an empty or short key (a key ring lost from the store) anyone could make
+// the MAC, so there is none and every check fails.
+const minCookieSecret = 32
+
+// errNoCookieSecret: the issuer holds no usable cookie secret.
+var errNoCookieSecret = errors.New("no cookie secret is loaded")
+
+// mac is the issuer's MAC of parts, or nil when it holds no usable secret.
 func (s *Server) mac(parts ...string) []byte {
-	return keyedMAC(nil, s.keys.CookieSecret(), parts...)
+	key := s.keys.CookieSecret()
+	if len(key) < minCookieSecret {
+		return nil
+	}
+	return keyedMAC(nil, key, parts...)
+}
+
+// maxTypedBytes caps what of a person's typing goes into a key's hash:
+// enough to tell usernames apart, no more work for a 64 KB one.
+const maxTypedBytes = 256
+
+// typedKey is how text a person typed (a username, perhaps a password
+// typed in its place) appears in store keys: a keyed hash, shared by every
+// instance, of its first maxTypedBytes bytes.
+func (s *Server) typedKey(typed string) (string, error) {
+	if len(typed) > maxTypedBytes {
+		typed = typed[:maxTypedBytes]
+	}
+	m := s.mac("store key", typed)
+	if m == nil {
+		return "", errNoCookieSecret
+	}
+	return base64.RawURLEncoding.EncodeToString(m[:16]), nil
 }
 
 // keyedMAC appends to dst the HMAC-SHA256 under key of parts, each ended by
@@ -52,10 +84,11 @@ func (s *Server) readSession(r *http.Request) *session {
 		return nil
 	}
 	payload, sig, ok := strings.Cut(c.Value, ".")
-	if !ok {
+	m := s.mac("session", payload)
+	if !ok || m == nil {
 		return nil
 	}
-	want := base64.RawURLEncoding.EncodeToString(s.mac("session", payload))
+	want := base64.RawURLEncoding.EncodeToString(m)
 	if subtle.ConstantTimeCompare([]byte(sig), []byte(want)) != 1 {
 		return nil
 	}
@@ -70,13 +103,18 @@ func (s *Server) readSession(r *http.Request) *session {
 	return sess
 }
 
-// writeSession sets the session cookie.
+// writeSession sets the session cookie; without a cookie secret there is
+// none to set, and the next page finds no session.
 func (s *Server) writeSession(w http.ResponseWriter, sess *session) {
 	raw, _ := json.Marshal(sess)
 	payload := base64.RawURLEncoding.EncodeToString(raw)
+	m := s.mac("session", payload)
+	if m == nil {
+		return
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name:     sessionCookie,
-		Value:    payload + "." + base64.RawURLEncoding.EncodeToString(s.mac("session", payload)),
+		Value:    payload + "." + base64.RawURLEncoding.EncodeToString(m),
 		Path:     s.cookiePath(),
 		MaxAge:   int(time.Until(time.Unix(sess.Expires, 0)).Seconds()),
 		HttpOnly: true,
@@ -103,12 +141,21 @@ func (s *Server) ensureSession(w http.ResponseWriter, r *http.Request) *session 
 	return sess
 }
 
-// csrfToken is the token a form of this session must carry back.
+// csrfToken is the token a form of this session must carry back; "" when
+// there is no cookie secret, which no check accepts.
 func (s *Server) csrfToken(sess *session) string {
-	return base64.RawURLEncoding.EncodeToString(s.mac("csrf", sess.ID))
+	m := s.mac("csrf", sess.ID)
+	if m == nil {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString(m)
 }
 
 // checkCSRF verifies a posted form's csrf_token against the session.
 func (s *Server) checkCSRF(token string, sess *session) bool {
-	return sess != nil && token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.csrfToken(sess))) == 1
+	if sess == nil || token == "" {
+		return false
+	}
+	want := s.csrfToken(sess)
+	return want != "" && subtle.ConstantTimeCompare([]byte(token), []byte(want)) == 1
 }
