@@ -26,20 +26,24 @@ import (
 // and no letters that read like digits.
 const userCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ"
 
-// userCodeLen letters give 20^8 ≈ 2.6·10^10 codes (34 bits): with the
-// attempt limits below, guessing a live one is hopeless.
+// userCodeLen letters give 20^8 ≈ 2.56·10^10 codes (34 bits). An attacker
+// with A addresses (IPv6: /64s) gets DefaultDeviceFailuresPerIP guesses per
+// address per deviceWindow; with L codes live at once, the chance that any
+// guess in a window hits one is about A·10·L / 2.56·10^10: for 1,000
+// addresses and 1,000 live codes, 4·10^-4 per 15 minutes. There is no
+// limit over all addresses, which an attacker could trip to shut the flow
+// off for everyone.
 const userCodeLen = 8
 
 // deviceGrace keeps an expired device code's record so that late polls get
 // expired_token rather than invalid_grant.
 const deviceGrace = 10 * time.Minute
 
-// Default limits on entering user codes on /device (RFC 8628 §5.1): wrong
-// codes per client IP, and over the whole code space, in deviceWindow.
+// Default limit on entering user codes on /device (RFC 8628 §5.1): wrong
+// codes per client address (IPv6: per /64) in deviceWindow.
 const (
 	deviceWindow               = 15 * time.Minute
 	DefaultDeviceFailuresPerIP = 10
-	DefaultDeviceFailuresAll   = 1000
 )
 
 func newUserCode() string {
@@ -205,13 +209,13 @@ var pollResults = map[store.PollOutcome]string{
 }
 
 // lookupUserCode finds the pending device authorization a person typed,
-// within the attempt limits: failures count per client IP and over the
-// whole code space, and once over, no code is even looked up. On failure
+// within the attempt limit: failures count per client address, and once
+// over, no code is even looked up. On failure
 // it returns the HTTP status and a message for the person.
 func (s *Server) lookupUserCode(r *http.Request, typed string) (*store.DeviceCode, *Client, int, string) {
 	ctx := r.Context()
 	limits := failureLimits{window: deviceWindow, counters: []limitedCounter{
-		{"device:ip:" + s.clientIP(r), s.cfg.DeviceFailuresPerIP}, {"device:all", s.cfg.DeviceFailuresAll}}}
+		{"device:ip:" + s.addressKey(r), s.cfg.DeviceFailuresPerIP}}}
 	if until, limited, err := s.locked(ctx, limits); err != nil {
 		s.storeError("reading a rate limit", err)
 		return nil, nil, http.StatusServiceUnavailable, "This page is unavailable right now; please try again shortly."

@@ -217,7 +217,7 @@ func TestDeviceConcurrentPolls(t *testing.T) {
 }
 
 func TestDeviceCodeGuessingIsLimited(t *testing.T) {
-	e := newEnvWith(t, openStore(t), "ES256", func(c *authserver.Config) { c.DeviceFailuresPerIP, c.DeviceFailuresAll = 3, 5 })
+	e := newEnvWith(t, openStore(t), "ES256", func(c *authserver.Config) { c.DeviceFailuresPerIP = 3 })
 	m := e.startDevice(t, nil)
 	good := m["user_code"].(string)
 	try := func(ip, code string) *persontest.Page {
@@ -242,11 +242,20 @@ func TestDeviceCodeGuessingIsLimited(t *testing.T) {
 	if pg := try("192.0.2.2", good); pg.Status != 302 {
 		t.Fatalf("the right code from another IP: %d, want a redirect to sign in", pg.Status)
 	}
-	// Over the whole code space: two more failures from elsewhere reach 5.
-	try("192.0.2.3", "BBBB-BBBG")
-	try("192.0.2.4", "BBBB-BBBH")
-	if pg := try("192.0.2.5", good); pg.Status != 429 {
-		t.Fatalf("the right code after the global limit: %d, want 429", pg.Status)
+	// No switch over the whole code space: failures from many addresses
+	// stop none of the others.
+	for i := range 50 {
+		try(fmt.Sprintf("198.51.100.%d", i+1), "BBBB-BBBG")
+	}
+	if pg := try("192.0.2.5", good); pg.Status != 302 {
+		t.Fatalf("the right code after many addresses failed: %d, want a redirect to sign in", pg.Status)
+	}
+	// An IPv6 /64 is one address.
+	for i := range 3 {
+		try(fmt.Sprintf("2001:db8:7:7::%x", i+1), "BBBB-BBBH")
+	}
+	if pg := try("2001:db8:7:7::99", good); pg.Status != 429 {
+		t.Fatalf("the right code from a /64 over its limit: %d, want 429", pg.Status)
 	}
 }
 

@@ -35,10 +35,9 @@ type Config struct {
 	// the token that use returned was never used (its answer was lost).
 	// Negative turns the grace off: any second use revokes the grant.
 	RefreshRetryGrace time.Duration
-	// DeviceFailuresPerIP and DeviceFailuresAll limit wrong user codes on
-	// the device page in 15 minutes, per client IP and over all clients.
+	// DeviceFailuresPerIP limits wrong user codes on the device page in 15
+	// minutes, per client address (IPv6: per /64).
 	DeviceFailuresPerIP int64
-	DeviceFailuresAll   int64
 
 	Clients []*Client
 	Users   []*User
@@ -235,9 +234,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.DeviceFailuresPerIP == 0 {
 		cfg.DeviceFailuresPerIP = DefaultDeviceFailuresPerIP
-	}
-	if cfg.DeviceFailuresAll == 0 {
-		cfg.DeviceFailuresAll = DefaultDeviceFailuresAll
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
