@@ -41,6 +41,8 @@ func (s *Server) Health(ctx context.Context) *Health {
 	case err != nil:
 		s.log.Error("health check: the store is unreachable", zap.Error(err))
 		h = &Health{Status: "unavailable", Reason: "the store is unreachable"}
+	case s.storeDataLost():
+		h = &Health{Status: "unavailable", Reason: "the store lost its data; this instance is writing back its keys and revocations"}
 	case s.keys.signing(time.Now()) == nil:
 		h = &Health{Status: "unavailable", Reason: "no signing key is loaded"}
 	case s.cfg.Validator.Revoked != nil && s.cfg.Validator.Revoked.Stale():

@@ -19,6 +19,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/authserver/store"
 )
@@ -38,10 +39,20 @@ type Keys struct {
 
 	cur atomic.Pointer[keySnapshot]
 	mu  sync.Mutex // serializes Refresh and Rotate within this process
+
+	// lost is set while the store's key ring has no signing key or cookie
+	// secret (the store lost its data) and this instance has not yet
+	// written its own back.
+	lost atomic.Bool
+	// Logger and OnLoss, when set, hear of a lost key ring: OnLoss once
+	// per loss noticed (for a metric).
+	Logger *zap.Logger
+	OnLoss func()
 }
 
 // keySnapshot is an immutable decoded key ring.
 type keySnapshot struct {
+	ring         *store.KeyRing // as stored, to write back after a loss
 	version      int64
 	cookieSecret []byte
 	keys         []*liveKey // newest ActiveAt first
@@ -78,7 +89,10 @@ func (k *Keys) Init(ctx context.Context) error {
 	return err
 }
 
-// Refresh reloads the key ring from the store.
+// Refresh reloads the key ring from the store. A stored ring without a
+// signing key or cookie secret is never installed: the store lost it, and
+// the ring this instance holds is written back instead (a compare-and-swap
+// on the emptied store, so instances doing so at once settle on one).
 func (k *Keys) Refresh(ctx context.Context) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -86,7 +100,12 @@ func (k *Keys) Refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading signing keys: %w", err)
 	}
-	if cur := k.cur.Load(); cur != nil && cur.version == ring.Version {
+	cur := k.cur.Load()
+	if !usable(ring) {
+		return k.restore(ctx, ring, cur)
+	}
+	k.lost.Store(false)
+	if cur != nil && cur.version == ring.Version {
 		return nil
 	}
 	snap, err := decodeRing(ring)
@@ -94,6 +113,48 @@ func (k *Keys) Refresh(ctx context.Context) error {
 		return err
 	}
 	k.cur.Store(snap)
+	return nil
+}
+
+// usable says whether a ring can serve: a signing key and a cookie secret.
+func usable(ring *store.KeyRing) bool {
+	return len(ring.Keys) > 0 && len(ring.CookieSecret) >= minCookieSecret
+}
+
+// Lost reports whether the store's key ring is lost and not yet restored.
+func (k *Keys) Lost() bool { return k.lost.Load() }
+
+// restore writes the ring this instance holds over the store's unusable
+// one; k.mu is held.
+func (k *Keys) restore(ctx context.Context, stored *store.KeyRing, cur *keySnapshot) error {
+	if cur == nil || cur.ring == nil {
+		return errors.New("the store's key ring has no signing key or cookie secret, and this instance holds none to restore")
+	}
+	if !k.lost.Swap(true) {
+		if k.OnLoss != nil {
+			k.OnLoss()
+		}
+		if k.Logger != nil {
+			k.Logger.Error("the store lost the signing key ring (restarted empty, flushed or evicted); writing back the one this instance holds")
+		}
+	}
+	ring := cur.ring.Clone()
+	err := k.store.SwapKeys(ctx, stored.Version, ring)
+	if errors.Is(err, store.ErrConflict) {
+		return nil // another instance wrote first: the next refresh reads it
+	}
+	if err != nil {
+		return fmt.Errorf("restoring the signing key ring: %w", err)
+	}
+	snap, err := decodeRing(ring)
+	if err != nil {
+		return err
+	}
+	k.cur.Store(snap)
+	k.lost.Store(false)
+	if k.Logger != nil {
+		k.Logger.Info("signing key ring restored to the store", zap.Strings("kids", k.KeyIDs()))
+	}
 	return nil
 }
 
@@ -151,6 +212,13 @@ func (k *Keys) rotate(ctx context.Context, decide func(snap *keySnapshot, now ti
 		ring, err := k.store.Keys(ctx)
 		if err != nil {
 			return false, fmt.Errorf("loading signing keys: %w", err)
+		}
+		if cur := k.cur.Load(); !usable(ring) && cur != nil && cur.ring != nil {
+			// The store lost the ring: rotate the one held here, not an
+			// empty one.
+			version := ring.Version
+			ring = cur.ring.Clone()
+			ring.Version = version
 		}
 		snap, err := decodeRing(ring)
 		if err != nil {
@@ -308,7 +376,7 @@ func generateKey(alg string, created, active time.Time) (store.SigningKey, error
 }
 
 func decodeRing(ring *store.KeyRing) (*keySnapshot, error) {
-	snap := &keySnapshot{version: ring.Version, cookieSecret: ring.CookieSecret, byID: map[string]*liveKey{}}
+	snap := &keySnapshot{ring: ring.Clone(), version: ring.Version, cookieSecret: ring.CookieSecret, byID: map[string]*liveKey{}}
 	set := jwk.NewSet()
 	// Newest first, in the JWKS too, so the signing key leads.
 	sorted := slices.Clone(ring.Keys)

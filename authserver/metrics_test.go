@@ -29,6 +29,7 @@ func (m *countingMetrics) TokenIssued(grant, client string) { m.add("issued %s %
 func (m *countingMetrics) TokenError(code string)           { m.add("error %s", code) }
 func (m *countingMetrics) DevicePoll(result string)         { m.add("poll %s", result) }
 func (m *countingMetrics) StoreError(during string)         { m.add("store %s", during) }
+func (m *countingMetrics) StoreDataLoss(what string)        { m.add("lost %s", what) }
 
 func TestMetricsCounts(t *testing.T) {
 	m := new(countingMetrics)

@@ -75,6 +75,9 @@ type Metrics interface {
 	// StoreError: a store operation failed while the server was doing
 	// that (a fixed description, such as "redeeming a refresh token").
 	StoreError(during string)
+	// StoreDataLoss: the store lost its data: "key ring" or "data" (its
+	// generation marker changed).
+	StoreDataLoss(what string)
 }
 
 // noMetrics counts nothing.
@@ -84,6 +87,7 @@ func (noMetrics) TokenIssued(string, string) {}
 func (noMetrics) TokenError(string)          {}
 func (noMetrics) DevicePoll(string)          {}
 func (noMetrics) StoreError(string)          {}
+func (noMetrics) StoreDataLoss(string)       {}
 
 // Defaults for the durations of Config.
 const (
@@ -137,6 +141,8 @@ type Server struct {
 	dummyHash func() []byte
 	metrics   Metrics
 	health    healthCheck
+	// generation notices that the store lost its data.
+	generation generationWatch
 }
 
 // ValidateIssuer checks an issuer identifier (RFC 8414 §2): an https URL

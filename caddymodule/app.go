@@ -240,8 +240,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("oauth2: %w", err)
 	}
+	a.keys.Logger, a.keys.OnLoss = a.logger, func() { serverMetrics{}.StoreDataLoss("key ring") }
 	initCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	if w, ok := a.store.(interface {
+		Warnings(context.Context) []string
+	}); ok {
+		for _, msg := range w.Warnings(initCtx) {
+			a.logger.Warn(msg)
+		}
+	}
 	if err := a.keys.Init(initCtx); err != nil {
 		return fmt.Errorf("oauth2: %w", err)
 	}
@@ -252,7 +260,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("oauth2: loading revocations: %w", err)
 	}
-	a.revocations.Replace(list)
+	a.revocations.Merge(list)
 	if mod.(StoreModule).Shared() {
 		bound := time.Duration(a.RevocationMaxStaleness)
 		if bound == 0 {
@@ -294,6 +302,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("oauth2: %w", err)
 	}
 	if err := a.server.CheckRegisteredClients(initCtx); err != nil {
+		return fmt.Errorf("oauth2: %w", err)
+	}
+	if err := a.server.CheckStoreGeneration(initCtx); err != nil {
 		return fmt.Errorf("oauth2: %w", err)
 	}
 	a.admin = a.server.AdminHandler()
@@ -356,14 +367,20 @@ func (a *App) Stop() error {
 }
 
 // resyncRevocations reloads the full revocation state, as after a
-// (re)connection, when revocations may have been missed.
+// (re)connection, when revocations may have been missed. The store may
+// come back empty: what this instance holds is then written back first,
+// and nothing it holds is dropped.
 func (a *App) resyncRevocations(ctx context.Context) {
 	for ctx.Err() == nil {
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		list, err := a.store.Revocations(lctx)
+		err := a.server.CheckStoreGeneration(lctx)
+		var list []store.Revocation
+		if err == nil {
+			list, err = a.store.Revocations(lctx)
+		}
 		cancel()
 		if err == nil {
-			a.revocations.Replace(list)
+			a.revocations.Merge(list)
 			a.revocations.MarkSynced()
 			return
 		}
@@ -387,6 +404,9 @@ func (a *App) syncLoop(ctx context.Context) {
 		}
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err := a.keys.Refresh(rctx)
+		if err == nil {
+			err = a.server.CheckStoreGeneration(rctx)
+		}
 		if err == nil {
 			a.revocations.MarkSynced()
 			if rerr := a.server.RotateKeysIfDue(rctx, a.keyRotation()); rerr != nil {

@@ -33,6 +33,10 @@ var (
 		Namespace: "tokengate", Name: "store_errors_total",
 		Help: "Failed store operations, by what the server was doing.",
 	}, []string{"operation"})
+	storeDataLoss = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "tokengate", Name: "store_data_loss_total",
+		Help: "Times this instance found the store had lost its data and wrote back what it holds: key ring, or data (the store's generation changed).",
+	}, []string{"what"})
 	endpointDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "tokengate", Name: "endpoint_duration_seconds",
 		Help:    "Time to answer a request to an authorization server endpoint.",
@@ -63,7 +67,7 @@ func (a *App) registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{tokensIssued, tokenErrors, bearerChecks, devicePolls, storeErrors, endpointDuration} {
+	for _, c := range []prometheus.Collector{tokensIssued, tokenErrors, bearerChecks, devicePolls, storeErrors, storeDataLoss, endpointDuration} {
 		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err
 		}
@@ -101,6 +105,7 @@ type serverMetrics struct{}
 func (serverMetrics) TokenIssued(grant, clientID string) {
 	tokensIssued.WithLabelValues(grant, clientID).Inc()
 }
-func (serverMetrics) TokenError(code string)   { tokenErrors.WithLabelValues(code).Inc() }
-func (serverMetrics) DevicePoll(result string) { devicePolls.WithLabelValues(result).Inc() }
-func (serverMetrics) StoreError(during string) { storeErrors.WithLabelValues(during).Inc() }
+func (serverMetrics) TokenError(code string)    { tokenErrors.WithLabelValues(code).Inc() }
+func (serverMetrics) DevicePoll(result string)  { devicePolls.WithLabelValues(result).Inc() }
+func (serverMetrics) StoreError(during string)  { storeErrors.WithLabelValues(during).Inc() }
+func (serverMetrics) StoreDataLoss(what string) { storeDataLoss.WithLabelValues(what).Inc() }

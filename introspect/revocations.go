@@ -61,6 +61,41 @@ func (r *Revocations) Replace(list []store.Revocation) {
 	r.mu.Unlock()
 }
 
+// Merge adds the entries of list, as loaded from the store, to the state.
+// It never drops one: a revocation is never undone, and a store that lost
+// its data must not bring a revoked token back (expired entries go through
+// Prune).
+func (r *Revocations) Merge(list []store.Revocation) {
+	r.mu.Lock()
+	for _, rv := range list {
+		apply(rv, r.tokens, r.grants, r.clients, r.subjects)
+	}
+	r.mu.Unlock()
+}
+
+// All lists the state's entries, to write back to a store that lost them.
+// Token and grant entries carry no time of revocation (only its end),
+// which for them means nothing; At is then now.
+func (r *Revocations) All() []store.Revocation {
+	now := time.Now().UTC()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]store.Revocation, 0, len(r.tokens)+len(r.grants)+len(r.clients)+len(r.subjects))
+	for v, until := range r.tokens {
+		out = append(out, store.Revocation{Kind: store.RevokeToken, Value: v, At: now, ExpiresAt: until})
+	}
+	for v, until := range r.grants {
+		out = append(out, store.Revocation{Kind: store.RevokeGrant, Value: v, At: now, ExpiresAt: until})
+	}
+	for v, co := range r.clients {
+		out = append(out, store.Revocation{Kind: store.RevokeClient, Value: v, At: co.at, ExpiresAt: co.until})
+	}
+	for v, co := range r.subjects {
+		out = append(out, store.Revocation{Kind: store.RevokeSubject, Value: v, At: co.at, ExpiresAt: co.until})
+	}
+	return out
+}
+
 // Apply adds one revocation.
 func (r *Revocations) Apply(rv store.Revocation) {
 	r.mu.Lock()

@@ -9,7 +9,10 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -109,6 +112,14 @@ type Store interface {
 	// Counter reads a counter without counting: 0 when it has no live window.
 	Counter(ctx context.Context, key string) (count int64, resetAt time.Time, err error)
 
+	// Generation returns the storage's generation marker: a random value
+	// written when the storage is first used, and written anew (created)
+	// whenever it is missing. A generation that changes under a running
+	// instance means the storage lost its data (a Redis restarted without
+	// persistence, FLUSHDB, eviction), so that the instance can put back
+	// what it still holds.
+	Generation(ctx context.Context) (gen string, created bool, err error)
+
 	// Close releases the store's resources.
 	Close() error
 }
@@ -121,6 +132,14 @@ type KeyRing struct {
 	// CookieSecret signs the login session and CSRF tokens of every
 	// instance of the issuer.
 	CookieSecret []byte `json:"cookie_secret,omitempty"`
+}
+
+// Clone is a deep copy of the ring.
+func (r *KeyRing) Clone() *KeyRing {
+	c := *r
+	c.Keys = slices.Clone(r.Keys)
+	c.CookieSecret = slices.Clone(r.CookieSecret)
+	return &c
 }
 
 // SigningKey is one private key with its lifecycle.
@@ -335,6 +354,13 @@ type Consent struct {
 	Scopes    []string  `json:"scopes"`
 	GrantedAt time.Time `json:"granted_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// NewGeneration draws a generation marker (see Store.Generation).
+func NewGeneration() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // TTL is the time left until t, at least one millisecond so that a record

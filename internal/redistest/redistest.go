@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -148,6 +149,27 @@ func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
 	s.Resume()
+}
+
+// RestartEmpty stops the server and starts it again on the same port with
+// no data, as a Redis without persistence comes back from a restart.
+func (s *Server) RestartEmpty() {
+	s.t.Helper()
+	s.Stop()
+	entries, _ := os.ReadDir(s.dir)
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(s.dir, e.Name())); err != nil {
+			s.t.Fatalf("emptying the Redis data folder: %v", err)
+		}
+	}
+	s.Resume()
+}
+
+// StartArgs is Start with more redis-server arguments (later ones win over
+// the defaults, e.g. --appendonly no); always a server of the test's own.
+func StartArgs(t testing.TB, args ...string) *Server {
+	t.Helper()
+	return startLocal(t, args...)
 }
 
 // Resume starts a stopped server again on the same port with the same data.

@@ -35,7 +35,8 @@ var (
 	allBuckets = [][]byte{bucketKeys, bucketCodes, bucketDevices, bucketUserCode, bucketRefresh, bucketRotated,
 		bucketRevoked, bucketClients, bucketConsents, bucketCounters}
 
-	keyRing = []byte("ring")
+	keyRing    = []byte("ring")
+	generation = []byte("generation")
 )
 
 // Store is a bbolt-backed store.Store.
@@ -211,6 +212,19 @@ func grantKey(grantID, hash string) []byte { return []byte(grantID + "\x00" + ha
 // putRefresh stores a refresh token.
 func putRefresh(tx *bolt.Tx, t *store.RefreshToken) error {
 	return put(tx.Bucket(bucketRefresh), grantKey(t.GrantID, t.Hash), t.ExpiresAt, 0, t)
+}
+
+// Generation implements store.Store; it lives beside the key ring.
+func (s *Store) Generation(ctx context.Context) (gen string, created bool, err error) {
+	err = s.update(ctx, bucketKeys, func(b *bolt.Bucket) error {
+		if v := b.Get(generation); v != nil {
+			gen = string(v)
+			return nil
+		}
+		gen, created = store.NewGeneration(), true
+		return b.Put(generation, []byte(gen))
+	})
+	return gen, created, err
 }
 
 // Keys implements store.Store.

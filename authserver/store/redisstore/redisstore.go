@@ -97,6 +97,44 @@ func universalOptions(o Options) (*redis.UniversalOptions, error) {
 	return uo, nil
 }
 
+var generationScript = redis.NewScript(`
+local g = redis.call('GET', KEYS[1])
+if g then return {g, 0} end
+redis.call('SET', KEYS[1], ARGV[1])
+return {ARGV[1], 1}
+`)
+
+// Generation implements store.Store.
+func (s *Store) Generation(ctx context.Context) (string, bool, error) {
+	key := s.key("generation")
+	res, err := s.runWrite(ctx, generationScript, []string{key}, store.NewGeneration()).Slice()
+	if err != nil {
+		return "", false, err
+	}
+	gen, _ := res[0].(string)
+	created, _ := res[1].(int64)
+	return gen, created == 1, nil
+}
+
+// Warnings names what in the server's configuration can lose tokengate's
+// data: an eviction policy that may drop keys under memory pressure, and
+// no persistence (a restart comes back empty). Servers that refuse CONFIG
+// (managed services) give no warnings.
+func (s *Store) Warnings(ctx context.Context) []string {
+	var out []string
+	cfg, err := s.rdb.ConfigGet(ctx, "*").Result()
+	if err != nil {
+		return nil
+	}
+	if p := cfg["maxmemory-policy"]; p != "" && p != "noeviction" {
+		out = append(out, fmt.Sprintf("Redis maxmemory-policy is %s: under memory pressure Redis may drop signing keys, refresh tokens and revocations; set it to noeviction", p))
+	}
+	if cfg["appendonly"] != "yes" && cfg["save"] == "" {
+		out = append(out, "Redis persistence is off (appendonly no, no save points): a restart of Redis loses every refresh token, code and registered client; turn on appendonly yes")
+	}
+	return out
+}
+
 // Close closes the connections.
 func (s *Store) Close() error { return s.rdb.Close() }
 

@@ -43,6 +43,7 @@ func Run(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"Counters", testCounters},
 		{"Expiry", testExpiry},
 		{"PersistsAcrossReopen", testPersistence},
+		{"Generation", testGeneration},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -807,5 +808,26 @@ func testGrantMaxAge(t *testing.T, s store.Store, _ func() store.Store) {
 	must(t, err)
 	if want := c.AuthTime.Add(time.Hour); !got.ExpiresAt.Equal(want) {
 		t.Fatalf("first refresh token expires %v, want the grant's end %v", got.ExpiresAt, want)
+	}
+}
+
+// testGeneration: the marker is made once, read back the same (also after
+// a reopen), and the same for every handle on the storage.
+func testGeneration(t *testing.T, s store.Store, reopen func() store.Store) {
+	g1, created, err := s.Generation(ctx)
+	must(t, err)
+	if g1 == "" || !created {
+		t.Fatalf("first Generation = %q, created %v", g1, created)
+	}
+	g2, created, err := s.Generation(ctx)
+	must(t, err)
+	if g2 != g1 || created {
+		t.Fatalf("second Generation = %q (created %v), want %q", g2, created, g1)
+	}
+	s = reopen()
+	g3, created, err := s.Generation(ctx)
+	must(t, err)
+	if g3 != g1 || created {
+		t.Fatalf("after reopen Generation = %q (created %v), want %q", g3, created, g1)
 	}
 }

@@ -1,0 +1,209 @@
+package test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tokengate/tokengate/internal/redistest"
+)
+
+// dataLossCaddyfile: the gateway's clients plus a device client and a
+// person, on a Redis store with a prefix the test reads.
+const dataLossCaddyfile = `{
+	admin 127.0.0.1:{{.Admin}}
+	persist_config off
+	oauth2 {
+		issuer {{.Issuer}}
+		{{.Store}}
+		client reader {
+			secret_hash $2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe
+			grant client_credentials
+			scope read
+		}
+		client tv {
+			name "Living Room TV"
+			grant device_code
+			scope read
+		}
+		user mark $2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe
+	}
+}
+` + authAndAPISites
+
+// emptyKeyMAC is the MAC the session and CSRF checks would accept if they
+// ran with an empty key: what an attacker makes once the store lost the
+// cookie secret.
+func emptyKeyMAC(parts ...string) string {
+	m := hmac.New(sha256.New, nil)
+	for _, p := range parts {
+		m.Write([]byte(p))
+		m.Write([]byte{0})
+	}
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// forgedDeviceApproval tries to approve a device authorization as mark
+// with a session cookie and CSRF token made with an empty key; it returns
+// the device code, which must not get a token.
+func forgedDeviceApproval(t *testing.T, g *gateway) string {
+	t.Helper()
+	resp, err := http.PostForm(g.AuthURL()+"/oauth/device", url.Values{"client_id": {"tv"}, "scope": {"read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("device authorization: %d %v", resp.StatusCode, m)
+	}
+	now := time.Now().Unix()
+	raw, _ := json.Marshal(map[string]any{"sid": "attacker", "sub": "mark", "auth_time": now, "exp": now + 600})
+	payload := base64.RawURLEncoding.EncodeToString(raw)
+	form := url.Values{"user_code": {m["user_code"].(string)}, "csrf_token": {emptyKeyMAC("csrf", "attacker")}, "decision": {"approve"}}
+	req, _ := http.NewRequest("POST", g.AuthURL()+"/device", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: "tokengate_session", Value: payload + "." + emptyKeyMAC("session", payload)})
+	resp, body := doNoFollow(t, req)
+	if resp.StatusCode == 200 && strings.Contains(body, "Device connected") {
+		t.Errorf("a session forged with an empty key approved a device")
+	}
+	return m["device_code"].(string)
+}
+
+func doNoFollow(t *testing.T, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// waitFor polls cond every 100 ms for up to d.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return true
+}
+
+// Redis comes back empty under a running instance (findings 1 and 2 of the
+// adversarial review): the instance writes its key ring and revocations
+// back, a revoked token stays revoked, tokens keep their keys, and nobody
+// can forge a session with the empty key the lost ring would have left.
+func TestStoreDataLoss(t *testing.T) {
+	srv := redistest.Start(t)
+	prefix := redistest.Prefix(t)
+	up := newUpstream(t)
+	g := newGateway(t, Ports{Upstream: up.Addr(), Store: "store redis {\n\t\t\taddress " + srv.URL + "\n\t\t\tprefix " + prefix + "\n\t\t}"})
+	g.start(dataLossCaddyfile)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+
+	revoked := token(t, g)
+	if st := callAPI(t, g, revoked); st != 200 {
+		t.Fatalf("API before revocation: %d", st)
+	}
+	if status, _ := postForm(t, g.AuthURL()+"/oauth/revoke", url.Values{"token": {revoked}}, "reader", readerSecret); status != 200 {
+		t.Fatalf("revoke: %d", status)
+	}
+	if st := callAPI(t, g, revoked); st != 401 {
+		t.Fatalf("API after revocation: %d", st)
+	}
+	kids := jwksKids(t, g)
+
+	srv.RestartEmpty()
+	// Long enough for the old code to have installed the empty ring.
+	time.Sleep(1500 * time.Millisecond)
+	code := forgedDeviceApproval(t, g)
+
+	ctx := context.Background()
+	restored := waitFor(10*time.Second, func() bool {
+		ring, _ := rdb.HGet(ctx, prefix+"keys", "d").Result()
+		n, _ := rdb.HLen(ctx, prefix+"{revocations}").Result()
+		return strings.Contains(ring, kids[0]) && n >= 1
+	})
+	if !restored {
+		t.Fatalf("the key ring and revocations were not written back to the emptied store\n%s", g.log)
+	}
+	if st := callAPI(t, g, revoked); st != 401 {
+		t.Errorf("a revoked token is accepted again after the store lost its data: %d", st)
+	}
+	// Service resumes on the same keys, without a restart.
+	fresh := token(t, g)
+	if kid := kidOf(t, fresh); kid != kids[0] {
+		t.Errorf("tokens after the loss are signed by %s, want the same key %s", kid, kids[0])
+	}
+	if st := callAPI(t, g, fresh); st != 200 {
+		t.Errorf("a new token after the loss: %d", st)
+	}
+	// The forged approval gave the attacker nothing.
+	resp, err := http.PostForm(g.AuthURL()+"/oauth/token", url.Values{"client_id": {"tv"}, "device_code": {code},
+		"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var poll map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&poll)
+	resp.Body.Close()
+	if poll["error"] != "authorization_pending" {
+		t.Errorf("the device code after a forged approval: %d %v, want authorization_pending", resp.StatusCode, poll)
+	}
+	// A person with a real session still gets through /login (the cookie
+	// secret came back).
+	if st, _ := get(t, http.DefaultClient, "GET", g.AuthURL()+"/device"); st.StatusCode != 200 {
+		t.Errorf("device page: %d", st.StatusCode)
+	}
+	log := g.log.String()
+	if !strings.Contains(log, "the store lost the signing key ring") || !strings.Contains(log, "the store lost its data") {
+		t.Errorf("the loss was not logged as an error:\n%s", log)
+	}
+	body := scrape(t, g)
+	for _, what := range []string{"key ring", "data"} {
+		if metric(body, `tokengate_store_data_loss_total{what="`+what+`"}`) < 1 {
+			t.Errorf("tokengate_store_data_loss_total{what=%q} not counted:\n%s", what, grepLines(body, "tokengate_store"))
+		}
+	}
+	if h := health(t, g); h != 200 {
+		t.Errorf("health after repair: %d", h)
+	}
+}
+
+func health(t *testing.T, g *gateway) int {
+	t.Helper()
+	resp, _ := get(t, http.DefaultClient, "GET", g.AuthURL()+"/oauth/health")
+	return resp.StatusCode
+}
+
+// A Redis that can lose data is named at start-up: eviction and no
+// persistence.
+func TestRedisDataLossWarnings(t *testing.T) {
+	srv := redistest.StartArgs(t, "--appendonly", "no", "--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru")
+	up := newUpstream(t)
+	g := startGateway(t, up, redisStoreLine(t, srv))
+	log := g.log.String()
+	for _, want := range []string{"maxmemory-policy is allkeys-lru", "persistence is off"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("no warning %q at start-up:\n%s", want, log)
+		}
+	}
+}
