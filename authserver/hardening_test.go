@@ -298,3 +298,87 @@ func TestTypedTextNotInStoreKeys(t *testing.T) {
 		}
 	}
 }
+
+// lossyStore pretends to have lost its key ring (empty) and, with
+// readOnly, not to take writes of it.
+type lossyStore struct {
+	store.Store
+	mu              sync.Mutex
+	empty, readOnly bool
+}
+
+func (l *lossyStore) Keys(ctx context.Context) (*store.KeyRing, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.empty {
+		return &store.KeyRing{}, nil
+	}
+	return l.Store.Keys(ctx)
+}
+
+func (l *lossyStore) SwapKeys(ctx context.Context, prev int64, ring *store.KeyRing) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.empty {
+		return l.Store.SwapKeys(ctx, prev, ring)
+	}
+	if l.readOnly {
+		return errors.New("READONLY")
+	}
+	if prev != 0 {
+		return store.ErrConflict
+	}
+	real, err := l.Store.Keys(ctx)
+	if err != nil {
+		return err
+	}
+	l.empty = false
+	return l.Store.SwapKeys(ctx, real.Version, ring)
+}
+
+func (l *lossyStore) set(empty, readOnly bool) {
+	l.mu.Lock()
+	l.empty, l.readOnly = empty, readOnly
+	l.mu.Unlock()
+}
+
+// A lost key ring is never installed: the instance keeps signing with its
+// own, health says what is wrong until the ring is written back, and the
+// loss is counted.
+func TestLostKeyRingIsRestored(t *testing.T) {
+	st := &lossyStore{Store: openStore(t)}
+	m := new(countingMetrics)
+	e := newEnvWith(t, st, "ES256", func(c *authserver.Config) { c.Metrics = m })
+	e.keys.OnLoss = func() { m.StoreDataLoss("key ring") }
+	kids := e.keys.KeyIDs()
+	secret := string(e.keys.CookieSecret())
+
+	st.set(true, true)
+	if err := e.keys.Refresh(t.Context()); err == nil {
+		t.Fatal("a failed write-back was not reported")
+	}
+	if got := string(e.keys.CookieSecret()); got != secret || len(got) < 32 {
+		t.Fatal("the empty ring's cookie secret was installed")
+	}
+	if h := e.srv.Health(t.Context()); h.Status != "unavailable" || !strings.Contains(h.Reason, "lost its data") {
+		t.Fatalf("health while the ring is lost: %+v", h)
+	}
+	if resp := e.post("/oauth/token", form("grant_type", "client_credentials"), []string{"svc", "s3cret"}); resp.StatusCode != 200 {
+		t.Fatalf("token endpoint while the store's ring is lost: %d", resp.StatusCode)
+	}
+
+	st.set(true, false)
+	if err := e.keys.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ring, err := st.Keys(t.Context())
+	if err != nil || len(ring.Keys) == 0 || ring.Keys[0].ID != kids[len(kids)-1] || string(ring.CookieSecret) != secret {
+		t.Fatalf("the ring written back: %+v, %v", ring, err)
+	}
+	if e.keys.Lost() {
+		t.Fatal("still lost after the write-back")
+	}
+	if n := m.counts["lost key ring"]; n != 1 {
+		t.Fatalf("losses counted: %d, want 1", n)
+	}
+}
