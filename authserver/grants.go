@@ -168,6 +168,9 @@ func (s *Server) newRefreshToken(grantID string) (*store.Successor, string) {
 // issueTokens answers a grant with an access token for scope and the
 // refresh token already stored for it, if any.
 func (s *Server) issueTokens(req *tokenRequest, g grantState, scope, refresh string) (*TokenResponse, *Error) {
+	if e := s.offboardedGrant(req.r.Context(), req, g); e != nil {
+		return nil, e
+	}
 	tok, claims, err := s.mintAccessToken(accessTokenParams{client: req.client, subject: g.subject, scope: scope, grantID: g.id, authTime: g.authTime})
 	if err != nil {
 		return nil, s.internalError("minting an access token", err)

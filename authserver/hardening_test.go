@@ -382,3 +382,32 @@ func TestLostKeyRingIsRestored(t *testing.T) {
 		t.Fatalf("losses counted: %d, want 1", n)
 	}
 }
+
+// During a rolling reload an instance with the old configuration may still
+// hand a removed person a fresh refresh token; an instance with the new one
+// refuses it and revokes the grant.
+func TestOffboardedGrantRefusedEverywhere(t *testing.T) {
+	st := openStore(t)
+	withAlice := func(c *authserver.Config) {
+		c.Users = append(c.Users, &authserver.User{Username: "alice", PasswordHash: bcryptHash(t, "alice-pw")})
+	}
+	old := newEnvWith(t, st, "ES256", withAlice)
+	if err := old.srv.OffboardRemovedUsers(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rt := decode(t, old.exchange(old.codeFor(t, persontest.New("alice", "alice-pw"), old.stdAuth())))["refresh_token"].(string)
+
+	cur := newEnvWith(t, st, "ES256")
+	if err := cur.srv.OffboardRemovedUsers(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	resp := old.refresh(rt) // the old instance has not heard yet
+	if resp.StatusCode != 200 {
+		t.Fatalf("refresh on the old instance: %d", resp.StatusCode)
+	}
+	rt2 := decode(t, resp)["refresh_token"].(string)
+	m := wantOAuthError(t, cur.refresh(rt2), 400, "invalid_grant")
+	if !strings.Contains(m["error_description"].(string), "no longer exists") {
+		t.Fatalf("description %v", m["error_description"])
+	}
+}

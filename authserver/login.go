@@ -33,7 +33,9 @@ func (s *Server) currentUser(r *http.Request) *authUser {
 			return &authUser{subject: id, display: s.displayName(id), authTime: time.Now().UTC()}
 		}
 	}
-	if sess := s.readSession(r); sess != nil && sess.Subject != "" {
+	// A session's person must still be a user: one removed from the
+	// configuration is signed out.
+	if sess := s.readSession(r); sess != nil && s.users[sess.Subject] != nil {
 		return &authUser{subject: sess.Subject, display: s.displayName(sess.Subject), authTime: time.Unix(sess.AuthTime, 0).UTC()}
 	}
 	return nil

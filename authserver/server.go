@@ -143,6 +143,9 @@ type Server struct {
 	health    healthCheck
 	// generation notices that the store lost its data.
 	generation generationWatch
+	// offboarded are users removed from the configuration (see
+	// OffboardRemovedUsers); set before serving.
+	offboarded map[string]bool
 }
 
 // ValidateIssuer checks an issuer identifier (RFC 8414 §2): an https URL

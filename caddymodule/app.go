@@ -304,6 +304,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.server.CheckRegisteredClients(initCtx); err != nil {
 		return fmt.Errorf("oauth2: %w", err)
 	}
+	if err := a.server.OffboardRemovedUsers(initCtx); err != nil {
+		return fmt.Errorf("oauth2: %w", err)
+	}
 	if err := a.server.CheckStoreGeneration(initCtx); err != nil {
 		return fmt.Errorf("oauth2: %w", err)
 	}

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/oauth2"
 
+	"github.com/tokengate/tokengate/internal/persontest"
 	"github.com/tokengate/tokengate/internal/redistest"
 )
 
@@ -206,4 +208,59 @@ func TestRedisDataLossWarnings(t *testing.T) {
 			t.Errorf("no warning %q at start-up:\n%s", want, log)
 		}
 	}
+}
+
+// A person removed from the configuration is cut off by the reload that
+// removes them: access tokens, refresh tokens and the browser session.
+func TestOffboarding(t *testing.T) {
+	stores(t, func(t *testing.T, storeLine string) {
+		up := newUpstream(t)
+		g := newGateway(t, Ports{Upstream: up.Addr(), Store: storeLine})
+		withAlice := strings.Replace(authCodeCaddyfile, "\t\tuser mark ", "\t\tuser alice $2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe\n\t\tuser mark ", 1)
+		g.start(withAlice)
+		ctx := context.Background()
+		cfg := oauthConfig(g, "droplet", "droplet-secret", "https://dropletbook.example/callback", "read")
+		alice, mark := persontest.New("alice", markPassword), persontest.New("mark", markPassword)
+		tokens := map[string]*oauth2.Token{}
+		for name, p := range map[string]*persontest.Person{"alice": alice, "mark": mark} {
+			verifier := oauth2.GenerateVerifier()
+			tok, err := cfg.Exchange(ctx, authorize(t, g, p, cfg, verifier), oauth2.VerifierOption(verifier))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tokens[name] = tok
+			if st := callAPI(t, g, tok.AccessToken); st != 200 {
+				t.Fatalf("%s's token: %d", name, st)
+			}
+		}
+
+		path := g.dir + "/Caddyfile.without-alice"
+		writeFile(t, path, render(t, authCodeCaddyfile, g.Ports))
+		if out, err := run(t, nil, "reload", "--config", path, "--adapter", "caddyfile", "--address", "127.0.0.1:"+itoa(g.Ports.Admin)); err != nil {
+			t.Fatalf("reload: %v\n%s", err, out)
+		}
+		if st := callAPI(t, g, tokens["alice"].AccessToken); st != 401 {
+			t.Errorf("alice's access token after she was removed: %d, want 401", st)
+		}
+		if _, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: tokens["alice"].RefreshToken}).Token(); err == nil {
+			t.Error("alice's refresh token still works after she was removed")
+		}
+		res, err := alice.Get(cfg.AuthCodeURL("st4te", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Redirect != nil || res.Page == nil || !strings.Contains(res.Page.Body, `name="password"`) {
+			t.Errorf("alice's session after she was removed: redirect %v, want the sign-in page", res.Redirect)
+		}
+		// Everyone else carries on.
+		if st := callAPI(t, g, tokens["mark"].AccessToken); st != 200 {
+			t.Errorf("mark's token after alice was removed: %d", st)
+		}
+		if _, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: tokens["mark"].RefreshToken}).Token(); err != nil {
+			t.Errorf("mark's refresh after alice was removed: %v", err)
+		}
+		if !strings.Contains(g.log.String(), `"msg":"user offboarded","sub":"alice"`) {
+			t.Errorf("no audit line for alice's removal")
+		}
+	})
 }

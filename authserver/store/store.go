@@ -112,6 +112,14 @@ type Store interface {
 	// Counter reads a counter without counting: 0 when it has no live window.
 	Counter(ctx context.Context, key string) (count int64, resetAt time.Time, err error)
 
+	// RecordUsers records the configuration's usernames, so that a person
+	// removed from it is offboarded on every instance: names are marked
+	// configured; recorded ones not among names are marked removed at now
+	// (returned in newly the first time), and removed ones are forgotten
+	// forget after their removal. removed lists every name removed and not
+	// yet forgotten, newly ones included. One atomic step.
+	RecordUsers(ctx context.Context, names []string, now time.Time, forget time.Duration) (removed, newly []string, err error)
+
 	// Generation returns the storage's generation marker: a random value
 	// written when the storage is first used, and written anew (created)
 	// whenever it is missing. A generation that changes under a running

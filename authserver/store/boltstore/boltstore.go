@@ -31,9 +31,10 @@ var (
 	bucketClients  = []byte("clients")
 	bucketConsents = []byte("consents")
 	bucketCounters = []byte("counters")
+	bucketUsers    = []byte("users")
 
 	allBuckets = [][]byte{bucketKeys, bucketCodes, bucketDevices, bucketUserCode, bucketRefresh, bucketRotated,
-		bucketRevoked, bucketClients, bucketConsents, bucketCounters}
+		bucketRevoked, bucketClients, bucketConsents, bucketCounters, bucketUsers}
 
 	keyRing    = []byte("ring")
 	generation = []byte("generation")
@@ -212,6 +213,54 @@ func grantKey(grantID, hash string) []byte { return []byte(grantID + "\x00" + ha
 // putRefresh stores a refresh token.
 func putRefresh(tx *bolt.Tx, t *store.RefreshToken) error {
 	return put(tx.Bucket(bucketRefresh), grantKey(t.GrantID, t.Hash), t.ExpiresAt, 0, t)
+}
+
+// RecordUsers implements store.Store: username → removal time (zero
+// while configured), as JSON.
+func (s *Store) RecordUsers(ctx context.Context, names []string, now time.Time, forget time.Duration) (removed, newly []string, err error) {
+	err = s.update(ctx, bucketUsers, func(b *bolt.Bucket) error {
+		removed, newly = nil, nil
+		configured := map[string]bool{}
+		zero, _ := json.Marshal(time.Time{})
+		for _, n := range names {
+			configured[n] = true
+			if err := b.Put([]byte(n), zero); err != nil {
+				return err
+			}
+		}
+		var drop [][]byte
+		stamp, _ := json.Marshal(now)
+		err := b.ForEach(func(k, v []byte) error {
+			name := string(k)
+			if configured[name] {
+				return nil
+			}
+			var at time.Time
+			if err := json.Unmarshal(v, &at); err != nil {
+				return err
+			}
+			switch {
+			case at.IsZero():
+				newly, removed = append(newly, name), append(removed, name)
+				return b.Put(k, stamp)
+			case at.Add(forget).Before(now):
+				drop = append(drop, bytes.Clone(k))
+			default:
+				removed = append(removed, name)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range drop {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return removed, newly, err
 }
 
 // Generation implements store.Store; it lives beside the key ring.

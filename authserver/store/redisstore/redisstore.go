@@ -97,6 +97,58 @@ func universalOptions(o Options) (*redis.UniversalOptions, error) {
 	return uo, nil
 }
 
+// recordUsersScript is store.RecordUsers on the hash KEYS[1] (username →
+// Unix ms of removal, 0 while configured): ARGV[1] now, ARGV[2] forget
+// (ms), ARGV[3..] the configured names. Returns {removed, newly}.
+var recordUsersScript = redis.NewScript(`
+local now, forget = tonumber(ARGV[1]), tonumber(ARGV[2])
+local configured = {}
+for i = 3, #ARGV do
+  configured[ARGV[i]] = true
+  redis.call('HSET', KEYS[1], ARGV[i], '0')
+end
+local all = redis.call('HGETALL', KEYS[1])
+local removed, newly = {}, {}
+for i = 1, #all, 2 do
+  local name, at = all[i], tonumber(all[i + 1])
+  if not configured[name] then
+    if at == 0 then
+      redis.call('HSET', KEYS[1], name, ARGV[1])
+      table.insert(newly, name)
+      table.insert(removed, name)
+    elseif at + forget < now then
+      redis.call('HDEL', KEYS[1], name)
+    else
+      table.insert(removed, name)
+    end
+  end
+end
+return {removed, newly}
+`)
+
+// RecordUsers implements store.Store.
+func (s *Store) RecordUsers(ctx context.Context, names []string, now time.Time, forget time.Duration) ([]string, []string, error) {
+	args := []any{now.UnixMilli(), forget.Milliseconds()}
+	for _, n := range names {
+		args = append(args, n)
+	}
+	res, err := s.runWrite(ctx, recordUsersScript, []string{s.key("users")}, args...).Slice()
+	if err != nil {
+		return nil, nil, err
+	}
+	list := func(v any) []string {
+		var out []string
+		items, _ := v.([]any)
+		for _, it := range items {
+			if name, ok := it.(string); ok {
+				out = append(out, name)
+			}
+		}
+		return out
+	}
+	return list(res[0]), list(res[1]), nil
+}
+
 var generationScript = redis.NewScript(`
 local g = redis.call('GET', KEYS[1])
 if g then return {g, 0} end

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -44,6 +46,7 @@ func Run(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"Expiry", testExpiry},
 		{"PersistsAcrossReopen", testPersistence},
 		{"Generation", testGeneration},
+		{"RecordUsers", testRecordUsers},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -830,4 +833,36 @@ func testGeneration(t *testing.T, s store.Store, reopen func() store.Store) {
 	if g3 != g1 || created {
 		t.Fatalf("after reopen Generation = %q (created %v), want %q", g3, created, g1)
 	}
+}
+
+// testRecordUsers: removal is noticed once, remembered, undone by putting
+// the name back, and forgotten in the end.
+func testRecordUsers(t *testing.T, s store.Store, _ func() store.Store) {
+	now := in(0)
+	record := func(at time.Time, names ...string) (string, string) {
+		t.Helper()
+		removed, newly, err := s.RecordUsers(ctx, names, at, time.Hour)
+		must(t, err)
+		slices.Sort(removed)
+		slices.Sort(newly)
+		return strings.Join(removed, ","), strings.Join(newly, ",")
+	}
+	check := func(gotR, gotN, wantR, wantN string) {
+		t.Helper()
+		if gotR != wantR || gotN != wantN {
+			t.Fatalf("removed %q newly %q, want %q and %q", gotR, gotN, wantR, wantN)
+		}
+	}
+	r, n := record(now, "alice", "bob", "carol")
+	check(r, n, "", "")
+	r, n = record(now.Add(time.Minute), "bob")
+	check(r, n, "alice,carol", "alice,carol")
+	r, n = record(now.Add(2*time.Minute), "bob")
+	check(r, n, "alice,carol", "")
+	r, n = record(now.Add(3*time.Minute), "bob", "carol") // carol is back
+	check(r, n, "alice", "")
+	r, n = record(now.Add(2*time.Hour), "bob", "carol") // alice forgotten
+	check(r, n, "", "")
+	r, n = record(now.Add(3*time.Hour), "bob")
+	check(r, n, "carol", "carol")
 }

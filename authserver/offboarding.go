@@ -1,0 +1,58 @@
+package authserver
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/authserver/store"
+)
+
+// Offboarding: a person removed from the configuration loses access on
+// every instance. The store records the configured usernames
+// (store.RecordUsers); at start-up a name recorded before and configured no
+// more is revoked as a subject (every access and refresh token issued to
+// it until now), and stays known as removed for GrantMaxAge, so that a
+// grant an instance with the old configuration handed out meanwhile is
+// refused too when it is refreshed. Sessions name a subject that must be
+// a configured user (currentUser).
+
+// OffboardRemovedUsers records the configured users in the store and
+// revokes those removed since the last record. Run it at start-up, before
+// serving.
+func (s *Server) OffboardRemovedUsers(ctx context.Context) error {
+	names := make([]string, 0, len(s.users))
+	for name := range s.users {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	removed, newly, err := s.store.RecordUsers(ctx, names, time.Now().UTC(), s.cfg.GrantMaxAge)
+	if err != nil {
+		return fmt.Errorf("recording the configured users: %w", err)
+	}
+	for _, name := range newly {
+		if err := s.revoke(ctx, store.RevokeSubject, name, s.maxTokenLifetime()); err != nil {
+			return fmt.Errorf("revoking the tokens of removed user %s: %w", name, err)
+		}
+		s.audit(ctx, "user offboarded", zap.String("sub", name), zap.String("reason", "removed from the configuration"))
+	}
+	s.offboarded = map[string]bool{}
+	for _, name := range removed {
+		s.offboarded[name] = true
+	}
+	return nil
+}
+
+// offboardedGrant refuses a grant of a removed user and revokes it.
+func (s *Server) offboardedGrant(ctx context.Context, req *tokenRequest, g grantState) *Error {
+	if !s.offboarded[g.subject] {
+		return nil
+	}
+	if e := s.revokeGrant(ctx, g.id, "user removed from the configuration", req); e != nil {
+		return e
+	}
+	return ErrInvalidGrant("the user of this grant no longer exists; the grant is revoked")
+}
