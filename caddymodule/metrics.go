@@ -45,6 +45,8 @@ var (
 
 	revocationsDesc = prometheus.NewDesc("tokengate_revocations",
 		"Entries in this instance's in-memory revocation state, by kind (token, grant, client, subject).", []string{"kind"}, nil)
+	revocationsBytesDesc = prometheus.NewDesc("tokengate_revocations_bytes",
+		"Estimated memory held by this instance's in-memory revocation state.", nil, nil)
 	revocationsAgeDesc = prometheus.NewDesc("tokengate_revocations_age_seconds",
 		"Seconds since the revocation state was last confirmed current with the store.", nil, nil)
 )
@@ -80,6 +82,7 @@ type revocationCollector struct{ a *App }
 
 func (c revocationCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- revocationsDesc
+	ch <- revocationsBytesDesc
 	ch <- revocationsAgeDesc
 }
 
@@ -92,6 +95,7 @@ func (c revocationCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, kind := range []string{"token", "grant", "client", "subject"} {
 		ch <- prometheus.MustNewConstMetric(revocationsDesc, prometheus.GaugeValue, float64(sizes[kind]), kind)
 	}
+	ch <- prometheus.MustNewConstMetric(revocationsBytesDesc, prometheus.GaugeValue, float64(rv.Bytes()))
 	age := 0.0
 	if at := rv.SyncedAt(); !at.IsZero() {
 		age = time.Since(at).Seconds()

@@ -158,6 +158,30 @@ func (r *Revocations) Sizes() map[string]int {
 	return map[string]int{"token": len(r.tokens), "grant": len(r.grants), "client": len(r.clients), "subject": len(r.subjects)}
 }
 
+// entryOverhead estimates what one entry costs beyond its key's bytes: the
+// map slot, the string header and the times.
+const entryOverhead = 96
+
+// Bytes estimates the memory the state holds.
+func (r *Revocations) Bytes() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	n := 0
+	for k := range r.tokens {
+		n += len(k) + entryOverhead
+	}
+	for k := range r.grants {
+		n += len(k) + entryOverhead
+	}
+	for k := range r.clients {
+		n += len(k) + entryOverhead
+	}
+	for k := range r.subjects {
+		n += len(k) + entryOverhead
+	}
+	return n
+}
+
 // SyncedAt is when the state was last confirmed current (zero: never).
 func (r *Revocations) SyncedAt() time.Time {
 	if n := r.synced.Load(); n != 0 {

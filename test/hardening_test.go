@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -263,4 +265,70 @@ func TestOffboarding(t *testing.T) {
 			t.Errorf("no audit line for alice's removal")
 		}
 	})
+}
+
+// A client minting and revoking tokens at full speed, with Redis restarted
+// empty halfway, leaves every instance's revocation state (and Redis's)
+// flat: past its budget a client's revocations collapse into one cut-off.
+func TestRevocationAbuseStaysBounded(t *testing.T) {
+	srv := redistest.Start(t)
+	prefix := redistest.Prefix(t)
+	up := newUpstream(t)
+	g := newGateway(t, Ports{Upstream: up.Addr(), Store: "store redis {\n\t\t\taddress " + srv.URL + "\n\t\t\tprefix " + prefix + "\n\t\t}"})
+	g.start(gatewayCaddyfile, "WRITER_SECRET="+writerSecret)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Second)
+	defer cancel()
+	var revoked atomic.Int64
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 5 * time.Second}
+	for range 4 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				tok, err := ccConfig(g, "writer", writerSecret, oauth2.AuthStyleInHeader).Token(ctx)
+				if err != nil {
+					time.Sleep(10 * time.Millisecond) // Redis restarting
+					continue
+				}
+				req, _ := http.NewRequestWithContext(ctx, "POST", g.AuthURL()+"/oauth/revoke", strings.NewReader(url.Values{"token": {tok.AccessToken}}.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth("writer", writerSecret)
+				if resp, err := client.Do(req); err == nil {
+					resp.Body.Close()
+					if resp.StatusCode == 200 {
+						revoked.Add(1)
+					}
+				}
+			}
+		})
+	}
+	state := func() (entries, bytes float64) {
+		body := scrape(t, g)
+		for _, kind := range []string{"token", "grant", "client", "subject"} {
+			entries += metric(body, `tokengate_revocations{kind="`+kind+`"}`)
+		}
+		return entries, metric(body, "tokengate_revocations_bytes")
+	}
+	time.Sleep(2 * time.Second)
+	srv.RestartEmpty()
+	time.Sleep(2500 * time.Millisecond)
+	midEntries, midBytes := state()
+	wg.Wait()
+	endEntries, endBytes := state()
+	stored, _ := rdb.HLen(context.Background(), prefix+"{revocations}").Result()
+	t.Logf("revoked %d tokens in 7 s; revocation state at 4.5 s: %v entries, %v bytes; at 7 s: %v entries, %v bytes; Redis holds %d",
+		revoked.Load(), midEntries, midBytes, endEntries, endBytes, stored)
+	if revoked.Load() < 500 {
+		t.Fatalf("only %d revocations: the test did not load the endpoint", revoked.Load())
+	}
+	// Two budgets at most: one before the restart emptied the counters, one after.
+	const bound = 2*100 + 5
+	if endEntries > bound || stored > bound || endEntries != midEntries || endBytes != midBytes {
+		t.Errorf("revocation state grows under abuse: %v entries (%v at 4.5 s), %d in Redis, want flat and at most %d", endEntries, midEntries, stored, bound)
+	}
+	if endBytes <= 0 || endBytes > bound*200 {
+		t.Errorf("tokengate_revocations_bytes = %v", endBytes)
+	}
 }
