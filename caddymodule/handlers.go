@@ -98,8 +98,20 @@ func (BearerAuth) CaddyModule() caddy.ModuleInfo {
 func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
 	b.logger = ctx.Logger()
 	b.checks = bearerOutcomes
-	b.app, err = oauth2App(ctx)
-	return err
+	if b.app, err = oauth2App(ctx); err != nil {
+		return err
+	}
+	if b.Audience == "" {
+		// Without audience a token for any API of this issuer passes.
+		for _, c := range b.app.Clients {
+			if len(c.Audience) > 0 {
+				b.logger.Warn("bearer_auth has no audience, so it accepts tokens issued for any API, such as client "+c.ID+"'s for "+c.Audience[0]+
+					": name this API's audience (bearer_auth { audience <url> })", zap.String("client_id", c.ID), zap.Strings("client_audience", c.Audience))
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler. It needs no store round

@@ -332,3 +332,20 @@ func TestRevocationAbuseStaysBounded(t *testing.T) {
 		t.Errorf("tokengate_revocations_bytes = %v", endBytes)
 	}
 }
+
+// bearer_auth without audience, in front of an issuer whose clients have
+// audiences, says at start-up that it takes tokens for any API.
+func TestBearerAuthWithoutAudienceWarns(t *testing.T) {
+	up := newUpstream(t)
+	g := startGateway(t, up, "store file")
+	if !strings.Contains(g.log.String(), "bearer_auth has no audience") {
+		t.Errorf("no warning for bearer_auth without audience:\n%s", g.log)
+	}
+	named := strings.ReplaceAll(gatewayCaddyfile, "bearer_auth read {\n", "bearer_auth read {\n\t\taudience http://127.0.0.1:{{.API}}\n")
+	named = strings.ReplaceAll(named, "bearer_auth @writes write\n", "bearer_auth @writes {\n\t\tscope write\n\t\taudience http://127.0.0.1:{{.API}}\n\t}\n")
+	g2 := newGateway(t, Ports{Upstream: up.Addr()})
+	g2.start(named, "WRITER_SECRET="+writerSecret)
+	if strings.Contains(g2.log.String(), "bearer_auth has no audience") {
+		t.Errorf("a warning although every bearer_auth names its audience:\n%s", g2.log)
+	}
+}
