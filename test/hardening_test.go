@@ -349,3 +349,26 @@ func TestBearerAuthWithoutAudienceWarns(t *testing.T) {
 		t.Errorf("a warning although every bearer_auth names its audience:\n%s", g2.log)
 	}
 }
+
+// The README's access log filter keeps authorization codes out of Caddy's
+// access log, which otherwise records them in the Location header.
+func TestAccessLogFilterDropsCodes(t *testing.T) {
+	up := newUpstream(t)
+	filtered := strings.Replace(authCodeCaddyfile+"", "http://127.0.0.1:{{.Auth}} {\n\toauth2_server\n}",
+		"http://127.0.0.1:{{.Auth}} {\n\tlog {\n\t\tformat filter {\n\t\t\twrap json\n\t\t\tfields {\n\t\t\t\tresp_headers>Location delete\n\t\t\t}\n\t\t}\n\t}\n\toauth2_server\n}", 1)
+	if filtered == authCodeCaddyfile {
+		t.Fatal("the auth site was not found in the template")
+	}
+	g := newGateway(t, Ports{Upstream: up.Addr()})
+	g.start(filtered)
+	cfg := oauthConfig(g, "droplet", "droplet-secret", "https://dropletbook.example/callback", "read")
+	code := authorize(t, g, persontest.New("mark", markPassword), cfg, oauth2.GenerateVerifier())
+	waitFor(2*time.Second, func() bool { return strings.Contains(g.log.String(), `"uri":"/consent`) })
+	log := g.log.String()
+	if !strings.Contains(log, `"logger":"http.log.access`) {
+		t.Fatalf("no access log lines:\n%s", log)
+	}
+	if strings.Contains(log, code) || strings.Contains(log, code[strings.Index(code, ".")+1:]) {
+		t.Errorf("the access log holds the authorization code")
+	}
+}
