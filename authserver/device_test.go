@@ -242,10 +242,20 @@ func TestDeviceCodeGuessingIsLimited(t *testing.T) {
 	if pg := try("192.0.2.2", good); pg.Status != 302 {
 		t.Fatalf("the right code from another IP: %d, want a redirect to sign in", pg.Status)
 	}
-	// No switch over the whole code space: failures from many addresses
-	// stop none of the others.
-	for i := range 50 {
-		try(fmt.Sprintf("198.51.100.%d", i+1), "BBBB-BBBG")
+	// No switch over the whole code space: 1,020 failures from 340
+	// addresses (past the global limit of 1,000 there used to be) stop
+	// none of the others.
+	p := e.person()
+	res, err := p.Get(e.http.URL + "/device")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := res.Page.Form()
+	f.Fields.Set("user_code", "BBBB-BBBG")
+	for i := range 340 {
+		for range 3 {
+			postFrom(t, p, f.Action, f.Fields, fmt.Sprintf("198.51.%d.%d", i/250, i%250+1))
+		}
 	}
 	if pg := try("192.0.2.5", good); pg.Status != 302 {
 		t.Fatalf("the right code after many addresses failed: %d, want a redirect to sign in", pg.Status)

@@ -26,6 +26,8 @@ func TestUnmarshalGlobalOption(t *testing.T) {
 		device_interval 3s
 		revocation_max_staleness 30s
 		key_rotation 168h
+		grant_max_age 720h
+		refresh_retry_grace 30s
 		client app {
 			name "The Droplet Book"
 			website https://dropletbook.com
@@ -55,6 +57,8 @@ func TestUnmarshalGlobalOption(t *testing.T) {
 		DeviceInterval:         caddy.Duration(3 * time.Second),
 		RevocationMaxStaleness: caddy.Duration(30 * time.Second),
 		KeyRotation:            caddy.Duration(168 * time.Hour),
+		GrantMaxAge:            caddy.Duration(720 * time.Hour),
+		RefreshRetryGrace:      caddy.Duration(30 * time.Second),
 		Clients: []*ClientConfig{{ID: "app", Name: "The Droplet Book", Website: "https://dropletbook.com", Secret: "{env.APP_SECRET}",
 			RedirectURIs: []string{"https://dropletbook.com/cb", "https://dropletbook.com/cb2"},
 			GrantTypes:   []string{"authorization_code", "refresh_token"}, Scopes: []string{"read", "write"},
@@ -83,6 +87,24 @@ func TestKeyRotationOption(t *testing.T) {
 		err := new(App).UnmarshalCaddyfile(caddyfile.NewTestDispenser("oauth2 {\n issuer https://auth.example.com\n " + src + "\n}"))
 		if err == nil || !strings.Contains(err.Error(), "key_rotation") {
 			t.Errorf("%q: %v, want an error naming key_rotation", src, err)
+		}
+	}
+}
+
+func TestRefreshRetryGraceOption(t *testing.T) {
+	for src, want := range map[string]caddy.Duration{"refresh_retry_grace off": -1, "refresh_retry_grace 2m": caddy.Duration(2 * time.Minute)} {
+		a := new(App)
+		if err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser("oauth2 {\n issuer https://auth.example.com\n " + src + "\n}")); err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if a.RefreshRetryGrace != want {
+			t.Errorf("%q: %v, want %v", src, a.RefreshRetryGrace, want)
+		}
+	}
+	for _, src := range []string{"refresh_retry_grace", "refresh_retry_grace never", "grant_max_age -1h"} {
+		err := new(App).UnmarshalCaddyfile(caddyfile.NewTestDispenser("oauth2 {\n issuer https://auth.example.com\n " + src + "\n}"))
+		if err == nil || !strings.Contains(err.Error(), strings.Fields(src)[0]) {
+			t.Errorf("%q: %v, want an error naming %s", src, err, strings.Fields(src)[0])
 		}
 	}
 }
