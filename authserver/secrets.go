@@ -81,8 +81,9 @@ func newSecretChecker() *secretChecker {
 // check at all).
 func (sc *secretChecker) check(ctx context.Context, c *Client, presented, address string, limited bool) (ok, locked bool, retry time.Time) {
 	now := time.Now()
-	lockKey := c.ID + "\x00" + address
+	var lockKey string
 	if limited {
+		lockKey = c.ID + "\x00" + address
 		sc.mu.Lock()
 		f := sc.failures[lockKey]
 		sc.mu.Unlock()
