@@ -22,28 +22,13 @@ import (
 	"github.com/tokengate/tokengate/internal/redistest"
 )
 
-// dataLossCaddyfile: the gateway's clients plus a device client and a
-// person, on a Redis store with a prefix the test reads.
-const dataLossCaddyfile = `{
-	admin 127.0.0.1:{{.Admin}}
-	persist_config off
-	oauth2 {
-		issuer {{.Issuer}}
-		{{.Store}}
-		client reader {
+// dataLossCaddyfile: the device set-up plus the gateway's reader client.
+var dataLossCaddyfile = strings.Replace(deviceCaddyfile, "\t\tclient tv {", `		client reader {
 			secret_hash $2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe
 			grant client_credentials
 			scope read
 		}
-		client tv {
-			name "Living Room TV"
-			grant device_code
-			scope read
-		}
-		user mark $2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe
-	}
-}
-` + authAndAPISites
+		client tv {`, 1)
 
 // emptyKeyMAC is the MAC the session and CSRF checks would accept if they
 // ran with an empty key: what an attacker makes once the store lost the
