@@ -159,6 +159,13 @@ return {ARGV[1], 1}
 // Generation implements store.Store.
 func (s *Store) Generation(ctx context.Context) (string, bool, error) {
 	key := s.key("generation")
+	// Instances read it every second: a plain read, so that only a missing
+	// marker pays a write (and, with wait_replicas, the wait).
+	if gen, err := s.rdb.Get(ctx, key).Result(); err == nil {
+		return gen, false, nil
+	} else if !errors.Is(err, redis.Nil) {
+		return "", false, err
+	}
 	res, err := s.runWrite(ctx, generationScript, []string{key}, store.NewGeneration()).Slice()
 	if err != nil {
 		return "", false, err
