@@ -137,12 +137,28 @@ func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		return nil
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Set("http.auth.user.id", claims.Subject)
-	repl.Set("http.auth.user.client_id", claims.ClientID)
-	repl.Set("http.auth.user.scope", claims.Scope)
-	repl.Set("http.auth.user.jti", claims.ID)
+	repl.Set("http.auth.user.id", (*claimSubject)(claims))
+	repl.Set("http.auth.user.client_id", (*claimClientID)(claims))
+	repl.Set("http.auth.user.scope", (*claimScope)(claims))
+	repl.Set("http.auth.user.jti", (*claimID)(claims))
 	return next.ServeHTTP(w, r)
 }
+
+// The placeholder values are the (shared, immutable) claims seen through
+// fmt.Stringer, which Caddy's replacer reads like strings: a pointer fits
+// in an interface as it is, where each string would cost an allocation on
+// every API request.
+type (
+	claimSubject  introspect.Claims
+	claimClientID introspect.Claims
+	claimScope    introspect.Claims
+	claimID       introspect.Claims
+)
+
+func (c *claimSubject) String() string  { return c.Subject }
+func (c *claimClientID) String() string { return c.ClientID }
+func (c *claimScope) String() string    { return c.Scope }
+func (c *claimID) String() string       { return c.ID }
 
 // parseBearerAuth sets up bearer_auth from Caddyfile tokens:
 //
