@@ -111,10 +111,7 @@ func TestTemplateOverride(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "consent.html"), []byte(`{{template "nope" .}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	st := openStore(t)
-	keys, _ := authserver.NewKeys(st, "ES256", time.Hour)
-	_ = keys.Init(t.Context())
-	_, err = authserver.New(authserver.Config{Issuer: issuer, Store: st, Keys: keys, Validator: e.validator, TemplateDir: dir})
+	_, err = authserver.New(t.Context(), authserver.Config{Issuer: issuer, Store: openStore(t), TemplateDir: dir})
 	if err == nil || !strings.Contains(err.Error(), "consent.html") {
 		t.Fatalf("broken template: %v", err)
 	}

@@ -39,25 +39,20 @@ func (s *Server) CheckStoreGeneration(ctx context.Context) error {
 		w.gen = gen
 		return nil
 	}
-	rv := s.cfg.Validator.Revoked
+	rv := s.revocations
 	if !w.lost.Swap(true) {
 		s.metrics.StoreDataLoss("data")
-		n := 0
-		if rv != nil {
-			n = rv.Len()
-		}
+		n := rv.Len()
 		s.log.Error("the store lost its data (restarted without persistence, flushed, or evicting keys): writing back this instance's revocations and signing keys; refresh tokens, codes, consents and registered clients kept there are gone",
 			zap.Int("revocations", n))
 	}
-	if rv != nil {
-		list := rv.All()
-		for _, r := range list {
-			if err := s.store.Revoke(ctx, r); err != nil {
-				return fmt.Errorf("writing revocations back to the store: %w", err)
-			}
+	list := rv.All()
+	for _, r := range list {
+		if err := s.store.Revoke(ctx, r); err != nil {
+			return fmt.Errorf("writing revocations back to the store: %w", err)
 		}
-		s.log.Info("revocations written back to the store", zap.Int("revocations", len(list)))
 	}
+	s.log.Info("revocations written back to the store", zap.Int("revocations", len(list)))
 	w.gen = gen
 	w.lost.Store(false)
 	return nil

@@ -144,7 +144,7 @@ func (g refreshTokenGrant) check(ctx context.Context, req *tokenRequest, old *st
 		// the store caps every other token's expiry at the grant's end.
 		return ErrInvalidGrant("the grant is older than grant_max_age allows: the user must authorize again")
 	}
-	if rv := g.s.cfg.Validator.Revoked; rv != nil && rv.IsRefreshRevoked(grantID, old.ClientID, old.Subject, old.IssuedAt) {
+	if g.s.revocations.IsRefreshRevoked(grantID, old.ClientID, old.Subject, old.IssuedAt) {
 		return invalid
 	}
 	return nil

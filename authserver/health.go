@@ -45,7 +45,7 @@ func (s *Server) Health(ctx context.Context) *Health {
 		h = &Health{Status: "unavailable", Reason: "the store lost its data; this instance is writing back its keys and revocations"}
 	case s.keys.signing(time.Now()) == nil:
 		h = &Health{Status: "unavailable", Reason: "no signing key is loaded"}
-	case s.cfg.Validator.Revoked != nil && s.cfg.Validator.Revoked.Stale():
+	case s.revocations.Stale():
 		h = &Health{Status: "unavailable", Reason: "revocations are stale: the store was unreachable too long"}
 	}
 	s.health.at, s.health.result = time.Now(), h

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -86,24 +85,17 @@ func newEnv(t testing.TB) *env {
 // newEnvWith builds an env on st signing with alg; opts adjust the config.
 func newEnvWith(t testing.TB, st store.Store, alg string, opts ...func(*authserver.Config)) *env {
 	t.Helper()
-	keys, err := authserver.NewKeys(st, alg, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := keys.Init(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	v := &introspect.Validator{Keys: keys, Issuer: issuer, Leeway: 30 * time.Second, Revoked: introspect.NewRevocations()}
-	cfg := authserver.Config{Issuer: issuer, Clients: testClients(t), Users: testUsers(t), Store: st, Keys: keys, Validator: v,
+	cfg := authserver.Config{Issuer: issuer, Clients: testClients(t), Users: testUsers(t), Store: st, SigningAlg: alg, TokenCacheSize: -1,
 		UpstreamUser: func(r *http.Request) string { return r.Header.Get("X-Test-Upstream-User") },
 		ClientIP:     func(r *http.Request) string { return r.Header.Get("X-Test-Client-IP") }}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	srv, err := authserver.New(cfg)
+	srv, err := authserver.New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	keys, v := srv.Keys(), srv.Validator()
 	e := &env{t: t, store: st, keys: keys, validator: v, srv: srv}
 	e.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h := srv.Handler(r.URL.Path); h != nil {

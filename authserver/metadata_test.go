@@ -8,18 +8,10 @@ import (
 
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/store"
-	"github.com/tokengate/tokengate/introspect"
 )
 
 func newServerAt(t *testing.T, st store.Store, iss string) (*authserver.Server, error) {
-	keys, err := authserver.NewKeys(st, "ES256", 0)
-	if err != nil {
-		return nil, err
-	}
-	if err := keys.Init(t.Context()); err != nil {
-		return nil, err
-	}
-	return authserver.New(authserver.Config{Issuer: iss, Store: st, Keys: keys, Validator: &introspect.Validator{Keys: keys, Issuer: iss}})
+	return authserver.New(t.Context(), authserver.Config{Issuer: iss, Store: st})
 }
 
 func TestMetadata(t *testing.T) {

@@ -23,9 +23,7 @@ func (s *Server) revoke(ctx context.Context, kind store.RevocationKind, value st
 	if err := s.store.Revoke(ctx, rv); err != nil {
 		return err
 	}
-	if s.cfg.Validator.Revoked != nil {
-		s.cfg.Validator.Revoked.Apply(rv)
-	}
+	s.revocations.Apply(rv)
 	return nil
 }
 
@@ -50,7 +48,7 @@ func (s *Server) RevokeToken(ctx context.Context, token, owner, hint string) (in
 }
 
 func (s *Server) revokeAccessToken(ctx context.Context, token, owner string) (int, error) {
-	c, err := s.cfg.Validator.Validate(token, "")
+	c, err := s.validator.Validate(token, "")
 	if err != nil {
 		var te *introspect.TokenError
 		if errors.As(err, &te) && te.Reason == introspect.ReasonStale {
@@ -219,7 +217,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	c, err := s.cfg.Validator.Validate(token, "")
+	c, err := s.validator.Validate(token, "")
 	var te *introspect.TokenError
 	if errors.As(err, &te) && te.Reason == introspect.ReasonStale {
 		writeError(w, ErrTemporarilyUnavailable("revocations cannot be checked right now; retry shortly"))

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -52,10 +53,26 @@ type Config struct {
 	// (trusted proxies); the connection's address when nil or "".
 	ClientIP func(*http.Request) string
 
-	Store     store.Store
-	Keys      *Keys
-	Validator *introspect.Validator
-	Logger    *zap.Logger
+	Store store.Store
+	// SharedStore says other instances use the store too (Redis): the
+	// revocation state then goes stale when the store is out of reach
+	// longer than RevocationMaxStaleness (default 1m), and bearer checks
+	// fail closed.
+	SharedStore            bool
+	RevocationMaxStaleness time.Duration
+	// SigningAlg signs access tokens: ES256 (default), EdDSA or RS256.
+	SigningAlg string
+	// KeyRotation is the scheduled signing key rotation period (default
+	// 30 days); negative turns it off.
+	KeyRotation time.Duration
+	// TokenCacheSize bounds the verified-token cache (default 20,000,
+	// about 0.5 KB a token); negative turns the cache off.
+	TokenCacheSize int
+	// SyncInterval is how often Run re-reads the key ring and the store's
+	// generation, which also proves the store reachable. Default 1s.
+	SyncInterval time.Duration
+
+	Logger *zap.Logger
 	// Metrics receives what the server counts; nil counts nothing.
 	Metrics Metrics
 }
@@ -128,7 +145,14 @@ type Server struct {
 	issuer *url.URL
 	store  store.Store
 	keys   *Keys
-	log    *zap.Logger
+	// validator checks access tokens (bearer_auth, introspection) against
+	// keys and revocations, in memory.
+	validator   *introspect.Validator
+	revocations *introspect.Revocations
+	// lastKeyReload (unix nanoseconds) limits the key ring reloads that
+	// tokens naming an unknown kid cause: anyone can send one.
+	lastKeyReload atomic.Int64
+	log           *zap.Logger
 	// auditLog takes the audit lines (see audit).
 	auditLog *zap.Logger
 	clients  map[string]*Client
@@ -222,14 +246,17 @@ func (s *Server) CheckRegisteredClients(ctx context.Context) error {
 	return nil
 }
 
-// New checks cfg and builds a Server.
-func New(cfg Config) (*Server, error) {
+// New checks cfg and builds the issuer: its signing keys (loaded from the
+// store, or made), its revocation state, the validator bearer checks share,
+// and the Server. It reads and writes the store (ctx bounds that); Run
+// keeps it all in sync afterwards.
+func New(ctx context.Context, cfg Config) (*Server, error) {
 	iss, err := ValidateIssuer(cfg.Issuer)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Store == nil || cfg.Keys == nil || cfg.Validator == nil {
-		return nil, errors.New("authserver: Store, Keys and Validator are required")
+	if cfg.Store == nil {
+		return nil, errors.New("authserver: a Store is required")
 	}
 	for _, d := range []struct {
 		p   *time.Duration
@@ -247,10 +274,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	s := &Server{cfg: cfg, issuer: iss, store: cfg.Store, keys: cfg.Keys, log: cfg.Logger,
+	s := &Server{cfg: cfg, issuer: iss, store: cfg.Store, log: cfg.Logger,
 		clients: map[string]*Client{}, users: map[string]*User{}, secrets: newSecretChecker(), metrics: cfg.Metrics}
 	if s.metrics == nil {
 		s.metrics = noMetrics{}
+	}
+	if err := s.openRuntime(ctx); err != nil {
+		return nil, err
 	}
 	s.auditLog = cfg.Logger.Named("audit")
 	if err := ValidateClientsAndUsers(cfg.Clients, cfg.Users); err != nil {
@@ -296,6 +326,15 @@ func New(cfg Config) (*Server, error) {
 	// The endpoints that write audit lines learn who is asking.
 	for _, p := range []string{PathAuthorize, PathLogin, PathConsent, PathDeviceAuthorization, PathDevice, PathToken, PathRevoke} {
 		s.routes[base+p] = s.withRequester(s.routes[base+p])
+	}
+	if err := s.CheckRegisteredClients(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.OffboardRemovedUsers(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.CheckStoreGeneration(ctx); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -22,7 +21,6 @@ import (
 
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/store"
-	"github.com/tokengate/tokengate/introspect"
 )
 
 func init() {
@@ -77,20 +75,13 @@ type App struct {
 	// error.html, style.css) replacing the built-in ones of the same name.
 	Templates string `json:"templates,omitempty"`
 
-	store       store.Store
-	keys        *authserver.Keys
-	server      *authserver.Server
-	admin       http.Handler
-	validator   *introspect.Validator
-	revocations *introspect.Revocations
-	logger      *zap.Logger
+	store  store.Store
+	server *authserver.Server
+	admin  http.Handler
+	logger *zap.Logger
 
 	stop context.CancelFunc
 	done chan struct{}
-	// lastKeyReload (unix nanoseconds, accessed atomically) limits reloads
-	// of the key ring caused by tokens naming an unknown kid, which anyone
-	// can send.
-	lastKeyReload int64
 }
 
 // ClientConfig is an application defined in the configuration.
@@ -227,87 +218,32 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.store = mod.(StoreModule).Store()
 
-	alg := a.SigningAlg
-	if alg == "" {
-		alg = "ES256"
-	}
-	ttl := time.Duration(a.AccessTokenTTL)
-	if ttl == 0 {
-		ttl = authserver.DefaultAccessTokenTTL
-	}
-	// A retired key stays published while tokens it signed may be valid.
-	a.keys, err = authserver.NewKeys(a.store, alg, ttl+time.Minute)
-	if err != nil {
-		return fmt.Errorf("oauth2: %w", err)
-	}
-	a.keys.Logger, a.keys.OnLoss = a.logger, func() { serverMetrics{}.StoreDataLoss("key ring") }
 	initCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if w, ok := a.store.(interface {
-		Warnings(context.Context) []string
-	}); ok {
-		for _, msg := range w.Warnings(initCtx) {
-			a.logger.Warn(msg)
-		}
-	}
-	if err := a.keys.Init(initCtx); err != nil {
-		return fmt.Errorf("oauth2: %w", err)
-	}
-	// Loaded here as well as when watching starts (Start): the HTTP app may
-	// serve requests before this app's Start runs.
-	a.revocations = introspect.NewRevocations()
-	list, err := a.store.Revocations(initCtx)
-	if err != nil {
-		return fmt.Errorf("oauth2: loading revocations: %w", err)
-	}
-	a.revocations.Merge(list)
-	if mod.(StoreModule).Shared() {
-		bound := time.Duration(a.RevocationMaxStaleness)
-		if bound == 0 {
-			bound = time.Minute
-		}
-		a.revocations.SetMaxStaleness(bound)
-	}
-	a.validator = &introspect.Validator{
-		Keys:       a.keys,
-		Issuer:     a.Issuer,
-		Leeway:     30 * time.Second,
-		Revoked:    a.revocations,
-		UnknownKey: a.reloadKeysForUnknownKid,
-		// Tokens are presented again on every API call: verify each once.
-		Cache: introspect.NewTokenCache(tokenCacheSize),
-	}
-	a.server, err = authserver.New(authserver.Config{
+	a.server, err = authserver.New(initCtx, authserver.Config{
 		Issuer:          a.Issuer,
-		AccessTokenTTL:  ttl,
+		AccessTokenTTL:  time.Duration(a.AccessTokenTTL),
 		RefreshTokenTTL: time.Duration(a.RefreshTokenTTL),
 		CodeTTL:         time.Duration(a.CodeTTL),
 		DeviceCodeTTL:   time.Duration(a.DeviceCodeTTL),
 		DeviceInterval:  time.Duration(a.DeviceInterval),
 		GrantMaxAge:     time.Duration(a.GrantMaxAge),
-		// Negative is off here and there.
-		RefreshRetryGrace: time.Duration(a.RefreshRetryGrace),
-		Clients:           clients,
-		Users:             a.users(),
-		TemplateDir:       a.Templates,
-		UpstreamUser:      upstreamUser,
-		ClientIP:          clientIP,
-		Store:             a.store,
-		Keys:              a.keys,
-		Validator:         a.validator,
-		Logger:            a.logger,
-		Metrics:           serverMetrics{},
+		// Negative is off here and there, for both.
+		RefreshRetryGrace:      time.Duration(a.RefreshRetryGrace),
+		KeyRotation:            time.Duration(a.KeyRotation),
+		SigningAlg:             a.SigningAlg,
+		SharedStore:            mod.(StoreModule).Shared(),
+		RevocationMaxStaleness: time.Duration(a.RevocationMaxStaleness),
+		Clients:                clients,
+		Users:                  a.users(),
+		TemplateDir:            a.Templates,
+		UpstreamUser:           upstreamUser,
+		ClientIP:               clientIP,
+		Store:                  a.store,
+		Logger:                 a.logger,
+		Metrics:                serverMetrics{},
 	})
 	if err != nil {
-		return fmt.Errorf("oauth2: %w", err)
-	}
-	if err := a.server.CheckRegisteredClients(initCtx); err != nil {
-		return fmt.Errorf("oauth2: %w", err)
-	}
-	if err := a.server.OffboardRemovedUsers(initCtx); err != nil {
-		return fmt.Errorf("oauth2: %w", err)
-	}
-	if err := a.server.CheckStoreGeneration(initCtx); err != nil {
 		return fmt.Errorf("oauth2: %w", err)
 	}
 	a.admin = a.server.AdminHandler()
@@ -334,27 +270,13 @@ func clientIP(r *http.Request) string {
 	return ip
 }
 
-// tokenCacheSize bounds the verified-token cache: about 0.5 KB a token.
-const tokenCacheSize = 20_000
-
-// syncInterval is how often an instance re-reads the key ring, which also
-// proves the store is reachable (the revocation state's heartbeat).
-const syncInterval = time.Second
-
-// Start follows revocations as any instance makes them and keeps the key
-// ring in sync.
+// Start keeps the issuer in sync with the store (authserver.Server.Run).
 func (a *App) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stop, a.done = cancel, make(chan struct{})
-	watching := make(chan struct{})
-	go func() {
-		defer close(watching)
-		a.store.WatchRevocations(ctx, a.revocations.Apply, func() { a.resyncRevocations(ctx) })
-	}()
 	go func() {
 		defer close(a.done)
-		a.syncLoop(ctx)
-		<-watching
+		a.server.Run(ctx)
 	}()
 	return nil
 }
@@ -367,104 +289,6 @@ func (a *App) Stop() error {
 		<-a.done
 	}
 	return nil
-}
-
-// resyncRevocations reloads the full revocation state, as after a
-// (re)connection, when revocations may have been missed. The store may
-// come back empty: what this instance holds is then written back first,
-// and nothing it holds is dropped.
-func (a *App) resyncRevocations(ctx context.Context) {
-	for ctx.Err() == nil {
-		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := a.server.CheckStoreGeneration(lctx)
-		var list []store.Revocation
-		if err == nil {
-			list, err = a.store.Revocations(lctx)
-		}
-		cancel()
-		if err == nil {
-			a.revocations.Merge(list)
-			a.revocations.MarkSynced()
-			return
-		}
-		a.logger.Error("cannot reload revocations from the store; retrying", zap.Error(err))
-		select {
-		case <-ctx.Done():
-		case <-time.After(syncInterval):
-		}
-	}
-}
-
-func (a *App) syncLoop(ctx context.Context) {
-	t := time.NewTicker(syncInterval)
-	defer t.Stop()
-	failing, stale := false, false
-	for i := 1; ; i++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := a.keys.Refresh(rctx)
-		if err == nil {
-			err = a.server.CheckStoreGeneration(rctx)
-		}
-		if err == nil {
-			a.revocations.MarkSynced()
-			if rerr := a.server.RotateKeysIfDue(rctx, a.keyRotation()); rerr != nil {
-				a.logger.Error("scheduled signing key rotation failed; retrying", zap.Error(rerr))
-			}
-		}
-		cancel()
-		if i%60 == 0 {
-			a.revocations.Prune(time.Now())
-		}
-		switch {
-		case err != nil && !failing:
-			a.logger.Error("cannot reach the store; retrying every second", zap.Error(err))
-			failing = true
-		case err == nil && failing:
-			a.logger.Info("store reachable again")
-			failing = false
-		}
-		now := a.revocations.Stale()
-		switch {
-		case now && !stale:
-			a.logger.Error("revocations are stale: the store has been unreachable longer than revocation_max_staleness; bearer_auth and introspection answer 503 until it is back",
-				zap.Duration("revocation_max_staleness", time.Duration(a.RevocationMaxStaleness)))
-		case !now && stale:
-			a.logger.Info("revocations in sync again; bearer_auth accepts tokens")
-		}
-		stale = now
-	}
-}
-
-// DefaultKeyRotation is how often signing keys are replaced by default.
-const DefaultKeyRotation = 30 * 24 * time.Hour
-
-// keyRotation is the scheduled rotation period; 0 when off.
-func (a *App) keyRotation() time.Duration {
-	switch {
-	case a.KeyRotation < 0:
-		return 0
-	case a.KeyRotation == 0:
-		return DefaultKeyRotation
-	}
-	return time.Duration(a.KeyRotation)
-}
-
-// reloadKeysForUnknownKid reloads the key ring at most every few seconds:
-// another instance may have rotated, but anyone can send a made-up kid.
-func (a *App) reloadKeysForUnknownKid(string) bool {
-	now := time.Now().UnixNano()
-	last := atomic.LoadInt64(&a.lastKeyReload)
-	if now-last < int64(5*time.Second) || !atomic.CompareAndSwapInt64(&a.lastKeyReload, last, now) {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	return a.keys.Refresh(ctx) == nil
 }
 
 // parseGlobalOption sets up the oauth2 app from the Caddyfile global option:

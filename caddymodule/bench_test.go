@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -29,14 +28,8 @@ func BenchmarkBearerAuth(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	keys, _ := authserver.NewKeys(st, "ES256", time.Hour)
-	if err := keys.Init(b.Context()); err != nil {
-		b.Fatal(err)
-	}
-	const iss = "https://auth.example.com"
-	v := &introspect.Validator{Keys: keys, Issuer: iss, Revoked: introspect.NewRevocations(), Cache: introspect.NewTokenCache(1000)}
-	srv, err := authserver.New(authserver.Config{Issuer: iss, Store: st, Keys: keys, Validator: v, Clients: []*authserver.Client{{ID: "svc",
-		SecretHash: authserver.HashSecretSHA256("s"), GrantTypes: []string{authserver.GrantClientCredentials}, Scopes: []string{"read"}}}})
+	srv, err := authserver.New(b.Context(), authserver.Config{Issuer: "https://auth.example.com", Store: st, TokenCacheSize: 1000,
+		Clients: []*authserver.Client{{ID: "svc", SecretHash: authserver.HashSecretSHA256("s"), GrantTypes: []string{authserver.GrantClientCredentials}, Scopes: []string{"read"}}}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -57,7 +50,7 @@ func BenchmarkBearerAuth(b *testing.B) {
 		checks map[introspect.Outcome]prometheus.Counter
 	}{{"metrics", bearerOutcomes}, {"no-metrics", nil}} {
 		b.Run(m.name, func(b *testing.B) {
-			h := &BearerAuth{Scopes: []string{"read"}, app: &App{validator: v}, checks: m.checks}
+			h := &BearerAuth{Scopes: []string{"read"}, app: &App{server: srv}, checks: m.checks}
 			// Requests come as Caddy hands them over, each with its own
 			// replacer, made outside the timed part: only the handler's
 			// own work is measured.

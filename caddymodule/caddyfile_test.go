@@ -74,13 +74,14 @@ func TestUnmarshalGlobalOption(t *testing.T) {
 }
 
 func TestKeyRotationOption(t *testing.T) {
-	for src, want := range map[string]time.Duration{"": DefaultKeyRotation, "key_rotation off": 0, "key_rotation 48h": 48 * time.Hour} {
+	// 0 is authserver's default (30 days), negative is off.
+	for src, want := range map[string]caddy.Duration{"": 0, "key_rotation off": -1, "key_rotation 48h": caddy.Duration(48 * time.Hour)} {
 		a := new(App)
 		if err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser("oauth2 {\n issuer https://auth.example.com\n " + src + "\n}")); err != nil {
 			t.Fatalf("%s: %v", src, err)
 		}
-		if got := a.keyRotation(); got != want {
-			t.Errorf("%q: rotation every %s, want %s", src, got, want)
+		if a.KeyRotation != want {
+			t.Errorf("%q: rotation %v, want %v", src, a.KeyRotation, want)
 		}
 	}
 	for _, src := range []string{"key_rotation", "key_rotation soon", "key_rotation -1h", "key_rotation 1h 2h"} {

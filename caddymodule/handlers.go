@@ -117,7 +117,7 @@ func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
 // ServeHTTP implements caddyhttp.MiddlewareHandler. It needs no store round
 // trip: keys and revocations are held in memory by the app.
 func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	claims, f := b.app.validator.Authorize(r, b.Scopes, b.Audience)
+	claims, f := b.app.server.Validator().Authorize(r, b.Scopes, b.Audience)
 	if b.checks != nil {
 		outcome := introspect.OutcomeOK
 		if f != nil {

@@ -87,10 +87,10 @@ func (c revocationCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c revocationCollector) Collect(ch chan<- prometheus.Metric) {
-	rv := c.a.revocations
-	if rv == nil {
+	if c.a.server == nil {
 		return
 	}
+	rv := c.a.server.Revocations()
 	sizes := rv.Sizes()
 	for _, kind := range []string{"token", "grant", "client", "subject"} {
 		ch <- prometheus.MustNewConstMetric(revocationsDesc, prometheus.GaugeValue, float64(sizes[kind]), kind)
