@@ -2,7 +2,11 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +132,50 @@ func TestUnmarshalBearerAuth(t *testing.T) {
 	var b BearerAuth
 	if err := b.UnmarshalCaddyfile(caddyfile.NewTestDispenser("bearer_auth {\n audience\n}")); err == nil {
 		t.Error("audience without a value accepted")
+	}
+}
+
+// The syntax comment of caddyfile.go names every directive its parsers
+// accept: each string a switch there takes as a case.
+func TestSyntaxCommentNamesEveryDirective(t *testing.T) {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "caddyfile.go", nil, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, cg := range f.Comments {
+		if !strings.Contains(cg.Text(), "oauth2 {") {
+			continue
+		}
+		for _, line := range strings.Split(cg.Text(), "\n") {
+			if fields := strings.Fields(line); len(fields) > 0 {
+				documented[fields[0]] = true
+			}
+		}
+	}
+	if len(documented) == 0 {
+		t.Fatal("no syntax comment in caddyfile.go")
+	}
+	accepted := 0
+	ast.Inspect(f, func(n ast.Node) bool {
+		cc, ok := n.(*ast.CaseClause)
+		if !ok {
+			return true
+		}
+		for _, e := range cc.List {
+			lit, ok := e.(*ast.BasicLit)
+			if !ok || lit.Kind != token.STRING {
+				continue
+			}
+			accepted++
+			if name, _ := strconv.Unquote(lit.Value); !documented[name] {
+				t.Errorf("%s: the parser accepts %q, which the syntax comment does not show", fset.Position(lit.Pos()), name)
+			}
+		}
+		return true
+	})
+	if accepted < 30 {
+		t.Fatalf("found only %d accepted directives: is the parser still in caddyfile.go?", accepted)
 	}
 }

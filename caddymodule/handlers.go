@@ -64,15 +64,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	return next.ServeHTTP(w, r)
 }
 
-// parseServer: `oauth2_server` takes no arguments.
-func parseServer(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	h.Next()
-	if h.NextArg() || h.NextBlock(0) {
-		return nil, h.Errf("oauth2_server takes no arguments; configure it in the oauth2 global option")
-	}
-	return new(Server), nil
-}
-
 // BearerAuth lets a request through only with a valid access token of the
 // oauth2 app carrying the required scopes, per RFC 6750.
 type BearerAuth struct {
@@ -159,45 +150,6 @@ func (c *claimSubject) String() string  { return c.Subject }
 func (c *claimClientID) String() string { return c.ClientID }
 func (c *claimScope) String() string    { return c.Scope }
 func (c *claimID) String() string       { return c.ID }
-
-// parseBearerAuth sets up bearer_auth from Caddyfile tokens:
-//
-//	bearer_auth [<matcher>] [<scope>...] {
-//		scope <scope>...
-//		audience <aud>
-//		realm <realm>
-//	}
-func parseBearerAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	b := new(BearerAuth)
-	return b, b.UnmarshalCaddyfile(h.Dispenser)
-}
-
-// UnmarshalCaddyfile implements caddyfile.Unmarshaler.
-func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // "bearer_auth"
-	b.Scopes = append(b.Scopes, d.RemainingArgs()...)
-	for d.NextBlock(0) {
-		switch d.Val() {
-		case "scope":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.Errf("bearer_auth: scope needs at least one scope name")
-			}
-			b.Scopes = append(b.Scopes, args...)
-		case "audience":
-			if !d.Args(&b.Audience) || d.NextArg() {
-				return d.Errf("bearer_auth: audience takes exactly one value")
-			}
-		case "realm":
-			if !d.Args(&b.Realm) || d.NextArg() {
-				return d.Errf("bearer_auth: realm takes exactly one value")
-			}
-		default:
-			return d.Errf("bearer_auth: unknown option %q (expected scope, audience or realm)", d.Val())
-		}
-	}
-	return nil
-}
 
 var (
 	_ caddyhttp.MiddlewareHandler = (*Server)(nil)

@@ -1,0 +1,364 @@
+package caddymodule
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/tokengate/tokengate/authserver"
+)
+
+// The Caddyfile syntax of tokengate's modules, as the functions below
+// parse it (TestSyntaxCommentNamesEveryDirective checks that every
+// directive they accept is here):
+//
+//	{
+//		oauth2 {
+//			issuer <url>
+//			store file [<path>]
+//			store redis [<address>...] {
+//				address <url>...
+//				master_name <name>
+//				prefix <prefix>
+//				wait_replicas <n>
+//			}
+//			signing_alg ES256|EdDSA|RS256
+//			key_rotation <duration>|off
+//			refresh_retry_grace <duration>|off
+//			access_token_ttl <duration>
+//			refresh_token_ttl <duration>
+//			code_ttl <duration>
+//			device_code_ttl <duration>
+//			device_interval <duration>
+//			grant_max_age <duration>
+//			revocation_max_staleness <duration>
+//			templates <folder>
+//			client <client_id> {
+//				name <name>
+//				website <url>
+//				secret_hash <bcrypt hash>
+//				secret <secret>
+//				redirect_uri <uri>...
+//				grant authorization_code|refresh_token|client_credentials|device_code...
+//				scope <scope>...
+//				audience <aud>...
+//				skip_consent
+//				resource_server
+//			}
+//			user <username> <bcrypt hash> {
+//				name <name>
+//				email <address>
+//			}
+//		}
+//	}
+//
+//	oauth2_server
+//
+//	bearer_auth [<matcher>] [<scope>...] {
+//		scope <scope>...
+//		audience <aud>
+//		realm <realm>
+//	}
+
+// parseGlobalOption sets up the oauth2 app from the global option.
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		return nil, d.Err("oauth2 is configured twice: use one oauth2 block")
+	}
+	a := new(App)
+	if err := a.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "oauth2", Value: caddyconfig.JSON(a, nil)}, nil
+}
+
+// UnmarshalCaddyfile fills the app from the oauth2 global option.
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "oauth2"
+	if d.NextArg() {
+		return d.Errf("oauth2 takes a block, not arguments")
+	}
+	for d.NextBlock(0) {
+		dir := d.Val()
+		switch dir {
+		case "issuer":
+			if !d.Args(&a.Issuer) {
+				return d.Errf("issuer needs a URL, e.g. issuer https://auth.example.com")
+			}
+			if _, err := authserver.ValidateIssuer(a.Issuer); err != nil {
+				return d.Errf("issuer: %v", err)
+			}
+		case "store":
+			if !d.NextArg() {
+				return d.Errf("store needs a kind: file or redis")
+			}
+			name := d.Val()
+			unm, err := caddyfile.UnmarshalModule(d, "oauth2.stores."+name)
+			if err != nil {
+				if _, merr := caddy.GetModule("oauth2.stores." + name); merr != nil {
+					return d.Errf("store %q is not known: use file or redis", name)
+				}
+				return err
+			}
+			a.StoreRaw = caddyconfig.JSONModuleObject(unm, "module", name, nil)
+		case "signing_alg":
+			if !d.Args(&a.SigningAlg) {
+				return d.ArgErr()
+			}
+			if !slices.Contains(authserver.SupportedAlgs, a.SigningAlg) {
+				return d.Errf("signing_alg %q is not supported: use one of %s", a.SigningAlg, strings.Join(authserver.SupportedAlgs, ", "))
+			}
+		case "key_rotation", "refresh_retry_grace":
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return d.Errf("%s needs a duration (e.g. %s) or off", dir, map[string]string{"key_rotation": "720h", "refresh_retry_grace": "60s"}[dir])
+			}
+			dst := map[string]*caddy.Duration{"key_rotation": &a.KeyRotation, "refresh_retry_grace": &a.RefreshRetryGrace}[dir]
+			if v == "off" {
+				*dst = -1
+				break
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("%s: %q is not a positive duration or off", dir, v)
+			}
+			*dst = caddy.Duration(dur)
+		case "access_token_ttl", "refresh_token_ttl", "code_ttl", "device_code_ttl", "device_interval", "revocation_max_staleness", "grant_max_age":
+			var v string
+			if !d.Args(&v) {
+				return d.Errf("%s needs a duration, e.g. 1h", dir)
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("%s: %q is not a positive duration (e.g. 90s, 1h, 720h)", dir, v)
+			}
+			*map[string]*caddy.Duration{"access_token_ttl": &a.AccessTokenTTL, "refresh_token_ttl": &a.RefreshTokenTTL,
+				"code_ttl": &a.CodeTTL, "device_code_ttl": &a.DeviceCodeTTL, "device_interval": &a.DeviceInterval,
+				"revocation_max_staleness": &a.RevocationMaxStaleness, "grant_max_age": &a.GrantMaxAge}[dir] = caddy.Duration(dur)
+		case "templates":
+			if !d.Args(&a.Templates) || d.NextArg() {
+				return d.Errf("templates takes one folder")
+			}
+		case "client":
+			c, err := parseClient(d)
+			if err != nil {
+				return err
+			}
+			a.Clients = append(a.Clients, c)
+		case "user":
+			u, err := parseUser(d)
+			if err != nil {
+				return err
+			}
+			a.Users = append(a.Users, u)
+		default:
+			return d.Errf("unknown oauth2 option %q (expected issuer, store, signing_alg, key_rotation, *_ttl, device_interval, grant_max_age, refresh_retry_grace, revocation_max_staleness, templates, client or user)", dir)
+		}
+	}
+	if a.Issuer == "" {
+		return d.Errf("oauth2: issuer is required, e.g. issuer https://auth.example.com")
+	}
+	if err := a.validate(); err != nil {
+		return d.Errf("oauth2: %v", err)
+	}
+	return nil
+}
+
+func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
+	c := new(ClientConfig)
+	if !d.Args(&c.ID) {
+		return nil, d.Errf("client needs an ID: client <client_id> { ... }")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		args := d.RemainingArgs()
+		one := func(dst *string) error {
+			if len(args) != 1 {
+				return d.Errf("client %s: %s takes exactly one value", c.ID, sub)
+			}
+			*dst = args[0]
+			return nil
+		}
+		many := func(dst *[]string) error {
+			if len(args) == 0 {
+				return d.Errf("client %s: %s needs at least one value", c.ID, sub)
+			}
+			*dst = append(*dst, args...)
+			return nil
+		}
+		var err error
+		switch sub {
+		case "name":
+			err = one(&c.Name)
+		case "website":
+			err = one(&c.Website)
+		case "secret_hash":
+			err = one(&c.SecretHash)
+		case "secret":
+			err = one(&c.Secret)
+		case "redirect_uri":
+			err = many(&c.RedirectURIs)
+		case "grant":
+			err = many(&c.GrantTypes)
+			for _, g := range args {
+				if _, ok := authserver.GrantNames[g]; !ok {
+					return nil, d.Errf("client %s: unknown grant %q: use authorization_code, refresh_token, client_credentials or device_code", c.ID, g)
+				}
+			}
+		case "scope":
+			err = many(&c.Scopes)
+		case "audience":
+			err = many(&c.Audience)
+		case "skip_consent", "resource_server":
+			if len(args) != 0 {
+				return nil, d.Errf("client %s: %s takes no value", c.ID, sub)
+			}
+			if sub == "skip_consent" {
+				c.SkipConsent = true
+			} else {
+				c.ResourceServer = true
+			}
+		default:
+			return nil, d.Errf("client %s: unknown option %q (expected name, website, secret_hash, secret, redirect_uri, grant, scope, audience, skip_consent or resource_server)", c.ID, sub)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(c.GrantTypes) == 0 {
+		return nil, d.Errf("client %s: no grant: add e.g. `grant client_credentials`", c.ID)
+	}
+	return c, nil
+}
+
+func parseUser(d *caddyfile.Dispenser) (*UserConfig, error) {
+	u := new(UserConfig)
+	if !d.Args(&u.Username, &u.PasswordHash) {
+		return nil, d.Errf("user needs a username and a bcrypt hash: user <username> <hash from `tokengate hash-password`>")
+	}
+	if d.NextArg() {
+		return nil, d.Errf("user %s: too many arguments (quote the hash if it contains spaces)", u.Username)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		var v string
+		if !d.Args(&v) || d.NextArg() {
+			return nil, d.Errf("user %s: %s takes exactly one value", u.Username, sub)
+		}
+		switch sub {
+		case "name":
+			u.Name = v
+		case "email":
+			u.Email = v
+		default:
+			return nil, d.Errf("user %s: unknown option %q (expected name or email)", u.Username, sub)
+		}
+	}
+	return u, nil
+}
+
+// parseServer: `oauth2_server` takes no arguments.
+func parseServer(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	h.Next()
+	if h.NextArg() || h.NextBlock(0) {
+		return nil, h.Errf("oauth2_server takes no arguments; configure it in the oauth2 global option")
+	}
+	return new(Server), nil
+}
+
+// parseBearerAuth sets up bearer_auth from its directive.
+func parseBearerAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	b := new(BearerAuth)
+	return b, b.UnmarshalCaddyfile(h.Dispenser)
+}
+
+// UnmarshalCaddyfile implements caddyfile.Unmarshaler.
+func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "bearer_auth"
+	b.Scopes = append(b.Scopes, d.RemainingArgs()...)
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "scope":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("bearer_auth: scope needs at least one scope name")
+			}
+			b.Scopes = append(b.Scopes, args...)
+		case "audience":
+			if !d.Args(&b.Audience) || d.NextArg() {
+				return d.Errf("bearer_auth: audience takes exactly one value")
+			}
+		case "realm":
+			if !d.Args(&b.Realm) || d.NextArg() {
+				return d.Errf("bearer_auth: realm takes exactly one value")
+			}
+		default:
+			return d.Errf("bearer_auth: unknown option %q (expected scope, audience or realm)", d.Val())
+		}
+	}
+	return nil
+}
+
+// UnmarshalCaddyfile sets up the store from `store file [<path>]`.
+func (f *FileStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "file"
+	if d.NextArg() {
+		f.Path = d.Val()
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.NextBlock(0) {
+		return d.Errf("store file takes no block, only an optional path")
+	}
+	return nil
+}
+
+// UnmarshalCaddyfile sets up the store from `store redis [<address>...] { ... }`.
+func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "redis"
+	r.Addresses = append(r.Addresses, d.RemainingArgs()...)
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "address":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("store redis: address needs a URL such as redis://localhost:6379/0")
+			}
+			r.Addresses = append(r.Addresses, args...)
+		case "master_name":
+			if !d.Args(&r.MasterName) {
+				return d.ArgErr()
+			}
+		case "prefix":
+			if !d.Args(&r.Prefix) {
+				return d.ArgErr()
+			}
+			if strings.ContainsAny(r.Prefix, "{}") {
+				return d.Errf("store redis: prefix %q must not contain { or }: tokengate's keys carry their own Redis Cluster hash tags", r.Prefix)
+			}
+		case "wait_replicas":
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return d.Errf("store redis: wait_replicas takes one number of replicas")
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return d.Errf("store redis: wait_replicas %q is not a number of replicas (0 or more)", v)
+			}
+			r.WaitReplicas = n
+		default:
+			return d.Errf("store redis: unknown option %q (expected address, master_name, prefix or wait_replicas)", d.Val())
+		}
+	}
+	if len(r.Addresses) == 0 {
+		return d.Errf("store redis: no address: add `address redis://host:6379/0`")
+	}
+	return nil
+}
