@@ -1,5 +1,7 @@
 package authserver
 
+// Administration (tokengate-specific, no RFC): registered clients, revocations and key rotation for operators.
+
 import (
 	"context"
 	"crypto/rand"

@@ -1,5 +1,7 @@
 package authserver
 
+// The audit log: one line per security event, never a secret.
+
 import (
 	"context"
 	"net/http"

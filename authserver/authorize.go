@@ -1,5 +1,7 @@
 package authserver
 
+// RFC 6749 §4.1.1-§4.1.2 with RFC 7636 and RFC 9207: the authorization endpoint.
+
 import (
 	"crypto/sha256"
 	"crypto/subtle"
@@ -252,27 +254,6 @@ func (s *Server) redirectTo(w http.ResponseWriter, r *http.Request, path string,
 func sendRedirect(w http.ResponseWriter, location string, status int) {
 	w.Header().Set("Location", location)
 	w.WriteHeader(status)
-}
-
-// needsConsent: skip_consent clients never ask; others ask unless the user
-// already granted every scope requested.
-func (s *Server) needsConsent(r *http.Request, subject string, req *authzRequest) (bool, error) {
-	if req.client.SkipConsent {
-		return false, nil
-	}
-	c, err := s.store.Consent(r.Context(), subject, req.client.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	for _, sc := range strings.Fields(req.scope) {
-		if !slices.Contains(c.Scopes, sc) {
-			return true, nil
-		}
-	}
-	return false, nil
 }
 
 // issueCode stores a new authorization code and sends it to the client.

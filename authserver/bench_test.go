@@ -5,15 +5,16 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tokengate/tokengate/authserver"
-	"github.com/tokengate/tokengate/authserver/store"
-	"github.com/tokengate/tokengate/authserver/store/redisstore"
-	"github.com/tokengate/tokengate/internal/redistest"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/authserver/store/redisstore"
+	"github.com/tokengate/tokengate/internal/redistest"
 )
 
 // BenchmarkClientCredentials is one client_credentials token request through

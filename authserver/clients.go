@@ -1,5 +1,7 @@
 package authserver
 
+// RFC 6749 §2 and §2.3.1: clients, their registration rules and their authentication.
+
 import (
 	"context"
 	"crypto/sha256"

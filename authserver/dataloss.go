@@ -1,5 +1,7 @@
 package authserver
 
+// The store losing its data: noticing it, and writing back what an instance holds.
+
 import (
 	"context"
 	"fmt"

@@ -1,5 +1,7 @@
 package authserver
 
+// RFC 6749 §5.2: error responses.
+
 import (
 	"encoding/json"
 	"fmt"

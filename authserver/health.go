@@ -1,5 +1,7 @@
 package authserver
 
+// The health endpoint, for load balancers (no RFC).
+
 import (
 	"context"
 	"net/http"

@@ -1,5 +1,7 @@
 package authserver
 
+// RFC 7517 and RFC 7638: the signing key ring, published as a JWK Set.
+
 import (
 	"context"
 	"crypto"

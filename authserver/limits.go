@@ -1,7 +1,10 @@
 package authserver
 
+// RFC 6749 §10.10 and RFC 8628 §5.1: limits on guessing, counted per address.
+
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/netip"
 	"time"
@@ -65,4 +68,17 @@ func (s *Server) addressKey(r *http.Request) string {
 		return ip
 	}
 	return p.String()
+}
+
+func (s *Server) clientIP(r *http.Request) string {
+	if s.cfg.ClientIP != nil {
+		if ip := s.cfg.ClientIP(r); ip != "" {
+			return ip
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

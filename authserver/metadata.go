@@ -1,5 +1,7 @@
 package authserver
 
+// RFC 8414: authorization server metadata, and the JWK Set endpoint (RFC 7517).
+
 import (
 	"encoding/json"
 	"net/http"

@@ -1,5 +1,7 @@
 package authserver
 
+// RFC 9068: minting JWT access tokens.
+
 import (
 	"crypto/rand"
 	"encoding/base64"

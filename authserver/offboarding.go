@@ -1,5 +1,7 @@
 package authserver
 
+// Offboarding: people removed from the configuration lose access everywhere.
+
 import (
 	"context"
 	"fmt"

@@ -1,5 +1,7 @@
 package authserver
 
+// The HTML pages people see: templates, CSP and rendering.
+
 import (
 	"bytes"
 	"embed"

@@ -1,5 +1,7 @@
 package authserver
 
+// RFC 6749 §2.3.1: checking client secrets, cached, shared and bounded.
+
 import (
 	"context"
 	"crypto/rand"

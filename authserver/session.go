@@ -1,5 +1,7 @@
 package authserver
 
+// The browser session and CSRF tokens of the pages (RFC 6749 §10.12).
+
 import (
 	"crypto/hmac"
 	"crypto/sha256"

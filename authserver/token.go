@@ -1,5 +1,7 @@
 package authserver
 
+// RFC 6749 §3.2 and §5: the token endpoint, which hands each request to its grant.
+
 import (
 	"context"
 	"errors"
@@ -10,11 +12,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/tokengate/tokengate/introspect"
 )
 
 // maxFormBytes bounds a token-endpoint request body.
@@ -149,37 +148,6 @@ func resolveScope(requested string, allowed []string) (string, *Error) {
 		}
 	}
 	return strings.Join(out, " "), nil
-}
-
-// clientCredentialsGrant is RFC 6749 §4.4: the client acts on its own behalf.
-type clientCredentialsGrant struct{ s *Server }
-
-func (g clientCredentialsGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *Error) {
-	scope, e := resolveScope(req.form.Get("scope"), req.client.Scopes)
-	if e != nil {
-		return nil, e
-	}
-	tok, claims, err := g.s.mintAccessToken(accessTokenParams{client: req.client, subject: req.client.ID, scope: scope})
-	if err != nil {
-		return nil, g.s.internalError("minting an access token", err)
-	}
-	g.s.auditIssued(req, claims)
-	return &TokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(g.s.cfg.AccessTokenTTL / time.Second), Scope: scope}, nil
-}
-
-func (s *Server) auditIssued(req *tokenRequest, claims *introspect.Claims) {
-	s.metrics.TokenIssued(req.grant, req.client.ID)
-	event := "token issued"
-	if req.grant == GrantRefreshToken {
-		event = "token refreshed"
-	}
-	s.audit(req.r.Context(), event,
-		zap.String("client_id", req.client.ID),
-		zap.String("sub", claims.Subject),
-		zap.String("grant_type", req.grant),
-		zap.String("grant_id", claims.GrantID),
-		zap.String("scope", claims.Scope),
-		zap.String("jti", claims.ID))
 }
 
 // internalError logs a failure the client cannot fix and hides its cause.

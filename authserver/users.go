@@ -1,5 +1,7 @@
 package authserver
 
+// The people who can sign in.
+
 import (
 	"fmt"
 	"strings"

@@ -1,0 +1,71 @@
+package authserver
+
+// RFC 6749 §4.1.3 and RFC 7636 §4.6: redeeming an authorization code with its PKCE verifier.
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/tokengate/tokengate/authserver/store"
+)
+
+// authorizationCodeGrant is RFC 6749 §4.1.3 with RFC 7636's verifier.
+type authorizationCodeGrant struct{ s *Server }
+
+func (g authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *Error) {
+	s := g.s
+	code := req.form.Get("code")
+	if code == "" {
+		return nil, ErrInvalidRequest("code is missing")
+	}
+	invalid := ErrInvalidGrant("the authorization code is not valid: it expired, or was never issued")
+	grantID, secret, ok := strings.Cut(code, ".")
+	if !ok || grantID == "" || secret == "" {
+		return nil, invalid
+	}
+	// The grant's first refresh token is stored in the same step that
+	// redeems the code. If a check below then fails, it was never handed
+	// out: nobody knows its secret.
+	var first *store.Successor
+	var refresh string
+	if slices.Contains(req.client.GrantTypes, GrantRefreshToken) {
+		first, refresh = s.newRefreshToken(grantID)
+	}
+	ac, err := s.store.ConsumeCode(ctx, grantID, hashToken(secret), req.client.ID, first)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, invalid
+	case errors.Is(err, store.ErrAlreadyUsed):
+		// A replayed code means it leaked: revoke everything it gave
+		// (RFC 6749 §4.1.2, RFC 9700 §4.5.2).
+		if e := s.revokeGrant(ctx, ac.GrantID, "authorization code replayed", req); e != nil {
+			return nil, e
+		}
+		return nil, ErrInvalidGrant("the authorization code was already used; every token issued from it is now revoked")
+	case err != nil:
+		return nil, s.storeError("redeeming an authorization code", err)
+	}
+	if ac.ClientID != req.client.ID {
+		return nil, ErrInvalidGrant("the authorization code was issued to another client")
+	}
+	redirectURI := req.form.Get("redirect_uri")
+	if (ac.RedirectURIGiven || redirectURI != "") && redirectURI != ac.RedirectURI {
+		return nil, ErrInvalidGrant("redirect_uri must be the one the authorization request used")
+	}
+	verifier := req.form.Get("code_verifier")
+	switch {
+	case ac.CodeChallenge != "" && verifier == "":
+		return nil, ErrInvalidGrant("code_verifier is missing: the authorization request used PKCE")
+	case ac.CodeChallenge != "" && !pkceVerifier.MatchString(verifier):
+		return nil, ErrInvalidGrant("code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~")
+	case ac.CodeChallenge != "" && !verifyPKCE(ac.CodeChallenge, verifier):
+		return nil, ErrInvalidGrant("code_verifier does not match the code_challenge")
+	case ac.CodeChallenge == "" && verifier != "":
+		// A verifier for a code issued without a challenge is a PKCE
+		// downgrade attempt (RFC 9700 §2.1.1).
+		return nil, ErrInvalidGrant("code_verifier was sent but the authorization request had no code_challenge")
+	}
+	return s.issueTokens(req, grantState{id: ac.GrantID, subject: ac.Subject, scope: ac.Scope, authTime: ac.AuthTime}, ac.Scope, refresh)
+}

@@ -1,0 +1,91 @@
+package authserver
+
+// RFC 6749 §6 and RFC 9700 §4.14.2: the refresh token grant, with rotation and reuse detection.
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/tokengate/tokengate/authserver/store"
+)
+
+// refreshTokenGrant is RFC 6749 §6 with rotation: every refresh returns a
+// new refresh token and retires the old; reuse of a retired one revokes the
+// whole grant (RFC 9700 §4.14.2). A client retrying within
+// Config.RefreshRetryGrace of its first refresh, whose answer was lost and
+// whose new token was never used, is not reusing: it gets a fresh
+// successor instead (store.Successor). No rotation outlives the grant's
+// Config.GrantMaxAge.
+type refreshTokenGrant struct{ s *Server }
+
+func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *Error) {
+	s := g.s
+	raw := req.form.Get("refresh_token")
+	if raw == "" {
+		return nil, ErrInvalidRequest("refresh_token is missing")
+	}
+	grantID, secret, ok := strings.Cut(raw, ".")
+	invalid := ErrInvalidGrant("the refresh token is not valid: it expired, was revoked, or was never issued")
+	if !ok || grantID == "" || secret == "" {
+		return nil, invalid
+	}
+	hash := hashToken(secret)
+	requested := strings.TrimSpace(req.form.Get("scope"))
+	if requested != "" {
+		// A narrowing request is checked before the token is spent, so
+		// that a wrong scope does not cost the client its grant; this
+		// rarer case pays one read more.
+		old, err := s.store.RefreshToken(ctx, grantID, hash)
+		if errors.Is(err, store.ErrAlreadyUsed) {
+			err = nil // a retry or a reuse: the rotation below tells them apart
+		}
+		if e := g.check(ctx, req, old, err, grantID); e != nil {
+			return nil, e
+		}
+		if _, e := resolveScope(requested, strings.Fields(old.Scope)); e != nil {
+			return nil, ErrInvalidScope("a refresh may narrow the scope, not widen it: the grant has %q", old.Scope)
+		}
+	}
+	next, refresh := s.newRefreshToken(grantID)
+	next.Grace = max(0, s.cfg.RefreshRetryGrace)
+	old, err := s.store.RotateRefreshToken(ctx, grantID, hash, req.client.ID, *next)
+	if e := g.check(ctx, req, old, err, grantID); e != nil {
+		// If the grant turned out revoked, the successor just stored is
+		// never handed out and is refused like its grant anyway.
+		return nil, e
+	}
+	scope := old.Scope
+	if requested != "" {
+		scope, _ = resolveScope(requested, strings.Fields(old.Scope))
+	}
+	gs := grantState{id: grantID, subject: old.Subject, scope: old.Scope, authTime: old.AuthTime}
+	return s.issueTokens(req, gs, scope, refresh)
+}
+
+// check turns the store's answer about a refresh token into the protocol's.
+func (g refreshTokenGrant) check(ctx context.Context, req *tokenRequest, old *store.RefreshToken, err error, grantID string) *Error {
+	invalid := ErrInvalidGrant("the refresh token is not valid: it expired, was revoked, or was never issued")
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return invalid
+	case errors.Is(err, store.ErrAlreadyUsed):
+		if e := g.s.revokeGrant(ctx, grantID, "refresh token reused", req); e != nil {
+			return e
+		}
+		return ErrInvalidGrant("the refresh token was already used; the grant is revoked and the user must authorize again")
+	case err != nil:
+		return g.s.storeError("redeeming a refresh token", err)
+	case old.ClientID != req.client.ID:
+		return ErrInvalidGrant("the refresh token was issued to another client")
+	case !old.AuthTime.IsZero() && time.Since(old.AuthTime) > g.s.cfg.GrantMaxAge:
+		// Only a grant from before grant_max_age was shortened gets here:
+		// the store caps every other token's expiry at the grant's end.
+		return ErrInvalidGrant("the grant is older than grant_max_age allows: the user must authorize again")
+	}
+	if g.s.revocations.IsRefreshRevoked(grantID, old.ClientID, old.Subject, old.IssuedAt) {
+		return invalid
+	}
+	return nil
+}

@@ -1,0 +1,58 @@
+package authserver
+
+// RFC 7662: token introspection.
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/tokengate/tokengate/introspect"
+)
+
+// IntrospectionResponse is RFC 7662 §2.2's answer.
+type IntrospectionResponse struct {
+	Active    bool                `json:"active"`
+	Scope     string              `json:"scope,omitempty"`
+	ClientID  string              `json:"client_id,omitempty"`
+	Subject   string              `json:"sub,omitempty"`
+	ExpiresAt int64               `json:"exp,omitempty"`
+	IssuedAt  int64               `json:"iat,omitempty"`
+	Issuer    string              `json:"iss,omitempty"`
+	Audience  introspect.Audience `json:"aud,omitempty"`
+	JTI       string              `json:"jti,omitempty"`
+	TokenType string              `json:"token_type,omitempty"`
+}
+
+// handleIntrospect is RFC 7662's endpoint. Callers authenticate as a
+// client; a client may introspect its own tokens, a resource server any.
+// The verdict is bearer_auth's: the same validator, in memory.
+func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
+	form, e := readForm(w, r)
+	var client *Client
+	if e == nil {
+		client, e = s.authenticateClient(r, form)
+	}
+	if e == nil && client.Public {
+		e = ErrInvalidClient("introspection needs a confidential client (or one marked resource_server)")
+	}
+	token := form.Get("token")
+	if e == nil && token == "" {
+		e = ErrInvalidRequest("token is missing")
+	}
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	c, err := s.validator.Validate(token, "")
+	var te *introspect.TokenError
+	if errors.As(err, &te) && te.Reason == introspect.ReasonStale {
+		writeError(w, ErrTemporarilyUnavailable("revocations cannot be checked right now; retry shortly"))
+		return
+	}
+	if err != nil || (c.ClientID != client.ID && !client.ResourceServer) {
+		writeJSON(w, http.StatusOK, &IntrospectionResponse{Active: false})
+		return
+	}
+	writeJSON(w, http.StatusOK, &IntrospectionResponse{Active: true, Scope: c.Scope, ClientID: c.ClientID, Subject: c.Subject,
+		ExpiresAt: c.ExpiresAt, IssuedAt: c.IssuedAt, Issuer: c.Issuer, Audience: c.Audience, JTI: c.ID, TokenType: "Bearer"})
+}

@@ -1,0 +1,67 @@
+package authserver
+
+// RFC 6749 §5.1: what every grant shares: minting the token pair, the audit line, revoking a grant.
+
+import (
+	"context"
+	"time"
+
+	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/introspect"
+	"go.uber.org/zap"
+)
+
+func (s *Server) auditIssued(req *tokenRequest, claims *introspect.Claims) {
+	s.metrics.TokenIssued(req.grant, req.client.ID)
+	event := "token issued"
+	if req.grant == GrantRefreshToken {
+		event = "token refreshed"
+	}
+	s.audit(req.r.Context(), event,
+		zap.String("client_id", req.client.ID),
+		zap.String("sub", claims.Subject),
+		zap.String("grant_type", req.grant),
+		zap.String("grant_id", claims.GrantID),
+		zap.String("scope", claims.Scope),
+		zap.String("jti", claims.ID))
+}
+
+// grantState is what tokens of one authorization share.
+type grantState struct {
+	id, subject, scope string
+	authTime           time.Time
+}
+
+// newRefreshToken draws a refresh token of the grant: what the store keeps
+// and what the client is given.
+func (s *Server) newRefreshToken(grantID string) (*store.Successor, string) {
+	secret := randomToken(32)
+	now := time.Now().UTC()
+	return &store.Successor{Hash: hashToken(secret), IssuedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenTTL), MaxAge: s.cfg.GrantMaxAge},
+		grantID + "." + secret
+}
+
+// issueTokens answers a grant with an access token for scope and the
+// refresh token already stored for it, if any.
+func (s *Server) issueTokens(req *tokenRequest, g grantState, scope, refresh string) (*TokenResponse, *Error) {
+	if e := s.offboardedGrant(req.r.Context(), req, g); e != nil {
+		return nil, e
+	}
+	tok, claims, err := s.mintAccessToken(accessTokenParams{client: req.client, subject: g.subject, scope: scope, grantID: g.id, authTime: g.authTime})
+	if err != nil {
+		return nil, s.internalError("minting an access token", err)
+	}
+	s.auditIssued(req, claims)
+	return &TokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(s.cfg.AccessTokenTTL / time.Second),
+		Scope: scope, RefreshToken: refresh}, nil
+}
+
+// revokeGrant revokes every token of a grant: refresh tokens at once, access
+// tokens through the revocation state bearer_auth consults.
+func (s *Server) revokeGrant(ctx context.Context, grantID, why string, req *tokenRequest) *Error {
+	if err := s.revoke(ctx, store.RevokeGrant, grantID, s.maxTokenLifetime()); err != nil {
+		return s.storeError("revoking a grant", err)
+	}
+	s.audit(ctx, "grant revoked", zap.String("reason", why), zap.String("client_id", req.client.ID), zap.String("grant_id", grantID))
+	return nil
+}
