@@ -3,6 +3,7 @@ package authserver
 // Administration (tokengate-specific, no RFC): registered clients, revocations and key rotation for operators.
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -60,19 +61,11 @@ type Registration struct {
 	ResourceServer bool     `json:"resource_server"`
 }
 
-// shortGrant is the configuration name of a grant type.
-func shortGrant(g string) string {
-	if g == GrantDeviceCode {
-		return "device_code"
-	}
-	return g
-}
-
 func clientInfo(c *Client, source string) *ClientInfo {
 	ci := &ClientInfo{ID: c.ID, Name: c.Name, Website: c.Website, RedirectURIs: c.RedirectURIs, Scope: strings.Join(c.Scopes, " "),
 		Audience: c.Audience, Public: c.Public, SkipConsent: c.SkipConsent, ResourceServer: c.ResourceServer, CreatedAt: c.CreatedAt, Source: source}
 	for _, g := range c.GrantTypes {
-		ci.GrantTypes = append(ci.GrantTypes, shortGrant(g))
+		ci.GrantTypes = append(ci.GrantTypes, ShortGrantName(g))
 	}
 	return ci
 }
@@ -113,9 +106,9 @@ func (s *Server) RegisterClient(ctx context.Context, reg *Registration) (*Client
 		}
 	}
 	for _, g := range reg.GrantTypes {
-		gt, ok := GrantNames[g]
-		if !ok {
-			return nil, ErrInvalidRequest("unknown grant %q: use authorization_code, refresh_token, client_credentials or device_code", g)
+		gt, err := GrantType(g)
+		if err != nil {
+			return nil, ErrInvalidRequest("%v", err)
 		}
 		if !slices.Contains(c.GrantTypes, gt) {
 			c.GrantTypes = append(c.GrantTypes, gt)
@@ -165,20 +158,20 @@ func (s *Server) Clients(ctx context.Context) ([]*ClientInfo, error) {
 
 // ClientInfo returns one client; store.ErrNotFound if there is none.
 func (s *Server) ClientInfo(ctx context.Context, id string) (*ClientInfo, error) {
-	if c, ok := s.clients[id]; ok {
-		return clientInfo(c, "config"), nil
-	}
-	c, err := s.store.Client(ctx, id)
+	c, inConfig, err := s.lookupClient(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	if inConfig {
+		return clientInfo(c, "config"), nil
 	}
 	return clientInfo(c, "registered"), nil
 }
 
 // DeleteClient removes a registered client and revokes its tokens.
 func (s *Server) DeleteClient(ctx context.Context, id string) error {
-	if _, ok := s.clients[id]; ok {
-		return ErrConfigClient
+	if _, inConfig, err := s.lookupClient(ctx, id); err != nil || inConfig {
+		return cmp.Or(err, ErrConfigClient)
 	}
 	if err := s.store.DeleteClient(ctx, id); err != nil {
 		return err
@@ -190,12 +183,9 @@ func (s *Server) DeleteClient(ctx context.Context, id string) error {
 // RotateSecret gives a registered confidential client a new secret; the
 // old one stops working at once.
 func (s *Server) RotateSecret(ctx context.Context, id string) (*ClientInfo, error) {
-	if _, ok := s.clients[id]; ok {
-		return nil, ErrConfigClient
-	}
-	c, err := s.store.Client(ctx, id)
-	if err != nil {
-		return nil, err
+	c, inConfig, err := s.lookupClient(ctx, id)
+	if err != nil || inConfig {
+		return nil, cmp.Or(err, ErrConfigClient)
 	}
 	if c.Public {
 		return nil, ErrInvalidRequest("client %s is public and has no secret", id)

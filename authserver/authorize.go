@@ -63,7 +63,7 @@ func (s *Server) parseAuthzRequest(r *http.Request, params url.Values) (req *aut
 	if clientID == "" {
 		return nil, ErrInvalidRequest("the request has no client_id: the application's link is broken"), false
 	}
-	client, err := s.lookupClient(r.Context(), clientID)
+	client, _, err := s.lookupClient(r.Context(), clientID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrInvalidRequest("there is no application with client_id %q", clientID), false
 	}
@@ -186,8 +186,7 @@ func authzParamsOf(w http.ResponseWriter, r *http.Request) (url.Values, *Error) 
 		}
 		return r.PostForm, nil
 	default:
-		w.Header().Set("Allow", "GET, POST")
-		return nil, &Error{Code: "invalid_request", Description: "use GET or POST", Status: http.StatusMethodNotAllowed}
+		return nil, methodNotAllowed(w, http.MethodGet, http.MethodPost)
 	}
 }
 
@@ -260,11 +259,11 @@ func sendRedirect(w http.ResponseWriter, location string, status int) {
 func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzRequest, user *authUser) {
 	// A code is "<grant ID>.<secret>", like a refresh token: the store
 	// keeps it under both, next to the grant's refresh tokens.
-	grantID, secret := randomToken(16), randomToken(32)
-	code := grantID + "." + secret
+	code := newGrantToken(randomToken(16))
+	grantID := code.grant
 	now := time.Now().UTC()
 	ac := &store.AuthCode{
-		Hash: hashToken(secret), ClientID: req.client.ID, Subject: user.subject,
+		Hash: code.hash(), ClientID: req.client.ID, Subject: user.subject,
 		RedirectURI: req.redirectURI, RedirectURIGiven: req.redirectGiven, Scope: req.scope,
 		CodeChallenge: req.challenge, CodeChallengeMethod: req.method,
 		GrantID: grantID, AuthTime: user.authTime, ExpiresAt: now.Add(s.cfg.CodeTTL),
@@ -275,7 +274,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzReq
 	}
 	s.audit(r.Context(), "authorization code issued", zap.String("client_id", req.client.ID), zap.String("sub", user.subject),
 		zap.String("scope", req.scope), zap.String("grant_id", grantID))
-	s.redirect(w, r, req, url.Values{"code": {code}})
+	s.redirect(w, r, req, url.Values{"code": {code.String()}})
 }
 
 // hashToken is how codes and refresh tokens are stored: high-entropy

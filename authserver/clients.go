@@ -28,13 +28,47 @@ const (
 	GrantDeviceCode        = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
-// GrantNames maps the short names used in configuration to grant types.
+// GrantNames maps the short names used in configuration and the admin API
+// to grant types (the device grant is also accepted by its URN). It is the
+// one grant table: GrantType, ShortGrantName and the texts that list the
+// grants all read it.
 var GrantNames = map[string]string{
 	"authorization_code": GrantAuthorizationCode,
 	"client_credentials": GrantClientCredentials,
 	"refresh_token":      GrantRefreshToken,
 	"device_code":        GrantDeviceCode,
 	GrantDeviceCode:      GrantDeviceCode,
+}
+
+// grantList is the short names for people: "a, b, c or d".
+var grantList = func() string {
+	var names []string
+	for short, gt := range GrantNames {
+		if short != gt || !strings.Contains(gt, ":") {
+			names = append(names, short)
+		}
+	}
+	slices.Sort(names)
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}()
+
+// GrantType is the grant type a short name (or grant type) names; the
+// error lists the names there are.
+func GrantType(name string) (string, error) {
+	if gt, ok := GrantNames[name]; ok {
+		return gt, nil
+	}
+	return "", fmt.Errorf("unknown grant %q: use %s", name, grantList)
+}
+
+// ShortGrantName is a grant type's name in configuration.
+func ShortGrantName(grantType string) string {
+	for short, gt := range GrantNames {
+		if gt == grantType && !strings.Contains(short, ":") {
+			return short
+		}
+	}
+	return grantType
 }
 
 // Client is a registered application, from the configuration or the store.
@@ -76,11 +110,11 @@ func ValidateClient(c *Client) error {
 		return errors.New("client_id is empty")
 	}
 	if len(c.GrantTypes) == 0 {
-		return fmt.Errorf("client %s: no grant types: give at least one of authorization_code, refresh_token, client_credentials, device_code", c.ID)
+		return fmt.Errorf("client %s: no grant types: give at least one of %s", c.ID, grantList)
 	}
 	for _, g := range c.GrantTypes {
-		if !slices.Contains([]string{GrantAuthorizationCode, GrantClientCredentials, GrantRefreshToken, GrantDeviceCode}, g) {
-			return fmt.Errorf("client %s: unknown grant %q: use authorization_code, refresh_token, client_credentials or device_code", c.ID, g)
+		if gt, err := GrantType(g); err != nil || gt != g {
+			return fmt.Errorf("client %s: unknown grant type %q: use %s", c.ID, g, grantList)
 		}
 	}
 	if c.Public && c.SecretHash != "" {
@@ -216,16 +250,17 @@ func readClientCredentials(r *http.Request, form url.Values) (clientCredentials,
 	return cc, nil
 }
 
-// lookupClient finds a client: the configuration's first, then the store's.
-func (s *Server) lookupClient(ctx context.Context, id string) (*Client, error) {
+// lookupClient finds a client: the configuration's first (inConfig), then
+// the store's.
+func (s *Server) lookupClient(ctx context.Context, id string) (c *Client, inConfig bool, err error) {
 	if c, ok := s.clients[id]; ok {
-		return c, nil
+		return c, true, nil
 	}
-	c, err := s.store.Client(ctx, id)
+	c, err = s.store.Client(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return c, nil
+	return c, false, nil
 }
 
 // authenticateClient authenticates the client of a token-endpoint style
@@ -240,7 +275,7 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*Client, 
 		e.basicChallenge = cc.basic
 		return e
 	}
-	c, err := s.lookupClient(r.Context(), cc.id)
+	c, _, err := s.lookupClient(r.Context(), cc.id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fail("unknown client_id %q", cc.id)
 	}

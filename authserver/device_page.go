@@ -48,7 +48,7 @@ func (s *Server) lookupUserCode(r *http.Request, typed string) (*store.DeviceCod
 	if d.Status != store.DevicePending || time.Now().After(d.ValidUntil) {
 		return fail()
 	}
-	c, err := s.lookupClient(ctx, d.ClientID)
+	c, _, err := s.lookupClient(ctx, d.ClientID)
 	if err != nil {
 		return fail() // the client was deleted meanwhile
 	}
@@ -62,8 +62,7 @@ func (s *Server) lookupUserCode(r *http.Request, typed string) (*store.DeviceCod
 // browser, so a remembered consent proves nothing about who started it.
 func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
-		s.renderError(w, http.StatusMethodNotAllowed, ErrInvalidRequest("use GET or POST"), nil)
+		s.renderError(w, http.StatusMethodNotAllowed, methodNotAllowed(w, http.MethodGet, http.MethodPost), nil)
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)

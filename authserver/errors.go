@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // Error is an OAuth 2.0 error response (RFC 6749 §5.2, RFC 8628 §3.5).
@@ -57,6 +58,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("Pragma", "no-cache")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// methodNotAllowed sets Allow to the methods an endpoint takes and returns
+// the 405 to answer with (as JSON or as a page, as the endpoint speaks).
+func methodNotAllowed(w http.ResponseWriter, allow ...string) *Error {
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	return &Error{Code: "invalid_request", Description: "use " + strings.Join(allow, " or ") + " for this endpoint", Status: http.StatusMethodNotAllowed}
 }
 
 func writeError(w http.ResponseWriter, e *Error) {

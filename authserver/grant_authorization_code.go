@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strings"
 
 	"github.com/tokengate/tokengate/authserver/store"
 )
@@ -16,15 +15,15 @@ type authorizationCodeGrant struct{ s *Server }
 
 func (g authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *Error) {
 	s := g.s
-	code := req.form.Get("code")
-	if code == "" {
+	if req.form.Get("code") == "" {
 		return nil, ErrInvalidRequest("code is missing")
 	}
 	invalid := ErrInvalidGrant("the authorization code is not valid: it expired, or was never issued")
-	grantID, secret, ok := strings.Cut(code, ".")
-	if !ok || grantID == "" || secret == "" {
+	code, ok := parseGrantToken(req.form.Get("code"))
+	if !ok {
 		return nil, invalid
 	}
+	grantID := code.grant
 	// The grant's first refresh token is stored in the same step that
 	// redeems the code. If a check below then fails, it was never handed
 	// out: nobody knows its secret.
@@ -33,7 +32,7 @@ func (g authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (
 	if slices.Contains(req.client.GrantTypes, GrantRefreshToken) {
 		first, refresh = s.newRefreshToken(grantID)
 	}
-	ac, err := s.store.ConsumeCode(ctx, grantID, hashToken(secret), req.client.ID, first)
+	ac, err := s.store.ConsumeCode(ctx, grantID, code.hash(), req.client.ID, first)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, invalid

@@ -107,11 +107,11 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 	}
 	ctx, cancel := ctxTimeout(r)
 	defer cancel()
-	secret := randomToken(32)
 	now := time.Now().UTC()
 	for range 5 {
-		d := &store.DeviceCode{UserCode: newUserCode(), DeviceCodeHash: hashToken(secret), ClientID: client.ID, Scope: scope,
-			Status: store.DevicePending, GrantID: randomToken(16), Interval: s.cfg.DeviceInterval,
+		dc := newGrantToken(randomToken(16))
+		d := &store.DeviceCode{UserCode: newUserCode(), DeviceCodeHash: dc.hash(), ClientID: client.ID, Scope: scope,
+			Status: store.DevicePending, GrantID: dc.grant, Interval: s.cfg.DeviceInterval,
 			ValidUntil: now.Add(s.cfg.DeviceCodeTTL), ExpiresAt: now.Add(s.cfg.DeviceCodeTTL + deviceGrace)}
 		err := s.store.CreateDeviceCode(ctx, d)
 		if errors.Is(err, store.ErrExists) {
@@ -126,7 +126,7 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		// The device code names its record (the grant) and carries a
 		// secret only the device has.
 		writeJSON(w, http.StatusOK, &DeviceAuthorization{
-			DeviceCode:              d.GrantID + "." + secret,
+			DeviceCode:              dc.String(),
 			UserCode:                shown,
 			VerificationURI:         s.endpointURL(PathDevice),
 			VerificationURIComplete: s.endpointURL(PathDevice) + "?user_code=" + shown,
@@ -156,16 +156,17 @@ func (g deviceCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenR
 		return nil, ErrInvalidRequest("device_code is missing")
 	}
 	invalid := ErrInvalidGrant("the device_code is not valid: it was never issued, or expired long ago")
-	grantID, secret, ok := strings.Cut(raw, ".")
-	if !ok || grantID == "" || secret == "" {
+	dc, ok := parseGrantToken(raw)
+	if !ok {
 		return nil, invalid
 	}
+	grantID := dc.grant
 	var first *store.Successor
 	var refresh string
 	if slices.Contains(req.client.GrantTypes, GrantRefreshToken) {
 		first, refresh = g.s.newRefreshToken(grantID)
 	}
-	d, outcome, err := g.s.store.PollDeviceCode(ctx, store.DevicePoll{GrantID: grantID, Hash: hashToken(secret),
+	d, outcome, err := g.s.store.PollDeviceCode(ctx, store.DevicePoll{GrantID: grantID, Hash: dc.hash(),
 		ClientID: req.client.ID, Now: time.Now(), First: first})
 	switch {
 	case errors.Is(err, store.ErrNotFound):

@@ -26,12 +26,11 @@ func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*Toke
 	if raw == "" {
 		return nil, ErrInvalidRequest("refresh_token is missing")
 	}
-	grantID, secret, ok := strings.Cut(raw, ".")
-	invalid := ErrInvalidGrant("the refresh token is not valid: it expired, was revoked, or was never issued")
-	if !ok || grantID == "" || secret == "" {
-		return nil, invalid
+	rt, ok := parseGrantToken(raw)
+	if !ok {
+		return nil, ErrInvalidGrant("the refresh token is not valid: it expired, was revoked, or was never issued")
 	}
-	hash := hashToken(secret)
+	grantID, hash := rt.grant, rt.hash()
 	requested := strings.TrimSpace(req.form.Get("scope"))
 	if requested != "" {
 		// A narrowing request is checked before the token is spent, so

@@ -57,8 +57,7 @@ func (s *Server) Health(ctx context.Context) *Health {
 // handleHealth is GET /oauth/health.
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, &Error{Code: "invalid_request", Description: "use GET for the health check", Status: http.StatusMethodNotAllowed})
+		writeError(w, methodNotAllowed(w, http.MethodGet, http.MethodHead))
 		return
 	}
 	h := s.Health(r.Context())

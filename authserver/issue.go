@@ -4,6 +4,7 @@ package authserver
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/tokengate/tokengate/authserver/store"
@@ -35,10 +36,9 @@ type grantState struct {
 // newRefreshToken draws a refresh token of the grant: what the store keeps
 // and what the client is given.
 func (s *Server) newRefreshToken(grantID string) (*store.Successor, string) {
-	secret := randomToken(32)
+	t := newGrantToken(grantID)
 	now := time.Now().UTC()
-	return &store.Successor{Hash: hashToken(secret), IssuedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenTTL), MaxAge: s.cfg.GrantMaxAge},
-		grantID + "." + secret
+	return &store.Successor{Hash: t.hash(), IssuedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenTTL), MaxAge: s.cfg.GrantMaxAge}, t.String()
 }
 
 // issueTokens answers a grant with an access token for scope and the
@@ -65,3 +65,27 @@ func (s *Server) revokeGrant(ctx context.Context, grantID, why string, req *toke
 	s.audit(ctx, "grant revoked", zap.String("reason", why), zap.String("client_id", req.client.ID), zap.String("grant_id", grantID))
 	return nil
 }
+
+// grantToken is the form of codes, device codes and refresh tokens:
+// "<grant ID>.<secret>". The grant ID names the record (and, in a Redis
+// Cluster, its slot); the store keeps only the secret's hash.
+type grantToken struct{ grant, secret string }
+
+// newGrantToken draws a fresh secret for grant.
+func newGrantToken(grant string) grantToken { return grantToken{grant, randomToken(32)} }
+
+// parseGrantToken reads a presented token; false for anything else (a JWT
+// has two dots, a grant token one).
+func parseGrantToken(raw string) (grantToken, bool) {
+	grant, secret, ok := strings.Cut(raw, ".")
+	if !ok || grant == "" || secret == "" || strings.Contains(secret, ".") {
+		return grantToken{}, false
+	}
+	return grantToken{grant, secret}, true
+}
+
+// String is the token as the client holds it.
+func (t grantToken) String() string { return t.grant + "." + t.secret }
+
+// hash is what the store keeps of the secret.
+func (t grantToken) hash() string { return hashToken(t.secret) }

@@ -98,8 +98,7 @@ const (
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
-		s.renderError(w, http.StatusMethodNotAllowed, ErrInvalidRequest("use GET or POST"), nil)
+		s.renderError(w, http.StatusMethodNotAllowed, methodNotAllowed(w, http.MethodGet, http.MethodPost), nil)
 		return
 	}
 	if r.Method == http.MethodPost {

@@ -71,8 +71,7 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 // serveDocument answers GET and HEAD with a public, cacheable document.
 func serveDocument(w http.ResponseWriter, r *http.Request, contentType, cacheControl string, doc []byte) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, &Error{Code: "invalid_request", Description: "use GET for this document", Status: http.StatusMethodNotAllowed})
+		writeError(w, methodNotAllowed(w, http.MethodGet, http.MethodHead))
 		return
 	}
 	w.Header().Set("Content-Type", contentType)

@@ -16,8 +16,7 @@ import (
 // nothing about which codes exist.
 func (s *Server) handleDeviceQR(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, &Error{Code: "invalid_request", Description: "use GET", Status: http.StatusMethodNotAllowed})
+		writeError(w, methodNotAllowed(w, http.MethodGet, http.MethodHead))
 		return
 	}
 	code, ok := normalizeUserCode(r.URL.Query().Get("user_code"))

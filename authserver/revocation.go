@@ -103,11 +103,12 @@ const (
 )
 
 func (s *Server) revokeRefreshToken(ctx context.Context, token, owner string) (int, error) {
-	grantID, secret, ok := strings.Cut(token, ".")
-	if !ok || grantID == "" || secret == "" || strings.Contains(secret, ".") {
+	t, ok := parseGrantToken(token)
+	if !ok {
 		return 0, nil
 	}
-	rt, err := s.store.RefreshToken(ctx, grantID, hashToken(secret))
+	grantID := t.grant
+	rt, err := s.store.RefreshToken(ctx, grantID, t.hash())
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil
 	}

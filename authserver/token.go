@@ -46,10 +46,7 @@ type grantHandler interface {
 // query (where they would land in logs), each at most once (§3.1, §3.2).
 func readForm(w http.ResponseWriter, r *http.Request) (url.Values, *Error) {
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		e := ErrInvalidRequest("use POST for this endpoint")
-		e.Status = http.StatusMethodNotAllowed
-		return nil, e
+		return nil, methodNotAllowed(w, http.MethodPost)
 	}
 	if r.URL.RawQuery != "" {
 		return nil, ErrInvalidRequest("send parameters (and any client_secret) in the application/x-www-form-urlencoded request body, not in the URL query")

@@ -133,9 +133,9 @@ func (a *App) clients(repl *caddy.Replacer) ([]*authserver.Client, error) {
 			c.Name = cc.ID
 		}
 		for _, g := range cc.GrantTypes {
-			gt, ok := authserver.GrantNames[g]
-			if !ok {
-				return nil, fmt.Errorf("client %s: unknown grant %q: use authorization_code, refresh_token, client_credentials or device_code", cc.ID, g)
+			gt, err := authserver.GrantType(g)
+			if err != nil {
+				return nil, fmt.Errorf("client %s: %w", cc.ID, err)
 			}
 			c.GrantTypes = append(c.GrantTypes, gt)
 		}

@@ -207,8 +207,8 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 		case "grant":
 			err = many(&c.GrantTypes)
 			for _, g := range args {
-				if _, ok := authserver.GrantNames[g]; !ok {
-					return nil, d.Errf("client %s: unknown grant %q: use authorization_code, refresh_token, client_credentials or device_code", c.ID, g)
+				if _, err := authserver.GrantType(g); err != nil {
+					return nil, d.Errf("client %s: %v", c.ID, err)
 				}
 			}
 		case "scope":
