@@ -14,6 +14,7 @@ import (
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/authserver/store/redisstore"
+	"github.com/tokengate/tokengate/authserver/store/storetest"
 	"github.com/tokengate/tokengate/internal/redistest"
 )
 
@@ -91,7 +92,7 @@ func benchCodeExchange(b *testing.B, e *env) {
 
 func benchRefresh(b *testing.B, e *env) {
 	h := e.srv.Handler("/oauth/token")
-	err := e.store.CreateRefreshToken(b.Context(), &store.RefreshToken{GrantID: "g", Hash: challenge("first"), ClientID: "webapp",
+	err := storetest.SeedRefreshToken(b.Context(), e.store, &store.RefreshToken{GrantID: "g", Hash: challenge("first"), ClientID: "webapp",
 		Subject: "mark", Scope: "read", AuthTime: time.Now(), IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
 	if err != nil {
 		b.Fatal(err)

@@ -22,7 +22,7 @@ func (s *Server) lookupUserCode(r *http.Request, typed string) (*store.DeviceCod
 	ctx := r.Context()
 	limits := failureLimits{window: deviceWindow, counters: []limitedCounter{
 		{"device:ip:" + s.addressKey(r), s.cfg.DeviceFailuresPerIP}}}
-	if until, limited, err := s.locked(ctx, limits); err != nil {
+	if until, limited, err := limits.locked(ctx, s.store); err != nil {
 		s.storeError("reading a rate limit", err)
 		return nil, nil, http.StatusServiceUnavailable, "This page is unavailable right now; please try again shortly."
 	} else if limited {

@@ -33,7 +33,7 @@ var SupportedAlgs = []string{"ES256", "EdDSA", "RS256"}
 // that restarts and every instance sharing the store sign with the same key;
 // Keys holds a decoded copy that Refresh replaces.
 type Keys struct {
-	store store.Store
+	store store.KeyStore
 	alg   string
 	// keep is how long a retired key stays published: the longest time a
 	// token it signed can remain valid.
@@ -73,7 +73,7 @@ type liveKey struct {
 
 // NewKeys prepares key management for the algorithm alg, keeping retired
 // keys published for keep.
-func NewKeys(st store.Store, alg string, keep time.Duration) (*Keys, error) {
+func NewKeys(st store.KeyStore, alg string, keep time.Duration) (*Keys, error) {
 	if !slices.Contains(SupportedAlgs, alg) {
 		return nil, fmt.Errorf("signing_alg %q is not supported: use one of %v", alg, SupportedAlgs)
 	}

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/netip"
 	"time"
+
+	"github.com/tokengate/tokengate/authserver/store"
 )
 
 // failureLimits guard guessing on the person-facing pages (passwords on
@@ -26,9 +28,9 @@ type limitedCounter struct {
 }
 
 // locked reports whether a counter is over its limit, and until when.
-func (s *Server) locked(ctx context.Context, l failureLimits) (time.Time, bool, error) {
+func (l failureLimits) locked(ctx context.Context, c store.CounterStore) (time.Time, bool, error) {
 	for _, k := range l.counters {
-		n, until, err := s.store.Counter(ctx, k.key)
+		n, until, err := c.Counter(ctx, k.key)
 		if err != nil {
 			return time.Time{}, false, err
 		}
@@ -39,13 +41,22 @@ func (s *Server) locked(ctx context.Context, l failureLimits) (time.Time, bool, 
 	return time.Time{}, false, nil
 }
 
-// failed counts one failure on every counter. A store error is logged, not
-// returned: the person gets the answer to their mistake either way.
-func (s *Server) failed(ctx context.Context, l failureLimits) {
+// fail counts one failure on every counter.
+func (l failureLimits) fail(ctx context.Context, c store.CounterStore) error {
+	var first error
 	for _, k := range l.counters {
-		if _, _, err := s.store.Incr(ctx, k.key, l.window); err != nil {
-			s.storeError("counting a failure", err)
+		if _, _, err := c.Incr(ctx, k.key, l.window); err != nil && first == nil {
+			first = err
 		}
+	}
+	return first
+}
+
+// failed counts one failure. A store error is logged, not returned: the
+// person gets the answer to their mistake either way.
+func (s *Server) failed(ctx context.Context, l failureLimits) {
+	if err := l.fail(ctx, s.store); err != nil {
+		s.storeError("counting a failure", err)
 	}
 }
 

@@ -142,7 +142,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("login rate limit unavailable", zap.Error(err))
 		return
 	}
-	if until, limited, err := s.locked(r.Context(), limits); err != nil {
+	if until, limited, err := limits.locked(r.Context(), s.store); err != nil {
 		show(http.StatusServiceUnavailable, "Signing in is unavailable right now; please try again shortly.")
 		s.log.Error("login rate limit unavailable", zap.Error(err))
 		return

@@ -31,9 +31,35 @@ var (
 )
 
 // Store is the persistence contract shared by the embedded (bbolt) and the
-// Redis implementations. The contract test suite in storetest runs against
-// both. Implementations must be safe for concurrent use.
+// Redis implementations, composed of one interface per role, so that each
+// consumer can ask for the least it needs. The contract test suite in
+// storetest runs against both. Implementations must be safe for
+// concurrent use.
 type Store interface {
+	KeyStore
+	CodeStore
+	DeviceStore
+	RefreshStore
+	RevocationStore
+	ClientStore
+	ConsentStore
+	CounterStore
+	UserStore
+
+	// Generation returns the storage's generation marker: a random value
+	// written when the storage is first used, and written anew (created)
+	// whenever it is missing. A generation that changes under a running
+	// instance means the storage lost its data (a Redis restarted without
+	// persistence, FLUSHDB, eviction), so that the instance can put back
+	// what it still holds.
+	Generation(ctx context.Context) (gen string, created bool, err error)
+
+	// Close releases the store's resources.
+	Close() error
+}
+
+// KeyStore keeps the issuer's signing key ring.
+type KeyStore interface {
 	// Keys returns the signing key ring; an empty ring with Version 0 when
 	// none was ever saved.
 	Keys(ctx context.Context) (*KeyRing, error)
@@ -41,7 +67,10 @@ type Store interface {
 	// stores it as version prev+1 (ring.Version is set accordingly).
 	// Otherwise it returns ErrConflict and the caller re-reads.
 	SwapKeys(ctx context.Context, prev int64, ring *KeyRing) error
+}
 
+// CodeStore keeps authorization codes.
+type CodeStore interface {
 	// CreateCode stores an authorization code under its grant and hash.
 	CreateCode(ctx context.Context, c *AuthCode) error
 	// ConsumeCode redeems the code (grantID, hash) for clientID. The first
@@ -52,7 +81,10 @@ type Store interface {
 	// issued to another client is returned untouched, so nobody can burn
 	// a code they do not own.
 	ConsumeCode(ctx context.Context, grantID, hash, clientID string, first *Successor) (*AuthCode, error)
+}
 
+// DeviceStore keeps device authorizations (RFC 8628).
+type DeviceStore interface {
 	// CreateDeviceCode stores a device authorization under its grant,
 	// findable by its user code; ErrExists when a live one already has
 	// that user code.
@@ -67,9 +99,11 @@ type Store interface {
 	// PollDeviceCode records one poll of a device (see DevicePoll) in one
 	// atomic step and returns the authorization as the poll left it.
 	PollDeviceCode(ctx context.Context, p DevicePoll) (*DeviceCode, PollOutcome, error)
+}
 
-	// CreateRefreshToken stores the first refresh token of a grant.
-	CreateRefreshToken(ctx context.Context, t *RefreshToken) error
+// RefreshStore keeps the refresh tokens of grants; a grant's first one is
+// stored when its code or device authorization is redeemed.
+type RefreshStore interface {
 	// RefreshToken returns the token (grantID, hash); with ErrAlreadyUsed
 	// if it was rotated already.
 	RefreshToken(ctx context.Context, grantID, hash string) (*RefreshToken, error)
@@ -79,7 +113,10 @@ type Store interface {
 	// consumed token; with ErrAlreadyUsed if it was used before (next is
 	// then not stored). A token of another client is returned untouched.
 	RotateRefreshToken(ctx context.Context, grantID, hash, clientID string, next Successor) (*RefreshToken, error)
+}
 
+// RevocationStore keeps revocations and tells every instance of them.
+type RevocationStore interface {
 	// Revoke records a revocation until r.ExpiresAt.
 	Revoke(ctx context.Context, r Revocation) error
 	// Revocations lists every live revocation.
@@ -90,7 +127,10 @@ type Store interface {
 	// reloads the full state and misses nothing said while it was not
 	// listening. It returns when ctx ends.
 	WatchRevocations(ctx context.Context, apply func(Revocation), resync func())
+}
 
+// ClientStore keeps registered clients.
+type ClientStore interface {
 	// PutClient creates or replaces a registered client.
 	PutClient(ctx context.Context, c *Client) error
 	// Client returns a registered client.
@@ -99,19 +139,28 @@ type Store interface {
 	Clients(ctx context.Context) ([]*Client, error)
 	// DeleteClient removes a registered client; ErrNotFound if absent.
 	DeleteClient(ctx context.Context, id string) error
+}
 
+// ConsentStore remembers what people granted applications.
+type ConsentStore interface {
 	// PutConsent remembers the scopes a user granted a client.
 	PutConsent(ctx context.Context, c *Consent) error
 	// Consent returns what the user granted the client.
 	Consent(ctx context.Context, subject, clientID string) (*Consent, error)
+}
 
+// CounterStore keeps the rate limits' counters.
+type CounterStore interface {
 	// Incr adds one to the counter key in its fixed window and returns the
 	// new count and when the window ends. The window starts at the first
 	// increment.
 	Incr(ctx context.Context, key string, window time.Duration) (count int64, resetAt time.Time, err error)
 	// Counter reads a counter without counting: 0 when it has no live window.
 	Counter(ctx context.Context, key string) (count int64, resetAt time.Time, err error)
+}
 
+// UserStore records which people the configuration has had.
+type UserStore interface {
 	// RecordUsers records the configuration's usernames, so that a person
 	// removed from it is offboarded on every instance: names are marked
 	// configured; recorded ones not among names are marked removed at now
@@ -119,17 +168,6 @@ type Store interface {
 	// forget after their removal. removed lists every name removed and not
 	// yet forgotten, newly ones included. One atomic step.
 	RecordUsers(ctx context.Context, names []string, now time.Time, forget time.Duration) (removed, newly []string, err error)
-
-	// Generation returns the storage's generation marker: a random value
-	// written when the storage is first used, and written anew (created)
-	// whenever it is missing. A generation that changes under a running
-	// instance means the storage lost its data (a Redis restarted without
-	// persistence, FLUSHDB, eviction), so that the instance can put back
-	// what it still holds.
-	Generation(ctx context.Context) (gen string, created bool, err error)
-
-	// Close releases the store's resources.
-	Close() error
 }
 
 // KeyRing is every signing key an issuer currently knows, versioned so that

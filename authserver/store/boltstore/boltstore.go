@@ -436,11 +436,6 @@ func (s *Store) PollDeviceCode(ctx context.Context, p store.DevicePoll) (*store.
 	return d, outcome, nil
 }
 
-// CreateRefreshToken implements store.Store.
-func (s *Store) CreateRefreshToken(ctx context.Context, t *store.RefreshToken) error {
-	return s.createJSON(ctx, bucketRefresh, string(grantKey(t.GrantID, t.Hash)), t.ExpiresAt, t)
-}
-
 // RefreshToken implements store.Store.
 func (s *Store) RefreshToken(ctx context.Context, grantID, hash string) (*store.RefreshToken, error) {
 	t := new(store.RefreshToken)

@@ -669,13 +669,6 @@ func (c *compactRefresh) expand(grantID, hash string) *store.RefreshToken {
 		AuthTime: fromMilli(c.AuthTime), IssuedAt: fromMilli(c.IssuedAt), ExpiresAt: fromMilli(c.ExpiresAt)}
 }
 
-// CreateRefreshToken implements store.Store.
-func (s *Store) CreateRefreshToken(ctx context.Context, t *store.RefreshToken) error {
-	return s.createOnce(ctx, s.refreshKey(t.GrantID, t.Hash), t.ExpiresAt, &compactRefresh{
-		ClientID: t.ClientID, Subject: t.Subject, Scope: t.Scope, AuthTime: unixMilli(t.AuthTime),
-		IssuedAt: unixMilli(t.IssuedAt), ExpiresAt: unixMilli(t.ExpiresAt)})
-}
-
 // RefreshToken implements store.Store.
 func (s *Store) RefreshToken(ctx context.Context, grantID, hash string) (*store.RefreshToken, error) {
 	v, err := s.rdb.Get(ctx, s.refreshKey(grantID, hash)).Bytes()
