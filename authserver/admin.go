@@ -235,7 +235,7 @@ func (s *Server) AdminRevoke(ctx context.Context, a *AdminRevocation) (int, erro
 	}
 }
 
-// AdminHandler serves the admin API below /oauth2/ (CONTRACT §6).
+// AdminHandler serves the admin API below /oauth2/ (the README's "Admin API and CLI").
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /oauth2/clients", func(w http.ResponseWriter, r *http.Request) {

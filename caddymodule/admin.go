@@ -12,7 +12,7 @@ func init() {
 }
 
 // AdminAPI serves tokengate's administration on Caddy's admin endpoint:
-// client registration, revocation and key rotation (CONTRACT §6). The
+// client registration, revocation and key rotation (README: Admin API). The
 // routes themselves are the authorization server's.
 type AdminAPI struct{}
 

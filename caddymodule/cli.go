@@ -19,7 +19,7 @@ import (
 )
 
 // The `tokengate oauth2 ...` commands call the admin API of the running
-// instance, as `tokengate reload` does (CONTRACT §7).
+// instance, as `tokengate reload` does.
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "oauth2",

@@ -197,7 +197,7 @@ func openAuthURL(t *testing.T, cfg *oauth2.Config, verifier string, prep func(*h
 }
 
 // A user authenticated by Caddy's basic_auth in the same route skips the
-// login page (CONTRACT §3), as the README's set-up shows.
+// login page, as the README's set-up shows.
 func TestUpstreamAuthenticatedUser(t *testing.T) {
 	const caddyfile = upstreamGlobal + `http://127.0.0.1:{{.Auth}} {
 	@people path /oauth/authorize /consent /login

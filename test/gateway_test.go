@@ -17,7 +17,7 @@ import (
 	"github.com/tokengate/tokengate/introspect"
 )
 
-// The gateway of CONTRACT §2-§4: an auth site, an API site behind
+// The gateway of the README: an auth site, an API site behind
 // bearer_auth proxying to the recording upstream.
 const gatewayCaddyfile = `{
 	admin 127.0.0.1:{{.Admin}}

@@ -46,7 +46,7 @@ func metric(body, series string) float64 {
 	return v
 }
 
-// The metrics of CONTRACT §8 on Caddy's /metrics, through a reload that
+// The metrics the README lists, on Caddy's /metrics, through a reload that
 // must neither fail on registering them again nor reset them.
 func TestMetrics(t *testing.T) {
 	srv := redistest.Start(t)

@@ -188,32 +188,43 @@ func TestReadmeWalkthroughs(t *testing.T) {
 	})
 }
 
-// Every Caddyfile the README shows as one (```caddyfile) adapts, and the
-// systemd unit and the Dockerfile it shows are the repository's own.
+// Every Caddyfile the documentation shows as one (```caddyfile: the
+// README, docs/ and CONTRIBUTING.md) adapts, and the systemd unit and the
+// Dockerfile the operations guide shows are the repository's own.
 func TestReadmeConfigs(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+	docs, _ := filepath.Glob("../docs/*.md")
+	docs = append([]string{"../README.md", "../CONTRIBUTING.md"}, docs...)
+	dir := t.TempDir()
+	total := 0
+	for _, doc := range docs {
+		text, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks := regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindAllStringSubmatch(string(text), -1)
+		total += len(blocks)
+		for i, b := range blocks {
+			path := filepath.Join(dir, "Caddyfile")
+			writeFile(t, path, b[1])
+			if out, err := run(t, []string{"REDIS_PASSWORD=x", "HOME=" + dir, "XDG_DATA_HOME=" + dir}, "adapt", "--config", path, "--adapter", "caddyfile"); err != nil {
+				t.Errorf("%s caddyfile block %d does not adapt: %v\n%s\n%s", doc, i+1, err, out, b[1])
+			}
+		}
+	}
+	if total < 5 {
+		t.Fatalf("only %d caddyfile blocks in %v", total, docs)
+	}
+	ops, err := os.ReadFile("../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)
-	}
-	blocks := regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
-	if len(blocks) < 4 {
-		t.Fatalf("only %d caddyfile blocks in the README", len(blocks))
-	}
-	dir := t.TempDir()
-	for i, b := range blocks {
-		path := filepath.Join(dir, "Caddyfile")
-		writeFile(t, path, b[1])
-		if out, err := run(t, []string{"REDIS_PASSWORD=x", "HOME=" + dir, "XDG_DATA_HOME=" + dir}, "adapt", "--config", path, "--adapter", "caddyfile"); err != nil {
-			t.Errorf("README caddyfile block %d does not adapt: %v\n%s\n%s", i+1, err, out, b[1])
-		}
 	}
 	for _, file := range []string{"../deploy/tokengate.service", "../Dockerfile"} {
 		content, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(readme), string(content)) {
-			t.Errorf("the README does not show %s as it is", file)
+		if !strings.Contains(string(ops), string(content)) {
+			t.Errorf("docs/operations.md does not show %s as it is", file)
 		}
 	}
 }

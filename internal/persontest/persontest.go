@@ -1,6 +1,6 @@
 // Package persontest plays a person in a browser without JavaScript: it
 // follows tokengate's redirects with a cookie jar and fills in the login,
-// consent and device pages by their contract field names (username,
+// consent and device pages by their documented field names (username,
 // password, decision, user_code), posting back every hidden field.
 package persontest
 
