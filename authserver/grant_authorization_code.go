@@ -5,7 +5,6 @@ package authserver
 import (
 	"context"
 	"errors"
-	"slices"
 
 	"github.com/tokengate/tokengate/authserver/store"
 )
@@ -15,23 +14,13 @@ type authorizationCodeGrant struct{ s *Server }
 
 func (g authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *Error) {
 	s := g.s
-	if req.form.Get("code") == "" {
-		return nil, ErrInvalidRequest("code is missing")
-	}
 	invalid := ErrInvalidGrant("the authorization code is not valid: it expired, or was never issued")
-	code, ok := parseGrantToken(req.form.Get("code"))
-	if !ok {
-		return nil, invalid
+	code, e := req.grantToken("code", invalid)
+	if e != nil {
+		return nil, e
 	}
 	grantID := code.grant
-	// The grant's first refresh token is stored in the same step that
-	// redeems the code. If a check below then fails, it was never handed
-	// out: nobody knows its secret.
-	var first *store.Successor
-	var refresh string
-	if slices.Contains(req.client.GrantTypes, GrantRefreshToken) {
-		first, refresh = s.newRefreshToken(grantID)
-	}
+	first, refresh := s.firstRefreshToken(req, grantID)
 	ac, err := s.store.ConsumeCode(ctx, grantID, code.hash(), req.client.ID, first)
 	switch {
 	case errors.Is(err, store.ErrNotFound):

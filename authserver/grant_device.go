@@ -151,21 +151,13 @@ func pollError(code, format string, args ...any) *Error {
 }
 
 func (g deviceCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *Error) {
-	raw := req.form.Get("device_code")
-	if raw == "" {
-		return nil, ErrInvalidRequest("device_code is missing")
-	}
 	invalid := ErrInvalidGrant("the device_code is not valid: it was never issued, or expired long ago")
-	dc, ok := parseGrantToken(raw)
-	if !ok {
-		return nil, invalid
+	dc, e := req.grantToken("device_code", invalid)
+	if e != nil {
+		return nil, e
 	}
 	grantID := dc.grant
-	var first *store.Successor
-	var refresh string
-	if slices.Contains(req.client.GrantTypes, GrantRefreshToken) {
-		first, refresh = g.s.newRefreshToken(grantID)
-	}
+	first, refresh := g.s.firstRefreshToken(req, grantID)
 	d, outcome, err := g.s.store.PollDeviceCode(ctx, store.DevicePoll{GrantID: grantID, Hash: dc.hash(),
 		ClientID: req.client.ID, Now: time.Now(), First: first})
 	switch {

@@ -22,13 +22,9 @@ type refreshTokenGrant struct{ s *Server }
 
 func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *Error) {
 	s := g.s
-	raw := req.form.Get("refresh_token")
-	if raw == "" {
-		return nil, ErrInvalidRequest("refresh_token is missing")
-	}
-	rt, ok := parseGrantToken(raw)
-	if !ok {
-		return nil, ErrInvalidGrant("the refresh token is not valid: it expired, was revoked, or was never issued")
+	rt, e := req.grantToken("refresh_token", ErrInvalidGrant("the refresh token is not valid: it expired, was revoked, or was never issued"))
+	if e != nil {
+		return nil, e
 	}
 	grantID, hash := rt.grant, rt.hash()
 	requested := strings.TrimSpace(req.form.Get("scope"))

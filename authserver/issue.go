@@ -4,6 +4,7 @@ package authserver
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -82,6 +83,32 @@ func parseGrantToken(raw string) (grantToken, bool) {
 		return grantToken{}, false
 	}
 	return grantToken{grant, secret}, true
+}
+
+// grantToken reads the grant token a token request carries in param:
+// invalid_request when it is missing, invalid (the grant's own
+// invalid_grant) when it is no grant token.
+func (req *tokenRequest) grantToken(param string, invalid *Error) (grantToken, *Error) {
+	raw := req.form.Get(param)
+	if raw == "" {
+		return grantToken{}, ErrInvalidRequest("%s is missing", param)
+	}
+	t, ok := parseGrantToken(raw)
+	if !ok {
+		return grantToken{}, invalid
+	}
+	return t, nil
+}
+
+// firstRefreshToken draws a grant's first refresh token, when the client
+// may refresh. The store keeps it in the same step that redeems the code or
+// device authorization; if a check then fails, it is never handed out and
+// nobody knows its secret.
+func (s *Server) firstRefreshToken(req *tokenRequest, grantID string) (*store.Successor, string) {
+	if !slices.Contains(req.client.GrantTypes, GrantRefreshToken) {
+		return nil, ""
+	}
+	return s.newRefreshToken(grantID)
 }
 
 // String is the token as the client holds it.
