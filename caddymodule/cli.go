@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -140,7 +141,7 @@ func call(cmd *cobra.Command, method, uri string, body any, print func(io.Writer
 	}
 	resp, err := caddycmd.AdminAPIRequest(addr, method, uri, nil, rd)
 	if err != nil {
-		return apiError(err)
+		return apiError(addr, err)
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
@@ -156,8 +157,14 @@ func call(cmd *cobra.Command, method, uri string, body any, print func(io.Writer
 
 var apiErrorRe = regexp.MustCompile(`HTTP (\d+): (\{.*\})\s*$`)
 
-// apiError shows an error as the API said it.
-func apiError(err error) error {
+// apiError shows an error as the API said it, or says that nothing
+// answers at the admin address (the usual first mistake).
+func apiError(addr string, err error) error {
+	// Caddy's AdminAPIRequest flattens the cause into text.
+	if msg := err.Error(); errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(msg, "connection refused") ||
+		strings.HasPrefix(addr, "unix/") && strings.Contains(msg, "no such file") {
+		return fmt.Errorf("no tokengate answers at the admin address %s: start one (tokengate run --config Caddyfile), or point this command at the one that runs with --address host:port (its Caddyfile's `admin` option)", addr)
+	}
 	m := apiErrorRe.FindStringSubmatch(err.Error())
 	if m == nil {
 		return err
