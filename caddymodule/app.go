@@ -201,6 +201,17 @@ func (a *App) users() []*authserver.User {
 // the signing keys and the revocation state.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	err := a.provision(ctx)
+	if err != nil {
+		// Caddy reports a failed app at the end of a long chain of what
+		// was being loaded (the HTTP app's routes, when a handler asked
+		// for this app first): say the cause first, alone.
+		a.logger.Error(strings.TrimPrefix(err.Error(), "oauth2: "))
+	}
+	return err
+}
+
+func (a *App) provision(ctx caddy.Context) error {
 	if err := a.validate(); err != nil {
 		return fmt.Errorf("oauth2: %w", err)
 	}
@@ -213,7 +224,15 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	mod, err := ctx.LoadModule(a, "StoreRaw")
 	if err != nil {
-		return fmt.Errorf("oauth2: loading store: %w", err)
+		// Caddy flattens the module's error into its loading chain: keep
+		// the store's own words, which name the store and the fix.
+		msg := err.Error()
+		if i := strings.LastIndex(msg, "provision oauth2.stores."); i >= 0 {
+			if j := strings.Index(msg[i:], ": "); j >= 0 {
+				msg = msg[i+j+2:]
+			}
+		}
+		return fmt.Errorf("oauth2: %s", msg)
 	}
 	a.store = mod.(StoreModule).Store()
 

@@ -1,7 +1,7 @@
 package caddymodule
 
 import (
-	"fmt"
+	"errors"
 	"net/http"
 	"time"
 
@@ -26,10 +26,16 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("bearer_auth", httpcaddyfile.After, "basic_auth")
 }
 
+// oauth2App is the app the handlers serve. When it failed to start, its
+// own error says why (the app logged it first): the handlers add nothing
+// that would bury it.
 func oauth2App(ctx caddy.Context) (*App, error) {
-	v, err := ctx.App("oauth2")
+	v, err := ctx.AppIfConfigured("oauth2")
+	if errors.Is(err, caddy.ErrNotConfigured) {
+		return nil, errors.New("the oauth2 app is needed: add an `oauth2 { issuer ... }` global option")
+	}
 	if err != nil {
-		return nil, fmt.Errorf("the oauth2 app is needed: add an `oauth2 { issuer ... }` global option: %w", err)
+		return nil, err
 	}
 	return v.(*App), nil
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -67,8 +68,11 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("creating directory for %s: %w", path, err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("%s is in use by another process, most likely another tokengate: stop it, or give this one a file of its own (store file <path>), or share state through Redis (store redis)", path)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("opening %s (is another tokengate using it?): %w", path, err)
+		return nil, fmt.Errorf("opening %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range allBuckets {
