@@ -109,43 +109,58 @@ func ValidateClient(c *Client) error {
 	if c.ID == "" {
 		return errors.New("client_id is empty")
 	}
+	bad := func(field, value, format string, args ...any) error {
+		return &ClientError{Client: c.ID, Field: field, Value: value, Err: fmt.Errorf(format, args...)}
+	}
 	if len(c.GrantTypes) == 0 {
-		return fmt.Errorf("client %s: no grant types: give at least one of %s", c.ID, grantList)
+		return bad("grant", "", "no grant types: give at least one of %s", grantList)
 	}
 	for _, g := range c.GrantTypes {
 		if gt, err := GrantType(g); err != nil || gt != g {
-			return fmt.Errorf("client %s: unknown grant type %q: use %s", c.ID, g, grantList)
+			return bad("grant", "", "unknown grant type %q: use %s", g, grantList)
 		}
 	}
 	if c.Public && c.SecretHash != "" {
-		return fmt.Errorf("client %s: a public client has no secret", c.ID)
+		return bad("secret", "", "a public client has no secret")
 	}
 	if !c.Public && c.SecretHash == "" {
-		return fmt.Errorf("client %s: a confidential client needs a secret", c.ID)
+		return bad("", "", "a confidential client needs a secret")
 	}
 	if c.Public && slices.Contains(c.GrantTypes, GrantClientCredentials) {
-		return fmt.Errorf("client %s: client_credentials needs a confidential client: give it a secret or secret_hash, or remove the grant", c.ID)
+		return bad("grant", "", "client_credentials needs a confidential client: give it a secret or secret_hash, or remove the grant")
 	}
 	if slices.Contains(c.GrantTypes, GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
-		return fmt.Errorf("client %s: authorization_code needs at least one redirect_uri", c.ID)
+		return bad("grant", "", "authorization_code needs at least one redirect_uri")
 	}
 	for _, u := range c.RedirectURIs {
 		if err := validateRedirectURI(u); err != nil {
-			return fmt.Errorf("client %s: redirect_uri %q: %w", c.ID, u, err)
+			return bad("redirect_uri", u, "redirect_uri %q: %w", u, err)
 		}
 	}
-	for _, s := range c.Scopes {
-		if !validScopeToken(s) {
-			return fmt.Errorf("client %s: scope %q has characters RFC 6749 §3.3 does not allow", c.ID, s)
+	for _, sc := range c.Scopes {
+		if !validScopeToken(sc) {
+			return bad("scope", sc, "scope %q has characters RFC 6749 §3.3 does not allow", sc)
 		}
 	}
 	for _, a := range c.Audience {
 		if a == "" {
-			return fmt.Errorf("client %s: audience is empty", c.ID)
+			return bad("audience", "", "audience is empty")
 		}
 	}
 	return nil
 }
+
+// ClientError is a problem with one field of a client's registration
+// (Field and, where it has several values, the Value at fault; Field ""
+// is the client as a whole), so that a configuration can point at the
+// line that set it.
+type ClientError struct {
+	Client, Field, Value string
+	Err                  error
+}
+
+func (e *ClientError) Error() string { return "client " + e.Client + ": " + e.Err.Error() }
+func (e *ClientError) Unwrap() error { return e.Err }
 
 // validateRedirectURI: absolute, no fragment (RFC 6749 §3.1.2), and https
 // unless it is a loopback or a native app's private-use scheme (RFC 8252).

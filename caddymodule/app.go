@@ -6,6 +6,7 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -141,10 +142,10 @@ func (a *App) clients(repl *caddy.Replacer) ([]*authserver.Client, error) {
 		}
 		switch {
 		case cc.SecretHash != "" && cc.Secret != "":
-			return nil, fmt.Errorf("client %s: give secret_hash or secret, not both", cc.ID)
+			return nil, &authserver.ClientError{Client: cc.ID, Field: "secret", Err: errors.New("give secret_hash or secret, not both")}
 		case cc.SecretHash != "":
 			if !authserver.IsBcryptHash(cc.SecretHash) {
-				return nil, fmt.Errorf("client %s: secret_hash is not a bcrypt hash: make one with `tokengate hash-password`", cc.ID)
+				return nil, &authserver.ClientError{Client: cc.ID, Field: "secret_hash", Err: errors.New("secret_hash is not a bcrypt hash: make one with `tokengate hash-password`")}
 			}
 			c.SecretHash = cc.SecretHash
 		case cc.Secret != "":

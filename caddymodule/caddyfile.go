@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,6 +83,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 // UnmarshalCaddyfile fills the app from the oauth2 global option.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // "oauth2"
+	block := positionOf(d)
 	if d.NextArg() {
 		return d.Errf("oauth2 takes a block, not arguments")
 	}
@@ -162,7 +165,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	if a.Issuer == "" {
-		return d.Errf("oauth2: issuer is required, e.g. issuer https://auth.example.com")
+		return block.errorf("oauth2: issuer is required, e.g. issuer https://auth.example.com")
 	}
 	if err := a.validate(); err != nil {
 		return d.Errf("oauth2: %v", err)
@@ -175,9 +178,17 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 	if !d.Args(&c.ID) {
 		return nil, d.Errf("client needs an ID: client <client_id> { ... }")
 	}
+	// Where each directive (and each of its values) was, so that a problem
+	// found once the block is read is reported at the line that caused it.
+	at := map[string]position{"": positionOf(d)}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
+		here := positionOf(d)
 		args := d.RemainingArgs()
+		at[sub] = here
+		for _, v := range args {
+			at[sub+"\x00"+v] = here
+		}
 		one := func(dst *string) error {
 			if len(args) != 1 {
 				return d.Errf("client %s: %s takes exactly one value", c.ID, sub)
@@ -234,7 +245,36 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 	if len(c.GrantTypes) == 0 {
 		return nil, d.Errf("client %s: no grant: add e.g. `grant client_credentials`", c.ID)
 	}
+	converted, err := (&App{Clients: []*ClientConfig{c}}).clients(nil)
+	if err == nil {
+		err = authserver.ValidateClient(converted[0])
+	}
+	if err != nil {
+		p := at[""]
+		var ce *authserver.ClientError
+		if errors.As(err, &ce) {
+			if q, ok := at[ce.Field+"\x00"+ce.Value]; ok {
+				p = q
+			} else if q, ok := at[ce.Field]; ok {
+				p = q
+			}
+		}
+		return nil, p.errorf("%v", err)
+	}
 	return c, nil
+}
+
+// position is where a Caddyfile token was.
+type position struct {
+	file string
+	line int
+}
+
+func positionOf(d *caddyfile.Dispenser) position { return position{d.File(), d.Line()} }
+
+// errorf is an error at p, in the form the Dispenser's have.
+func (p position) errorf(format string, args ...any) error {
+	return fmt.Errorf("%s, at %s:%d", fmt.Sprintf(format, args...), p.file, p.line)
 }
 
 func parseUser(d *caddyfile.Dispenser) (*UserConfig, error) {

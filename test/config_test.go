@@ -88,3 +88,35 @@ func TestEmptyEnvSecretRefused(t *testing.T) {
 		t.Fatalf("validate with WRITER_SECRET unset: %v\n%s", err, out)
 	}
 }
+
+// A problem found once a block is read is reported at the line of the
+// directive that caused it, not at the block's closing brace.
+func TestConfigErrorLines(t *testing.T) {
+	const hash = "$2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe"
+	tests := []struct {
+		name, body, want string
+	}{
+		{"relative redirect URI", "\t\tissuer https://auth.example.com\n\t\tclient a {\n\t\t\tgrant authorization_code\n\t\t\tredirect_uri https://a.example/cb\n\t\t\tredirect_uri /callback\n\t\t\tname A\n\t\t}", "redirect_uri /callback"},
+		{"public client with client_credentials", "\t\tissuer https://auth.example.com\n\t\tclient a {\n\t\t\tgrant client_credentials\n\t\t\tname A\n\t\t}", "grant client_credentials"},
+		{"bad secret_hash", "\t\tissuer https://auth.example.com\n\t\tclient a {\n\t\t\tsecret_hash nope\n\t\t\tgrant client_credentials\n\t\t}", "secret_hash nope"},
+		{"missing issuer", "\t\tsigning_alg ES256\n\t\tuser mark " + hash, "oauth2 {"},
+	}
+	dir := t.TempDir()
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			caddyfile := "{\n\toauth2 {\n" + tc.body + "\n\t}\n}\nhttp://127.0.0.1:9 {\n\toauth2_server\n}\n"
+			line := 0
+			for n, l := range strings.Split(caddyfile, "\n") {
+				if strings.Contains(l, tc.want) {
+					line = n + 1
+				}
+			}
+			path := filepath.Join(dir, "Caddyfile"+itoa(i))
+			writeFile(t, path, caddyfile)
+			out, err := run(t, nil, "adapt", "--config", path, "--adapter", "caddyfile")
+			if err == nil || !strings.Contains(out, "Caddyfile"+itoa(i)+":"+itoa(line)) {
+				t.Fatalf("want the error at line %d (%s):\n%s", line, tc.want, out)
+			}
+		})
+	}
+}
