@@ -1,6 +1,8 @@
 package test
 
 import (
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -70,10 +72,24 @@ func TestExampleCaddyfileAdapts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	for _, want := range []string{`"oauth2"`, `"issuer":"http://localhost:8080"`, `"handler":"bearer_auth"`, `"handler":"oauth2_server"`, `"module":"file"`} {
+	for _, want := range []string{`"oauth2"`, `"issuer":"http://localhost:8080"`, `"handler":"bearer_auth"`, `"handler":"oauth2_server"`, `"module":"file"`,
+		`"host":["localhost","127.0.0.1"]`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("adapted config lacks %s", want)
 		}
+	}
+}
+
+// The shipped example is as `tokengate fmt` writes it: no warning at start.
+func TestExampleCaddyfileIsFormatted(t *testing.T) {
+	want, err := os.ReadFile("../Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "fmt", "../Caddyfile.example")
+	got, err := cmd.Output()
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("tokengate fmt Caddyfile.example changes it (%v): run tokengate fmt --overwrite Caddyfile.example", err)
 	}
 }
 
