@@ -97,6 +97,14 @@ type Metrics interface {
 	StoreDataLoss(what string)
 }
 
+// The fixed label values Metrics reports, so that an exporter can show
+// each series at 0 before its first event (dashboards and alerts then see
+// it).
+var (
+	DevicePollResults = []string{"authorization_pending", "slow_down", "access_denied", "expired_token", "issued", "redeemed_before", "invalid"}
+	StoreDataLosses   = []string{"key ring", "data"}
+)
+
 // noMetrics counts nothing.
 type noMetrics struct{}
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/introspect"
 )
 
@@ -50,6 +51,16 @@ var (
 	revocationsAgeDesc = prometheus.NewDesc("tokengate_revocations_age_seconds",
 		"Seconds since the revocation state was last confirmed current with the store.", nil, nil)
 )
+
+// Series with fixed labels exist from the start, at 0.
+func init() {
+	for _, r := range authserver.DevicePollResults {
+		devicePolls.WithLabelValues(r)
+	}
+	for _, w := range authserver.StoreDataLosses {
+		storeDataLoss.WithLabelValues(w)
+	}
+}
 
 // bearerOutcomes are bearerChecks' counters resolved once, so that the
 // gateway path pays one atomic add rather than a label lookup.

@@ -2,9 +2,11 @@ package test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -373,4 +375,47 @@ func apiStatus(c *http.Client, g *gateway, tok string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// Every metric the shipped Grafana dashboard queries is in a real scrape of
+// an instance that issued a token, refused one, checked bearer tokens and
+// met a store error.
+func TestGrafanaDashboardMetricsExist(t *testing.T) {
+	raw, err := os.ReadFile("../deploy/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("the dashboard is not JSON: %v", err)
+	}
+	srv := redistest.Start(t)
+	up := newUpstream(t)
+	g := startGateway(t, up, redisStoreLine(t, srv))
+	callAPI(t, g, token(t, g))
+	ccConfig(g, "reader", "wrong", oauth2.AuthStyleInHeader).Token(context.Background())
+	srv.Stop()
+	ccConfig(g, "registered-later", "x", oauth2.AuthStyleInHeader).Token(context.Background())
+	srv.Resume()
+	body := scrape(t, g)
+	names := regexp.MustCompile(`tokengate_[a-z_]+`)
+	seen := 0
+	for _, p := range dash.Panels {
+		for _, target := range p.Targets {
+			for _, name := range names.FindAllString(target.Expr, -1) {
+				seen++
+				if !regexp.MustCompile(`(?m)^` + name + `[{ ]`).MatchString(body) {
+					t.Errorf("panel %q queries %s, which the scrape does not have", p.Title, name)
+				}
+			}
+		}
+	}
+	if seen < 10 {
+		t.Fatalf("the dashboard names only %d metrics", seen)
+	}
 }
