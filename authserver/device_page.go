@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/tokengate/tokengate/authserver/store"
@@ -100,7 +99,7 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 	decision := r.PostForm.Get("decision")
 	if decision == "" {
 		s.renderPage(w, http.StatusOK, "consent.html", &PageData{Title: "Allow access?", Client: pageClient(client),
-			Scopes: strings.Fields(d.Scope), User: user.display, Action: s.issuer.Path + PathDevice, UserCode: shown,
+			Scopes: s.pageScopes(d.Scope), User: user.display, Action: s.issuer.Path + PathDevice, UserCode: shown,
 			CSRFToken: s.csrfToken(sess), Hidden: map[string]string{"user_code": shown}})
 		return
 	}
@@ -120,7 +119,7 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 		entry(http.StatusConflict, "This code was already used. Start again on your device.")
 		return
 	}
-	data := &PageData{Client: pageClient(client), Scopes: strings.Fields(d.Scope)}
+	data := &PageData{Client: pageClient(client), Scopes: s.pageScopes(d.Scope), Decided: true}
 	if status2 == store.DeviceApproved {
 		s.audit(r.Context(), "consent granted", zap.String("client_id", client.ID), zap.String("sub", user.subject), zap.String("scope", d.Scope),
 			zap.String("grant_id", d.GrantID), zap.String("flow", "device"))
@@ -129,6 +128,7 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 		s.audit(r.Context(), "consent denied", zap.String("client_id", client.ID), zap.String("sub", user.subject), zap.String("scope", d.Scope),
 			zap.String("grant_id", d.GrantID), zap.String("flow", "device"))
 		data.Title, data.Message = "Request denied", "The device will not get access. You can close this page."
+		data.Scopes = nil // nothing was granted
 	}
 	s.renderPage(w, http.StatusOK, "device_done.html", data)
 }

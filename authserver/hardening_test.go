@@ -411,3 +411,48 @@ func TestOffboardedGrantRefusedEverywhere(t *testing.T) {
 		t.Fatalf("description %v", m["error_description"])
 	}
 }
+
+// After the decision the device page says what was granted, not what is
+// asked; a denial lists nothing.
+func TestDeviceDonePages(t *testing.T) {
+	e := newEnvWith(t, openStore(t), "ES256", func(c *authserver.Config) {
+		c.ScopeDescriptions = map[string]string{"read": "See your droplets"}
+	})
+	for decision, want := range map[string]string{"approve": "now has access to:", "deny": "will not get access"} {
+		m := e.startDevice(t, nil)
+		p := e.person()
+		p.Decision = decision
+		last, err := p.Device(e.http.URL + "/device?user_code=" + url.QueryEscape(m["user_code"].(string)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(last.Body, want) || strings.Contains(last.Body, "is asking for access") {
+			t.Errorf("%s: the last page does not say %q:\n%s", decision, want, last.Body)
+		}
+		if decision == "approve" && !strings.Contains(last.Body, "See your droplets") {
+			t.Errorf("the granted scope is not described:\n%s", last.Body)
+		}
+		if decision == "deny" && strings.Contains(last.Body, "See your droplets") {
+			t.Errorf("a denial lists scopes:\n%s", last.Body)
+		}
+	}
+}
+
+// The page for a link that cannot work speaks to the person, and gives the
+// developer's detail on a line of its own.
+func TestErrorPageForPeople(t *testing.T) {
+	e := newEnv(t)
+	res, err := e.person().Get(e.authURL("response_type", "code", "client_id", "nobody", "state", "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := res.Page.Body
+	for _, want := range []string{"This link does not work", "tell the application", "For the application's developer:", "(invalid_request)"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("error page lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "Return to the application and try again") {
+		t.Errorf("the page gives advice that cannot help:\n%s", body)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -120,7 +119,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := s.ensureSession(w, r)
-	data := &PageData{Title: "Sign in", Client: pageClient(req.client), Scopes: strings.Fields(req.scope),
+	data := &PageData{Title: "Sign in", Client: pageClient(req.client), Scopes: s.pageScopes(req.scope),
 		Action: s.issuer.Path + PathLogin, Hidden: map[string]string{"return_to": returnTo}}
 	show := func(status int, msg string) {
 		data.Error, data.CSRFToken = msg, s.csrfToken(sess)

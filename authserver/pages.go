@@ -26,14 +26,20 @@ type PageData struct {
 	Title string
 	// Client is the application asking; nil when unknown.
 	Client *PageClient
-	// Scopes asked for, one entry per scope.
-	Scopes []string
+	// Scopes asked for (or, once Decided, granted), one entry per scope;
+	// each prints as its description, or its name when it has none.
+	Scopes []PageScope
+	// Decided is set on the page after the person's decision.
+	Decided bool
 	// User is the signed-in person's display name (consent page).
 	User string
 	// Error is a message for the person; empty when there is none.
 	Error string
-	// Message is further explanation (error page).
+	// Message is further explanation (error page): what the person can do.
 	Message string
+	// Detail is what went wrong in a developer's terms (error page), for
+	// the person to pass on.
+	Detail string
 	// Username pre-fills the login form after a failed attempt.
 	Username string
 	// UserCode is the device's code: pre-filled on the device page, shown
@@ -124,13 +130,64 @@ func (s *Server) handleStyle(w http.ResponseWriter, r *http.Request) {
 }
 
 // renderError shows an error page: for requests that must not redirect
-// (unknown client, bad redirect URI) and for people, not programs.
+// (unknown client, bad redirect URI) and for people, not programs. It says
+// what happened and what the person can do; the protocol's description is
+// a detail line for whoever built the application.
 func (s *Server) renderError(w http.ResponseWriter, status int, e *Error, client *Client) {
-	data := &PageData{Title: "Something went wrong", Error: e.Description, Message: "Return to the application and try again. (" + e.Code + ")"}
+	data := &PageData{Title: "Something went wrong", Detail: e.Description + " (" + e.Code + ")"}
+	switch status {
+	case http.StatusForbidden: // an expired or foreign form: the description is for people
+		data.Title, data.Error, data.Detail = "This page expired", upperFirst(e.Description), ""
+		data.Message = "Go back to the application and start signing in again."
+	case http.StatusServiceUnavailable:
+		data.Error = "Signing in is not available right now."
+		data.Message = "Please try again in a few minutes."
+	case http.StatusMethodNotAllowed:
+		data.Error = "This page cannot be opened this way."
+		data.Message = "Open the link the application gave you."
+	default:
+		data.Title = "This link does not work"
+		data.Error = "The application sent you here with a request this server cannot accept, so you cannot continue from here."
+		data.Message = "Going back and trying again will not help: tell the application's makers, and pass on the detail below."
+	}
 	if client != nil {
 		data.Client = pageClient(client)
 	}
 	s.renderPage(w, status, "error.html", data)
+}
+
+// upperFirst starts a sentence with a capital letter.
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// PageScope is a scope on a page: its name, and the description the
+// configuration gives it (scope_description), if any.
+type PageScope struct {
+	Name, Description string
+}
+
+// Text is what a person reads: the description, else the name.
+func (p PageScope) Text() string {
+	if p.Description != "" {
+		return p.Description
+	}
+	return p.Name
+}
+
+// String lets templates print a scope as {{.}}.
+func (p PageScope) String() string { return p.Text() }
+
+// pageScopes are the scopes of a space-separated list, described.
+func (s *Server) pageScopes(scope string) []PageScope {
+	var out []PageScope
+	for _, name := range strings.Fields(scope) {
+		out = append(out, PageScope{Name: name, Description: s.cfg.ScopeDescriptions[name]})
+	}
+	return out
 }
 
 func pageClient(c *Client) *PageClient {

@@ -45,6 +45,10 @@ type Config struct {
 
 	// TemplateDir holds operator templates replacing the built-in pages.
 	TemplateDir string
+	// ScopeDescriptions say what each scope lets an application do, in
+	// words for the consent page ("See your droplets"); a scope without
+	// one shows its name.
+	ScopeDescriptions map[string]string
 
 	// UpstreamUser returns the user an earlier handler authenticated
 	// (Caddy's {http.auth.user.id}), or "". Such a user skips /login.

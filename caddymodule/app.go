@@ -71,6 +71,10 @@ type App struct {
 	// next key is published a quarter of that (at most a day) before it
 	// signs. Default 720h (30 days); negative turns scheduled rotation off.
 	KeyRotation caddy.Duration `json:"key_rotation,omitempty"`
+	// ScopeDescriptions say in words what each scope lets an application
+	// do ("See your droplets"), for the sign-in and consent pages; a scope
+	// without one shows its name.
+	ScopeDescriptions map[string]string `json:"scope_descriptions,omitempty"`
 	// Templates is a folder of page templates (login.html, consent.html,
 	// error.html, style.css) replacing the built-in ones of the same name.
 	Templates string `json:"templates,omitempty"`
@@ -256,6 +260,7 @@ func (a *App) provision(ctx caddy.Context) error {
 		Clients:                clients,
 		Users:                  a.users(),
 		TemplateDir:            a.Templates,
+		ScopeDescriptions:      a.ScopeDescriptions,
 		UpstreamUser:           upstreamUser,
 		ClientIP:               clientIP,
 		Store:                  a.store,

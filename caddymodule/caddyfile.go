@@ -41,6 +41,7 @@ import (
 //			grant_max_age <duration>
 //			revocation_max_staleness <duration>
 //			templates <folder>
+//			scope_description <scope> <text>
 //			client <client_id> {
 //				name <name>
 //				website <url>
@@ -144,6 +145,15 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			*map[string]*caddy.Duration{"access_token_ttl": &a.AccessTokenTTL, "refresh_token_ttl": &a.RefreshTokenTTL,
 				"code_ttl": &a.CodeTTL, "device_code_ttl": &a.DeviceCodeTTL, "device_interval": &a.DeviceInterval,
 				"revocation_max_staleness": &a.RevocationMaxStaleness, "grant_max_age": &a.GrantMaxAge}[dir] = caddy.Duration(dur)
+		case "scope_description":
+			var name, text string
+			if !d.Args(&name, &text) || d.NextArg() {
+				return d.Errf("scope_description takes a scope and its description: scope_description read \"See your droplets\"")
+			}
+			if a.ScopeDescriptions == nil {
+				a.ScopeDescriptions = map[string]string{}
+			}
+			a.ScopeDescriptions[name] = text
 		case "templates":
 			if !d.Args(&a.Templates) || d.NextArg() {
 				return d.Errf("templates takes one folder")
@@ -161,7 +171,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			a.Users = append(a.Users, u)
 		default:
-			return d.Errf("unknown oauth2 option %q (expected issuer, store, signing_alg, key_rotation, *_ttl, device_interval, grant_max_age, refresh_retry_grace, revocation_max_staleness, templates, client or user)", dir)
+			return d.Errf("unknown oauth2 option %q (expected issuer, store, signing_alg, key_rotation, *_ttl, device_interval, grant_max_age, refresh_retry_grace, revocation_max_staleness, templates, scope_description, client or user)", dir)
 		}
 	}
 	if a.Issuer == "" {

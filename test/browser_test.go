@@ -32,7 +32,7 @@ func TestLoginAndConsentInChromium(t *testing.T) {
 	}
 	up := newUpstream(t)
 	g := newGateway(t, Ports{Upstream: up.Addr()})
-	g.start(authCodeCaddyfile)
+	g.start(strings.Replace(authCodeCaddyfile, "\t\tclient droplet {", "\t\tscope_description read \"See your droplets\"\n\t\tclient droplet {", 1))
 
 	codes := make(chan string, 1)
 	callback := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -91,6 +91,9 @@ func TestLoginAndConsentInChromium(t *testing.T) {
 	if !strings.Contains(consentText, "Mark E. Mark") {
 		t.Errorf("the consent page does not say who is signed in: %s", consentText)
 	}
+	if !strings.Contains(consentText, "is asking for access to:") || !strings.Contains(consentText, "See your droplets") {
+		t.Errorf("the consent page does not describe the scope in words: %s", consentText)
+	}
 	select {
 	case code := <-codes:
 		if _, err := cfg.Exchange(context.Background(), code, oauth2.VerifierOption(verifier)); err != nil {
@@ -98,5 +101,15 @@ func TestLoginAndConsentInChromium(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the browser never reached the application's callback (blocked by the CSP's form-action?)")
+	}
+	// A link from no application this server knows: a page for the
+	// person, with a detail line for the developer.
+	step("opening a broken link", chromedp.Navigate(g.AuthURL()+"/oauth/authorize?response_type=code&client_id=nobody&state=x"),
+		chromedp.WaitVisible(chromedp.CSS("h1")))
+	errorText := text()
+	for _, want := range []string{"This link does not work", "tell the application's makers", "For the application's developer:", "(invalid_request)"} {
+		if !strings.Contains(errorText, want) {
+			t.Errorf("the error page does not say %q: %s", want, errorText)
+		}
 	}
 }
