@@ -102,7 +102,11 @@ type ClientConfig struct {
 	// GrantTypes: authorization_code, refresh_token, client_credentials,
 	// device_code.
 	GrantTypes []string `json:"grant_types,omitempty"`
-	// Scopes this client may obtain.
+	// Scope lists, space-separated, the scopes this client may obtain
+	// (RFC 6749 §3.3's form, as in the admin API).
+	Scope string `json:"scope,omitempty"`
+	// Scopes is the list form of Scope this config had before; still
+	// read, with a warning. Deprecated: use Scope.
 	Scopes []string `json:"scopes,omitempty"`
 	// Audience is the aud of its access tokens. Default: the issuer.
 	Audience []string `json:"audience,omitempty"`
@@ -133,7 +137,7 @@ func (a *App) clients(repl *caddy.Replacer) ([]*authserver.Client, error) {
 	var out []*authserver.Client
 	for _, cc := range a.Clients {
 		c := &authserver.Client{ID: cc.ID, Name: cc.Name, Website: cc.Website, RedirectURIs: cc.RedirectURIs,
-			Scopes: cc.Scopes, Audience: cc.Audience, SkipConsent: cc.SkipConsent, ResourceServer: cc.ResourceServer}
+			Scopes: append(strings.Fields(cc.Scope), cc.Scopes...), Audience: cc.Audience, SkipConsent: cc.SkipConsent, ResourceServer: cc.ResourceServer}
 		if c.Name == "" {
 			c.Name = cc.ID
 		}
@@ -217,6 +221,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 }
 
 func (a *App) provision(ctx caddy.Context) error {
+	for _, c := range a.Clients {
+		if len(c.Scopes) > 0 {
+			a.logger.Warn(`client ` + c.ID + `: the "scopes" list is deprecated: write "scope": "` + strings.Join(c.Scopes, " ") + `"`)
+		}
+	}
 	if err := a.validate(); err != nil {
 		return fmt.Errorf("oauth2: %w", err)
 	}

@@ -50,7 +50,7 @@ func BenchmarkBearerAuth(b *testing.B) {
 		checks map[introspect.Outcome]prometheus.Counter
 	}{{"metrics", bearerOutcomes}, {"no-metrics", nil}} {
 		b.Run(m.name, func(b *testing.B) {
-			h := &BearerAuth{Scopes: []string{"read"}, app: &App{server: srv}, checks: m.checks}
+			h := &BearerAuth{Scope: "read", required: []string{"read"}, app: &App{server: srv}, checks: m.checks}
 			// Requests come as Caddy hands them over, each with its own
 			// replacer, made outside the timed part: only the handler's
 			// own work is measured.

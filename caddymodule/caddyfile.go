@@ -65,7 +65,7 @@ import (
 //
 //	bearer_auth [<matcher>] [<scope>...] {
 //		scope <scope>...
-//		audience <aud>
+//		audience <aud>...
 //		realm <realm>
 //	}
 
@@ -233,7 +233,10 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 				}
 			}
 		case "scope":
-			err = many(&c.Scopes)
+			var list []string
+			if err = many(&list); err == nil {
+				c.Scope = strings.TrimSpace(c.Scope + " " + strings.Join(list, " "))
+			}
 		case "audience":
 			err = many(&c.Audience)
 		case "skip_consent", "resource_server":
@@ -331,7 +334,7 @@ func parseBearerAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error
 // UnmarshalCaddyfile implements caddyfile.Unmarshaler.
 func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // "bearer_auth"
-	b.Scopes = append(b.Scopes, d.RemainingArgs()...)
+	b.addScopes(d.RemainingArgs())
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "scope":
@@ -339,11 +342,13 @@ func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(args) == 0 {
 				return d.Errf("bearer_auth: scope needs at least one scope name")
 			}
-			b.Scopes = append(b.Scopes, args...)
+			b.addScopes(args)
 		case "audience":
-			if !d.Args(&b.Audience) || d.NextArg() {
-				return d.Errf("bearer_auth: audience takes exactly one value")
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("bearer_auth: audience needs at least one value")
 			}
+			b.Audience = append(b.Audience, args...)
 		case "realm":
 			if !d.Args(&b.Realm) || d.NextArg() {
 				return d.Errf("bearer_auth: realm takes exactly one value")
@@ -411,4 +416,9 @@ func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Errf("store redis: no address: add `address redis://host:6379/0`")
 	}
 	return nil
+}
+
+// addScopes adds required scopes from the Caddyfile to Scope.
+func (b *BearerAuth) addScopes(scopes []string) {
+	b.Scope = strings.TrimSpace(b.Scope + " " + strings.Join(scopes, " "))
 }

@@ -65,7 +65,7 @@ func TestUnmarshalGlobalOption(t *testing.T) {
 		RefreshRetryGrace:      caddy.Duration(30 * time.Second),
 		Clients: []*ClientConfig{{ID: "app", Name: "The Droplet Book", Website: "https://dropletbook.com", Secret: "{env.APP_SECRET}",
 			RedirectURIs: []string{"https://dropletbook.com/cb", "https://dropletbook.com/cb2"},
-			GrantTypes:   []string{"authorization_code", "refresh_token"}, Scopes: []string{"read", "write"},
+			GrantTypes:   []string{"authorization_code", "refresh_token"}, Scope: "read write",
 			Audience: []string{"https://api.example.com"}, SkipConsent: true, ResourceServer: true}},
 		Users: []*UserConfig{{Username: "mark", PasswordHash: "$2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe",
 			Name: "Mark E. Mark", Email: "mark@thefunkybunch.com"}},
@@ -117,9 +117,9 @@ func TestRefreshRetryGraceOption(t *testing.T) {
 func TestUnmarshalBearerAuth(t *testing.T) {
 	for src, want := range map[string]BearerAuth{
 		`bearer_auth`:            {},
-		`bearer_auth read write`: {Scopes: []string{"read", "write"}},
-		"bearer_auth read {\n scope write\n audience https://api\n realm api\n}": {
-			Scopes: []string{"read", "write"}, Audience: "https://api", Realm: "api"},
+		`bearer_auth read write`: {Scope: "read write"},
+		"bearer_auth read {\n scope write\n audience https://api https://api2\n realm api\n}": {
+			Scope: "read write", Audience: Audiences{"https://api", "https://api2"}, Realm: "api"},
 	} {
 		var b BearerAuth
 		if err := b.UnmarshalCaddyfile(caddyfile.NewTestDispenser(src)); err != nil {
@@ -177,5 +177,43 @@ func TestSyntaxCommentNamesEveryDirective(t *testing.T) {
 	})
 	if accepted < 30 {
 		t.Fatalf("found only %d accepted directives: is the parser still in caddyfile.go?", accepted)
+	}
+}
+
+// One spelling per concept: "scope" a space-separated string, "audience" a
+// list, in the app's clients and in bearer_auth alike; the earlier JSON
+// forms ("scopes" lists, bearer_auth's audience as a string) still read.
+func TestJSONSpellings(t *testing.T) {
+	var b BearerAuth
+	if err := json.Unmarshal([]byte(`{"scope":"read write","audience":["https://a","https://b"]}`), &b); err != nil {
+		t.Fatal(err)
+	}
+	if b.Scope != "read write" || !reflect.DeepEqual(b.Audience, Audiences{"https://a", "https://b"}) {
+		t.Fatalf("current form: %+v", b)
+	}
+	var old BearerAuth
+	if err := json.Unmarshal([]byte(`{"scopes":["read"],"audience":"https://a"}`), &old); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(old.Scopes, []string{"read"}) || !reflect.DeepEqual(old.Audience, Audiences{"https://a"}) {
+		t.Fatalf("earlier form: %+v", old)
+	}
+	if err := json.Unmarshal([]byte(`{"audience":3}`), &old); err == nil || !strings.Contains(err.Error(), "audience must be") {
+		t.Fatalf("a number as audience: %v", err)
+	}
+	var a App
+	if err := json.Unmarshal([]byte(`{"issuer":"https://auth.example.com","clients":[
+		{"client_id":"new","secret":"x","grant_types":["client_credentials"],"scope":"read write"},
+		{"client_id":"old","secret":"x","grant_types":["client_credentials"],"scopes":["read","write"]}]}`), &a); err != nil {
+		t.Fatal(err)
+	}
+	clients, err := a.clients(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients {
+		if !reflect.DeepEqual(c.Scopes, []string{"read", "write"}) {
+			t.Errorf("client %s: scopes %v", c.ID, c.Scopes)
+		}
 	}
 }

@@ -1,8 +1,11 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -73,15 +76,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 // BearerAuth lets a request through only with a valid access token of the
 // oauth2 app carrying the required scopes, per RFC 6750.
 type BearerAuth struct {
-	// Scopes the token must all carry.
+	// Scope lists, space-separated, the scopes the token must all carry.
+	Scope string `json:"scope,omitempty"`
+	// Scopes is the list form of Scope this config had before; still
+	// read, with a warning. Deprecated: use Scope.
 	Scopes []string `json:"scopes,omitempty"`
-	// Audience, when set, must be among the token's aud.
-	Audience string `json:"audience,omitempty"`
+	// Audience, when set, lists this API's audiences: one of them must be
+	// among the token's aud. A single string (this field's earlier form)
+	// is still read.
+	Audience Audiences `json:"audience,omitempty"`
 	// Realm in the WWW-Authenticate challenge. Default: the site's host.
 	Realm string `json:"realm,omitempty"`
 
 	app    *App
 	logger *zap.Logger
+	// required is Scope and Scopes as one list.
+	required []string
 	// checks counts results (bearerOutcomes); nil counts nothing.
 	checks map[introspect.Outcome]prometheus.Counter
 }
@@ -98,7 +108,11 @@ func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
 	if b.app, err = oauth2App(ctx); err != nil {
 		return err
 	}
-	if b.Audience == "" {
+	b.required = append(strings.Fields(b.Scope), b.Scopes...)
+	if len(b.Scopes) > 0 {
+		b.logger.Warn(`bearer_auth's "scopes" list is deprecated: write "scope": "` + strings.Join(b.Scopes, " ") + `"`)
+	}
+	if len(b.Audience) == 0 {
 		// Without audience a token for any API of this issuer passes.
 		for _, c := range b.app.Clients {
 			if len(c.Audience) > 0 {
@@ -114,7 +128,7 @@ func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
 // ServeHTTP implements caddyhttp.MiddlewareHandler. It needs no store round
 // trip: keys and revocations are held in memory by the app.
 func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	claims, f := b.app.server.Validator().Authorize(r, b.Scopes, b.Audience)
+	claims, f := b.app.server.Validator().Authorize(r, b.required, b.Audience...)
 	if b.checks != nil {
 		outcome := introspect.OutcomeOK
 		if f != nil {
@@ -164,3 +178,22 @@ var (
 	_ caddy.Provisioner           = (*BearerAuth)(nil)
 	_ caddyfile.Unmarshaler       = (*BearerAuth)(nil)
 )
+
+// Audiences is a list of audiences in JSON; a single string is read as a
+// list of one (bearer_auth's audience was a string before).
+type Audiences []string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (a *Audiences) UnmarshalJSON(b []byte) error {
+	var one string
+	if json.Unmarshal(b, &one) == nil {
+		*a = Audiences{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return fmt.Errorf("audience must be a list of strings: %w", err)
+	}
+	*a = many
+	return nil
+}

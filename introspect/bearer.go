@@ -95,13 +95,13 @@ var b64TokenChar = func() (t [256]bool) {
 }()
 
 // Authorize checks the request's bearer token and that it carries every
-// scope in scopes (and audience, when given).
-func (v *Validator) Authorize(r *http.Request, scopes []string, audience string) (*Claims, *Failure) {
+// scope in scopes (and is meant for one of audiences, when given).
+func (v *Validator) Authorize(r *http.Request, scopes []string, audiences ...string) (*Claims, *Failure) {
 	token, f := BearerToken(r)
 	if f != nil {
 		return nil, f
 	}
-	c, err := v.Validate(token, audience)
+	c, err := v.Validate(token, audiences...)
 	if err != nil {
 		te := err.(*TokenError)
 		o := OutcomeInvalid

@@ -78,9 +78,10 @@ type Validator struct {
 }
 
 // Validate verifies token and returns its claims, which the caller must not
-// modify (they may be shared through the cache). audience, when not empty,
-// must be among the token's aud. Errors are *TokenError.
-func (v *Validator) Validate(token, audience string) (*Claims, error) {
+// modify (they may be shared through the cache). When audiences names any
+// (empty ones aside), one of them must be among the token's aud. Errors
+// are *TokenError.
+func (v *Validator) Validate(token string, audiences ...string) (*Claims, error) {
 	if len(token) > MaxTokenLen {
 		return nil, refuse(ReasonMalformed, "the token is longer than %d bytes", MaxTokenLen)
 	}
@@ -88,7 +89,7 @@ func (v *Validator) Validate(token, audience string) (*Claims, error) {
 	if v.Cache != nil {
 		key = sha256.Sum256(readOnlyBytes(token))
 		if c := v.Cache.get(&key); c != nil {
-			if err := v.checkClaims(c, audience); err != nil {
+			if err := v.checkClaims(c, audiences); err != nil {
 				return nil, err
 			}
 			return c, nil
@@ -139,7 +140,7 @@ func (v *Validator) Validate(token, audience string) (*Claims, error) {
 	if err := json.Unmarshal(payload, c); err != nil {
 		return nil, refuse(ReasonMalformed, "the token's claims are not valid JSON")
 	}
-	if err := v.checkClaims(c, audience); err != nil {
+	if err := v.checkClaims(c, audiences); err != nil {
 		return nil, err
 	}
 	if v.Cache != nil {
@@ -215,7 +216,7 @@ func (v *Validator) now() time.Time {
 	return time.Now()
 }
 
-func (v *Validator) checkClaims(c *Claims, audience string) *TokenError {
+func (v *Validator) checkClaims(c *Claims, audiences []string) *TokenError {
 	if c.Issuer != v.Issuer {
 		return refuse(ReasonIssuer, "the token was issued by %q, not %q", c.Issuer, v.Issuer)
 	}
@@ -230,8 +231,8 @@ func (v *Validator) checkClaims(c *Claims, audience string) *TokenError {
 	if c.NotBefore > t.Unix()+leeway || c.IssuedAt > t.Unix()+leeway {
 		return refuse(ReasonNotYetValid, "the token is not valid yet")
 	}
-	if audience != "" && !slices.Contains(c.Audience, audience) {
-		return refuse(ReasonAudience, "the token is not meant for %q", audience)
+	if !meantFor(c.Audience, audiences) {
+		return refuse(ReasonAudience, "the token is not meant for %q", strings.Join(audiences, `" or "`))
 	}
 	if v.Revoked != nil {
 		if v.Revoked.Stale() {
@@ -248,3 +249,19 @@ func (v *Validator) checkClaims(c *Claims, audience string) *TokenError {
 // them and keep nothing (hashing the token on every gateway request would
 // otherwise copy half a kilobyte).
 func readOnlyBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// meantFor says whether a token for aud is for one of audiences (any, when
+// they name none).
+func meantFor(aud Audience, audiences []string) bool {
+	named := false
+	for _, a := range audiences {
+		if a == "" {
+			continue
+		}
+		named = true
+		if slices.Contains(aud, a) {
+			return true
+		}
+	}
+	return !named
+}
