@@ -41,7 +41,7 @@ func readWalkthrough(t *testing.T, marker string) walkthrough {
 			w.expected = append(w.expected, nil)
 			continue
 		}
-		if b[1] != "" || i == 0 || blocks[i-1][1] != "sh" {
+		if b[1] == "text" || i == 0 || blocks[i-1][1] != "sh" {
 			continue // not the answer to a command (```text: what a browser shows)
 		}
 		for _, line := range strings.Split(b[2], "\n") {
