@@ -309,7 +309,11 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*Client, 
 	// Registered clients' secrets are generated (256 random bits): only
 	// the configuration's, which people choose, are worth guessing.
 	_, chosen := s.clients[c.ID]
-	ok, locked, retry := s.secrets.check(r.Context(), c, cc.secret, s.addressKey(r), chosen)
+	var addr string
+	if chosen {
+		addr = s.addressKey(r)
+	}
+	ok, locked, retry := s.secrets.check(r.Context(), c, cc.secret, addr, chosen)
 	if locked {
 		return nil, fail("too many failed authentications for client %q from this address: retry after %s UTC", cc.id, retry.UTC().Format("15:04:05"))
 	}
