@@ -23,8 +23,8 @@ import (
 // a configured user (currentUser).
 
 // OffboardRemovedUsers records the configured users in the store and
-// revokes those removed since the last record. Run it at start-up, before
-// serving.
+// revokes those removed since the last record. Start runs it: a config
+// that is only checked (`tokengate validate`) must not offboard anyone.
 func (s *Server) OffboardRemovedUsers(ctx context.Context) error {
 	names := make([]string, 0, len(s.users))
 	for name := range s.users {
@@ -41,16 +41,17 @@ func (s *Server) OffboardRemovedUsers(ctx context.Context) error {
 		}
 		s.audit(ctx, "user offboarded", zap.String("sub", name), zap.String("reason", "removed from the configuration"))
 	}
-	s.offboarded = map[string]bool{}
+	off := map[string]bool{}
 	for _, name := range removed {
-		s.offboarded[name] = true
+		off[name] = true
 	}
+	s.offboarded.Store(&off)
 	return nil
 }
 
 // offboardedGrant refuses a grant of a removed user and revokes it.
 func (s *Server) offboardedGrant(ctx context.Context, req *tokenRequest, g grantState) *Error {
-	if !s.offboarded[g.subject] {
+	if off := s.offboarded.Load(); off == nil || !(*off)[g.subject] {
 		return nil
 	}
 	if e := s.revokeGrant(ctx, g.id, "user removed from the configuration", req); e != nil {

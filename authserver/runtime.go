@@ -95,6 +95,13 @@ func (s *Server) Validator() *introspect.Validator { return s.validator }
 // Revocations is the issuer's in-memory revocation state.
 func (s *Server) Revocations() *introspect.Revocations { return s.revocations }
 
+// Start does what only a running issuer may do, not one whose configuration
+// is only checked: it offboards the users the configuration no longer has.
+// Run it once, before Run.
+func (s *Server) Start(ctx context.Context) error {
+	return s.OffboardRemovedUsers(ctx)
+}
+
 // Run keeps the issuer in sync with the store until ctx ends: it follows
 // revocations as any instance makes them (resyncing in full whenever the
 // feed (re)starts), and every SyncInterval re-reads the key ring, checks

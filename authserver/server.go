@@ -180,8 +180,8 @@ type Server struct {
 	// generation notices that the store lost its data.
 	generation generationWatch
 	// offboarded are users removed from the configuration (see
-	// OffboardRemovedUsers); set before serving.
-	offboarded map[string]bool
+	// OffboardRemovedUsers), set by Start while requests may be served.
+	offboarded atomic.Pointer[map[string]bool]
 }
 
 // ValidateIssuer checks an issuer identifier (RFC 8414 §2): an https URL
@@ -340,9 +340,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.routes[base+p] = s.withRequester(s.routes[base+p])
 	}
 	if err := s.CheckRegisteredClients(ctx); err != nil {
-		return nil, err
-	}
-	if err := s.OffboardRemovedUsers(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.CheckStoreGeneration(ctx); err != nil {

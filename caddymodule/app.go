@@ -303,8 +303,15 @@ func clientIP(r *http.Request) string {
 	return ip
 }
 
-// Start keeps the issuer in sync with the store (authserver.Server.Run).
+// Start starts the issuer (authserver.Server.Start) and keeps it in sync
+// with the store (Run).
 func (a *App) Start() error {
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	if err := a.server.Start(sctx); err != nil {
+		a.logger.Error(err.Error())
+		return fmt.Errorf("oauth2: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stop, a.done = cancel, make(chan struct{})
 	go func() {

@@ -357,3 +357,29 @@ func TestAccessLogFilterDropsCodes(t *testing.T) {
 		t.Errorf("the access log holds the authorization code")
 	}
 }
+
+// Checking a configuration (`tokengate validate`) offboards nobody: only a
+// running instance acts on a removed user.
+func TestValidateOffboardsNobody(t *testing.T) {
+	srv := redistest.Start(t)
+	up := newUpstream(t)
+	g := newGateway(t, Ports{Upstream: up.Addr(), Store: redisStoreLine(t, srv)})
+	withAlice := strings.Replace(authCodeCaddyfile, "\t\tuser mark ", "\t\tuser alice $2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe\n\t\tuser mark ", 1)
+	g.start(withAlice)
+	cfg := oauthConfig(g, "droplet", "droplet-secret", "https://dropletbook.example/callback", "read")
+	verifier := oauth2.GenerateVerifier()
+	tok, err := cfg.Exchange(context.Background(), authorize(t, g, persontest.New("alice", markPassword), cfg, verifier), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := newGateway(t, Ports{Upstream: up.Addr(), Store: g.Ports.Store})
+	path := g.dir + "/Caddyfile.check"
+	writeFile(t, path, render(t, authCodeCaddyfile, other.Ports))
+	if out, err := run(t, []string{"HOME=" + g.dir}, "validate", "--config", path, "--adapter", "caddyfile"); err != nil {
+		t.Fatalf("validate: %v\n%s", err, out)
+	}
+	time.Sleep(1500 * time.Millisecond) // a revocation would have reached the instance
+	if st := callAPI(t, g, tok.AccessToken); st != 200 {
+		t.Fatalf("alice's token after a validate without her: %d", st)
+	}
+}
