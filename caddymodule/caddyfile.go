@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/introspect"
 )
 
 // The Caddyfile syntax of tokengate's modules, as the functions below
@@ -67,6 +68,8 @@ import (
 //		scope <scope>...
 //		audience <aud>...
 //		realm <realm>
+//		resource <url>
+//		resource_name <name>
 //	}
 
 // parseGlobalOption sets up the oauth2 app from the global option.
@@ -349,12 +352,19 @@ func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("bearer_auth: audience needs at least one value")
 			}
 			b.Audience = append(b.Audience, args...)
-		case "realm":
-			if !d.Args(&b.Realm) || d.NextArg() {
-				return d.Errf("bearer_auth: realm takes exactly one value")
+		case "realm", "resource", "resource_name":
+			dir := d.Val()
+			dst := map[string]*string{"realm": &b.Realm, "resource": &b.Resource, "resource_name": &b.ResourceName}[dir]
+			if !d.Args(dst) || d.NextArg() {
+				return d.Errf("bearer_auth: %s takes exactly one value", dir)
+			}
+			if dir == "resource" {
+				if err := introspect.ValidateResource(b.Resource); err != nil {
+					return d.Errf("bearer_auth: %v", err)
+				}
 			}
 		default:
-			return d.Errf("bearer_auth: unknown option %q (expected scope, audience or realm)", d.Val())
+			return d.Errf("bearer_auth: unknown option %q (expected scope, audience, realm, resource or resource_name)", d.Val())
 		}
 	}
 	return nil

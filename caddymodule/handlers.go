@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/introspect"
 )
 
@@ -87,11 +89,23 @@ type BearerAuth struct {
 	Audience Audiences `json:"audience,omitempty"`
 	// Realm in the WWW-Authenticate challenge. Default: the site's host.
 	Realm string `json:"realm,omitempty"`
+	// Resource makes the route an RFC 9728 protected resource with this
+	// identifier: an absolute https URL (http for loopback) without query
+	// or fragment, scheme and host in lower case. Tokens must carry it in
+	// aud (it takes the place of audience); its metadata document is
+	// served, without a token, at the well-known URL below its host, and
+	// every challenge points there, so that clients find the authorization
+	// server by themselves.
+	Resource string `json:"resource,omitempty"`
+	// ResourceName is the resource's name for people (resource_name).
+	ResourceName string `json:"resource_name,omitempty"`
 
 	app    *App
 	logger *zap.Logger
 	// required is Scope and Scopes as one list.
 	required []string
+	// resource is Resource, prepared; nil without one.
+	resource *introspect.ProtectedResource
 	// checks counts results (bearerOutcomes); nil counts nothing.
 	checks map[introspect.Outcome]prometheus.Counter
 }
@@ -112,6 +126,18 @@ func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
 	if len(b.Scopes) > 0 {
 		b.logger.Warn(`bearer_auth's "scopes" list is deprecated: write "scope": "` + strings.Join(b.Scopes, " ") + `"`)
 	}
+	if b.Resource != "" {
+		if len(b.Audience) > 0 {
+			return errors.New("bearer_auth: resource is this API's audience already: remove audience")
+		}
+		alg := cmp.Or(b.app.SigningAlg, authserver.DefaultSigningAlg)
+		b.resource = &introspect.ProtectedResource{Resource: b.Resource, Name: b.ResourceName, Scopes: b.required,
+			Issuer: b.app.Issuer, SigningAlgs: []string{alg}}
+		if err := b.resource.Prepare(); err != nil {
+			return fmt.Errorf("bearer_auth: %w", err)
+		}
+		b.Audience = Audiences{b.Resource}
+	}
 	if len(b.Audience) == 0 {
 		// Without audience a token for any API of this issuer passes.
 		for _, c := range b.app.Clients {
@@ -128,6 +154,10 @@ func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
 // ServeHTTP implements caddyhttp.MiddlewareHandler. It needs no store round
 // trip: keys and revocations are held in memory by the app.
 func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if b.resource != nil && r.URL.Path == b.resource.MetadataPath() {
+		serveResourceMetadata(w, r, b.resource)
+		return nil
+	}
 	claims, f := b.app.server.Validator().Authorize(r, b.required, b.Audience...)
 	if b.checks != nil {
 		outcome := introspect.OutcomeOK
@@ -144,7 +174,11 @@ func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		if ce := b.logger.Check(zap.DebugLevel, "bearer token refused"); ce != nil {
 			ce.Write(zap.String("outcome", string(f.Outcome)), zap.String("description", f.Description))
 		}
-		introspect.WriteChallenge(w, realm, f)
+		if b.resource != nil {
+			b.resource.WriteChallenge(w, realm, f)
+		} else {
+			introspect.WriteChallenge(w, realm, f)
+		}
 		return nil
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -196,4 +230,21 @@ func (a *Audiences) UnmarshalJSON(b []byte) error {
 	}
 	*a = many
 	return nil
+}
+
+// serveResourceMetadata answers GET (and HEAD) of a resource's RFC 9728
+// document; it needs no token, as discovery comes before any.
+func serveResourceMetadata(w http.ResponseWriter, r *http.Request, p *introspect.ProtectedResource) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "use GET", http.StatusMethodNotAllowed)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Access-Control-Allow-Origin", "*") // browser-based clients discover too
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(p.Document())
+	}
 }

@@ -129,6 +129,22 @@ func (v *Validator) Authorize(r *http.Request, scopes []string, audiences ...str
 // WriteChallenge answers a refused request: the RFC 6750 WWW-Authenticate
 // challenge, and the same error as a JSON body.
 func WriteChallenge(w http.ResponseWriter, realm string, f *Failure) {
+	writeChallenge(w, realm, f, "", "")
+}
+
+// WriteChallenge answers a refused request to the resource: as the
+// package's WriteChallenge, with resource_metadata pointing at its RFC 9728
+// document (§5.1) and, on a 401, the scopes it needs, so that a client can
+// discover where and what to ask for.
+func (p *ProtectedResource) WriteChallenge(w http.ResponseWriter, realm string, f *Failure) {
+	scope := ""
+	if f.Status == http.StatusUnauthorized {
+		scope = strings.Join(p.Scopes, " ")
+	}
+	writeChallenge(w, realm, f, p.url, scope)
+}
+
+func writeChallenge(w http.ResponseWriter, realm string, f *Failure, resourceMetadata, scope string) {
 	var b strings.Builder
 	b.WriteString("Bearer realm=")
 	b.WriteString(quote(realm))
@@ -139,8 +155,15 @@ func WriteChallenge(w http.ResponseWriter, realm string, f *Failure) {
 		b.WriteString(quote(f.Description))
 	}
 	if f.Scope != "" {
+		scope = f.Scope
+	}
+	if scope != "" {
 		b.WriteString(", scope=")
-		b.WriteString(quote(f.Scope))
+		b.WriteString(quote(scope))
+	}
+	if resourceMetadata != "" {
+		b.WriteString(", resource_metadata=")
+		b.WriteString(quote(resourceMetadata))
 	}
 	h := w.Header()
 	if f.Status == http.StatusServiceUnavailable {

@@ -44,6 +44,8 @@ func TestConfigErrors(t *testing.T) {
 		{"data: redirect URI", wrap(iss + "\t\tclient evil {\n\t\t\tgrant authorization_code\n\t\t\tredirect_uri data:text/html,hi\n\t\t}"), "client evil: redirect_uri"},
 		{"private-use scheme without a dot", wrap(iss + "\t\tclient app {\n\t\t\tgrant authorization_code\n\t\t\tredirect_uri myapp:/callback\n\t\t}"), "reverse domain name"},
 		{"client ID equal to a username", wrap(iss + "\t\tclient alice {\n\t\t\tsecret x\n\t\t\tgrant client_credentials\n\t\t}\n\t\tuser alice " + hash), "client alice has the same name as user alice"},
+		{"resource not canonical", "{\n\toauth2 {\n" + iss + "\t}\n}\nhttp://127.0.0.1:9 {\n\tbearer_auth {\n\t\tresource https://MCP.example.com/mcp\n\t}\n}\n", "scheme and host in lower case"},
+		{"resource with a query", "{\n\toauth2 {\n" + iss + "\t}\n}\nhttp://127.0.0.1:9 {\n\tbearer_auth {\n\t\tresource https://mcp.example.com/mcp?v=1\n\t}\n}\n", "must not have a query"},
 		{"bearer_auth unknown option", "{\n\toauth2 {\n" + iss + "\t}\n}\nhttp://127.0.0.1:9 {\n\tbearer_auth {\n\t\tcolour blue\n\t}\n}\n", `bearer_auth: unknown option "colour"`},
 	}
 	dir := t.TempDir()

@@ -1,0 +1,117 @@
+package test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"golang.org/x/oauth2"
+)
+
+// An API made an RFC 9728 protected resource with one bearer_auth block.
+const resourceCaddyfile = `{
+	admin 127.0.0.1:{{.Admin}}
+	persist_config off
+	oauth2 {
+		issuer {{.Issuer}}
+		{{.Store}}
+		client agent {
+			secret agent-secret
+			grant client_credentials
+			scope mcp read
+			audience http://127.0.0.1:{{.API}}/mcp
+		}
+		client elsewhere {
+			secret elsewhere-secret
+			grant client_credentials
+			scope mcp
+			audience https://other.example.com
+		}
+	}
+}
+http://127.0.0.1:{{.Auth}} {
+	oauth2_server
+}
+http://127.0.0.1:{{.API}} {
+	bearer_auth {
+		resource http://127.0.0.1:{{.API}}/mcp
+		resource_name "Droplet MCP"
+		scope mcp
+	}
+	reverse_proxy {{.Upstream}}
+}
+`
+
+func TestProtectedResourceMetadata(t *testing.T) {
+	up := newUpstream(t)
+	g := newGateway(t, Ports{Upstream: up.Addr()})
+	g.start(resourceCaddyfile)
+	resource := g.APIURL() + "/mcp"
+	metaURL := g.APIURL() + "/.well-known/oauth-protected-resource/mcp"
+
+	// A client with no token learns where to go from the challenge.
+	resp, _ := get(t, http.DefaultClient, "GET", resource)
+	challenge := resp.Header.Get("WWW-Authenticate")
+	if resp.StatusCode != 401 || !strings.Contains(challenge, `resource_metadata="`+metaURL+`"`) || !strings.Contains(challenge, `scope="mcp"`) {
+		t.Fatalf("401 %d, challenge %q", resp.StatusCode, challenge)
+	}
+	// The document, without a token.
+	resp, body := get(t, http.DefaultClient, "GET", metaURL)
+	var doc struct {
+		Resource             string   `json:"resource"`
+		AuthorizationServers []string `json:"authorization_servers"`
+		Scopes               []string `json:"scopes_supported"`
+		Bearer               []string `json:"bearer_methods_supported"`
+		Name                 string   `json:"resource_name"`
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal([]byte(body), &doc) != nil {
+		t.Fatalf("metadata: %d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	if doc.Resource != resource || len(doc.AuthorizationServers) != 1 || doc.AuthorizationServers[0] != g.AuthURL() ||
+		strings.Join(doc.Scopes, " ") != "mcp" || strings.Join(doc.Bearer, " ") != "header" || doc.Name != "Droplet MCP" {
+		t.Fatalf("metadata %+v", doc)
+	}
+	if n := len(up.seen()); n != 0 {
+		t.Fatalf("the upstream saw %d requests before any token", n)
+	}
+	// A token for the resource passes; one for another audience does not.
+	tok, err := ccConfig(g, "agent", "agent-secret", oauth2.AuthStyleInHeader, "mcp").Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := callAPIAt(t, resource, tok.AccessToken); st != 200 {
+		t.Fatalf("a token for the resource: %d", st)
+	}
+	other, err := ccConfig(g, "elsewhere", "elsewhere-secret", oauth2.AuthStyleInHeader, "mcp").Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := callAPIAt(t, resource, other.AccessToken); st != 401 {
+		t.Fatalf("a token for another audience: %d", st)
+	}
+	// 403 points at the metadata too.
+	weak, err := ccConfig(g, "agent", "agent-secret", oauth2.AuthStyleInHeader, "read").Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, _ = get(t, http.DefaultClient, "GET", resource, "Authorization", "Bearer "+weak.AccessToken)
+	if h := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != 403 || !strings.Contains(h, `resource_metadata="`+metaURL+`"`) {
+		t.Fatalf("403 %d, challenge %q", resp.StatusCode, h)
+	}
+}
+
+func callAPIAt(t *testing.T, u, tok string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", u, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
