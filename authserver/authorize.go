@@ -31,6 +31,8 @@ type authzRequest struct {
 	state         string
 	challenge     string
 	method        string
+	// resource is the RFC 8707 resource asked for; "" for none.
+	resource string
 	// params are the request's parameters, carried through login and
 	// consent so the request can be validated again there.
 	params url.Values
@@ -38,7 +40,7 @@ type authzRequest struct {
 
 // authzParams are the parameters an authorization request may carry
 // through the login and consent pages.
-var authzParams = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method"}
+var authzParams = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method", "resource"}
 
 // pkceChallenge is RFC 7636 §4.2 for S256: 43 base64url characters.
 var pkceChallenge = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
@@ -106,6 +108,9 @@ func (s *Server) parseAuthzRequest(r *http.Request, params url.Values) (req *aut
 		return req, ErrUnauthorizedClient("client %q is not allowed the authorization_code grant", client.ID), true
 	}
 	if req.scope, e = resolveScope(params.Get("scope"), client.Scopes); e != nil {
+		return req, e, true
+	}
+	if req.resource, e = s.requestedResource(params); e != nil {
 		return req, e, true
 	}
 	req.challenge, req.method = params.Get("code_challenge"), params.Get("code_challenge_method")
@@ -266,7 +271,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzReq
 		Hash: code.hash(), ClientID: req.client.ID, Subject: user.subject,
 		RedirectURI: req.redirectURI, RedirectURIGiven: req.redirectGiven, Scope: req.scope,
 		CodeChallenge: req.challenge, CodeChallengeMethod: req.method,
-		GrantID: grantID, AuthTime: user.authTime, ExpiresAt: now.Add(s.cfg.CodeTTL),
+		GrantID: grantID, AuthTime: user.authTime, ExpiresAt: now.Add(s.cfg.CodeTTL), Resource: req.resource,
 	}
 	if err := s.store.CreateCode(r.Context(), ac); err != nil {
 		s.redirectError(w, r, req, s.storeError("storing an authorization code", err))

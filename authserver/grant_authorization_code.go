@@ -20,6 +20,11 @@ func (g authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (
 		return nil, e
 	}
 	grantID := code.grant
+	// An unknown resource is refused before the code is spent.
+	requested, e := s.requestedResource(req.form)
+	if e != nil {
+		return nil, e
+	}
 	first, refresh := s.firstRefreshToken(req, grantID)
 	ac, err := s.store.ConsumeCode(ctx, grantID, code.hash(), req.client.ID, first)
 	switch {
@@ -55,5 +60,8 @@ func (g authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (
 		// downgrade attempt (RFC 9700 §2.1.1).
 		return nil, ErrInvalidGrant("code_verifier was sent but the authorization request had no code_challenge")
 	}
-	return s.issueTokens(req, grantState{id: ac.GrantID, subject: ac.Subject, scope: ac.Scope, authTime: ac.AuthTime}, ac.Scope, refresh)
+	if e := sameResource(requested, ac.Resource); e != nil {
+		return nil, e
+	}
+	return s.issueTokens(req, grantState{id: ac.GrantID, subject: ac.Subject, scope: ac.Scope, authTime: ac.AuthTime, resource: ac.Resource}, ac.Scope, refresh)
 }

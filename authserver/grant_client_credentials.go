@@ -15,7 +15,11 @@ func (g clientCredentialsGrant) handle(ctx context.Context, req *tokenRequest) (
 	if e != nil {
 		return nil, e
 	}
-	tok, claims, err := g.s.mintAccessToken(accessTokenParams{client: req.client, subject: req.client.ID, scope: scope})
+	resource, e := g.s.requestedResource(req.form)
+	if e != nil {
+		return nil, e
+	}
+	tok, claims, err := g.s.mintAccessToken(accessTokenParams{client: req.client, subject: req.client.ID, scope: scope, resource: resource})
 	if err != nil {
 		return nil, g.s.internalError("minting an access token", err)
 	}

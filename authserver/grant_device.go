@@ -105,6 +105,11 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		writeError(w, e)
 		return
 	}
+	resource, e := s.requestedResource(form)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
 	ctx, cancel := ctxTimeout(r)
 	defer cancel()
 	now := time.Now().UTC()
@@ -112,7 +117,7 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		dc := newGrantToken(randomToken(16))
 		d := &store.DeviceCode{UserCode: newUserCode(), DeviceCodeHash: dc.hash(), ClientID: client.ID, Scope: scope,
 			Status: store.DevicePending, GrantID: dc.grant, Interval: s.cfg.DeviceInterval,
-			ValidUntil: now.Add(s.cfg.DeviceCodeTTL), ExpiresAt: now.Add(s.cfg.DeviceCodeTTL + deviceGrace)}
+			ValidUntil: now.Add(s.cfg.DeviceCodeTTL), ExpiresAt: now.Add(s.cfg.DeviceCodeTTL + deviceGrace), Resource: resource}
 		err := s.store.CreateDeviceCode(ctx, d)
 		if errors.Is(err, store.ErrExists) {
 			continue // a live code has these letters: draw again
@@ -157,6 +162,10 @@ func (g deviceCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenR
 		return nil, e
 	}
 	grantID := dc.grant
+	requested, e := g.s.requestedResource(req.form)
+	if e != nil {
+		return nil, e
+	}
 	first, refresh := g.s.firstRefreshToken(req, grantID)
 	d, outcome, err := g.s.store.PollDeviceCode(ctx, store.DevicePoll{GrantID: grantID, Hash: dc.hash(),
 		ClientID: req.client.ID, Now: time.Now(), First: first})
@@ -170,7 +179,10 @@ func (g deviceCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenR
 	g.s.metrics.DevicePoll(pollResults[outcome])
 	switch outcome {
 	case store.PollRedeemed:
-		return g.s.issueTokens(req, grantState{id: d.GrantID, subject: d.Subject, scope: d.Scope, authTime: d.AuthTime}, d.Scope, refresh)
+		if e := sameResource(requested, d.Resource); e != nil {
+			return nil, e
+		}
+		return g.s.issueTokens(req, grantState{id: d.GrantID, subject: d.Subject, scope: d.Scope, authTime: d.AuthTime, resource: d.Resource}, d.Scope, refresh)
 	case store.PollUsed:
 		return nil, ErrInvalidGrant("the device_code was already redeemed")
 	case store.PollExpired:

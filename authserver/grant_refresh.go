@@ -28,10 +28,15 @@ func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*Toke
 	}
 	grantID, hash := rt.grant, rt.hash()
 	requested := strings.TrimSpace(req.form.Get("scope"))
-	if requested != "" {
-		// A narrowing request is checked before the token is spent, so
-		// that a wrong scope does not cost the client its grant; this
-		// rarer case pays one read more.
+	resource, e := s.requestedResource(req.form)
+	if e != nil {
+		return nil, e
+	}
+	if requested != "" || resource != "" {
+		// A narrowing request (or one naming a resource) is checked
+		// before the token is spent, so that a wrong scope or resource
+		// does not cost the client its grant; this rarer case pays one
+		// read more.
 		old, err := s.store.RefreshToken(ctx, grantID, hash)
 		if errors.Is(err, store.ErrAlreadyUsed) {
 			err = nil // a retry or a reuse: the rotation below tells them apart
@@ -39,8 +44,11 @@ func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*Toke
 		if e := g.check(ctx, req, old, err, grantID); e != nil {
 			return nil, e
 		}
-		if _, e := resolveScope(requested, strings.Fields(old.Scope)); e != nil {
+		if _, e := resolveScope(requested, strings.Fields(old.Scope)); requested != "" && e != nil {
 			return nil, ErrInvalidScope("a refresh may narrow the scope, not widen it: the grant has %q", old.Scope)
+		}
+		if e := sameResource(resource, old.Resource); e != nil {
+			return nil, e
 		}
 	}
 	next, refresh := s.newRefreshToken(grantID)
@@ -55,7 +63,7 @@ func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*Toke
 	if requested != "" {
 		scope, _ = resolveScope(requested, strings.Fields(old.Scope))
 	}
-	gs := grantState{id: grantID, subject: old.Subject, scope: old.Scope, authTime: old.AuthTime}
+	gs := grantState{id: grantID, subject: old.Subject, scope: old.Scope, authTime: old.AuthTime, resource: old.Resource}
 	return s.issueTokens(req, gs, scope, refresh)
 }
 

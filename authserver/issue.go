@@ -32,6 +32,8 @@ func (s *Server) auditIssued(req *tokenRequest, claims *introspect.Claims) {
 type grantState struct {
 	id, subject, scope string
 	authTime           time.Time
+	// resource is the RFC 8707 resource the grant is for ("" for none).
+	resource string
 }
 
 // newRefreshToken draws a refresh token of the grant: what the store keeps
@@ -48,7 +50,7 @@ func (s *Server) issueTokens(req *tokenRequest, g grantState, scope, refresh str
 	if e := s.offboardedGrant(req.r.Context(), req, g); e != nil {
 		return nil, e
 	}
-	tok, claims, err := s.mintAccessToken(accessTokenParams{client: req.client, subject: g.subject, scope: scope, grantID: g.id, authTime: g.authTime})
+	tok, claims, err := s.mintAccessToken(accessTokenParams{client: req.client, subject: g.subject, scope: scope, grantID: g.id, authTime: g.authTime, resource: g.resource})
 	if err != nil {
 		return nil, s.internalError("minting an access token", err)
 	}

@@ -27,6 +27,8 @@ type accessTokenParams struct {
 	scope    string
 	grantID  string
 	authTime time.Time
+	// resource, when set, is the token's only audience (RFC 8707).
+	resource string
 }
 
 // mintAccessToken signs an RFC 9068 access token with the current key.
@@ -37,7 +39,9 @@ func (s *Server) mintAccessToken(p accessTokenParams) (string, *introspect.Claim
 		return "", nil, errors.New("no signing key is active")
 	}
 	aud := introspect.Audience(p.client.Audience)
-	if len(aud) == 0 {
+	if p.resource != "" {
+		aud = introspect.Audience{p.resource}
+	} else if len(aud) == 0 {
 		aud = introspect.Audience{s.cfg.Issuer}
 	}
 	c := &introspect.Claims{

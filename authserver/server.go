@@ -45,6 +45,11 @@ type Config struct {
 
 	// TemplateDir holds operator templates replacing the built-in pages.
 	TemplateDir string
+	// Resources are the RFC 8707/9728 protected resources clients may ask
+	// tokens for (resource → the scopes it needs), besides those the
+	// embedding server's routes add (AddResource).
+	Resources map[string][]string
+
 	// ScopeDescriptions say what each scope lets an application do, in
 	// words for the consent page ("See your droplets"); a scope without
 	// one shows its name.
@@ -179,6 +184,8 @@ type Server struct {
 	health    healthCheck
 	// generation notices that the store lost its data.
 	generation generationWatch
+	// resources are the protected resources clients may ask tokens for.
+	resources resources
 	// offboarded are users removed from the configuration (see
 	// OffboardRemovedUsers), set by Start while requests may be served.
 	offboarded atomic.Pointer[map[string]bool]
@@ -305,6 +312,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.users[u.Username] = u
 	}
 	s.dummyHash = dummyHashFor(cfg.Users)
+	for r, scopes := range cfg.Resources {
+		if err := s.AddResource(r, scopes); err != nil {
+			return nil, err
+		}
+	}
 	if s.pages, err = loadPages(cfg.TemplateDir); err != nil {
 		return nil, err
 	}

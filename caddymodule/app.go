@@ -71,6 +71,11 @@ type App struct {
 	// next key is published a quarter of that (at most a day) before it
 	// signs. Default 720h (30 days); negative turns scheduled rotation off.
 	KeyRotation caddy.Duration `json:"key_rotation,omitempty"`
+	// Resources are protected resources served by other processes that
+	// clients may ask tokens for (RFC 8707): the resource identifier and
+	// the scopes it needs. Those of this process's bearer_auth routes are
+	// known without being listed.
+	Resources []ResourceConfig `json:"resources,omitempty"`
 	// ScopeDescriptions say in words what each scope lets an application
 	// do ("See your droplets"), for the sign-in and consent pages; a scope
 	// without one shows its name.
@@ -114,6 +119,22 @@ type ClientConfig struct {
 	SkipConsent bool `json:"skip_consent,omitempty"`
 	// ResourceServer may introspect any token, not only its own.
 	ResourceServer bool `json:"resource_server,omitempty"`
+}
+
+// ResourceConfig is a protected resource of another process.
+type ResourceConfig struct {
+	Resource string `json:"resource"`
+	// Scope lists, space-separated, the scopes it requires.
+	Scope string `json:"scope,omitempty"`
+}
+
+// resources is Resources as authserver takes them.
+func (a *App) resources() map[string][]string {
+	m := map[string][]string{}
+	for _, r := range a.Resources {
+		m[r.Resource] = strings.Fields(r.Scope)
+	}
+	return m
 }
 
 // UserConfig is a person who can log in.
@@ -270,6 +291,7 @@ func (a *App) provision(ctx caddy.Context) error {
 		Users:                  a.users(),
 		TemplateDir:            a.Templates,
 		ScopeDescriptions:      a.ScopeDescriptions,
+		Resources:              a.resources(),
 		UpstreamUser:           upstreamUser,
 		ClientIP:               clientIP,
 		Store:                  a.store,

@@ -43,6 +43,7 @@ import (
 //			revocation_max_staleness <duration>
 //			templates <folder>
 //			scope_description <scope> <text>
+//			resource <url> [<scope>...]
 //			client <client_id> {
 //				name <name>
 //				website <url>
@@ -148,6 +149,15 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			*map[string]*caddy.Duration{"access_token_ttl": &a.AccessTokenTTL, "refresh_token_ttl": &a.RefreshTokenTTL,
 				"code_ttl": &a.CodeTTL, "device_code_ttl": &a.DeviceCodeTTL, "device_interval": &a.DeviceInterval,
 				"revocation_max_staleness": &a.RevocationMaxStaleness, "grant_max_age": &a.GrantMaxAge}[dir] = caddy.Duration(dur)
+		case "resource":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("resource needs a URL and optionally its scopes: resource https://mcp.example.com/mcp mcp")
+			}
+			if err := introspect.ValidateResource(args[0]); err != nil {
+				return d.Errf("%v", err)
+			}
+			a.Resources = append(a.Resources, ResourceConfig{Resource: args[0], Scope: strings.Join(args[1:], " ")})
 		case "scope_description":
 			var name, text string
 			if !d.Args(&name, &text) || d.NextArg() {
@@ -174,7 +184,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			a.Users = append(a.Users, u)
 		default:
-			return d.Errf("unknown oauth2 option %q (expected issuer, store, signing_alg, key_rotation, *_ttl, device_interval, grant_max_age, refresh_retry_grace, revocation_max_staleness, templates, scope_description, client or user)", dir)
+			return d.Errf("unknown oauth2 option %q (expected issuer, store, signing_alg, key_rotation, *_ttl, device_interval, grant_max_age, refresh_retry_grace, revocation_max_staleness, templates, scope_description, resource, client or user)", dir)
 		}
 	}
 	if a.Issuer == "" {

@@ -137,6 +137,10 @@ func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
 			return fmt.Errorf("bearer_auth: %w", err)
 		}
 		b.Audience = Audiences{b.Resource}
+		// Clients may now ask the issuer for tokens for it (RFC 8707).
+		if err := b.app.server.AddResource(b.Resource, b.required); err != nil {
+			return fmt.Errorf("bearer_auth: %w", err)
+		}
 	}
 	if len(b.Audience) == 0 {
 		// Without audience a token for any API of this issuer passes.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -24,6 +25,7 @@ const resourceCaddyfile = `{
 			scope mcp read
 			audience http://127.0.0.1:{{.API}}/mcp
 		}
+		resource https://other.example.com/api mcp
 		client elsewhere {
 			secret elsewhere-secret
 			grant client_credentials
@@ -91,6 +93,29 @@ func TestProtectedResourceMetadata(t *testing.T) {
 	}
 	if st := callAPIAt(t, resource, other.AccessToken); st != 401 {
 		t.Fatalf("a token for another audience: %d", st)
+	}
+	// RFC 8707: a client names the resource and gets a token for exactly
+	// it, whatever its own audience; bearer_auth told the issuer of it.
+	named := ccConfig(g, "elsewhere", "elsewhere-secret", oauth2.AuthStyleInHeader, "mcp")
+	named.EndpointParams = url.Values{"resource": {resource}}
+	tok2, err := named.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := callAPIAt(t, resource, tok2.AccessToken); st != 200 {
+		t.Fatalf("a token asked for the resource: %d", st)
+	}
+	// A resource of another process, listed in the oauth2 block, is known;
+	// one nobody declared is not.
+	named.EndpointParams = url.Values{"resource": {"https://other.example.com/api"}}
+	if _, err := named.Token(context.Background()); err != nil {
+		t.Fatalf("a listed resource: %v", err)
+	}
+	named.EndpointParams = url.Values{"resource": {"https://nobody.example.com/"}}
+	_, err = named.Token(context.Background())
+	var re *oauth2.RetrieveError
+	if !asRetrieveError(err, &re) || re.ErrorCode != "invalid_target" {
+		t.Fatalf("an unknown resource: %v", err)
 	}
 	// 403 points at the metadata too.
 	weak, err := ccConfig(g, "agent", "agent-secret", oauth2.AuthStyleInHeader, "read").Token(context.Background())

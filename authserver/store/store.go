@@ -224,6 +224,8 @@ type AuthCode struct {
 	GrantID             string    `json:"grant_id"`
 	AuthTime            time.Time `json:"auth_time"`
 	ExpiresAt           time.Time `json:"expires_at"`
+	// Resource is the RFC 8707 resource the grant is for; empty for none.
+	Resource string `json:"resource,omitempty"`
 }
 
 // Successor is the refresh token a code or refresh token is exchanged for.
@@ -251,13 +253,13 @@ type Successor struct {
 }
 
 // Of is the refresh token s makes of a consumed record's grant.
-func (s Successor) Of(grantID, clientID, subject, scope string, authTime time.Time) *RefreshToken {
+func (s Successor) Of(grantID, clientID, subject, scope string, authTime time.Time, resource string) *RefreshToken {
 	exp := s.ExpiresAt
 	if end := authTime.Add(s.MaxAge); s.MaxAge > 0 && !authTime.IsZero() && end.Before(exp) {
 		exp = end
 	}
 	return &RefreshToken{GrantID: grantID, Hash: s.Hash, ClientID: clientID, Subject: subject, Scope: scope,
-		AuthTime: authTime, IssuedAt: s.IssuedAt, ExpiresAt: exp}
+		AuthTime: authTime, IssuedAt: s.IssuedAt, ExpiresAt: exp, Resource: resource}
 }
 
 // DeviceStatus is where a device authorization stands.
@@ -290,6 +292,8 @@ type DeviceCode struct {
 	// expired_token and its user code is not handed out again meanwhile.
 	ValidUntil time.Time `json:"valid_until"`
 	ExpiresAt  time.Time `json:"expires_at"`
+	// Resource is the RFC 8707 resource the grant is for; empty for none.
+	Resource string `json:"resource,omitempty"`
 }
 
 // DevicePoll is one token request of a device (RFC 8628 §3.4). The store
@@ -348,6 +352,9 @@ type RefreshToken struct {
 	AuthTime  time.Time `json:"auth_time"`
 	IssuedAt  time.Time `json:"iat"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// Resource is the RFC 8707 resource of the grant, carried from its
+	// code or device authorization to every refresh token.
+	Resource string `json:"resource,omitempty"`
 }
 
 // RevocationKind says what a Revocation names.

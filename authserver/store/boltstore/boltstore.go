@@ -323,7 +323,7 @@ func (s *Store) ConsumeCode(ctx context.Context, grantID, hash, clientID string,
 			if first == nil {
 				return true, nil
 			}
-			return true, putRefresh(tx, first.Of(c.GrantID, c.ClientID, c.Subject, c.Scope, c.AuthTime))
+			return true, putRefresh(tx, first.Of(c.GrantID, c.ClientID, c.Subject, c.Scope, c.AuthTime, c.Resource))
 		})
 	})
 	if err != nil && err != store.ErrAlreadyUsed {
@@ -424,7 +424,7 @@ func (s *Store) PollDeviceCode(ctx context.Context, p store.DevicePoll) (*store.
 		case d.Status == store.DeviceApproved:
 			d.Status, outcome = store.DeviceRedeemed, store.PollRedeemed
 			if p.First != nil {
-				if err := putRefresh(tx, p.First.Of(d.GrantID, d.ClientID, d.Subject, d.Scope, d.AuthTime)); err != nil {
+				if err := putRefresh(tx, p.First.Of(d.GrantID, d.ClientID, d.Subject, d.Scope, d.AuthTime, d.Resource)); err != nil {
 					return err
 				}
 			}
@@ -478,7 +478,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash, clientID 
 		// at is when the token was first exchanged: retries do not move
 		// it, so the grace window cannot be slid along.
 		rotate := func(at time.Time) error {
-			if err := putRefresh(b.Tx(), next.Of(grantID, old.ClientID, old.Subject, old.Scope, old.AuthTime)); err != nil {
+			if err := putRefresh(b.Tx(), next.Of(grantID, old.ClientID, old.Subject, old.Scope, old.AuthTime, old.Resource)); err != nil {
 				return err
 			}
 			return put(rotations, key, old.ExpiresAt, 0, rotation{Next: next.Hash, At: at})

@@ -212,13 +212,13 @@ func px(exp time.Time) int64 { return store.TTL(exp).Milliseconds() }
 
 // luaStoreRefresh is the scripts' one way to store a refresh token (as
 // compactRefresh) at key: the grant fields of record g (client c, subject s,
-// scope p, auth time t), issued at iat and expiring at exp (Unix ms), but
+// scope p, auth time t, resource a), issued at iat and expiring at exp (Unix ms), but
 // never later than maxage ms after the auth time (store.Successor.MaxAge).
 const luaStoreRefresh = `
 local function store_refresh(key, g, iat, exp, maxage)
   local i, e, ma = tonumber(iat), tonumber(exp), tonumber(maxage or '0')
   if ma > 0 and g.t and g.t + ma < e then e = g.t + ma end
-  local t = {c = g.c, s = g.s, p = g.p, t = g.t, i = i, e = e}
+  local t = {c = g.c, s = g.s, p = g.p, t = g.t, a = g.a, i = i, e = e}
   redis.call('SET', key, '0' .. cjson.encode(t), 'PX', math.max(1, e - i))
 end
 `
@@ -435,6 +435,7 @@ type compactCode struct {
 	CodeChallenge       string `json:"cc,omitempty"`
 	CodeChallengeMethod string `json:"cm,omitempty"`
 	ExpiresAt           int64  `json:"e"`
+	Resource            string `json:"a,omitempty"`
 }
 
 // CreateCode implements store.Store.
@@ -442,7 +443,7 @@ func (s *Store) CreateCode(ctx context.Context, c *store.AuthCode) error {
 	return s.createOnce(ctx, s.codeKey(c.GrantID, c.Hash), c.ExpiresAt, &compactCode{
 		ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope, AuthTime: unixMilli(c.AuthTime),
 		RedirectURI: c.RedirectURI, RedirectURIGiven: c.RedirectURIGiven, CodeChallenge: c.CodeChallenge,
-		CodeChallengeMethod: c.CodeChallengeMethod, ExpiresAt: unixMilli(c.ExpiresAt)})
+		CodeChallengeMethod: c.CodeChallengeMethod, ExpiresAt: unixMilli(c.ExpiresAt), Resource: c.Resource})
 }
 
 // ConsumeCode implements store.Store.
@@ -459,7 +460,7 @@ func (s *Store) ConsumeCode(ctx context.Context, grantID, hash, clientID string,
 	}
 	return &store.AuthCode{Hash: hash, GrantID: grantID, ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope,
 		AuthTime: fromMilli(c.AuthTime), RedirectURI: c.RedirectURI, RedirectURIGiven: c.RedirectURIGiven,
-		CodeChallenge: c.CodeChallenge, CodeChallengeMethod: c.CodeChallengeMethod, ExpiresAt: fromMilli(c.ExpiresAt)}, err
+		CodeChallenge: c.CodeChallenge, CodeChallengeMethod: c.CodeChallengeMethod, ExpiresAt: fromMilli(c.ExpiresAt), Resource: c.Resource}, err
 }
 
 // unixMilli and fromMilli keep times in compact records; 0 is the zero time.
@@ -498,19 +499,20 @@ type compactDevice struct {
 	LastPoll       int64  `json:"lp,omitempty"`
 	ValidUntil     int64  `json:"vu"`
 	ExpiresAt      int64  `json:"e"`
+	Resource       string `json:"a,omitempty"`
 }
 
 func compactDeviceOf(d *store.DeviceCode) *compactDevice {
 	return &compactDevice{UserCode: d.UserCode, DeviceCodeHash: d.DeviceCodeHash, ClientID: d.ClientID, Scope: d.Scope,
 		Status: string(d.Status), Subject: d.Subject, AuthTime: unixMilli(d.AuthTime), Interval: d.Interval.Milliseconds(),
-		LastPoll: unixMilli(d.LastPoll), ValidUntil: unixMilli(d.ValidUntil), ExpiresAt: unixMilli(d.ExpiresAt)}
+		LastPoll: unixMilli(d.LastPoll), ValidUntil: unixMilli(d.ValidUntil), ExpiresAt: unixMilli(d.ExpiresAt), Resource: d.Resource}
 }
 
 func (c *compactDevice) expand(grantID string) *store.DeviceCode {
 	return &store.DeviceCode{UserCode: c.UserCode, DeviceCodeHash: c.DeviceCodeHash, ClientID: c.ClientID, Scope: c.Scope,
 		Status: store.DeviceStatus(c.Status), Subject: c.Subject, GrantID: grantID, AuthTime: fromMilli(c.AuthTime),
 		Interval: time.Duration(c.Interval) * time.Millisecond, LastPoll: fromMilli(c.LastPoll),
-		ValidUntil: fromMilli(c.ValidUntil), ExpiresAt: fromMilli(c.ExpiresAt)}
+		ValidUntil: fromMilli(c.ValidUntil), ExpiresAt: fromMilli(c.ExpiresAt), Resource: c.Resource}
 }
 
 // CreateDeviceCode implements store.Store.
@@ -662,11 +664,12 @@ type compactRefresh struct {
 	AuthTime  int64  `json:"t,omitempty"`
 	IssuedAt  int64  `json:"i,omitempty"`
 	ExpiresAt int64  `json:"e"`
+	Resource  string `json:"a,omitempty"`
 }
 
 func (c *compactRefresh) expand(grantID, hash string) *store.RefreshToken {
 	return &store.RefreshToken{GrantID: grantID, Hash: hash, ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope,
-		AuthTime: fromMilli(c.AuthTime), IssuedAt: fromMilli(c.IssuedAt), ExpiresAt: fromMilli(c.ExpiresAt)}
+		AuthTime: fromMilli(c.AuthTime), IssuedAt: fromMilli(c.IssuedAt), ExpiresAt: fromMilli(c.ExpiresAt), Resource: c.Resource}
 }
 
 // RefreshToken implements store.Store.

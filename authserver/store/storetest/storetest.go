@@ -36,6 +36,7 @@ func Run(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"RefreshRetry", testRefreshRetry},
 		{"RefreshRetryWindowIsAnchored", testRefreshRetryAnchored},
 		{"GrantMaxAge", testGrantMaxAge},
+		{"ResourceCarried", testResourceCarried},
 		{"RefreshTokens", testRefreshTokens},
 		{"RefreshRotationUnderContention", testRefreshContention},
 		{"Revocations", testRevocations},
@@ -195,7 +196,7 @@ func testCodes(t *testing.T, s store.Store, _ func() store.Store) {
 		t.Fatalf("consumed %+v, want %+v", got, c)
 	}
 	// The grant's first refresh token is stored with the redemption.
-	wantRefresh(t, s, c.GrantID, "first", first.Of(c.GrantID, "app", "mark", "read", c.AuthTime))
+	wantRefresh(t, s, c.GrantID, "first", first.Of(c.GrantID, "app", "mark", "read", c.AuthTime, c.Resource))
 
 	got, err = s.ConsumeCode(ctx, c.GrantID, "h1", "app", ptr(successor("again")))
 	wantErr(t, err, store.ErrAlreadyUsed)
@@ -376,7 +377,7 @@ func testDevicePolls(t *testing.T, s store.Store, _ func() store.Store) {
 	}
 	if _, err := s.RefreshToken(ctx, "ga", "dev-first"); err == nil {
 		live++
-		wantRefresh(t, s, "ga", "dev-first", first.Of("ga", "tv", "mark", "read", a.ValidUntil.Add(-time.Minute)))
+		wantRefresh(t, s, "ga", "dev-first", first.Of("ga", "tv", "mark", "read", a.ValidUntil.Add(-time.Minute), ""))
 	}
 	if live != 1 {
 		t.Fatalf("%d first refresh tokens stored, want 1", live)
@@ -424,7 +425,7 @@ func testRefreshTokens(t *testing.T, s store.Store, _ func() store.Store) {
 		t.Fatalf("a used token must still be returned, got %+v", got)
 	}
 	// The successor carries the grant on, and works once.
-	wantRefresh(t, s, "g1", "r2", next.Of("g1", "app", "mark", "read write", first.AuthTime))
+	wantRefresh(t, s, "g1", "r2", next.Of("g1", "app", "mark", "read write", first.AuthTime, first.Resource))
 	_, err = s.RotateRefreshToken(ctx, "g1", "r2", "app", successor("r3"))
 	must(t, err)
 
@@ -721,7 +722,7 @@ func testRefreshRetry(t *testing.T, s store.Store, _ func() store.Store) {
 	wantErr(t, err, store.ErrAlreadyUsed)
 	_, err = s.RotateRefreshToken(ctx, "gr", "r1", "app", within("r1x", time.Second))
 	wantErr(t, err, store.ErrAlreadyUsed)
-	wantRefresh(t, s, "gr", "r2", r2.Of("gr", "app", "mark", "read write", r0.AuthTime))
+	wantRefresh(t, s, "gr", "r2", r2.Of("gr", "app", "mark", "read write", r0.AuthTime, ""))
 	// Another client's replay is reuse.
 	_, err = s.RotateRefreshToken(ctx, "gr", "r0", "intruder", within("x", 2*time.Second))
 	wantErr(t, err, store.ErrAlreadyUsed)
@@ -878,4 +879,45 @@ func SeedRefreshToken(ctx context.Context, s store.Store, t *store.RefreshToken)
 	}
 	_, err := s.ConsumeCode(ctx, t.GrantID, code.Hash, t.ClientID, &store.Successor{Hash: t.Hash, IssuedAt: t.IssuedAt, ExpiresAt: t.ExpiresAt})
 	return err
+}
+
+// testResourceCarried: a grant's RFC 8707 resource goes from its code or
+// device authorization to its first refresh token and on to every
+// successor.
+func testResourceCarried(t *testing.T, s store.Store, _ func() store.Store) {
+	c := newCode("rc", time.Minute)
+	c.Resource = "https://mcp.example.com/mcp"
+	must(t, s.CreateCode(ctx, c))
+	got, err := s.ConsumeCode(ctx, c.GrantID, "rc", "app", ptr(successor("rc1")))
+	must(t, err)
+	if got.Resource != c.Resource {
+		t.Fatalf("code's resource %q", got.Resource)
+	}
+	rt, err := s.RefreshToken(ctx, c.GrantID, "rc1")
+	must(t, err)
+	if rt.Resource != c.Resource {
+		t.Fatalf("first refresh token's resource %q", rt.Resource)
+	}
+	_, err = s.RotateRefreshToken(ctx, c.GrantID, "rc1", "app", successor("rc2"))
+	must(t, err)
+	rt, err = s.RefreshToken(ctx, c.GrantID, "rc2")
+	must(t, err)
+	if rt.Resource != c.Resource {
+		t.Fatalf("successor's resource %q", rt.Resource)
+	}
+	d := &store.DeviceCode{UserCode: "RSRCRSRC", DeviceCodeHash: "dh", ClientID: "tv", Scope: "read", GrantID: "gres",
+		Status: store.DeviceApproved, Subject: "mark", AuthTime: in(0), Interval: 5 * time.Second, ValidUntil: in(time.Minute),
+		ExpiresAt: in(2 * time.Minute), Resource: c.Resource}
+	must(t, s.CreateDeviceCode(ctx, d))
+	first := successor("dres1")
+	polled, outcome, err := s.PollDeviceCode(ctx, store.DevicePoll{GrantID: "gres", Hash: "dh", ClientID: "tv", Now: time.Now(), First: &first})
+	must(t, err)
+	if outcome != store.PollRedeemed || polled.Resource != c.Resource {
+		t.Fatalf("poll %s, resource %q", outcome, polled.Resource)
+	}
+	rt, err = s.RefreshToken(ctx, "gres", "dres1")
+	must(t, err)
+	if rt.Resource != c.Resource {
+		t.Fatalf("the device grant's refresh token has resource %q", rt.Resource)
+	}
 }
