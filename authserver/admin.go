@@ -42,7 +42,8 @@ type ClientInfo struct {
 	SkipConsent    bool      `json:"skip_consent,omitempty"`
 	ResourceServer bool      `json:"resource_server,omitempty"`
 	CreatedAt      time.Time `json:"created_at,omitzero"`
-	// Source is "config" (read-only) or "registered".
+	// Source is "config" (read-only), "registered" (through this API) or
+	// "dynamic" (the client registered itself, RFC 7591).
 	Source string `json:"source"`
 	// Secret is set once: in the answer that creates or rotates it.
 	Secret string `json:"client_secret,omitempty"`
@@ -62,6 +63,9 @@ type Registration struct {
 }
 
 func clientInfo(c *Client, source string) *ClientInfo {
+	if source == "registered" && c.Source != "" {
+		source = c.Source
+	}
 	ci := &ClientInfo{ID: c.ID, Name: c.Name, Website: c.Website, RedirectURIs: c.RedirectURIs, Scope: strings.Join(c.Scopes, " "),
 		Audience: c.Audience, Public: c.Public, SkipConsent: c.SkipConsent, ResourceServer: c.ResourceServer, CreatedAt: c.CreatedAt, Source: source}
 	for _, g := range c.GrantTypes {

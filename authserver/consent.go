@@ -44,7 +44,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		for k := range req.params {
 			hidden[k] = req.params.Get(k)
 		}
-		s.renderPage(w, http.StatusOK, "consent.html", &PageData{Title: "Allow access?", Client: pageClient(req.client),
+		s.renderPage(w, http.StatusOK, "consent.html", &PageData{Title: "Allow access?", Client: pageClientTo(req.client, req.redirectURI),
 			Scopes: s.pageScopes(req.scope), User: user.display, Action: s.issuer.Path + PathConsent,
 			CSRFToken: s.csrfToken(sess), Hidden: hidden}, formTarget(req.redirectURI)...)
 		return

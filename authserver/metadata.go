@@ -23,6 +23,7 @@ type Metadata struct {
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported,omitempty"`
 	AuthorizationResponseISSSupported bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
+	RegistrationEndpoint              string   `json:"registration_endpoint,omitempty"`
 }
 
 // Metadata describes what this server offers, derived from the endpoints and
@@ -41,6 +42,9 @@ func (s *Server) Metadata() *Metadata {
 		AuthorizationResponseISSSupported: true,
 		GrantTypesSupported:               s.grantTypes(),
 		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "none"},
+	}
+	if s.cfg.Registration != nil {
+		m.RegistrationEndpoint = s.endpointURL(PathRegister)
 	}
 	for _, c := range s.clients {
 		for _, sc := range c.Scopes {

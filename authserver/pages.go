@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,6 +61,11 @@ type PageClient struct {
 	ID      string
 	Name    string
 	Website string
+	// SelfRegistered: the application registered itself (RFC 7591), so
+	// its name and website are its own claims.
+	SelfRegistered bool
+	// RedirectHost is where the flow returns the person (consent page).
+	RedirectHost string
 }
 
 // pages holds the parsed templates and the stylesheet.
@@ -191,5 +197,17 @@ func (s *Server) pageScopes(scope string) []PageScope {
 }
 
 func pageClient(c *Client) *PageClient {
-	return &PageClient{ID: c.ID, Name: c.Name, Website: c.Website}
+	return &PageClient{ID: c.ID, Name: c.Name, Website: c.Website, SelfRegistered: c.Source == "dynamic"}
+}
+
+// pageClientTo is pageClient for a flow that returns to redirectURI.
+func pageClientTo(c *Client, redirectURI string) *PageClient {
+	p := pageClient(c)
+	if u, err := url.Parse(redirectURI); err == nil {
+		p.RedirectHost = u.Host
+		if p.RedirectHost == "" {
+			p.RedirectHost = u.Scheme + ":"
+		}
+	}
+	return p
 }

@@ -50,6 +50,10 @@ type Config struct {
 	// embedding server's routes add (AddResource).
 	Resources map[string][]string
 
+	// Registration, when set, turns on dynamic client registration at
+	// PathRegister (RFC 7591/7592).
+	Registration *RegistrationConfig
+
 	// ScopeDescriptions say what each scope lets an application do, in
 	// words for the consent page ("See your droplets"); a scope without
 	// one shows its name.
@@ -186,6 +190,8 @@ type Server struct {
 	generation generationWatch
 	// resources are the protected resources clients may ask tokens for.
 	resources resources
+	// prefixRoutes serve paths below a prefix, tried after routes.
+	prefixRoutes []prefixRoute
 	// offboarded are users removed from the configuration (see
 	// OffboardRemovedUsers), set by Start while requests may be served.
 	offboarded atomic.Pointer[map[string]bool]
@@ -347,9 +353,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		PathMetadata + base: s.handleMetadata,
 		base + PathMetadata: s.handleMetadata,
 	}
+	if cfg.Registration != nil {
+		if len(cfg.Registration.Scopes) == 0 {
+			return nil, errors.New("registration needs a scope: the most a registered client may obtain")
+		}
+		if !cfg.Registration.Open && cfg.Registration.InitialAccessToken == "" {
+			return nil, errors.New("registration is either open or needs an initial_access_token")
+		}
+		s.routes[base+PathRegister] = s.handleRegister
+		s.prefixRoutes = append(s.prefixRoutes, prefixRoute{base + PathRegister + "/", s.withRequester(http.HandlerFunc(s.handleRegister))})
+	}
 	// The endpoints that write audit lines learn who is asking.
-	for _, p := range []string{PathAuthorize, PathLogin, PathConsent, PathDeviceAuthorization, PathDevice, PathToken, PathRevoke} {
-		s.routes[base+p] = s.withRequester(s.routes[base+p])
+	for _, p := range []string{PathAuthorize, PathLogin, PathConsent, PathDeviceAuthorization, PathDevice, PathToken, PathRevoke, PathRegister} {
+		if h, ok := s.routes[base+p]; ok {
+			s.routes[base+p] = s.withRequester(h)
+		}
 	}
 	if err := s.CheckRegisteredClients(ctx); err != nil {
 		return nil, err
@@ -366,7 +384,18 @@ func (s *Server) Handler(path string) http.Handler {
 	if h, ok := s.routes[path]; ok {
 		return h
 	}
+	for _, p := range s.prefixRoutes {
+		if strings.HasPrefix(path, p.prefix) && len(path) > len(p.prefix) {
+			return p.handler
+		}
+	}
 	return nil
+}
+
+// prefixRoute serves every path below prefix (RFC 7592's per-client URLs).
+type prefixRoute struct {
+	prefix  string
+	handler http.HandlerFunc
 }
 
 // storeError turns a store failure into 503 temporarily_unavailable, logged

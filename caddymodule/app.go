@@ -76,6 +76,9 @@ type App struct {
 	// the scopes it needs. Those of this process's bearer_auth routes are
 	// known without being listed.
 	Resources []ResourceConfig `json:"resources,omitempty"`
+	// Registration turns on dynamic client registration (RFC 7591) at
+	// /oauth/register; off without it.
+	Registration *RegistrationConfig `json:"registration,omitempty"`
 	// ScopeDescriptions say in words what each scope lets an application
 	// do ("See your droplets"), for the sign-in and consent pages; a scope
 	// without one shows its name.
@@ -119,6 +122,17 @@ type ClientConfig struct {
 	SkipConsent bool `json:"skip_consent,omitempty"`
 	// ResourceServer may introspect any token, not only its own.
 	ResourceServer bool `json:"resource_server,omitempty"`
+}
+
+// RegistrationConfig is dynamic client registration's configuration.
+type RegistrationConfig struct {
+	// Open lets anyone register. Otherwise InitialAccessToken (typically
+	// {env.NAME}) must be sent as a bearer token to register.
+	Open               bool   `json:"open,omitempty"`
+	InitialAccessToken string `json:"initial_access_token,omitempty"`
+	// Scope lists, space-separated, the most a registered client may
+	// obtain (required).
+	Scope string `json:"scope"`
 }
 
 // ResourceConfig is a protected resource of another process.
@@ -271,6 +285,14 @@ func (a *App) provision(ctx caddy.Context) error {
 	}
 	a.store = mod.(StoreModule).Store()
 
+	var registration *authserver.RegistrationConfig
+	if r := a.Registration; r != nil {
+		registration = &authserver.RegistrationConfig{Open: r.Open, Scopes: strings.Fields(r.Scope),
+			InitialAccessToken: caddy.NewReplacer().ReplaceKnown(r.InitialAccessToken, "")}
+		if !r.Open && registration.InitialAccessToken == "" {
+			return fmt.Errorf("oauth2: registration: initial_access_token %q is empty once placeholders are replaced: is the environment variable set?", r.InitialAccessToken)
+		}
+	}
 	initCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	a.server, err = authserver.New(initCtx, authserver.Config{
@@ -292,6 +314,7 @@ func (a *App) provision(ctx caddy.Context) error {
 		TemplateDir:            a.Templates,
 		ScopeDescriptions:      a.ScopeDescriptions,
 		Resources:              a.resources(),
+		Registration:           registration,
 		UpstreamUser:           upstreamUser,
 		ClientIP:               clientIP,
 		Store:                  a.store,

@@ -44,6 +44,11 @@ import (
 //			templates <folder>
 //			scope_description <scope> <text>
 //			resource <url> [<scope>...]
+//			registration {
+//				open
+//				initial_access_token <token>
+//				scope <scope>...
+//			}
 //			client <client_id> {
 //				name <name>
 //				website <url>
@@ -158,6 +163,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("%v", err)
 			}
 			a.Resources = append(a.Resources, ResourceConfig{Resource: args[0], Scope: strings.Join(args[1:], " ")})
+		case "registration":
+			r, err := parseRegistration(d)
+			if err != nil {
+				return err
+			}
+			a.Registration = r
 		case "scope_description":
 			var name, text string
 			if !d.Args(&name, &text) || d.NextArg() {
@@ -184,7 +195,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			a.Users = append(a.Users, u)
 		default:
-			return d.Errf("unknown oauth2 option %q (expected issuer, store, signing_alg, key_rotation, *_ttl, device_interval, grant_max_age, refresh_retry_grace, revocation_max_staleness, templates, scope_description, resource, client or user)", dir)
+			return d.Errf("unknown oauth2 option %q (expected issuer, store, signing_alg, key_rotation, *_ttl, device_interval, grant_max_age, refresh_retry_grace, revocation_max_staleness, templates, scope_description, resource, registration, client or user)", dir)
 		}
 	}
 	if a.Issuer == "" {
@@ -441,4 +452,43 @@ func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // addScopes adds required scopes from the Caddyfile to Scope.
 func (b *BearerAuth) addScopes(scopes []string) {
 	b.Scope = strings.TrimSpace(b.Scope + " " + strings.Join(scopes, " "))
+}
+
+// parseRegistration reads the registration block.
+func parseRegistration(d *caddyfile.Dispenser) (*RegistrationConfig, error) {
+	r := new(RegistrationConfig)
+	if d.NextArg() {
+		return nil, d.Errf("registration takes a block: registration { open | initial_access_token <token>; scope <scope>... }")
+	}
+	block := positionOf(d)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch sub := d.Val(); sub {
+		case "open":
+			if d.NextArg() {
+				return nil, d.Errf("registration: open takes no value")
+			}
+			r.Open = true
+		case "initial_access_token":
+			if !d.Args(&r.InitialAccessToken) || d.NextArg() {
+				return nil, d.Errf("registration: initial_access_token takes one token, e.g. {env.REG_TOKEN}")
+			}
+		case "scope":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.Errf("registration: scope needs at least one scope")
+			}
+			r.Scope = strings.TrimSpace(r.Scope + " " + strings.Join(args, " "))
+		default:
+			return nil, d.Errf("registration: unknown option %q (expected open, initial_access_token or scope)", sub)
+		}
+	}
+	switch {
+	case r.Open && r.InitialAccessToken != "":
+		return nil, block.errorf("registration: give open or initial_access_token, not both")
+	case !r.Open && r.InitialAccessToken == "":
+		return nil, block.errorf("registration: say who may register: open, or initial_access_token <token>")
+	case r.Scope == "":
+		return nil, block.errorf("registration: scope is required: the most a registered client may obtain")
+	}
+	return r, nil
 }

@@ -68,8 +68,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	if h := s.app.server.Handler(r.URL.Path); h != nil {
 		start := time.Now()
 		h.ServeHTTP(w, r)
-		// The path is one of the server's routes: a small fixed set.
-		endpointDuration.WithLabelValues(r.URL.Path).Observe(time.Since(start).Seconds())
+		// The path is one of the server's routes, a small fixed set, but
+		// for RFC 7592's one URL per registered client.
+		label := r.URL.Path
+		if i := strings.Index(label, authserver.PathRegister+"/"); i >= 0 {
+			label = label[:i+len(authserver.PathRegister)] + "/{client_id}"
+		}
+		endpointDuration.WithLabelValues(label).Observe(time.Since(start).Seconds())
 		return nil
 	}
 	return next.ServeHTTP(w, r)

@@ -6,10 +6,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
 	"golang.org/x/oauth2"
+
+	"github.com/tokengate/tokengate/internal/persontest"
 )
 
 // An API made an RFC 9728 protected resource with one bearer_auth block.
@@ -139,4 +142,68 @@ func callAPIAt(t *testing.T, u, tok string) int {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// The discovery an MCP client makes, with golang.org/x/oauth2 as the
+// client: the 401 names the resource's metadata, that names the issuer,
+// whose metadata names the registration endpoint; the client registers
+// itself, runs the authorization code flow with PKCE and the resource, and
+// calls the API.
+func TestSelfRegisteringClient(t *testing.T) {
+	up := newUpstream(t)
+	g := newGateway(t, Ports{Upstream: up.Addr()})
+	tmpl := strings.Replace(resourceCaddyfile, "\t\tclient agent {", "\t\tregistration {\n\t\t\topen\n\t\t\tscope mcp\n\t\t}\n\t\tuser mark $2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe\n\t\tclient agent {", 1)
+	g.start(tmpl)
+	resource := g.APIURL() + "/mcp"
+
+	resp, _ := get(t, http.DefaultClient, "GET", resource)
+	meta := regexp.MustCompile(`resource_metadata="([^"]+)"`).FindStringSubmatch(resp.Header.Get("WWW-Authenticate"))
+	if meta == nil {
+		t.Fatalf("no resource_metadata in %q", resp.Header.Get("WWW-Authenticate"))
+	}
+	var prm struct {
+		AuthorizationServers []string `json:"authorization_servers"`
+	}
+	_, body := get(t, http.DefaultClient, "GET", meta[1])
+	if json.Unmarshal([]byte(body), &prm) != nil || len(prm.AuthorizationServers) != 1 {
+		t.Fatalf("resource metadata %s", body)
+	}
+	var asm struct {
+		Registration string `json:"registration_endpoint"`
+		Authorize    string `json:"authorization_endpoint"`
+		Token        string `json:"token_endpoint"`
+	}
+	_, body = get(t, http.DefaultClient, "GET", prm.AuthorizationServers[0]+"/.well-known/oauth-authorization-server")
+	if json.Unmarshal([]byte(body), &asm) != nil || asm.Registration == "" {
+		t.Fatalf("authorization server metadata %s", body)
+	}
+	reg, _ := json.Marshal(map[string]any{"client_name": "Agent", "redirect_uris": []string{"http://127.0.0.1/callback"},
+		"token_endpoint_auth_method": "none", "grant_types": []string{"authorization_code", "refresh_token"}})
+	resp, err := http.Post(asm.Registration, "application/json", strings.NewReader(string(reg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var client struct {
+		ID string `json:"client_id"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&client)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || client.ID == "" {
+		t.Fatalf("registration: %d", resp.StatusCode)
+	}
+	cfg := &oauth2.Config{ClientID: client.ID, RedirectURL: "http://127.0.0.1:45679/callback", Scopes: []string{"mcp"},
+		Endpoint: oauth2.Endpoint{AuthURL: asm.Authorize, TokenURL: asm.Token, AuthStyle: oauth2.AuthStyleInParams}}
+	verifier := oauth2.GenerateVerifier()
+	back, err := persontest.New("mark", markPassword).Authorize(cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier),
+		oauth2.SetAuthURLParam("resource", resource)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := cfg.Exchange(context.Background(), back.Query().Get("code"), oauth2.VerifierOption(verifier), oauth2.SetAuthURLParam("resource", resource))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := callAPIAt(t, resource, tok.AccessToken); st != 200 {
+		t.Fatalf("the self-registered client's token at the resource: %d", st)
+	}
 }

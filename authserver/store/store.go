@@ -398,6 +398,30 @@ type Client struct {
 	SkipConsent    bool      `json:"skip_consent,omitempty"`
 	ResourceServer bool      `json:"resource_server,omitempty"`
 	CreatedAt      time.Time `json:"created_at"`
+	// Source is "dynamic" for a client that registered itself (RFC 7591);
+	// empty for one an administrator registered.
+	Source string `json:"source,omitempty"`
+	// RegistrationTokenHash checks the registration access token that
+	// manages a dynamic registration (RFC 7592), like a secret.
+	RegistrationTokenHash string `json:"registration_token_hash,omitempty"`
+	// Metadata is a dynamic client's registered metadata, as answered.
+	Metadata *ClientMetadata `json:"metadata,omitempty"`
+}
+
+// ClientMetadata is RFC 7591 §2's client metadata, as a client registered
+// it.
+type ClientMetadata struct {
+	RedirectURIs            []string `json:"redirect_uris,omitempty"`
+	ClientName              string   `json:"client_name,omitempty"`
+	ClientURI               string   `json:"client_uri,omitempty"`
+	GrantTypes              []string `json:"grant_types,omitempty"`
+	ResponseTypes           []string `json:"response_types,omitempty"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method,omitempty"`
+	Scope                   string   `json:"scope,omitempty"`
+	ApplicationType         string   `json:"application_type,omitempty"`
+	SoftwareID              string   `json:"software_id,omitempty"`
+	SoftwareVersion         string   `json:"software_version,omitempty"`
+	Contacts                []string `json:"contacts,omitempty"`
 }
 
 // Consent is what a user granted a client, remembered until ExpiresAt.

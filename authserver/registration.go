@@ -1,0 +1,319 @@
+package authserver
+
+// RFC 7591 and RFC 7592: dynamic client registration, and managing a
+// registration with its registration access token.
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/authserver/store"
+)
+
+// RegistrationConfig turns dynamic client registration on.
+type RegistrationConfig struct {
+	// Open lets anyone register; otherwise registering needs
+	// InitialAccessToken as a bearer token.
+	Open               bool
+	InitialAccessToken string
+	// Scopes are the most a registered client may obtain (required).
+	Scopes []string
+}
+
+// Paths of registration, below the issuer's path.
+const PathRegister = "/oauth/register"
+
+// Registration limits: per client address, and of a request.
+const (
+	registrationWindow = time.Hour
+	registrationsPerIP = 20
+	maxRegistration    = 64 << 10
+)
+
+// registrationAuthMethods are the token endpoint authentication methods
+// a registered client may use.
+var registrationAuthMethods = []string{"client_secret_basic", "client_secret_post", "none"}
+
+// ClientMetadata is RFC 7591 §2's client metadata, as registered and as
+// answered (unknown members are ignored).
+type ClientMetadata = store.ClientMetadata
+
+// RegistrationResponse is RFC 7591 §3.2.1's answer (and RFC 7592's).
+type RegistrationResponse struct {
+	ClientID                string `json:"client_id"`
+	ClientSecret            string `json:"client_secret,omitempty"`
+	ClientIDIssuedAt        int64  `json:"client_id_issued_at"`
+	ClientSecretExpiresAt   *int64 `json:"client_secret_expires_at,omitempty"`
+	RegistrationAccessToken string `json:"registration_access_token,omitempty"`
+	RegistrationClientURI   string `json:"registration_client_uri"`
+	ClientMetadata
+}
+
+func errRegistration(code, format string, args ...any) *Error {
+	return oauthError(code, http.StatusBadRequest, format, args...)
+}
+
+// clientFromMetadata validates RFC 7591 metadata (filling in its defaults)
+// and makes the client it describes.
+func (s *Server) clientFromMetadata(m *ClientMetadata) (*Client, *Error) {
+	if len(m.GrantTypes) == 0 {
+		m.GrantTypes = []string{GrantAuthorizationCode}
+	}
+	if len(m.ResponseTypes) == 0 {
+		m.ResponseTypes = []string{"code"}
+	}
+	if m.TokenEndpointAuthMethod == "" {
+		m.TokenEndpointAuthMethod = "client_secret_basic"
+	}
+	if !slices.Contains(registrationAuthMethods, m.TokenEndpointAuthMethod) {
+		return nil, errRegistration("invalid_client_metadata", "token_endpoint_auth_method %q is not supported: use %s", m.TokenEndpointAuthMethod, strings.Join(registrationAuthMethods, ", "))
+	}
+	public := m.TokenEndpointAuthMethod == "none"
+	c := &Client{ID: newClientID(), Name: strings.TrimSpace(m.ClientName), Website: m.ClientURI, Public: public,
+		RedirectURIs: m.RedirectURIs, Source: "dynamic", CreatedAt: time.Now().UTC()}
+	for _, g := range m.GrantTypes {
+		switch g {
+		case GrantAuthorizationCode, GrantRefreshToken:
+		case GrantClientCredentials:
+			if public {
+				return nil, errRegistration("invalid_client_metadata", "client_credentials needs a confidential client: use a token_endpoint_auth_method other than none")
+			}
+		default:
+			return nil, errRegistration("invalid_client_metadata", "grant_types may hold authorization_code, refresh_token and client_credentials, not %q", g)
+		}
+		if !slices.Contains(c.GrantTypes, g) {
+			c.GrantTypes = append(c.GrantTypes, g)
+		}
+	}
+	for _, rt := range m.ResponseTypes {
+		if rt != "code" {
+			return nil, errRegistration("invalid_client_metadata", "response_types may only hold code, not %q", rt)
+		}
+	}
+	if slices.Contains(c.GrantTypes, GrantAuthorizationCode) && len(m.RedirectURIs) == 0 {
+		return nil, errRegistration("invalid_redirect_uri", "redirect_uris is required for the authorization_code grant")
+	}
+	for _, u := range m.RedirectURIs {
+		if strings.Contains(u, "*") {
+			return nil, errRegistration("invalid_redirect_uri", "redirect_uri %q: wildcards are not allowed, each URI must be exact", u)
+		}
+		if err := validateRedirectURI(u); err != nil {
+			return nil, errRegistration("invalid_redirect_uri", "redirect_uri %q: %v", u, err)
+		}
+	}
+	if m.ClientURI != "" {
+		if err := validateWebsite(m.ClientURI); err != nil {
+			return nil, errRegistration("invalid_client_metadata", "client_uri: %v", err)
+		}
+	}
+	allowed := s.cfg.Registration.Scopes
+	if m.Scope == "" {
+		c.Scopes = slices.Clone(allowed)
+	} else {
+		for _, sc := range strings.Fields(m.Scope) {
+			if !slices.Contains(allowed, sc) {
+				return nil, errRegistration("invalid_client_metadata", "scope %q is not one registered clients may have: ask for some of %q", sc, strings.Join(allowed, " "))
+			}
+			c.Scopes = append(c.Scopes, sc)
+		}
+	}
+	m.Scope = strings.Join(c.Scopes, " ")
+	if c.Name == "" {
+		c.Name = c.ID
+		if len(c.RedirectURIs) > 0 {
+			if u, err := url.Parse(c.RedirectURIs[0]); err == nil && u.Host != "" {
+				c.Name = u.Host
+			}
+		}
+	}
+	c.Metadata = m
+	// The secret is drawn once the registration is accepted.
+	probe := *c
+	if !c.Public {
+		probe.SecretHash = sha256Prefix
+	}
+	if err := ValidateClient(&probe); err != nil {
+		return nil, errRegistration("invalid_client_metadata", "%v", err)
+	}
+	return c, nil
+}
+
+// handleRegister is RFC 7591's registration endpoint, and RFC 7592's
+// configuration endpoint below it.
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if id, ok := strings.CutPrefix(r.URL.Path, s.issuer.Path+PathRegister+"/"); ok {
+		s.handleRegistration(w, r, id)
+		return
+	}
+	if r.Method != http.MethodPost {
+		writeError(w, methodNotAllowed(w, http.MethodPost))
+		return
+	}
+	if !s.cfg.Registration.Open {
+		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if tok == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Registration.InitialAccessToken)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="registration", error="invalid_token"`)
+			writeError(w, &Error{Code: "invalid_token", Description: "registering needs the initial access token as Authorization: Bearer", Status: http.StatusUnauthorized})
+			return
+		}
+	}
+	ctx, cancel := ctxTimeout(r)
+	defer cancel()
+	limit := failureLimits{window: registrationWindow, counters: []limitedCounter{{"register:" + s.addressKey(r), registrationsPerIP}}}
+	if until, limited, err := limit.locked(ctx, s.store); err != nil {
+		writeError(w, s.storeError("reading a rate limit", err))
+		return
+	} else if limited {
+		w.Header().Set("Retry-After", fmt.Sprint(int(time.Until(until).Seconds())+1))
+		writeError(w, &Error{Code: "invalid_request", Status: http.StatusTooManyRequests,
+			Description: fmt.Sprintf("too many registrations from this address: retry after %s UTC", until.UTC().Format("15:04:05"))})
+		return
+	}
+	m, e := readClientMetadata(w, r)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	c, e := s.clientFromMetadata(m)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	var secret string
+	if !c.Public {
+		secret, c.SecretHash = newSecret()
+	}
+	regToken := randomToken(32)
+	c.RegistrationTokenHash = HashSecretSHA256(regToken)
+	if err := s.store.PutClient(ctx, c); err != nil {
+		writeError(w, s.storeError("registering a client", err))
+		return
+	}
+	// Every registration counts: the limit bounds how many one address
+	// can make, not how many it gets wrong.
+	s.failed(ctx, limit)
+	s.audit(ctx, "client registered", zap.String("client_id", c.ID), zap.String("name", c.Name), zap.String("source", "dynamic"),
+		zap.Strings("grant_types", c.GrantTypes), zap.String("scope", strings.Join(c.Scopes, " ")))
+	resp := s.registrationResponse(c)
+	resp.ClientSecret, resp.RegistrationAccessToken = secret, regToken
+	writeJSON(w, http.StatusCreated, resp)
+}
+
+func (s *Server) registrationResponse(c *Client) *RegistrationResponse {
+	resp := &RegistrationResponse{ClientID: c.ID, ClientIDIssuedAt: c.CreatedAt.Unix(),
+		RegistrationClientURI: s.endpointURL(PathRegister + "/" + c.ID)}
+	if c.Metadata != nil {
+		resp.ClientMetadata = *c.Metadata
+	}
+	if !c.Public {
+		zero := int64(0)
+		resp.ClientSecretExpiresAt = &zero
+	}
+	return resp
+}
+
+// readClientMetadata reads a registration's JSON body, at most
+// maxRegistration bytes.
+func readClientMetadata(w http.ResponseWriter, r *http.Request) (*ClientMetadata, *Error) {
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		return nil, errRegistration("invalid_client_metadata", "send the client metadata as application/json")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRegistration))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, &Error{Code: "invalid_client_metadata", Description: "the registration is larger than 64 KB", Status: http.StatusRequestEntityTooLarge}
+	}
+	m := new(ClientMetadata)
+	if err != nil || json.Unmarshal(body, m) != nil {
+		return nil, errRegistration("invalid_client_metadata", "the body is not a JSON object of client metadata (RFC 7591 §2)")
+	}
+	return m, nil
+}
+
+// handleRegistration is RFC 7592: read, replace or delete a registration
+// with its registration access token.
+func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request, id string) {
+	ctx, cancel := ctxTimeout(r)
+	defer cancel()
+	c, e := s.registeredClient(ctx, r, id)
+	if e != nil {
+		if e.Status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="registration", error="invalid_token"`)
+		}
+		writeError(w, e)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		writeJSON(w, http.StatusOK, s.registrationResponse(c))
+	case http.MethodPut:
+		m, e := readClientMetadata(w, r)
+		if e != nil {
+			writeError(w, e)
+			return
+		}
+		next, e := s.clientFromMetadata(m)
+		if e != nil {
+			writeError(w, e)
+			return
+		}
+		if next.Public != c.Public {
+			writeError(w, errRegistration("invalid_client_metadata", "token_endpoint_auth_method cannot change between none and a secret: register a new client"))
+			return
+		}
+		next.ID, next.SecretHash, next.RegistrationTokenHash, next.CreatedAt = c.ID, c.SecretHash, c.RegistrationTokenHash, c.CreatedAt
+		if err := s.store.PutClient(ctx, next); err != nil {
+			writeError(w, s.storeError("updating a registration", err))
+			return
+		}
+		s.audit(ctx, "client registration updated", zap.String("client_id", c.ID))
+		writeJSON(w, http.StatusOK, s.registrationResponse(next))
+	case http.MethodDelete:
+		if err := s.store.DeleteClient(ctx, c.ID); err != nil {
+			writeError(w, s.storeError("deleting a registration", err))
+			return
+		}
+		s.audit(ctx, "client deleted", zap.String("client_id", c.ID), zap.String("by", "registration"))
+		if err := s.RevokeClient(ctx, c.ID); err != nil {
+			writeError(w, s.storeError("revoking a deleted client's tokens", err))
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		writeError(w, methodNotAllowed(w, http.MethodGet, http.MethodPut, http.MethodDelete))
+	}
+}
+
+// registeredClient is the dynamic client id, if the request carries its
+// registration access token; the same 401 whether the client exists or
+// not, so the endpoint reveals nothing.
+func (s *Server) registeredClient(ctx context.Context, r *http.Request, id string) (*Client, *Error) {
+	denied := &Error{Code: "invalid_token", Description: "send the registration access token of this client as Authorization: Bearer", Status: http.StatusUnauthorized}
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return nil, denied
+	}
+	c, inConfig, err := s.lookupClient(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound), err == nil && (inConfig || c.RegistrationTokenHash == ""):
+		return nil, denied
+	case err != nil:
+		return nil, s.storeError("looking up a client", err)
+	}
+	if !verifySecret(c.RegistrationTokenHash, tok) {
+		return nil, denied
+	}
+	return c, nil
+}

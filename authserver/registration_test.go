@@ -1,0 +1,199 @@
+package authserver_test
+
+import (
+	"bytes"
+	"fmt"
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/tokengate/tokengate/authserver"
+)
+
+func newRegistrationEnv(t *testing.T, reg *authserver.RegistrationConfig) *env {
+	t.Helper()
+	return newEnvWith(t, openStore(t), "ES256", func(c *authserver.Config) { c.Registration = reg })
+}
+
+// register posts client metadata from address ip, with a bearer token if
+// given, and returns the answer.
+func (e *env) register(t *testing.T, body any, bearer, ip string) (*http.Response, map[string]any) {
+	t.Helper()
+	raw, ok := body.([]byte)
+	if !ok {
+		raw, _ = json.Marshal(body)
+	}
+	req, _ := http.NewRequest("POST", e.http.URL+"/oauth/register", bytes.NewReader(raw))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Test-Client-IP", ip)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp := e.do(req)
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp, m
+}
+
+var idChars = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+func TestDynamicRegistration(t *testing.T) {
+	e := newRegistrationEnv(t, &authserver.RegistrationConfig{Open: true, Scopes: []string{"read", "write"}})
+	resp, m := e.register(t, map[string]any{"client_name": "Agent", "redirect_uris": []string{"http://127.0.0.1/cb"},
+		"token_endpoint_auth_method": "none", "grant_types": []string{"authorization_code", "refresh_token"}, "scope": "read",
+		"x_unknown_member": true}, "", "192.0.2.1")
+	if resp.StatusCode != 201 {
+		t.Fatalf("register: %d %v", resp.StatusCode, m)
+	}
+	id, _ := m["client_id"].(string)
+	if !idChars.MatchString(id) || m["client_secret"] != nil || m["registration_access_token"] == nil ||
+		m["registration_client_uri"] != issuer+"/oauth/register/"+id || m["token_endpoint_auth_method"] != "none" ||
+		m["scope"] != "read" || m["client_name"] != "Agent" {
+		t.Fatalf("answer %v", m)
+	}
+	for _, k := range []string{"redirect_uris", "grant_types", "response_types", "client_id_issued_at"} {
+		if m[k] == nil {
+			t.Errorf("answer lacks %s: %v", k, m)
+		}
+	}
+	// A confidential one gets a secret that works at the token endpoint.
+	resp, c := e.register(t, map[string]any{"client_name": "Worker", "grant_types": []string{"client_credentials"}}, "", "192.0.2.1")
+	if resp.StatusCode != 201 || !idChars.MatchString(c["client_secret"].(string)) || c["client_secret_expires_at"] != float64(0) {
+		t.Fatalf("confidential: %d %v", resp.StatusCode, c)
+	}
+	tok := e.post("/oauth/token", form("grant_type", "client_credentials"), []string{c["client_id"].(string), c["client_secret"].(string)})
+	if tok.StatusCode != 200 {
+		t.Fatalf("the registered client's token: %d", tok.StatusCode)
+	}
+	// The metadata says where to register; the admin API says how it came.
+	if md := decode(t, e.do(mustReq(t, "GET", e.http.URL+"/.well-known/oauth-authorization-server"))); md["registration_endpoint"] != issuer+"/oauth/register" {
+		t.Fatalf("metadata %v", md)
+	}
+	ci, err := e.srv.ClientInfo(t.Context(), id)
+	if err != nil || ci.Source != "dynamic" {
+		t.Fatalf("admin view %+v %v", ci, err)
+	}
+	// The consent page says the application registered itself, and where
+	// it sends the person.
+	p := e.person()
+	res, err := p.Get(e.authURL("response_type", "code", "client_id", id, "redirect_uri", "http://127.0.0.1:5555/cb", "scope", "read",
+		"state", "s", "code_challenge", challenge(verifier), "code_challenge_method", "S256"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	login, err := res.Page.Form()
+	if err != nil {
+		t.Fatal(err)
+	}
+	login.Fields.Set("username", "mark")
+	login.Fields.Set("password", markPassword)
+	res, err = p.Post(login.Action, login.Fields)
+	if err != nil || res.Page == nil {
+		t.Fatalf("after sign-in: %v %+v", err, res)
+	}
+	if !strings.Contains(res.Page.Body, "This application registered itself") || !strings.Contains(res.Page.Body, "<strong>127.0.0.1:5555</strong>") {
+		t.Fatalf("consent page for a self-registered client:\n%s", res.Page.Body)
+	}
+}
+
+func mustReq(t *testing.T, method, u string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+func TestRegistrationValidation(t *testing.T) {
+	e := newRegistrationEnv(t, &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"}})
+	tests := []struct {
+		name   string
+		body   any
+		status int
+		code   string
+	}{
+		{"javascript redirect", map[string]any{"redirect_uris": []string{"javascript:alert(1)//"}}, 400, "invalid_redirect_uri"},
+		{"wildcard", map[string]any{"redirect_uris": []string{"https://*.example.com/cb"}}, 400, "invalid_redirect_uri"},
+		{"fragment", map[string]any{"redirect_uris": []string{"https://app.example.com/cb#x"}}, 400, "invalid_redirect_uri"},
+		{"http not loopback", map[string]any{"redirect_uris": []string{"http://app.example.com/cb"}}, 400, "invalid_redirect_uri"},
+		{"no redirect for the code grant", map[string]any{"client_name": "x"}, 400, "invalid_redirect_uri"},
+		{"password grant", map[string]any{"grant_types": []string{"password"}, "redirect_uris": []string{"https://a.example/cb"}}, 400, "invalid_client_metadata"},
+		{"public client_credentials", map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "none"}, 400, "invalid_client_metadata"},
+		{"implicit", map[string]any{"response_types": []string{"token"}, "redirect_uris": []string{"https://a.example/cb"}}, 400, "invalid_client_metadata"},
+		{"scope beyond the allowed", map[string]any{"scope": "read admin", "redirect_uris": []string{"https://a.example/cb"}}, 400, "invalid_client_metadata"},
+		{"unknown auth method", map[string]any{"token_endpoint_auth_method": "tls_client_auth", "redirect_uris": []string{"https://a.example/cb"}}, 400, "invalid_client_metadata"},
+		{"not JSON", []byte("client_name=x"), 400, "invalid_client_metadata"},
+		{"too large", []byte(`{"client_name":"` + strings.Repeat("x", 70_000) + `"}`), 413, "invalid_client_metadata"},
+	}
+	for i, tc := range tests {
+		resp, m := e.register(t, tc.body, "", fmt.Sprintf("198.51.100.%d", i+1))
+		if resp.StatusCode != tc.status || m["error"] != tc.code || len(m["error_description"].(string)) < 10 {
+			t.Errorf("%s: %d %v, want %d %s", tc.name, resp.StatusCode, m, tc.status, tc.code)
+		}
+	}
+}
+
+func TestRegistrationInitialAccessTokenAndManagement(t *testing.T) {
+	e := newRegistrationEnv(t, &authserver.RegistrationConfig{InitialAccessToken: "let-me-in", Scopes: []string{"read"}})
+	meta := map[string]any{"client_name": "Agent", "redirect_uris": []string{"https://agent.example/cb"}}
+	for _, bearer := range []string{"", "wrong"} {
+		if resp, _ := e.register(t, meta, bearer, "192.0.2.9"); resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "invalid_token") {
+			t.Errorf("registering with %q: %d", bearer, resp.StatusCode)
+		}
+	}
+	resp, m := e.register(t, meta, "let-me-in", "192.0.2.9")
+	if resp.StatusCode != 201 {
+		t.Fatalf("with the token: %d %v", resp.StatusCode, m)
+	}
+	uri, rat := m["registration_client_uri"].(string), m["registration_access_token"].(string)
+	local := strings.Replace(uri, issuer, e.http.URL, 1)
+	manage := func(method, token string, body any) (*http.Response, map[string]any) {
+		raw, _ := json.Marshal(body)
+		req, _ := http.NewRequest(method, local, bytes.NewReader(raw))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp := e.do(req)
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp, out
+	}
+	if resp, _ := manage("GET", "nope", nil); resp.StatusCode != 401 {
+		t.Fatalf("read with a wrong token: %d", resp.StatusCode)
+	}
+	if resp, got := manage("GET", rat, nil); resp.StatusCode != 200 || got["client_name"] != "Agent" {
+		t.Fatalf("read: %d %v", resp.StatusCode, got)
+	}
+	if resp, got := manage("PUT", rat, map[string]any{"client_name": "Agent 2", "redirect_uris": []string{"https://agent.example/cb2"}}); resp.StatusCode != 200 || got["client_name"] != "Agent 2" {
+		t.Fatalf("update: %d %v", resp.StatusCode, got)
+	}
+	if resp, _ := manage("DELETE", rat, nil); resp.StatusCode != 204 {
+		t.Fatalf("delete: %d", resp.StatusCode)
+	}
+	if resp, _ := manage("GET", rat, nil); resp.StatusCode != 401 {
+		t.Fatalf("read after delete: %d", resp.StatusCode)
+	}
+}
+
+// Registrations are limited per address: the 21st in an hour is refused
+// with when to retry; another address is not affected.
+func TestRegistrationRateLimit(t *testing.T) {
+	e := newRegistrationEnv(t, &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"}})
+	meta := map[string]any{"redirect_uris": []string{"https://agent.example/cb"}}
+	for i := range 20 {
+		if resp, m := e.register(t, meta, "", "203.0.113.5"); resp.StatusCode != 201 {
+			t.Fatalf("registration %d: %d %v", i+1, resp.StatusCode, m)
+		}
+	}
+	resp, m := e.register(t, meta, "", "203.0.113.5")
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || !strings.Contains(m["error_description"].(string), "retry after") {
+		t.Fatalf("the 21st: %d %v", resp.StatusCode, m)
+	}
+	if resp, _ := e.register(t, meta, "", "203.0.113.6"); resp.StatusCode != 201 {
+		t.Fatalf("another address: %d", resp.StatusCode)
+	}
+}
