@@ -2,8 +2,8 @@ package authserver_test
 
 import (
 	"bytes"
-	"fmt"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
