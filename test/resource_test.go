@@ -1,14 +1,18 @@
 package test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -205,5 +209,60 @@ func TestSelfRegisteringClient(t *testing.T) {
 	}
 	if st := callAPIAt(t, resource, tok.AccessToken); st != 200 {
 		t.Fatalf("the self-registered client's token at the resource: %d", st)
+	}
+}
+
+// An MCP Streamable HTTP server answers with Server-Sent Events: through
+// bearer_auth and reverse_proxy each event reaches the client as it is
+// sent, not when the stream ends.
+func TestServerSentEventsStream(t *testing.T) {
+	release := make(chan struct{})
+	sse := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "event: message\ndata: first\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		fmt.Fprint(w, "event: message\ndata: second\n\n")
+	}))
+	defer sse.Close()
+	defer close(release)
+	g := newGateway(t, Ports{Upstream: strings.TrimPrefix(sse.URL, "http://")})
+	g.start(resourceCaddyfile)
+	tok, err := ccConfig(g, "agent", "agent-secret", oauth2.AuthStyleInHeader, "mcp").Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", g.APIURL()+"/mcp", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got := make(chan string, 1)
+	go func() {
+		r := bufio.NewReader(resp.Body)
+		var b strings.Builder
+		for !strings.Contains(b.String(), "data: first") {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			b.WriteString(line)
+		}
+		got <- b.String()
+	}()
+	select {
+	case s := <-got:
+		if resp.Header.Get("Content-Type") != "text/event-stream" || !strings.Contains(s, "event: message") {
+			t.Fatalf("stream %q (%s)", s, resp.Header.Get("Content-Type"))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first event did not arrive while the stream was open: something buffers it")
 	}
 }
