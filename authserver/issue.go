@@ -15,6 +15,7 @@ import (
 
 func (s *Server) auditIssued(req *tokenRequest, claims *introspect.Claims) {
 	s.metrics.TokenIssued(req.grant, req.client.ID)
+	s.noteClientUse(req.client)
 	event := "token issued"
 	if req.grant == GrantRefreshToken {
 		event = "token refreshed"

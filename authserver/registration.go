@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -29,6 +30,85 @@ type RegistrationConfig struct {
 	InitialAccessToken string
 	// Scopes are the most a registered client may obtain (required).
 	Scopes []string
+	// ClientTTL removes registered clients unused this long (and revokes
+	// their tokens); 0 keeps them.
+	ClientTTL time.Duration
+}
+
+// clientUses remembers, per dynamic client, when this instance last
+// recorded its use, so that a busy client costs one store write a day,
+// made off the request path.
+type clientUses struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+// useRecordEvery is how often a client's use is written down: well within
+// any sensible client_ttl.
+const useRecordEvery = 24 * time.Hour
+
+// noteClientUse records that a dynamic client was issued a token, when
+// registrations expire.
+func (s *Server) noteClientUse(c *Client) {
+	reg := s.cfg.Registration
+	if reg == nil || reg.ClientTTL <= 0 || c.Source != "dynamic" {
+		return
+	}
+	now := time.Now().UTC()
+	every := min(useRecordEvery, reg.ClientTTL/10)
+	s.uses.mu.Lock()
+	if s.uses.last == nil {
+		s.uses.last = map[string]time.Time{}
+	}
+	if now.Sub(s.uses.last[c.ID]) < every || now.Sub(c.LastUsedAt) < every {
+		s.uses.mu.Unlock()
+		return
+	}
+	s.uses.last[c.ID] = now
+	s.uses.mu.Unlock()
+	used := *c
+	used.LastUsedAt = now
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		// A client deleted meanwhile must stay deleted.
+		if _, err := s.store.Client(ctx, used.ID); err != nil {
+			return
+		}
+		if err := s.store.PutClient(ctx, &used); err != nil {
+			s.log.Warn("recording a registered client's use", zap.String("client_id", used.ID), zap.Error(err))
+		}
+	}()
+}
+
+// ExpireRegistrations removes the dynamic clients unused for the
+// registration's client_ttl and revokes their tokens. Run calls it hourly.
+func (s *Server) ExpireRegistrations(ctx context.Context) error {
+	reg := s.cfg.Registration
+	if reg == nil || reg.ClientTTL <= 0 {
+		return nil
+	}
+	list, err := s.store.Clients(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, c := range list {
+		if c.Source != "dynamic" || now.Sub(c.LastUsedAt) < reg.ClientTTL || now.Sub(c.CreatedAt) < reg.ClientTTL {
+			continue
+		}
+		if err := s.store.DeleteClient(ctx, c.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		s.audit(ctx, "client deleted", zap.String("client_id", c.ID), zap.String("reason", "unused for client_ttl"))
+		if err := s.RevokeClient(ctx, c.ID); err != nil {
+			return err
+		}
+		s.uses.mu.Lock()
+		delete(s.uses.last, c.ID)
+		s.uses.mu.Unlock()
+	}
+	return nil
 }
 
 // Paths of registration, below the issuer's path.

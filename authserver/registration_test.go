@@ -3,13 +3,16 @@ package authserver_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/store"
 )
 
 func newRegistrationEnv(t *testing.T, reg *authserver.RegistrationConfig) *env {
@@ -195,5 +198,56 @@ func TestRegistrationRateLimit(t *testing.T) {
 	}
 	if resp, _ := e.register(t, meta, "", "203.0.113.6"); resp.StatusCode != 201 {
 		t.Fatalf("another address: %d", resp.StatusCode)
+	}
+}
+
+// Registered clients unused for client_ttl are removed with their tokens;
+// a token issued to one records its use (off the request path).
+func TestRegistrationClientTTL(t *testing.T) {
+	e := newRegistrationEnv(t, &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"}, ClientTTL: time.Hour})
+	meta := map[string]any{"grant_types": []string{"client_credentials"}}
+	_, used := e.register(t, meta, "", "192.0.2.1")
+	_, idle := e.register(t, meta, "", "192.0.2.1")
+	tok := decode(t, e.post("/oauth/token", form("grant_type", "client_credentials"), []string{idle["client_id"].(string), idle["client_secret"].(string)}))["access_token"].(string)
+	// Both were registered long ago; one was used since.
+	for _, m := range []map[string]any{used, idle} {
+		c, err := e.store.Client(t.Context(), m["client_id"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.CreatedAt = time.Now().Add(-2 * time.Hour)
+		c.LastUsedAt = time.Time{}
+		if m["client_id"] == used["client_id"] {
+			c.LastUsedAt = time.Now().Add(-10 * time.Minute)
+		}
+		if err := e.store.PutClient(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.srv.ExpireRegistrations(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Client(t.Context(), idle["client_id"].(string)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the idle registration is still there: %v", err)
+	}
+	if _, err := e.validator.Validate(tok); err == nil {
+		t.Fatal("the removed client's token still validates")
+	}
+	if _, err := e.store.Client(t.Context(), used["client_id"].(string)); err != nil {
+		t.Fatalf("the used registration was removed: %v", err)
+	}
+	// Issuing a token writes down the use.
+	_, fresh := e.register(t, meta, "", "192.0.2.2")
+	e.post("/oauth/token", form("grant_type", "client_credentials"), []string{fresh["client_id"].(string), fresh["client_secret"].(string)})
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		c, err := e.store.Client(t.Context(), fresh["client_id"].(string))
+		if err == nil && !c.LastUsedAt.IsZero() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a token issued to a registered client did not record its use")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

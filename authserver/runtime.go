@@ -188,6 +188,13 @@ func (s *Server) syncTick(ctx context.Context, st *syncState, i int) {
 	if i%60 == 0 {
 		s.revocations.Prune(time.Now())
 	}
+	if i%3600 == 0 {
+		ectx, ecancel := context.WithTimeout(ctx, time.Minute)
+		if err := s.ExpireRegistrations(ectx); err != nil {
+			s.log.Error("removing unused registered clients failed; retrying in an hour", zap.Error(err))
+		}
+		ecancel()
+	}
 	switch {
 	case err != nil && !st.failing:
 		s.log.Error("cannot reach the store; retrying every second", zap.Error(err))

@@ -192,6 +192,8 @@ type Server struct {
 	resources resources
 	// prefixRoutes serve paths below a prefix, tried after routes.
 	prefixRoutes []prefixRoute
+	// uses throttles recording registered clients' use.
+	uses clientUses
 	// offboarded are users removed from the configuration (see
 	// OffboardRemovedUsers), set by Start while requests may be served.
 	offboarded atomic.Pointer[map[string]bool]

@@ -133,6 +133,9 @@ type RegistrationConfig struct {
 	// Scope lists, space-separated, the most a registered client may
 	// obtain (required).
 	Scope string `json:"scope"`
+	// ClientTTL removes registered clients not issued a token this long,
+	// and revokes their tokens. Default: kept.
+	ClientTTL caddy.Duration `json:"client_ttl,omitempty"`
 }
 
 // ResourceConfig is a protected resource of another process.
@@ -287,7 +290,7 @@ func (a *App) provision(ctx caddy.Context) error {
 
 	var registration *authserver.RegistrationConfig
 	if r := a.Registration; r != nil {
-		registration = &authserver.RegistrationConfig{Open: r.Open, Scopes: strings.Fields(r.Scope),
+		registration = &authserver.RegistrationConfig{Open: r.Open, Scopes: strings.Fields(r.Scope), ClientTTL: time.Duration(r.ClientTTL),
 			InitialAccessToken: caddy.NewReplacer().ReplaceKnown(r.InitialAccessToken, "")}
 		if !r.Open && registration.InitialAccessToken == "" {
 			return fmt.Errorf("oauth2: registration: initial_access_token %q is empty once placeholders are replaced: is the environment variable set?", r.InitialAccessToken)

@@ -48,6 +48,7 @@ import (
 //				open
 //				initial_access_token <token>
 //				scope <scope>...
+//				client_ttl <duration>
 //			}
 //			client <client_id> {
 //				name <name>
@@ -472,6 +473,16 @@ func parseRegistration(d *caddyfile.Dispenser) (*RegistrationConfig, error) {
 			if !d.Args(&r.InitialAccessToken) || d.NextArg() {
 				return nil, d.Errf("registration: initial_access_token takes one token, e.g. {env.REG_TOKEN}")
 			}
+		case "client_ttl":
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return nil, d.Errf("registration: client_ttl takes a duration, e.g. 720h")
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("registration: client_ttl %q is not a positive duration (e.g. 720h)", v)
+			}
+			r.ClientTTL = caddy.Duration(dur)
 		case "scope":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -479,7 +490,7 @@ func parseRegistration(d *caddyfile.Dispenser) (*RegistrationConfig, error) {
 			}
 			r.Scope = strings.TrimSpace(r.Scope + " " + strings.Join(args, " "))
 		default:
-			return nil, d.Errf("registration: unknown option %q (expected open, initial_access_token or scope)", sub)
+			return nil, d.Errf("registration: unknown option %q (expected open, initial_access_token, scope or client_ttl)", sub)
 		}
 	}
 	switch {

@@ -406,6 +406,9 @@ type Client struct {
 	RegistrationTokenHash string `json:"registration_token_hash,omitempty"`
 	// Metadata is a dynamic client's registered metadata, as answered.
 	Metadata *ClientMetadata `json:"metadata,omitempty"`
+	// LastUsedAt is when a dynamic client was last issued a token, to
+	// the day: unused registrations expire.
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
 }
 
 // ClientMetadata is RFC 7591 §2's client metadata, as a client registered
