@@ -1,0 +1,154 @@
+// Package outbound is the one HTTP client tokengate uses to reach other
+// servers (metadata documents, JWK Sets): every request has a timeout and a
+// size cap, and follows no redirect. URLs a client supplies are https only
+// and never reach loopback, private or link-local addresses unless the
+// operator allows the host; the address is checked when connecting, after
+// DNS, so that a name resolving to an internal address gets nowhere.
+package outbound
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Options shape a Client.
+type Options struct {
+	// Timeout bounds a whole request. Default 5s.
+	Timeout time.Duration
+	// MaxBytes caps a response body. Default 5 KB.
+	MaxBytes int64
+	// AllowPrivateHosts may resolve to loopback and private addresses
+	// (an operator's own hosts).
+	AllowPrivateHosts []string
+	// RootCAs, when set, replaces the system's roots (tests).
+	RootCAs *x509.CertPool
+}
+
+// Client fetches documents from URLs clients supply.
+type Client struct {
+	http     *http.Client
+	maxBytes int64
+	allow    []string
+}
+
+// Response is a fetched document.
+type Response struct {
+	Body   []byte
+	Header http.Header
+}
+
+// ErrForbiddenAddress: the URL's host resolves to an address clients may
+// not make tokengate reach.
+var ErrForbiddenAddress = errors.New("the host resolves to a loopback, private or link-local address")
+
+// New makes a Client.
+func New(o Options) *Client {
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = 5 << 10
+	}
+	c := &Client{maxBytes: o.MaxBytes, allow: o.AllowPrivateHosts}
+	dialer := &net.Dialer{Timeout: o.Timeout}
+	transport := &http.Transport{
+		Proxy:                 nil, // a proxy would hide the address checked below
+		TLSClientConfig:       &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   o.Timeout,
+		ResponseHeaderTimeout: o.Timeout,
+		MaxIdleConnsPerHost:   2,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, _, _ := net.SplitHostPort(addr)
+			d := *dialer
+			if !slices.Contains(c.allow, host) {
+				d.Control = func(_, address string, _ syscall.RawConn) error { return checkAddress(address) }
+			}
+			return d.DialContext(ctx, network, addr)
+		},
+	}
+	c.http = &http.Client{Timeout: o.Timeout, Transport: transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return c
+}
+
+// checkAddress refuses a connection to an address clients may not reach.
+func checkAddress(address string) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("connecting to %s: %w", address, err)
+	}
+	a := ap.Addr().Unmap()
+	if a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsUnspecified() ||
+		a.IsMulticast() || a.IsInterfaceLocalMulticast() || isSharedOrReserved(a) {
+		return fmt.Errorf("%w (%s)", ErrForbiddenAddress, a)
+	}
+	return nil
+}
+
+// isSharedOrReserved covers ranges netip does not name: carrier-grade NAT
+// (100.64.0.0/10) and 0.0.0.0/8.
+func isSharedOrReserved(a netip.Addr) bool {
+	for _, p := range []netip.Prefix{netip.MustParsePrefix("100.64.0.0/10"), netip.MustParsePrefix("0.0.0.0/8")} {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Get fetches an https URL a client supplied, within the limits: no
+// redirect, the size cap, the timeout, allowed addresses only.
+func (c *Client) Get(ctx context.Context, rawURL string) (*Response, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("%q is not an https URL", rawURL)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetching %s: %w", rawURL, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return nil, fmt.Errorf("fetching %s: it redirects (%d), and redirects are not followed", rawURL, resp.StatusCode)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetching %s: HTTP %d", rawURL, resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", rawURL, err)
+	}
+	if int64(len(body)) > c.maxBytes {
+		return nil, fmt.Errorf("%s is larger than %d bytes", rawURL, c.maxBytes)
+	}
+	return &Response{Body: body, Header: resp.Header}, nil
+}
+
+// unwrapURLError drops url.Error's repetition of the method and URL.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if strings.Contains(ue.Err.Error(), ErrForbiddenAddress.Error()) {
+			return ErrForbiddenAddress
+		}
+		return ue.Err
+	}
+	return err
+}
