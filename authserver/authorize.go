@@ -66,8 +66,11 @@ func (s *Server) parseAuthzRequest(r *http.Request, params url.Values) (req *aut
 		return nil, ErrInvalidRequest("the request has no client_id: the application's link is broken"), false
 	}
 	client, _, err := s.lookupClient(r.Context(), clientID)
+	var de *cimdError
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrInvalidRequest("there is no application with client_id %q", clientID), false
+	} else if errors.As(err, &de) {
+		return nil, ErrInvalidRequest("%v", de), false
 	}
 	if err != nil {
 		return nil, s.storeError("looking up a client", err), false

@@ -271,6 +271,10 @@ func (s *Server) lookupClient(ctx context.Context, id string) (c *Client, inConf
 	if c, ok := s.clients[id]; ok {
 		return c, true, nil
 	}
+	if s.documents != nil && isClientIDURL(id) {
+		c, err = s.documents.client(ctx, id)
+		return c, false, err
+	}
 	c, err = s.store.Client(ctx, id)
 	if err != nil {
 		return nil, false, err
@@ -291,8 +295,11 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*Client, 
 		return e
 	}
 	c, _, err := s.lookupClient(r.Context(), cc.id)
+	var de *cimdError
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fail("unknown client_id %q", cc.id)
+	} else if errors.As(err, &de) {
+		return nil, fail("%v", de)
 	}
 	if err != nil {
 		return nil, s.storeError("looking up a client", err)

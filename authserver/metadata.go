@@ -24,6 +24,7 @@ type Metadata struct {
 	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported,omitempty"`
 	AuthorizationResponseISSSupported bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
 	RegistrationEndpoint              string   `json:"registration_endpoint,omitempty"`
+	ClientIDMetadataDocumentSupported bool     `json:"client_id_metadata_document_supported,omitempty"`
 }
 
 // Metadata describes what this server offers, derived from the endpoints and
@@ -45,6 +46,7 @@ func (s *Server) Metadata() *Metadata {
 	}
 	if s.cfg.Registration != nil {
 		m.RegistrationEndpoint = s.endpointURL(PathRegister)
+		m.ClientIDMetadataDocumentSupported = s.documents != nil
 	}
 	for _, c := range s.clients {
 		for _, sc := range c.Scopes {

@@ -197,7 +197,7 @@ func (s *Server) pageScopes(scope string) []PageScope {
 }
 
 func pageClient(c *Client) *PageClient {
-	return &PageClient{ID: c.ID, Name: c.Name, Website: c.Website, SelfRegistered: c.Source == "dynamic"}
+	return &PageClient{ID: c.ID, Name: c.Name, Website: c.Website, SelfRegistered: c.Source == "dynamic" || c.Source == "metadata document"}
 }
 
 // pageClientTo is pageClient for a flow that returns to redirectURI.

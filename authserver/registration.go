@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/outbound"
 )
 
 // RegistrationConfig turns dynamic client registration on.
@@ -33,6 +34,12 @@ type RegistrationConfig struct {
 	// ClientTTL removes registered clients unused this long (and revokes
 	// their tokens); 0 keeps them.
 	ClientTTL time.Duration
+	// ClientIDMetadataDocuments also accepts https client_ids naming the
+	// client's metadata, fetched through Fetcher (default: the guarded
+	// client, reaching private addresses only for AllowPrivateHosts).
+	ClientIDMetadataDocuments bool
+	AllowPrivateHosts         []string
+	Fetcher                   *outbound.Client
 }
 
 // clientUses remembers, per dynamic client, when this instance last

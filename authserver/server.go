@@ -17,6 +17,7 @@ import (
 
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/introspect"
+	"github.com/tokengate/tokengate/outbound"
 )
 
 // Config is what a Server needs. Durations left zero take the defaults.
@@ -194,6 +195,8 @@ type Server struct {
 	prefixRoutes []prefixRoute
 	// uses throttles recording registered clients' use.
 	uses clientUses
+	// documents fetches client metadata documents; nil when off.
+	documents *clientDocuments
 	// offboarded are users removed from the configuration (see
 	// OffboardRemovedUsers), set by Start while requests may be served.
 	offboarded atomic.Pointer[map[string]bool]
@@ -363,6 +366,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, errors.New("registration is either open or needs an initial_access_token")
 		}
 		s.routes[base+PathRegister] = s.handleRegister
+		if r := cfg.Registration; r.ClientIDMetadataDocuments {
+			fetch := r.Fetcher
+			if fetch == nil {
+				fetch = outbound.New(outbound.Options{AllowPrivateHosts: r.AllowPrivateHosts})
+			}
+			s.documents = &clientDocuments{fetch: fetch, scopes: r.Scopes}
+		}
 		s.prefixRoutes = append(s.prefixRoutes, prefixRoute{base + PathRegister + "/", s.withRequester(http.HandlerFunc(s.handleRegister))})
 	}
 	// The endpoints that write audit lines learn who is asking.

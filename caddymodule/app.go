@@ -136,6 +136,12 @@ type RegistrationConfig struct {
 	// ClientTTL removes registered clients not issued a token this long,
 	// and revokes their tokens. Default: kept.
 	ClientTTL caddy.Duration `json:"client_ttl,omitempty"`
+	// ClientIDMetadataDocuments also accepts https client_ids that name
+	// the client's metadata document, fetched from there (https only, no
+	// redirects, 5 s, 5 KB, never a private address unless its host is in
+	// AllowPrivateHosts).
+	ClientIDMetadataDocuments bool     `json:"client_id_metadata_documents,omitempty"`
+	AllowPrivateHosts         []string `json:"allow_private_hosts,omitempty"`
 }
 
 // ResourceConfig is a protected resource of another process.
@@ -291,6 +297,7 @@ func (a *App) provision(ctx caddy.Context) error {
 	var registration *authserver.RegistrationConfig
 	if r := a.Registration; r != nil {
 		registration = &authserver.RegistrationConfig{Open: r.Open, Scopes: strings.Fields(r.Scope), ClientTTL: time.Duration(r.ClientTTL),
+			ClientIDMetadataDocuments: r.ClientIDMetadataDocuments, AllowPrivateHosts: r.AllowPrivateHosts,
 			InitialAccessToken: caddy.NewReplacer().ReplaceKnown(r.InitialAccessToken, "")}
 		if !r.Open && registration.InitialAccessToken == "" {
 			return fmt.Errorf("oauth2: registration: initial_access_token %q is empty once placeholders are replaced: is the environment variable set?", r.InitialAccessToken)

@@ -49,6 +49,9 @@ import (
 //				initial_access_token <token>
 //				scope <scope>...
 //				client_ttl <duration>
+//				client_id_metadata_documents {
+//					allow_private_hosts <host>...
+//				}
 //			}
 //			client <client_id> {
 //				name <name>
@@ -473,6 +476,21 @@ func parseRegistration(d *caddyfile.Dispenser) (*RegistrationConfig, error) {
 			if !d.Args(&r.InitialAccessToken) || d.NextArg() {
 				return nil, d.Errf("registration: initial_access_token takes one token, e.g. {env.REG_TOKEN}")
 			}
+		case "client_id_metadata_documents":
+			if d.NextArg() {
+				return nil, d.Errf("registration: client_id_metadata_documents takes an optional block, not values")
+			}
+			r.ClientIDMetadataDocuments = true
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				if d.Val() != "allow_private_hosts" {
+					return nil, d.Errf("registration: client_id_metadata_documents: unknown option %q (expected allow_private_hosts)", d.Val())
+				}
+				hosts := d.RemainingArgs()
+				if len(hosts) == 0 {
+					return nil, d.Errf("registration: allow_private_hosts needs at least one host")
+				}
+				r.AllowPrivateHosts = append(r.AllowPrivateHosts, hosts...)
+			}
 		case "client_ttl":
 			var v string
 			if !d.Args(&v) || d.NextArg() {
@@ -490,7 +508,7 @@ func parseRegistration(d *caddyfile.Dispenser) (*RegistrationConfig, error) {
 			}
 			r.Scope = strings.TrimSpace(r.Scope + " " + strings.Join(args, " "))
 		default:
-			return nil, d.Errf("registration: unknown option %q (expected open, initial_access_token, scope or client_ttl)", sub)
+			return nil, d.Errf("registration: unknown option %q (expected open, initial_access_token, scope, client_ttl or client_id_metadata_documents)", sub)
 		}
 	}
 	switch {
