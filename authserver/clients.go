@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -123,8 +124,11 @@ func ValidateClient(c *Client) error {
 	if c.Public && c.SecretHash != "" {
 		return bad("secret", "", "a public client has no secret")
 	}
-	if !c.Public && c.SecretHash == "" {
-		return bad("", "", "a confidential client needs a secret")
+	if !c.Public && c.SecretHash == "" && len(c.JWKS) == 0 && c.JWKSURI == "" {
+		return bad("", "", "a confidential client needs a secret, or keys for private_key_jwt")
+	}
+	if len(c.JWKS) > 0 && !json.Valid(c.JWKS) {
+		return bad("jwks_file", "", "the key set is not JSON")
 	}
 	if c.Public && slices.Contains(c.GrantTypes, GrantClientCredentials) {
 		return bad("grant", "", "client_credentials needs a confidential client: give it a secret or secret_hash, or remove the grant")
@@ -218,6 +222,8 @@ type clientCredentials struct {
 	id, secret string
 	hasSecret  bool
 	basic      bool
+	// assertion is a private_key_jwt client_assertion (RFC 7523).
+	assertion string
 }
 
 // readClientCredentials takes client_secret_basic or client_secret_post
@@ -256,6 +262,16 @@ func readClientCredentials(r *http.Request, form url.Values) (clientCredentials,
 		return clientCredentials{id: id, secret: secret, hasSecret: true, basic: true}, nil
 	}
 	cc.id = form.Get("client_id")
+	if form.Has("client_assertion_type") || form.Has("client_assertion") {
+		if form.Get("client_assertion_type") != ClientAssertionType || form.Get("client_assertion") == "" {
+			return cc, ErrInvalidClient("client_assertion_type must be %s, with the client_assertion", ClientAssertionType)
+		}
+		if form.Has("client_secret") {
+			return cc, ErrInvalidRequest("use one client authentication method: client_assertion or client_secret, not both")
+		}
+		cc.assertion = form.Get("client_assertion")
+		return cc, nil
+	}
 	cc.secret, cc.hasSecret = form.Get("client_secret"), form.Has("client_secret")
 	if cc.id == "" {
 		e := ErrInvalidClient("no client authentication: send client_id and client_secret with HTTP Basic or in the body")
@@ -289,6 +305,9 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*Client, 
 	if e != nil {
 		return nil, e
 	}
+	if cc.assertion != "" {
+		return s.authenticateAssertion(r.Context(), cc)
+	}
 	fail := func(format string, args ...any) *Error {
 		e := ErrInvalidClient(format, args...)
 		e.basicChallenge = cc.basic
@@ -311,7 +330,13 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*Client, 
 		return c, nil
 	}
 	if !cc.hasSecret {
+		if usesAssertion(c) {
+			return nil, fail("client %q authenticates with private_key_jwt: send client_assertion_type and client_assertion", cc.id)
+		}
 		return nil, fail("client %q is confidential: authenticate with its client_secret", cc.id)
+	}
+	if c.SecretHash == "" {
+		return nil, fail("client %q has no secret: it authenticates with private_key_jwt", cc.id)
 	}
 	// Registered clients' secrets are generated (256 random bits): only
 	// the configuration's, which people choose, are worth guessing.

@@ -21,6 +21,7 @@ type Metadata struct {
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
 	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported,omitempty"`
 	AuthorizationResponseISSSupported bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
 	RegistrationEndpoint              string   `json:"registration_endpoint,omitempty"`
@@ -42,7 +43,8 @@ func (s *Server) Metadata() *Metadata {
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		AuthorizationResponseISSSupported: true,
 		GrantTypesSupported:               s.grantTypes(),
-		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "none"},
+		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"},
+		TokenEndpointAuthSigningAlgs:      AssertionAlgs,
 	}
 	if s.cfg.Registration != nil {
 		m.RegistrationEndpoint = s.endpointURL(PathRegister)

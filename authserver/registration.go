@@ -19,6 +19,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/outbound"
 )
@@ -130,7 +131,7 @@ const (
 
 // registrationAuthMethods are the token endpoint authentication methods
 // a registered client may use.
-var registrationAuthMethods = []string{"client_secret_basic", "client_secret_post", "none"}
+var registrationAuthMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
 
 // ClientMetadata is RFC 7591 §2's client metadata, as registered and as
 // answered (unknown members are ignored).
@@ -169,6 +170,21 @@ func (s *Server) clientFromMetadata(m *ClientMetadata) (*Client, *Error) {
 	public := m.TokenEndpointAuthMethod == "none"
 	c := &Client{ID: newClientID(), Name: strings.TrimSpace(m.ClientName), Website: m.ClientURI, Public: public,
 		RedirectURIs: m.RedirectURIs, Source: "dynamic", CreatedAt: time.Now().UTC()}
+	if m.TokenEndpointAuthMethod == "private_key_jwt" {
+		switch {
+		case (len(m.JWKS) > 0) == (m.JWKSURI != ""):
+			return nil, errRegistration("invalid_client_metadata", "private_key_jwt needs the client's keys: give jwks or jwks_uri (one of them)")
+		case m.JWKSURI != "" && !strings.HasPrefix(m.JWKSURI, "https://"):
+			return nil, errRegistration("invalid_client_metadata", "jwks_uri must be an https URL")
+		case len(m.JWKS) > 0:
+			if _, err := jwk.Parse(m.JWKS); err != nil {
+				return nil, errRegistration("invalid_client_metadata", "jwks is not a JWK Set: %v", err)
+			}
+		}
+		c.JWKS, c.JWKSURI = m.JWKS, m.JWKSURI
+	} else if len(m.JWKS) > 0 || m.JWKSURI != "" {
+		return nil, errRegistration("invalid_client_metadata", "jwks and jwks_uri go with token_endpoint_auth_method private_key_jwt")
+	}
 	for _, g := range m.GrantTypes {
 		switch g {
 		case GrantAuthorizationCode, GrantRefreshToken:
@@ -227,7 +243,7 @@ func (s *Server) clientFromMetadata(m *ClientMetadata) (*Client, *Error) {
 	c.Metadata = m
 	// The secret is drawn once the registration is accepted.
 	probe := *c
-	if !c.Public {
+	if !c.Public && !usesAssertion(c) {
 		probe.SecretHash = sha256Prefix
 	}
 	if err := ValidateClient(&probe); err != nil {
@@ -279,7 +295,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var secret string
-	if !c.Public {
+	if !c.Public && !usesAssertion(c) {
 		secret, c.SecretHash = newSecret()
 	}
 	regToken := randomToken(32)
@@ -304,7 +320,7 @@ func (s *Server) registrationResponse(c *Client) *RegistrationResponse {
 	if c.Metadata != nil {
 		resp.ClientMetadata = *c.Metadata
 	}
-	if !c.Public {
+	if c.SecretHash != "" {
 		zero := int64(0)
 		resp.ClientSecretExpiresAt = &zero
 	}

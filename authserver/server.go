@@ -197,6 +197,10 @@ type Server struct {
 	uses clientUses
 	// documents fetches client metadata documents; nil when off.
 	documents *clientDocuments
+	// fetch reaches URLs clients supply (jwks_uri, metadata documents).
+	fetch *outbound.Client
+	// jwks caches fetched client key sets.
+	jwks jwksCache
 	// offboarded are users removed from the configuration (see
 	// OffboardRemovedUsers), set by Start while requests may be served.
 	offboarded atomic.Pointer[map[string]bool]
@@ -366,12 +370,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, errors.New("registration is either open or needs an initial_access_token")
 		}
 		s.routes[base+PathRegister] = s.handleRegister
-		if r := cfg.Registration; r.ClientIDMetadataDocuments {
-			fetch := r.Fetcher
-			if fetch == nil {
-				fetch = outbound.New(outbound.Options{AllowPrivateHosts: r.AllowPrivateHosts})
-			}
-			s.documents = &clientDocuments{fetch: fetch, scopes: r.Scopes}
+		if r := cfg.Registration; r.Fetcher != nil {
+			s.fetch = r.Fetcher
+		} else {
+			s.fetch = outbound.New(outbound.Options{AllowPrivateHosts: r.AllowPrivateHosts})
+		}
+		if cfg.Registration.ClientIDMetadataDocuments {
+			s.documents = &clientDocuments{fetch: s.fetch, scopes: cfg.Registration.Scopes}
 		}
 		s.prefixRoutes = append(s.prefixRoutes, prefixRoute{base + PathRegister + "/", s.withRequester(http.HandlerFunc(s.handleRegister))})
 	}

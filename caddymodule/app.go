@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -103,8 +104,11 @@ type ClientConfig struct {
 	Website string `json:"website,omitempty"`
 	// SecretHash is a bcrypt hash of the secret (`tokengate hash-password`).
 	SecretHash string `json:"secret_hash,omitempty"`
-	// Secret is the plain secret, typically {env.NAME}. Neither Secret
-	// nor SecretHash makes a public client, which must use PKCE.
+	// JWKSFile is a JWK Set file of the client's public keys: it then
+	// authenticates with private_key_jwt (RFC 7523) instead of a secret.
+	JWKSFile string `json:"jwks_file,omitempty"`
+	// Secret is the plain secret, typically {env.NAME}. Neither Secret,
+	// SecretHash nor JWKSFile makes a public client, which must use PKCE.
 	Secret       string   `json:"secret,omitempty"`
 	RedirectURIs []string `json:"redirect_uris,omitempty"`
 	// GrantTypes: authorization_code, refresh_token, client_credentials,
@@ -193,6 +197,14 @@ func (a *App) clients(repl *caddy.Replacer) ([]*authserver.Client, error) {
 			c.GrantTypes = append(c.GrantTypes, gt)
 		}
 		switch {
+		case cc.JWKSFile != "" && (cc.SecretHash != "" || cc.Secret != ""):
+			return nil, &authserver.ClientError{Client: cc.ID, Field: "jwks_file", Err: errors.New("a client authenticates with keys (jwks_file) or a secret, not both")}
+		case cc.JWKSFile != "":
+			raw, err := os.ReadFile(cc.JWKSFile)
+			if err != nil {
+				return nil, &authserver.ClientError{Client: cc.ID, Field: "jwks_file", Err: fmt.Errorf("reading the key set: %w", err)}
+			}
+			c.JWKS = raw
 		case cc.SecretHash != "" && cc.Secret != "":
 			return nil, &authserver.ClientError{Client: cc.ID, Field: "secret", Err: errors.New("give secret_hash or secret, not both")}
 		case cc.SecretHash != "":

@@ -58,6 +58,7 @@ import (
 //				website <url>
 //				secret_hash <bcrypt hash>
 //				secret <secret>
+//				jwks_file <path>
 //				redirect_uri <uri>...
 //				grant authorization_code|refresh_token|client_credentials|device_code...
 //				scope <scope>...
@@ -251,6 +252,8 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 			err = one(&c.SecretHash)
 		case "secret":
 			err = one(&c.Secret)
+		case "jwks_file":
+			err = one(&c.JWKSFile)
 		case "redirect_uri":
 			err = many(&c.RedirectURIs)
 		case "grant":
@@ -277,7 +280,7 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 				c.ResourceServer = true
 			}
 		default:
-			return nil, d.Errf("client %s: unknown option %q (expected name, website, secret_hash, secret, redirect_uri, grant, scope, audience, skip_consent or resource_server)", c.ID, sub)
+			return nil, d.Errf("client %s: unknown option %q (expected name, website, secret_hash, secret, jwks_file, redirect_uri, grant, scope, audience, skip_consent or resource_server)", c.ID, sub)
 		}
 		if err != nil {
 			return nil, err

@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"slices"
 	"time"
@@ -409,22 +410,28 @@ type Client struct {
 	// LastUsedAt is when a dynamic client was last issued a token, to
 	// the day: unused registrations expire.
 	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	// JWKS or JWKSURI hold the public keys of a client that authenticates
+	// with private_key_jwt (RFC 7523) instead of a secret.
+	JWKS    json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI string          `json:"jwks_uri,omitempty"`
 }
 
 // ClientMetadata is RFC 7591 §2's client metadata, as a client registered
 // it.
 type ClientMetadata struct {
-	RedirectURIs            []string `json:"redirect_uris,omitempty"`
-	ClientName              string   `json:"client_name,omitempty"`
-	ClientURI               string   `json:"client_uri,omitempty"`
-	GrantTypes              []string `json:"grant_types,omitempty"`
-	ResponseTypes           []string `json:"response_types,omitempty"`
-	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method,omitempty"`
-	Scope                   string   `json:"scope,omitempty"`
-	ApplicationType         string   `json:"application_type,omitempty"`
-	SoftwareID              string   `json:"software_id,omitempty"`
-	SoftwareVersion         string   `json:"software_version,omitempty"`
-	Contacts                []string `json:"contacts,omitempty"`
+	RedirectURIs            []string        `json:"redirect_uris,omitempty"`
+	ClientName              string          `json:"client_name,omitempty"`
+	ClientURI               string          `json:"client_uri,omitempty"`
+	GrantTypes              []string        `json:"grant_types,omitempty"`
+	ResponseTypes           []string        `json:"response_types,omitempty"`
+	TokenEndpointAuthMethod string          `json:"token_endpoint_auth_method,omitempty"`
+	Scope                   string          `json:"scope,omitempty"`
+	ApplicationType         string          `json:"application_type,omitempty"`
+	SoftwareID              string          `json:"software_id,omitempty"`
+	SoftwareVersion         string          `json:"software_version,omitempty"`
+	Contacts                []string        `json:"contacts,omitempty"`
+	JWKS                    json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI                 string          `json:"jwks_uri,omitempty"`
 }
 
 // Consent is what a user granted a client, remembered until ExpiresAt.

@@ -1,0 +1,155 @@
+package authserver
+
+// RFC 7523 §2.2 and §3: private_key_jwt, a client authenticating with a
+// JWT it signed with a key whose public half it registered.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/lestrrat-go/jwx/v3/jwt"
+	"github.com/tokengate/tokengate/outbound"
+)
+
+// ClientAssertionType is the client_assertion_type of private_key_jwt.
+const ClientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// AssertionAlgs are the algorithms a client assertion may use: asymmetric
+// only (a shared-secret MAC would make the "public" key a secret).
+var AssertionAlgs = []string{"ES256", "ES384", "ES512", "EdDSA", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512"}
+
+// Limits of an assertion: how far ahead it may expire, and the clock skew
+// tolerated.
+const (
+	maxAssertionLife = 5 * time.Minute
+	assertionSkew    = 30 * time.Second
+	jwksCacheFor     = 5 * time.Minute
+)
+
+// jwksCache keeps fetched client key sets for a while.
+type jwksCache struct {
+	mu   sync.Mutex
+	sets map[string]jwksEntry
+}
+
+type jwksEntry struct {
+	set   jwk.Set
+	until time.Time
+}
+
+// usesAssertion says whether a client authenticates with private_key_jwt.
+func usesAssertion(c *Client) bool { return len(c.JWKS) > 0 || c.JWKSURI != "" }
+
+// authenticateAssertion checks a client_assertion and returns its client.
+func (s *Server) authenticateAssertion(ctx context.Context, cc clientCredentials) (*Client, *Error) {
+	bad := func(format string, args ...any) *Error { return ErrInvalidClient(format, args...) }
+	header, ok := assertionHeader(cc.assertion)
+	if !ok || !slices.Contains(AssertionAlgs, header) {
+		return nil, bad("client_assertion must be a JWT signed with one of %s", strings.Join(AssertionAlgs, ", "))
+	}
+	unverified, err := jwt.ParseInsecure([]byte(cc.assertion))
+	if err != nil {
+		return nil, bad("client_assertion is not a JWT")
+	}
+	id, _ := unverified.Issuer()
+	if id == "" || (cc.id != "" && cc.id != id) {
+		return nil, bad("client_assertion's iss must be the client_id")
+	}
+	c, _, err := s.lookupClient(ctx, id)
+	if err != nil || !usesAssertion(c) {
+		return nil, bad("client %q does not authenticate with private_key_jwt", id)
+	}
+	set, e := s.clientKeys(ctx, c)
+	if e != nil {
+		return nil, e
+	}
+	tok, err := jwt.Parse([]byte(cc.assertion), jwt.WithKeySet(set, jws.WithInferAlgorithmFromKey(true)), jwt.WithValidate(true),
+		jwt.WithAcceptableSkew(assertionSkew), jwt.WithIssuer(id), jwt.WithSubject(id))
+	if err != nil {
+		return nil, bad("client_assertion is not valid: %v", err)
+	}
+	aud, _ := tok.Audience()
+	if !slices.Contains(aud, s.cfg.Issuer) && !slices.Contains(aud, s.endpointURL(PathToken)) {
+		return nil, bad("client_assertion's aud must be the issuer %s or the token endpoint", s.cfg.Issuer)
+	}
+	exp, hasExp := tok.Expiration()
+	if !hasExp || time.Until(exp) > maxAssertionLife+assertionSkew {
+		return nil, bad("client_assertion must expire within %s", maxAssertionLife)
+	}
+	jti, _ := tok.JwtID()
+	if jti == "" {
+		return nil, bad("client_assertion needs a jti")
+	}
+	// Single use: the first request with a (client, jti) counts 1.
+	sum := sha256.Sum256([]byte(id + "\x00" + jti))
+	n, _, err := s.store.Incr(ctx, "assertion:"+hex.EncodeToString(sum[:16]), time.Until(exp)+assertionSkew)
+	if err != nil {
+		return nil, s.storeError("recording a client assertion", err)
+	}
+	if n > 1 {
+		return nil, bad("client_assertion was used before: make a new one (with a new jti) for each request")
+	}
+	return c, nil
+}
+
+// assertionHeader is the alg of a compact JWS.
+func assertionHeader(raw string) (string, bool) {
+	h, _, ok := strings.Cut(raw, ".")
+	if !ok {
+		return "", false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(h)
+	var hdr struct {
+		Alg string `json:"alg"`
+	}
+	if err != nil || json.Unmarshal(b, &hdr) != nil {
+		return "", false
+	}
+	return hdr.Alg, true
+}
+
+// clientKeys is the client's key set: registered with it, or fetched from
+// its jwks_uri through the guarded client (and kept a few minutes).
+func (s *Server) clientKeys(ctx context.Context, c *Client) (jwk.Set, *Error) {
+	if len(c.JWKS) > 0 {
+		set, err := jwk.Parse(c.JWKS)
+		if err != nil {
+			return nil, ErrInvalidClient("client %q has a key set that cannot be read", c.ID)
+		}
+		return set, nil
+	}
+	now := time.Now()
+	s.jwks.mu.Lock()
+	if e, ok := s.jwks.sets[c.JWKSURI]; ok && now.Before(e.until) {
+		s.jwks.mu.Unlock()
+		return e.set, nil
+	}
+	s.jwks.mu.Unlock()
+	if s.fetch == nil {
+		s.fetch = outbound.New(outbound.Options{})
+	}
+	resp, err := s.fetch.Get(ctx, c.JWKSURI)
+	if err != nil {
+		return nil, ErrInvalidClient("the client's jwks_uri cannot be used: %v", err)
+	}
+	set, err := jwk.Parse(resp.Body)
+	if err != nil {
+		return nil, ErrInvalidClient("the client's jwks_uri does not hold a JWK Set")
+	}
+	s.jwks.mu.Lock()
+	if s.jwks.sets == nil || len(s.jwks.sets) > 1000 {
+		s.jwks.sets = map[string]jwksEntry{}
+	}
+	s.jwks.sets[c.JWKSURI] = jwksEntry{set, now.Add(jwksCacheFor)}
+	s.jwks.mu.Unlock()
+	return set, nil
+}
