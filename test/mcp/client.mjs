@@ -1,0 +1,60 @@
+// The official MCP TypeScript SDK client against tokengate, for
+// tokengate's end-to-end tests (test/mcp_test.go drives it).
+//
+//   node client.mjs code <server-url>   discovery, dynamic registration,
+//       authorization code + PKCE: prints "AUTHORIZE <url>", reads
+//       "CODE <code>" from stdin, then lists tools and calls echo
+//   node client.mjs cc <server-url> <client-id> <secret>
+//       client credentials (ClientCredentialsProvider)
+//
+// It prints "RESULT <json>" on success and exits 0.
+import { createInterface } from "node:readline";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
+import { ClientCredentialsProvider } from "@modelcontextprotocol/sdk/client/auth-extensions.js";
+
+const [mode, serverUrl, ...rest] = process.argv.slice(2);
+const lines = createInterface({ input: process.stdin });
+const nextLine = () => new Promise((resolve) => lines.once("line", resolve));
+
+// An in-memory OAuthClientProvider for a person-facing client.
+class MemoryProvider {
+  constructor() { this.info = undefined; this.saved = undefined; this.verifier = ""; }
+  get redirectUrl() { return "http://127.0.0.1:53682/callback"; }
+  get clientMetadata() {
+    return { client_name: "MCP SDK e2e", redirect_uris: [this.redirectUrl], grant_types: ["authorization_code", "refresh_token"],
+      response_types: ["code"], token_endpoint_auth_method: "none" };
+  }
+  clientInformation() { return this.info; }
+  saveClientInformation(info) { this.info = info; }
+  tokens() { return this.saved; }
+  saveTokens(tokens) { this.saved = tokens; }
+  redirectToAuthorization(url) { console.log("AUTHORIZE " + url.toString()); }
+  saveCodeVerifier(v) { this.verifier = v; }
+  codeVerifier() { return this.verifier; }
+}
+
+async function session(provider) {
+  const client = new Client({ name: "tokengate-e2e", version: "1.0.0" });
+  const transport = new StreamableHTTPClientTransport(new URL(serverUrl), { authProvider: provider });
+  try {
+    await client.connect(transport);
+  } catch (err) {
+    if (!(err instanceof UnauthorizedError) || mode !== "code") throw err;
+    const line = await nextLine();
+    await transport.finishAuth(line.replace(/^CODE /, ""));
+    return session(provider);
+  }
+  return client;
+}
+
+const provider = mode === "cc"
+  ? new ClientCredentialsProvider({ clientId: rest[0], clientSecret: rest[1] })
+  : new MemoryProvider();
+const client = await session(provider);
+const tools = await client.listTools();
+const echo = await client.callTool({ name: "echo", arguments: { message: "hello through tokengate" } });
+console.log("RESULT " + JSON.stringify({ tools: tools.tools.map((t) => t.name), echo: echo.content }));
+await client.close();
+process.exit(0);

@@ -1,0 +1,154 @@
+package test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/internal/nodetest"
+	"github.com/tokengate/tokengate/internal/persontest"
+)
+
+// An MCP server (the SDK's everything server, Streamable HTTP) behind
+// bearer_auth with a resource, and tokengate as its authorization server.
+const mcpCaddyfile = `{
+	admin 127.0.0.1:{{.Admin}}
+	persist_config off
+	oauth2 {
+		issuer {{.Issuer}}
+		{{.Store}}
+		registration {
+			open
+			scope mcp
+		}
+		user mark $2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe
+		client robot {
+			secret robot-secret
+			grant client_credentials
+			scope mcp
+			audience http://127.0.0.1:{{.API}}/mcp
+		}
+	}
+}
+http://127.0.0.1:{{.Auth}} {
+	oauth2_server
+}
+http://127.0.0.1:{{.API}} {
+	bearer_auth {
+		resource http://127.0.0.1:{{.API}}/mcp
+		resource_name "Everything"
+		scope mcp
+	}
+	reverse_proxy {{.Upstream}}
+}
+`
+
+// startEverything runs the SDK's everything server on a free port.
+func startEverything(t *testing.T, dir string) string {
+	t.Helper()
+	port := freePort(t)
+	cmd := nodetest.Command(dir, "node_modules/@modelcontextprotocol/server-everything/dist/index.js", []string{"PORT=" + itoa(port)}, "streamableHttp")
+	log := new(syncBuffer)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := "127.0.0.1:" + itoa(port)
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the everything server did not start:\n%s", log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// The official MCP SDK client, unmodified, against tokengate: (a) it meets
+// the 401, discovers, registers itself, a person signs in and allows, and
+// it lists the tools and calls one; (c) a configured client gets in with
+// client credentials.
+func TestMCPSDKClient(t *testing.T) {
+	dir := nodetest.Dir(t, "mcp")
+	everything := startEverything(t, dir)
+	g := newGateway(t, Ports{Upstream: everything})
+	g.start(mcpCaddyfile)
+	server := g.APIURL() + "/mcp"
+
+	t.Run("discovery, registration, authorization code", func(t *testing.T) {
+		cmd := nodetest.Command(dir, "client.mjs", nil, "code", server)
+		stdin, _ := cmd.StdinPipe()
+		stdout, _ := cmd.StdoutPipe()
+		stderr := new(syncBuffer)
+		cmd.Stderr = stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+		lines := bufio.NewScanner(stdout)
+		result := readResult(t, lines, stderr, func(authorize string) {
+			back, err := persontest.New("mark", markPassword).Authorize(authorize)
+			if err != nil {
+				t.Fatalf("the person's part: %v", err)
+			}
+			fmt.Fprintf(stdin, "CODE %s\n", back.Query().Get("code"))
+		})
+		if !strings.Contains(result, "hello through tokengate") || !strings.Contains(result, `"echo"`) {
+			t.Fatalf("result %s", result)
+		}
+	})
+	t.Run("client credentials", func(t *testing.T) {
+		cmd := nodetest.Command(dir, "client.mjs", nil, "cc", server, "robot", "robot-secret")
+		stdout, _ := cmd.StdoutPipe()
+		stderr := new(syncBuffer)
+		cmd.Stderr = stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+		result := readResult(t, bufio.NewScanner(stdout), stderr, nil)
+		if !strings.Contains(result, "hello through tokengate") {
+			t.Fatalf("result %s", result)
+		}
+	})
+}
+
+// readResult reads the client's lines: an AUTHORIZE line goes to
+// authorize, the RESULT line is returned.
+func readResult(t *testing.T, lines *bufio.Scanner, stderr *syncBuffer, authorize func(string)) string {
+	t.Helper()
+	done := make(chan string, 1)
+	go func() {
+		for lines.Scan() {
+			line := lines.Text()
+			if u, ok := strings.CutPrefix(line, "AUTHORIZE "); ok && authorize != nil {
+				if _, err := url.Parse(u); err == nil {
+					authorize(u)
+				}
+			}
+			if r, ok := strings.CutPrefix(line, "RESULT "); ok {
+				done <- r
+				return
+			}
+		}
+		done <- ""
+	}()
+	select {
+	case r := <-done:
+		if r == "" || !json.Valid([]byte(r)) {
+			t.Fatalf("the SDK client gave no result:\n%s", stderr)
+		}
+		return r
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the SDK client did not finish:\n%s", stderr)
+	}
+	return ""
+}
