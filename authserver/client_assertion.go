@@ -72,7 +72,8 @@ func (s *Server) authenticateAssertion(ctx context.Context, cc clientCredentials
 	if e != nil {
 		return nil, e
 	}
-	tok, err := jwt.Parse([]byte(cc.assertion), jwt.WithKeySet(set, jws.WithInferAlgorithmFromKey(true)), jwt.WithValidate(true),
+	// RFC 7523 asks for no kid: without one, every key of the set is tried.
+	tok, err := jwt.Parse([]byte(cc.assertion), jwt.WithKeySet(set, jws.WithInferAlgorithmFromKey(true), jws.WithRequireKid(false)), jwt.WithValidate(true),
 		jwt.WithAcceptableSkew(assertionSkew), jwt.WithIssuer(id), jwt.WithSubject(id))
 	if err != nil {
 		return nil, bad("client_assertion is not valid: %v", err)

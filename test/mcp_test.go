@@ -2,6 +2,9 @@ package test
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -9,6 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/tokengate/tokengate/internal/nodetest"
 	"github.com/tokengate/tokengate/internal/persontest"
@@ -27,6 +33,12 @@ const mcpCaddyfile = `{
 			scope mcp
 		}
 		user mark $2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe
+		client keyed {
+			jwks_file {{.Dir}}/keys.json
+			grant client_credentials
+			scope mcp
+			audience http://127.0.0.1:{{.API}}/mcp
+		}
 		client robot {
 			secret robot-secret
 			grant client_credentials
@@ -75,11 +87,13 @@ func startEverything(t *testing.T, dir string) string {
 // The official MCP SDK client, unmodified, against tokengate: (a) it meets
 // the 401, discovers, registers itself, a person signs in and allows, and
 // it lists the tools and calls one; (c) a configured client gets in with
-// client credentials.
+// client credentials, and (d) with private_key_jwt.
 func TestMCPSDKClient(t *testing.T) {
 	dir := nodetest.Dir(t, "mcp")
 	everything := startEverything(t, dir)
 	g := newGateway(t, Ports{Upstream: everything})
+	privateJWK, publicSet := clientKeyPair(t)
+	writeFile(t, g.dir+"/keys.json", publicSet)
 	g.start(mcpCaddyfile)
 	server := g.APIURL() + "/mcp"
 
@@ -105,20 +119,50 @@ func TestMCPSDKClient(t *testing.T) {
 			t.Fatalf("result %s", result)
 		}
 	})
-	t.Run("client credentials", func(t *testing.T) {
-		cmd := nodetest.Command(dir, "client.mjs", nil, "cc", server, "robot", "robot-secret")
-		stdout, _ := cmd.StdoutPipe()
-		stderr := new(syncBuffer)
-		cmd.Stderr = stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-		result := readResult(t, bufio.NewScanner(stdout), stderr, nil)
-		if !strings.Contains(result, "hello through tokengate") {
-			t.Fatalf("result %s", result)
-		}
-	})
+	for name, args := range map[string][]string{
+		"client credentials": {"cc", server, "robot", "robot-secret"},
+		"private_key_jwt":    {"jwt", server, "keyed", privateJWK},
+	} {
+		t.Run(name, func(t *testing.T) { sdkClientCredentials(t, dir, args) })
+	}
+}
+
+// sdkClientCredentials runs the SDK client in a client-credentials mode.
+func sdkClientCredentials(t *testing.T, dir string, args []string) {
+	cmd := nodetest.Command(dir, "client.mjs", nil, args...)
+	stdout, _ := cmd.StdoutPipe()
+	stderr := new(syncBuffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	result := readResult(t, bufio.NewScanner(stdout), stderr, nil)
+	if !strings.Contains(result, "hello through tokengate") {
+		t.Fatalf("result %s", result)
+	}
+}
+
+// clientKeyPair is an ES256 key: the private JWK (for the SDK) and the
+// public JWK Set (for jwks_file).
+func clientKeyPair(t *testing.T) (string, string) {
+	t.Helper()
+	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := jwk.Import(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = priv.Set(jwk.KeyIDKey, "sdk")
+	_ = priv.Set(jwk.AlgorithmKey, jwa.ES256())
+	pub, _ := priv.PublicKey()
+	set := jwk.NewSet()
+	_ = set.AddKey(pub)
+	privJSON, _ := json.Marshal(priv)
+	setJSON, _ := json.Marshal(set)
+	return string(privJSON), string(setJSON)
 }
 
 // readResult reads the client's lines: an AUTHORIZE line goes to

@@ -6,13 +6,15 @@
 //       "CODE <code>" from stdin, then lists tools and calls echo
 //   node client.mjs cc <server-url> <client-id> <secret>
 //       client credentials (ClientCredentialsProvider)
+//   node client.mjs jwt <server-url> <client-id> <private JWK as JSON>
+//       client credentials with private_key_jwt (PrivateKeyJwtProvider)
 //
 // It prints "RESULT <json>" on success and exits 0.
 import { createInterface } from "node:readline";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
-import { ClientCredentialsProvider } from "@modelcontextprotocol/sdk/client/auth-extensions.js";
+import { ClientCredentialsProvider, PrivateKeyJwtProvider } from "@modelcontextprotocol/sdk/client/auth-extensions.js";
 
 const [mode, serverUrl, ...rest] = process.argv.slice(2);
 const lines = createInterface({ input: process.stdin });
@@ -51,7 +53,9 @@ async function session(provider) {
 
 const provider = mode === "cc"
   ? new ClientCredentialsProvider({ clientId: rest[0], clientSecret: rest[1] })
-  : new MemoryProvider();
+  : mode === "jwt"
+    ? new PrivateKeyJwtProvider({ clientId: rest[0], privateKey: JSON.parse(rest[1]), algorithm: "ES256" })
+    : new MemoryProvider();
 const client = await session(provider);
 const tools = await client.listTools();
 const echo = await client.callTool({ name: "echo", arguments: { message: "hello through tokengate" } });
