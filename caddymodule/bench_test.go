@@ -45,12 +45,35 @@ func BenchmarkBearerAuth(b *testing.B) {
 	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 	// With the Prometheus counter bearer_auth keeps, and without: the cost
 	// of metrics on the gateway path.
+	// A route that is an RFC 9728 protected resource, and a token for it.
+	const resource = "https://api.example.com/mcp"
+	if err := srv.AddResource(resource, []string{"read"}); err != nil {
+		b.Fatal(err)
+	}
+	pr := &introspect.ProtectedResource{Resource: resource, Scopes: []string{"read"}, Issuer: "https://auth.example.com"}
+	if err := pr.Prepare(); err != nil {
+		b.Fatal(err)
+	}
+	rreq := httptest.NewRequest("POST", "/oauth/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "resource": {resource}}.Encode()))
+	rreq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rreq.SetBasicAuth("svc", "s")
+	rw := httptest.NewRecorder()
+	srv.Handler("/oauth/token").ServeHTTP(rw, rreq)
+	rtok := rw.Body.String()
+	rtok = rtok[strings.Index(rtok, `"access_token":"`)+16:]
+	rtok = rtok[:strings.IndexByte(rtok, '"')]
+
 	for _, m := range []struct {
-		name   string
-		checks map[introspect.Outcome]prometheus.Counter
-	}{{"metrics", bearerOutcomes}, {"no-metrics", nil}} {
+		name     string
+		checks   map[introspect.Outcome]prometheus.Counter
+		resource *introspect.ProtectedResource
+	}{{"metrics", bearerOutcomes, nil}, {"no-metrics", nil, nil}, {"resource", bearerOutcomes, pr}} {
 		b.Run(m.name, func(b *testing.B) {
 			h := &BearerAuth{Scope: "read", required: []string{"read"}, app: &App{server: srv}, checks: m.checks}
+			tok := tok
+			if m.resource != nil {
+				h.resource, h.Audience, tok = m.resource, Audiences{resource}, rtok
+			}
 			// Requests come as Caddy hands them over, each with its own
 			// replacer, made outside the timed part: only the handler's
 			// own work is measured.
