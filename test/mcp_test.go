@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -98,16 +99,7 @@ func TestMCPSDKClient(t *testing.T) {
 	server := g.APIURL() + "/mcp"
 
 	t.Run("discovery, registration, authorization code", func(t *testing.T) {
-		cmd := nodetest.Command(dir, "client.mjs", nil, "code", server)
-		stdin, _ := cmd.StdinPipe()
-		stdout, _ := cmd.StdoutPipe()
-		stderr := new(syncBuffer)
-		cmd.Stderr = stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-		lines := bufio.NewScanner(stdout)
+		stdin, lines, stderr := startSDKClient(t, dir, "code", server)
 		result := readResult(t, lines, stderr, func(authorize string) {
 			back, err := persontest.New("mark", markPassword).Authorize(authorize)
 			if err != nil {
@@ -127,17 +119,25 @@ func TestMCPSDKClient(t *testing.T) {
 	}
 }
 
-// sdkClientCredentials runs the SDK client in a client-credentials mode.
-func sdkClientCredentials(t *testing.T, dir string, args []string) {
+// startSDKClient runs client.mjs with args until the test ends.
+func startSDKClient(t *testing.T, dir string, args ...string) (io.Writer, *bufio.Scanner, *syncBuffer) {
+	t.Helper()
 	cmd := nodetest.Command(dir, "client.mjs", nil, args...)
+	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	stderr := new(syncBuffer)
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	result := readResult(t, bufio.NewScanner(stdout), stderr, nil)
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return stdin, bufio.NewScanner(stdout), stderr
+}
+
+// sdkClientCredentials runs the SDK client in a client-credentials mode.
+func sdkClientCredentials(t *testing.T, dir string, args []string) {
+	_, lines, stderr := startSDKClient(t, dir, args...)
+	result := readResult(t, lines, stderr, nil)
 	if !strings.Contains(result, "hello through tokengate") {
 		t.Fatalf("result %s", result)
 	}
