@@ -6,9 +6,12 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -32,6 +35,9 @@ const mcpCaddyfile = `{
 		registration {
 			open
 			scope mcp
+			client_id_metadata_documents {
+				allow_private_hosts 127.0.0.1
+			}
 		}
 		user mark $2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe
 		client keyed {
@@ -95,7 +101,17 @@ func TestMCPSDKClient(t *testing.T) {
 	g := newGateway(t, Ports{Upstream: everything})
 	privateJWK, publicSet := clientKeyPair(t)
 	writeFile(t, g.dir+"/keys.json", publicSet)
-	g.start(mcpCaddyfile)
+	// The client's metadata document, on an https server of its own that
+	// tokengate trusts through SSL_CERT_FILE.
+	var docs *httptest.Server
+	docs = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"client_id":%q,"client_name":"SDK by document","redirect_uris":["http://127.0.0.1:53682/callback"],"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"],"response_types":["code"]}`, docs.URL+r.URL.Path)
+	}))
+	t.Cleanup(docs.Close)
+	certFile := g.dir + "/docs-ca.pem"
+	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: docs.Certificate().Raw})))
+	g.start(mcpCaddyfile, "SSL_CERT_FILE="+certFile)
 	server := g.APIURL() + "/mcp"
 
 	t.Run("discovery, registration, authorization code", func(t *testing.T) {
@@ -108,6 +124,23 @@ func TestMCPSDKClient(t *testing.T) {
 			fmt.Fprintf(stdin, "CODE %s\n", back.Query().Get("code"))
 		})
 		if !strings.Contains(result, "hello through tokengate") || !strings.Contains(result, `"echo"`) {
+			t.Fatalf("result %s", result)
+		}
+	})
+	t.Run("client ID metadata document", func(t *testing.T) {
+		stdin, lines, stderr := startSDKClient(t, dir, "cimd", server, docs.URL+"/client.json")
+		result := readResult(t, lines, stderr, func(authorize string) {
+			u, _ := url.Parse(authorize)
+			if u.Query().Get("client_id") != docs.URL+"/client.json" {
+				t.Errorf("the SDK did not use the document as its client_id: %s", authorize)
+			}
+			back, err := persontest.New("mark", markPassword).Authorize(authorize)
+			if err != nil {
+				t.Fatalf("the person's part: %v", err)
+			}
+			fmt.Fprintf(stdin, "CODE %s\n", back.Query().Get("code"))
+		})
+		if !strings.Contains(result, "hello through tokengate") {
 			t.Fatalf("result %s", result)
 		}
 	})

@@ -4,6 +4,8 @@
 //   node client.mjs code <server-url>   discovery, dynamic registration,
 //       authorization code + PKCE: prints "AUTHORIZE <url>", reads
 //       "CODE <code>" from stdin, then lists tools and calls echo
+//   node client.mjs cimd <server-url> <metadata-document-url>
+//       as code, with a Client ID Metadata Document instead of registering
 //   node client.mjs cc <server-url> <client-id> <secret>
 //       client credentials (ClientCredentialsProvider)
 //   node client.mjs jwt <server-url> <client-id> <private JWK as JSON>
@@ -22,7 +24,10 @@ const nextLine = () => new Promise((resolve) => lines.once("line", resolve));
 
 // An in-memory OAuthClientProvider for a person-facing client.
 class MemoryProvider {
-  constructor() { this.info = undefined; this.saved = undefined; this.verifier = ""; }
+  constructor(clientMetadataUrl) {
+    this.info = undefined; this.saved = undefined; this.verifier = "";
+    if (clientMetadataUrl) this.clientMetadataUrl = clientMetadataUrl;
+  }
   get redirectUrl() { return "http://127.0.0.1:53682/callback"; }
   get clientMetadata() {
     return { client_name: "MCP SDK e2e", redirect_uris: [this.redirectUrl], grant_types: ["authorization_code", "refresh_token"],
@@ -43,7 +48,7 @@ async function session(provider) {
   try {
     await client.connect(transport);
   } catch (err) {
-    if (!(err instanceof UnauthorizedError) || mode !== "code") throw err;
+    if (!(err instanceof UnauthorizedError) || (mode !== "code" && mode !== "cimd")) throw err;
     const line = await nextLine();
     await transport.finishAuth(line.replace(/^CODE /, ""));
     return session(provider);
@@ -55,7 +60,7 @@ const provider = mode === "cc"
   ? new ClientCredentialsProvider({ clientId: rest[0], clientSecret: rest[1] })
   : mode === "jwt"
     ? new PrivateKeyJwtProvider({ clientId: rest[0], privateKey: JSON.parse(rest[1]), algorithm: "ES256" })
-    : new MemoryProvider();
+    : new MemoryProvider(mode === "cimd" ? rest[0] : undefined);
 const client = await session(provider);
 const tools = await client.listTools();
 const echo = await client.callTool({ name: "echo", arguments: { message: "hello through tokengate" } });
