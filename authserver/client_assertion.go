@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -33,18 +32,8 @@ const (
 	maxAssertionLife = 5 * time.Minute
 	assertionSkew    = 30 * time.Second
 	jwksCacheFor     = 5 * time.Minute
+	jwksCacheEntries = 1000
 )
-
-// jwksCache keeps fetched client key sets for a while.
-type jwksCache struct {
-	mu   sync.Mutex
-	sets map[string]jwksEntry
-}
-
-type jwksEntry struct {
-	set   jwk.Set
-	until time.Time
-}
 
 // usesAssertion says whether a client authenticates with private_key_jwt.
 func usesAssertion(c *Client) bool { return len(c.JWKS) > 0 || c.JWKSURI != "" }
@@ -128,13 +117,9 @@ func (s *Server) clientKeys(ctx context.Context, c *Client) (jwk.Set, *Error) {
 		}
 		return set, nil
 	}
-	now := time.Now()
-	s.jwks.mu.Lock()
-	if e, ok := s.jwks.sets[c.JWKSURI]; ok && now.Before(e.until) {
-		s.jwks.mu.Unlock()
-		return e.set, nil
+	if set, ok := s.jwks.get(c.JWKSURI); ok {
+		return set, nil
 	}
-	s.jwks.mu.Unlock()
 	if s.fetch == nil {
 		s.fetch = outbound.New(outbound.Options{})
 	}
@@ -146,11 +131,6 @@ func (s *Server) clientKeys(ctx context.Context, c *Client) (jwk.Set, *Error) {
 	if err != nil {
 		return nil, ErrInvalidClient("the client's jwks_uri does not hold a JWK Set")
 	}
-	s.jwks.mu.Lock()
-	if s.jwks.sets == nil || len(s.jwks.sets) > 1000 {
-		s.jwks.sets = map[string]jwksEntry{}
-	}
-	s.jwks.sets[c.JWKSURI] = jwksEntry{set, now.Add(jwksCacheFor)}
-	s.jwks.mu.Unlock()
+	s.jwks.put(c.JWKSURI, set, time.Now().Add(jwksCacheFor))
 	return set, nil
 }

@@ -4,8 +4,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +19,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/outbound"
 )
 
 // signer is a client's private key and its public JWK Set.
@@ -108,5 +113,37 @@ func TestPrivateKeyJWT(t *testing.T) {
 	}
 	if resp, _ := r.register(t, map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt"}, "", "192.0.2.1"); resp.StatusCode != 400 {
 		t.Fatalf("private_key_jwt without keys: %d", resp.StatusCode)
+	}
+}
+
+// A registered client's jwks_uri is fetched through the guarded client and
+// kept a while: two assertions, one fetch.
+func TestPrivateKeyJWTWithJWKSURI(t *testing.T) {
+	sg := newSigner(t)
+	var fetches atomic.Int64
+	keys := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		w.Write(sg.jwks)
+	}))
+	defer keys.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(keys.Certificate())
+	r := newRegistrationEnv(t, &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"},
+		Fetcher: outbound.New(outbound.Options{RootCAs: pool, AllowPrivateHosts: []string{"127.0.0.1"}})})
+	resp, m := r.register(t, map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt",
+		"jwks_uri": keys.URL + "/jwks.json"}, "", "192.0.2.1")
+	if resp.StatusCode != 201 {
+		t.Fatalf("registering with a jwks_uri: %d %v", resp.StatusCode, m)
+	}
+	id := m["client_id"].(string)
+	for _, jti := range []string{"u-1", "u-2"} {
+		st := r.post("/oauth/token", form("grant_type", "client_credentials", "client_assertion_type", authserver.ClientAssertionType,
+			"client_assertion", sg.assertion(t, id, issuer, jti, time.Minute)), nil).StatusCode
+		if st != 200 {
+			t.Fatalf("assertion %s: %d", jti, st)
+		}
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Fatalf("the key set was fetched %d times for two assertions", n)
 	}
 }

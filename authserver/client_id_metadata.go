@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tokengate/tokengate/outbound"
@@ -37,14 +36,7 @@ func (e *cimdError) Error() string {
 type clientDocuments struct {
 	fetch  *outbound.Client
 	scopes []string
-
-	mu    sync.Mutex
-	cache map[string]cimdEntry
-}
-
-type cimdEntry struct {
-	client *Client
-	until  time.Time
+	cache  expiringCache[*Client]
 }
 
 // isClientIDURL says whether a client_id names a metadata document: an
@@ -57,13 +49,9 @@ func isClientIDURL(id string) bool {
 // client returns the client a metadata document describes, from the cache
 // while it is fresh.
 func (d *clientDocuments) client(ctx context.Context, id string) (*Client, error) {
-	now := time.Now()
-	d.mu.Lock()
-	if e, ok := d.cache[id]; ok && now.Before(e.until) {
-		d.mu.Unlock()
-		return e.client, nil
+	if c, ok := d.cache.get(id); ok {
+		return c, nil
 	}
-	d.mu.Unlock()
 	resp, err := d.fetch.Get(ctx, id)
 	if err != nil {
 		return nil, &cimdError{id, err.Error()}
@@ -82,7 +70,7 @@ func (d *clientDocuments) client(ctx context.Context, id string) (*Client, error
 	if e != nil {
 		return nil, e
 	}
-	d.remember(id, c, now.Add(cacheFor(resp.Header.Get("Cache-Control"))))
+	d.cache.put(id, c, time.Now().Add(cacheFor(resp.Header.Get("Cache-Control"))))
 	return c, nil
 }
 
@@ -112,23 +100,6 @@ func (d *clientDocuments) clientOf(id string, m *ClientMetadata) (*Client, error
 		c.Name = u.Host
 	}
 	return c, nil
-}
-
-func (d *clientDocuments) remember(id string, c *Client, until time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.cache == nil {
-		d.cache = map[string]cimdEntry{}
-	}
-	if len(d.cache) >= cimdMaxEntries {
-		now := time.Now()
-		for k, e := range d.cache {
-			if !now.Before(e.until) || len(d.cache) >= cimdMaxEntries {
-				delete(d.cache, k)
-			}
-		}
-	}
-	d.cache[id] = cimdEntry{c, until}
 }
 
 // cacheFor is how long a document may be cached: its max-age, within

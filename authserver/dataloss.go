@@ -24,12 +24,12 @@ type generationWatch struct {
 	lost atomic.Bool
 }
 
-// CheckStoreGeneration reads the store's generation marker. The first call
+// checkStoreGeneration reads the store's generation marker. The first call
 // learns it; a later one that finds another (the store was emptied and the
 // marker written anew) writes every revocation this instance holds back to
 // the store, retrying on every call until that succeeds. Run it at start
 // and on every sync tick, and before a resync of the revocations.
-func (s *Server) CheckStoreGeneration(ctx context.Context) error {
+func (s *Server) checkStoreGeneration(ctx context.Context) error {
 	gen, _, err := s.store.Generation(ctx)
 	if err != nil {
 		return fmt.Errorf("reading the store's generation: %w", err)

@@ -392,13 +392,13 @@ func TestOffboardedGrantRefusedEverywhere(t *testing.T) {
 		c.Users = append(c.Users, &authserver.User{Username: "alice", PasswordHash: bcryptHash(t, "alice-pw")})
 	}
 	old := newEnvWith(t, st, "ES256", withAlice)
-	if err := old.srv.OffboardRemovedUsers(t.Context()); err != nil {
+	if err := old.srv.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	rt := decode(t, old.exchange(old.codeFor(t, persontest.New("alice", "alice-pw"), old.stdAuth())))["refresh_token"].(string)
 
 	cur := newEnvWith(t, st, "ES256")
-	if err := cur.srv.OffboardRemovedUsers(t.Context()); err != nil {
+	if err := cur.srv.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	resp := old.refresh(rt) // the old instance has not heard yet

@@ -155,11 +155,13 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, ok := s.users[username]
-	hash := s.dummyHash
+	var hash []byte
 	if ok {
-		hash = func() []byte { return []byte(u.PasswordHash) }
+		hash = []byte(u.PasswordHash)
+	} else {
+		hash = s.dummyHash()
 	}
-	if !s.secrets.bcrypt(r.Context(), func() bool { return bcrypt.CompareHashAndPassword(hash(), []byte(password)) == nil }) || !ok {
+	if !s.secrets.bcrypt(r.Context(), func() bool { return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil }) || !ok {
 		s.audit(r.Context(), "login failed", s.loggedUsername(username))
 		s.failed(r.Context(), limits)
 		show(http.StatusUnauthorized, "Wrong username or password.")

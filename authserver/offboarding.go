@@ -22,10 +22,10 @@ import (
 // refused too when it is refreshed. Sessions name a subject that must be
 // a configured user (currentUser).
 
-// OffboardRemovedUsers records the configured users in the store and
+// offboardRemovedUsers records the configured users in the store and
 // revokes those removed since the last record. Start runs it: a config
 // that is only checked (`tokengate validate`) must not offboard anyone.
-func (s *Server) OffboardRemovedUsers(ctx context.Context) error {
+func (s *Server) offboardRemovedUsers(ctx context.Context) error {
 	names := make([]string, 0, len(s.users))
 	for name := range s.users {
 		names = append(names, name)

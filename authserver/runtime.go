@@ -99,7 +99,7 @@ func (s *Server) Revocations() *introspect.Revocations { return s.revocations }
 // is only checked: it offboards the users the configuration no longer has.
 // Run it once, before Run.
 func (s *Server) Start(ctx context.Context) error {
-	return s.OffboardRemovedUsers(ctx)
+	return s.offboardRemovedUsers(ctx)
 }
 
 // Run keeps the issuer in sync with the store until ctx ends: it follows
@@ -137,7 +137,7 @@ func (s *Server) resyncRevocations(ctx context.Context) {
 func (s *Server) resyncOnce(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := s.CheckStoreGeneration(ctx); err != nil {
+	if err := s.checkStoreGeneration(ctx); err != nil {
 		return err
 	}
 	list, err := s.store.Revocations(ctx)
@@ -176,7 +176,7 @@ func (s *Server) syncTick(ctx context.Context, st *syncState, i int) {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	err := s.keys.Refresh(rctx)
 	if err == nil {
-		err = s.CheckStoreGeneration(rctx)
+		err = s.checkStoreGeneration(rctx)
 	}
 	if err == nil {
 		s.revocations.MarkSynced()

@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/introspect"
 	"github.com/tokengate/tokengate/outbound"
@@ -200,9 +201,9 @@ type Server struct {
 	// fetch reaches URLs clients supply (jwks_uri, metadata documents).
 	fetch *outbound.Client
 	// jwks caches fetched client key sets.
-	jwks jwksCache
+	jwks expiringCache[jwk.Set]
 	// offboarded are users removed from the configuration (see
-	// OffboardRemovedUsers), set by Start while requests may be served.
+	// offboardRemovedUsers), set by Start while requests may be served.
 	offboarded atomic.Pointer[map[string]bool]
 }
 
@@ -265,9 +266,9 @@ func ValidateClientsAndUsers(clients []*Client, users []*User) error {
 	return nil
 }
 
-// CheckRegisteredClients refuses a configuration whose users share a name
+// checkRegisteredClients refuses a configuration whose users share a name
 // with a client registered in the store (see ValidateClientsAndUsers).
-func (s *Server) CheckRegisteredClients(ctx context.Context) error {
+func (s *Server) checkRegisteredClients(ctx context.Context) error {
 	list, err := s.store.Clients(ctx)
 	if err != nil {
 		return fmt.Errorf("listing registered clients: %w", err)
@@ -308,7 +309,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	s := &Server{cfg: cfg, issuer: iss, store: cfg.Store, log: cfg.Logger,
+	s := &Server{cfg: cfg, issuer: iss, store: cfg.Store, log: cfg.Logger, jwks: expiringCache[jwk.Set]{max: jwksCacheEntries},
 		clients: map[string]*Client{}, users: map[string]*User{}, secrets: newSecretChecker(), metrics: cfg.Metrics}
 	if s.metrics == nil {
 		s.metrics = noMetrics{}
@@ -376,7 +377,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			s.fetch = outbound.New(outbound.Options{AllowPrivateHosts: r.AllowPrivateHosts})
 		}
 		if cfg.Registration.ClientIDMetadataDocuments {
-			s.documents = &clientDocuments{fetch: s.fetch, scopes: cfg.Registration.Scopes}
+			s.documents = &clientDocuments{fetch: s.fetch, scopes: cfg.Registration.Scopes, cache: expiringCache[*Client]{max: cimdMaxEntries}}
 		}
 		s.prefixRoutes = append(s.prefixRoutes, prefixRoute{base + PathRegister + "/", s.withRequester(http.HandlerFunc(s.handleRegister))})
 	}
@@ -386,10 +387,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			s.routes[base+p] = s.withRequester(h)
 		}
 	}
-	if err := s.CheckRegisteredClients(ctx); err != nil {
+	if err := s.checkRegisteredClients(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.CheckStoreGeneration(ctx); err != nil {
+	if err := s.checkStoreGeneration(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -70,7 +70,7 @@ func BenchmarkBearerAuth(b *testing.B) {
 			h := &BearerAuth{Scope: "read", required: []string{"read"}, app: &App{server: srv}, checks: m.checks}
 			tok := tok
 			if m.resource != nil {
-				h.resource, h.Audience, tok = m.resource, Audiences{resource}, rtok
+				h.resource, h.audiences, tok = m.resource, []string{resource}, rtok
 			}
 			// Requests come as Caddy hands them over, each with its own
 			// replacer, made outside the timed part: only the handler's

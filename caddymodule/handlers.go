@@ -111,6 +111,8 @@ type BearerAuth struct {
 	required []string
 	// resource is Resource, prepared; nil without one.
 	resource *introspect.ProtectedResource
+	// audiences a token must be for: Audience, or the Resource.
+	audiences []string
 	// checks counts results (bearerOutcomes); nil counts nothing.
 	checks map[introspect.Outcome]prometheus.Counter
 }
@@ -141,13 +143,16 @@ func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
 		if err := b.resource.Prepare(); err != nil {
 			return fmt.Errorf("bearer_auth: %w", err)
 		}
-		b.Audience = Audiences{b.Resource}
+		b.audiences = []string{b.Resource}
 		// Clients may now ask the issuer for tokens for it (RFC 8707).
 		if err := b.app.server.AddResource(b.Resource, b.required); err != nil {
 			return fmt.Errorf("bearer_auth: %w", err)
 		}
 	}
-	if len(b.Audience) == 0 {
+	if b.resource == nil {
+		b.audiences = b.Audience
+	}
+	if len(b.audiences) == 0 {
 		// Without audience a token for any API of this issuer passes.
 		for _, c := range b.app.Clients {
 			if len(c.Audience) > 0 {
@@ -167,7 +172,7 @@ func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		serveResourceMetadata(w, r, b.resource)
 		return nil
 	}
-	claims, f := b.app.server.Validator().Authorize(r, b.required, b.Audience...)
+	claims, f := b.app.server.Validator().Authorize(r, b.required, b.audiences...)
 	if b.checks != nil {
 		outcome := introspect.OutcomeOK
 		if f != nil {

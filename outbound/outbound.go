@@ -18,7 +18,6 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -141,13 +140,11 @@ func (c *Client) Get(ctx context.Context, rawURL string) (*Response, error) {
 	return &Response{Body: body, Header: resp.Header}, nil
 }
 
-// unwrapURLError drops url.Error's repetition of the method and URL.
+// unwrapURLError drops url.Error's repetition of the method and URL; the
+// cause (ErrForbiddenAddress among them) stays in the chain.
 func unwrapURLError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		if strings.Contains(ue.Err.Error(), ErrForbiddenAddress.Error()) {
-			return ErrForbiddenAddress
-		}
 		return ue.Err
 	}
 	return err
