@@ -1,9 +1,6 @@
 package authserver_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
 	"net/http"
@@ -19,6 +16,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/internal/keytest"
 	"github.com/tokengate/tokengate/outbound"
 )
 
@@ -29,21 +27,8 @@ type signer struct {
 }
 
 func newSigner(t *testing.T) *signer {
-	t.Helper()
-	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := jwk.Import(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = priv.Set(jwk.KeyIDKey, "k1")
-	pub, _ := priv.PublicKey()
-	set := jwk.NewSet()
-	_ = set.AddKey(pub)
-	b, _ := json.Marshal(set)
-	return &signer{priv, b}
+	key, set := keytest.ES256(t, "k1")
+	return &signer{key, set}
 }
 
 // assertion is a client assertion of client for aud, expiring in life.

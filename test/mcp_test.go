@@ -2,9 +2,6 @@ package test
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -17,9 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwa"
-	"github.com/lestrrat-go/jwx/v3/jwk"
-
+	"github.com/tokengate/tokengate/internal/keytest"
 	"github.com/tokengate/tokengate/internal/nodetest"
 	"github.com/tokengate/tokengate/internal/persontest"
 )
@@ -179,23 +174,12 @@ func sdkClientCredentials(t *testing.T, dir string, args []string) {
 // clientKeyPair is an ES256 key: the private JWK (for the SDK) and the
 // public JWK Set (for jwks_file).
 func clientKeyPair(t *testing.T) (string, string) {
-	t.Helper()
-	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	priv, set := keytest.ES256(t, "sdk")
+	privJSON, err := json.Marshal(priv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	priv, err := jwk.Import(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = priv.Set(jwk.KeyIDKey, "sdk")
-	_ = priv.Set(jwk.AlgorithmKey, jwa.ES256())
-	pub, _ := priv.PublicKey()
-	set := jwk.NewSet()
-	_ = set.AddKey(pub)
-	privJSON, _ := json.Marshal(priv)
-	setJSON, _ := json.Marshal(set)
-	return string(privJSON), string(setJSON)
+	return string(privJSON), string(set)
 }
 
 // readResult reads the client's lines: an AUTHORIZE line goes to
