@@ -16,7 +16,6 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
-	"github.com/tokengate/tokengate/outbound"
 )
 
 // ClientAssertionType is the client_assertion_type of private_key_jwt.
@@ -53,11 +52,11 @@ func (s *Server) authenticateAssertion(ctx context.Context, cc clientCredentials
 	if id == "" || (cc.id != "" && cc.id != id) {
 		return nil, bad("client_assertion's iss must be the client_id")
 	}
-	c, _, err := s.lookupClient(ctx, id)
+	c, inConfig, err := s.lookupClient(ctx, id)
 	if err != nil || !usesAssertion(c) {
 		return nil, bad("client %q does not authenticate with private_key_jwt", id)
 	}
-	set, e := s.clientKeys(ctx, c)
+	set, e := s.clientKeys(ctx, c, inConfig)
 	if e != nil {
 		return nil, e
 	}
@@ -108,8 +107,9 @@ func assertionHeader(raw string) (string, bool) {
 }
 
 // clientKeys is the client's key set: registered with it, or fetched from
-// its jwks_uri through the guarded client (and kept a few minutes).
-func (s *Server) clientKeys(ctx context.Context, c *Client) (jwk.Set, *Error) {
+// its jwks_uri (and kept a few minutes) through the guarded client, or the
+// trusted one when the operator wrote the URL in the configuration.
+func (s *Server) clientKeys(ctx context.Context, c *Client, inConfig bool) (jwk.Set, *Error) {
 	if len(c.JWKS) > 0 {
 		set, err := jwk.Parse(c.JWKS)
 		if err != nil {
@@ -117,13 +117,16 @@ func (s *Server) clientKeys(ctx context.Context, c *Client) (jwk.Set, *Error) {
 		}
 		return set, nil
 	}
-	if set, ok := s.jwks.get(c.JWKSURI); ok {
+	// Cached apart, so that a client naming the operator's URL does not
+	// get it fetched past the guard.
+	fetch, key := s.fetch, c.JWKSURI
+	if inConfig {
+		fetch, key = s.trusted, "config "+c.JWKSURI
+	}
+	if set, ok := s.jwks.get(key); ok {
 		return set, nil
 	}
-	if s.fetch == nil {
-		s.fetch = outbound.New(outbound.Options{})
-	}
-	resp, err := s.fetch.Get(ctx, c.JWKSURI)
+	resp, err := fetch.Get(ctx, c.JWKSURI)
 	if err != nil {
 		return nil, ErrInvalidClient("the client's jwks_uri cannot be used: %v", err)
 	}
@@ -131,6 +134,6 @@ func (s *Server) clientKeys(ctx context.Context, c *Client) (jwk.Set, *Error) {
 	if err != nil {
 		return nil, ErrInvalidClient("the client's jwks_uri does not hold a JWK Set")
 	}
-	s.jwks.put(c.JWKSURI, set, time.Now().Add(jwksCacheFor))
+	s.jwks.put(key, set, time.Now().Add(jwksCacheFor))
 	return set, nil
 }

@@ -3,6 +3,7 @@ package authserver_test
 import (
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -130,5 +131,69 @@ func TestPrivateKeyJWTWithJWKSURI(t *testing.T) {
 	}
 	if n := fetches.Load(); n != 1 {
 		t.Fatalf("the key set was fetched %d times for two assertions", n)
+	}
+}
+
+// A config client's jwks_uri is the operator's URL: fetched through the
+// trusted client, so a loopback key server (plain http included) works. A
+// dynamic client naming the same URL still meets the guard: the config
+// client's cached set is not its way past it.
+func TestConfigClientJWKSURI(t *testing.T) {
+	sg := newSigner(t)
+	var fetches atomic.Int64
+	keys := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		w.Write(sg.jwks)
+	}))
+	defer keys.Close()
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(sg.jwks) }))
+	defer plain.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(keys.Certificate())
+	e := newEnvWith(t, openStore(t), "ES256", func(c *authserver.Config) {
+		c.ConfigFetcher = outbound.New(outbound.Options{Trusted: true, RootCAs: pool})
+		c.Registration = &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"},
+			Fetcher: outbound.New(outbound.Options{RootCAs: pool})}
+		for id, u := range map[string]string{"keyed-https": keys.URL + "/jwks.json", "keyed-http": plain.URL + "/jwks.json"} {
+			c.Clients = append(c.Clients, &authserver.Client{ID: id, Name: id, JWKSURI: u,
+				GrantTypes: []string{authserver.GrantClientCredentials}, Scopes: []string{"read"}})
+		}
+	})
+	token := func(client, jti string) (int, map[string]any) {
+		resp := e.post("/oauth/token", form("grant_type", "client_credentials", "client_assertion_type", authserver.ClientAssertionType,
+			"client_assertion", sg.assertion(t, client, issuer, jti, time.Minute)), nil)
+		return resp.StatusCode, decode(t, resp)
+	}
+	for _, jti := range []string{"c-1", "c-2"} {
+		if st, m := token("keyed-https", jti); st != 200 {
+			t.Fatalf("config client over https, %s: %d %v", jti, st, m)
+		}
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Fatalf("the key set was fetched %d times for two assertions", n)
+	}
+	if st, m := token("keyed-http", "c-3"); st != 200 {
+		t.Fatalf("config client over loopback http: %d %v", st, m)
+	}
+	resp, m := e.register(t, map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt",
+		"jwks_uri": keys.URL + "/jwks.json"}, "", "192.0.2.1")
+	if resp.StatusCode != 201 {
+		t.Fatalf("registering with a jwks_uri: %d %v", resp.StatusCode, m)
+	}
+	st, m := token(m["client_id"].(string), "c-4")
+	if st != 401 || !strings.Contains(m["error_description"].(string), "loopback") {
+		t.Fatalf("a dynamic client's loopback jwks_uri: %d %v", st, m)
+	}
+	if fetches.Load() != 1 {
+		t.Fatal("the guarded fetch reached the loopback server")
+	}
+	// Config errors name the field.
+	for u, want := range map[string]string{"http://keys.example.com/jwks": "must use https", "jwks.json": "absolute URL"} {
+		_, err := authserver.New(t.Context(), authserver.Config{Issuer: issuer, Store: openStore(t), Clients: []*authserver.Client{{ID: "k", Name: "k",
+			JWKSURI: u, GrantTypes: []string{authserver.GrantClientCredentials}}}})
+		var ce *authserver.ClientError
+		if !errors.As(err, &ce) || ce.Field != "jwks_uri" || !strings.Contains(err.Error(), want) {
+			t.Errorf("jwks_uri %q: %v", u, err)
+		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/outbound"
 )
 
 // Grant types, as sent in grant_type and configured per client.
@@ -127,8 +128,16 @@ func ValidateClient(c *Client) error {
 	if !c.Public && c.SecretHash == "" && len(c.JWKS) == 0 && c.JWKSURI == "" {
 		return bad("", "", "a confidential client needs a secret, or keys for private_key_jwt")
 	}
+	if len(c.JWKS) > 0 && c.JWKSURI != "" {
+		return bad("jwks_uri", c.JWKSURI, "give jwks_uri or jwks_file, not both")
+	}
 	if len(c.JWKS) > 0 && !json.Valid(c.JWKS) {
 		return bad("jwks_file", "", "the key set is not JSON")
+	}
+	if c.JWKSURI != "" {
+		if err := outbound.CheckURL(c.JWKSURI, true); err != nil {
+			return bad("jwks_uri", c.JWKSURI, "%v", err)
+		}
 	}
 	if c.Public && slices.Contains(c.GrantTypes, GrantClientCredentials) {
 		return bad("grant", "", "client_credentials needs a confidential client: give it a secret or secret_hash, or remove the grant")
@@ -190,17 +199,13 @@ func validateRedirectURI(raw string) error {
 	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return errors.New("must not contain a fragment")
 	}
-	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+	if u.Scheme == "http" && !outbound.IsLoopbackHost(u.Hostname()) {
 		return errors.New("http is only allowed for loopback hosts (localhost, 127.0.0.1, [::1]); use https")
 	}
 	if (u.Scheme == "http" || u.Scheme == "https") && u.Host == "" {
 		return errors.New("has no host")
 	}
 	return nil
-}
-
-func isLoopbackHost(h string) bool {
-	return h == "localhost" || h == "127.0.0.1" || h == "::1"
 }
 
 // validScopeToken: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).

@@ -174,8 +174,10 @@ func (s *Server) clientFromMetadata(m *ClientMetadata) (*Client, *Error) {
 		switch {
 		case (len(m.JWKS) > 0) == (m.JWKSURI != ""):
 			return nil, errRegistration("invalid_client_metadata", "private_key_jwt needs the client's keys: give jwks or jwks_uri (one of them)")
-		case m.JWKSURI != "" && !strings.HasPrefix(m.JWKSURI, "https://"):
-			return nil, errRegistration("invalid_client_metadata", "jwks_uri must be an https URL")
+		case m.JWKSURI != "":
+			if err := outbound.CheckURL(m.JWKSURI, false); err != nil {
+				return nil, errRegistration("invalid_client_metadata", "jwks_uri: %v", err)
+			}
 		case len(m.JWKS) > 0:
 			if _, err := jwk.Parse(m.JWKS); err != nil {
 				return nil, errRegistration("invalid_client_metadata", "jwks is not a JWK Set: %v", err)

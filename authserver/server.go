@@ -56,6 +56,10 @@ type Config struct {
 	// PathRegister (RFC 7591/7592).
 	Registration *RegistrationConfig
 
+	// ConfigFetcher reaches the URLs written in the configuration (config
+	// clients' jwks_uri). Default: outbound's Trusted client.
+	ConfigFetcher *outbound.Client
+
 	// ScopeDescriptions say what each scope lets an application do, in
 	// words for the consent page ("See your droplets"); a scope without
 	// one shows its name.
@@ -198,8 +202,9 @@ type Server struct {
 	uses clientUses
 	// documents fetches client metadata documents; nil when off.
 	documents *clientDocuments
-	// fetch reaches URLs clients supply (jwks_uri, metadata documents).
-	fetch *outbound.Client
+	// fetch reaches URLs clients supply (jwks_uri, metadata documents);
+	// trusted those the operator wrote (config clients' jwks_uri).
+	fetch, trusted *outbound.Client
 	// jwks caches fetched client key sets.
 	jwks expiringCache[jwk.Set]
 	// offboarded are users removed from the configuration (see
@@ -222,7 +227,7 @@ func ValidateIssuer(issuer string) (*url.URL, error) {
 	}
 	switch {
 	case u.Scheme == "https":
-	case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
+	case u.Scheme == "http" && outbound.IsLoopbackHost(u.Hostname()):
 	default:
 		return nil, fmt.Errorf("issuer %q must use https (http is allowed only for localhost)", issuer)
 	}
@@ -310,7 +315,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger = zap.NewNop()
 	}
 	s := &Server{cfg: cfg, issuer: iss, store: cfg.Store, log: cfg.Logger, jwks: expiringCache[jwk.Set]{max: jwksCacheEntries},
-		clients: map[string]*Client{}, users: map[string]*User{}, secrets: newSecretChecker(), metrics: cfg.Metrics}
+		clients: map[string]*Client{}, users: map[string]*User{}, secrets: newSecretChecker(), metrics: cfg.Metrics,
+		fetch: outbound.New(outbound.Options{}), trusted: cfg.ConfigFetcher}
+	if s.trusted == nil {
+		// Key sets of several RSA keys outgrow the 5 KB a client's
+		// documents get.
+		s.trusted = outbound.New(outbound.Options{Trusted: true, MaxBytes: 64 << 10})
+	}
 	if s.metrics == nil {
 		s.metrics = noMetrics{}
 	}

@@ -107,6 +107,9 @@ type ClientConfig struct {
 	// JWKSFile is a JWK Set file of the client's public keys: it then
 	// authenticates with private_key_jwt (RFC 7523) instead of a secret.
 	JWKSFile string `json:"jwks_file,omitempty"`
+	// JWKSURI is where the client publishes that key set instead (https,
+	// or http to loopback), fetched when needed and kept five minutes.
+	JWKSURI string `json:"jwks_uri,omitempty"`
 	// Secret is the plain secret, typically {env.NAME}. Neither Secret,
 	// SecretHash nor JWKSFile makes a public client, which must use PKCE.
 	Secret       string   `json:"secret,omitempty"`
@@ -197,8 +200,12 @@ func (a *App) clients(repl *caddy.Replacer) ([]*authserver.Client, error) {
 			c.GrantTypes = append(c.GrantTypes, gt)
 		}
 		switch {
-		case cc.JWKSFile != "" && (cc.SecretHash != "" || cc.Secret != ""):
-			return nil, &authserver.ClientError{Client: cc.ID, Field: "jwks_file", Err: errors.New("a client authenticates with keys (jwks_file) or a secret, not both")}
+		case cc.JWKSFile != "" && cc.JWKSURI != "":
+			return nil, &authserver.ClientError{Client: cc.ID, Field: "jwks_uri", Err: errors.New("give jwks_uri or jwks_file, not both")}
+		case (cc.JWKSFile != "" || cc.JWKSURI != "") && (cc.SecretHash != "" || cc.Secret != ""):
+			return nil, &authserver.ClientError{Client: cc.ID, Field: "jwks_file", Err: errors.New("a client authenticates with keys (jwks_file or jwks_uri) or a secret, not both")}
+		case cc.JWKSURI != "":
+			c.JWKSURI = cc.JWKSURI
 		case cc.JWKSFile != "":
 			raw, err := os.ReadFile(cc.JWKSFile)
 			if err != nil {

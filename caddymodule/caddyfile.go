@@ -15,6 +15,7 @@ import (
 
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/introspect"
+	"github.com/tokengate/tokengate/outbound"
 )
 
 // The Caddyfile syntax of tokengate's modules, as the functions below
@@ -59,6 +60,7 @@ import (
 //				secret_hash <bcrypt hash>
 //				secret <secret>
 //				jwks_file <path>
+//				jwks_uri <url>
 //				redirect_uri <uri>...
 //				grant authorization_code|refresh_token|client_credentials|device_code...
 //				scope <scope>...
@@ -254,6 +256,12 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 			err = one(&c.Secret)
 		case "jwks_file":
 			err = one(&c.JWKSFile)
+		case "jwks_uri":
+			if err = one(&c.JWKSURI); err == nil {
+				if err := outbound.CheckURL(c.JWKSURI, true); err != nil {
+					return nil, d.Errf("client %s: jwks_uri: %v", c.ID, err)
+				}
+			}
 		case "redirect_uri":
 			err = many(&c.RedirectURIs)
 		case "grant":
@@ -280,7 +288,7 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 				c.ResourceServer = true
 			}
 		default:
-			return nil, d.Errf("client %s: unknown option %q (expected name, website, secret_hash, secret, jwks_file, redirect_uri, grant, scope, audience, skip_consent or resource_server)", c.ID, sub)
+			return nil, d.Errf("client %s: unknown option %q (expected name, website, secret_hash, secret, jwks_file, jwks_uri, redirect_uri, grant, scope, audience, skip_consent or resource_server)", c.ID, sub)
 		}
 		if err != nil {
 			return nil, err

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/tokengate/tokengate/outbound"
 )
 
 // WellKnownResourcePath is the well-known suffix of RFC 9728 §3.
@@ -45,9 +47,9 @@ func ValidateResource(raw string) error {
 	if u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(raw, "?#") {
 		return fmt.Errorf("resource %q must not have a query or fragment", raw)
 	}
-	switch host := u.Hostname(); {
+	switch {
 	case u.Scheme == "https":
-	case u.Scheme == "http" && (host == "localhost" || host == "127.0.0.1" || host == "::1"):
+	case u.Scheme == "http" && outbound.IsLoopbackHost(u.Hostname()):
 	default:
 		return fmt.Errorf("resource %q must use https (http only for loopback hosts)", raw)
 	}

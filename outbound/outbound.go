@@ -3,7 +3,9 @@
 // size cap, and follows no redirect. URLs a client supplies are https only
 // and never reach loopback, private or link-local addresses unless the
 // operator allows the host; the address is checked when connecting, after
-// DNS, so that a name resolving to an internal address gets nowhere.
+// DNS, so that a name resolving to an internal address gets nowhere. URLs
+// the operator wrote in the configuration go through a Trusted client: any
+// address, and plain http to loopback.
 package outbound
 
 import (
@@ -31,15 +33,19 @@ type Options struct {
 	// AllowPrivateHosts may resolve to loopback and private addresses
 	// (an operator's own hosts).
 	AllowPrivateHosts []string
+	// Trusted is for URLs the operator wrote in the configuration: they may
+	// reach any address, and use plain http when the host is loopback.
+	Trusted bool
 	// RootCAs, when set, replaces the system's roots (tests).
 	RootCAs *x509.CertPool
 }
 
-// Client fetches documents from URLs clients supply.
+// Client fetches documents within its limits.
 type Client struct {
 	http     *http.Client
 	maxBytes int64
 	allow    []string
+	trusted  bool
 }
 
 // Response is a fetched document.
@@ -60,7 +66,7 @@ func New(o Options) *Client {
 	if o.MaxBytes == 0 {
 		o.MaxBytes = 5 << 10
 	}
-	c := &Client{maxBytes: o.MaxBytes, allow: o.AllowPrivateHosts}
+	c := &Client{maxBytes: o.MaxBytes, allow: o.AllowPrivateHosts, trusted: o.Trusted}
 	dialer := &net.Dialer{Timeout: o.Timeout}
 	transport := &http.Transport{
 		Proxy:                 nil, // a proxy would hide the address checked below
@@ -71,7 +77,7 @@ func New(o Options) *Client {
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			host, _, _ := net.SplitHostPort(addr)
 			d := *dialer
-			if !slices.Contains(c.allow, host) {
+			if !c.trusted && !slices.Contains(c.allow, host) {
 				d.Control = func(_, address string, _ syscall.RawConn) error { return checkAddress(address) }
 			}
 			return d.DialContext(ctx, network, addr)
@@ -107,12 +113,11 @@ func isSharedOrReserved(a netip.Addr) bool {
 	return false
 }
 
-// Get fetches an https URL a client supplied, within the limits: no
-// redirect, the size cap, the timeout, allowed addresses only.
+// Get fetches an https URL within the limits: no redirect, the size cap,
+// the timeout, allowed addresses only.
 func (c *Client) Get(ctx context.Context, rawURL string) (*Response, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("%q is not an https URL", rawURL)
+	if err := CheckURL(rawURL, c.trusted); err != nil {
+		return nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
@@ -138,6 +143,31 @@ func (c *Client) Get(ctx context.Context, rawURL string) (*Response, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", rawURL, c.maxBytes)
 	}
 	return &Response{Body: body, Header: resp.Header}, nil
+}
+
+// CheckURL says whether a Client, Trusted or not, would try rawURL: https
+// (or, when trusted, http to loopback), with a host.
+func CheckURL(rawURL string, trusted bool) error {
+	u, err := url.Parse(rawURL)
+	switch {
+	case err != nil || u.Host == "" || u.User != nil:
+		return fmt.Errorf("%q is not an absolute URL with a host (and no user or password)", rawURL)
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && trusted && IsLoopbackHost(u.Hostname()):
+		return nil
+	case trusted:
+		return fmt.Errorf("%q must use https (plain http is for loopback hosts only)", rawURL)
+	default:
+		return fmt.Errorf("%q is not an https URL", rawURL)
+	}
+}
+
+// IsLoopbackHost says whether host (as url.URL.Hostname gives it) names
+// this machine: localhost, 127.0.0.1 or ::1, the names RFC 8252 §7.3 and
+// every other "http only for loopback" rule of tokengate mean.
+func IsLoopbackHost(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
 }
 
 // unwrapURLError drops url.Error's repetition of the method and URL; the

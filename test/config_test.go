@@ -45,6 +45,8 @@ func TestConfigErrors(t *testing.T) {
 		{"private-use scheme without a dot", wrap(iss + "\t\tclient app {\n\t\t\tgrant authorization_code\n\t\t\tredirect_uri myapp:/callback\n\t\t}"), "reverse domain name"},
 		{"client ID equal to a username", wrap(iss + "\t\tclient alice {\n\t\t\tsecret x\n\t\t\tgrant client_credentials\n\t\t}\n\t\tuser alice " + hash), "client alice has the same name as user alice"},
 		{"jwks_file missing", wrap(iss + "\t\tclient k {\n\t\t\tjwks_file /nonexistent/keys.json\n\t\t\tgrant client_credentials\n\t\t}"), "client k: reading the key set"},
+		{"jwks_uri over plain http", wrap(iss + "\t\tclient k {\n\t\t\tjwks_uri http://keys.example.com/jwks.json\n\t\t\tgrant client_credentials\n\t\t}"), "client k: jwks_uri: \"http://keys.example.com/jwks.json\" must use https"},
+		{"jwks_uri and a secret", wrap(iss + "\t\tclient k {\n\t\t\tjwks_uri https://keys.example.com/jwks.json\n\t\t\tsecret x\n\t\t\tgrant client_credentials\n\t\t}"), "keys (jwks_file or jwks_uri) or a secret, not both"},
 		{"registration without scope", wrap(iss + "\t\tregistration {\n\t\t\topen\n\t\t}"), "registration: scope is required"},
 		{"registration open and with a token", wrap(iss + "\t\tregistration {\n\t\t\topen\n\t\t\tinitial_access_token x\n\t\t\tscope read\n\t\t}"), "open or initial_access_token, not both"},
 		{"registration for nobody", wrap(iss + "\t\tregistration {\n\t\t\tscope read\n\t\t}"), "say who may register"},
