@@ -39,6 +39,19 @@ func TestGuardedFetch(t *testing.T) {
 	if _, err := guarded.Get(t.Context(), strings.Replace(srv.URL, "https:", "http:", 1)+"/doc"); err == nil || !strings.Contains(err.Error(), "not an https URL") {
 		t.Fatalf("plain http: %v", err)
 	}
+	// The operator's own URLs go anywhere, plain http to loopback only.
+	trusted := outbound.New(outbound.Options{RootCAs: pool, Trusted: true})
+	if _, err := trusted.Get(t.Context(), srv.URL+"/doc"); err != nil {
+		t.Fatalf("trusted, loopback https: %v", err)
+	}
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{}`)) }))
+	defer plain.Close()
+	if _, err := trusted.Get(t.Context(), plain.URL); err != nil {
+		t.Fatalf("trusted, loopback http: %v", err)
+	}
+	if err := outbound.CheckURL("http://keys.example.com/jwks", true); err == nil || !strings.Contains(err.Error(), "must use https") {
+		t.Fatalf("trusted, remote http: %v", err)
+	}
 	// The operator may allow a host.
 	allowed := outbound.New(outbound.Options{RootCAs: pool, AllowPrivateHosts: []string{"127.0.0.1"}, Timeout: 300 * time.Millisecond})
 	resp, err := allowed.Get(t.Context(), srv.URL+"/doc")
