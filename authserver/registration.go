@@ -222,17 +222,19 @@ func (s *Server) clientFromMetadata(m *ClientMetadata) (*Client, *Error) {
 			return nil, errRegistration("invalid_client_metadata", "client_uri: %v", err)
 		}
 	}
+	// A registered client may obtain every scope of the registration's (the
+	// person consents to each request). MCP clients register with the scope
+	// of the first challenge they meet and step up later (403
+	// insufficient_scope) without registering again, so the scope asked for
+	// is checked, then replaced by that list, as the answer says (RFC 7591
+	// §3.2.1 lets the server replace a value).
 	allowed := s.cfg.Registration.Scopes
-	if m.Scope == "" {
-		c.Scopes = slices.Clone(allowed)
-	} else {
-		for _, sc := range strings.Fields(m.Scope) {
-			if !slices.Contains(allowed, sc) {
-				return nil, errRegistration("invalid_client_metadata", "scope %q is not one registered clients may have: ask for some of %q", sc, strings.Join(allowed, " "))
-			}
-			c.Scopes = append(c.Scopes, sc)
+	for _, sc := range strings.Fields(m.Scope) {
+		if !slices.Contains(allowed, sc) {
+			return nil, errRegistration("invalid_client_metadata", "scope %q is not one registered clients may have: ask for some of %q", sc, strings.Join(allowed, " "))
 		}
 	}
+	c.Scopes = slices.Clone(allowed)
 	m.Scope = strings.Join(c.Scopes, " ")
 	if c.Name == "" {
 		c.Name = c.ID

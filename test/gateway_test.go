@@ -252,13 +252,7 @@ func TestRestartAndReloadKeepKeys(t *testing.T) {
 
 		// Reload with a new client: old tokens pass, the new client works.
 		reloaded := strings.Replace(gatewayCaddyfile, "\t\tclient reader {", "\t\tclient extra {\n\t\t\tsecret extra-secret\n\t\t\tgrant client_credentials\n\t\t\tscope read\n\t\t}\n\t\tclient reader {", 1)
-		cfg := g2.dir + "/Caddyfile.reloaded"
-		writeFile(t, cfg, render(t, reloaded, g2.Ports))
-		out, err := run(t, []string{"WRITER_SECRET=" + writerSecret}, "reload", "--config", cfg, "--adapter", "caddyfile",
-			"--address", "127.0.0.1:"+itoa(g2.Ports.Admin))
-		if err != nil {
-			t.Fatalf("reload: %v\n%s", err, out)
-		}
+		g2.reload(t, reloaded, "WRITER_SECRET="+writerSecret)
 		if code := callAPI(t, g2, tok); code != 200 {
 			t.Fatalf("token from before the reload: %d", code)
 		}

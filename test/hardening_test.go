@@ -221,11 +221,7 @@ func TestOffboarding(t *testing.T) {
 			}
 		}
 
-		path := g.dir + "/Caddyfile.without-alice"
-		writeFile(t, path, render(t, authCodeCaddyfile, g.Ports))
-		if out, err := run(t, nil, "reload", "--config", path, "--adapter", "caddyfile", "--address", "127.0.0.1:"+itoa(g.Ports.Admin)); err != nil {
-			t.Fatalf("reload: %v\n%s", err, out)
-		}
+		g.reload(t, authCodeCaddyfile)
 		if st := callAPI(t, g, tokens["alice"].AccessToken); st != 401 {
 			t.Errorf("alice's access token after she was removed: %d, want 401", st)
 		}

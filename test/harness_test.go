@@ -196,6 +196,17 @@ func (g *gateway) start(tmpl string, env ...string) {
 	}
 }
 
+// reload renders tmpl and loads it into the running instance, as an
+// operator's `tokengate reload` does; env is the reload command's own.
+func (g *gateway) reload(t *testing.T, tmpl string, env ...string) {
+	t.Helper()
+	cfg := filepath.Join(g.dir, "Caddyfile.reloaded")
+	writeFile(t, cfg, render(t, tmpl, g.Ports))
+	if out, err := run(t, env, "reload", "--config", cfg, "--adapter", "caddyfile", "--address", "127.0.0.1:"+itoa(g.Ports.Admin)); err != nil {
+		t.Fatalf("reload: %v\n%s", err, out)
+	}
+}
+
 // stop ends the process gracefully (as systemd would) and waits for it.
 func (g *gateway) stop() {
 	if g.cmd == nil || g.cmd.Process == nil {

@@ -111,12 +111,7 @@ func TestMetrics(t *testing.T) {
 	// Reload with another client: same counts, and the new config's
 	// registry has them.
 	reloaded := strings.Replace(gatewayCaddyfile, "\t\tclient reader {", "\t\tclient extra {\n\t\t\tsecret extra-secret\n\t\t\tgrant client_credentials\n\t\t\tscope read\n\t\t}\n\t\tclient reader {", 1)
-	cfg := g.dir + "/Caddyfile.reloaded"
-	writeFile(t, cfg, render(t, reloaded, g.Ports))
-	if out, err := run(t, []string{"WRITER_SECRET=" + writerSecret}, "reload", "--config", cfg, "--adapter", "caddyfile",
-		"--address", "127.0.0.1:"+itoa(g.Ports.Admin)); err != nil {
-		t.Fatalf("reload: %v\n%s", err, out)
-	}
+	g.reload(t, reloaded, "WRITER_SECRET="+writerSecret)
 	check(scrape(t, g))
 	if _, err := ccConfig(g, "extra", "extra-secret", oauth2.AuthStyleInHeader).Token(context.Background()); err != nil {
 		t.Fatal(err)
@@ -310,11 +305,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		if reloaded == auditCaddyfile || strings.Count(reloaded, "scope read write") != 2 {
 			t.Fatal("the test's config change did not apply")
 		}
-		cfg := g.dir + "/Caddyfile.reloaded"
-		writeFile(t, cfg, render(t, reloaded, g.Ports))
-		if out, err := run(t, nil, "reload", "--config", cfg, "--adapter", "caddyfile", "--address", "127.0.0.1:"+itoa(g.Ports.Admin)); err != nil {
-			t.Fatalf("reload: %v\n%s", err, out)
-		}
+		g.reload(t, reloaded)
 		time.Sleep(1500 * time.Millisecond)
 		close(stop)
 		wg.Wait()
