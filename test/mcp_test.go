@@ -29,7 +29,7 @@ const mcpCaddyfile = `{
 		{{.Store}}
 		registration {
 			open
-			scope mcp
+			scope mcp mcp:admin
 			client_id_metadata_documents {
 				allow_private_hosts 127.0.0.1
 			}
@@ -86,16 +86,17 @@ func startEverything(t *testing.T, dir string) string {
 	}
 }
 
-// The official MCP SDK client, unmodified, against tokengate: (a) it meets
-// the 401, discovers, registers itself, a person signs in and allows, and
-// it lists the tools and calls one; (c) a configured client gets in with
-// client credentials, and (d) with private_key_jwt.
+// The official MCP SDK client, unmodified, against tokengate on each
+// store: (a) it meets the 401, discovers, registers itself, a person signs
+// in and allows, and it lists the tools and calls one; (b) the same with a
+// Client ID Metadata Document; (c) a configured client gets in with client
+// credentials, and (d) with private_key_jwt; (e) the route comes to ask
+// for more scope while the client is connected: its next call meets 403
+// insufficient_scope and it steps up through the person.
 func TestMCPSDKClient(t *testing.T) {
 	dir := nodetest.Dir(t, "mcp")
 	everything := startEverything(t, dir)
-	g := newGateway(t, Ports{Upstream: everything})
 	privateJWK, publicSet := clientKeyPair(t)
-	writeFile(t, g.dir+"/keys.json", publicSet)
 	// The client's metadata document, on an https server of its own that
 	// tokengate trusts through SSL_CERT_FILE.
 	var docs *httptest.Server
@@ -104,47 +105,82 @@ func TestMCPSDKClient(t *testing.T) {
 		fmt.Fprintf(w, `{"client_id":%q,"client_name":"SDK by document","redirect_uris":["http://127.0.0.1:53682/callback"],"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"],"response_types":["code"]}`, docs.URL+r.URL.Path)
 	}))
 	t.Cleanup(docs.Close)
-	certFile := g.dir + "/docs-ca.pem"
-	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: docs.Certificate().Raw})))
-	g.start(mcpCaddyfile, "SSL_CERT_FILE="+certFile)
-	server := g.APIURL() + "/mcp"
+	stores(t, func(t *testing.T, storeLine string) {
+		g := newGateway(t, Ports{Upstream: everything, Store: storeLine})
+		writeFile(t, g.dir+"/keys.json", publicSet)
+		certFile := g.dir + "/docs-ca.pem"
+		writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: docs.Certificate().Raw})))
+		g.start(mcpCaddyfile, "SSL_CERT_FILE="+certFile)
+		server := g.APIURL() + "/mcp"
+		mark := persontest.New("mark", markPassword)
+		// allow plays the person's part for an AUTHORIZE line and hands
+		// the code to the client.
+		allow := func(t *testing.T, stdin io.Writer, authorize string) {
+			back, err := mark.Authorize(authorize)
+			if err != nil {
+				t.Fatalf("the person's part: %v", err)
+			}
+			fmt.Fprintf(stdin, "CODE %s\n", back.Query().Get("code"))
+		}
 
-	t.Run("discovery, registration, authorization code", func(t *testing.T) {
-		stdin, lines, stderr := startSDKClient(t, dir, "code", server)
-		result := readResult(t, lines, stderr, func(authorize string) {
-			back, err := persontest.New("mark", markPassword).Authorize(authorize)
-			if err != nil {
-				t.Fatalf("the person's part: %v", err)
+		t.Run("discovery, registration, authorization code", func(t *testing.T) {
+			stdin, lines, stderr := startSDKClient(t, dir, "code", server)
+			result := readResult(t, lines, stderr, func(line string) {
+				if u, ok := strings.CutPrefix(line, "AUTHORIZE "); ok {
+					allow(t, stdin, u)
+				}
+			})
+			if !strings.Contains(result, "hello through tokengate") || !strings.Contains(result, `"echo"`) {
+				t.Fatalf("result %s", result)
 			}
-			fmt.Fprintf(stdin, "CODE %s\n", back.Query().Get("code"))
 		})
-		if !strings.Contains(result, "hello through tokengate") || !strings.Contains(result, `"echo"`) {
-			t.Fatalf("result %s", result)
-		}
-	})
-	t.Run("client ID metadata document", func(t *testing.T) {
-		stdin, lines, stderr := startSDKClient(t, dir, "cimd", server, docs.URL+"/client.json")
-		result := readResult(t, lines, stderr, func(authorize string) {
-			u, _ := url.Parse(authorize)
-			if u.Query().Get("client_id") != docs.URL+"/client.json" {
-				t.Errorf("the SDK did not use the document as its client_id: %s", authorize)
+		t.Run("client ID metadata document", func(t *testing.T) {
+			stdin, lines, stderr := startSDKClient(t, dir, "cimd", server, docs.URL+"/client.json")
+			result := readResult(t, lines, stderr, func(line string) {
+				if u, ok := strings.CutPrefix(line, "AUTHORIZE "); ok {
+					if q, _ := url.Parse(u); q.Query().Get("client_id") != docs.URL+"/client.json" {
+						t.Errorf("the SDK did not use the document as its client_id: %s", u)
+					}
+					allow(t, stdin, u)
+				}
+			})
+			if !strings.Contains(result, "hello through tokengate") {
+				t.Fatalf("result %s", result)
 			}
-			back, err := persontest.New("mark", markPassword).Authorize(authorize)
-			if err != nil {
-				t.Fatalf("the person's part: %v", err)
-			}
-			fmt.Fprintf(stdin, "CODE %s\n", back.Query().Get("code"))
 		})
-		if !strings.Contains(result, "hello through tokengate") {
-			t.Fatalf("result %s", result)
+		for name, args := range map[string][]string{
+			"client credentials": {"cc", server, "robot", "robot-secret"},
+			"private_key_jwt":    {"jwt", server, "keyed", privateJWK},
+		} {
+			t.Run(name, func(t *testing.T) { sdkClientCredentials(t, dir, args) })
 		}
+		t.Run("step-up on 403 insufficient_scope", func(t *testing.T) {
+			stepped := strings.Replace(mcpCaddyfile, "\t\tscope mcp\n\t}", "\t\tscope mcp mcp:admin\n\t}", 1)
+			if stepped == mcpCaddyfile {
+				t.Fatal("the test's config change did not apply")
+			}
+			defer g.reload(t, mcpCaddyfile)
+			stdin, lines, stderr := startSDKClient(t, dir, "stepup", server)
+			var scopes []string
+			result := readResult(t, lines, stderr, func(line string) {
+				if u, ok := strings.CutPrefix(line, "AUTHORIZE "); ok {
+					q, _ := url.Parse(u)
+					scopes = append(scopes, q.Query().Get("scope"))
+					allow(t, stdin, u)
+				}
+				if line == "STEP" {
+					g.reload(t, stepped)
+					fmt.Fprintln(stdin, "GO")
+				}
+			})
+			if !strings.Contains(result, "hello through tokengate") || !strings.Contains(result, `"scope":"mcp mcp:admin"`) {
+				t.Fatalf("result %s", result)
+			}
+			if len(scopes) != 2 || scopes[0] != "mcp" || scopes[1] != "mcp mcp:admin" {
+				t.Fatalf("the client asked for %q, want mcp, then mcp mcp:admin after the 403", scopes)
+			}
+		})
 	})
-	for name, args := range map[string][]string{
-		"client credentials": {"cc", server, "robot", "robot-secret"},
-		"private_key_jwt":    {"jwt", server, "keyed", privateJWK},
-	} {
-		t.Run(name, func(t *testing.T) { sdkClientCredentials(t, dir, args) })
-	}
 }
 
 // startSDKClient runs client.mjs with args until the test ends.
@@ -182,34 +218,33 @@ func clientKeyPair(t *testing.T) (string, string) {
 	return string(privJSON), string(set)
 }
 
-// readResult reads the client's lines: an AUTHORIZE line goes to
-// authorize, the RESULT line is returned.
-func readResult(t *testing.T, lines *bufio.Scanner, stderr *syncBuffer, authorize func(string)) string {
+// readResult hands each line of the client's to on (in the test's
+// goroutine, so on may fail the test), until the RESULT line, which it
+// returns.
+func readResult(t *testing.T, lines *bufio.Scanner, stderr *syncBuffer, on func(line string)) string {
 	t.Helper()
-	done := make(chan string, 1)
+	ch := make(chan string)
 	go func() {
+		defer close(ch)
 		for lines.Scan() {
-			line := lines.Text()
-			if u, ok := strings.CutPrefix(line, "AUTHORIZE "); ok && authorize != nil {
-				if _, err := url.Parse(u); err == nil {
-					authorize(u)
-				}
-			}
-			if r, ok := strings.CutPrefix(line, "RESULT "); ok {
-				done <- r
-				return
-			}
+			ch <- lines.Text()
 		}
-		done <- ""
 	}()
-	select {
-	case r := <-done:
-		if r == "" || !json.Valid([]byte(r)) {
-			t.Fatalf("the SDK client gave no result:\n%s", stderr)
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case line, ok := <-ch:
+			if r, found := strings.CutPrefix(line, "RESULT "); found && json.Valid([]byte(r)) {
+				return r
+			}
+			if !ok {
+				t.Fatalf("the SDK client gave no result:\n%s", stderr)
+			}
+			if on != nil {
+				on(line)
+			}
+		case <-timeout:
+			t.Fatalf("the SDK client did not finish:\n%s", stderr)
 		}
-		return r
-	case <-time.After(60 * time.Second):
-		t.Fatalf("the SDK client did not finish:\n%s", stderr)
 	}
-	return ""
 }

@@ -6,6 +6,14 @@
 //       "CODE <code>" from stdin, then lists tools and calls echo
 //   node client.mjs cimd <server-url> <metadata-document-url>
 //       as code, with a Client ID Metadata Document instead of registering
+//   node client.mjs stepup <server-url>
+//       as code, without refresh tokens; after listing the tools it prints
+//       "STEP" and waits for "GO" (the test makes the route ask for more
+//       scope meanwhile), then calls echo: the 403 insufficient_scope sends
+//       it through authorization again ("AUTHORIZE", "CODE") for the wider
+//       scope, and it calls echo again. (SDK 1.x refreshes instead of
+//       re-authorizing when it holds a refresh token, typescript-sdk#2255,
+//       so this client registers for authorization_code alone.)
 //   node client.mjs cc <server-url> <client-id> <secret>
 //       client credentials (ClientCredentialsProvider)
 //   node client.mjs jwt <server-url> <client-id> <private JWK as JSON>
@@ -24,13 +32,13 @@ const nextLine = () => new Promise((resolve) => lines.once("line", resolve));
 
 // An in-memory OAuthClientProvider for a person-facing client.
 class MemoryProvider {
-  constructor(clientMetadataUrl) {
-    this.info = undefined; this.saved = undefined; this.verifier = "";
+  constructor(clientMetadataUrl, grantTypes = ["authorization_code", "refresh_token"]) {
+    this.info = undefined; this.saved = undefined; this.verifier = ""; this.grantTypes = grantTypes;
     if (clientMetadataUrl) this.clientMetadataUrl = clientMetadataUrl;
   }
   get redirectUrl() { return "http://127.0.0.1:53682/callback"; }
   get clientMetadata() {
-    return { client_name: "MCP SDK e2e", redirect_uris: [this.redirectUrl], grant_types: ["authorization_code", "refresh_token"],
+    return { client_name: "MCP SDK e2e", redirect_uris: [this.redirectUrl], grant_types: this.grantTypes,
       response_types: ["code"], token_endpoint_auth_method: "none" };
   }
   clientInformation() { return this.info; }
@@ -48,22 +56,46 @@ async function session(provider) {
   try {
     await client.connect(transport);
   } catch (err) {
-    if (!(err instanceof UnauthorizedError) || (mode !== "code" && mode !== "cimd")) throw err;
-    const line = await nextLine();
-    await transport.finishAuth(line.replace(/^CODE /, ""));
+    if (!(err instanceof UnauthorizedError) || !provider.redirectUrl) throw err;
+    await finishAuth(transport);
     return session(provider);
   }
-  return client;
+  return { client, transport };
+}
+
+// finishAuth takes the code the person's browser came back with.
+async function finishAuth(transport) {
+  const line = await nextLine();
+  await transport.finishAuth(line.replace(/^CODE /, ""));
+}
+
+// echo calls the echo tool; a step-up sends the person through
+// authorization once more, after which the call is made again.
+async function echo(client, transport) {
+  const call = () => client.callTool({ name: "echo", arguments: { message: "hello through tokengate" } });
+  try {
+    return await call();
+  } catch (err) {
+    if (!(err instanceof UnauthorizedError)) throw err;
+    await finishAuth(transport);
+    return call();
+  }
 }
 
 const provider = mode === "cc"
   ? new ClientCredentialsProvider({ clientId: rest[0], clientSecret: rest[1] })
   : mode === "jwt"
     ? new PrivateKeyJwtProvider({ clientId: rest[0], privateKey: JSON.parse(rest[1]), algorithm: "ES256" })
-    : new MemoryProvider(mode === "cimd" ? rest[0] : undefined);
-const client = await session(provider);
+    : mode === "stepup"
+      ? new MemoryProvider(undefined, ["authorization_code"])
+      : new MemoryProvider(mode === "cimd" ? rest[0] : undefined);
+const { client, transport } = await session(provider);
 const tools = await client.listTools();
-const echo = await client.callTool({ name: "echo", arguments: { message: "hello through tokengate" } });
-console.log("RESULT " + JSON.stringify({ tools: tools.tools.map((t) => t.name), echo: echo.content }));
+if (mode === "stepup") {
+  console.log("STEP");
+  await nextLine();
+}
+const echoed = await echo(client, transport);
+console.log("RESULT " + JSON.stringify({ tools: tools.tools.map((t) => t.name), echo: echoed.content, scope: provider.saved?.scope }));
 await client.close();
 process.exit(0);
