@@ -13,9 +13,7 @@ import (
 
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/store"
-	"github.com/tokengate/tokengate/authserver/store/redisstore"
 	"github.com/tokengate/tokengate/authserver/store/storetest"
-	"github.com/tokengate/tokengate/internal/redistest"
 )
 
 // BenchmarkClientCredentials is one client_credentials token request through
@@ -57,15 +55,7 @@ func benchStores(b *testing.B, fn func(b *testing.B, e *env)) {
 	// not the slow_down answer.
 	fast := func(c *authserver.Config) { c.DeviceInterval = time.Nanosecond }
 	b.Run("file", func(b *testing.B) { fn(b, newEnvWith(b, openStore(b), "ES256", fast)) })
-	b.Run("redis", func(b *testing.B) {
-		srv := redistest.Start(b)
-		st, err := redisstore.New(redisstore.Options{Addresses: []string{srv.URL}, Prefix: redistest.Prefix(b)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { st.Close() })
-		fn(b, newEnvWith(b, st, "ES256", fast))
-	})
+	b.Run("redis", func(b *testing.B) { fn(b, newEnvWith(b, openRedisStore(b), "ES256", fast)) })
 }
 
 func benchCodeExchange(b *testing.B, e *env) {

@@ -17,6 +17,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/internal/keytest"
 	"github.com/tokengate/tokengate/outbound"
 )
@@ -45,61 +46,63 @@ func (s *signer) assertion(t *testing.T, client, aud, jti string, life time.Dura
 }
 
 func TestPrivateKeyJWT(t *testing.T) {
-	sg := newSigner(t)
-	e := newEnvWith(t, openStore(t), "ES256", func(c *authserver.Config) {
-		c.Clients = append(c.Clients, &authserver.Client{ID: "keyed", Name: "Keyed", JWKS: sg.jwks,
-			GrantTypes: []string{authserver.GrantClientCredentials}, Scopes: []string{"read"}})
-	})
-	token := func(assertion string, extra ...string) (int, map[string]any) {
-		resp := e.post("/oauth/token", form(append([]string{"grant_type", "client_credentials",
-			"client_assertion_type", authserver.ClientAssertionType, "client_assertion", assertion}, extra...)...), nil)
-		return resp.StatusCode, decode(t, resp)
-	}
-	good := sg.assertion(t, "keyed", issuer, "jti-1", time.Minute)
-	if st, m := token(good); st != 200 {
-		t.Fatalf("a good assertion: %d %v", st, m)
-	}
-	if st, m := token(good); st != 401 || m["error"] != "invalid_client" {
-		t.Fatalf("a replayed assertion: %d %v", st, m)
-	}
-	if st, _ := token(sg.assertion(t, "keyed", issuer+"/oauth/token", "jti-2", time.Minute), "client_id", "keyed"); st != 200 {
-		t.Fatalf("aud = the token endpoint, with client_id: %d", st)
-	}
-	for name, a := range map[string]string{
-		"wrong aud":         sg.assertion(t, "keyed", "https://elsewhere.example", "jti-3", time.Minute),
-		"too long":          sg.assertion(t, "keyed", issuer, "jti-4", time.Hour),
-		"expired":           sg.assertion(t, "keyed", issuer, "jti-5", -time.Minute),
-		"another's key":     newSigner(t).assertion(t, "keyed", issuer, "jti-6", time.Minute),
-		"not a JWT":         "nope",
-		"unsigned":          "eyJhbGciOiJub25lIn0.eyJpc3MiOiJrZXllZCJ9.",
-		"a secret client's": sg.assertion(t, "svc", issuer, "jti-7", time.Minute),
-	} {
-		if st, m := token(a); st != 401 || m["error"] != "invalid_client" {
-			t.Errorf("%s: %d %v", name, st, m)
+	eachStore(t, func(t *testing.T, st store.Store) {
+		sg := newSigner(t)
+		e := newEnvWith(t, st, "ES256", func(c *authserver.Config) {
+			c.Clients = append(c.Clients, &authserver.Client{ID: "keyed", Name: "Keyed", JWKS: sg.jwks,
+				GrantTypes: []string{authserver.GrantClientCredentials}, Scopes: []string{"read"}})
+		})
+		token := func(assertion string, extra ...string) (int, map[string]any) {
+			resp := e.post("/oauth/token", form(append([]string{"grant_type", "client_credentials",
+				"client_assertion_type", authserver.ClientAssertionType, "client_assertion", assertion}, extra...)...), nil)
+			return resp.StatusCode, decode(t, resp)
 		}
-	}
-	if st, _ := token(sg.assertion(t, "keyed", issuer, "jti-8", time.Minute), "client_id", "svc"); st != 401 {
-		t.Errorf("client_id differing from iss: %d", st)
-	}
-	md := decode(t, e.do(mustReq(t, "GET", e.http.URL+"/.well-known/oauth-authorization-server")))
-	if methods, _ := json.Marshal(md["token_endpoint_auth_methods_supported"]); !strings.Contains(string(methods), `"private_key_jwt"`) || md["token_endpoint_auth_signing_alg_values_supported"] == nil {
-		t.Fatalf("metadata %v", md)
-	}
-	// A dynamic client may register with its keys.
-	r := newRegistrationEnv(t, &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"}})
-	resp, m := r.register(t, map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt",
-		"jwks": json.RawMessage(sg.jwks)}, "", "192.0.2.1")
-	if resp.StatusCode != 201 || m["client_secret"] != nil {
-		t.Fatalf("registering with keys: %d %v", resp.StatusCode, m)
-	}
-	id := m["client_id"].(string)
-	if st := r.post("/oauth/token", form("grant_type", "client_credentials", "client_assertion_type", authserver.ClientAssertionType,
-		"client_assertion", sg.assertion(t, id, issuer, "jti-9", time.Minute)), nil).StatusCode; st != 200 {
-		t.Fatalf("the registered keyed client: %d", st)
-	}
-	if resp, _ := r.register(t, map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt"}, "", "192.0.2.1"); resp.StatusCode != 400 {
-		t.Fatalf("private_key_jwt without keys: %d", resp.StatusCode)
-	}
+		good := sg.assertion(t, "keyed", issuer, "jti-1", time.Minute)
+		if st, m := token(good); st != 200 {
+			t.Fatalf("a good assertion: %d %v", st, m)
+		}
+		if st, m := token(good); st != 401 || m["error"] != "invalid_client" {
+			t.Fatalf("a replayed assertion: %d %v", st, m)
+		}
+		if st, _ := token(sg.assertion(t, "keyed", issuer+"/oauth/token", "jti-2", time.Minute), "client_id", "keyed"); st != 200 {
+			t.Fatalf("aud = the token endpoint, with client_id: %d", st)
+		}
+		for name, a := range map[string]string{
+			"wrong aud":         sg.assertion(t, "keyed", "https://elsewhere.example", "jti-3", time.Minute),
+			"too long":          sg.assertion(t, "keyed", issuer, "jti-4", time.Hour),
+			"expired":           sg.assertion(t, "keyed", issuer, "jti-5", -time.Minute),
+			"another's key":     newSigner(t).assertion(t, "keyed", issuer, "jti-6", time.Minute),
+			"not a JWT":         "nope",
+			"unsigned":          "eyJhbGciOiJub25lIn0.eyJpc3MiOiJrZXllZCJ9.",
+			"a secret client's": sg.assertion(t, "svc", issuer, "jti-7", time.Minute),
+		} {
+			if st, m := token(a); st != 401 || m["error"] != "invalid_client" {
+				t.Errorf("%s: %d %v", name, st, m)
+			}
+		}
+		if st, _ := token(sg.assertion(t, "keyed", issuer, "jti-8", time.Minute), "client_id", "svc"); st != 401 {
+			t.Errorf("client_id differing from iss: %d", st)
+		}
+		md := decode(t, e.do(mustReq(t, "GET", e.http.URL+"/.well-known/oauth-authorization-server")))
+		if methods, _ := json.Marshal(md["token_endpoint_auth_methods_supported"]); !strings.Contains(string(methods), `"private_key_jwt"`) || md["token_endpoint_auth_signing_alg_values_supported"] == nil {
+			t.Fatalf("metadata %v", md)
+		}
+		// A dynamic client may register with its keys.
+		r := newRegistrationEnv(t, openStore(t), &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"}})
+		resp, m := r.register(t, map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt",
+			"jwks": json.RawMessage(sg.jwks)}, "", "192.0.2.1")
+		if resp.StatusCode != 201 || m["client_secret"] != nil {
+			t.Fatalf("registering with keys: %d %v", resp.StatusCode, m)
+		}
+		id := m["client_id"].(string)
+		if st := r.post("/oauth/token", form("grant_type", "client_credentials", "client_assertion_type", authserver.ClientAssertionType,
+			"client_assertion", sg.assertion(t, id, issuer, "jti-9", time.Minute)), nil).StatusCode; st != 200 {
+			t.Fatalf("the registered keyed client: %d", st)
+		}
+		if resp, _ := r.register(t, map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt"}, "", "192.0.2.1"); resp.StatusCode != 400 {
+			t.Fatalf("private_key_jwt without keys: %d", resp.StatusCode)
+		}
+	})
 }
 
 // A registered client's jwks_uri is fetched through the guarded client and
@@ -114,7 +117,7 @@ func TestPrivateKeyJWTWithJWKSURI(t *testing.T) {
 	defer keys.Close()
 	pool := x509.NewCertPool()
 	pool.AddCert(keys.Certificate())
-	r := newRegistrationEnv(t, &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"},
+	r := newRegistrationEnv(t, openStore(t), &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"},
 		Fetcher: outbound.New(outbound.Options{RootCAs: pool, AllowPrivateHosts: []string{"127.0.0.1"}})})
 	resp, m := r.register(t, map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt",
 		"jwks_uri": keys.URL + "/jwks.json"}, "", "192.0.2.1")

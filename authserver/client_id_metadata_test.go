@@ -35,7 +35,7 @@ func TestClientIDMetadataDocument(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(docs.Certificate())
 	fetch := outbound.New(outbound.Options{RootCAs: pool, AllowPrivateHosts: []string{"127.0.0.1"}})
-	e := newRegistrationEnv(t, &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"}, ClientIDMetadataDocuments: true, Fetcher: fetch})
+	e := newRegistrationEnv(t, openStore(t), &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"}, ClientIDMetadataDocuments: true, Fetcher: fetch})
 
 	id := docs.URL + "/client.json"
 	auth := func(clientID string) string {
@@ -67,7 +67,7 @@ func TestClientIDMetadataDocument(t *testing.T) {
 	}
 	// Without the operator's allowance, a document on a private address is
 	// never fetched.
-	strict := newRegistrationEnv(t, &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"}, ClientIDMetadataDocuments: true,
+	strict := newRegistrationEnv(t, openStore(t), &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"}, ClientIDMetadataDocuments: true,
 		Fetcher: outbound.New(outbound.Options{RootCAs: pool})})
 	before := fetches.Load()
 	res, err := strict.person().Get(strict.authURL("response_type", "code", "client_id", id, "redirect_uri", "http://127.0.0.1:4242/cb",

@@ -14,7 +14,9 @@ import (
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/authserver/store/boltstore"
+	"github.com/tokengate/tokengate/authserver/store/redisstore"
 	"github.com/tokengate/tokengate/internal/persontest"
+	"github.com/tokengate/tokengate/internal/redistest"
 	"github.com/tokengate/tokengate/introspect"
 )
 
@@ -33,6 +35,26 @@ type env struct {
 func openStore(t testing.TB) store.Store {
 	t.Helper()
 	st, err := boltstore.Open(filepath.Join(t.TempDir(), "tg.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// eachStore runs fn on the embedded store and on Redis: for the rules
+// whose state lives in the store (registrations, single-use assertions,
+// rate limits).
+func eachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
+	t.Run("file", func(t *testing.T) { fn(t, openStore(t)) })
+	t.Run("redis", func(t *testing.T) { fn(t, openRedisStore(t)) })
+}
+
+// openRedisStore is a Redis store on a redis-server of the test's own.
+func openRedisStore(t testing.TB) store.Store {
+	t.Helper()
+	srv := redistest.Start(t)
+	st, err := redisstore.New(redisstore.Options{Addresses: []string{srv.URL}, Prefix: redistest.Prefix(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
