@@ -62,10 +62,13 @@ http://127.0.0.1:{{.API}} {
 }
 `
 
-// startEverything runs the SDK's everything server on a free port.
-func startEverything(t *testing.T, dir string) string {
+// startEverything runs the SDK's everything server on port, or a free
+// one when port is 0.
+func startEverything(t *testing.T, dir string, port int) string {
 	t.Helper()
-	port := freePort(t)
+	if port == 0 {
+		port = freePort(t)
+	}
 	cmd := nodetest.Command(dir, "node_modules/@modelcontextprotocol/server-everything/dist/index.js", []string{"PORT=" + itoa(port)}, "streamableHttp")
 	log := new(syncBuffer)
 	cmd.Stdout, cmd.Stderr = log, log
@@ -95,7 +98,7 @@ func startEverything(t *testing.T, dir string) string {
 // insufficient_scope and it steps up through the person.
 func TestMCPSDKClient(t *testing.T) {
 	dir := nodetest.Dir(t, "mcp")
-	everything := startEverything(t, dir)
+	everything := startEverything(t, dir, 0)
 	privateJWK, publicSet := clientKeyPair(t)
 	// The client's metadata document, on an https server of its own that
 	// tokengate trusts through SSL_CERT_FILE.

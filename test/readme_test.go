@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokengate/tokengate/internal/nodetest"
 	"github.com/tokengate/tokengate/internal/persontest"
 )
 
@@ -189,6 +190,62 @@ func TestReadmeWalkthroughs(t *testing.T) {
 	})
 }
 
+// The README's MCP walk-through works verbatim on examples/mcp.Caddyfile
+// in front of the SDK's everything server, on the ports it names.
+func TestReadmeMCPWalkthrough(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:8090", "127.0.0.1:8091", "127.0.0.1:3001"} {
+		if l, err := net.Listen("tcp", addr); err != nil {
+			t.Skipf("the example's port %s is busy here: %v", addr, err)
+		} else {
+			l.Close()
+		}
+	}
+	w := readWalkthrough(t, "walkthrough-mcp")
+	if len(w.scripts) != 7 {
+		t.Fatalf("the MCP walk-through has %d commands, want 7", len(w.scripts))
+	}
+	startEverything(t, nodetest.Dir(t, "mcp"), 3001)
+	dir := t.TempDir()
+	cmd := exec.Command(binary, "run", "--config", "../examples/mcp.Caddyfile")
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	log := new(syncBuffer)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	}()
+	if !waitFor(30*time.Second, func() bool {
+		c, err := net.Dial("tcp", "127.0.0.1:8091")
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}) {
+		t.Fatalf("the example did not come up:\n%s", log)
+	}
+	work := t.TempDir()
+	// Steps 1-5: discovery, registration, the link; keep the verifier and
+	// the client ID, as the reader's shell does.
+	w.scripts[4] += `echo "VERIFIER=$VERIFIER CLIENT_ID=$CLIENT_ID"` + "\n"
+	out := w.run(t, work, nil, 0, 5)
+	link := regexp.MustCompile(`(?m)^http://localhost:8090/oauth/authorize\?\S+`).FindString(out)
+	kept := regexp.MustCompile(`(?m)^VERIFIER=(\S+) CLIENT_ID=(\S+)`).FindStringSubmatch(out)
+	if link == "" || kept == nil {
+		t.Fatalf("step 5 printed no link:\n%s", out)
+	}
+	// The person signs in as mark and allows.
+	p := persontest.New("mark", "demo-password")
+	back, err := p.Authorize(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Steps 6-7 with the code from the callback.
+	w.run(t, work, []string{"CODE=" + back.Query().Get("code"), "VERIFIER=" + kept[1], "CLIENT_ID=" + kept[2]}, 5, 7)
+}
+
 // Every Caddyfile the documentation shows as one (```caddyfile: the
 // README, docs/ and CONTRIBUTING.md) adapts, and the systemd unit and the
 // Dockerfile the operations guide shows are the repository's own.
@@ -218,6 +275,13 @@ func TestReadmeConfigs(t *testing.T) {
 	ops, err := os.ReadFile("../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if example, err := os.ReadFile("../examples/mcp.Caddyfile"); err != nil || !strings.Contains(string(readme), string(example)) {
+		t.Errorf("the README does not show examples/mcp.Caddyfile as it is (%v)", err)
 	}
 	for _, file := range []string{"../deploy/tokengate.service", "../Dockerfile"} {
 		content, err := os.ReadFile(file)
