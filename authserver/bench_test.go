@@ -1,6 +1,7 @@
 package authserver_test
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/authserver/store/storetest"
+	"github.com/tokengate/tokengate/outbound"
 )
 
 // BenchmarkClientCredentials is one client_credentials token request through
@@ -132,4 +134,43 @@ func BenchmarkDevicePoll(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkAuthorizeClient is one authorization request up to the sign-in
+// redirect, for a config client and for a client whose Client ID Metadata
+// Document is cached: the difference is the cache hit's cost.
+//
+//	go test ./authserver -run XXX -bench AuthorizeClient -benchmem
+func BenchmarkAuthorizeClient(b *testing.B) {
+	var docs *httptest.Server
+	docs = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		fmt.Fprintf(w, `{"client_id":%q,"client_name":"Doc Agent","redirect_uris":["http://127.0.0.1/callback"],"token_endpoint_auth_method":"none"}`, docs.URL+r.URL.Path)
+	}))
+	defer docs.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(docs.Certificate())
+	e := newEnvWith(b, openStore(b), "ES256", func(c *authserver.Config) {
+		c.Registration = &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"}, ClientIDMetadataDocuments: true,
+			Fetcher: outbound.New(outbound.Options{RootCAs: pool, AllowPrivateHosts: []string{"127.0.0.1"}})}
+	})
+	h := e.srv.Handler("/oauth/authorize")
+	for _, c := range []struct{ name, id string }{{"config", "native"}, {"metadata-document-cached", docs.URL + "/client.json"}} {
+		target := "/oauth/authorize?" + set("response_type", "code", "client_id", c.id, "redirect_uri", "http://127.0.0.1:5000/callback",
+			"scope", "read", "state", "xyz", "code_challenge", challenge(verifier), "code_challenge_method", "S256").Encode()
+		authorize := func(b *testing.B) {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest("GET", target, nil))
+			if w.Code != http.StatusSeeOther && w.Code != http.StatusFound {
+				b.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+		}
+		b.Run(c.name, func(b *testing.B) {
+			authorize(b) // the document's fetch happens here, not in the loop
+			b.ReportAllocs()
+			for b.Loop() {
+				authorize(b)
+			}
+		})
+	}
 }
