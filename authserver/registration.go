@@ -74,17 +74,13 @@ func (s *Server) noteClientUse(c *Client) {
 	}
 	s.uses.last[c.ID] = now
 	s.uses.mu.Unlock()
-	used := *c
-	used.LastUsedAt = now
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		// A client deleted meanwhile must stay deleted.
-		if _, err := s.store.Client(ctx, used.ID); err != nil {
-			return
-		}
-		if err := s.store.PutClient(ctx, &used); err != nil {
-			s.log.Warn("recording a registered client's use", zap.String("client_id", used.ID), zap.Error(err))
+		// Only the time is written: a secret rotated or a registration
+		// updated meanwhile stays, and a client deleted stays deleted.
+		if err := s.store.TouchClient(ctx, c.ID, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("recording a registered client's use", zap.String("client_id", c.ID), zap.Error(err))
 		}
 	}()
 }

@@ -140,6 +140,10 @@ type ClientStore interface {
 	Clients(ctx context.Context) ([]*Client, error)
 	// DeleteClient removes a registered client; ErrNotFound if absent.
 	DeleteClient(ctx context.Context, id string) error
+	// TouchClient moves a registered client's LastUsedAt forward to at,
+	// changing nothing else, atomically: a concurrent update (a new
+	// secret, RFC 7592's PUT) is never overwritten. ErrNotFound if absent.
+	TouchClient(ctx context.Context, id string, at time.Time) error
 }
 
 // ConsentStore remembers what people granted applications.

@@ -579,6 +579,25 @@ func (s *Store) PutClient(ctx context.Context, c *store.Client) error {
 	})
 }
 
+// TouchClient implements store.Store: read and write in one transaction.
+func (s *Store) TouchClient(ctx context.Context, id string, at time.Time) error {
+	return s.update(ctx, bucketClients, func(b *bolt.Bucket) error {
+		rec, err := get(b, []byte(id))
+		if err != nil {
+			return err
+		}
+		c := new(store.Client)
+		if err := json.Unmarshal(rec.data, c); err != nil {
+			return fmt.Errorf("decoding client %q: %w", id, err)
+		}
+		if !at.After(c.LastUsedAt) {
+			return nil
+		}
+		c.LastUsedAt = at
+		return put(b, []byte(id), time.Time{}, 0, c)
+	})
+}
+
 // Client implements store.Store.
 func (s *Store) Client(ctx context.Context, id string) (*store.Client, error) {
 	c := new(store.Client)

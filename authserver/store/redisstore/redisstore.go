@@ -797,6 +797,42 @@ func (s *Store) PutClient(ctx context.Context, c *store.Client) error {
 	return s.write(ctx, key, func(p redis.Pipeliner) { p.HSet(ctx, key, c.ID, data) })
 }
 
+// TouchClient implements store.Store, optimistically: the clients hash is
+// watched from the read to the write, and the write retried when any
+// client changed meanwhile.
+func (s *Store) TouchClient(ctx context.Context, id string, at time.Time) error {
+	key := s.clientsKey()
+	touch := func(tx *redis.Tx) error {
+		data, err := tx.HGet(ctx, key, id).Bytes()
+		if errors.Is(err, redis.Nil) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		c := new(store.Client)
+		if err := json.Unmarshal(data, c); err != nil {
+			return fmt.Errorf("decoding client %q: %w", id, err)
+		}
+		if !at.After(c.LastUsedAt) {
+			return nil
+		}
+		c.LastUsedAt = at
+		if data, err = json.Marshal(c); err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error { p.HSet(ctx, key, id, data); return nil })
+		return err
+	}
+	var err error
+	for range 5 {
+		if err = s.rdb.Watch(ctx, touch, key); !errors.Is(err, redis.TxFailedErr) {
+			return err
+		}
+	}
+	return fmt.Errorf("recording client %q's use: the clients kept changing: %w", id, err)
+}
+
 // Client implements store.Store.
 func (s *Store) Client(ctx context.Context, id string) (*store.Client, error) {
 	data, err := s.rdb.HGet(ctx, s.clientsKey(), id).Bytes()

@@ -559,6 +559,38 @@ func testClients(t *testing.T, s store.Store, _ func() store.Store) {
 	if len(list) != 1 {
 		t.Fatalf("after delete: %+v", list)
 	}
+
+	// TouchClient moves LastUsedAt forward and nothing else: a secret
+	// rotated after the client was read is kept.
+	wantErr(t, s.TouchClient(ctx, "a", in(0)), store.ErrNotFound)
+	b.SecretHash = "sha256:rotated"
+	must(t, s.PutClient(ctx, b))
+	used := in(time.Minute)
+	must(t, s.TouchClient(ctx, "b", used))
+	must(t, s.TouchClient(ctx, "b", in(0))) // an older use does not move it back
+	got, err = s.Client(ctx, "b")
+	must(t, err)
+	want := *b
+	want.LastUsedAt = used
+	if !reflect.DeepEqual(got, &want) {
+		t.Fatalf("after TouchClient: got %+v, want %+v", got, &want)
+	}
+	// Uses recorded from many goroutines while the client is updated: the
+	// update survives every one of them.
+	base := in(0)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() { must(t, s.TouchClient(ctx, "b", base.Add(time.Duration(i+2)*time.Minute))) })
+	}
+	want.Name = "B3"
+	must(t, s.PutClient(ctx, &want))
+	wg.Wait()
+	must(t, s.TouchClient(ctx, "b", base.Add(time.Hour)))
+	got, err = s.Client(ctx, "b")
+	must(t, err)
+	if got.Name != "B3" || got.SecretHash != "sha256:rotated" || !got.LastUsedAt.Equal(base.Add(time.Hour)) {
+		t.Fatalf("after concurrent uses and an update: %+v", got)
+	}
 }
 
 func testConsents(t *testing.T, s store.Store, _ func() store.Store) {
