@@ -45,7 +45,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 			hidden[k] = req.params.Get(k)
 		}
 		s.renderPage(w, http.StatusOK, "consent.html", &PageData{Title: "Allow access?", Client: pageClientTo(req.client, req.redirectURI),
-			Scopes: s.pageScopes(req.scope), User: user.display, Action: s.issuer.Path + PathConsent,
+			Scopes: s.pageScopes(req.scope), Resource: s.pageResource(req.resource), User: user.display, Action: s.issuer.Path + PathConsent,
 			CSRFToken: s.csrfToken(sess), Hidden: hidden}, formTarget(req.redirectURI)...)
 		return
 	}

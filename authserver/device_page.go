@@ -99,7 +99,7 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 	decision := r.PostForm.Get("decision")
 	if decision == "" {
 		s.renderPage(w, http.StatusOK, "consent.html", &PageData{Title: "Allow access?", Client: pageClient(client),
-			Scopes: s.pageScopes(d.Scope), User: user.display, Action: s.issuer.Path + PathDevice, UserCode: shown,
+			Scopes: s.pageScopes(d.Scope), Resource: s.pageResource(d.Resource), User: user.display, Action: s.issuer.Path + PathDevice, UserCode: shown,
 			CSRFToken: s.csrfToken(sess), Hidden: map[string]string{"user_code": shown}})
 		return
 	}
@@ -119,7 +119,7 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 		entry(http.StatusConflict, "This code was already used. Start again on your device.")
 		return
 	}
-	data := &PageData{Client: pageClient(client), Scopes: s.pageScopes(d.Scope), Decided: true}
+	data := &PageData{Client: pageClient(client), Scopes: s.pageScopes(d.Scope), Resource: s.pageResource(d.Resource), Decided: true}
 	if status2 == store.DeviceApproved {
 		s.audit(r.Context(), "consent granted", zap.String("client_id", client.ID), zap.String("sub", user.subject), zap.String("scope", d.Scope),
 			zap.String("grant_id", d.GrantID), zap.String("flow", "device"))

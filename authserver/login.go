@@ -49,6 +49,7 @@ func (s *Server) displayName(subject string) string {
 type pending struct {
 	client      *Client
 	scope       string
+	resource    string
 	redirectURI string
 }
 
@@ -68,13 +69,13 @@ func (s *Server) pendingFor(r *http.Request, returnTo string) (*pending, int, *E
 		if e != nil {
 			return nil, http.StatusBadRequest, e
 		}
-		return &pending{client: req.client, scope: req.scope, redirectURI: req.redirectURI}, 0, nil
+		return &pending{client: req.client, scope: req.scope, resource: req.resource, redirectURI: req.redirectURI}, 0, nil
 	case s.issuer.Path + PathDevice:
 		d, c, status, msg := s.lookupUserCode(r, u.Query().Get("user_code"))
 		if d == nil {
 			return nil, status, ErrInvalidRequest("%s", msg)
 		}
-		return &pending{client: c, scope: d.Scope}, 0, nil
+		return &pending{client: c, scope: d.Scope, resource: d.Resource}, 0, nil
 	}
 	return nil, http.StatusBadRequest, bad
 }
@@ -119,7 +120,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := s.ensureSession(w, r)
-	data := &PageData{Title: "Sign in", Client: pageClient(req.client), Scopes: s.pageScopes(req.scope),
+	data := &PageData{Title: "Sign in", Client: pageClient(req.client), Scopes: s.pageScopes(req.scope), Resource: s.pageResource(req.resource),
 		Action: s.issuer.Path + PathLogin, Hidden: map[string]string{"return_to": returnTo}}
 	show := func(status int, msg string) {
 		data.Error, data.CSRFToken = msg, s.csrfToken(sess)

@@ -30,6 +30,9 @@ type PageData struct {
 	// Scopes asked for (or, once Decided, granted), one entry per scope;
 	// each prints as its description, or its name when it has none.
 	Scopes []PageScope
+	// Resource is the protected resource (RFC 8707) the access is for;
+	// nil when the request names none.
+	Resource *PageResource
 	// Decided is set on the page after the person's decision.
 	Decided bool
 	// User is the signed-in person's display name (consent page).
@@ -66,6 +69,13 @@ type PageClient struct {
 	SelfRegistered bool
 	// RedirectHost is where the flow returns the person (consent page).
 	RedirectHost string
+}
+
+// PageResource is the API (an MCP server, say) an application asks to
+// reach: its URL and, when its bearer_auth gives one, its resource_name.
+type PageResource struct {
+	URL  string
+	Name string
 }
 
 // pages holds the parsed templates and the stylesheet.

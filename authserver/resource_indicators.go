@@ -21,24 +21,31 @@ func ErrInvalidTarget(format string, args ...any) *Error {
 
 // resources are the protected resources this issuer knows: those of the
 // configuration (Config.Resources) and those bearer_auth routes declare
-// (AddResource), with the scopes each requires.
+// (AddResource), with the scopes each requires and its name.
 type resources struct {
 	mu    sync.RWMutex
-	known map[string][]string
+	known map[string]knownResource
+}
+
+type knownResource struct {
+	scopes []string
+	name   string
 }
 
 // AddResource makes a resource known, so that clients may ask for tokens
 // for it (the embedding server's protected routes call it as they start).
-func (s *Server) AddResource(resource string, scopes []string) error {
+// name (RFC 9728's resource_name, may be empty) is shown on the consent
+// page.
+func (s *Server) AddResource(resource, name string, scopes []string) error {
 	if err := introspect.ValidateResource(resource); err != nil {
 		return err
 	}
 	s.resources.mu.Lock()
 	defer s.resources.mu.Unlock()
 	if s.resources.known == nil {
-		s.resources.known = map[string][]string{}
+		s.resources.known = map[string]knownResource{}
 	}
-	s.resources.known[resource] = slices.Clone(scopes)
+	s.resources.known[resource] = knownResource{slices.Clone(scopes), name}
 	return nil
 }
 
@@ -47,6 +54,16 @@ func (s *Server) resourceKnown(resource string) bool {
 	defer s.resources.mu.RUnlock()
 	_, ok := s.resources.known[resource]
 	return ok
+}
+
+// pageResource describes a grant's resource for the pages; nil for none.
+func (s *Server) pageResource(resource string) *PageResource {
+	if resource == "" {
+		return nil
+	}
+	s.resources.mu.RLock()
+	defer s.resources.mu.RUnlock()
+	return &PageResource{URL: resource, Name: s.resources.known[resource].name}
 }
 
 // requestedResource is the resource a request names: "" for none, one

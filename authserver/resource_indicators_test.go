@@ -15,7 +15,7 @@ func newResourceEnv(t *testing.T) *env {
 	e := newEnvWith(t, openStore(t), "ES256", func(c *authserver.Config) {
 		c.Resources = map[string][]string{mcpResource: {"read"}}
 	})
-	if err := e.srv.AddResource("https://other.example.com", nil); err != nil {
+	if err := e.srv.AddResource("https://other.example.com", "Other", nil); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -99,5 +99,37 @@ func TestResourceIndicatorDevice(t *testing.T) {
 	}
 	if got := e.audOf(t, decode(t, resp)["access_token"].(string)); got != mcpResource {
 		t.Fatalf("device aud %q", got)
+	}
+}
+
+// The sign-in and consent pages say which API the access is for: its
+// resource_name and URL.
+func TestPagesNameTheResource(t *testing.T) {
+	e := newResourceEnv(t)
+	p := e.person()
+	res, err := p.Get(e.stdAuth("resource", "https://other.example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const shown = "at <strong>Other</strong> (<code>https://other.example.com</code>)"
+	if res.Page == nil || !strings.Contains(res.Page.Body, shown) {
+		t.Fatalf("sign-in page without the resource:\n%v", res.Page)
+	}
+	login, err := res.Page.Form()
+	if err != nil {
+		t.Fatal(err)
+	}
+	login.Fields.Set("username", "mark")
+	login.Fields.Set("password", markPassword)
+	if res, err = p.Post(login.Action, login.Fields); err != nil || res.Page == nil {
+		t.Fatalf("after sign-in: %v %+v", err, res)
+	}
+	if !strings.Contains(res.Page.Body, shown) {
+		t.Fatalf("consent page without the resource:\n%s", res.Page.Body)
+	}
+	// A resource without a name shows its URL.
+	res, _ = e.person().Get(e.stdAuth("resource", mcpResource))
+	if res.Page == nil || !strings.Contains(res.Page.Body, "at <code>"+mcpResource+"</code>") {
+		t.Fatalf("sign-in page for an unnamed resource:\n%v", res.Page)
 	}
 }

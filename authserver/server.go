@@ -340,7 +340,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.dummyHash = dummyHashFor(cfg.Users)
 	for r, scopes := range cfg.Resources {
-		if err := s.AddResource(r, scopes); err != nil {
+		if err := s.AddResource(r, "", scopes); err != nil {
 			return nil, err
 		}
 	}

@@ -50,7 +50,7 @@ func BenchmarkBearerAuth(b *testing.B) {
 	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 	// A route that is an RFC 9728 protected resource, and a token for it.
 	const resource = "https://api.example.com/mcp"
-	if err := srv.AddResource(resource, []string{"read"}); err != nil {
+	if err := srv.AddResource(resource, "", []string{"read"}); err != nil {
 		b.Fatal(err)
 	}
 	pr := &introspect.ProtectedResource{Resource: resource, Scopes: []string{"read"}, Issuer: "https://auth.example.com"}

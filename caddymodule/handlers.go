@@ -145,7 +145,7 @@ func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
 		}
 		b.audiences = []string{b.Resource}
 		// Clients may now ask the issuer for tokens for it (RFC 8707).
-		if err := b.app.server.AddResource(b.Resource, b.required); err != nil {
+		if err := b.app.server.AddResource(b.Resource, b.ResourceName, b.required); err != nil {
 			return fmt.Errorf("bearer_auth: %w", err)
 		}
 	}
