@@ -110,7 +110,7 @@ http://127.0.0.1:{{.Resource}} {
 
 type ports struct {
 	Admin, Auth, Static, Proxy, Bearer, Resource int
-	Upstream, Dir, Alg, Hash, Store    string
+	Upstream, Dir, Alg, Hash, Store              string
 }
 
 func freePort() int {
