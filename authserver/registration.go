@@ -197,6 +197,12 @@ func (s *Server) clientFromMetadata(m *ClientMetadata) (*Client, *Error) {
 			c.GrantTypes = append(c.GrantTypes, g)
 		}
 	}
+	// OpenID Connect Registration §2's values, which MCP clients send; a
+	// code-flow client of either kind may use every redirect URI form
+	// allowed below, so the kind is recorded, not enforced further.
+	if m.ApplicationType != "" && m.ApplicationType != "web" && m.ApplicationType != "native" {
+		return nil, errRegistration("invalid_client_metadata", "application_type must be web or native, not %q", m.ApplicationType)
+	}
 	for _, rt := range m.ResponseTypes {
 		if rt != "code" {
 			return nil, errRegistration("invalid_client_metadata", "response_types may only hold code, not %q", rt)

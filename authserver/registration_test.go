@@ -47,14 +47,14 @@ func TestDynamicRegistration(t *testing.T) {
 		e := newRegistrationEnv(t, st, &authserver.RegistrationConfig{Open: true, Scopes: []string{"read", "write"}})
 		resp, m := e.register(t, map[string]any{"client_name": "Agent", "redirect_uris": []string{"http://127.0.0.1/cb"},
 			"token_endpoint_auth_method": "none", "grant_types": []string{"authorization_code", "refresh_token"}, "scope": "read",
-			"x_unknown_member": true}, "", "192.0.2.1")
+			"application_type": "native", "x_unknown_member": true}, "", "192.0.2.1")
 		if resp.StatusCode != 201 {
 			t.Fatalf("register: %d %v", resp.StatusCode, m)
 		}
 		id, _ := m["client_id"].(string)
 		if !idChars.MatchString(id) || m["client_secret"] != nil || m["registration_access_token"] == nil ||
 			m["registration_client_uri"] != issuer+"/oauth/register/"+id || m["token_endpoint_auth_method"] != "none" ||
-			m["client_name"] != "Agent" {
+			m["client_name"] != "Agent" || m["application_type"] != "native" {
 			t.Fatalf("answer %v", m)
 		}
 		// It asked for read and may step up to write later: the answer says
@@ -135,6 +135,7 @@ func TestRegistrationValidation(t *testing.T) {
 		{"implicit", map[string]any{"response_types": []string{"token"}, "redirect_uris": []string{"https://a.example/cb"}}, 400, "invalid_client_metadata"},
 		{"scope beyond the allowed", map[string]any{"scope": "read admin", "redirect_uris": []string{"https://a.example/cb"}}, 400, "invalid_client_metadata"},
 		{"unknown auth method", map[string]any{"token_endpoint_auth_method": "tls_client_auth", "redirect_uris": []string{"https://a.example/cb"}}, 400, "invalid_client_metadata"},
+		{"unknown application_type", map[string]any{"application_type": "desktop", "redirect_uris": []string{"http://127.0.0.1/cb"}}, 400, "invalid_client_metadata"},
 		{"not JSON", []byte("client_name=x"), 400, "invalid_client_metadata"},
 		{"too large", []byte(`{"client_name":"` + strings.Repeat("x", 70_000) + `"}`), 413, "invalid_client_metadata"},
 	}
