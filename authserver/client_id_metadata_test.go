@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/outbound"
@@ -29,12 +30,17 @@ func TestClientIDMetadataDocument(t *testing.T) {
 			fmt.Fprint(w, `{"client_id":"https://somebody.else/client.json","redirect_uris":["http://127.0.0.1/cb"]}`)
 		case "/moved.json":
 			http.Redirect(w, r, "/client.json", http.StatusFound)
+		case "/big.json":
+			fmt.Fprintf(w, `{"client_id":%q,"client_name":%q,"redirect_uris":["http://127.0.0.1/cb"]}`, self, strings.Repeat("x", 6<<10))
+		case "/slow.json":
+			time.Sleep(time.Second)
+			fmt.Fprintf(w, `{"client_id":%q,"redirect_uris":["http://127.0.0.1/cb"]}`, self)
 		}
 	}))
 	defer docs.Close()
 	pool := x509.NewCertPool()
 	pool.AddCert(docs.Certificate())
-	fetch := outbound.New(outbound.Options{RootCAs: pool, AllowPrivateHosts: []string{"127.0.0.1"}})
+	fetch := outbound.New(outbound.Options{RootCAs: pool, AllowPrivateHosts: []string{"127.0.0.1"}, Timeout: 300 * time.Millisecond})
 	e := newRegistrationEnv(t, openStore(t), &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"}, ClientIDMetadataDocuments: true, Fetcher: fetch})
 
 	id := docs.URL + "/client.json"
@@ -52,7 +58,8 @@ func TestClientIDMetadataDocument(t *testing.T) {
 	if n := fetches.Load(); n != 1 {
 		t.Fatalf("the document was fetched %d times; its max-age lets it be cached", n)
 	}
-	for path, want := range map[string]string{"/other.json": "is not its own URL", "/moved.json": "redirects are not followed"} {
+	for path, want := range map[string]string{"/other.json": "is not its own URL", "/moved.json": "redirects are not followed",
+		"/big.json": "larger than 5120 bytes", "/slow.json": "Timeout"} {
 		res, err := e.person().Get(auth(docs.URL + path))
 		if err != nil {
 			t.Fatal(err)
@@ -60,6 +67,12 @@ func TestClientIDMetadataDocument(t *testing.T) {
 		if res.Page == nil || !strings.Contains(res.Page.Body, want) {
 			t.Errorf("%s: the error page does not say %q", path, want)
 		}
+	}
+	// At the token endpoint a document that cannot be used is invalid_client.
+	resp = e.post("/oauth/token", form("grant_type", "authorization_code", "code", "x", "client_id", docs.URL+"/big.json",
+		"redirect_uri", "http://127.0.0.1/cb", "code_verifier", verifier), nil)
+	if m := decode(t, resp); resp.StatusCode != 401 || m["error"] != "invalid_client" {
+		t.Fatalf("token request as an oversized document's client: %d %v", resp.StatusCode, m)
 	}
 	md := decode(t, e.do(mustReq(t, "GET", e.http.URL+"/.well-known/oauth-authorization-server")))
 	if md["client_id_metadata_document_supported"] != true {
