@@ -382,7 +382,10 @@ func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request, id s
 			writeError(w, errRegistration("invalid_client_metadata", "token_endpoint_auth_method cannot change between none and a secret: register a new client"))
 			return
 		}
+		// What the registration's owner does not describe stays: its
+		// credentials, and its age and last use (client_ttl's clock).
 		next.ID, next.SecretHash, next.RegistrationTokenHash, next.CreatedAt = c.ID, c.SecretHash, c.RegistrationTokenHash, c.CreatedAt
+		next.LastUsedAt = c.LastUsedAt
 		if err := s.store.PutClient(ctx, next); err != nil {
 			writeError(w, s.storeError("updating a registration", err))
 			return

@@ -180,8 +180,16 @@ func TestRegistrationInitialAccessTokenAndManagement(t *testing.T) {
 		if resp, got := manage("GET", rat, nil); resp.StatusCode != 200 || got["client_name"] != "Agent" {
 			t.Fatalf("read: %d %v", resp.StatusCode, got)
 		}
+		used := time.Now().Add(-time.Minute).Truncate(time.Millisecond).UTC()
+		if err := e.store.TouchClient(t.Context(), m["client_id"].(string), used); err != nil {
+			t.Fatal(err)
+		}
 		if resp, got := manage("PUT", rat, map[string]any{"client_name": "Agent 2", "redirect_uris": []string{"https://agent.example/cb2"}}); resp.StatusCode != 200 || got["client_name"] != "Agent 2" {
 			t.Fatalf("update: %d %v", resp.StatusCode, got)
+		}
+		// The update keeps client_ttl's clock: the client's last use.
+		if c, err := e.store.Client(t.Context(), m["client_id"].(string)); err != nil || !c.LastUsedAt.Equal(used) {
+			t.Fatalf("after the update: %+v %v, want last used %s", c, err, used)
 		}
 		if resp, _ := manage("DELETE", rat, nil); resp.StatusCode != 204 {
 			t.Fatalf("delete: %d", resp.StatusCode)
