@@ -45,6 +45,20 @@ func (s *signer) assertion(t *testing.T, client, aud, jti string, life time.Dura
 	return string(b)
 }
 
+// serveKeys publishes the signer's JWK Set on an https server of the
+// test's own, trusted by the pool it returns, counting the fetches.
+func (s *signer) serveKeys(t *testing.T) (*httptest.Server, *x509.CertPool, *atomic.Int64) {
+	var fetches atomic.Int64
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		w.Write(s.jwks)
+	}))
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	return srv, pool, &fetches
+}
+
 func TestPrivateKeyJWT(t *testing.T) {
 	eachStore(t, func(t *testing.T, st store.Store) {
 		sg := newSigner(t)
@@ -109,14 +123,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 // kept a while: two assertions, one fetch.
 func TestPrivateKeyJWTWithJWKSURI(t *testing.T) {
 	sg := newSigner(t)
-	var fetches atomic.Int64
-	keys := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fetches.Add(1)
-		w.Write(sg.jwks)
-	}))
-	defer keys.Close()
-	pool := x509.NewCertPool()
-	pool.AddCert(keys.Certificate())
+	keys, pool, fetches := sg.serveKeys(t)
 	r := newRegistrationEnv(t, openStore(t), &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"},
 		Fetcher: outbound.New(outbound.Options{RootCAs: pool, AllowPrivateHosts: []string{"127.0.0.1"}})})
 	resp, m := r.register(t, map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt",
@@ -143,16 +150,9 @@ func TestPrivateKeyJWTWithJWKSURI(t *testing.T) {
 // client's cached set is not its way past it.
 func TestConfigClientJWKSURI(t *testing.T) {
 	sg := newSigner(t)
-	var fetches atomic.Int64
-	keys := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fetches.Add(1)
-		w.Write(sg.jwks)
-	}))
-	defer keys.Close()
+	keys, pool, fetches := sg.serveKeys(t)
 	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(sg.jwks) }))
 	defer plain.Close()
-	pool := x509.NewCertPool()
-	pool.AddCert(keys.Certificate())
 	e := newEnvWith(t, openStore(t), "ES256", func(c *authserver.Config) {
 		c.ConfigFetcher = outbound.New(outbound.Options{Trusted: true, RootCAs: pool})
 		c.Registration = &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"},

@@ -24,11 +24,17 @@ func newRegistrationEnv(t *testing.T, st store.Store, reg *authserver.Registrati
 // given, and returns the answer.
 func (e *env) register(t *testing.T, body any, bearer, ip string) (*http.Response, map[string]any) {
 	t.Helper()
+	return e.sendJSON("POST", e.http.URL+"/oauth/register", body, bearer, ip)
+}
+
+// sendJSON sends body (JSON, or []byte as is) with a bearer token if
+// given, from address ip, and decodes the answer.
+func (e *env) sendJSON(method, u string, body any, bearer, ip string) (*http.Response, map[string]any) {
 	raw, ok := body.([]byte)
 	if !ok {
 		raw, _ = json.Marshal(body)
 	}
-	req, _ := http.NewRequest("POST", e.http.URL+"/oauth/register", bytes.NewReader(raw))
+	req, _ := http.NewRequest(method, u, bytes.NewReader(raw))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Test-Client-IP", ip)
 	if bearer != "" {
@@ -163,16 +169,7 @@ func TestRegistrationInitialAccessTokenAndManagement(t *testing.T) {
 		uri, rat := m["registration_client_uri"].(string), m["registration_access_token"].(string)
 		local := strings.Replace(uri, issuer, e.http.URL, 1)
 		manage := func(method, token string, body any) (*http.Response, map[string]any) {
-			raw, _ := json.Marshal(body)
-			req, _ := http.NewRequest(method, local, bytes.NewReader(raw))
-			req.Header.Set("Content-Type", "application/json")
-			if token != "" {
-				req.Header.Set("Authorization", "Bearer "+token)
-			}
-			resp := e.do(req)
-			var out map[string]any
-			_ = json.NewDecoder(resp.Body).Decode(&out)
-			return resp, out
+			return e.sendJSON(method, local, body, token, "192.0.2.9")
 		}
 		if resp, _ := manage("GET", "nope", nil); resp.StatusCode != 401 {
 			t.Fatalf("read with a wrong token: %d", resp.StatusCode)

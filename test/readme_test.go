@@ -76,48 +76,58 @@ func (w walkthrough) run(t *testing.T, dir string, env []string, from, to int) s
 	return string(out)
 }
 
-// The README's walk-throughs work verbatim against Caddyfile.example: their
-// commands run in a shell, in order, and every line of every answer shown
-// appears in what they print. The person's part of the authorization code
-// flow is played by persontest, as the README tells a person to do it.
-func TestReadmeWalkthroughs(t *testing.T) {
-	for _, addr := range []string{"127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:9000", "127.0.0.1:2019"} {
-		if l, err := net.Listen("tcp", addr); err != nil {
+// skipIfBusy skips the test when one of an example's fixed ports is taken.
+func skipIfBusy(t *testing.T, addrs ...string) {
+	t.Helper()
+	for _, addr := range addrs {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
 			t.Skipf("the example's port %s is busy here: %v", addr, err)
-		} else {
-			l.Close()
 		}
+		l.Close()
 	}
-	cc, code, device, admin := readWalkthrough(t, "walkthrough"), readWalkthrough(t, "walkthrough-code"),
-		readWalkthrough(t, "walkthrough-device"), readWalkthrough(t, "walkthrough-admin")
-	if len(cc.scripts) < 4 || len(code.scripts) < 4 || len(device.scripts) != 5 || len(admin.scripts) < 4 {
-		t.Fatalf("walk-throughs too short: %d, %d, %d and %d commands", len(cc.scripts), len(code.scripts), len(device.scripts), len(admin.scripts))
-	}
+}
 
+// runExample runs the binary on an example config, as the README has the
+// reader do, until the test ends; it returns once addr accepts connections.
+func runExample(t *testing.T, config, addr string) {
+	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.Command(binary, "run", "--config", "../Caddyfile.example")
+	cmd := exec.Command(binary, "run", "--config", config)
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
 	log := new(syncBuffer)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()
-	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.Dial("tcp", "127.0.0.1:8081")
+	})
+	if !waitFor(30*time.Second, func() bool {
+		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the example did not come up:\n%s", log)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return err == nil
+	}) {
+		t.Fatalf("%s did not come up:\n%s", config, log)
 	}
+}
+
+// The README's walk-throughs work verbatim against Caddyfile.example: their
+// commands run in a shell, in order, and every line of every answer shown
+// appears in what they print. The person's part of the authorization code
+// flow is played by persontest, as the README tells a person to do it.
+func TestReadmeWalkthroughs(t *testing.T) {
+	skipIfBusy(t, "127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:9000", "127.0.0.1:2019")
+	cc, code, device, admin := readWalkthrough(t, "walkthrough"), readWalkthrough(t, "walkthrough-code"),
+		readWalkthrough(t, "walkthrough-device"), readWalkthrough(t, "walkthrough-admin")
+	if len(cc.scripts) < 4 || len(code.scripts) < 4 || len(device.scripts) != 5 || len(admin.scripts) < 4 {
+		t.Fatalf("walk-throughs too short: %d, %d, %d and %d commands", len(cc.scripts), len(code.scripts), len(device.scripts), len(admin.scripts))
+	}
+
+	runExample(t, "../Caddyfile.example", "127.0.0.1:8081")
 
 	t.Run("client credentials", func(t *testing.T) {
 		cc.run(t, t.TempDir(), nil, 0, len(cc.scripts))
@@ -193,39 +203,13 @@ func TestReadmeWalkthroughs(t *testing.T) {
 // The README's MCP walk-through works verbatim on examples/mcp.Caddyfile
 // in front of the SDK's everything server, on the ports it names.
 func TestReadmeMCPWalkthrough(t *testing.T) {
-	for _, addr := range []string{"127.0.0.1:8090", "127.0.0.1:8091", "127.0.0.1:3001"} {
-		if l, err := net.Listen("tcp", addr); err != nil {
-			t.Skipf("the example's port %s is busy here: %v", addr, err)
-		} else {
-			l.Close()
-		}
-	}
+	skipIfBusy(t, "127.0.0.1:8090", "127.0.0.1:8091", "127.0.0.1:3001")
 	w := readWalkthrough(t, "walkthrough-mcp")
 	if len(w.scripts) != 7 {
 		t.Fatalf("the MCP walk-through has %d commands, want 7", len(w.scripts))
 	}
 	startEverything(t, nodetest.Dir(t, "mcp"), 3001)
-	dir := t.TempDir()
-	cmd := exec.Command(binary, "run", "--config", "../examples/mcp.Caddyfile")
-	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
-	log := new(syncBuffer)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-	}()
-	if !waitFor(30*time.Second, func() bool {
-		c, err := net.Dial("tcp", "127.0.0.1:8091")
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}) {
-		t.Fatalf("the example did not come up:\n%s", log)
-	}
+	runExample(t, "../examples/mcp.Caddyfile", "127.0.0.1:8091")
 	work := t.TempDir()
 	// Steps 1-5: discovery, registration, the link; keep the verifier and
 	// the client ID, as the reader's shell does.
