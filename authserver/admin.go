@@ -194,13 +194,13 @@ func (s *Server) RotateSecret(ctx context.Context, id string) (*ClientInfo, erro
 	if c.Public {
 		return nil, ErrInvalidRequest("client %s is public and has no secret", id)
 	}
-	var secret string
-	secret, c.SecretHash = newSecret()
-	if err := s.store.PutClient(ctx, c); err != nil {
+	secret, hash := newSecret()
+	var rotated *Client
+	if err := s.store.UpdateClient(ctx, id, func(cur *Client) error { cur.SecretHash, rotated = hash, cur; return nil }); err != nil {
 		return nil, err
 	}
 	s.audit(ctx, "client secret rotated", zap.String("client_id", id))
-	ci := clientInfo(c, "registered")
+	ci := clientInfo(rotated, "registered")
 	ci.Secret = secret
 	return ci, nil
 }

@@ -79,7 +79,13 @@ func (s *Server) noteClientUse(c *Client) {
 		defer cancel()
 		// Only the time is written: a secret rotated or a registration
 		// updated meanwhile stays, and a client deleted stays deleted.
-		if err := s.store.TouchClient(ctx, c.ID, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+		touch := func(c *Client) error {
+			if now.After(c.LastUsedAt) {
+				c.LastUsedAt = now
+			}
+			return nil
+		}
+		if err := s.store.UpdateClient(ctx, c.ID, touch); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.log.Warn("recording a registered client's use", zap.String("client_id", c.ID), zap.Error(err))
 		}
 	}()
@@ -378,20 +384,33 @@ func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request, id s
 			writeError(w, e)
 			return
 		}
-		if next.Public != c.Public {
-			writeError(w, errRegistration("invalid_client_metadata", "token_endpoint_auth_method cannot change between none and a secret: register a new client"))
+		var updated *Client
+		err := s.store.UpdateClient(ctx, c.ID, func(cur *Client) error {
+			if next.Public != cur.Public {
+				return errRegistration("invalid_client_metadata", "token_endpoint_auth_method cannot change between none and a secret: register a new client")
+			}
+			// What the registration's owner does not describe stays: its
+			// credentials, and its age and last use (client_ttl's clock).
+			replaced := *next
+			replaced.ID, replaced.SecretHash, replaced.RegistrationTokenHash = cur.ID, cur.SecretHash, cur.RegistrationTokenHash
+			replaced.CreatedAt, replaced.LastUsedAt = cur.CreatedAt, cur.LastUsedAt
+			*cur, updated = replaced, &replaced
+			return nil
+		})
+		var oe *Error
+		switch {
+		case errors.As(err, &oe):
+			writeError(w, oe)
 			return
-		}
-		// What the registration's owner does not describe stays: its
-		// credentials, and its age and last use (client_ttl's clock).
-		next.ID, next.SecretHash, next.RegistrationTokenHash, next.CreatedAt = c.ID, c.SecretHash, c.RegistrationTokenHash, c.CreatedAt
-		next.LastUsedAt = c.LastUsedAt
-		if err := s.store.PutClient(ctx, next); err != nil {
+		case errors.Is(err, store.ErrNotFound):
+			writeError(w, &Error{Code: "invalid_token", Description: "this registration was deleted", Status: http.StatusUnauthorized})
+			return
+		case err != nil:
 			writeError(w, s.storeError("updating a registration", err))
 			return
 		}
 		s.audit(ctx, "client registration updated", zap.String("client_id", c.ID))
-		writeJSON(w, http.StatusOK, s.registrationResponse(next))
+		writeJSON(w, http.StatusOK, s.registrationResponse(updated))
 	case http.MethodDelete:
 		if err := s.store.DeleteClient(ctx, c.ID); err != nil {
 			writeError(w, s.storeError("deleting a registration", err))

@@ -178,7 +178,7 @@ func TestRegistrationInitialAccessTokenAndManagement(t *testing.T) {
 			t.Fatalf("read: %d %v", resp.StatusCode, got)
 		}
 		used := time.Now().Add(-time.Minute).Truncate(time.Millisecond).UTC()
-		if err := e.store.TouchClient(t.Context(), m["client_id"].(string), used); err != nil {
+		if err := e.store.UpdateClient(t.Context(), m["client_id"].(string), func(c *store.Client) error { c.LastUsedAt = used; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		if resp, got := manage("PUT", rat, map[string]any{"client_name": "Agent 2", "redirect_uris": []string{"https://agent.example/cb2"}}); resp.StatusCode != 200 || got["client_name"] != "Agent 2" {

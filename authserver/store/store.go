@@ -140,10 +140,13 @@ type ClientStore interface {
 	Clients(ctx context.Context) ([]*Client, error)
 	// DeleteClient removes a registered client; ErrNotFound if absent.
 	DeleteClient(ctx context.Context, id string) error
-	// TouchClient moves a registered client's LastUsedAt forward to at,
-	// changing nothing else, atomically: a concurrent update (a new
-	// secret, RFC 7592's PUT) is never overwritten. ErrNotFound if absent.
-	TouchClient(ctx context.Context, id string, at time.Time) error
+	// UpdateClient changes a registered client atomically: fn edits the
+	// stored client (it may run more than once, on a fresh copy each
+	// time), and no other write lands between its read and the write, so
+	// a concurrent change (a new secret, RFC 7592's PUT, a recorded use)
+	// is never undone and a deleted client stays deleted. An error from
+	// fn aborts the update and is returned; ErrNotFound if absent.
+	UpdateClient(ctx context.Context, id string, fn func(c *Client) error) error
 }
 
 // ConsentStore remembers what people granted applications.

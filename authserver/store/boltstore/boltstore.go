@@ -579,8 +579,8 @@ func (s *Store) PutClient(ctx context.Context, c *store.Client) error {
 	})
 }
 
-// TouchClient implements store.Store: read and write in one transaction.
-func (s *Store) TouchClient(ctx context.Context, id string, at time.Time) error {
+// UpdateClient implements store.Store: read and write in one transaction.
+func (s *Store) UpdateClient(ctx context.Context, id string, fn func(c *store.Client) error) error {
 	return s.update(ctx, bucketClients, func(b *bolt.Bucket) error {
 		rec, err := get(b, []byte(id))
 		if err != nil {
@@ -590,10 +590,10 @@ func (s *Store) TouchClient(ctx context.Context, id string, at time.Time) error 
 		if err := json.Unmarshal(rec.data, c); err != nil {
 			return fmt.Errorf("decoding client %q: %w", id, err)
 		}
-		if !at.After(c.LastUsedAt) {
-			return nil
+		if err := fn(c); err != nil {
+			return err
 		}
-		c.LastUsedAt = at
+		c.ID = id
 		return put(b, []byte(id), time.Time{}, 0, c)
 	})
 }

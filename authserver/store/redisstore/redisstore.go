@@ -797,12 +797,12 @@ func (s *Store) PutClient(ctx context.Context, c *store.Client) error {
 	return s.write(ctx, key, func(p redis.Pipeliner) { p.HSet(ctx, key, c.ID, data) })
 }
 
-// TouchClient implements store.Store, optimistically: the clients hash is
-// watched from the read to the write, and the write retried when any
-// client changed meanwhile.
-func (s *Store) TouchClient(ctx context.Context, id string, at time.Time) error {
+// UpdateClient implements store.Store, optimistically: the clients hash is
+// watched from the read to the write, and the update run again on a fresh
+// read when any client changed meanwhile.
+func (s *Store) UpdateClient(ctx context.Context, id string, fn func(c *store.Client) error) error {
 	key := s.clientsKey()
-	touch := func(tx *redis.Tx) error {
+	update := func(tx *redis.Tx) error {
 		data, err := tx.HGet(ctx, key, id).Bytes()
 		if errors.Is(err, redis.Nil) {
 			return store.ErrNotFound
@@ -814,10 +814,10 @@ func (s *Store) TouchClient(ctx context.Context, id string, at time.Time) error 
 		if err := json.Unmarshal(data, c); err != nil {
 			return fmt.Errorf("decoding client %q: %w", id, err)
 		}
-		if !at.After(c.LastUsedAt) {
-			return nil
+		if err := fn(c); err != nil {
+			return err
 		}
-		c.LastUsedAt = at
+		c.ID = id
 		if data, err = json.Marshal(c); err != nil {
 			return err
 		}
@@ -825,12 +825,12 @@ func (s *Store) TouchClient(ctx context.Context, id string, at time.Time) error 
 		return err
 	}
 	var err error
-	for range 5 {
-		if err = s.rdb.Watch(ctx, touch, key); !errors.Is(err, redis.TxFailedErr) {
+	for range 10 {
+		if err = s.rdb.Watch(ctx, update, key); !errors.Is(err, redis.TxFailedErr) {
 			return err
 		}
 	}
-	return fmt.Errorf("recording client %q's use: the clients kept changing: %w", id, err)
+	return fmt.Errorf("updating client %q: the clients kept changing: %w", id, err)
 }
 
 // Client implements store.Store.

@@ -560,36 +560,42 @@ func testClients(t *testing.T, s store.Store, _ func() store.Store) {
 		t.Fatalf("after delete: %+v", list)
 	}
 
-	// TouchClient moves LastUsedAt forward and nothing else: a secret
-	// rotated after the client was read is kept.
-	wantErr(t, s.TouchClient(ctx, "a", in(0)), store.ErrNotFound)
+	// UpdateClient edits the stored client: what fn leaves alone stays,
+	// including a change made after the caller last read the client.
+	wantErr(t, s.UpdateClient(ctx, "a", func(*store.Client) error { return nil }), store.ErrNotFound)
 	b.SecretHash = "sha256:rotated"
 	must(t, s.PutClient(ctx, b))
 	used := in(time.Minute)
-	must(t, s.TouchClient(ctx, "b", used))
-	must(t, s.TouchClient(ctx, "b", in(0))) // an older use does not move it back
+	must(t, s.UpdateClient(ctx, "b", func(c *store.Client) error { c.LastUsedAt = used; return nil }))
 	got, err = s.Client(ctx, "b")
 	must(t, err)
 	want := *b
 	want.LastUsedAt = used
 	if !reflect.DeepEqual(got, &want) {
-		t.Fatalf("after TouchClient: got %+v, want %+v", got, &want)
+		t.Fatalf("after UpdateClient: got %+v, want %+v", got, &want)
 	}
-	// Uses recorded from many goroutines while the client is updated: the
-	// update survives every one of them.
-	base := in(0)
+	// fn's error aborts the update.
+	refused := errors.New("refused")
+	wantErr(t, s.UpdateClient(ctx, "b", func(c *store.Client) error { c.Name = "lost"; return refused }), refused)
+	// Updates from many goroutines at once, each to a field of its own:
+	// none is lost.
 	var wg sync.WaitGroup
 	for i := range 8 {
-		wg.Go(func() { must(t, s.TouchClient(ctx, "b", base.Add(time.Duration(i+2)*time.Minute))) })
+		wg.Go(func() {
+			must(t, s.UpdateClient(ctx, "b", func(c *store.Client) error {
+				c.RedirectURIs = append(c.RedirectURIs, fmt.Sprintf("https://b/cb%d", i))
+				return nil
+			}))
+		})
 	}
-	want.Name = "B3"
-	must(t, s.PutClient(ctx, &want))
+	wg.Go(func() {
+		must(t, s.UpdateClient(ctx, "b", func(c *store.Client) error { c.Name = "B3"; return nil }))
+	})
 	wg.Wait()
-	must(t, s.TouchClient(ctx, "b", base.Add(time.Hour)))
 	got, err = s.Client(ctx, "b")
 	must(t, err)
-	if got.Name != "B3" || got.SecretHash != "sha256:rotated" || !got.LastUsedAt.Equal(base.Add(time.Hour)) {
-		t.Fatalf("after concurrent uses and an update: %+v", got)
+	if got.Name != "B3" || got.SecretHash != "sha256:rotated" || len(got.RedirectURIs) != 9 || !got.LastUsedAt.Equal(used) {
+		t.Fatalf("after concurrent updates: %+v", got)
 	}
 }
 
