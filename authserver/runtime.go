@@ -216,13 +216,15 @@ func (s *Server) syncTick(ctx context.Context, st *syncState, i int) {
 
 // reloadKeysForUnknownKid reloads the key ring at most every few seconds:
 // another instance may have rotated, but anyone can send a made-up kid.
-func (s *Server) reloadKeysForUnknownKid(string) bool {
+func (s *Server) reloadKeysForUnknownKid(string) (bool, error) {
 	now := time.Now().UnixNano()
 	last := s.lastKeyReload.Load()
 	if now-last < int64(unknownKidReloadEvery) || !s.lastKeyReload.CompareAndSwap(last, now) {
-		return false
+		return false, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	return s.keys.Refresh(ctx) == nil
+	// The keys this instance holds still sign and verify: a store that
+	// cannot be read is no reason to refuse tokens as unavailable.
+	return s.keys.Refresh(ctx) == nil, nil
 }

@@ -6,10 +6,13 @@
 package introspect
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // Claims are the claims of a JWT access token (RFC 9068 §2.2).
@@ -27,6 +30,112 @@ type Claims struct {
 	// GrantID names the authorization the token descends from, so that
 	// revoking a grant (refresh token reuse, code replay) revokes it too.
 	GrantID string `json:"gid,omitempty"`
+	// AuthorizedParty (azp) names the client where client_id is absent,
+	// as in Keycloak's and OpenID Connect's tokens.
+	AuthorizedParty string `json:"azp,omitempty"`
+
+	// raw is the token's claims as JSON, for Claim; profile9068 says the
+	// token is typed at+jwt, so RFC 9068's claims are required.
+	raw         []byte
+	profile9068 bool
+	decoded     atomic.Pointer[map[string]any]
+}
+
+// UnmarshalJSON reads the claims, taking a scope that is a list of
+// strings (some issuers send one) as the space-separated string.
+func (c *Claims) UnmarshalJSON(b []byte) error {
+	type plain Claims
+	aux := struct {
+		*plain
+		Scope json.RawMessage `json:"scope"`
+	}{plain: (*plain)(c)}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	if len(aux.Scope) == 0 || string(aux.Scope) == "null" {
+		return nil
+	}
+	if err := json.Unmarshal(aux.Scope, &c.Scope); err == nil {
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(aux.Scope, &list); err != nil {
+		return errors.New("scope is neither a string nor a list of strings")
+	}
+	c.Scope = strings.Join(list, " ")
+	return nil
+}
+
+// NewClaims makes Claims from an issuer's JSON claims (an introspection
+// answer), keeping them for Claim.
+func NewClaims(raw []byte) (*Claims, error) {
+	c := new(Claims)
+	if err := json.Unmarshal(raw, c); err != nil {
+		return nil, err
+	}
+	c.raw = raw
+	return c, nil
+}
+
+// Claim is the named claim as a placeholder shows it: strings as they
+// are, numbers and booleans in JSON's form, arrays of those joined with
+// spaces; objects, and arrays holding them, are not shown.
+func (c *Claims) Claim(name string) (string, bool) {
+	m := c.decoded.Load()
+	if m == nil {
+		var v map[string]any
+		dec := json.NewDecoder(bytes.NewReader(c.raw))
+		dec.UseNumber()
+		if dec.Decode(&v) != nil {
+			return "", false
+		}
+		m = &v
+		c.decoded.Store(m)
+	}
+	return claimText((*m)[name])
+}
+
+// claimText is a claim value as text, when it has a flat one.
+func claimText(v any) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return v, true
+	case json.Number:
+		return v.String(), true
+	case bool:
+		return strconv.FormatBool(v), true
+	case []any:
+		parts := make([]string, 0, len(v))
+		for _, e := range v {
+			s, ok := claimText(e)
+			if _, nested := e.([]any); !ok || nested {
+				return "", false
+			}
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, " "), true
+	}
+	return "", false
+}
+
+// lookup is the value at a dotted path of the claims (realm_access.roles).
+func (c *Claims) lookup(path string) (any, bool) {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(c.raw))
+	dec.UseNumber()
+	if dec.Decode(&v) != nil {
+		return nil, false
+	}
+	for _, part := range strings.Split(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[part]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
 }
 
 // Scopes returns the space-separated scope claim as a list.

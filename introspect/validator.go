@@ -42,6 +42,9 @@ const (
 	// has been unreachable too long); the answer is "unavailable", not
 	// "invalid".
 	ReasonStale Reason = "revocations_stale"
+	// ReasonUnavailable: the issuer's keys (or its introspection) cannot
+	// be reached; the answer is "unavailable", never a pass.
+	ReasonUnavailable Reason = "issuer_unavailable"
 )
 
 // TokenError is why a token is not valid. Its message is safe to show the
@@ -57,7 +60,8 @@ func refuse(r Reason, format string, args ...any) *TokenError {
 	return &TokenError{Reason: r, Description: fmt.Sprintf(format, args...)}
 }
 
-// Validator checks access tokens of one issuer.
+// Validator checks access tokens of one issuer: tokengate's own, or (with
+// Types, ScopeClaim and a KeySource over its JWK Set) another's.
 type Validator struct {
 	Keys   KeySource
 	Issuer string
@@ -66,9 +70,20 @@ type Validator struct {
 	// Revoked is the in-memory revocation state; nil means none.
 	Revoked *Revocations
 	// UnknownKey, if set, is called when a token names a key ID we do not
-	// know (another instance may have rotated); it reports whether the
-	// keys were reloaded, and must itself limit how often it does so.
-	UnknownKey func(kid string) bool
+	// know (another instance may have rotated, or the issuer did); it
+	// reports whether the keys were reloaded, and must itself limit how
+	// often it does so. An error means the keys cannot be had at all: the
+	// token is then refused as unavailable, never as invalid.
+	UnknownKey func(kid string) (bool, error)
+	// Types are the typ headers accepted (compared without case, with or
+	// without "application/"). Default: at+jwt alone (RFC 9068 §4). A
+	// token typed at+jwt must carry RFC 9068's claims; another (JWT, as
+	// many issuers type their access tokens) only sub and exp.
+	Types []string
+	// ScopeClaim is where the scopes are: "scope" (default), "scp", or a
+	// dotted path such as realm_access.roles; a space-separated string or
+	// an array of strings.
+	ScopeClaim string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Cache, if set, remembers verified tokens (see TokenCache).
@@ -103,13 +118,19 @@ func (v *Validator) Validate(token string, audiences ...string) (*Claims, error)
 	h, cached := v.headers.get(hdrB64)
 	if !cached {
 		var e *TokenError
-		if h, e = parseHeader(hdrB64); e != nil {
+		if h, e = v.parseHeader(hdrB64); e != nil {
 			return nil, e
 		}
 	}
 	alg, pub, ok := v.Keys.PublicKey(h.kid)
-	if !ok && v.UnknownKey != nil && v.UnknownKey(h.kid) {
-		alg, pub, ok = v.Keys.PublicKey(h.kid)
+	if !ok && v.UnknownKey != nil {
+		reloaded, err := v.UnknownKey(h.kid)
+		if err != nil {
+			return nil, refuse(ReasonUnavailable, "the keys of %s cannot be fetched: %v", v.Issuer, err)
+		}
+		if reloaded {
+			alg, pub, ok = v.Keys.PublicKey(h.kid)
+		}
 	}
 	if !ok {
 		return nil, refuse(ReasonUnknownKey, "the token was signed with a key this issuer does not know")
@@ -140,6 +161,10 @@ func (v *Validator) Validate(token string, audiences ...string) (*Claims, error)
 	if err := json.Unmarshal(payload, c); err != nil {
 		return nil, refuse(ReasonMalformed, "the token's claims are not valid JSON")
 	}
+	c.raw, c.profile9068 = payload, h.at
+	if e := v.mapClaims(c); e != nil {
+		return nil, e
+	}
 	if err := v.checkClaims(c, audiences); err != nil {
 		return nil, err
 	}
@@ -149,32 +174,41 @@ func (v *Validator) Validate(token string, audiences ...string) (*Claims, error)
 	return c, nil
 }
 
-// header is what Validate needs from a token's protected header.
-type header struct{ alg, kid string }
+// header is what Validate needs from a token's protected header: at says
+// it is typed as an RFC 9068 access token.
+type header struct {
+	alg, kid string
+	at       bool
+}
 
 // parseHeader checks a protected header (RFC 7515 §4, RFC 9068 §2.1).
-func parseHeader(b64 []byte) (header, *TokenError) {
+func (v *Validator) parseHeader(b64 []byte) (header, *TokenError) {
 	hdr := jwsbb.HeaderParseCompact(b64)
 	alg, err := jwsbb.HeaderGetString(hdr, "alg")
 	if err != nil {
 		return header{}, refuse(ReasonMalformed, "the token's header is not valid")
 	}
 	typ, _ := jwsbb.HeaderGetString(hdr, "typ")
-	if !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+	typ = strings.TrimPrefix(strings.ToLower(typ), "application/")
+	types := v.Types
+	if len(types) == 0 {
+		types = defaultTypes
+	}
+	if !slices.ContainsFunc(types, func(t string) bool { return strings.EqualFold(t, typ) }) {
 		// RFC 9068 §4: only tokens typed as access tokens, so an ID token
 		// or another JWT signed by the same key cannot pass as one.
-		return header{}, refuse(ReasonType, "the token is not an access token (typ %q, want at+jwt)", typ)
+		return header{}, refuse(ReasonType, "the token is not an access token (typ %q, want %s)", typ, strings.Join(types, " or "))
 	}
 	if jwsbb.HeaderHas(hdr, "crit") || jwsbb.HeaderHas(hdr, "b64") {
 		// Extensions change how a JWS is verified; tokengate sets none.
 		return header{}, refuse(ReasonMalformed, "the token carries header parameters this issuer never sets")
 	}
-	kid, err := jwsbb.HeaderGetString(hdr, "kid")
-	if err != nil || kid == "" {
-		return header{}, refuse(ReasonUnknownKey, "the token names no signing key (kid)")
-	}
-	return header{alg: alg, kid: kid}, nil
+	// Without a kid the key source decides (an issuer with one key).
+	kid, _ := jwsbb.HeaderGetString(hdr, "kid")
+	return header{alg: alg, kid: kid, at: typ == "at+jwt"}, nil
 }
+
+var defaultTypes = []string{"at+jwt"}
 
 // headerCache remembers parsed headers by their encoded bytes: every token
 // of one key has the same header, so parsing it once per key is enough.
@@ -216,12 +250,37 @@ func (v *Validator) now() time.Time {
 	return time.Now()
 }
 
+// mapClaims reads what another issuer puts elsewhere: the scopes from
+// ScopeClaim, the client from azp.
+func (v *Validator) mapClaims(c *Claims) *TokenError {
+	if c.ClientID == "" {
+		c.ClientID = c.AuthorizedParty
+	}
+	if v.ScopeClaim == "" || v.ScopeClaim == "scope" {
+		return nil
+	}
+	c.Scope = ""
+	val, ok := c.lookup(v.ScopeClaim)
+	if !ok {
+		return nil // no scopes
+	}
+	scopes, ok := claimText(val)
+	if !ok {
+		return refuse(ReasonMalformed, "the token's %s is neither a string nor a list of strings", v.ScopeClaim)
+	}
+	c.Scope = scopes
+	return nil
+}
+
 func (v *Validator) checkClaims(c *Claims, audiences []string) *TokenError {
 	if c.Issuer != v.Issuer {
 		return refuse(ReasonIssuer, "the token was issued by %q, not %q", c.Issuer, v.Issuer)
 	}
-	if c.Subject == "" || c.ClientID == "" || c.ID == "" || c.ExpiresAt == 0 || c.IssuedAt == 0 {
+	if c.profile9068 && (c.Subject == "" || c.ClientID == "" || c.ID == "" || c.ExpiresAt == 0 || c.IssuedAt == 0) {
 		return refuse(ReasonMissingClaims, "the token lacks required claims (sub, client_id, jti, exp, iat)")
+	}
+	if c.Subject == "" || c.ExpiresAt == 0 {
+		return refuse(ReasonMissingClaims, "the token lacks required claims (sub, exp)")
 	}
 	t := v.now()
 	leeway := int64(v.Leeway / time.Second)

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -164,19 +165,70 @@ func TestUnknownKeyReload(t *testing.T) {
 	newKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tok := sign(t, jwa.ES256(), newKey, map[string]any{"kid": "k2", "typ": "at+jwt"}, claims())
 	calls := 0
-	f.v.UnknownKey = func(kid string) bool {
+	f.v.UnknownKey = func(kid string) (bool, error) {
 		calls++
 		f.keys["k2"] = struct {
 			alg jwa.SignatureAlgorithm
 			pub any
 		}{jwa.ES256(), &newKey.PublicKey}
-		return true
+		return true, nil
 	}
 	if _, err := f.v.Validate(tok, ""); err != nil {
 		t.Fatalf("token with a newly rotated key refused after reload: %v", err)
 	}
 	if calls != 1 {
 		t.Fatalf("reload called %d times", calls)
+	}
+	// Keys that cannot be had: unavailable, not invalid.
+	f.v.UnknownKey = func(string) (bool, error) { return false, errors.New("connection refused") }
+	other := sign(t, jwa.ES256(), newKey, map[string]any{"kid": "k3", "typ": "at+jwt"}, claims())
+	if _, err := f.v.Validate(other, ""); err == nil || err.(*introspect.TokenError).Reason != introspect.ReasonUnavailable {
+		t.Fatalf("keys unreachable: %v", err)
+	}
+}
+
+// Another issuer's profile: typ JWT accepted when configured (and then
+// only sub and exp are required), the client from azp, scopes from a
+// dotted path or a list, and every claim readable for placeholders.
+func TestRemoteProfile(t *testing.T) {
+	f := newFixture(t)
+	f.v.Types = []string{"at+jwt", "JWT"}
+	f.v.ScopeClaim = "realm_access.roles"
+	tok := sign(t, jwa.ES256(), f.key, map[string]any{"kid": "k1", "typ": "JWT"}, map[string]any{
+		"iss": iss, "sub": "u-1", "aud": "api", "exp": time.Now().Add(time.Hour).Unix(), "azp": "portal",
+		"realm_access": map[string]any{"roles": []string{"read", "write"}}, "email": "mark@example.com",
+		"groups": []string{"eng", "ops"}, "age": 42, "admin": false, "nested": map[string]any{"x": 1}})
+	c, err := f.v.Validate(tok, "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ClientID != "portal" || !c.HasScopes([]string{"read", "write"}) {
+		t.Fatalf("claims %+v", c)
+	}
+	for name, want := range map[string]string{"email": "mark@example.com", "groups": "eng ops", "age": "42", "admin": "false"} {
+		if got, ok := c.Claim(name); !ok || got != want {
+			t.Errorf("claim %s = %q %v, want %q", name, got, ok, want)
+		}
+	}
+	if _, ok := c.Claim("nested"); ok {
+		t.Error("a nested object was shown")
+	}
+	// A typ JWT token is refused where only at+jwt is accepted.
+	strict := &introspect.Validator{Keys: f.v.Keys, Issuer: iss}
+	if _, err := strict.Validate(tok, "api"); err == nil || err.(*introspect.TokenError).Reason != introspect.ReasonType {
+		t.Fatalf("typ JWT with the default types: %v", err)
+	}
+	// An at+jwt token still needs RFC 9068's claims.
+	short := sign(t, jwa.ES256(), f.key, stdHeader, map[string]any{"iss": iss, "sub": "u-1", "aud": "api", "exp": time.Now().Add(time.Hour).Unix()})
+	if _, err := f.v.Validate(short, "api"); err == nil || err.(*introspect.TokenError).Reason != introspect.ReasonMissingClaims {
+		t.Fatalf("at+jwt without client_id, jti, iat: %v", err)
+	}
+	// A scope sent as a list reads as the space-separated string.
+	f.v.ScopeClaim = ""
+	list := sign(t, jwa.ES256(), f.key, map[string]any{"kid": "k1", "typ": "JWT"}, map[string]any{
+		"iss": iss, "sub": "u-1", "aud": "api", "exp": time.Now().Add(time.Hour).Unix(), "scope": []string{"a", "b"}})
+	if c, err := f.v.Validate(list, "api"); err != nil || c.Scope != "a b" {
+		t.Fatalf("scope as a list: %+v %v", c, err)
 	}
 }
 
