@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -123,6 +124,27 @@ func (c *Client) Get(ctx context.Context, rawURL string) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	return c.do(req, rawURL)
+}
+
+// PostForm posts form to rawURL within the same limits, authenticating
+// with HTTP Basic when user is given (RFC 6749 §2.3.1's encoding).
+func (c *Client) PostForm(ctx context.Context, rawURL string, form url.Values, user, password string) (*Response, error) {
+	if err := CheckURL(rawURL, c.trusted); err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if user != "" {
+		req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(password))
+	}
+	return c.do(req, rawURL)
+}
+
+func (c *Client) do(req *http.Request, rawURL string) (*Response, error) {
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {

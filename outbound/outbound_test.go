@@ -3,8 +3,10 @@ package outbound_test
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +50,17 @@ func TestGuardedFetch(t *testing.T) {
 	defer plain.Close()
 	if _, err := trusted.Get(t.Context(), plain.URL); err != nil {
 		t.Fatalf("trusted, loopback http: %v", err)
+	}
+	// A form post, with HTTP Basic, under the same limits.
+	form := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, secret, _ := r.BasicAuth()
+		_ = r.ParseForm()
+		fmt.Fprintf(w, `{"method":%q,"token":%q,"id":%q,"secret":%q}`, r.Method, r.PostForm.Get("token"), id, secret)
+	}))
+	defer form.Close()
+	post, err := trusted.PostForm(t.Context(), form.URL, url.Values{"token": {"abc"}}, "gate:way", "s%cret")
+	if err != nil || string(post.Body) != `{"method":"POST","token":"abc","id":"gate%3Away","secret":"s%25cret"}` {
+		t.Fatalf("post: %v %v", err, post)
 	}
 	if err := outbound.CheckURL("http://keys.example.com/jwks", true); err == nil || !strings.Contains(err.Error(), "must use https") {
 		t.Fatalf("trusted, remote http: %v", err)
