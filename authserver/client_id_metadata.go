@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -70,7 +69,7 @@ func (d *clientDocuments) client(ctx context.Context, id string) (*Client, error
 	if e != nil {
 		return nil, e
 	}
-	d.cache.put(id, c, time.Now().Add(cacheFor(resp.Header.Get("Cache-Control"))))
+	d.cache.put(id, c, time.Now().Add(resp.CacheFor(cimdMinCache, cimdMaxCache)))
 	return c, nil
 }
 
@@ -100,17 +99,4 @@ func (d *clientDocuments) clientOf(id string, m *ClientMetadata) (*Client, error
 		c.Name = u.Host
 	}
 	return c, nil
-}
-
-// cacheFor is how long a document may be cached: its max-age, within
-// the bounds; the minimum when it says none (or no-store).
-func cacheFor(cacheControl string) time.Duration {
-	for _, part := range strings.Split(cacheControl, ",") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "max-age="); ok {
-			if n, err := strconv.Atoi(v); err == nil {
-				return min(max(time.Duration(n)*time.Second, cimdMinCache), cimdMaxCache)
-			}
-		}
-	}
-	return cimdMinCache
 }

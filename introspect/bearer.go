@@ -102,11 +102,21 @@ func (v *Validator) Authorize(r *http.Request, scopes []string, audiences ...str
 		return nil, f
 	}
 	c, err := v.Validate(token, audiences...)
+	return Verdict(c, err, scopes)
+}
+
+// Verdict is a bearer request's answer once its token was checked: err
+// (a *TokenError) as RFC 6750 puts it, or the claims if they carry every
+// scope in scopes.
+func Verdict(c *Claims, err error, scopes []string) (*Claims, *Failure) {
 	if err != nil {
-		te := err.(*TokenError)
+		te, ok := err.(*TokenError)
+		if !ok {
+			te = refuse(ReasonUnavailable, "the token cannot be checked: %v", err)
+		}
 		o := OutcomeInvalid
 		switch te.Reason {
-		case ReasonStale:
+		case ReasonStale, ReasonUnavailable:
 			// Fail closed, but say it is the server's problem, not the token's.
 			return nil, &Failure{Outcome: OutcomeUnavailable, Status: http.StatusServiceUnavailable,
 				Code: "temporarily_unavailable", Description: te.Description}

@@ -250,6 +250,28 @@ func (v *Validator) now() time.Time {
 	return time.Now()
 }
 
+// Admit checks claims that came from the issuer's introspection endpoint
+// (RFC 7662) rather than a signature: mapped as a token's are, then the
+// same checks. It changes c, which must not be shared yet.
+func (v *Validator) Admit(c *Claims, audiences ...string) error {
+	if e := v.mapClaims(c); e != nil {
+		return e
+	}
+	if e := v.checkClaims(c, audiences); e != nil {
+		return e
+	}
+	return nil
+}
+
+// Check repeats the checks of a token admitted before (a cached
+// introspection answer): expiry, audience, revocation.
+func (v *Validator) Check(c *Claims, audiences ...string) error {
+	if e := v.checkClaims(c, audiences); e != nil {
+		return e
+	}
+	return nil
+}
+
 // mapClaims reads what another issuer puts elsewhere: the scopes from
 // ScopeClaim, the client from azp.
 func (v *Validator) mapClaims(c *Claims) *TokenError {

@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -165,6 +166,21 @@ func (c *Client) do(req *http.Request, rawURL string) (*Response, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", rawURL, c.maxBytes)
 	}
 	return &Response{Body: body, Header: resp.Header}, nil
+}
+
+// CacheFor is how long the response may be kept: its Cache-Control
+// max-age, within [least, most]; least when it gives none (or says
+// no-store), as a document fetched again at every use is a fetch an
+// attacker can make tokengate repeat.
+func (r *Response) CacheFor(least, most time.Duration) time.Duration {
+	for _, part := range strings.Split(r.Header.Get("Cache-Control"), ",") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "max-age="); ok {
+			if n, err := strconv.Atoi(v); err == nil {
+				return min(max(time.Duration(n)*time.Second, least), most)
+			}
+		}
+	}
+	return least
 }
 
 // CheckURL says whether a Client, Trusted or not, would try rawURL: https

@@ -1,0 +1,205 @@
+package trust
+
+// Another issuer's signing keys: its JWK Set, fetched through the trusted
+// client, kept in memory, refreshed in the background as its Cache-Control
+// says (within bounds), and fetched again for a key ID it does not hold,
+// at most once per refetchEvery, whatever the number of requests asking.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/tokengate/tokengate/outbound"
+)
+
+// Bounds of the key set's life in memory, and of refetching for unknown
+// key IDs (Envoy's lesson: a token with a random kid must not make the
+// gateway hammer the issuer).
+const (
+	keysLeast = 5 * time.Minute
+	keysMost  = 24 * time.Hour
+)
+
+// refetchEvery is a variable for the tests' sake.
+var refetchEvery = 30 * time.Second
+
+// algs are the algorithms accepted from other issuers: asymmetric only,
+// since a shared secret would make the "public" key set a secret.
+var algs = []string{"ES256", "ES384", "ES512", "EdDSA", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512"}
+
+type publicKey struct {
+	alg jwa.SignatureAlgorithm
+	key any
+}
+
+// keySet is an issuer's published keys. It implements
+// introspect.KeySource.
+type keySet struct {
+	fetch *outbound.Client
+	uri   func(ctx context.Context) (string, error)
+
+	mu      sync.RWMutex
+	keys    map[string]publicKey
+	only    *publicKey // the key, when the set has exactly one (tokens without kid)
+	fetched time.Time  // of the last attempt
+	expires time.Time  // of the keys held
+	err     error      // of the last attempt
+	running chan struct{}
+}
+
+// PublicKey implements introspect.KeySource. A token without kid gets the
+// set's only key.
+func (s *keySet) PublicKey(kid string) (jwa.SignatureAlgorithm, any, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if kid == "" {
+		if s.only == nil {
+			return jwa.EmptySignatureAlgorithm(), nil, false
+		}
+		return s.only.alg, s.only.key, true
+	}
+	k, ok := s.keys[kid]
+	return k.alg, k.key, ok
+}
+
+// unknownKey is the Validator's UnknownKey: it fetches the set again
+// unless that was tried within refetchEvery, and waits for a fetch
+// already under way. An error means there are no keys to check with.
+func (s *keySet) unknownKey(string) (bool, error) {
+	s.mu.Lock()
+	if wait := s.running; wait != nil {
+		s.mu.Unlock()
+		<-wait
+		return true, s.lastErr()
+	}
+	if time.Since(s.fetched) < refetchEvery {
+		err := s.err
+		s.mu.Unlock()
+		return false, err
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := s.refresh(ctx)
+	return err == nil, err
+}
+
+func (s *keySet) lastErr() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.err
+}
+
+// refresh fetches the set, one fetch at a time; keys held stay in use when
+// it fails.
+func (s *keySet) refresh(ctx context.Context) error {
+	s.mu.Lock()
+	if wait := s.running; wait != nil {
+		s.mu.Unlock()
+		<-wait
+		return s.lastErr()
+	}
+	done := make(chan struct{})
+	s.running, s.fetched = done, time.Now()
+	s.mu.Unlock()
+
+	keys, only, life, err := s.load(ctx)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.running, s.err = nil, err
+	if err == nil {
+		s.keys, s.only, s.expires = keys, only, time.Now().Add(life)
+	}
+	close(done)
+	return err
+}
+
+// load fetches and reads the key set.
+func (s *keySet) load(ctx context.Context) (map[string]publicKey, *publicKey, time.Duration, error) {
+	uri, err := s.uri(ctx)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	resp, err := s.fetch.Get(ctx, uri)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	set, err := jwk.Parse(resp.Body)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("%s is not a JWK Set: %w", uri, err)
+	}
+	keys := map[string]publicKey{}
+	var only *publicKey
+	for i := range set.Len() {
+		k, _ := set.Key(i)
+		if use, ok := k.KeyUsage(); ok && use != "sig" {
+			continue
+		}
+		pk, err := signingKey(k)
+		if err != nil {
+			continue // a key tokengate cannot use (symmetric, unknown alg) is no key of this issuer's for it
+		}
+		kid, _ := k.KeyID()
+		keys[kid] = pk
+		only = &pk
+	}
+	if len(keys) == 0 {
+		return nil, nil, 0, fmt.Errorf("%s holds no asymmetric signing key", uri)
+	}
+	if len(keys) > 1 {
+		only = nil
+	}
+	return keys, only, resp.CacheFor(keysLeast, keysMost), nil
+}
+
+// signingKey is a JWK's public key and the one algorithm it verifies: its
+// alg, or the usual one for its type when it names none.
+func signingKey(k jwk.Key) (publicKey, error) {
+	pub, err := k.PublicKey() // a set that published a private key gets only its public half used
+	if err != nil {
+		return publicKey{}, err
+	}
+	var raw any
+	if err := jwk.Export(pub, &raw); err != nil {
+		return publicKey{}, err
+	}
+	name := ""
+	if a, ok := pub.Algorithm(); ok {
+		name = a.String()
+	} else {
+		switch pub.KeyType().String() {
+		case "RSA":
+			name = "RS256"
+		case "OKP":
+			name = "EdDSA"
+		case "EC":
+			if ec, ok := pub.(jwk.ECDSAPublicKey); ok {
+				crv, _ := ec.Crv()
+				name = map[string]string{"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}[crv.String()]
+			}
+		}
+	}
+	alg, ok := jwa.LookupSignatureAlgorithm(name)
+	if !ok || !slices.Contains(algs, name) {
+		return publicKey{}, errors.New("not an asymmetric signing key")
+	}
+	return publicKey{alg, raw}, nil
+}
+
+// due says when the keys should be fetched again.
+func (s *keySet) due() time.Time {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.err != nil || s.keys == nil {
+		return s.fetched.Add(refetchEvery)
+	}
+	return s.expires
+}
