@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/trust"
 )
 
 func init() {
@@ -80,6 +82,10 @@ type App struct {
 	// Registration turns on dynamic client registration (RFC 7591) at
 	// /oauth/register; off without it.
 	Registration *RegistrationConfig `json:"registration,omitempty"`
+
+	// Trust lists other authorization servers whose access tokens
+	// bearer_auth routes may accept (bearer_auth { issuer ... }).
+	Trust []TrustConfig `json:"trust,omitempty"`
 	// ScopeDescriptions say in words what each scope lets an application
 	// do ("See your droplets"), for the sign-in and consent pages; a scope
 	// without one shows its name.
@@ -92,6 +98,8 @@ type App struct {
 	server *authserver.Server
 	admin  http.Handler
 	logger *zap.Logger
+	// trusted are the Trust blocks' issuers, by identifier.
+	trusted map[string]*trust.Issuer
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -149,6 +157,36 @@ type RegistrationConfig struct {
 	// AllowPrivateHosts).
 	ClientIDMetadataDocuments bool     `json:"client_id_metadata_documents,omitempty"`
 	AllowPrivateHosts         []string `json:"allow_private_hosts,omitempty"`
+}
+
+// TrustConfig is another issuer whose tokens routes may accept.
+type TrustConfig struct {
+	// Issuer is the iss of its tokens, exactly; its discovery document
+	// (OpenID Connect, else RFC 8414) is found from it.
+	Issuer string `json:"issuer"`
+	// Audience: its tokens must carry one of these in aud (required).
+	Audience []string `json:"audience"`
+	// JWKSURI is where its signing keys are. Default: from discovery.
+	JWKSURI string `json:"jwks_uri,omitempty"`
+	// Introspection checks its opaque tokens (RFC 7662).
+	Introspection *TrustIntrospection `json:"introspection,omitempty"`
+	// ScopeClaim is where its tokens carry scopes: scope (default), scp,
+	// or a dotted path such as realm_access.roles.
+	ScopeClaim string `json:"scope_claim,omitempty"`
+	// TokenTypes are the typ headers accepted. Default: at+jwt and JWT.
+	TokenTypes []string `json:"token_types,omitempty"`
+}
+
+// TrustIntrospection is how to reach an issuer's introspection endpoint.
+type TrustIntrospection struct {
+	// URL of the endpoint. Default: from the issuer's discovery document.
+	URL      string `json:"url,omitempty"`
+	ClientID string `json:"client_id"`
+	// ClientSecret, typically {env.NAME}.
+	ClientSecret string `json:"client_secret"`
+	// CacheTTL bounds how long an answer is used (never past the token's
+	// exp). Default 1m.
+	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
 }
 
 // ResourceConfig is a protected resource of another process.
@@ -354,8 +392,35 @@ func (a *App) provision(ctx caddy.Context) error {
 		return fmt.Errorf("oauth2: %w", err)
 	}
 	a.admin = a.server.AdminHandler()
+	if err := a.provisionTrust(); err != nil {
+		return fmt.Errorf("oauth2: %w", err)
+	}
 	if err := a.registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("oauth2: registering metrics: %w", err)
+	}
+	return nil
+}
+
+// provisionTrust makes the checkers of the trusted issuers, resolving
+// {env.*} in introspection secrets.
+func (a *App) provisionTrust() error {
+	repl := caddy.NewReplacer()
+	a.trusted = map[string]*trust.Issuer{}
+	for _, t := range a.Trust {
+		cfg := trust.Config{Issuer: t.Issuer, Audience: t.Audience, JWKSURI: t.JWKSURI, ScopeClaim: t.ScopeClaim, Types: t.TokenTypes,
+			Logger: a.logger.Named("trust")}
+		if in := t.Introspection; in != nil {
+			secret := repl.ReplaceKnown(in.ClientSecret, "")
+			if secret == "" {
+				return fmt.Errorf("trust %s: introspection client_secret %q is empty once placeholders are replaced: is the environment variable set?", t.Issuer, in.ClientSecret)
+			}
+			cfg.Introspection = &trust.IntrospectionConfig{URL: in.URL, ClientID: in.ClientID, ClientSecret: secret, CacheTTL: time.Duration(in.CacheTTL)}
+		}
+		i, err := trust.New(cfg)
+		if err != nil {
+			return err
+		}
+		a.trusted[t.Issuer] = i
 	}
 	return nil
 }
@@ -390,7 +455,12 @@ func (a *App) Start() error {
 	a.stop, a.done = cancel, make(chan struct{})
 	go func() {
 		defer close(a.done)
+		var wg sync.WaitGroup
+		for _, i := range a.trusted {
+			wg.Go(func() { i.Run(ctx) })
+		}
 		a.server.Run(ctx)
+		wg.Wait()
 	}()
 	return nil
 }

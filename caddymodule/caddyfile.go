@@ -72,6 +72,17 @@ import (
 //				name <name>
 //				email <address>
 //			}
+//			trust <issuer> {
+//				audience <aud>...
+//				jwks_uri <url>
+//				introspection [<url>] {
+//					client_id <id>
+//					client_secret <secret>
+//					cache_ttl <duration>
+//				}
+//				scope_claim <claim>
+//				token_type <typ>...
+//			}
 //		}
 //	}
 //
@@ -79,6 +90,7 @@ import (
 //
 //	bearer_auth [<matcher>] [<scope>...] {
 //		scope <scope>...
+//		issuer self|<issuer>...
 //		audience <aud>...
 //		realm <realm>
 //		resource <url>
@@ -201,8 +213,19 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.Users = append(a.Users, u)
+		case "trust":
+			t, err := parseTrust(d)
+			if err != nil {
+				return err
+			}
+			for _, other := range a.Trust {
+				if other.Issuer == t.Issuer {
+					return d.Errf("trust %s is configured twice", t.Issuer)
+				}
+			}
+			a.Trust = append(a.Trust, t)
 		default:
-			return d.Errf("unknown oauth2 option %q (expected issuer, store, signing_alg, key_rotation, *_ttl, device_interval, grant_max_age, refresh_retry_grace, revocation_max_staleness, templates, scope_description, resource, registration, client or user)", dir)
+			return d.Errf("unknown oauth2 option %q (expected issuer, store, signing_alg, key_rotation, *_ttl, device_interval, grant_max_age, refresh_retry_grace, revocation_max_staleness, templates, scope_description, resource, registration, client, user or trust)", dir)
 		}
 	}
 	if a.Issuer == "" {
@@ -388,6 +411,12 @@ func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("bearer_auth: audience needs at least one value")
 			}
 			b.Audience = append(b.Audience, args...)
+		case "issuer":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("bearer_auth: issuer needs self and/or the identifiers of trusted issuers")
+			}
+			b.Issuers = append(b.Issuers, args...)
 		case "realm", "resource", "resource_name":
 			dir := d.Val()
 			dst := map[string]*string{"realm": &b.Realm, "resource": &b.Resource, "resource_name": &b.ResourceName}[dir]
@@ -400,7 +429,7 @@ func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 		default:
-			return d.Errf("bearer_auth: unknown option %q (expected scope, audience, realm, resource or resource_name)", d.Val())
+			return d.Errf("bearer_auth: unknown option %q (expected scope, issuer, audience, realm, resource or resource_name)", d.Val())
 		}
 	}
 	return nil
@@ -467,6 +496,85 @@ func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // addScopes adds required scopes from the Caddyfile to Scope.
 func (b *BearerAuth) addScopes(scopes []string) {
 	b.Scope = strings.TrimSpace(b.Scope + " " + strings.Join(scopes, " "))
+}
+
+// parseTrust reads a trust block: another issuer whose tokens routes may
+// accept.
+func parseTrust(d *caddyfile.Dispenser) (TrustConfig, error) {
+	var t TrustConfig
+	if !d.Args(&t.Issuer) || d.NextArg() {
+		return t, d.Errf("trust needs the issuer's identifier: trust https://sso.example.com { audience <aud> }")
+	}
+	block := positionOf(d)
+	if err := outbound.CheckURL(t.Issuer, true); err != nil {
+		return t, d.Errf("trust: %v", err)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch sub := d.Val(); sub {
+		case "audience", "token_type":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return t, d.Errf("trust %s: %s needs at least one value", t.Issuer, sub)
+			}
+			if sub == "audience" {
+				t.Audience = append(t.Audience, args...)
+			} else {
+				t.TokenTypes = append(t.TokenTypes, args...)
+			}
+		case "jwks_uri", "scope_claim":
+			dst := map[string]*string{"jwks_uri": &t.JWKSURI, "scope_claim": &t.ScopeClaim}[sub]
+			if !d.Args(dst) || d.NextArg() {
+				return t, d.Errf("trust %s: %s takes one value", t.Issuer, sub)
+			}
+			if sub == "jwks_uri" {
+				if err := outbound.CheckURL(t.JWKSURI, true); err != nil {
+					return t, d.Errf("trust %s: jwks_uri: %v", t.Issuer, err)
+				}
+			}
+		case "introspection":
+			in := new(TrustIntrospection)
+			if d.NextArg() {
+				in.URL = d.Val()
+				if err := outbound.CheckURL(in.URL, true); err != nil {
+					return t, d.Errf("trust %s: introspection: %v", t.Issuer, err)
+				}
+			}
+			if d.NextArg() {
+				return t, d.Errf("trust %s: introspection takes at most a URL, then a block", t.Issuer)
+			}
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				switch isub := d.Val(); isub {
+				case "client_id", "client_secret":
+					dst := map[string]*string{"client_id": &in.ClientID, "client_secret": &in.ClientSecret}[isub]
+					if !d.Args(dst) || d.NextArg() {
+						return t, d.Errf("trust %s: introspection: %s takes one value", t.Issuer, isub)
+					}
+				case "cache_ttl":
+					var v string
+					if !d.Args(&v) || d.NextArg() {
+						return t, d.Errf("trust %s: introspection: cache_ttl takes a duration, e.g. 1m", t.Issuer)
+					}
+					dur, err := caddy.ParseDuration(v)
+					if err != nil || dur <= 0 {
+						return t, d.Errf("trust %s: introspection: cache_ttl %q is not a positive duration", t.Issuer, v)
+					}
+					in.CacheTTL = caddy.Duration(dur)
+				default:
+					return t, d.Errf("trust %s: introspection: unknown option %q (expected client_id, client_secret or cache_ttl)", t.Issuer, isub)
+				}
+			}
+			if in.ClientID == "" || in.ClientSecret == "" {
+				return t, d.Errf("trust %s: introspection needs client_id and client_secret: tokengate authenticates to the issuer with them", t.Issuer)
+			}
+			t.Introspection = in
+		default:
+			return t, d.Errf("trust %s: unknown option %q (expected audience, jwks_uri, introspection, scope_claim or token_type)", t.Issuer, sub)
+		}
+	}
+	if len(t.Audience) == 0 {
+		return t, block.errorf("trust %s: audience is required: the aud its tokens must carry for this gateway (without one, its tokens for any other API would pass)", t.Issuer)
+	}
+	return t, nil
 }
 
 // parseRegistration reads the registration block.

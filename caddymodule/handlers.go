@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/introspect"
+	"github.com/tokengate/tokengate/trust"
 )
 
 func init() {
@@ -104,6 +106,11 @@ type BearerAuth struct {
 	Resource string `json:"resource,omitempty"`
 	// ResourceName is the resource's name for people (resource_name).
 	ResourceName string `json:"resource_name,omitempty"`
+	// Issuers whose tokens the route accepts: "self" (tokengate's own)
+	// and issuers of the oauth2 app's trust blocks. Default: self alone.
+	// Audience and Resource apply to tokengate's own tokens; another
+	// issuer's must carry its trust block's audience.
+	Issuers []string `json:"issuers,omitempty"`
 
 	app    *App
 	logger *zap.Logger
@@ -115,6 +122,9 @@ type BearerAuth struct {
 	audiences []string
 	// checks counts results (bearerOutcomes); nil counts nothing.
 	checks map[introspect.Outcome]prometheus.Counter
+	// route checks the tokens of a route with other issuers; nil for
+	// tokengate's own alone.
+	route *trust.Route
 }
 
 // CaddyModule returns the Caddy module information.
@@ -152,7 +162,10 @@ func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
 	if b.resource == nil {
 		b.audiences = b.Audience
 	}
-	if len(b.audiences) == 0 {
+	if err := b.provisionIssuers(); err != nil {
+		return err
+	}
+	if len(b.audiences) == 0 && b.acceptsSelf() {
 		// Without audience a token for any API of this issuer passes.
 		for _, c := range b.app.Clients {
 			if len(c.Audience) > 0 {
@@ -165,6 +178,41 @@ func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
 	return nil
 }
 
+// acceptsSelf says whether the route takes tokengate's own tokens.
+func (b *BearerAuth) acceptsSelf() bool {
+	return len(b.Issuers) == 0 || slices.Contains(b.Issuers, "self")
+}
+
+// provisionIssuers sets up the checker of a route that accepts other
+// issuers' tokens; a route of tokengate's own tokens alone keeps the
+// validator's direct path.
+func (b *BearerAuth) provisionIssuers() error {
+	if !slices.ContainsFunc(b.Issuers, func(s string) bool { return s != "self" }) {
+		return nil
+	}
+	var self *introspect.Validator
+	if b.acceptsSelf() {
+		self = b.app.server.Validator()
+	}
+	var issuers []*trust.Issuer
+	for _, name := range b.Issuers {
+		if name == "self" {
+			continue
+		}
+		i := b.app.trusted[name]
+		if i == nil {
+			return fmt.Errorf("bearer_auth: issuer %s is not trusted: add trust %s { audience <aud> } to the oauth2 block", name, name)
+		}
+		issuers = append(issuers, i)
+	}
+	route, err := trust.NewRoute(self, b.audiences, issuers)
+	if err != nil {
+		return fmt.Errorf("bearer_auth: %w", err)
+	}
+	b.route = route
+	return nil
+}
+
 // ServeHTTP implements caddyhttp.MiddlewareHandler. It needs no store round
 // trip: keys and revocations are held in memory by the app.
 func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
@@ -172,7 +220,13 @@ func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		serveResourceMetadata(w, r, b.resource)
 		return nil
 	}
-	claims, f := b.app.server.Validator().Authorize(r, b.required, b.audiences...)
+	var claims *introspect.Claims
+	var f *introspect.Failure
+	if b.route != nil {
+		claims, f = b.route.Authorize(r, b.required)
+	} else {
+		claims, f = b.app.server.Validator().Authorize(r, b.required, b.audiences...)
+	}
 	if b.checks != nil {
 		outcome := introspect.OutcomeOK
 		if f != nil {
@@ -200,7 +254,21 @@ func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 	repl.Set("http.auth.user.client_id", (*claimClientID)(claims))
 	repl.Set("http.auth.user.scope", (*claimScope)(claims))
 	repl.Set("http.auth.user.jti", (*claimID)(claims))
+	repl.Map((*claimPlaceholders)(claims).replace)
 	return next.ServeHTTP(w, r)
+}
+
+// claimPlaceholders answers {http.auth.user.claims.<name>}: every claim
+// with a flat value (strings, numbers, booleans; arrays of them
+// space-joined), for tokens of every issuer.
+type claimPlaceholders introspect.Claims
+
+func (c *claimPlaceholders) replace(key string) (any, bool) {
+	name, ok := strings.CutPrefix(key, "http.auth.user.claims.")
+	if !ok {
+		return nil, false
+	}
+	return (*introspect.Claims)(c).Claim(name)
 }
 
 // The placeholder values are the (shared, immutable) claims seen through
