@@ -260,7 +260,8 @@ func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 
 // claimPlaceholders answers {http.auth.user.claims.<name>}: every claim
 // with a flat value (strings, numbers, booleans; arrays of them
-// space-joined), for tokens of every issuer.
+// space-joined), for tokens of every issuer. A claim the token lacks, or
+// an object, is empty, as a header must not carry the placeholder itself.
 type claimPlaceholders introspect.Claims
 
 func (c *claimPlaceholders) replace(key string) (any, bool) {
@@ -268,7 +269,8 @@ func (c *claimPlaceholders) replace(key string) (any, bool) {
 	if !ok {
 		return nil, false
 	}
-	return (*introspect.Claims)(c).Claim(name)
+	v, _ := (*introspect.Claims)(c).Claim(name)
+	return v, true
 }
 
 // The placeholder values are the (shared, immutable) claims seen through
