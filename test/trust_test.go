@@ -93,8 +93,8 @@ func TestTrustedIssuer(t *testing.T) {
 		t.Fatalf("tokengate's own token: %d %v", st, seen)
 	}
 	for name, tok := range map[string]string{
-		"another audience": remote.Token(t, "JWT", map[string]any{"aud": "https://other.example.com"}),
-		"without the scope": remote.Token(t, "JWT", map[string]any{"scope": "write"}),
+		"another audience":    remote.Token(t, "JWT", map[string]any{"aud": "https://other.example.com"}),
+		"without the scope":   remote.Token(t, "JWT", map[string]any{"scope": "write"}),
 		"an untrusted issuer": issuertest.New(t).Token(t, "JWT", nil),
 	} {
 		if st, seen := call("/things", tok); st == 200 || seen != nil {
