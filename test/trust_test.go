@@ -3,6 +3,7 @@ package test
 import (
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -116,5 +117,29 @@ func TestTrustedIssuer(t *testing.T) {
 	// An issuer that cannot be reached: 503 on its tokens, never a pass.
 	if st, _ := call("/down/x", remote.Token(t, "JWT", map[string]any{"iss": down.URL})); st != 503 {
 		t.Fatalf("an unreachable issuer's token: %d", st)
+	}
+}
+
+// A route naming an issuer no trust block describes, or an introspection
+// secret from an unset variable, stops the start with the fix.
+func TestTrustProvisionErrors(t *testing.T) {
+	g := newGateway(t, Ports{Upstream: "127.0.0.1:9"})
+	for name, tc := range map[string]struct{ caddyfile, want string }{
+		"untrusted issuer": {strings.NewReplacer("REMOTE", "https://sso.example.com", "DOWN", "https://down.example.com", "issuer self REMOTE", "issuer self https://other.example.com").Replace(trustCaddyfile),
+			"issuer https://other.example.com is not trusted: add trust https://other.example.com"},
+		"unset secret": {strings.NewReplacer("REMOTE", "https://sso.example.com", "DOWN", "https://down.example.com").Replace(trustCaddyfile),
+			"client_secret \"{env.GW_SECRET}\" is empty once placeholders are replaced"},
+	} {
+		path := filepath.Join(g.dir, "Caddyfile."+strings.ReplaceAll(name, " ", "-"))
+		writeFile(t, path, render(t, tc.caddyfile, g.Ports))
+		secret := "GW_SECRET=x"
+		if name == "unset secret" {
+			secret = "GW_SECRET="
+		}
+		out, err := run(t, []string{secret, "XDG_DATA_HOME=" + g.dir}, "validate", "--config", path, "--adapter", "caddyfile")
+		out = strings.ReplaceAll(out, `\"`, `"`)
+		if err == nil || !strings.Contains(out, tc.want) {
+			t.Errorf("%s: validate said (%v):\n%s\nwant it to mention %q", name, err, out, tc.want)
+		}
 	}
 }
