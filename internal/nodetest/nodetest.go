@@ -1,6 +1,7 @@
 // Package nodetest runs the Node programs of tokengate's end-to-end tests
-// (the MCP SDK client and server, pinned in test/mcp's package-lock.json)
-// on the machine's node. It is the one place that logic lives.
+// (the MCP SDK client and server, pinned in test/mcp's package-lock.json,
+// and oidc-provider, in test/oidc's) on the machine's node. It is the one
+// place that logic lives.
 package nodetest
 
 import (
@@ -25,7 +26,7 @@ func Dir(t testing.TB, dir string) string {
 		t.Skip(msg)
 	}
 	if _, err := exec.LookPath("node"); err != nil {
-		skip("node is not on PATH: skipping this MCP SDK test (install Node.js 20 to run it)")
+		skip("node is not on PATH: skipping this test of a Node program (install Node.js 20 to run it)")
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
