@@ -3,10 +3,12 @@ package authserver
 // The sign-in page (RFC 6749 §3.1 leaves authenticating the person to the server).
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,9 +31,15 @@ func (s *Server) currentUser(r *http.Request) *authUser {
 			return &authUser{subject: id, display: s.displayName(id), authTime: time.Now().UTC()}
 		}
 	}
-	// A session's person must still be a user: one removed from the
-	// configuration is signed out.
-	if sess := s.readSession(r); sess != nil && s.users[sess.Subject] != nil {
+	// A session's person must still be a user, or come through a provider
+	// still configured: one removed from the configuration is signed out.
+	sess := s.readSession(r)
+	switch {
+	case sess == nil || sess.Subject == "":
+		return nil
+	case sess.Provider != "" && s.providers[sess.Provider] != nil && strings.HasPrefix(sess.Subject, sess.Provider+":"):
+		return &authUser{subject: sess.Subject, display: cmp.Or(sess.Name, sess.Subject), authTime: time.Unix(sess.AuthTime, 0).UTC()}
+	case sess.Provider == "" && s.users[sess.Subject] != nil:
 		return &authUser{subject: sess.Subject, display: s.displayName(sess.Subject), authTime: time.Unix(sess.AuthTime, 0).UTC()}
 	}
 	return nil
@@ -121,7 +129,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	sess := s.ensureSession(w, r)
 	data := &PageData{Title: "Sign in", Client: pageClient(req.client), Scopes: s.pageScopes(req.scope), Resource: s.pageResource(req.resource),
-		Action: s.issuer.Path + PathLogin, Hidden: map[string]string{"return_to": returnTo}}
+		Action: s.issuer.Path + PathLogin, Hidden: map[string]string{"return_to": returnTo},
+		Passwords: len(s.users) > 0 || len(s.providerList) == 0, Providers: s.pageProviders(returnTo)}
 	show := func(status int, msg string) {
 		data.Error, data.CSRFToken = msg, s.csrfToken(sess)
 		s.renderPage(w, status, "login.html", data, formTarget(req.redirectURI)...)

@@ -30,6 +30,9 @@ func (m *countingMetrics) TokenError(code string)           { m.add("error %s", 
 func (m *countingMetrics) DevicePoll(result string)         { m.add("poll %s", result) }
 func (m *countingMetrics) StoreError(during string)         { m.add("store %s", during) }
 func (m *countingMetrics) StoreDataLoss(what string)        { m.add("lost %s", what) }
+func (m *countingMetrics) LoginProviderError(provider, kind string) {
+	m.add("login %s %s", provider, kind)
+}
 
 func TestMetricsCounts(t *testing.T) {
 	m := new(countingMetrics)

@@ -46,6 +46,11 @@ type PageData struct {
 	Detail string
 	// Username pre-fills the login form after a failed attempt.
 	Username string
+	// Passwords: the login page shows the username and password form (there
+	// are users, or no login provider).
+	Passwords bool
+	// Providers are the login page's "Sign in with …" links.
+	Providers []PageProvider
 	// UserCode is the device's code: pre-filled on the device page, shown
 	// for comparison on its consent page.
 	UserCode string
@@ -69,6 +74,12 @@ type PageClient struct {
 	SelfRegistered bool
 	// RedirectHost is where the flow returns the person (consent page).
 	RedirectHost string
+}
+
+// PageProvider is a login provider's link on the login page.
+type PageProvider struct {
+	Name string // what the button says: "Sign in with <Name>"
+	URL  string
 }
 
 // PageResource is the API (an MCP server, say) an application asks to

@@ -18,6 +18,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/introspect"
+	"github.com/tokengate/tokengate/login"
 	"github.com/tokengate/tokengate/outbound"
 )
 
@@ -59,6 +60,10 @@ type Config struct {
 	// ConfigFetcher reaches the URLs written in the configuration (config
 	// clients' jwks_uri). Default: outbound's Trusted client.
 	ConfigFetcher *outbound.Client
+
+	// LoginProviders sign people in through their identity provider, at
+	// PathLoginProviders<name>; their people's subjects are <name>:<user>.
+	LoginProviders []*login.Provider
 
 	// ScopeDescriptions say what each scope lets an application do, in
 	// words for the consent page ("See your droplets"); a scope without
@@ -114,6 +119,9 @@ type Metrics interface {
 	// StoreDataLoss: the store lost its data: "key ring" or "data" (its
 	// generation marker changed).
 	StoreDataLoss(what string)
+	// LoginProviderError: a sign-in through that provider failed, of a
+	// login.Kind (unavailable, denied, refused, invalid).
+	LoginProviderError(provider, kind string)
 }
 
 // The fixed label values Metrics reports, so that an exporter can show
@@ -127,11 +135,12 @@ var (
 // noMetrics counts nothing.
 type noMetrics struct{}
 
-func (noMetrics) TokenIssued(string, string) {}
-func (noMetrics) TokenError(string)          {}
-func (noMetrics) DevicePoll(string)          {}
-func (noMetrics) StoreError(string)          {}
-func (noMetrics) StoreDataLoss(string)       {}
+func (noMetrics) TokenIssued(string, string)        {}
+func (noMetrics) TokenError(string)                 {}
+func (noMetrics) DevicePoll(string)                 {}
+func (noMetrics) StoreError(string)                 {}
+func (noMetrics) StoreDataLoss(string)              {}
+func (noMetrics) LoginProviderError(string, string) {}
 
 // Defaults for the durations of Config.
 const (
@@ -207,6 +216,9 @@ type Server struct {
 	fetch, trusted *outbound.Client
 	// jwks caches fetched client key sets.
 	jwks expiringCache[jwk.Set]
+	// providers are the login providers by name; providerList in order.
+	providers    map[string]*login.Provider
+	providerList []*login.Provider
 	// offboarded are users removed from the configuration (see
 	// offboardRemovedUsers), set by Start while requests may be served.
 	offboarded atomic.Pointer[map[string]bool]
@@ -332,6 +344,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := ValidateClientsAndUsers(cfg.Clients, cfg.Users); err != nil {
 		return nil, err
 	}
+	if err := checkProviderNames(cfg.LoginProviders, cfg.Clients, cfg.Users); err != nil {
+		return nil, err
+	}
+	s.providers = map[string]*login.Provider{}
+	for _, p := range cfg.LoginProviders {
+		if s.providers[p.Name()] != nil {
+			return nil, fmt.Errorf("login_provider %s is defined twice", p.Name())
+		}
+		s.providers[p.Name()] = p
+		s.providerList = append(s.providerList, p)
+	}
 	for _, c := range cfg.Clients {
 		s.clients[c.ID] = c
 	}
@@ -391,6 +414,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			s.documents = &clientDocuments{fetch: s.fetch, scopes: cfg.Registration.Scopes, cache: expiringCache[*Client]{max: cimdMaxEntries}}
 		}
 		s.prefixRoutes = append(s.prefixRoutes, prefixRoute{base + PathRegister + "/", s.withRequester(http.HandlerFunc(s.handleRegister))})
+	}
+	if len(s.providers) > 0 {
+		s.prefixRoutes = append(s.prefixRoutes, prefixRoute{base + PathLoginProviders, s.withRequester(http.HandlerFunc(s.handleLoginProvider))})
 	}
 	// The endpoints that write audit lines learn who is asking.
 	for _, p := range []string{PathAuthorize, PathLogin, PathConsent, PathDeviceAuthorization, PathDevice, PathToken, PathRevoke, PathRegister} {

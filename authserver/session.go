@@ -31,6 +31,10 @@ type session struct {
 	Subject  string `json:"sub,omitempty"`
 	AuthTime int64  `json:"auth_time,omitempty"`
 	Expires  int64  `json:"exp"`
+	// Provider names the login provider the person signed in through,
+	// and Name their name there; both empty for a password sign-in.
+	Provider string `json:"idp,omitempty"`
+	Name     string `json:"name,omitempty"`
 }
 
 // minCookieSecret is the shortest cookie secret a MAC is made with: with

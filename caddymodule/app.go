@@ -23,6 +23,7 @@ import (
 
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/login"
 	"github.com/tokengate/tokengate/trust"
 )
 
@@ -82,6 +83,10 @@ type App struct {
 	// Registration turns on dynamic client registration (RFC 7591) at
 	// /oauth/register; off without it.
 	Registration *RegistrationConfig `json:"registration,omitempty"`
+
+	// LoginProviders let people sign in through their organisation's
+	// identity provider (a button each on the login page).
+	LoginProviders []LoginProviderConfig `json:"login_providers,omitempty"`
 
 	// Trust lists other authorization servers whose access tokens
 	// bearer_auth routes may accept (bearer_auth { issuer ... }).
@@ -157,6 +162,70 @@ type RegistrationConfig struct {
 	// AllowPrivateHosts).
 	ClientIDMetadataDocuments bool     `json:"client_id_metadata_documents,omitempty"`
 	AllowPrivateHosts         []string `json:"allow_private_hosts,omitempty"`
+}
+
+// LoginProviderConfig is an identity provider people sign in through. Its
+// redirect URI is <issuer>/login/<name>/callback; its people's subjects
+// are <name>:<username>.
+type LoginProviderConfig struct {
+	// Name is its path segment and subject prefix: [a-z0-9_-].
+	Name string `json:"name"`
+	// DisplayName is what its button says ("Sign in with …").
+	DisplayName string `json:"display_name,omitempty"`
+	// Issuer is an OpenID Connect provider, found by discovery; or give
+	// AuthorizationURL, TokenURL and UserinfoURL for a plain OAuth 2.0 one.
+	Issuer           string `json:"issuer,omitempty"`
+	AuthorizationURL string `json:"authorization_url,omitempty"`
+	TokenURL         string `json:"token_url,omitempty"`
+	UserinfoURL      string `json:"userinfo_url,omitempty"`
+	ClientID         string `json:"client_id"`
+	// ClientSecret, typically {env.NAME}.
+	ClientSecret string `json:"client_secret"`
+	// Scope, space-separated. Default: openid email profile (OpenID
+	// Connect), none (plain).
+	Scope string `json:"scope,omitempty"`
+	// UsernameClaim becomes the user. Default: sub (OpenID Connect),
+	// IDClaim (plain).
+	UsernameClaim string `json:"username_claim,omitempty"`
+	// IDClaim is a plain provider's user ID in userinfo. Default: id.
+	IDClaim string `json:"id_claim,omitempty"`
+	// AllowDomains admits only verified emails of these domains.
+	AllowDomains []string `json:"allow_domains,omitempty"`
+	// AllowClaims admits only people whose claim (key) holds one of the
+	// values; every entry must hold.
+	AllowClaims []AllowClaim `json:"allow_claims,omitempty"`
+}
+
+// AllowClaim is one allow_claim line.
+type AllowClaim struct {
+	Claim  string   `json:"claim"`
+	Values []string `json:"values"`
+}
+
+// loginProviders makes the configured providers, resolving {env.*} in
+// their secrets.
+func (a *App) loginProviders() ([]*login.Provider, error) {
+	repl := caddy.NewReplacer()
+	var out []*login.Provider
+	for _, lp := range a.LoginProviders {
+		secret := repl.ReplaceKnown(lp.ClientSecret, "")
+		if secret == "" && lp.ClientSecret != "" {
+			return nil, fmt.Errorf("login_provider %s: client_secret %q is empty once placeholders are replaced: is the environment variable set?", lp.Name, lp.ClientSecret)
+		}
+		cfg := login.Config{Name: lp.Name, DisplayName: lp.DisplayName, Issuer: lp.Issuer, AuthorizationURL: lp.AuthorizationURL,
+			TokenURL: lp.TokenURL, UserinfoURL: lp.UserinfoURL, ClientID: lp.ClientID, ClientSecret: secret, Scopes: strings.Fields(lp.Scope),
+			UsernameClaim: lp.UsernameClaim, IDClaim: lp.IDClaim, AllowDomains: lp.AllowDomains,
+			RedirectURI: authserver.ProviderRedirectURI(a.Issuer, lp.Name)}
+		for _, c := range lp.AllowClaims {
+			cfg.AllowClaims = append(cfg.AllowClaims, login.ClaimRule{Claim: c.Claim, Values: c.Values})
+		}
+		p, err := login.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // TrustConfig is another issuer whose tokens routes may accept.
@@ -360,9 +429,14 @@ func (a *App) provision(ctx caddy.Context) error {
 			return fmt.Errorf("oauth2: registration: initial_access_token %q is empty once placeholders are replaced: is the environment variable set?", r.InitialAccessToken)
 		}
 	}
+	providers, err := a.loginProviders()
+	if err != nil {
+		return fmt.Errorf("oauth2: %w", err)
+	}
 	initCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	a.server, err = authserver.New(initCtx, authserver.Config{
+		LoginProviders:  providers,
 		Issuer:          a.Issuer,
 		AccessTokenTTL:  time.Duration(a.AccessTokenTTL),
 		RefreshTokenTTL: time.Duration(a.RefreshTokenTTL),

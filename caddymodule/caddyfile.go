@@ -15,6 +15,7 @@ import (
 
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/introspect"
+	"github.com/tokengate/tokengate/login"
 	"github.com/tokengate/tokengate/outbound"
 )
 
@@ -71,6 +72,21 @@ import (
 //			user <username> <bcrypt hash> {
 //				name <name>
 //				email <address>
+//			}
+//			login_provider <name> {
+//				name <display name>
+//				issuer <url>
+//				authorization_url <url>
+//				token_url <url>
+//				userinfo_url <url>
+//				client_id <id>
+//				client_secret <secret>
+//				scope <scope>...
+//				username <claim>
+//				username_claim <claim>
+//				id_claim <claim>
+//				allow_domain <domain>...
+//				allow_claim <claim> <value>...
 //			}
 //			trust <issuer> {
 //				audience <aud>...
@@ -213,6 +229,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.Users = append(a.Users, u)
+		case "login_provider":
+			lp, err := parseLoginProvider(d)
+			if err != nil {
+				return err
+			}
+			a.LoginProviders = append(a.LoginProviders, lp)
 		case "trust":
 			t, err := parseTrust(d)
 			if err != nil {
@@ -225,7 +247,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			a.Trust = append(a.Trust, t)
 		default:
-			return d.Errf("unknown oauth2 option %q (expected issuer, store, signing_alg, key_rotation, *_ttl, device_interval, grant_max_age, refresh_retry_grace, revocation_max_staleness, templates, scope_description, resource, registration, client, user or trust)", dir)
+			return d.Errf("unknown oauth2 option %q (expected issuer, store, signing_alg, key_rotation, *_ttl, device_interval, grant_max_age, refresh_retry_grace, revocation_max_staleness, templates, scope_description, resource, registration, client, user, login_provider or trust)", dir)
 		}
 	}
 	if a.Issuer == "" {
@@ -496,6 +518,66 @@ func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // addScopes adds required scopes from the Caddyfile to Scope.
 func (b *BearerAuth) addScopes(scopes []string) {
 	b.Scope = strings.TrimSpace(b.Scope + " " + strings.Join(scopes, " "))
+}
+
+// parseLoginProvider reads a login_provider block.
+func parseLoginProvider(d *caddyfile.Dispenser) (LoginProviderConfig, error) {
+	var lp LoginProviderConfig
+	if !d.Args(&lp.Name) || d.NextArg() {
+		return lp, d.Errf("login_provider needs a name: login_provider corp { issuer …; client_id …; client_secret … }")
+	}
+	if !login.ValidName.MatchString(lp.Name) {
+		return lp, d.Errf("login_provider %s: the name must be lower-case letters, digits, - and _ (it is in the redirect URI and its people's subjects)", lp.Name)
+	}
+	block := positionOf(d)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		single := map[string]*string{"name": &lp.DisplayName, "issuer": &lp.Issuer, "authorization_url": &lp.AuthorizationURL,
+			"token_url": &lp.TokenURL, "userinfo_url": &lp.UserinfoURL, "client_id": &lp.ClientID, "client_secret": &lp.ClientSecret,
+			"username": &lp.UsernameClaim, "username_claim": &lp.UsernameClaim, "id_claim": &lp.IDClaim}
+		if dst, ok := single[sub]; ok {
+			if !d.Args(dst) || d.NextArg() {
+				return lp, d.Errf("login_provider %s: %s takes one value", lp.Name, sub)
+			}
+			if strings.HasSuffix(sub, "_url") || sub == "issuer" {
+				if err := outbound.CheckURL(*dst, true); err != nil {
+					return lp, d.Errf("login_provider %s: %s: %v", lp.Name, sub, err)
+				}
+			}
+			continue
+		}
+		args := d.RemainingArgs()
+		switch sub {
+		case "scope":
+			if len(args) == 0 {
+				return lp, d.Errf("login_provider %s: scope needs at least one scope", lp.Name)
+			}
+			lp.Scope = strings.TrimSpace(lp.Scope + " " + strings.Join(args, " "))
+		case "allow_domain":
+			if len(args) == 0 {
+				return lp, d.Errf("login_provider %s: allow_domain needs at least one domain", lp.Name)
+			}
+			lp.AllowDomains = append(lp.AllowDomains, args...)
+		case "allow_claim":
+			if len(args) < 2 {
+				return lp, d.Errf("login_provider %s: allow_claim takes a claim and the values it may hold: allow_claim groups engineering", lp.Name)
+			}
+			lp.AllowClaims = append(lp.AllowClaims, AllowClaim{Claim: args[0], Values: args[1:]})
+		default:
+			return lp, d.Errf("login_provider %s: unknown option %q (expected name, issuer, client_id, client_secret, scope, username, allow_domain, allow_claim, or for plain OAuth 2.0 authorization_url, token_url, userinfo_url, id_claim, username_claim)", lp.Name, sub)
+		}
+	}
+	if lp.ClientID == "" || lp.ClientSecret == "" {
+		return lp, block.errorf("login_provider %s: client_id and client_secret are required (register tokengate at the provider with the redirect URI <issuer>/login/%s/callback)", lp.Name, lp.Name)
+	}
+	plain := lp.AuthorizationURL != "" || lp.TokenURL != "" || lp.UserinfoURL != ""
+	switch {
+	case lp.Issuer != "" && plain:
+		return lp, block.errorf("login_provider %s: give issuer (OpenID Connect) or authorization_url, token_url and userinfo_url (plain OAuth 2.0), not both", lp.Name)
+	case lp.Issuer == "" && (lp.AuthorizationURL == "" || lp.TokenURL == "" || lp.UserinfoURL == ""):
+		return lp, block.errorf("login_provider %s: give issuer (OpenID Connect discovery), or all of authorization_url, token_url and userinfo_url", lp.Name)
+	}
+	return lp, nil
 }
 
 // parseTrust reads a trust block: another issuer whose tokens routes may

@@ -38,6 +38,10 @@ var (
 		Namespace: "tokengate", Name: "store_data_loss_total",
 		Help: "Times this instance found the store had lost its data and wrote back what it holds: key ring, or data (the store's generation changed).",
 	}, []string{"what"})
+	loginProviderErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "tokengate", Name: "login_provider_errors_total",
+		Help: "Sign-ins through a login provider that failed, by provider and kind: unavailable (down, slow, garbage), denied, refused (allow_domain, allow_claim), invalid (state, ID token).",
+	}, []string{"provider", "kind"})
 	endpointDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "tokengate", Name: "endpoint_duration_seconds",
 		Help:    "Time to answer a request to an authorization server endpoint.",
@@ -80,7 +84,7 @@ func (a *App) registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{tokensIssued, tokenErrors, bearerChecks, devicePolls, storeErrors, storeDataLoss, endpointDuration} {
+	for _, c := range []prometheus.Collector{tokensIssued, tokenErrors, bearerChecks, devicePolls, storeErrors, storeDataLoss, loginProviderErrors, endpointDuration} {
 		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err
 		}
@@ -124,3 +128,6 @@ func (serverMetrics) TokenError(code string)    { tokenErrors.WithLabelValues(co
 func (serverMetrics) DevicePoll(result string)  { devicePolls.WithLabelValues(result).Inc() }
 func (serverMetrics) StoreError(during string)  { storeErrors.WithLabelValues(during).Inc() }
 func (serverMetrics) StoreDataLoss(what string) { storeDataLoss.WithLabelValues(what).Inc() }
+func (serverMetrics) LoginProviderError(provider, kind string) {
+	loginProviderErrors.WithLabelValues(provider, kind).Inc()
+}

@@ -128,6 +128,20 @@ func (c *Client) Get(ctx context.Context, rawURL string) (*Response, error) {
 	return c.do(req, rawURL)
 }
 
+// GetWithBearer is Get with the access token in the Authorization header
+// (a userinfo endpoint).
+func (c *Client) GetWithBearer(ctx context.Context, rawURL, token string) (*Response, error) {
+	if err := CheckURL(rawURL, c.trusted); err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	return c.do(req, rawURL)
+}
+
 // PostForm posts form to rawURL within the same limits, authenticating
 // with HTTP Basic when user is given (RFC 6749 §2.3.1's encoding).
 func (c *Client) PostForm(ctx context.Context, rawURL string, form url.Values, user, password string) (*Response, error) {

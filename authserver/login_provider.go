@@ -1,0 +1,222 @@
+package authserver
+
+// Signing in through a login provider (the organisation's OpenID Connect
+// or OAuth 2.0 identity provider): /login/<name> starts, the provider
+// returns the person to /login/<name>/callback, and the person then has a
+// session like a password sign-in's. People from a provider have the
+// subject <name>:<username>: no configured client or user may be named
+// with a provider's prefix, and each provider has its own.
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/login"
+)
+
+// PathLoginProviders is below the issuer: /login/<name> starts a sign-in
+// with that provider, /login/<name>/callback is its redirect URI.
+const PathLoginProviders = "/login/"
+
+// loginAttemptCookie carries one sign-in's state, nonce, PKCE verifier and
+// return_to through the provider, MACed like the session.
+const loginAttemptCookie = "tokengate_login"
+
+// loginAttemptTTL bounds how long a person may take at the provider.
+const loginAttemptTTL = 10 * time.Minute
+
+// ProviderRedirectURI is the redirect URI to register at the provider
+// named name, for an issuer.
+func ProviderRedirectURI(issuer, name string) string {
+	return strings.TrimSuffix(issuer, "/") + PathLoginProviders + name + "/callback"
+}
+
+// loginAttempt is what the cookie says.
+type loginAttempt struct {
+	Provider string `json:"p"`
+	State    string `json:"s"`
+	Nonce    string `json:"n"`
+	Verifier string `json:"v"`
+	ReturnTo string `json:"r"`
+	Expires  int64  `json:"e"`
+}
+
+// checkProviderNames refuses configured clients and users named with a
+// provider's prefix, whose subjects a provider's people could take.
+func checkProviderNames(providers []*login.Provider, clients []*Client, users []*User) error {
+	for _, p := range providers {
+		if p.Name() == "http" || p.Name() == "https" {
+			return fmt.Errorf("login_provider %s: the name reads as a URL scheme in subjects (%s:…); choose another", p.Name(), p.Name())
+		}
+		prefix := p.Name() + ":"
+		for _, c := range clients {
+			if strings.HasPrefix(c.ID, prefix) {
+				return fmt.Errorf("client %s starts with %q, the subject prefix of login_provider %s's people: rename one", c.ID, prefix, p.Name())
+			}
+		}
+		for _, u := range users {
+			if strings.HasPrefix(u.Username, prefix) {
+				return fmt.Errorf("user %s starts with %q, the subject prefix of login_provider %s's people: rename one", u.Username, prefix, p.Name())
+			}
+		}
+	}
+	return nil
+}
+
+// pageProviders are the login page's links, each carrying the page's
+// return_to.
+func (s *Server) pageProviders(returnTo string) []PageProvider {
+	var out []PageProvider
+	for _, p := range s.providerList {
+		out = append(out, PageProvider{Name: p.DisplayName(), URL: s.issuer.Path + PathLoginProviders + p.Name() + "?" + url.Values{"return_to": {returnTo}}.Encode()})
+	}
+	return out
+}
+
+// handleLoginProvider serves /login/<name> and /login/<name>/callback.
+func (s *Server) handleLoginProvider(w http.ResponseWriter, r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.Path, s.issuer.Path+PathLoginProviders)
+	name, callback := strings.CutSuffix(rest, "/callback")
+	p := s.providers[name]
+	if p == nil || strings.Contains(name, "/") {
+		s.renderError(w, http.StatusNotFound, ErrInvalidRequest("there is no login provider %q", name), nil)
+		return
+	}
+	if r.Method != http.MethodGet {
+		s.renderError(w, http.StatusMethodNotAllowed, methodNotAllowed(w, http.MethodGet), nil)
+		return
+	}
+	if callback {
+		s.finishProviderLogin(w, r, p)
+		return
+	}
+	s.startProviderLogin(w, r, p)
+}
+
+// startProviderLogin sends the person to the provider, with this
+// attempt's state, nonce and PKCE challenge kept in a MACed cookie.
+func (s *Server) startProviderLogin(w http.ResponseWriter, r *http.Request, p *login.Provider) {
+	returnTo := r.URL.Query().Get("return_to")
+	if _, status, e := s.pendingFor(r, returnTo); e != nil {
+		s.renderError(w, status, e, nil)
+		return
+	}
+	a := loginAttempt{Provider: p.Name(), State: randomToken(16), Nonce: randomToken(16), Verifier: randomToken(32),
+		ReturnTo: returnTo, Expires: time.Now().Add(loginAttemptTTL).Unix()}
+	sum := sha256.Sum256([]byte(a.Verifier))
+	target, err := p.AuthCodeURL(r.Context(), a.State, a.Nonce, base64.RawURLEncoding.EncodeToString(sum[:]))
+	if err != nil {
+		s.providerFailed(w, r, p, err)
+		return
+	}
+	raw, _ := json.Marshal(a)
+	payload := base64.RawURLEncoding.EncodeToString(raw)
+	m := s.mac("login attempt", payload)
+	if m == nil {
+		s.renderError(w, http.StatusServiceUnavailable, ErrTemporarilyUnavailable("the sign-in keys are not loaded"), nil)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: loginAttemptCookie, Value: payload + "." + base64.RawURLEncoding.EncodeToString(m),
+		Path: s.cookiePath(), MaxAge: int(loginAttemptTTL.Seconds()), HttpOnly: true, Secure: s.issuer.Scheme == "https",
+		// Lax: the provider's redirect back is a top-level GET from
+		// another site, which Lax cookies go with; nothing else does.
+		SameSite: http.SameSiteLaxMode})
+	w.Header().Set("Cache-Control", "no-store")
+	sendRedirect(w, target, http.StatusSeeOther)
+}
+
+// finishProviderLogin takes the person back from the provider: the state
+// must be this browser's attempt's, then the provider's answer checked.
+func (s *Server) finishProviderLogin(w http.ResponseWriter, r *http.Request, p *login.Provider) {
+	a := s.readLoginAttempt(r)
+	// The attempt is used once, whatever happens next.
+	http.SetCookie(w, &http.Cookie{Name: loginAttemptCookie, Path: s.cookiePath(), MaxAge: -1, HttpOnly: true, Secure: s.issuer.Scheme == "https", SameSite: http.SameSiteLaxMode})
+	q := r.URL.Query()
+	if a == nil || a.Provider != p.Name() || subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(a.State)) != 1 {
+		s.audit(r.Context(), "login failed", zap.String("provider", p.Name()), zap.String("reason", "state"))
+		s.metrics.LoginProviderError(p.Name(), string(login.Invalid))
+		s.renderPage(w, http.StatusBadRequest, "error.html", &PageData{Title: "This sign-in expired",
+			Error: "This sign-in did not start here, or it took too long.", Message: "Go back to the application and sign in again."})
+		return
+	}
+	id, err := p.Finish(r.Context(), q, a.Nonce, a.Verifier)
+	if err != nil {
+		s.providerFailed(w, r, p, err)
+		return
+	}
+	now := time.Now()
+	subject := p.Name() + ":" + id.Username
+	s.writeSession(w, &session{ID: randomToken(16), Subject: subject, Name: id.DisplayName, Provider: p.Name(),
+		AuthTime: now.Unix(), Expires: now.Add(sessionTTL).Unix()})
+	s.audit(r.Context(), "login succeeded", zap.String("sub", subject), zap.String("provider", p.Name()))
+	w.Header().Set("Cache-Control", "no-store")
+	sendRedirect(w, a.ReturnTo, http.StatusSeeOther)
+}
+
+// readLoginAttempt is the browser's attempt, if its MAC holds and it is
+// not over.
+func (s *Server) readLoginAttempt(r *http.Request) *loginAttempt {
+	c, err := r.Cookie(loginAttemptCookie)
+	if err != nil {
+		return nil
+	}
+	payload, sig, ok := strings.Cut(c.Value, ".")
+	m := s.mac("login attempt", payload)
+	if !ok || m == nil || subtle.ConstantTimeCompare([]byte(sig), []byte(base64.RawURLEncoding.EncodeToString(m))) != 1 {
+		return nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return nil
+	}
+	a := new(loginAttempt)
+	if json.Unmarshal(raw, a) != nil || time.Now().Unix() >= a.Expires {
+		return nil
+	}
+	return a
+}
+
+// providerFailed tells the person what went wrong at the provider, in
+// their terms, and the log and metrics in the operator's.
+func (s *Server) providerFailed(w http.ResponseWriter, r *http.Request, p *login.Provider, err error) {
+	var le *login.Error
+	kind := login.Unavailable
+	if errors.As(err, &le) {
+		kind = le.Kind
+	}
+	s.metrics.LoginProviderError(p.Name(), string(kind))
+	s.audit(r.Context(), "login failed", zap.String("provider", p.Name()), zap.String("reason", string(kind)))
+	data := &PageData{Title: "Signing in with " + p.DisplayName() + " did not work"}
+	status := http.StatusBadGateway
+	switch kind {
+	case login.Unavailable:
+		s.log.Warn("login provider unavailable", zap.String("provider", p.Name()), zap.Error(err))
+		status = http.StatusServiceUnavailable
+		data.Error = p.DisplayName() + " cannot be reached right now."
+		data.Message = "Please try again in a few minutes."
+	case login.Denied:
+		status = http.StatusForbidden
+		data.Error = p.DisplayName() + " did not sign you in."
+		data.Message = "Go back to the application and try again if you meant to allow it."
+	case login.Refused:
+		s.log.Info("login provider's person refused", zap.String("provider", p.Name()), zap.Error(err))
+		status = http.StatusForbidden
+		data.Error = "You signed in with " + p.DisplayName() + ", but your account is not allowed here."
+		data.Message = "Ask the people who run this service to give your account access."
+	default:
+		s.log.Warn("login provider's answer refused", zap.String("provider", p.Name()), zap.Error(err))
+		data.Error = p.DisplayName() + "'s answer could not be accepted."
+		data.Message = "Go back to the application and sign in again; if it happens again, tell the people who run this service."
+	}
+	s.renderPage(w, status, "error.html", data)
+}

@@ -1,0 +1,503 @@
+// Package login signs people in through their organisation's identity
+// provider: tokengate as an OpenID Connect relying party (discovery,
+// authorization code with PKCE, state and nonce, the ID token checked
+// against the provider's keys), or as a client of a plain OAuth 2.0
+// provider that has a userinfo endpoint instead (GitHub-style). Every
+// request to the provider goes through the outbound client for URLs the
+// operator wrote; a provider that is down, slow or answers garbage is an
+// Unavailable error, never a hang.
+package login
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"github.com/tokengate/tokengate/outbound"
+)
+
+// Config is one login provider.
+type Config struct {
+	// Name is the provider's path segment (/login/<name>) and the
+	// namespace of its people's subjects (<name>:<username>).
+	Name string
+	// DisplayName is what the login page's button says: "Sign in with …".
+	DisplayName string
+	// Issuer is an OpenID Connect provider, found by discovery. Or, for a
+	// plain OAuth 2.0 provider, the three URLs instead.
+	Issuer                                  string
+	AuthorizationURL, TokenURL, UserinfoURL string
+	ClientID, ClientSecret                  string
+	// Scopes asked for. Default: openid email profile (OpenID Connect),
+	// none (plain OAuth 2.0).
+	Scopes []string
+	// UsernameClaim becomes the user's name. Default: sub (OpenID
+	// Connect), IDClaim (plain OAuth 2.0).
+	UsernameClaim string
+	// IDClaim is a plain provider's stable user ID in its userinfo.
+	// Default: id.
+	IDClaim string
+	// AllowDomains, when set, admits only people whose email is verified
+	// (email_verified true) and in one of these domains.
+	AllowDomains []string
+	// AllowClaims, when set, admits only people whose claims hold each:
+	// the claim equal to, or (a list) containing, one of the values.
+	AllowClaims []ClaimRule
+	// RedirectURI is where the provider returns the person (the
+	// authorization server's /login/<name>/callback).
+	RedirectURI string
+	// Fetcher reaches the provider. Default: outbound's Trusted client.
+	Fetcher *outbound.Client
+}
+
+// ClaimRule is one allow_claim line.
+type ClaimRule struct {
+	Claim  string
+	Values []string
+}
+
+// ValidName is what a provider's name may be: it is a path segment and a
+// subject prefix.
+var ValidName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// Identity is who signed in.
+type Identity struct {
+	// Username is the UsernameClaim's value; the subject tokengate gives
+	// the person is Name + ":" + Username.
+	Username string
+	// DisplayName is the name claim, or Username.
+	DisplayName string
+	// Claims are the ID token's (or userinfo's) claims.
+	Claims map[string]any
+}
+
+// Kind sorts failures for the page the person sees, the log and the metric.
+type Kind string
+
+const (
+	// Unavailable: the provider is down, slow, or answered garbage.
+	Unavailable Kind = "unavailable"
+	// Denied: the person (or the provider) declined at the provider.
+	Denied Kind = "denied"
+	// Refused: signed in, but not someone this server admits
+	// (allow_domain, allow_claim).
+	Refused Kind = "refused"
+	// Invalid: the provider's answer does not hold up (ID token, state,
+	// issuer): an attack, or a misconfigured provider.
+	Invalid Kind = "invalid"
+)
+
+// Error is why a sign-in through a provider failed. Its message is for the
+// log; Kind says what to tell the person.
+type Error struct {
+	Kind Kind
+	Err  error
+}
+
+func (e *Error) Error() string { return string(e.Kind) + ": " + e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+func fail(k Kind, format string, args ...any) *Error {
+	return &Error{Kind: k, Err: fmt.Errorf(format, args...)}
+}
+
+// Limits on the provider's keys in memory, and on fetching them again for
+// an ID token under a key not held.
+const (
+	keysLeast    = 5 * time.Minute
+	keysMost     = 24 * time.Hour
+	refetchEvery = 30 * time.Second
+	clockSkew    = time.Minute
+)
+
+// asymmetric are the ID token algorithms accepted, whatever the provider
+// says it supports: never none, never a MAC of the client secret.
+var asymmetric = []string{"ES256", "ES384", "ES512", "EdDSA", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512"}
+
+// Provider is one configured login provider.
+type Provider struct {
+	cfg   Config
+	fetch *outbound.Client
+
+	mu          sync.Mutex
+	meta        *metadata
+	keys        jwk.Set
+	keysUntil   time.Time
+	keysFetched time.Time
+}
+
+// metadata is what tokengate reads of an OpenID provider's discovery
+// document (or builds from a plain provider's URLs).
+type metadata struct {
+	Issuer                string   `json:"issuer"`
+	AuthorizationEndpoint string   `json:"authorization_endpoint"`
+	TokenEndpoint         string   `json:"token_endpoint"`
+	UserinfoEndpoint      string   `json:"userinfo_endpoint"`
+	JWKSURI               string   `json:"jwks_uri"`
+	IDTokenAlgs           []string `json:"id_token_signing_alg_values_supported"`
+	TokenAuthMethods      []string `json:"token_endpoint_auth_methods_supported"`
+	IssParameter          bool     `json:"authorization_response_iss_parameter_supported"`
+}
+
+// New checks the configuration; nothing is fetched until the first
+// sign-in.
+func New(cfg Config) (*Provider, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("login_provider %s: "+format, append([]any{cfg.Name}, args...)...)
+	}
+	if !ValidName.MatchString(cfg.Name) {
+		return nil, bad("the name must be lower-case letters, digits, - and _ (it is a path segment and the prefix of its people's subjects)")
+	}
+	if cfg.ClientID == "" || cfg.ClientSecret == "" {
+		return nil, bad("client_id and client_secret are required: register tokengate with the provider, redirect URI %s", cfg.RedirectURI)
+	}
+	plain := cfg.AuthorizationURL != "" || cfg.TokenURL != "" || cfg.UserinfoURL != ""
+	switch {
+	case cfg.Issuer != "" && plain:
+		return nil, bad("give issuer (OpenID Connect) or authorization_url, token_url and userinfo_url (plain OAuth 2.0), not both")
+	case cfg.Issuer == "" && !plain:
+		return nil, bad("give issuer (OpenID Connect discovery) or authorization_url, token_url and userinfo_url")
+	case plain && (cfg.AuthorizationURL == "" || cfg.TokenURL == "" || cfg.UserinfoURL == ""):
+		return nil, bad("a plain OAuth 2.0 provider needs authorization_url, token_url and userinfo_url")
+	}
+	for _, u := range []string{cfg.Issuer, cfg.AuthorizationURL, cfg.TokenURL, cfg.UserinfoURL} {
+		if u != "" {
+			if err := outbound.CheckURL(u, true); err != nil {
+				return nil, bad("%v", err)
+			}
+		}
+	}
+	if len(cfg.AllowDomains) > 0 && plain && cfg.UserinfoURL == "" {
+		return nil, bad("allow_domain needs verified emails")
+	}
+	if cfg.DisplayName == "" {
+		cfg.DisplayName = cfg.Name
+	}
+	if plain {
+		cfg.IDClaim = cmpOr(cfg.IDClaim, "id")
+		cfg.UsernameClaim = cmpOr(cfg.UsernameClaim, cfg.IDClaim)
+	} else {
+		if len(cfg.Scopes) == 0 {
+			cfg.Scopes = []string{"openid", "email", "profile"}
+		}
+		if !slices.Contains(cfg.Scopes, "openid") {
+			return nil, bad("scope must include openid for an OpenID Connect provider")
+		}
+		cfg.UsernameClaim = cmpOr(cfg.UsernameClaim, "sub")
+	}
+	p := &Provider{cfg: cfg, fetch: cfg.Fetcher}
+	if p.fetch == nil {
+		p.fetch = outbound.New(outbound.Options{Trusted: true, MaxBytes: 64 << 10})
+	}
+	if plain {
+		p.meta = &metadata{AuthorizationEndpoint: cfg.AuthorizationURL, TokenEndpoint: cfg.TokenURL, UserinfoEndpoint: cfg.UserinfoURL}
+	}
+	return p, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// Name is the provider's name; DisplayName what its button says.
+func (p *Provider) Name() string        { return p.cfg.Name }
+func (p *Provider) DisplayName() string { return p.cfg.DisplayName }
+
+// oidc says whether the provider is an OpenID Connect one.
+func (p *Provider) oidc() bool { return p.cfg.Issuer != "" }
+
+// metadata is the provider's discovery document, fetched once; its issuer
+// must be the configured one, byte for byte.
+func (p *Provider) metadata(ctx context.Context) (*metadata, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.meta != nil {
+		return p.meta, nil
+	}
+	u := strings.TrimSuffix(p.cfg.Issuer, "/") + "/.well-known/openid-configuration"
+	resp, err := p.fetch.Get(ctx, u)
+	if err != nil {
+		return nil, fail(Unavailable, "discovery: %w", err)
+	}
+	m := new(metadata)
+	if err := json.Unmarshal(resp.Body, m); err != nil {
+		return nil, fail(Unavailable, "discovery: %s is not JSON", u)
+	}
+	if m.Issuer != p.cfg.Issuer {
+		return nil, fail(Unavailable, "discovery: %s names the issuer %q, not %q", u, m.Issuer, p.cfg.Issuer)
+	}
+	for _, e := range []string{m.AuthorizationEndpoint, m.TokenEndpoint, m.JWKSURI} {
+		if err := outbound.CheckURL(e, true); err != nil {
+			return nil, fail(Unavailable, "discovery: %s: %w", u, err)
+		}
+	}
+	p.meta = m
+	return m, nil
+}
+
+// AuthCodeURL is where to send the person: the provider's authorization
+// endpoint with this attempt's state, nonce and PKCE challenge.
+func (p *Provider) AuthCodeURL(ctx context.Context, state, nonce, challenge string) (string, error) {
+	m, err := p.metadata(ctx)
+	if err != nil {
+		return "", err
+	}
+	q := url.Values{"response_type": {"code"}, "client_id": {p.cfg.ClientID}, "redirect_uri": {p.cfg.RedirectURI}, "state": {state},
+		"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+	if len(p.cfg.Scopes) > 0 {
+		q.Set("scope", strings.Join(p.cfg.Scopes, " "))
+	}
+	if p.oidc() {
+		q.Set("nonce", nonce)
+	}
+	sep := "?"
+	if strings.Contains(m.AuthorizationEndpoint, "?") {
+		sep = "&"
+	}
+	return m.AuthorizationEndpoint + sep + q.Encode(), nil
+}
+
+// Finish completes a sign-in from the provider's callback query: the code
+// exchanged (with the PKCE verifier), the ID token (or userinfo) checked,
+// the person admitted or refused. The caller has checked state.
+func (p *Provider) Finish(ctx context.Context, query url.Values, nonce, verifier string) (*Identity, error) {
+	if e := query.Get("error"); e != "" {
+		return nil, fail(Denied, "the provider answered %s: %s", e, query.Get("error_description"))
+	}
+	m, err := p.metadata(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// RFC 9207: a provider that says it sends iss must, and it must be
+	// its own (another provider's code, mixed up, is not this one's).
+	if iss := query.Get("iss"); p.oidc() && (iss != "" || m.IssParameter) && iss != m.Issuer {
+		return nil, fail(Invalid, "the callback's iss %q is not the provider's %q", iss, m.Issuer)
+	}
+	code := query.Get("code")
+	if code == "" {
+		return nil, fail(Invalid, "the callback carries no code")
+	}
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {p.cfg.RedirectURI}, "code_verifier": {verifier}}
+	user, pass := p.cfg.ClientID, p.cfg.ClientSecret
+	if len(m.TokenAuthMethods) > 0 && !slices.Contains(m.TokenAuthMethods, "client_secret_basic") && slices.Contains(m.TokenAuthMethods, "client_secret_post") {
+		form.Set("client_id", user)
+		form.Set("client_secret", pass)
+		user, pass = "", ""
+	}
+	resp, err := p.fetch.PostForm(ctx, m.TokenEndpoint, form, user, pass)
+	if err != nil {
+		return nil, fail(Unavailable, "exchanging the code: %w", err)
+	}
+	var tokens struct {
+		AccessToken string `json:"access_token"`
+		IDToken     string `json:"id_token"`
+		Error       string `json:"error"`
+	}
+	if err := json.Unmarshal(resp.Body, &tokens); err != nil || tokens.AccessToken == "" && tokens.IDToken == "" {
+		return nil, fail(Unavailable, "the token endpoint's answer holds no token (%s)", cmpOr(tokens.Error, "not a token response"))
+	}
+	var claims map[string]any
+	if p.oidc() {
+		if tokens.IDToken == "" {
+			return nil, fail(Invalid, "the token endpoint's answer holds no ID token")
+		}
+		if claims, err = p.verifyIDToken(ctx, m, tokens.IDToken, nonce); err != nil {
+			return nil, err
+		}
+	}
+	if _, has := claims[p.cfg.UsernameClaim]; !has || !p.oidc() {
+		if m.UserinfoEndpoint == "" {
+			return nil, fail(Invalid, "the ID token has no %s claim and the provider no userinfo endpoint", p.cfg.UsernameClaim)
+		}
+		info, err := p.userinfo(ctx, m.UserinfoEndpoint, tokens.AccessToken)
+		if err != nil {
+			return nil, err
+		}
+		if claims == nil {
+			claims = info
+		} else if info["sub"] == claims["sub"] { // OpenID Connect Core §5.3.2
+			for k, v := range info {
+				if _, ok := claims[k]; !ok {
+					claims[k] = v
+				}
+			}
+		}
+	}
+	return p.admit(claims)
+}
+
+// verifyIDToken checks an ID token (OpenID Connect Core §3.1.3.7) and
+// returns its claims.
+func (p *Provider) verifyIDToken(ctx context.Context, m *metadata, raw, nonce string) (map[string]any, error) {
+	hdr, err := jws.Parse([]byte(raw))
+	if err != nil || len(hdr.Signatures()) != 1 {
+		return nil, fail(Invalid, "the ID token is not a signed JWT")
+	}
+	alg, _ := hdr.Signatures()[0].ProtectedHeaders().Algorithm()
+	allowed := m.IDTokenAlgs
+	if len(allowed) == 0 {
+		allowed = []string{"RS256"} // OpenID Connect Discovery §3's default
+	}
+	if !slices.Contains(allowed, alg.String()) || !slices.Contains(asymmetric, alg.String()) {
+		return nil, fail(Invalid, "the ID token is signed with %s, which is not one of the provider's asymmetric algorithms", alg)
+	}
+	// A key ID the held set lacks: the provider rotated, so fetch the set
+	// again (at most once per refetchEvery).
+	set, err := p.keySet(ctx, m, false)
+	if err != nil {
+		return nil, err
+	}
+	if kid, _ := hdr.Signatures()[0].ProtectedHeaders().KeyID(); kid != "" {
+		if _, held := set.LookupKeyID(kid); !held && p.mayRefetch() {
+			if set, err = p.keySet(ctx, m, true); err != nil {
+				return nil, err
+			}
+		}
+	}
+	tok, err := jwt.Parse([]byte(raw), jwt.WithKeySet(set, jws.WithInferAlgorithmFromKey(true), jws.WithRequireKid(false)), jwt.WithValidate(true),
+		jwt.WithIssuer(m.Issuer), jwt.WithAudience(p.cfg.ClientID), jwt.WithAcceptableSkew(clockSkew),
+		jwt.WithRequiredClaim("exp"), jwt.WithRequiredClaim("iat"), jwt.WithRequiredClaim("sub"))
+	if err != nil {
+		return nil, fail(Invalid, "the ID token does not verify: %v", err)
+	}
+	claims, err := payloadClaims(raw)
+	if err != nil {
+		return nil, fail(Invalid, "the ID token's claims: %v", err)
+	}
+	got, _ := claims["nonce"].(string)
+	if subtle.ConstantTimeCompare([]byte(got), []byte(nonce)) != 1 || nonce == "" {
+		return nil, fail(Invalid, "the ID token's nonce is not this sign-in's")
+	}
+	aud, _ := tok.Audience()
+	azp, hasAzp := claims["azp"].(string)
+	if (len(aud) > 1 || hasAzp) && azp != p.cfg.ClientID {
+		return nil, fail(Invalid, "the ID token's azp %q is not this client", azp)
+	}
+	return claims, nil
+}
+
+// mayRefetch allows one refetch of the keys per refetchEvery.
+func (p *Provider) mayRefetch() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return time.Since(p.keysFetched) >= refetchEvery
+}
+
+// keySet is the provider's keys, fetched when due or (fresh) again.
+func (p *Provider) keySet(ctx context.Context, m *metadata, fresh bool) (jwk.Set, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.keys != nil && !fresh && time.Now().Before(p.keysUntil) {
+		return p.keys, nil
+	}
+	p.keysFetched = time.Now()
+	resp, err := p.fetch.Get(ctx, m.JWKSURI)
+	if err != nil {
+		if p.keys != nil && !fresh {
+			return p.keys, nil // keep using the keys held while the provider is away
+		}
+		return nil, fail(Unavailable, "fetching its keys: %w", err)
+	}
+	set, err := jwk.Parse(resp.Body)
+	if err != nil {
+		return nil, fail(Unavailable, "%s is not a JWK Set", m.JWKSURI)
+	}
+	p.keys, p.keysUntil = set, time.Now().Add(resp.CacheFor(keysLeast, keysMost))
+	return set, nil
+}
+
+// userinfo reads the userinfo endpoint with the access token.
+func (p *Provider) userinfo(ctx context.Context, endpoint, accessToken string) (map[string]any, error) {
+	resp, err := p.fetch.GetWithBearer(ctx, endpoint, accessToken)
+	if err != nil {
+		return nil, fail(Unavailable, "reading userinfo: %w", err)
+	}
+	var info map[string]any
+	dec := json.NewDecoder(bytes.NewReader(resp.Body))
+	dec.UseNumber()
+	if err := dec.Decode(&info); err != nil {
+		return nil, fail(Unavailable, "userinfo is not a JSON object")
+	}
+	return info, nil
+}
+
+// payloadClaims is a verified JWT's claims, numbers kept as written.
+func payloadClaims(raw string) (map[string]any, error) {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return nil, errors.New("not a compact JWT")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, err
+	}
+	var claims map[string]any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	return claims, dec.Decode(&claims)
+}
+
+// admit maps the claims to an identity, if the configuration admits them.
+func (p *Provider) admit(claims map[string]any) (*Identity, error) {
+	username, ok := text(claims[p.cfg.UsernameClaim])
+	if !ok || username == "" {
+		return nil, fail(Invalid, "the provider gave no %s for the person", p.cfg.UsernameClaim)
+	}
+	if len(p.cfg.AllowDomains) > 0 {
+		email, _ := claims["email"].(string)
+		verified := claims["email_verified"] == true || claims["email_verified"] == "true"
+		at := strings.LastIndexByte(email, '@')
+		if !verified || at < 0 || !slices.ContainsFunc(p.cfg.AllowDomains, func(d string) bool { return strings.EqualFold(d, email[at+1:]) }) {
+			return nil, fail(Refused, "%s is not a verified email of %s", cmpOr(email, "(no email)"), strings.Join(p.cfg.AllowDomains, ", "))
+		}
+	}
+	for _, rule := range p.cfg.AllowClaims {
+		if !holds(claims[rule.Claim], rule.Values) {
+			return nil, fail(Refused, "the %s claim holds none of %s", rule.Claim, strings.Join(rule.Values, ", "))
+		}
+	}
+	display, _ := claims["name"].(string)
+	return &Identity{Username: username, DisplayName: cmpOr(display, username), Claims: claims}, nil
+}
+
+// text is a claim as text: strings, and numbers (GitHub's numeric IDs).
+func text(v any) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return v, true
+	case json.Number:
+		return v.String(), true
+	}
+	return "", false
+}
+
+// holds says whether a claim equals, or as a list contains, one of values.
+func holds(v any, values []string) bool {
+	if list, ok := v.([]any); ok {
+		for _, e := range list {
+			if s, ok := text(e); ok && slices.Contains(values, s) {
+				return true
+			}
+		}
+		return false
+	}
+	s, ok := text(v)
+	return ok && slices.Contains(values, s)
+}
