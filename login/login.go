@@ -322,13 +322,15 @@ func (p *Provider) Finish(ctx context.Context, query url.Values, nonce, verifier
 			return nil, err
 		}
 	}
-	if _, has := claims[p.cfg.UsernameClaim]; !has || !p.oidc() {
-		if m.UserinfoEndpoint == "" {
-			return nil, fail(Invalid, "the ID token has no %s claim and the provider no userinfo endpoint", p.cfg.UsernameClaim)
+	if !p.oidc() || p.lacksClaims(claims) {
+		if m.UserinfoEndpoint == "" && !p.oidc() {
+			return nil, fail(Invalid, "the provider has no userinfo endpoint")
 		}
-		info, err := p.userinfo(ctx, m.UserinfoEndpoint, tokens.AccessToken)
-		if err != nil {
-			return nil, err
+		info := map[string]any{}
+		if m.UserinfoEndpoint != "" {
+			if info, err = p.userinfo(ctx, m.UserinfoEndpoint, tokens.AccessToken); err != nil {
+				return nil, err
+			}
 		}
 		if claims == nil {
 			claims = info
@@ -341,6 +343,24 @@ func (p *Provider) Finish(ctx context.Context, query url.Values, nonce, verifier
 		}
 	}
 	return p.admit(claims)
+}
+
+// lacksClaims says whether the ID token lacks a claim tokengate needs
+// (many providers put profile claims in userinfo only).
+func (p *Provider) lacksClaims(claims map[string]any) bool {
+	need := []string{p.cfg.UsernameClaim}
+	if len(p.cfg.AllowDomains) > 0 {
+		need = append(need, "email", "email_verified")
+	}
+	for _, r := range p.cfg.AllowClaims {
+		need = append(need, r.Claim)
+	}
+	for _, c := range need {
+		if _, ok := claims[c]; !ok {
+			return true
+		}
+	}
+	return false
 }
 
 // verifyIDToken checks an ID token (OpenID Connect Core §3.1.3.7) and

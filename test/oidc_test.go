@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/tokengate/tokengate/internal/nodetest"
+	"github.com/tokengate/tokengate/internal/persontest"
 )
 
 // provider is panva's oidc-provider running on a port of the test's.
@@ -183,4 +185,102 @@ func TestOIDCProviderTokens(t *testing.T) {
 	if st, _ := call(op.token("https://api.example.com")); st != 200 {
 		t.Fatalf("a token under the provider's new key: %d\n%s", st, g.log)
 	}
+}
+
+// Signing in through oidc-provider: a button on tokengate's login page,
+// the provider's own pages, back to tokengate's consent page; the token's
+// subject is op:<email>. People the provider signs in but the
+// configuration does not admit are refused with a page saying so.
+const oidcLoginCaddyfile = `{
+	admin 127.0.0.1:{{.Admin}}
+	persist_config off
+	oauth2 {
+		issuer {{.Issuer}}
+		{{.Store}}
+		login_provider op {
+			name "Test SSO"
+			issuer PROVIDER
+			client_id tokengate
+			client_secret {env.RP_SECRET}
+			username email
+			allow_domain example.com
+			allow_claim groups ops
+		}
+		client app {
+			secret app-secret
+			grant authorization_code
+			redirect_uri http://127.0.0.1/callback
+			scope read
+			audience https://api.example.com
+		}
+	}
+}
+http://127.0.0.1:{{.Auth}} {
+	oauth2_server
+}
+http://127.0.0.1:{{.API}} {
+	bearer_auth {
+		audience https://api.example.com
+		scope read
+	}
+	reverse_proxy {{.Upstream}} {
+		header_up X-User {http.auth.user.id}
+	}
+}
+`
+
+func TestLoginProvider(t *testing.T) {
+	stores(t, func(t *testing.T, storeLine string) {
+		up := newUpstream(t)
+		g := newGateway(t, Ports{Upstream: up.Addr(), Store: storeLine})
+		op := startProvider(t, 0, "key-1", "RP_REDIRECT="+g.AuthURL()+"/login/op/callback")
+		g.start(strings.ReplaceAll(oidcLoginCaddyfile, "PROVIDER", op.issuer), "RP_SECRET=rp-secret")
+		cfg := oauthConfig(g, "app", "app-secret", "http://127.0.0.1/callback", "read")
+		signIn := func(login string) (*persontest.Person, *url.URL, error) {
+			p := persontest.New("", "")
+			p.Provider, p.ProviderLogin, p.ProviderHost = "Test SSO", login, strings.TrimPrefix(op.issuer, "http://")
+			verifier := oauth2.GenerateVerifier()
+			back, err := p.Authorize(cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
+			if err == nil {
+				tok, xerr := cfg.Exchange(context.Background(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
+				if xerr != nil {
+					return p, back, xerr
+				}
+				resp, body := get(t, http.DefaultClient, "GET", g.APIURL()+"/things", "Authorization", "Bearer "+tok.AccessToken)
+				if resp.StatusCode != 200 || !strings.Contains(body, `"user":"op:`+login+`"`) {
+					t.Fatalf("the API with the provider-signed-in token: %d %s", resp.StatusCode, body)
+				}
+			}
+			return p, back, err
+		}
+		p, back, err := signIn("ops.mark@example.com")
+		if err != nil {
+			t.Fatalf("signing in through the provider: %v\npages %v", err, p.Pages)
+		}
+		if back.Query().Get("state") != "st" || strings.Join(p.Pages, ",") != "login with Test SSO,provider login,provider consent,consent" {
+			t.Fatalf("the flow: %s, pages %v", back, p.Pages)
+		}
+		for login, want := range map[string]string{
+			"ops.mark@other.org":         "not allowed here", // allow_domain
+			"ops.unverified@example.com": "not allowed here", // email not verified
+			"mark@example.com":           "not allowed here", // groups without ops
+		} {
+			p, _, err := signIn(login)
+			if err == nil || p.Last == nil || p.Last.Status != http.StatusForbidden || !strings.Contains(p.Last.Body, want) {
+				t.Errorf("%s: %v, last page %v", login, err, p.Last)
+			}
+		}
+		if m := metric(scrape(t, g), `tokengate_login_provider_errors_total{kind="refused",provider="op"}`); m != 3 {
+			t.Errorf("refusals counted: %v", m)
+		}
+		// The provider down when tokengate must reach it (here its
+		// discovery, after a reload): a page saying so, not a 500 or a hang.
+		op.stop()
+		changed := strings.Replace(oidcLoginCaddyfile, "username email", "username email\n\t\t\tscope openid email profile", 1) // Caddy skips an unchanged config
+		g.reload(t, strings.ReplaceAll(changed, "PROVIDER", op.issuer))
+		p, _, err = signIn("ops.mark@example.com")
+		if err == nil || p.Last == nil || p.Last.Status != http.StatusServiceUnavailable || !strings.Contains(p.Last.Body, "Test SSO cannot be reached") {
+			t.Fatalf("the provider down: %v, last page %v", err, p.Last)
+		}
+	})
 }

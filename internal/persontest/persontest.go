@@ -1,7 +1,9 @@
 // Package persontest plays a person in a browser without JavaScript: it
 // follows tokengate's redirects with a cookie jar and fills in the login,
 // consent and device pages by their documented field names (username,
-// password, decision, user_code), posting back every hidden field.
+// password, decision, user_code), posting back every hidden field. With
+// Provider set it signs in through that login provider instead, on the
+// provider's own pages (oidc-provider's: login, then confirm).
 package persontest
 
 import (
@@ -26,7 +28,13 @@ type Person struct {
 	// UserCode is what the person types on the device page; empty keeps
 	// the code the page was pre-filled with.
 	UserCode string
-	device   bool
+	// Provider, when set, is the login provider to sign in with: the login
+	// page's "Sign in with <Provider>" link. ProviderLogin is the account
+	// the person types at the provider, whose host is ProviderHost (the
+	// only other host whose redirects are followed).
+	Provider, ProviderLogin, ProviderHost string
+	device                                bool
+	home                                  string
 	// Pages records the pages seen, in order: "login", "consent", ...
 	Pages []string
 	// Last is the last page seen.
@@ -125,7 +133,7 @@ func (p *Person) do(method, u string, form url.Values) (*Result, error) {
 			if err != nil {
 				return nil, err
 			}
-			if next.Host != req.URL.Host {
+			if !p.follows(req.URL, next) {
 				return &Result{Redirect: next}, nil
 			}
 			method, u, form = http.MethodGet, next.String(), nil
@@ -135,6 +143,28 @@ func (p *Person) do(method, u string, form url.Values) (*Result, error) {
 	}
 	return nil, fmt.Errorf("more than 20 redirects from %s", u)
 }
+
+// follows says whether the person's browser stays in the flow from one
+// URL to the next: the same server, to the provider, or from the provider
+// back to the server the flow started at (anything else is the
+// application's redirect URI: the end).
+func (p *Person) follows(from, to *url.URL) bool {
+	if p.home == "" {
+		p.home = from.Host
+	}
+	switch {
+	case to.Host == from.Host:
+		return true
+	case p.ProviderHost == "":
+		return false
+	case to.Host == p.ProviderHost:
+		return true
+	default:
+		return from.Host == p.ProviderHost && to.Host == p.home
+	}
+}
+
+var providerLinkRe = regexp.MustCompile(`<a class="button provider" href="([^"]+)">Sign in with ([^<]+)</a>`)
 
 // Authorize opens an authorization URL and does what a person would: signs
 // in when asked, answers the consent page with Decision, and returns the
@@ -162,9 +192,21 @@ func (p *Person) Device(verificationURI string) (*Page, error) {
 	return p.Last, nil
 }
 
+// providerLink is the page's "Sign in with <name>" link, or "".
+func providerLink(page *Page, name string) string {
+	for _, m := range providerLinkRe.FindAllStringSubmatch(page.Body, -1) {
+		if html.UnescapeString(m[2]) == name {
+			if u, err := page.URL.Parse(html.UnescapeString(m[1])); err == nil {
+				return u.String()
+			}
+		}
+	}
+	return ""
+}
+
 // Continue carries on from a result as Authorize does.
 func (p *Person) Continue(res *Result) (*url.URL, error) {
-	for range 6 {
+	for range 10 {
 		if res.Redirect != nil {
 			return res.Redirect, nil
 		}
@@ -173,11 +215,31 @@ func (p *Person) Continue(res *Result) (*url.URL, error) {
 		if !formRe.MatchString(page.Body) && p.device {
 			return nil, nil // a page with nothing to do: the device flow's end
 		}
+		if p.Provider != "" && page.URL.Host != p.ProviderHost {
+			if link := providerLink(page, p.Provider); link != "" {
+				p.Pages = append(p.Pages, "login with "+p.Provider)
+				next, err := p.Get(link)
+				if err != nil {
+					return nil, err
+				}
+				res = next
+				continue
+			}
+		}
+		if !formRe.MatchString(page.Body) && page.URL.Host == p.ProviderHost {
+			return nil, fmt.Errorf("the provider's page has no form (status %d):\n%s", page.Status, page.Body)
+		}
 		form, err := page.Form()
 		if err != nil {
 			return nil, err
 		}
 		switch {
+		case page.URL.Host == p.ProviderHost && page.Has("login"):
+			p.Pages = append(p.Pages, "provider login")
+			form.Fields.Set("login", p.ProviderLogin)
+			form.Fields.Set("password", "any")
+		case page.URL.Host == p.ProviderHost:
+			p.Pages = append(p.Pages, "provider consent")
 		case page.Has("user_code") && !page.Has("decision"):
 			if len(p.Pages) > 0 && p.Pages[len(p.Pages)-1] == "device" {
 				return nil, fmt.Errorf("the code was refused (status %d):\n%s", page.Status, page.Body)
