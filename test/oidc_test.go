@@ -213,6 +213,11 @@ const oidcLoginCaddyfile = `{
 			scope read
 			audience https://api.example.com
 		}
+		client tv {
+			grant device_code
+			scope read
+			audience https://api.example.com
+		}
 	}
 }
 http://127.0.0.1:{{.Auth}} {
@@ -259,6 +264,31 @@ func TestLoginProvider(t *testing.T) {
 		}
 		if back.Query().Get("state") != "st" || strings.Join(p.Pages, ",") != "login with Test SSO,provider login,provider consent,consent" {
 			t.Fatalf("the flow: %s, pages %v", back, p.Pages)
+		}
+		// The device flow works the same way after a provider sign-in.
+		dcfg := &oauth2.Config{ClientID: "tv", Scopes: []string{"read"}, Endpoint: oauth2.Endpoint{
+			DeviceAuthURL: g.AuthURL() + "/oauth/device", TokenURL: g.AuthURL() + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams}}
+		da, err := dcfg.DeviceAuth(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		dp := persontest.New("", "")
+		dp.Provider, dp.ProviderLogin, dp.ProviderHost = "Test SSO", "ops.tv@example.com", strings.TrimPrefix(op.issuer, "http://")
+		dp.UserCode = da.UserCode
+		if _, err := dp.Device(da.VerificationURI); err != nil {
+			t.Fatalf("the device flow through the provider: %v (pages %v)", err, dp.Pages)
+		}
+		if strings.Join(dp.Pages, ",") != "device,login with Test SSO,provider login,provider consent,consent" {
+			t.Fatalf("the device flow's pages: %v\n%v", dp.Pages, dp.Last)
+		}
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		dtok, err := dcfg.DeviceAccessToken(dctx, da)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, _ := decodeClaims(dtok.AccessToken); c["sub"] != "op:ops.tv@example.com" {
+			t.Fatalf("the device token's subject: %v", c["sub"])
 		}
 		for login, want := range map[string]string{
 			"ops.mark@other.org":         "not allowed here", // allow_domain

@@ -212,9 +212,6 @@ func (p *Person) Continue(res *Result) (*url.URL, error) {
 		}
 		page := res.Page
 		p.Last = page
-		if !formRe.MatchString(page.Body) && p.device {
-			return nil, nil // a page with nothing to do: the device flow's end
-		}
 		if p.Provider != "" && page.URL.Host != p.ProviderHost {
 			if link := providerLink(page, p.Provider); link != "" {
 				p.Pages = append(p.Pages, "login with "+p.Provider)
@@ -225,6 +222,9 @@ func (p *Person) Continue(res *Result) (*url.URL, error) {
 				res = next
 				continue
 			}
+		}
+		if !formRe.MatchString(page.Body) && p.device {
+			return nil, nil // a page with nothing to do: the device flow's end
 		}
 		if !formRe.MatchString(page.Body) && page.URL.Host == p.ProviderHost {
 			return nil, fmt.Errorf("the provider's page has no form (status %d):\n%s", page.Status, page.Body)
