@@ -15,6 +15,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"net/url"
 	"sync"
 	"time"
@@ -29,7 +30,9 @@ const introspectionEntries = 10_000
 type introspector struct {
 	issuer *Issuer
 	ttl    time.Duration
-	key    [32]byte
+	// macs are HMAC-SHA256 states under the process's key, reused: a
+	// cache hit then costs the hash of the token, not a new HMAC's setup.
+	macs sync.Pool
 
 	mu      sync.Mutex
 	answers map[[32]byte]*answer
@@ -50,7 +53,9 @@ func newIntrospector(i *Issuer) *introspector {
 	if in.ttl <= 0 {
 		in.ttl = DefaultIntrospectionTTL
 	}
-	_, _ = rand.Read(in.key[:])
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	in.macs.New = func() any { return hmac.New(sha256.New, key) }
 	return in
 }
 
@@ -59,10 +64,12 @@ var errInactive = &introspect.TokenError{Reason: introspect.ReasonRevoked, Descr
 // check answers for token from the cache, or from one introspection that
 // concurrent requests for it share.
 func (in *introspector) check(ctx context.Context, token string) (*introspect.Claims, error) {
-	mac := hmac.New(sha256.New, in.key[:])
+	mac := in.macs.Get().(hash.Hash)
+	mac.Reset()
 	mac.Write([]byte(token))
 	var k [32]byte
 	mac.Sum(k[:0])
+	in.macs.Put(mac)
 
 	now := time.Now()
 	in.mu.Lock()

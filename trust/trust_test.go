@@ -207,3 +207,31 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCheck is a trusted issuer's token on a cache hit: a JWT whose
+// verification is cached, and an opaque token whose introspection is.
+//
+//	go test ./trust -run XXX -bench Check -benchmem
+func BenchmarkCheck(b *testing.B) {
+	f := issuertest.New(b)
+	f.SetActive("opaque-1", map[string]any{"active": true, "scope": "read", "sub": "u-1", "aud": "https://api.example.com",
+		"exp": time.Now().Add(time.Hour).Unix()})
+	i, err := trust.New(trust.Config{Issuer: f.URL, Audience: []string{"https://api.example.com"},
+		Introspection: &trust.IntrospectionConfig{ClientID: "gateway", ClientSecret: "gw-secret", CacheTTL: time.Hour}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, tok := range map[string]string{"jwt": f.Token(b, "JWT", nil), "introspected": "opaque-1"} {
+		b.Run(name, func(b *testing.B) {
+			if _, err := i.Check(b.Context(), tok); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := i.Check(b.Context(), tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -84,6 +84,14 @@ const caddyfile = `{
 			open
 			scope read
 		}
+		trust {{.Remote}} {
+			audience https://api.example.com
+			introspection {
+				client_id gateway
+				client_secret gw-secret
+				cache_ttl 1h
+			}
+		}
 	}
 }
 http://127.0.0.1:{{.Auth}} {
@@ -99,6 +107,13 @@ http://127.0.0.1:{{.Bearer}} {
 	bearer_auth read
 	reverse_proxy {{.Upstream}}
 }
+http://127.0.0.1:{{.Trusted}} {
+	bearer_auth {
+		issuer {{.Remote}}
+		scope read
+	}
+	reverse_proxy {{.Upstream}}
+}
 http://127.0.0.1:{{.Resource}} {
 	bearer_auth {
 		resource http://127.0.0.1:{{.Resource}}/mcp
@@ -109,8 +124,8 @@ http://127.0.0.1:{{.Resource}} {
 `
 
 type ports struct {
-	Admin, Auth, Static, Proxy, Bearer, Resource int
-	Upstream, Dir, Alg, Hash, Store              string
+	Admin, Auth, Static, Proxy, Bearer, Resource, Trusted int
+	Upstream, Dir, Alg, Hash, Store, Remote               string
 }
 
 func freePort() int {
@@ -318,6 +333,9 @@ func die(format string, args ...any) {
 }
 
 // start runs tokengate signing with alg; storeLine "" is the file store.
+// remote is the trusted issuer every instance's config names.
+var remote *remoteIssuer
+
 func start(bin, alg, hash, upstream, storeLine string) *instance {
 	dir, err := os.MkdirTemp("", "tokengate-load")
 	if err != nil {
@@ -326,7 +344,7 @@ func start(bin, alg, hash, upstream, storeLine string) *instance {
 	if storeLine == "" {
 		storeLine = "store file " + filepath.Join(dir, "tokengate.db")
 	}
-	p := ports{Admin: freePort(), Auth: freePort(), Static: freePort(), Proxy: freePort(), Bearer: freePort(), Resource: freePort(),
+	p := ports{Admin: freePort(), Auth: freePort(), Static: freePort(), Proxy: freePort(), Bearer: freePort(), Resource: freePort(), Trusted: freePort(), Remote: remote.URL,
 		Upstream: upstream, Dir: dir, Alg: alg, Hash: hash, Store: storeLine}
 	var cfg bytes.Buffer
 	if err := template.Must(template.New("").Parse(caddyfile)).Execute(&cfg, p); err != nil {
@@ -435,6 +453,7 @@ func main() {
 	log.SetFlags(0)
 	bin := build()
 	up := upstream()
+	remote = startRemote()
 	hash, _ := bcrypt.GenerateFromPassword([]byte("hashed-secret"), bcrypt.DefaultCost)
 	fmt.Printf("tokengate load, %s per scenario, %d connections, %d CPUs (%s/%s, %s)\n\n", *duration, *concurrency, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 
@@ -468,6 +487,15 @@ func main() {
 	resTok := es.token("plain", "plain-secret", "resource", resourceURL)
 	resPair := loadTogether(*concurrency, 2**duration, scenario{"bearer_auth (together)", bearerGet},
 		scenario{"bearer_auth with resource (together)", func(int) error { return get(resourceURL, resTok) }})
+	// Another issuer's tokens on a route that trusts it, against the
+	// same route shape with tokengate's own, all loaded at once: a JWT
+	// (keys held, the token cached after its first check) and an opaque
+	// token (its introspection answer cached).
+	trustedURL := es.url(es.p.Trusted, "/")
+	remoteJWT := remote.token()
+	trustTrio := loadTogether(*concurrency, 3**duration, scenario{"bearer_auth, own token (together)", bearerGet},
+		scenario{"bearer_auth, another issuer's JWT (together)", func(int) error { return get(trustedURL, remoteJWT) }},
+		scenario{"bearer_auth, introspected token (together)", func(int) error { return get(trustedURL, remoteOpaque) }})
 	reg := es.loadRegistration("register a client (file store, a new address each)")
 	ccForm := url.Values{"grant_type": {"client_credentials"}}
 	ccHashed := load("token: client_credentials ES256 secret_hash", func(int) error {
@@ -513,6 +541,8 @@ func main() {
 	target("bearer_auth added p99 ≤ 0.2 ms", added[2] <= 200*time.Microsecond, "%s (median of 5 rounds of one connection; %s)",
 		added[2].Round(time.Microsecond), durations(added))
 	target("bearer_auth with resource ≥ 0.95 × without", resPair[1].rps >= 0.95*resPair[0].rps, "%.2f×", resPair[1].rps/resPair[0].rps)
+	target("another issuer's JWT ≥ 0.95 × own token", trustTrio[1].rps >= 0.95*trustTrio[0].rps, "%.2f×", trustTrio[1].rps/trustTrio[0].rps)
+	target("introspected token (cache hit) ≥ 0.95 × own token", trustTrio[2].rps >= 0.95*trustTrio[0].rps, "%.2f×", trustTrio[2].rps/trustTrio[0].rps)
 	target("registration ≥ 100 clients/s (file store)", reg.rps >= 100, "%.0f/s (%.3f× static)", reg.rps, reg.rps/static.rps)
 	target("client_credentials (ES256, secret_hash) ≥ 0.3 × static", ccHashed.rps >= 0.3*static.rps, "%.2f× (%.0f tokens/s)", ccHashed.rps/static.rps, ccHashed.rps)
 	target("introspection ≥ 0.5 × static", intro.rps >= 0.5*static.rps, "%.2f×", intro.rps/static.rps)
