@@ -34,7 +34,7 @@ type introspector struct {
 	// cache hit then costs the hash of the token, not a new HMAC's setup.
 	macs sync.Pool
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	answers map[[32]byte]*answer
 }
 
@@ -72,6 +72,14 @@ func (in *introspector) check(ctx context.Context, token string) (*introspect.Cl
 	in.macs.Put(mac)
 
 	now := time.Now()
+	// A hit reads under the read lock: concurrent requests do not queue.
+	in.mu.RLock()
+	if a := in.answers[k]; a != nil && !a.until.IsZero() && now.Before(a.until) {
+		claims, refusal := a.claims, a.refusal
+		in.mu.RUnlock()
+		return in.use(claims, refusal)
+	}
+	in.mu.RUnlock()
 	in.mu.Lock()
 	a := in.answers[k]
 	if a != nil && a.until.IsZero() {
@@ -98,18 +106,26 @@ func (in *introspector) check(ctx context.Context, token string) (*introspect.Cl
 	} else {
 		in.mu.Unlock()
 	}
-	if a.outage != nil {
-		return nil, a.outage
+	in.mu.RLock()
+	claims, refusal, outage := a.claims, a.refusal, a.outage
+	in.mu.RUnlock()
+	if outage != nil {
+		return nil, outage
 	}
-	if a.claims == nil {
-		return nil, a.refusal
+	return in.use(claims, refusal)
+}
+
+// use is a cached answer's verdict: expiry and audience checked again, as
+// the answer was cached but the token's life and the route's demands were
+// not.
+func (in *introspector) use(claims *introspect.Claims, refusal error) (*introspect.Claims, error) {
+	if claims == nil {
+		return nil, refusal
 	}
-	// Expiry and audience again on every use: the answer was cached, the
-	// token's life and this route's demands were not.
-	if err := in.issuer.validator.Check(a.claims, in.issuer.cfg.Audience...); err != nil {
+	if err := in.issuer.validator.Check(claims, in.issuer.cfg.Audience...); err != nil {
 		return nil, err
 	}
-	return a.claims, nil
+	return claims, nil
 }
 
 // evict keeps the cache within bounds; in.mu is held.
