@@ -11,7 +11,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -119,18 +118,10 @@ func (s *Server) startProviderLogin(w http.ResponseWriter, r *http.Request, p *l
 		s.providerFailed(w, r, p, err)
 		return
 	}
-	raw, _ := json.Marshal(a)
-	payload := base64.RawURLEncoding.EncodeToString(raw)
-	m := s.mac("login attempt", payload)
-	if m == nil {
+	if !s.writeSigned(w, loginAttemptCookie, "login attempt", &a, loginAttemptTTL) {
 		s.renderError(w, http.StatusServiceUnavailable, ErrTemporarilyUnavailable("the sign-in keys are not loaded"), nil)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: loginAttemptCookie, Value: payload + "." + base64.RawURLEncoding.EncodeToString(m),
-		Path: s.cookiePath(), MaxAge: int(loginAttemptTTL.Seconds()), HttpOnly: true, Secure: s.issuer.Scheme == "https",
-		// Lax: the provider's redirect back is a top-level GET from
-		// another site, which Lax cookies go with; nothing else does.
-		SameSite: http.SameSiteLaxMode})
 	w.Header().Set("Cache-Control", "no-store")
 	sendRedirect(w, target, http.StatusSeeOther)
 }
@@ -140,7 +131,7 @@ func (s *Server) startProviderLogin(w http.ResponseWriter, r *http.Request, p *l
 func (s *Server) finishProviderLogin(w http.ResponseWriter, r *http.Request, p *login.Provider) {
 	a := s.readLoginAttempt(r)
 	// The attempt is used once, whatever happens next.
-	http.SetCookie(w, &http.Cookie{Name: loginAttemptCookie, Path: s.cookiePath(), MaxAge: -1, HttpOnly: true, Secure: s.issuer.Scheme == "https", SameSite: http.SameSiteLaxMode})
+	s.clearCookie(w, loginAttemptCookie)
 	q := r.URL.Query()
 	if a == nil || a.Provider != p.Name() || subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(a.State)) != 1 {
 		s.audit(r.Context(), "login failed", zap.String("provider", p.Name()), zap.String("reason", "state"))
@@ -166,21 +157,8 @@ func (s *Server) finishProviderLogin(w http.ResponseWriter, r *http.Request, p *
 // readLoginAttempt is the browser's attempt, if its MAC holds and it is
 // not over.
 func (s *Server) readLoginAttempt(r *http.Request) *loginAttempt {
-	c, err := r.Cookie(loginAttemptCookie)
-	if err != nil {
-		return nil
-	}
-	payload, sig, ok := strings.Cut(c.Value, ".")
-	m := s.mac("login attempt", payload)
-	if !ok || m == nil || subtle.ConstantTimeCompare([]byte(sig), []byte(base64.RawURLEncoding.EncodeToString(m))) != 1 {
-		return nil
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(payload)
-	if err != nil {
-		return nil
-	}
 	a := new(loginAttempt)
-	if json.Unmarshal(raw, a) != nil || time.Now().Unix() >= a.Expires {
+	if !s.readSigned(r, loginAttemptCookie, "login attempt", a) || time.Now().Unix() >= a.Expires {
 		return nil
 	}
 	return a

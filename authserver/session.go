@@ -85,25 +85,8 @@ func keyedMAC(dst, key []byte, parts ...string) []byte {
 
 // readSession returns the browser's valid session, or nil.
 func (s *Server) readSession(r *http.Request) *session {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil {
-		return nil
-	}
-	payload, sig, ok := strings.Cut(c.Value, ".")
-	m := s.mac("session", payload)
-	if !ok || m == nil {
-		return nil
-	}
-	want := base64.RawURLEncoding.EncodeToString(m)
-	if subtle.ConstantTimeCompare([]byte(sig), []byte(want)) != 1 {
-		return nil
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(payload)
-	if err != nil {
-		return nil
-	}
 	sess := new(session)
-	if json.Unmarshal(raw, sess) != nil || time.Now().Unix() >= sess.Expires || sess.ID == "" {
+	if !s.readSigned(r, sessionCookie, "session", sess) || time.Now().Unix() >= sess.Expires || sess.ID == "" {
 		return nil
 	}
 	return sess
@@ -112,21 +95,44 @@ func (s *Server) readSession(r *http.Request) *session {
 // writeSession sets the session cookie; without a cookie secret there is
 // none to set, and the next page finds no session.
 func (s *Server) writeSession(w http.ResponseWriter, sess *session) {
-	raw, _ := json.Marshal(sess)
-	payload := base64.RawURLEncoding.EncodeToString(raw)
-	m := s.mac("session", payload)
-	if m == nil {
-		return
+	s.writeSigned(w, sessionCookie, "session", sess, time.Until(time.Unix(sess.Expires, 0)))
+}
+
+// readSigned decodes into v the JSON of the cookie name that the issuer
+// MACed for purpose; false when it is absent, altered or unreadable.
+func (s *Server) readSigned(r *http.Request, name, purpose string, v any) bool {
+	c, err := r.Cookie(name)
+	if err != nil {
+		return false
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name:     sessionCookie,
-		Value:    payload + "." + base64.RawURLEncoding.EncodeToString(m),
-		Path:     s.cookiePath(),
-		MaxAge:   int(time.Until(time.Unix(sess.Expires, 0)).Seconds()),
-		HttpOnly: true,
-		Secure:   s.issuer.Scheme == "https",
-		SameSite: http.SameSiteLaxMode,
-	})
+	payload, sig, ok := strings.Cut(c.Value, ".")
+	m := s.mac(purpose, payload)
+	if !ok || m == nil || subtle.ConstantTimeCompare([]byte(sig), []byte(base64.RawURLEncoding.EncodeToString(m))) != 1 {
+		return false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	return err == nil && json.Unmarshal(raw, v) == nil
+}
+
+// writeSigned sets the cookie name to v's JSON, MACed for purpose, for
+// life (HttpOnly, Secure on https, SameSite Lax: the top-level GETs that
+// bring a person back from elsewhere carry it, nothing else does). It
+// reports false, setting nothing, without a cookie secret.
+func (s *Server) writeSigned(w http.ResponseWriter, name, purpose string, v any, life time.Duration) bool {
+	raw, _ := json.Marshal(v)
+	payload := base64.RawURLEncoding.EncodeToString(raw)
+	m := s.mac(purpose, payload)
+	if m == nil {
+		return false
+	}
+	http.SetCookie(w, &http.Cookie{Name: name, Value: payload + "." + base64.RawURLEncoding.EncodeToString(m), Path: s.cookiePath(),
+		MaxAge: int(life.Seconds()), HttpOnly: true, Secure: s.issuer.Scheme == "https", SameSite: http.SameSiteLaxMode})
+	return true
+}
+
+// clearCookie removes the cookie name.
+func (s *Server) clearCookie(w http.ResponseWriter, name string) {
+	http.SetCookie(w, &http.Cookie{Name: name, Path: s.cookiePath(), MaxAge: -1, HttpOnly: true, Secure: s.issuer.Scheme == "https", SameSite: http.SameSiteLaxMode})
 }
 
 func (s *Server) cookiePath() string {

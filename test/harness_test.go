@@ -259,6 +259,18 @@ func newUpstream(t *testing.T) *upstream {
 
 func (u *upstream) Addr() string { return strings.TrimPrefix(u.URL, "http://") }
 
+// through GETs url with a bearer token and returns the status and the
+// request the upstream saw, nil when none reached it.
+func (u *upstream) through(t *testing.T, url, token string) (int, *http.Request) {
+	t.Helper()
+	before := len(u.seen())
+	resp, _ := get(t, http.DefaultClient, "GET", url, "Authorization", "Bearer "+token)
+	if seen := u.seen(); len(seen) > before {
+		return resp.StatusCode, seen[len(seen)-1]
+	}
+	return resp.StatusCode, nil
+}
+
 // seen returns the requests that reached the upstream.
 func (u *upstream) seen() []*http.Request {
 	u.mu.Lock()

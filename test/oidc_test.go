@@ -137,14 +137,7 @@ func TestOIDCProviderTokens(t *testing.T) {
 	g := newGateway(t, Ports{Upstream: up.Addr()})
 	started := time.Now()
 	g.start(strings.ReplaceAll(oidcTrustCaddyfile, "PROVIDER", op.issuer))
-	call := func(tok string) (int, *http.Request) {
-		before := len(up.seen())
-		resp, _ := get(t, http.DefaultClient, "GET", g.APIURL()+"/things", "Authorization", "Bearer "+tok)
-		if seen := up.seen(); len(seen) > before {
-			return resp.StatusCode, seen[len(seen)-1]
-		}
-		return resp.StatusCode, nil
-	}
+	call := func(tok string) (int, *http.Request) { return up.through(t, g.APIURL()+"/things", tok) }
 
 	jwt := op.token("https://api.example.com")
 	st, seen := call(jwt)
