@@ -182,6 +182,9 @@ func loadTogether(conc int, d time.Duration, scenarios ...scenario) []result {
 	if *profileDir != "" && len(running) > 0 && conc == *concurrency && len(scenarios) == 1 {
 		wg.Go(func() { profile(running[len(running)-1], scenarios[0].name) })
 	}
+	// The same number of connections for each scenario, or their rates
+	// could not be compared.
+	conc -= conc % len(scenarios)
 	for w := range conc {
 		i := w % len(scenarios)
 		sc := scenarios[i]
