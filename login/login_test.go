@@ -32,6 +32,7 @@ type fakeOP struct {
 	userinfo atomic.Value // map[string]any
 	codes    atomic.Value // url.Values: the last token request
 	slow     atomic.Bool
+	garbage  atomic.Bool // the token endpoint answers an HTML page
 }
 
 func newFakeOP(t *testing.T) *fakeOP {
@@ -51,6 +52,10 @@ func newFakeOP(t *testing.T) *fakeOP {
 		case "/jwks":
 			w.Write(op.jwks)
 		case "/token":
+			if op.garbage.Load() {
+				w.Write([]byte("<html>maintenance</html>"))
+				return
+			}
 			_ = r.ParseForm()
 			op.codes.Store(r.PostForm)
 			fmt.Fprintf(w, `{"access_token":"at-1","token_type":"Bearer","id_token":%q}`, op.idToken.Load())
@@ -164,7 +169,13 @@ func TestOpenIDConnect(t *testing.T) {
 		}
 	}
 
-	// A provider that is slow or down is unavailable, within the timeout.
+	// A provider that answers garbage, or is slow, is unavailable (within
+	// the timeout).
+	op.garbage.Store(true)
+	if _, err := p.Finish(t.Context(), callback, "n-1", "verifier-1"); kindOf(err) != login.Unavailable {
+		t.Fatalf("a garbage token response: %v", err)
+	}
+	op.garbage.Store(false)
 	op.slow.Store(true)
 	fresh := newProvider(t, op, nil)
 	start := time.Now()
