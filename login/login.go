@@ -302,6 +302,12 @@ func (p *Provider) Finish(ctx context.Context, query url.Values, nonce, verifier
 		user, pass = "", ""
 	}
 	resp, err := p.fetch.PostForm(ctx, m.TokenEndpoint, form, user, pass)
+	var status *outbound.StatusError
+	if errors.As(err, &status) && status.Code >= 400 && status.Code < 500 {
+		// The provider is up and refused the code (used, expired, or
+		// not issued for this client): not an outage.
+		return nil, fail(Invalid, "the provider refused the code: %w", err)
+	}
 	if err != nil {
 		return nil, fail(Unavailable, "exchanging the code: %w", err)
 	}

@@ -56,6 +56,10 @@ func newFakeOP(t *testing.T) *fakeOP {
 				w.Write([]byte("<html>maintenance</html>"))
 				return
 			}
+			if r.FormValue("code") == "used" {
+				http.Error(w, `{"error":"invalid_grant"}`, http.StatusBadRequest)
+				return
+			}
 			_ = r.ParseForm()
 			op.codes.Store(r.PostForm)
 			fmt.Fprintf(w, `{"access_token":"at-1","token_type":"Bearer","id_token":%q}`, op.idToken.Load())
@@ -176,6 +180,10 @@ func TestOpenIDConnect(t *testing.T) {
 		t.Fatalf("a garbage token response: %v", err)
 	}
 	op.garbage.Store(false)
+	// A code the provider refuses (used, expired) is invalid, not an outage.
+	if _, err := p.Finish(t.Context(), url.Values{"code": {"used"}, "iss": {op.URL}}, "n-1", "v"); kindOf(err) != login.Invalid {
+		t.Fatalf("a refused code: %v", err)
+	}
 	op.slow.Store(true)
 	fresh := newProvider(t, op, nil)
 	start := time.Now()

@@ -56,6 +56,14 @@ type Response struct {
 	Header http.Header
 }
 
+// StatusError is an answer other than 200 (and not a redirect).
+type StatusError struct {
+	URL  string
+	Code int
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("fetching %s: HTTP %d", e.URL, e.Code) }
+
 // ErrForbiddenAddress: the URL's host resolves to an address clients may
 // not make tokengate reach.
 var ErrForbiddenAddress = errors.New("the host resolves to a loopback, private or link-local address")
@@ -170,7 +178,7 @@ func (c *Client) do(req *http.Request, rawURL string) (*Response, error) {
 		return nil, fmt.Errorf("fetching %s: it redirects (%d), and redirects are not followed", rawURL, resp.StatusCode)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetching %s: HTTP %d", rawURL, resp.StatusCode)
+		return nil, &StatusError{URL: rawURL, Code: resp.StatusCode}
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBytes+1))
 	if err != nil {
