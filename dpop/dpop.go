@@ -1,0 +1,165 @@
+// Package dpop checks DPoP proofs (RFC 9449): the JWT a client signs with
+// its own key for each request, which binds its tokens to that key. The
+// token endpoint and bearer_auth share these checks (§4.3); what each
+// remembers of a proof (its jti, for single use) is theirs.
+package dpop
+
+import (
+	"crypto"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+)
+
+// Algs are the proof algorithms accepted: asymmetric only (§4.3 check 5);
+// the metadata's dpop_signing_alg_values_supported.
+var Algs = []string{"ES256", "ES384", "ES512", "EdDSA", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512"}
+
+// Window is how far a proof's iat may be from the server's clock, either
+// way (§4.3 check 11; §11.1 on keeping it short).
+const Window = 60 * time.Second
+
+// MaxProofLen bounds the proofs looked at: a proof holds a public key and
+// a few claims.
+const MaxProofLen = 8 << 10
+
+// Proof is a checked proof.
+type Proof struct {
+	// JKT is the SHA-256 JWK thumbprint of its key (RFC 7638), the
+	// cnf.jkt that binds a token to it.
+	JKT string
+	// JTI is its unique identifier, for single use.
+	JTI string
+	// IssuedAt is its iat.
+	IssuedAt time.Time
+	// Nonce is its nonce claim, if any.
+	Nonce string
+}
+
+// Error is why a proof is refused; its text is safe to show the client.
+type Error struct{ Description string }
+
+func (e *Error) Error() string { return e.Description }
+
+func refuse(format string, args ...any) *Error {
+	return &Error{Description: fmt.Sprintf(format, args...)}
+}
+
+// Request is what a proof must match: the request's method and URL (the
+// URL as the client called it: scheme and host as it used them), and for
+// a resource request the access token (for ath).
+type Request struct {
+	Method      string
+	URL         string
+	AccessToken string
+	Now         time.Time
+}
+
+type claims struct {
+	JTI   string  `json:"jti"`
+	HTM   string  `json:"htm"`
+	HTU   string  `json:"htu"`
+	IAT   float64 `json:"iat"`
+	ATH   string  `json:"ath"`
+	Nonce string  `json:"nonce"`
+}
+
+// Verify checks a proof against the request (RFC 9449 §4.3, checks 2 to
+// 9, 11 and 12). Errors are *Error.
+func Verify(proof string, req Request) (*Proof, error) {
+	if len(proof) > MaxProofLen {
+		return nil, refuse("the DPoP proof is longer than %d bytes", MaxProofLen)
+	}
+	msg, err := jws.Parse([]byte(proof), jws.WithCompact())
+	if err != nil || len(msg.Signatures()) != 1 {
+		return nil, refuse("the DPoP proof is not a compact JWS")
+	}
+	hdr := msg.Signatures()[0].ProtectedHeaders()
+	if typ, _ := hdr.Type(); !strings.EqualFold(typ, "dpop+jwt") {
+		return nil, refuse("the DPoP proof's typ must be dpop+jwt")
+	}
+	alg, _ := hdr.Algorithm()
+	if !slices.Contains(Algs, alg.String()) {
+		return nil, refuse("the DPoP proof's alg must be one of %s", strings.Join(Algs, ", "))
+	}
+	key, ok := hdr.JWK()
+	if !ok {
+		return nil, refuse("the DPoP proof carries no jwk")
+	}
+	if private, err := jwk.IsPrivateKey(key); err != nil || private {
+		return nil, refuse("the DPoP proof's jwk must be a public key")
+	}
+	if _, err := jws.Verify([]byte(proof), jws.WithKey(jwa.SignatureAlgorithm(alg), key)); err != nil {
+		return nil, refuse("the DPoP proof's signature does not verify with its jwk")
+	}
+	var c claims
+	if err := json.Unmarshal(msg.Payload(), &c); err != nil {
+		return nil, refuse("the DPoP proof's claims are not valid JSON")
+	}
+	if c.JTI == "" || c.HTM == "" || c.HTU == "" || c.IAT == 0 {
+		return nil, refuse("the DPoP proof lacks jti, htm, htu or iat")
+	}
+	if c.HTM != req.Method {
+		return nil, refuse("the DPoP proof is for %s, not this %s request", c.HTM, req.Method)
+	}
+	want, err := normalize(req.URL)
+	got, gerr := normalize(c.HTU)
+	if err != nil || gerr != nil || got != want {
+		return nil, refuse("the DPoP proof's htu is not this request's URL (%s)", want)
+	}
+	now := req.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	iat := time.Unix(int64(c.IAT), 0)
+	if iat.Before(now.Add(-Window)) || iat.After(now.Add(Window)) {
+		return nil, refuse("the DPoP proof's iat is more than %s from now: make a new proof for each request", Window)
+	}
+	if req.AccessToken != "" {
+		sum := sha256.Sum256([]byte(req.AccessToken))
+		if subtle.ConstantTimeCompare([]byte(c.ATH), []byte(base64.RawURLEncoding.EncodeToString(sum[:]))) != 1 {
+			return nil, refuse("the DPoP proof's ath is not the hash of this access token")
+		}
+	}
+	tp, err := key.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return nil, refuse("the DPoP proof's jwk has no thumbprint")
+	}
+	return &Proof{JKT: base64.RawURLEncoding.EncodeToString(tp), JTI: c.JTI, IssuedAt: iat, Nonce: c.Nonce}, nil
+}
+
+// normalize is a URL as htu compares it (RFC 9449 §4.3 check 9, RFC 3986
+// §6.2.2 and §6.2.3): without query and fragment, scheme and host in lower
+// case, the default port dropped, an empty path as "/".
+func normalize(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return "", fmt.Errorf("not an absolute URL")
+	}
+	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname())
+	port := u.Port()
+	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	path := u.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	return scheme + "://" + host + path, nil
+}
