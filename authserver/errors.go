@@ -22,6 +22,12 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Description }
 
+// ErrInvalidDPoPProof is RFC 9449 §5's error: the DPoP proof is missing
+// where one is required, or does not hold.
+func ErrInvalidDPoPProof(format string, args ...any) *Error {
+	return oauthError("invalid_dpop_proof", http.StatusBadRequest, format, args...)
+}
+
 func oauthError(code string, status int, format string, args ...any) *Error {
 	return &Error{Code: code, Description: fmt.Sprintf(format, args...), Status: status}
 }

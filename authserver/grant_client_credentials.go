@@ -4,7 +4,6 @@ package authserver
 
 import (
 	"context"
-	"time"
 )
 
 // clientCredentialsGrant is RFC 6749 §4.4: the client acts on its own behalf.
@@ -19,10 +18,5 @@ func (g clientCredentialsGrant) handle(ctx context.Context, req *tokenRequest) (
 	if e != nil {
 		return nil, e
 	}
-	tok, claims, err := g.s.mintAccessToken(accessTokenParams{client: req.client, subject: req.client.ID, scope: scope, resource: resource})
-	if err != nil {
-		return nil, g.s.internalError("minting an access token", err)
-	}
-	g.s.auditIssued(req, claims)
-	return &TokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(g.s.cfg.AccessTokenTTL / time.Second), Scope: scope}, nil
+	return g.s.accessTokenResponse(req, accessTokenParams{client: req.client, subject: req.client.ID, scope: scope, resource: resource}, "")
 }

@@ -21,6 +21,9 @@ type IntrospectionResponse struct {
 	Audience  introspect.Audience `json:"aud,omitempty"`
 	JTI       string              `json:"jti,omitempty"`
 	TokenType string              `json:"token_type,omitempty"`
+	// Confirmation is the key a DPoP-bound token is bound to (RFC 9449
+	// §6.2: cnf.jkt).
+	Confirmation *introspect.Confirmation `json:"cnf,omitempty"`
 }
 
 // handleIntrospect is RFC 7662's endpoint. Callers authenticate as a
@@ -53,6 +56,11 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, &IntrospectionResponse{Active: false})
 		return
 	}
+	tokenType := "Bearer"
+	if c.Confirmation != nil {
+		tokenType = "DPoP"
+	}
 	writeJSON(w, http.StatusOK, &IntrospectionResponse{Active: true, Scope: c.Scope, ClientID: c.ClientID, Subject: c.Subject,
-		ExpiresAt: c.ExpiresAt, IssuedAt: c.IssuedAt, Issuer: c.Issuer, Audience: c.Audience, JTI: c.ID, TokenType: "Bearer"})
+		ExpiresAt: c.ExpiresAt, IssuedAt: c.IssuedAt, Issuer: c.Issuer, Audience: c.Audience, JTI: c.ID, TokenType: tokenType,
+		Confirmation: c.Confirmation})
 }

@@ -51,13 +51,24 @@ func (s *Server) issueTokens(req *tokenRequest, g grantState, scope, refresh str
 	if e := s.offboardedGrant(req.r.Context(), req, g); e != nil {
 		return nil, e
 	}
-	tok, claims, err := s.mintAccessToken(accessTokenParams{client: req.client, subject: g.subject, scope: scope, grantID: g.id, authTime: g.authTime, resource: g.resource})
+	return s.accessTokenResponse(req, accessTokenParams{client: req.client, subject: g.subject, scope: scope, grantID: g.id,
+		authTime: g.authTime, resource: g.resource}, refresh)
+}
+
+// accessTokenResponse mints the access token of every grant's answer,
+// bound to the request's DPoP key when it proved one (RFC 9449 §5).
+func (s *Server) accessTokenResponse(req *tokenRequest, p accessTokenParams, refresh string) (*TokenResponse, *Error) {
+	tokenType := "Bearer"
+	if req.dpop != nil {
+		p.jkt, tokenType = req.dpop.JKT, "DPoP"
+	}
+	tok, claims, err := s.mintAccessToken(p)
 	if err != nil {
 		return nil, s.internalError("minting an access token", err)
 	}
 	s.auditIssued(req, claims)
-	return &TokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(s.cfg.AccessTokenTTL / time.Second),
-		Scope: scope, RefreshToken: refresh}, nil
+	return &TokenResponse{AccessToken: tok, TokenType: tokenType, ExpiresIn: int64(s.cfg.AccessTokenTTL / time.Second),
+		Scope: p.scope, RefreshToken: refresh}, nil
 }
 
 // revokeGrant revokes every token of a grant: refresh tokens at once, access

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+
+	"github.com/tokengate/tokengate/dpop"
 )
 
 // Metadata is the RFC 8414 authorization server metadata.
@@ -22,6 +24,7 @@ type Metadata struct {
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
+	DPoPSigningAlgs                   []string `json:"dpop_signing_alg_values_supported"`
 	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported,omitempty"`
 	AuthorizationResponseISSSupported bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
 	RegistrationEndpoint              string   `json:"registration_endpoint,omitempty"`
@@ -45,6 +48,7 @@ func (s *Server) Metadata() *Metadata {
 		GrantTypesSupported:               s.grantTypes(),
 		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"},
 		TokenEndpointAuthSigningAlgs:      AssertionAlgs,
+		DPoPSigningAlgs:                   dpop.Algs,
 	}
 	if s.cfg.Registration != nil {
 		m.RegistrationEndpoint = s.endpointURL(PathRegister)

@@ -29,6 +29,8 @@ type accessTokenParams struct {
 	authTime time.Time
 	// resource, when set, is the token's only audience (RFC 8707).
 	resource string
+	// jkt, when set, binds the token to that DPoP key (cnf.jkt).
+	jkt string
 }
 
 // mintAccessToken signs an RFC 9068 access token with the current key.
@@ -57,6 +59,9 @@ func (s *Server) mintAccessToken(p accessTokenParams) (string, *introspect.Claim
 	}
 	if !p.authTime.IsZero() {
 		c.AuthTime = p.authTime.Unix()
+	}
+	if p.jkt != "" {
+		c.Confirmation = &introspect.Confirmation{JKT: p.jkt}
 	}
 	payload, err := json.Marshal(c)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tokengate/tokengate/dpop"
 	"go.uber.org/zap"
 )
 
@@ -34,6 +35,8 @@ type tokenRequest struct {
 	form   url.Values
 	client *Client
 	grant  string
+	// dpop is the request's checked DPoP proof; nil without one.
+	dpop *dpop.Proof
 }
 
 // grantHandler issues tokens for one grant type.
@@ -109,6 +112,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*TokenResponse, 
 	}
 	ctx, cancel := ctxTimeout(r)
 	defer cancel()
+	if req.dpop, e = s.tokenProof(ctx, r, client); e != nil {
+		return nil, req, e
+	}
 	resp, e := h.handle(ctx, req)
 	return resp, req, e
 }

@@ -33,6 +33,9 @@ type Claims struct {
 	// AuthorizedParty (azp) names the client where client_id is absent,
 	// as in Keycloak's and OpenID Connect's tokens.
 	AuthorizedParty string `json:"azp,omitempty"`
+	// Confirmation binds the token to a key (RFC 9449 §6: cnf.jkt, the
+	// thumbprint of the client's DPoP key); nil for a bearer token.
+	Confirmation *Confirmation `json:"cnf,omitempty"`
 
 	// raw is the token's claims as JSON, for Claim; profile9068 says the
 	// token is typed at+jwt, so RFC 9068's claims are required.
@@ -64,6 +67,11 @@ func (c *Claims) UnmarshalJSON(b []byte) error {
 	}
 	c.Scope = strings.Join(list, " ")
 	return nil
+}
+
+// Confirmation is the cnf claim (RFC 7800).
+type Confirmation struct {
+	JKT string `json:"jkt,omitempty"`
 }
 
 // NewClaims makes Claims from an issuer's JSON claims (an introspection

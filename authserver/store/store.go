@@ -404,6 +404,10 @@ type Client struct {
 	Scopes         []string  `json:"scopes,omitempty"`
 	Audience       []string  `json:"audience,omitempty"`
 	SkipConsent    bool      `json:"skip_consent,omitempty"`
+	// RequireDPoP: every token request must carry a DPoP proof, so that
+	// the client's access tokens are always bound (RFC 9449 §5.2's
+	// dpop_bound_access_tokens).
+	RequireDPoP bool `json:"require_dpop,omitempty"`
 	ResourceServer bool      `json:"resource_server,omitempty"`
 	CreatedAt      time.Time `json:"created_at"`
 	// Source is "dynamic" for a client that registered itself (RFC 7591);

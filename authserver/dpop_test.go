@@ -1,0 +1,81 @@
+package authserver_test
+
+import (
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/internal/dpoptest"
+)
+
+// dpopToken posts a client_credentials request of svc's with the DPoP
+// headers given.
+func (e *env) dpopToken(t *testing.T, client, secret string, proofs ...string) (int, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest("POST", "/oauth/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(client, secret)
+	for _, p := range proofs {
+		req.Header.Add("DPoP", p)
+	}
+	w := httptest.NewRecorder()
+	e.srv.Handler("/oauth/token").ServeHTTP(w, req)
+	return w.Code, decode(t, w.Result())
+}
+
+// A token request with a DPoP proof gets a token bound to the proof's key
+// (cnf.jkt, token_type DPoP), which introspection reports; a proof works
+// once, on every store; a client that must use DPoP is refused without.
+func TestDPoPTokenEndpoint(t *testing.T) {
+	eachStore(t, func(t *testing.T, db store.Store) {
+		e := newEnvWith(t, db, "ES256", func(c *authserver.Config) {
+			c.Clients = append(c.Clients, &authserver.Client{ID: "bound", Name: "Bound", SecretHash: authserver.HashSecretSHA256("b"),
+				GrantTypes: []string{authserver.GrantClientCredentials}, Scopes: []string{"read"}, RequireDPoP: true, ResourceServer: true})
+		})
+		k := dpoptest.New(t, jwa.ES256())
+		proof := k.Proof(t, "POST", issuer+"/oauth/token", "")
+		st, m := e.dpopToken(t, "svc", "s3cret", proof)
+		if st != 200 || m["token_type"] != "DPoP" {
+			t.Fatalf("with a proof: %d %v", st, m)
+		}
+		c, err := e.validator.Validate(m["access_token"].(string))
+		if err != nil || c.Confirmation == nil || c.Confirmation.JKT != k.JKT() {
+			t.Fatalf("the token's cnf: %+v %v", c, err)
+		}
+		// Introspection reports the binding.
+		intro := e.post("/oauth/introspect", form("token", m["access_token"].(string)), []string{"bound", "b"})
+		if im := decode(t, intro); im["token_type"] != "DPoP" || im["cnf"].(map[string]any)["jkt"] != k.JKT() {
+			t.Fatalf("introspection: %v", im)
+		}
+		if st, m := e.dpopToken(t, "svc", "s3cret", proof); st != 400 || m["error"] != "invalid_dpop_proof" {
+			t.Fatalf("the same proof again: %d %v", st, m)
+		}
+		for name, proofs := range map[string][]string{
+			"a proof for another URL": {k.Proof(t, "POST", "https://evil.example.com/oauth/token", "")},
+			"two proofs":              {k.Proof(t, "POST", issuer+"/oauth/token", ""), k.Proof(t, "POST", issuer+"/oauth/token", "")},
+			"garbage":                 {"nope"},
+		} {
+			if st, m := e.dpopToken(t, "svc", "s3cret", proofs...); st != 400 || m["error"] != "invalid_dpop_proof" {
+				t.Errorf("%s: %d %v", name, st, m)
+			}
+		}
+		if st, m := e.dpopToken(t, "svc", "s3cret"); st != 200 || m["token_type"] != "Bearer" {
+			t.Fatalf("without a proof: %d %v", st, m)
+		}
+		if st, m := e.dpopToken(t, "bound", "b"); st != 400 || m["error"] != "invalid_dpop_proof" {
+			t.Fatalf("require_dpop without a proof: %d %v", st, m)
+		}
+		if st, _ := e.dpopToken(t, "bound", "b", k.Proof(t, "POST", issuer+"/oauth/token", "")); st != 200 {
+			t.Fatalf("require_dpop with a proof: %d", st)
+		}
+		md := decode(t, e.do(mustReq(t, "GET", e.http.URL+"/.well-known/oauth-authorization-server")))
+		if algs, _ := md["dpop_signing_alg_values_supported"].([]any); len(algs) == 0 {
+			t.Fatalf("metadata %v", md)
+		}
+	})
+}
