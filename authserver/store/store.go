@@ -397,17 +397,17 @@ type Client struct {
 	Website string `json:"website,omitempty"`
 	// SecretHash is how the secret is checked: "bcrypt:…" or "sha256:…";
 	// empty for public clients.
-	SecretHash     string    `json:"secret_hash,omitempty"`
-	Public         bool      `json:"public,omitempty"`
-	RedirectURIs   []string  `json:"redirect_uris,omitempty"`
-	GrantTypes     []string  `json:"grant_types"`
-	Scopes         []string  `json:"scopes,omitempty"`
-	Audience       []string  `json:"audience,omitempty"`
-	SkipConsent    bool      `json:"skip_consent,omitempty"`
+	SecretHash   string   `json:"secret_hash,omitempty"`
+	Public       bool     `json:"public,omitempty"`
+	RedirectURIs []string `json:"redirect_uris,omitempty"`
+	GrantTypes   []string `json:"grant_types"`
+	Scopes       []string `json:"scopes,omitempty"`
+	Audience     []string `json:"audience,omitempty"`
+	SkipConsent  bool     `json:"skip_consent,omitempty"`
 	// RequireDPoP: every token request must carry a DPoP proof, so that
 	// the client's access tokens are always bound (RFC 9449 §5.2's
 	// dpop_bound_access_tokens).
-	RequireDPoP bool `json:"require_dpop,omitempty"`
+	RequireDPoP    bool      `json:"require_dpop,omitempty"`
 	ResourceServer bool      `json:"resource_server,omitempty"`
 	CreatedAt      time.Time `json:"created_at"`
 	// Source is "dynamic" for a client that registered itself (RFC 7591);
