@@ -23,6 +23,7 @@ import (
 
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/dpop"
 	"github.com/tokengate/tokengate/login"
 	"github.com/tokengate/tokengate/trust"
 )
@@ -105,6 +106,8 @@ type App struct {
 	logger *zap.Logger
 	// trusted are the Trust blocks' issuers, by identifier.
 	trusted map[string]*trust.Issuer
+	// dpopReplay is the DPoP proofs this instance's routes accepted.
+	dpopReplay *dpop.Replay
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -466,6 +469,7 @@ func (a *App) provision(ctx caddy.Context) error {
 		return fmt.Errorf("oauth2: %w", err)
 	}
 	a.admin = a.server.AdminHandler()
+	a.dpopReplay = &dpop.Replay{}
 	if err := a.provisionTrust(); err != nil {
 		return fmt.Errorf("oauth2: %w", err)
 	}

@@ -107,6 +107,7 @@ import (
 //	bearer_auth [<matcher>] [<scope>...] {
 //		scope <scope>...
 //		issuer self|<issuer>...
+//		dpop required
 //		audience <aud>...
 //		realm <realm>
 //		resource <url>
@@ -439,6 +440,10 @@ func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("bearer_auth: issuer needs self and/or the identifiers of trusted issuers")
 			}
 			b.Issuers = append(b.Issuers, args...)
+		case "dpop":
+			if !d.Args(&b.DPoP) || d.NextArg() || b.DPoP != "required" {
+				return d.Errf("bearer_auth: dpop takes one value: required (DPoP-bound tokens only)")
+			}
 		case "realm", "resource", "resource_name":
 			dir := d.Val()
 			dst := map[string]*string{"realm": &b.Realm, "resource": &b.Resource, "resource_name": &b.ResourceName}[dir]
@@ -451,7 +456,7 @@ func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 		default:
-			return d.Errf("bearer_auth: unknown option %q (expected scope, issuer, audience, realm, resource or resource_name)", d.Val())
+			return d.Errf("bearer_auth: unknown option %q (expected scope, issuer, audience, realm, resource, resource_name or dpop)", d.Val())
 		}
 	}
 	return nil

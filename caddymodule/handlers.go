@@ -106,6 +106,10 @@ type BearerAuth struct {
 	Resource string `json:"resource,omitempty"`
 	// ResourceName is the resource's name for people (resource_name).
 	ResourceName string `json:"resource_name,omitempty"`
+	// DPoP "required" refuses tokens that are not DPoP-bound (RFC 9449);
+	// by default the route takes both, bound ones with the DPoP scheme
+	// and a proof.
+	DPoP string `json:"dpop,omitempty"`
 	// Issuers whose tokens the route accepts: "self" (tokengate's own)
 	// and issuers of the oauth2 app's trust blocks. Default: self alone.
 	// Audience and Resource apply to tokengate's own tokens; another
@@ -125,6 +129,8 @@ type BearerAuth struct {
 	// route checks the tokens of a route with other issuers; nil for
 	// tokengate's own alone.
 	route *trust.Route
+	// dpop checks how a token is bound to the request (RFC 9449).
+	dpop *introspect.DPoPPolicy
 }
 
 // CaddyModule returns the Caddy module information.
@@ -165,6 +171,7 @@ func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
 	if err := b.provisionIssuers(); err != nil {
 		return err
 	}
+	b.dpop = &introspect.DPoPPolicy{Required: b.DPoP == "required", Replay: b.app.dpopReplay}
 	if len(b.audiences) == 0 && b.acceptsSelf() {
 		// Without audience a token for any API of this issuer passes.
 		for _, c := range b.app.Clients {
@@ -176,6 +183,25 @@ func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
 		}
 	}
 	return nil
+}
+
+// requestURL is the URL the client called, as RFC 9449's htu names it:
+// scheme and host as Caddy sees them, or as a trusted proxy says
+// (trusted_proxies), and the path.
+func requestURL(r *http.Request) string {
+	scheme, host := "http", r.Host
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
+		if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+			scheme = p
+		}
+		if h := r.Header.Get("X-Forwarded-Host"); h != "" {
+			host = h
+		}
+	}
+	return scheme + "://" + host + r.URL.EscapedPath()
 }
 
 // acceptsSelf says whether the route takes tokengate's own tokens.
@@ -226,6 +252,13 @@ func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		claims, f = b.route.Authorize(r, b.required)
 	} else {
 		claims, f = b.app.server.Validator().Authorize(r, b.required, b.audiences...)
+	}
+	if claims != nil {
+		// The binding comes before the scopes: a stolen bound token earns
+		// no insufficient_scope hint.
+		if bf := b.dpop.CheckBinding(r, requestURL(r), claims); bf != nil {
+			f = bf
+		}
 	}
 	if b.checks != nil {
 		outcome := introspect.OutcomeOK

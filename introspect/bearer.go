@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+
+	"github.com/tokengate/tokengate/dpop"
 )
 
 // Outcome names the result of a bearer check, for metrics and logs.
@@ -22,6 +24,9 @@ const (
 
 // Failure is a refused bearer request (RFC 6750 §3).
 type Failure struct {
+	// DPoP: the failure is the DPoP proof's (RFC 9449 §7.1): the
+	// challenge is the DPoP scheme's.
+	DPoP    bool
 	Outcome Outcome
 	Status  int
 	// Code is the RFC 6750 error code; empty when the request carried no
@@ -37,7 +42,9 @@ func fail(o Outcome, status int, code, desc string) *Failure {
 }
 
 // BearerToken extracts the token from the Authorization header, the only
-// place tokengate accepts one (RFC 6750 §2.1; never the query or body).
+// place tokengate accepts one (RFC 6750 §2.1; never the query or body),
+// with the Bearer scheme or RFC 9449's DPoP (CheckBinding then checks the
+// scheme against the token).
 func BearerToken(r *http.Request) (string, *Failure) {
 	vals := r.Header.Values("Authorization")
 	if len(vals) == 0 {
@@ -51,7 +58,7 @@ func BearerToken(r *http.Request) (string, *Failure) {
 		return "", fail(OutcomeMalformed, http.StatusBadRequest, "invalid_request", "the Authorization header is too large")
 	}
 	scheme, token, _ := strings.Cut(h, " ")
-	if !strings.EqualFold(scheme, "Bearer") {
+	if !strings.EqualFold(scheme, "Bearer") && !strings.EqualFold(scheme, "DPoP") {
 		// Another scheme (Basic, ...) is no bearer token at all: §3.1 says
 		// to answer without an error code.
 		return "", fail(OutcomeMissing, http.StatusUnauthorized, "", "this resource requires a bearer token; the Authorization header uses another scheme")
@@ -156,6 +163,15 @@ func (p *ProtectedResource) WriteChallenge(w http.ResponseWriter, realm string, 
 
 func writeChallenge(w http.ResponseWriter, realm string, f *Failure, resourceMetadata, scope string) {
 	var b strings.Builder
+	if f.DPoP {
+		b.WriteString("DPoP algs=" + dpopAlgs + ", error=")
+		b.WriteString(quote(f.Code))
+		b.WriteString(", error_description=")
+		b.WriteString(quote(f.Description))
+		w.Header().Set("WWW-Authenticate", b.String())
+		writeFailureBody(w, f)
+		return
+	}
 	b.WriteString("Bearer realm=")
 	b.WriteString(quote(realm))
 	if f.Code != "" {
@@ -180,7 +196,20 @@ func writeChallenge(w http.ResponseWriter, realm string, f *Failure, resourceMet
 		h.Set("Retry-After", "1") // not the token's fault: no challenge
 	} else {
 		h.Set("WWW-Authenticate", b.String())
+		if f.Status == http.StatusUnauthorized {
+			// Both schemes are taken: say so (RFC 9449 §7.1).
+			h.Add("WWW-Authenticate", "DPoP algs="+dpopAlgs)
+		}
 	}
+	writeFailureBody(w, f)
+}
+
+// dpopAlgs is the DPoP challenge's algs parameter, quoted.
+var dpopAlgs = quote(strings.Join(dpop.Algs, " "))
+
+// writeFailureBody writes the failure as the JSON body of its status.
+func writeFailureBody(w http.ResponseWriter, f *Failure) {
+	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(f.Status)

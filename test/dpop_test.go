@@ -1,0 +1,138 @@
+package test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"github.com/tokengate/tokengate/internal/dpoptest"
+)
+
+// A route that takes DPoP-bound tokens beside bearer ones, and one that
+// takes bound tokens only.
+const dpopCaddyfile = `{
+	admin 127.0.0.1:{{.Admin}}
+	persist_config off
+	oauth2 {
+		issuer {{.Issuer}}
+		{{.Store}}
+		client robot {
+			secret robot-secret
+			grant client_credentials
+			scope read
+			audience https://api.example.com
+		}
+	}
+}
+http://127.0.0.1:{{.Auth}} {
+	oauth2_server
+}
+http://127.0.0.1:{{.API}} {
+	handle /strict/* {
+		bearer_auth {
+			audience https://api.example.com
+			dpop required
+		}
+		reverse_proxy {{.Upstream}}
+	}
+	handle {
+		bearer_auth {
+			audience https://api.example.com
+			scope read
+		}
+		reverse_proxy {{.Upstream}}
+	}
+}
+`
+
+// dpopTokenFor gets robot's token, with a proof of k's when k is given.
+func dpopTokenFor(t *testing.T, g *gateway, k *dpoptest.Client) (string, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", g.AuthURL()+"/oauth/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("robot", "robot-secret")
+	if k != nil {
+		req.Header.Set("DPoP", k.Proof(t, "POST", g.AuthURL()+"/oauth/token", ""))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]any{}
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	resp.Body.Close()
+	tok, _ := m["access_token"].(string)
+	typ, _ := m["token_type"].(string)
+	if resp.StatusCode != 200 || tok == "" {
+		t.Fatalf("token: %d %v", resp.StatusCode, m)
+	}
+	return tok, typ
+}
+
+// The gateway end to end: a DPoP-bound token works with a proof of its key
+// for the request, not without, not replayed, not as a bearer token, not
+// with another key; a route that requires DPoP refuses bearer tokens; the
+// challenges say which scheme to use.
+func TestDPoPThroughGateway(t *testing.T) {
+	up := newUpstream(t)
+	g := newGateway(t, Ports{Upstream: up.Addr()})
+	g.start(dpopCaddyfile)
+	k := dpoptest.New(t, jwa.ES256())
+	tok, typ := dpopTokenFor(t, g, k)
+	if typ != "DPoP" {
+		t.Fatalf("token_type %q", typ)
+	}
+	api := g.APIURL() + "/things"
+	call := func(u, scheme, proof string) *http.Response {
+		req, _ := http.NewRequest("GET", u, nil)
+		req.Header.Set("Authorization", scheme+" "+tok)
+		if proof != "" {
+			req.Header.Set("DPoP", proof)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	proof := k.Proof(t, "GET", api, tok)
+	if resp := call(api, "DPoP", proof); resp.StatusCode != 200 {
+		t.Fatalf("a bound token with its proof: %d %v", resp.StatusCode, resp.Header)
+	}
+	for name, tc := range map[string]struct{ scheme, proof, want string }{
+		"the same proof again":       {"DPoP", proof, `DPoP algs="`},
+		"no proof":                   {"DPoP", "", `error="invalid_dpop_proof"`},
+		"as a bearer token":          {"Bearer", "", `error="invalid_token"`},
+		"another key's proof":        {"DPoP", dpoptest.New(t, jwa.ES256()).Proof(t, "GET", api, tok), `error="invalid_dpop_proof"`},
+		"a proof for another URL":    {"DPoP", k.Proof(t, "GET", g.APIURL()+"/other", tok), `error="invalid_dpop_proof"`},
+		"a proof for another method": {"DPoP", k.Proof(t, "POST", api, tok), `error="invalid_dpop_proof"`},
+	} {
+		resp := call(api, tc.scheme, tc.proof)
+		if resp.StatusCode != 401 || !strings.Contains(strings.Join(resp.Header.Values("Www-Authenticate"), " | "), tc.want) {
+			t.Errorf("%s: %d %v", name, resp.StatusCode, resp.Header.Values("Www-Authenticate"))
+		}
+	}
+	// dpop required: a bearer token is refused, with the DPoP challenge.
+	bearer, typ := dpopTokenFor(t, g, nil)
+	if typ != "Bearer" {
+		t.Fatalf("token_type without a proof: %q", typ)
+	}
+	resp, _ := get(t, http.DefaultClient, "GET", g.APIURL()+"/strict/x", "Authorization", "Bearer "+bearer)
+	if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("Www-Authenticate"), "DPoP algs=") {
+		t.Fatalf("a bearer token where DPoP is required: %d %v", resp.StatusCode, resp.Header)
+	}
+	strict := g.APIURL() + "/strict/x"
+	if resp := call(strict, "DPoP", k.Proof(t, "GET", strict, tok)); resp.StatusCode != 200 {
+		t.Fatalf("a bound token where DPoP is required: %d", resp.StatusCode)
+	}
+	// No token: both schemes are offered.
+	resp, _ = get(t, http.DefaultClient, "GET", api)
+	if ch := resp.Header.Values("Www-Authenticate"); resp.StatusCode != 401 || len(ch) != 2 || !strings.HasPrefix(ch[0], "Bearer") || !strings.HasPrefix(ch[1], "DPoP algs=") {
+		t.Fatalf("without a token: %d %v", resp.StatusCode, ch)
+	}
+}
