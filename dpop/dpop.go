@@ -14,11 +14,11 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 )
 
 // Algs are the proof algorithms accepted: asymmetric only (§4.3 check 5);
@@ -74,36 +74,57 @@ type claims struct {
 	Nonce string  `json:"nonce"`
 }
 
+// header is what a proof's protected header must say.
+type header struct {
+	Typ string          `json:"typ"`
+	Alg string          `json:"alg"`
+	JWK json.RawMessage `json:"jwk"`
+	// Crit would change how the proof is verified; tokengate knows none.
+	Crit json.RawMessage `json:"crit"`
+}
+
 // Verify checks a proof against the request (RFC 9449 §4.3, checks 2 to
-// 9, 11 and 12). Errors are *Error.
+// 9, 11 and 12). Errors are *Error. Its cost is the signature's and a few
+// microseconds: a client's key (parsed, with its thumbprint) is kept in a
+// bounded cache, so only the first proof of a key parses it.
 func Verify(proof string, req Request) (*Proof, error) {
 	if len(proof) > MaxProofLen {
 		return nil, refuse("the DPoP proof is longer than %d bytes", MaxProofLen)
 	}
-	msg, err := jws.Parse([]byte(proof), jws.WithCompact())
-	if err != nil || len(msg.Signatures()) != 1 {
+	raw := []byte(proof)
+	hdrB64, payloadB64, sigB64, err := jwsbb.SplitCompact(raw)
+	if err != nil {
 		return nil, refuse("the DPoP proof is not a compact JWS")
 	}
-	hdr := msg.Signatures()[0].ProtectedHeaders()
-	if typ, _ := hdr.Type(); !strings.EqualFold(typ, "dpop+jwt") {
+	var h header
+	if b, err := base64.RawURLEncoding.DecodeString(string(hdrB64)); err != nil || json.Unmarshal(b, &h) != nil {
+		return nil, refuse("the DPoP proof's header is not valid")
+	}
+	if !strings.EqualFold(h.Typ, "dpop+jwt") {
 		return nil, refuse("the DPoP proof's typ must be dpop+jwt")
 	}
-	alg, _ := hdr.Algorithm()
-	if !slices.Contains(Algs, alg.String()) {
+	if !slices.Contains(Algs, h.Alg) {
 		return nil, refuse("the DPoP proof's alg must be one of %s", strings.Join(Algs, ", "))
 	}
-	key, ok := hdr.JWK()
-	if !ok {
+	if len(h.Crit) > 0 {
+		return nil, refuse("the DPoP proof carries header parameters this server does not know (crit)")
+	}
+	if len(h.JWK) == 0 {
 		return nil, refuse("the DPoP proof carries no jwk")
 	}
-	if private, err := jwk.IsPrivateKey(key); err != nil || private {
-		return nil, refuse("the DPoP proof's jwk must be a public key")
+	k, e := keys.get(h.JWK)
+	if e != nil {
+		return nil, e
 	}
-	if _, err := jws.Verify([]byte(proof), jws.WithKey(jwa.SignatureAlgorithm(alg), key)); err != nil {
+	sig, err := base64.RawURLEncoding.DecodeString(string(sigB64))
+	if err != nil {
+		return nil, refuse("the DPoP proof's signature is not base64url")
+	}
+	if jwsbb.Verify(k.key, h.Alg, raw[:len(hdrB64)+1+len(payloadB64)], sig) != nil {
 		return nil, refuse("the DPoP proof's signature does not verify with its jwk")
 	}
 	var c claims
-	if err := json.Unmarshal(msg.Payload(), &c); err != nil {
+	if b, err := base64.RawURLEncoding.DecodeString(string(payloadB64)); err != nil || json.Unmarshal(b, &c) != nil {
 		return nil, refuse("the DPoP proof's claims are not valid JSON")
 	}
 	if c.JTI == "" || c.HTM == "" || c.HTU == "" || c.IAT == 0 {
@@ -131,11 +152,57 @@ func Verify(proof string, req Request) (*Proof, error) {
 			return nil, refuse("the DPoP proof's ath is not the hash of this access token")
 		}
 	}
+	return &Proof{JKT: k.jkt, JTI: c.JTI, IssuedAt: iat, Nonce: c.Nonce}, nil
+}
+
+// clientKey is a proof's jwk, parsed: the raw public key and its
+// thumbprint.
+type clientKey struct {
+	key any
+	jkt string
+}
+
+// keyCache keeps parsed client keys by their JWK's JSON; bounded, as
+// every client (and every attacker) may bring a new key.
+type keyCache struct {
+	mu sync.RWMutex
+	m  map[string]clientKey
+}
+
+var keys keyCache
+
+const maxKeys = 10_000
+
+func (kc *keyCache) get(raw json.RawMessage) (clientKey, *Error) {
+	kc.mu.RLock()
+	k, ok := kc.m[string(raw)]
+	kc.mu.RUnlock()
+	if ok {
+		return k, nil
+	}
+	key, err := jwk.ParseKey(raw)
+	if err != nil {
+		return clientKey{}, refuse("the DPoP proof's jwk is not a JWK")
+	}
+	if private, err := jwk.IsPrivateKey(key); err != nil || private {
+		return clientKey{}, refuse("the DPoP proof's jwk must be an asymmetric public key")
+	}
 	tp, err := key.Thumbprint(crypto.SHA256)
 	if err != nil {
-		return nil, refuse("the DPoP proof's jwk has no thumbprint")
+		return clientKey{}, refuse("the DPoP proof's jwk has no thumbprint")
 	}
-	return &Proof{JKT: base64.RawURLEncoding.EncodeToString(tp), JTI: c.JTI, IssuedAt: iat, Nonce: c.Nonce}, nil
+	var pub any
+	if err := jwk.Export(key, &pub); err != nil {
+		return clientKey{}, refuse("the DPoP proof's jwk cannot be used")
+	}
+	k = clientKey{pub, base64.RawURLEncoding.EncodeToString(tp)}
+	kc.mu.Lock()
+	if kc.m == nil || len(kc.m) >= maxKeys {
+		kc.m = map[string]clientKey{} // start over: cheaper than tracking age
+	}
+	kc.m[string(raw)] = k
+	kc.mu.Unlock()
+	return k, nil
 }
 
 // normalize is a URL as htu compares it (RFC 9449 §4.3 check 9, RFC 3986
