@@ -41,6 +41,7 @@ type ClientInfo struct {
 	Public         bool      `json:"public"`
 	SkipConsent    bool      `json:"skip_consent,omitempty"`
 	ResourceServer bool      `json:"resource_server,omitempty"`
+	RequireDPoP    bool      `json:"require_dpop,omitempty"`
 	CreatedAt      time.Time `json:"created_at,omitzero"`
 	// Source is "config" (read-only), "registered" (through this API) or
 	// "dynamic" (the client registered itself, RFC 7591).
@@ -60,6 +61,8 @@ type Registration struct {
 	Public         bool     `json:"public"`
 	SkipConsent    bool     `json:"skip_consent"`
 	ResourceServer bool     `json:"resource_server"`
+	// RequireDPoP: its token requests must carry a DPoP proof.
+	RequireDPoP bool `json:"require_dpop"`
 }
 
 func clientInfo(c *Client, source string) *ClientInfo {
@@ -67,7 +70,7 @@ func clientInfo(c *Client, source string) *ClientInfo {
 		source = c.Source
 	}
 	ci := &ClientInfo{ID: c.ID, Name: c.Name, Website: c.Website, RedirectURIs: c.RedirectURIs, Scope: strings.Join(c.Scopes, " "),
-		Audience: c.Audience, Public: c.Public, SkipConsent: c.SkipConsent, ResourceServer: c.ResourceServer, CreatedAt: c.CreatedAt, Source: source}
+		Audience: c.Audience, Public: c.Public, SkipConsent: c.SkipConsent, ResourceServer: c.ResourceServer, RequireDPoP: c.RequireDPoP, CreatedAt: c.CreatedAt, Source: source}
 	for _, g := range c.GrantTypes {
 		ci.GrantTypes = append(ci.GrantTypes, ShortGrantName(g))
 	}
@@ -103,7 +106,7 @@ func (s *Server) RegisterClient(ctx context.Context, reg *Registration) (*Client
 	}
 	c := &Client{ID: id, Name: reg.Name, Website: reg.Website, RedirectURIs: reg.RedirectURIs,
 		Scopes: strings.Fields(reg.Scope), Audience: reg.Audience, Public: reg.Public, SkipConsent: reg.SkipConsent,
-		ResourceServer: reg.ResourceServer, CreatedAt: time.Now().UTC()}
+		ResourceServer: reg.ResourceServer, RequireDPoP: reg.RequireDPoP, CreatedAt: time.Now().UTC()}
 	if reg.Website != "" {
 		if err := validateWebsite(reg.Website); err != nil {
 			return nil, ErrInvalidRequest("website: %v", err)

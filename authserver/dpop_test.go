@@ -79,3 +79,20 @@ func TestDPoPTokenEndpoint(t *testing.T) {
 		}
 	})
 }
+
+// A client that registers with dpop_bound_access_tokens must prove its key
+// on every token request (RFC 9449 §5.2).
+func TestDPoPBoundRegistration(t *testing.T) {
+	e := newRegistrationEnv(t, openStore(t), &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"}})
+	resp, m := e.register(t, map[string]any{"grant_types": []string{"client_credentials"}, "dpop_bound_access_tokens": true}, "", "192.0.2.1")
+	if resp.StatusCode != 201 || m["dpop_bound_access_tokens"] != true {
+		t.Fatalf("register: %d %v", resp.StatusCode, m)
+	}
+	id, secret := m["client_id"].(string), m["client_secret"].(string)
+	if st, m := e.dpopToken(t, id, secret); st != 400 || m["error"] != "invalid_dpop_proof" {
+		t.Fatalf("without a proof: %d %v", st, m)
+	}
+	if st, m := e.dpopToken(t, id, secret, dpoptest.New(t, jwa.ES256()).Proof(t, "POST", issuer+"/oauth/token", "")); st != 200 || m["token_type"] != "DPoP" {
+		t.Fatalf("with a proof: %d %v", st, m)
+	}
+}

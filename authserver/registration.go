@@ -171,7 +171,7 @@ func (s *Server) clientFromMetadata(m *ClientMetadata) (*Client, *Error) {
 	}
 	public := m.TokenEndpointAuthMethod == "none"
 	c := &Client{ID: newClientID(), Name: strings.TrimSpace(m.ClientName), Website: m.ClientURI, Public: public,
-		RedirectURIs: m.RedirectURIs, Source: "dynamic", CreatedAt: time.Now().UTC()}
+		RedirectURIs: m.RedirectURIs, Source: "dynamic", CreatedAt: time.Now().UTC(), RequireDPoP: m.DPoPBoundAccessTokens}
 	if m.TokenEndpointAuthMethod == "private_key_jwt" {
 		switch {
 		case (len(m.JWKS) > 0) == (m.JWKSURI != ""):

@@ -145,6 +145,9 @@ type ClientConfig struct {
 	SkipConsent bool `json:"skip_consent,omitempty"`
 	// ResourceServer may introspect any token, not only its own.
 	ResourceServer bool `json:"resource_server,omitempty"`
+	// RequireDPoP: every token request must carry a DPoP proof, so that
+	// its access tokens are bound to its key (RFC 9449).
+	RequireDPoP bool `json:"require_dpop,omitempty"`
 }
 
 // RegistrationConfig is dynamic client registration's configuration.
@@ -298,7 +301,8 @@ func (a *App) clients(repl *caddy.Replacer) ([]*authserver.Client, error) {
 	var out []*authserver.Client
 	for _, cc := range a.Clients {
 		c := &authserver.Client{ID: cc.ID, Name: cc.Name, Website: cc.Website, RedirectURIs: cc.RedirectURIs,
-			Scopes: append(strings.Fields(cc.Scope), cc.Scopes...), Audience: cc.Audience, SkipConsent: cc.SkipConsent, ResourceServer: cc.ResourceServer}
+			Scopes: append(strings.Fields(cc.Scope), cc.Scopes...), Audience: cc.Audience, SkipConsent: cc.SkipConsent, ResourceServer: cc.ResourceServer,
+			RequireDPoP: cc.RequireDPoP}
 		if c.Name == "" {
 			c.Name = cc.ID
 		}

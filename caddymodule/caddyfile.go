@@ -68,6 +68,7 @@ import (
 //				audience <aud>...
 //				skip_consent
 //				resource_server
+//				require_dpop
 //			}
 //			user <username> <bcrypt hash> {
 //				name <name>
@@ -324,17 +325,13 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 			}
 		case "audience":
 			err = many(&c.Audience)
-		case "skip_consent", "resource_server":
+		case "skip_consent", "resource_server", "require_dpop":
 			if len(args) != 0 {
 				return nil, d.Errf("client %s: %s takes no value", c.ID, sub)
 			}
-			if sub == "skip_consent" {
-				c.SkipConsent = true
-			} else {
-				c.ResourceServer = true
-			}
+			*map[string]*bool{"skip_consent": &c.SkipConsent, "resource_server": &c.ResourceServer, "require_dpop": &c.RequireDPoP}[sub] = true
 		default:
-			return nil, d.Errf("client %s: unknown option %q (expected name, website, secret_hash, secret, jwks_file, jwks_uri, redirect_uri, grant, scope, audience, skip_consent or resource_server)", c.ID, sub)
+			return nil, d.Errf("client %s: unknown option %q (expected name, website, secret_hash, secret, jwks_file, jwks_uri, redirect_uri, grant, scope, audience, skip_consent, resource_server or require_dpop)", c.ID, sub)
 		}
 		if err != nil {
 			return nil, err

@@ -55,6 +55,7 @@ func clientCommand() *cobra.Command {
 			reg["public"], _ = f.GetBool("public")
 			reg["resource_server"], _ = f.GetBool("resource-server")
 			reg["skip_consent"], _ = f.GetBool("skip-consent")
+			reg["require_dpop"], _ = f.GetBool("require-dpop")
 			return call(cmd, http.MethodPost, "/oauth2/clients", reg, printClients)
 		},
 	}
@@ -67,6 +68,7 @@ func clientCommand() *cobra.Command {
 	create.Flags().Bool("public", false, "a public client (no secret; PKCE required)")
 	create.Flags().Bool("resource-server", false, "may introspect any token")
 	create.Flags().Bool("skip-consent", false, "a first-party application: no consent page")
+	create.Flags().Bool("require-dpop", false, "its token requests must carry a DPoP proof (RFC 9449)")
 	_ = create.MarkFlagRequired("name")
 
 	list := &cobra.Command{Use: "list", Short: "List clients (configured ones are read-only)", Args: cobra.NoArgs,

@@ -155,7 +155,7 @@ func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
 		}
 		alg := cmp.Or(b.app.SigningAlg, authserver.DefaultSigningAlg)
 		b.resource = &introspect.ProtectedResource{Resource: b.Resource, Name: b.ResourceName, Scopes: b.required,
-			Issuer: b.app.Issuer, SigningAlgs: []string{alg}}
+			Issuer: b.app.Issuer, SigningAlgs: []string{alg}, DPoPRequired: b.DPoP == "required"}
 		if err := b.resource.Prepare(); err != nil {
 			return fmt.Errorf("bearer_auth: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/tokengate/tokengate/dpop"
 	"github.com/tokengate/tokengate/outbound"
 )
 
@@ -30,6 +31,9 @@ type ProtectedResource struct {
 	Issuer string
 	// SigningAlgs are the algorithms its tokens are signed with.
 	SigningAlgs []string
+	// DPoPRequired: it takes DPoP-bound tokens only (RFC 9449 §7.4's
+	// dpop_bound_access_tokens_required).
+	DPoPRequired bool
 
 	path, url string
 	document  []byte
@@ -80,7 +84,9 @@ func (p *ProtectedResource) Prepare() error {
 		BearerMethods        []string `json:"bearer_methods_supported"`
 		Name                 string   `json:"resource_name,omitempty"`
 		SigningAlgs          []string `json:"resource_signing_alg_values_supported,omitempty"`
-	}{p.Resource, []string{p.Issuer}, p.Scopes, []string{"header"}, p.Name, p.SigningAlgs}
+		DPoPAlgs             []string `json:"dpop_signing_alg_values_supported"`
+		DPoPRequired         bool     `json:"dpop_bound_access_tokens_required"`
+	}{p.Resource, []string{p.Issuer}, p.Scopes, []string{"header"}, p.Name, p.SigningAlgs, dpop.Algs, p.DPoPRequired}
 	var err error
 	p.document, err = json.Marshal(doc)
 	return err

@@ -44,7 +44,7 @@ func TestProtectedResource(t *testing.T) {
 		}
 	}
 	p := &introspect.ProtectedResource{Resource: "https://mcp.example.com/mcp", Name: "Droplet MCP", Scopes: []string{"mcp", "read"},
-		Issuer: "https://auth.example.com", SigningAlgs: []string{"ES256"}}
+		Issuer: "https://auth.example.com", SigningAlgs: []string{"ES256"}, DPoPRequired: true}
 	if err := p.Prepare(); err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,9 @@ func TestProtectedResource(t *testing.T) {
 	if err := json.Unmarshal(p.Document(), &doc); err != nil {
 		t.Fatal(err)
 	}
-	want := `{"authorization_servers":["https://auth.example.com"],"bearer_methods_supported":["header"],"resource":"https://mcp.example.com/mcp","resource_name":"Droplet MCP","resource_signing_alg_values_supported":["ES256"],"scopes_supported":["mcp","read"]}`
+	want := `{"authorization_servers":["https://auth.example.com"],"bearer_methods_supported":["header"],"dpop_bound_access_tokens_required":true,` +
+		`"dpop_signing_alg_values_supported":["ES256","ES384","ES512","EdDSA","PS256","PS384","PS512","RS256","RS384","RS512"],` +
+		`"resource":"https://mcp.example.com/mcp","resource_name":"Droplet MCP","resource_signing_alg_values_supported":["ES256"],"scopes_supported":["mcp","read"]}`
 	if got, _ := json.Marshal(doc); string(got) != want {
 		t.Errorf("document %s\nwant     %s", got, want)
 	}

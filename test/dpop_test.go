@@ -26,6 +26,12 @@ const dpopCaddyfile = `{
 			scope read
 			audience https://api.example.com
 		}
+		client bound {
+			secret bound-secret
+			grant client_credentials
+			scope read
+			require_dpop
+		}
 	}
 }
 http://127.0.0.1:{{.Auth}} {
@@ -129,6 +135,11 @@ func TestDPoPThroughGateway(t *testing.T) {
 	strict := g.APIURL() + "/strict/x"
 	if resp := call(strict, "DPoP", k.Proof(t, "GET", strict, tok)); resp.StatusCode != 200 {
 		t.Fatalf("a bound token where DPoP is required: %d", resp.StatusCode)
+	}
+	// A client with require_dpop gets nothing without a proof.
+	st, m := postForm(t, g.AuthURL()+"/oauth/token", url.Values{"grant_type": {"client_credentials"}}, "bound", "bound-secret")
+	if st != 400 || m["error"] != "invalid_dpop_proof" {
+		t.Fatalf("require_dpop without a proof: %d %v", st, m)
 	}
 	// No token: both schemes are offered.
 	resp, _ = get(t, http.DefaultClient, "GET", api)

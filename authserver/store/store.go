@@ -443,6 +443,9 @@ type ClientMetadata struct {
 	Contacts                []string        `json:"contacts,omitempty"`
 	JWKS                    json.RawMessage `json:"jwks,omitempty"`
 	JWKSURI                 string          `json:"jwks_uri,omitempty"`
+	// DPoPBoundAccessTokens asks that every token request carry a DPoP
+	// proof (RFC 9449 §5.2).
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
 }
 
 // Consent is what a user granted a client, remembered until ExpiresAt.
