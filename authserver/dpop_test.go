@@ -1,6 +1,7 @@
 package authserver_test
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -12,6 +13,52 @@ import (
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/internal/dpoptest"
 )
+
+// tokenWithProof posts a token request with a DPoP header, if given.
+func (e *env) tokenWithProof(t *testing.T, f url.Values, proof string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", e.http.URL+"/oauth/token", strings.NewReader(f.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if proof != "" {
+		req.Header.Set("DPoP", proof)
+	}
+	resp := e.do(req)
+	return resp.StatusCode, decode(t, resp)
+}
+
+// A public client's refresh tokens are bound to the key it proved at the
+// exchange: a refresh without the proof, or with another key, fails
+// invalid_dpop_proof and leaves the token usable; with the key it works,
+// and the new refresh token is bound too.
+func TestDPoPRefreshBinding(t *testing.T) {
+	eachStore(t, func(t *testing.T, db store.Store) {
+		e := newEnvWith(t, db, "ES256")
+		k := dpoptest.New(t, jwa.ES256())
+		tokenURL := issuer + "/oauth/token"
+		code := e.codeFor(t, e.person(), e.authURL("response_type", "code", "client_id", "native", "redirect_uri", "http://127.0.0.1:5000/callback",
+			"scope", "read", "state", "s", "code_challenge", challenge(verifier), "code_challenge_method", "S256"))
+		st, m := e.tokenWithProof(t, form("grant_type", "authorization_code", "code", code, "client_id", "native",
+			"redirect_uri", "http://127.0.0.1:5000/callback", "code_verifier", verifier), k.Proof(t, "POST", tokenURL, ""))
+		if st != 200 || m["token_type"] != "DPoP" || m["refresh_token"] == nil {
+			t.Fatalf("the exchange with a proof: %d %v", st, m)
+		}
+		rt := m["refresh_token"].(string)
+		refresh := form("grant_type", "refresh_token", "refresh_token", rt, "client_id", "native")
+		for name, proof := range map[string]string{"no proof": "", "another key": dpoptest.New(t, jwa.ES256()).Proof(t, "POST", tokenURL, "")} {
+			if st, m := e.tokenWithProof(t, refresh, proof); st != 400 || m["error"] != "invalid_dpop_proof" {
+				t.Fatalf("refresh with %s: %d %v", name, st, m)
+			}
+		}
+		st, m = e.tokenWithProof(t, refresh, k.Proof(t, "POST", tokenURL, ""))
+		if st != 200 || m["token_type"] != "DPoP" {
+			t.Fatalf("refresh with the key, after the refused attempts: %d %v", st, m)
+		}
+		next := form("grant_type", "refresh_token", "refresh_token", m["refresh_token"].(string), "client_id", "native")
+		if st, m := e.tokenWithProof(t, next, ""); st != 400 || m["error"] != "invalid_dpop_proof" {
+			t.Fatalf("the successor without the key: %d %v", st, m)
+		}
+	})
+}
 
 // dpopToken posts a client_credentials request of svc's with the DPoP
 // headers given.

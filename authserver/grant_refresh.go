@@ -53,6 +53,7 @@ func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*Toke
 	}
 	next, refresh := s.newRefreshToken(grantID)
 	next.Grace = max(0, s.cfg.RefreshRetryGrace)
+	next.JKT = req.boundKey()
 	old, err := s.store.RotateRefreshToken(ctx, grantID, hash, req.client.ID, *next)
 	if e := g.check(ctx, req, old, err, grantID); e != nil {
 		// If the grant turned out revoked, the successor just stored is
@@ -73,6 +74,8 @@ func (g refreshTokenGrant) check(ctx context.Context, req *tokenRequest, old *st
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return invalid
+	case errors.Is(err, store.ErrKeyMismatch):
+		return ErrInvalidDPoPProof("this refresh token is bound to a DPoP key: send a DPoP proof signed with that key")
 	case errors.Is(err, store.ErrAlreadyUsed):
 		if e := g.s.revokeGrant(ctx, grantID, "refresh token reused", req); e != nil {
 			return e

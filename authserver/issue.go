@@ -122,7 +122,19 @@ func (s *Server) firstRefreshToken(req *tokenRequest, grantID string) (*store.Su
 	if !slices.Contains(req.client.GrantTypes, GrantRefreshToken) {
 		return nil, ""
 	}
-	return s.newRefreshToken(grantID)
+	next, token := s.newRefreshToken(grantID)
+	next.JKT = req.boundKey()
+	return next, token
+}
+
+// boundKey is the DPoP key a request's refresh tokens are bound to: a
+// public client's, when it proved one (RFC 9449 §5; a confidential
+// client's refresh tokens are bound to its authentication already).
+func (req *tokenRequest) boundKey() string {
+	if req.dpop == nil || !req.client.Public {
+		return ""
+	}
+	return req.dpop.JKT
 }
 
 // String is the token as the client holds it.

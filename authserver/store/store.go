@@ -25,6 +25,9 @@ var (
 	// ErrAlreadyUsed: a single-use record was consumed before. The record is
 	// returned alongside so the caller can revoke what descends from it.
 	ErrAlreadyUsed = errors.New("already used")
+	// ErrKeyMismatch: the refresh token is bound to a DPoP key the
+	// request did not prove (RFC 9449 §5); the token is left unused.
+	ErrKeyMismatch = errors.New("bound to another key")
 	// ErrExists: a create-only write found a live record under that key.
 	ErrExists = errors.New("already exists")
 	// ErrConflict: a compare-and-swap lost against a concurrent writer.
@@ -112,7 +115,10 @@ type RefreshStore interface {
 	// and, if this is its first use (or a retry of it, see Successor),
 	// stores its successor in the same atomic step. It returns the
 	// consumed token; with ErrAlreadyUsed if it was used before (next is
-	// then not stored). A token of another client is returned untouched.
+	// then not stored). A token of another client is returned untouched,
+	// and so is one bound to a DPoP key other than next.JKT, with
+	// ErrKeyMismatch. The successor is bound to the token's key, or to
+	// next.JKT when the token had none.
 	RotateRefreshToken(ctx context.Context, grantID, hash, clientID string, next Successor) (*RefreshToken, error)
 }
 
@@ -258,6 +264,10 @@ type Successor struct {
 	ExpiresAt time.Time
 	Grace     time.Duration
 	MaxAge    time.Duration
+	// JKT is the DPoP key (thumbprint) the token request proved, for a
+	// client whose refresh tokens are bound to it (a public client's,
+	// RFC 9449 §5); "" for none. A first token is bound to it.
+	JKT string
 }
 
 // Of is the refresh token s makes of a consumed record's grant.
@@ -267,7 +277,7 @@ func (s Successor) Of(grantID, clientID, subject, scope string, authTime time.Ti
 		exp = end
 	}
 	return &RefreshToken{GrantID: grantID, Hash: s.Hash, ClientID: clientID, Subject: subject, Scope: scope,
-		AuthTime: authTime, IssuedAt: s.IssuedAt, ExpiresAt: exp, Resource: resource}
+		AuthTime: authTime, IssuedAt: s.IssuedAt, ExpiresAt: exp, Resource: resource, JKT: s.JKT}
 }
 
 // DeviceStatus is where a device authorization stands.
@@ -363,6 +373,9 @@ type RefreshToken struct {
 	// Resource is the RFC 8707 resource of the grant, carried from its
 	// code or device authorization to every refresh token.
 	Resource string `json:"resource,omitempty"`
+	// JKT binds the token to a DPoP key: only a request proving it may
+	// use it, and its successors are bound to it too.
+	JKT string `json:"jkt,omitempty"`
 }
 
 // RevocationKind says what a Revocation names.

@@ -478,17 +478,26 @@ func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash, clientID 
 		// at is when the token was first exchanged: retries do not move
 		// it, so the grace window cannot be slid along.
 		rotate := func(at time.Time) error {
+			if old.JKT != "" {
+				next.JKT = old.JKT // bound once, bound for good
+			}
 			if err := putRefresh(b.Tx(), next.Of(grantID, old.ClientID, old.Subject, old.Scope, old.AuthTime, old.Resource)); err != nil {
 				return err
 			}
 			return put(rotations, key, old.ExpiresAt, 0, rotation{Next: next.Hash, At: at})
 		}
+		wrongKey := func() bool { return old.ClientID == clientID && old.JKT != "" && old.JKT != next.JKT }
 		err := consume(b, key, old, func() (bool, error) {
-			if old.ClientID != clientID {
+			if old.ClientID != clientID || wrongKey() {
 				return false, nil
 			}
 			return true, rotate(next.IssuedAt)
 		})
+		if wrongKey() {
+			// Used or not, a bound token is nothing without its key: no
+			// retry, and no reuse verdict that would end the grant.
+			return store.ErrKeyMismatch
+		}
 		if err != store.ErrAlreadyUsed || next.Grace <= 0 || old.ClientID != clientID {
 			return err
 		}
@@ -513,7 +522,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash, clientID 
 		}
 		return rotate(last.At)
 	})
-	if err != nil && err != store.ErrAlreadyUsed {
+	if err != nil && err != store.ErrAlreadyUsed && err != store.ErrKeyMismatch {
 		return nil, err
 	}
 	return old, err

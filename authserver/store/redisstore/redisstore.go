@@ -212,13 +212,16 @@ func px(exp time.Time) int64 { return store.TTL(exp).Milliseconds() }
 
 // luaStoreRefresh is the scripts' one way to store a refresh token (as
 // compactRefresh) at key: the grant fields of record g (client c, subject s,
-// scope p, auth time t, resource a), issued at iat and expiring at exp (Unix ms), but
-// never later than maxage ms after the auth time (store.Successor.MaxAge).
+// scope p, auth time t, resource a, DPoP key k), issued at iat and expiring at exp (Unix ms), but
+// never later than maxage ms after the auth time (store.Successor.MaxAge);
+// bound to g's key, or to jkt when g has none (store.Successor.JKT).
 const luaStoreRefresh = `
-local function store_refresh(key, g, iat, exp, maxage)
+local function store_refresh(key, g, iat, exp, maxage, jkt)
   local i, e, ma = tonumber(iat), tonumber(exp), tonumber(maxage or '0')
   if ma > 0 and g.t and g.t + ma < e then e = g.t + ma end
-  local t = {c = g.c, s = g.s, p = g.p, t = g.t, a = g.a, i = i, e = e}
+  local k = g.k
+  if not k and jkt and jkt ~= '' then k = jkt end
+  local t = {c = g.c, s = g.s, p = g.p, t = g.t, a = g.a, k = k, i = i, e = e}
   redis.call('SET', key, '0' .. cjson.encode(t), 'PX', math.max(1, e - i))
 end
 `
@@ -244,8 +247,11 @@ local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local body = string.sub(v, 2)
 local r = cjson.decode(body)
+-- A token bound to a DPoP key other than the one proved (ARGV[7]) is
+-- left as it is, used or not: without the key it is nothing.
+if r.k and r.c == ARGV[1] and r.k ~= (ARGV[7] or '') then return {4, body} end
 local function store_next(first)
-  store_refresh(KEYS[2], r, ARGV[2], ARGV[3], ARGV[4])
+  store_refresh(KEYS[2], r, ARGV[2], ARGV[3], ARGV[4], ARGV[7])
   r.x = string.sub(KEYS[2], #ARGV[6] + 1)
   if first then r.u = tonumber(ARGV[2]) end
   redis.call('SET', KEYS[1], '1' .. cjson.encode(r), 'KEEPTTL')
@@ -344,7 +350,7 @@ func (s *Store) consume(ctx context.Context, key, clientID string, v any, grantI
 	if next != nil {
 		keys = append(keys, s.refreshKey(grantID, next.Hash))
 		args = append(args, unixMilli(next.IssuedAt), unixMilli(next.ExpiresAt), next.MaxAge.Milliseconds(),
-			next.Grace.Milliseconds(), s.refreshKey(grantID, ""))
+			next.Grace.Milliseconds(), s.refreshKey(grantID, ""), next.JKT)
 	}
 	res, err := s.runWrite(ctx, consumeScript, keys, args...).Slice()
 	if errors.Is(err, redis.Nil) {
@@ -358,8 +364,11 @@ func (s *Store) consume(ctx context.Context, key, clientID string, v any, grantI
 	if err := json.Unmarshal([]byte(data), v); err != nil {
 		return fmt.Errorf("decoding %s: %w", key, err)
 	}
-	if n == 2 {
+	switch n {
+	case 2:
 		return store.ErrAlreadyUsed
+	case 4:
+		return store.ErrKeyMismatch
 	}
 	return nil
 }
@@ -619,7 +628,7 @@ d.lp = now
 local out = cjson.encode(d)
 redis.call('SET', KEYS[1], out, 'KEEPTTL')
 if outcome == 'redeemed' and KEYS[2] then
-  store_refresh(KEYS[2], d, ARGV[6], ARGV[7], ARGV[8])
+  store_refresh(KEYS[2], d, ARGV[6], ARGV[7], ARGV[8], ARGV[9])
 end
 return {outcome, out}
 `)
@@ -630,7 +639,7 @@ func (s *Store) PollDeviceCode(ctx context.Context, p store.DevicePoll) (*store.
 	args := []any{p.Hash, p.ClientID, p.Now.UnixMilli(), store.PollTolerance, store.SlowDownStep.Milliseconds()}
 	if p.First != nil {
 		keys = append(keys, s.refreshKey(p.GrantID, p.First.Hash))
-		args = append(args, unixMilli(p.First.IssuedAt), unixMilli(p.First.ExpiresAt), p.First.MaxAge.Milliseconds())
+		args = append(args, unixMilli(p.First.IssuedAt), unixMilli(p.First.ExpiresAt), p.First.MaxAge.Milliseconds(), p.First.JKT)
 	}
 	res, err := s.runWrite(ctx, pollScript, keys, args...).Slice()
 	if errors.Is(err, redis.Nil) {
@@ -665,11 +674,12 @@ type compactRefresh struct {
 	IssuedAt  int64  `json:"i,omitempty"`
 	ExpiresAt int64  `json:"e"`
 	Resource  string `json:"a,omitempty"`
+	JKT       string `json:"k,omitempty"`
 }
 
 func (c *compactRefresh) expand(grantID, hash string) *store.RefreshToken {
 	return &store.RefreshToken{GrantID: grantID, Hash: hash, ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope,
-		AuthTime: fromMilli(c.AuthTime), IssuedAt: fromMilli(c.IssuedAt), ExpiresAt: fromMilli(c.ExpiresAt), Resource: c.Resource}
+		AuthTime: fromMilli(c.AuthTime), IssuedAt: fromMilli(c.IssuedAt), ExpiresAt: fromMilli(c.ExpiresAt), Resource: c.Resource, JKT: c.JKT}
 }
 
 // RefreshToken implements store.Store.
@@ -696,7 +706,7 @@ func (s *Store) RefreshToken(ctx context.Context, grantID, hash string) (*store.
 func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash, clientID string, next store.Successor) (*store.RefreshToken, error) {
 	old := new(compactRefresh)
 	err := s.consume(ctx, s.refreshKey(grantID, hash), clientID, old, grantID, &next)
-	if err != nil && !errors.Is(err, store.ErrAlreadyUsed) {
+	if err != nil && !errors.Is(err, store.ErrAlreadyUsed) && !errors.Is(err, store.ErrKeyMismatch) {
 		return nil, err
 	}
 	return old.expand(grantID, hash), err

@@ -38,6 +38,7 @@ func Run(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"GrantMaxAge", testGrantMaxAge},
 		{"ResourceCarried", testResourceCarried},
 		{"RefreshTokens", testRefreshTokens},
+		{"RefreshKeyBinding", testRefreshKeyBinding},
 		{"RefreshRotationUnderContention", testRefreshContention},
 		{"Revocations", testRevocations},
 		{"WatchRevocations", testWatchRevocations},
@@ -915,8 +916,56 @@ func SeedRefreshToken(ctx context.Context, s store.Store, t *store.RefreshToken)
 	if err := s.CreateCode(ctx, code); err != nil {
 		return err
 	}
-	_, err := s.ConsumeCode(ctx, t.GrantID, code.Hash, t.ClientID, &store.Successor{Hash: t.Hash, IssuedAt: t.IssuedAt, ExpiresAt: t.ExpiresAt})
+	_, err := s.ConsumeCode(ctx, t.GrantID, code.Hash, t.ClientID, &store.Successor{Hash: t.Hash, IssuedAt: t.IssuedAt, ExpiresAt: t.ExpiresAt, JKT: t.JKT})
 	return err
+}
+
+// testRefreshKeyBinding: a grant's first refresh token is bound to the
+// DPoP key its redemption proved; a rotation proving another key, or none,
+// leaves the token as it is (even a used one: no reuse verdict), and the
+// right key rotates it to a successor bound to the same key. An unbound
+// token rotates whatever is proved.
+func testRefreshKeyBinding(t *testing.T, s store.Store, _ func() store.Store) {
+	c := newCode("kb", time.Minute)
+	must(t, s.CreateCode(ctx, c))
+	first := successor("k1")
+	first.JKT = "key-a"
+	_, err := s.ConsumeCode(ctx, c.GrantID, c.Hash, c.ClientID, &first)
+	must(t, err)
+	got, err := s.RefreshToken(ctx, c.GrantID, "k1")
+	must(t, err)
+	if got.JKT != "key-a" {
+		t.Fatalf("the first token's key: %+v", got)
+	}
+	for _, proved := range []string{"", "key-b"} {
+		next := successor("stolen-" + proved)
+		next.JKT = proved
+		got, err = s.RotateRefreshToken(ctx, c.GrantID, "k1", c.ClientID, next)
+		wantErr(t, err, store.ErrKeyMismatch)
+		if got == nil || got.JKT != "key-a" {
+			t.Fatalf("a refused rotation returns the token: %+v", got)
+		}
+		wantRefresh(t, s, c.GrantID, "stolen-"+proved, nil)
+	}
+	next := successor("k2")
+	next.JKT = "key-a"
+	_, err = s.RotateRefreshToken(ctx, c.GrantID, "k1", c.ClientID, next)
+	must(t, err)
+	got, err = s.RefreshToken(ctx, c.GrantID, "k2")
+	must(t, err)
+	if got.JKT != "key-a" {
+		t.Fatalf("the successor's key: %+v", got)
+	}
+	// The used token, presented without the key, is still no reuse.
+	_, err = s.RotateRefreshToken(ctx, c.GrantID, "k1", c.ClientID, successor("again"))
+	wantErr(t, err, store.ErrKeyMismatch)
+
+	unbound := newRefresh("ub", "u1", time.Hour)
+	must(t, SeedRefreshToken(ctx, s, unbound))
+	proved := successor("u2")
+	proved.JKT = "key-c"
+	_, err = s.RotateRefreshToken(ctx, "ub", "u1", unbound.ClientID, proved)
+	must(t, err)
 }
 
 // testResourceCarried: a grant's RFC 8707 resource goes from its code or
