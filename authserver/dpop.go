@@ -12,6 +12,10 @@ import (
 	"github.com/tokengate/tokengate/dpop"
 )
 
+// DPoPNonces are the server's DPoP nonces, for the resource routes; nil
+// when off.
+func (s *Server) DPoPNonces() *dpop.Nonces { return s.dpopNonces }
+
 // tokenProof checks the DPoP proof of a token request, if it has one, and
 // makes it single-use across instances (its jti, in the store). A client
 // with RequireDPoP must send one.
@@ -28,6 +32,9 @@ func (s *Server) tokenProof(ctx context.Context, r *http.Request, c *Client) (*d
 	p, err := dpop.Verify(proofs[0], dpop.Request{Method: http.MethodPost, URL: s.endpointURL(PathToken)})
 	if err != nil {
 		return nil, ErrInvalidDPoPProof("%v", err)
+	}
+	if s.dpopNonces != nil && !s.dpopNonces.Valid(p.Nonce) {
+		return nil, ErrUseDPoPNonce()
 	}
 	sum := sha256.Sum256([]byte(p.JKT + "\x00" + p.JTI))
 	n, _, err := s.store.Incr(ctx, "dpop:"+hex.EncodeToString(sum[:16]), 2*dpop.Window)

@@ -28,6 +28,12 @@ func ErrInvalidDPoPProof(format string, args ...any) *Error {
 	return oauthError("invalid_dpop_proof", http.StatusBadRequest, format, args...)
 }
 
+// ErrUseDPoPNonce is RFC 9449 §8's error: make the proof again with the
+// nonce of the DPoP-Nonce header.
+func ErrUseDPoPNonce() *Error {
+	return oauthError("use_dpop_nonce", http.StatusBadRequest, "make the DPoP proof again with the nonce in the DPoP-Nonce header")
+}
+
 func oauthError(code string, status int, format string, args ...any) *Error {
 	return &Error{Code: code, Description: fmt.Sprintf(format, args...), Status: status}
 }

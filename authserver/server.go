@@ -17,6 +17,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/dpop"
 	"github.com/tokengate/tokengate/introspect"
 	"github.com/tokengate/tokengate/login"
 	"github.com/tokengate/tokengate/outbound"
@@ -60,6 +61,11 @@ type Config struct {
 	// ConfigFetcher reaches the URLs written in the configuration (config
 	// clients' jwks_uri). Default: outbound's Trusted client.
 	ConfigFetcher *outbound.Client
+
+	// DPoPNonce makes DPoP proofs carry a server nonce (RFC 9449 §8):
+	// every instance derives the same from the shared cookie secret and
+	// the time, so a proof cannot be replayed on another instance later.
+	DPoPNonce bool
 
 	// LoginProviders sign people in through their identity provider, at
 	// PathLoginProviders<name>; their people's subjects are <name>:<user>.
@@ -216,6 +222,8 @@ type Server struct {
 	fetch, trusted *outbound.Client
 	// jwks caches fetched client key sets.
 	jwks expiringCache[jwk.Set]
+	// dpopNonces are the server's DPoP nonces; nil when off.
+	dpopNonces *dpop.Nonces
 	// providers are the login providers by name; providerList in order.
 	providers    map[string]*login.Provider
 	providerList []*login.Provider
@@ -343,6 +351,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.auditLog = cfg.Logger.Named("audit")
 	if err := ValidateClientsAndUsers(cfg.Clients, cfg.Users); err != nil {
 		return nil, err
+	}
+	if cfg.DPoPNonce {
+		s.dpopNonces = &dpop.Nonces{Key: s.keys.CookieSecret}
 	}
 	if err := checkProviderNames(cfg.LoginProviders, cfg.Clients, cfg.Users); err != nil {
 		return nil, err

@@ -75,6 +75,11 @@ func readForm(w http.ResponseWriter, r *http.Request) (url.Values, *Error) {
 }
 
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	if s.dpopNonces != nil {
+		// Every answer says the current nonce (RFC 9449 §8.2), so a
+		// client always has the one its next proof needs.
+		w.Header().Set("DPoP-Nonce", s.dpopNonces.Current())
+	}
 	resp, req, e := s.token(w, r)
 	if e != nil {
 		fields := []zap.Field{zap.String("error", e.Code), zap.String("description", e.Description)}

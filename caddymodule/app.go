@@ -85,6 +85,11 @@ type App struct {
 	// /oauth/register; off without it.
 	Registration *RegistrationConfig `json:"registration,omitempty"`
 
+	// DPoPNonce makes DPoP proofs carry a server nonce (RFC 9449 §8, §9),
+	// which every instance makes alike: a proof then cannot be replayed at
+	// another instance, nor later.
+	DPoPNonce bool `json:"dpop_nonce,omitempty"`
+
 	// LoginProviders let people sign in through their organisation's
 	// identity provider (a button each on the login page).
 	LoginProviders []LoginProviderConfig `json:"login_providers,omitempty"`
@@ -444,6 +449,7 @@ func (a *App) provision(ctx caddy.Context) error {
 	defer cancel()
 	a.server, err = authserver.New(initCtx, authserver.Config{
 		LoginProviders:  providers,
+		DPoPNonce:       a.DPoPNonce,
 		Issuer:          a.Issuer,
 		AccessTokenTTL:  time.Duration(a.AccessTokenTTL),
 		RefreshTokenTTL: time.Duration(a.RefreshTokenTTL),

@@ -44,6 +44,7 @@ import (
 //			grant_max_age <duration>
 //			revocation_max_staleness <duration>
 //			templates <folder>
+//			dpop_nonce
 //			scope_description <scope> <text>
 //			resource <url> [<scope>...]
 //			registration {
@@ -215,6 +216,11 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				a.ScopeDescriptions = map[string]string{}
 			}
 			a.ScopeDescriptions[name] = text
+		case "dpop_nonce":
+			if d.NextArg() {
+				return d.Errf("dpop_nonce takes no value: it turns server nonces on for DPoP proofs")
+			}
+			a.DPoPNonce = true
 		case "templates":
 			if !d.Args(&a.Templates) || d.NextArg() {
 				return d.Errf("templates takes one folder")
@@ -249,7 +255,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			a.Trust = append(a.Trust, t)
 		default:
-			return d.Errf("unknown oauth2 option %q (expected issuer, store, signing_alg, key_rotation, *_ttl, device_interval, grant_max_age, refresh_retry_grace, revocation_max_staleness, templates, scope_description, resource, registration, client, user, login_provider or trust)", dir)
+			return d.Errf("unknown oauth2 option %q (expected issuer, store, signing_alg, key_rotation, *_ttl, device_interval, grant_max_age, refresh_retry_grace, revocation_max_staleness, templates, scope_description, resource, registration, client, user, login_provider, trust or dpop_nonce)", dir)
 		}
 	}
 	if a.Issuer == "" {

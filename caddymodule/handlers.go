@@ -171,7 +171,7 @@ func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
 	if err := b.provisionIssuers(); err != nil {
 		return err
 	}
-	b.dpop = &introspect.DPoPPolicy{Required: b.DPoP == "required", Replay: b.app.dpopReplay}
+	b.dpop = &introspect.DPoPPolicy{Required: b.DPoP == "required", Replay: b.app.dpopReplay, Nonces: b.app.server.DPoPNonces()}
 	if len(b.audiences) == 0 && b.acceptsSelf() {
 		// Without audience a token for any API of this issuer passes.
 		for _, c := range b.app.Clients {

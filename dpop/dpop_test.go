@@ -136,3 +136,28 @@ func BenchmarkVerify(b *testing.B) {
 		})
 	}
 }
+
+// Nonces turn every period, the one before still good; every instance with
+// the key makes the same; without a key none is valid.
+func TestNonces(t *testing.T) {
+	now := time.Now()
+	key := []byte("0123456789abcdef0123456789abcdef")
+	a := &dpop.Nonces{Key: func() []byte { return key }, Now: func() time.Time { return now }}
+	b := &dpop.Nonces{Key: func() []byte { return key }, Now: func() time.Time { return now }}
+	n := a.Current()
+	if n == "" || n != b.Current() || !b.Valid(n) {
+		t.Fatalf("instances disagree: %q %q", n, b.Current())
+	}
+	later := &dpop.Nonces{Key: a.Key, Now: func() time.Time { return now.Add(dpop.NoncePeriod) }}
+	if !later.Valid(n) || later.Current() == n {
+		t.Fatal("the previous period's nonce must still be valid, and a new one current")
+	}
+	muchLater := &dpop.Nonces{Key: a.Key, Now: func() time.Time { return now.Add(3 * dpop.NoncePeriod) }}
+	if muchLater.Valid(n) {
+		t.Fatal("an old nonce stayed valid")
+	}
+	none := &dpop.Nonces{Key: func() []byte { return nil }}
+	if none.Current() != "" || none.Valid("") {
+		t.Fatal("without a key, a nonce was made or accepted")
+	}
+}

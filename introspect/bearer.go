@@ -35,6 +35,8 @@ type Failure struct {
 	Description string
 	// Scope lists the scopes the resource requires, for insufficient_scope.
 	Scope string
+	// Nonce, when set, goes in a DPoP-Nonce header (RFC 9449 §9).
+	Nonce string
 }
 
 func fail(o Outcome, status int, code, desc string) *Failure {
@@ -169,6 +171,9 @@ func writeChallenge(w http.ResponseWriter, realm string, f *Failure, resourceMet
 		b.WriteString(", error_description=")
 		b.WriteString(quote(f.Description))
 		w.Header().Set("WWW-Authenticate", b.String())
+		if f.Nonce != "" {
+			w.Header().Set("DPoP-Nonce", f.Nonce)
+		}
 		writeFailureBody(w, f)
 		return
 	}

@@ -18,6 +18,8 @@ type DPoPPolicy struct {
 	Required bool
 	// Replay remembers the proofs this instance accepted.
 	Replay *dpop.Replay
+	// Nonces, when set, make proofs carry a current server nonce.
+	Nonces *dpop.Nonces
 }
 
 func dpopFailure(desc string) *Failure {
@@ -59,6 +61,11 @@ func (p *DPoPPolicy) CheckBinding(r *http.Request, requestURL string, c *Claims)
 	}
 	if proof.JKT != c.Confirmation.JKT {
 		return dpopFailure("the DPoP proof is signed with another key than the one the token is bound to")
+	}
+	if p.Nonces != nil && !p.Nonces.Valid(proof.Nonce) {
+		f := dpopFailure("make the DPoP proof again with the nonce in the DPoP-Nonce header")
+		f.Code, f.Nonce = "use_dpop_nonce", p.Nonces.Current()
+		return f
 	}
 	if p.Replay != nil && p.Replay.Seen(proof, time.Now()) {
 		return dpopFailure("this DPoP proof was used before: make a new one for each request")

@@ -147,3 +147,57 @@ func TestDPoPThroughGateway(t *testing.T) {
 		t.Fatalf("without a token: %d %v", resp.StatusCode, ch)
 	}
 }
+
+// With dpop_nonce, proofs must carry the server's nonce: the token
+// endpoint and the route answer use_dpop_nonce with a DPoP-Nonce header,
+// and the proof made again with it passes (RFC 9449 §8, §9).
+func TestDPoPNonces(t *testing.T) {
+	up := newUpstream(t)
+	g := newGateway(t, Ports{Upstream: up.Addr()})
+	g.start(strings.Replace(dpopCaddyfile, "\t\tissuer {{.Issuer}}\n", "\t\tissuer {{.Issuer}}\n\t\tdpop_nonce\n", 1))
+	k := dpoptest.New(t, jwa.ES256())
+	tokenURL := g.AuthURL() + "/oauth/token"
+	post := func(proof string) (*http.Response, map[string]any) {
+		req, _ := http.NewRequest("POST", tokenURL, strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("robot", "robot-secret")
+		req.Header.Set("DPoP", proof)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]any{}
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		resp.Body.Close()
+		return resp, m
+	}
+	resp, m := post(k.Proof(t, "POST", tokenURL, ""))
+	nonce := resp.Header.Get("DPoP-Nonce")
+	if resp.StatusCode != 400 || m["error"] != "use_dpop_nonce" || nonce == "" {
+		t.Fatalf("a proof without the nonce: %d %v %v", resp.StatusCode, m, resp.Header)
+	}
+	resp, m = post(k.Proof(t, "POST", tokenURL, "", dpoptest.Options{Claims: map[string]any{"nonce": nonce}}))
+	if resp.StatusCode != 200 || m["token_type"] != "DPoP" {
+		t.Fatalf("the proof with the nonce: %d %v", resp.StatusCode, m)
+	}
+	tok := m["access_token"].(string)
+	api := g.APIURL() + "/things"
+	call := func(proof string) *http.Response {
+		req, _ := http.NewRequest("GET", api, nil)
+		req.Header.Set("Authorization", "DPoP "+tok)
+		req.Header.Set("DPoP", proof)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp = call(k.Proof(t, "GET", api, tok))
+	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("Www-Authenticate"), `error="use_dpop_nonce"`) || resp.Header.Get("DPoP-Nonce") == "" {
+		t.Fatalf("a resource proof without the nonce: %d %v", resp.StatusCode, resp.Header)
+	}
+	if resp := call(k.Proof(t, "GET", api, tok, dpoptest.Options{Claims: map[string]any{"nonce": resp.Header.Get("DPoP-Nonce")}})); resp.StatusCode != 200 {
+		t.Fatalf("a resource proof with the nonce: %d %v", resp.StatusCode, resp.Header)
+	}
+}
