@@ -3,6 +3,9 @@ package test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -306,4 +309,61 @@ func TestLoginProvider(t *testing.T) {
 			t.Fatalf("the provider down: %v, last page %v", err, p.Last)
 		}
 	})
+}
+
+// panva's oauth4webapi as an independent DPoP client: client credentials,
+// and authorization code + PKCE for a public client with a refresh, each
+// calling the API through bearer_auth with DPoP, without and with server
+// nonces.
+func TestOAuth4WebAPIDPoP(t *testing.T) {
+	dir := nodetest.Dir(t, "oidc")
+	for _, nonces := range []bool{false, true} {
+		t.Run(map[bool]string{false: "without nonces", true: "with nonces"}[nonces], func(t *testing.T) {
+			up := newUpstream(t)
+			g := newGateway(t, Ports{Upstream: up.Addr()})
+			tmpl := strings.Replace(dpopCaddyfile, "\t\tclient bound {", "\t\tclient native {\n\t\t\tgrant authorization_code refresh_token\n\t\t\tredirect_uri http://127.0.0.1/callback\n\t\t\tscope read\n\t\t\taudience https://api.example.com\n\t\t}\n\t\tuser mark $2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe\n\t\tclient bound {", 1)
+			if nonces {
+				tmpl = strings.Replace(tmpl, "\t\tissuer {{.Issuer}}\n", "\t\tissuer {{.Issuer}}\n\t\tdpop_nonce\n", 1)
+			}
+			g.start(tmpl)
+			api := g.APIURL() + "/strict/things" // dpop required there
+			run := func(args []string, authorize func(stdin io.Writer, u string)) map[string]any {
+				cmd := nodetest.Command(dir, "dpop-client.mjs", nil, args...)
+				stdin, _ := cmd.StdinPipe()
+				stdout, _ := cmd.StdoutPipe()
+				stderr := new(syncBuffer)
+				cmd.Stderr = stderr
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+				result := readResult(t, bufio.NewScanner(stdout), stderr, func(line string) {
+					if u, ok := strings.CutPrefix(line, "AUTHORIZE "); ok && authorize != nil {
+						authorize(stdin, u)
+					}
+				})
+				var m map[string]any
+				if err := json.Unmarshal([]byte(result), &m); err != nil {
+					t.Fatal(err)
+				}
+				return m
+			}
+			m := run([]string{"cc", g.AuthURL(), api, "robot", "robot-secret"}, nil)
+			if m["token_type"] != "dpop" || m["api"].(map[string]any)["status"] != float64(200) {
+				t.Fatalf("client credentials: %v", m)
+			}
+			m = run([]string{"code", g.AuthURL(), api, "native"}, func(stdin io.Writer, u string) {
+				back, err := persontest.New("mark", markPassword).Authorize(u)
+				if err != nil {
+					t.Errorf("the person's part: %v", err)
+					return
+				}
+				fmt.Fprintf(stdin, "CALLBACK %s\n", back)
+			})
+			if m["token_type"] != "dpop" || m["refreshed_type"] != "dpop" || m["api"].(map[string]any)["status"] != float64(200) ||
+				m["again"].(map[string]any)["status"] != float64(200) {
+				t.Fatalf("authorization code + refresh: %v", m)
+			}
+		})
+	}
 }
