@@ -32,6 +32,9 @@ func dpopFailure(desc string) *Failure {
 // scheme a token that is not bound, and a route that does not require
 // binding.
 func (p *DPoPPolicy) CheckBinding(r *http.Request, requestURL string, c *Claims) *Failure {
+	if p == nil {
+		p = &DPoPPolicy{}
+	}
 	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	token = strings.TrimLeft(token, " ")
 	bound := c.Confirmation != nil && c.Confirmation.JKT != ""

@@ -107,6 +107,13 @@ http://127.0.0.1:{{.Bearer}} {
 	bearer_auth read
 	reverse_proxy {{.Upstream}}
 }
+http://127.0.0.1:{{.DPoP}} {
+	bearer_auth {
+		scope read
+		dpop required
+	}
+	reverse_proxy {{.Upstream}}
+}
 http://127.0.0.1:{{.Trusted}} {
 	bearer_auth {
 		issuer {{.Remote}}
@@ -124,8 +131,8 @@ http://127.0.0.1:{{.Resource}} {
 `
 
 type ports struct {
-	Admin, Auth, Static, Proxy, Bearer, Resource, Trusted int
-	Upstream, Dir, Alg, Hash, Store, Remote               string
+	Admin, Auth, Static, Proxy, Bearer, Resource, Trusted, DPoP int
+	Upstream, Dir, Alg, Hash, Store, Remote                     string
 }
 
 func freePort() int {
@@ -347,7 +354,7 @@ func start(bin, alg, hash, upstream, storeLine string) *instance {
 	if storeLine == "" {
 		storeLine = "store file " + filepath.Join(dir, "tokengate.db")
 	}
-	p := ports{Admin: freePort(), Auth: freePort(), Static: freePort(), Proxy: freePort(), Bearer: freePort(), Resource: freePort(), Trusted: freePort(), Remote: remote.URL,
+	p := ports{Admin: freePort(), Auth: freePort(), Static: freePort(), Proxy: freePort(), Bearer: freePort(), Resource: freePort(), Trusted: freePort(), DPoP: freePort(), Remote: remote.URL,
 		Upstream: upstream, Dir: dir, Alg: alg, Hash: hash, Store: storeLine}
 	var cfg bytes.Buffer
 	if err := template.Must(template.New("").Parse(caddyfile)).Execute(&cfg, p); err != nil {
@@ -499,6 +506,15 @@ func main() {
 	trustTrio := loadTogether(*concurrency, 3**duration, scenario{"bearer_auth, own token (together)", bearerGet},
 		scenario{"bearer_auth, another issuer's JWT (together)", func(int) error { return get(trustedURL, remoteJWT) }},
 		scenario{"bearer_auth, introspected token (together)", func(int) error { return get(trustedURL, remoteOpaque) }})
+	// A DPoP-bound token on a route that requires DPoP, every request
+	// with a fresh proof (made ahead), against plain reverse_proxy with the
+	// same header size, loaded together.
+	dk := newDPoPClient()
+	dpopTok := es.dpopToken(dk, "plain", "plain-secret")
+	dpopURL := es.url(es.p.DPoP, "/")
+	proofs := dk.pool(max(20_000, 8000*int(duration.Seconds())), "GET", dpopURL, dpopTok)
+	dpopPair := loadTogether(*concurrency, 2**duration, scenario{"reverse_proxy (together, DPoP scenario)", proxyGet},
+		scenario{"bearer_auth + DPoP proof (together)", func(int) error { return proofs.get(dpopURL, dpopTok) }})
 	reg := es.loadRegistration("register a client (file store, a new address each)")
 	ccForm := url.Values{"grant_type": {"client_credentials"}}
 	ccHashed := load("token: client_credentials ES256 secret_hash", func(int) error {
@@ -546,6 +562,7 @@ func main() {
 	target("bearer_auth with resource ≥ 0.95 × without", resPair[1].rps >= 0.95*resPair[0].rps, "%.2f×", resPair[1].rps/resPair[0].rps)
 	target("another issuer's JWT ≥ 0.95 × own token", trustTrio[1].rps >= 0.95*trustTrio[0].rps, "%.2f×", trustTrio[1].rps/trustTrio[0].rps)
 	target("introspected token (cache hit) ≥ 0.95 × own token", trustTrio[2].rps >= 0.95*trustTrio[0].rps, "%.2f×", trustTrio[2].rps/trustTrio[0].rps)
+	target("a DPoP route ≥ 0.85 × reverse_proxy", dpopPair[1].rps >= 0.85*dpopPair[0].rps, "%.2f×", dpopPair[1].rps/dpopPair[0].rps)
 	target("registration ≥ 100 clients/s (file store)", reg.rps >= 100, "%.0f/s (%.3f× static)", reg.rps, reg.rps/static.rps)
 	target("client_credentials (ES256, secret_hash) ≥ 0.3 × static", ccHashed.rps >= 0.3*static.rps, "%.2f× (%.0f tokens/s)", ccHashed.rps/static.rps, ccHashed.rps)
 	target("introspection ≥ 0.5 × static", intro.rps >= 0.5*static.rps, "%.2f×", intro.rps/static.rps)
