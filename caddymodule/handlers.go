@@ -256,7 +256,7 @@ func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 	if claims != nil {
 		// The binding comes before the scopes: a stolen bound token earns
 		// no insufficient_scope hint.
-		if bf := b.dpop.CheckBinding(r, requestURL(r), claims); bf != nil {
+		if bf := b.dpop.CheckBinding(r, requestURL, claims); bf != nil {
 			f = bf
 		}
 	}

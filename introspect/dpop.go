@@ -22,18 +22,21 @@ type DPoPPolicy struct {
 	Nonces *dpop.Nonces
 }
 
+// noDPoPPolicy is a nil policy's: both schemes, no replay set, no nonces.
+var noDPoPPolicy DPoPPolicy
+
 func dpopFailure(desc string) *Failure {
 	return &Failure{Outcome: OutcomeInvalid, Status: http.StatusUnauthorized, Code: "invalid_dpop_proof", Description: desc, DPoP: true}
 }
 
 // CheckBinding checks a validated token against how the request carried
 // it: the DPoP scheme needs a bound token and a valid, unreplayed proof of
-// its key for this request (its URL as the client called it); the Bearer
-// scheme a token that is not bound, and a route that does not require
-// binding.
-func (p *DPoPPolicy) CheckBinding(r *http.Request, requestURL string, c *Claims) *Failure {
+// its key for this request (its URL as the client called it, which urlOf
+// tells, only then); the Bearer scheme a token that is not bound, and a
+// route that does not require binding.
+func (p *DPoPPolicy) CheckBinding(r *http.Request, urlOf func(*http.Request) string, c *Claims) *Failure {
 	if p == nil {
-		p = &DPoPPolicy{}
+		p = &noDPoPPolicy
 	}
 	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	token = strings.TrimLeft(token, " ")
@@ -58,7 +61,7 @@ func (p *DPoPPolicy) CheckBinding(r *http.Request, requestURL string, c *Claims)
 	if len(proofs) != 1 {
 		return dpopFailure("send exactly one DPoP proof header")
 	}
-	proof, err := dpop.Verify(proofs[0], dpop.Request{Method: r.Method, URL: requestURL, AccessToken: token})
+	proof, err := dpop.Verify(proofs[0], dpop.Request{Method: r.Method, URL: urlOf(r), AccessToken: token})
 	if err != nil {
 		return dpopFailure(err.Error())
 	}
