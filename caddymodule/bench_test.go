@@ -21,21 +21,29 @@ import (
 	"github.com/tokengate/tokengate/introspect"
 )
 
-// BenchmarkBearerAuth is the bearer_auth handler around a no-op next, with
-// a token the cache has seen: the gateway's cost per API request.
-//
-//	go test ./caddymodule -run XXX -bench BearerAuth -benchmem
-func BenchmarkBearerAuth(b *testing.B) {
+// benchServer is an issuer on a fresh embedded store with one client, svc
+// (secret s), for client credentials with scope read.
+func benchServer(b *testing.B) *authserver.Server {
+	b.Helper()
 	st, err := boltstore.Open(filepath.Join(b.TempDir(), "tg.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
+	b.Cleanup(func() { st.Close() })
 	srv, err := authserver.New(b.Context(), authserver.Config{Issuer: "https://auth.example.com", Store: st, TokenCacheSize: 1000,
 		Clients: []*authserver.Client{{ID: "svc", SecretHash: authserver.HashSecretSHA256("s"), GrantTypes: []string{authserver.GrantClientCredentials}, Scopes: []string{"read"}}}})
 	if err != nil {
 		b.Fatal(err)
 	}
+	return srv
+}
+
+// BenchmarkBearerAuth is the bearer_auth handler around a no-op next, with
+// a token the cache has seen: the gateway's cost per API request.
+//
+//	go test ./caddymodule -run XXX -bench BearerAuth -benchmem
+func BenchmarkBearerAuth(b *testing.B) {
+	srv := benchServer(b)
 	// token mints an access token through the token endpoint.
 	token := func(form url.Values) string {
 		req := httptest.NewRequest("POST", "/oauth/token", strings.NewReader(form.Encode()))
@@ -109,16 +117,7 @@ func BenchmarkBearerAuth(b *testing.B) {
 //
 //	go test ./caddymodule -run XXX -bench BearerAuthDPoP -benchmem
 func BenchmarkBearerAuthDPoP(b *testing.B) {
-	st, err := boltstore.Open(filepath.Join(b.TempDir(), "tg.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	srv, err := authserver.New(b.Context(), authserver.Config{Issuer: "https://auth.example.com", Store: st, TokenCacheSize: 1000,
-		Clients: []*authserver.Client{{ID: "svc", SecretHash: authserver.HashSecretSHA256("s"), GrantTypes: []string{authserver.GrantClientCredentials}, Scopes: []string{"read"}}}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	srv := benchServer(b)
 	k := dpoptest.New(b, jwa.ES256())
 	req := httptest.NewRequest("POST", "/oauth/token", strings.NewReader("grant_type=client_credentials"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

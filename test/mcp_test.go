@@ -173,6 +173,11 @@ func TestMCPSDKClient(t *testing.T) {
 				}
 				if line == "STEP" {
 					g.reload(t, stepped)
+					// A reload closes the old servers' idle keep-alive
+					// connections; let the client's pool see that first, as
+					// Node's fetch does not retry a POST on a connection
+					// closed under it.
+					time.Sleep(500 * time.Millisecond)
 					fmt.Fprintln(stdin, "GO")
 				}
 			})
@@ -189,7 +194,14 @@ func TestMCPSDKClient(t *testing.T) {
 // startSDKClient runs client.mjs with args until the test ends.
 func startSDKClient(t *testing.T, dir string, args ...string) (io.Writer, *bufio.Scanner, *syncBuffer) {
 	t.Helper()
-	cmd := nodetest.Command(dir, "client.mjs", nil, args...)
+	return startNodeClient(t, dir, "client.mjs", args...)
+}
+
+// startNodeClient runs a Node client script of dir until the test ends:
+// its stdin, its stdout's lines, and its stderr.
+func startNodeClient(t *testing.T, dir, script string, args ...string) (io.Writer, *bufio.Scanner, *syncBuffer) {
+	t.Helper()
+	cmd := nodetest.Command(dir, script, nil, args...)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	stderr := new(syncBuffer)

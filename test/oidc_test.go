@@ -328,16 +328,8 @@ func TestOAuth4WebAPIDPoP(t *testing.T) {
 			g.start(tmpl)
 			api := g.APIURL() + "/strict/things" // dpop required there
 			run := func(args []string, authorize func(stdin io.Writer, u string)) map[string]any {
-				cmd := nodetest.Command(dir, "dpop-client.mjs", nil, args...)
-				stdin, _ := cmd.StdinPipe()
-				stdout, _ := cmd.StdoutPipe()
-				stderr := new(syncBuffer)
-				cmd.Stderr = stderr
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-				result := readResult(t, bufio.NewScanner(stdout), stderr, func(line string) {
+				stdin, lines, stderr := startNodeClient(t, dir, "dpop-client.mjs", args...)
+				result := readResult(t, lines, stderr, func(line string) {
 					if u, ok := strings.CutPrefix(line, "AUTHORIZE "); ok && authorize != nil {
 						authorize(stdin, u)
 					}
