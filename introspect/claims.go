@@ -48,6 +48,12 @@ type Claims struct {
 // strings (some issuers send one) as the space-separated string.
 func (c *Claims) UnmarshalJSON(b []byte) error {
 	type plain Claims
+	// Tokengate's own tokens, and most others, carry a string: one
+	// decoding, with no second pass for the rare list.
+	if json.Unmarshal(b, (*plain)(c)) == nil {
+		return nil
+	}
+	*c = Claims{}
 	aux := struct {
 		*plain
 		Scope json.RawMessage `json:"scope"`
