@@ -23,11 +23,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
-	"github.com/lestrrat-go/jwx/v3/jwt"
 
+	"github.com/tokengate/tokengate/introspect"
 	"github.com/tokengate/tokengate/outbound"
+	"github.com/tokengate/tokengate/trust"
 )
 
 // Config is one login provider.
@@ -115,14 +115,8 @@ func fail(k Kind, format string, args ...any) *Error {
 	return &Error{Kind: k, Err: fmt.Errorf(format, args...)}
 }
 
-// Limits on the provider's keys in memory, and on fetching them again for
-// an ID token under a key not held.
-const (
-	keysLeast    = 5 * time.Minute
-	keysMost     = 24 * time.Hour
-	refetchEvery = 30 * time.Second
-	clockSkew    = time.Minute
-)
+// clockSkew is tolerated on an ID token's times.
+const clockSkew = time.Minute
 
 // asymmetric are the ID token algorithms accepted, whatever the provider
 // says it supports: never none, never a MAC of the client secret.
@@ -133,11 +127,13 @@ type Provider struct {
 	cfg   Config
 	fetch *outbound.Client
 
-	mu          sync.Mutex
-	meta        *metadata
-	keys        jwk.Set
-	keysUntil   time.Time
-	keysFetched time.Time
+	mu   sync.Mutex
+	meta *metadata
+	// keys are the provider's, held as a trusted issuer's are (cached
+	// by Cache-Control, refetched for an unknown kid at most every 30 s);
+	// idTokens checks ID tokens' signatures, iss, aud and exp with them.
+	keys     *trust.Keys
+	idTokens *introspect.Validator
 }
 
 // metadata is what tokengate reads of an OpenID provider's discovery
@@ -205,7 +201,18 @@ func New(cfg Config) (*Provider, error) {
 	}
 	if plain {
 		p.meta = &metadata{AuthorizationEndpoint: cfg.AuthorizationURL, TokenEndpoint: cfg.TokenURL, UserinfoEndpoint: cfg.UserinfoURL}
+		return p, nil
 	}
+	p.keys = trust.NewKeys(p.fetch, func(ctx context.Context) (string, error) {
+		m, err := p.metadata(ctx)
+		if err != nil {
+			return "", err
+		}
+		return m.JWKSURI, nil
+	})
+	// ID tokens are typed JWT, or not at all (OpenID Connect Core).
+	p.idTokens = &introspect.Validator{Keys: p.keys, UnknownKey: p.keys.UnknownKey, Issuer: cfg.Issuer, Leeway: clockSkew,
+		Types: []string{"JWT", ""}}
 	return p, nil
 }
 
@@ -384,24 +391,18 @@ func (p *Provider) verifyIDToken(ctx context.Context, m *metadata, raw, nonce st
 	if !slices.Contains(allowed, alg.String()) || !slices.Contains(asymmetric, alg.String()) {
 		return nil, fail(Invalid, "the ID token is signed with %s, which is not one of the provider's asymmetric algorithms", alg)
 	}
-	// A key ID the held set lacks: the provider rotated, so fetch the set
-	// again (at most once per refetchEvery).
-	set, err := p.keySet(ctx, m, false)
+	// The validator picks the key by kid, refetching the set once for one
+	// it lacks (the provider rotated), and pins the algorithm to the key.
+	p.keys.RefreshIfDue(ctx)
+	tok, err := p.idTokens.Validate(raw, p.cfg.ClientID)
 	if err != nil {
-		return nil, err
-	}
-	if kid, _ := hdr.Signatures()[0].ProtectedHeaders().KeyID(); kid != "" {
-		if _, held := set.LookupKeyID(kid); !held && p.mayRefetch() {
-			if set, err = p.keySet(ctx, m, true); err != nil {
-				return nil, err
-			}
+		if te, ok := err.(*introspect.TokenError); ok && te.Reason == introspect.ReasonUnavailable {
+			return nil, fail(Unavailable, "fetching its keys: %v", err)
 		}
-	}
-	tok, err := jwt.Parse([]byte(raw), jwt.WithKeySet(set, jws.WithInferAlgorithmFromKey(true), jws.WithRequireKid(false)), jwt.WithValidate(true),
-		jwt.WithIssuer(m.Issuer), jwt.WithAudience(p.cfg.ClientID), jwt.WithAcceptableSkew(clockSkew),
-		jwt.WithRequiredClaim("exp"), jwt.WithRequiredClaim("iat"), jwt.WithRequiredClaim("sub"))
-	if err != nil {
 		return nil, fail(Invalid, "the ID token does not verify: %v", err)
+	}
+	if tok.IssuedAt == 0 {
+		return nil, fail(Invalid, "the ID token has no iat")
 	}
 	claims, err := payloadClaims(raw)
 	if err != nil {
@@ -411,42 +412,11 @@ func (p *Provider) verifyIDToken(ctx context.Context, m *metadata, raw, nonce st
 	if subtle.ConstantTimeCompare([]byte(got), []byte(nonce)) != 1 || nonce == "" {
 		return nil, fail(Invalid, "the ID token's nonce is not this sign-in's")
 	}
-	aud, _ := tok.Audience()
 	azp, hasAzp := claims["azp"].(string)
-	if (len(aud) > 1 || hasAzp) && azp != p.cfg.ClientID {
+	if (len(tok.Audience) > 1 || hasAzp) && azp != p.cfg.ClientID {
 		return nil, fail(Invalid, "the ID token's azp %q is not this client", azp)
 	}
 	return claims, nil
-}
-
-// mayRefetch allows one refetch of the keys per refetchEvery.
-func (p *Provider) mayRefetch() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return time.Since(p.keysFetched) >= refetchEvery
-}
-
-// keySet is the provider's keys, fetched when due or (fresh) again.
-func (p *Provider) keySet(ctx context.Context, m *metadata, fresh bool) (jwk.Set, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.keys != nil && !fresh && time.Now().Before(p.keysUntil) {
-		return p.keys, nil
-	}
-	p.keysFetched = time.Now()
-	resp, err := p.fetch.Get(ctx, m.JWKSURI)
-	if err != nil {
-		if p.keys != nil && !fresh {
-			return p.keys, nil // keep using the keys held while the provider is away
-		}
-		return nil, fail(Unavailable, "fetching its keys: %w", err)
-	}
-	set, err := jwk.Parse(resp.Body)
-	if err != nil {
-		return nil, fail(Unavailable, "%s is not a JWK Set", m.JWKSURI)
-	}
-	p.keys, p.keysUntil = set, time.Now().Add(resp.CacheFor(keysLeast, keysMost))
-	return set, nil
 }
 
 // userinfo reads the userinfo endpoint with the access token.

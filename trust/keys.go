@@ -1,9 +1,10 @@
 package trust
 
-// Another issuer's signing keys: its JWK Set, fetched through the trusted
-// client, kept in memory, refreshed in the background as its Cache-Control
-// says (within bounds), and fetched again for a key ID it does not hold,
-// at most once per refetchEvery, whatever the number of requests asking.
+// Another server's signing keys (a trusted issuer's, a login provider's):
+// its JWK Set, fetched through the trusted client, kept in memory,
+// refreshed as its Cache-Control says (within bounds), and fetched again
+// for a key ID it does not hold, at most once per refetchEvery, whatever
+// the number of requests asking.
 
 import (
 	"context"
@@ -39,9 +40,9 @@ type publicKey struct {
 	key any
 }
 
-// keySet is an issuer's published keys. It implements
-// introspect.KeySource.
-type keySet struct {
+// Keys are a server's published keys. They are an introspect.KeySource;
+// UnknownKey is the Validator's.
+type Keys struct {
 	fetch *outbound.Client
 	uri   func(ctx context.Context) (string, error)
 
@@ -56,7 +57,7 @@ type keySet struct {
 
 // PublicKey implements introspect.KeySource. A token without kid gets the
 // set's only key.
-func (s *keySet) PublicKey(kid string) (jwa.SignatureAlgorithm, any, bool) {
+func (s *Keys) PublicKey(kid string) (jwa.SignatureAlgorithm, any, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if kid == "" {
@@ -69,10 +70,10 @@ func (s *keySet) PublicKey(kid string) (jwa.SignatureAlgorithm, any, bool) {
 	return k.alg, k.key, ok
 }
 
-// unknownKey is the Validator's UnknownKey: it fetches the set again
+// UnknownKey is the Validator's UnknownKey: it fetches the set again
 // unless that was tried within refetchEvery, and waits for a fetch
 // already under way. An error means there are no keys to check with.
-func (s *keySet) unknownKey(string) (bool, error) {
+func (s *Keys) UnknownKey(string) (bool, error) {
 	s.mu.Lock()
 	if wait := s.running; wait != nil {
 		s.mu.Unlock()
@@ -91,7 +92,7 @@ func (s *keySet) unknownKey(string) (bool, error) {
 	return err == nil, err
 }
 
-func (s *keySet) lastErr() error {
+func (s *Keys) lastErr() error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.err
@@ -99,7 +100,7 @@ func (s *keySet) lastErr() error {
 
 // refresh fetches the set, one fetch at a time; keys held stay in use when
 // it fails.
-func (s *keySet) refresh(ctx context.Context) error {
+func (s *Keys) refresh(ctx context.Context) error {
 	s.mu.Lock()
 	if wait := s.running; wait != nil {
 		s.mu.Unlock()
@@ -123,7 +124,7 @@ func (s *keySet) refresh(ctx context.Context) error {
 }
 
 // load fetches and reads the key set.
-func (s *keySet) load(ctx context.Context) (map[string]publicKey, *publicKey, time.Duration, error) {
+func (s *Keys) load(ctx context.Context) (map[string]publicKey, *publicKey, time.Duration, error) {
 	uri, err := s.uri(ctx)
 	if err != nil {
 		return nil, nil, 0, err
@@ -194,8 +195,27 @@ func signingKey(k jwk.Key) (publicKey, error) {
 	return publicKey{alg, raw}, nil
 }
 
+// NewKeys holds the keys at the URL uri gives (so that it may be found
+// by discovery when first needed), fetched with fetch.
+func NewKeys(fetch *outbound.Client, uri func(ctx context.Context) (string, error)) *Keys {
+	return &Keys{fetch: fetch, uri: uri}
+}
+
+// Refresh fetches the keys again, one fetch at a time; the keys held stay
+// in use when it fails.
+func (s *Keys) Refresh(ctx context.Context) error { return s.refresh(ctx) }
+
+// RefreshIfDue fetches the keys when their time is up (a holder without
+// a background loop calls it before using them); a failure keeps the
+// keys held, which UnknownKey then reports for a key they lack.
+func (s *Keys) RefreshIfDue(ctx context.Context) {
+	if time.Now().After(s.due()) {
+		_ = s.refresh(ctx)
+	}
+}
+
 // due says when the keys should be fetched again.
-func (s *keySet) due() time.Time {
+func (s *Keys) due() time.Time {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.err != nil || s.keys == nil {

@@ -64,7 +64,7 @@ type Issuer struct {
 	cfg       Config
 	fetch     *outbound.Client
 	log       *zap.Logger
-	keys      *keySet
+	keys      *Keys
 	validator *introspect.Validator
 	intro     *introspector
 
@@ -108,9 +108,9 @@ func New(cfg Config) (*Issuer, error) {
 	if i.log == nil {
 		i.log = zap.NewNop()
 	}
-	i.keys = &keySet{fetch: i.fetch, uri: i.jwksURI}
+	i.keys = NewKeys(i.fetch, i.jwksURI)
 	i.validator = &introspect.Validator{Keys: i.keys, Issuer: cfg.Issuer, Leeway: 30 * time.Second, Types: cfg.Types,
-		ScopeClaim: cfg.ScopeClaim, UnknownKey: i.keys.unknownKey, Cache: introspect.NewTokenCache(20_000)}
+		ScopeClaim: cfg.ScopeClaim, UnknownKey: i.keys.UnknownKey, Cache: introspect.NewTokenCache(20_000)}
 	if cfg.Introspection != nil {
 		i.intro = newIntrospector(i)
 	}
