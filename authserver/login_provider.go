@@ -86,8 +86,8 @@ func (s *Server) pageProviders(returnTo string) []PageProvider {
 func (s *Server) handleLoginProvider(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, s.issuer.Path+PathLoginProviders)
 	name, callback := strings.CutSuffix(rest, "/callback")
-	p := s.providers[name]
-	if p == nil || strings.Contains(name, "/") {
+	p := s.providers[name] // a name with a slash is no provider's
+	if p == nil {
 		s.renderError(w, http.StatusNotFound, ErrInvalidRequest("there is no login provider %q", name), nil)
 		return
 	}

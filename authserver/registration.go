@@ -154,6 +154,16 @@ func errRegistration(code, format string, args ...any) *Error {
 	return oauthError(code, http.StatusBadRequest, format, args...)
 }
 
+// readRegistration reads a registration request's metadata and the
+// client it describes (POST and RFC 7592's PUT).
+func (s *Server) readRegistration(w http.ResponseWriter, r *http.Request) (*Client, *Error) {
+	m, e := readClientMetadata(w, r)
+	if e != nil {
+		return nil, e
+	}
+	return s.clientFromMetadata(m)
+}
+
 // clientFromMetadata validates RFC 7591 metadata (filling in its defaults)
 // and makes the client it describes.
 func (s *Server) clientFromMetadata(m *ClientMetadata) (*Client, *Error) {
@@ -296,12 +306,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 			Description: fmt.Sprintf("too many registrations from this address: retry after %s UTC", until.UTC().Format("15:04:05"))})
 		return
 	}
-	m, e := readClientMetadata(w, r)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	c, e := s.clientFromMetadata(m)
+	c, e := s.readRegistration(w, r)
 	if e != nil {
 		writeError(w, e)
 		return
@@ -374,12 +379,7 @@ func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request, id s
 	case http.MethodGet:
 		writeJSON(w, http.StatusOK, s.registrationResponse(c))
 	case http.MethodPut:
-		m, e := readClientMetadata(w, r)
-		if e != nil {
-			writeError(w, e)
-			return
-		}
-		next, e := s.clientFromMetadata(m)
+		next, e := s.readRegistration(w, r)
 		if e != nil {
 			writeError(w, e)
 			return
