@@ -55,14 +55,15 @@ http://127.0.0.1:{{.API}} {
 }
 `
 
-// dpopTokenFor gets robot's token, with a proof of k's when k is given.
-func dpopTokenFor(t *testing.T, g *gateway, k *dpoptest.Client) (string, string) {
+// robotToken posts robot's client credentials request with the DPoP proof
+// given ("" for none) and returns the answer.
+func robotToken(t *testing.T, tokenURL, proof string) (*http.Response, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", g.AuthURL()+"/oauth/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
+	req, _ := http.NewRequest("POST", tokenURL, strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth("robot", "robot-secret")
-	if k != nil {
-		req.Header.Set("DPoP", k.Proof(t, "POST", g.AuthURL()+"/oauth/token", ""))
+	if proof != "" {
+		req.Header.Set("DPoP", proof)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -71,12 +72,39 @@ func dpopTokenFor(t *testing.T, g *gateway, k *dpoptest.Client) (string, string)
 	m := map[string]any{}
 	_ = json.NewDecoder(resp.Body).Decode(&m)
 	resp.Body.Close()
+	return resp, m
+}
+
+// dpopTokenFor gets robot's token, with a proof of k's when k is given.
+func dpopTokenFor(t *testing.T, g *gateway, k *dpoptest.Client) (string, string) {
+	t.Helper()
+	proof := ""
+	if k != nil {
+		proof = k.Proof(t, "POST", g.AuthURL()+"/oauth/token", "")
+	}
+	resp, m := robotToken(t, g.AuthURL()+"/oauth/token", proof)
 	tok, _ := m["access_token"].(string)
 	typ, _ := m["token_type"].(string)
 	if resp.StatusCode != 200 || tok == "" {
 		t.Fatalf("token: %d %v", resp.StatusCode, m)
 	}
 	return tok, typ
+}
+
+// callWith GETs u with the token under scheme and, if given, a proof.
+func callWith(t *testing.T, u, scheme, tok, proof string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("GET", u, nil)
+	req.Header.Set("Authorization", scheme+" "+tok)
+	if proof != "" {
+		req.Header.Set("DPoP", proof)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
 }
 
 // The gateway end to end: a DPoP-bound token works with a proof of its key
@@ -93,19 +121,7 @@ func TestDPoPThroughGateway(t *testing.T) {
 		t.Fatalf("token_type %q", typ)
 	}
 	api := g.APIURL() + "/things"
-	call := func(u, scheme, proof string) *http.Response {
-		req, _ := http.NewRequest("GET", u, nil)
-		req.Header.Set("Authorization", scheme+" "+tok)
-		if proof != "" {
-			req.Header.Set("DPoP", proof)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
+	call := func(u, scheme, proof string) *http.Response { return callWith(t, u, scheme, tok, proof) }
 	proof := k.Proof(t, "GET", api, tok)
 	if resp := call(api, "DPoP", proof); resp.StatusCode != 200 {
 		t.Fatalf("a bound token with its proof: %d %v", resp.StatusCode, resp.Header)
@@ -157,20 +173,7 @@ func TestDPoPNonces(t *testing.T) {
 	g.start(strings.Replace(dpopCaddyfile, "\t\tissuer {{.Issuer}}\n", "\t\tissuer {{.Issuer}}\n\t\tdpop_nonce\n", 1))
 	k := dpoptest.New(t, jwa.ES256())
 	tokenURL := g.AuthURL() + "/oauth/token"
-	post := func(proof string) (*http.Response, map[string]any) {
-		req, _ := http.NewRequest("POST", tokenURL, strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth("robot", "robot-secret")
-		req.Header.Set("DPoP", proof)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := map[string]any{}
-		_ = json.NewDecoder(resp.Body).Decode(&m)
-		resp.Body.Close()
-		return resp, m
-	}
+	post := func(proof string) (*http.Response, map[string]any) { return robotToken(t, tokenURL, proof) }
 	resp, m := post(k.Proof(t, "POST", tokenURL, ""))
 	nonce := resp.Header.Get("DPoP-Nonce")
 	if resp.StatusCode != 400 || m["error"] != "use_dpop_nonce" || nonce == "" {
@@ -182,17 +185,7 @@ func TestDPoPNonces(t *testing.T) {
 	}
 	tok := m["access_token"].(string)
 	api := g.APIURL() + "/things"
-	call := func(proof string) *http.Response {
-		req, _ := http.NewRequest("GET", api, nil)
-		req.Header.Set("Authorization", "DPoP "+tok)
-		req.Header.Set("DPoP", proof)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
+	call := func(proof string) *http.Response { return callWith(t, api, "DPoP", tok, proof) }
 	resp = call(k.Proof(t, "GET", api, tok))
 	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("Www-Authenticate"), `error="use_dpop_nonce"`) || resp.Header.Get("DPoP-Nonce") == "" {
 		t.Fatalf("a resource proof without the nonce: %d %v", resp.StatusCode, resp.Header)
