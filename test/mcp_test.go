@@ -173,11 +173,6 @@ func TestMCPSDKClient(t *testing.T) {
 				}
 				if line == "STEP" {
 					g.reload(t, stepped)
-					// A reload closes the old servers' idle keep-alive
-					// connections; let the client's pool see that first, as
-					// Node's fetch does not retry a POST on a connection
-					// closed under it.
-					time.Sleep(500 * time.Millisecond)
 					fmt.Fprintln(stdin, "GO")
 				}
 			})

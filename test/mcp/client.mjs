@@ -50,9 +50,22 @@ class MemoryProvider {
   codeVerifier() { return this.verifier; }
 }
 
+// retryingFetch sends a request once more when the connection it went out
+// on was closed before any answer came back, as browsers do for a reused
+// keep-alive connection. A config reload (the step-up case) closes the old
+// servers' connections, and Node's fetch does not retry a POST itself.
+async function retryingFetch(url, init) {
+  try {
+    return await fetch(url, init);
+  } catch (err) {
+    if (err?.cause?.code !== "UND_ERR_SOCKET" || err.cause.socket?.bytesRead !== 0) throw err;
+    return fetch(url, init);
+  }
+}
+
 async function session(provider) {
   const client = new Client({ name: "tokengate-e2e", version: "1.0.0" });
-  const transport = new StreamableHTTPClientTransport(new URL(serverUrl), { authProvider: provider });
+  const transport = new StreamableHTTPClientTransport(new URL(serverUrl), { authProvider: provider, fetch: retryingFetch });
   try {
     await client.connect(transport);
   } catch (err) {
