@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -47,6 +48,7 @@ type Store interface {
 	RevocationStore
 	ClientStore
 	ConsentStore
+	GrantStore
 	CounterStore
 	UserStore
 
@@ -161,6 +163,122 @@ type ConsentStore interface {
 	PutConsent(ctx context.Context, c *Consent) error
 	// Consent returns what the user granted the client.
 	Consent(ctx context.Context, subject, clientID string) (*Consent, error)
+	// DeleteConsent forgets what the user granted the client, so that the
+	// next authorization asks again; nil when there was nothing.
+	DeleteConsent(ctx context.Context, subject, clientID string) error
+}
+
+// GrantStore indexes the grants people gave applications, by subject and
+// by client, for people's account page and the admin console.
+//
+// A grant's record lives beside its codes and refresh tokens (in a Redis
+// Cluster, in their slot), so that the redemption or rotation that issues
+// a token also records its use in the same atomic step and round trip:
+// ConsumeCode, PollDeviceCode (on redemption) and RotateRefreshToken (on a
+// first use or a retry) set LastUsedAt to the use's time (the successor's
+// IssuedAt, else now) when it is zero or GrantTouchInterval old, and then
+// move ExpiresAt to the successor's expiry plus GrantTouchInterval (so that
+// the uses not written in between are covered). Nothing is written for a
+// grant without a record.
+type GrantStore interface {
+	// PutGrant records g and indexes it under its subject and its client
+	// until g.EndsBy. A subject's index keeps its MaxGrantsPerSubject
+	// grants that end last, dropping the others from both indexes: a
+	// person authorizing without end cannot grow them without bound.
+	PutGrant(ctx context.Context, g *Grant) error
+	// Grant returns a live grant record, used or not.
+	Grant(ctx context.Context, id string) (*Grant, error)
+	// Grants lists the live grants of q.Subject or of q.ClientID (exactly
+	// one is given) that issued a token (LastUsedAt set), newest
+	// (CreatedAt) first, at most q.Limit of them (MaxGrantsPerSubject when
+	// 0). Entries of grants whose record is gone are skipped; they end at
+	// their EndsBy, or DeleteGrant removes them.
+	Grants(ctx context.Context, q GrantQuery) ([]*Grant, error)
+	// DeleteGrant forgets the grant: its record and its index entries;
+	// ErrNotFound without a live record.
+	DeleteGrant(ctx context.Context, id string) error
+}
+
+// GrantQuery selects the grants of a subject or of a client.
+type GrantQuery struct {
+	Subject, ClientID string
+	Limit             int
+}
+
+// GrantIndexOf checks q and says which index it reads: "s" and the
+// subject, or "c" and the client.
+func GrantIndexOf(q GrantQuery) (kind, owner string, err error) {
+	switch {
+	case (q.Subject == "") == (q.ClientID == ""):
+		return "", "", errors.New("a grant query names a subject or a client")
+	case q.Subject != "":
+		return "s", q.Subject, nil
+	}
+	return "c", q.ClientID, nil
+}
+
+// NewestGrants orders grants newest first and keeps at most limit
+// (MaxGrantsPerSubject when 0).
+func NewestGrants(grants []*Grant, limit int) []*Grant {
+	if limit <= 0 {
+		limit = MaxGrantsPerSubject
+	}
+	slices.SortFunc(grants, func(a, b *Grant) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	if len(grants) > limit {
+		grants = grants[:limit]
+	}
+	return grants
+}
+
+// MaxGrantsPerSubject bounds a subject's grant index (see PutGrant).
+const MaxGrantsPerSubject = 500
+
+// GrantTouchInterval is how stale a grant's LastUsedAt may be: the token
+// endpoint writes it at most this often per grant.
+const GrantTouchInterval = time.Minute
+
+// Grant is one authorization a person gave an application: every token
+// descending from one code or device approval. It is recorded when the
+// person approves, and listed once a token was issued from it.
+type Grant struct {
+	ID       string `json:"id"`
+	ClientID string `json:"client_id"`
+	Subject  string `json:"sub"`
+	Scope    string `json:"scope"`
+	// Resource is the RFC 8707 resource the grant is for; "" for none.
+	Resource string `json:"resource,omitempty"`
+	// Login is how the person signed in: "password", "upstream" (an
+	// earlier handler authenticated them) or the login provider's name.
+	Login     string    `json:"login,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	// LastUsedAt is when a token was last issued from the grant, at most
+	// GrantTouchInterval stale; zero until its code or device
+	// authorization is redeemed.
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	// ExpiresAt is when the record may be forgotten (see GrantStore).
+	ExpiresAt time.Time `json:"expires_at"`
+	// EndsBy is the latest the grant can live (grant_max_age after the
+	// person signed in): its index entries last until then.
+	EndsBy time.Time `json:"ends_by"`
+}
+
+// Touch is the change a use at "at" makes to g when its successor
+// expires at until (zero for none), per GrantStore; false for no change.
+// The stores' scripts follow the same rule.
+func (g *Grant) Touch(at, until time.Time) bool {
+	if !g.LastUsedAt.IsZero() && at.Sub(g.LastUsedAt) < GrantTouchInterval {
+		return false
+	}
+	g.LastUsedAt = at
+	if exp := until.Add(GrantTouchInterval); !until.IsZero() && exp.After(g.ExpiresAt) {
+		g.ExpiresAt = exp
+	}
+	return true
 }
 
 // CounterStore keeps the rate limits' counters.

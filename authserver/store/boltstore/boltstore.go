@@ -33,9 +33,14 @@ var (
 	bucketConsents = []byte("consents")
 	bucketCounters = []byte("counters")
 	bucketUsers    = []byte("users")
+	bucketGrants   = []byte("grants")
+	// bucketGrantIndex maps "s\x00<subject>\x00<grant>" and
+	// "c\x00<client>\x00<grant>" to nothing, each expiring at the grant's
+	// EndsBy.
+	bucketGrantIndex = []byte("grant_index")
 
 	allBuckets = [][]byte{bucketKeys, bucketCodes, bucketDevices, bucketUserCode, bucketRefresh, bucketRotated,
-		bucketRevoked, bucketClients, bucketConsents, bucketCounters, bucketUsers}
+		bucketRevoked, bucketClients, bucketConsents, bucketCounters, bucketUsers, bucketGrants, bucketGrantIndex}
 
 	keyRing    = []byte("ring")
 	generation = []byte("generation")
@@ -219,6 +224,37 @@ func putRefresh(tx *bolt.Tx, t *store.RefreshToken) error {
 	return put(tx.Bucket(bucketRefresh), grantKey(t.GrantID, t.Hash), t.ExpiresAt, 0, t)
 }
 
+// putRefreshOf stores a grant's new refresh token and records that use of
+// the grant.
+func putRefreshOf(tx *bolt.Tx, t *store.RefreshToken) error {
+	if err := putRefresh(tx, t); err != nil {
+		return err
+	}
+	return touchGrant(tx, t.GrantID, t)
+}
+
+// touchGrant records a use of the grant (store.GrantStore): now, or the
+// issue of next.
+func touchGrant(tx *bolt.Tx, grantID string, next *store.RefreshToken) error {
+	b := tx.Bucket(bucketGrants)
+	r, err := get(b, []byte(grantID))
+	if err != nil {
+		return nil // no record: nothing to note
+	}
+	g := new(store.Grant)
+	if err := json.Unmarshal(r.data, g); err != nil {
+		return err
+	}
+	at, until := time.Now().UTC(), time.Time{}
+	if next != nil {
+		at, until = next.IssuedAt, next.ExpiresAt
+	}
+	if !g.Touch(at, until) {
+		return nil
+	}
+	return put(b, []byte(grantID), g.ExpiresAt, 0, g)
+}
+
 // RecordUsers implements store.Store: username → removal time (zero
 // while configured), as JSON.
 func (s *Store) RecordUsers(ctx context.Context, names []string, now time.Time, forget time.Duration) (removed, newly []string, err error) {
@@ -321,9 +357,9 @@ func (s *Store) ConsumeCode(ctx context.Context, grantID, hash, clientID string,
 				return false, nil
 			}
 			if first == nil {
-				return true, nil
+				return true, touchGrant(tx, grantID, nil)
 			}
-			return true, putRefresh(tx, first.Of(c.GrantID, c.ClientID, c.Subject, c.Scope, c.AuthTime, c.Resource))
+			return true, putRefreshOf(tx, first.Of(c.GrantID, c.ClientID, c.Subject, c.Scope, c.AuthTime, c.Resource))
 		})
 	})
 	if err != nil && err != store.ErrAlreadyUsed {
@@ -423,10 +459,14 @@ func (s *Store) PollDeviceCode(ctx context.Context, p store.DevicePoll) (*store.
 			outcome = store.PollSlowDown
 		case d.Status == store.DeviceApproved:
 			d.Status, outcome = store.DeviceRedeemed, store.PollRedeemed
+			var err error
 			if p.First != nil {
-				if err := putRefresh(tx, p.First.Of(d.GrantID, d.ClientID, d.Subject, d.Scope, d.AuthTime, d.Resource)); err != nil {
-					return err
-				}
+				err = putRefreshOf(tx, p.First.Of(d.GrantID, d.ClientID, d.Subject, d.Scope, d.AuthTime, d.Resource))
+			} else {
+				err = touchGrant(tx, d.GrantID, nil)
+			}
+			if err != nil {
+				return err
 			}
 		default:
 			outcome = store.PollOutcome(d.Status)
@@ -481,7 +521,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash, clientID 
 			if old.JKT != "" {
 				next.JKT = old.JKT // bound once, bound for good
 			}
-			if err := putRefresh(b.Tx(), next.Of(grantID, old.ClientID, old.Subject, old.Scope, old.AuthTime, old.Resource)); err != nil {
+			if err := putRefreshOf(b.Tx(), next.Of(grantID, old.ClientID, old.Subject, old.Scope, old.AuthTime, old.Resource)); err != nil {
 				return err
 			}
 			return put(rotations, key, old.ExpiresAt, 0, rotation{Next: next.Hash, At: at})
@@ -659,6 +699,127 @@ func (s *Store) Consent(ctx context.Context, subject, clientID string) (*store.C
 		return nil, err
 	}
 	return c, nil
+}
+
+// DeleteConsent implements store.Store.
+func (s *Store) DeleteConsent(ctx context.Context, subject, clientID string) error {
+	return s.update(ctx, bucketConsents, func(b *bolt.Bucket) error {
+		return b.Delete([]byte(consentKey(subject, clientID)))
+	})
+}
+
+func grantIndexKey(kind, owner, grantID string) []byte {
+	return []byte(kind + "\x00" + owner + "\x00" + grantID)
+}
+
+// PutGrant implements store.Store.
+func (s *Store) PutGrant(ctx context.Context, g *store.Grant) error {
+	return s.updateTx(ctx, func(tx *bolt.Tx) error {
+		idx := tx.Bucket(bucketGrantIndex)
+		if err := put(tx.Bucket(bucketGrants), []byte(g.ID), g.ExpiresAt, 0, g); err != nil {
+			return err
+		}
+		if err := put(idx, grantIndexKey("s", g.Subject, g.ID), g.EndsBy, 0, nil); err != nil {
+			return err
+		}
+		if err := put(idx, grantIndexKey("c", g.ClientID, g.ID), g.EndsBy, 0, nil); err != nil {
+			return err
+		}
+		// Past the bound, the subject's grants that end first go.
+		entries := indexEntries(idx, "s", g.Subject)
+		if len(entries) <= store.MaxGrantsPerSubject {
+			return nil
+		}
+		sort.Slice(entries, func(i, j int) bool { return entries[i].endsBy < entries[j].endsBy })
+		for _, e := range entries[:len(entries)-store.MaxGrantsPerSubject] {
+			var old store.Grant
+			if r, err := get(tx.Bucket(bucketGrants), []byte(e.grant)); err == nil && json.Unmarshal(r.data, &old) == nil {
+				_ = idx.Delete(grantIndexKey("c", old.ClientID, e.grant))
+			}
+			if err := idx.Delete(grantIndexKey("s", g.Subject, e.grant)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// indexEntry is one live grant index entry.
+type indexEntry struct {
+	grant  string
+	endsBy uint64
+}
+
+// indexEntries lists the live index entries of kind ("s" or "c") for owner.
+func indexEntries(idx *bolt.Bucket, kind, owner string) []indexEntry {
+	var out []indexEntry
+	prefix := grantIndexKey(kind, owner, "")
+	now := time.Now()
+	c := idx.Cursor()
+	for k, raw := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, raw = c.Next() {
+		if len(raw) >= headerLen && !expired(raw, now) {
+			out = append(out, indexEntry{string(k[len(prefix):]), binary.BigEndian.Uint64(raw[0:8])})
+		}
+	}
+	return out
+}
+
+// Grant implements store.Store.
+func (s *Store) Grant(ctx context.Context, id string) (*store.Grant, error) {
+	g := new(store.Grant)
+	if err := s.getJSON(ctx, bucketGrants, id, g); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// Grants implements store.Store.
+func (s *Store) Grants(ctx context.Context, q store.GrantQuery) ([]*store.Grant, error) {
+	kind, owner, err := store.GrantIndexOf(q)
+	if err != nil {
+		return nil, err
+	}
+	var out []*store.Grant
+	err = s.view(ctx, bucketGrantIndex, func(idx *bolt.Bucket) error {
+		grants := idx.Tx().Bucket(bucketGrants)
+		for _, e := range indexEntries(idx, kind, owner) {
+			r, err := get(grants, []byte(e.grant))
+			if err != nil {
+				continue // gone: the sweep drops its entries in time
+			}
+			g := new(store.Grant)
+			if err := json.Unmarshal(r.data, g); err != nil {
+				return err
+			}
+			if !g.LastUsedAt.IsZero() {
+				out = append(out, g)
+			}
+		}
+		return nil
+	})
+	return store.NewestGrants(out, q.Limit), err
+}
+
+// DeleteGrant implements store.Store.
+func (s *Store) DeleteGrant(ctx context.Context, id string) error {
+	return s.updateTx(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketGrants)
+		r, err := get(b, []byte(id))
+		if err != nil {
+			return err
+		}
+		var g store.Grant
+		if err := json.Unmarshal(r.data, &g); err != nil {
+			return err
+		}
+		idx := tx.Bucket(bucketGrantIndex)
+		for _, k := range [][]byte{grantIndexKey("s", g.Subject, id), grantIndexKey("c", g.ClientID, id)} {
+			if err := idx.Delete(k); err != nil {
+				return err
+			}
+		}
+		return b.Delete([]byte(id))
+	})
 }
 
 // Incr implements store.Store.

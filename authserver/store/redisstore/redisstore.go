@@ -5,6 +5,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -223,6 +224,23 @@ local function store_refresh(key, g, iat, exp, maxage, jkt)
   if not k and jkt and jkt ~= '' then k = jkt end
   local t = {c = g.c, s = g.s, p = g.p, t = g.t, a = g.a, k = k, i = i, e = e}
   redis.call('SET', key, '0' .. cjson.encode(t), 'PX', math.max(1, e - i))
+  return e
+end
+` + luaTouchGrant
+
+// luaTouchGrant records a use of the grant whose record (compactGrant) is
+// at key, at "at", its successor expiring at "till" (0 for none), as
+// store.Grant.Touch does, interval being store.GrantTouchInterval (ms).
+const luaTouchGrant = `
+local function touch_grant(key, at, till, interval)
+  local v = redis.call('GET', key)
+  if not v then return end
+  local g = cjson.decode(v)
+  at, till, interval = tonumber(at), tonumber(till or '0'), tonumber(interval)
+  if g.u and g.u > 0 and at - g.u < interval then return end
+  g.u = at
+  if till > 0 and till + interval > g.e then g.e = till + interval end
+  redis.call('SET', key, cjson.encode(g), 'PXAT', g.e)
 end
 `
 
@@ -231,7 +249,7 @@ end
 // and a million refresh grants make that count.
 //
 // consumeScript redeems KEYS[1] for the client ARGV[1]: the first use marks
-// it used and, when KEYS[2] is given, stores there the grant's next refresh
+// it used and, when KEYS[3] is given, stores there the grant's next refresh
 // token, made of the record's own grant fields (client c, subject s, scope p,
 // auth time t) with issued-at ARGV[2], expiry ARGV[3] (Unix ms) and the
 // grant's maximum age ARGV[4] (ms, 0 for none). One script, so that a token
@@ -240,8 +258,11 @@ end
 // exchanged (u), so that a retry within ARGV[5] ms of that first exchange
 // can take its place (store.Successor); ARGV[6] is the key prefix of the
 // successor (same hash tag, so same slot).
-// Returns {1|2|3, record}: first use (or retry), used before, or another
-// client's record (untouched).
+// Every use that issues a token is noted on the grant's record, KEYS[2]
+// (same slot again), at the successor's issue or, without one, ARGV[8]
+// (now, Unix ms); ARGV[9] is store.GrantTouchInterval in ms.
+// Returns {1|2|3|4, record}: first use (or retry), used before, another
+// client's record (untouched), or bound to another DPoP key.
 var consumeScript = redis.NewScript(luaStoreRefresh + `
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
@@ -251,8 +272,9 @@ local r = cjson.decode(body)
 -- left as it is, used or not: without the key it is nothing.
 if r.k and r.c == ARGV[1] and r.k ~= (ARGV[7] or '') then return {4, body} end
 local function store_next(first)
-  store_refresh(KEYS[2], r, ARGV[2], ARGV[3], ARGV[4], ARGV[7])
-  r.x = string.sub(KEYS[2], #ARGV[6] + 1)
+  local e = store_refresh(KEYS[3], r, ARGV[2], ARGV[3], ARGV[4], ARGV[7])
+  touch_grant(KEYS[2], ARGV[2], e, ARGV[9])
+  r.x = string.sub(KEYS[3], #ARGV[6] + 1)
   if first then r.u = tonumber(ARGV[2]) end
   redis.call('SET', KEYS[1], '1' .. cjson.encode(r), 'KEEPTTL')
 end
@@ -270,10 +292,11 @@ if string.sub(v, 1, 1) ~= '0' then
   return {2, body}
 end
 if r.c ~= ARGV[1] then return {3, body} end
-if KEYS[2] then
+if KEYS[3] then
   store_next(true)
 else
   redis.call('SETRANGE', KEYS[1], 0, '1')
+  touch_grant(KEYS[2], ARGV[8], 0, ARGV[9])
 end
 return {1, body}
 `)
@@ -346,12 +369,13 @@ func (s *Store) createOnce(ctx context.Context, key string, exp time.Time, v any
 // consume runs consumeScript on key for clientID, storing next (when
 // given) as a refresh token of grantID, and decodes the record into v.
 func (s *Store) consume(ctx context.Context, key, clientID string, v any, grantID string, next *store.Successor) error {
-	keys, args := []string{key}, []any{clientID}
+	keys, args := []string{key, s.grantKey(grantID)}, []any{clientID, 0, 0, 0, 0, "", ""}
 	if next != nil {
 		keys = append(keys, s.refreshKey(grantID, next.Hash))
-		args = append(args, unixMilli(next.IssuedAt), unixMilli(next.ExpiresAt), next.MaxAge.Milliseconds(),
-			next.Grace.Milliseconds(), s.refreshKey(grantID, ""), next.JKT)
+		args = []any{clientID, unixMilli(next.IssuedAt), unixMilli(next.ExpiresAt), next.MaxAge.Milliseconds(),
+			next.Grace.Milliseconds(), s.refreshKey(grantID, ""), next.JKT}
 	}
+	args = append(args, time.Now().UnixMilli(), store.GrantTouchInterval.Milliseconds())
 	res, err := s.runWrite(ctx, consumeScript, keys, args...).Slice()
 	if errors.Is(err, redis.Nil) {
 		return store.ErrNotFound
@@ -603,8 +627,10 @@ func (s *Store) UpdateDeviceCode(ctx context.Context, userCode string, fn func(*
 
 // pollScript is store.DevicePoll on KEYS[1]: ARGV[1] hash, ARGV[2] client,
 // ARGV[3] now (Unix ms), ARGV[4] the tolerance divisor, ARGV[5] the
-// slow-down step (ms); on redemption the grant's first refresh token goes
-// to KEYS[2] as in consumeScript (ARGV[6..8]). Returns {outcome, record}.
+// slow-down step (ms), ARGV[6] store.GrantTouchInterval (ms); on
+// redemption the grant's first refresh token goes to KEYS[3] as in
+// consumeScript (ARGV[7..10]) and the use is noted on the grant's record,
+// KEYS[2]. Returns {outcome, record}.
 var pollScript = redis.NewScript(luaStoreRefresh + `
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
@@ -627,16 +653,21 @@ end
 d.lp = now
 local out = cjson.encode(d)
 redis.call('SET', KEYS[1], out, 'KEEPTTL')
-if outcome == 'redeemed' and KEYS[2] then
-  store_refresh(KEYS[2], d, ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+if outcome == 'redeemed' then
+  if KEYS[3] then
+    local e = store_refresh(KEYS[3], d, ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+    touch_grant(KEYS[2], ARGV[7], e, ARGV[6])
+  else
+    touch_grant(KEYS[2], now, 0, ARGV[6])
+  end
 end
 return {outcome, out}
 `)
 
 // PollDeviceCode implements store.Store in one script.
 func (s *Store) PollDeviceCode(ctx context.Context, p store.DevicePoll) (*store.DeviceCode, store.PollOutcome, error) {
-	keys := []string{s.deviceKey(p.GrantID)}
-	args := []any{p.Hash, p.ClientID, p.Now.UnixMilli(), store.PollTolerance, store.SlowDownStep.Milliseconds()}
+	keys := []string{s.deviceKey(p.GrantID), s.grantKey(p.GrantID)}
+	args := []any{p.Hash, p.ClientID, p.Now.UnixMilli(), store.PollTolerance, store.SlowDownStep.Milliseconds(), store.GrantTouchInterval.Milliseconds()}
 	if p.First != nil {
 		keys = append(keys, s.refreshKey(p.GrantID, p.First.Hash))
 		args = append(args, unixMilli(p.First.IssuedAt), unixMilli(p.First.ExpiresAt), p.First.MaxAge.Milliseconds(), p.First.JKT)
@@ -948,4 +979,174 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 		return 0, time.Time{}, err
 	}
 	return res[0], time.Now().Add(time.Duration(res[1]) * time.Millisecond), nil
+}
+
+// DeleteConsent implements store.Store.
+func (s *Store) DeleteConsent(ctx context.Context, subject, clientID string) error {
+	key := s.consentKey(subject, clientID)
+	return s.write(ctx, key, func(p redis.Pipeliner) { p.Del(ctx, key) })
+}
+
+// A grant's record shares its hash tag with its codes and refresh tokens,
+// so that the scripts redeeming them note its use. Its index entries are
+// sorted sets by subject and by client (other slots), scored by the
+// grant's EndsBy: a subject's members are "<grant> <client>" (grant IDs
+// have no space), so that trimming it can trim the client's too.
+func (s *Store) grantKey(id string) string { return s.key("grant", "{"+id+"}") }
+func (s *Store) subjectGrantsKey(subject string) string {
+	return s.key("grants", "sub", url.QueryEscape(subject))
+}
+func (s *Store) clientGrantsKey(clientID string) string {
+	return s.key("grants", "client", url.QueryEscape(clientID))
+}
+
+// compactGrant is how a grant is kept: short names (the scripts' g.u and
+// g.e), Unix milliseconds, nothing its key says.
+type compactGrant struct {
+	ClientID   string `json:"c"`
+	Subject    string `json:"s"`
+	Scope      string `json:"p,omitempty"`
+	Resource   string `json:"a,omitempty"`
+	Login      string `json:"l,omitempty"`
+	CreatedAt  int64  `json:"ct"`
+	LastUsedAt int64  `json:"u,omitempty"`
+	ExpiresAt  int64  `json:"e"`
+	EndsBy     int64  `json:"eb"`
+}
+
+func (c *compactGrant) expand(id string) *store.Grant {
+	return &store.Grant{ID: id, ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope, Resource: c.Resource, Login: c.Login,
+		CreatedAt: fromMilli(c.CreatedAt), LastUsedAt: fromMilli(c.LastUsedAt), ExpiresAt: fromMilli(c.ExpiresAt), EndsBy: fromMilli(c.EndsBy)}
+}
+
+// indexGrantScript adds ARGV[1] to the index KEYS[1] with score ARGV[2]
+// (EndsBy, Unix ms), first dropping entries ended by ARGV[3] (now) and
+// then, past ARGV[4] entries (0: no bound), those that end first, which
+// it returns; the index expires with its last entry.
+var indexGrantScript = redis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local dropped = {}
+local max = tonumber(ARGV[4])
+local n = redis.call('ZCARD', KEYS[1])
+if max > 0 and n > max then
+  local popped = redis.call('ZPOPMIN', KEYS[1], n - max)
+  for i = 1, #popped, 2 do table.insert(dropped, popped[i]) end
+end
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] then redis.call('PEXPIREAT', KEYS[1], last[2]) end
+return dropped
+`)
+
+// PutGrant implements store.Store: the record, then the subject's index
+// (whose trimmed entries leave the client's too), then the client's.
+func (s *Store) PutGrant(ctx context.Context, g *store.Grant) error {
+	data, err := json.Marshal(&compactGrant{ClientID: g.ClientID, Subject: g.Subject, Scope: g.Scope, Resource: g.Resource, Login: g.Login,
+		CreatedAt: unixMilli(g.CreatedAt), LastUsedAt: unixMilli(g.LastUsedAt), ExpiresAt: unixMilli(g.ExpiresAt), EndsBy: unixMilli(g.EndsBy)})
+	if err != nil {
+		return err
+	}
+	key := s.grantKey(g.ID)
+	if err := s.write(ctx, key, func(p redis.Pipeliner) { p.Set(ctx, key, data, store.TTL(g.ExpiresAt)) }); err != nil {
+		return err
+	}
+	now, ends := time.Now().UnixMilli(), unixMilli(g.EndsBy)
+	dropped, err := s.runWrite(ctx, indexGrantScript, []string{s.subjectGrantsKey(g.Subject)}, g.ID+" "+g.ClientID, ends, now, store.MaxGrantsPerSubject).StringSlice()
+	if err != nil {
+		return err
+	}
+	for _, member := range dropped {
+		id, client, _ := strings.Cut(member, " ")
+		ck := s.clientGrantsKey(client)
+		if err := s.write(ctx, ck, func(p redis.Pipeliner) { p.ZRem(ctx, ck, id) }); err != nil {
+			return err
+		}
+	}
+	return s.runWrite(ctx, indexGrantScript, []string{s.clientGrantsKey(g.ClientID)}, g.ID, ends, now, 0).Err()
+}
+
+// Grant implements store.Store.
+func (s *Store) Grant(ctx context.Context, id string) (*store.Grant, error) {
+	c := new(compactGrant)
+	if err := s.getJSON(ctx, s.grantKey(id), c); err != nil {
+		return nil, err
+	}
+	return c.expand(id), nil
+}
+
+// grantsPage is how many index entries Grants reads at a time.
+const grantsPage = 200
+
+// Grants implements store.Store. It reads the index from the entries that
+// end last (the newest, near enough, as grant_max_age is the same for all)
+// in pages, and each page's records in one pipeline, until it has
+// q.Limit or the index ends.
+func (s *Store) Grants(ctx context.Context, q store.GrantQuery) ([]*store.Grant, error) {
+	kind, owner, err := store.GrantIndexOf(q)
+	if err != nil {
+		return nil, err
+	}
+	key := s.clientGrantsKey(owner)
+	if kind == "s" {
+		key = s.subjectGrantsKey(owner)
+	}
+	limit := cmp.Or(q.Limit, store.MaxGrantsPerSubject)
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	var out []*store.Grant
+	for offset := int64(0); len(out) < limit; offset += grantsPage {
+		members, err := s.rdb.ZRevRangeByScore(ctx, key, &redis.ZRangeBy{Min: "(" + now, Max: "+inf", Offset: offset, Count: grantsPage}).Result()
+		if err != nil {
+			return nil, err
+		}
+		if len(members) == 0 {
+			break
+		}
+		gets := make([]*redis.StringCmd, len(members))
+		if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, m := range members {
+				id, _, _ := strings.Cut(m, " ")
+				gets[i] = p.Get(ctx, s.grantKey(id))
+			}
+			return nil
+		}); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, err
+		}
+		for i, m := range members {
+			id, _, _ := strings.Cut(m, " ")
+			data, err := gets[i].Bytes()
+			if errors.Is(err, redis.Nil) {
+				continue // gone: the entry ends with EndsBy, or DeleteGrant drops it
+			}
+			if err != nil {
+				return nil, err
+			}
+			c := new(compactGrant)
+			if err := json.Unmarshal(data, c); err != nil {
+				return nil, fmt.Errorf("decoding grant %s: %w", id, err)
+			}
+			if c.LastUsedAt != 0 {
+				out = append(out, c.expand(id))
+			}
+		}
+		if len(members) < grantsPage {
+			break
+		}
+	}
+	return store.NewestGrants(out, limit), nil
+}
+
+// DeleteGrant implements store.Store.
+func (s *Store) DeleteGrant(ctx context.Context, id string) error {
+	g, err := s.Grant(ctx, id)
+	if err != nil {
+		return err
+	}
+	key, sk, ck := s.grantKey(id), s.subjectGrantsKey(g.Subject), s.clientGrantsKey(g.ClientID)
+	if err := s.write(ctx, sk, func(p redis.Pipeliner) { p.ZRem(ctx, sk, id+" "+g.ClientID) }); err != nil {
+		return err
+	}
+	if err := s.write(ctx, ck, func(p redis.Pipeliner) { p.ZRem(ctx, ck, id) }); err != nil {
+		return err
+	}
+	return s.write(ctx, key, func(p redis.Pipeliner) { p.Del(ctx, key) })
 }

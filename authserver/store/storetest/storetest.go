@@ -44,6 +44,9 @@ func Run(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"WatchRevocations", testWatchRevocations},
 		{"Clients", testClients},
 		{"Consents", testConsents},
+		{"Grants", testGrants},
+		{"GrantUses", testGrantUses},
+		{"GrantIndexBounded", testGrantIndexBounded},
 		{"Counters", testCounters},
 		{"Expiry", testExpiry},
 		{"PersistsAcrossReopen", testPersistence},
@@ -613,6 +616,201 @@ func testConsents(t *testing.T, s store.Store, _ func() store.Store) {
 	// Keys do not collide when names contain separators.
 	_, err = s.Consent(ctx, "mark:app", "")
 	wantErr(t, err, store.ErrNotFound)
+	must(t, s.DeleteConsent(ctx, "mark", "app"))
+	_, err = s.Consent(ctx, "mark", "app")
+	wantErr(t, err, store.ErrNotFound)
+	must(t, s.DeleteConsent(ctx, "mark", "app")) // nothing to forget is fine
+}
+
+// newGrant is a grant of subject to client, recorded as at approval:
+// pending, its record expiring with the code.
+func newGrant(id, subject, client string, created time.Time) *store.Grant {
+	return &store.Grant{ID: id, Subject: subject, ClientID: client, Scope: "read", Resource: "https://api.example/", Login: "password",
+		CreatedAt: created, ExpiresAt: in(time.Minute), EndsBy: created.Add(90 * 24 * time.Hour)}
+}
+
+// wantGrants checks that q lists exactly ids, in that order.
+func wantGrants(t *testing.T, s store.Store, q store.GrantQuery, ids ...string) []*store.Grant {
+	t.Helper()
+	got, err := s.Grants(ctx, q)
+	must(t, err)
+	var gotIDs []string
+	for _, g := range got {
+		gotIDs = append(gotIDs, g.ID)
+	}
+	if !slices.Equal(gotIDs, ids) {
+		t.Fatalf("grants of %+v = %q, want %q", q, gotIDs, ids)
+	}
+	return got
+}
+
+func testGrants(t *testing.T, s store.Store, _ func() store.Store) {
+	for _, bad := range []store.GrantQuery{{}, {Subject: "mark", ClientID: "app"}} {
+		if _, err := s.Grants(ctx, bad); err == nil {
+			t.Fatalf("grants of %+v: no error", bad)
+		}
+	}
+	_, err := s.Grant(ctx, "g-none")
+	wantErr(t, err, store.ErrNotFound)
+	wantErr(t, s.DeleteGrant(ctx, "g-none"), store.ErrNotFound)
+
+	// Recorded at approval, a grant is not listed until its code is
+	// redeemed: the redemption notes the use in the same step.
+	c := newCode("gi1", time.Minute)
+	g1 := newGrant(c.GrantID, "mark", "app", in(-time.Hour))
+	must(t, s.PutGrant(ctx, g1))
+	must(t, s.CreateCode(ctx, c))
+	got, err := s.Grant(ctx, g1.ID)
+	must(t, err)
+	if !reflect.DeepEqual(got, g1) {
+		t.Fatalf("grant %+v, want %+v", got, g1)
+	}
+	wantGrants(t, s, store.GrantQuery{Subject: "mark"})
+	first := successor("gi1-rt")
+	_, err = s.ConsumeCode(ctx, c.GrantID, "gi1", "app", &first)
+	must(t, err)
+	used := wantGrants(t, s, store.GrantQuery{Subject: "mark"}, g1.ID)[0]
+	want := *g1
+	want.LastUsedAt, want.ExpiresAt = first.IssuedAt, first.ExpiresAt.Add(store.GrantTouchInterval)
+	if !reflect.DeepEqual(used, &want) {
+		t.Fatalf("after redemption %+v, want %+v", used, &want)
+	}
+
+	// A second grant, of another person, newer: the client lists both,
+	// newest first; each person only their own.
+	c2 := newCode("gi2", time.Minute)
+	c2.Subject = "carol"
+	must(t, s.PutGrant(ctx, newGrant(c2.GrantID, "carol", "app", in(-time.Minute))))
+	must(t, s.CreateCode(ctx, c2))
+	_, err = s.ConsumeCode(ctx, c2.GrantID, "gi2", "app", nil) // no refresh tokens: now is the use
+	must(t, err)
+	g2 := wantGrants(t, s, store.GrantQuery{Subject: "carol"}, c2.GrantID)[0]
+	if time.Since(g2.LastUsedAt) > 5*time.Second || !g2.ExpiresAt.Equal(in(time.Minute)) && g2.ExpiresAt.Sub(in(time.Minute)).Abs() > 5*time.Second {
+		t.Fatalf("a use without a successor is noted now and does not extend the record: %+v", g2)
+	}
+	wantGrants(t, s, store.GrantQuery{ClientID: "app"}, c2.GrantID, g1.ID)
+	wantGrants(t, s, store.GrantQuery{ClientID: "app", Limit: 1}, c2.GrantID)
+	wantGrants(t, s, store.GrantQuery{Subject: "mark"}, g1.ID)
+	wantGrants(t, s, store.GrantQuery{ClientID: "other"})
+	// Names with separators do not reach other people's index.
+	wantGrants(t, s, store.GrantQuery{Subject: "mark app"})
+
+	// Deleting forgets the record and both entries.
+	must(t, s.DeleteGrant(ctx, g1.ID))
+	_, err = s.Grant(ctx, g1.ID)
+	wantErr(t, err, store.ErrNotFound)
+	wantGrants(t, s, store.GrantQuery{Subject: "mark"})
+	wantGrants(t, s, store.GrantQuery{ClientID: "app"}, c2.GrantID)
+	wantErr(t, s.DeleteGrant(ctx, g1.ID), store.ErrNotFound)
+	// and a later use of the deleted grant's tokens brings nothing back.
+	_, err = s.RotateRefreshToken(ctx, g1.ID, "gi1-rt", "app", successor("gi1-rt2"))
+	must(t, err)
+	_, err = s.Grant(ctx, g1.ID)
+	wantErr(t, err, store.ErrNotFound)
+
+	// A record expires at its ExpiresAt, index or not.
+	g3 := newGrant("g-short", "mark", "app", in(0))
+	g3.LastUsedAt, g3.ExpiresAt = in(0), in(50*time.Millisecond)
+	must(t, s.PutGrant(ctx, g3))
+	wantGrants(t, s, store.GrantQuery{Subject: "mark"}, g3.ID)
+	time.Sleep(100 * time.Millisecond)
+	wantGrants(t, s, store.GrantQuery{Subject: "mark"})
+	_, err = s.Grant(ctx, g3.ID)
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func testGrantUses(t *testing.T, s store.Store, _ func() store.Store) {
+	c := newCode("gu", time.Minute)
+	must(t, s.PutGrant(ctx, newGrant(c.GrantID, "mark", "app", in(0))))
+	must(t, s.CreateCode(ctx, c))
+	t0 := in(0)
+	at := func(d time.Duration, hash string) store.Successor {
+		return store.Successor{Hash: hash, IssuedAt: t0.Add(d), ExpiresAt: t0.Add(d + time.Hour)}
+	}
+	first := at(0, "r0")
+	_, err := s.ConsumeCode(ctx, c.GrantID, "gu", "app", &first)
+	must(t, err)
+	lastUsed := func() *store.Grant {
+		t.Helper()
+		g, err := s.Grant(ctx, c.GrantID)
+		must(t, err)
+		return g
+	}
+	// A refresh within GrantTouchInterval writes nothing to the grant;
+	// one after it moves LastUsedAt and the record's expiry.
+	_, err = s.RotateRefreshToken(ctx, c.GrantID, "r0", "app", at(30*time.Second, "r1"))
+	must(t, err)
+	if g := lastUsed(); !g.LastUsedAt.Equal(t0) || !g.ExpiresAt.Equal(t0.Add(time.Hour+store.GrantTouchInterval)) {
+		t.Fatalf("a refresh 30 s after the last noted use changed the grant: %+v", g)
+	}
+	_, err = s.RotateRefreshToken(ctx, c.GrantID, "r1", "app", at(90*time.Second, "r2"))
+	must(t, err)
+	if g := lastUsed(); !g.LastUsedAt.Equal(t0.Add(90*time.Second)) || !g.ExpiresAt.Equal(t0.Add(90*time.Second+time.Hour+store.GrantTouchInterval)) {
+		t.Fatalf("a refresh 90 s after was not noted: %+v", g)
+	}
+	// A refused rotation (another client's, a reuse) notes nothing.
+	_, err = s.RotateRefreshToken(ctx, c.GrantID, "r2", "intruder", at(10*time.Minute, "x"))
+	must(t, err)
+	_, err = s.RotateRefreshToken(ctx, c.GrantID, "r0", "app", at(20*time.Minute, "y"))
+	wantErr(t, err, store.ErrAlreadyUsed)
+	if g := lastUsed(); !g.LastUsedAt.Equal(t0.Add(90 * time.Second)) {
+		t.Fatalf("a refused rotation was noted: %+v", g)
+	}
+
+	// A device redemption notes its use; polls before it do not.
+	d := newDevice(t, s, "g-dev", "GRNTGRNT")
+	must(t, s.PutGrant(ctx, newGrant("g-dev", "mark", "tv", in(0))))
+	poll := func(at time.Duration, first *store.Successor) store.PollOutcome {
+		t.Helper()
+		_, outcome, err := s.PollDeviceCode(ctx, store.DevicePoll{GrantID: "g-dev", Hash: "dh", ClientID: "tv", Now: t0.Add(at), First: first})
+		must(t, err)
+		return outcome
+	}
+	if poll(0, nil) != store.PollPending {
+		t.Fatal("first poll not pending")
+	}
+	wantGrants(t, s, store.GrantQuery{ClientID: "tv"})
+	_, err = s.UpdateDeviceCode(ctx, d.UserCode, func(d *store.DeviceCode) error {
+		d.Status, d.Subject = store.DeviceApproved, "mark"
+		return nil
+	})
+	must(t, err)
+	devFirst := at(10*time.Second, "dr")
+	if poll(10*time.Second, &devFirst) != store.PollRedeemed {
+		t.Fatal("approved device not redeemed")
+	}
+	if g := wantGrants(t, s, store.GrantQuery{ClientID: "tv"}, "g-dev")[0]; !g.LastUsedAt.Equal(devFirst.IssuedAt) {
+		t.Fatalf("device redemption noted at %s, want %s", g.LastUsedAt, devFirst.IssuedAt)
+	}
+	wantGrants(t, s, store.GrantQuery{Subject: "mark"}, "g-dev", c.GrantID)
+
+	// Uses of a grant without a record write none.
+	c2 := newCode("gu2", time.Minute)
+	must(t, s.CreateCode(ctx, c2))
+	_, err = s.ConsumeCode(ctx, c2.GrantID, "gu2", "app", ptr(successor("gu2-rt")))
+	must(t, err)
+	_, err = s.Grant(ctx, c2.GrantID)
+	wantErr(t, err, store.ErrNotFound)
+}
+
+func testGrantIndexBounded(t *testing.T, s store.Store, _ func() store.Store) {
+	base := in(-time.Hour)
+	for i := range store.MaxGrantsPerSubject + 5 {
+		g := newGrant(fmt.Sprintf("g-%04d", i), "eager", "app", base.Add(time.Duration(i)*time.Second))
+		g.LastUsedAt, g.ExpiresAt = in(0), in(time.Hour)
+		must(t, s.PutGrant(ctx, g))
+	}
+	got, err := s.Grants(ctx, store.GrantQuery{Subject: "eager"})
+	must(t, err)
+	if len(got) != store.MaxGrantsPerSubject || got[0].ID != fmt.Sprintf("g-%04d", store.MaxGrantsPerSubject+4) || got[len(got)-1].ID != "g-0005" {
+		t.Fatalf("the subject's index holds %d grants (%s…%s), want the latest %d", len(got), got[0].ID, got[len(got)-1].ID, store.MaxGrantsPerSubject)
+	}
+	// The entries dropped from the subject's index left the client's too.
+	byClient, err := s.Grants(ctx, store.GrantQuery{ClientID: "app", Limit: 1000})
+	must(t, err)
+	if len(byClient) != store.MaxGrantsPerSubject {
+		t.Fatalf("the client's index holds %d grants, want %d", len(byClient), store.MaxGrantsPerSubject)
+	}
 }
 
 func testCounters(t *testing.T, s store.Store, _ func() store.Store) {
