@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -214,6 +216,8 @@ type AdminRevocation struct {
 	JTI      string `json:"jti"`
 	ClientID string `json:"client_id"`
 	Subject  string `json:"subject"`
+	// GrantID is one grant (see Grants): its tokens, and the consent.
+	GrantID string `json:"grant_id"`
 }
 
 // AdminRevoke revokes a token, or every token of a client or a user. It
@@ -222,15 +226,17 @@ type AdminRevocation struct {
 // cut off without being counted.
 func (s *Server) AdminRevoke(ctx context.Context, a *AdminRevocation) (int, error) {
 	set := 0
-	for _, v := range []string{a.Token, a.JTI, a.ClientID, a.Subject} {
+	for _, v := range []string{a.Token, a.JTI, a.ClientID, a.Subject, a.GrantID} {
 		if v != "" {
 			set++
 		}
 	}
 	if set != 1 {
-		return 0, ErrInvalidRequest("give exactly one of token, jti, client_id or subject")
+		return 0, ErrInvalidRequest("give exactly one of token, jti, client_id, subject or grant_id")
 	}
 	switch {
+	case a.GrantID != "":
+		return 1, s.RevokeGrant(ctx, a.GrantID, "admin")
 	case a.Token != "":
 		return s.RevokeToken(ctx, a.Token, "", "")
 	case a.JTI != "":
@@ -279,6 +285,15 @@ func (s *Server) AdminHandler() http.Handler {
 		n, err := s.AdminRevoke(r.Context(), a)
 		adminReply(w, http.StatusOK, map[string]int{"revoked": n}, err)
 	})
+	mux.HandleFunc("GET /oauth2/grants", func(w http.ResponseWriter, r *http.Request) {
+		q, err := grantQueryOf(r.URL.Query())
+		if err != nil {
+			adminReply(w, 0, nil, err)
+			return
+		}
+		list, err := s.Grants(r.Context(), q)
+		adminReply(w, http.StatusOK, list, err)
+	})
 	mux.HandleFunc("POST /oauth2/keys/rotate", func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
 			Delay string `json:"delay"`
@@ -301,6 +316,23 @@ func (s *Server) AdminHandler() http.Handler {
 		adminReply(w, http.StatusOK, map[string]any{"kid": kids[0], "published": kids}, nil)
 	})
 	return s.withRequester(mux)
+}
+
+// grantQueryOf reads ?subject=S or ?client_id=C, and &limit=N (at most
+// store.MaxGrantsPerSubject).
+func grantQueryOf(v url.Values) (store.GrantQuery, error) {
+	q := store.GrantQuery{Subject: v.Get("subject"), ClientID: v.Get("client_id")}
+	if (q.Subject == "") == (q.ClientID == "") {
+		return q, ErrInvalidRequest("give exactly one of subject or client_id")
+	}
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > store.MaxGrantsPerSubject {
+			return q, ErrInvalidRequest("limit must be a number from 1 to %d", store.MaxGrantsPerSubject)
+		}
+		q.Limit = n
+	}
+	return q, nil
 }
 
 // RotateKeysIfDue runs the scheduled key rotation (see Keys.RotateIfDue);
@@ -347,6 +379,8 @@ func adminReply(w http.ResponseWriter, status int, v any, err error) {
 			status, err = http.StatusBadRequest, errors.New("the body is empty; send JSON")
 		case errors.Is(err, store.ErrNotFound):
 			status, err = http.StatusNotFound, errors.New("no such client")
+		case errors.Is(err, ErrNoGrant):
+			status = http.StatusNotFound
 		case errors.Is(err, ErrConfigClient):
 			status = http.StatusConflict
 		default:

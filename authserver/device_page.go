@@ -108,6 +108,14 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, http.StatusBadRequest, ErrInvalidRequest("decision must be approve or deny"), client)
 		return
 	}
+	if status2 == store.DeviceApproved {
+		// Recorded before the approval, so that the device's first poll
+		// after it finds the record to note its use on.
+		if err := s.recordGrant(r.Context(), d.GrantID, client, user, d.Scope, d.Resource, d.ExpiresAt); err != nil {
+			s.renderError(w, http.StatusServiceUnavailable, s.storeError("recording a grant", err), client)
+			return
+		}
+	}
 	_, err := s.store.UpdateDeviceCode(r.Context(), d.UserCode, func(d *store.DeviceCode) error {
 		if d.Status != store.DevicePending {
 			return errors.New("decided already")
@@ -119,6 +127,7 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 		entry(http.StatusConflict, "This code was already used. Start again on your device.")
 		return
 	}
+
 	data := &PageData{Client: pageClient(client), Scopes: s.pageScopes(d.Scope), Resource: s.pageResource(d.Resource), Decided: true}
 	if status2 == store.DeviceApproved {
 		s.audit(r.Context(), "consent granted", zap.String("client_id", client.ID), zap.String("sub", user.subject), zap.String("scope", d.Scope),

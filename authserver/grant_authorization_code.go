@@ -43,25 +43,34 @@ func (g authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (
 	if ac.ClientID != req.client.ID {
 		return nil, ErrInvalidGrant("the authorization code was issued to another client")
 	}
+	if e := checkRedemption(req, ac, requested); e != nil {
+		// The code is spent and its refresh token never handed out: the
+		// grant is no one's, so it leaves the lists.
+		s.forgetGrant(ctx, ac.GrantID)
+		return nil, e
+	}
+	return s.issueTokens(req, grantState{id: ac.GrantID, subject: ac.Subject, scope: ac.Scope, authTime: ac.AuthTime, resource: ac.Resource}, ac.Scope, refresh)
+}
+
+// checkRedemption checks a redeemed code against the token request: the
+// redirect URI, the PKCE verifier and the resource.
+func checkRedemption(req *tokenRequest, ac *store.AuthCode, requested string) *Error {
 	redirectURI := req.form.Get("redirect_uri")
 	if (ac.RedirectURIGiven || redirectURI != "") && redirectURI != ac.RedirectURI {
-		return nil, ErrInvalidGrant("redirect_uri must be the one the authorization request used")
+		return ErrInvalidGrant("redirect_uri must be the one the authorization request used")
 	}
 	verifier := req.form.Get("code_verifier")
 	switch {
 	case ac.CodeChallenge != "" && verifier == "":
-		return nil, ErrInvalidGrant("code_verifier is missing: the authorization request used PKCE")
+		return ErrInvalidGrant("code_verifier is missing: the authorization request used PKCE")
 	case ac.CodeChallenge != "" && !pkceVerifier.MatchString(verifier):
-		return nil, ErrInvalidGrant("code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~")
+		return ErrInvalidGrant("code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~")
 	case ac.CodeChallenge != "" && !verifyPKCE(ac.CodeChallenge, verifier):
-		return nil, ErrInvalidGrant("code_verifier does not match the code_challenge")
+		return ErrInvalidGrant("code_verifier does not match the code_challenge")
 	case ac.CodeChallenge == "" && verifier != "":
 		// A verifier for a code issued without a challenge is a PKCE
 		// downgrade attempt (RFC 9700 §2.1.1).
-		return nil, ErrInvalidGrant("code_verifier was sent but the authorization request had no code_challenge")
+		return ErrInvalidGrant("code_verifier was sent but the authorization request had no code_challenge")
 	}
-	if e := sameResource(requested, ac.Resource); e != nil {
-		return nil, e
-	}
-	return s.issueTokens(req, grantState{id: ac.GrantID, subject: ac.Subject, scope: ac.Scope, authTime: ac.AuthTime, resource: ac.Resource}, ac.Scope, refresh)
+	return sameResource(requested, ac.Resource)
 }

@@ -78,6 +78,7 @@ func (s *Server) revokeGrant(ctx context.Context, grantID, why string, req *toke
 		return s.storeError("revoking a grant", err)
 	}
 	s.audit(ctx, "grant revoked", zap.String("reason", why), zap.String("client_id", req.client.ID), zap.String("grant_id", grantID))
+	s.forgetGrant(ctx, grantID)
 	return nil
 }
 

@@ -21,6 +21,8 @@ type authUser struct {
 	subject  string
 	display  string
 	authTime time.Time
+	// login is how they signed in (store.Grant.Login).
+	login string
 }
 
 // currentUser is the person behind the request: one an earlier handler
@@ -28,7 +30,7 @@ type authUser struct {
 func (s *Server) currentUser(r *http.Request) *authUser {
 	if s.cfg.UpstreamUser != nil {
 		if id := s.cfg.UpstreamUser(r); id != "" {
-			return &authUser{subject: id, display: s.displayName(id), authTime: time.Now().UTC()}
+			return &authUser{subject: id, display: s.displayName(id), authTime: time.Now().UTC(), login: LoginUpstream}
 		}
 	}
 	// A session's person must still be a user, or come through a provider
@@ -38,9 +40,9 @@ func (s *Server) currentUser(r *http.Request) *authUser {
 	case sess == nil || sess.Subject == "":
 		return nil
 	case sess.Provider != "" && s.providers[sess.Provider] != nil && strings.HasPrefix(sess.Subject, sess.Provider+":"):
-		return &authUser{subject: sess.Subject, display: cmp.Or(sess.Name, sess.Subject), authTime: time.Unix(sess.AuthTime, 0).UTC()}
+		return &authUser{subject: sess.Subject, display: cmp.Or(sess.Name, sess.Subject), authTime: time.Unix(sess.AuthTime, 0).UTC(), login: sess.Provider}
 	case sess.Provider == "" && s.users[sess.Subject] != nil:
-		return &authUser{subject: sess.Subject, display: s.displayName(sess.Subject), authTime: time.Unix(sess.AuthTime, 0).UTC()}
+		return &authUser{subject: sess.Subject, display: s.displayName(sess.Subject), authTime: time.Unix(sess.AuthTime, 0).UTC(), login: LoginPassword}
 	}
 	return nil
 }
@@ -78,6 +80,8 @@ func (s *Server) pendingFor(r *http.Request, returnTo string) (*pending, int, *E
 			return nil, http.StatusBadRequest, e
 		}
 		return &pending{client: req.client, scope: req.scope, resource: req.resource, redirectURI: req.redirectURI}, 0, nil
+	case s.issuer.Path + PathAccount:
+		return &pending{}, 0, nil
 	case s.issuer.Path + PathDevice:
 		d, c, status, msg := s.lookupUserCode(r, u.Query().Get("user_code"))
 		if d == nil {

@@ -60,6 +60,10 @@ type PageData struct {
 	CSRFToken string
 	// Hidden are further fields the form must post back unchanged.
 	Hidden map[string]string
+	// Applications are the signed-in person's (account page).
+	Applications []*PageApplication
+	// SignOutAction is the URL the sign-out form posts to (account page).
+	SignOutAction string
 	// StyleURL is the stylesheet's URL.
 	StyleURL string
 }
@@ -121,7 +125,7 @@ func loadPages(dir string) (*pages, error) {
 			style = css
 		}
 	}
-	for _, name := range []string{"login.html", "consent.html", "error.html", "device.html", "device_done.html"} {
+	for _, name := range []string{"login.html", "consent.html", "error.html", "device.html", "device_done.html", "account.html"} {
 		if t.Lookup(name) == nil {
 			return nil, fmt.Errorf("templates: %s is missing", name)
 		}
@@ -218,6 +222,9 @@ func (s *Server) pageScopes(scope string) []PageScope {
 }
 
 func pageClient(c *Client) *PageClient {
+	if c == nil {
+		return nil
+	}
 	return &PageClient{ID: c.ID, Name: c.Name, Website: c.Website, SelfRegistered: c.Source == "dynamic" || c.Source == "metadata document"}
 }
 

@@ -393,6 +393,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		base + PathLogin:     s.handleLogin,
 		base + PathConsent:   s.handleConsent,
 		base + PathStyle:     s.handleStyle,
+		base + PathAccount:   s.handleAccount,
+		base + PathLogout:    s.handleLogout,
 
 		base + PathDeviceAuthorization: s.handleDeviceAuthorization,
 		base + PathDevice:              s.handleDevice,
@@ -430,7 +432,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.prefixRoutes = append(s.prefixRoutes, prefixRoute{base + PathLoginProviders, s.withRequester(http.HandlerFunc(s.handleLoginProvider))})
 	}
 	// The endpoints that write audit lines learn who is asking.
-	for _, p := range []string{PathAuthorize, PathLogin, PathConsent, PathDeviceAuthorization, PathDevice, PathToken, PathRevoke, PathRegister} {
+	for _, p := range []string{PathAuthorize, PathLogin, PathConsent, PathDeviceAuthorization, PathDevice, PathToken, PathRevoke, PathRegister, PathAccount, PathLogout} {
 		if h, ok := s.routes[base+p]; ok {
 			s.routes[base+p] = s.withRequester(h)
 		}

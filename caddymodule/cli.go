@@ -8,9 +8,11 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -31,7 +33,7 @@ Output is a table, or JSON with --json.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.PersistentFlags().String("address", "localhost:2019", "admin API address of the running instance")
 			cmd.PersistentFlags().Bool("json", false, "print JSON instead of a table")
-			cmd.AddCommand(clientCommand(), revokeCommand(), keysCommand())
+			cmd.AddCommand(clientCommand(), revokeCommand(), grantsCommand(), keysCommand())
 		},
 	})
 }
@@ -93,18 +95,18 @@ func clientCommand() *cobra.Command {
 
 func revokeCommand() *cobra.Command {
 	revoke := &cobra.Command{
-		Use:   "revoke --token T | --jti J | --client ID | --subject S",
-		Short: "Revoke a token, or every token of a client or a user, on every instance",
+		Use:   "revoke --token T | --jti J | --client ID | --subject S | --grant G",
+		Short: "Revoke a token, a grant, or every token of a client or a user, on every instance",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			body := map[string]string{}
-			for flag, field := range map[string]string{"token": "token", "jti": "jti", "client": "client_id", "subject": "subject"} {
+			for flag, field := range map[string]string{"token": "token", "jti": "jti", "client": "client_id", "subject": "subject", "grant": "grant_id"} {
 				if v, _ := cmd.Flags().GetString(flag); v != "" {
 					body[field] = v
 				}
 			}
 			if len(body) != 1 {
-				return errors.New("give exactly one of --token, --jti, --client or --subject")
+				return errors.New("give exactly one of --token, --jti, --client, --subject or --grant")
 			}
 			return call(cmd, http.MethodPost, "/oauth2/revoke", body, printKV)
 		},
@@ -113,7 +115,51 @@ func revokeCommand() *cobra.Command {
 	revoke.Flags().String("jti", "", "an access token's jti")
 	revoke.Flags().String("client", "", "a client_id: every token of that application")
 	revoke.Flags().String("subject", "", "a user: every token issued to them")
+	revoke.Flags().String("grant", "", "a grant (tokengate oauth2 grants): its tokens, and the user's consent to that client")
 	return revoke
+}
+
+func grantsCommand() *cobra.Command {
+	grants := &cobra.Command{
+		Use:   "grants --subject S | --client ID [--limit N]",
+		Short: "List the grants a user gave, or a client holds, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{}
+			subject, _ := cmd.Flags().GetString("subject")
+			client, _ := cmd.Flags().GetString("client")
+			if (subject == "") == (client == "") {
+				return errors.New("give exactly one of --subject or --client")
+			}
+			if subject != "" {
+				q.Set("subject", subject)
+			} else {
+				q.Set("client_id", client)
+			}
+			if n, _ := cmd.Flags().GetInt("limit"); n > 0 {
+				q.Set("limit", strconv.Itoa(n))
+			}
+			return call(cmd, http.MethodGet, "/oauth2/grants?"+q.Encode(), nil, printGrants)
+		},
+	}
+	grants.Flags().String("subject", "", "a user (a provider's people are <provider>:<user>)")
+	grants.Flags().String("client", "", "a client_id")
+	grants.Flags().Int("limit", 0, "at most this many (default and most: 500)")
+	return grants
+}
+
+// printGrants prints a list of grants as a table.
+func printGrants(w io.Writer, raw []byte) error {
+	var list []map[string]any
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GRANT_ID\tSUBJECT\tCLIENT_ID\tSCOPE\tCREATED\tLAST_USED\tLOGIN")
+	for _, g := range list {
+		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%v\t%v\n", g["grant_id"], g["subject"], g["client_id"], g["scope"], g["created_at"], g["last_used_at"], g["login"])
+	}
+	return tw.Flush()
 }
 
 func keysCommand() *cobra.Command {

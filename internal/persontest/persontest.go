@@ -89,6 +89,50 @@ func (p *Page) Form() (*Form, error) {
 	return f, nil
 }
 
+var formBlockRe = regexp.MustCompile(`(?is)<form[^>]*action="([^"]*)".*?</form>`)
+
+// Forms parses every form of the page, as Form does the first.
+func (p *Page) Forms() ([]*Form, error) {
+	var out []*Form
+	for _, m := range formBlockRe.FindAllStringSubmatch(p.Body, -1) {
+		action, err := p.URL.Parse(html.UnescapeString(m[1]))
+		if err != nil {
+			return nil, err
+		}
+		f := &Form{Action: action.String(), Fields: url.Values{}}
+		for _, h := range inputRe.FindAllStringSubmatch(m[0], -1) {
+			f.Fields.Set(html.UnescapeString(h[1]), html.UnescapeString(h[2]))
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// FormWith is the page's form that carries value in field (a "Remove
+// access" form names its client_id); FormTo the one posting to a URL
+// ending in path.
+func (p *Page) FormWith(field, value string) (*Form, error) {
+	return p.findForm(func(f *Form) bool { return f.Fields.Get(field) == value }, field+"="+value)
+}
+
+// FormTo is the page's form posting to a URL whose path ends in path.
+func (p *Page) FormTo(path string) (*Form, error) {
+	return p.findForm(func(f *Form) bool { return strings.HasSuffix(f.Action, path) }, "posting to "+path)
+}
+
+func (p *Page) findForm(match func(*Form) bool, what string) (*Form, error) {
+	forms, err := p.Forms()
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range forms {
+		if match(f) {
+			return f, nil
+		}
+	}
+	return nil, fmt.Errorf("no form %s on the page at %s (status %d):\n%s", what, p.URL, p.Status, p.Body)
+}
+
 // Has reports whether the page has a field or button with that name.
 func (p *Page) Has(name string) bool { return strings.Contains(p.Body, `name="`+name+`"`) }
 

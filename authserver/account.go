@@ -1,0 +1,209 @@
+package authserver
+
+// The account page: the applications a person allowed, each removable, and
+// signing out. GitHub's "Authorized OAuth Apps", for tokengate's people.
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/authserver/store"
+)
+
+// The account page and signing out, below the issuer's path.
+const (
+	PathAccount = "/account"
+	PathLogout  = "/logout"
+)
+
+// PageApplication is one application on the account page: every grant the
+// person gave it, as one.
+type PageApplication struct {
+	ClientID, Name, Website string
+	// Scopes are what the application may do, every grant's together.
+	Scopes []PageScope
+	// Resources are the APIs its grants are for (RFC 8707); none for
+	// tokengate's own audience.
+	Resources []string
+	// Authorized is when the person first allowed it; LastUsed when it
+	// last got a token (to the minute), both in words.
+	Authorized, LastUsed string
+	// Login says how the person signed in when they allowed it.
+	Login string
+	// grants are its grant IDs, revoked together.
+	grants []string
+}
+
+// handleAccount shows (GET) the signed-in person's applications and takes
+// (POST) a "Remove access".
+func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		s.renderError(w, http.StatusMethodNotAllowed, methodNotAllowed(w, http.MethodGet, http.MethodPost), nil)
+		return
+	}
+	user := s.currentUser(r)
+	if user == nil {
+		s.redirectTo(w, r, PathLogin, url.Values{"return_to": {s.issuer.Path + PathAccount}})
+		return
+	}
+	sess := s.ensureSession(w, r)
+	ctx, cancel := ctxTimeout(r)
+	defer cancel()
+	apps, err := s.accountApplications(ctx, user.subject)
+	if err != nil {
+		s.renderError(w, http.StatusServiceUnavailable, s.storeError("listing a person's grants", err), nil)
+		return
+	}
+	data := &PageData{Title: "Connected applications", User: user.display, Applications: apps, Action: s.issuer.Path + PathAccount,
+		SignOutAction: s.issuer.Path + PathLogout, CSRFToken: s.csrfToken(sess)}
+	if r.Method == http.MethodGet {
+		if id := r.URL.Query().Get("removed"); id != "" {
+			name := id
+			if c, _, err := s.lookupClient(ctx, id); err == nil {
+				name = c.Name
+			}
+			data.Message = name + " no longer has access to your account."
+		}
+		s.renderPage(w, http.StatusOK, "account.html", data)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil || !s.checkCSRF(r.PostForm.Get("csrf_token"), sess) {
+		data.Error = "This form expired or did not come from this site. Please try again."
+		s.renderPage(w, http.StatusForbidden, "account.html", data)
+		return
+	}
+	clientID := r.PostForm.Get("client_id")
+	i := slices.IndexFunc(apps, func(a *PageApplication) bool { return a.ClientID == clientID })
+	if r.PostForm.Get("action") != "remove" || i < 0 {
+		data.Error = "That application has no access to remove."
+		s.renderPage(w, http.StatusBadRequest, "account.html", data)
+		return
+	}
+	for _, id := range apps[i].grants {
+		if err := s.RevokeGrant(ctx, id, "the person, on the account page"); err != nil && err != ErrNoGrant {
+			s.renderError(w, http.StatusServiceUnavailable, s.storeError("revoking a grant", err), nil)
+			return
+		}
+	}
+	// Consent outlives the grants it allowed (they expire); forget it
+	// even when none is left to revoke.
+	if err := s.store.DeleteConsent(ctx, user.subject, clientID); err != nil {
+		s.renderError(w, http.StatusServiceUnavailable, s.storeError("forgetting a consent", err), nil)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	sendRedirect(w, s.issuer.Path+PathAccount+"?"+url.Values{"removed": {clientID}}.Encode(), http.StatusSeeOther)
+}
+
+// accountApplications groups a person's live grants by application.
+func (s *Server) accountApplications(ctx context.Context, subject string) ([]*PageApplication, error) {
+	grants, err := s.Grants(ctx, store.GrantQuery{Subject: subject})
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	var apps []*PageApplication
+	byClient := map[string]*PageApplication{}
+	first, last := map[string]time.Time{}, map[string]time.Time{}
+	scopes := map[string][]string{}
+	for _, g := range grants {
+		a := byClient[g.ClientID]
+		if a == nil {
+			a = &PageApplication{ClientID: g.ClientID, Name: cmp.Or(g.ClientName, g.ClientID), Login: s.loginName(g.Login)}
+			if c, _, err := s.lookupClient(ctx, g.ClientID); err == nil {
+				a.Website = c.Website
+			}
+			byClient[g.ClientID], first[g.ClientID] = a, g.CreatedAt
+			apps = append(apps, a)
+		}
+		a.grants = append(a.grants, g.ID)
+		for _, sc := range strings.Fields(g.Scope) {
+			if !slices.Contains(scopes[g.ClientID], sc) {
+				scopes[g.ClientID] = append(scopes[g.ClientID], sc)
+			}
+		}
+		if g.Resource != "" && !slices.Contains(a.Resources, g.Resource) {
+			a.Resources = append(a.Resources, g.Resource)
+		}
+		if g.CreatedAt.Before(first[g.ClientID]) {
+			first[g.ClientID] = g.CreatedAt
+		}
+		if g.LastUsedAt.After(last[g.ClientID]) {
+			last[g.ClientID] = g.LastUsedAt
+		}
+	}
+	for _, a := range apps {
+		a.Scopes = s.pageScopes(strings.Join(scopes[a.ClientID], " "))
+		a.Authorized, a.LastUsed = first[a.ClientID].UTC().Format("2 January 2006"), ago(now, last[a.ClientID])
+	}
+	return apps, nil
+}
+
+// loginName says, for a person, how they signed in.
+func (s *Server) loginName(login string) string {
+	switch login {
+	case LoginPassword:
+		return "username and password"
+	case LoginUpstream, "":
+		return "this site's sign-in"
+	}
+	if p := s.providers[login]; p != nil {
+		return p.DisplayName()
+	}
+	return login
+}
+
+// ago says how long before now t was, as a person would.
+func ago(now, t time.Time) string {
+	d := now.Sub(t)
+	switch {
+	case d < store.GrantTouchInterval:
+		return "within the last minute"
+	case d < time.Hour:
+		return plural(int(d/time.Minute), "minute") + " ago"
+	case d < 48*time.Hour:
+		return plural(int(d/time.Hour), "hour") + " ago"
+	case d < 60*24*time.Hour:
+		return plural(int(d/(24*time.Hour)), "day") + " ago"
+	}
+	return "on " + t.UTC().Format("2 January 2006")
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}
+
+// handleLogout signs the person out (a CSRF-checked POST: a link or an
+// image elsewhere must not sign anyone out).
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		s.renderError(w, http.StatusMethodNotAllowed, methodNotAllowed(w, http.MethodPost), nil)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil || !s.checkCSRF(r.PostForm.Get("csrf_token"), s.readSession(r)) {
+		s.renderError(w, http.StatusForbidden, ErrInvalidRequest("this form expired or did not come from this site; open your account page again"), nil)
+		return
+	}
+	if sess := s.readSession(r); sess != nil && sess.Subject != "" {
+		s.audit(r.Context(), "logout", zap.String("sub", sess.Subject))
+	}
+	s.clearCookie(w, sessionCookie)
+	data := &PageData{Title: "Signed out", Message: "You are signed out. Applications you allowed keep their access until you remove it on your account page."}
+	if s.cfg.UpstreamUser != nil && s.cfg.UpstreamUser(r) != "" {
+		data.Message = "This site signs you in through its own sign-in, which is still in effect: close the browser to end it."
+	}
+	s.renderPage(w, http.StatusOK, "device_done.html", data)
+}

@@ -1,0 +1,117 @@
+package authserver
+
+// The grants people gave applications: recorded at approval, listed for the
+// account page, the admin API and the console, revoked one at a time.
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/authserver/store"
+)
+
+// Logins a grant records (store.Grant.Login) besides a provider's name.
+const (
+	LoginPassword = "password"
+	LoginUpstream = "upstream"
+)
+
+// recordGrant records a grant the person just approved, before its code
+// or device authorization can be redeemed: the token endpoint then only
+// notes its uses, in the step that redeems or rotates. The record lives
+// as long as a token from an unredeemed code could (codeExpiry and one
+// access token); redemption extends it to the refresh token's life.
+func (s *Server) recordGrant(ctx context.Context, id string, client *Client, user *authUser, scope, resource string, codeExpiry time.Time) error {
+	now := time.Now().UTC()
+	authTime := user.authTime
+	if authTime.IsZero() {
+		authTime = now
+	}
+	return s.store.PutGrant(ctx, &store.Grant{ID: id, ClientID: client.ID, Subject: user.subject, Scope: scope, Resource: resource,
+		Login: user.login, CreatedAt: now, ExpiresAt: codeExpiry.Add(s.cfg.AccessTokenTTL), EndsBy: authTime.Add(s.cfg.GrantMaxAge)})
+}
+
+// GrantInfo is a grant as the account page, the admin API and the console
+// show it.
+type GrantInfo struct {
+	ID         string    `json:"grant_id"`
+	ClientID   string    `json:"client_id"`
+	ClientName string    `json:"client_name,omitempty"`
+	Subject    string    `json:"subject"`
+	Scope      string    `json:"scope"`
+	Resource   string    `json:"resource,omitempty"`
+	Login      string    `json:"login,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+}
+
+// Grants lists the live grants of a subject or a client (q), newest first:
+// those revoked (one by one, or with their person or client) are left out.
+func (s *Server) Grants(ctx context.Context, q store.GrantQuery) ([]*GrantInfo, error) {
+	list, err := s.store.Grants(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	out := []*GrantInfo{}
+	for _, g := range list {
+		// A person's or client's revocation cuts off what was issued
+		// before it, and a grant issues nothing after it: its creation
+		// decides.
+		if s.revocations.IsRefreshRevoked(g.ID, g.ClientID, g.Subject, g.CreatedAt) {
+			continue
+		}
+		name, ok := names[g.ClientID]
+		if !ok {
+			if c, _, err := s.lookupClient(ctx, g.ClientID); err == nil {
+				name = c.Name
+			}
+			names[g.ClientID] = name
+		}
+		out = append(out, &GrantInfo{ID: g.ID, ClientID: g.ClientID, ClientName: name, Subject: g.Subject, Scope: g.Scope,
+			Resource: g.Resource, Login: g.Login, CreatedAt: g.CreatedAt, LastUsedAt: g.LastUsedAt, ExpiresAt: g.ExpiresAt})
+	}
+	return out, nil
+}
+
+// ErrNoGrant: no live grant has that ID.
+var ErrNoGrant = errors.New("no such grant")
+
+// RevokeGrant revokes one grant: every refresh and access token issued
+// from it, on every instance within the revocation promise. The person's
+// consent to that client is forgotten too, so the application must ask
+// again, and the grant leaves every list. by says who did it, for the
+// audit line.
+func (s *Server) RevokeGrant(ctx context.Context, id, by string) error {
+	g, err := s.store.Grant(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrNoGrant
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.revoke(ctx, store.RevokeGrant, id, s.maxTokenLifetime()); err != nil {
+		return err
+	}
+	if err := s.store.DeleteConsent(ctx, g.Subject, g.ClientID); err != nil {
+		return err
+	}
+	if err := s.store.DeleteGrant(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	s.audit(ctx, "grant revoked", zap.String("grant_id", id), zap.String("client_id", g.ClientID), zap.String("sub", g.Subject), zap.String("by", by))
+	return nil
+}
+
+// forgetGrant drops a grant from the lists once it is revoked or its
+// redemption failed; the revocation (if any) is what protects, so a store
+// failure here is only logged.
+func (s *Server) forgetGrant(ctx context.Context, id string) {
+	if err := s.store.DeleteGrant(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("forgetting a revoked grant", zap.String("grant_id", id), zap.Error(err))
+	}
+}
