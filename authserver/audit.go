@@ -4,9 +4,13 @@ package authserver
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"sync"
+	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // The audit log is one structured line per security event — tokens issued,
@@ -27,12 +31,84 @@ func (s *Server) withRequester(h http.Handler) http.HandlerFunc {
 }
 
 // audit writes one audit line, adding the requester's IP when ctx is a
-// request's.
+// request's, and keeps it in the recent events (Config.AuditRing).
 func (s *Server) audit(ctx context.Context, event string, fields ...zap.Field) {
+	if ip, ok := ctx.Value(requesterKey{}).(string); ok {
+		fields = append(fields, zap.String("remote_ip", ip))
+	}
 	if ce := s.auditLog.Check(zap.InfoLevel, event); ce != nil {
-		if ip, ok := ctx.Value(requesterKey{}).(string); ok {
-			fields = append(fields, zap.String("remote_ip", ip))
-		}
 		ce.Write(fields...)
 	}
+	s.cfg.AuditRing.add(event, fields)
+}
+
+// AuditEvent is one audit line, as the console shows it.
+type AuditEvent struct {
+	At     time.Time
+	Event  string
+	Fields []AuditField
+}
+
+// AuditField is one field of an audit line, in the line's order.
+type AuditField struct{ Key, Value string }
+
+// AuditRing keeps the latest audit events of this process, for the admin
+// console: a fixed number, the oldest dropped first. It is one process's
+// view: with several instances each holds what it did itself, and the
+// complete record is the audit log.
+type AuditRing struct {
+	mu     sync.Mutex
+	events []AuditEvent
+	next   int
+	full   bool
+}
+
+// NewAuditRing keeps the latest size events.
+func NewAuditRing(size int) *AuditRing { return &AuditRing{events: make([]AuditEvent, size)} }
+
+// add records an event; a nil ring records nothing.
+func (a *AuditRing) add(event string, fields []zap.Field) {
+	if a == nil || len(a.events) == 0 {
+		return
+	}
+	enc := zapcore.NewMapObjectEncoder()
+	out := make([]AuditField, 0, len(fields))
+	for _, f := range fields {
+		f.AddTo(enc)
+		v, ok := enc.Fields[f.Key]
+		if !ok {
+			continue
+		}
+		switch v := v.(type) {
+		case string:
+			out = append(out, AuditField{f.Key, v})
+		default:
+			out = append(out, AuditField{f.Key, fmt.Sprint(v)})
+		}
+	}
+	at := time.Now().UTC()
+	a.mu.Lock()
+	a.events[a.next] = AuditEvent{At: at, Event: event, Fields: out}
+	a.next++
+	if a.next == len(a.events) {
+		a.next, a.full = 0, true
+	}
+	a.mu.Unlock()
+}
+
+// Recent returns the kept events, newest first.
+func (a *AuditRing) Recent() []AuditEvent {
+	if a == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []AuditEvent
+	for i := a.next - 1; i >= 0; i-- {
+		out = append(out, a.events[i])
+	}
+	for i := len(a.events) - 1; a.full && i >= a.next; i-- {
+		out = append(out, a.events[i])
+	}
+	return out
 }

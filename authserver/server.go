@@ -103,6 +103,9 @@ type Config struct {
 	SyncInterval time.Duration
 
 	Logger *zap.Logger
+	// AuditRing, when set, keeps the latest audit events for the admin
+	// console; it may outlive the Server (a config reload keeps it).
+	AuditRing *AuditRing
 	// Metrics receives what the server counts; nil counts nothing.
 	Metrics Metrics
 }
