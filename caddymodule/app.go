@@ -113,6 +113,9 @@ type App struct {
 	trusted map[string]*trust.Issuer
 	// dpopReplay is the DPoP proofs this instance's routes accepted.
 	dpopReplay *dpop.Replay
+	// ctx is the config's context; consoles are its oauth2_consoles.
+	ctx      caddy.Context
+	consoles []*Console
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -391,7 +394,7 @@ func (a *App) users() []*authserver.User {
 // Provision checks the configuration, opens the store and loads (or makes)
 // the signing keys and the revocation state.
 func (a *App) Provision(ctx caddy.Context) error {
-	a.logger = ctx.Logger()
+	a.logger, a.ctx = ctx.Logger(), ctx
 	err := a.provision(ctx)
 	if err != nil {
 		// Caddy reports a failed app at the end of a long chain of what
@@ -474,6 +477,7 @@ func (a *App) provision(ctx caddy.Context) error {
 		Store:                  a.store,
 		Logger:                 a.logger,
 		Metrics:                serverMetrics{},
+		AuditRing:              auditRing,
 	})
 	if err != nil {
 		return fmt.Errorf("oauth2: %w", err)
@@ -533,6 +537,10 @@ func clientIP(r *http.Request) string {
 // Start starts the issuer (authserver.Server.Start) and keeps it in sync
 // with the store (Run).
 func (a *App) Start() error {
+	if err := a.checkConsoles(); err != nil {
+		a.logger.Error(err.Error())
+		return fmt.Errorf("oauth2: %w", err)
+	}
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
 	if err := a.server.Start(sctx); err != nil {

@@ -106,6 +106,10 @@ import (
 //
 //	oauth2_server
 //
+//	oauth2_console {
+//		insecure_no_auth
+//	}
+//
 //	bearer_auth [<matcher>] [<scope>...] {
 //		scope <scope>...
 //		issuer self|<issuer>...
@@ -411,6 +415,32 @@ func parseServer(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 		return nil, h.Errf("oauth2_server takes no arguments; configure it in the oauth2 global option")
 	}
 	return new(Server), nil
+}
+
+// parseConsole reads `oauth2_console [{ insecure_no_auth }]`.
+func parseConsole(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	c := new(Console)
+	return c, c.UnmarshalCaddyfile(h.Dispenser)
+}
+
+// UnmarshalCaddyfile implements caddyfile.Unmarshaler.
+func (c *Console) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "oauth2_console"
+	if d.NextArg() {
+		return d.Errf("oauth2_console takes no arguments: put it in a route (handle /console/* { … }) behind an authentication handler")
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "insecure_no_auth":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			c.InsecureNoAuth = true
+		default:
+			return d.Errf("oauth2_console: unknown option %q", d.Val())
+		}
+	}
+	return nil
 }
 
 // parseBearerAuth sets up bearer_auth from its directive.
@@ -730,3 +760,5 @@ func parseRegistration(d *caddyfile.Dispenser) (*RegistrationConfig, error) {
 	}
 	return r, nil
 }
+
+var _ caddyfile.Unmarshaler = (*Console)(nil)

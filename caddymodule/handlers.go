@@ -27,8 +27,13 @@ func init() {
 	caddy.RegisterModule(BearerAuth{})
 	httpcaddyfile.RegisterHandlerDirective("oauth2_server", parseServer)
 	httpcaddyfile.RegisterHandlerDirective("bearer_auth", parseBearerAuth)
+	caddy.RegisterModule(Console{})
+	httpcaddyfile.RegisterHandlerDirective("oauth2_console", parseConsole)
 	// After forward_auth, so an upstream login handler authenticates the
-	// user first; bearer_auth sits with the other auth handlers.
+	// user first; bearer_auth sits with the other auth handlers. Each
+	// goes right after forward_auth, so the console, registered first,
+	// ends up after oauth2_server: behind every authentication handler.
+	httpcaddyfile.RegisterDirectiveOrder("oauth2_console", httpcaddyfile.After, "forward_auth")
 	httpcaddyfile.RegisterDirectiveOrder("oauth2_server", httpcaddyfile.After, "forward_auth")
 	httpcaddyfile.RegisterDirectiveOrder("bearer_auth", httpcaddyfile.After, "basic_auth")
 }
@@ -266,6 +271,11 @@ func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 			outcome = f.Outcome
 		}
 		b.checks[outcome].Inc()
+	}
+	if f == nil {
+		history.BearerOK.Add()
+	} else {
+		history.BearerRefused.Add()
 	}
 	if f != nil {
 		realm := b.Realm

@@ -123,8 +123,12 @@ type serverMetrics struct{}
 
 func (serverMetrics) TokenIssued(grant, clientID string) {
 	tokensIssued.WithLabelValues(grant, clientID).Inc()
+	history.TokensIssued.Add()
 }
-func (serverMetrics) TokenError(code string)    { tokenErrors.WithLabelValues(code).Inc() }
+func (serverMetrics) TokenError(code string) {
+	tokenErrors.WithLabelValues(code).Inc()
+	history.TokenErrors.Add()
+}
 func (serverMetrics) DevicePoll(result string)  { devicePolls.WithLabelValues(result).Inc() }
 func (serverMetrics) StoreError(during string)  { storeErrors.WithLabelValues(during).Inc() }
 func (serverMetrics) StoreDataLoss(what string) { storeDataLoss.WithLabelValues(what).Inc() }

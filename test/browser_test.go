@@ -22,14 +22,7 @@ const requireBrowserEnv = "TOKENGATE_REQUIRE_BROWSER"
 // pages work without JavaScript under their CSP, and the browser lands on
 // the application's callback with a code the application can redeem.
 func TestLoginAndConsentInChromium(t *testing.T) {
-	browser, err := exec.LookPath("chromium")
-	if err != nil {
-		msg := "chromium is not installed (apt-get install chromium): skipping the browser test"
-		if os.Getenv(requireBrowserEnv) == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	ctx := browserContext(t)
 	up := newUpstream(t)
 	g := newGateway(t, Ports{Upstream: up.Addr()})
 	g.start(strings.Replace(authCodeCaddyfile, "\t\tclient droplet {", "\t\tscope_description read \"See your droplets\"\n\t\tclient droplet {", 1))
@@ -48,32 +41,8 @@ func TestLoginAndConsentInChromium(t *testing.T) {
 	cfg := oauthConfig(g, "cli", "", callback.URL+"/callback", "read")
 	verifier := oauth2.GenerateVerifier()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			t.Fatalf("%s: %v\nlog:\n%s", what, err, g.log)
-		}
-	}
-	text := func() string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
-		if err != nil {
-			t.Fatalf("reading the page: %v", err)
-		}
-		return s
-	}
+	step := func(what string, actions ...chromedp.Action[chromedp.Void]) { browserStep(t, ctx, g, what, actions...) }
+	text := func() string { return pageText(t, ctx) }
 	step("opening the authorization link", chromedp.Navigate(cfg.AuthCodeURL("browser-state", oauth2.S256ChallengeOption(verifier))),
 		chromedp.WaitVisible(chromedp.CSS("#username")))
 	loginText := text()
@@ -112,4 +81,50 @@ func TestLoginAndConsentInChromium(t *testing.T) {
 			t.Errorf("the error page does not say %q: %s", want, errorText)
 		}
 	}
+}
+
+// browserContext is a tab of a headless Chromium of the test's own, with
+// a minute to do its work; a missing chromium skips the test (fails it
+// where TOKENGATE_REQUIRE_BROWSER=1, as in CI).
+func browserContext(t *testing.T) context.Context {
+	t.Helper()
+	browser, err := exec.LookPath("chromium")
+	if err != nil {
+		msg := "chromium is not installed (apt-get install chromium): skipping the browser test"
+		if os.Getenv(requireBrowserEnv) == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// browserStep runs a step's actions in the tab, failing with the
+// gateway's log.
+func browserStep(t *testing.T, ctx context.Context, g *gateway, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("%s: %v\nlog:\n%s", what, err, g.log)
+	}
+}
+
+// pageText is the text of the tab's main element.
+func pageText(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
+	if err != nil {
+		t.Fatalf("reading the page: %v", err)
+	}
+	return s
 }

@@ -1,0 +1,171 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"reflect"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+
+	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/console"
+)
+
+// The console's recent events and charts belong to the process, so that a
+// config reload keeps them.
+var (
+	auditRing = authserver.NewAuditRing(500)
+	history   = new(console.History)
+)
+
+// Console serves tokengate's admin console (clients, grants, audit events,
+// charts of the last hour) wherever its route puts it: the last segment of
+// the path names the page, so that `handle /console/*` needs no prefix
+// setting. It authenticates nobody: put an authentication handler (such as
+// basic_auth) before it in its route. Without one, the config does not
+// load, unless InsecureNoAuth says something in front of Caddy does.
+type Console struct {
+	// InsecureNoAuth lets the console load without an authentication
+	// handler before it in its route: only for a console that something
+	// outside Caddy (a VPN, an authenticating proxy in front) guards.
+	InsecureNoAuth bool `json:"insecure_no_auth,omitempty"`
+
+	app     *App
+	console *console.Console
+}
+
+// CaddyModule returns the Caddy module information.
+func (Console) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.oauth2_console", New: func() caddy.Module { return new(Console) }}
+}
+
+// Provision finds the oauth2 app and asks it to check, once every route
+// is provisioned, that an authentication handler guards the console.
+func (c *Console) Provision(ctx caddy.Context) (err error) {
+	if c.app, err = oauth2App(ctx); err != nil {
+		return err
+	}
+	c.console, err = console.New(console.Config{Admin: c.app.server, Audit: auditRing, History: history, User: upstreamUser,
+		Logger: ctx.Logger()})
+	if err != nil {
+		return err
+	}
+	c.app.addConsole(c)
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	c.console.ServeHTTP(w, r)
+	return nil
+}
+
+// addConsole registers a console of the config to be checked at start
+// (Caddy provisions one config's modules one at a time).
+func (a *App) addConsole(c *Console) { a.consoles = append(a.consoles, c) }
+
+// checkConsoles refuses a config whose console is not behind an
+// authentication handler (Console). Handlers see nothing of the route
+// around them while they are provisioned, so the check runs at start,
+// when the HTTP app's routes are complete: `tokengate validate` does not
+// make it, `run` and `reload` do.
+func (a *App) checkConsoles() error {
+	list := a.consoles
+	if len(list) == 0 {
+		return nil
+	}
+	v, err := a.ctx.App("http")
+	if err != nil {
+		return fmt.Errorf("finding the HTTP app to check oauth2_console: %w", err)
+	}
+	httpApp := v.(*caddyhttp.App)
+	for _, c := range list {
+		if c.InsecureNoAuth {
+			a.logger.Warn("oauth2_console has insecure_no_auth: whoever reaches its route administers clients and grants")
+			continue
+		}
+		guarded, found := false, false
+		for _, srv := range httpApp.Servers {
+			if f, g := guardedIn(srv.Routes, c, false); f {
+				found, guarded = true, g
+				break
+			}
+		}
+		if !found || !guarded {
+			return fmt.Errorf("oauth2_console is not behind an authentication handler: anyone who reaches it could register clients and revoke grants; " +
+				"put basic_auth (or forward_auth, or another authentication handler) before it in the same route, e.g. " +
+				"handle /console/* { basic_auth { admin <bcrypt hash> } oauth2_console }; " +
+				"set insecure_no_auth in oauth2_console only if something in front of Caddy authenticates")
+		}
+	}
+	return nil
+}
+
+// guardedIn finds target in routes (and their subroutes) and says whether
+// an authentication handler runs before it: in an earlier route of the
+// same list that applies to every request the target's route matches
+// (no matchers, or the same ones), earlier in its own route, or before the
+// subroute it is in (above).
+func guardedIn(routes caddyhttp.RouteList, target *Console, above bool) (found, guarded bool) {
+	before := above
+	for _, rt := range routes {
+		inRoute := before
+		for _, h := range rt.Handlers {
+			if h == target {
+				return true, inRoute
+			}
+			if sub, ok := h.(*caddyhttp.Subroute); ok {
+				if f, g := guardedIn(sub.Routes, target, inRoute); f {
+					return true, g
+				}
+			}
+			if authenticates(h) {
+				inRoute = true
+			}
+		}
+		// An earlier route guards later ones only if it runs for all
+		// of them; the target's route is checked against it when found.
+		if inRoute && !before && len(rt.MatcherSets) == 0 {
+			before = true
+		}
+		if inRoute && !before {
+			before = sameMatchers(rt, routes, target)
+		}
+	}
+	return false, false
+}
+
+// sameMatchers says whether the route that holds target in routes (at
+// this level) matches exactly what guard's route does.
+func sameMatchers(guard caddyhttp.Route, routes caddyhttp.RouteList, target *Console) bool {
+	for _, rt := range routes {
+		for _, h := range rt.Handlers {
+			if h == target {
+				return reflect.DeepEqual(rt.MatcherSets, guard.MatcherSets)
+			}
+		}
+	}
+	return false
+}
+
+// authenticates says whether a handler lets only authenticated requests
+// through: Caddy's authentication handler (basic_auth and the other
+// http.authentication providers), forward_auth (a reverse proxy that
+// decides by its upstream's answer), and bearer_auth.
+func authenticates(h caddyhttp.MiddlewareHandler) bool {
+	switch h := h.(type) {
+	case *caddyauth.Authentication, *BearerAuth:
+		return true
+	case *reverseproxy.Handler:
+		return len(h.HandleResponse) > 0
+	}
+	return false
+}
+
+var (
+	_ caddy.Provisioner           = (*Console)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Console)(nil)
+)

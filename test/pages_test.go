@@ -1,0 +1,255 @@
+package test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+	"golang.org/x/oauth2"
+)
+
+// pagesCaddyfile: two applications a person allows, and the console
+// behind basic_auth (user admin, the same password as mark's).
+const pagesCaddyfile = `{
+	admin 127.0.0.1:{{.Admin}}
+	persist_config off
+	oauth2 {
+		issuer {{.Issuer}}
+		{{.Store}}
+		scope_description read "See your droplets"
+		scope_description write "Create and delete droplets"
+		client droplet {
+			name "The Droplet Book"
+			website https://dropletbook.com
+			secret droplet-secret
+			redirect_uri http://127.0.0.1/callback
+			grant authorization_code refresh_token
+			scope read write
+		}
+		client cli {
+			name "Droplet CLI"
+			redirect_uri http://127.0.0.1/callback
+			grant authorization_code refresh_token
+			scope read
+		}
+		user mark $2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe {
+			name "Mark E. Mark"
+		}
+	}
+}
+http://127.0.0.1:{{.Auth}} {
+	handle /console/* {
+		basic_auth {
+			admin $2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe
+		}
+		oauth2_console
+	}
+	oauth2_server
+}
+http://127.0.0.1:{{.API}} {
+	bearer_auth read
+	reverse_proxy {{.Upstream}}
+}
+`
+
+// A person allows two applications, sees both on /account and removes
+// one, whose tokens then stop working; an admin registers a client in the
+// console, the person allows it, and the admin revokes that grant in the
+// console. All in headless Chromium; the pages' screenshots go to
+// $TOKENGATE_SCREENSHOTS (default: a new temporary directory), logged.
+func TestAccountAndConsoleInChromium(t *testing.T) {
+	person := browserContext(t)
+	up := newUpstream(t)
+	g := newGateway(t, Ports{Upstream: up.Addr()})
+	g.start(pagesCaddyfile)
+	shots := screenshotDir(t)
+	step := func(ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		browserStep(t, ctx, g, what, actions...)
+	}
+	shoot := func(ctx context.Context, name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		path := filepath.Join(shots, name)
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", path)
+	}
+
+	codes := make(chan url.Values, 1)
+	callback := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/callback" {
+			http.NotFound(w, r) // the browser's favicon.ico
+			return
+		}
+		select {
+		case codes <- r.URL.Query():
+		default:
+		}
+		w.Write([]byte("<!doctype html><title>back in the app</title><main>Done</main>"))
+	}))
+	t.Cleanup(callback.Close)
+	// allow runs an authorization in the person's tab (signing in first
+	// when signIn) and redeems the code as the application.
+	allow := func(cfg *oauth2.Config, signIn bool) *oauth2.Token {
+		t.Helper()
+		verifier := oauth2.GenerateVerifier()
+		step(person, "opening "+cfg.ClientID+"'s authorization link", chromedp.Navigate(cfg.AuthCodeURL("s-"+cfg.ClientID, oauth2.S256ChallengeOption(verifier))))
+		if signIn {
+			step(person, "signing in", chromedp.WaitVisible(chromedp.CSS("#username")), chromedp.SendKeys(chromedp.CSS("#username"), "mark"),
+				chromedp.SendKeys(chromedp.CSS("#password"), markPassword), chromedp.Click(chromedp.CSS("button[type=submit]")))
+		}
+		step(person, "allowing "+cfg.ClientID, chromedp.WaitVisible(chromedp.CSS("button[value=approve]")), chromedp.Click(chromedp.CSS("button[value=approve]")))
+		select {
+		case q := <-codes:
+			tok, err := cfg.Exchange(context.Background(), q.Get("code"), oauth2.VerifierOption(verifier))
+			if err != nil {
+				t.Fatalf("redeeming %s's code: %v", cfg.ClientID, err)
+			}
+			return tok
+		case <-time.After(20 * time.Second):
+			t.Fatalf("the browser never came back to %s", cfg.ClientID)
+		}
+		return nil
+	}
+	redirect := callback.URL + "/callback"
+	droplet := oauthConfig(g, "droplet", "droplet-secret", redirect, "read", "write")
+	cli := oauthConfig(g, "cli", "", redirect, "read")
+	dropletTok := allow(droplet, true)
+	cliTok := allow(cli, false)
+
+	// Both on the account page; removing The Droplet Book.
+	step(person, "opening the account page", chromedp.EmulateViewport(800, 900), chromedp.Navigate(g.AuthURL()+"/account"),
+		chromedp.WaitVisible(chromedp.CSS("button[value=remove]")))
+	account := pageText(t, person)
+	for _, want := range []string{"Connected applications", "Mark E. Mark", "The Droplet Book", "dropletbook.com", "Droplet CLI",
+		"See your droplets", "Create and delete droplets", "within the last minute", "username and password"} {
+		if !strings.Contains(account, want) {
+			t.Errorf("the account page does not show %q:\n%s", want, account)
+		}
+	}
+	shoot(person, "account.png")
+	step(person, "removing The Droplet Book", chromedp.Click(chromedp.CSS(`form:has(input[name=client_id][value=droplet]) button[value=remove]`)),
+		chromedp.WaitVisible(chromedp.CSS(".notice")))
+	if after := pageText(t, person); !strings.Contains(after, "The Droplet Book no longer has access") || strings.Contains(after, "Create and delete droplets") ||
+		!strings.Contains(after, "Droplet CLI") {
+		t.Fatalf("after removing, the account page shows:\n%s", after)
+	}
+	refusedWithinASecond(t, up, g, dropletTok.AccessToken, "the removed application's access token")
+	wantRefreshRefused(t, droplet, dropletTok, "the removed application")
+	if status, _ := up.through(t, g.APIURL()+"/", cliTok.AccessToken); status != 200 {
+		t.Fatalf("the application still allowed was refused: %d", status)
+	}
+
+	// The admin, in a tab of their own that sends basic_auth's
+	// credentials, registers a client in the console.
+	admin, cancel := chromedp.NewContext(person)
+	t.Cleanup(cancel)
+	creds := base64.StdEncoding.EncodeToString([]byte("admin:" + markPassword))
+	if _, err := chromedp.Call(admin, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": "Basic " + creds}}); err != nil {
+		t.Fatalf("setting the admin's credentials: %v", err)
+	}
+	step(admin, "opening the console's clients", chromedp.EmulateViewport(1280, 900), chromedp.Navigate(g.AuthURL()+"/console/clients"),
+		chromedp.WaitVisible(chromedp.CSS("#name")))
+	step(admin, "registering a client", chromedp.SendKeys(chromedp.CSS("#name"), "Billing"),
+		chromedp.SendKeys(chromedp.CSS("#website"), "https://billing.example"),
+		chromedp.SendKeys(chromedp.CSS("#redirect_uris"), "http://127.0.0.1/callback"),
+		chromedp.SendKeys(chromedp.CSS("#scope"), "read"),
+		chromedp.Click(chromedp.CSS("button[value=create]")), chromedp.WaitVisible(chromedp.CSS(".client-secret")))
+	id, err := chromedp.Run(admin, chromedp.Text(chromedp.CSS(".secret dd code")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := chromedp.Run(admin, chromedp.Text(chromedp.CSS("code.client-secret")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shoot(admin, "console-clients.png")
+	billing := oauthConfig(g, strings.TrimSpace(id), strings.TrimSpace(secret), redirect, "read")
+	billingTok := allow(billing, false)
+	if status, _ := up.through(t, g.APIURL()+"/", billingTok.AccessToken); status != 200 {
+		t.Fatalf("the console's client's token was refused: %d", status)
+	}
+
+	// The admin finds mark's grants and revokes Billing's.
+	step(admin, "finding mark's grants", chromedp.Navigate(g.AuthURL()+"/console/grants"), chromedp.WaitVisible(chromedp.CSS("#subject")),
+		chromedp.SendKeys(chromedp.CSS("#subject"), "mark"), chromedp.Submit(chromedp.CSS("form.search")),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-client="`+billing.ClientID+`"]`)))
+	grants := pageText(t, admin)
+	if !strings.Contains(grants, "Billing") || !strings.Contains(grants, "Droplet CLI") || strings.Contains(grants, "The Droplet Book") {
+		t.Fatalf("mark's grants in the console:\n%s", grants)
+	}
+	shoot(admin, "console-grants.png")
+	step(admin, "revoking Billing's grant", chromedp.Click(chromedp.CSS(`tr[data-client="`+billing.ClientID+`"] button[value=revoke]`)),
+		chromedp.WaitVisible(chromedp.CSS(".notice")))
+	refusedWithinASecond(t, up, g, billingTok.AccessToken, "the grant the console revoked")
+	wantRefreshRefused(t, billing, billingTok, "the grant the console revoked")
+
+	// The overview charts what happened and lists it.
+	step(admin, "opening the overview", chromedp.Navigate(g.AuthURL()+"/console/"), chromedp.WaitVisible(chromedp.CSS(".charts")))
+	overview := pageText(t, admin)
+	for _, want := range []string{"Tokens issued: 3 in the last hour", "client registered", "grant revoked"} {
+		if !strings.Contains(overview, want) {
+			t.Errorf("the overview does not show %q:\n%s", want, overview)
+		}
+	}
+	shoot(admin, "console.png")
+}
+
+// refusedWithinASecond waits up to a second for bearer_auth to refuse tok.
+func refusedWithinASecond(t *testing.T, up *upstream, g *gateway, tok, what string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Second)
+	for {
+		status, _ := up.through(t, g.APIURL()+"/", tok)
+		if status == http.StatusUnauthorized {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still passes bearer_auth a second later (%d)", what, status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// wantRefreshRefused checks that tok's refresh token no longer works.
+func wantRefreshRefused(t *testing.T, cfg *oauth2.Config, tok *oauth2.Token, what string) {
+	t.Helper()
+	_, err := cfg.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken, Expiry: time.Now().Add(-time.Minute)}).Token()
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+		t.Fatalf("refreshing %s: %v, want invalid_grant", what, err)
+	}
+}
+
+// screenshotDir is where the browser tests put their screenshots, kept
+// after the test for a reviewer: $TOKENGATE_SCREENSHOTS, or a new
+// temporary directory.
+func screenshotDir(t *testing.T) string {
+	t.Helper()
+	if dir := os.Getenv("TOKENGATE_SCREENSHOTS"); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	dir, err := os.MkdirTemp("", "tokengate-screenshots-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
