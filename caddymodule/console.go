@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -105,47 +106,46 @@ func (a *App) checkConsoles() error {
 }
 
 // guardedIn finds target in routes (and their subroutes) and says whether
-// an authentication handler runs before it: in an earlier route of the
-// same list that applies to every request the target's route matches
-// (no matchers, or the same ones), earlier in its own route, or before the
-// subroute it is in (above).
+// an authentication handler runs before it: before the subroute it is in
+// (above), in an earlier route of the same list that runs for every
+// request the target's route matches (no matchers, or the same ones), or
+// earlier in its own route.
 func guardedIn(routes caddyhttp.RouteList, target *Console, above bool) (found, guarded bool) {
-	before := above
-	for _, rt := range routes {
-		inRoute := before
+	for i, rt := range routes {
+		if !holds(rt, target) {
+			continue
+		}
+		guarded := above
+		for _, earlier := range routes[:i] {
+			if slices.ContainsFunc(earlier.Handlers, authenticates) &&
+				(len(earlier.MatcherSets) == 0 || reflect.DeepEqual(earlier.MatcherSets, rt.MatcherSets)) {
+				guarded = true
+			}
+		}
 		for _, h := range rt.Handlers {
 			if h == target {
-				return true, inRoute
+				return true, guarded
 			}
-			if sub, ok := h.(*caddyhttp.Subroute); ok {
-				if f, g := guardedIn(sub.Routes, target, inRoute); f {
-					return true, g
-				}
+			if sub, ok := h.(*caddyhttp.Subroute); ok && slices.ContainsFunc(sub.Routes, func(r caddyhttp.Route) bool { return holds(r, target) }) {
+				return guardedIn(sub.Routes, target, guarded)
 			}
 			if authenticates(h) {
-				inRoute = true
+				guarded = true
 			}
-		}
-		// An earlier route guards later ones only if it runs for all
-		// of them; the target's route is checked against it when found.
-		if inRoute && !before && len(rt.MatcherSets) == 0 {
-			before = true
-		}
-		if inRoute && !before {
-			before = sameMatchers(rt, routes, target)
 		}
 	}
 	return false, false
 }
 
-// sameMatchers says whether the route that holds target in routes (at
-// this level) matches exactly what guard's route does.
-func sameMatchers(guard caddyhttp.Route, routes caddyhttp.RouteList, target *Console) bool {
-	for _, rt := range routes {
-		for _, h := range rt.Handlers {
-			if h == target {
-				return reflect.DeepEqual(rt.MatcherSets, guard.MatcherSets)
-			}
+// holds says whether target is among a route's handlers or, nested, its
+// subroutes'.
+func holds(rt caddyhttp.Route, target *Console) bool {
+	for _, h := range rt.Handlers {
+		if h == target {
+			return true
+		}
+		if sub, ok := h.(*caddyhttp.Subroute); ok && slices.ContainsFunc(sub.Routes, func(r caddyhttp.Route) bool { return holds(r, target) }) {
+			return true
 		}
 	}
 	return false

@@ -253,3 +253,57 @@ func screenshotDir(t *testing.T) string {
 	}
 	return dir
 }
+
+// The console does not load unless an authentication handler runs before
+// it in its route; insecure_no_auth overrides that, with a warning.
+func TestConsoleNeedsAuthentication(t *testing.T) {
+	const head = "{\n\tadmin 127.0.0.1:{{.Admin}}\n\tpersist_config off\n\toauth2 {\n\t\tissuer {{.Issuer}}\n\t\t{{.Store}}\n\t}\n}\n"
+	const hash = "$2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe"
+	refused := map[string]string{
+		"no authentication": "http://127.0.0.1:{{.Auth}} {\n\thandle /console/* {\n\t\toauth2_console\n\t}\n\toauth2_server\n}\n",
+		"authentication for another path": "http://127.0.0.1:{{.Auth}} {\n\tbasic_auth /other/* {\n\t\tadmin " + hash + "\n\t}\n" +
+			"\thandle /console/* {\n\t\toauth2_console\n\t}\n\toauth2_server\n}\n",
+		"authentication in another site": "http://127.0.0.1:{{.API}} {\n\tbasic_auth {\n\t\tadmin " + hash + "\n\t}\n\trespond ok\n}\n" +
+			"http://127.0.0.1:{{.Auth}} {\n\toauth2_console\n\toauth2_server\n}\n",
+	}
+	for name, sites := range refused {
+		t.Run(name, func(t *testing.T) {
+			g := newGateway(t, Ports{Upstream: "127.0.0.1:9"})
+			path := filepath.Join(g.dir, "Caddyfile")
+			writeFile(t, path, render(t, head+sites, g.Ports))
+			out, err := run(t, []string{"HOME=" + g.dir, "XDG_DATA_HOME=" + g.dir, "XDG_CONFIG_HOME=" + g.dir}, "run", "--config", path, "--adapter", "caddyfile")
+			if err == nil || !strings.Contains(out, "oauth2_console is not behind an authentication handler") || !strings.Contains(out, "insecure_no_auth") {
+				t.Fatalf("tokengate run: %v\n%s", err, out)
+			}
+		})
+	}
+	t.Run("guarded by basic_auth", func(t *testing.T) {
+		g := newGateway(t, Ports{Upstream: "127.0.0.1:9"})
+		g.start(head + "http://127.0.0.1:{{.Auth}} {\n\tbasic_auth /console/* {\n\t\tadmin " + hash + "\n\t}\n\thandle /console/* {\n\t\toauth2_console\n\t}\n\toauth2_server\n}\n")
+		if resp, _ := get(t, http.DefaultClient, "GET", g.AuthURL()+"/console/"); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("the console without credentials: %d", resp.StatusCode)
+		}
+		creds := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:"+markPassword))
+		if resp, body := get(t, http.DefaultClient, "GET", g.AuthURL()+"/console/", "Authorization", creds); resp.StatusCode != 200 || !strings.Contains(body, "Overview") {
+			t.Fatalf("the console with credentials: %d\n%s", resp.StatusCode, body)
+		}
+	})
+	t.Run("guarded by forward_auth", func(t *testing.T) {
+		g := newGateway(t, Ports{Upstream: "127.0.0.1:9"})
+		g.start(head + "http://127.0.0.1:{{.Auth}} {\n\thandle /console/* {\n\t\tforward_auth 127.0.0.1:9 {\n\t\t\turi /check\n\t\t}\n\t\toauth2_console\n\t}\n\toauth2_server\n}\n")
+		// The authentication service is down: nobody gets in.
+		if resp, _ := get(t, http.DefaultClient, "GET", g.AuthURL()+"/console/"); resp.StatusCode == 200 {
+			t.Fatalf("the console answered without its authentication service")
+		}
+	})
+	t.Run("insecure_no_auth", func(t *testing.T) {
+		g := newGateway(t, Ports{Upstream: "127.0.0.1:9"})
+		g.start(head + "http://127.0.0.1:{{.Auth}} {\n\thandle /console/* {\n\t\toauth2_console {\n\t\t\tinsecure_no_auth\n\t\t}\n\t}\n\toauth2_server\n}\n")
+		if resp, _ := get(t, http.DefaultClient, "GET", g.AuthURL()+"/console/clients"); resp.StatusCode != 200 {
+			t.Fatalf("the console: %d", resp.StatusCode)
+		}
+		if !strings.Contains(g.log.String(), "insecure_no_auth") {
+			t.Fatalf("no warning in the log:\n%s", g.log)
+		}
+	})
+}
