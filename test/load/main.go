@@ -2,6 +2,7 @@
 // against baselines measured in the same run (the machine is noisy):
 //
 //	go run ./test/load [-duration 5s] [-concurrency 32] [-redis-memory]
+//	go run ./test/load -compare <git revision> [-redis]
 //
 // It builds the real binary and starts it with a static `respond` site (the
 // HTTP stack's ceiling), a reverse_proxy to a small upstream, and the same
@@ -43,6 +44,7 @@ var (
 	redisMemory = flag.Bool("redis-memory", false, "also measure Redis memory for 1,000,000 refresh grants (takes a minute or two)")
 	profileDir  = flag.String("profile", "", "save a CPU profile of tokengate during each scenario into this folder")
 	redisLoad   = flag.Bool("redis", false, "also load the refresh grant on a Redis store")
+	compareRev  = flag.String("compare", "", "instead of the full run, load the token endpoint of this tree and of this git revision together, and print the ratio")
 	redisURL    = flag.String("redis-url", "redis://127.0.0.1:6379/0", "with -redis or -redis-memory: the Redis to use (under a key prefix of its own, removed afterwards)")
 )
 
@@ -466,6 +468,10 @@ func main() {
 	remote = startRemote()
 	hash, _ := bcrypt.GenerateFromPassword([]byte("hashed-secret"), bcrypt.DefaultCost)
 	fmt.Printf("tokengate load, %s per scenario, %d connections, %d CPUs (%s/%s, %s)\n\n", *duration, *concurrency, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	if *compareRev != "" {
+		compare(bin, buildAt(*compareRev), *compareRev, string(hash), up)
+		return
+	}
 
 	es := start(bin, "ES256", string(hash), up, "")
 	tok := es.token("plain", "plain-secret")

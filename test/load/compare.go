@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/tokengate/tokengate/internal/persontest"
+)
+
+// With -compare REV the load command measures the token endpoint of this
+// tree against REV's in the same run: both binaries start side by side
+// and each scenario loads them together, half the connections each, so
+// that the ratio holds however noisy the machine is.
+//
+//	go run ./test/load -compare HEAD~3 [-redis]
+
+// buildAt compiles tokengate as it was at rev (a git revision).
+func buildAt(rev string) string {
+	dir, err := os.MkdirTemp("", "tokengate-bin-"+strings.NewReplacer("/", "-", "~", "-", "^", "-").Replace(rev))
+	if err != nil {
+		die("%v", err)
+	}
+	src := filepath.Join(dir, "src")
+	if out, err := exec.Command("git", "worktree", "add", "--detach", src, rev).CombinedOutput(); err != nil {
+		die("git worktree add %s: %v\n%s", rev, err, out)
+	}
+	defer exec.Command("git", "worktree", "remove", "--force", src).Run()
+	bin := filepath.Join(dir, "tokengate")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/tokengate")
+	cmd.Dir, cmd.Stdout, cmd.Stderr = src, os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		die("building tokengate at %s: %v", rev, err)
+	}
+	return bin
+}
+
+// compare loads the refresh grant and the authorization code flow on bin
+// and on baseline (rev's), together, on the file store and, with -redis,
+// on Redis, and prints this tree's rate as a ratio of rev's.
+func compare(bin, baseline, rev, hash, up string) {
+	fmt.Printf("this tree against %s, together (%d connections each)\n\n", rev, *concurrency/2)
+	stores := []struct{ name, line string }{{"file store", ""}}
+	if *redisLoad {
+		stores = append(stores, struct{ name, line string }{"Redis store", "redis"})
+	}
+	var ratios []string
+	for _, st := range stores {
+		line := func() string {
+			if st.line == "" {
+				return ""
+			}
+			return fmt.Sprintf("store redis {\n\t\t\taddress %s\n\t\t\tprefix tgcmp%d:\n\t\t}", *redisURL, time.Now().UnixNano()%1_000_000)
+		}
+		base := start(baseline, "ES256", hash, up, line())
+		head := start(bin, "ES256", hash, up, line())
+		baseRT, headRT := base.refreshTokens(*concurrency), head.refreshTokens(*concurrency)
+		refresh := func(in *instance, rts []string) func(int) error {
+			return func(w int) error {
+				m, err := postForm(in.url(in.p.Auth, "/oauth/token"), url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rts[w]}}, "plain", "plain-secret")
+				if err == nil {
+					rts[w] = m["refresh_token"].(string)
+				}
+				return err
+			}
+		}
+		r := loadTogether(*concurrency, 2**duration, scenario{"refresh_token, " + rev + " (" + st.name + ")", refresh(base, baseRT)},
+			scenario{"refresh_token, this tree (" + st.name + ")", refresh(head, headRT)})
+		ratios = append(ratios, fmt.Sprintf("refresh_token (%s): %.2f×", st.name, r[1].rps/r[0].rps))
+		c := loadTogether(*concurrency, 2**duration, scenario{"authorize + code exchange, " + rev + " (" + st.name + ")", base.codeFlows()},
+			scenario{"authorize + code exchange, this tree (" + st.name + ")", head.codeFlows()})
+		ratios = append(ratios, fmt.Sprintf("authorize + code exchange (%s): %.2f×", st.name, c[1].rps/c[0].rps))
+		base.stop()
+		head.stop()
+		if st.line != "" {
+			unlinkPrefix("tgcmp")
+		}
+	}
+	fmt.Printf("\nthis tree ÷ %s:\n", rev)
+	for _, r := range ratios {
+		fmt.Println("  " + r)
+	}
+}
+
+// codeFlows is a loop body running the authorization code flow: each
+// worker a signed-in person of its own (the client skips consent), so
+// that a round is the authorization request and the code's exchange.
+func (in *instance) codeFlows() func(int) error {
+	cfg := &oauth2.Config{ClientID: "plain", ClientSecret: "plain-secret", RedirectURL: "http://127.0.0.1:9/callback", Scopes: []string{"read"},
+		Endpoint: oauth2.Endpoint{AuthURL: in.url(in.p.Auth, "/oauth/authorize"), TokenURL: in.url(in.p.Auth, "/oauth/token"), AuthStyle: oauth2.AuthStyleInHeader}}
+	var mu sync.Mutex
+	people := map[int]*persontest.Person{}
+	return func(w int) error {
+		mu.Lock()
+		p := people[w]
+		if p == nil {
+			p = persontest.New("load", "hashed-secret")
+			people[w] = p
+		}
+		mu.Unlock()
+		verifier := oauth2.GenerateVerifier()
+		back, err := p.Authorize(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
+		if err != nil {
+			return err
+		}
+		_, err = cfg.Exchange(context.Background(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
+		return err
+	}
+}
