@@ -276,10 +276,8 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzReq
 		CodeChallenge: req.challenge, CodeChallengeMethod: req.method,
 		GrantID: grantID, AuthTime: user.authTime, ExpiresAt: now.Add(s.cfg.CodeTTL), Resource: req.resource,
 	}
-	if err := s.recordGrant(r.Context(), grantID, req.client, user, req.scope, req.resource, ac.ExpiresAt); err != nil {
-		s.redirectError(w, r, req, s.storeError("recording a grant", err))
-		return
-	}
+	// The grant is recorded with its code, for the person's account page.
+	ac.Grant = s.newGrant(grantID, req.client, user, req.scope, req.resource, ac.ExpiresAt)
 	if err := s.store.CreateCode(r.Context(), ac); err != nil {
 		s.redirectError(w, r, req, s.storeError("storing an authorization code", err))
 		return

@@ -111,7 +111,7 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 	if status2 == store.DeviceApproved {
 		// Recorded before the approval, so that the device's first poll
 		// after it finds the record to note its use on.
-		if err := s.recordGrant(r.Context(), d.GrantID, client, user, d.Scope, d.Resource, d.ExpiresAt); err != nil {
+		if err := s.store.PutGrant(r.Context(), s.newGrant(d.GrantID, client, user, d.Scope, d.Resource, d.ExpiresAt)); err != nil {
 			s.renderError(w, http.StatusServiceUnavailable, s.storeError("recording a grant", err), client)
 			return
 		}

@@ -19,19 +19,20 @@ const (
 	LoginUpstream = "upstream"
 )
 
-// recordGrant records a grant the person just approved, before its code
-// or device authorization can be redeemed: the token endpoint then only
-// notes its uses, in the step that redeems or rotates. The record lives
-// as long as a token from an unredeemed code could (codeExpiry and one
-// access token); redemption extends it to the refresh token's life.
-func (s *Server) recordGrant(ctx context.Context, id string, client *Client, user *authUser, scope, resource string, codeExpiry time.Time) error {
+// newGrant is the record of a grant the person just approved, stored
+// before its code or device authorization can be redeemed: the token
+// endpoint then only notes its uses, in the step that redeems or rotates.
+// The record lives as long as a token from an unredeemed code could
+// (codeExpiry and one access token); redemption extends it to the
+// refresh token's life.
+func (s *Server) newGrant(id string, client *Client, user *authUser, scope, resource string, codeExpiry time.Time) *store.Grant {
 	now := time.Now().UTC()
 	authTime := user.authTime
 	if authTime.IsZero() {
 		authTime = now
 	}
-	return s.store.PutGrant(ctx, &store.Grant{ID: id, ClientID: client.ID, Subject: user.subject, Scope: scope, Resource: resource,
-		Login: user.login, CreatedAt: now, ExpiresAt: codeExpiry.Add(s.cfg.AccessTokenTTL), EndsBy: authTime.Add(s.cfg.GrantMaxAge)})
+	return &store.Grant{ID: id, ClientID: client.ID, Subject: user.subject, Scope: scope, Resource: resource,
+		Login: user.login, CreatedAt: now, ExpiresAt: codeExpiry.Add(s.cfg.AccessTokenTTL), EndsBy: authTime.Add(s.cfg.GrantMaxAge)}
 }
 
 // GrantInfo is a grant as the account page, the admin API and the console

@@ -16,6 +16,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
+
+	"github.com/tokengate/tokengate/internal/persontest"
 )
 
 // pagesCaddyfile: two applications a person allows, and the console
@@ -306,4 +308,65 @@ func TestConsoleNeedsAuthentication(t *testing.T) {
 			t.Fatalf("no warning in the log:\n%s", g.log)
 		}
 	})
+}
+
+// An operator lists a person's and a client's grants with the CLI and
+// revokes one; that application's tokens stop working, the other's not.
+func TestGrantsCLI(t *testing.T) {
+	stores(t, func(t *testing.T, storeLine string) {
+		up := newUpstream(t)
+		g := newGateway(t, Ports{Upstream: up.Addr(), Store: storeLine})
+		g.start(pagesCaddyfile)
+		mark := persontest.New("mark", markPassword)
+		droplet := oauthConfig(g, "droplet", "droplet-secret", "http://127.0.0.1:9/callback", "read")
+		cli := oauthConfig(g, "cli", "", "http://127.0.0.1:9/callback", "read")
+		dropletTok, cliTok := exchange(t, g, mark, droplet), exchange(t, g, mark, cli)
+
+		out, err := g.cli(t, "grants", "--subject", "mark")
+		if err != nil || !strings.Contains(out, "GRANT_ID") || !strings.Contains(out, "droplet") || !strings.Contains(out, "cli") || !strings.Contains(out, "password") {
+			t.Fatalf("oauth2 grants --subject mark: %v\n%s", err, out)
+		}
+		var byClient []struct {
+			ID      string `json:"grant_id"`
+			Subject string `json:"subject"`
+			Name    string `json:"client_name"`
+		}
+		g.cliJSON(t, &byClient, "grants", "--client", "droplet")
+		if len(byClient) != 1 || byClient[0].Subject != "mark" || byClient[0].Name != "The Droplet Book" {
+			t.Fatalf("oauth2 grants --client droplet: %+v", byClient)
+		}
+		if out, err := g.cli(t, "revoke", "--grant", byClient[0].ID); err != nil || !strings.Contains(out, "revoked: 1") {
+			t.Fatalf("oauth2 revoke --grant: %v\n%s", err, out)
+		}
+		refusedWithinASecond(t, up, g, dropletTok.AccessToken, "the revoked grant's access token")
+		wantRefreshRefused(t, droplet, dropletTok, "the revoked grant")
+		if status, _ := up.through(t, g.APIURL()+"/", cliTok.AccessToken); status != 200 {
+			t.Fatalf("the other grant's token: %d", status)
+		}
+		g.cliJSON(t, &byClient, "grants", "--client", "droplet")
+		if len(byClient) != 0 {
+			t.Fatalf("the revoked grant is still listed: %+v", byClient)
+		}
+		for args, want := range map[string]string{
+			"grants":                                  "give exactly one of --subject or --client",
+			"grants --subject mark --client droplet": "give exactly one of --subject or --client",
+			"revoke --grant nope":                     "no such grant (HTTP 404)",
+		} {
+			if out, err := g.cli(t, strings.Fields(args)...); err == nil || !strings.Contains(out, want) {
+				t.Errorf("oauth2 %s: %v\n%s\nwant it to say %q", args, err, out, want)
+			}
+		}
+	})
+}
+
+// exchange runs cfg's authorization as p and redeems the code.
+func exchange(t *testing.T, g *gateway, p *persontest.Person, cfg *oauth2.Config) *oauth2.Token {
+	t.Helper()
+	verifier := oauth2.GenerateVerifier()
+	code := authorize(t, g, p, cfg, verifier)
+	tok, err := cfg.Exchange(context.Background(), code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("redeeming %s's code: %v", cfg.ClientID, err)
+	}
+	return tok
 }

@@ -77,7 +77,9 @@ type KeyStore interface {
 
 // CodeStore keeps authorization codes.
 type CodeStore interface {
-	// CreateCode stores an authorization code under its grant and hash.
+	// CreateCode stores an authorization code under its grant and hash;
+	// with c.Grant, it records that grant too, as PutGrant does, in the
+	// same step (so the authorization endpoint pays no second write).
 	CreateCode(ctx context.Context, c *AuthCode) error
 	// ConsumeCode redeems the code (grantID, hash) for clientID. The first
 	// redemption returns it and, when first is given, stores the grant's
@@ -358,6 +360,9 @@ type AuthCode struct {
 	ExpiresAt           time.Time `json:"expires_at"`
 	// Resource is the RFC 8707 resource the grant is for; empty for none.
 	Resource string `json:"resource,omitempty"`
+	// Grant, when set, is recorded with the code (see CreateCode); it is
+	// not part of the code's record.
+	Grant *Grant `json:"-"`
 }
 
 // Successor is the refresh token a code or refresh token is exchanged for.

@@ -178,16 +178,6 @@ func (s *Store) getJSON(ctx context.Context, bucket []byte, key string, v any) e
 	})
 }
 
-// createJSON stores v under key unless a live record is there.
-func (s *Store) createJSON(ctx context.Context, bucket []byte, key string, exp time.Time, v any) error {
-	return s.update(ctx, bucket, func(b *bolt.Bucket) error {
-		if _, err := get(b, []byte(key)); err == nil {
-			return store.ErrExists
-		}
-		return put(b, []byte(key), exp, 0, v)
-	})
-}
-
 // consume decodes the record under key into v and, when then agrees
 // (it sees v and may store what the first use gives), counts one use.
 // ErrAlreadyUsed when this was not the first use: the transaction then
@@ -343,9 +333,21 @@ func (s *Store) SwapKeys(ctx context.Context, prev int64, ring *store.KeyRing) e
 	})
 }
 
-// CreateCode implements store.Store.
+// CreateCode implements store.Store: with its grant, one transaction.
 func (s *Store) CreateCode(ctx context.Context, c *store.AuthCode) error {
-	return s.createJSON(ctx, bucketCodes, string(grantKey(c.GrantID, c.Hash)), c.ExpiresAt, c)
+	return s.updateTx(ctx, func(tx *bolt.Tx) error {
+		codes, key := tx.Bucket(bucketCodes), grantKey(c.GrantID, c.Hash)
+		if _, err := get(codes, key); err == nil {
+			return store.ErrExists
+		}
+		if err := put(codes, key, c.ExpiresAt, 0, c); err != nil {
+			return err
+		}
+		if c.Grant == nil {
+			return nil
+		}
+		return putGrant(tx, c.Grant)
+	})
 }
 
 // ConsumeCode implements store.Store.
@@ -714,40 +716,49 @@ func grantIndexKey(kind, owner, grantID string) []byte {
 
 // PutGrant implements store.Store.
 func (s *Store) PutGrant(ctx context.Context, g *store.Grant) error {
-	return s.updateTx(ctx, func(tx *bolt.Tx) error {
-		idx := tx.Bucket(bucketGrantIndex)
-		if err := put(tx.Bucket(bucketGrants), []byte(g.ID), g.ExpiresAt, 0, g); err != nil {
-			return err
-		}
-		if err := put(idx, grantIndexKey("s", g.Subject, g.ID), g.EndsBy, 0, nil); err != nil {
-			return err
-		}
-		if err := put(idx, grantIndexKey("c", g.ClientID, g.ID), g.EndsBy, 0, nil); err != nil {
-			return err
-		}
-		// Past the bound, the subject's grants that end first go.
-		entries := indexEntries(idx, "s", g.Subject)
-		if len(entries) <= store.MaxGrantsPerSubject {
-			return nil
-		}
-		sort.Slice(entries, func(i, j int) bool { return entries[i].endsBy < entries[j].endsBy })
-		for _, e := range entries[:len(entries)-store.MaxGrantsPerSubject] {
-			var old store.Grant
-			if r, err := get(tx.Bucket(bucketGrants), []byte(e.grant)); err == nil && json.Unmarshal(r.data, &old) == nil {
-				_ = idx.Delete(grantIndexKey("c", old.ClientID, e.grant))
-			}
-			if err := idx.Delete(grantIndexKey("s", g.Subject, e.grant)); err != nil {
+	return s.updateTx(ctx, func(tx *bolt.Tx) error { return putGrant(tx, g) })
+}
+
+// putGrant records g and its index entries in tx.
+func putGrant(tx *bolt.Tx, g *store.Grant) error {
+	idx := tx.Bucket(bucketGrantIndex)
+	if err := put(tx.Bucket(bucketGrants), []byte(g.ID), g.ExpiresAt, 0, g); err != nil {
+		return err
+	}
+	// The subject's entry names the client, whose entry goes with it.
+	if err := put(idx, grantIndexKey("s", g.Subject, g.ID), g.EndsBy, 0, g.ClientID); err != nil {
+		return err
+	}
+	if err := put(idx, grantIndexKey("c", g.ClientID, g.ID), g.EndsBy, 0, nil); err != nil {
+		return err
+	}
+	// Past the bound, the subject's grants that end first go.
+	entries := indexEntries(idx, "s", g.Subject)
+	if len(entries) <= store.MaxGrantsPerSubject {
+		return nil
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].endsBy < entries[j].endsBy })
+	for _, e := range entries[:len(entries)-store.MaxGrantsPerSubject] {
+		var client string
+		if json.Unmarshal(e.value, &client) == nil {
+			if err := idx.Delete(grantIndexKey("c", client, e.grant)); err != nil {
 				return err
 			}
 		}
-		return nil
-	})
+		if err := idx.Delete(grantIndexKey("s", g.Subject, e.grant)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // indexEntry is one live grant index entry.
 type indexEntry struct {
 	grant  string
 	endsBy uint64
+	// value is the entry's JSON (a subject's entry: the client ID),
+	// valid inside the transaction.
+	value []byte
 }
 
 // indexEntries lists the live index entries of kind ("s" or "c") for owner.
@@ -758,7 +769,7 @@ func indexEntries(idx *bolt.Bucket, kind, owner string) []indexEntry {
 	c := idx.Cursor()
 	for k, raw := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, raw = c.Next() {
 		if len(raw) >= headerLen && !expired(raw, now) {
-			out = append(out, indexEntry{string(k[len(prefix):]), binary.BigEndian.Uint64(raw[0:8])})
+			out = append(out, indexEntry{string(k[len(prefix):]), binary.BigEndian.Uint64(raw[0:8]), raw[headerLen:]})
 		}
 	}
 	return out

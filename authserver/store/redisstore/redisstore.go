@@ -228,19 +228,24 @@ local function store_refresh(key, g, iat, exp, maxage, jkt)
 end
 ` + luaTouchGrant
 
-// luaTouchGrant records a use of the grant whose record (compactGrant) is
-// at key, at "at", its successor expiring at "till" (0 for none), as
-// store.Grant.Touch does, interval being store.GrantTouchInterval (ms).
+// luaTouchGrant records a use of the grant whose record (a hash, see
+// grantFields) is at key, at "at", its successor expiring at "till" (0
+// for none), as store.Grant.Touch does, interval being
+// store.GrantTouchInterval (ms). Two fields are read, and in the common
+// case (a use within the interval) nothing is written.
 const luaTouchGrant = `
 local function touch_grant(key, at, till, interval)
-  local v = redis.call('GET', key)
-  if not v then return end
-  local g = cjson.decode(v)
+  local v = redis.call('HMGET', key, 'u', 'e')
+  if not v[2] then return end
   at, till, interval = tonumber(at), tonumber(till or '0'), tonumber(interval)
-  if g.u and g.u > 0 and at - g.u < interval then return end
-  g.u = at
-  if till > 0 and till + interval > g.e then g.e = till + interval end
-  redis.call('SET', key, cjson.encode(g), 'PXAT', g.e)
+  local u, e = tonumber(v[1] or '0'), tonumber(v[2])
+  if u > 0 and at - u < interval then return end
+  if till > 0 and till + interval > e then
+    redis.call('HSET', key, 'u', string.format('%d', at), 'e', string.format('%d', till + interval))
+    redis.call('PEXPIREAT', key, string.format('%d', till + interval))
+  else
+    redis.call('HSET', key, 'u', string.format('%d', at))
+  end
 end
 `
 
@@ -471,12 +476,26 @@ type compactCode struct {
 	Resource            string `json:"a,omitempty"`
 }
 
-// CreateCode implements store.Store.
+// CreateCode implements store.Store: with its grant, in the round trip
+// that writes the grant's index entries.
 func (s *Store) CreateCode(ctx context.Context, c *store.AuthCode) error {
-	return s.createOnce(ctx, s.codeKey(c.GrantID, c.Hash), c.ExpiresAt, &compactCode{
+	cc := &compactCode{
 		ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope, AuthTime: unixMilli(c.AuthTime),
 		RedirectURI: c.RedirectURI, RedirectURIGiven: c.RedirectURIGiven, CodeChallenge: c.CodeChallenge,
-		CodeChallengeMethod: c.CodeChallengeMethod, ExpiresAt: unixMilli(c.ExpiresAt), Resource: c.Resource})
+		CodeChallengeMethod: c.CodeChallengeMethod, ExpiresAt: unixMilli(c.ExpiresAt), Resource: c.Resource}
+	key := s.codeKey(c.GrantID, c.Hash)
+	if c.Grant == nil {
+		return s.createOnce(ctx, key, c.ExpiresAt, cc)
+	}
+	data, err := json.Marshal(cc)
+	if err != nil {
+		return err
+	}
+	created, err := s.putGrant(ctx, c.Grant, key, append([]byte{'0'}, data...), store.TTL(c.ExpiresAt))
+	if err == nil && !created {
+		err = store.ErrExists
+	}
+	return err
 }
 
 // ConsumeCode implements store.Store.
@@ -1000,24 +1019,39 @@ func (s *Store) clientGrantsKey(clientID string) string {
 	return s.key("grants", "client", url.QueryEscape(clientID))
 }
 
-// compactGrant is how a grant is kept: short names (the scripts' g.u and
-// g.e), Unix milliseconds, nothing its key says.
-type compactGrant struct {
-	ClientID   string `json:"c"`
-	Subject    string `json:"s"`
-	Scope      string `json:"p,omitempty"`
-	Resource   string `json:"a,omitempty"`
-	Login      string `json:"l,omitempty"`
-	CreatedAt  int64  `json:"ct"`
-	LastUsedAt int64  `json:"u,omitempty"`
-	ExpiresAt  int64  `json:"e"`
-	EndsBy     int64  `json:"eb"`
+// grantFields is a grant's record as a hash (short names, Unix ms), so
+// that the token endpoint's scripts read and write its use (u) and expiry
+// (e) alone.
+func grantFields(g *store.Grant) []any {
+	return []any{"c", g.ClientID, "s", g.Subject, "p", g.Scope, "a", g.Resource, "l", g.Login,
+		"ct", unixMilli(g.CreatedAt), "u", unixMilli(g.LastUsedAt), "e", unixMilli(g.ExpiresAt), "eb", unixMilli(g.EndsBy)}
 }
 
-func (c *compactGrant) expand(id string) *store.Grant {
-	return &store.Grant{ID: id, ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope, Resource: c.Resource, Login: c.Login,
-		CreatedAt: fromMilli(c.CreatedAt), LastUsedAt: fromMilli(c.LastUsedAt), ExpiresAt: fromMilli(c.ExpiresAt), EndsBy: fromMilli(c.EndsBy)}
+// grantOf reads a record grantFields wrote; nil for none.
+func grantOf(id string, h map[string]string) *store.Grant {
+	if len(h) == 0 {
+		return nil
+	}
+	ms := func(k string) time.Time { n, _ := strconv.ParseInt(h[k], 10, 64); return fromMilli(n) }
+	return &store.Grant{ID: id, ClientID: h["c"], Subject: h["s"], Scope: h["p"], Resource: h["a"], Login: h["l"],
+		CreatedAt: ms("ct"), LastUsedAt: ms("u"), ExpiresAt: ms("e"), EndsBy: ms("eb")}
 }
+
+// putGrantScript writes a grant's record, KEYS[1] (ARGV[1] its expiry,
+// Unix ms; ARGV[2..] its fields); with KEYS[2], only if it can first
+// create the code there (ARGV[3..] then follow ARGV[2], the code's record,
+// and ARGV[3] its TTL in ms). Returns 0 when the code existed.
+var putGrantScript = redis.NewScript(`
+local first = 2
+if KEYS[2] then
+  if not redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return 0 end
+  first = 4
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, first))
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+`)
 
 // indexGrantScript adds ARGV[1] to the index KEYS[1] with score ARGV[2]
 // (EndsBy, Unix ms), first dropping entries ended by ARGV[3] (now) and
@@ -1038,40 +1072,102 @@ if last[2] then redis.call('PEXPIREAT', KEYS[1], last[2]) end
 return dropped
 `)
 
-// PutGrant implements store.Store: the record, then the subject's index
-// (whose trimmed entries leave the client's too), then the client's.
-func (s *Store) PutGrant(ctx context.Context, g *store.Grant) error {
-	data, err := json.Marshal(&compactGrant{ClientID: g.ClientID, Subject: g.Subject, Scope: g.Scope, Resource: g.Resource, Login: g.Login,
-		CreatedAt: unixMilli(g.CreatedAt), LastUsedAt: unixMilli(g.LastUsedAt), ExpiresAt: unixMilli(g.ExpiresAt), EndsBy: unixMilli(g.EndsBy)})
-	if err != nil {
+// scriptCall is one script to run with its keys and arguments.
+type scriptCall struct {
+	sc   *redis.Script
+	keys []string
+	args []any
+}
+
+// runScripts runs calls that touch different slots. Without replicas to
+// wait for they go in one pipeline, one round trip (go-redis splits a
+// Cluster's by node); with them, each goes through runWrite, so that each
+// slot's master confirms its own.
+func (s *Store) runScripts(ctx context.Context, calls ...scriptCall) ([]*redis.Cmd, error) {
+	cmds := make([]*redis.Cmd, len(calls))
+	if s.wait > 0 {
+		for i, c := range calls {
+			if cmds[i] = s.runWrite(ctx, c.sc, c.keys, c.args...); cmds[i].Err() != nil && !errors.Is(cmds[i].Err(), redis.Nil) {
+				return nil, cmds[i].Err()
+			}
+		}
+		return cmds, nil
+	}
+	run := func(load bool) error {
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, c := range calls {
+				if load {
+					cmds[i] = c.sc.Eval(ctx, p, c.keys, c.args...)
+				} else {
+					cmds[i] = c.sc.EvalSha(ctx, p, c.keys, c.args...)
+				}
+			}
+			return nil
+		})
 		return err
 	}
-	key := s.grantKey(g.ID)
-	if err := s.write(ctx, key, func(p redis.Pipeliner) { p.Set(ctx, key, data, store.TTL(g.ExpiresAt)) }); err != nil {
-		return err
+	err := run(false)
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// A server that has not seen the scripts yet (its first use, a
+		// restart, a failover): send them whole, once.
+		err = run(true)
+	}
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	return cmds, nil
+}
+
+// PutGrant implements store.Store.
+func (s *Store) PutGrant(ctx context.Context, g *store.Grant) error {
+	_, err := s.putGrant(ctx, g, "", nil, 0)
+	return err
+}
+
+// putGrant writes a grant's record, and its code (codeKey, code, TTL)
+// when given, and its index entries: one round trip without replicas to
+// wait for. It reports false, writing nothing, when the code existed.
+func (s *Store) putGrant(ctx context.Context, g *store.Grant, codeKey string, code []byte, codeTTL time.Duration) (bool, error) {
+	keys, args := []string{s.grantKey(g.ID)}, []any{unixMilli(g.ExpiresAt)}
+	if codeKey != "" {
+		keys, args = append(keys, codeKey), append(args, code, max(1, codeTTL.Milliseconds()))
 	}
 	now, ends := time.Now().UnixMilli(), unixMilli(g.EndsBy)
-	dropped, err := s.runWrite(ctx, indexGrantScript, []string{s.subjectGrantsKey(g.Subject)}, g.ID+" "+g.ClientID, ends, now, store.MaxGrantsPerSubject).StringSlice()
+	cmds, err := s.runScripts(ctx,
+		scriptCall{putGrantScript, keys, append(args, grantFields(g)...)},
+		scriptCall{indexGrantScript, []string{s.subjectGrantsKey(g.Subject)}, []any{g.ID + " " + g.ClientID, ends, now, store.MaxGrantsPerSubject}},
+		scriptCall{indexGrantScript, []string{s.clientGrantsKey(g.ClientID)}, []any{g.ID, ends, now, 0}})
 	if err != nil {
-		return err
+		return false, err
 	}
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			return false, err
+		}
+	}
+	created, _ := cmds[0].Int()
+	dropped, _ := cmds[1].StringSlice()
 	for _, member := range dropped {
 		id, client, _ := strings.Cut(member, " ")
 		ck := s.clientGrantsKey(client)
 		if err := s.write(ctx, ck, func(p redis.Pipeliner) { p.ZRem(ctx, ck, id) }); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return s.runWrite(ctx, indexGrantScript, []string{s.clientGrantsKey(g.ClientID)}, g.ID, ends, now, 0).Err()
+	return created == 1, nil
 }
 
 // Grant implements store.Store.
 func (s *Store) Grant(ctx context.Context, id string) (*store.Grant, error) {
-	c := new(compactGrant)
-	if err := s.getJSON(ctx, s.grantKey(id), c); err != nil {
+	h, err := s.rdb.HGetAll(ctx, s.grantKey(id)).Result()
+	if err != nil {
 		return nil, err
 	}
-	return c.expand(id), nil
+	g := grantOf(id, h)
+	if g == nil {
+		return nil, store.ErrNotFound
+	}
+	return g, nil
 }
 
 // grantsPage is how many index entries Grants reads at a time.
@@ -1101,31 +1197,22 @@ func (s *Store) Grants(ctx context.Context, q store.GrantQuery) ([]*store.Grant,
 		if len(members) == 0 {
 			break
 		}
-		gets := make([]*redis.StringCmd, len(members))
+		gets := make([]*redis.MapStringStringCmd, len(members))
 		if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, m := range members {
 				id, _, _ := strings.Cut(m, " ")
-				gets[i] = p.Get(ctx, s.grantKey(id))
+				gets[i] = p.HGetAll(ctx, s.grantKey(id))
 			}
 			return nil
-		}); err != nil && !errors.Is(err, redis.Nil) {
+		}); err != nil {
 			return nil, err
 		}
 		for i, m := range members {
 			id, _, _ := strings.Cut(m, " ")
-			data, err := gets[i].Bytes()
-			if errors.Is(err, redis.Nil) {
-				continue // gone: the entry ends with EndsBy, or DeleteGrant drops it
-			}
-			if err != nil {
-				return nil, err
-			}
-			c := new(compactGrant)
-			if err := json.Unmarshal(data, c); err != nil {
-				return nil, fmt.Errorf("decoding grant %s: %w", id, err)
-			}
-			if c.LastUsedAt != 0 {
-				out = append(out, c.expand(id))
+			// A record gone (its entry ends with EndsBy, or DeleteGrant
+			// drops it) or unused is not listed.
+			if g := grantOf(id, gets[i].Val()); g != nil && !g.LastUsedAt.IsZero() {
+				out = append(out, g)
 			}
 		}
 		if len(members) < grantsPage {

@@ -133,7 +133,8 @@ func (c *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 }
 
 // Token requests that write state cost one round trip: redeeming a code
-// together with storing the first refresh token, a rotation, a device poll.
+// together with storing the first refresh token and noting the grant's
+// use, a rotation, a device poll; and so does issuing a code.
 func TestTokenRequestsAreOneRoundTrip(t *testing.T) {
 	srv := redistest.Start(t)
 	s, err := redisstore.New(redisstore.Options{Addresses: []string{srv.URL}, Prefix: redistest.Prefix(t)})
@@ -161,18 +162,21 @@ func TestTokenRequestsAreOneRoundTrip(t *testing.T) {
 	// One exchange, refresh and poll of grant, in the order a client makes them.
 	flow := func(grant string, counted bool) {
 		t.Helper()
-		if err := s.CreateCode(ctx, &store.AuthCode{Hash: "c", GrantID: grant, ClientID: "app", Subject: "mark", ExpiresAt: now.Add(time.Minute)}); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.CreateDeviceCode(ctx, &store.DeviceCode{UserCode: grant, GrantID: grant, DeviceCodeHash: "d", ClientID: "tv",
-			Status: store.DevicePending, Interval: 5 * time.Second, ValidUntil: now.Add(time.Minute), ExpiresAt: now.Add(time.Minute)}); err != nil {
-			t.Fatal(err)
-		}
 		trips := func(n int64) int64 {
 			if !counted {
 				return 0 // the first run also loads the scripts
 			}
 			return n
+		}
+		// The authorization endpoint's code and its grant (record and
+		// index entries) in one round trip too.
+		count("code with its grant", trips(1), func() error {
+			return s.CreateCode(ctx, &store.AuthCode{Hash: "c", GrantID: grant, ClientID: "app", Subject: "mark", ExpiresAt: now.Add(time.Minute),
+				Grant: &store.Grant{ID: grant, ClientID: "app", Subject: "mark", CreatedAt: now, ExpiresAt: now.Add(time.Hour), EndsBy: now.Add(24 * time.Hour)}})
+		})
+		if err := s.CreateDeviceCode(ctx, &store.DeviceCode{UserCode: grant, GrantID: grant, DeviceCodeHash: "d", ClientID: "tv",
+			Status: store.DevicePending, Interval: 5 * time.Second, ValidUntil: now.Add(time.Minute), ExpiresAt: now.Add(time.Minute)}); err != nil {
+			t.Fatal(err)
 		}
 		first := next("r1")
 		count("code exchange", trips(1), func() error { _, err := s.ConsumeCode(ctx, grant, "c", "app", &first); return err })

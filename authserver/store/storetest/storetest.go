@@ -656,10 +656,13 @@ func testGrants(t *testing.T, s store.Store, _ func() store.Store) {
 
 	// Recorded at approval, a grant is not listed until its code is
 	// redeemed: the redemption notes the use in the same step.
+	// Recorded with its code (CreateCode with Grant), in one step.
 	c := newCode("gi1", time.Minute)
 	g1 := newGrant(c.GrantID, "mark", "app", in(-time.Hour))
-	must(t, s.PutGrant(ctx, g1))
+	c.Grant = g1
 	must(t, s.CreateCode(ctx, c))
+	wantErr(t, s.CreateCode(ctx, c), store.ErrExists)
+	c.Grant = nil
 	got, err := s.Grant(ctx, g1.ID)
 	must(t, err)
 	if !reflect.DeepEqual(got, g1) {
