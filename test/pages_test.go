@@ -348,9 +348,9 @@ func TestGrantsCLI(t *testing.T) {
 			t.Fatalf("the revoked grant is still listed: %+v", byClient)
 		}
 		for args, want := range map[string]string{
-			"grants":                                  "give exactly one of --subject or --client",
+			"grants":                                 "give exactly one of --subject or --client",
 			"grants --subject mark --client droplet": "give exactly one of --subject or --client",
-			"revoke --grant nope":                     "no such grant (HTTP 404)",
+			"revoke --grant nope":                    "no such grant (HTTP 404)",
 		} {
 			if out, err := g.cli(t, strings.Fields(args)...); err == nil || !strings.Contains(out, want) {
 				t.Errorf("oauth2 %s: %v\n%s\nwant it to say %q", args, err, out, want)
