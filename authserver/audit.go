@@ -71,18 +71,20 @@ func (a *AuditRing) add(event string, fields []zap.Field) {
 	if a == nil || len(a.events) == 0 {
 		return
 	}
-	enc := zapcore.NewMapObjectEncoder()
 	out := make([]AuditField, 0, len(fields))
+	var enc *zapcore.MapObjectEncoder
 	for _, f := range fields {
-		f.AddTo(enc)
-		v, ok := enc.Fields[f.Key]
-		if !ok {
+		if f.Type == zapcore.StringType {
+			// Nearly every field: no encoder, no allocation (the token
+			// endpoint writes one event per token).
+			out = append(out, AuditField{f.Key, f.String})
 			continue
 		}
-		switch v := v.(type) {
-		case string:
-			out = append(out, AuditField{f.Key, v})
-		default:
+		if enc == nil {
+			enc = zapcore.NewMapObjectEncoder()
+		}
+		f.AddTo(enc)
+		if v, ok := enc.Fields[f.Key]; ok {
 			out = append(out, AuditField{f.Key, fmt.Sprint(v)})
 		}
 	}

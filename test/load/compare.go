@@ -92,7 +92,8 @@ func compare(bin, baseline, rev, hash, up string) {
 
 // codeFlows is a loop body running the authorization code flow: each
 // worker a signed-in person of its own (the client skips consent), so
-// that a round is the authorization request and the code's exchange.
+// that a round is the authorization request and the code's exchange, and
+// the grants are spread over people as a deployment's are.
 func (in *instance) codeFlows() func(int) error {
 	cfg := &oauth2.Config{ClientID: "plain", ClientSecret: "plain-secret", RedirectURL: "http://127.0.0.1:9/callback", Scopes: []string{"read"},
 		Endpoint: oauth2.Endpoint{AuthURL: in.url(in.p.Auth, "/oauth/authorize"), TokenURL: in.url(in.p.Auth, "/oauth/token"), AuthStyle: oauth2.AuthStyleInHeader}}
@@ -102,7 +103,7 @@ func (in *instance) codeFlows() func(int) error {
 		mu.Lock()
 		p := people[w]
 		if p == nil {
-			p = persontest.New("load", "hashed-secret")
+			p = persontest.New(person(w), "hashed-secret")
 			people[w] = p
 		}
 		mu.Unlock()

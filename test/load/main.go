@@ -82,6 +82,8 @@ const caddyfile = `{
 			resource_server
 		}
 		user load {{.Hash}}
+		{{range .People}}user {{.}} {{$.Hash}}
+		{{end}}
 		registration {
 			open
 			scope read
@@ -135,7 +137,16 @@ http://127.0.0.1:{{.Resource}} {
 type ports struct {
 	Admin, Auth, Static, Proxy, Bearer, Resource, Trusted, DPoP int
 	Upstream, Dir, Alg, Hash, Store, Remote                     string
+	// People are users besides "load", one per connection (person), for
+	// the flows where whose grants they are matters.
+	People []string
 }
+
+// person is the user connection w signs in as in codeFlows.
+func person(w int) string { return fmt.Sprintf("load-%d", w%people) }
+
+// people is how many users besides "load" the config has.
+const people = 256
 
 func freePort() int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -358,6 +369,9 @@ func start(bin, alg, hash, upstream, storeLine string) *instance {
 	}
 	p := ports{Admin: freePort(), Auth: freePort(), Static: freePort(), Proxy: freePort(), Bearer: freePort(), Resource: freePort(), Trusted: freePort(), DPoP: freePort(), Remote: remote.URL,
 		Upstream: upstream, Dir: dir, Alg: alg, Hash: hash, Store: storeLine}
+	for w := range people {
+		p.People = append(p.People, person(w))
+	}
 	var cfg bytes.Buffer
 	if err := template.Must(template.New("").Parse(caddyfile)).Execute(&cfg, p); err != nil {
 		die("%v", err)

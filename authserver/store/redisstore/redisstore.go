@@ -374,11 +374,14 @@ func (s *Store) createOnce(ctx context.Context, key string, exp time.Time, v any
 // consume runs consumeScript on key for clientID, storing next (when
 // given) as a refresh token of grantID, and decodes the record into v.
 func (s *Store) consume(ctx context.Context, key, clientID string, v any, grantID string, next *store.Successor) error {
-	keys, args := []string{key, s.grantKey(grantID)}, []any{clientID, 0, 0, 0, 0, "", ""}
+	keys := append(make([]string, 0, 3), key, s.grantKey(grantID))
+	args := append(make([]any, 0, 9), clientID)
 	if next != nil {
 		keys = append(keys, s.refreshKey(grantID, next.Hash))
-		args = []any{clientID, unixMilli(next.IssuedAt), unixMilli(next.ExpiresAt), next.MaxAge.Milliseconds(),
-			next.Grace.Milliseconds(), s.refreshKey(grantID, ""), next.JKT}
+		args = append(args, unixMilli(next.IssuedAt), unixMilli(next.ExpiresAt), next.MaxAge.Milliseconds(),
+			next.Grace.Milliseconds(), s.refreshKey(grantID, ""), next.JKT)
+	} else {
+		args = append(args, 0, 0, 0, 0, "", "")
 	}
 	args = append(args, time.Now().UnixMilli(), store.GrantTouchInterval.Milliseconds())
 	res, err := s.runWrite(ctx, consumeScript, keys, args...).Slice()
