@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
@@ -155,9 +156,17 @@ func printGrants(w io.Writer, raw []byte) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "GRANT_ID\tSUBJECT\tCLIENT_ID\tSCOPE\tCREATED\tLAST_USED\tLOGIN")
+	fmt.Fprintln(tw, "GRANT_ID\tSUBJECT\tCLIENT_ID\tSCOPE\tCREATED (UTC)\tLAST_USED\tLOGIN")
+	// To the minute, as last use is kept.
+	minute := func(v any) string {
+		t, err := time.Parse(time.RFC3339Nano, fmt.Sprint(v))
+		if err != nil {
+			return fmt.Sprint(v)
+		}
+		return t.UTC().Format("2006-01-02 15:04")
+	}
 	for _, g := range list {
-		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%v\t%v\n", g["grant_id"], g["subject"], g["client_id"], g["scope"], g["created_at"], g["last_used_at"], g["login"])
+		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%s\t%s\t%v\n", g["grant_id"], g["subject"], g["client_id"], g["scope"], minute(g["created_at"]), minute(g["last_used_at"]), g["login"])
 	}
 	return tw.Flush()
 }
@@ -203,7 +212,7 @@ func call(cmd *cobra.Command, method, uri string, body any, print func(io.Writer
 	return print(os.Stdout, out)
 }
 
-var apiErrorRe = regexp.MustCompile(`HTTP (\d+): (\{.*\})\s*$`)
+var apiErrorRe = regexp.MustCompile(`(?s)HTTP (\d+): (\{.*\})\s*$`)
 
 // apiError shows an error as the API said it, or says that nothing
 // answers at the admin address (the usual first mistake).
