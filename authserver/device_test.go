@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/internal/persontest"
 )
 
@@ -102,6 +103,11 @@ func TestDeviceFlow(t *testing.T) {
 		}
 		// Exactly once.
 		wantOAuthError(t, e.poll(m["device_code"].(string), web), 400, "invalid_grant")
+	}
+	// Each approval is a grant on the person's account page.
+	grants, err := e.srv.Grants(t.Context(), store.GrantQuery{Subject: "mark"})
+	if err != nil || len(grants) != 3 || grants[0].ClientID != "web" || grants[0].LastUsedAt.IsZero() || grants[0].Login != "password" {
+		t.Fatalf("mark's grants after three device approvals: %+v (%v)", grants, err)
 	}
 }
 

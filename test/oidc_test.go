@@ -261,6 +261,10 @@ func TestLoginProvider(t *testing.T) {
 		if back.Query().Get("state") != "st" || strings.Join(p.Pages, ",") != "login with Test SSO,provider login,provider consent,consent" {
 			t.Fatalf("the flow: %s, pages %v", back, p.Pages)
 		}
+		// The account page says how the person signed in.
+		if res, err := p.Get(g.AuthURL() + "/account"); err != nil || res.Page == nil || !strings.Contains(res.Page.Body, "<dd>Test SSO</dd>") {
+			t.Fatalf("the account page after a provider sign-in: %v %+v", err, res)
+		}
 		// The device flow works the same way after a provider sign-in.
 		dcfg := &oauth2.Config{ClientID: "tv", Scopes: []string{"read"}, Endpoint: oauth2.Endpoint{
 			DeviceAuthURL: g.AuthURL() + "/oauth/device", TokenURL: g.AuthURL() + "/oauth/token", AuthStyle: oauth2.AuthStyleInParams}}
