@@ -1096,24 +1096,24 @@ func (s *Store) runScripts(ctx context.Context, calls ...scriptCall) ([]*redis.C
 		}
 		return cmds, nil
 	}
-	run := func(load bool) error {
-		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, c := range calls {
+			cmds[i] = c.sc.EvalSha(ctx, p, c.keys, c.args...)
+		}
+		return nil
+	})
+	if redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// A server that has not seen a script yet (its first use, a
+		// restart, a failover): send those whole, once. Only those: the
+		// others ran, and running them again would not be the same.
+		_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, c := range calls {
-				if load {
+				if redis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT") {
 					cmds[i] = c.sc.Eval(ctx, p, c.keys, c.args...)
-				} else {
-					cmds[i] = c.sc.EvalSha(ctx, p, c.keys, c.args...)
 				}
 			}
 			return nil
 		})
-		return err
-	}
-	err := run(false)
-	if redis.HasErrorPrefix(err, "NOSCRIPT") {
-		// A server that has not seen the scripts yet (its first use, a
-		// restart, a failover): send them whole, once.
-		err = run(true)
 	}
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err

@@ -200,3 +200,28 @@ func TestTokenRequestsAreOneRoundTrip(t *testing.T) {
 	flow("warm", false)
 	flow("g", true)
 }
+
+// A server that knows some of a pipeline's scripts (a restart, a
+// failover to a replica that saw others) runs each of them once: a code
+// created with its grant is created, not refused as existing.
+func TestPipelinedScriptsRunOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	s, err := redisstore.New(redisstore.Options{Addresses: []string{srv.URL}, Prefix: redistest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.LoadGrantScriptOnly(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	g := &store.Grant{ID: "g1", ClientID: "app", Subject: "mark", CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(time.Hour), EndsBy: now.Add(24 * time.Hour)}
+	if err := s.CreateCode(ctx, &store.AuthCode{Hash: "c", GrantID: "g1", ClientID: "app", Subject: "mark", ExpiresAt: now.Add(time.Minute), Grant: g}); err != nil {
+		t.Fatalf("creating a code on a server that knew one of the scripts: %v", err)
+	}
+	got, err := s.Grants(ctx, store.GrantQuery{Subject: "mark"})
+	if err != nil || len(got) != 1 || got[0].ID != "g1" {
+		t.Fatalf("grants %+v, %v", got, err)
+	}
+}
