@@ -144,7 +144,16 @@ func (s *Server) renderPage(w http.ResponseWriter, status int, name string, data
 		http.Error(w, "the page could not be rendered; the server log has the details", http.StatusInternalServerError)
 		return
 	}
-	h := w.Header()
+	SetPageHeaders(w.Header(), formTargets...)
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// SetPageHeaders sets the headers of an HTML page of tokengate's (the
+// sign-in pages, the account page, the admin console): no script at all,
+// styles and forms from this server only (forms also to formTargets, " "
+// and an origin each), no framing, no caching, no referrer.
+func SetPageHeaders(h http.Header, formTargets ...string) {
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; "+
 		"form-action 'self'"+strings.Join(formTargets, "")+"; frame-ancestors 'none'; base-uri 'none'")
@@ -152,8 +161,6 @@ func (s *Server) renderPage(w http.ResponseWriter, status int, name string, data
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", "no-referrer")
-	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
 }
 
 func (s *Server) handleStyle(w http.ResponseWriter, r *http.Request) {

@@ -287,8 +287,7 @@ func (c *Console) log(r *http.Request, msg, clientID string) {
 	c.cfg.Logger.Info(msg, zap.String("client_id", clientID), zap.String("by", c.user(r)))
 }
 
-// render writes a page with the sign-in pages' headers: no script at all,
-// forms only to here, no framing, no caching.
+// render writes a page with the sign-in pages' headers.
 func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, p *page) {
 	var buf bytes.Buffer
 	if err := c.tmpl.ExecuteTemplate(&buf, "console.html", p); err != nil {
@@ -296,13 +295,7 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, p *
 		http.Error(w, "the page could not be rendered; the server log has the details", http.StatusInternalServerError)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "no-referrer")
+	authserver.SetPageHeaders(w.Header())
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }

@@ -136,12 +136,7 @@ func (c *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 // together with storing the first refresh token and noting the grant's
 // use, a rotation, a device poll; and so does issuing a code.
 func TestTokenRequestsAreOneRoundTrip(t *testing.T) {
-	srv := redistest.Start(t)
-	s, err := redisstore.New(redisstore.Options{Addresses: []string{srv.URL}, Prefix: redistest.Prefix(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	ctx := context.Background()
 	rt := new(roundTrips)
 	s.AddHook(rt)
@@ -205,12 +200,7 @@ func TestTokenRequestsAreOneRoundTrip(t *testing.T) {
 // failover to a replica that saw others) runs each of them once: a code
 // created with its grant is created, not refused as existing.
 func TestPipelinedScriptsRunOnce(t *testing.T) {
-	srv := redistest.Start(t)
-	s, err := redisstore.New(redisstore.Options{Addresses: []string{srv.URL}, Prefix: redistest.Prefix(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t)
 	ctx := context.Background()
 	if err := s.LoadGrantScriptOnly(ctx); err != nil {
 		t.Fatal(err)
@@ -224,4 +214,15 @@ func TestPipelinedScriptsRunOnce(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].ID != "g1" {
 		t.Fatalf("grants %+v, %v", got, err)
 	}
+}
+
+// openStore is a store on a redis-server of the test's own.
+func openStore(t *testing.T) *redisstore.Store {
+	t.Helper()
+	s, err := redisstore.New(redisstore.Options{Addresses: []string{redistest.Start(t).URL}, Prefix: redistest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
