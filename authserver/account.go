@@ -65,13 +65,6 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 	data := &PageData{Title: "Connected applications", User: user.display, Applications: apps, Action: s.issuer.Path + PathAccount,
 		SignOutAction: s.issuer.Path + PathLogout, CSRFToken: s.csrfToken(sess)}
 	if r.Method == http.MethodGet {
-		if id := r.URL.Query().Get("removed"); id != "" {
-			name := id
-			if c, _, err := s.lookupClient(ctx, id); err == nil {
-				name = c.Name
-			}
-			data.Message = name + " no longer has access to your account."
-		}
 		s.renderPage(w, http.StatusOK, "account.html", data)
 		return
 	}
@@ -100,8 +93,16 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, http.StatusServiceUnavailable, s.storeError("forgetting a consent", err), nil)
 		return
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	sendRedirect(w, s.issuer.Path+PathAccount+"?"+url.Values{"removed": {clientID}}.Encode(), http.StatusSeeOther)
+	// The page is rendered here rather than redirected to: a message
+	// carried in a URL would let anyone's link put an application's name
+	// (its own claim, for a self-registered one) into this page's words.
+	removed := apps[i].Name
+	if data.Applications, err = s.accountApplications(ctx, user.subject); err != nil {
+		s.renderError(w, http.StatusServiceUnavailable, s.storeError("listing a person's grants", err), nil)
+		return
+	}
+	data.Message = removed + " no longer has access to your account."
+	s.renderPage(w, http.StatusOK, "account.html", data)
 }
 
 // accountApplications groups a person's live grants by application.
