@@ -107,7 +107,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 
 // accountApplications groups a person's live grants by application.
 func (s *Server) accountApplications(ctx context.Context, subject string) ([]*PageApplication, error) {
-	grants, err := s.Grants(ctx, store.GrantQuery{Subject: subject})
+	grants, clients, err := s.listGrants(ctx, store.GrantQuery{Subject: subject})
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +120,7 @@ func (s *Server) accountApplications(ctx context.Context, subject string) ([]*Pa
 		a := byClient[g.ClientID]
 		if a == nil {
 			a = &PageApplication{ClientID: g.ClientID, Name: cmp.Or(g.ClientName, g.ClientID), Login: s.loginName(g.Login)}
-			if c, _, err := s.lookupClient(ctx, g.ClientID); err == nil {
+			if c := clients[g.ClientID]; c != nil {
 				a.Website = c.Website
 			}
 			byClient[g.ClientID], first[g.ClientID] = a, g.CreatedAt

@@ -53,11 +53,17 @@ type GrantInfo struct {
 // Grants lists the live grants of a subject or a client (q), newest first:
 // those revoked (one by one, or with their person or client) are left out.
 func (s *Server) Grants(ctx context.Context, q store.GrantQuery) ([]*GrantInfo, error) {
+	out, _, err := s.listGrants(ctx, q)
+	return out, err
+}
+
+// listGrants is Grants with the clients it looked up (nil for one unknown).
+func (s *Server) listGrants(ctx context.Context, q store.GrantQuery) ([]*GrantInfo, map[string]*Client, error) {
 	list, err := s.store.Grants(ctx, q)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	names := map[string]string{}
+	clients := map[string]*Client{}
 	out := []*GrantInfo{}
 	for _, g := range list {
 		// A person's or client's revocation cuts off what was issued
@@ -66,17 +72,19 @@ func (s *Server) Grants(ctx context.Context, q store.GrantQuery) ([]*GrantInfo, 
 		if s.revocations.IsRefreshRevoked(g.ID, g.ClientID, g.Subject, g.CreatedAt) {
 			continue
 		}
-		name, ok := names[g.ClientID]
+		c, ok := clients[g.ClientID]
 		if !ok {
-			if c, _, err := s.lookupClient(ctx, g.ClientID); err == nil {
-				name = c.Name
-			}
-			names[g.ClientID] = name
+			c, _, _ = s.lookupClient(ctx, g.ClientID) // nil for a client since deleted
+			clients[g.ClientID] = c
 		}
-		out = append(out, &GrantInfo{ID: g.ID, ClientID: g.ClientID, ClientName: name, Subject: g.Subject, Scope: g.Scope,
-			Resource: g.Resource, Login: g.Login, CreatedAt: g.CreatedAt, LastUsedAt: g.LastUsedAt, ExpiresAt: g.ExpiresAt})
+		info := &GrantInfo{ID: g.ID, ClientID: g.ClientID, Subject: g.Subject, Scope: g.Scope,
+			Resource: g.Resource, Login: g.Login, CreatedAt: g.CreatedAt, LastUsedAt: g.LastUsedAt, ExpiresAt: g.ExpiresAt}
+		if c != nil {
+			info.ClientName = c.Name
+		}
+		out = append(out, info)
 	}
-	return out, nil
+	return out, clients, nil
 }
 
 // ErrNoGrant: no live grant has that ID.
