@@ -366,27 +366,35 @@ func readJSON(r *http.Request, v any) error {
 	return nil
 }
 
+// AdminError is the status and the message an administration error gets,
+// for the admin API and the console alike: 400 for bad input (the message
+// names the field), 404 for an unknown client or grant, 409 for a
+// configured client, and 503, the store's error in the message, for a
+// store that failed.
+func AdminError(err error) (int, string) {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		return http.StatusBadRequest, e.Description
+	case errors.Is(err, io.EOF):
+		return http.StatusBadRequest, "the body is empty; send JSON"
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound, "no such client"
+	case errors.Is(err, ErrNoGrant):
+		return http.StatusNotFound, err.Error()
+	case errors.Is(err, ErrConfigClient):
+		return http.StatusConflict, err.Error()
+	}
+	return http.StatusServiceUnavailable, fmt.Sprintf("the store is unavailable: %v", err)
+}
+
 // adminReply answers with v, or with err as {"error": "..."} and the status
 // it deserves.
 func adminReply(w http.ResponseWriter, status int, v any, err error) {
 	if err != nil {
-		var e *Error
-		switch {
-		case errors.As(err, &e):
-			status = http.StatusBadRequest
-			err = errors.New(e.Description)
-		case errors.Is(err, io.EOF):
-			status, err = http.StatusBadRequest, errors.New("the body is empty; send JSON")
-		case errors.Is(err, store.ErrNotFound):
-			status, err = http.StatusNotFound, errors.New("no such client")
-		case errors.Is(err, ErrNoGrant):
-			status = http.StatusNotFound
-		case errors.Is(err, ErrConfigClient):
-			status = http.StatusConflict
-		default:
-			status, err = http.StatusServiceUnavailable, fmt.Errorf("the store is unavailable: %v", err)
-		}
-		v = map[string]string{"error": err.Error()}
+		var msg string
+		status, msg = AdminError(err)
+		v = map[string]string{"error": msg}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

@@ -257,21 +257,16 @@ func (c *Console) grants(w http.ResponseWriter, r *http.Request, p *page) {
 	c.render(w, r, status, p)
 }
 
-// failure is the status and message for an administration error.
+// failure is the status and message for an administration error: the
+// admin API's (authserver.AdminError), but for a store failure, which is
+// logged and told in the administrator's terms.
 func (c *Console) failure(r *http.Request, err error) (int, string) {
-	var e *authserver.Error
-	switch {
-	case errors.As(err, &e):
-		return http.StatusBadRequest, e.Description
-	case errors.Is(err, store.ErrNotFound):
-		return http.StatusNotFound, "There is no such client."
-	case errors.Is(err, authserver.ErrNoGrant):
-		return http.StatusNotFound, "There is no such grant: it was revoked or expired."
-	case errors.Is(err, authserver.ErrConfigClient):
-		return http.StatusConflict, "This client is defined in the configuration: change it there."
+	status, msg := authserver.AdminError(err)
+	if status == http.StatusServiceUnavailable {
+		c.cfg.Logger.Error("console: the store is unavailable", zap.String("page", r.URL.Path), zap.Error(err))
+		return status, "The store is unavailable right now; nothing was changed. Try again shortly."
 	}
-	c.cfg.Logger.Error("console: the store is unavailable", zap.String("page", r.URL.Path), zap.Error(err))
-	return http.StatusServiceUnavailable, "The store is unavailable right now; nothing was changed. Try again shortly."
+	return status, msg
 }
 
 func (c *Console) user(r *http.Request) string {
