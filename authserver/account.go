@@ -82,13 +82,13 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, id := range apps[i].grants {
-		if err := s.RevokeGrant(ctx, id, "the person, on the account page"); err != nil && err != ErrNoGrant {
+		if _, err := s.revokeListedGrant(ctx, id, "the person, on the account page"); err != nil && err != ErrNoGrant {
 			s.renderError(w, http.StatusServiceUnavailable, s.storeError("revoking a grant", err), nil)
 			return
 		}
 	}
-	// Consent outlives the grants it allowed (they expire); forget it
-	// even when none is left to revoke.
+	// The consent is forgotten once for all of them, and even when none
+	// was left to revoke: it outlives the grants it allowed.
 	if err := s.store.DeleteConsent(ctx, user.subject, clientID); err != nil {
 		s.renderError(w, http.StatusServiceUnavailable, s.storeError("forgetting a consent", err), nil)
 		return

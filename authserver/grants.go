@@ -96,24 +96,28 @@ var ErrNoGrant = errors.New("no such grant")
 // again, and the grant leaves every list. by says who did it, for the
 // audit line.
 func (s *Server) RevokeGrant(ctx context.Context, id, by string) error {
-	g, err := s.store.Grant(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return ErrNoGrant
-	}
+	g, err := s.revokeListedGrant(ctx, id, by)
 	if err != nil {
 		return err
 	}
+	return s.store.DeleteConsent(ctx, g.Subject, g.ClientID)
+}
+
+// revokeListedGrant revokes a grant of the lists and drops it from them.
+func (s *Server) revokeListedGrant(ctx context.Context, id, by string) (*store.Grant, error) {
+	g, err := s.store.Grant(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoGrant
+	}
+	if err != nil {
+		return nil, err
+	}
 	if err := s.revoke(ctx, store.RevokeGrant, id, s.maxTokenLifetime()); err != nil {
-		return err
-	}
-	if err := s.store.DeleteConsent(ctx, g.Subject, g.ClientID); err != nil {
-		return err
-	}
-	if err := s.store.DeleteGrant(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
+		return nil, err
 	}
 	s.audit(ctx, "grant revoked", zap.String("grant_id", id), zap.String("client_id", g.ClientID), zap.String("sub", g.Subject), zap.String("by", by))
-	return nil
+	s.forgetGrant(ctx, id)
+	return g, nil
 }
 
 // forgetGrant drops a grant from the lists once it is revoked or its
