@@ -112,7 +112,7 @@ func (a *App) checkConsoles() error {
 // earlier in its own route.
 func guardedIn(routes caddyhttp.RouteList, target *Console, above bool) (found, guarded bool) {
 	for i, rt := range routes {
-		if !holds(rt, target) {
+		if !holds(routes[i:i+1], target) {
 			continue
 		}
 		guarded := above
@@ -126,7 +126,7 @@ func guardedIn(routes caddyhttp.RouteList, target *Console, above bool) (found, 
 			if h == target {
 				return true, guarded
 			}
-			if sub, ok := h.(*caddyhttp.Subroute); ok && slices.ContainsFunc(sub.Routes, func(r caddyhttp.Route) bool { return holds(r, target) }) {
+			if sub, ok := h.(*caddyhttp.Subroute); ok && holds(sub.Routes, target) {
 				return guardedIn(sub.Routes, target, guarded)
 			}
 			if authenticates(h) {
@@ -137,15 +137,14 @@ func guardedIn(routes caddyhttp.RouteList, target *Console, above bool) (found, 
 	return false, false
 }
 
-// holds says whether target is among a route's handlers or, nested, its
-// subroutes'.
-func holds(rt caddyhttp.Route, target *Console) bool {
-	for _, h := range rt.Handlers {
-		if h == target {
-			return true
-		}
-		if sub, ok := h.(*caddyhttp.Subroute); ok && slices.ContainsFunc(sub.Routes, func(r caddyhttp.Route) bool { return holds(r, target) }) {
-			return true
+// holds says whether target is among the routes' handlers or, nested,
+// their subroutes'.
+func holds(routes caddyhttp.RouteList, target *Console) bool {
+	for _, rt := range routes {
+		for _, h := range rt.Handlers {
+			if sub, ok := h.(*caddyhttp.Subroute); h == target || ok && holds(sub.Routes, target) {
+				return true
+			}
 		}
 	}
 	return false
