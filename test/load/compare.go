@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,18 +61,8 @@ func compare(bin, baseline, rev, hash, up string) {
 		}
 		base := start(baseline, "ES256", hash, up, line())
 		head := start(bin, "ES256", hash, up, line())
-		baseRT, headRT := base.refreshTokens(*concurrency), head.refreshTokens(*concurrency)
-		refresh := func(in *instance, rts []string) func(int) error {
-			return func(w int) error {
-				m, err := postForm(in.url(in.p.Auth, "/oauth/token"), url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rts[w]}}, "plain", "plain-secret")
-				if err == nil {
-					rts[w] = m["refresh_token"].(string)
-				}
-				return err
-			}
-		}
-		r := loadTogether(*concurrency, 2**duration, scenario{"refresh_token, " + rev + " (" + st.name + ")", refresh(base, baseRT)},
-			scenario{"refresh_token, this tree (" + st.name + ")", refresh(head, headRT)})
+		r := loadTogether(*concurrency, 2**duration, scenario{"refresh_token, " + rev + " (" + st.name + ")", base.refreshes()},
+			scenario{"refresh_token, this tree (" + st.name + ")", head.refreshes()})
 		ratios = append(ratios, fmt.Sprintf("refresh_token (%s): %.2f×", st.name, r[1].rps/r[0].rps))
 		c := loadTogether(*concurrency, 2**duration, scenario{"authorize + code exchange, " + rev + " (" + st.name + ")", base.codeFlows()},
 			scenario{"authorize + code exchange, this tree (" + st.name + ")", head.codeFlows()})

@@ -437,14 +437,19 @@ func (in *instance) refreshTokens(n int) []string {
 
 // loadRefresh loads the refresh grant: each worker rotates its own grant.
 func (in *instance) loadRefresh(name string) result {
+	return load(name, in.refreshes())
+}
+
+// refreshes is a loop body rotating one grant per connection.
+func (in *instance) refreshes() func(int) error {
 	rts := in.refreshTokens(*concurrency)
-	return load(name, func(w int) error {
+	return func(w int) error {
 		m, err := postForm(in.url(in.p.Auth, "/oauth/token"), url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rts[w]}}, "plain", "plain-secret")
 		if err == nil {
 			rts[w] = m["refresh_token"].(string)
 		}
 		return err
-	})
+	}
 }
 
 // loadRegistration loads dynamic registration, each request from another
