@@ -2,9 +2,12 @@ package authserver_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -199,4 +202,41 @@ func removal(t *testing.T, page *persontest.Page, client string) url.Values {
 	}
 	f.Fields.Set("action", "remove")
 	return f.Fields
+}
+
+// A person an earlier handler authenticated (basic_auth, forward_auth)
+// sees their applications without the sign-in page; signing out tells
+// them that sign-in is still in effect.
+func TestAccountPageUpstreamUser(t *testing.T) {
+	e := newEnv(t)
+	e.codeFor(t, e.person(), e.stdAuth())
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar}
+	send := func(method, path string, form url.Values) string {
+		t.Helper()
+		req, _ := http.NewRequest(method, e.http.URL+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Test-Upstream-User", "mark")
+		resp, err := browser.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s %s: %d\n%s", method, path, resp.StatusCode, body)
+		}
+		return string(body)
+	}
+	page := send("GET", "/account", nil)
+	if !strings.Contains(page, "Mark E. Mark") || strings.Contains(page, `name="password"`) {
+		t.Fatalf("the account page for an upstream user:\n%s", page)
+	}
+	csrf := regexp.MustCompile(`name="csrf_token" value="([^"]+)"`).FindStringSubmatch(page)
+	if csrf == nil {
+		t.Fatal("no CSRF token on the page")
+	}
+	if out := send("POST", "/logout", url.Values{"csrf_token": {csrf[1]}}); !strings.Contains(out, "its own sign-in, which is still in effect") {
+		t.Fatalf("signing out an upstream user:\n%s", out)
+	}
 }

@@ -1,6 +1,9 @@
 package authserver
 
-import "golang.org/x/crypto/bcrypt"
+import (
+	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
+)
 
 // BcryptRuns is how many bcrypt comparisons of client secrets s has run.
 func BcryptRuns(s *Server) int64 { return s.secrets.bcrypts.Load() }
@@ -11,3 +14,6 @@ func DummyHashCost(s *Server) int {
 	c, _ := bcrypt.Cost(s.dummyHash())
 	return c
 }
+
+// AddAudit records an audit event in a, as the server's audit lines do.
+func AddAudit(a *AuditRing, event string, fields ...zap.Field) { a.add(event, fields) }
