@@ -207,11 +207,13 @@ func (kc *keyCache) get(raw json.RawMessage) (clientKey, *Error) {
 
 // normalize is a URL as htu compares it (RFC 9449 §4.3 check 9, RFC 3986
 // §6.2.2 and §6.2.3): without query and fragment, scheme and host in lower
-// case, the default port dropped, an empty path as "/".
+// case, the default port dropped, an empty path as "/". A URL with
+// userinfo is no request's URL: comparing scheme, host, port and path
+// alone would let one through.
 func normalize(raw string) (string, error) {
 	u, err := url.Parse(raw)
-	if err != nil || !u.IsAbs() || u.Host == "" {
-		return "", fmt.Errorf("not an absolute URL")
+	if err != nil || !u.IsAbs() || u.Host == "" || u.User != nil {
+		return "", fmt.Errorf("not an absolute URL without userinfo")
 	}
 	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname())
 	port := u.Port()

@@ -56,6 +56,8 @@ func TestVerifyRefuses(t *testing.T) {
 		"another method":          proof(t, c, map[string]any{"htm": "GET"}, nil),
 		"another host":            proof(t, c, map[string]any{"htu": "https://evil.example.com/oauth/token"}, nil),
 		"another path":            proof(t, c, map[string]any{"htu": "https://auth.example.com/oauth/revoke"}, nil),
+		"userinfo in htu":         proof(t, c, map[string]any{"htu": "https://u@auth.example.com/oauth/token"}, nil),
+		"user and password":       proof(t, c, map[string]any{"htu": "https://u:p@auth.example.com:443/oauth/token"}, nil),
 		"stale iat":               proof(t, c, map[string]any{"iat": time.Now().Add(-2 * dpop.Window).Unix()}, nil),
 		"iat in the future":       proof(t, c, map[string]any{"iat": time.Now().Add(2 * dpop.Window).Unix()}, nil),
 		"no jti":                  proof(t, c, map[string]any{"jti": nil}, nil),
