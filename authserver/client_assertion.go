@@ -16,6 +16,9 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/trust"
 )
 
 // ClientAssertionType is the client_assertion_type of private_key_jwt.
@@ -111,11 +114,11 @@ func assertionHeader(raw string) (string, bool) {
 // trusted one when the operator wrote the URL in the configuration.
 func (s *Server) clientKeys(ctx context.Context, c *Client, inConfig bool) (jwk.Set, *Error) {
 	if len(c.JWKS) > 0 {
-		set, err := jwk.Parse(c.JWKS)
-		if err != nil {
-			return nil, ErrInvalidClient("client %q has a key set that cannot be read", c.ID)
+		ks, err := trust.ReadKeySet(c.JWKS)
+		if err != nil || ks.Set.Len() == 0 {
+			return nil, ErrInvalidClient("client %q has no key set with a usable signing key", c.ID)
 		}
-		return set, nil
+		return ks.Set, nil
 	}
 	// Cached apart, so that a client naming the operator's URL does not
 	// get it fetched past the guard.
@@ -130,10 +133,15 @@ func (s *Server) clientKeys(ctx context.Context, c *Client, inConfig bool) (jwk.
 	if err != nil {
 		return nil, ErrInvalidClient("the client's jwks_uri cannot be used: %v", err)
 	}
-	set, err := jwk.Parse(resp.Body)
-	if err != nil {
-		return nil, ErrInvalidClient("the client's jwks_uri does not hold a JWK Set")
+	// Read key by key: a key of the set that cannot be used is dropped,
+	// not the set.
+	ks, err := trust.ReadKeySet(resp.Body)
+	if err != nil || ks.Set.Len() == 0 {
+		return nil, ErrInvalidClient("the client's jwks_uri does not hold a JWK Set with a usable signing key")
 	}
-	s.jwks.put(key, set, time.Now().Add(jwksCacheFor))
-	return set, nil
+	for _, d := range ks.Dropped {
+		s.log.Warn("a key of a client's JWK Set cannot be used and is left out", zap.String("client_id", c.ID), zap.String("jwks_uri", c.JWKSURI), zap.Error(d))
+	}
+	s.jwks.put(key, ks.Set, time.Now().Add(jwksCacheFor))
+	return ks.Set, nil
 }

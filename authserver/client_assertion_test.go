@@ -120,9 +120,13 @@ func TestPrivateKeyJWT(t *testing.T) {
 }
 
 // A registered client's jwks_uri is fetched through the guarded client and
-// kept a while: two assertions, one fetch.
+// kept a while: two assertions, one fetch. Keys of its set that cannot be
+// used are left out, not the set.
 func TestPrivateKeyJWTWithJWKSURI(t *testing.T) {
 	sg := newSigner(t)
+	for _, k := range keytest.Unusable(t) {
+		sg.jwks = keytest.WithKeys(t, sg.jwks, k)
+	}
 	keys, pool, fetches := sg.serveKeys(t)
 	r := newRegistrationEnv(t, openStore(t), &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"},
 		Fetcher: outbound.New(outbound.Options{RootCAs: pool, AllowPrivateHosts: []string{"127.0.0.1"}})})
@@ -141,6 +145,17 @@ func TestPrivateKeyJWTWithJWKSURI(t *testing.T) {
 	}
 	if n := fetches.Load(); n != 1 {
 		t.Fatalf("the key set was fetched %d times for two assertions", n)
+	}
+	// The same mixed set, registered inline.
+	resp, m = r.register(t, map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt",
+		"jwks": json.RawMessage(sg.jwks)}, "", "192.0.2.2")
+	if resp.StatusCode != 201 {
+		t.Fatalf("registering a set with unusable keys beside a good one: %d %v", resp.StatusCode, m)
+	}
+	st := r.post("/oauth/token", form("grant_type", "client_credentials", "client_assertion_type", authserver.ClientAssertionType,
+		"client_assertion", sg.assertion(t, m["client_id"].(string), issuer, "u-3", time.Minute)), nil).StatusCode
+	if st != 200 {
+		t.Fatalf("an assertion of the inline mixed set: %d", st)
 	}
 }
 

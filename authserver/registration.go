@@ -19,9 +19,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/outbound"
+	"github.com/tokengate/tokengate/trust"
 )
 
 // RegistrationConfig turns dynamic client registration on.
@@ -191,8 +191,12 @@ func (s *Server) clientFromMetadata(m *ClientMetadata) (*Client, *Error) {
 				return nil, errRegistration("invalid_client_metadata", "jwks_uri: %v", err)
 			}
 		case len(m.JWKS) > 0:
-			if _, err := jwk.Parse(m.JWKS); err != nil {
-				return nil, errRegistration("invalid_client_metadata", "jwks is not a JWK Set: %v", err)
+			ks, err := trust.ReadKeySet(m.JWKS)
+			if err != nil {
+				return nil, errRegistration("invalid_client_metadata", "jwks: %v", err)
+			}
+			if ks.Set.Len() == 0 {
+				return nil, errRegistration("invalid_client_metadata", "jwks holds no signing key tokengate can use: %v", errors.Join(ks.Dropped...))
 			}
 		}
 		c.JWKS, c.JWKSURI = m.JWKS, m.JWKSURI

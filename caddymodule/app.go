@@ -229,7 +229,7 @@ func (a *App) loginProviders() ([]*login.Provider, error) {
 		cfg := login.Config{Name: lp.Name, DisplayName: lp.DisplayName, Issuer: lp.Issuer, AuthorizationURL: lp.AuthorizationURL,
 			TokenURL: lp.TokenURL, UserinfoURL: lp.UserinfoURL, ClientID: lp.ClientID, ClientSecret: secret, Scopes: strings.Fields(lp.Scope),
 			UsernameClaim: lp.UsernameClaim, IDClaim: lp.IDClaim, AllowDomains: lp.AllowDomains,
-			RedirectURI: authserver.ProviderRedirectURI(a.Issuer, lp.Name)}
+			RedirectURI: authserver.ProviderRedirectURI(a.Issuer, lp.Name), Logger: a.logger.With(zap.String("login_provider", lp.Name))}
 		for _, c := range lp.AllowClaims {
 			cfg.AllowClaims = append(cfg.AllowClaims, login.ClaimRule{Claim: c.Claim, Values: c.Values})
 		}

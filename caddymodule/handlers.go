@@ -283,7 +283,7 @@ func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 			realm = r.Host
 		}
 		if ce := b.logger.Check(zap.DebugLevel, "bearer token refused"); ce != nil {
-			ce.Write(zap.String("outcome", string(f.Outcome)), zap.String("description", f.Description))
+			ce.Write(zap.String("outcome", string(f.Outcome)), zap.String("description", f.Description), zap.NamedError("cause", f.Err))
 		}
 		if b.resource != nil {
 			b.resource.WriteChallenge(w, realm, f)

@@ -37,6 +37,9 @@ type Failure struct {
 	Scope string
 	// Nonce, when set, goes in a DPoP-Nonce header (RFC 9449 §9).
 	Nonce string
+	// Err is why the token could not be checked (unavailable), for the
+	// log only: it may name the issuer's internal URLs.
+	Err error
 }
 
 func fail(o Outcome, status int, code, desc string) *Failure {
@@ -121,14 +124,14 @@ func Verdict(c *Claims, err error, scopes []string) (*Claims, *Failure) {
 	if err != nil {
 		te, ok := err.(*TokenError)
 		if !ok {
-			te = refuse(ReasonUnavailable, "the token cannot be checked: %v", err)
+			te = &TokenError{Reason: ReasonUnavailable, Description: "the token cannot be checked right now", Err: err}
 		}
 		o := OutcomeInvalid
 		switch te.Reason {
 		case ReasonStale, ReasonUnavailable:
 			// Fail closed, but say it is the server's problem, not the token's.
 			return nil, &Failure{Outcome: OutcomeUnavailable, Status: http.StatusServiceUnavailable,
-				Code: "temporarily_unavailable", Description: te.Description}
+				Code: "temporarily_unavailable", Description: te.Description, Err: te.Err}
 		case ReasonExpired:
 			o = OutcomeExpired
 		case ReasonRevoked:

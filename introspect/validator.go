@@ -50,11 +50,16 @@ const (
 // TokenError is why a token is not valid. Its message is safe to show the
 // token's holder: it never repeats the token.
 type TokenError struct {
-	Reason      Reason
+	Reason Reason
+	// Description is for whoever sent the token: it never names the
+	// issuer's internal URLs.
 	Description string
+	// Err is the cause, for the log (a fetch's error, with its URL).
+	Err error
 }
 
 func (e *TokenError) Error() string { return e.Description }
+func (e *TokenError) Unwrap() error { return e.Err }
 
 func refuse(r Reason, format string, args ...any) *TokenError {
 	return &TokenError{Reason: r, Description: fmt.Sprintf(format, args...)}
@@ -126,7 +131,9 @@ func (v *Validator) Validate(token string, audiences ...string) (*Claims, error)
 	if !ok && v.UnknownKey != nil {
 		reloaded, err := v.UnknownKey(h.kid)
 		if err != nil {
-			return nil, refuse(ReasonUnavailable, "the keys of %s cannot be fetched: %v", v.Issuer, err)
+			te := refuse(ReasonUnavailable, "the keys of %s cannot be fetched right now", v.Issuer)
+			te.Err = err
+			return nil, te
 		}
 		if reloaded {
 			alg, pub, ok = v.Keys.PublicKey(h.kid)

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jws"
+	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/introspect"
 	"github.com/tokengate/tokengate/outbound"
@@ -62,6 +63,9 @@ type Config struct {
 	RedirectURI string
 	// Fetcher reaches the provider. Default: outbound's Trusted client.
 	Fetcher *outbound.Client
+	// Logger hears what the person is not told: keys of the provider's
+	// set that cannot be used. Default: none.
+	Logger *zap.Logger
 }
 
 // ClaimRule is one allow_claim line.
@@ -209,7 +213,7 @@ func New(cfg Config) (*Provider, error) {
 			return "", err
 		}
 		return m.JWKSURI, nil
-	})
+	}, cfg.Logger)
 	// ID tokens are typed JWT, or not at all (OpenID Connect Core).
 	p.idTokens = &introspect.Validator{Keys: p.keys, UnknownKey: p.keys.UnknownKey, Issuer: cfg.Issuer, Leeway: clockSkew,
 		Types: []string{"JWT", ""}}

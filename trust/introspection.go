@@ -152,7 +152,7 @@ func (in *introspector) introspect(ctx context.Context, token string, now time.T
 	i := in.issuer
 	cfg := i.cfg.Introspection
 	unavailable := func(err error) (*introspect.Claims, error, error, time.Time) {
-		return nil, nil, &introspect.TokenError{Reason: introspect.ReasonUnavailable, Description: fmt.Sprintf("%s cannot check the token: %v", i.cfg.Issuer, err)}, time.Time{}
+		return nil, nil, &introspect.TokenError{Reason: introspect.ReasonUnavailable, Description: i.cfg.Issuer + " cannot check the token right now", Err: err}, time.Time{}
 	}
 	endpoint := cfg.URL
 	if endpoint == "" {

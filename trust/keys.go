@@ -8,11 +8,11 @@ package trust
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -45,6 +45,7 @@ type publicKey struct {
 type Keys struct {
 	fetch *outbound.Client
 	uri   func(ctx context.Context) (string, error)
+	log   *zap.Logger
 
 	mu      sync.RWMutex
 	keys    map[string]publicKey
@@ -53,6 +54,7 @@ type Keys struct {
 	expires time.Time  // of the keys held
 	err     error      // of the last attempt
 	running chan struct{}
+	dropped map[string]bool // the unusable keys of the last set, logged already
 }
 
 // PublicKey implements introspect.KeySource. A token without kid gets the
@@ -123,7 +125,8 @@ func (s *Keys) refresh(ctx context.Context) error {
 	return err
 }
 
-// load fetches and reads the key set.
+// load fetches and reads the key set, key by key: a key it cannot use is
+// dropped (and logged the first time it is met), the rest kept.
 func (s *Keys) load(ctx context.Context) (map[string]publicKey, *publicKey, time.Duration, error) {
 	uri, err := s.uri(ctx)
 	if err != nil {
@@ -133,27 +136,27 @@ func (s *Keys) load(ctx context.Context) (map[string]publicKey, *publicKey, time
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	set, err := jwk.Parse(resp.Body)
+	set, err := ReadKeySet(resp.Body)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("%s is not a JWK Set: %w", uri, err)
+		return nil, nil, 0, fmt.Errorf("%s: %w", uri, err)
 	}
+	s.logDropped(uri, set.Dropped)
 	keys := map[string]publicKey{}
 	var only *publicKey
-	for i := range set.Len() {
-		k, _ := set.Key(i)
-		if use, ok := k.KeyUsage(); ok && use != "sig" {
+	for i := range set.Set.Len() {
+		k, _ := set.Set.Key(i)
+		alg, _ := signingAlg(k)
+		var raw any
+		if err := jwk.Export(k, &raw); err != nil {
 			continue
 		}
-		pk, err := signingKey(k)
-		if err != nil {
-			continue // a key tokengate cannot use (symmetric, unknown alg) is no key of this issuer's for it
-		}
 		kid, _ := k.KeyID()
+		pk := publicKey{alg, raw}
 		keys[kid] = pk
 		only = &pk
 	}
 	if len(keys) == 0 {
-		return nil, nil, 0, fmt.Errorf("%s holds no asymmetric signing key", uri)
+		return nil, nil, 0, fmt.Errorf("%s holds no asymmetric signing key tokengate can use", uri)
 	}
 	if len(keys) > 1 {
 		only = nil
@@ -161,44 +164,30 @@ func (s *Keys) load(ctx context.Context) (map[string]publicKey, *publicKey, time
 	return keys, only, resp.CacheFor(keysLeast, keysMost), nil
 }
 
-// signingKey is a JWK's public key and the one algorithm it verifies: its
-// alg, or the usual one for its type when it names none.
-func signingKey(k jwk.Key) (publicKey, error) {
-	pub, err := k.PublicKey() // a set that published a private key gets only its public half used
-	if err != nil {
-		return publicKey{}, err
-	}
-	var raw any
-	if err := jwk.Export(pub, &raw); err != nil {
-		return publicKey{}, err
-	}
-	name := ""
-	if a, ok := pub.Algorithm(); ok {
-		name = a.String()
-	} else {
-		switch pub.KeyType().String() {
-		case "RSA":
-			name = "RS256"
-		case "OKP":
-			name = "EdDSA"
-		case "EC":
-			if ec, ok := pub.(jwk.ECDSAPublicKey); ok {
-				crv, _ := ec.Crv()
-				name = map[string]string{"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}[crv.String()]
-			}
+// logDropped logs each key the set had to drop, once for as long as the
+// set keeps publishing it (every refresh would otherwise repeat it).
+func (s *Keys) logDropped(uri string, dropped []error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := make(map[string]bool, len(dropped))
+	for _, err := range dropped {
+		msg := err.Error()
+		seen[msg] = true
+		if !s.dropped[msg] {
+			s.log.Warn("a key of this JWK Set cannot be used and is left out; the others stay in use", zap.String("jwks_uri", uri), zap.Error(err))
 		}
 	}
-	alg, ok := jwa.LookupSignatureAlgorithm(name)
-	if !ok || !slices.Contains(algs, name) {
-		return publicKey{}, errors.New("not an asymmetric signing key")
-	}
-	return publicKey{alg, raw}, nil
+	s.dropped = seen
 }
 
 // NewKeys holds the keys at the URL uri gives (so that it may be found
-// by discovery when first needed), fetched with fetch.
-func NewKeys(fetch *outbound.Client, uri func(ctx context.Context) (string, error)) *Keys {
-	return &Keys{fetch: fetch, uri: uri}
+// by discovery when first needed), fetched with fetch; log hears of the
+// keys a set holds that cannot be used (nil: nobody).
+func NewKeys(fetch *outbound.Client, uri func(ctx context.Context) (string, error), log *zap.Logger) *Keys {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Keys{fetch: fetch, uri: uri, log: log}
 }
 
 // Refresh fetches the keys again, one fetch at a time; the keys held stay

@@ -108,7 +108,7 @@ func New(cfg Config) (*Issuer, error) {
 	if i.log == nil {
 		i.log = zap.NewNop()
 	}
-	i.keys = NewKeys(i.fetch, i.jwksURI)
+	i.keys = NewKeys(i.fetch, i.jwksURI, i.log)
 	i.validator = &introspect.Validator{Keys: i.keys, Issuer: cfg.Issuer, Leeway: 30 * time.Second, Types: cfg.Types,
 		ScopeClaim: cfg.ScopeClaim, UnknownKey: i.keys.UnknownKey, Cache: introspect.NewTokenCache(20_000)}
 	if cfg.Introspection != nil {

@@ -1,6 +1,8 @@
 package trust_test
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,7 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/tokengate/tokengate/internal/issuertest"
+	"github.com/tokengate/tokengate/internal/keytest"
 	"github.com/tokengate/tokengate/introspect"
 	"github.com/tokengate/tokengate/trust"
 )
@@ -105,8 +111,58 @@ func TestRemoteIssuerDown(t *testing.T) {
 	}))
 	defer impostor.Close()
 	j, _ := trust.New(trust.Config{Issuer: impostor.URL, Audience: []string{"https://api.example.com"}})
-	if _, err := j.Check(t.Context(), tok); reasonOf(err) != introspect.ReasonUnavailable || !strings.Contains(err.Error(), "names the issuer") {
-		t.Fatalf("a discovery document naming another issuer: %v", err)
+	_, err := j.Check(t.Context(), tok)
+	if reasonOf(err) != introspect.ReasonUnavailable || !strings.Contains(errors.Unwrap(err).Error(), "names the issuer") {
+		t.Fatalf("a discovery document naming another issuer: %v (cause %v)", err, errors.Unwrap(err))
+	}
+	// What the API's caller reads names the issuer, never its URLs.
+	if strings.Contains(err.Error(), "/.well-known") || strings.Contains(err.Error(), "/jwks") {
+		t.Fatalf("the refusal shows an internal URL: %v", err)
+	}
+}
+
+// A key of the issuer's set that tokengate cannot use is left out, and
+// logged once, while the good keys beside it verify: the issuer's new key
+// among them, when it rotates with the bad key still published.
+func TestUnusableKeysAreDropped(t *testing.T) {
+	f := issuertest.New(t)
+	bad := keytest.Unusable(t)
+	for _, k := range bad {
+		f.Publish(t, k)
+	}
+	core, logs := observer.New(zap.WarnLevel)
+	i, err := trust.New(trust.Config{Issuer: f.URL, Audience: []string{"https://api.example.com"}, Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := i.Check(t.Context(), f.Token(t, "JWT", nil)); err != nil || c.Subject != "u-1" {
+		t.Fatalf("a token under the good key beside %d unusable ones: %v", len(bad), err)
+	}
+	defer trust.SetRefetchEvery(time.Millisecond)()
+	time.Sleep(5 * time.Millisecond)
+	f.Rotate(t, "k2")
+	for _, k := range bad {
+		f.Publish(t, k)
+	}
+	if _, err := i.Check(t.Context(), f.Token(t, "JWT", nil)); err != nil {
+		t.Fatalf("a token under the issuer's new key, the unusable ones still published: %v", err)
+	}
+	for kid := range bad {
+		if n := logs.FilterMessageSnippet("cannot be used").FilterFieldKey("error").Filter(func(e observer.LoggedEntry) bool {
+			return strings.Contains(e.ContextMap()["error"].(string), `"`+kid+`"`)
+		}).Len(); n != 1 {
+			t.Errorf("key %s was logged %d times over two fetches, want once", kid, n)
+		}
+	}
+	// A set of nothing but unusable keys gives no key to check with.
+	var only []json.RawMessage
+	for _, k := range bad {
+		only = append(only, k)
+	}
+	body, _ := json.Marshal(map[string]any{"keys": only})
+	set, err := trust.ReadKeySet(body)
+	if err != nil || set.Set.Len() != 0 || len(set.Dropped) != len(bad) {
+		t.Fatalf("a set of unusable keys: %d kept, %d dropped, %v", set.Set.Len(), len(set.Dropped), err)
 	}
 }
 

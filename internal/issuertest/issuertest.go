@@ -73,6 +73,14 @@ func New(t testing.TB) *Issuer {
 	return f
 }
 
+// Publish adds keys to the issuer's JWK Set beside its signing key (keys
+// a verifier cannot use, say), until the next Rotate.
+func (f *Issuer) Publish(t testing.TB, keys ...json.RawMessage) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.jwks = keytest.WithKeys(t, f.jwks, keys...)
+}
+
 // Rotate replaces the issuer's key.
 func (f *Issuer) Rotate(t testing.TB, kid string) {
 	f.mu.Lock()
