@@ -69,7 +69,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil || !s.checkCSRF(r.PostForm.Get("csrf_token"), sess) {
+	if err := r.ParseForm(); err != nil || !s.checkCSRF(r, r.PostForm.Get("csrf_token"), sess) {
 		data.Error = "This form expired or did not come from this site. Please try again."
 		s.renderPage(w, http.StatusForbidden, "account.html", data)
 		return
@@ -194,7 +194,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil || !s.checkCSRF(r.PostForm.Get("csrf_token"), s.readSession(r)) {
+	if err := r.ParseForm(); err != nil || !s.checkCSRF(r, r.PostForm.Get("csrf_token"), s.readSession(r)) {
 		s.renderError(w, http.StatusForbidden, ErrInvalidRequest("this form expired or did not come from this site; open your account page again"), nil)
 		return
 	}

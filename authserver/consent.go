@@ -49,7 +49,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 			CSRFToken: s.csrfToken(sess), Hidden: hidden}, formTarget(req.redirectURI)...)
 		return
 	}
-	if !s.checkCSRF(csrf, sess) {
+	if !s.checkCSRF(r, csrf, sess) {
 		s.renderError(w, http.StatusForbidden, ErrInvalidRequest("this form expired or did not come from this site; start again from the application"), req.client)
 		return
 	}

@@ -75,7 +75,7 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 		s.renderPage(w, status, "device.html", &PageData{Title: "Connect a device", Error: msg, UserCode: typed,
 			Action: s.issuer.Path + PathDevice, CSRFToken: s.csrfToken(sess)})
 	}
-	if r.Method == http.MethodPost && !s.checkCSRF(r.PostForm.Get("csrf_token"), sess) {
+	if r.Method == http.MethodPost && !s.checkCSRF(r, r.PostForm.Get("csrf_token"), sess) {
 		entry(http.StatusForbidden, "This form expired or did not come from this site. Please enter the code again.")
 		return
 	}

@@ -143,7 +143,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		show(http.StatusOK, "")
 		return
 	}
-	if !s.checkCSRF(r.PostForm.Get("csrf_token"), sess) {
+	if !s.checkCSRF(r, r.PostForm.Get("csrf_token"), sess) {
 		show(http.StatusForbidden, "This form expired or did not come from this site. Please sign in again.")
 		return
 	}

@@ -163,9 +163,21 @@ func (s *Server) csrfToken(sess *session) string {
 	return base64.RawURLEncoding.EncodeToString(m)
 }
 
-// checkCSRF verifies a posted form's csrf_token against the session.
-func (s *Server) checkCSRF(token string, sess *session) bool {
-	if sess == nil || token == "" {
+// formOrigins is the one check of where a posted form came from, for
+// every page form (sign-in, consent, device, account, sign-out and the
+// console): the browser's Sec-Fetch-Site, else its Origin against the
+// Host, as Go's CrossOriginProtection does it. The CSRF token is a second
+// check that does not depend on the browser.
+var formOrigins = http.NewCrossOriginProtection()
+
+// SameOriginForm says whether a posted form came from this site's pages,
+// or from no browser at all (a script sends neither header).
+func SameOriginForm(r *http.Request) bool { return formOrigins.Check(r) == nil }
+
+// checkCSRF verifies a posted form: it came from this site (SameOriginForm)
+// and its csrf_token is the session's.
+func (s *Server) checkCSRF(r *http.Request, token string, sess *session) bool {
+	if sess == nil || token == "" || !SameOriginForm(r) {
 		return false
 	}
 	want := s.csrfToken(sess)

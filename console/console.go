@@ -321,14 +321,11 @@ func (c *Console) csrfToken(w http.ResponseWriter, r *http.Request) string {
 	return token
 }
 
-// checkCSRF verifies a posted form: its token is the cookie's, and the
-// browser, when it says where the form came from, says this host (under
-// the pages' no-referrer policy browsers say "null", which tells nothing).
+// checkCSRF verifies a posted form: it came from this site (the sign-in
+// pages' one origin check), and its token is the cookie's.
 func (c *Console) checkCSRF(r *http.Request) bool {
-	if origin := r.Header.Get("Origin"); origin != "" && origin != "null" {
-		if u, err := url.Parse(origin); err != nil || u.Host != r.Host {
-			return false
-		}
+	if !authserver.SameOriginForm(r) {
+		return false
 	}
 	ck, err := r.Cookie(cookieName(r))
 	token := r.PostForm.Get("csrf_token")

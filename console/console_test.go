@@ -124,6 +124,25 @@ func TestConsoleClients(t *testing.T) {
 	if list, _ := srv.Clients(t.Context()); len(list) != 1 {
 		t.Fatalf("a forged form registered a client: %v", list)
 	}
+	// With the token, but posted by another site's page: the same origin
+	// check as the sign-in pages'.
+	for _, h := range []http.Header{{"Origin": {"http://evil.example"}}, {"Sec-Fetch-Site": {"cross-site"}}} {
+		req, _ := http.NewRequest("POST", b.base+"clients", strings.NewReader(register.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range h {
+			req.Header[k] = v
+		}
+		resp, err := b.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status, _ := read(t, resp); status != http.StatusForbidden {
+			t.Fatalf("a cross-site post (%v) answered %d", h, status)
+		}
+	}
+	if list, _ := srv.Clients(t.Context()); len(list) != 1 {
+		t.Fatalf("a cross-site form registered a client: %v", list)
+	}
 
 	status, body = b.post("clients", register)
 	secret := regexp.MustCompile(`class="client-secret">([^<]+)<`).FindStringSubmatch(body)

@@ -33,8 +33,12 @@ type Person struct {
 	// the person types at the provider, whose host is ProviderHost (the
 	// only other host whose redirects are followed).
 	Provider, ProviderLogin, ProviderHost string
-	device                                bool
-	home                                  string
+	// PostHeaders go with every form post, over the Origin a browser
+	// sends (the server's own, for a form of its page): a test's forged
+	// Origin or Sec-Fetch-Site.
+	PostHeaders http.Header
+	device      bool
+	home        string
 	// Pages records the pages seen, in order: "login", "consent", ...
 	Pages []string
 	// Last is the last page seen.
@@ -165,6 +169,12 @@ func (p *Person) do(method, u string, form url.Values) (*Result, error) {
 		}
 		if form != nil {
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			// A browser says where a posted form came from: here, a page
+			// of the server it posts to.
+			req.Header.Set("Origin", req.URL.Scheme+"://"+req.URL.Host)
+			for k, v := range p.PostHeaders {
+				req.Header[k] = v
+			}
 		}
 		resp, err := p.HTTP.Do(req)
 		if err != nil {
