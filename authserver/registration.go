@@ -389,15 +389,28 @@ func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request, id s
 			return
 		}
 		var updated *Client
+		var secret string
 		err := s.store.UpdateClient(ctx, c.ID, func(cur *Client) error {
 			if next.Public != cur.Public {
 				return errRegistration("invalid_client_metadata", "token_endpoint_auth_method cannot change between none and a secret: register a new client")
 			}
 			// What the registration's owner does not describe stays: its
-			// credentials, and its age and last use (client_ttl's clock).
+			// age and last use (client_ttl's clock), and its secret while
+			// it authenticates with one. A switch to a secret method draws
+			// a secret (the answer carries it); a switch away deletes it.
 			replaced := *next
-			replaced.ID, replaced.SecretHash, replaced.RegistrationTokenHash = cur.ID, cur.SecretHash, cur.RegistrationTokenHash
+			replaced.ID, replaced.RegistrationTokenHash = cur.ID, cur.RegistrationTokenHash
 			replaced.CreatedAt, replaced.LastUsedAt = cur.CreatedAt, cur.LastUsedAt
+			secret, replaced.SecretHash = "", ""
+			if !replaced.Public && !usesAssertion(&replaced) {
+				if replaced.SecretHash = cur.SecretHash; replaced.SecretHash == "" {
+					secret, replaced.SecretHash = newSecret()
+				}
+			}
+			// The merged client is checked as a new registration is.
+			if err := ValidateClient(&replaced); err != nil {
+				return errRegistration("invalid_client_metadata", "%v", err)
+			}
 			*cur, updated = replaced, &replaced
 			return nil
 		})
@@ -414,7 +427,9 @@ func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request, id s
 			return
 		}
 		s.audit(ctx, "client registration updated", zap.String("client_id", c.ID))
-		writeJSON(w, http.StatusOK, s.registrationResponse(updated))
+		resp := s.registrationResponse(updated)
+		resp.ClientSecret = secret
+		writeJSON(w, http.StatusOK, resp)
 	case http.MethodDelete:
 		if err := s.store.DeleteClient(ctx, c.ID); err != nil {
 			writeError(w, s.storeError("deleting a registration", err))

@@ -273,3 +273,61 @@ func waitUse(t *testing.T, e *env, id string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// RFC 7592's PUT replaces a registration as a new one is checked: a switch
+// from private_key_jwt to a secret method answers with a new secret that
+// works (and the keys stop working); a switch back deletes the secret.
+func TestRegistrationUpdateSwitchesCredentials(t *testing.T) {
+	eachStore(t, func(t *testing.T, st store.Store) {
+		sg := newSigner(t)
+		e := newRegistrationEnv(t, st, &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"}})
+		keyed := map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt", "jwks": json.RawMessage(sg.jwks)}
+		resp, m := e.register(t, keyed, "", "192.0.2.30")
+		if resp.StatusCode != 201 {
+			t.Fatalf("registering: %d %v", resp.StatusCode, m)
+		}
+		id, rat := m["client_id"].(string), m["registration_access_token"].(string)
+		local := strings.Replace(m["registration_client_uri"].(string), issuer, e.http.URL, 1)
+		byAssertion := func(jti string) int {
+			return e.post("/oauth/token", form("grant_type", "client_credentials", "client_assertion_type", authserver.ClientAssertionType,
+				"client_assertion", sg.assertion(t, id, issuer, jti, time.Minute)), nil).StatusCode
+		}
+		bySecret := func(secret string) int {
+			return e.post("/oauth/token", form("grant_type", "client_credentials"), []string{id, secret}).StatusCode
+		}
+
+		resp, got := e.sendJSON("PUT", local, map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "client_secret_basic"}, rat, "192.0.2.30")
+		secret, _ := got["client_secret"].(string)
+		if resp.StatusCode != 200 || secret == "" || got["client_secret_expires_at"] == nil {
+			t.Fatalf("switching to client_secret_basic: %d %v, want a new secret", resp.StatusCode, got)
+		}
+		if st := bySecret(secret); st != 200 {
+			t.Fatalf("the new secret: %d", st)
+		}
+		if st := byAssertion("a-1"); st != 401 {
+			t.Fatalf("the keys after switching away from them: %d", st)
+		}
+		// Another secret method keeps the secret; a PUT that says nothing
+		// new does not hand it out again.
+		resp, got = e.sendJSON("PUT", local, map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "client_secret_post"}, rat, "192.0.2.30")
+		if resp.StatusCode != 200 || got["client_secret"] != nil || bySecret(secret) != 200 {
+			t.Fatalf("client_secret_post: %d %v", resp.StatusCode, got)
+		}
+
+		resp, got = e.sendJSON("PUT", local, keyed, rat, "192.0.2.30")
+		if resp.StatusCode != 200 || got["client_secret"] != nil || got["client_secret_expires_at"] != nil {
+			t.Fatalf("switching back to private_key_jwt: %d %v", resp.StatusCode, got)
+		}
+		if st := bySecret(secret); st != 401 {
+			t.Fatalf("the old secret beside the keys: %d", st)
+		}
+		if st := byAssertion("a-2"); st != 200 {
+			t.Fatalf("the keys again: %d", st)
+		}
+		// A PUT that leaves the client unable to authenticate is refused.
+		resp, got = e.sendJSON("PUT", local, map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt"}, rat, "192.0.2.30")
+		if resp.StatusCode != 400 || got["error"] != "invalid_client_metadata" {
+			t.Fatalf("private_key_jwt without keys: %d %v", resp.StatusCode, got)
+		}
+	})
+}
