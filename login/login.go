@@ -460,12 +460,20 @@ func (p *Provider) admit(claims map[string]any) (*Identity, error) {
 	if !ok || username == "" {
 		return nil, fail(Invalid, "the provider gave no %s for the person", p.cfg.UsernameClaim)
 	}
+	if p.cfg.UsernameClaim == "email" {
+		// One person, one subject: Bob@EXAMPLE.COM is bob's mailbox at
+		// example.com whatever the provider's case.
+		if username, ok = address(username); !ok {
+			return nil, fail(Refused, "%q is not one email address", username)
+		}
+	}
 	if len(p.cfg.AllowDomains) > 0 {
-		email, _ := claims["email"].(string)
+		raw, _ := claims["email"].(string)
+		email, ok := address(raw)
 		verified := claims["email_verified"] == true || claims["email_verified"] == "true"
-		at := strings.LastIndexByte(email, '@')
-		if !verified || at < 0 || !slices.ContainsFunc(p.cfg.AllowDomains, func(d string) bool { return strings.EqualFold(d, email[at+1:]) }) {
-			return nil, fail(Refused, "%s is not a verified email of %s", cmpOr(email, "(no email)"), strings.Join(p.cfg.AllowDomains, ", "))
+		_, domain, _ := strings.Cut(email, "@")
+		if !verified || !ok || !slices.ContainsFunc(p.cfg.AllowDomains, func(d string) bool { return strings.EqualFold(d, domain) }) {
+			return nil, fail(Refused, "%s is not a verified email of %s", cmpOr(raw, "(no email)"), strings.Join(p.cfg.AllowDomains, ", "))
 		}
 	}
 	for _, rule := range p.cfg.AllowClaims {
@@ -475,6 +483,18 @@ func (p *Provider) admit(claims map[string]any) (*Identity, error) {
 	}
 	display, _ := claims["name"].(string)
 	return &Identity{Username: username, DisplayName: cmpOr(display, username), Claims: claims}, nil
+}
+
+// address is an email address with its domain in lower case (RFC 5321
+// §2.4: the local part is the mailbox owner's to compare, the domain is
+// not case-sensitive); false for anything but one local part, one @ and
+// one domain (bob@evil.com@example.com is no address of example.com's).
+func address(email string) (string, bool) {
+	local, domain, ok := strings.Cut(email, "@")
+	if !ok || local == "" || domain == "" || strings.Contains(domain, "@") {
+		return "", false
+	}
+	return local + "@" + strings.ToLower(domain), true
 }
 
 // text is a claim as text: strings, and numbers (GitHub's numeric IDs).

@@ -217,11 +217,18 @@ func TestAdmission(t *testing.T) {
 	for name, claims := range map[string]map[string]any{
 		"another domain":   {"email": "mark@example.org", "groups": "ops"},
 		"a subdomain":      {"email": "mark@evil.example.com", "groups": "ops"},
+		"two @s":           {"email": "bob@evil.com@example.com", "groups": "ops"},
 		"unverified email": {"email_verified": false, "groups": "ops"},
 		"no group":         {"groups": []string{"eng"}},
 	} {
 		if _, err := finish(claims, map[string]any{"sub": "u-1"}); kindOf(err) != login.Refused {
 			t.Errorf("%s: %v, want refused", name, err)
+		}
+	}
+	// The domain's case makes no other person: one subject for both.
+	for _, email := range []string{"Bob@EXAMPLE.COM", "Bob@example.com"} {
+		if id, err := finish(map[string]any{"email": email, "groups": "ops"}, nil); err != nil || id.Username != "Bob@example.com" {
+			t.Errorf("%s: %+v %v, want the subject Bob@example.com", email, id, err)
 		}
 	}
 	// userinfo of another subject is not merged.

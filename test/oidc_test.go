@@ -261,8 +261,11 @@ func TestLoginProvider(t *testing.T) {
 		if back.Query().Get("state") != "st" || strings.Join(p.Pages, ",") != "login with Test SSO,provider login,provider consent,consent" {
 			t.Fatalf("the flow: %s, pages %v", back, p.Pages)
 		}
-		// The account page says how the person signed in.
-		if res, err := p.Get(g.AuthURL() + "/account"); err != nil || res.Page == nil || !strings.Contains(res.Page.Body, "<dd>Test SSO</dd>") {
+		// The account page says how the person signed in, and who: the
+		// provider's name for them beside their full subject (the name
+		// alone could be another provider's person, or a user's).
+		if res, err := p.Get(g.AuthURL() + "/account"); err != nil || res.Page == nil || !strings.Contains(res.Page.Body, "<dd>Test SSO</dd>") ||
+			!strings.Contains(res.Page.Body, "Signed in as <strong>ops.mark@example.com (op:ops.mark@example.com)</strong>") {
 			t.Fatalf("the account page after a provider sign-in: %v %+v", err, res)
 		}
 		// The device flow works the same way after a provider sign-in.
