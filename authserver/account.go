@@ -27,7 +27,8 @@ const (
 // PageApplication is one application on the account page: every grant the
 // person gave it, as one.
 type PageApplication struct {
-	ClientID, Name, Website string
+	// Name, Website and DocumentHost are as PageClient has them.
+	ClientID, Name, Website, DocumentHost string
 	// Scopes are what the application may do, every grant's together.
 	Scopes []PageScope
 	// Resources are the APIs its grants are for (RFC 8707); none for
@@ -96,7 +97,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 	// The page is rendered here rather than redirected to: a message
 	// carried in a URL would let anyone's link put an application's name
 	// (its own claim, for a self-registered one) into this page's words.
-	removed := apps[i].Name
+	removed := cmp.Or(apps[i].DocumentHost, apps[i].Name)
 	if data.Applications, err = s.accountApplications(ctx, user.subject); err != nil {
 		s.renderError(w, http.StatusServiceUnavailable, s.storeError("listing a person's grants", err), nil)
 		return
@@ -119,9 +120,10 @@ func (s *Server) accountApplications(ctx context.Context, subject string) ([]*Pa
 	for _, g := range grants {
 		a := byClient[g.ClientID]
 		if a == nil {
-			a = &PageApplication{ClientID: g.ClientID, Name: cmp.Or(g.ClientName, g.ClientID), Login: s.loginName(g.Login)}
+			a = &PageApplication{ClientID: g.ClientID, Name: DisplayText(cmp.Or(g.ClientName, g.ClientID)), Login: s.loginName(g.Login)}
 			if c := clients[g.ClientID]; c != nil {
-				a.Website = c.Website
+				a.Name, a.DocumentHost, a.Website = clientIdentity(c)
+				a.Name = cmp.Or(a.Name, DisplayText(g.ClientID))
 			}
 			byClient[g.ClientID], first[g.ClientID] = a, g.CreatedAt
 			apps = append(apps, a)

@@ -3,7 +3,6 @@ package authserver
 // The sign-in page (RFC 6749 §3.1 leaves authenticating the person to the server).
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"net/http"
@@ -40,11 +39,22 @@ func (s *Server) currentUser(r *http.Request) *authUser {
 	case sess == nil || sess.Subject == "":
 		return nil
 	case sess.Provider != "" && s.providers[sess.Provider] != nil && strings.HasPrefix(sess.Subject, sess.Provider+":"):
-		return &authUser{subject: sess.Subject, display: cmp.Or(sess.Name, sess.Subject), authTime: time.Unix(sess.AuthTime, 0).UTC(), login: sess.Provider}
+		return &authUser{subject: sess.Subject, display: providerDisplay(sess.Name, sess.Subject), authTime: time.Unix(sess.AuthTime, 0).UTC(), login: sess.Provider}
 	case sess.Provider == "" && s.users[sess.Subject] != nil:
 		return &authUser{subject: sess.Subject, display: s.displayName(sess.Subject), authTime: time.Unix(sess.AuthTime, 0).UTC(), login: LoginPassword}
 	}
 	return nil
+}
+
+// providerDisplay is how pages name a person who signed in through a
+// provider: the name the provider gave, beside the full subject. The name
+// alone could be anyone's (another provider's "mark", a user "mark"); the
+// subject says whose account it is.
+func providerDisplay(name, subject string) string {
+	if name = DisplayText(name); name == "" || name == subject {
+		return subject
+	}
+	return name + " (" + subject + ")"
 }
 
 func (s *Server) displayName(subject string) string {

@@ -68,14 +68,23 @@ type PageData struct {
 	StyleURL string
 }
 
-// PageClient describes the application on a page.
+// PageClient describes the application on a page. Its texts are ready to
+// show: names without invisible characters (DisplayText), hosts and URLs
+// in ASCII (DisplayHost).
 type PageClient struct {
 	ID      string
 	Name    string
 	Website string
-	// SelfRegistered: the application registered itself (RFC 7591), so
-	// its name and website are its own claims.
+	// SelfRegistered: the application registered itself (RFC 7591), or
+	// is described by a metadata document, so its name and website are
+	// its own claims.
 	SelfRegistered bool
+	// DocumentHost, for an application whose client_id is the URL of its
+	// metadata document, is that URL's host: the only identity of it
+	// this server checked, so pages name it first and show Name as what
+	// the application calls itself. Website is then empty unless it is
+	// https on that host.
+	DocumentHost string
 	// RedirectHost is where the flow returns the person (consent page).
 	RedirectHost string
 }
@@ -232,14 +241,36 @@ func pageClient(c *Client) *PageClient {
 	if c == nil {
 		return nil
 	}
-	return &PageClient{ID: c.ID, Name: c.Name, Website: c.Website, SelfRegistered: c.Source == "dynamic" || c.Source == "metadata document"}
+	p := &PageClient{ID: c.ID, SelfRegistered: c.Source == "dynamic" || c.Source == SourceMetadataDocument}
+	p.Name, p.DocumentHost, p.Website = clientIdentity(c)
+	return p
+}
+
+// clientIdentity is how pages name a client: its name and website, and,
+// for a metadata-document client, the document's host, with the website
+// only when it is https on that host (anything else is its claim to be
+// someone it was not checked to be).
+func clientIdentity(c *Client) (name, documentHost, website string) {
+	name = DisplayText(c.Name)
+	if c.Website != "" {
+		website = DisplayURL(c.Website)
+	}
+	if c.Source != SourceMetadataDocument {
+		return name, "", website
+	}
+	doc, _ := url.Parse(c.ID)
+	documentHost = DisplayHost(doc.Host)
+	if w, err := url.Parse(c.Website); err != nil || w.Scheme != "https" || !strings.EqualFold(w.Hostname(), doc.Hostname()) {
+		website = ""
+	}
+	return name, documentHost, website
 }
 
 // pageClientTo is pageClient for a flow that returns to redirectURI.
 func pageClientTo(c *Client, redirectURI string) *PageClient {
 	p := pageClient(c)
 	if u, err := url.Parse(redirectURI); err == nil {
-		p.RedirectHost = u.Host
+		p.RedirectHost = DisplayHost(u.Host)
 		if p.RedirectHost == "" {
 			p.RedirectHost = u.Scheme + ":"
 		}

@@ -65,7 +65,7 @@ func New(cfg Config) (*Console, error) {
 		cfg.Logger = zap.NewNop()
 	}
 	sub, _ := fs.Sub(pagesFS, "pages")
-	t, err := template.New("").Funcs(template.FuncMap{"when": when}).ParseFS(sub, "*.html")
+	t, err := template.New("").Funcs(template.FuncMap{"when": when, "name": authserver.DisplayText, "url": authserver.DisplayURL}).ParseFS(sub, "*.html")
 	if err != nil {
 		return nil, err
 	}
@@ -175,19 +175,19 @@ func (c *Console) clients(w http.ResponseWriter, r *http.Request, p *page) {
 		case "create":
 			var ci *authserver.ClientInfo
 			if ci, err = admin.RegisterClient(r.Context(), registration(f)); err == nil {
-				p.Secret, p.Notice = ci, "Registered "+ci.Name+"."
+				p.Secret, p.Notice = ci, "Registered "+authserver.DisplayText(ci.Name)+"."
 				c.log(r, "client registered in the console", ci.ID)
 			}
 		case "rotate":
 			var ci *authserver.ClientInfo
 			if ci, err = admin.RotateSecret(r.Context(), id); err == nil {
-				p.Secret, p.Notice = ci, "Gave "+ci.Name+" a new secret: the old one no longer works."
+				p.Secret, p.Notice = ci, "Gave "+authserver.DisplayText(ci.Name)+" a new secret: the old one no longer works."
 				c.log(r, "client secret rotated in the console", id)
 			}
 		case "delete":
 			if f.Get("confirm") != "yes" {
 				if p.Confirm, err = admin.ClientInfo(r.Context(), id); err == nil {
-					p.Title = "Delete " + p.Confirm.Name + "?"
+					p.Title = "Delete " + authserver.DisplayText(p.Confirm.Name) + "?"
 					c.render(w, r, http.StatusOK, p)
 					return
 				}
