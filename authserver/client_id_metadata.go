@@ -11,31 +11,57 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
 	"github.com/tokengate/tokengate/outbound"
 )
 
-// Bounds of the metadata document cache.
+// SourceMetadataDocument is the Source of a client described by its
+// metadata document.
+const SourceMetadataDocument = "metadata document"
+
+// Bounds of the metadata document cache, of the failures remembered, and
+// of the fetches one address may make tokengate do (a client_id names any
+// URL: without a budget, each request for a new one is a fetch).
 const (
-	cimdMinCache   = time.Minute
-	cimdMaxCache   = 24 * time.Hour
-	cimdMaxEntries = 1000
+	cimdMinCache    = time.Minute
+	cimdMaxCache    = 24 * time.Hour
+	cimdMaxEntries  = 1000
+	cimdFailureFor  = time.Minute
+	cimdFetchBurst  = 10
+	cimdFetchEvery  = 6 * time.Second // so 10 a minute, after the burst
+	cimdMaxBudgets  = 10_000
+	cimdFetchFailed = "could not fetch the application's description"
 )
 
-// cimdError is a metadata document that could not be used: the person or
-// client is told why (it is the client's document, not a secret).
+// cimdError is a metadata document that could not be used. Its why is
+// for the person or client: what is wrong with the document, or, when the
+// document could not be fetched, only that (the fetch's own error, which
+// could map the network behind the URL, goes to the log).
 type cimdError struct{ url, why string }
 
 func (e *cimdError) Error() string {
 	return fmt.Sprintf("the client metadata document %s cannot be used: %s", e.url, e.why)
 }
 
-// clientDocuments fetches and caches client metadata documents.
+// clientDocuments fetches and caches client metadata documents: one fetch
+// per URL at a time, whatever the number of requests waiting for it; a
+// failure remembered a minute; a budget of fetches per address.
 type clientDocuments struct {
-	fetch  *outbound.Client
-	scopes []string
-	cache  expiringCache[*Client]
+	fetch   *outbound.Client
+	scopes  []string
+	log     *zap.Logger
+	cache   expiringCache[*Client]
+	failed  expiringCache[*cimdError]
+	flights singleflight.Group
+
+	mu      sync.Mutex
+	budgets map[string]*rate.Limiter
 }
 
 // isClientIDURL says whether a client_id names a metadata document: an
@@ -46,36 +72,91 @@ func isClientIDURL(id string) bool {
 }
 
 // client returns the client a metadata document describes, from the cache
-// while it is fresh.
+// while it is fresh. The fetch is the requester's (ctx carries its
+// address) and counts against its budget.
 func (d *clientDocuments) client(ctx context.Context, id string) (*Client, error) {
 	if c, ok := d.cache.get(id); ok {
 		return c, nil
 	}
+	if e, ok := d.failed.get(id); ok {
+		return nil, e
+	}
+	v, err, _ := d.flights.Do(id, func() (any, error) {
+		if c, ok := d.cache.get(id); ok { // fetched while this caller waited for the lock
+			return c, nil
+		}
+		if ip, ok := ctx.Value(requesterKey{}).(string); ok && !d.allow(addressKeyOf(ip)) {
+			return nil, &cimdError{id, "too many applications' descriptions were fetched for your address: try again in a minute"}
+		}
+		// The fetch is every waiter's: one leaving does not end it (the
+		// client's own timeout bounds it).
+		c, life, err := d.load(context.WithoutCancel(ctx), id)
+		if err != nil {
+			d.failed.put(id, err, time.Now().Add(cimdFailureFor))
+			return nil, err
+		}
+		d.cache.put(id, c, time.Now().Add(life))
+		return c, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Client), nil
+}
+
+// load fetches and checks a document.
+func (d *clientDocuments) load(ctx context.Context, id string) (*Client, time.Duration, *cimdError) {
 	resp, err := d.fetch.Get(ctx, id)
 	if err != nil {
-		return nil, &cimdError{id, err.Error()}
+		d.log.Info("a client metadata document could not be fetched", zap.String("client_id", id), zap.Error(err))
+		return nil, 0, &cimdError{id, cimdFetchFailed}
 	}
 	var m ClientMetadata
 	var doc struct {
 		ClientID string `json:"client_id"`
 	}
 	if json.Unmarshal(resp.Body, &m) != nil || json.Unmarshal(resp.Body, &doc) != nil {
-		return nil, &cimdError{id, "it is not a JSON object of client metadata"}
+		return nil, 0, &cimdError{id, "it is not a JSON object of client metadata"}
 	}
 	if doc.ClientID != id {
-		return nil, &cimdError{id, fmt.Sprintf("its client_id %q is not its own URL", doc.ClientID)}
+		return nil, 0, &cimdError{id, fmt.Sprintf("its client_id %q is not its own URL", doc.ClientID)}
 	}
 	c, e := d.clientOf(id, &m)
 	if e != nil {
-		return nil, e
+		return nil, 0, e
 	}
-	d.cache.put(id, c, time.Now().Add(resp.CacheFor(cimdMinCache, cimdMaxCache)))
-	return c, nil
+	return c, resp.CacheFor(cimdMinCache, cimdMaxCache), nil
+}
+
+// allow spends one fetch of addr's budget, if it has one left. The
+// budgets are per instance and bounded: when full they start over, which
+// only ever gives addresses more, never takes anyone's away.
+func (d *clientDocuments) allow(addr string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	l := d.budgets[addr]
+	if l == nil {
+		if d.budgets == nil || len(d.budgets) >= cimdMaxBudgets {
+			d.budgets = map[string]*rate.Limiter{}
+		}
+		l = rate.NewLimiter(rate.Every(cimdFetchEvery), cimdFetchBurst)
+		d.budgets[addr] = l
+	}
+	return l.Allow()
 }
 
 // clientOf validates a document's metadata: a public client of the
 // authorization code grant, with exact redirect URIs.
-func (d *clientDocuments) clientOf(id string, m *ClientMetadata) (*Client, error) {
+func (d *clientDocuments) clientOf(id string, m *ClientMetadata) (*Client, *cimdError) {
+	// The limits and client_uri rule of registration hold for documents.
+	if err := checkMetadataLimits(m); err != nil {
+		return nil, &cimdError{id, err.Error()}
+	}
+	if m.ClientURI != "" {
+		if err := validateWebsite(m.ClientURI); err != nil {
+			return nil, &cimdError{id, fmt.Sprintf("client_uri: %v", err)}
+		}
+	}
 	if m.TokenEndpointAuthMethod != "" && m.TokenEndpointAuthMethod != "none" {
 		return nil, &cimdError{id, fmt.Sprintf("token_endpoint_auth_method %q is not supported for metadata documents: use none", m.TokenEndpointAuthMethod)}
 	}
@@ -88,7 +169,7 @@ func (d *clientDocuments) clientOf(id string, m *ClientMetadata) (*Client, error
 		}
 	}
 	c := &Client{ID: id, Name: m.ClientName, Website: m.ClientURI, Public: true, RedirectURIs: m.RedirectURIs,
-		GrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken}, Scopes: slices.Clone(d.scopes), Source: "metadata document", Metadata: m}
+		GrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken}, Scopes: slices.Clone(d.scopes), Source: SourceMetadataDocument, Metadata: m}
 	for _, g := range m.GrantTypes {
 		if g != GrantAuthorizationCode && g != GrantRefreshToken {
 			return nil, &cimdError{id, fmt.Sprintf("grant %q is not allowed: use authorization_code and refresh_token", g)}

@@ -64,8 +64,10 @@ func (s *Server) failed(ctx context.Context, l failureLimits) {
 // address, or an IPv6 address's /64, which is what one subscriber or host
 // is usually given (counting single IPv6 addresses would let anyone with
 // a /64 make 2^64 fresh ones).
-func (s *Server) addressKey(r *http.Request) string {
-	ip := s.clientIP(r)
+func (s *Server) addressKey(r *http.Request) string { return addressKeyOf(s.clientIP(r)) }
+
+// addressKeyOf is addressKey for an address already read.
+func addressKeyOf(ip string) string {
 	a, err := netip.ParseAddr(ip)
 	if err != nil {
 		return ip

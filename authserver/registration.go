@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -35,12 +36,40 @@ type RegistrationConfig struct {
 	// ClientTTL removes registered clients unused this long (and revokes
 	// their tokens); 0 keeps them.
 	ClientTTL time.Duration
+	// UnusedClientTTL removes a registration never issued a token this
+	// long after it was made, whatever ClientTTL says. Default
+	// DefaultUnusedClientTTL.
+	UnusedClientTTL time.Duration
+	// MaxClients is the budget of clients the store may hold (the admin
+	// API's count too): past it, registrations are refused, saying so.
+	// Default DefaultMaxClients.
+	MaxClients int
 	// ClientIDMetadataDocuments also accepts https client_ids naming the
 	// client's metadata, fetched through Fetcher (default: the guarded
 	// client, reaching private addresses only for AllowPrivateHosts).
 	ClientIDMetadataDocuments bool
 	AllowPrivateHosts         []string
 	Fetcher                   *outbound.Client
+}
+
+// Defaults of RegistrationConfig.
+const (
+	DefaultUnusedClientTTL = 24 * time.Hour
+	DefaultMaxClients      = 10_000
+)
+
+func (r *RegistrationConfig) unusedTTL() time.Duration {
+	if r.UnusedClientTTL > 0 {
+		return r.UnusedClientTTL
+	}
+	return DefaultUnusedClientTTL
+}
+
+func (r *RegistrationConfig) maxClients() int {
+	if r.MaxClients > 0 {
+		return r.MaxClients
+	}
+	return DefaultMaxClients
 }
 
 // clientUses remembers, per dynamic client, when this instance last
@@ -55,15 +84,19 @@ type clientUses struct {
 // any sensible client_ttl.
 const useRecordEvery = 24 * time.Hour
 
-// noteClientUse records that a dynamic client was issued a token, when
-// registrations expire.
+// noteClientUse records that a dynamic client was issued a token: its
+// first use always (a registration never used expires early), and later
+// ones when client_ttl counts them.
 func (s *Server) noteClientUse(c *Client) {
 	reg := s.cfg.Registration
-	if reg == nil || reg.ClientTTL <= 0 || c.Source != "dynamic" {
+	if reg == nil || c.Source != "dynamic" || reg.ClientTTL <= 0 && !c.LastUsedAt.IsZero() {
 		return
 	}
 	now := time.Now().UTC()
-	every := min(useRecordEvery, reg.ClientTTL/10)
+	every := useRecordEvery
+	if reg.ClientTTL > 0 {
+		every = min(every, reg.ClientTTL/10)
+	}
 	s.uses.mu.Lock()
 	if s.uses.last == nil {
 		s.uses.last = map[string]time.Time{}
@@ -91,11 +124,12 @@ func (s *Server) noteClientUse(c *Client) {
 	}()
 }
 
-// ExpireRegistrations removes the dynamic clients unused for the
-// registration's client_ttl and revokes their tokens. Run calls it hourly.
+// ExpireRegistrations removes the dynamic clients never issued a token
+// within unused_client_ttl of registering, and those unused for
+// client_ttl, and revokes their tokens. Run calls it hourly.
 func (s *Server) ExpireRegistrations(ctx context.Context) error {
 	reg := s.cfg.Registration
-	if reg == nil || reg.ClientTTL <= 0 {
+	if reg == nil {
 		return nil
 	}
 	list, err := s.store.Clients(ctx)
@@ -104,13 +138,22 @@ func (s *Server) ExpireRegistrations(ctx context.Context) error {
 	}
 	now := time.Now()
 	for _, c := range list {
-		if c.Source != "dynamic" || now.Sub(c.LastUsedAt) < reg.ClientTTL || now.Sub(c.CreatedAt) < reg.ClientTTL {
+		if c.Source != "dynamic" {
+			continue
+		}
+		reason := ""
+		switch {
+		case c.LastUsedAt.IsZero() && now.Sub(c.CreatedAt) >= reg.unusedTTL():
+			reason = "never used within unused_client_ttl"
+		case reg.ClientTTL > 0 && now.Sub(c.LastUsedAt) >= reg.ClientTTL && now.Sub(c.CreatedAt) >= reg.ClientTTL:
+			reason = "unused for client_ttl"
+		default:
 			continue
 		}
 		if err := s.store.DeleteClient(ctx, c.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		s.audit(ctx, "client deleted", zap.String("client_id", c.ID), zap.String("reason", "unused for client_ttl"))
+		s.audit(ctx, "client deleted", zap.String("client_id", c.ID), zap.String("reason", reason))
 		if err := s.RevokeClient(ctx, c.ID); err != nil {
 			return err
 		}
@@ -130,6 +173,64 @@ const (
 	registrationsPerIP = 20
 	maxRegistration    = 64 << 10
 )
+
+// Limits of registered metadata (and of metadata documents): each is far
+// above what a client needs (an MCP client has a few redirect URIs and a
+// short name), and together they bound what one registration costs the
+// store: a few KB, not the 64 KB a request may carry.
+const (
+	maxRedirectURIs   = 20
+	maxURILength      = 2000
+	maxContacts       = 10
+	maxContactLength  = 320 // RFC 5321's longest address
+	maxSoftwareLength = 200
+	maxScopeLength    = 2000
+	maxMetadataBytes  = 16 << 10 // the metadata as registered, jwks included
+)
+
+// checkMetadataLimits refuses metadata past the limits, naming the member
+// and the limit.
+func checkMetadataLimits(m *ClientMetadata) error {
+	if n := utf8.RuneCountInString(m.ClientName); n > MaxNameLength {
+		return fmt.Errorf("client_name has %d characters: at most %d", n, MaxNameLength)
+	}
+	if len(m.RedirectURIs) > maxRedirectURIs {
+		return fmt.Errorf("redirect_uris has %d URIs: at most %d", len(m.RedirectURIs), maxRedirectURIs)
+	}
+	if len(m.Contacts) > maxContacts {
+		return fmt.Errorf("contacts has %d entries: at most %d", len(m.Contacts), maxContacts)
+	}
+	for _, f := range []struct {
+		name   string
+		values []string
+		max    int
+	}{
+		{"redirect_uris", m.RedirectURIs, maxURILength},
+		{"client_uri", []string{m.ClientURI}, maxURILength},
+		{"jwks_uri", []string{m.JWKSURI}, maxURILength},
+		{"contacts", m.Contacts, maxContactLength},
+		{"software_id", []string{m.SoftwareID}, maxSoftwareLength},
+		{"software_version", []string{m.SoftwareVersion}, maxSoftwareLength},
+		{"scope", []string{m.Scope}, maxScopeLength},
+		{"grant_types", m.GrantTypes, maxSoftwareLength},
+		{"response_types", m.ResponseTypes, maxSoftwareLength},
+		{"token_endpoint_auth_method", []string{m.TokenEndpointAuthMethod}, maxSoftwareLength},
+		{"application_type", []string{m.ApplicationType}, maxSoftwareLength},
+	} {
+		for _, v := range f.values {
+			if len(v) > f.max {
+				return fmt.Errorf("%s has a value of %d bytes: at most %d", f.name, len(v), f.max)
+			}
+		}
+	}
+	if len(m.GrantTypes) > len(GrantNames) || len(m.ResponseTypes) > 1 {
+		return errors.New("grant_types or response_types holds more values than there are")
+	}
+	if b, _ := json.Marshal(m); len(b) > maxMetadataBytes {
+		return fmt.Errorf("the metadata takes %d bytes: at most %d (jwks included; give a jwks_uri for a large key set)", len(b), maxMetadataBytes)
+	}
+	return nil
+}
 
 // registrationAuthMethods are the token endpoint authentication methods
 // a registered client may use.
@@ -167,6 +268,9 @@ func (s *Server) readRegistration(w http.ResponseWriter, r *http.Request) (*Clie
 // clientFromMetadata validates RFC 7591 metadata (filling in its defaults)
 // and makes the client it describes.
 func (s *Server) clientFromMetadata(m *ClientMetadata) (*Client, *Error) {
+	if err := checkMetadataLimits(m); err != nil {
+		return nil, errRegistration("invalid_client_metadata", "%v", err)
+	}
 	if len(m.GrantTypes) == 0 {
 		m.GrantTypes = []string{GrantAuthorizationCode}
 	}
@@ -313,6 +417,18 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	c, e := s.readRegistration(w, r)
 	if e != nil {
 		writeError(w, e)
+		return
+	}
+	// The budget bounds the store whatever the addresses registering: a
+	// network holds many of them.
+	if n, err := s.store.CountClients(ctx); err != nil {
+		writeError(w, s.storeError("counting registered clients", err))
+		return
+	} else if max := s.cfg.Registration.maxClients(); n >= max {
+		s.log.Warn("a registration was refused: the store holds the most registered clients it may (registration's max_clients); unused ones expire, or raise the budget",
+			zap.Int("max_clients", max))
+		writeError(w, &Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable,
+			Description: fmt.Sprintf("this server takes no more registrations: it holds the %d registered clients it may; ask its operator to raise registration's max_clients", max)})
 		return
 	}
 	var secret string

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/idna"
+
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/store"
 )
@@ -144,6 +146,19 @@ func TestRegistrationValidation(t *testing.T) {
 		{"unknown application_type", map[string]any{"application_type": "desktop", "redirect_uris": []string{"http://127.0.0.1/cb"}}, 400, "invalid_client_metadata"},
 		{"not JSON", []byte("client_name=x"), 400, "invalid_client_metadata"},
 		{"too large", []byte(`{"client_name":"` + strings.Repeat("x", 70_000) + `"}`), 413, "invalid_client_metadata"},
+		// Every member is capped, and the whole: a registration costs the
+		// store a few KB, not the 64 KB a request may carry.
+		{"a 60,000 character name", map[string]any{"client_name": strings.Repeat("x", 60_000), "redirect_uris": []string{"https://a.example/cb"}}, 400, "invalid_client_metadata"},
+		{"a 201 character name", map[string]any{"client_name": strings.Repeat("é", 201), "redirect_uris": []string{"https://a.example/cb"}}, 400, "invalid_client_metadata"},
+		{"60 long redirect URIs", map[string]any{"redirect_uris": longURIs(60, 900)}, 400, "invalid_client_metadata"},
+		{"a 3,000 byte redirect URI", map[string]any{"redirect_uris": longURIs(1, 3000)}, 400, "invalid_client_metadata"},
+		{"20 long redirect URIs", map[string]any{"redirect_uris": longURIs(20, 1900)}, 400, "invalid_client_metadata"},
+		{"11 contacts", map[string]any{"contacts": strings.Split(strings.Repeat("a@b.example ", 11), " ")[:11], "redirect_uris": []string{"https://a.example/cb"}}, 400, "invalid_client_metadata"},
+		{"a long contact", map[string]any{"contacts": []string{strings.Repeat("a", 400) + "@b.example"}, "redirect_uris": []string{"https://a.example/cb"}}, 400, "invalid_client_metadata"},
+		{"a long software_id", map[string]any{"software_id": strings.Repeat("s", 201), "redirect_uris": []string{"https://a.example/cb"}}, 400, "invalid_client_metadata"},
+		{"a long software_version", map[string]any{"software_version": strings.Repeat("1", 201), "redirect_uris": []string{"https://a.example/cb"}}, 400, "invalid_client_metadata"},
+		{"a long client_uri", map[string]any{"client_uri": "https://a.example/" + strings.Repeat("p", 2000), "redirect_uris": []string{"https://a.example/cb"}}, 400, "invalid_client_metadata"},
+		{"response_types repeated", map[string]any{"response_types": []string{"code", "code", "code"}, "redirect_uris": []string{"https://a.example/cb"}}, 400, "invalid_client_metadata"},
 	}
 	for i, tc := range tests {
 		resp, m := e.register(t, tc.body, "", fmt.Sprintf("198.51.100.%d", i+1))
@@ -151,6 +166,81 @@ func TestRegistrationValidation(t *testing.T) {
 			t.Errorf("%s: %d %v, want %d %s", tc.name, resp.StatusCode, m, tc.status, tc.code)
 		}
 	}
+}
+
+// longURIs is n distinct redirect URIs of about size bytes each.
+func longURIs(n, size int) []string {
+	var out []string
+	for i := range n {
+		u := fmt.Sprintf("https://agent.example/%d/", i)
+		out = append(out, u+strings.Repeat("p", max(0, size-len(u))))
+	}
+	return out
+}
+
+// A normal MCP client always fits: ten redirect URIs, a name under 100
+// characters, contacts, software ids, a key set.
+func TestRegistrationOfANormalClientFits(t *testing.T) {
+	e := newRegistrationEnv(t, openStore(t), &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"}})
+	var uris []string
+	for i := range 10 {
+		uris = append(uris, fmt.Sprintf("http://127.0.0.1:%d/oauth/callback", 33400+i))
+	}
+	resp, m := e.register(t, map[string]any{"client_name": strings.Repeat("Claude Desktop Agent ", 4), "redirect_uris": uris,
+		"contacts": []string{"ops@agent.example", "security@agent.example"}, "software_id": "com.example.agent", "software_version": "2.14.1",
+		"client_uri": "https://agent.example/about", "application_type": "native", "token_endpoint_auth_method": "none",
+		"grant_types": []string{"authorization_code", "refresh_token"}, "response_types": []string{"code"}}, "", "192.0.2.40")
+	if resp.StatusCode != 201 {
+		t.Fatalf("a normal MCP client: %d %v", resp.StatusCode, m)
+	}
+}
+
+// Registrations have a global budget (max_clients) that no spread of
+// addresses gets past, refused saying so; a registration that never
+// obtains a token is removed after unused_client_ttl, client_ttl or not.
+func TestRegistrationBudgetAndUnusedClients(t *testing.T) {
+	eachStore(t, func(t *testing.T, st store.Store) {
+		e := newRegistrationEnv(t, st, &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"}, MaxClients: 3, UnusedClientTTL: time.Hour})
+		meta := map[string]any{"grant_types": []string{"client_credentials"}}
+		var ids []map[string]any
+		for i := range 3 {
+			resp, m := e.register(t, meta, "", fmt.Sprintf("2001:db8:%x::1", i))
+			if resp.StatusCode != 201 {
+				t.Fatalf("registration %d: %d %v", i+1, resp.StatusCode, m)
+			}
+			ids = append(ids, m)
+		}
+		resp, m := e.register(t, meta, "", "2001:db8:ff::1")
+		if resp.StatusCode != 503 || !strings.Contains(m["error_description"].(string), "max_clients") {
+			t.Fatalf("past the budget, from yet another network: %d %v", resp.StatusCode, m)
+		}
+		// One obtains a token; all were made long ago.
+		used := ids[0]
+		if st := e.post("/oauth/token", form("grant_type", "client_credentials"), []string{used["client_id"].(string), used["client_secret"].(string)}).StatusCode; st != 200 {
+			t.Fatalf("a token for the used client: %d", st)
+		}
+		waitUse(t, e, used["client_id"].(string))
+		for _, m := range ids {
+			if err := e.store.UpdateClient(t.Context(), m["client_id"].(string), func(c *store.Client) error {
+				c.CreatedAt = time.Now().Add(-2 * time.Hour)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.srv.ExpireRegistrations(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := e.store.CountClients(t.Context()); n != 1 {
+			t.Fatalf("%d clients after expiring the unused ones, want the used one alone", n)
+		}
+		if _, err := e.store.Client(t.Context(), used["client_id"].(string)); err != nil {
+			t.Fatalf("the used registration was removed: %v", err)
+		}
+		if resp, m := e.register(t, meta, "", "2001:db8:ff::1"); resp.StatusCode != 201 {
+			t.Fatalf("with room in the budget again: %d %v", resp.StatusCode, m)
+		}
+	})
 }
 
 func TestRegistrationInitialAccessTokenAndManagement(t *testing.T) {
@@ -330,4 +420,49 @@ func TestRegistrationUpdateSwitchesCredentials(t *testing.T) {
 			t.Fatalf("private_key_jwt without keys: %d %v", resp.StatusCode, got)
 		}
 	})
+}
+
+// Pages show hosts in ASCII and names without the characters that hide or
+// reorder text: a look-alike host reads as its punycode, a name's U+202E
+// and U+200B are gone.
+func TestPagesShowWhatApplicationsClaimSafely(t *testing.T) {
+	e := newRegistrationEnv(t, openStore(t), &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"}})
+	const lookalike = "g\u043e\u043egle.com" // Cyrillic о twice
+	resp, m := e.register(t, map[string]any{"client_name": "Goo\u202egle\u200b Docs", "client_uri": "https://" + lookalike + "/about",
+		"redirect_uris": []string{"https://" + lookalike + "/cb"}, "token_endpoint_auth_method": "none"}, "", "192.0.2.50")
+	if resp.StatusCode != 201 {
+		t.Fatalf("registering: %d %v", resp.StatusCode, m)
+	}
+	ascii, err := idna.Lookup.ToASCII(lookalike)
+	if err != nil || !strings.HasPrefix(ascii, "xn--") {
+		t.Fatalf("punycode of %s: %s %v", lookalike, ascii, err)
+	}
+	p := e.person()
+	res, err := p.Get(e.authURL("response_type", "code", "client_id", m["client_id"].(string), "redirect_uri", "https://"+lookalike+"/cb",
+		"scope", "read", "code_challenge", challenge(verifier), "code_challenge_method", "S256"))
+	if err != nil || res.Page == nil {
+		t.Fatalf("sign-in page: %v %+v", err, res)
+	}
+	login, err := res.Page.Form()
+	if err != nil {
+		t.Fatal(err)
+	}
+	login.Fields.Set("username", "mark")
+	login.Fields.Set("password", markPassword)
+	if res, err = p.Post(login.Action, login.Fields); err != nil || res.Page == nil || !res.Page.Has("decision") {
+		t.Fatalf("consent page: %v %+v", err, res)
+	}
+	body := res.Page.Body
+	for _, want := range []string{"<h2>Google Docs</h2>", "sends you back to <strong>" + ascii + "</strong>", "https://" + ascii + "/about"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the consent page does not show %q:\n%s", want, body)
+		}
+	}
+	// (The form's hidden fields carry the request as it came.)
+	shown := regexp.MustCompile(`<input[^>]*>`).ReplaceAllString(body, "")
+	for _, hidden := range []string{lookalike, "\u202e", "\u200b"} {
+		if strings.Contains(shown, hidden) {
+			t.Errorf("the consent page shows %q", hidden)
+		}
+	}
 }

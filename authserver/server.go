@@ -427,7 +427,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			s.fetch = outbound.New(outbound.Options{AllowPrivateHosts: r.AllowPrivateHosts})
 		}
 		if cfg.Registration.ClientIDMetadataDocuments {
-			s.documents = &clientDocuments{fetch: s.fetch, scopes: cfg.Registration.Scopes, cache: expiringCache[*Client]{max: cimdMaxEntries}}
+			s.documents = &clientDocuments{fetch: s.fetch, scopes: cfg.Registration.Scopes, log: s.log,
+				cache: expiringCache[*Client]{max: cimdMaxEntries}, failed: expiringCache[*cimdError]{max: cimdMaxEntries}}
 		}
 		s.prefixRoutes = append(s.prefixRoutes, prefixRoute{base + PathRegister + "/", s.withRequester(http.HandlerFunc(s.handleRegister))})
 	}

@@ -170,6 +170,15 @@ type RegistrationConfig struct {
 	// ClientTTL removes registered clients not issued a token this long,
 	// and revokes their tokens. Default: kept.
 	ClientTTL caddy.Duration `json:"client_ttl,omitempty"`
+	// UnusedClientTTL removes a registration that never obtained a token
+	// this long after it was made, whatever ClientTTL says. Default 24h:
+	// a registration nobody uses is state an attacker made for free.
+	UnusedClientTTL caddy.Duration `json:"unused_client_ttl,omitempty"`
+	// MaxClients is the budget of registered clients the store may hold
+	// (the admin API's count too); a registration past it is refused,
+	// saying so. Default 10000. Raise it when that many are legitimately
+	// in use; each takes a few KB of store.
+	MaxClients int `json:"max_clients,omitempty"`
 	// ClientIDMetadataDocuments also accepts https client_ids that name
 	// the client's metadata document, fetched from there (https only, no
 	// redirects, 5 s, 5 KB, never a private address unless its host is in
@@ -438,6 +447,7 @@ func (a *App) provision(ctx caddy.Context) error {
 	var registration *authserver.RegistrationConfig
 	if r := a.Registration; r != nil {
 		registration = &authserver.RegistrationConfig{Open: r.Open, Scopes: strings.Fields(r.Scope), ClientTTL: time.Duration(r.ClientTTL),
+			UnusedClientTTL: time.Duration(r.UnusedClientTTL), MaxClients: r.MaxClients,
 			ClientIDMetadataDocuments: r.ClientIDMetadataDocuments, AllowPrivateHosts: r.AllowPrivateHosts,
 			InitialAccessToken: caddy.NewReplacer().ReplaceKnown(r.InitialAccessToken, "")}
 		if !r.Open && registration.InitialAccessToken == "" {

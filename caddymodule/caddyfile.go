@@ -52,6 +52,8 @@ import (
 //				initial_access_token <token>
 //				scope <scope>...
 //				client_ttl <duration>
+//				unused_client_ttl <duration>
+//				max_clients <n>
 //				client_id_metadata_documents {
 //					allow_private_hosts <host>...
 //				}
@@ -730,16 +732,30 @@ func parseRegistration(d *caddyfile.Dispenser) (*RegistrationConfig, error) {
 				}
 				r.AllowPrivateHosts = append(r.AllowPrivateHosts, hosts...)
 			}
-		case "client_ttl":
+		case "client_ttl", "unused_client_ttl":
 			var v string
 			if !d.Args(&v) || d.NextArg() {
-				return nil, d.Errf("registration: client_ttl takes a duration, e.g. 720h")
+				return nil, d.Errf("registration: %s takes a duration, e.g. 720h", sub)
 			}
 			dur, err := caddy.ParseDuration(v)
 			if err != nil || dur <= 0 {
-				return nil, d.Errf("registration: client_ttl %q is not a positive duration (e.g. 720h)", v)
+				return nil, d.Errf("registration: %s %q is not a positive duration (e.g. 720h)", sub, v)
 			}
-			r.ClientTTL = caddy.Duration(dur)
+			if sub == "client_ttl" {
+				r.ClientTTL = caddy.Duration(dur)
+			} else {
+				r.UnusedClientTTL = caddy.Duration(dur)
+			}
+		case "max_clients":
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return nil, d.Errf("registration: max_clients takes one number, e.g. 10000")
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return nil, d.Errf("registration: max_clients %q is not a positive number", v)
+			}
+			r.MaxClients = n
 		case "scope":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -747,7 +763,7 @@ func parseRegistration(d *caddyfile.Dispenser) (*RegistrationConfig, error) {
 			}
 			r.Scope = strings.TrimSpace(r.Scope + " " + strings.Join(args, " "))
 		default:
-			return nil, d.Errf("registration: unknown option %q (expected open, initial_access_token, scope, client_ttl or client_id_metadata_documents)", sub)
+			return nil, d.Errf("registration: unknown option %q (expected open, initial_access_token, scope, client_ttl, unused_client_ttl, max_clients or client_id_metadata_documents)", sub)
 		}
 	}
 	switch {

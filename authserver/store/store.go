@@ -148,6 +148,9 @@ type ClientStore interface {
 	Client(ctx context.Context, id string) (*Client, error)
 	// Clients lists every registered client, ordered by ID.
 	Clients(ctx context.Context) ([]*Client, error)
+	// CountClients is how many registered clients there are, without
+	// reading them (registration's budget asks it at every registration).
+	CountClients(ctx context.Context) (int, error)
 	// DeleteClient removes a registered client; ErrNotFound if absent.
 	DeleteClient(ctx context.Context, id string) error
 	// UpdateClient changes a registered client atomically: fn edits the

@@ -926,6 +926,12 @@ func (s *Store) Clients(ctx context.Context) ([]*store.Client, error) {
 	return out, nil
 }
 
+// CountClients implements store.Store: the clients hash's length.
+func (s *Store) CountClients(ctx context.Context) (int, error) {
+	n, err := s.rdb.HLen(ctx, s.clientsKey()).Result()
+	return int(n), err
+}
+
 // DeleteClient implements store.Store.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	key := s.clientsKey()

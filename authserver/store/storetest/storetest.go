@@ -556,7 +556,13 @@ func testClients(t *testing.T, s store.Store, _ func() store.Store) {
 	if len(list) != 2 || list[0].ID != "a" || list[1].ID != "b" || list[1].Name != "B2" {
 		t.Fatalf("Clients() = %+v", list)
 	}
+	if n, err := s.CountClients(ctx); err != nil || n != 2 {
+		t.Fatalf("CountClients() = %d, %v; want 2", n, err)
+	}
 	must(t, s.DeleteClient(ctx, "a"))
+	if n, err := s.CountClients(ctx); err != nil || n != 1 {
+		t.Fatalf("CountClients() after a delete = %d, %v; want 1", n, err)
+	}
 	wantErr(t, s.DeleteClient(ctx, "a"), store.ErrNotFound)
 	list, err = s.Clients(ctx)
 	must(t, err)
