@@ -82,17 +82,12 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		s.renderPage(w, http.StatusBadRequest, "account.html", data)
 		return
 	}
+	// Revoking the grants is forgetting the consent: it was theirs.
 	for _, id := range apps[i].grants {
 		if _, err := s.revokeListedGrant(ctx, id, "the person, on the account page"); err != nil && err != ErrNoGrant {
 			s.renderError(w, http.StatusServiceUnavailable, s.storeError("revoking a grant", err), nil)
 			return
 		}
-	}
-	// The consent is forgotten once for all of them, and even when none
-	// was left to revoke: it outlives the grants it allowed.
-	if err := s.store.DeleteConsent(ctx, user.subject, clientID); err != nil {
-		s.renderError(w, http.StatusServiceUnavailable, s.storeError("forgetting a consent", err), nil)
-		return
 	}
 	// The page is rendered here rather than redirected to: a message
 	// carried in a URL would let anyone's link put an application's name

@@ -8,8 +8,10 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/store"
@@ -239,4 +241,59 @@ func TestAccountPageUpstreamUser(t *testing.T) {
 	if out := send("POST", "/logout", url.Values{"csrf_token": {csrf[1]}}); !strings.Contains(out, "its own sign-in, which is still in effect") {
 		t.Fatalf("signing out an upstream user:\n%s", out)
 	}
+}
+
+// A remembered consent is its grant's: however the grant ends (reuse of a
+// refresh token, the person's tokens revoked, an admin revoking the grant,
+// grant_max_age), the next authorization asks the person again. While
+// the grant lives, it does not.
+func TestConsentEndsWithItsGrant(t *testing.T) {
+	eachStore(t, func(t *testing.T, st store.Store) {
+		e := newEnvWith(t, st, "ES256", func(c *authserver.Config) { c.RefreshRetryGrace = -1; c.GrantMaxAge = 3 * time.Second })
+		asked := func(p *persontest.Person) bool {
+			t.Helper()
+			p.Pages = nil
+			e.codeFor(t, p, e.stdAuth())
+			return slices.Contains(p.Pages, "consent")
+		}
+		grant := func(p *persontest.Person) map[string]any {
+			t.Helper()
+			tok := decode(t, e.exchange(e.codeFor(t, p, e.stdAuth())))
+			if asked(p) {
+				t.Fatal("asked again while the grant lives")
+			}
+			return tok
+		}
+		for name, end := range map[string]func(tok map[string]any){
+			"refresh token reused": func(tok map[string]any) {
+				rt := tok["refresh_token"].(string)
+				e.refresh(rt)
+				wantOAuthError(t, e.refresh(rt), 400, "invalid_grant")
+			},
+			"the person's tokens revoked": func(map[string]any) {
+				if err := e.srv.RevokeSubject(t.Context(), "mark"); err != nil {
+					t.Fatal(err)
+				}
+			},
+			"the grant revoked by an admin": func(map[string]any) {
+				grants, err := e.srv.Grants(t.Context(), store.GrantQuery{Subject: "mark"})
+				if err != nil || len(grants) == 0 {
+					t.Fatalf("grants %v %v", grants, err)
+				}
+				for _, g := range grants {
+					if err := e.srv.RevokeGrant(t.Context(), g.ID, "test"); err != nil {
+						t.Fatal(err)
+					}
+				}
+			},
+			"grant_max_age passed": func(map[string]any) { time.Sleep(3100 * time.Millisecond) },
+		} {
+			p := e.person()
+			time.Sleep(10 * time.Millisecond) // a subject revocation cuts off what came before it
+			end(grant(p))
+			if !asked(p) {
+				t.Errorf("%s: the application got a code without asking", name)
+			}
+		}
+	})
 }

@@ -1,9 +1,9 @@
 package authserver
 
-// RFC 6749 §4.1.1 and RFC 9700 §4.15: asking the person to approve the scopes, and remembering it.
+// RFC 6749 §4.1.1 and RFC 9700 §4.15: asking the person to approve the
+// scopes, and remembering it for as long as the grant it made lives.
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -55,10 +55,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	switch decision {
 	case "approve":
-		if err := s.rememberConsent(r, user.subject, req); err != nil {
-			s.redirectError(w, r, req, s.storeError("storing consent", err))
-			return
-		}
+		// The consent is remembered as the grant the code records.
 		s.audit(r.Context(), "consent granted", zap.String("client_id", req.client.ID), zap.String("sub", user.subject), zap.String("scope", req.scope))
 		s.issueCode(w, r, req, user)
 	case "deny":
@@ -69,38 +66,30 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// rememberConsent adds the granted scopes to what the user granted before.
-func (s *Server) rememberConsent(r *http.Request, subject string, req *authzRequest) error {
-	scopes := strings.Fields(req.scope)
-	if old, err := s.store.Consent(r.Context(), subject, req.client.ID); err == nil {
-		for _, sc := range old.Scopes {
-			if !slices.Contains(scopes, sc) {
-				scopes = append(scopes, sc)
-			}
-		}
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	now := time.Now().UTC()
-	return s.store.PutConsent(r.Context(), &store.Consent{Subject: subject, ClientID: req.client.ID, Scopes: scopes,
-		GrantedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenTTL)})
-}
-
-// needsConsent: skip_consent clients never ask; others ask unless the user
-// already granted every scope requested.
+// needsConsent: skip_consent clients never ask; others ask unless a live
+// grant of the person's to the client already covers every scope
+// requested. A remembered consent is its grants: when they end (revoked
+// in any way, the person offboarded, expired, past grant_max_age), the
+// person is asked again.
 func (s *Server) needsConsent(r *http.Request, subject string, req *authzRequest) (bool, error) {
 	if req.client.SkipConsent {
 		return false, nil
 	}
-	c, err := s.store.Consent(r.Context(), subject, req.client.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		return true, nil
-	}
+	grants, err := s.store.Grants(r.Context(), store.GrantQuery{Subject: subject})
 	if err != nil {
 		return false, err
 	}
+	now := time.Now()
+	var granted []string
+	for _, g := range grants {
+		if g.ClientID != req.client.ID || !now.Before(g.ExpiresAt) || !g.EndsBy.IsZero() && !now.Before(g.EndsBy) ||
+			s.revocations.IsRefreshRevoked(g.ID, g.ClientID, g.Subject, g.CreatedAt) {
+			continue
+		}
+		granted = append(granted, strings.Fields(g.Scope)...)
+	}
 	for _, sc := range strings.Fields(req.scope) {
-		if !slices.Contains(c.Scopes, sc) {
+		if !slices.Contains(granted, sc) {
 			return true, nil
 		}
 	}

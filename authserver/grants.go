@@ -91,16 +91,12 @@ func (s *Server) listGrants(ctx context.Context, q store.GrantQuery) ([]*GrantIn
 var ErrNoGrant = errors.New("no such grant")
 
 // RevokeGrant revokes one grant: every refresh and access token issued
-// from it, on every instance within the revocation promise. The person's
-// consent to that client is forgotten too, so the application must ask
-// again, and the grant leaves every list. by says who did it, for the
-// audit line.
+// from it, on every instance within the revocation promise. The consent
+// was the grant's, so the application must ask again; the grant leaves
+// every list. by says who did it, for the audit line.
 func (s *Server) RevokeGrant(ctx context.Context, id, by string) error {
-	g, err := s.revokeListedGrant(ctx, id, by)
-	if err != nil {
-		return err
-	}
-	return s.store.DeleteConsent(ctx, g.Subject, g.ClientID)
+	_, err := s.revokeListedGrant(ctx, id, by)
+	return err
 }
 
 // revokeListedGrant revokes a grant of the lists and drops it from them.

@@ -47,7 +47,6 @@ type Store interface {
 	RefreshStore
 	RevocationStore
 	ClientStore
-	ConsentStore
 	GrantStore
 	CounterStore
 	UserStore
@@ -160,17 +159,6 @@ type ClientStore interface {
 	// is never undone and a deleted client stays deleted. An error from
 	// fn aborts the update and is returned; ErrNotFound if absent.
 	UpdateClient(ctx context.Context, id string, fn func(c *Client) error) error
-}
-
-// ConsentStore remembers what people granted applications.
-type ConsentStore interface {
-	// PutConsent remembers the scopes a user granted a client.
-	PutConsent(ctx context.Context, c *Consent) error
-	// Consent returns what the user granted the client.
-	Consent(ctx context.Context, subject, clientID string) (*Consent, error)
-	// DeleteConsent forgets what the user granted the client, so that the
-	// next authorization asks again; nil when there was nothing.
-	DeleteConsent(ctx context.Context, subject, clientID string) error
 }
 
 // GrantStore indexes the grants people gave applications, by subject and
@@ -585,15 +573,6 @@ type ClientMetadata struct {
 	// DPoPBoundAccessTokens asks that every token request carry a DPoP
 	// proof (RFC 9449 §5.2).
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
-}
-
-// Consent is what a user granted a client, remembered until ExpiresAt.
-type Consent struct {
-	Subject   string    `json:"sub"`
-	ClientID  string    `json:"client_id"`
-	Scopes    []string  `json:"scopes"`
-	GrantedAt time.Time `json:"granted_at"`
-	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // NewGeneration draws a generation marker (see Store.Generation).

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/tokengate/tokengate/authserver/store"
 )
@@ -30,7 +31,6 @@ var (
 	bucketRotated  = []byte("rotations")
 	bucketRevoked  = []byte("revocations")
 	bucketClients  = []byte("clients")
-	bucketConsents = []byte("consents")
 	bucketCounters = []byte("counters")
 	bucketUsers    = []byte("users")
 	bucketGrants   = []byte("grants")
@@ -40,7 +40,11 @@ var (
 	bucketGrantIndex = []byte("grant_index")
 
 	allBuckets = [][]byte{bucketKeys, bucketCodes, bucketDevices, bucketUserCode, bucketRefresh, bucketRotated,
-		bucketRevoked, bucketClients, bucketConsents, bucketCounters, bucketUsers, bucketGrants, bucketGrantIndex}
+		bucketRevoked, bucketClients, bucketCounters, bucketUsers, bucketGrants, bucketGrantIndex}
+
+	// droppedBuckets are of earlier versions: deleted at open. Consents
+	// were kept apart from the grants they allowed; they are the grants.
+	droppedBuckets = [][]byte{[]byte("consents")}
 
 	keyRing    = []byte("ring")
 	generation = []byte("generation")
@@ -82,6 +86,11 @@ func Open(path string) (*Store, error) {
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		for _, b := range droppedBuckets {
+			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 				return err
 			}
 		}
@@ -693,31 +702,6 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 			return store.ErrNotFound
 		}
 		return b.Delete([]byte(id))
-	})
-}
-
-func consentKey(subject, clientID string) string { return subject + "\x00" + clientID }
-
-// PutConsent implements store.Store.
-func (s *Store) PutConsent(ctx context.Context, c *store.Consent) error {
-	return s.update(ctx, bucketConsents, func(b *bolt.Bucket) error {
-		return put(b, []byte(consentKey(c.Subject, c.ClientID)), c.ExpiresAt, 0, c)
-	})
-}
-
-// Consent implements store.Store.
-func (s *Store) Consent(ctx context.Context, subject, clientID string) (*store.Consent, error) {
-	c := new(store.Consent)
-	if err := s.getJSON(ctx, bucketConsents, consentKey(subject, clientID), c); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-// DeleteConsent implements store.Store.
-func (s *Store) DeleteConsent(ctx context.Context, subject, clientID string) error {
-	return s.update(ctx, bucketConsents, func(b *bolt.Bucket) error {
-		return b.Delete([]byte(consentKey(subject, clientID)))
 	})
 }
 

@@ -945,28 +945,6 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	return nil
 }
 
-func (s *Store) consentKey(subject, clientID string) string {
-	return s.key("consent", url.QueryEscape(subject), url.QueryEscape(clientID))
-}
-
-// PutConsent implements store.Store.
-func (s *Store) PutConsent(ctx context.Context, c *store.Consent) error {
-	data, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
-	key := s.consentKey(c.Subject, c.ClientID)
-	return s.write(ctx, key, func(p redis.Pipeliner) { p.Set(ctx, key, data, store.TTL(c.ExpiresAt)) })
-}
-
-// Consent implements store.Store.
-func (s *Store) Consent(ctx context.Context, subject, clientID string) (*store.Consent, error) {
-	c := new(store.Consent)
-	if err := s.getJSON(ctx, s.consentKey(subject, clientID), c); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
 
 // Counter implements store.Store.
 func (s *Store) Counter(ctx context.Context, key string) (int64, time.Time, error) {
@@ -1009,11 +987,6 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 	return res[0], time.Now().Add(time.Duration(res[1]) * time.Millisecond), nil
 }
 
-// DeleteConsent implements store.Store.
-func (s *Store) DeleteConsent(ctx context.Context, subject, clientID string) error {
-	key := s.consentKey(subject, clientID)
-	return s.write(ctx, key, func(p redis.Pipeliner) { p.Del(ctx, key) })
-}
 
 // A grant's record shares its hash tag with its codes and refresh tokens,
 // so that the scripts redeeming them note its use. Its index entries are

@@ -43,7 +43,6 @@ func Run(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"Revocations", testRevocations},
 		{"WatchRevocations", testWatchRevocations},
 		{"Clients", testClients},
-		{"Consents", testConsents},
 		{"Grants", testGrants},
 		{"GrantUses", testGrantUses},
 		{"GrantIndexBounded", testGrantIndexBounded},
@@ -609,25 +608,6 @@ func testClients(t *testing.T, s store.Store, _ func() store.Store) {
 	}
 }
 
-func testConsents(t *testing.T, s store.Store, _ func() store.Store) {
-	_, err := s.Consent(ctx, "mark", "app")
-	wantErr(t, err, store.ErrNotFound)
-	c := &store.Consent{Subject: "mark", ClientID: "app", Scopes: []string{"read", "write"}, GrantedAt: in(0), ExpiresAt: in(time.Hour)}
-	must(t, s.PutConsent(ctx, c))
-	got, err := s.Consent(ctx, "mark", "app")
-	must(t, err)
-	if !reflect.DeepEqual(got, c) {
-		t.Fatalf("got %+v, want %+v", got, c)
-	}
-	// Keys do not collide when names contain separators.
-	_, err = s.Consent(ctx, "mark:app", "")
-	wantErr(t, err, store.ErrNotFound)
-	must(t, s.DeleteConsent(ctx, "mark", "app"))
-	_, err = s.Consent(ctx, "mark", "app")
-	wantErr(t, err, store.ErrNotFound)
-	must(t, s.DeleteConsent(ctx, "mark", "app")) // nothing to forget is fine
-}
-
 // newGrant is a grant of subject to client, recorded as at approval:
 // pending, its record expiring with the code.
 func newGrant(id, subject, client string, created time.Time) *store.Grant {
@@ -871,7 +851,6 @@ func testExpiry(t *testing.T, s store.Store, _ func() store.Store) {
 	must(t, SeedRefreshToken(ctx, s, newRefresh("gs", "rs", ttl)))
 	must(t, s.Revoke(ctx, store.Revocation{Kind: store.RevokeToken, Value: "short", At: in(0), ExpiresAt: in(ttl)}))
 	must(t, s.Revoke(ctx, store.Revocation{Kind: store.RevokeToken, Value: "long", At: in(0), ExpiresAt: in(time.Hour)}))
-	must(t, s.PutConsent(ctx, &store.Consent{Subject: "s", ClientID: "c", ExpiresAt: in(ttl)}))
 	_, _, err := s.Incr(ctx, "window", ttl)
 	must(t, err)
 
@@ -886,8 +865,6 @@ func testExpiry(t *testing.T, s store.Store, _ func() store.Store) {
 	_, err = s.DeviceCode(ctx, "SHRT")
 	wantErr(t, err, store.ErrNotFound)
 	_, err = s.RotateRefreshToken(ctx, "gs", "rs", "app", successor("rs2"))
-	wantErr(t, err, store.ErrNotFound)
-	_, err = s.Consent(ctx, "s", "c")
 	wantErr(t, err, store.ErrNotFound)
 	list, err := s.Revocations(ctx)
 	must(t, err)
@@ -912,7 +889,6 @@ func testPersistence(t *testing.T, s store.Store, reopen func() store.Store) {
 	must(t, SeedRefreshToken(ctx, s, newRefresh("g", "r", time.Hour)))
 	must(t, s.Revoke(ctx, store.Revocation{Kind: store.RevokeGrant, Value: "g0", At: in(0), ExpiresAt: in(time.Hour)}))
 	must(t, s.PutClient(ctx, &store.Client{ID: "app", Name: "App"}))
-	must(t, s.PutConsent(ctx, &store.Consent{Subject: "s", ClientID: "app", ExpiresAt: in(time.Hour)}))
 	must(t, s.CreateDeviceCode(ctx, &store.DeviceCode{UserCode: "ABCD", GrantID: "g-abcd", ExpiresAt: in(time.Hour)}))
 	_, _, err := s.Incr(ctx, "n", time.Hour)
 	must(t, err)
@@ -934,8 +910,6 @@ func testPersistence(t *testing.T, s store.Store, reopen func() store.Store) {
 		t.Fatalf("revocations after reopen: %+v", list)
 	}
 	_, err = s.Client(ctx, "app")
-	must(t, err)
-	_, err = s.Consent(ctx, "s", "app")
 	must(t, err)
 	_, err = s.DeviceCode(ctx, "ABCD")
 	must(t, err)
