@@ -945,7 +945,6 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	return nil
 }
 
-
 // Counter implements store.Store.
 func (s *Store) Counter(ctx context.Context, key string) (int64, time.Time, error) {
 	k := s.key("ctr", key)
@@ -986,7 +985,6 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 	}
 	return res[0], time.Now().Add(time.Duration(res[1]) * time.Millisecond), nil
 }
-
 
 // A grant's record shares its hash tag with its codes and refresh tokens,
 // so that the scripts redeeming them note its use. Its index entries are
