@@ -112,10 +112,16 @@ func (s *Server) startProviderLogin(w http.ResponseWriter, r *http.Request, p *l
 	}
 	a := loginAttempt{Provider: p.Name(), State: randomToken(16), Nonce: randomToken(16), Verifier: randomToken(32),
 		ReturnTo: returnTo, Expires: time.Now().Add(loginAttemptTTL).Unix()}
+	// A provider that is down gets the person this server's page with a
+	// way back, not the browser's error at the provider's address.
+	if err := p.Available(r.Context()); err != nil {
+		s.providerFailed(w, r, p, err, returnTo)
+		return
+	}
 	sum := sha256.Sum256([]byte(a.Verifier))
 	target, err := p.AuthCodeURL(r.Context(), a.State, a.Nonce, base64.RawURLEncoding.EncodeToString(sum[:]))
 	if err != nil {
-		s.providerFailed(w, r, p, err)
+		s.providerFailed(w, r, p, err, returnTo)
 		return
 	}
 	if !s.writeSigned(w, loginAttemptCookie, "login attempt", &a, loginAttemptTTL) {
@@ -142,7 +148,7 @@ func (s *Server) finishProviderLogin(w http.ResponseWriter, r *http.Request, p *
 	}
 	id, err := p.Finish(r.Context(), q, a.Nonce, a.Verifier)
 	if err != nil {
-		s.providerFailed(w, r, p, err)
+		s.providerFailed(w, r, p, err, a.ReturnTo)
 		return
 	}
 	now := time.Now()
@@ -165,8 +171,9 @@ func (s *Server) readLoginAttempt(r *http.Request) *loginAttempt {
 }
 
 // providerFailed tells the person what went wrong at the provider, in
-// their terms, and the log and metrics in the operator's.
-func (s *Server) providerFailed(w http.ResponseWriter, r *http.Request, p *login.Provider, err error) {
+// their terms, with a way back to the sign-in page (for returnTo), and
+// the log and metrics in the operator's.
+func (s *Server) providerFailed(w http.ResponseWriter, r *http.Request, p *login.Provider, err error, returnTo string) {
 	var le *login.Error
 	kind := login.Unavailable
 	if errors.As(err, &le) {
@@ -174,14 +181,18 @@ func (s *Server) providerFailed(w http.ResponseWriter, r *http.Request, p *login
 	}
 	s.metrics.LoginProviderError(p.Name(), string(kind))
 	s.audit(r.Context(), "login failed", zap.String("provider", p.Name()), zap.String("reason", string(kind)))
-	data := &PageData{Title: "Signing in with " + p.DisplayName() + " did not work"}
+	data := &PageData{Title: "Signing in with " + p.DisplayName() + " did not work",
+		BackURL: s.issuer.Path + PathLogin}
+	if returnTo != "" {
+		data.BackURL += "?" + url.Values{"return_to": {returnTo}}.Encode()
+	}
 	status := http.StatusBadGateway
 	switch kind {
 	case login.Unavailable:
 		s.log.Warn("login provider unavailable", zap.String("provider", p.Name()), zap.Error(err))
 		status = http.StatusServiceUnavailable
 		data.Error = p.DisplayName() + " cannot be reached right now."
-		data.Message = "Please try again in a few minutes."
+		data.Message = "Please try again in a few minutes, or go back and sign in another way if there is one."
 	case login.Denied:
 		status = http.StatusForbidden
 		data.Error = p.DisplayName() + " did not sign you in."

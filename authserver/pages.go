@@ -44,6 +44,9 @@ type PageData struct {
 	// Detail is what went wrong in a developer's terms (error page), for
 	// the person to pass on.
 	Detail string
+	// BackURL, on an error page, leads back to where the person can try
+	// again (the sign-in page, after a login provider failed).
+	BackURL string
 	// Username pre-fills the login form after a failed attempt.
 	Username string
 	// Passwords: the login page shows the username and password form (there

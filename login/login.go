@@ -25,6 +25,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/tokengate/tokengate/introspect"
 	"github.com/tokengate/tokengate/outbound"
@@ -66,6 +67,11 @@ type Config struct {
 	// Logger hears what the person is not told: keys of the provider's
 	// set that cannot be used. Default: none.
 	Logger *zap.Logger
+	// ProbeAfter is how long a call to the provider says whether it is up:
+	// a sign-in started later probes it first (Available). Default 10s:
+	// shorter sends fewer people to a provider that just went down, and
+	// makes a quiet site probe more often.
+	ProbeAfter time.Duration
 }
 
 // ClaimRule is one allow_claim line.
@@ -133,6 +139,14 @@ type Provider struct {
 
 	mu   sync.Mutex
 	meta *metadata
+	// health is what the provider's latest call said, and when; probes
+	// shares one probe among the sign-ins that ask at once.
+	health struct {
+		sync.Mutex
+		at time.Time
+		up bool
+	}
+	probes singleflight.Group
 	// keys are the provider's, held as a trusted issuer's are (cached
 	// by Cache-Control, refetched for an unknown kid at most every 30 s);
 	// idTokens checks ID tokens' signatures, iss, aud and exp with them.
@@ -186,6 +200,9 @@ func New(cfg Config) (*Provider, error) {
 	}
 	if cfg.DisplayName == "" {
 		cfg.DisplayName = cfg.Name
+	}
+	if cfg.ProbeAfter <= 0 {
+		cfg.ProbeAfter = DefaultProbeAfter
 	}
 	if plain {
 		cfg.IDClaim = cmpOr(cfg.IDClaim, "id")
@@ -244,6 +261,7 @@ func (p *Provider) metadata(ctx context.Context) (*metadata, error) {
 	}
 	u := strings.TrimSuffix(p.cfg.Issuer, "/") + "/.well-known/openid-configuration"
 	resp, err := p.fetch.Get(ctx, u)
+	p.noteHealth(err == nil)
 	if err != nil {
 		return nil, fail(Unavailable, "discovery: %w", err)
 	}
@@ -262,6 +280,63 @@ func (p *Provider) metadata(ctx context.Context) (*metadata, error) {
 	p.meta = m
 	return m, nil
 }
+
+// DefaultProbeAfter is Config.ProbeAfter's default.
+const DefaultProbeAfter = 10 * time.Second
+
+// noteHealth records what a call to the provider said of it.
+func (p *Provider) noteHealth(up bool) {
+	p.health.Lock()
+	p.health.at, p.health.up = time.Now(), up
+	p.health.Unlock()
+}
+
+// Available says whether the person can be sent to the provider: what its
+// latest call said, if recent (no extra request while sign-ins flow), or
+// else what a probe of its authorization endpoint says (one probe for
+// everyone asking at once). A provider that does not answer, or answers
+// 5xx, is Unavailable: better tokengate's page with a way back than the
+// browser's own error at the provider's address.
+func (p *Provider) Available(ctx context.Context) error {
+	if up, ago, fresh := p.recentHealth(); fresh && !up {
+		return fail(Unavailable, "its latest call, %s ago, failed", ago.Round(time.Second))
+	} else if fresh {
+		return nil
+	}
+	m, err := p.metadata(ctx) // when not held yet, the discovery fetch is the probe
+	if err != nil {
+		return err
+	}
+	if up, _, fresh := p.recentHealth(); fresh && up {
+		return nil
+	}
+	_, err, _ = p.probes.Do("", func() (any, error) {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
+		defer cancel()
+		status, err := p.fetch.Status(pctx, m.AuthorizationEndpoint)
+		if err == nil && status >= 500 {
+			err = fmt.Errorf("its authorization endpoint answers HTTP %d", status)
+		}
+		p.noteHealth(err == nil)
+		return nil, err
+	})
+	if err != nil {
+		return fail(Unavailable, "probing it: %w", err)
+	}
+	return nil
+}
+
+// recentHealth is what the latest call said, how long ago, and whether
+// that is recent enough to go by.
+func (p *Provider) recentHealth() (up bool, ago time.Duration, fresh bool) {
+	p.health.Lock()
+	defer p.health.Unlock()
+	ago = time.Since(p.health.at)
+	return p.health.up, ago, !p.health.at.IsZero() && ago < p.cfg.ProbeAfter
+}
+
+// probeTimeout bounds a probe: the person is waiting.
+const probeTimeout = 3 * time.Second
 
 // AuthCodeURL is where to send the person: the provider's authorization
 // endpoint with this attempt's state, nonce and PKCE challenge.
@@ -314,6 +389,7 @@ func (p *Provider) Finish(ctx context.Context, query url.Values, nonce, verifier
 	}
 	resp, err := p.fetch.PostForm(ctx, m.TokenEndpoint, form, user, pass)
 	var status *outbound.StatusError
+	p.noteHealth(err == nil || errors.As(err, &status) && status.Code < 500)
 	if errors.As(err, &status) && status.Code >= 400 && status.Code < 500 {
 		// The provider is up and refused the code (used, expired, or
 		// not issued for this client): not an outage.
@@ -426,6 +502,8 @@ func (p *Provider) verifyIDToken(ctx context.Context, m *metadata, raw, nonce st
 // userinfo reads the userinfo endpoint with the access token.
 func (p *Provider) userinfo(ctx context.Context, endpoint, accessToken string) (map[string]any, error) {
 	resp, err := p.fetch.GetWithBearer(ctx, endpoint, accessToken)
+	var status *outbound.StatusError
+	p.noteHealth(err == nil || errors.As(err, &status) && status.Code < 500)
 	if err != nil {
 		return nil, fail(Unavailable, "reading userinfo: %w", err)
 	}

@@ -136,6 +136,25 @@ func (c *Client) Get(ctx context.Context, rawURL string) (*Response, error) {
 	return c.do(req, rawURL)
 }
 
+// Status asks rawURL with a GET, within the same limits, and says what
+// it answered (a redirect is an answer: it is not followed), reading
+// none of the body: whether a server is up, at the cost of one request.
+func (c *Client) Status(ctx context.Context, rawURL string) (int, error) {
+	if err := CheckURL(rawURL, c.trusted); err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("fetching %s: %w", rawURL, unwrapURLError(err))
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
 // GetWithBearer is Get with the access token in the Authorization header
 // (a userinfo endpoint).
 func (c *Client) GetWithBearer(ctx context.Context, rawURL, token string) (*Response, error) {
