@@ -106,7 +106,9 @@ func TestLoginProviderDownAfterDiscovery(t *testing.T) {
 		}
 		return res
 	}
-	sentToProvider := func(res *persontest.Result) bool { return res.Redirect != nil && strings.HasPrefix(res.Redirect.String(), op.URL+"/auth?") }
+	sentToProvider := func(res *persontest.Result) bool {
+		return res.Redirect != nil && strings.HasPrefix(res.Redirect.String(), op.URL+"/auth?")
+	}
 
 	// Discovery just answered: no probe for the next sign-ins.
 	for range 3 {
