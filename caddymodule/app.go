@@ -113,9 +113,12 @@ type App struct {
 	trusted map[string]*trust.Issuer
 	// dpopReplay is the DPoP proofs this instance's routes accepted.
 	dpopReplay *dpop.Replay
-	// ctx is the config's context; consoles are its oauth2_consoles.
-	ctx      caddy.Context
-	consoles []*Console
+	// ctx is the config's context; consoles are its oauth2_consoles, and
+	// resourceRoutes its bearer_auths that name a resource: both checked
+	// against the HTTP app's routes at start.
+	ctx            caddy.Context
+	consoles       []*Console
+	resourceRoutes []*BearerAuth
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -551,6 +554,7 @@ func (a *App) Start() error {
 		a.logger.Error(err.Error())
 		return fmt.Errorf("oauth2: %w", err)
 	}
+	a.checkResourceRoutes()
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
 	if err := a.server.Start(sctx); err != nil {

@@ -169,6 +169,7 @@ func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
 		if err := b.app.server.AddResource(b.Resource, b.ResourceName, b.required); err != nil {
 			return fmt.Errorf("bearer_auth: %w", err)
 		}
+		b.app.addResourceRoute(b)
 	}
 	if b.resource == nil {
 		b.audiences = b.Audience

@@ -86,6 +86,9 @@ func TestProtectedResourceMetadata(t *testing.T) {
 	if n := len(up.seen()); n != 0 {
 		t.Fatalf("the upstream saw %d requests before any token", n)
 	}
+	if strings.Contains(g.log.String(), "do not reach it") {
+		t.Fatalf("a warning about a document that is reached:\n%s", g.log)
+	}
 	// A token for the resource passes; one for another audience does not.
 	tok, err := ccConfig(g, "agent", "agent-secret", oauth2.AuthStyleInHeader, "mcp").Token(context.Background())
 	if err != nil {
@@ -264,5 +267,68 @@ func TestServerSentEventsStream(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the first event did not arrive while the stream was open: something buffers it")
+	}
+}
+
+// The API under handle /a/*: requests for its RFC 9728 document
+// (/.well-known/oauth-protected-resource/a) never reach its bearer_auth,
+// and the start-up log says so and how to fix it; with the fix (a matcher
+// naming the document's path too), the document is served and nothing is
+// said.
+const handleCaddyfile = `{
+	admin 127.0.0.1:{{.Admin}}
+	persist_config off
+	oauth2 {
+		issuer {{.Issuer}}
+		{{.Store}}
+	}
+}
+http://127.0.0.1:{{.Auth}} {
+	oauth2_server
+}
+http://127.0.0.1:{{.API}} {
+	MATCHER
+	handle HANDLE {
+		bearer_auth {
+			resource http://127.0.0.1:{{.API}}/a
+			scope mcp
+		}
+		reverse_proxy {{.Upstream}}
+	}
+}
+`
+
+func TestResourceMetadataUnderHandle(t *testing.T) {
+	up := newUpstream(t)
+	const warning = "requests for its metadata document (/.well-known/oauth-protected-resource/a) do not reach it"
+	for _, tc := range []struct {
+		name, matcher, handle string
+		warned                bool
+	}{
+		{"handle /a/*", "", "/a/*", true},
+		{"a matcher naming the document too", "@api path /a/* /.well-known/oauth-protected-resource/a", "@api", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGateway(t, Ports{Upstream: up.Addr()})
+			g.start(strings.NewReplacer("MATCHER", tc.matcher, "HANDLE", tc.handle).Replace(handleCaddyfile))
+			// The check runs at start: give the log a moment past the
+			// first answer.
+			deadline := time.Now().Add(2 * time.Second)
+			for !strings.Contains(g.log.String(), "bearer_auth with resource") && time.Now().Before(deadline) && tc.warned {
+				time.Sleep(20 * time.Millisecond)
+			}
+			logged := g.log.String()
+			if strings.Contains(logged, warning) != tc.warned {
+				t.Fatalf("warned %v, want %v:\n%s", !tc.warned, tc.warned, logged)
+			}
+			if tc.warned && !strings.Contains(logged, "@api path /a/* /.well-known/oauth-protected-resource/a") {
+				t.Fatalf("the warning does not say the fix:\n%s", logged)
+			}
+			// (A path no route handles is Caddy's empty 200.)
+			resp, body := get(t, http.DefaultClient, "GET", g.APIURL()+"/.well-known/oauth-protected-resource/a")
+			if served := resp.StatusCode == 200 && strings.Contains(body, `"resource":`); served == tc.warned {
+				t.Fatalf("the document answers %d %q", resp.StatusCode, body)
+			}
+		})
 	}
 }

@@ -1,0 +1,98 @@
+package caddymodule
+
+// RFC 9728 §3: a protected resource's metadata is at
+// /.well-known/oauth-protected-resource{path}, and bearer_auth serves it
+// when requests for that path reach it. A layout that puts bearer_auth
+// under a route matching only the API's own paths (handle /a/*) never
+// routes the document's path there, and clients that follow the 401's
+// resource_metadata get a 404: a start-up warning names the route and the
+// fix.
+
+import (
+	"crypto/tls"
+	"net/http"
+	"net/url"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+// addResourceRoute registers a bearer_auth with a resource, to be checked
+// at start, once the HTTP app's routes are complete.
+func (a *App) addResourceRoute(b *BearerAuth) { a.resourceRoutes = append(a.resourceRoutes, b) }
+
+// checkResourceRoutes warns of each bearer_auth whose metadata document's
+// path does not reach it in any server.
+func (a *App) checkResourceRoutes() {
+	if len(a.resourceRoutes) == 0 {
+		return
+	}
+	v, err := a.ctx.App("http")
+	if err != nil {
+		return
+	}
+	httpApp := v.(*caddyhttp.App)
+	for _, b := range a.resourceRoutes {
+		reached := false
+		for _, srv := range httpApp.Servers {
+			if reaches(srv, b) {
+				reached = true
+				break
+			}
+		}
+		if !reached {
+			path := b.resource.MetadataPath()
+			a.logger.Warn("bearer_auth with resource "+b.Resource+": requests for its metadata document ("+path+") do not reach it, "+
+				"so clients following the 401's resource_metadata get nothing; it sits under a route matching other paths (such as handle /a/*): "+
+				"match the document's path too, e.g. @api path /a/* "+path+" and handle @api { bearer_auth … }",
+				zap.String("resource", b.Resource), zap.String("metadata_path", path))
+		}
+	}
+}
+
+// reaches says whether a GET of b's metadata document, at the resource's
+// host, would run through srv's routes to b: the routes whose matchers
+// match it, in order, into their subroutes, until a terminal one.
+func reaches(srv *caddyhttp.Server, b *BearerAuth) bool {
+	res, err := url.Parse(b.Resource)
+	if err != nil {
+		return false
+	}
+	req, err := http.NewRequest(http.MethodGet, res.Scheme+"://"+res.Host+b.resource.MetadataPath(), nil)
+	if err != nil {
+		return false
+	}
+	req.RequestURI = req.URL.RequestURI()
+	if res.Scheme == "https" {
+		req.TLS = &tls.ConnectionState{ServerName: res.Hostname()}
+	}
+	req = caddyhttp.PrepareRequest(req, caddy.NewReplacer(), nil, srv)
+	return reachedIn(srv.Routes, req, b, map[string]bool{})
+}
+
+func reachedIn(routes caddyhttp.RouteList, req *http.Request, target *BearerAuth, groups map[string]bool) bool {
+	for _, rt := range routes {
+		if rt.Group != "" && groups[rt.Group] {
+			continue
+		}
+		if ok, err := rt.MatcherSets.AnyMatchWithError(req); err != nil || !ok {
+			continue
+		}
+		if rt.Group != "" {
+			groups[rt.Group] = true
+		}
+		for _, h := range rt.Handlers {
+			if h == caddyhttp.MiddlewareHandler(target) {
+				return true
+			}
+			if sub, ok := h.(*caddyhttp.Subroute); ok && reachedIn(sub.Routes, req, target, groups) {
+				return true
+			}
+		}
+		if rt.Terminal {
+			return false
+		}
+	}
+	return false
+}
