@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -236,6 +237,13 @@ const dpopLogFilter = `log {
 	}`
 
 func TestDPoPProofsOutOfTheLog(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(indentless(string(readme)), indentless(dpopLogFilter)) {
+		t.Fatalf("the README does not give the log filter this test runs:\n%s", dpopLogFilter)
+	}
 	dead := freePort(t) // nothing listens: the upstream's 502
 	for _, filtered := range []bool{false, true} {
 		g := newGateway(t, Ports{Upstream: "127.0.0.1:" + itoa(dead)})
@@ -274,6 +282,15 @@ func TestDPoPProofsOutOfTheLog(t *testing.T) {
 		}
 		g.stop()
 	}
+}
+
+// indentless is text with each line's leading white space removed.
+func indentless(text string) string {
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimSpace(l)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // boundToken is the bound client's token, proven with k.
