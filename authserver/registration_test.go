@@ -386,7 +386,11 @@ func TestRegistrationUpdateSwitchesCredentials(t *testing.T) {
 			return e.post("/oauth/token", form("grant_type", "client_credentials"), []string{id, secret}).StatusCode
 		}
 
-		resp, got := e.sendJSON("PUT", local, map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "client_secret_basic"}, rat, "192.0.2.30")
+		put := func(body map[string]any) (*http.Response, map[string]any) { return e.sendJSON("PUT", local, body, rat, "192.0.2.30") }
+		method := func(m string) map[string]any {
+			return map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": m}
+		}
+		resp, got := put(method("client_secret_basic"))
 		secret, _ := got["client_secret"].(string)
 		if resp.StatusCode != 200 || secret == "" || got["client_secret_expires_at"] == nil {
 			t.Fatalf("switching to client_secret_basic: %d %v, want a new secret", resp.StatusCode, got)
@@ -399,12 +403,12 @@ func TestRegistrationUpdateSwitchesCredentials(t *testing.T) {
 		}
 		// Another secret method keeps the secret; a PUT that says nothing
 		// new does not hand it out again.
-		resp, got = e.sendJSON("PUT", local, map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "client_secret_post"}, rat, "192.0.2.30")
+		resp, got = put(method("client_secret_post"))
 		if resp.StatusCode != 200 || got["client_secret"] != nil || bySecret(secret) != 200 {
 			t.Fatalf("client_secret_post: %d %v", resp.StatusCode, got)
 		}
 
-		resp, got = e.sendJSON("PUT", local, keyed, rat, "192.0.2.30")
+		resp, got = put(keyed)
 		if resp.StatusCode != 200 || got["client_secret"] != nil || got["client_secret_expires_at"] != nil {
 			t.Fatalf("switching back to private_key_jwt: %d %v", resp.StatusCode, got)
 		}
@@ -415,7 +419,7 @@ func TestRegistrationUpdateSwitchesCredentials(t *testing.T) {
 			t.Fatalf("the keys again: %d", st)
 		}
 		// A PUT that leaves the client unable to authenticate is refused.
-		resp, got = e.sendJSON("PUT", local, map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "private_key_jwt"}, rat, "192.0.2.30")
+		resp, got = put(method("private_key_jwt"))
 		if resp.StatusCode != 400 || got["error"] != "invalid_client_metadata" {
 			t.Fatalf("private_key_jwt without keys: %d %v", resp.StatusCode, got)
 		}

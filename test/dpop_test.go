@@ -202,30 +202,6 @@ func TestDPoPNonces(t *testing.T) {
 // module can take the proof out of them. The log filter the README gives
 // does: a 502's error line shows the DPoP header as REDACTED. (Without it
 // the proof is there, spent: its jti was recorded when it was checked.)
-const dpopLogCaddyfile = `{
-	admin 127.0.0.1:{{.Admin}}
-	persist_config off
-	LOG
-	oauth2 {
-		issuer {{.Issuer}}
-		{{.Store}}
-		client bound {
-			secret bound-secret
-			grant client_credentials
-			scope read
-			require_dpop
-		}
-	}
-}
-http://127.0.0.1:{{.Auth}} {
-	oauth2_server
-}
-http://127.0.0.1:{{.API}} {
-	bearer_auth
-	reverse_proxy {{.Upstream}}
-}
-`
-
 // dpopLogFilter is the README's, verbatim.
 const dpopLogFilter = `log {
 		format filter {
@@ -251,14 +227,10 @@ func TestDPoPProofsOutOfTheLog(t *testing.T) {
 		if filtered {
 			logCfg = dpopLogFilter
 		}
-		g.start(strings.Replace(dpopLogCaddyfile, "LOG", logCfg, 1))
+		g.start(strings.Replace(dpopCaddyfile, "persist_config off", "persist_config off\n\t"+logCfg, 1))
 		k := dpoptest.New(t, jwa.ES256())
-		resp, m := boundToken(t, g, k)
-		if resp.StatusCode != 200 {
-			t.Fatalf("token: %d %v", resp.StatusCode, m)
-		}
-		tok := m["access_token"].(string)
-		api := g.APIURL() + "/things"
+		tok, _ := dpopTokenFor(t, g, k)
+		api := g.APIURL() + "/strict/things"
 		proof := k.Proof(t, "GET", api, tok)
 		if resp := callWith(t, api, "DPoP", tok, proof); resp.StatusCode != http.StatusBadGateway {
 			t.Fatalf("filtered %v: the call answered %d, want the dead upstream's 502", filtered, resp.StatusCode)
@@ -291,21 +263,4 @@ func indentless(text string) string {
 		lines[i] = strings.TrimSpace(l)
 	}
 	return strings.Join(lines, "\n")
-}
-
-// boundToken is the bound client's token, proven with k.
-func boundToken(t *testing.T, g *gateway, k *dpoptest.Client) (*http.Response, map[string]any) {
-	t.Helper()
-	req, _ := http.NewRequest("POST", g.AuthURL()+"/oauth/token", strings.NewReader(url.Values{"grant_type": {"client_credentials"}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("bound", "bound-secret")
-	req.Header.Set("DPoP", k.Proof(t, "POST", g.AuthURL()+"/oauth/token", ""))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	m := map[string]any{}
-	_ = json.NewDecoder(resp.Body).Decode(&m)
-	return resp, m
 }
