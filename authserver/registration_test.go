@@ -386,7 +386,9 @@ func TestRegistrationUpdateSwitchesCredentials(t *testing.T) {
 			return e.post("/oauth/token", form("grant_type", "client_credentials"), []string{id, secret}).StatusCode
 		}
 
-		put := func(body map[string]any) (*http.Response, map[string]any) { return e.sendJSON("PUT", local, body, rat, "192.0.2.30") }
+		put := func(body map[string]any) (*http.Response, map[string]any) {
+			return e.sendJSON("PUT", local, body, rat, "192.0.2.30")
+		}
 		method := func(m string) map[string]any {
 			return map[string]any{"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": m}
 		}
