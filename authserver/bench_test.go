@@ -174,3 +174,40 @@ func BenchmarkAuthorizeClient(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAuthorizeConsented is an authorization request of a signed-in
+// person who already allowed the application: whether to ask again (the
+// person's live grants to it), then the code and its grant written. Each
+// iteration leaves one more grant of the person's to the client (its code
+// unredeemed), so a long run measures a person's index at its bound.
+//
+//	go test ./authserver -run XXX -bench AuthorizeConsented -benchmem
+func BenchmarkAuthorizeConsented(b *testing.B) {
+	benchStores(b, func(b *testing.B, e *env) {
+		p := e.person()
+		back, err := p.Authorize(e.stdAuth())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if resp := e.exchange(back.Query().Get("code")); resp.StatusCode != 200 {
+			b.Fatalf("exchange: %d", resp.StatusCode)
+		}
+		u, _ := url.Parse(e.http.URL)
+		var cookies []string
+		for _, c := range p.HTTP.Jar.Cookies(u) {
+			cookies = append(cookies, c.Name+"="+c.Value)
+		}
+		target := strings.TrimPrefix(e.stdAuth(), e.http.URL)
+		h := e.srv.Handler("/oauth/authorize")
+		b.ReportAllocs()
+		for b.Loop() {
+			w := httptest.NewRecorder()
+			r := httptest.NewRequest("GET", target, nil)
+			r.Header.Set("Cookie", strings.Join(cookies, "; "))
+			h.ServeHTTP(w, r)
+			if loc := w.Header().Get("Location"); w.Code != http.StatusFound && w.Code != http.StatusSeeOther || !strings.Contains(loc, "code=") {
+				b.Fatalf("status %d, to %s: the person was asked again", w.Code, loc)
+			}
+		}
+	})
+}

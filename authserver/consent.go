@@ -75,14 +75,14 @@ func (s *Server) needsConsent(r *http.Request, subject string, req *authzRequest
 	if req.client.SkipConsent {
 		return false, nil
 	}
-	grants, err := s.store.Grants(r.Context(), store.GrantQuery{Subject: subject})
+	grants, err := s.store.Grants(r.Context(), store.GrantQuery{Subject: subject, ClientID: req.client.ID})
 	if err != nil {
 		return false, err
 	}
 	now := time.Now()
 	var granted []string
 	for _, g := range grants {
-		if g.ClientID != req.client.ID || !now.Before(g.ExpiresAt) || !g.EndsBy.IsZero() && !now.Before(g.EndsBy) ||
+		if !now.Before(g.ExpiresAt) || !g.EndsBy.IsZero() && !now.Before(g.EndsBy) ||
 			s.revocations.IsRefreshRevoked(g.ID, g.ClientID, g.Subject, g.CreatedAt) {
 			continue
 		}

@@ -153,7 +153,18 @@ func TestAuthorizationCodeWithOAuth2Client(t *testing.T) {
 					t.Fatalf("code replay: %v", err)
 				}
 
-				// Consent is remembered: the next authorization skips both pages.
+				// The reuse revoked the grant, and the consent was the
+				// grant's: the person is asked again (the session spares
+				// the sign-in). Allowed again and redeemed, the consent is
+				// remembered: the next authorization skips both pages.
+				p.Pages = nil
+				again := authorize(t, g, p, tc.cfg, verifier)
+				if strings.Join(p.Pages, ",") != "consent" {
+					t.Fatalf("after the grant was revoked the authorization showed %v, want the consent page alone", p.Pages)
+				}
+				if _, err := tc.cfg.Exchange(ctx, again, oauth2.VerifierOption(verifier)); err != nil {
+					t.Fatal(err)
+				}
 				p.Pages = nil
 				authorize(t, g, p, tc.cfg, verifier)
 				if len(p.Pages) != 0 {

@@ -181,29 +181,33 @@ type GrantStore interface {
 	PutGrant(ctx context.Context, g *Grant) error
 	// Grant returns a live grant record, used or not.
 	Grant(ctx context.Context, id string) (*Grant, error)
-	// Grants lists the live grants of q.Subject or of q.ClientID (exactly
-	// one is given) that issued a token (LastUsedAt set), newest
-	// (CreatedAt) first, at most q.Limit of them (MaxGrantsPerSubject when
-	// 0). Entries of grants whose record is gone are skipped; they end at
-	// their EndsBy, or DeleteGrant removes them.
+	// Grants lists the live grants of q.Subject or of q.ClientID (one
+	// alone, or both: the subject's grants to that client, read from the
+	// subject's index without the records of other clients' grants) that
+	// issued a token (LastUsedAt set), newest (CreatedAt) first, at most
+	// q.Limit of them (MaxGrantsPerSubject when 0). Entries of grants
+	// whose record is gone are skipped; they end at their EndsBy, or
+	// DeleteGrant removes them.
 	Grants(ctx context.Context, q GrantQuery) ([]*Grant, error)
 	// DeleteGrant forgets the grant: its record and its index entries;
 	// ErrNotFound without a live record.
 	DeleteGrant(ctx context.Context, id string) error
 }
 
-// GrantQuery selects the grants of a subject or of a client.
+// GrantQuery selects the grants of a subject, of a client, or of a
+// subject to a client.
 type GrantQuery struct {
 	Subject, ClientID string
 	Limit             int
 }
 
 // GrantIndexOf checks q and says which index it reads: "s" and the
-// subject, or "c" and the client.
+// subject (whose entries name their client, so that a query of both
+// keeps only that client's), or "c" and the client.
 func GrantIndexOf(q GrantQuery) (kind, owner string, err error) {
 	switch {
-	case (q.Subject == "") == (q.ClientID == ""):
-		return "", "", errors.New("a grant query names a subject or a client")
+	case q.Subject == "" && q.ClientID == "":
+		return "", "", errors.New("a grant query names a subject, a client or both")
 	case q.Subject != "":
 		return "s", q.Subject, nil
 	}

@@ -788,7 +788,11 @@ func (s *Store) Grants(ctx context.Context, q store.GrantQuery) ([]*store.Grant,
 	var out []*store.Grant
 	err = s.view(ctx, bucketGrantIndex, func(idx *bolt.Bucket) error {
 		grants := idx.Tx().Bucket(bucketGrants)
+		client, _ := json.Marshal(q.ClientID)
 		for _, e := range indexEntries(idx, kind, owner) {
+			if kind == "s" && q.ClientID != "" && !bytes.Equal(e.value, client) {
+				continue // another client's: its record is not read
+			}
 			r, err := get(grants, []byte(e.grant))
 			if err != nil {
 				continue // gone: the sweep drops its entries in time

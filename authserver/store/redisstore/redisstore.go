@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -1177,6 +1178,12 @@ func (s *Store) Grants(ctx context.Context, q store.GrantQuery) ([]*store.Grant,
 		if len(members) == 0 {
 			break
 		}
+		page := len(members)
+		if kind == "s" && q.ClientID != "" {
+			// A subject's entries are "<grant> <client>": another
+			// client's record is not read.
+			members = slices.DeleteFunc(members, func(m string) bool { _, c, _ := strings.Cut(m, " "); return c != q.ClientID })
+		}
 		gets := make([]*redis.MapStringStringCmd, len(members))
 		if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, m := range members {
@@ -1195,7 +1202,7 @@ func (s *Store) Grants(ctx context.Context, q store.GrantQuery) ([]*store.Grant,
 				out = append(out, g)
 			}
 		}
-		if len(members) < grantsPage {
+		if page < grantsPage {
 			break
 		}
 	}
