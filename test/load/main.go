@@ -87,6 +87,7 @@ const caddyfile = `{
 		registration {
 			open
 			scope read
+			max_clients 10000000 # the load registers far more than the default budget
 		}
 		trust {{.Remote}} {
 			audience https://api.example.com
