@@ -87,7 +87,7 @@ const caddyfile = `{
 		registration {
 			open
 			scope read
-			max_clients 10000000 # the load registers far more than the default budget
+			{{.RegistrationBudget}}
 		}
 		trust {{.Remote}} {
 			audience https://api.example.com
@@ -138,6 +138,9 @@ http://127.0.0.1:{{.Resource}} {
 type ports struct {
 	Admin, Auth, Static, Proxy, Bearer, Resource, Trusted, DPoP int
 	Upstream, Dir, Alg, Hash, Store, Remote                     string
+	// RegistrationBudget lifts registration's max_clients past what the
+	// load registers (registrationBudget).
+	RegistrationBudget string
 	// People are users besides "load", one per connection (person), for
 	// the flows where whose grants they are matters.
 	People []string
@@ -357,6 +360,11 @@ func die(format string, args ...any) {
 }
 
 // start runs tokengate signing with alg; storeLine "" is the file store.
+// registrationBudget is the registration block's budget line: the load
+// registers far more clients than the default max_clients. -compare
+// empties it, as a baseline may predate the option.
+var registrationBudget = "max_clients 10000000"
+
 // remote is the trusted issuer every instance's config names.
 var remote *remoteIssuer
 
@@ -369,7 +377,7 @@ func start(bin, alg, hash, upstream, storeLine string) *instance {
 		storeLine = "store file " + filepath.Join(dir, "tokengate.db")
 	}
 	p := ports{Admin: freePort(), Auth: freePort(), Static: freePort(), Proxy: freePort(), Bearer: freePort(), Resource: freePort(), Trusted: freePort(), DPoP: freePort(), Remote: remote.URL,
-		Upstream: upstream, Dir: dir, Alg: alg, Hash: hash, Store: storeLine}
+		Upstream: upstream, Dir: dir, Alg: alg, Hash: hash, Store: storeLine, RegistrationBudget: registrationBudget}
 	for w := range people {
 		p.People = append(p.People, person(w))
 	}
