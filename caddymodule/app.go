@@ -234,9 +234,9 @@ func (a *App) loginProviders() ([]*login.Provider, error) {
 	repl := caddy.NewReplacer()
 	var out []*login.Provider
 	for _, lp := range a.LoginProviders {
-		secret := repl.ReplaceKnown(lp.ClientSecret, "")
-		if secret == "" && lp.ClientSecret != "" {
-			return nil, fmt.Errorf("login_provider %s: client_secret %q is empty once placeholders are replaced: is the environment variable set?", lp.Name, lp.ClientSecret)
+		secret, err := secretValue(repl, "login_provider "+lp.Name+": client_secret", lp.ClientSecret)
+		if err != nil {
+			return nil, err
 		}
 		cfg := login.Config{Name: lp.Name, DisplayName: lp.DisplayName, Issuer: lp.Issuer, AuthorizationURL: lp.AuthorizationURL,
 			TokenURL: lp.TokenURL, UserinfoURL: lp.UserinfoURL, ClientID: lp.ClientID, ClientSecret: secret, Scopes: strings.Fields(lp.Scope),
@@ -356,9 +356,9 @@ func (a *App) clients(repl *caddy.Replacer) ([]*authserver.Client, error) {
 		case cc.Secret != "":
 			secret := cc.Secret
 			if repl != nil {
-				secret = repl.ReplaceKnown(secret, "")
-				if secret == "" {
-					return nil, fmt.Errorf("client %s: secret %q is empty once placeholders are replaced: is the environment variable set?", cc.ID, cc.Secret)
+				var err error
+				if secret, err = secretValue(repl, "client "+cc.ID+": secret", cc.Secret); err != nil {
+					return nil, err
 				}
 			}
 			c.SecretHash = authserver.HashSecretSHA256(secret)
@@ -449,13 +449,16 @@ func (a *App) provision(ctx caddy.Context) error {
 
 	var registration *authserver.RegistrationConfig
 	if r := a.Registration; r != nil {
+		token, err := secretValue(caddy.NewReplacer(), "registration: initial_access_token", r.InitialAccessToken)
+		if err != nil {
+			return fmt.Errorf("oauth2: %w", err)
+		}
+		if !r.Open && token == "" {
+			return errors.New("oauth2: registration: say who may register: open, or an initial_access_token")
+		}
 		registration = &authserver.RegistrationConfig{Open: r.Open, Scopes: strings.Fields(r.Scope), ClientTTL: time.Duration(r.ClientTTL),
 			UnusedClientTTL: time.Duration(r.UnusedClientTTL), MaxClients: r.MaxClients,
-			ClientIDMetadataDocuments: r.ClientIDMetadataDocuments, AllowPrivateHosts: r.AllowPrivateHosts,
-			InitialAccessToken: caddy.NewReplacer().ReplaceKnown(r.InitialAccessToken, "")}
-		if !r.Open && registration.InitialAccessToken == "" {
-			return fmt.Errorf("oauth2: registration: initial_access_token %q is empty once placeholders are replaced: is the environment variable set?", r.InitialAccessToken)
-		}
+			ClientIDMetadataDocuments: r.ClientIDMetadataDocuments, AllowPrivateHosts: r.AllowPrivateHosts, InitialAccessToken: token}
 	}
 	providers, err := a.loginProviders()
 	if err != nil {
@@ -515,9 +518,9 @@ func (a *App) provisionTrust() error {
 		cfg := trust.Config{Issuer: t.Issuer, Audience: t.Audience, JWKSURI: t.JWKSURI, ScopeClaim: t.ScopeClaim, Types: t.TokenTypes,
 			Logger: a.logger.Named("trust")}
 		if in := t.Introspection; in != nil {
-			secret := repl.ReplaceKnown(in.ClientSecret, "")
-			if secret == "" {
-				return fmt.Errorf("trust %s: introspection client_secret %q is empty once placeholders are replaced: is the environment variable set?", t.Issuer, in.ClientSecret)
+			secret, err := secretValue(repl, "trust "+t.Issuer+": introspection client_secret", in.ClientSecret)
+			if err != nil {
+				return err
 			}
 			cfg.Introspection = &trust.IntrospectionConfig{URL: in.URL, ClientID: in.ClientID, ClientSecret: secret, CacheTTL: time.Duration(in.CacheTTL)}
 		}

@@ -172,32 +172,19 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("signing_alg %q is not supported: use one of %s", a.SigningAlg, strings.Join(authserver.SupportedAlgs, ", "))
 			}
 		case "key_rotation", "refresh_retry_grace":
-			var v string
-			if !d.Args(&v) || d.NextArg() {
-				return d.Errf("%s needs a duration (e.g. %s) or off", dir, map[string]string{"key_rotation": "720h", "refresh_retry_grace": "60s"}[dir])
+			dur, err := durationArg(d, dir, map[string]string{"key_rotation": "720h", "refresh_retry_grace": "60s"}[dir], true)
+			if err != nil {
+				return err
 			}
-			dst := map[string]*caddy.Duration{"key_rotation": &a.KeyRotation, "refresh_retry_grace": &a.RefreshRetryGrace}[dir]
-			if v == "off" {
-				*dst = -1
-				break
-			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return d.Errf("%s: %q is not a positive duration or off", dir, v)
-			}
-			*dst = caddy.Duration(dur)
+			*map[string]*caddy.Duration{"key_rotation": &a.KeyRotation, "refresh_retry_grace": &a.RefreshRetryGrace}[dir] = dur
 		case "access_token_ttl", "refresh_token_ttl", "code_ttl", "device_code_ttl", "device_interval", "revocation_max_staleness", "grant_max_age":
-			var v string
-			if !d.Args(&v) {
-				return d.Errf("%s needs a duration, e.g. 1h", dir)
-			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return d.Errf("%s: %q is not a positive duration (e.g. 90s, 1h, 720h)", dir, v)
+			dur, err := durationArg(d, dir, "1h", false)
+			if err != nil {
+				return err
 			}
 			*map[string]*caddy.Duration{"access_token_ttl": &a.AccessTokenTTL, "refresh_token_ttl": &a.RefreshTokenTTL,
 				"code_ttl": &a.CodeTTL, "device_code_ttl": &a.DeviceCodeTTL, "device_interval": &a.DeviceInterval,
-				"revocation_max_staleness": &a.RevocationMaxStaleness, "grant_max_age": &a.GrantMaxAge}[dir] = caddy.Duration(dur)
+				"revocation_max_staleness": &a.RevocationMaxStaleness, "grant_max_age": &a.GrantMaxAge}[dir] = dur
 		case "resource":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -672,15 +659,11 @@ func parseTrust(d *caddyfile.Dispenser) (TrustConfig, error) {
 						return t, d.Errf("trust %s: introspection: %s takes one value", t.Issuer, isub)
 					}
 				case "cache_ttl":
-					var v string
-					if !d.Args(&v) || d.NextArg() {
-						return t, d.Errf("trust %s: introspection: cache_ttl takes a duration, e.g. 1m", t.Issuer)
+					dur, err := durationArg(d, "trust "+t.Issuer+": introspection: cache_ttl", "1m", false)
+					if err != nil {
+						return t, err
 					}
-					dur, err := caddy.ParseDuration(v)
-					if err != nil || dur <= 0 {
-						return t, d.Errf("trust %s: introspection: cache_ttl %q is not a positive duration", t.Issuer, v)
-					}
-					in.CacheTTL = caddy.Duration(dur)
+					in.CacheTTL = dur
 				default:
 					return t, d.Errf("trust %s: introspection: unknown option %q (expected client_id, client_secret or cache_ttl)", t.Issuer, isub)
 				}
@@ -733,19 +716,11 @@ func parseRegistration(d *caddyfile.Dispenser) (*RegistrationConfig, error) {
 				r.AllowPrivateHosts = append(r.AllowPrivateHosts, hosts...)
 			}
 		case "client_ttl", "unused_client_ttl":
-			var v string
-			if !d.Args(&v) || d.NextArg() {
-				return nil, d.Errf("registration: %s takes a duration, e.g. 720h", sub)
+			dur, err := durationArg(d, "registration: "+sub, "720h", false)
+			if err != nil {
+				return nil, err
 			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return nil, d.Errf("registration: %s %q is not a positive duration (e.g. 720h)", sub, v)
-			}
-			if sub == "client_ttl" {
-				r.ClientTTL = caddy.Duration(dur)
-			} else {
-				r.UnusedClientTTL = caddy.Duration(dur)
-			}
+			*map[string]*caddy.Duration{"client_ttl": &r.ClientTTL, "unused_client_ttl": &r.UnusedClientTTL}[sub] = dur
 		case "max_clients":
 			var v string
 			if !d.Args(&v) || d.NextArg() {
