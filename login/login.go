@@ -224,13 +224,13 @@ func New(cfg Config) (*Provider, error) {
 		p.meta = &metadata{AuthorizationEndpoint: cfg.AuthorizationURL, TokenEndpoint: cfg.TokenURL, UserinfoEndpoint: cfg.UserinfoURL}
 		return p, nil
 	}
-	p.keys = trust.NewKeys(p.fetch, func(ctx context.Context) (string, error) {
+	p.keys = trust.NewKeys(trust.KeysConfig{Fetcher: p.fetch, Logger: cfg.Logger, URI: func(ctx context.Context) (string, error) {
 		m, err := p.metadata(ctx)
 		if err != nil {
 			return "", err
 		}
 		return m.JWKSURI, nil
-	}, cfg.Logger)
+	}})
 	// ID tokens are typed JWT, or not at all (OpenID Connect Core).
 	p.idTokens = &introspect.Validator{Keys: p.keys, UnknownKey: p.keys.UnknownKey, Issuer: cfg.Issuer, Leeway: clockSkew,
 		Types: []string{"JWT", ""}}

@@ -28,8 +28,8 @@ const (
 	keysMost  = 24 * time.Hour
 )
 
-// refetchEvery is a variable for the tests' sake.
-var refetchEvery = 30 * time.Second
+// DefaultRefetchEvery is KeysConfig.RefetchEvery's default.
+const DefaultRefetchEvery = 30 * time.Second
 
 // algs are the algorithms accepted from other issuers: asymmetric only,
 // since a shared secret would make the "public" key set a secret.
@@ -43,9 +43,10 @@ type publicKey struct {
 // Keys are a server's published keys. They are an introspect.KeySource;
 // UnknownKey is the Validator's.
 type Keys struct {
-	fetch *outbound.Client
-	uri   func(ctx context.Context) (string, error)
-	log   *zap.Logger
+	fetch        *outbound.Client
+	uri          func(ctx context.Context) (string, error)
+	log          *zap.Logger
+	refetchEvery time.Duration
 
 	mu      sync.RWMutex
 	keys    map[string]publicKey
@@ -82,7 +83,7 @@ func (s *Keys) UnknownKey(string) (bool, error) {
 		<-wait
 		return true, s.lastErr()
 	}
-	if time.Since(s.fetched) < refetchEvery {
+	if time.Since(s.fetched) < s.refetchEvery {
 		err := s.err
 		s.mu.Unlock()
 		return false, err
@@ -180,14 +181,32 @@ func (s *Keys) logDropped(uri string, dropped []error) {
 	s.dropped = seen
 }
 
-// NewKeys holds the keys at the URL uri gives (so that it may be found
-// by discovery when first needed), fetched with fetch; log hears of the
-// keys a set holds that cannot be used (nil: nobody).
-func NewKeys(fetch *outbound.Client, uri func(ctx context.Context) (string, error), log *zap.Logger) *Keys {
-	if log == nil {
-		log = zap.NewNop()
+// KeysConfig says where a server's keys are and how to hold them.
+type KeysConfig struct {
+	// Fetcher fetches the set (required).
+	Fetcher *outbound.Client
+	// URI gives the set's URL, so that it may be found by discovery
+	// when first needed (required).
+	URI func(ctx context.Context) (string, error)
+	// Logger hears of the keys a set holds that cannot be used. Default:
+	// nobody.
+	Logger *zap.Logger
+	// RefetchEvery is the least time between two fetches for key IDs the
+	// set lacks, however many tokens name them. Default
+	// DefaultRefetchEvery. Shorter follows a rotation sooner and lets
+	// tokens with made-up key IDs make more fetches.
+	RefetchEvery time.Duration
+}
+
+// NewKeys holds the keys cfg says where to find.
+func NewKeys(cfg KeysConfig) *Keys {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
 	}
-	return &Keys{fetch: fetch, uri: uri, log: log}
+	if cfg.RefetchEvery <= 0 {
+		cfg.RefetchEvery = DefaultRefetchEvery
+	}
+	return &Keys{fetch: cfg.Fetcher, uri: cfg.URI, log: cfg.Logger, refetchEvery: cfg.RefetchEvery}
 }
 
 // Refresh fetches the keys again, one fetch at a time; the keys held stay
@@ -208,7 +227,7 @@ func (s *Keys) due() time.Time {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.err != nil || s.keys == nil {
-		return s.fetched.Add(refetchEvery)
+		return s.fetched.Add(s.refetchEvery)
 	}
 	return s.expires
 }

@@ -43,6 +43,9 @@ type Config struct {
 	// Fetcher reaches the issuer. Default: outbound's Trusted client.
 	Fetcher *outbound.Client
 	Logger  *zap.Logger
+	// RefetchEvery bounds the fetches of its keys for unknown key IDs
+	// (KeysConfig.RefetchEvery).
+	RefetchEvery time.Duration
 }
 
 // IntrospectionConfig is how to reach an issuer's introspection endpoint.
@@ -108,7 +111,7 @@ func New(cfg Config) (*Issuer, error) {
 	if i.log == nil {
 		i.log = zap.NewNop()
 	}
-	i.keys = NewKeys(i.fetch, i.jwksURI, i.log)
+	i.keys = NewKeys(KeysConfig{Fetcher: i.fetch, URI: i.jwksURI, Logger: i.log, RefetchEvery: cfg.RefetchEvery})
 	i.validator = &introspect.Validator{Keys: i.keys, Issuer: cfg.Issuer, Leeway: 30 * time.Second, Types: cfg.Types,
 		ScopeClaim: cfg.ScopeClaim, UnknownKey: i.keys.UnknownKey, Cache: introspect.NewTokenCache(20_000)}
 	if cfg.Introspection != nil {

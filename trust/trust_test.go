@@ -22,7 +22,7 @@ import (
 
 func newIssuer(t *testing.T, f *issuertest.Issuer, intro bool) *trust.Issuer {
 	t.Helper()
-	cfg := trust.Config{Issuer: f.URL, Audience: []string{"https://api.example.com"}}
+	cfg := trust.Config{Issuer: f.URL, Audience: []string{"https://api.example.com"}, RefetchEvery: time.Second}
 	if intro {
 		cfg.Introspection = &trust.IntrospectionConfig{ClientID: "gateway", ClientSecret: "gw-secret", CacheTTL: 300 * time.Millisecond}
 	}
@@ -68,9 +68,8 @@ func TestRemoteJWT(t *testing.T) {
 		}
 	}
 	// The issuer rotates: a token under the new key makes one refetch
-	// (once the limit since the last fetch is over); a burst of tokens
-	// naming unknown keys makes none more.
-	defer trust.SetRefetchEvery(time.Second)()
+	// (once the limit since the last fetch, a second here, is over); a
+	// burst of tokens naming unknown keys makes none more.
 	time.Sleep(1100 * time.Millisecond)
 	f.Rotate(t, "k2")
 	if _, err := i.Check(t.Context(), f.Token(t, "JWT", nil)); err != nil {
@@ -131,14 +130,13 @@ func TestUnusableKeysAreDropped(t *testing.T) {
 		f.Publish(t, k)
 	}
 	core, logs := observer.New(zap.WarnLevel)
-	i, err := trust.New(trust.Config{Issuer: f.URL, Audience: []string{"https://api.example.com"}, Logger: zap.New(core)})
+	i, err := trust.New(trust.Config{Issuer: f.URL, Audience: []string{"https://api.example.com"}, Logger: zap.New(core), RefetchEvery: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c, err := i.Check(t.Context(), f.Token(t, "JWT", nil)); err != nil || c.Subject != "u-1" {
 		t.Fatalf("a token under the good key beside %d unusable ones: %v", len(bad), err)
 	}
-	defer trust.SetRefetchEvery(time.Millisecond)()
 	time.Sleep(5 * time.Millisecond)
 	f.Rotate(t, "k2")
 	for _, k := range bad {

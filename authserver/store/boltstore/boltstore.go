@@ -65,14 +65,27 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// SweepInterval is how often expired records are deleted from the file.
-// Reads never return expired records, so this only bounds the file's size.
-var SweepInterval = time.Minute
+// Options tune a Store; the zero value is the default.
+type Options struct {
+	// SweepEvery is how often expired records are deleted from the file.
+	// Default DefaultSweepEvery. Reads never return expired records, so
+	// this only bounds the file's size.
+	SweepEvery time.Duration
+}
+
+// DefaultSweepEvery is Options.SweepEvery's default.
+const DefaultSweepEvery = time.Minute
 
 // Open opens (creating if needed) the bbolt file at path. The file is locked
 // while open: a second process opening it gets an error after a second
 // instead of waiting forever.
-func Open(path string) (*Store, error) {
+func Open(path string) (*Store, error) { return OpenWith(path, Options{}) }
+
+// OpenWith is Open with options.
+func OpenWith(path string, o Options) (*Store, error) {
+	if o.SweepEvery <= 0 {
+		o.SweepEvery = DefaultSweepEvery
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating directory for %s: %w", path, err)
 	}
@@ -101,7 +114,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("initializing %s: %w", path, err)
 	}
 	s := &Store{db: db, stop: make(chan struct{}), done: make(chan struct{}), watchers: map[int]func(store.Revocation){}}
-	go s.sweepLoop()
+	go s.sweepLoop(o.SweepEvery)
 	return s, nil
 }
 
@@ -862,9 +875,9 @@ func (s *Store) Counter(ctx context.Context, key string) (int64, time.Time, erro
 	return n, exp, err
 }
 
-func (s *Store) sweepLoop() {
+func (s *Store) sweepLoop(every time.Duration) {
 	defer close(s.done)
-	t := time.NewTicker(SweepInterval)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {

@@ -12,10 +12,7 @@ import (
 
 // Expired records are deleted from the file, not only hidden from reads.
 func TestSweepDeletesExpired(t *testing.T) {
-	old := SweepInterval
-	SweepInterval = 50 * time.Millisecond
-	defer func() { SweepInterval = old }()
-	s, err := Open(filepath.Join(t.TempDir(), "tg.db"))
+	s, err := OpenWith(filepath.Join(t.TempDir(), "tg.db"), Options{SweepEvery: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
