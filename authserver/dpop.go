@@ -29,7 +29,7 @@ func (s *Server) tokenProof(ctx context.Context, r *http.Request, c *Client) (*d
 	case len(proofs) == 0:
 		return nil, nil
 	}
-	p, err := dpop.Verify(proofs[0], dpop.Request{Method: http.MethodPost, URL: s.endpointURL(PathToken)})
+	p, err := s.dpopProofs.Verify(proofs[0], dpop.Request{Method: http.MethodPost, URL: s.endpointURL(PathToken)})
 	if err != nil {
 		return nil, ErrInvalidDPoPProof("%v", err)
 	}

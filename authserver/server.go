@@ -225,8 +225,10 @@ type Server struct {
 	fetch, trusted *outbound.Client
 	// jwks caches fetched client key sets.
 	jwks expiringCache[jwk.Set]
-	// dpopNonces are the server's DPoP nonces; nil when off.
+	// dpopNonces are the server's DPoP nonces; nil when off. dpopProofs
+	// verifies the token endpoint's proofs.
 	dpopNonces *dpop.Nonces
+	dpopProofs dpop.Verifier
 	// providers are the login providers by name; providerList in order.
 	providers    map[string]*login.Provider
 	providerList []*login.Provider

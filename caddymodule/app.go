@@ -111,8 +111,10 @@ type App struct {
 	logger *zap.Logger
 	// trusted are the Trust blocks' issuers, by identifier.
 	trusted map[string]*trust.Issuer
-	// dpopReplay is the DPoP proofs this instance's routes accepted.
+	// dpopReplay is the DPoP proofs this instance's routes accepted;
+	// dpopProofs verifies them, keeping the client keys it parsed.
 	dpopReplay *dpop.Replay
+	dpopProofs *dpop.Verifier
 	// ctx is the config's context; consoles are its oauth2_consoles, and
 	// resourceRoutes its bearer_auths that name a resource: both checked
 	// against the HTTP app's routes at start.
@@ -499,7 +501,7 @@ func (a *App) provision(ctx caddy.Context) error {
 		return fmt.Errorf("oauth2: %w", err)
 	}
 	a.admin = a.server.AdminHandler()
-	a.dpopReplay = &dpop.Replay{}
+	a.dpopReplay, a.dpopProofs = &dpop.Replay{}, &dpop.Verifier{}
 	if err := a.provisionTrust(); err != nil {
 		return fmt.Errorf("oauth2: %w", err)
 	}

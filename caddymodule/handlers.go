@@ -177,7 +177,8 @@ func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
 	if err := b.provisionIssuers(); err != nil {
 		return err
 	}
-	b.dpop = &introspect.DPoPPolicy{Required: b.DPoP == "required", Replay: b.app.dpopReplay, Nonces: b.app.server.DPoPNonces()}
+	b.dpop = &introspect.DPoPPolicy{Required: b.DPoP == "required", Replay: b.app.dpopReplay, Nonces: b.app.server.DPoPNonces(),
+		Proofs: b.app.dpopProofs}
 	if len(b.audiences) == 0 && b.acceptsSelf() {
 		// Without audience a token for any API of this issuer passes.
 		for _, c := range b.app.Clients {

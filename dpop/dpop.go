@@ -83,11 +83,17 @@ type header struct {
 	Crit json.RawMessage `json:"crit"`
 }
 
+// Verifier checks proofs. It keeps the client keys it parsed (with their
+// thumbprints) in a bounded cache, so that only a key's first proof
+// parses it: a proof then costs its signature and a few microseconds.
+// The zero value is ready; a nil *Verifier verifies without the cache.
+type Verifier struct {
+	keys keyCache
+}
+
 // Verify checks a proof against the request (RFC 9449 §4.3, checks 2 to
-// 9, 11 and 12). Errors are *Error. Its cost is the signature's and a few
-// microseconds: a client's key (parsed, with its thumbprint) is kept in a
-// bounded cache, so only the first proof of a key parses it.
-func Verify(proof string, req Request) (*Proof, error) {
+// 9, 11 and 12). Errors are *Error.
+func (v *Verifier) Verify(proof string, req Request) (*Proof, error) {
 	if len(proof) > MaxProofLen {
 		return nil, refuse("the DPoP proof is longer than %d bytes", MaxProofLen)
 	}
@@ -112,7 +118,13 @@ func Verify(proof string, req Request) (*Proof, error) {
 	if len(h.JWK) == 0 {
 		return nil, refuse("the DPoP proof carries no jwk")
 	}
-	k, e := keys.get(h.JWK)
+	var k clientKey
+	var e *Error
+	if v != nil {
+		k, e = v.keys.get(h.JWK)
+	} else {
+		k, e = parseKey(h.JWK)
+	}
 	if e != nil {
 		return nil, e
 	}
@@ -169,8 +181,6 @@ type keyCache struct {
 	m  map[string]clientKey
 }
 
-var keys keyCache
-
 const maxKeys = 10_000
 
 func (kc *keyCache) get(raw json.RawMessage) (clientKey, *Error) {
@@ -180,6 +190,21 @@ func (kc *keyCache) get(raw json.RawMessage) (clientKey, *Error) {
 	if ok {
 		return k, nil
 	}
+	k, e := parseKey(raw)
+	if e != nil {
+		return k, e
+	}
+	kc.mu.Lock()
+	if kc.m == nil || len(kc.m) >= maxKeys {
+		kc.m = map[string]clientKey{} // start over: cheaper than tracking age
+	}
+	kc.m[string(raw)] = k
+	kc.mu.Unlock()
+	return k, nil
+}
+
+// parseKey reads a proof's jwk: a public key, and its thumbprint.
+func parseKey(raw json.RawMessage) (clientKey, *Error) {
 	key, err := jwk.ParseKey(raw)
 	if err != nil {
 		return clientKey{}, refuse("the DPoP proof's jwk is not a JWK")
@@ -195,14 +220,7 @@ func (kc *keyCache) get(raw json.RawMessage) (clientKey, *Error) {
 	if err := jwk.Export(key, &pub); err != nil {
 		return clientKey{}, refuse("the DPoP proof's jwk cannot be used")
 	}
-	k = clientKey{pub, base64.RawURLEncoding.EncodeToString(tp)}
-	kc.mu.Lock()
-	if kc.m == nil || len(kc.m) >= maxKeys {
-		kc.m = map[string]clientKey{} // start over: cheaper than tracking age
-	}
-	kc.m[string(raw)] = k
-	kc.mu.Unlock()
-	return k, nil
+	return clientKey{pub, base64.RawURLEncoding.EncodeToString(tp)}, nil
 }
 
 // normalize is a URL as htu compares it (RFC 9449 §4.3 check 9, RFC 3986

@@ -32,11 +32,14 @@ func proof(t testing.TB, c *dpoptest.Client, claims, hdr map[string]any) string 
 
 var tokenEndpoint = dpop.Request{Method: "POST", URL: "https://auth.example.com/oauth/token"}
 
+// verifier keeps the keys it parsed, as the servers' do.
+var verifier = new(dpop.Verifier)
+
 // Every check of RFC 9449 §4.3: each case is a proof that must be refused.
 func TestVerifyRefuses(t *testing.T) {
 	c := dpoptest.New(t, jwa.ES256())
 	good := proof(t, c, nil, nil)
-	p, err := dpop.Verify(good, tokenEndpoint)
+	p, err := verifier.Verify(good, tokenEndpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,11 +47,15 @@ func TestVerifyRefuses(t *testing.T) {
 	if p.JKT != base64.RawURLEncoding.EncodeToString(tp) {
 		t.Fatalf("jkt %s", p.JKT)
 	}
+	// Without a Verifier's cache, the same answer.
+	if q, err := (*dpop.Verifier)(nil).Verify(good, tokenEndpoint); err != nil || q.JKT != p.JKT {
+		t.Fatalf("a nil Verifier: %+v %v", q, err)
+	}
 	token := "at-123"
 	sum := sha256.Sum256([]byte(token))
 	ath := base64.RawURLEncoding.EncodeToString(sum[:])
 	resource := dpop.Request{Method: "GET", URL: "https://api.example.com/things?x=1", AccessToken: token}
-	if _, err := dpop.Verify(proof(t, c, map[string]any{"htm": "GET", "htu": "https://API.example.com:443/things", "ath": ath}, nil), resource); err != nil {
+	if _, err := verifier.Verify(proof(t, c, map[string]any{"htm": "GET", "htu": "https://API.example.com:443/things", "ath": ath}, nil), resource); err != nil {
 		t.Fatalf("a resource proof (htu normalised, query ignored): %v", err)
 	}
 	hmacKey, _ := jwk.Import([]byte("0123456789abcdef0123456789abcdef"))
@@ -69,7 +76,7 @@ func TestVerifyRefuses(t *testing.T) {
 		"another key's signature": proof(t, c, nil, map[string]any{"jwk": dpoptest.New(t, jwa.ES256()).Pub}),
 		"not a JWS":               "not.a.proof",
 	} {
-		if _, err := dpop.Verify(proof, tokenEndpoint); err == nil {
+		if _, err := verifier.Verify(proof, tokenEndpoint); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -77,7 +84,7 @@ func TestVerifyRefuses(t *testing.T) {
 		"wrong ath": proof(t, c, map[string]any{"htm": "GET", "htu": "https://api.example.com/things", "ath": "x" + ath[1:]}, nil),
 		"no ath":    proof(t, c, map[string]any{"htm": "GET", "htu": "https://api.example.com/things"}, nil),
 	} {
-		if _, err := dpop.Verify(proof, resource); err == nil || !strings.Contains(err.Error(), "ath") {
+		if _, err := verifier.Verify(proof, resource); err == nil || !strings.Contains(err.Error(), "ath") {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -87,7 +94,7 @@ func TestVerifyRefuses(t *testing.T) {
 func TestAlgorithms(t *testing.T) {
 	for _, alg := range []jwa.SignatureAlgorithm{jwa.ES256(), jwa.EdDSA(), jwa.RS256(), jwa.PS256()} {
 		c := dpoptest.New(t, alg)
-		if _, err := dpop.Verify(proof(t, c, nil, nil), tokenEndpoint); err != nil {
+		if _, err := verifier.Verify(proof(t, c, nil, nil), tokenEndpoint); err != nil {
 			t.Errorf("%s: %v", alg, err)
 		}
 	}
@@ -96,7 +103,7 @@ func TestAlgorithms(t *testing.T) {
 // A proof is accepted once per instance; the set stays bounded.
 func TestReplay(t *testing.T) {
 	c := dpoptest.New(t, jwa.ES256())
-	p, err := dpop.Verify(proof(t, c, map[string]any{"jti": "j-1"}, nil), tokenEndpoint)
+	p, err := verifier.Verify(proof(t, c, map[string]any{"jti": "j-1"}, nil), tokenEndpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +138,7 @@ func BenchmarkVerify(b *testing.B) {
 		b.Run(alg.String(), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := dpop.Verify(proof, tokenEndpoint); err != nil {
+				if _, err := verifier.Verify(proof, tokenEndpoint); err != nil {
 					b.Fatal(err)
 				}
 			}

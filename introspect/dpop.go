@@ -20,6 +20,9 @@ type DPoPPolicy struct {
 	Replay *dpop.Replay
 	// Nonces, when set, make proofs carry a current server nonce.
 	Nonces *dpop.Nonces
+	// Proofs verifies proofs, keeping the keys it parsed; nil verifies
+	// without keeping them.
+	Proofs *dpop.Verifier
 }
 
 // noDPoPPolicy is a nil policy's: both schemes, no replay set, no nonces.
@@ -61,7 +64,7 @@ func (p *DPoPPolicy) CheckBinding(r *http.Request, urlOf func(*http.Request) str
 	if len(proofs) != 1 {
 		return dpopFailure("send exactly one DPoP proof header")
 	}
-	proof, err := dpop.Verify(proofs[0], dpop.Request{Method: r.Method, URL: urlOf(r), AccessToken: token})
+	proof, err := p.Proofs.Verify(proofs[0], dpop.Request{Method: r.Method, URL: urlOf(r), AccessToken: token})
 	if err != nil {
 		return dpopFailure(err.Error())
 	}
