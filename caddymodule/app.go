@@ -115,6 +115,8 @@ type App struct {
 	// dpopProofs verifies them, keeping the client keys it parsed.
 	dpopReplay *dpop.Replay
 	dpopProofs *dpop.Verifier
+	// recent is the process's recent activity (loadActivity).
+	recent *recent
 	// ctx is the config's context; consoles are its oauth2_consoles, and
 	// resourceRoutes its bearer_auths that name a resource: both checked
 	// against the HTTP app's routes at start.
@@ -409,6 +411,7 @@ func (a *App) users() []*authserver.User {
 // the signing keys and the revocation state.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger, a.ctx = ctx.Logger(), ctx
+	a.loadActivity()
 	err := a.provision(ctx)
 	if err != nil {
 		// Caddy reports a failed app at the end of a long chain of what
@@ -494,8 +497,8 @@ func (a *App) provision(ctx caddy.Context) error {
 		ClientIP:               clientIP,
 		Store:                  a.store,
 		Logger:                 a.logger,
-		Metrics:                serverMetrics{},
-		AuditRing:              auditRing,
+		Metrics:                serverMetrics{a.recent.history},
+		AuditRing:              a.recent.audit,
 	})
 	if err != nil {
 		return fmt.Errorf("oauth2: %w", err)
@@ -593,5 +596,6 @@ func (a *App) Stop() error {
 var (
 	_ caddy.App             = (*App)(nil)
 	_ caddy.Provisioner     = (*App)(nil)
+	_ caddy.CleanerUpper    = (*App)(nil)
 	_ caddyfile.Unmarshaler = (*App)(nil)
 )

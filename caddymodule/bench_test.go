@@ -78,7 +78,7 @@ func BenchmarkBearerAuth(b *testing.B) {
 		resource *introspect.ProtectedResource
 	}{{"metrics", bearerOutcomes, nil}, {"no-metrics", nil, nil}, {"resource", bearerOutcomes, pr}} {
 		b.Run(m.name, func(b *testing.B) {
-			h := &BearerAuth{Scope: "read", required: []string{"read"}, app: &App{server: srv}, checks: m.checks}
+			h := &BearerAuth{Scope: "read", required: []string{"read"}, app: &App{server: srv, recent: newRecent()}, checks: m.checks}
 			tok := tok
 			if m.resource != nil {
 				h.resource, h.audiences, tok = m.resource, []string{resource}, rtok
@@ -109,7 +109,7 @@ func BenchmarkBearerAuthDPoP(b *testing.B) {
 	tok = tok[strings.Index(tok, `"access_token":"`)+16:]
 	tok = tok[:strings.IndexByte(tok, '"')]
 
-	h := &BearerAuth{Scope: "read", required: []string{"read"}, app: &App{server: srv}, dpop: &introspect.DPoPPolicy{Replay: &dpop.Replay{}}}
+	h := &BearerAuth{Scope: "read", required: []string{"read"}, app: &App{server: srv, recent: newRecent()}, dpop: &introspect.DPoPPolicy{Replay: &dpop.Replay{}, Proofs: &dpop.Verifier{}}}
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error { w.WriteHeader(200); return nil })
 	const api = "http://api.example.com/things"
 	rec := httptest.NewRecorder()

@@ -15,12 +15,42 @@ import (
 	"github.com/tokengate/tokengate/console"
 )
 
-// The console's recent events and charts belong to the process, so that a
-// config reload keeps them.
-var (
-	auditRing = authserver.NewAuditRing(500)
-	history   = new(console.History)
-)
+// The console's recent events and the counts behind its charts belong to
+// the process, so that a reload keeps them: the configs a reload overlaps
+// share them through a pool, as they share a store, and the last config
+// to go lets them go.
+var activity = caddy.NewUsagePool()
+
+const activityKey = "oauth2.activity"
+
+// recent is what the pool holds: the audit events and the charts' counts.
+type recent struct {
+	audit   *authserver.AuditRing
+	history *console.History
+}
+
+func (*recent) Destruct() error { return nil }
+
+// newRecent is a process's recent activity before any.
+func newRecent() *recent {
+	return &recent{audit: authserver.NewAuditRing(500), history: new(console.History)}
+}
+
+// loadActivity takes (or starts) the process's recent activity for a's
+// config; a.Cleanup gives it back.
+func (a *App) loadActivity() {
+	v, _, _ := activity.LoadOrNew(activityKey, func() (caddy.Destructor, error) { return newRecent(), nil })
+	a.recent = v.(*recent)
+}
+
+// Cleanup gives back the config's use of the recent activity.
+func (a *App) Cleanup() error {
+	if a.recent == nil {
+		return nil
+	}
+	_, err := activity.Delete(activityKey)
+	return err
+}
 
 // Console serves tokengate's admin console (clients, grants, audit events,
 // charts of the last hour) wherever its route puts it: the last segment of
@@ -49,7 +79,7 @@ func (c *Console) Provision(ctx caddy.Context) (err error) {
 	if c.app, err = oauth2App(ctx); err != nil {
 		return err
 	}
-	c.console, err = console.New(console.Config{Admin: c.app.server, Audit: auditRing, History: history, User: upstreamUser,
+	c.console, err = console.New(console.Config{Admin: c.app.server, Audit: c.app.recent.audit, History: c.app.recent.history, User: upstreamUser,
 		Logger: ctx.Logger()})
 	if err != nil {
 		return err

@@ -275,9 +275,9 @@ func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		b.checks[outcome].Inc()
 	}
 	if f == nil {
-		history.BearerOK.Add()
+		b.app.recent.history.BearerOK.Add()
 	} else {
-		history.BearerRefused.Add()
+		b.app.recent.history.BearerRefused.Add()
 	}
 	if f != nil {
 		realm := b.Realm

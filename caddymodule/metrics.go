@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tokengate/tokengate/console"
+
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/introspect"
 )
@@ -118,16 +120,17 @@ func (c revocationCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(revocationsAgeDesc, prometheus.GaugeValue, age)
 }
 
-// serverMetrics is authserver.Metrics on the collectors above.
-type serverMetrics struct{}
+// serverMetrics is authserver.Metrics on the collectors above, and on the
+// console's charts.
+type serverMetrics struct{ history *console.History }
 
-func (serverMetrics) TokenIssued(grant, clientID string) {
+func (m serverMetrics) TokenIssued(grant, clientID string) {
 	tokensIssued.WithLabelValues(grant, clientID).Inc()
-	history.TokensIssued.Add()
+	m.history.TokensIssued.Add()
 }
-func (serverMetrics) TokenError(code string) {
+func (m serverMetrics) TokenError(code string) {
 	tokenErrors.WithLabelValues(code).Inc()
-	history.TokenErrors.Add()
+	m.history.TokenErrors.Add()
 }
 func (serverMetrics) DevicePoll(result string)  { devicePolls.WithLabelValues(result).Inc() }
 func (serverMetrics) StoreError(during string)  { storeErrors.WithLabelValues(during).Inc() }

@@ -370,3 +370,35 @@ func exchange(t *testing.T, g *gateway, p *persontest.Person, cfg *oauth2.Config
 	}
 	return tok
 }
+
+// The console's recent events and charts belong to the process: a reload
+// keeps them.
+func TestConsoleKeepsActivityAcrossReload(t *testing.T) {
+	up := newUpstream(t)
+	g := newGateway(t, Ports{Upstream: up.Addr()})
+	g.start(pagesCaddyfile)
+	p := persontest.New("mark", markPassword)
+	cfg := oauthConfig(g, "droplet", "droplet-secret", "http://127.0.0.1/callback", "read")
+	verifier := oauth2.GenerateVerifier()
+	code := authorize(t, g, p, cfg, verifier)
+	if _, err := cfg.Exchange(context.Background(), code, oauth2.VerifierOption(verifier)); err != nil {
+		t.Fatal(err)
+	}
+	creds := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:"+markPassword))
+	audit := func() string {
+		t.Helper()
+		resp, body := get(t, http.DefaultClient, "GET", g.AuthURL()+"/console/audit", "Authorization", creds)
+		if resp.StatusCode != 200 {
+			t.Fatalf("the console's audit page: %d", resp.StatusCode)
+		}
+		return body
+	}
+	if !strings.Contains(audit(), "token issued") {
+		t.Fatal("the audit page does not show the token issued")
+	}
+	// A changed config (Caddy skips an unchanged one).
+	g.reload(t, strings.Replace(pagesCaddyfile, `scope_description read "See your droplets"`, `scope_description read "Read your droplets"`, 1))
+	if body := audit(); !strings.Contains(body, "token issued") || !strings.Contains(body, "consent granted") {
+		t.Fatalf("after a reload the audit page lost the events:\n%s", body)
+	}
+}
