@@ -18,15 +18,12 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/jose"
 	"github.com/tokengate/tokengate/trust"
 )
 
 // ClientAssertionType is the client_assertion_type of private_key_jwt.
 const ClientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-
-// AssertionAlgs are the algorithms a client assertion may use: asymmetric
-// only (a shared-secret MAC would make the "public" key a secret).
-var AssertionAlgs = []string{"ES256", "ES384", "ES512", "EdDSA", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512"}
 
 // Limits of an assertion: how far ahead it may expire, and the clock skew
 // tolerated.
@@ -44,8 +41,8 @@ func usesAssertion(c *Client) bool { return len(c.JWKS) > 0 || c.JWKSURI != "" }
 func (s *Server) authenticateAssertion(ctx context.Context, cc clientCredentials) (*Client, *Error) {
 	bad := func(format string, args ...any) *Error { return ErrInvalidClient(format, args...) }
 	header, ok := assertionHeader(cc.assertion)
-	if !ok || !slices.Contains(AssertionAlgs, header) {
-		return nil, bad("client_assertion must be a JWT signed with one of %s", strings.Join(AssertionAlgs, ", "))
+	if !ok || !slices.Contains(jose.Asymmetric, header) {
+		return nil, bad("client_assertion must be a JWT signed with one of %s", strings.Join(jose.Asymmetric, ", "))
 	}
 	unverified, err := jwt.ParseInsecure([]byte(cc.assertion))
 	if err != nil {

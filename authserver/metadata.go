@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/tokengate/tokengate/dpop"
+	"github.com/tokengate/tokengate/jose"
 )
 
 // Metadata is the RFC 8414 authorization server metadata.
@@ -47,8 +47,8 @@ func (s *Server) Metadata() *Metadata {
 		AuthorizationResponseISSSupported: true,
 		GrantTypesSupported:               s.grantTypes(),
 		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"},
-		TokenEndpointAuthSigningAlgs:      AssertionAlgs,
-		DPoPSigningAlgs:                   dpop.Algs,
+		TokenEndpointAuthSigningAlgs:      jose.Asymmetric,
+		DPoPSigningAlgs:                   jose.Asymmetric,
 	}
 	if s.cfg.Registration != nil {
 		m.RegistrationEndpoint = s.endpointURL(PathRegister)

@@ -19,11 +19,9 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
-)
 
-// Algs are the proof algorithms accepted: asymmetric only (§4.3 check 5);
-// the metadata's dpop_signing_alg_values_supported.
-var Algs = []string{"ES256", "ES384", "ES512", "EdDSA", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512"}
+	"github.com/tokengate/tokengate/jose"
+)
 
 // Window is how far a proof's iat may be from the server's clock, either
 // way (§4.3 check 11; §11.1 on keeping it short).
@@ -109,8 +107,8 @@ func (v *Verifier) Verify(proof string, req Request) (*Proof, error) {
 	if !strings.EqualFold(h.Typ, "dpop+jwt") {
 		return nil, refuse("the DPoP proof's typ must be dpop+jwt")
 	}
-	if !slices.Contains(Algs, h.Alg) {
-		return nil, refuse("the DPoP proof's alg must be one of %s", strings.Join(Algs, ", "))
+	if !slices.Contains(jose.Asymmetric, h.Alg) {
+		return nil, refuse("the DPoP proof's alg must be one of %s", strings.Join(jose.Asymmetric, ", "))
 	}
 	if len(h.Crit) > 0 {
 		return nil, refuse("the DPoP proof carries header parameters this server does not know (crit)")

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/tokengate/tokengate/dpop"
+	"github.com/tokengate/tokengate/jose"
 )
 
 // Outcome names the result of a bearer check, for metrics and logs.
@@ -213,7 +213,7 @@ func writeChallenge(w http.ResponseWriter, realm string, f *Failure, resourceMet
 }
 
 // dpopAlgs is the DPoP challenge's algs parameter, quoted.
-var dpopAlgs = quote(strings.Join(dpop.Algs, " "))
+var dpopAlgs = quote(strings.Join(jose.Asymmetric, " "))
 
 // writeFailureBody writes the failure as the JSON body of its status.
 func writeFailureBody(w http.ResponseWriter, f *Failure) {

@@ -11,7 +11,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/tokengate/tokengate/dpop"
+	"github.com/tokengate/tokengate/jose"
 	"github.com/tokengate/tokengate/outbound"
 )
 
@@ -86,7 +86,7 @@ func (p *ProtectedResource) Prepare() error {
 		SigningAlgs          []string `json:"resource_signing_alg_values_supported,omitempty"`
 		DPoPAlgs             []string `json:"dpop_signing_alg_values_supported"`
 		DPoPRequired         bool     `json:"dpop_bound_access_tokens_required"`
-	}{p.Resource, []string{p.Issuer}, p.Scopes, []string{"header"}, p.Name, p.SigningAlgs, dpop.Algs, p.DPoPRequired}
+	}{p.Resource, []string{p.Issuer}, p.Scopes, []string{"header"}, p.Name, p.SigningAlgs, jose.Asymmetric, p.DPoPRequired}
 	var err error
 	p.document, err = json.Marshal(doc)
 	return err

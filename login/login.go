@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tokengate/tokengate/introspect"
+	"github.com/tokengate/tokengate/jose"
 	"github.com/tokengate/tokengate/outbound"
 	"github.com/tokengate/tokengate/trust"
 )
@@ -127,10 +128,6 @@ func fail(k Kind, format string, args ...any) *Error {
 
 // clockSkew is tolerated on an ID token's times.
 const clockSkew = time.Minute
-
-// asymmetric are the ID token algorithms accepted, whatever the provider
-// says it supports: never none, never a MAC of the client secret.
-var asymmetric = []string{"ES256", "ES384", "ES512", "EdDSA", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512"}
 
 // Provider is one configured login provider.
 type Provider struct {
@@ -468,7 +465,7 @@ func (p *Provider) verifyIDToken(ctx context.Context, m *metadata, raw, nonce st
 	if len(allowed) == 0 {
 		allowed = []string{"RS256"} // OpenID Connect Discovery §3's default
 	}
-	if !slices.Contains(allowed, alg.String()) || !slices.Contains(asymmetric, alg.String()) {
+	if !slices.Contains(allowed, alg.String()) || !slices.Contains(jose.Asymmetric, alg.String()) {
 		return nil, fail(Invalid, "the ID token is signed with %s, which is not one of the provider's asymmetric algorithms", alg)
 	}
 	// The validator picks the key by kid, refetching the set once for one

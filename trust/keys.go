@@ -31,10 +31,6 @@ const (
 // DefaultRefetchEvery is KeysConfig.RefetchEvery's default.
 const DefaultRefetchEvery = 30 * time.Second
 
-// algs are the algorithms accepted from other issuers: asymmetric only,
-// since a shared secret would make the "public" key set a secret.
-var algs = []string{"ES256", "ES384", "ES512", "EdDSA", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512"}
-
 type publicKey struct {
 	alg jwa.SignatureAlgorithm
 	key any

@@ -15,6 +15,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/tokengate/tokengate/jose"
 )
 
 // KeySet is what a JWK Set holds for tokengate: the keys it can verify
@@ -91,7 +93,7 @@ func signingAlg(pub jwk.Key) (jwa.SignatureAlgorithm, error) {
 		}
 	}
 	alg, ok := jwa.LookupSignatureAlgorithm(name)
-	if !ok || !slices.Contains(algs, name) {
+	if !ok || !slices.Contains(jose.Asymmetric, name) {
 		return jwa.EmptySignatureAlgorithm(), fmt.Errorf("not an asymmetric signing key tokengate accepts (%s)", cmp.Or(name, pub.KeyType().String()))
 	}
 	return alg, nil
