@@ -27,8 +27,8 @@ import (
 // embedding server mounts AdminHandler where only administrators reach it
 // (tokengate: Caddy's admin endpoint).
 
-// ErrConfigClient: the client is defined in the configuration, which the
-// admin API does not change.
+// ErrConfigClient means the client is defined in the configuration, which
+// the admin API does not change.
 var ErrConfigClient = errors.New("the client is defined in the configuration; change it there")
 
 // ClientInfo is a client as administrators see it: never its secret.
@@ -63,7 +63,7 @@ type Registration struct {
 	Public         bool     `json:"public"`
 	SkipConsent    bool     `json:"skip_consent"`
 	ResourceServer bool     `json:"resource_server"`
-	// RequireDPoP: its token requests must carry a DPoP proof.
+	// RequireDPoP makes its token requests carry a DPoP proof.
 	RequireDPoP bool `json:"require_dpop"`
 }
 

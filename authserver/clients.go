@@ -175,8 +175,9 @@ type ClientError struct {
 func (e *ClientError) Error() string { return "client " + e.Client + ": " + e.Err.Error() }
 func (e *ClientError) Unwrap() error { return e.Err }
 
-// validateRedirectURI: absolute, no fragment (RFC 6749 §3.1.2), and https
-// unless it is a loopback or a native app's private-use scheme (RFC 8252).
+// validateRedirectURI checks a redirect URI: absolute, no fragment (RFC
+// 6749 §3.1.2), and https unless it is a loopback or a native app's
+// private-use scheme (RFC 8252).
 // A browser runs or reads what a javascript:, data:, vbscript: or file:
 // URI says instead of taking it to an application, so a code sent there
 // would be the attacker's; RFC 8252 §7.1 private-use schemes are reverse
@@ -208,7 +209,8 @@ func validateRedirectURI(raw string) error {
 	return nil
 }
 
-// validScopeToken: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+// validScopeToken says whether s is RFC 6749 §3.3's scope-token:
+// 1*( %x21 / %x23-5B / %x5D-7E ).
 func validScopeToken(s string) bool {
 	if s == "" {
 		return false

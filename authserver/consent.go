@@ -66,7 +66,8 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// needsConsent: skip_consent clients never ask; others ask unless a live
+// needsConsent says whether to ask the person: skip_consent clients never
+// ask; others ask unless a live
 // grant of the person's to the client already covers every scope
 // requested. A remembered consent is its grants: when they end (revoked
 // in any way, the person offboarded, expired, past grant_max_age), the

@@ -87,7 +87,7 @@ func (s *Server) listGrants(ctx context.Context, q store.GrantQuery) ([]*GrantIn
 	return out, clients, nil
 }
 
-// ErrNoGrant: no live grant has that ID.
+// ErrNoGrant means no live grant has that ID.
 var ErrNoGrant = errors.New("no such grant")
 
 // RevokeGrant revokes one grant: every refresh and access token issued

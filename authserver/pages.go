@@ -49,8 +49,8 @@ type PageData struct {
 	BackURL string
 	// Username pre-fills the login form after a failed attempt.
 	Username string
-	// Passwords: the login page shows the username and password form (there
-	// are users, or no login provider).
+	// Passwords makes the login page show the username and password form
+	// (there are users, or no login provider).
 	Passwords bool
 	// Providers are the login page's "Sign in with …" links.
 	Providers []PageProvider
@@ -78,8 +78,8 @@ type PageClient struct {
 	ID      string
 	Name    string
 	Website string
-	// SelfRegistered: the application registered itself (RFC 7591), or
-	// is described by a metadata document, so its name and website are
+	// SelfRegistered says the application registered itself (RFC 7591),
+	// or is described by a metadata document, so its name and website are
 	// its own claims.
 	SelfRegistered bool
 	// DocumentHost, for an application whose client_id is the URL of its

@@ -53,7 +53,7 @@ type failureWindow struct {
 }
 
 const (
-	// secretCacheTTL: how long a verified (client, secret) pair stays
+	// secretCacheTTL is how long a verified (client, secret) pair stays
 	// trusted after its last use without bcrypt.
 	secretCacheTTL  = 5 * time.Minute
 	secretCacheSize = 10_000

@@ -114,22 +114,23 @@ type Config struct {
 // Caddy module: Prometheus). Labels come from small fixed sets, except
 // client IDs, which are as many as the registered clients.
 type Metrics interface {
-	// TokenIssued: a token response of that grant type to that client.
+	// TokenIssued counts a token response of that grant type to that client.
 	TokenIssued(grantType, clientID string)
-	// TokenError: a token endpoint error response, by error code.
+	// TokenError counts a token endpoint error response, by error code.
 	TokenError(code string)
-	// DevicePoll: a device poll's result: authorization_pending,
+	// DevicePoll counts a device poll's result: authorization_pending,
 	// slow_down, access_denied, expired_token, issued, redeemed_before
 	// or invalid.
 	DevicePoll(result string)
-	// StoreError: a store operation failed while the server was doing
-	// that (a fixed description, such as "redeeming a refresh token").
+	// StoreError counts a store operation that failed while the server
+	// was doing that (a fixed description, such as "redeeming a refresh
+	// token").
 	StoreError(during string)
-	// StoreDataLoss: the store lost its data: "key ring" or "data" (its
-	// generation marker changed).
+	// StoreDataLoss counts the store losing its data: "key ring" or
+	// "data" (its generation marker changed).
 	StoreDataLoss(what string)
-	// LoginProviderError: a sign-in through that provider failed, of a
-	// login.Kind (unavailable, denied, refused, invalid).
+	// LoginProviderError counts a failed sign-in through that provider,
+	// by login.Kind (unavailable, denied, refused, invalid).
 	LoginProviderError(provider, kind string)
 }
 
@@ -159,7 +160,7 @@ const (
 	DefaultDeviceCodeTTL   = 10 * time.Minute
 	DefaultDeviceInterval  = 5 * time.Second
 	DefaultGrantMaxAge     = 90 * 24 * time.Hour
-	// DefaultRefreshRetryGrace: long enough for a client's retry after a
+	// DefaultRefreshRetryGrace is long enough for a client's retry after a
 	// lost answer or a store failover, short enough that a stolen token's
 	// replay soon counts as reuse.
 	DefaultRefreshRetryGrace = time.Minute

@@ -42,7 +42,7 @@ type session struct {
 // the MAC, so there is none and every check fails.
 const minCookieSecret = 32
 
-// errNoCookieSecret: the issuer holds no usable cookie secret.
+// errNoCookieSecret means the issuer holds no usable cookie secret.
 var errNoCookieSecret = errors.New("no cookie secret is loaded")
 
 // mac is the issuer's MAC of parts, or nil when it holds no usable secret.

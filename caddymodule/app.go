@@ -68,7 +68,7 @@ type App struct {
 	Clients []*ClientConfig `json:"clients,omitempty"`
 	// Users are the people who can log in.
 	Users []*UserConfig `json:"users,omitempty"`
-	// RevocationMaxStaleness: with a shared store, how long an instance
+	// RevocationMaxStaleness is, with a shared store, how long an instance
 	// may go without reaching it before bearer_auth fails closed (503),
 	// since revocations made elsewhere could be missed. Default 1m.
 	RevocationMaxStaleness caddy.Duration `json:"revocation_max_staleness,omitempty"`
@@ -145,8 +145,8 @@ type ClientConfig struct {
 	// SecretHash nor JWKSFile makes a public client, which must use PKCE.
 	Secret       string   `json:"secret,omitempty"`
 	RedirectURIs []string `json:"redirect_uris,omitempty"`
-	// GrantTypes: authorization_code, refresh_token, client_credentials,
-	// device_code.
+	// GrantTypes are the grants it may use: authorization_code,
+	// refresh_token, client_credentials, device_code.
 	GrantTypes []string `json:"grant_types,omitempty"`
 	// Scope lists, space-separated, the scopes this client may obtain
 	// (RFC 6749 §3.3's form, as in the admin API).
@@ -156,11 +156,12 @@ type ClientConfig struct {
 	Scopes []string `json:"scopes,omitempty"`
 	// Audience is the aud of its access tokens. Default: the issuer.
 	Audience []string `json:"audience,omitempty"`
-	// SkipConsent: a first-party application; users see no consent screen.
+	// SkipConsent marks a first-party application: people see no consent
+	// screen.
 	SkipConsent bool `json:"skip_consent,omitempty"`
 	// ResourceServer may introspect any token, not only its own.
 	ResourceServer bool `json:"resource_server,omitempty"`
-	// RequireDPoP: every token request must carry a DPoP proof, so that
+	// RequireDPoP makes every token request carry a DPoP proof, so that
 	// its access tokens are bound to its key (RFC 9449).
 	RequireDPoP bool `json:"require_dpop,omitempty"`
 }
@@ -263,7 +264,8 @@ type TrustConfig struct {
 	// Issuer is the iss of its tokens, exactly; its discovery document
 	// (OpenID Connect, else RFC 8414) is found from it.
 	Issuer string `json:"issuer"`
-	// Audience: its tokens must carry one of these in aud (required).
+	// Audience lists the aud values its tokens may carry for this gateway
+	// (required).
 	Audience []string `json:"audience"`
 	// JWKSURI is where its signing keys are. Default: from discovery.
 	JWKSURI string `json:"jwks_uri,omitempty"`

@@ -397,7 +397,7 @@ func parseUser(d *caddyfile.Dispenser) (*UserConfig, error) {
 	return u, nil
 }
 
-// parseServer: `oauth2_server` takes no arguments.
+// parseServer reads `oauth2_server`, which takes no arguments.
 func parseServer(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	h.Next()
 	if h.NextArg() || h.NextBlock(0) {

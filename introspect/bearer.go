@@ -24,7 +24,7 @@ const (
 
 // Failure is a refused bearer request (RFC 6750 §3).
 type Failure struct {
-	// DPoP: the failure is the DPoP proof's (RFC 9449 §7.1): the
+	// DPoP says the failure is the DPoP proof's (RFC 9449 §7.1): the
 	// challenge is the DPoP scheme's.
 	DPoP    bool
 	Outcome Outcome

@@ -31,7 +31,7 @@ type ProtectedResource struct {
 	Issuer string
 	// SigningAlgs are the algorithms its tokens are signed with.
 	SigningAlgs []string
-	// DPoPRequired: it takes DPoP-bound tokens only (RFC 9449 §7.4's
+	// DPoPRequired says it takes DPoP-bound tokens only (RFC 9449 §7.4's
 	// dpop_bound_access_tokens_required).
 	DPoPRequired bool
 

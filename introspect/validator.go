@@ -38,11 +38,11 @@ const (
 	ReasonNotYetValid   Reason = "not_yet_valid"
 	ReasonRevoked       Reason = "revoked"
 	ReasonMissingClaims Reason = "missing_claims"
-	// ReasonStale: the revocation state is too old to trust (the store
+	// ReasonStale means the revocation state is too old to trust (the store
 	// has been unreachable too long); the answer is "unavailable", not
 	// "invalid".
 	ReasonStale Reason = "revocations_stale"
-	// ReasonUnavailable: the issuer's keys (or its introspection) cannot
+	// ReasonUnavailable means the issuer's keys (or its introspection) cannot
 	// be reached; the answer is "unavailable", never a pass.
 	ReasonUnavailable Reason = "issuer_unavailable"
 )

@@ -100,14 +100,14 @@ type Identity struct {
 type Kind string
 
 const (
-	// Unavailable: the provider is down, slow, or answered garbage.
+	// Unavailable means the provider is down, slow, or answered garbage.
 	Unavailable Kind = "unavailable"
-	// Denied: the person (or the provider) declined at the provider.
+	// Denied means the person (or the provider) declined at the provider.
 	Denied Kind = "denied"
-	// Refused: signed in, but not someone this server admits
-	// (allow_domain, allow_claim).
+	// Refused means the person signed in, but is not someone this server
+	// admits (allow_domain, allow_claim).
 	Refused Kind = "refused"
-	// Invalid: the provider's answer does not hold up (ID token, state,
+	// Invalid means the provider's answer does not hold up (ID token, state,
 	// issuer): an attack, or a misconfigured provider.
 	Invalid Kind = "invalid"
 )

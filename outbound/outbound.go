@@ -64,8 +64,8 @@ type StatusError struct {
 
 func (e *StatusError) Error() string { return fmt.Sprintf("fetching %s: HTTP %d", e.URL, e.Code) }
 
-// ErrForbiddenAddress: the URL's host resolves to an address clients may
-// not make tokengate reach.
+// ErrForbiddenAddress means the URL's host resolves to an address clients
+// may not make tokengate reach.
 var ErrForbiddenAddress = errors.New("the host resolves to a loopback, private or link-local address")
 
 // New makes a Client.

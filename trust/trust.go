@@ -28,7 +28,8 @@ type Config struct {
 	// Issuer is the iss its tokens carry, exactly; also where its
 	// discovery document is (OpenID Connect or RFC 8414).
 	Issuer string
-	// Audience: a token must carry one of these in aud (required).
+	// Audience lists the aud values a token may carry for this gateway; it
+	// must carry one (required).
 	Audience []string
 	// JWKSURI is where its keys are. Default: from its discovery document.
 	JWKSURI string
@@ -146,7 +147,8 @@ func (i *Issuer) Check(ctx context.Context, token string) (*introspect.Claims, e
 	return i.intro.check(ctx, token)
 }
 
-// looksLikeJWT: three base64url segments, the first a JSON object ("eyJ").
+// looksLikeJWT says whether token has three base64url segments, the first
+// a JSON object ("eyJ").
 func looksLikeJWT(token string) bool {
 	return strings.HasPrefix(token, "eyJ") && strings.Count(token, ".") == 2
 }

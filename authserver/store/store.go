@@ -21,17 +21,18 @@ import (
 // Errors every implementation returns (possibly wrapped) so that callers can
 // tell the protocol cases apart with errors.Is.
 var (
-	// ErrNotFound: no live record under that key (never existed or expired).
+	// ErrNotFound means no live record is under that key (it never existed,
+	// or expired).
 	ErrNotFound = errors.New("not found")
-	// ErrAlreadyUsed: a single-use record was consumed before. The record is
+	// ErrAlreadyUsed means a single-use record was consumed before. It is
 	// returned alongside so the caller can revoke what descends from it.
 	ErrAlreadyUsed = errors.New("already used")
-	// ErrKeyMismatch: the refresh token is bound to a DPoP key the
+	// ErrKeyMismatch means the refresh token is bound to a DPoP key the
 	// request did not prove (RFC 9449 §5); the token is left unused.
 	ErrKeyMismatch = errors.New("bound to another key")
-	// ErrExists: a create-only write found a live record under that key.
+	// ErrExists means a create-only write found a live record under that key.
 	ErrExists = errors.New("already exists")
-	// ErrConflict: a compare-and-swap lost against a concurrent writer.
+	// ErrConflict means a compare-and-swap lost against a concurrent writer.
 	ErrConflict = errors.New("conflicting concurrent update")
 )
 
@@ -291,11 +292,12 @@ type CounterStore interface {
 // UserStore records which people the configuration has had.
 type UserStore interface {
 	// RecordUsers records the configuration's usernames, so that a person
-	// removed from it is offboarded on every instance: names are marked
-	// configured; recorded ones not among names are marked removed at now
-	// (returned in newly the first time), and removed ones are forgotten
-	// forget after their removal. removed lists every name removed and not
-	// yet forgotten, newly ones included. One atomic step.
+	// removed from it is offboarded on every instance. In one atomic step
+	// it marks names as configured, marks each recorded name missing from
+	// names as removed at now (and returns it in newly the first time),
+	// and forgets a removed name once forget has passed since its
+	// removal. It returns in removed every name removed and not yet
+	// forgotten, newly's included.
 	RecordUsers(ctx context.Context, names []string, now time.Time, forget time.Duration) (removed, newly []string, err error)
 }
 
@@ -405,7 +407,7 @@ const (
 	DevicePending  DeviceStatus = "pending"
 	DeviceApproved DeviceStatus = "approved"
 	DeviceDenied   DeviceStatus = "denied"
-	// DeviceRedeemed: the token was issued; further polls are refused.
+	// DeviceRedeemed means the token was issued; further polls are refused.
 	DeviceRedeemed DeviceStatus = "redeemed"
 )
 
@@ -500,13 +502,13 @@ type RefreshToken struct {
 type RevocationKind string
 
 const (
-	// RevokeToken: one access token, by jti.
+	// RevokeToken revokes one access token, by jti.
 	RevokeToken RevocationKind = "jti"
-	// RevokeGrant: every token of a grant.
+	// RevokeGrant revokes every token of a grant.
 	RevokeGrant RevocationKind = "grant"
-	// RevokeClient: every token a client was issued before At.
+	// RevokeClient revokes every token a client was issued before At.
 	RevokeClient RevocationKind = "client"
-	// RevokeSubject: every token a user was issued before At.
+	// RevokeSubject revokes every token a user was issued before At.
 	RevokeSubject RevocationKind = "subject"
 )
 
@@ -535,7 +537,7 @@ type Client struct {
 	Scopes       []string `json:"scopes,omitempty"`
 	Audience     []string `json:"audience,omitempty"`
 	SkipConsent  bool     `json:"skip_consent,omitempty"`
-	// RequireDPoP: every token request must carry a DPoP proof, so that
+	// RequireDPoP makes every token request carry a DPoP proof, so that
 	// the client's access tokens are always bound (RFC 9449 §5.2's
 	// dpop_bound_access_tokens).
 	RequireDPoP    bool      `json:"require_dpop,omitempty"`

@@ -850,7 +850,7 @@ func testCounters(t *testing.T, s store.Store, _ func() store.Store) {
 	}
 }
 
-// testExpiry: everything that has a TTL is gone once it passes.
+// testExpiry checks that everything that has a TTL is gone once it passes.
 func testExpiry(t *testing.T, s store.Store, _ func() store.Store) {
 	const ttl = 300 * time.Millisecond
 	must(t, s.CreateCode(ctx, newCode("short", ttl)))
@@ -927,7 +927,7 @@ func testPersistence(t *testing.T, s store.Store, reopen func() store.Store) {
 	}
 }
 
-// testRefreshRetry: a client retrying a rotation whose answer it never got
+// testRefreshRetry checks that a client retrying a rotation whose answer it never got
 // keeps its grant (store.Successor's grace); anything else is reuse.
 func testRefreshRetry(t *testing.T, s store.Store, _ func() store.Store) {
 	within := func(hash string, after time.Duration) store.Successor {
@@ -986,7 +986,7 @@ func testRefreshRetry(t *testing.T, s store.Store, _ func() store.Store) {
 	wantRefresh(t, s, c.GrantID, "c2", nil)
 }
 
-// testRefreshRetryAnchored: the grace runs from the token's first use;
+// testRefreshRetryAnchored checks that the grace runs from the token's first use;
 // retries within it do not move its end.
 func testRefreshRetryAnchored(t *testing.T, s store.Store, _ func() store.Store) {
 	at := func(hash string, after time.Duration) store.Successor {
@@ -1004,7 +1004,7 @@ func testRefreshRetryAnchored(t *testing.T, s store.Store, _ func() store.Store)
 	wantRefresh(t, s, "ga", "a3", nil)
 }
 
-// testGrantMaxAge: a successor never outlives its grant's MaxAge from the
+// testGrantMaxAge checks that a successor never outlives its grant's MaxAge from the
 // authentication time, whatever its own ExpiresAt; every store derives it.
 func testGrantMaxAge(t *testing.T, s store.Store, _ func() store.Store) {
 	old := newRefresh("gm", "m0", time.Hour)
@@ -1041,7 +1041,7 @@ func testGrantMaxAge(t *testing.T, s store.Store, _ func() store.Store) {
 	}
 }
 
-// testGeneration: the marker is made once, read back the same (also after
+// testGeneration checks that the marker is made once, read back the same (also after
 // a reopen), and the same for every handle on the storage.
 func testGeneration(t *testing.T, s store.Store, reopen func() store.Store) {
 	g1, created, err := s.Generation(ctx)
@@ -1062,7 +1062,7 @@ func testGeneration(t *testing.T, s store.Store, reopen func() store.Store) {
 	}
 }
 
-// testRecordUsers: removal is noticed once, remembered, undone by putting
+// testRecordUsers checks that removal is noticed once, remembered, undone by putting
 // the name back, and forgotten in the end.
 func testRecordUsers(t *testing.T, s store.Store, _ func() store.Store) {
 	now := in(0)
@@ -1108,7 +1108,7 @@ func SeedRefreshToken(ctx context.Context, s store.Store, t *store.RefreshToken)
 	return err
 }
 
-// testRefreshKeyBinding: a grant's first refresh token is bound to the
+// testRefreshKeyBinding checks that a grant's first refresh token is bound to the
 // DPoP key its redemption proved; a rotation proving another key, or none,
 // leaves the token as it is (even a used one: no reuse verdict), and the
 // right key rotates it to a successor bound to the same key. An unbound
@@ -1156,7 +1156,7 @@ func testRefreshKeyBinding(t *testing.T, s store.Store, _ func() store.Store) {
 	must(t, err)
 }
 
-// testResourceCarried: a grant's RFC 8707 resource goes from its code or
+// testResourceCarried checks that a grant's RFC 8707 resource goes from its code or
 // device authorization to its first refresh token and on to every
 // successor.
 func testResourceCarried(t *testing.T, s store.Store, _ func() store.Store) {
