@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/introspect"
 )
 
@@ -55,9 +56,7 @@ func (s *Server) openRuntime(ctx context.Context) error {
 	}
 	keys.Logger, keys.OnLoss = s.log, func() { s.metrics.StoreDataLoss("key ring") }
 	s.keys = keys
-	if w, ok := s.store.(interface {
-		Warnings(context.Context) []string
-	}); ok {
+	if w, ok := s.store.(store.Warner); ok {
 		for _, msg := range w.Warnings(ctx) {
 			s.log.Warn(msg)
 		}

@@ -64,6 +64,14 @@ type Store interface {
 	Close() error
 }
 
+// Warner is a Store's optional ability to say what in its server's
+// configuration could lose tokengate's data (a Redis that persists
+// nothing, or evicts keys). The authorization server logs each warning
+// at start.
+type Warner interface {
+	Warnings(ctx context.Context) []string
+}
+
 // KeyStore keeps the issuer's signing key ring.
 type KeyStore interface {
 	// Keys returns the signing key ring; an empty ring with Version 0 when

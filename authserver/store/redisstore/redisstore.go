@@ -177,6 +177,8 @@ func (s *Store) Generation(ctx context.Context) (string, bool, error) {
 	return gen, created == 1, nil
 }
 
+var _ store.Warner = (*Store)(nil)
+
 // Warnings names what in the server's configuration can lose tokengate's
 // data: an eviction policy that may drop keys under memory pressure, and
 // no persistence (a restart comes back empty). Servers that refuse CONFIG
