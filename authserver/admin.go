@@ -131,7 +131,7 @@ func (s *Server) RegisterClient(ctx context.Context, reg *Registration) (*Client
 		return nil, ErrInvalidRequest("%v", strings.TrimPrefix(err.Error(), "client "+c.ID+": "))
 	}
 	if err := s.store.PutClient(ctx, c); err != nil {
-		return nil, err
+		return nil, storeFailed("registering a client", err)
 	}
 	s.audit(ctx, "client registered", zap.String("client_id", c.ID), zap.String("name", c.Name),
 		zap.Strings("grant_types", c.GrantTypes), zap.String("scope", strings.Join(c.Scopes, " ")))
@@ -155,7 +155,7 @@ func (s *Server) Clients(ctx context.Context) ([]*ClientInfo, error) {
 	}
 	reg, err := s.store.Clients(ctx)
 	if err != nil {
-		return nil, err
+		return nil, storeFailed("listing clients", err)
 	}
 	for _, c := range reg {
 		if _, shadowed := s.clients[c.ID]; !shadowed {
@@ -169,7 +169,7 @@ func (s *Server) Clients(ctx context.Context) ([]*ClientInfo, error) {
 func (s *Server) ClientInfo(ctx context.Context, id string) (*ClientInfo, error) {
 	c, inConfig, err := s.lookupClient(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, storeFailed("reading a client", err)
 	}
 	if inConfig {
 		return clientInfo(c, "config"), nil
@@ -180,13 +180,13 @@ func (s *Server) ClientInfo(ctx context.Context, id string) (*ClientInfo, error)
 // DeleteClient removes a registered client and revokes its tokens.
 func (s *Server) DeleteClient(ctx context.Context, id string) error {
 	if _, inConfig, err := s.lookupClient(ctx, id); err != nil || inConfig {
-		return cmp.Or(err, ErrConfigClient)
+		return storeFailed("reading a client", cmp.Or(err, ErrConfigClient))
 	}
 	if err := s.store.DeleteClient(ctx, id); err != nil {
-		return err
+		return storeFailed("deleting a client", err)
 	}
 	s.audit(ctx, "client deleted", zap.String("client_id", id))
-	return s.RevokeClient(ctx, id)
+	return storeFailed("revoking a deleted client's tokens", s.RevokeClient(ctx, id))
 }
 
 // RotateSecret gives a registered confidential client a new secret; the
@@ -194,7 +194,7 @@ func (s *Server) DeleteClient(ctx context.Context, id string) error {
 func (s *Server) RotateSecret(ctx context.Context, id string) (*ClientInfo, error) {
 	c, inConfig, err := s.lookupClient(ctx, id)
 	if err != nil || inConfig {
-		return nil, cmp.Or(err, ErrConfigClient)
+		return nil, storeFailed("reading a client", cmp.Or(err, ErrConfigClient))
 	}
 	if c.Public {
 		return nil, ErrInvalidRequest("client %s is public and has no secret", id)
@@ -202,7 +202,7 @@ func (s *Server) RotateSecret(ctx context.Context, id string) (*ClientInfo, erro
 	secret, hash := newSecret()
 	var rotated *Client
 	if err := s.store.UpdateClient(ctx, id, func(cur *Client) error { cur.SecretHash, rotated = hash, cur; return nil }); err != nil {
-		return nil, err
+		return nil, storeFailed("rotating a secret", err)
 	}
 	s.audit(ctx, "client secret rotated", zap.String("client_id", id))
 	ci := clientInfo(rotated, "registered")
@@ -234,18 +234,21 @@ func (s *Server) AdminRevoke(ctx context.Context, a *AdminRevocation) (int, erro
 	if set != 1 {
 		return 0, ErrInvalidRequest("give exactly one of token, jti, client_id, subject or grant_id")
 	}
+	var n int
+	var err error
 	switch {
 	case a.GrantID != "":
-		return 1, s.RevokeGrant(ctx, a.GrantID, "admin")
+		n, err = 1, s.RevokeGrant(ctx, a.GrantID, "admin")
 	case a.Token != "":
-		return s.RevokeToken(ctx, a.Token, "", "")
+		n, err = s.RevokeToken(ctx, a.Token, "", "")
 	case a.JTI != "":
-		return 1, s.RevokeJTI(ctx, a.JTI)
+		n, err = 1, s.RevokeJTI(ctx, a.JTI)
 	case a.ClientID != "":
-		return 1, s.RevokeClient(ctx, a.ClientID)
+		n, err = 1, s.RevokeClient(ctx, a.ClientID)
 	default:
-		return 1, s.RevokeSubject(ctx, a.Subject)
+		n, err = 1, s.RevokeSubject(ctx, a.Subject)
 	}
+	return n, storeFailed("revoking", err)
 }
 
 // AdminHandler serves the admin API below /oauth2/ (the README's "Admin API and CLI").
@@ -253,67 +256,67 @@ func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /oauth2/clients", func(w http.ResponseWriter, r *http.Request) {
 		list, err := s.Clients(r.Context())
-		adminReply(w, http.StatusOK, list, err)
+		s.adminReply(w, r, http.StatusOK, list, err)
 	})
 	mux.HandleFunc("POST /oauth2/clients", func(w http.ResponseWriter, r *http.Request) {
 		reg := new(Registration)
 		if err := readJSON(r, reg); err != nil {
-			adminReply(w, 0, nil, err)
+			s.adminReply(w, r, 0, nil, err)
 			return
 		}
 		ci, err := s.RegisterClient(r.Context(), reg)
-		adminReply(w, http.StatusCreated, ci, err)
+		s.adminReply(w, r, http.StatusCreated, ci, err)
 	})
 	mux.HandleFunc("GET /oauth2/clients/{id}", func(w http.ResponseWriter, r *http.Request) {
 		ci, err := s.ClientInfo(r.Context(), r.PathValue("id"))
-		adminReply(w, http.StatusOK, ci, err)
+		s.adminReply(w, r, http.StatusOK, ci, err)
 	})
 	mux.HandleFunc("DELETE /oauth2/clients/{id}", func(w http.ResponseWriter, r *http.Request) {
 		err := s.DeleteClient(r.Context(), r.PathValue("id"))
-		adminReply(w, http.StatusOK, map[string]string{"deleted": r.PathValue("id")}, err)
+		s.adminReply(w, r, http.StatusOK, map[string]string{"deleted": r.PathValue("id")}, err)
 	})
 	mux.HandleFunc("POST /oauth2/clients/{id}/secret", func(w http.ResponseWriter, r *http.Request) {
 		ci, err := s.RotateSecret(r.Context(), r.PathValue("id"))
-		adminReply(w, http.StatusOK, ci, err)
+		s.adminReply(w, r, http.StatusOK, ci, err)
 	})
 	mux.HandleFunc("POST /oauth2/revoke", func(w http.ResponseWriter, r *http.Request) {
 		a := new(AdminRevocation)
 		if err := readJSON(r, a); err != nil {
-			adminReply(w, 0, nil, err)
+			s.adminReply(w, r, 0, nil, err)
 			return
 		}
 		n, err := s.AdminRevoke(r.Context(), a)
-		adminReply(w, http.StatusOK, map[string]int{"revoked": n}, err)
+		s.adminReply(w, r, http.StatusOK, map[string]int{"revoked": n}, err)
 	})
 	mux.HandleFunc("GET /oauth2/grants", func(w http.ResponseWriter, r *http.Request) {
 		q, err := grantQueryOf(r.URL.Query())
 		if err != nil {
-			adminReply(w, 0, nil, err)
+			s.adminReply(w, r, 0, nil, err)
 			return
 		}
 		list, err := s.Grants(r.Context(), q)
-		adminReply(w, http.StatusOK, list, err)
+		s.adminReply(w, r, http.StatusOK, list, err)
 	})
 	mux.HandleFunc("POST /oauth2/keys/rotate", func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
 			Delay string `json:"delay"`
 		}
 		if err := readJSON(r, &body); err != nil && !errors.Is(err, io.EOF) {
-			adminReply(w, 0, nil, err)
+			s.adminReply(w, r, 0, nil, err)
 			return
 		}
 		delay, err := time.ParseDuration(orDefault(body.Delay, "0s"))
 		if err != nil || delay < 0 {
-			adminReply(w, 0, nil, ErrInvalidRequest("delay must be a duration like 1h"))
+			s.adminReply(w, r, 0, nil, ErrInvalidRequest("delay must be a duration like 1h"))
 			return
 		}
 		if err := s.keys.Rotate(r.Context(), delay); err != nil {
-			adminReply(w, 0, nil, err)
+			s.adminReply(w, r, 0, nil, storeFailed("rotating the signing keys", err))
 			return
 		}
 		kids := s.keys.KeyIDs()
 		s.audit(r.Context(), "signing keys rotated", zap.String("new_kid", kids[0]), zap.Duration("delay", delay))
-		adminReply(w, http.StatusOK, map[string]any{"kid": kids[0], "published": kids}, nil)
+		s.adminReply(w, r, http.StatusOK, map[string]any{"kid": kids[0], "published": kids}, nil)
 	})
 	return s.withRequester(mux)
 }
@@ -366,14 +369,43 @@ func readJSON(r *http.Request, v any) error {
 	return nil
 }
 
+// AdminFailure is an administration error the administrator cannot fix by
+// changing the request: the store failed (503), or the server did (500).
+// Message is what they are told; Err, the cause, is for the log.
+type AdminFailure struct {
+	Status  int
+	Message string
+	Err     error
+}
+
+func (e *AdminFailure) Error() string { return e.Message + ": " + e.Err.Error() }
+func (e *AdminFailure) Unwrap() error { return e.Err }
+
+// storeFailed is err from the store while doing what, as the
+// administration reports it: the store's own answers (not found) and the
+// server's verdicts pass as they are; anything else is the store failing.
+func storeFailed(what string, err error) error {
+	var e *Error
+	var af *AdminFailure
+	if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrNoGrant) || errors.Is(err, ErrConfigClient) ||
+		errors.As(err, &e) || errors.As(err, &af) {
+		return err
+	}
+	return &AdminFailure{Status: http.StatusServiceUnavailable, Message: "the store is unavailable while " + what + "; nothing may have changed: retry shortly", Err: err}
+}
+
 // AdminError is the status and the message an administration error gets,
 // for the admin API and the console alike: 400 for bad input (the message
 // names the field), 404 for an unknown client or grant, 409 for a
-// configured client, and 503, the store's error in the message, for a
-// store that failed.
+// configured client, an AdminFailure's own (503 for a store that failed),
+// and 500 for anything else. The message never carries a cause: a status
+// of 500 or more is for the caller to log with the error.
 func AdminError(err error) (int, string) {
 	var e *Error
+	var af *AdminFailure
 	switch {
+	case errors.As(err, &af):
+		return af.Status, af.Message
 	case errors.As(err, &e):
 		return http.StatusBadRequest, e.Description
 	case errors.Is(err, io.EOF):
@@ -385,15 +417,18 @@ func AdminError(err error) (int, string) {
 	case errors.Is(err, ErrConfigClient):
 		return http.StatusConflict, err.Error()
 	}
-	return http.StatusServiceUnavailable, fmt.Sprintf("the store is unavailable: %v", err)
+	return http.StatusInternalServerError, "the server failed; its log has the details"
 }
 
 // adminReply answers with v, or with err as {"error": "..."} and the status
-// it deserves.
-func adminReply(w http.ResponseWriter, status int, v any, err error) {
+// it deserves; a failure of the store or the server is logged with its
+// cause.
+func (s *Server) adminReply(w http.ResponseWriter, r *http.Request, status int, v any, err error) {
 	if err != nil {
 		var msg string
-		status, msg = AdminError(err)
+		if status, msg = AdminError(err); status >= http.StatusInternalServerError {
+			s.log.Error("admin API: "+msg, zap.String("path", r.URL.Path), zap.Error(err))
+		}
 		v = map[string]string{"error": msg}
 	}
 	w.Header().Set("Content-Type", "application/json")

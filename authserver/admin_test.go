@@ -1,8 +1,19 @@
 package authserver_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
+	"strings"
 	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/tokengate/tokengate/authserver/store"
 
 	"github.com/tokengate/tokengate/authserver"
 )
@@ -21,4 +32,60 @@ func TestRegisteredClientIDs(t *testing.T) {
 			t.Fatalf("client_id %q, secret length %d", ci.ID, len(ci.Secret))
 		}
 	}
+}
+
+// Administration errors keep their cause for the log and tell the
+// administrator what they can act on: a store that failed is 503 with the
+// cause logged; an error nobody named is 500, not "the store is
+// unavailable"; a cause never reaches the answer.
+func TestAdminErrors(t *testing.T) {
+	cause := errors.New("dial tcp 10.0.0.9:6379: connection refused")
+	for _, tc := range []struct {
+		err    error
+		status int
+	}{
+		{errors.New("something nobody named"), 500},
+		{fmt.Errorf("reading: %w", store.ErrNotFound), 404},
+		{authserver.ErrConfigClient, 409},
+		{authserver.ErrInvalidRequest("name is required"), 400},
+	} {
+		if status, msg := authserver.AdminError(tc.err); status != tc.status || strings.Contains(msg, "store") && tc.status != 503 {
+			t.Errorf("%v: %d %q, want %d", tc.err, status, msg, tc.status)
+		}
+	}
+
+	core, logs := observer.New(zap.ErrorLevel)
+	st := &unreachableClients{Store: openStore(t)}
+	e := newEnvWith(t, st, "ES256", func(c *authserver.Config) { c.Logger = zap.New(core) })
+	h := e.srv.AdminHandler()
+	st.err = cause // the store goes away under the admin API
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/oauth2/clients", nil))
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "the store is unavailable while listing clients") {
+		t.Fatalf("the admin API with the store gone: %d %s", w.Code, w.Body)
+	}
+	if strings.Contains(w.Body.String(), "10.0.0.9") {
+		t.Fatalf("the answer shows the cause: %s", w.Body)
+	}
+	if logs.FilterMessageSnippet("admin API: the store is unavailable").FilterFieldKey("error").Len() != 1 {
+		t.Fatalf("the store's failure is not logged with its cause: %v", logs.All())
+	}
+	// The OAuth error of a store failure carries its cause for the log.
+	if e := authserver.StoreError(e.srv, "testing", cause); !errors.Is(e, cause) || strings.Contains(e.Description, "10.0.0.9") {
+		t.Fatalf("a store failure's OAuth error: %+v", e)
+	}
+}
+
+// unreachableClients is a store whose clients cannot be listed once err
+// is set.
+type unreachableClients struct {
+	store.Store
+	err error
+}
+
+func (u *unreachableClients) Clients(ctx context.Context) ([]*store.Client, error) {
+	if u.err != nil {
+		return nil, u.err
+	}
+	return u.Store.Clients(ctx)
 }

@@ -15,12 +15,16 @@ type Error struct {
 	Description string `json:"error_description,omitempty"`
 	// Status is the HTTP status; 400 unless set.
 	Status int `json:"-"`
+	// Err is the cause of an error the client cannot fix (a store or
+	// server failure), for the log; it is never sent.
+	Err error `json:"-"`
 	// basicChallenge asks for WWW-Authenticate: Basic on a 401, because the
 	// client tried HTTP Basic authentication (RFC 6749 §5.2).
 	basicChallenge bool
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Description }
+func (e *Error) Unwrap() error { return e.Err }
 
 // ErrInvalidDPoPProof is RFC 9449 §5's error: the DPoP proof is missing
 // where one is required, or does not hold.

@@ -17,3 +17,6 @@ func DummyHashCost(s *Server) int {
 
 // AddAudit records an audit event in a, as the server's audit lines do.
 func AddAudit(a *AuditRing, event string, fields ...zap.Field) { a.add(event, fields) }
+
+// StoreError is the OAuth error a store failure while doing what gets.
+func StoreError(s *Server, what string, err error) *Error { return s.storeError(what, err) }

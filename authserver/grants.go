@@ -54,7 +54,7 @@ type GrantInfo struct {
 // those revoked (one by one, or with their person or client) are left out.
 func (s *Server) Grants(ctx context.Context, q store.GrantQuery) ([]*GrantInfo, error) {
 	out, _, err := s.listGrants(ctx, q)
-	return out, err
+	return out, storeFailed("listing grants", err)
 }
 
 // listGrants is Grants with the clients it looked up (nil for one unknown).
@@ -96,7 +96,7 @@ var ErrNoGrant = errors.New("no such grant")
 // every list. by says who did it, for the audit line.
 func (s *Server) RevokeGrant(ctx context.Context, id, by string) error {
 	_, err := s.revokeListedGrant(ctx, id, by)
-	return err
+	return storeFailed("revoking a grant", err)
 }
 
 // revokeListedGrant revokes a grant of the lists and drops it from them.

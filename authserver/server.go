@@ -478,7 +478,9 @@ type prefixRoute struct {
 func (s *Server) storeError(what string, err error) *Error {
 	s.metrics.StoreError(what)
 	s.log.Error("store unavailable", zap.String("during", what), zap.Error(err))
-	return ErrTemporarilyUnavailable("the authorization server's store is unavailable; retry shortly")
+	e := ErrTemporarilyUnavailable("the authorization server's store is unavailable; retry shortly")
+	e.Err = err
+	return e
 }
 
 func (s *Server) endpointURL(path string) string { return s.cfg.Issuer + path }

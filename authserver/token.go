@@ -162,7 +162,10 @@ func resolveScope(requested string, allowed []string) (string, *Error) {
 func (s *Server) internalError(what string, err error) *Error {
 	s.log.Error("internal error", zap.String("during", what), zap.Error(err))
 	if errors.Is(err, context.DeadlineExceeded) {
-		return ErrTemporarilyUnavailable("the authorization server is overloaded; retry shortly")
+		e := ErrTemporarilyUnavailable("the authorization server is overloaded; retry shortly")
+		e.Err = err
+		return e
 	}
-	return &Error{Code: "server_error", Description: fmt.Sprintf("the authorization server failed while %s; its log has the details", what), Status: http.StatusInternalServerError}
+	return &Error{Code: "server_error", Description: fmt.Sprintf("the authorization server failed while %s; its log has the details", what),
+		Status: http.StatusInternalServerError, Err: err}
 }

@@ -258,13 +258,16 @@ func (c *Console) grants(w http.ResponseWriter, r *http.Request, p *page) {
 }
 
 // failure is the status and message for an administration error: the
-// admin API's (authserver.AdminError), but for a store failure, which is
-// logged and told in the administrator's terms.
+// admin API's (authserver.AdminError); a failure of the store or the
+// server is logged with its cause, and the store's told in the
+// administrator's terms.
 func (c *Console) failure(r *http.Request, err error) (int, string) {
 	status, msg := authserver.AdminError(err)
+	if status >= http.StatusInternalServerError {
+		c.cfg.Logger.Error("console: "+msg, zap.String("page", r.URL.Path), zap.Error(err))
+	}
 	if status == http.StatusServiceUnavailable {
-		c.cfg.Logger.Error("console: the store is unavailable", zap.String("page", r.URL.Path), zap.Error(err))
-		return status, "The store is unavailable right now; nothing was changed. Try again shortly."
+		return status, "The store is unavailable right now; try again shortly."
 	}
 	return status, msg
 }
