@@ -5,6 +5,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io/fs"
 	"reflect"
 	"strconv"
 	"strings"
@@ -135,49 +136,77 @@ func TestUnmarshalBearerAuth(t *testing.T) {
 	}
 }
 
-// The syntax comment of caddyfile.go names every directive its parsers
-// accept: each string a switch there takes as a case.
+// Each parser's doc comment shows its syntax, and the syntax shown names
+// every directive the parsers accept: each string a switch in a function
+// that reads a Caddyfile (its Dispenser or Helper) takes as a case.
 func TestSyntaxCommentNamesEveryDirective(t *testing.T) {
 	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "caddyfile.go", nil, parser.ParseComments)
+	pkgs, err := parser.ParseDir(fset, ".", func(fi fs.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, parser.ParseComments)
 	if err != nil {
 		t.Fatal(err)
 	}
 	documented := map[string]bool{}
-	for _, cg := range f.Comments {
-		if !strings.Contains(cg.Text(), "oauth2 {") {
-			continue
-		}
-		for _, line := range strings.Split(cg.Text(), "\n") {
-			if fields := strings.Fields(line); len(fields) > 0 {
-				documented[fields[0]] = true
-			}
-		}
-	}
-	if len(documented) == 0 {
-		t.Fatal("no syntax comment in caddyfile.go")
-	}
-	accepted := 0
-	ast.Inspect(f, func(n ast.Node) bool {
-		cc, ok := n.(*ast.CaseClause)
-		if !ok {
-			return true
-		}
-		for _, e := range cc.List {
-			lit, ok := e.(*ast.BasicLit)
-			if !ok || lit.Kind != token.STRING {
+	var parsers []*ast.FuncDecl
+	for _, f := range pkgs["caddymodule"].Files {
+		for _, d := range f.Decls {
+			fn, ok := d.(*ast.FuncDecl)
+			if !ok || !readsCaddyfile(fn) {
 				continue
 			}
-			accepted++
-			if name, _ := strconv.Unquote(lit.Value); !documented[name] {
-				t.Errorf("%s: the parser accepts %q, which the syntax comment does not show", fset.Position(lit.Pos()), name)
+			parsers = append(parsers, fn)
+			if fn.Doc == nil {
+				continue
+			}
+			// The syntax is the comment's indented block.
+			for _, line := range strings.Split(fn.Doc.Text(), "\n") {
+				if fields := strings.Fields(line); strings.HasPrefix(line, "\t") && len(fields) > 0 {
+					documented[fields[0]] = true
+				}
 			}
 		}
-		return true
-	})
-	if accepted < 30 {
-		t.Fatalf("found only %d accepted directives: is the parser still in caddyfile.go?", accepted)
 	}
+	for _, directive := range []string{"oauth2", "oauth2_server", "oauth2_console", "bearer_auth", "store"} {
+		if !documented[directive] {
+			t.Errorf("no parser's doc comment shows the syntax of %s", directive)
+		}
+	}
+	accepted := 0
+	for _, fn := range parsers {
+		ast.Inspect(fn, func(n ast.Node) bool {
+			cc, ok := n.(*ast.CaseClause)
+			if !ok {
+				return true
+			}
+			for _, e := range cc.List {
+				lit, ok := e.(*ast.BasicLit)
+				if !ok || lit.Kind != token.STRING {
+					continue
+				}
+				accepted++
+				if name, _ := strconv.Unquote(lit.Value); !documented[name] {
+					t.Errorf("%s: %s accepts %q, which no parser's syntax comment shows", fset.Position(lit.Pos()), fn.Name.Name, name)
+				}
+			}
+			return true
+		})
+	}
+	if accepted < 30 {
+		t.Fatalf("found only %d accepted directives in %d parsers", accepted, len(parsers))
+	}
+}
+
+// readsCaddyfile says whether fn takes a Caddyfile's Dispenser or Helper.
+func readsCaddyfile(fn *ast.FuncDecl) bool {
+	for _, p := range fn.Type.Params.List {
+		typ := p.Type
+		if s, ok := typ.(*ast.StarExpr); ok {
+			typ = s.X
+		}
+		if sel, ok := typ.(*ast.SelectorExpr); ok && (sel.Sel.Name == "Dispenser" || sel.Sel.Name == "Helper") {
+			return true
+		}
+	}
+	return false
 }
 
 // One spelling per concept: "scope" a space-separated string, "audience" a

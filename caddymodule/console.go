@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
@@ -198,3 +200,35 @@ var (
 	_ caddy.Provisioner           = (*Console)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Console)(nil)
 )
+
+// parseConsole reads `oauth2_console [{ insecure_no_auth }]`.
+func parseConsole(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	c := new(Console)
+	return c, c.UnmarshalCaddyfile(h.Dispenser)
+}
+
+// UnmarshalCaddyfile reads the oauth2_console directive:
+//
+//	oauth2_console {
+//		insecure_no_auth
+//	}
+func (c *Console) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "oauth2_console"
+	if d.NextArg() {
+		return d.Errf("oauth2_console takes no arguments: put it in a route (handle /console/* { … }) behind an authentication handler")
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "insecure_no_auth":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			c.InsecureNoAuth = true
+		default:
+			return d.Errf("oauth2_console: unknown option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+var _ caddyfile.Unmarshaler = (*Console)(nil)

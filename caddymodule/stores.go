@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -159,3 +161,70 @@ var (
 	_ caddy.CleanerUpper    = (*RedisStore)(nil)
 	_ caddyfile.Unmarshaler = (*RedisStore)(nil)
 )
+
+// UnmarshalCaddyfile sets up the store from its line in the oauth2 block:
+//
+//	store file [<path>]
+func (f *FileStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "file"
+	if d.NextArg() {
+		f.Path = d.Val()
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.NextBlock(0) {
+		return d.Errf("store file takes no block, only an optional path")
+	}
+	return nil
+}
+
+// UnmarshalCaddyfile sets up the store from its block in the oauth2 block:
+//
+//	store redis [<address>...] {
+//		address <url>...
+//		master_name <name>
+//		prefix <prefix>
+//		wait_replicas <n>
+//	}
+func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "redis"
+	r.Addresses = append(r.Addresses, d.RemainingArgs()...)
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "address":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("store redis: address needs a URL such as redis://localhost:6379/0")
+			}
+			r.Addresses = append(r.Addresses, args...)
+		case "master_name":
+			if !d.Args(&r.MasterName) {
+				return d.ArgErr()
+			}
+		case "prefix":
+			if !d.Args(&r.Prefix) {
+				return d.ArgErr()
+			}
+			if strings.ContainsAny(r.Prefix, "{}") {
+				return d.Errf("store redis: prefix %q must not contain { or }: tokengate's keys carry their own Redis Cluster hash tags", r.Prefix)
+			}
+		case "wait_replicas":
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return d.Errf("store redis: wait_replicas takes one number of replicas")
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return d.Errf("store redis: wait_replicas %q is not a number of replicas (0 or more)", v)
+			}
+			r.WaitReplicas = n
+		default:
+			return d.Errf("store redis: unknown option %q (expected address, master_name, prefix or wait_replicas)", d.Val())
+		}
+	}
+	if len(r.Addresses) == 0 {
+		return d.Errf("store redis: no address: add `address redis://host:6379/0`")
+	}
+	return nil
+}

@@ -1,5 +1,8 @@
 package caddymodule
 
+// The oauth2 global option's parser, beside the App (app.go) it fills:
+// the block and each of its sub-blocks.
+
 import (
 	"errors"
 	"fmt"
@@ -11,7 +14,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/introspect"
@@ -19,9 +21,22 @@ import (
 	"github.com/tokengate/tokengate/outbound"
 )
 
-// The Caddyfile syntax of tokengate's modules, as the functions below
-// parse it (TestSyntaxCommentNamesEveryDirective checks that every
-// directive they accept is here):
+// parseGlobalOption sets up the oauth2 app from the global option.
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		return nil, d.Err("oauth2 is configured twice: use one oauth2 block")
+	}
+	a := new(App)
+	if err := a.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "oauth2", Value: caddyconfig.JSON(a, nil)}, nil
+}
+
+// UnmarshalCaddyfile fills the app from the oauth2 global option (the
+// sub-blocks are parseClient's, parseUser's, parseRegistration's,
+// parseLoginProvider's and parseTrust's; the store's, the store
+// modules'):
 //
 //	{
 //		oauth2 {
@@ -105,36 +120,6 @@ import (
 //			}
 //		}
 //	}
-//
-//	oauth2_server
-//
-//	oauth2_console {
-//		insecure_no_auth
-//	}
-//
-//	bearer_auth [<matcher>] [<scope>...] {
-//		scope <scope>...
-//		issuer self|<issuer>...
-//		dpop required
-//		audience <aud>...
-//		realm <realm>
-//		resource <url>
-//		resource_name <name>
-//	}
-
-// parseGlobalOption sets up the oauth2 app from the global option.
-func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
-	if existing != nil {
-		return nil, d.Err("oauth2 is configured twice: use one oauth2 block")
-	}
-	a := new(App)
-	if err := a.UnmarshalCaddyfile(d); err != nil {
-		return nil, err
-	}
-	return httpcaddyfile.App{Name: "oauth2", Value: caddyconfig.JSON(a, nil)}, nil
-}
-
-// UnmarshalCaddyfile fills the app from the oauth2 global option.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // "oauth2"
 	block := positionOf(d)
@@ -397,156 +382,6 @@ func parseUser(d *caddyfile.Dispenser) (*UserConfig, error) {
 	return u, nil
 }
 
-// parseServer reads `oauth2_server`, which takes no arguments.
-func parseServer(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	h.Next()
-	if h.NextArg() || h.NextBlock(0) {
-		return nil, h.Errf("oauth2_server takes no arguments; configure it in the oauth2 global option")
-	}
-	return new(Server), nil
-}
-
-// parseConsole reads `oauth2_console [{ insecure_no_auth }]`.
-func parseConsole(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	c := new(Console)
-	return c, c.UnmarshalCaddyfile(h.Dispenser)
-}
-
-// UnmarshalCaddyfile implements caddyfile.Unmarshaler.
-func (c *Console) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // "oauth2_console"
-	if d.NextArg() {
-		return d.Errf("oauth2_console takes no arguments: put it in a route (handle /console/* { … }) behind an authentication handler")
-	}
-	for d.NextBlock(0) {
-		switch d.Val() {
-		case "insecure_no_auth":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			c.InsecureNoAuth = true
-		default:
-			return d.Errf("oauth2_console: unknown option %q", d.Val())
-		}
-	}
-	return nil
-}
-
-// parseBearerAuth sets up bearer_auth from its directive.
-func parseBearerAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	b := new(BearerAuth)
-	return b, b.UnmarshalCaddyfile(h.Dispenser)
-}
-
-// UnmarshalCaddyfile implements caddyfile.Unmarshaler.
-func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // "bearer_auth"
-	b.addScopes(d.RemainingArgs())
-	for d.NextBlock(0) {
-		switch d.Val() {
-		case "scope":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.Errf("bearer_auth: scope needs at least one scope name")
-			}
-			b.addScopes(args)
-		case "audience":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.Errf("bearer_auth: audience needs at least one value")
-			}
-			b.Audience = append(b.Audience, args...)
-		case "issuer":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.Errf("bearer_auth: issuer needs self and/or the identifiers of trusted issuers")
-			}
-			b.Issuers = append(b.Issuers, args...)
-		case "dpop":
-			if !d.Args(&b.DPoP) || d.NextArg() || b.DPoP != "required" {
-				return d.Errf("bearer_auth: dpop takes one value: required (DPoP-bound tokens only)")
-			}
-		case "realm", "resource", "resource_name":
-			dir := d.Val()
-			dst := map[string]*string{"realm": &b.Realm, "resource": &b.Resource, "resource_name": &b.ResourceName}[dir]
-			if !d.Args(dst) || d.NextArg() {
-				return d.Errf("bearer_auth: %s takes exactly one value", dir)
-			}
-			if dir == "resource" {
-				if err := introspect.ValidateResource(b.Resource); err != nil {
-					return d.Errf("bearer_auth: %v", err)
-				}
-			}
-		default:
-			return d.Errf("bearer_auth: unknown option %q (expected scope, issuer, audience, realm, resource, resource_name or dpop)", d.Val())
-		}
-	}
-	return nil
-}
-
-// UnmarshalCaddyfile sets up the store from `store file [<path>]`.
-func (f *FileStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // "file"
-	if d.NextArg() {
-		f.Path = d.Val()
-	}
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	if d.NextBlock(0) {
-		return d.Errf("store file takes no block, only an optional path")
-	}
-	return nil
-}
-
-// UnmarshalCaddyfile sets up the store from `store redis [<address>...] { ... }`.
-func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // "redis"
-	r.Addresses = append(r.Addresses, d.RemainingArgs()...)
-	for d.NextBlock(0) {
-		switch d.Val() {
-		case "address":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.Errf("store redis: address needs a URL such as redis://localhost:6379/0")
-			}
-			r.Addresses = append(r.Addresses, args...)
-		case "master_name":
-			if !d.Args(&r.MasterName) {
-				return d.ArgErr()
-			}
-		case "prefix":
-			if !d.Args(&r.Prefix) {
-				return d.ArgErr()
-			}
-			if strings.ContainsAny(r.Prefix, "{}") {
-				return d.Errf("store redis: prefix %q must not contain { or }: tokengate's keys carry their own Redis Cluster hash tags", r.Prefix)
-			}
-		case "wait_replicas":
-			var v string
-			if !d.Args(&v) || d.NextArg() {
-				return d.Errf("store redis: wait_replicas takes one number of replicas")
-			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return d.Errf("store redis: wait_replicas %q is not a number of replicas (0 or more)", v)
-			}
-			r.WaitReplicas = n
-		default:
-			return d.Errf("store redis: unknown option %q (expected address, master_name, prefix or wait_replicas)", d.Val())
-		}
-	}
-	if len(r.Addresses) == 0 {
-		return d.Errf("store redis: no address: add `address redis://host:6379/0`")
-	}
-	return nil
-}
-
-// addScopes adds required scopes from the Caddyfile to Scope.
-func (b *BearerAuth) addScopes(scopes []string) {
-	b.Scope = strings.TrimSpace(b.Scope + " " + strings.Join(scopes, " "))
-}
-
 // parseLoginProvider reads a login_provider block.
 func parseLoginProvider(d *caddyfile.Dispenser) (LoginProviderConfig, error) {
 	var lp LoginProviderConfig
@@ -751,5 +586,3 @@ func parseRegistration(d *caddyfile.Dispenser) (*RegistrationConfig, error) {
 	}
 	return r, nil
 }
-
-var _ caddyfile.Unmarshaler = (*Console)(nil)
