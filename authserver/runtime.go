@@ -34,21 +34,6 @@ const (
 // and builds the validator.
 func (s *Server) openRuntime(ctx context.Context) error {
 	cfg := &s.cfg
-	if cfg.SigningAlg == "" {
-		cfg.SigningAlg = DefaultSigningAlg
-	}
-	if cfg.KeyRotation == 0 {
-		cfg.KeyRotation = DefaultKeyRotation
-	}
-	if cfg.RevocationMaxStaleness == 0 {
-		cfg.RevocationMaxStaleness = DefaultRevocationMaxStaleness
-	}
-	if cfg.TokenCacheSize == 0 {
-		cfg.TokenCacheSize = DefaultTokenCacheSize
-	}
-	if cfg.SyncInterval == 0 {
-		cfg.SyncInterval = DefaultSyncInterval
-	}
 	// A retired key stays published while tokens it signed may be valid.
 	keys, err := NewKeys(s.store, cfg.SigningAlg, cfg.AccessTokenTTL+time.Minute)
 	if err != nil {

@@ -238,6 +238,35 @@ type Server struct {
 	offboarded atomic.Pointer[map[string]bool]
 }
 
+// applyDefaults fills in every setting left zero with its default: the
+// one place defaults are applied.
+func (cfg *Config) applyDefaults() {
+	for _, d := range []struct {
+		p   *time.Duration
+		def time.Duration
+	}{{&cfg.AccessTokenTTL, DefaultAccessTokenTTL}, {&cfg.RefreshTokenTTL, DefaultRefreshTokenTTL},
+		{&cfg.CodeTTL, DefaultCodeTTL}, {&cfg.DeviceCodeTTL, DefaultDeviceCodeTTL}, {&cfg.DeviceInterval, DefaultDeviceInterval},
+		{&cfg.GrantMaxAge, DefaultGrantMaxAge}, {&cfg.RefreshRetryGrace, DefaultRefreshRetryGrace},
+		{&cfg.KeyRotation, DefaultKeyRotation}, {&cfg.RevocationMaxStaleness, DefaultRevocationMaxStaleness},
+		{&cfg.SyncInterval, DefaultSyncInterval}} {
+		if *d.p == 0 {
+			*d.p = d.def
+		}
+	}
+	if cfg.SigningAlg == "" {
+		cfg.SigningAlg = DefaultSigningAlg
+	}
+	if cfg.TokenCacheSize == 0 {
+		cfg.TokenCacheSize = DefaultTokenCacheSize
+	}
+	if cfg.DeviceFailuresPerIP == 0 {
+		cfg.DeviceFailuresPerIP = DefaultDeviceFailuresPerIP
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+}
+
 // ValidateIssuer checks an issuer identifier (RFC 8414 §2): an https URL
 // without query or fragment; plain http only for loopback hosts.
 func ValidateIssuer(issuer string) (*url.URL, error) {
@@ -324,22 +353,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("authserver: a Store is required")
 	}
-	for _, d := range []struct {
-		p   *time.Duration
-		def time.Duration
-	}{{&cfg.AccessTokenTTL, DefaultAccessTokenTTL}, {&cfg.RefreshTokenTTL, DefaultRefreshTokenTTL},
-		{&cfg.CodeTTL, DefaultCodeTTL}, {&cfg.DeviceCodeTTL, DefaultDeviceCodeTTL}, {&cfg.DeviceInterval, DefaultDeviceInterval},
-		{&cfg.GrantMaxAge, DefaultGrantMaxAge}, {&cfg.RefreshRetryGrace, DefaultRefreshRetryGrace}} {
-		if *d.p == 0 {
-			*d.p = d.def
-		}
-	}
-	if cfg.DeviceFailuresPerIP == 0 {
-		cfg.DeviceFailuresPerIP = DefaultDeviceFailuresPerIP
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = zap.NewNop()
-	}
+	cfg.applyDefaults()
 	s := &Server{cfg: cfg, issuer: iss, store: cfg.Store, log: cfg.Logger, jwks: expiringCache[jwk.Set]{max: jwksCacheEntries},
 		clients: map[string]*Client{}, users: map[string]*User{}, secrets: newSecretChecker(), metrics: cfg.Metrics,
 		fetch: outbound.New(outbound.Options{}), trusted: cfg.ConfigFetcher}
