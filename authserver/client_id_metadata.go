@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -164,7 +163,7 @@ func (d *clientDocuments) clientOf(id string, m *ClientMetadata) (*Client, *cimd
 		return nil, &cimdError{id, "it has no redirect_uris"}
 	}
 	for _, u := range m.RedirectURIs {
-		if err := validateRedirectURI(u); err != nil || strings.Contains(u, "*") {
+		if err := validateExactRedirectURI(u); err != nil {
 			return nil, &cimdError{id, fmt.Sprintf("redirect_uri %q is not allowed", u)}
 		}
 	}

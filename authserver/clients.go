@@ -131,6 +131,9 @@ func ValidateClient(c *Client) error {
 	if len(c.JWKS) > 0 && c.JWKSURI != "" {
 		return bad("jwks_uri", c.JWKSURI, "give jwks_uri or jwks_file, not both")
 	}
+	if c.SecretHash != "" && (len(c.JWKS) > 0 || c.JWKSURI != "") {
+		return bad("jwks_file", "", "a client authenticates with keys (jwks_file or jwks_uri) or a secret, not both")
+	}
 	if len(c.JWKS) > 0 && !json.Valid(c.JWKS) {
 		return bad("jwks_file", "", "the key set is not JSON")
 	}
@@ -140,7 +143,7 @@ func ValidateClient(c *Client) error {
 		}
 	}
 	if c.Public && slices.Contains(c.GrantTypes, GrantClientCredentials) {
-		return bad("grant", "", "client_credentials needs a confidential client: give it a secret or secret_hash, or remove the grant")
+		return bad("grant", "", "client_credentials needs a confidential client: give it a secret or keys, or remove the grant")
 	}
 	if slices.Contains(c.GrantTypes, GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
 		return bad("grant", "", "authorization_code needs at least one redirect_uri")
@@ -207,6 +210,16 @@ func validateRedirectURI(raw string) error {
 		return errors.New("has no host")
 	}
 	return nil
+}
+
+// validateExactRedirectURI is validateRedirectURI for a client that
+// describes itself (a registration, a metadata document): besides, no
+// wildcard, which a person reading the URI could take for one.
+func validateExactRedirectURI(u string) error {
+	if strings.Contains(u, "*") {
+		return errors.New("wildcards are not allowed, each URI must be exact")
+	}
+	return validateRedirectURI(u)
 }
 
 // validScopeToken says whether s is RFC 6749 §3.3's scope-token:

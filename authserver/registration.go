@@ -310,10 +310,7 @@ func (s *Server) clientFromMetadata(m *ClientMetadata) (*Client, *Error) {
 	for _, g := range m.GrantTypes {
 		switch g {
 		case GrantAuthorizationCode, GrantRefreshToken:
-		case GrantClientCredentials:
-			if public {
-				return nil, errRegistration("invalid_client_metadata", "client_credentials needs a confidential client: use a token_endpoint_auth_method other than none")
-			}
+		case GrantClientCredentials: // for a confidential client only: ValidateClient's rule
 		default:
 			return nil, errRegistration("invalid_client_metadata", "grant_types may hold authorization_code, refresh_token and client_credentials, not %q", g)
 		}
@@ -336,10 +333,7 @@ func (s *Server) clientFromMetadata(m *ClientMetadata) (*Client, *Error) {
 		return nil, errRegistration("invalid_redirect_uri", "redirect_uris is required for the authorization_code grant")
 	}
 	for _, u := range m.RedirectURIs {
-		if strings.Contains(u, "*") {
-			return nil, errRegistration("invalid_redirect_uri", "redirect_uri %q: wildcards are not allowed, each URI must be exact", u)
-		}
-		if err := validateRedirectURI(u); err != nil {
+		if err := validateExactRedirectURI(u); err != nil {
 			return nil, errRegistration("invalid_redirect_uri", "redirect_uri %q: %v", u, err)
 		}
 	}

@@ -339,19 +339,17 @@ func (a *App) clients(repl *caddy.Replacer) ([]*authserver.Client, error) {
 			}
 			c.GrantTypes = append(c.GrantTypes, gt)
 		}
-		switch {
-		case cc.JWKSFile != "" && cc.JWKSURI != "":
-			return nil, &authserver.ClientError{Client: cc.ID, Field: "jwks_uri", Err: errors.New("give jwks_uri or jwks_file, not both")}
-		case (cc.JWKSFile != "" || cc.JWKSURI != "") && (cc.SecretHash != "" || cc.Secret != ""):
-			return nil, &authserver.ClientError{Client: cc.ID, Field: "jwks_file", Err: errors.New("a client authenticates with keys (jwks_file or jwks_uri) or a secret, not both")}
-		case cc.JWKSURI != "":
-			c.JWKSURI = cc.JWKSURI
-		case cc.JWKSFile != "":
+		// Whatever credentials are given are taken; authserver's one rule
+		// (ValidateClient) says which go together.
+		c.JWKSURI = cc.JWKSURI
+		if cc.JWKSFile != "" {
 			raw, err := os.ReadFile(cc.JWKSFile)
 			if err != nil {
 				return nil, &authserver.ClientError{Client: cc.ID, Field: "jwks_file", Err: fmt.Errorf("reading the key set: %w", err)}
 			}
 			c.JWKS = raw
+		}
+		switch {
 		case cc.SecretHash != "" && cc.Secret != "":
 			return nil, &authserver.ClientError{Client: cc.ID, Field: "secret", Err: errors.New("give secret_hash or secret, not both")}
 		case cc.SecretHash != "":
@@ -368,7 +366,7 @@ func (a *App) clients(repl *caddy.Replacer) ([]*authserver.Client, error) {
 				}
 			}
 			c.SecretHash = authserver.HashSecretSHA256(secret)
-		default:
+		case cc.JWKSFile == "" && cc.JWKSURI == "":
 			c.Public = true
 		}
 		out = append(out, c)
