@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -236,6 +237,33 @@ type Server struct {
 	// offboarded are users removed from the configuration (see
 	// offboardRemovedUsers), set by Start while requests may be served.
 	offboarded atomic.Pointer[map[string]bool]
+}
+
+// Validate checks what an operator writes, before any store is open, so
+// that an embedding server reports it when it reads its configuration:
+// the issuer, the signing algorithm, the durations, and the clients and
+// users. New checks the issuer, clients and users again; it takes the
+// durations as given (a test may poll faster than a device is told to).
+func (cfg *Config) Validate() error {
+	if _, err := ValidateIssuer(cfg.Issuer); err != nil {
+		return err
+	}
+	if cfg.SigningAlg != "" && !slices.Contains(SupportedAlgs, cfg.SigningAlg) {
+		return fmt.Errorf("signing_alg %q is not supported: use one of %s", cfg.SigningAlg, strings.Join(SupportedAlgs, ", "))
+	}
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"access_token_ttl", cfg.AccessTokenTTL}, {"refresh_token_ttl", cfg.RefreshTokenTTL}, {"code_ttl", cfg.CodeTTL},
+		{"device_code_ttl", cfg.DeviceCodeTTL}, {"device_interval", cfg.DeviceInterval}, {"grant_max_age", cfg.GrantMaxAge}} {
+		if d.d < 0 {
+			return fmt.Errorf("%s must be positive", d.name)
+		}
+	}
+	if d := cfg.DeviceInterval; d != 0 && (d < time.Second || d%time.Second != 0) {
+		return fmt.Errorf("device_interval %s must be whole seconds: devices are told it in seconds (RFC 8628)", d)
+	}
+	return ValidateClientsAndUsers(cfg.Clients, cfg.Users)
 }
 
 // applyDefaults fills in every setting left zero with its default: the
