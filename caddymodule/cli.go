@@ -20,6 +20,7 @@ import (
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+	"github.com/tokengate/tokengate/authserver"
 )
 
 // The `tokengate oauth2 ...` commands call the admin API of the running
@@ -48,17 +49,18 @@ func clientCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := cmd.Flags()
-			reg := map[string]any{}
-			reg["name"], _ = f.GetString("name")
-			reg["website"], _ = f.GetString("website")
-			reg["redirect_uris"], _ = f.GetStringArray("redirect-uri")
-			reg["scope"], _ = f.GetString("scope")
-			reg["grant_types"], _ = f.GetStringArray("grant")
-			reg["audience"], _ = f.GetStringArray("audience")
-			reg["public"], _ = f.GetBool("public")
-			reg["resource_server"], _ = f.GetBool("resource-server")
-			reg["skip_consent"], _ = f.GetBool("skip-consent")
-			reg["require_dpop"], _ = f.GetBool("require-dpop")
+			// The admin API's own types: the CLI is one more of its clients.
+			reg := new(authserver.Registration)
+			reg.Name, _ = f.GetString("name")
+			reg.Website, _ = f.GetString("website")
+			reg.RedirectURIs, _ = f.GetStringArray("redirect-uri")
+			reg.Scope, _ = f.GetString("scope")
+			reg.GrantTypes, _ = f.GetStringArray("grant")
+			reg.Audience, _ = f.GetStringArray("audience")
+			reg.Public, _ = f.GetBool("public")
+			reg.ResourceServer, _ = f.GetBool("resource-server")
+			reg.SkipConsent, _ = f.GetBool("skip-consent")
+			reg.RequireDPoP, _ = f.GetBool("require-dpop")
 			return call(cmd, http.MethodPost, "/oauth2/clients", reg, printClients)
 		},
 	}
@@ -151,22 +153,16 @@ func grantsCommand() *cobra.Command {
 
 // printGrants prints a list of grants as a table.
 func printGrants(w io.Writer, raw []byte) error {
-	var list []map[string]any
+	var list []*authserver.GrantInfo
 	if err := json.Unmarshal(raw, &list); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "GRANT_ID\tSUBJECT\tCLIENT_ID\tSCOPE\tCREATED (UTC)\tLAST_USED\tLOGIN")
 	// To the minute, as last use is kept.
-	minute := func(v any) string {
-		t, err := time.Parse(time.RFC3339Nano, fmt.Sprint(v))
-		if err != nil {
-			return fmt.Sprint(v)
-		}
-		return t.UTC().Format("2006-01-02 15:04")
-	}
+	minute := func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") }
 	for _, g := range list {
-		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%s\t%s\t%v\n", g["grant_id"], g["subject"], g["client_id"], g["scope"], minute(g["created_at"]), minute(g["last_used_at"]), g["login"])
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.Subject, g.ClientID, g.Scope, minute(g.CreatedAt), minute(g.LastUsedAt), g.Login)
 	}
 	return tw.Flush()
 }
@@ -237,34 +233,34 @@ func apiError(addr string, err error) error {
 
 // printClients prints one client or a list as a table.
 func printClients(w io.Writer, raw []byte) error {
-	var list []map[string]any
+	var list []*authserver.ClientInfo
 	if err := json.Unmarshal(raw, &list); err != nil {
-		var one map[string]any
-		if err := json.Unmarshal(raw, &one); err != nil {
+		one := new(authserver.ClientInfo)
+		if err := json.Unmarshal(raw, one); err != nil {
 			return err
 		}
-		list = []map[string]any{one}
+		list = []*authserver.ClientInfo{one}
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLIENT_ID\tNAME\tTYPE\tGRANTS\tSCOPE\tREDIRECT_URIS\tSOURCE")
 	for _, c := range list {
 		kind := "confidential"
-		if c["public"] == true {
+		if c.Public {
 			kind = "public"
 		}
-		fmt.Fprintf(tw, "%v\t%v\t%s\t%s\t%v\t%s\t%v\n", c["client_id"], c["name"], kind, join(c["grant_types"]), c["scope"], join(c["redirect_uris"]), c["source"])
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, kind, join(c.GrantTypes), c.Scope, join(c.RedirectURIs), c.Source)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if len(list) == 1 && list[0]["client_secret"] != nil {
-		fmt.Fprintf(w, "\nclient_secret: %v\n(shown once: store it now)\n", list[0]["client_secret"])
+	if len(list) == 1 && list[0].Secret != "" {
+		fmt.Fprintf(w, "\nclient_secret: %s\n(shown once: store it now)\n", list[0].Secret)
 	}
 	return nil
 }
 
-func join(v any) string {
-	items, _ := v.([]any)
+// join is a list as a cell: its items space-separated, "-" for none.
+func join[T any](items []T) string {
 	var s []string
 	for _, it := range items {
 		s = append(s, fmt.Sprint(it))
