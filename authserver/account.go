@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 )
 
@@ -47,7 +48,7 @@ type PageApplication struct {
 // (POST) a "Remove access".
 func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		s.renderError(w, http.StatusMethodNotAllowed, methodNotAllowed(w, http.MethodGet, http.MethodPost), nil)
+		s.renderError(w, http.StatusMethodNotAllowed, oauth.MethodNotAllowed(w, http.MethodGet, http.MethodPost), nil)
 		return
 	}
 	user := s.currentUser(r)
@@ -69,7 +70,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		s.renderPage(w, http.StatusOK, "account.html", data)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	r.Body = http.MaxBytesReader(w, r.Body, oauth.MaxFormBytes)
 	if err := r.ParseForm(); err != nil || !s.checkCSRF(r, r.PostForm.Get("csrf_token"), sess) {
 		data.Error = "This form expired or did not come from this site. Please try again."
 		s.renderPage(w, http.StatusForbidden, "account.html", data)
@@ -187,12 +188,12 @@ func plural(n int, unit string) string {
 // image elsewhere must not sign anyone out).
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
-		s.renderError(w, http.StatusMethodNotAllowed, methodNotAllowed(w, http.MethodPost), nil)
+		s.renderError(w, http.StatusMethodNotAllowed, oauth.MethodNotAllowed(w, http.MethodPost), nil)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	r.Body = http.MaxBytesReader(w, r.Body, oauth.MaxFormBytes)
 	if err := r.ParseForm(); err != nil || !s.checkCSRF(r, r.PostForm.Get("csrf_token"), s.readSession(r)) {
-		s.renderError(w, http.StatusForbidden, ErrInvalidRequest("this form expired or did not come from this site; open your account page again"), nil)
+		s.renderError(w, http.StatusForbidden, oauth.ErrInvalidRequest("this form expired or did not come from this site; open your account page again"), nil)
 		return
 	}
 	if sess := s.readSession(r); sess != nil && sess.Subject != "" {

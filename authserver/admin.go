@@ -20,6 +20,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 )
 
@@ -83,7 +84,7 @@ func clientInfo(c *Client, source string) *ClientInfo {
 // SHA-256, which costs microseconds to check and is as strong as bcrypt
 // for a secret nobody can guess.
 func newSecret() (secret, hash string) {
-	secret = randomToken(32)
+	secret = oauth.RandomToken(32)
 	return secret, HashSecretSHA256(secret)
 }
 
@@ -97,10 +98,10 @@ func newClientID() string {
 }
 
 // RegisterClient validates and stores a new client. Validation problems
-// are *Error (invalid_request) naming the field.
+// are *oauth.Error (invalid_request) naming the field.
 func (s *Server) RegisterClient(ctx context.Context, reg *Registration) (*ClientInfo, error) {
 	if strings.TrimSpace(reg.Name) == "" {
-		return nil, ErrInvalidRequest("name is required")
+		return nil, oauth.ErrInvalidRequest("name is required")
 	}
 	id := newClientID()
 	for s.users[id] != nil || s.clients[id] != nil {
@@ -111,13 +112,13 @@ func (s *Server) RegisterClient(ctx context.Context, reg *Registration) (*Client
 		ResourceServer: reg.ResourceServer, RequireDPoP: reg.RequireDPoP, CreatedAt: time.Now().UTC()}
 	if reg.Website != "" {
 		if err := validateWebsite(reg.Website); err != nil {
-			return nil, ErrInvalidRequest("website: %v", err)
+			return nil, oauth.ErrInvalidRequest("website: %v", err)
 		}
 	}
 	for _, g := range reg.GrantTypes {
 		gt, err := GrantType(g)
 		if err != nil {
-			return nil, ErrInvalidRequest("%v", err)
+			return nil, oauth.ErrInvalidRequest("%v", err)
 		}
 		if !slices.Contains(c.GrantTypes, gt) {
 			c.GrantTypes = append(c.GrantTypes, gt)
@@ -128,7 +129,7 @@ func (s *Server) RegisterClient(ctx context.Context, reg *Registration) (*Client
 		secret, c.SecretHash = newSecret()
 	}
 	if err := ValidateClient(c); err != nil {
-		return nil, ErrInvalidRequest("%v", strings.TrimPrefix(err.Error(), "client "+c.ID+": "))
+		return nil, oauth.ErrInvalidRequest("%v", strings.TrimPrefix(err.Error(), "client "+c.ID+": "))
 	}
 	if err := s.store.PutClient(ctx, c); err != nil {
 		return nil, storeFailed("registering a client", err)
@@ -197,7 +198,7 @@ func (s *Server) RotateSecret(ctx context.Context, id string) (*ClientInfo, erro
 		return nil, storeFailed("reading a client", cmp.Or(err, ErrConfigClient))
 	}
 	if c.Public {
-		return nil, ErrInvalidRequest("client %s is public and has no secret", id)
+		return nil, oauth.ErrInvalidRequest("client %s is public and has no secret", id)
 	}
 	secret, hash := newSecret()
 	var rotated *Client
@@ -232,7 +233,7 @@ func (s *Server) AdminRevoke(ctx context.Context, a *AdminRevocation) (int, erro
 		}
 	}
 	if set != 1 {
-		return 0, ErrInvalidRequest("give exactly one of token, jti, client_id, subject or grant_id")
+		return 0, oauth.ErrInvalidRequest("give exactly one of token, jti, client_id, subject or grant_id")
 	}
 	var n int
 	var err error
@@ -307,7 +308,7 @@ func (s *Server) AdminHandler() http.Handler {
 		}
 		delay, err := time.ParseDuration(orDefault(body.Delay, "0s"))
 		if err != nil || delay < 0 {
-			s.adminReply(w, r, 0, nil, ErrInvalidRequest("delay must be a duration like 1h"))
+			s.adminReply(w, r, 0, nil, oauth.ErrInvalidRequest("delay must be a duration like 1h"))
 			return
 		}
 		if err := s.keys.Rotate(r.Context(), delay); err != nil {
@@ -326,12 +327,12 @@ func (s *Server) AdminHandler() http.Handler {
 func grantQueryOf(v url.Values) (store.GrantQuery, error) {
 	q := store.GrantQuery{Subject: v.Get("subject"), ClientID: v.Get("client_id")}
 	if (q.Subject == "") == (q.ClientID == "") {
-		return q, ErrInvalidRequest("give exactly one of subject or client_id")
+		return q, oauth.ErrInvalidRequest("give exactly one of subject or client_id")
 	}
 	if l := v.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > store.MaxGrantsPerSubject {
-			return q, ErrInvalidRequest("limit must be a number from 1 to %d", store.MaxGrantsPerSubject)
+			return q, oauth.ErrInvalidRequest("limit must be a number from 1 to %d", store.MaxGrantsPerSubject)
 		}
 		q.Limit = n
 	}
@@ -364,7 +365,7 @@ func readJSON(r *http.Request, v any) error {
 		if errors.Is(err, io.EOF) {
 			return err
 		}
-		return ErrInvalidRequest("the body must be JSON: %v", err)
+		return oauth.ErrInvalidRequest("the body must be JSON: %v", err)
 	}
 	return nil
 }
@@ -385,7 +386,7 @@ func (e *AdminFailure) Unwrap() error { return e.Err }
 // administration reports it: the store's own answers (not found) and the
 // server's verdicts pass as they are; anything else is the store failing.
 func storeFailed(what string, err error) error {
-	var e *Error
+	var e *oauth.Error
 	var af *AdminFailure
 	if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrNoGrant) || errors.Is(err, ErrConfigClient) ||
 		errors.As(err, &e) || errors.As(err, &af) {
@@ -401,7 +402,7 @@ func storeFailed(what string, err error) error {
 // and 500 for anything else. The message never carries a cause: a status
 // of 500 or more is for the caller to log with the error.
 func AdminError(err error) (int, string) {
-	var e *Error
+	var e *oauth.Error
 	var af *AdminFailure
 	switch {
 	case errors.As(err, &af):

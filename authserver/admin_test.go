@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 
 	"github.com/tokengate/tokengate/authserver"
@@ -47,7 +48,7 @@ func TestAdminErrors(t *testing.T) {
 		{errors.New("something nobody named"), 500},
 		{fmt.Errorf("reading: %w", store.ErrNotFound), 404},
 		{authserver.ErrConfigClient, 409},
-		{authserver.ErrInvalidRequest("name is required"), 400},
+		{oauth.ErrInvalidRequest("name is required"), 400},
 	} {
 		if status, msg := authserver.AdminError(tc.err); status != tc.status || strings.Contains(msg, "store") && tc.status != 503 {
 			t.Errorf("%v: %d %q, want %d", tc.err, status, msg, tc.status)

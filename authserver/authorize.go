@@ -3,19 +3,16 @@ package authserver
 // RFC 6749 §4.1.1-§4.1.2 with RFC 7636 and RFC 9207: the authorization endpoint.
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 )
 
@@ -42,17 +39,11 @@ type authzRequest struct {
 // through the login and consent pages.
 var authzParams = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method", "resource"}
 
-// pkceChallenge is RFC 7636 §4.2 for S256: 43 base64url characters.
-var pkceChallenge = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
-
-// pkceVerifier is RFC 7636 §4.1: 43 to 128 unreserved characters.
-var pkceVerifier = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
-
 // parseAuthzRequest validates an authorization request. An error with
 // redirect false must be shown as a page: the client or redirect URI is not
 // established, and redirecting would make tokengate an open redirector.
 // Otherwise the error goes back to the client by redirect (RFC 6749 §4.1.2.1).
-func (s *Server) parseAuthzRequest(r *http.Request, params url.Values) (req *authzRequest, e *Error, redirect bool) {
+func (s *Server) parseAuthzRequest(r *http.Request, params url.Values) (req *authzRequest, e *oauth.Error, redirect bool) {
 	one := func(name string) (string, bool) {
 		v := params[name]
 		return strings.Join(v, ""), len(v) <= 1
@@ -60,17 +51,17 @@ func (s *Server) parseAuthzRequest(r *http.Request, params url.Values) (req *aut
 	clientID, ok1 := one("client_id")
 	redirectURI, ok2 := one("redirect_uri")
 	if !ok1 || !ok2 {
-		return nil, ErrInvalidRequest("client_id and redirect_uri may appear only once"), false
+		return nil, oauth.ErrInvalidRequest("client_id and redirect_uri may appear only once"), false
 	}
 	if clientID == "" {
-		return nil, ErrInvalidRequest("the request has no client_id: the application's link is broken"), false
+		return nil, oauth.ErrInvalidRequest("the request has no client_id: the application's link is broken"), false
 	}
 	client, _, err := s.lookupClient(r.Context(), clientID)
 	var de *cimdError
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrInvalidRequest("there is no application with client_id %q", clientID), false
+		return nil, oauth.ErrInvalidRequest("there is no application with client_id %q", clientID), false
 	} else if errors.As(err, &de) {
-		return nil, ErrInvalidRequest("%v", de), false
+		return nil, oauth.ErrInvalidRequest("%v", de), false
 	}
 	if err != nil {
 		return nil, s.storeError("looking up a client", err), false
@@ -79,13 +70,13 @@ func (s *Server) parseAuthzRequest(r *http.Request, params url.Values) (req *aut
 	switch {
 	case redirectURI != "":
 		if !redirectURIAllowed(client.RedirectURIs, redirectURI) {
-			return nil, ErrInvalidRequest("redirect_uri %q is not registered for %s: it must match a registered one exactly", redirectURI, client.Name), false
+			return nil, oauth.ErrInvalidRequest("redirect_uri %q is not registered for %s: it must match a registered one exactly", redirectURI, client.Name), false
 		}
 		req.redirectURI, req.redirectGiven = redirectURI, true
 	case len(client.RedirectURIs) == 1:
 		req.redirectURI = client.RedirectURIs[0]
 	default:
-		return nil, ErrInvalidRequest("the request has no redirect_uri and %s has %d registered: name one", client.Name, len(client.RedirectURIs)), false
+		return nil, oauth.ErrInvalidRequest("the request has no redirect_uri and %s has %d registered: name one", client.Name, len(client.RedirectURIs)), false
 	}
 	for _, name := range authzParams {
 		if v, ok := params[name]; ok {
@@ -97,18 +88,18 @@ func (s *Server) parseAuthzRequest(r *http.Request, params url.Values) (req *aut
 	// From here on, errors are redirected to the client.
 	for name, v := range params {
 		if len(v) > 1 {
-			return req, ErrInvalidRequest("parameter %q is given more than once", name), true
+			return req, oauth.ErrInvalidRequest("parameter %q is given more than once", name), true
 		}
 	}
 	switch rt := params.Get("response_type"); rt {
 	case "code":
 	case "":
-		return req, ErrInvalidRequest("response_type is missing; use response_type=code"), true
+		return req, oauth.ErrInvalidRequest("response_type is missing; use response_type=code"), true
 	default:
-		return req, &Error{Code: "unsupported_response_type", Description: "response_type " + rt + " is not supported; use code (the implicit flow is not offered)"}, true
+		return req, &oauth.Error{Code: "unsupported_response_type", Description: "response_type " + rt + " is not supported; use code (the implicit flow is not offered)"}, true
 	}
 	if !slices.Contains(client.GrantTypes, GrantAuthorizationCode) {
-		return req, ErrUnauthorizedClient("client %q is not allowed the authorization_code grant", client.ID), true
+		return req, oauth.ErrUnauthorizedClient("client %q is not allowed the authorization_code grant", client.ID), true
 	}
 	if req.scope, e = resolveScope(params.Get("scope"), client.Scopes); e != nil {
 		return req, e, true
@@ -119,15 +110,15 @@ func (s *Server) parseAuthzRequest(r *http.Request, params url.Values) (req *aut
 	req.challenge, req.method = params.Get("code_challenge"), params.Get("code_challenge_method")
 	switch {
 	case req.challenge == "" && req.method != "":
-		return req, ErrInvalidRequest("code_challenge_method without code_challenge"), true
+		return req, oauth.ErrInvalidRequest("code_challenge_method without code_challenge"), true
 	case req.challenge == "" && client.Public:
-		return req, ErrInvalidRequest("public clients must use PKCE: send code_challenge and code_challenge_method=S256"), true
+		return req, oauth.ErrInvalidRequest("public clients must use PKCE: send code_challenge and code_challenge_method=S256"), true
 	case req.challenge == "":
 	case req.method != "S256":
 		// Absent means plain (RFC 7636 §4.3), which a code thief defeats.
-		return req, ErrInvalidRequest("code_challenge_method must be S256 (plain is not accepted)"), true
-	case !pkceChallenge.MatchString(req.challenge):
-		return req, ErrInvalidRequest("code_challenge must be the base64url SHA-256 of the verifier: 43 characters"), true
+		return req, oauth.ErrInvalidRequest("code_challenge_method must be S256 (plain is not accepted)"), true
+	case !oauth.PKCEChallenge.MatchString(req.challenge):
+		return req, oauth.ErrInvalidRequest("code_challenge must be the base64url SHA-256 of the verifier: 43 characters"), true
 	}
 	return req, nil, true
 }
@@ -176,25 +167,25 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request, req *authzRequ
 	sendRedirect(w, u.String(), http.StatusFound)
 }
 
-func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, req *authzRequest, e *Error) {
+func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, req *authzRequest, e *oauth.Error) {
 	s.audit(r.Context(), "authorization refused", zap.String("client_id", req.client.ID), zap.String("error", e.Code), zap.String("description", e.Description))
 	s.redirect(w, r, req, url.Values{"error": {e.Code}, "error_description": {e.Description}})
 }
 
 // authzParamsOf returns an authorization request's parameters: the query
 // for GET, the form body for POST (RFC 6749 §3.1 allows both).
-func authzParamsOf(w http.ResponseWriter, r *http.Request) (url.Values, *Error) {
+func authzParamsOf(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.Error) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		return r.URL.Query(), nil
 	case http.MethodPost:
-		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, oauth.MaxFormBytes)
 		if err := r.ParseForm(); err != nil {
-			return nil, ErrInvalidRequest("the request body is not a valid form")
+			return nil, oauth.ErrInvalidRequest("the request body is not a valid form")
 		}
 		return r.PostForm, nil
 	default:
-		return nil, methodNotAllowed(w, http.MethodGet, http.MethodPost)
+		return nil, oauth.MethodNotAllowed(w, http.MethodGet, http.MethodPost)
 	}
 }
 
@@ -213,7 +204,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	s.continueAuthz(w, r, req)
 }
 
-func (s *Server) failAuthz(w http.ResponseWriter, r *http.Request, req *authzRequest, e *Error, redirect bool) {
+func (s *Server) failAuthz(w http.ResponseWriter, r *http.Request, req *authzRequest, e *oauth.Error, redirect bool) {
 	if redirect {
 		s.redirectError(w, r, req, e)
 		return
@@ -267,7 +258,7 @@ func sendRedirect(w http.ResponseWriter, location string, status int) {
 func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzRequest, user *authUser) {
 	// A code is "<grant ID>.<secret>", like a refresh token: the store
 	// keeps it under both, next to the grant's refresh tokens.
-	code := newGrantToken(randomToken(16))
+	code := newGrantToken(oauth.RandomToken(16))
 	grantID := code.grant
 	now := time.Now().UTC()
 	ac := &store.AuthCode{
@@ -285,17 +276,4 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzReq
 	s.audit(r.Context(), "authorization code issued", zap.String("client_id", req.client.ID), zap.String("sub", user.subject),
 		zap.String("scope", req.scope), zap.String("grant_id", grantID))
 	s.redirect(w, r, req, url.Values{"code": {code.String()}})
-}
-
-// hashToken is how codes and refresh tokens are stored: high-entropy
-// secrets need no slow hash, only one that a store leak cannot reverse.
-func hashToken(t string) string {
-	sum := sha256.Sum256([]byte(t))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-// verifyPKCE checks an S256 verifier against the stored challenge: S256 is
-// BASE64URL(SHA256(verifier)), hashToken's form (RFC 7636 §4.2).
-func verifyPKCE(challenge, verifier string) bool {
-	return subtle.ConstantTimeCompare([]byte(hashToken(verifier)), []byte(challenge)) == 1
 }

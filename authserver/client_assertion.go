@@ -18,6 +18,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/jose"
 	"github.com/tokengate/tokengate/trust"
 )
@@ -38,8 +39,8 @@ const (
 func usesAssertion(c *Client) bool { return len(c.JWKS) > 0 || c.JWKSURI != "" }
 
 // authenticateAssertion checks a client_assertion and returns its client.
-func (s *Server) authenticateAssertion(ctx context.Context, cc clientCredentials) (*Client, *Error) {
-	bad := func(format string, args ...any) *Error { return ErrInvalidClient(format, args...) }
+func (s *Server) authenticateAssertion(ctx context.Context, cc clientCredentials) (*Client, *oauth.Error) {
+	bad := func(format string, args ...any) *oauth.Error { return oauth.ErrInvalidClient(format, args...) }
 	header, ok := assertionHeader(cc.assertion)
 	if !ok || !slices.Contains(jose.Asymmetric, header) {
 		return nil, bad("client_assertion must be a JWT signed with one of %s", strings.Join(jose.Asymmetric, ", "))
@@ -109,11 +110,11 @@ func assertionHeader(raw string) (string, bool) {
 // clientKeys is the client's key set: registered with it, or fetched from
 // its jwks_uri (and kept a few minutes) through the guarded client, or the
 // trusted one when the operator wrote the URL in the configuration.
-func (s *Server) clientKeys(ctx context.Context, c *Client, inConfig bool) (jwk.Set, *Error) {
+func (s *Server) clientKeys(ctx context.Context, c *Client, inConfig bool) (jwk.Set, *oauth.Error) {
 	if len(c.JWKS) > 0 {
 		ks, err := trust.ReadKeySet(c.JWKS)
 		if err != nil || ks.Set.Len() == 0 {
-			return nil, ErrInvalidClient("client %q has no key set with a usable signing key", c.ID)
+			return nil, oauth.ErrInvalidClient("client %q has no key set with a usable signing key", c.ID)
 		}
 		return ks.Set, nil
 	}
@@ -128,13 +129,13 @@ func (s *Server) clientKeys(ctx context.Context, c *Client, inConfig bool) (jwk.
 	}
 	resp, err := fetch.Get(ctx, c.JWKSURI)
 	if err != nil {
-		return nil, ErrInvalidClient("the client's jwks_uri cannot be used: %v", err)
+		return nil, oauth.ErrInvalidClient("the client's jwks_uri cannot be used: %v", err)
 	}
 	// Read key by key: a key of the set that cannot be used is dropped,
 	// not the set.
 	ks, err := trust.ReadKeySet(resp.Body)
 	if err != nil || ks.Set.Len() == 0 {
-		return nil, ErrInvalidClient("the client's jwks_uri does not hold a JWK Set with a usable signing key")
+		return nil, oauth.ErrInvalidClient("the client's jwks_uri does not hold a JWK Set with a usable signing key")
 	}
 	for _, d := range ks.Dropped {
 		s.log.Warn("a key of a client's JWK Set cannot be used and is left out", zap.String("client_id", c.ID), zap.String("jwks_uri", c.JWKSURI), zap.Error(d))

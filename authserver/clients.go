@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/outbound"
 )
@@ -154,7 +155,7 @@ func ValidateClient(c *Client) error {
 		}
 	}
 	for _, sc := range c.Scopes {
-		if !validScopeToken(sc) {
+		if !oauth.ValidScopeToken(sc) {
 			return bad("scope", sc, "scope %q has characters RFC 6749 §3.3 does not allow", sc)
 		}
 	}
@@ -222,21 +223,6 @@ func validateExactRedirectURI(u string) error {
 	return validateRedirectURI(u)
 }
 
-// validScopeToken says whether s is RFC 6749 §3.3's scope-token:
-// 1*( %x21 / %x23-5B / %x5D-7E ).
-func validScopeToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
 // clientCredentials is what a request presented to authenticate a client.
 type clientCredentials struct {
 	id, secret string
@@ -249,53 +235,53 @@ type clientCredentials struct {
 // readClientCredentials takes client_secret_basic or client_secret_post
 // (RFC 6749 §2.3.1), or a bare client_id for public clients, refusing
 // requests that use two methods at once.
-func readClientCredentials(r *http.Request, form url.Values) (clientCredentials, *Error) {
+func readClientCredentials(r *http.Request, form url.Values) (clientCredentials, *oauth.Error) {
 	var cc clientCredentials
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, payload, _ := strings.Cut(h, " ")
 		if !strings.EqualFold(scheme, "Basic") {
-			e := ErrInvalidClient("client authentication uses HTTP Basic (client_secret_basic) or client_id and client_secret in the body; the Authorization header uses another scheme")
-			e.basicChallenge = true
+			e := oauth.ErrInvalidClient("client authentication uses HTTP Basic (client_secret_basic) or client_id and client_secret in the body; the Authorization header uses another scheme")
+			e.BasicChallenge = true
 			return cc, e
 		}
 		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(payload))
 		id, secret, ok := strings.Cut(string(raw), ":")
 		if err != nil || !ok {
-			e := ErrInvalidClient("the Basic credentials are not base64 of client_id:client_secret")
-			e.basicChallenge = true
+			e := oauth.ErrInvalidClient("the Basic credentials are not base64 of client_id:client_secret")
+			e.BasicChallenge = true
 			return cc, e
 		}
 		// RFC 6749 §2.3.1: both parts are form-urlencoded inside Basic.
 		id, err1 := url.QueryUnescape(id)
 		secret, err2 := url.QueryUnescape(secret)
 		if err1 != nil || err2 != nil {
-			e := ErrInvalidClient("the Basic credentials are not form-urlencoded as RFC 6749 §2.3.1 requires")
-			e.basicChallenge = true
+			e := oauth.ErrInvalidClient("the Basic credentials are not form-urlencoded as RFC 6749 §2.3.1 requires")
+			e.BasicChallenge = true
 			return cc, e
 		}
 		if form.Has("client_secret") {
-			return cc, ErrInvalidRequest("use one client authentication method: HTTP Basic or client_secret in the body, not both")
+			return cc, oauth.ErrInvalidRequest("use one client authentication method: HTTP Basic or client_secret in the body, not both")
 		}
 		if form.Has("client_id") && form.Get("client_id") != id {
-			return cc, ErrInvalidRequest("client_id in the body differs from the one in the Basic credentials")
+			return cc, oauth.ErrInvalidRequest("client_id in the body differs from the one in the Basic credentials")
 		}
 		return clientCredentials{id: id, secret: secret, hasSecret: true, basic: true}, nil
 	}
 	cc.id = form.Get("client_id")
 	if form.Has("client_assertion_type") || form.Has("client_assertion") {
 		if form.Get("client_assertion_type") != ClientAssertionType || form.Get("client_assertion") == "" {
-			return cc, ErrInvalidClient("client_assertion_type must be %s, with the client_assertion", ClientAssertionType)
+			return cc, oauth.ErrInvalidClient("client_assertion_type must be %s, with the client_assertion", ClientAssertionType)
 		}
 		if form.Has("client_secret") {
-			return cc, ErrInvalidRequest("use one client authentication method: client_assertion or client_secret, not both")
+			return cc, oauth.ErrInvalidRequest("use one client authentication method: client_assertion or client_secret, not both")
 		}
 		cc.assertion = form.Get("client_assertion")
 		return cc, nil
 	}
 	cc.secret, cc.hasSecret = form.Get("client_secret"), form.Has("client_secret")
 	if cc.id == "" {
-		e := ErrInvalidClient("no client authentication: send client_id and client_secret with HTTP Basic or in the body")
-		e.basicChallenge = true
+		e := oauth.ErrInvalidClient("no client authentication: send client_id and client_secret with HTTP Basic or in the body")
+		e.BasicChallenge = true
 		return cc, e
 	}
 	return cc, nil
@@ -320,7 +306,7 @@ func (s *Server) lookupClient(ctx context.Context, id string) (c *Client, inConf
 
 // authenticateClient authenticates the client of a token-endpoint style
 // request. Public clients authenticate with client_id alone.
-func (s *Server) authenticateClient(r *http.Request, form url.Values) (*Client, *Error) {
+func (s *Server) authenticateClient(r *http.Request, form url.Values) (*Client, *oauth.Error) {
 	cc, e := readClientCredentials(r, form)
 	if e != nil {
 		return nil, e
@@ -328,9 +314,9 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*Client, 
 	if cc.assertion != "" {
 		return s.authenticateAssertion(r.Context(), cc)
 	}
-	fail := func(format string, args ...any) *Error {
-		e := ErrInvalidClient(format, args...)
-		e.basicChallenge = cc.basic
+	fail := func(format string, args ...any) *oauth.Error {
+		e := oauth.ErrInvalidClient(format, args...)
+		e.BasicChallenge = cc.basic
 		return e
 	}
 	c, _, err := s.lookupClient(r.Context(), cc.id)

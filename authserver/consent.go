@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 	"go.uber.org/zap"
 )
@@ -50,7 +51,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.checkCSRF(r, csrf, sess) {
-		s.renderError(w, http.StatusForbidden, ErrInvalidRequest("this form expired or did not come from this site; start again from the application"), req.client)
+		s.renderError(w, http.StatusForbidden, oauth.ErrInvalidRequest("this form expired or did not come from this site; start again from the application"), req.client)
 		return
 	}
 	switch decision {
@@ -62,7 +63,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 		s.audit(r.Context(), "consent denied", zap.String("client_id", req.client.ID), zap.String("sub", user.subject), zap.String("scope", req.scope))
 		s.redirect(w, r, req, url.Values{"error": {"access_denied"}, "error_description": {"the user denied the request"}})
 	default:
-		s.renderError(w, http.StatusBadRequest, ErrInvalidRequest("decision must be approve or deny"), req.client)
+		s.renderError(w, http.StatusBadRequest, oauth.ErrInvalidRequest("decision must be approve or deny"), req.client)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 	"go.uber.org/zap"
 )
@@ -61,12 +62,12 @@ func (s *Server) lookupUserCode(r *http.Request, typed string) (*store.DeviceCod
 // browser, so a remembered consent proves nothing about who started it.
 func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		s.renderError(w, http.StatusMethodNotAllowed, methodNotAllowed(w, http.MethodGet, http.MethodPost), nil)
+		s.renderError(w, http.StatusMethodNotAllowed, oauth.MethodNotAllowed(w, http.MethodGet, http.MethodPost), nil)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	r.Body = http.MaxBytesReader(w, r.Body, oauth.MaxFormBytes)
 	if err := r.ParseForm(); err != nil {
-		s.renderError(w, http.StatusBadRequest, ErrInvalidRequest("the form could not be read"), nil)
+		s.renderError(w, http.StatusBadRequest, oauth.ErrInvalidRequest("the form could not be read"), nil)
 		return
 	}
 	sess := s.ensureSession(w, r)
@@ -105,7 +106,7 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	status2 := map[string]store.DeviceStatus{"approve": store.DeviceApproved, "deny": store.DeviceDenied}[decision]
 	if status2 == "" {
-		s.renderError(w, http.StatusBadRequest, ErrInvalidRequest("decision must be approve or deny"), client)
+		s.renderError(w, http.StatusBadRequest, oauth.ErrInvalidRequest("decision must be approve or deny"), client)
 		return
 	}
 	if status2 == store.DeviceApproved {

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"net/http"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/dpop"
 )
 
@@ -19,22 +20,22 @@ func (s *Server) DPoPNonces() *dpop.Nonces { return s.dpopNonces }
 // tokenProof checks the DPoP proof of a token request, if it has one, and
 // makes it single-use across instances (its jti, in the store). A client
 // with RequireDPoP must send one.
-func (s *Server) tokenProof(ctx context.Context, r *http.Request, c *Client) (*dpop.Proof, *Error) {
+func (s *Server) tokenProof(ctx context.Context, r *http.Request, c *Client) (*dpop.Proof, *oauth.Error) {
 	proofs := r.Header.Values("DPoP")
 	switch {
 	case len(proofs) > 1:
-		return nil, ErrInvalidDPoPProof("send one DPoP header, not %d", len(proofs))
+		return nil, oauth.ErrInvalidDPoPProof("send one DPoP header, not %d", len(proofs))
 	case len(proofs) == 0 && c.RequireDPoP:
-		return nil, ErrInvalidDPoPProof("client %q must prove possession of its key: send a DPoP proof (RFC 9449)", c.ID)
+		return nil, oauth.ErrInvalidDPoPProof("client %q must prove possession of its key: send a DPoP proof (RFC 9449)", c.ID)
 	case len(proofs) == 0:
 		return nil, nil
 	}
 	p, err := s.dpopProofs.Verify(proofs[0], dpop.Request{Method: http.MethodPost, URL: s.endpointURL(PathToken)})
 	if err != nil {
-		return nil, ErrInvalidDPoPProof("%v", err)
+		return nil, oauth.ErrInvalidDPoPProof("%v", err)
 	}
 	if s.dpopNonces != nil && !s.dpopNonces.Valid(p.Nonce) {
-		return nil, ErrUseDPoPNonce()
+		return nil, oauth.ErrUseDPoPNonce()
 	}
 	sum := sha256.Sum256([]byte(p.JKT + "\x00" + p.JTI))
 	n, _, err := s.store.Incr(ctx, "dpop:"+hex.EncodeToString(sum[:16]), 2*dpop.Window)
@@ -42,7 +43,7 @@ func (s *Server) tokenProof(ctx context.Context, r *http.Request, c *Client) (*d
 		return nil, s.storeError("recording a DPoP proof", err)
 	}
 	if n > 1 {
-		return nil, ErrInvalidDPoPProof("this DPoP proof was used before: make a new one (with a new jti) for each request")
+		return nil, oauth.ErrInvalidDPoPProof("this DPoP proof was used before: make a new one (with a new jti) for each request")
 	}
 	return p, nil
 }

@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -19,4 +20,4 @@ func DummyHashCost(s *Server) int {
 func AddAudit(a *AuditRing, event string, fields ...zap.Field) { a.add(event, fields) }
 
 // StoreError is the OAuth error a store failure while doing what gets.
-func StoreError(s *Server, what string, err error) *Error { return s.storeError(what, err) }
+func StoreError(s *Server, what string, err error) *oauth.Error { return s.storeError(what, err) }

@@ -6,15 +6,16 @@ import (
 	"context"
 	"errors"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 )
 
 // authorizationCodeGrant is RFC 6749 §4.1.3 with RFC 7636's verifier.
 type authorizationCodeGrant struct{ s *Server }
 
-func (g authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *Error) {
+func (g authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *oauth.Error) {
 	s := g.s
-	invalid := ErrInvalidGrant("the authorization code is not valid: it expired, or was never issued")
+	invalid := oauth.ErrInvalidGrant("the authorization code is not valid: it expired, or was never issued")
 	code, e := req.grantToken("code", invalid)
 	if e != nil {
 		return nil, e
@@ -36,12 +37,12 @@ func (g authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (
 		if e := s.revokeGrant(ctx, ac.GrantID, "authorization code replayed", req); e != nil {
 			return nil, e
 		}
-		return nil, ErrInvalidGrant("the authorization code was already used; every token issued from it is now revoked")
+		return nil, oauth.ErrInvalidGrant("the authorization code was already used; every token issued from it is now revoked")
 	case err != nil:
 		return nil, s.storeError("redeeming an authorization code", err)
 	}
 	if ac.ClientID != req.client.ID {
-		return nil, ErrInvalidGrant("the authorization code was issued to another client")
+		return nil, oauth.ErrInvalidGrant("the authorization code was issued to another client")
 	}
 	if e := checkRedemption(req, ac, requested); e != nil {
 		// The code is spent and its refresh token never handed out: the
@@ -54,23 +55,23 @@ func (g authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (
 
 // checkRedemption checks a redeemed code against the token request: the
 // redirect URI, the PKCE verifier and the resource.
-func checkRedemption(req *tokenRequest, ac *store.AuthCode, requested string) *Error {
+func checkRedemption(req *tokenRequest, ac *store.AuthCode, requested string) *oauth.Error {
 	redirectURI := req.form.Get("redirect_uri")
 	if (ac.RedirectURIGiven || redirectURI != "") && redirectURI != ac.RedirectURI {
-		return ErrInvalidGrant("redirect_uri must be the one the authorization request used")
+		return oauth.ErrInvalidGrant("redirect_uri must be the one the authorization request used")
 	}
 	verifier := req.form.Get("code_verifier")
 	switch {
 	case ac.CodeChallenge != "" && verifier == "":
-		return ErrInvalidGrant("code_verifier is missing: the authorization request used PKCE")
-	case ac.CodeChallenge != "" && !pkceVerifier.MatchString(verifier):
-		return ErrInvalidGrant("code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~")
-	case ac.CodeChallenge != "" && !verifyPKCE(ac.CodeChallenge, verifier):
-		return ErrInvalidGrant("code_verifier does not match the code_challenge")
+		return oauth.ErrInvalidGrant("code_verifier is missing: the authorization request used PKCE")
+	case ac.CodeChallenge != "" && !oauth.PKCEVerifier.MatchString(verifier):
+		return oauth.ErrInvalidGrant("code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~")
+	case ac.CodeChallenge != "" && !oauth.VerifyPKCE(ac.CodeChallenge, verifier):
+		return oauth.ErrInvalidGrant("code_verifier does not match the code_challenge")
 	case ac.CodeChallenge == "" && verifier != "":
 		// A verifier for a code issued without a challenge is a PKCE
 		// downgrade attempt (RFC 9700 §2.1.1).
-		return ErrInvalidGrant("code_verifier was sent but the authorization request had no code_challenge")
+		return oauth.ErrInvalidGrant("code_verifier was sent but the authorization request had no code_challenge")
 	}
 	return sameResource(requested, ac.Resource)
 }

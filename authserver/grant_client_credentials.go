@@ -4,12 +4,14 @@ package authserver
 
 import (
 	"context"
+
+	"github.com/tokengate/tokengate/authserver/oauth"
 )
 
 // clientCredentialsGrant is RFC 6749 §4.4: the client acts on its own behalf.
 type clientCredentialsGrant struct{ s *Server }
 
-func (g clientCredentialsGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *Error) {
+func (g clientCredentialsGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *oauth.Error) {
 	scope, e := resolveScope(req.form.Get("scope"), req.client.Scopes)
 	if e != nil {
 		return nil, e

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 )
 
@@ -86,35 +87,35 @@ type DeviceAuthorization struct {
 
 // handleDeviceAuthorization is POST /oauth/device.
 func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Request) {
-	form, e := readForm(w, r)
+	form, e := oauth.ReadForm(w, r)
 	if e != nil {
-		writeError(w, e)
+		oauth.WriteError(w, e)
 		return
 	}
 	client, e := s.authenticateClient(r, form)
 	if e != nil {
-		writeError(w, e)
+		oauth.WriteError(w, e)
 		return
 	}
 	if !slices.Contains(client.GrantTypes, GrantDeviceCode) {
-		writeError(w, ErrUnauthorizedClient("client %q is not allowed the device_code grant", client.ID))
+		oauth.WriteError(w, oauth.ErrUnauthorizedClient("client %q is not allowed the device_code grant", client.ID))
 		return
 	}
 	scope, e := resolveScope(form.Get("scope"), client.Scopes)
 	if e != nil {
-		writeError(w, e)
+		oauth.WriteError(w, e)
 		return
 	}
 	resource, e := s.requestedResource(form)
 	if e != nil {
-		writeError(w, e)
+		oauth.WriteError(w, e)
 		return
 	}
 	ctx, cancel := ctxTimeout(r)
 	defer cancel()
 	now := time.Now().UTC()
 	for range 5 {
-		dc := newGrantToken(randomToken(16))
+		dc := newGrantToken(oauth.RandomToken(16))
 		d := &store.DeviceCode{UserCode: newUserCode(), DeviceCodeHash: dc.hash(), ClientID: client.ID, Scope: scope,
 			Status: store.DevicePending, GrantID: dc.grant, Interval: s.cfg.DeviceInterval,
 			ValidUntil: now.Add(s.cfg.DeviceCodeTTL), ExpiresAt: now.Add(s.cfg.DeviceCodeTTL + deviceGrace), Resource: resource}
@@ -123,14 +124,14 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 			continue // a live code has these letters: draw again
 		}
 		if err != nil {
-			writeError(w, s.storeError("storing a device code", err))
+			oauth.WriteError(w, s.storeError("storing a device code", err))
 			return
 		}
 		s.audit(ctx, "device authorization started", zap.String("client_id", client.ID), zap.String("scope", scope), zap.String("grant_id", d.GrantID))
 		shown := formatUserCode(d.UserCode)
 		// The device code names its record (the grant) and carries a
 		// secret only the device has.
-		writeJSON(w, http.StatusOK, &DeviceAuthorization{
+		oauth.WriteJSON(w, http.StatusOK, &DeviceAuthorization{
 			DeviceCode:              dc.String(),
 			UserCode:                shown,
 			VerificationURI:         s.endpointURL(PathDevice),
@@ -140,7 +141,7 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		})
 		return
 	}
-	writeError(w, ErrTemporarilyUnavailable("could not find a free user code; retry"))
+	oauth.WriteError(w, oauth.ErrTemporarilyUnavailable("could not find a free user code; retry"))
 }
 
 // deviceCodeGrant is the token request of RFC 8628 §3.4: each poll is one
@@ -151,12 +152,12 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 // golang.org/x/oauth2 does) are not punished for network jitter.
 type deviceCodeGrant struct{ s *Server }
 
-func pollError(code, format string, args ...any) *Error {
-	return oauthError(code, http.StatusBadRequest, format, args...)
+func pollError(code, format string, args ...any) *oauth.Error {
+	return oauth.NewError(code, http.StatusBadRequest, format, args...)
 }
 
-func (g deviceCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *Error) {
-	invalid := ErrInvalidGrant("the device_code is not valid: it was never issued, or expired long ago")
+func (g deviceCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *oauth.Error) {
+	invalid := oauth.ErrInvalidGrant("the device_code is not valid: it was never issued, or expired long ago")
 	dc, e := req.grantToken("device_code", invalid)
 	if e != nil {
 		return nil, e
@@ -184,7 +185,7 @@ func (g deviceCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenR
 		}
 		return g.s.issueTokens(req, grantState{id: d.GrantID, subject: d.Subject, scope: d.Scope, authTime: d.AuthTime, resource: d.Resource}, d.Scope, refresh)
 	case store.PollUsed:
-		return nil, ErrInvalidGrant("the device_code was already redeemed")
+		return nil, oauth.ErrInvalidGrant("the device_code was already redeemed")
 	case store.PollExpired:
 		return nil, pollError("expired_token", "the device code expired; start a new device authorization")
 	case store.PollSlowDown:

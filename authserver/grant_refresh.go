@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 )
 
@@ -20,9 +21,9 @@ import (
 // Config.GrantMaxAge.
 type refreshTokenGrant struct{ s *Server }
 
-func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *Error) {
+func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *oauth.Error) {
 	s := g.s
-	rt, e := req.grantToken("refresh_token", ErrInvalidGrant("the refresh token is not valid: it expired, was revoked, or was never issued"))
+	rt, e := req.grantToken("refresh_token", oauth.ErrInvalidGrant("the refresh token is not valid: it expired, was revoked, or was never issued"))
 	if e != nil {
 		return nil, e
 	}
@@ -45,7 +46,7 @@ func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*Toke
 			return nil, e
 		}
 		if _, e := resolveScope(requested, strings.Fields(old.Scope)); requested != "" && e != nil {
-			return nil, ErrInvalidScope("a refresh may narrow the scope, not widen it: the grant has %q", old.Scope)
+			return nil, oauth.ErrInvalidScope("a refresh may narrow the scope, not widen it: the grant has %q", old.Scope)
 		}
 		if e := sameResource(resource, old.Resource); e != nil {
 			return nil, e
@@ -69,26 +70,26 @@ func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*Toke
 }
 
 // check turns the store's answer about a refresh token into the protocol's.
-func (g refreshTokenGrant) check(ctx context.Context, req *tokenRequest, old *store.RefreshToken, err error, grantID string) *Error {
-	invalid := ErrInvalidGrant("the refresh token is not valid: it expired, was revoked, or was never issued")
+func (g refreshTokenGrant) check(ctx context.Context, req *tokenRequest, old *store.RefreshToken, err error, grantID string) *oauth.Error {
+	invalid := oauth.ErrInvalidGrant("the refresh token is not valid: it expired, was revoked, or was never issued")
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return invalid
 	case errors.Is(err, store.ErrKeyMismatch):
-		return ErrInvalidDPoPProof("this refresh token is bound to a DPoP key: send a DPoP proof signed with that key")
+		return oauth.ErrInvalidDPoPProof("this refresh token is bound to a DPoP key: send a DPoP proof signed with that key")
 	case errors.Is(err, store.ErrAlreadyUsed):
 		if e := g.s.revokeGrant(ctx, grantID, "refresh token reused", req); e != nil {
 			return e
 		}
-		return ErrInvalidGrant("the refresh token was already used; the grant is revoked and the user must authorize again")
+		return oauth.ErrInvalidGrant("the refresh token was already used; the grant is revoked and the user must authorize again")
 	case err != nil:
 		return g.s.storeError("redeeming a refresh token", err)
 	case old.ClientID != req.client.ID:
-		return ErrInvalidGrant("the refresh token was issued to another client")
+		return oauth.ErrInvalidGrant("the refresh token was issued to another client")
 	case !old.AuthTime.IsZero() && time.Since(old.AuthTime) > g.s.cfg.GrantMaxAge:
 		// Only a grant from before grant_max_age was shortened gets here:
 		// the store caps every other token's expiry at the grant's end.
-		return ErrInvalidGrant("the grant is older than grant_max_age allows: the user must authorize again")
+		return oauth.ErrInvalidGrant("the grant is older than grant_max_age allows: the user must authorize again")
 	}
 	if g.s.revocations.IsRefreshRevoked(grantID, old.ClientID, old.Subject, old.IssuedAt) {
 		return invalid

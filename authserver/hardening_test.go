@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/internal/persontest"
 )
@@ -36,7 +37,7 @@ func TestDangerousRedirectURIsRefused(t *testing.T) {
 	e := newEnv(t)
 	_, err := e.srv.RegisterClient(t.Context(), &authserver.Registration{Name: "Evil", GrantTypes: []string{"authorization_code"},
 		RedirectURIs: []string{"javascript:alert(1)//"}, Public: true})
-	var ae *authserver.Error
+	var ae *oauth.Error
 	if err == nil || !errors.As(err, &ae) || ae.Code != "invalid_request" {
 		t.Fatalf("admin registration of a javascript: URI: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"go.uber.org/zap"
 )
 
@@ -57,7 +58,7 @@ func (s *Server) Health(ctx context.Context) *Health {
 // handleHealth is GET /oauth/health.
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		writeError(w, methodNotAllowed(w, http.MethodGet, http.MethodHead))
+		oauth.WriteError(w, oauth.MethodNotAllowed(w, http.MethodGet, http.MethodHead))
 		return
 	}
 	h := s.Health(r.Context())
@@ -65,5 +66,5 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	if h.Status != "ok" {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, h)
+	oauth.WriteJSON(w, status, h)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/introspect"
 )
 
@@ -30,37 +31,37 @@ type IntrospectionResponse struct {
 // client; a client may introspect its own tokens, a resource server any.
 // The verdict is bearer_auth's: the same validator, in memory.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
-	form, e := readForm(w, r)
+	form, e := oauth.ReadForm(w, r)
 	var client *Client
 	if e == nil {
 		client, e = s.authenticateClient(r, form)
 	}
 	if e == nil && client.Public {
-		e = ErrInvalidClient("introspection needs a confidential client (or one marked resource_server)")
+		e = oauth.ErrInvalidClient("introspection needs a confidential client (or one marked resource_server)")
 	}
 	token := form.Get("token")
 	if e == nil && token == "" {
-		e = ErrInvalidRequest("token is missing")
+		e = oauth.ErrInvalidRequest("token is missing")
 	}
 	if e != nil {
-		writeError(w, e)
+		oauth.WriteError(w, e)
 		return
 	}
 	c, err := s.validator.Validate(token, "")
 	var te *introspect.TokenError
 	if errors.As(err, &te) && te.Reason == introspect.ReasonStale {
-		writeError(w, ErrTemporarilyUnavailable("revocations cannot be checked right now; retry shortly"))
+		oauth.WriteError(w, oauth.ErrTemporarilyUnavailable("revocations cannot be checked right now; retry shortly"))
 		return
 	}
 	if err != nil || (c.ClientID != client.ID && !client.ResourceServer) {
-		writeJSON(w, http.StatusOK, &IntrospectionResponse{Active: false})
+		oauth.WriteJSON(w, http.StatusOK, &IntrospectionResponse{Active: false})
 		return
 	}
 	tokenType := "Bearer"
 	if c.Confirmation != nil {
 		tokenType = "DPoP"
 	}
-	writeJSON(w, http.StatusOK, &IntrospectionResponse{Active: true, Scope: c.Scope, ClientID: c.ClientID, Subject: c.Subject,
+	oauth.WriteJSON(w, http.StatusOK, &IntrospectionResponse{Active: true, Scope: c.Scope, ClientID: c.ClientID, Subject: c.Subject,
 		ExpiresAt: c.ExpiresAt, IssuedAt: c.IssuedAt, Issuer: c.Issuer, Audience: c.Audience, JTI: c.ID, TokenType: tokenType,
 		Confirmation: c.Confirmation})
 }

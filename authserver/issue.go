@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/introspect"
 	"go.uber.org/zap"
@@ -47,7 +48,7 @@ func (s *Server) newRefreshToken(grantID string) (*store.Successor, string) {
 
 // issueTokens answers a grant with an access token for scope and the
 // refresh token already stored for it, if any.
-func (s *Server) issueTokens(req *tokenRequest, g grantState, scope, refresh string) (*TokenResponse, *Error) {
+func (s *Server) issueTokens(req *tokenRequest, g grantState, scope, refresh string) (*TokenResponse, *oauth.Error) {
 	if e := s.offboardedGrant(req.r.Context(), req, g); e != nil {
 		return nil, e
 	}
@@ -57,7 +58,7 @@ func (s *Server) issueTokens(req *tokenRequest, g grantState, scope, refresh str
 
 // accessTokenResponse mints the access token of every grant's answer,
 // bound to the request's DPoP key when it proved one (RFC 9449 §5).
-func (s *Server) accessTokenResponse(req *tokenRequest, p accessTokenParams, refresh string) (*TokenResponse, *Error) {
+func (s *Server) accessTokenResponse(req *tokenRequest, p accessTokenParams, refresh string) (*TokenResponse, *oauth.Error) {
 	tokenType := "Bearer"
 	if req.dpop != nil {
 		p.jkt, tokenType = req.dpop.JKT, "DPoP"
@@ -73,7 +74,7 @@ func (s *Server) accessTokenResponse(req *tokenRequest, p accessTokenParams, ref
 
 // revokeGrant revokes every token of a grant: refresh tokens at once, access
 // tokens through the revocation state bearer_auth consults.
-func (s *Server) revokeGrant(ctx context.Context, grantID, why string, req *tokenRequest) *Error {
+func (s *Server) revokeGrant(ctx context.Context, grantID, why string, req *tokenRequest) *oauth.Error {
 	if err := s.revoke(ctx, store.RevokeGrant, grantID, s.maxTokenLifetime()); err != nil {
 		return s.storeError("revoking a grant", err)
 	}
@@ -88,7 +89,7 @@ func (s *Server) revokeGrant(ctx context.Context, grantID, why string, req *toke
 type grantToken struct{ grant, secret string }
 
 // newGrantToken draws a fresh secret for grant.
-func newGrantToken(grant string) grantToken { return grantToken{grant, randomToken(32)} }
+func newGrantToken(grant string) grantToken { return grantToken{grant, oauth.RandomToken(32)} }
 
 // parseGrantToken reads a presented token; false for anything else (a JWT
 // has two dots, a grant token one).
@@ -103,10 +104,10 @@ func parseGrantToken(raw string) (grantToken, bool) {
 // grantToken reads the grant token a token request carries in param:
 // invalid_request when it is missing, invalid (the grant's own
 // invalid_grant) when it is no grant token.
-func (req *tokenRequest) grantToken(param string, invalid *Error) (grantToken, *Error) {
+func (req *tokenRequest) grantToken(param string, invalid *oauth.Error) (grantToken, *oauth.Error) {
 	raw := req.form.Get(param)
 	if raw == "" {
-		return grantToken{}, ErrInvalidRequest("%s is missing", param)
+		return grantToken{}, oauth.ErrInvalidRequest("%s is missing", param)
 	}
 	t, ok := parseGrantToken(raw)
 	if !ok {
@@ -142,4 +143,4 @@ func (req *tokenRequest) boundKey() string {
 func (t grantToken) String() string { return t.grant + "." + t.secret }
 
 // hash is what the store keeps of the secret.
-func (t grantToken) hash() string { return hashToken(t.secret) }
+func (t grantToken) hash() string { return oauth.HashToken(t.secret) }

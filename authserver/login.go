@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -77,8 +78,8 @@ type pending struct {
 // must point back into this server's own flows (so the login page is no open
 // redirector): an authorization request, or a device code (looked up within
 // the same attempt limits as on /device).
-func (s *Server) pendingFor(r *http.Request, returnTo string) (*pending, int, *Error) {
-	bad := ErrInvalidRequest("the sign-in link is not part of an authorization: start again from the application")
+func (s *Server) pendingFor(r *http.Request, returnTo string) (*pending, int, *oauth.Error) {
+	bad := oauth.ErrInvalidRequest("the sign-in link is not part of an authorization: start again from the application")
 	u, err := url.Parse(returnTo)
 	if err != nil || u.Scheme != "" || u.Host != "" {
 		return nil, http.StatusBadRequest, bad
@@ -95,7 +96,7 @@ func (s *Server) pendingFor(r *http.Request, returnTo string) (*pending, int, *E
 	case s.issuer.Path + PathDevice:
 		d, c, status, msg := s.lookupUserCode(r, u.Query().Get("user_code"))
 		if d == nil {
-			return nil, status, ErrInvalidRequest("%s", msg)
+			return nil, status, oauth.ErrInvalidRequest("%s", msg)
 		}
 		return &pending{client: c, scope: d.Scope, resource: d.Resource}, 0, nil
 	}
@@ -120,13 +121,13 @@ const (
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		s.renderError(w, http.StatusMethodNotAllowed, methodNotAllowed(w, http.MethodGet, http.MethodPost), nil)
+		s.renderError(w, http.StatusMethodNotAllowed, oauth.MethodNotAllowed(w, http.MethodGet, http.MethodPost), nil)
 		return
 	}
 	if r.Method == http.MethodPost {
-		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, oauth.MaxFormBytes)
 		if err := r.ParseForm(); err != nil {
-			s.renderError(w, http.StatusBadRequest, ErrInvalidRequest("the form could not be read"), nil)
+			s.renderError(w, http.StatusBadRequest, oauth.ErrInvalidRequest("the form could not be read"), nil)
 			return
 		}
 	}
@@ -193,7 +194,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	// A new session ID at login: a session planted before it is useless.
 	now := time.Now()
-	s.writeSession(w, &session{ID: randomToken(16), Subject: u.Username, AuthTime: now.Unix(), Expires: now.Add(sessionTTL).Unix()})
+	s.writeSession(w, &session{ID: oauth.RandomToken(16), Subject: u.Username, AuthTime: now.Unix(), Expires: now.Add(sessionTTL).Unix()})
 	s.audit(r.Context(), "login succeeded", zap.String("sub", username))
 	w.Header().Set("Cache-Control", "no-store")
 	sendRedirect(w, returnTo, http.StatusSeeOther)
@@ -212,7 +213,7 @@ func dummyHashFor(users []*User) func() []byte {
 		}
 	}
 	h := sync.OnceValue(func() []byte {
-		h, _ := bcrypt.GenerateFromPassword([]byte(randomToken(16)), cost)
+		h, _ := bcrypt.GenerateFromPassword([]byte(oauth.RandomToken(16)), cost)
 		return h
 	})
 	if len(users) > 0 {

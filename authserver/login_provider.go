@@ -20,6 +20,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/login"
 )
 
@@ -88,11 +89,11 @@ func (s *Server) handleLoginProvider(w http.ResponseWriter, r *http.Request) {
 	name, callback := strings.CutSuffix(rest, "/callback")
 	p := s.providers[name] // a name with a slash is no provider's
 	if p == nil {
-		s.renderError(w, http.StatusNotFound, ErrInvalidRequest("there is no login provider %q", name), nil)
+		s.renderError(w, http.StatusNotFound, oauth.ErrInvalidRequest("there is no login provider %q", name), nil)
 		return
 	}
 	if r.Method != http.MethodGet {
-		s.renderError(w, http.StatusMethodNotAllowed, methodNotAllowed(w, http.MethodGet), nil)
+		s.renderError(w, http.StatusMethodNotAllowed, oauth.MethodNotAllowed(w, http.MethodGet), nil)
 		return
 	}
 	if callback {
@@ -110,7 +111,7 @@ func (s *Server) startProviderLogin(w http.ResponseWriter, r *http.Request, p *l
 		s.renderError(w, status, e, nil)
 		return
 	}
-	a := loginAttempt{Provider: p.Name(), State: randomToken(16), Nonce: randomToken(16), Verifier: randomToken(32),
+	a := loginAttempt{Provider: p.Name(), State: oauth.RandomToken(16), Nonce: oauth.RandomToken(16), Verifier: oauth.RandomToken(32),
 		ReturnTo: returnTo, Expires: time.Now().Add(loginAttemptTTL).Unix()}
 	// A provider that is down gets the person this server's page with a
 	// way back, not the browser's error at the provider's address.
@@ -125,7 +126,7 @@ func (s *Server) startProviderLogin(w http.ResponseWriter, r *http.Request, p *l
 		return
 	}
 	if !s.writeSigned(w, loginAttemptCookie, "login attempt", &a, loginAttemptTTL) {
-		s.renderError(w, http.StatusServiceUnavailable, ErrTemporarilyUnavailable("the sign-in keys are not loaded"), nil)
+		s.renderError(w, http.StatusServiceUnavailable, oauth.ErrTemporarilyUnavailable("the sign-in keys are not loaded"), nil)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -153,7 +154,7 @@ func (s *Server) finishProviderLogin(w http.ResponseWriter, r *http.Request, p *
 	}
 	now := time.Now()
 	subject := p.Name() + ":" + id.Username
-	s.writeSession(w, &session{ID: randomToken(16), Subject: subject, Name: id.DisplayName, Provider: p.Name(),
+	s.writeSession(w, &session{ID: oauth.RandomToken(16), Subject: subject, Name: id.DisplayName, Provider: p.Name(),
 		AuthTime: now.Unix(), Expires: now.Add(sessionTTL).Unix()})
 	s.audit(r.Context(), "login succeeded", zap.String("sub", subject), zap.String("provider", p.Name()))
 	w.Header().Set("Cache-Control", "no-store")

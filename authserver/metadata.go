@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/jose"
 )
 
@@ -68,7 +69,7 @@ func (s *Server) Metadata() *Metadata {
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	doc, err := json.Marshal(s.Metadata())
 	if err != nil {
-		writeError(w, s.internalError("encoding the metadata", err))
+		oauth.WriteError(w, s.internalError("encoding the metadata", err))
 		return
 	}
 	serveDocument(w, r, "application/json", "public, max-age=300", doc)
@@ -83,7 +84,7 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 // serveDocument answers GET and HEAD with a public, cacheable document.
 func serveDocument(w http.ResponseWriter, r *http.Request, contentType, cacheControl string, doc []byte) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		writeError(w, methodNotAllowed(w, http.MethodGet, http.MethodHead))
+		oauth.WriteError(w, oauth.MethodNotAllowed(w, http.MethodGet, http.MethodHead))
 		return
 	}
 	w.Header().Set("Content-Type", contentType)

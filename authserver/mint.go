@@ -3,7 +3,6 @@ package authserver
 // RFC 9068: minting JWT access tokens.
 
 import (
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -11,15 +10,11 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/introspect"
 )
 
 // randomToken returns n random bytes, base64url-encoded.
-func randomToken(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // never fails (crypto/rand panics instead)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
 
 type accessTokenParams struct {
 	client   *Client
@@ -52,7 +47,7 @@ func (s *Server) mintAccessToken(p accessTokenParams) (string, *introspect.Claim
 		Audience:  aud,
 		IssuedAt:  now.Unix(),
 		ExpiresAt: now.Add(s.cfg.AccessTokenTTL).Unix(),
-		ID:        randomToken(16),
+		ID:        oauth.RandomToken(16),
 		ClientID:  p.client.ID,
 		Scope:     p.scope,
 		GrantID:   p.grantID,

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 )
 
@@ -50,12 +51,12 @@ func (s *Server) offboardRemovedUsers(ctx context.Context) error {
 }
 
 // offboardedGrant refuses a grant of a removed user and revokes it.
-func (s *Server) offboardedGrant(ctx context.Context, req *tokenRequest, g grantState) *Error {
+func (s *Server) offboardedGrant(ctx context.Context, req *tokenRequest, g grantState) *oauth.Error {
 	if off := s.offboarded.Load(); off == nil || !(*off)[g.subject] {
 		return nil
 	}
 	if e := s.revokeGrant(ctx, g.id, "user removed from the configuration", req); e != nil {
 		return e
 	}
-	return ErrInvalidGrant("the user of this grant no longer exists; the grant is revoked")
+	return oauth.ErrInvalidGrant("the user of this grant no longer exists; the grant is revoked")
 }

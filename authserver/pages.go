@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"go.uber.org/zap"
 )
 
@@ -183,7 +184,7 @@ func (s *Server) handleStyle(w http.ResponseWriter, r *http.Request) {
 // (unknown client, bad redirect URI) and for people, not programs. It says
 // what happened and what the person can do; the protocol's description is
 // a detail line for whoever built the application.
-func (s *Server) renderError(w http.ResponseWriter, status int, e *Error, client *Client) {
+func (s *Server) renderError(w http.ResponseWriter, status int, e *oauth.Error, client *Client) {
 	data := &PageData{Title: "Something went wrong", Detail: e.Description + " (" + e.Code + ")"}
 	switch status {
 	case http.StatusForbidden: // an expired or foreign form: the description is for people

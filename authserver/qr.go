@@ -8,6 +8,7 @@ import (
 	"image/png"
 	"net/http"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/yeqown/go-qrcode/v2"
 )
 
@@ -16,23 +17,23 @@ import (
 // nothing about which codes exist.
 func (s *Server) handleDeviceQR(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		writeError(w, methodNotAllowed(w, http.MethodGet, http.MethodHead))
+		oauth.WriteError(w, oauth.MethodNotAllowed(w, http.MethodGet, http.MethodHead))
 		return
 	}
 	code, ok := normalizeUserCode(r.URL.Query().Get("user_code"))
 	if !ok {
-		writeError(w, ErrInvalidRequest("user_code must be a code like WDJB-MJHT"))
+		oauth.WriteError(w, oauth.ErrInvalidRequest("user_code must be a code like WDJB-MJHT"))
 		return
 	}
 	qr, err := qrcode.NewWith(s.endpointURL(PathDevice)+"?user_code="+formatUserCode(code),
 		qrcode.WithErrorCorrectionLevel(qrcode.ErrorCorrectionMedium))
 	if err != nil {
-		writeError(w, s.internalError("encoding a QR code", err))
+		oauth.WriteError(w, s.internalError("encoding a QR code", err))
 		return
 	}
 	pw := &pngWriter{scale: 8, quiet: 4}
 	if err := qr.Save(pw); err != nil {
-		writeError(w, s.internalError("drawing a QR code", err))
+		oauth.WriteError(w, s.internalError("drawing a QR code", err))
 		return
 	}
 	w.Header().Set("Content-Type", "image/png")

@@ -20,6 +20,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/outbound"
 	"github.com/tokengate/tokengate/trust"
@@ -251,13 +252,13 @@ type RegistrationResponse struct {
 	ClientMetadata
 }
 
-func errRegistration(code, format string, args ...any) *Error {
-	return oauthError(code, http.StatusBadRequest, format, args...)
+func errRegistration(code, format string, args ...any) *oauth.Error {
+	return oauth.NewError(code, http.StatusBadRequest, format, args...)
 }
 
 // readRegistration reads a registration request's metadata and the
 // client it describes (POST and RFC 7592's PUT).
-func (s *Server) readRegistration(w http.ResponseWriter, r *http.Request) (*Client, *Error) {
+func (s *Server) readRegistration(w http.ResponseWriter, r *http.Request) (*Client, *oauth.Error) {
 	m, e := readClientMetadata(w, r)
 	if e != nil {
 		return nil, e
@@ -267,7 +268,7 @@ func (s *Server) readRegistration(w http.ResponseWriter, r *http.Request) (*Clie
 
 // clientFromMetadata validates RFC 7591 metadata (filling in its defaults)
 // and makes the client it describes.
-func (s *Server) clientFromMetadata(m *ClientMetadata) (*Client, *Error) {
+func (s *Server) clientFromMetadata(m *ClientMetadata) (*Client, *oauth.Error) {
 	if err := checkMetadataLimits(m); err != nil {
 		return nil, errRegistration("invalid_client_metadata", "%v", err)
 	}
@@ -385,14 +386,14 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != http.MethodPost {
-		writeError(w, methodNotAllowed(w, http.MethodPost))
+		oauth.WriteError(w, oauth.MethodNotAllowed(w, http.MethodPost))
 		return
 	}
 	if !s.cfg.Registration.Open {
 		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if tok == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.Registration.InitialAccessToken)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="registration", error="invalid_token"`)
-			writeError(w, &Error{Code: "invalid_token", Description: "registering needs the initial access token as Authorization: Bearer", Status: http.StatusUnauthorized})
+			oauth.WriteError(w, &oauth.Error{Code: "invalid_token", Description: "registering needs the initial access token as Authorization: Bearer", Status: http.StatusUnauthorized})
 			return
 		}
 	}
@@ -400,28 +401,28 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	limit := failureLimits{window: registrationWindow, counters: []limitedCounter{{"register:" + s.addressKey(r), registrationsPerIP}}}
 	if until, limited, err := limit.locked(ctx, s.store); err != nil {
-		writeError(w, s.storeError("reading a rate limit", err))
+		oauth.WriteError(w, s.storeError("reading a rate limit", err))
 		return
 	} else if limited {
 		w.Header().Set("Retry-After", fmt.Sprint(int(time.Until(until).Seconds())+1))
-		writeError(w, &Error{Code: "invalid_request", Status: http.StatusTooManyRequests,
+		oauth.WriteError(w, &oauth.Error{Code: "invalid_request", Status: http.StatusTooManyRequests,
 			Description: fmt.Sprintf("too many registrations from this address: retry after %s UTC", until.UTC().Format("15:04:05"))})
 		return
 	}
 	c, e := s.readRegistration(w, r)
 	if e != nil {
-		writeError(w, e)
+		oauth.WriteError(w, e)
 		return
 	}
 	// The budget bounds the store whatever the addresses registering: a
 	// network holds many of them.
 	if n, err := s.store.CountClients(ctx); err != nil {
-		writeError(w, s.storeError("counting registered clients", err))
+		oauth.WriteError(w, s.storeError("counting registered clients", err))
 		return
 	} else if max := s.cfg.Registration.maxClients(); n >= max {
 		s.log.Warn("a registration was refused: the store holds the most registered clients it may (registration's max_clients); unused ones expire, or raise the budget",
 			zap.Int("max_clients", max))
-		writeError(w, &Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable,
+		oauth.WriteError(w, &oauth.Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable,
 			Description: fmt.Sprintf("this server takes no more registrations: it holds the %d registered clients it may; ask its operator to raise registration's max_clients", max)})
 		return
 	}
@@ -429,10 +430,10 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if !c.Public && !usesAssertion(c) {
 		secret, c.SecretHash = newSecret()
 	}
-	regToken := randomToken(32)
+	regToken := oauth.RandomToken(32)
 	c.RegistrationTokenHash = HashSecretSHA256(regToken)
 	if err := s.store.PutClient(ctx, c); err != nil {
-		writeError(w, s.storeError("registering a client", err))
+		oauth.WriteError(w, s.storeError("registering a client", err))
 		return
 	}
 	// Every registration counts: the limit bounds how many one address
@@ -442,7 +443,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		zap.Strings("grant_types", c.GrantTypes), zap.String("scope", strings.Join(c.Scopes, " ")))
 	resp := s.registrationResponse(c)
 	resp.ClientSecret, resp.RegistrationAccessToken = secret, regToken
-	writeJSON(w, http.StatusCreated, resp)
+	oauth.WriteJSON(w, http.StatusCreated, resp)
 }
 
 func (s *Server) registrationResponse(c *Client) *RegistrationResponse {
@@ -460,14 +461,14 @@ func (s *Server) registrationResponse(c *Client) *RegistrationResponse {
 
 // readClientMetadata reads a registration's JSON body, at most
 // maxRegistration bytes.
-func readClientMetadata(w http.ResponseWriter, r *http.Request) (*ClientMetadata, *Error) {
+func readClientMetadata(w http.ResponseWriter, r *http.Request) (*ClientMetadata, *oauth.Error) {
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		return nil, errRegistration("invalid_client_metadata", "send the client metadata as application/json")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRegistration))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return nil, &Error{Code: "invalid_client_metadata", Description: "the registration is larger than 64 KB", Status: http.StatusRequestEntityTooLarge}
+		return nil, &oauth.Error{Code: "invalid_client_metadata", Description: "the registration is larger than 64 KB", Status: http.StatusRequestEntityTooLarge}
 	}
 	m := new(ClientMetadata)
 	if err != nil || json.Unmarshal(body, m) != nil {
@@ -486,16 +487,16 @@ func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request, id s
 		if e.Status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="registration", error="invalid_token"`)
 		}
-		writeError(w, e)
+		oauth.WriteError(w, e)
 		return
 	}
 	switch r.Method {
 	case http.MethodGet:
-		writeJSON(w, http.StatusOK, s.registrationResponse(c))
+		oauth.WriteJSON(w, http.StatusOK, s.registrationResponse(c))
 	case http.MethodPut:
 		next, e := s.readRegistration(w, r)
 		if e != nil {
-			writeError(w, e)
+			oauth.WriteError(w, e)
 			return
 		}
 		var updated *Client
@@ -524,43 +525,43 @@ func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request, id s
 			*cur, updated = replaced, &replaced
 			return nil
 		})
-		var oe *Error
+		var oe *oauth.Error
 		switch {
 		case errors.As(err, &oe):
-			writeError(w, oe)
+			oauth.WriteError(w, oe)
 			return
 		case errors.Is(err, store.ErrNotFound):
-			writeError(w, &Error{Code: "invalid_token", Description: "this registration was deleted", Status: http.StatusUnauthorized})
+			oauth.WriteError(w, &oauth.Error{Code: "invalid_token", Description: "this registration was deleted", Status: http.StatusUnauthorized})
 			return
 		case err != nil:
-			writeError(w, s.storeError("updating a registration", err))
+			oauth.WriteError(w, s.storeError("updating a registration", err))
 			return
 		}
 		s.audit(ctx, "client registration updated", zap.String("client_id", c.ID))
 		resp := s.registrationResponse(updated)
 		resp.ClientSecret = secret
-		writeJSON(w, http.StatusOK, resp)
+		oauth.WriteJSON(w, http.StatusOK, resp)
 	case http.MethodDelete:
 		if err := s.store.DeleteClient(ctx, c.ID); err != nil {
-			writeError(w, s.storeError("deleting a registration", err))
+			oauth.WriteError(w, s.storeError("deleting a registration", err))
 			return
 		}
 		s.audit(ctx, "client deleted", zap.String("client_id", c.ID), zap.String("by", "registration"))
 		if err := s.RevokeClient(ctx, c.ID); err != nil {
-			writeError(w, s.storeError("revoking a deleted client's tokens", err))
+			oauth.WriteError(w, s.storeError("revoking a deleted client's tokens", err))
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	default:
-		writeError(w, methodNotAllowed(w, http.MethodGet, http.MethodPut, http.MethodDelete))
+		oauth.WriteError(w, oauth.MethodNotAllowed(w, http.MethodGet, http.MethodPut, http.MethodDelete))
 	}
 }
 
 // registeredClient is the dynamic client id, if the request carries its
 // registration access token; the same 401 whether the client exists or
 // not, so the endpoint reveals nothing.
-func (s *Server) registeredClient(ctx context.Context, r *http.Request, id string) (*Client, *Error) {
-	denied := &Error{Code: "invalid_token", Description: "send the registration access token of this client as Authorization: Bearer", Status: http.StatusUnauthorized}
+func (s *Server) registeredClient(ctx context.Context, r *http.Request, id string) (*Client, *oauth.Error) {
+	denied := &oauth.Error{Code: "invalid_token", Description: "send the registration access token of this client as Authorization: Bearer", Status: http.StatusUnauthorized}
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || tok == "" {
 		return nil, denied

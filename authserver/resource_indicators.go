@@ -10,13 +10,14 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/introspect"
 )
 
 // ErrInvalidTarget is RFC 8707 §2's error: an unknown, malformed or
 // unacceptable resource.
-func ErrInvalidTarget(format string, args ...any) *Error {
-	return oauthError("invalid_target", http.StatusBadRequest, format, args...)
+func ErrInvalidTarget(format string, args ...any) *oauth.Error {
+	return oauth.NewError("invalid_target", http.StatusBadRequest, format, args...)
 }
 
 // resources are the protected resources this issuer knows: those of the
@@ -69,7 +70,7 @@ func (s *Server) pageResource(resource string) *PageResource {
 // requestedResource is the resource a request names: "" for none, one
 // this issuer knows, or invalid_target. Tokens here have one audience, so
 // a request names at most one resource.
-func (s *Server) requestedResource(params url.Values) (string, *Error) {
+func (s *Server) requestedResource(params url.Values) (string, *oauth.Error) {
 	vals := params["resource"]
 	switch {
 	case len(vals) == 0:
@@ -88,7 +89,7 @@ func (s *Server) requestedResource(params url.Values) (string, *Error) {
 
 // sameResource checks that a token request naming a resource names the
 // grant's (RFC 8707 §2.2: a grant is for what it was authorized for).
-func sameResource(requested, granted string) *Error {
+func sameResource(requested, granted string) *oauth.Error {
 	if requested == "" || requested == granted {
 		return nil
 	}

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/introspect"
 )
@@ -158,7 +159,7 @@ func (s *Server) RevokeSubject(ctx context.Context, subject string) error {
 // its own tokens. Unknown tokens (and other clients') get 200 too, so the
 // answer reveals nothing.
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	form, e := readForm(w, r)
+	form, e := oauth.ReadForm(w, r)
 	if e == nil {
 		var client *Client
 		if client, e = s.authenticateClient(r, form); e == nil {
@@ -166,17 +167,17 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if e != nil {
-		writeError(w, e)
+		oauth.WriteError(w, e)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 }
 
-func (s *Server) revokeFor(r *http.Request, client *Client, form url.Values) *Error {
+func (s *Server) revokeFor(r *http.Request, client *Client, form url.Values) *oauth.Error {
 	token := form.Get("token")
 	if token == "" {
-		return ErrInvalidRequest("token is missing")
+		return oauth.ErrInvalidRequest("token is missing")
 	}
 	ctx, cancel := ctxTimeout(r)
 	defer cancel()

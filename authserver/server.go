@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/dpop"
 	"github.com/tokengate/tokengate/introspect"
@@ -517,10 +518,10 @@ type prefixRoute struct {
 
 // storeError turns a store failure into 503 temporarily_unavailable, logged
 // once here; the client is told to retry, never shown the cause.
-func (s *Server) storeError(what string, err error) *Error {
+func (s *Server) storeError(what string, err error) *oauth.Error {
 	s.metrics.StoreError(what)
 	s.log.Error("store unavailable", zap.String("during", what), zap.Error(err))
-	e := ErrTemporarilyUnavailable("the authorization server's store is unavailable; retry shortly")
+	e := oauth.ErrTemporarilyUnavailable("the authorization server's store is unavailable; retry shortly")
 	e.Err = err
 	return e
 }

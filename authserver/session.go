@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/tokengate/tokengate/authserver/oauth"
 )
 
 // sessionCookie holds a browser's login state. It is stateless: signed
@@ -148,7 +150,7 @@ func (s *Server) ensureSession(w http.ResponseWriter, r *http.Request) *session 
 	if sess := s.readSession(r); sess != nil {
 		return sess
 	}
-	sess := &session{ID: randomToken(16), Expires: time.Now().Add(sessionTTL).Unix()}
+	sess := &session{ID: oauth.RandomToken(16), Expires: time.Now().Add(sessionTTL).Unix()}
 	s.writeSession(w, sess)
 	return sess
 }

@@ -6,19 +6,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/dpop"
 	"go.uber.org/zap"
 )
 
-// maxFormBytes bounds a token-endpoint request body.
-const maxFormBytes = 64 << 10
+// oauth.MaxFormBytes bounds a token-endpoint request body.
 
 // TokenResponse is a successful token response (RFC 6749 §5.1).
 type TokenResponse struct {
@@ -41,37 +39,7 @@ type tokenRequest struct {
 
 // grantHandler issues tokens for one grant type.
 type grantHandler interface {
-	handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *Error)
-}
-
-// readForm parses an endpoint's application/x-www-form-urlencoded body the
-// way RFC 6749 asks: POST only, parameters in the body and never in the URL
-// query (where they would land in logs), each at most once (§3.1, §3.2).
-func readForm(w http.ResponseWriter, r *http.Request) (url.Values, *Error) {
-	if r.Method != http.MethodPost {
-		return nil, methodNotAllowed(w, http.MethodPost)
-	}
-	if r.URL.RawQuery != "" {
-		return nil, ErrInvalidRequest("send parameters (and any client_secret) in the application/x-www-form-urlencoded request body, not in the URL query")
-	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return nil, ErrInvalidRequest("send parameters as an application/x-www-form-urlencoded body (Content-Type was %q)", r.Header.Get("Content-Type"))
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
-	if err != nil {
-		return nil, ErrInvalidRequest("the request body is unreadable or larger than %d bytes", maxFormBytes)
-	}
-	form, err := url.ParseQuery(string(body))
-	if err != nil {
-		return nil, ErrInvalidRequest("the request body is not valid application/x-www-form-urlencoded: %v", err)
-	}
-	for k, v := range form {
-		if len(v) > 1 {
-			return nil, ErrInvalidRequest("parameter %q is given more than once", k)
-		}
-	}
-	return form, nil
+	handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *oauth.Error)
 }
 
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
@@ -88,24 +56,24 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 		s.audit(r.Context(), "token refused", fields...)
 		s.metrics.TokenError(e.Code)
-		writeError(w, e)
+		oauth.WriteError(w, e)
 		return
 	}
-	writeJSON(w, http.StatusOK, resp)
+	oauth.WriteJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) token(w http.ResponseWriter, r *http.Request) (*TokenResponse, *tokenRequest, *Error) {
-	form, e := readForm(w, r)
+func (s *Server) token(w http.ResponseWriter, r *http.Request) (*TokenResponse, *tokenRequest, *oauth.Error) {
+	form, e := oauth.ReadForm(w, r)
 	if e != nil {
 		return nil, nil, e
 	}
 	grant := form.Get("grant_type")
 	if grant == "" {
-		return nil, nil, ErrInvalidRequest("grant_type is missing")
+		return nil, nil, oauth.ErrInvalidRequest("grant_type is missing")
 	}
 	h, ok := s.grants[grant]
 	if !ok {
-		return nil, nil, ErrUnsupportedGrantType("grant_type %q is not supported; this server offers %s", grant, strings.Join(s.grantTypes(), ", "))
+		return nil, nil, oauth.ErrUnsupportedGrantType("grant_type %q is not supported; this server offers %s", grant, strings.Join(s.grantTypes(), ", "))
 	}
 	client, e := s.authenticateClient(r, form)
 	if e != nil {
@@ -113,7 +81,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*TokenResponse, 
 	}
 	req := &tokenRequest{r: r, form: form, client: client, grant: grant}
 	if !slices.Contains(client.GrantTypes, grant) {
-		return nil, req, ErrUnauthorizedClient("client %q is not allowed the %s grant", client.ID, grant)
+		return nil, req, oauth.ErrUnauthorizedClient("client %q is not allowed the %s grant", client.ID, grant)
 	}
 	ctx, cancel := ctxTimeout(r)
 	defer cancel()
@@ -136,7 +104,7 @@ func (s *Server) grantTypes() []string {
 
 // resolveScope returns the scopes a request obtains: those it names, each
 // one the client is allowed, or all the client's scopes when it names none.
-func resolveScope(requested string, allowed []string) (string, *Error) {
+func resolveScope(requested string, allowed []string) (string, *oauth.Error) {
 	if strings.TrimSpace(requested) == "" {
 		return strings.Join(allowed, " "), nil
 	}
@@ -145,11 +113,11 @@ func resolveScope(requested string, allowed []string) (string, *Error) {
 		if sc == "" {
 			continue
 		}
-		if !validScopeToken(sc) {
-			return "", ErrInvalidScope("scope %q has characters RFC 6749 §3.3 does not allow", sc)
+		if !oauth.ValidScopeToken(sc) {
+			return "", oauth.ErrInvalidScope("scope %q has characters RFC 6749 §3.3 does not allow", sc)
 		}
 		if !slices.Contains(allowed, sc) {
-			return "", ErrInvalidScope("scope %q is not allowed for this client; it may request: %s", sc, strings.Join(allowed, " "))
+			return "", oauth.ErrInvalidScope("scope %q is not allowed for this client; it may request: %s", sc, strings.Join(allowed, " "))
 		}
 		if !slices.Contains(out, sc) {
 			out = append(out, sc)
@@ -159,13 +127,13 @@ func resolveScope(requested string, allowed []string) (string, *Error) {
 }
 
 // internalError logs a failure the client cannot fix and hides its cause.
-func (s *Server) internalError(what string, err error) *Error {
+func (s *Server) internalError(what string, err error) *oauth.Error {
 	s.log.Error("internal error", zap.String("during", what), zap.Error(err))
 	if errors.Is(err, context.DeadlineExceeded) {
-		e := ErrTemporarilyUnavailable("the authorization server is overloaded; retry shortly")
+		e := oauth.ErrTemporarilyUnavailable("the authorization server is overloaded; retry shortly")
 		e.Err = err
 		return e
 	}
-	return &Error{Code: "server_error", Description: fmt.Sprintf("the authorization server failed while %s; its log has the details", what),
+	return &oauth.Error{Code: "server_error", Description: fmt.Sprintf("the authorization server failed while %s; its log has the details", what),
 		Status: http.StatusInternalServerError, Err: err}
 }

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 )
 
@@ -198,7 +199,7 @@ func (c *Console) clients(w http.ResponseWriter, r *http.Request, p *page) {
 				c.log(r, "client deleted in the console", id)
 			}
 		default:
-			err = authserver.ErrInvalidRequest("action must be create, rotate or delete")
+			err = oauth.ErrInvalidRequest("action must be create, rotate or delete")
 		}
 		if err != nil {
 			status, p.Error = c.failure(r, err)

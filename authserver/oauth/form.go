@@ -1,0 +1,43 @@
+package oauth
+
+// RFC 6749 §3.1 and §3.2: reading an endpoint's form body.
+
+import (
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+)
+
+// MaxFormBytes bounds a form body: far more than any request needs.
+const MaxFormBytes = 64 << 10
+
+// ReadForm parses an endpoint's application/x-www-form-urlencoded body the
+// way RFC 6749 asks: POST only, parameters in the body and never in the URL
+// query (where they would land in logs), each at most once (§3.1, §3.2).
+func ReadForm(w http.ResponseWriter, r *http.Request) (url.Values, *Error) {
+	if r.Method != http.MethodPost {
+		return nil, MethodNotAllowed(w, http.MethodPost)
+	}
+	if r.URL.RawQuery != "" {
+		return nil, ErrInvalidRequest("send parameters (and any client_secret) in the application/x-www-form-urlencoded request body, not in the URL query")
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, ErrInvalidRequest("send parameters as an application/x-www-form-urlencoded body (Content-Type was %q)", r.Header.Get("Content-Type"))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxFormBytes))
+	if err != nil {
+		return nil, ErrInvalidRequest("the request body is unreadable or larger than %d bytes", MaxFormBytes)
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, ErrInvalidRequest("the request body is not valid application/x-www-form-urlencoded: %v", err)
+	}
+	for k, v := range form {
+		if len(v) > 1 {
+			return nil, ErrInvalidRequest("parameter %q is given more than once", k)
+		}
+	}
+	return form, nil
+}
