@@ -104,7 +104,7 @@ func (s *Server) RegisterClient(ctx context.Context, reg *Registration) (*Client
 		return nil, oauth.ErrInvalidRequest("name is required")
 	}
 	id := newClientID()
-	for s.users[id] != nil || s.clients[id] != nil {
+	for s.users[id] != nil || s.clients.configured(id) {
 		id = newClientID() // one namespace with usernames (ValidateClientsAndUsers)
 	}
 	c := &Client{ID: id, Name: reg.Name, Website: reg.Website, RedirectURIs: reg.RedirectURIs,
@@ -159,7 +159,7 @@ func (s *Server) Clients(ctx context.Context) ([]*ClientInfo, error) {
 		return nil, storeFailed("listing clients", err)
 	}
 	for _, c := range reg {
-		if _, shadowed := s.clients[c.ID]; !shadowed {
+		if !s.clients.configured(c.ID) {
 			out = append(out, clientInfo(c, "registered"))
 		}
 	}
@@ -168,7 +168,7 @@ func (s *Server) Clients(ctx context.Context) ([]*ClientInfo, error) {
 
 // ClientInfo returns one client; store.ErrNotFound if there is none.
 func (s *Server) ClientInfo(ctx context.Context, id string) (*ClientInfo, error) {
-	c, inConfig, err := s.lookupClient(ctx, id)
+	c, inConfig, err := s.clients.lookup(ctx, id)
 	if err != nil {
 		return nil, storeFailed("reading a client", err)
 	}
@@ -180,7 +180,7 @@ func (s *Server) ClientInfo(ctx context.Context, id string) (*ClientInfo, error)
 
 // DeleteClient removes a registered client and revokes its tokens.
 func (s *Server) DeleteClient(ctx context.Context, id string) error {
-	if _, inConfig, err := s.lookupClient(ctx, id); err != nil || inConfig {
+	if _, inConfig, err := s.clients.lookup(ctx, id); err != nil || inConfig {
 		return storeFailed("reading a client", cmp.Or(err, ErrConfigClient))
 	}
 	if err := s.store.DeleteClient(ctx, id); err != nil {
@@ -193,7 +193,7 @@ func (s *Server) DeleteClient(ctx context.Context, id string) error {
 // RotateSecret gives a registered confidential client a new secret; the
 // old one stops working at once.
 func (s *Server) RotateSecret(ctx context.Context, id string) (*ClientInfo, error) {
-	c, inConfig, err := s.lookupClient(ctx, id)
+	c, inConfig, err := s.clients.lookup(ctx, id)
 	if err != nil || inConfig {
 		return nil, storeFailed("reading a client", cmp.Or(err, ErrConfigClient))
 	}

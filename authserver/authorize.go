@@ -56,7 +56,7 @@ func (s *Server) parseAuthzRequest(r *http.Request, params url.Values) (req *aut
 	if clientID == "" {
 		return nil, oauth.ErrInvalidRequest("the request has no client_id: the application's link is broken"), false
 	}
-	client, _, err := s.lookupClient(r.Context(), clientID)
+	client, _, err := s.clients.lookup(r.Context(), clientID)
 	var de *cimdError
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, oauth.ErrInvalidRequest("there is no application with client_id %q", clientID), false

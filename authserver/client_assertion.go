@@ -13,14 +13,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
-	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/jose"
-	"github.com/tokengate/tokengate/trust"
 )
 
 // ClientAssertionType is the client_assertion_type of private_key_jwt.
@@ -53,11 +50,11 @@ func (s *Server) authenticateAssertion(ctx context.Context, cc clientCredentials
 	if id == "" || (cc.id != "" && cc.id != id) {
 		return nil, bad("client_assertion's iss must be the client_id")
 	}
-	c, inConfig, err := s.lookupClient(ctx, id)
+	c, inConfig, err := s.clients.lookup(ctx, id)
 	if err != nil || !usesAssertion(c) {
 		return nil, bad("client %q does not authenticate with private_key_jwt", id)
 	}
-	set, e := s.clientKeys(ctx, c, inConfig)
+	set, e := s.clients.keys(ctx, c, inConfig)
 	if e != nil {
 		return nil, e
 	}
@@ -105,41 +102,4 @@ func assertionHeader(raw string) (string, bool) {
 		return "", false
 	}
 	return hdr.Alg, true
-}
-
-// clientKeys is the client's key set: registered with it, or fetched from
-// its jwks_uri (and kept a few minutes) through the guarded client, or the
-// trusted one when the operator wrote the URL in the configuration.
-func (s *Server) clientKeys(ctx context.Context, c *Client, inConfig bool) (jwk.Set, *oauth.Error) {
-	if len(c.JWKS) > 0 {
-		ks, err := trust.ReadKeySet(c.JWKS)
-		if err != nil || ks.Set.Len() == 0 {
-			return nil, oauth.ErrInvalidClient("client %q has no key set with a usable signing key", c.ID)
-		}
-		return ks.Set, nil
-	}
-	// Cached apart, so that a client naming the operator's URL does not
-	// get it fetched past the guard.
-	fetch, key := s.fetch, c.JWKSURI
-	if inConfig {
-		fetch, key = s.trusted, "config "+c.JWKSURI
-	}
-	if set, ok := s.jwks.get(key); ok {
-		return set, nil
-	}
-	resp, err := fetch.Get(ctx, c.JWKSURI)
-	if err != nil {
-		return nil, oauth.ErrInvalidClient("the client's jwks_uri cannot be used: %v", err)
-	}
-	// Read key by key: a key of the set that cannot be used is dropped,
-	// not the set.
-	ks, err := trust.ReadKeySet(resp.Body)
-	if err != nil || ks.Set.Len() == 0 {
-		return nil, oauth.ErrInvalidClient("the client's jwks_uri does not hold a JWK Set with a usable signing key")
-	}
-	for _, d := range ks.Dropped {
-		s.log.Warn("a key of a client's JWK Set cannot be used and is left out", zap.String("client_id", c.ID), zap.String("jwks_uri", c.JWKSURI), zap.Error(d))
-	}
-	s.jwks.put(key, ks.Set, time.Now().Add(jwksCacheFor))
-	return ks.Set, nil
 }

@@ -3,7 +3,6 @@ package authserver
 // RFC 6749 §2 and §2.3.1: clients, their registration rules and their authentication.
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -287,23 +286,6 @@ func readClientCredentials(r *http.Request, form url.Values) (clientCredentials,
 	return cc, nil
 }
 
-// lookupClient finds a client: the configuration's first (inConfig), then
-// the store's.
-func (s *Server) lookupClient(ctx context.Context, id string) (c *Client, inConfig bool, err error) {
-	if c, ok := s.clients[id]; ok {
-		return c, true, nil
-	}
-	if s.documents != nil && isClientIDURL(id) {
-		c, err = s.documents.client(ctx, id)
-		return c, false, err
-	}
-	c, err = s.store.Client(ctx, id)
-	if err != nil {
-		return nil, false, err
-	}
-	return c, false, nil
-}
-
 // authenticateClient authenticates the client of a token-endpoint style
 // request. Public clients authenticate with client_id alone.
 func (s *Server) authenticateClient(r *http.Request, form url.Values) (*Client, *oauth.Error) {
@@ -319,7 +301,7 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*Client, 
 		e.BasicChallenge = cc.basic
 		return e
 	}
-	c, _, err := s.lookupClient(r.Context(), cc.id)
+	c, _, err := s.clients.lookup(r.Context(), cc.id)
 	var de *cimdError
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fail("unknown client_id %q", cc.id)
@@ -346,7 +328,7 @@ func (s *Server) authenticateClient(r *http.Request, form url.Values) (*Client, 
 	}
 	// Registered clients' secrets are generated (256 random bits): only
 	// the configuration's, which people choose, are worth guessing.
-	_, chosen := s.clients[c.ID]
+	chosen := s.clients.configured(c.ID)
 	var addr string
 	if chosen {
 		addr = s.addressKey(r)

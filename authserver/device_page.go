@@ -48,7 +48,7 @@ func (s *Server) lookupUserCode(r *http.Request, typed string) (*store.DeviceCod
 	if d.Status != store.DevicePending || time.Now().After(d.ValidUntil) {
 		return fail()
 	}
-	c, _, err := s.lookupClient(ctx, d.ClientID)
+	c, _, err := s.clients.lookup(ctx, d.ClientID)
 	if err != nil {
 		return fail() // the client was deleted meanwhile
 	}

@@ -74,7 +74,7 @@ func (s *Server) listGrants(ctx context.Context, q store.GrantQuery) ([]*GrantIn
 		}
 		c, ok := clients[g.ClientID]
 		if !ok {
-			c, _, _ = s.lookupClient(ctx, g.ClientID) // nil for a client since deleted
+			c, _, _ = s.clients.lookup(ctx, g.ClientID) // nil for a client since deleted
 			clients[g.ClientID] = c
 		}
 		info := &GrantInfo{ID: g.ID, ClientID: g.ClientID, Subject: g.Subject, Scope: g.Scope,

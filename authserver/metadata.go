@@ -53,9 +53,9 @@ func (s *Server) Metadata() *Metadata {
 	}
 	if s.cfg.Registration != nil {
 		m.RegistrationEndpoint = s.endpointURL(PathRegister)
-		m.ClientIDMetadataDocumentSupported = s.documents != nil
+		m.ClientIDMetadataDocumentSupported = s.clients.documents != nil
 	}
-	for _, c := range s.clients {
+	for _, c := range s.clients.config {
 		for _, sc := range c.Scopes {
 			if !slices.Contains(m.ScopesSupported, sc) {
 				m.ScopesSupported = append(m.ScopesSupported, sc)

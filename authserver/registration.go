@@ -566,7 +566,7 @@ func (s *Server) registeredClient(ctx context.Context, r *http.Request, id strin
 	if !ok || tok == "" {
 		return nil, denied
 	}
-	c, inConfig, err := s.lookupClient(ctx, id)
+	c, inConfig, err := s.clients.lookup(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound), err == nil && (inConfig || c.RegistrationTokenHash == ""):
 		return nil, denied

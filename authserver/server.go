@@ -16,7 +16,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/dpop"
@@ -203,12 +202,14 @@ type Server struct {
 	log           *zap.Logger
 	// auditLog takes the audit lines (see audit).
 	auditLog *zap.Logger
-	clients  map[string]*Client
-	users    map[string]*User
-	grants   map[string]grantHandler
-	routes   map[string]http.HandlerFunc
-	pages    *pages
-	secrets  *secretChecker
+	// clients finds clients: the configuration's, metadata documents',
+	// the store's.
+	clients *clientRegistry
+	users   map[string]*User
+	grants  map[string]grantHandler
+	routes  map[string]http.HandlerFunc
+	pages   *pages
+	secrets *secretChecker
 	// dummyHash is what an unknown username's password is checked against.
 	dummyHash func() []byte
 	metrics   Metrics
@@ -221,13 +222,6 @@ type Server struct {
 	prefixRoutes []prefixRoute
 	// uses throttles recording registered clients' use.
 	uses clientUses
-	// documents fetches client metadata documents; nil when off.
-	documents *clientDocuments
-	// fetch reaches URLs clients supply (jwks_uri, metadata documents);
-	// trusted those the operator wrote (config clients' jwks_uri).
-	fetch, trusted *outbound.Client
-	// jwks caches fetched client key sets.
-	jwks expiringCache[jwk.Set]
 	// dpopNonces are the server's DPoP nonces; nil when off. dpopProofs
 	// verifies the token endpoint's proofs.
 	dpopNonces *dpop.Nonces
@@ -383,14 +377,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, errors.New("authserver: a Store is required")
 	}
 	cfg.applyDefaults()
-	s := &Server{cfg: cfg, issuer: iss, store: cfg.Store, log: cfg.Logger, jwks: expiringCache[jwk.Set]{max: jwksCacheEntries},
-		clients: map[string]*Client{}, users: map[string]*User{}, secrets: newSecretChecker(), metrics: cfg.Metrics,
-		fetch: outbound.New(outbound.Options{}), trusted: cfg.ConfigFetcher}
-	if s.trusted == nil {
+	trusted := cfg.ConfigFetcher
+	if trusted == nil {
 		// Key sets of several RSA keys outgrow the 5 KB a client's
 		// documents get.
-		s.trusted = outbound.New(outbound.Options{Trusted: true, MaxBytes: 64 << 10})
+		trusted = outbound.New(outbound.Options{Trusted: true, MaxBytes: 64 << 10})
 	}
+	s := &Server{cfg: cfg, issuer: iss, store: cfg.Store, log: cfg.Logger, users: map[string]*User{}, secrets: newSecretChecker(), metrics: cfg.Metrics,
+		clients: newClientRegistry(cfg.Clients, cfg.Store, outbound.New(outbound.Options{}), trusted, cfg.Logger)}
 	if s.metrics == nil {
 		s.metrics = noMetrics{}
 	}
@@ -414,9 +408,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		s.providers[p.Name()] = p
 		s.providerList = append(s.providerList, p)
-	}
-	for _, c := range cfg.Clients {
-		s.clients[c.ID] = c
 	}
 	for _, u := range cfg.Users {
 		s.users[u.Username] = u
@@ -468,12 +459,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		s.routes[base+PathRegister] = s.handleRegister
 		if r := cfg.Registration; r.Fetcher != nil {
-			s.fetch = r.Fetcher
+			s.clients.fetch = r.Fetcher
 		} else {
-			s.fetch = outbound.New(outbound.Options{AllowPrivateHosts: r.AllowPrivateHosts})
+			s.clients.fetch = outbound.New(outbound.Options{AllowPrivateHosts: r.AllowPrivateHosts})
 		}
 		if cfg.Registration.ClientIDMetadataDocuments {
-			s.documents = &clientDocuments{fetch: s.fetch, scopes: cfg.Registration.Scopes, log: s.log,
+			s.clients.documents = &clientDocuments{fetch: s.clients.fetch, scopes: cfg.Registration.Scopes, log: s.log,
 				cache: expiringCache[*Client]{max: cimdMaxEntries}, failed: expiringCache[*cimdError]{max: cimdMaxEntries}}
 		}
 		s.prefixRoutes = append(s.prefixRoutes, prefixRoute{base + PathRegister + "/", s.withRequester(http.HandlerFunc(s.handleRegister))})
