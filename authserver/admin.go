@@ -20,6 +20,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/keys"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 )
@@ -346,7 +347,7 @@ func (s *Server) RotateKeysIfDue(ctx context.Context, every time.Duration) error
 	if added {
 		kids := s.keys.KeyIDs()
 		s.audit(ctx, "signing keys rotated", zap.String("new_kid", kids[0]), zap.String("reason", "scheduled"),
-			zap.Duration("every", every), zap.Duration("published_before_signing", Prepublish(every)))
+			zap.Duration("every", every), zap.Duration("published_before_signing", keys.Prepublish(every)))
 	}
 	return err
 }

@@ -46,7 +46,7 @@ func (s *Server) Health(ctx context.Context) *Health {
 		h = &Health{Status: "unavailable", Reason: "the store is unreachable"}
 	case s.storeDataLost():
 		h = &Health{Status: "unavailable", Reason: "the store lost its data; this instance is writing back its keys and revocations"}
-	case s.keys.signing(time.Now()) == nil:
+	case !s.keys.CanSign(time.Now()):
 		h = &Health{Status: "unavailable", Reason: "no signing key is loaded"}
 	case s.revocations.Stale():
 		h = &Health{Status: "unavailable", Reason: "revocations are stale: the store was unreachable too long"}

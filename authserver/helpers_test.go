@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/keys"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/authserver/store/boltstore"
 	"github.com/tokengate/tokengate/authserver/store/redisstore"
@@ -26,7 +27,7 @@ const issuer = "https://auth.example.com"
 type env struct {
 	t         testing.TB
 	store     store.Store
-	keys      *authserver.Keys
+	keys      *keys.Ring
 	validator *introspect.Validator
 	srv       *authserver.Server
 	http      *httptest.Server

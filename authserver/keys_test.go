@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/keys"
 	"github.com/tokengate/tokengate/introspect"
 )
 
@@ -21,7 +21,7 @@ func issue(t *testing.T, e *env) string {
 	return tok
 }
 
-func jwksKids(t *testing.T, k *authserver.Keys) []string {
+func jwksKids(t *testing.T, k *keys.Ring) []string {
 	t.Helper()
 	var set struct {
 		Keys []struct {
@@ -46,7 +46,7 @@ func jwksKids(t *testing.T, k *authserver.Keys) []string {
 
 // Restarts and other instances on the same store sign with the same key.
 func TestKeysSharedThroughStore(t *testing.T) {
-	for _, alg := range authserver.SupportedAlgs {
+	for _, alg := range keys.Algs {
 		t.Run(alg, func(t *testing.T) {
 			st := openStore(t)
 			a := newEnvWith(t, st, alg)
@@ -65,13 +65,13 @@ func TestKeysSharedThroughStore(t *testing.T) {
 func TestKeysConcurrentInit(t *testing.T) {
 	st := openStore(t)
 	var wg sync.WaitGroup
-	keys := make([]*authserver.Keys, 8)
-	for i := range keys {
-		k, err := authserver.NewKeys(st, "ES256", time.Hour)
+	rings := make([]*keys.Ring, 8)
+	for i := range rings {
+		k, err := keys.New(st, "ES256", time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
-		keys[i] = k
+		rings[i] = k
 		wg.Go(func() {
 			if err := k.Init(t.Context()); err != nil {
 				t.Error(err)
@@ -79,9 +79,9 @@ func TestKeysConcurrentInit(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	for _, k := range keys {
-		if ids := k.KeyIDs(); len(ids) != 1 || ids[0] != keys[0].KeyIDs()[0] {
-			t.Fatalf("instances disagree: %v vs %v", ids, keys[0].KeyIDs())
+	for _, k := range rings {
+		if ids := k.KeyIDs(); len(ids) != 1 || ids[0] != rings[0].KeyIDs()[0] {
+			t.Fatalf("instances disagree: %v vs %v", ids, rings[0].KeyIDs())
 		}
 	}
 }
@@ -143,7 +143,7 @@ func TestKeyRotationPublishesBeforeSigning(t *testing.T) {
 // Retired keys are dropped once every token they signed has expired.
 func TestRetiredKeysExpire(t *testing.T) {
 	st := openStore(t)
-	k, err := authserver.NewKeys(st, "EdDSA", 50*time.Millisecond)
+	k, err := keys.New(st, "EdDSA", 50*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestSigningAlgChange(t *testing.T) {
 }
 
 func TestUnsupportedAlg(t *testing.T) {
-	if _, err := authserver.NewKeys(openStore(t), "HS256", time.Hour); err == nil {
+	if _, err := keys.New(openStore(t), "HS256", time.Hour); err == nil {
 		t.Fatal("HS256 accepted")
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/keys"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/introspect"
 )
@@ -35,18 +36,18 @@ const (
 func (s *Server) openRuntime(ctx context.Context) error {
 	cfg := &s.cfg
 	// A retired key stays published while tokens it signed may be valid.
-	keys, err := NewKeys(s.store, cfg.SigningAlg, cfg.AccessTokenTTL+time.Minute)
+	ring, err := keys.New(s.store, cfg.SigningAlg, cfg.AccessTokenTTL+time.Minute)
 	if err != nil {
 		return err
 	}
-	keys.Logger, keys.OnLoss = s.log, func() { s.metrics.StoreDataLoss("key ring") }
-	s.keys = keys
+	ring.Logger, ring.OnLoss = s.log, func() { s.metrics.StoreDataLoss("key ring") }
+	s.keys = ring
 	if w, ok := s.store.(store.Warner); ok {
 		for _, msg := range w.Warnings(ctx) {
 			s.log.Warn(msg)
 		}
 	}
-	if err := keys.Init(ctx); err != nil {
+	if err := ring.Init(ctx); err != nil {
 		return err
 	}
 	// Loaded here as well as when Run starts watching: the server may
@@ -60,7 +61,7 @@ func (s *Server) openRuntime(ctx context.Context) error {
 	if cfg.SharedStore {
 		s.revocations.SetMaxStaleness(cfg.RevocationMaxStaleness)
 	}
-	s.validator = &introspect.Validator{Keys: keys, Issuer: cfg.Issuer, Leeway: tokenLeeway, Revoked: s.revocations,
+	s.validator = &introspect.Validator{Keys: ring, Issuer: cfg.Issuer, Leeway: tokenLeeway, Revoked: s.revocations,
 		UnknownKey: s.reloadKeysForUnknownKid}
 	if cfg.TokenCacheSize > 0 {
 		// Tokens are presented again on every API call: verify each once.
@@ -70,7 +71,7 @@ func (s *Server) openRuntime(ctx context.Context) error {
 }
 
 // Keys is the issuer's signing key set.
-func (s *Server) Keys() *Keys { return s.keys }
+func (s *Server) Keys() *keys.Ring { return s.keys }
 
 // Validator checks the issuer's access tokens in memory, for bearer
 // checks in the same process.

@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/keys"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/dpop"
@@ -191,7 +192,7 @@ type Server struct {
 	cfg    Config
 	issuer *url.URL
 	store  store.Store
-	keys   *Keys
+	keys   *keys.Ring
 	// validator checks access tokens (bearer_auth, introspection) against
 	// keys and revocations, in memory.
 	validator   *introspect.Validator
@@ -243,8 +244,8 @@ func (cfg *Config) Validate() error {
 	if _, err := ValidateIssuer(cfg.Issuer); err != nil {
 		return err
 	}
-	if cfg.SigningAlg != "" && !slices.Contains(SupportedAlgs, cfg.SigningAlg) {
-		return fmt.Errorf("signing_alg %q is not supported: use one of %s", cfg.SigningAlg, strings.Join(SupportedAlgs, ", "))
+	if cfg.SigningAlg != "" && !slices.Contains(keys.Algs, cfg.SigningAlg) {
+		return fmt.Errorf("signing_alg %q is not supported: use one of %s", cfg.SigningAlg, strings.Join(keys.Algs, ", "))
 	}
 	for _, d := range []struct {
 		name string

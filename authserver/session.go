@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokengate/tokengate/authserver/keys"
 	"github.com/tokengate/tokengate/authserver/oauth"
 )
 
@@ -39,18 +40,13 @@ type session struct {
 	Name     string `json:"name,omitempty"`
 }
 
-// minCookieSecret is the shortest cookie secret a MAC is made with: with
-// an empty or short key (a key ring lost from the store) anyone could make
-// the MAC, so there is none and every check fails.
-const minCookieSecret = 32
-
 // errNoCookieSecret means the issuer holds no usable cookie secret.
 var errNoCookieSecret = errors.New("no cookie secret is loaded")
 
 // mac is the issuer's MAC of parts, or nil when it holds no usable secret.
 func (s *Server) mac(parts ...string) []byte {
 	key := s.keys.CookieSecret()
-	if len(key) < minCookieSecret {
+	if len(key) < keys.MinCookieSecret {
 		return nil
 	}
 	return keyedMAC(nil, key, parts...)

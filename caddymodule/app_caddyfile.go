@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/keys"
 	"github.com/tokengate/tokengate/introspect"
 	"github.com/tokengate/tokengate/login"
 	"github.com/tokengate/tokengate/outbound"
@@ -153,8 +154,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.Args(&a.SigningAlg) {
 				return d.ArgErr()
 			}
-			if !slices.Contains(authserver.SupportedAlgs, a.SigningAlg) {
-				return d.Errf("signing_alg %q is not supported: use one of %s", a.SigningAlg, strings.Join(authserver.SupportedAlgs, ", "))
+			if !slices.Contains(keys.Algs, a.SigningAlg) {
+				return d.Errf("signing_alg %q is not supported: use one of %s", a.SigningAlg, strings.Join(keys.Algs, ", "))
 			}
 		case "key_rotation", "refresh_retry_grace":
 			dur, err := durationArg(d, dir, map[string]string{"key_rotation": "720h", "refresh_retry_grace": "60s"}[dir], true)

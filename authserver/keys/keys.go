@@ -1,4 +1,9 @@
-package authserver
+// Package keys manages an issuer's signing keys: a key ring in the store
+// (store.KeyStore), shared by every instance and every restart, with
+// scheduled rotation that publishes a key before it signs, retired keys
+// kept published while tokens they signed may be valid, and a ring the
+// store lost written back. It signs access tokens and cookies' MACs.
+package keys
 
 // RFC 7517 and RFC 7638: the signing key ring, published as a JWK Set.
 
@@ -21,18 +26,24 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/authserver/store"
 )
 
-// SupportedAlgs are the signing algorithms an issuer may use.
-var SupportedAlgs = []string{"ES256", "EdDSA", "RS256"}
+// MinCookieSecret is the shortest cookie secret a MAC is made with: with
+// an empty or short key (a key ring lost from the store) anyone could make
+// the MAC, so there is none and every check fails.
+const MinCookieSecret = 32
 
-// Keys manages an issuer's signing keys. The key ring lives in the store so
+// Algs are the signing algorithms an issuer may use.
+var Algs = []string{"ES256", "EdDSA", "RS256"}
+
+// Ring manages an issuer's signing keys. The key ring lives in the store so
 // that restarts and every instance sharing the store sign with the same key;
-// Keys holds a decoded copy that Refresh replaces.
-type Keys struct {
+// Ring holds a decoded copy that Refresh replaces.
+type Ring struct {
 	store store.KeyStore
 	alg   string
 	// keep is how long a retired key stays published: the longest time a
@@ -71,19 +82,19 @@ type liveKey struct {
 	header []byte // the protected header every token it signs carries
 }
 
-// NewKeys prepares key management for the algorithm alg, keeping retired
+// New prepares key management for the algorithm alg, keeping retired
 // keys published for keep.
-func NewKeys(st store.KeyStore, alg string, keep time.Duration) (*Keys, error) {
-	if !slices.Contains(SupportedAlgs, alg) {
-		return nil, fmt.Errorf("signing_alg %q is not supported: use one of %v", alg, SupportedAlgs)
+func New(st store.KeyStore, alg string, keep time.Duration) (*Ring, error) {
+	if !slices.Contains(Algs, alg) {
+		return nil, fmt.Errorf("signing_alg %q is not supported: use one of %v", alg, Algs)
 	}
-	return &Keys{store: st, alg: alg, keep: keep}, nil
+	return &Ring{store: st, alg: alg, keep: keep}, nil
 }
 
 // Init loads the key ring, generating a key when there is none, or rotating
 // to a new one when the signing key's algorithm is not the configured one.
 // Instances starting together on an empty store settle on one key.
-func (k *Keys) Init(ctx context.Context) error {
+func (k *Ring) Init(ctx context.Context) error {
 	_, err := k.rotate(ctx, func(snap *keySnapshot, now time.Time) (bool, time.Duration) {
 		s := snap.signing(now)
 		return s == nil || s.meta.Alg != k.alg, 0
@@ -95,7 +106,7 @@ func (k *Keys) Init(ctx context.Context) error {
 // signing key or cookie secret is never installed: the store lost it, and
 // the ring this instance holds is written back instead (a compare-and-swap
 // on the emptied store, so instances doing so at once settle on one).
-func (k *Keys) Refresh(ctx context.Context) error {
+func (k *Ring) Refresh(ctx context.Context) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	ring, err := k.store.Keys(ctx)
@@ -120,15 +131,15 @@ func (k *Keys) Refresh(ctx context.Context) error {
 
 // usable says whether a ring can serve: a signing key and a cookie secret.
 func usable(ring *store.KeyRing) bool {
-	return len(ring.Keys) > 0 && len(ring.CookieSecret) >= minCookieSecret
+	return len(ring.Keys) > 0 && len(ring.CookieSecret) >= MinCookieSecret
 }
 
 // Lost reports whether the store's key ring is lost and not yet restored.
-func (k *Keys) Lost() bool { return k.lost.Load() }
+func (k *Ring) Lost() bool { return k.lost.Load() }
 
 // restore writes the ring this instance holds over the store's unusable
 // one; k.mu is held.
-func (k *Keys) restore(ctx context.Context, stored *store.KeyRing, cur *keySnapshot) error {
+func (k *Ring) restore(ctx context.Context, stored *store.KeyRing, cur *keySnapshot) error {
 	if cur == nil || cur.ring == nil {
 		return errors.New("the store's key ring has no signing key or cookie secret, and this instance holds none to restore")
 	}
@@ -165,7 +176,7 @@ func (k *Keys) restore(ctx context.Context, stored *store.KeyRing, cur *keySnaps
 // the current one, which stays published until its tokens have expired.
 // Instances racing to rotate settle on one new key through the store's
 // compare-and-swap: a loser reloads and finds the winner's key.
-func (k *Keys) Rotate(ctx context.Context, delay time.Duration) error {
+func (k *Ring) Rotate(ctx context.Context, delay time.Duration) error {
 	_, err := k.rotate(ctx, func(*keySnapshot, time.Time) (bool, time.Duration) { return true, delay })
 	return err
 }
@@ -177,7 +188,7 @@ func (k *Keys) Rotate(ctx context.Context, delay time.Duration) error {
 // sharing a store checks; the key ring's compare-and-swap is the lock that
 // lets exactly one add the key: the others, re-reading, find it no longer
 // due. It reports whether this call added the key.
-func (k *Keys) RotateIfDue(ctx context.Context, every time.Duration) (bool, error) {
+func (k *Ring) RotateIfDue(ctx context.Context, every time.Duration) (bool, error) {
 	if every <= 0 || !k.cur.Load().rotationDue(time.Now(), every) {
 		return false, nil
 	}
@@ -207,7 +218,7 @@ func (snap *keySnapshot) rotationDue(now time.Time, every time.Duration) bool {
 // rotate is the compare-and-swap loop every change of the key ring goes
 // through: decide says, on the ring as stored, whether to add a key and
 // after what delay it signs. It also gives a ring its cookie secret.
-func (k *Keys) rotate(ctx context.Context, decide func(snap *keySnapshot, now time.Time) (add bool, delay time.Duration)) (bool, error) {
+func (k *Ring) rotate(ctx context.Context, decide func(snap *keySnapshot, now time.Time) (add bool, delay time.Duration)) (bool, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for range 10 {
@@ -260,7 +271,7 @@ func (k *Keys) rotate(ctx context.Context, decide func(snap *keySnapshot, now ti
 
 // addKey retires the signing key in favour of a new one active after delay,
 // and drops keys whose tokens have all expired.
-func (k *Keys) addKey(ring *store.KeyRing, now time.Time, delay time.Duration) error {
+func (k *Ring) addKey(ring *store.KeyRing, now time.Time, delay time.Duration) error {
 	next, err := generateKey(k.alg, now, now.Add(delay))
 	if err != nil {
 		return fmt.Errorf("generating %s signing key: %w", k.alg, err)
@@ -282,7 +293,7 @@ func (k *Keys) addKey(ring *store.KeyRing, now time.Time, delay time.Duration) e
 
 // CookieSecret is the issuer's key for signing session cookies and CSRF
 // tokens, the same on every instance.
-func (k *Keys) CookieSecret() []byte {
+func (k *Ring) CookieSecret() []byte {
 	if snap := k.cur.Load(); snap != nil {
 		return snap.cookieSecret
 	}
@@ -290,8 +301,31 @@ func (k *Keys) CookieSecret() []byte {
 }
 
 // signing returns the key that signs at time now: the one activated last.
-func (k *Keys) signing(now time.Time) *liveKey {
+func (k *Ring) signing(now time.Time) *liveKey {
 	return k.cur.Load().signing(now)
+}
+
+// CanSign says whether a key signs at time now.
+func (k *Ring) CanSign(now time.Time) bool { return k.signing(now) != nil }
+
+// ErrNoSigningKey means no key of the ring signs yet.
+var ErrNoSigningKey = errors.New("no signing key is active")
+
+// Sign is the compact JWS of payload under the key that signs at now,
+// with that key's fixed protected header (typ, alg, kid): only the
+// payload is encoded per token, then signed (jwx's building blocks).
+func (k *Ring) Sign(payload []byte, now time.Time) (string, error) {
+	key := k.signing(now)
+	if key == nil {
+		return "", ErrNoSigningKey
+	}
+	input := jwsbb.SignBuffer(make([]byte, 0, 512), key.header, payload, base64.RawURLEncoding, true)
+	sig, err := jwsbb.Sign(key.signer, key.meta.Alg, input, nil)
+	if err != nil {
+		return "", err
+	}
+	input = append(input, '.')
+	return string(base64.RawURLEncoding.AppendEncode(input, sig)), nil
 }
 
 func (snap *keySnapshot) signing(now time.Time) *liveKey {
@@ -307,7 +341,7 @@ func (snap *keySnapshot) signing(now time.Time) *liveKey {
 }
 
 // PublicKey returns the verification key and its pinned algorithm for kid.
-func (k *Keys) PublicKey(kid string) (jwa.SignatureAlgorithm, any, bool) {
+func (k *Ring) PublicKey(kid string) (jwa.SignatureAlgorithm, any, bool) {
 	snap := k.cur.Load()
 	if snap == nil {
 		return jwa.SignatureAlgorithm{}, nil, false
@@ -320,7 +354,7 @@ func (k *Keys) PublicKey(kid string) (jwa.SignatureAlgorithm, any, bool) {
 }
 
 // JWKS returns the JWK Set document: every published public key.
-func (k *Keys) JWKS() []byte {
+func (k *Ring) JWKS() []byte {
 	if snap := k.cur.Load(); snap != nil {
 		return snap.jwks
 	}
@@ -328,7 +362,7 @@ func (k *Keys) JWKS() []byte {
 }
 
 // KeyIDs lists the published key IDs, newest first.
-func (k *Keys) KeyIDs() []string {
+func (k *Ring) KeyIDs() []string {
 	var ids []string
 	if snap := k.cur.Load(); snap != nil {
 		for _, lk := range snap.keys {
