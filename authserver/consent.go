@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
@@ -68,26 +67,20 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 }
 
 // needsConsent says whether to ask the person: skip_consent clients never
-// ask; others ask unless a live
-// grant of the person's to the client already covers every scope
-// requested. A remembered consent is its grants: when they end (revoked
-// in any way, the person offboarded, expired, past grant_max_age), the
-// person is asked again.
+// ask; others ask unless the person's live grants to the client already
+// cover every scope requested. A remembered consent is its grants: when
+// they end (revoked in any way, the person offboarded, expired, past
+// grant_max_age), the person is asked again.
 func (s *Server) needsConsent(r *http.Request, subject string, req *authzRequest) (bool, error) {
 	if req.client.SkipConsent {
 		return false, nil
 	}
-	grants, err := s.store.Grants(r.Context(), store.GrantQuery{Subject: subject, ClientID: req.client.ID})
+	grants, err := s.liveGrants(r.Context(), store.GrantQuery{Subject: subject, ClientID: req.client.ID})
 	if err != nil {
 		return false, err
 	}
-	now := time.Now()
 	var granted []string
 	for _, g := range grants {
-		if !now.Before(g.ExpiresAt) || !g.EndsBy.IsZero() && !now.Before(g.EndsBy) ||
-			s.revocations.IsRefreshRevoked(g.ID, g.ClientID, g.Subject, g.CreatedAt) {
-			continue
-		}
 		granted = append(granted, strings.Fields(g.Scope)...)
 	}
 	for _, sc := range strings.Fields(req.scope) {

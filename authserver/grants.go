@@ -6,6 +6,7 @@ package authserver
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -59,19 +60,13 @@ func (s *Server) Grants(ctx context.Context, q store.GrantQuery) ([]*GrantInfo, 
 
 // listGrants is Grants with the clients it looked up (nil for one unknown).
 func (s *Server) listGrants(ctx context.Context, q store.GrantQuery) ([]*GrantInfo, map[string]*Client, error) {
-	list, err := s.store.Grants(ctx, q)
+	list, err := s.liveGrants(ctx, q)
 	if err != nil {
 		return nil, nil, err
 	}
 	clients := map[string]*Client{}
 	out := []*GrantInfo{}
 	for _, g := range list {
-		// A person's or client's revocation cuts off what was issued
-		// before it, and a grant issues nothing after it: its creation
-		// decides.
-		if s.revocations.IsRefreshRevoked(g.ID, g.ClientID, g.Subject, g.CreatedAt) {
-			continue
-		}
 		c, ok := clients[g.ClientID]
 		if !ok {
 			c, _, _ = s.clients.lookup(ctx, g.ClientID) // nil for a client since deleted
@@ -85,6 +80,17 @@ func (s *Server) listGrants(ctx context.Context, q store.GrantQuery) ([]*GrantIn
 		out = append(out, info)
 	}
 	return out, clients, nil
+}
+
+// liveGrants are the store's grants of q (live records, within EndsBy)
+// less those revoked: a person's or client's revocation cuts off what was
+// issued before it, and a grant issues nothing after it, so its creation
+// decides.
+func (s *Server) liveGrants(ctx context.Context, q store.GrantQuery) ([]*store.Grant, error) {
+	list, err := s.store.Grants(ctx, q)
+	return slices.DeleteFunc(list, func(g *store.Grant) bool {
+		return s.revocations.IsRefreshRevoked(g.ID, g.ClientID, g.Subject, g.CreatedAt)
+	}), err
 }
 
 // ErrNoGrant means no live grant has that ID.
