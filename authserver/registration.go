@@ -59,20 +59,6 @@ const (
 	DefaultMaxClients      = 10_000
 )
 
-func (r *RegistrationConfig) unusedTTL() time.Duration {
-	if r.UnusedClientTTL > 0 {
-		return r.UnusedClientTTL
-	}
-	return DefaultUnusedClientTTL
-}
-
-func (r *RegistrationConfig) maxClients() int {
-	if r.MaxClients > 0 {
-		return r.MaxClients
-	}
-	return DefaultMaxClients
-}
-
 // clientUses remembers, per dynamic client, when this instance last
 // recorded its use, so that a busy client costs one store write a day,
 // made off the request path.
@@ -144,7 +130,7 @@ func (s *Server) ExpireRegistrations(ctx context.Context) error {
 		}
 		reason := ""
 		switch {
-		case c.LastUsedAt.IsZero() && now.Sub(c.CreatedAt) >= reg.unusedTTL():
+		case c.LastUsedAt.IsZero() && now.Sub(c.CreatedAt) >= reg.UnusedClientTTL:
 			reason = "never used within unused_client_ttl"
 		case reg.ClientTTL > 0 && now.Sub(c.LastUsedAt) >= reg.ClientTTL && now.Sub(c.CreatedAt) >= reg.ClientTTL:
 			reason = "unused for client_ttl"
@@ -419,7 +405,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if n, err := s.store.CountClients(ctx); err != nil {
 		oauth.WriteError(w, s.storeError("counting registered clients", err))
 		return
-	} else if max := s.cfg.Registration.maxClients(); n >= max {
+	} else if max := s.cfg.Registration.MaxClients; n >= max {
 		s.log.Warn("a registration was refused: the store holds the most registered clients it may (registration's max_clients); unused ones expire, or raise the budget",
 			zap.Int("max_clients", max))
 		oauth.WriteError(w, &oauth.Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable,

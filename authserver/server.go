@@ -289,6 +289,16 @@ func (cfg *Config) applyDefaults() {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	if r := cfg.Registration; r != nil {
+		defaults := *r // the caller's copy stays as it was given
+		if defaults.UnusedClientTTL <= 0 {
+			defaults.UnusedClientTTL = DefaultUnusedClientTTL
+		}
+		if defaults.MaxClients <= 0 {
+			defaults.MaxClients = DefaultMaxClients
+		}
+		cfg.Registration = &defaults
+	}
 }
 
 // ValidateIssuer checks an issuer identifier (RFC 8414 §2): an https URL
