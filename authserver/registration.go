@@ -491,10 +491,12 @@ func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request, id s
 			if next.Public != cur.Public {
 				return errRegistration("invalid_client_metadata", "token_endpoint_auth_method cannot change between none and a secret: register a new client")
 			}
-			// What the registration's owner does not describe stays: its
-			// age and last use (client_ttl's clock), and its secret while
-			// it authenticates with one. A switch to a secret method draws
-			// a secret (the answer carries it); a switch away deletes it.
+			// next was checked as a new registration is (readRegistration),
+			// with the credentials its method implies; these follow it. What
+			// the registration's owner does not describe stays: its age and
+			// last use (client_ttl's clock), and its secret while it
+			// authenticates with one. A switch to a secret method draws a
+			// secret (the answer carries it); a switch away deletes it.
 			replaced := *next
 			replaced.ID, replaced.RegistrationTokenHash = cur.ID, cur.RegistrationTokenHash
 			replaced.CreatedAt, replaced.LastUsedAt = cur.CreatedAt, cur.LastUsedAt
@@ -503,10 +505,6 @@ func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request, id s
 				if replaced.SecretHash = cur.SecretHash; replaced.SecretHash == "" {
 					secret, replaced.SecretHash = newSecret()
 				}
-			}
-			// The merged client is checked as a new registration is.
-			if err := ValidateClient(&replaced); err != nil {
-				return errRegistration("invalid_client_metadata", "%v", err)
 			}
 			*cur, updated = replaced, &replaced
 			return nil
