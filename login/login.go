@@ -258,7 +258,7 @@ func (p *Provider) metadata(ctx context.Context) (*metadata, error) {
 	}
 	u := strings.TrimSuffix(p.cfg.Issuer, "/") + "/.well-known/openid-configuration"
 	resp, err := p.fetch.Get(ctx, u)
-	p.noteHealth(err == nil)
+	p.noteAnswer(err)
 	if err != nil {
 		return nil, fail(Unavailable, "discovery: %w", err)
 	}
@@ -281,8 +281,12 @@ func (p *Provider) metadata(ctx context.Context) (*metadata, error) {
 // DefaultProbeAfter is Config.ProbeAfter's default.
 const DefaultProbeAfter = 10 * time.Second
 
-// noteHealth records what a call to the provider said of it.
-func (p *Provider) noteHealth(up bool) {
+// noteAnswer records what a call to the provider said of it: up when it
+// answered, if only to refuse (4xx); down when it did not answer, or
+// answered 5xx.
+func (p *Provider) noteAnswer(err error) {
+	var status *outbound.StatusError
+	up := err == nil || errors.As(err, &status) && status.Code < 500
 	p.health.Lock()
 	p.health.at, p.health.up = time.Now(), up
 	p.health.Unlock()
@@ -312,9 +316,9 @@ func (p *Provider) Available(ctx context.Context) error {
 		defer cancel()
 		status, err := p.fetch.Status(pctx, m.AuthorizationEndpoint)
 		if err == nil && status >= 500 {
-			err = fmt.Errorf("its authorization endpoint answers HTTP %d", status)
+			err = &outbound.StatusError{URL: m.AuthorizationEndpoint, Code: status}
 		}
-		p.noteHealth(err == nil)
+		p.noteAnswer(err)
 		return nil, err
 	})
 	if err != nil {
@@ -385,8 +389,8 @@ func (p *Provider) Finish(ctx context.Context, query url.Values, nonce, verifier
 		user, pass = "", ""
 	}
 	resp, err := p.fetch.PostForm(ctx, m.TokenEndpoint, form, user, pass)
+	p.noteAnswer(err)
 	var status *outbound.StatusError
-	p.noteHealth(err == nil || errors.As(err, &status) && status.Code < 500)
 	if errors.As(err, &status) && status.Code >= 400 && status.Code < 500 {
 		// The provider is up and refused the code (used, expired, or
 		// not issued for this client): not an outage.
@@ -499,8 +503,7 @@ func (p *Provider) verifyIDToken(ctx context.Context, m *metadata, raw, nonce st
 // userinfo reads the userinfo endpoint with the access token.
 func (p *Provider) userinfo(ctx context.Context, endpoint, accessToken string) (map[string]any, error) {
 	resp, err := p.fetch.GetWithBearer(ctx, endpoint, accessToken)
-	var status *outbound.StatusError
-	p.noteHealth(err == nil || errors.As(err, &status) && status.Code < 500)
+	p.noteAnswer(err)
 	if err != nil {
 		return nil, fail(Unavailable, "reading userinfo: %w", err)
 	}
