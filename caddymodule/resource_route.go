@@ -11,7 +11,6 @@ package caddymodule
 import (
 	"crypto/tls"
 	"net/http"
-	"net/url"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -55,17 +54,13 @@ func (a *App) checkResourceRoutes() {
 // host, would run through srv's routes to b: the routes whose matchers
 // match it, in order, into their subroutes, until a terminal one.
 func reaches(srv *caddyhttp.Server, b *BearerAuth) bool {
-	res, err := url.Parse(b.Resource)
-	if err != nil {
-		return false
-	}
-	req, err := http.NewRequest(http.MethodGet, res.Scheme+"://"+res.Host+b.resource.MetadataPath(), nil)
+	req, err := http.NewRequest(http.MethodGet, b.resource.MetadataURL(), nil)
 	if err != nil {
 		return false
 	}
 	req.RequestURI = req.URL.RequestURI()
-	if res.Scheme == "https" {
-		req.TLS = &tls.ConnectionState{ServerName: res.Hostname()}
+	if req.URL.Scheme == "https" {
+		req.TLS = &tls.ConnectionState{ServerName: req.URL.Hostname()}
 	}
 	req = caddyhttp.PrepareRequest(req, caddy.NewReplacer(), nil, srv)
 	return reachedIn(srv.Routes, req, b, map[string]bool{})
