@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -244,8 +243,10 @@ func (cfg *Config) Validate() error {
 	if _, err := ValidateIssuer(cfg.Issuer); err != nil {
 		return err
 	}
-	if cfg.SigningAlg != "" && !slices.Contains(keys.Algs, cfg.SigningAlg) {
-		return fmt.Errorf("signing_alg %q is not supported: use one of %s", cfg.SigningAlg, strings.Join(keys.Algs, ", "))
+	if cfg.SigningAlg != "" {
+		if err := keys.CheckAlg(cfg.SigningAlg); err != nil {
+			return err
+		}
 	}
 	for _, d := range []struct {
 		name string

@@ -6,7 +6,6 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -154,8 +153,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.Args(&a.SigningAlg) {
 				return d.ArgErr()
 			}
-			if !slices.Contains(keys.Algs, a.SigningAlg) {
-				return d.Errf("signing_alg %q is not supported: use one of %s", a.SigningAlg, strings.Join(keys.Algs, ", "))
+			if err := keys.CheckAlg(a.SigningAlg); err != nil {
+				return d.Err(err.Error())
 			}
 		case "key_rotation", "refresh_retry_grace":
 			dur, err := durationArg(d, dir, map[string]string{"key_rotation": "720h", "refresh_retry_grace": "60s"}[dir], true)

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,14 @@ const MinCookieSecret = 32
 
 // Algs are the signing algorithms an issuer may use.
 var Algs = []string{"ES256", "EdDSA", "RS256"}
+
+// CheckAlg says, in the configuration's words, whether alg is one of Algs.
+func CheckAlg(alg string) error {
+	if !slices.Contains(Algs, alg) {
+		return fmt.Errorf("signing_alg %q is not supported: use one of %s", alg, strings.Join(Algs, ", "))
+	}
+	return nil
+}
 
 // Ring manages an issuer's signing keys. The key ring lives in the store so
 // that restarts and every instance sharing the store sign with the same key;
@@ -85,8 +94,8 @@ type liveKey struct {
 // New prepares key management for the algorithm alg, keeping retired
 // keys published for keep.
 func New(st store.KeyStore, alg string, keep time.Duration) (*Ring, error) {
-	if !slices.Contains(Algs, alg) {
-		return nil, fmt.Errorf("signing_alg %q is not supported: use one of %v", alg, Algs)
+	if err := CheckAlg(alg); err != nil {
+		return nil, err
 	}
 	return &Ring{store: st, alg: alg, keep: keep}, nil
 }
