@@ -54,6 +54,8 @@ func TestConfigErrors(t *testing.T) {
 		{"registration without scope", wrap(iss + "\t\tregistration {\n\t\t\topen\n\t\t}"), "registration: scope is required"},
 		{"registration open and with a token", wrap(iss + "\t\tregistration {\n\t\t\topen\n\t\t\tinitial_access_token x\n\t\t\tscope read\n\t\t}"), "open or initial_access_token, not both"},
 		{"registration for nobody", wrap(iss + "\t\tregistration {\n\t\t\tscope read\n\t\t}"), "say who may register"},
+		{"registration budget not a number", wrap(iss + "\t\tregistration {\n\t\t\topen\n\t\t\tscope read\n\t\t\tmax_clients many\n\t\t}"), `max_clients "many" is not a positive number`},
+		{"unused_client_ttl not a duration", wrap(iss + "\t\tregistration {\n\t\t\topen\n\t\t\tscope read\n\t\t\tunused_client_ttl soon\n\t\t}"), `registration: unused_client_ttl: "soon" is not a positive duration`},
 		{"resource not canonical", "{\n\toauth2 {\n" + iss + "\t}\n}\nhttp://127.0.0.1:9 {\n\tbearer_auth {\n\t\tresource https://MCP.example.com/mcp\n\t}\n}\n", "scheme and host in lower case"},
 		{"resource with a query", "{\n\toauth2 {\n" + iss + "\t}\n}\nhttp://127.0.0.1:9 {\n\tbearer_auth {\n\t\tresource https://mcp.example.com/mcp?v=1\n\t}\n}\n", "must not have a query"},
 		{"bearer_auth unknown option", "{\n\toauth2 {\n" + iss + "\t}\n}\nhttp://127.0.0.1:9 {\n\tbearer_auth {\n\t\tcolour blue\n\t}\n}\n", `bearer_auth: unknown option "colour"`},

@@ -332,3 +332,34 @@ func TestResourceMetadataUnderHandle(t *testing.T) {
 		})
 	}
 }
+
+// The registration block's budget, as an operator writes it: past
+// max_clients, a registration is refused saying so, from any address;
+// the log tells the operator the same.
+func TestRegistrationBudgetFromCaddyfile(t *testing.T) {
+	up := newUpstream(t)
+	g := newGateway(t, Ports{Upstream: up.Addr()})
+	g.start(strings.Replace(resourceCaddyfile, "\t\tclient agent {",
+		"\t\tregistration {\n\t\t\topen\n\t\t\tscope mcp\n\t\t\tmax_clients 2\n\t\t\tunused_client_ttl 1h\n\t\t}\n\t\tclient agent {", 1))
+	register := func() (int, string) {
+		resp, err := http.Post(g.AuthURL()+"/oauth/register", "application/json",
+			strings.NewReader(`{"redirect_uris":["http://127.0.0.1/callback"],"token_endpoint_auth_method":"none"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	for i := range 2 {
+		if st, body := register(); st != 201 {
+			t.Fatalf("registration %d: %d %s", i+1, st, body)
+		}
+	}
+	if st, body := register(); st != 503 || !strings.Contains(body, "max_clients") {
+		t.Fatalf("past max_clients 2: %d %s", st, body)
+	}
+	if !strings.Contains(g.log.String(), "registration's max_clients") {
+		t.Fatalf("the log does not tell the operator:\n%s", g.log)
+	}
+}
