@@ -229,6 +229,7 @@ func TestClientIDMetadataDocumentIdentity(t *testing.T) {
 		"/imp.json":    `{"client_id":%q,"client_name":"GitHub","client_uri":"https://github.com","redirect_uris":["http://127.0.0.1/cb"]}`,
 		"/js.json":     `{"client_id":%q,"client_name":"Evil","client_uri":"javascript:alert(1)","redirect_uris":["http://127.0.0.1/cb"]}`,
 		"/honest.json": `{"client_id":%q,"client_name":"Honest","client_uri":"https://127.0.0.1/about","redirect_uris":["http://127.0.0.1/cb"]}`,
+		"/long.json":   `{"client_id":%q,"client_name":"` + strings.Repeat("G", 300) + `","redirect_uris":["http://127.0.0.1/cb"]}`,
 	})
 	e := newRegistrationEnv(t, openStore(t), &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"}, ClientIDMetadataDocuments: true, Fetcher: fetch})
 	page := func(path string) string {
@@ -248,6 +249,10 @@ func TestClientIDMetadataDocumentIdentity(t *testing.T) {
 	}
 	if honest := page("/honest.json"); !strings.Contains(honest, "https://127.0.0.1/about") {
 		t.Fatalf("a website on the document's own host is not shown:\n%s", honest)
+	}
+	// A document meets registration's caps.
+	if long := page("/long.json"); !strings.Contains(long, "client_name has 300 characters: at most 200") {
+		t.Fatalf("a 300 character name:\n%s", long)
 	}
 	if js := page("/js.json"); !strings.Contains(js, "cannot be used: client_uri:") {
 		t.Fatalf("a javascript: client_uri:\n%s", js)

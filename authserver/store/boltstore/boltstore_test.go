@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/authserver/store/boltstore"
 	"github.com/tokengate/tokengate/authserver/store/storetest"
@@ -27,5 +29,43 @@ func TestLockedFile(t *testing.T) {
 	defer s.Close()
 	if _, err := boltstore.Open(path); err == nil {
 		t.Fatal("opening a locked file succeeded")
+	}
+}
+
+// A file of an earlier version loses its consents bucket at open: consents
+// are the grants now, and the old records would lie in the file for good.
+func TestOpenDropsTheConsentsBucket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokengate.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("consents"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("mark\x00app"), []byte("{}"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := boltstore.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err = bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket([]byte("consents")) != nil {
+			t.Error("the consents bucket is still in the file")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
