@@ -247,7 +247,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		// them once, as a load balancer would, and counts them. Any HTTP
 		// error is a failure.
 		var retried atomic.Int64
-		fresh := &http.Client{Transport: retryConnErrors{http.DefaultTransport, &retried}, Timeout: 10 * time.Second}
+		fresh := &http.Client{Transport: retryConnErrors{http.DefaultTransport.(*http.Transport).Clone(), &retried}, Timeout: 10 * time.Second}
 		ctx := context.WithValue(context.Background(), oauth2.HTTPClient, fresh)
 		var requests atomic.Int64
 		var mu sync.Mutex
@@ -335,25 +335,29 @@ func TestReloadUnderLoad(t *testing.T) {
 	})
 }
 
-// retryConnErrors retries, once, a request that got no answer at all.
+// retryConnErrors retries a request that got no answer at all, up to
+// twice, each time on a new connection: after a reload every idle
+// keep-alive connection in the pool is stale, so a retry that reused
+// another would meet the same close.
 type retryConnErrors struct {
-	base    http.RoundTripper
+	base    *http.Transport
 	retried *atomic.Int64
 }
 
 func (r retryConnErrors) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := r.base.RoundTrip(req)
-	if err == nil || req.Context().Err() != nil {
-		return resp, err
-	}
-	again := req.Clone(req.Context())
-	if req.GetBody != nil {
-		if again.Body, err = req.GetBody(); err != nil {
-			return nil, err
+	for try := 0; try < 2 && err != nil && req.Context().Err() == nil; try++ {
+		again := req.Clone(req.Context())
+		if req.GetBody != nil {
+			if again.Body, err = req.GetBody(); err != nil {
+				return nil, err
+			}
 		}
+		r.base.CloseIdleConnections()
+		r.retried.Add(1)
+		resp, err = r.base.RoundTrip(again)
 	}
-	r.retried.Add(1)
-	return r.base.RoundTrip(again)
+	return resp, err
 }
 
 // apiStatus calls the API with tok through c: the status, or 0.
