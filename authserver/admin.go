@@ -5,21 +5,18 @@ package authserver
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/keys"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
@@ -33,155 +30,60 @@ import (
 // the admin API does not change.
 var ErrConfigClient = errors.New("the client is defined in the configuration; change it there")
 
-// ClientInfo is a client as administrators see it: never its secret.
-type ClientInfo struct {
-	ID             string    `json:"client_id"`
-	Name           string    `json:"name"`
-	Website        string    `json:"website,omitempty"`
-	RedirectURIs   []string  `json:"redirect_uris,omitempty"`
-	GrantTypes     []string  `json:"grant_types"`
-	Scope          string    `json:"scope"`
-	Audience       []string  `json:"audience,omitempty"`
-	Public         bool      `json:"public"`
-	SkipConsent    bool      `json:"skip_consent,omitempty"`
-	ResourceServer bool      `json:"resource_server,omitempty"`
-	RequireDPoP    bool      `json:"require_dpop,omitempty"`
-	CreatedAt      time.Time `json:"created_at,omitzero"`
-	// Source is "config" (read-only), "registered" (through this API) or
-	// "dynamic" (the client registered itself, RFC 7591).
-	Source string `json:"source"`
-	// Secret is set once: in the answer that creates or rotates it.
-	Secret string `json:"client_secret,omitempty"`
-}
-
-// Registration is what an administrator sends to register a client.
-type Registration struct {
-	Name           string   `json:"name"`
-	Website        string   `json:"website"`
-	RedirectURIs   []string `json:"redirect_uris"`
-	GrantTypes     []string `json:"grant_types"`
-	Scope          string   `json:"scope"`
-	Audience       []string `json:"audience"`
-	Public         bool     `json:"public"`
-	SkipConsent    bool     `json:"skip_consent"`
-	ResourceServer bool     `json:"resource_server"`
-	// RequireDPoP makes its token requests carry a DPoP proof.
-	RequireDPoP bool `json:"require_dpop"`
-}
-
-func clientInfo(c *Client, source string) *ClientInfo {
-	if source == "registered" && c.Source != "" {
-		source = c.Source
-	}
-	ci := &ClientInfo{ID: c.ID, Name: c.Name, Website: c.Website, RedirectURIs: c.RedirectURIs, Scope: strings.Join(c.Scopes, " "),
-		Audience: c.Audience, Public: c.Public, SkipConsent: c.SkipConsent, ResourceServer: c.ResourceServer, RequireDPoP: c.RequireDPoP, CreatedAt: c.CreatedAt, Source: source}
-	for _, g := range c.GrantTypes {
-		ci.GrantTypes = append(ci.GrantTypes, ShortGrantName(g))
-	}
-	return ci
-}
-
-// newSecret makes a client secret: 256 random bits. It is stored as a
-// SHA-256, which costs microseconds to check and is as strong as bcrypt
-// for a secret nobody can guess.
-func newSecret() (secret, hash string) {
-	secret = oauth.RandomToken(32)
-	return secret, HashSecretSHA256(secret)
-}
-
-// newClientID makes a client ID people type into shells and command lines:
-// 128 random bits in hex, so it never starts with a dash (which a CLI would
-// take for a flag) nor needs quoting.
-func newClientID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // RegisterClient validates and stores a new client. Validation problems
 // are *oauth.Error (invalid_request) naming the field.
-func (s *Server) RegisterClient(ctx context.Context, reg *Registration) (*ClientInfo, error) {
-	if strings.TrimSpace(reg.Name) == "" {
-		return nil, oauth.ErrInvalidRequest("name is required")
+func (s *Server) RegisterClient(ctx context.Context, reg *client.Info) (*client.Info, error) {
+	id := client.NewID()
+	for s.users[id] != nil || s.clients.Configured(id) {
+		id = client.NewID() // one namespace with usernames (ValidateClientsAndUsers)
 	}
-	id := newClientID()
-	for s.users[id] != nil || s.clients.configured(id) {
-		id = newClientID() // one namespace with usernames (ValidateClientsAndUsers)
-	}
-	c := &Client{ID: id, Name: reg.Name, Website: reg.Website, RedirectURIs: reg.RedirectURIs,
-		Scopes: strings.Fields(reg.Scope), Audience: reg.Audience, Public: reg.Public, SkipConsent: reg.SkipConsent,
-		ResourceServer: reg.ResourceServer, RequireDPoP: reg.RequireDPoP, CreatedAt: time.Now().UTC()}
-	if reg.Website != "" {
-		if err := validateWebsite(reg.Website); err != nil {
-			return nil, oauth.ErrInvalidRequest("website: %v", err)
-		}
-	}
-	for _, g := range reg.GrantTypes {
-		gt, err := GrantType(g)
-		if err != nil {
-			return nil, oauth.ErrInvalidRequest("%v", err)
-		}
-		if !slices.Contains(c.GrantTypes, gt) {
-			c.GrantTypes = append(c.GrantTypes, gt)
-		}
-	}
-	var secret string
-	if !c.Public {
-		secret, c.SecretHash = newSecret()
-	}
-	if err := ValidateClient(c); err != nil {
-		return nil, oauth.ErrInvalidRequest("%v", strings.TrimPrefix(err.Error(), "client "+c.ID+": "))
+	c, secret, e := reg.NewClient(id)
+	if e != nil {
+		return nil, e
 	}
 	if err := s.store.PutClient(ctx, c); err != nil {
 		return nil, storeFailed("registering a client", err)
 	}
 	s.audit(ctx, "client registered", zap.String("client_id", c.ID), zap.String("name", c.Name),
 		zap.Strings("grant_types", c.GrantTypes), zap.String("scope", strings.Join(c.Scopes, " ")))
-	ci := clientInfo(c, "registered")
+	ci := client.InfoOf(c, client.SourceRegistered)
 	ci.Secret = secret
 	return ci, nil
 }
 
-func validateWebsite(u string) error {
-	if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
-		return fmt.Errorf("%q must be an http(s) URL", u)
-	}
-	return nil
-}
-
 // Clients lists the configuration's clients, then the registered ones.
-func (s *Server) Clients(ctx context.Context) ([]*ClientInfo, error) {
-	var out []*ClientInfo
+func (s *Server) Clients(ctx context.Context) ([]*client.Info, error) {
+	var out []*client.Info
 	for _, c := range s.cfg.Clients {
-		out = append(out, clientInfo(c, "config"))
+		out = append(out, client.InfoOf(c, client.SourceConfig))
 	}
 	reg, err := s.store.Clients(ctx)
 	if err != nil {
 		return nil, storeFailed("listing clients", err)
 	}
 	for _, c := range reg {
-		if !s.clients.configured(c.ID) {
-			out = append(out, clientInfo(c, "registered"))
+		if !s.clients.Configured(c.ID) {
+			out = append(out, client.InfoOf(c, client.SourceRegistered))
 		}
 	}
 	return out, nil
 }
 
 // ClientInfo returns one client; store.ErrNotFound if there is none.
-func (s *Server) ClientInfo(ctx context.Context, id string) (*ClientInfo, error) {
-	c, inConfig, err := s.clients.lookup(ctx, id)
+func (s *Server) ClientInfo(ctx context.Context, id string) (*client.Info, error) {
+	c, inConfig, err := s.clients.Lookup(ctx, id)
 	if err != nil {
 		return nil, storeFailed("reading a client", err)
 	}
 	if inConfig {
-		return clientInfo(c, "config"), nil
+		return client.InfoOf(c, client.SourceConfig), nil
 	}
-	return clientInfo(c, "registered"), nil
+	return client.InfoOf(c, client.SourceRegistered), nil
 }
 
 // DeleteClient removes a registered client and revokes its tokens.
 func (s *Server) DeleteClient(ctx context.Context, id string) error {
-	if _, inConfig, err := s.clients.lookup(ctx, id); err != nil || inConfig {
+	if _, inConfig, err := s.clients.Lookup(ctx, id); err != nil || inConfig {
 		return storeFailed("reading a client", cmp.Or(err, ErrConfigClient))
 	}
 	if err := s.store.DeleteClient(ctx, id); err != nil {
@@ -193,21 +95,21 @@ func (s *Server) DeleteClient(ctx context.Context, id string) error {
 
 // RotateSecret gives a registered confidential client a new secret; the
 // old one stops working at once.
-func (s *Server) RotateSecret(ctx context.Context, id string) (*ClientInfo, error) {
-	c, inConfig, err := s.clients.lookup(ctx, id)
+func (s *Server) RotateSecret(ctx context.Context, id string) (*client.Info, error) {
+	c, inConfig, err := s.clients.Lookup(ctx, id)
 	if err != nil || inConfig {
 		return nil, storeFailed("reading a client", cmp.Or(err, ErrConfigClient))
 	}
 	if c.Public {
 		return nil, oauth.ErrInvalidRequest("client %s is public and has no secret", id)
 	}
-	secret, hash := newSecret()
-	var rotated *Client
-	if err := s.store.UpdateClient(ctx, id, func(cur *Client) error { cur.SecretHash, rotated = hash, cur; return nil }); err != nil {
+	secret, hash := client.NewSecret()
+	var rotated *client.Client
+	if err := s.store.UpdateClient(ctx, id, func(cur *client.Client) error { cur.SecretHash, rotated = hash, cur; return nil }); err != nil {
 		return nil, storeFailed("rotating a secret", err)
 	}
 	s.audit(ctx, "client secret rotated", zap.String("client_id", id))
-	ci := clientInfo(rotated, "registered")
+	ci := client.InfoOf(rotated, client.SourceRegistered)
 	ci.Secret = secret
 	return ci, nil
 }
@@ -261,7 +163,7 @@ func (s *Server) AdminHandler() http.Handler {
 		s.adminReply(w, r, http.StatusOK, list, err)
 	})
 	mux.HandleFunc("POST /oauth2/clients", func(w http.ResponseWriter, r *http.Request) {
-		reg := new(Registration)
+		reg := new(client.Info)
 		if err := readJSON(r, reg); err != nil {
 			s.adminReply(w, r, 0, nil, err)
 			return

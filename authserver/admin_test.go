@@ -17,6 +17,7 @@ import (
 	"github.com/tokengate/tokengate/authserver/store"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/client"
 )
 
 // Registered client IDs are safe to type: hex, so never a leading dash
@@ -25,7 +26,7 @@ func TestRegisteredClientIDs(t *testing.T) {
 	e := newEnv(t)
 	hexID := regexp.MustCompile(`^[0-9a-f]{32}$`)
 	for range 200 {
-		ci, err := e.srv.RegisterClient(t.Context(), &authserver.Registration{Name: "App", GrantTypes: []string{"client_credentials"}, Scope: "read"})
+		ci, err := e.srv.RegisterClient(t.Context(), &client.Info{Name: "App", GrantTypes: []string{"client_credentials"}, Scope: "read"})
 		if err != nil {
 			t.Fatal(err)
 		}

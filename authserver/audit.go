@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -20,20 +21,18 @@ import (
 // server's logger (in Caddy, "oauth2.audit"), so that operators can route
 // them to a file of their own.
 
-type requesterKey struct{}
-
 // withRequester remembers who sent each request, for the audit lines of
 // work done on its behalf deeper down.
 func (s *Server) withRequester(h http.Handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requesterKey{}, s.clientIP(r))))
+		h.ServeHTTP(w, r.WithContext(oauth.WithRequester(r.Context(), s.clientIP(r))))
 	}
 }
 
 // audit writes one audit line, adding the requester's IP when ctx is a
 // request's, and keeps it in the recent events (Config.AuditRing).
 func (s *Server) audit(ctx context.Context, event string, fields ...zap.Field) {
-	if ip, ok := ctx.Value(requesterKey{}).(string); ok {
+	if ip, ok := oauth.Requester(ctx); ok {
 		fields = append(fields, zap.String("remote_ip", ip))
 	}
 	if ce := s.auditLog.Check(zap.InfoLevel, event); ce != nil {

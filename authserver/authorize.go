@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 )
@@ -19,7 +20,7 @@ import (
 // authzRequest is a validated authorization request (RFC 6749 §4.1.1 with
 // RFC 7636's PKCE parameters).
 type authzRequest struct {
-	client *Client
+	client *client.Client
 	// redirectURI is where answers go; redirectGiven says the request
 	// named it (else it is the client's only registered one).
 	redirectURI   string
@@ -56,8 +57,8 @@ func (s *Server) parseAuthzRequest(r *http.Request, params url.Values) (req *aut
 	if clientID == "" {
 		return nil, oauth.ErrInvalidRequest("the request has no client_id: the application's link is broken"), false
 	}
-	client, _, err := s.clients.lookup(r.Context(), clientID)
-	var de *cimdError
+	cl, _, err := s.clients.Lookup(r.Context(), clientID)
+	var de *client.DocumentError
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, oauth.ErrInvalidRequest("there is no application with client_id %q", clientID), false
 	} else if errors.As(err, &de) {
@@ -66,17 +67,17 @@ func (s *Server) parseAuthzRequest(r *http.Request, params url.Values) (req *aut
 	if err != nil {
 		return nil, s.storeError("looking up a client", err), false
 	}
-	req = &authzRequest{client: client, params: url.Values{}}
+	req = &authzRequest{client: cl, params: url.Values{}}
 	switch {
 	case redirectURI != "":
-		if !redirectURIAllowed(client.RedirectURIs, redirectURI) {
-			return nil, oauth.ErrInvalidRequest("redirect_uri %q is not registered for %s: it must match a registered one exactly", redirectURI, client.Name), false
+		if !redirectURIAllowed(cl.RedirectURIs, redirectURI) {
+			return nil, oauth.ErrInvalidRequest("redirect_uri %q is not registered for %s: it must match a registered one exactly", redirectURI, cl.Name), false
 		}
 		req.redirectURI, req.redirectGiven = redirectURI, true
-	case len(client.RedirectURIs) == 1:
-		req.redirectURI = client.RedirectURIs[0]
+	case len(cl.RedirectURIs) == 1:
+		req.redirectURI = cl.RedirectURIs[0]
 	default:
-		return nil, oauth.ErrInvalidRequest("the request has no redirect_uri and %s has %d registered: name one", client.Name, len(client.RedirectURIs)), false
+		return nil, oauth.ErrInvalidRequest("the request has no redirect_uri and %s has %d registered: name one", cl.Name, len(cl.RedirectURIs)), false
 	}
 	for _, name := range authzParams {
 		if v, ok := params[name]; ok {
@@ -98,10 +99,10 @@ func (s *Server) parseAuthzRequest(r *http.Request, params url.Values) (req *aut
 	default:
 		return req, &oauth.Error{Code: "unsupported_response_type", Description: "response_type " + rt + " is not supported; use code (the implicit flow is not offered)"}, true
 	}
-	if !slices.Contains(client.GrantTypes, GrantAuthorizationCode) {
-		return req, oauth.ErrUnauthorizedClient("client %q is not allowed the authorization_code grant", client.ID), true
+	if !slices.Contains(cl.GrantTypes, client.GrantAuthorizationCode) {
+		return req, oauth.ErrUnauthorizedClient("client %q is not allowed the authorization_code grant", cl.ID), true
 	}
-	if req.scope, e = resolveScope(params.Get("scope"), client.Scopes); e != nil {
+	if req.scope, e = resolveScope(params.Get("scope"), cl.Scopes); e != nil {
 		return req, e, true
 	}
 	if req.resource, e = s.requestedResource(params); e != nil {
@@ -111,7 +112,7 @@ func (s *Server) parseAuthzRequest(r *http.Request, params url.Values) (req *aut
 	switch {
 	case req.challenge == "" && req.method != "":
 		return req, oauth.ErrInvalidRequest("code_challenge_method without code_challenge"), true
-	case req.challenge == "" && client.Public:
+	case req.challenge == "" && cl.Public:
 		return req, oauth.ErrInvalidRequest("public clients must use PKCE: send code_challenge and code_challenge_method=S256"), true
 	case req.challenge == "":
 	case req.method != "S256":
@@ -213,7 +214,7 @@ func (s *Server) failAuthz(w http.ResponseWriter, r *http.Request, req *authzReq
 	if e.Status == http.StatusServiceUnavailable {
 		status = e.Status
 	}
-	var c *Client
+	var c *client.Client
 	if req != nil {
 		c = req.client
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/authserver/store/storetest"
 	"github.com/tokengate/tokengate/outbound"
@@ -122,7 +123,7 @@ func BenchmarkDevicePoll(b *testing.B) {
 	benchStores(b, func(b *testing.B, e *env) {
 		m := decode(b, e.post("/oauth/device", url.Values{"client_id": {"tv"}}, nil))
 		h := e.srv.Handler("/oauth/token")
-		body := url.Values{"grant_type": {authserver.GrantDeviceCode}, "device_code": {m["device_code"].(string)}, "client_id": {"tv"}}.Encode()
+		body := url.Values{"grant_type": {client.GrantDeviceCode}, "device_code": {m["device_code"].(string)}, "client_id": {"tv"}}.Encode()
 		b.ReportAllocs()
 		for b.Loop() {
 			req := httptest.NewRequest(http.MethodPost, "/oauth/token", strings.NewReader(body))

@@ -17,6 +17,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/internal/keytest"
 	"github.com/tokengate/tokengate/outbound"
@@ -63,12 +64,12 @@ func TestPrivateKeyJWT(t *testing.T) {
 	eachStore(t, func(t *testing.T, st store.Store) {
 		sg := newSigner(t)
 		e := newEnvWith(t, st, "ES256", func(c *authserver.Config) {
-			c.Clients = append(c.Clients, &authserver.Client{ID: "keyed", Name: "Keyed", JWKS: sg.jwks,
-				GrantTypes: []string{authserver.GrantClientCredentials}, Scopes: []string{"read"}})
+			c.Clients = append(c.Clients, &client.Client{ID: "keyed", Name: "Keyed", JWKS: sg.jwks,
+				GrantTypes: []string{client.GrantClientCredentials}, Scopes: []string{"read"}})
 		})
 		token := func(assertion string, extra ...string) (int, map[string]any) {
 			resp := e.post("/oauth/token", form(append([]string{"grant_type", "client_credentials",
-				"client_assertion_type", authserver.ClientAssertionType, "client_assertion", assertion}, extra...)...), nil)
+				"client_assertion_type", client.AssertionType, "client_assertion", assertion}, extra...)...), nil)
 			return resp.StatusCode, decode(t, resp)
 		}
 		good := sg.assertion(t, "keyed", issuer, "jti-1", time.Minute)
@@ -109,7 +110,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 			t.Fatalf("registering with keys: %d %v", resp.StatusCode, m)
 		}
 		id := m["client_id"].(string)
-		if st := r.post("/oauth/token", form("grant_type", "client_credentials", "client_assertion_type", authserver.ClientAssertionType,
+		if st := r.post("/oauth/token", form("grant_type", "client_credentials", "client_assertion_type", client.AssertionType,
 			"client_assertion", sg.assertion(t, id, issuer, "jti-9", time.Minute)), nil).StatusCode; st != 200 {
 			t.Fatalf("the registered keyed client: %d", st)
 		}
@@ -137,7 +138,7 @@ func TestPrivateKeyJWTWithJWKSURI(t *testing.T) {
 	}
 	id := m["client_id"].(string)
 	for _, jti := range []string{"u-1", "u-2"} {
-		st := r.post("/oauth/token", form("grant_type", "client_credentials", "client_assertion_type", authserver.ClientAssertionType,
+		st := r.post("/oauth/token", form("grant_type", "client_credentials", "client_assertion_type", client.AssertionType,
 			"client_assertion", sg.assertion(t, id, issuer, jti, time.Minute)), nil).StatusCode
 		if st != 200 {
 			t.Fatalf("assertion %s: %d", jti, st)
@@ -152,7 +153,7 @@ func TestPrivateKeyJWTWithJWKSURI(t *testing.T) {
 	if resp.StatusCode != 201 {
 		t.Fatalf("registering a set with unusable keys beside a good one: %d %v", resp.StatusCode, m)
 	}
-	st := r.post("/oauth/token", form("grant_type", "client_credentials", "client_assertion_type", authserver.ClientAssertionType,
+	st := r.post("/oauth/token", form("grant_type", "client_credentials", "client_assertion_type", client.AssertionType,
 		"client_assertion", sg.assertion(t, m["client_id"].(string), issuer, "u-3", time.Minute)), nil).StatusCode
 	if st != 200 {
 		t.Fatalf("an assertion of the inline mixed set: %d", st)
@@ -173,13 +174,13 @@ func TestConfigClientJWKSURI(t *testing.T) {
 		c.Registration = &authserver.RegistrationConfig{Open: true, Scopes: []string{"read"},
 			Fetcher: outbound.New(outbound.Options{RootCAs: pool})}
 		for id, u := range map[string]string{"keyed-https": keys.URL + "/jwks.json", "keyed-http": plain.URL + "/jwks.json"} {
-			c.Clients = append(c.Clients, &authserver.Client{ID: id, Name: id, JWKSURI: u,
-				GrantTypes: []string{authserver.GrantClientCredentials}, Scopes: []string{"read"}})
+			c.Clients = append(c.Clients, &client.Client{ID: id, Name: id, JWKSURI: u,
+				GrantTypes: []string{client.GrantClientCredentials}, Scopes: []string{"read"}})
 		}
 	})
-	token := func(client, jti string) (int, map[string]any) {
-		resp := e.post("/oauth/token", form("grant_type", "client_credentials", "client_assertion_type", authserver.ClientAssertionType,
-			"client_assertion", sg.assertion(t, client, issuer, jti, time.Minute)), nil)
+	token := func(id, jti string) (int, map[string]any) {
+		resp := e.post("/oauth/token", form("grant_type", "client_credentials", "client_assertion_type", client.AssertionType,
+			"client_assertion", sg.assertion(t, id, issuer, jti, time.Minute)), nil)
 		return resp.StatusCode, decode(t, resp)
 	}
 	for _, jti := range []string{"c-1", "c-2"} {
@@ -207,9 +208,9 @@ func TestConfigClientJWKSURI(t *testing.T) {
 	}
 	// Config errors name the field.
 	for u, want := range map[string]string{"http://keys.example.com/jwks": "must use https", "jwks.json": "absolute URL"} {
-		_, err := authserver.New(t.Context(), authserver.Config{Issuer: issuer, Store: openStore(t), Clients: []*authserver.Client{{ID: "k", Name: "k",
-			JWKSURI: u, GrantTypes: []string{authserver.GrantClientCredentials}}}})
-		var ce *authserver.ClientError
+		_, err := authserver.New(t.Context(), authserver.Config{Issuer: issuer, Store: openStore(t), Clients: []*client.Client{{ID: "k", Name: "k",
+			JWKSURI: u, GrantTypes: []string{client.GrantClientCredentials}}}})
+		var ce *client.Error
 		if !errors.As(err, &ce) || ce.Field != "jwks_uri" || !strings.Contains(err.Error(), want) {
 			t.Errorf("jwks_uri %q: %v", u, err)
 		}

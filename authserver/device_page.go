@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 	"go.uber.org/zap"
@@ -18,7 +19,7 @@ import (
 // within the attempt limit: failures count per client address, and once
 // over, no code is even looked up. On failure
 // it returns the HTTP status and a message for the person.
-func (s *Server) lookupUserCode(r *http.Request, typed string) (*store.DeviceCode, *Client, int, string) {
+func (s *Server) lookupUserCode(r *http.Request, typed string) (*store.DeviceCode, *client.Client, int, string) {
 	ctx := r.Context()
 	limits := failureLimits{window: deviceWindow, counters: []limitedCounter{
 		{"device:ip:" + s.addressKey(r), s.cfg.DeviceFailuresPerIP}}}
@@ -28,7 +29,7 @@ func (s *Server) lookupUserCode(r *http.Request, typed string) (*store.DeviceCod
 	} else if limited {
 		return nil, nil, http.StatusTooManyRequests, fmt.Sprintf("Too many wrong codes. Try again after %s UTC.", until.UTC().Format("15:04"))
 	}
-	fail := func() (*store.DeviceCode, *Client, int, string) {
+	fail := func() (*store.DeviceCode, *client.Client, int, string) {
 		s.failed(ctx, limits)
 		s.audit(ctx, "wrong user code")
 		return nil, nil, http.StatusBadRequest, "That code is not valid. Check the code your device shows and try again."
@@ -48,7 +49,7 @@ func (s *Server) lookupUserCode(r *http.Request, typed string) (*store.DeviceCod
 	if d.Status != store.DevicePending || time.Now().After(d.ValidUntil) {
 		return fail()
 	}
-	c, _, err := s.clients.lookup(ctx, d.ClientID)
+	c, _, err := s.clients.Lookup(ctx, d.ClientID)
 	if err != nil {
 		return fail() // the client was deleted meanwhile
 	}

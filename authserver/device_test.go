@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/internal/persontest"
 )
@@ -38,7 +39,7 @@ func (e *env) local(u any) string {
 }
 
 func (e *env) poll(deviceCode string, basic []string) *http.Response {
-	f := form("grant_type", authserver.GrantDeviceCode, "device_code", deviceCode)
+	f := form("grant_type", client.GrantDeviceCode, "device_code", deviceCode)
 	if basic == nil {
 		f.Set("client_id", "tv")
 	}
@@ -191,7 +192,7 @@ func TestDevicePollingErrors(t *testing.T) {
 		wantOAuthError(t, e.poll(dc+"x", web), 400, "invalid_grant")
 		wantOAuthError(t, e.poll("garbage", web), 400, "invalid_grant")
 		wantOAuthError(t, e.poll(dc, nil), 400, "invalid_grant") // the tv client
-		wantOAuthError(t, e.post("/oauth/token", form("grant_type", authserver.GrantDeviceCode), web), 400, "invalid_request")
+		wantOAuthError(t, e.post("/oauth/token", form("grant_type", client.GrantDeviceCode), web), 400, "invalid_request")
 	})
 }
 

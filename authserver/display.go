@@ -14,12 +14,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/tokengate/tokengate/authserver/client"
 	"golang.org/x/net/idna"
 )
-
-// MaxNameLength is the most characters of a name a page shows, and the
-// most a registered client_name may have.
-const MaxNameLength = 200
 
 // DisplayText is a name as pages show it: format characters (bidi
 // controls such as U+202E, zero-width ones such as U+200B) and control
@@ -36,7 +33,7 @@ func DisplayText(s string) string {
 			space = b.Len() > 0
 			continue
 		}
-		if n >= MaxNameLength {
+		if n >= client.MaxNameLength {
 			b.WriteString("…")
 			break
 		}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/client"
 )
 
 func TestDisplayText(t *testing.T) {
@@ -18,7 +19,7 @@ func TestDisplayText(t *testing.T) {
 			t.Errorf("DisplayText(%q) = %q, want %q", in, got, want)
 		}
 	}
-	if got := authserver.DisplayText(strings.Repeat("é", 60_000)); got != strings.Repeat("é", authserver.MaxNameLength)+"…" {
+	if got := authserver.DisplayText(strings.Repeat("é", 60_000)); got != strings.Repeat("é", client.MaxNameLength)+"…" {
 		t.Errorf("a 60,000 character name shows as %d characters", len([]rune(got)))
 	}
 	for in, want := range map[string]string{

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"net/http"
 
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/dpop"
 )
@@ -20,7 +21,7 @@ func (s *Server) DPoPNonces() *dpop.Nonces { return s.dpopNonces }
 // tokenProof checks the DPoP proof of a token request, if it has one, and
 // makes it single-use across instances (its jti, in the store). A client
 // with RequireDPoP must send one.
-func (s *Server) tokenProof(ctx context.Context, r *http.Request, c *Client) (*dpop.Proof, *oauth.Error) {
+func (s *Server) tokenProof(ctx context.Context, r *http.Request, c *client.Client) (*dpop.Proof, *oauth.Error) {
 	proofs := r.Header.Values("DPoP")
 	switch {
 	case len(proofs) > 1:

@@ -10,6 +10,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/internal/dpoptest"
 )
@@ -81,8 +82,8 @@ func (e *env) dpopToken(t *testing.T, client, secret string, proofs ...string) (
 func TestDPoPTokenEndpoint(t *testing.T) {
 	eachStore(t, func(t *testing.T, db store.Store) {
 		e := newEnvWith(t, db, "ES256", func(c *authserver.Config) {
-			c.Clients = append(c.Clients, &authserver.Client{ID: "bound", Name: "Bound", SecretHash: authserver.HashSecretSHA256("b"),
-				GrantTypes: []string{authserver.GrantClientCredentials}, Scopes: []string{"read"}, RequireDPoP: true, ResourceServer: true})
+			c.Clients = append(c.Clients, &client.Client{ID: "bound", Name: "Bound", SecretHash: client.HashSecretSHA256("b"),
+				GrantTypes: []string{client.GrantClientCredentials}, Scopes: []string{"read"}, RequireDPoP: true, ResourceServer: true})
 		})
 		k := dpoptest.New(t, jwa.ES256())
 		proof := k.Proof(t, "POST", issuer+"/oauth/token", "")

@@ -7,7 +7,7 @@ import (
 )
 
 // BcryptRuns is how many bcrypt comparisons of client secrets s has run.
-func BcryptRuns(s *Server) int64 { return s.secrets.bcrypts.Load() }
+func BcryptRuns(s *Server) int64 { return s.secrets.BcryptRuns() }
 
 // DummyHashCost is the bcrypt cost unknown usernames' passwords are
 // checked at.

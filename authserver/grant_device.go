@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 )
@@ -92,16 +93,16 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		oauth.WriteError(w, e)
 		return
 	}
-	client, e := s.authenticateClient(r, form)
+	cl, e := s.clientAuth.Authenticate(r, form)
 	if e != nil {
 		oauth.WriteError(w, e)
 		return
 	}
-	if !slices.Contains(client.GrantTypes, GrantDeviceCode) {
-		oauth.WriteError(w, oauth.ErrUnauthorizedClient("client %q is not allowed the device_code grant", client.ID))
+	if !slices.Contains(cl.GrantTypes, client.GrantDeviceCode) {
+		oauth.WriteError(w, oauth.ErrUnauthorizedClient("client %q is not allowed the device_code grant", cl.ID))
 		return
 	}
-	scope, e := resolveScope(form.Get("scope"), client.Scopes)
+	scope, e := resolveScope(form.Get("scope"), cl.Scopes)
 	if e != nil {
 		oauth.WriteError(w, e)
 		return
@@ -116,7 +117,7 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 	now := time.Now().UTC()
 	for range 5 {
 		dc := newGrantToken(oauth.RandomToken(16))
-		d := &store.DeviceCode{UserCode: newUserCode(), DeviceCodeHash: dc.hash(), ClientID: client.ID, Scope: scope,
+		d := &store.DeviceCode{UserCode: newUserCode(), DeviceCodeHash: dc.hash(), ClientID: cl.ID, Scope: scope,
 			Status: store.DevicePending, GrantID: dc.grant, Interval: s.cfg.DeviceInterval,
 			ValidUntil: now.Add(s.cfg.DeviceCodeTTL), ExpiresAt: now.Add(s.cfg.DeviceCodeTTL + deviceGrace), Resource: resource}
 		err := s.store.CreateDeviceCode(ctx, d)
@@ -127,7 +128,7 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 			oauth.WriteError(w, s.storeError("storing a device code", err))
 			return
 		}
-		s.audit(ctx, "device authorization started", zap.String("client_id", client.ID), zap.String("scope", scope), zap.String("grant_id", d.GrantID))
+		s.audit(ctx, "device authorization started", zap.String("client_id", cl.ID), zap.String("scope", scope), zap.String("grant_id", d.GrantID))
 		shown := formatUserCode(d.UserCode)
 		// The device code names its record (the grant) and carries a
 		// secret only the device has.

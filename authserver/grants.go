@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/store"
 )
 
@@ -26,7 +27,7 @@ const (
 // The record lives as long as a token from an unredeemed code could
 // (codeExpiry and one access token); redemption extends it to the
 // refresh token's life.
-func (s *Server) newGrant(id string, client *Client, user *authUser, scope, resource string, codeExpiry time.Time) *store.Grant {
+func (s *Server) newGrant(id string, client *client.Client, user *authUser, scope, resource string, codeExpiry time.Time) *store.Grant {
 	now := time.Now().UTC()
 	authTime := user.authTime
 	if authTime.IsZero() {
@@ -59,17 +60,17 @@ func (s *Server) Grants(ctx context.Context, q store.GrantQuery) ([]*GrantInfo, 
 }
 
 // listGrants is Grants with the clients it looked up (nil for one unknown).
-func (s *Server) listGrants(ctx context.Context, q store.GrantQuery) ([]*GrantInfo, map[string]*Client, error) {
+func (s *Server) listGrants(ctx context.Context, q store.GrantQuery) ([]*GrantInfo, map[string]*client.Client, error) {
 	list, err := s.liveGrants(ctx, q)
 	if err != nil {
 		return nil, nil, err
 	}
-	clients := map[string]*Client{}
+	clients := map[string]*client.Client{}
 	out := []*GrantInfo{}
 	for _, g := range list {
 		c, ok := clients[g.ClientID]
 		if !ok {
-			c, _, _ = s.clients.lookup(ctx, g.ClientID) // nil for a client since deleted
+			c, _, _ = s.clients.Lookup(ctx, g.ClientID) // nil for a client since deleted
 			clients[g.ClientID] = c
 		}
 		info := &GrantInfo{ID: g.ID, ClientID: g.ClientID, Subject: g.Subject, Scope: g.Scope,

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/internal/persontest"
@@ -28,14 +29,14 @@ var noFollow = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) 
 func TestDangerousRedirectURIsRefused(t *testing.T) {
 	for _, uri := range []string{"javascript:alert(document.domain)//", "JavaScript://x/%0aalert(1)", "data:text/html,<script>x</script>",
 		"vbscript:msgbox", "file:///etc/passwd", "myapp:/callback", "about:blank"} {
-		c := &authserver.Client{ID: "evil", GrantTypes: []string{authserver.GrantAuthorizationCode}, Public: true, RedirectURIs: []string{uri}}
-		err := authserver.ValidateClient(c)
+		c := &client.Client{ID: "evil", GrantTypes: []string{client.GrantAuthorizationCode}, Public: true, RedirectURIs: []string{uri}}
+		err := client.Validate(c)
 		if err == nil || !strings.Contains(err.Error(), "client evil: redirect_uri") {
 			t.Errorf("%s: %v", uri, err)
 		}
 	}
 	e := newEnv(t)
-	_, err := e.srv.RegisterClient(t.Context(), &authserver.Registration{Name: "Evil", GrantTypes: []string{"authorization_code"},
+	_, err := e.srv.RegisterClient(t.Context(), &client.Info{Name: "Evil", GrantTypes: []string{"authorization_code"},
 		RedirectURIs: []string{"javascript:alert(1)//"}, Public: true})
 	var ae *oauth.Error
 	if err == nil || !errors.As(err, &ae) || ae.Code != "invalid_request" {
@@ -64,7 +65,7 @@ func TestRedirectHasNoBody(t *testing.T) {
 // Client IDs and usernames are one namespace: a client's tokens carry its
 // ID as sub.
 func TestClientIDCannotBeAUsername(t *testing.T) {
-	clients := []*authserver.Client{{ID: "alice", SecretHash: authserver.HashSecretSHA256("x"), GrantTypes: []string{authserver.GrantClientCredentials}}}
+	clients := []*client.Client{{ID: "alice", SecretHash: client.HashSecretSHA256("x"), GrantTypes: []string{client.GrantClientCredentials}}}
 	users := []*authserver.User{{Username: "alice", PasswordHash: bcryptHash(t, "pw")}}
 	err := authserver.ValidateClientsAndUsers(clients, users)
 	if err == nil || !strings.Contains(err.Error(), "client alice has the same name as user alice") {
@@ -72,8 +73,8 @@ func TestClientIDCannotBeAUsername(t *testing.T) {
 	}
 	// A registered client of that name makes the configuration's user clash.
 	st := openStore(t)
-	if err := st.PutClient(t.Context(), &authserver.Client{ID: "mark", Name: "m", SecretHash: authserver.HashSecretSHA256("x"),
-		GrantTypes: []string{authserver.GrantClientCredentials}}); err != nil {
+	if err := st.PutClient(t.Context(), &client.Client{ID: "mark", Name: "m", SecretHash: client.HashSecretSHA256("x"),
+		GrantTypes: []string{client.GrantClientCredentials}}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = authserver.New(t.Context(), authserver.Config{Issuer: issuer, Store: st, Users: testUsers(t)})
@@ -153,7 +154,7 @@ func TestClientLockoutIsPerAddress(t *testing.T) {
 // Generated secrets cannot be guessed, so they are never locked.
 func TestGeneratedSecretsNeverLock(t *testing.T) {
 	e := newEnv(t)
-	ci, err := e.srv.RegisterClient(t.Context(), &authserver.Registration{Name: "Gen", GrantTypes: []string{"client_credentials"}, Scope: "read"})
+	ci, err := e.srv.RegisterClient(t.Context(), &client.Info{Name: "Gen", GrantTypes: []string{"client_credentials"}, Scope: "read"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func TestColdSecretHashPaysOneBcrypt(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newEnvWith(t, openStore(t), "ES256", func(c *authserver.Config) {
-		c.Clients = []*authserver.Client{{ID: "svc", Name: "Service", SecretHash: string(h), GrantTypes: []string{authserver.GrantClientCredentials}, Scopes: []string{"read"}}}
+		c.Clients = []*client.Client{{ID: "svc", Name: "Service", SecretHash: string(h), GrantTypes: []string{client.GrantClientCredentials}, Scopes: []string{"read"}}}
 	})
 	var wg sync.WaitGroup
 	codes := make([]int, 32)

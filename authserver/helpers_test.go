@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/keys"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/authserver/store/boltstore"
@@ -75,22 +76,22 @@ func bcryptHash(t testing.TB, secret string) string {
 // testClients: a bcrypt client, a plain-secret client whose ID and secret
 // need form-encoding inside Basic, a public device client, and a
 // confidential client without client_credentials.
-func testClients(t testing.TB) []*authserver.Client {
-	return []*authserver.Client{
-		{ID: "svc", Name: "Service", SecretHash: bcryptHash(t, "s3cret"), GrantTypes: []string{authserver.GrantClientCredentials},
+func testClients(t testing.TB) []*client.Client {
+	return []*client.Client{
+		{ID: "svc", Name: "Service", SecretHash: bcryptHash(t, "s3cret"), GrantTypes: []string{client.GrantClientCredentials},
 			Scopes: []string{"read", "write"}, Audience: []string{"https://api.example.com"}},
-		{ID: "odd:id", Name: "Odd", SecretHash: authserver.HashSecretSHA256("p@ss:w+rd %"), GrantTypes: []string{authserver.GrantClientCredentials},
+		{ID: "odd:id", Name: "Odd", SecretHash: client.HashSecretSHA256("p@ss:w+rd %"), GrantTypes: []string{client.GrantClientCredentials},
 			Scopes: []string{"read"}},
-		{ID: "tv", Name: "TV", Public: true, GrantTypes: []string{authserver.GrantDeviceCode}, Scopes: []string{"read"}},
-		{ID: "web", Name: "Web", SecretHash: authserver.HashSecretSHA256("websecret"), GrantTypes: []string{authserver.GrantDeviceCode, authserver.GrantRefreshToken},
+		{ID: "tv", Name: "TV", Public: true, GrantTypes: []string{client.GrantDeviceCode}, Scopes: []string{"read"}},
+		{ID: "web", Name: "Web", SecretHash: client.HashSecretSHA256("websecret"), GrantTypes: []string{client.GrantDeviceCode, client.GrantRefreshToken},
 			RedirectURIs: []string{"https://web.example.com/cb"}, Scopes: []string{"read"}},
-		{ID: "webapp", Name: "The Droplet Book", Website: "https://dropletbook.com", SecretHash: authserver.HashSecretSHA256("appsecret"),
-			GrantTypes:   []string{authserver.GrantAuthorizationCode, authserver.GrantRefreshToken},
+		{ID: "webapp", Name: "The Droplet Book", Website: "https://dropletbook.com", SecretHash: client.HashSecretSHA256("appsecret"),
+			GrantTypes:   []string{client.GrantAuthorizationCode, client.GrantRefreshToken},
 			RedirectURIs: []string{"https://app.example.com/cb", "https://app.example.com/other"}, Scopes: []string{"read", "write"}},
-		{ID: "native", Name: "Native", Public: true, GrantTypes: []string{authserver.GrantAuthorizationCode, authserver.GrantRefreshToken},
+		{ID: "native", Name: "Native", Public: true, GrantTypes: []string{client.GrantAuthorizationCode, client.GrantRefreshToken},
 			RedirectURIs: []string{"http://127.0.0.1/callback"}, Scopes: []string{"read", "write"}},
-		{ID: "firstparty", Name: "First", SecretHash: authserver.HashSecretSHA256("fpsecret"), SkipConsent: true,
-			GrantTypes: []string{authserver.GrantAuthorizationCode}, RedirectURIs: []string{"https://first.example.com/cb"}, Scopes: []string{"read"}},
+		{ID: "firstparty", Name: "First", SecretHash: client.HashSecretSHA256("fpsecret"), SkipConsent: true,
+			GrantTypes: []string{client.GrantAuthorizationCode}, RedirectURIs: []string{"https://first.example.com/cb"}, Scopes: []string{"read"}},
 	}
 }
 

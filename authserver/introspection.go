@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/introspect"
 )
@@ -32,11 +33,11 @@ type IntrospectionResponse struct {
 // The verdict is bearer_auth's: the same validator, in memory.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	form, e := oauth.ReadForm(w, r)
-	var client *Client
+	var cl *client.Client
 	if e == nil {
-		client, e = s.authenticateClient(r, form)
+		cl, e = s.clientAuth.Authenticate(r, form)
 	}
-	if e == nil && client.Public {
+	if e == nil && cl.Public {
 		e = oauth.ErrInvalidClient("introspection needs a confidential client (or one marked resource_server)")
 	}
 	token := form.Get("token")
@@ -53,7 +54,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		oauth.WriteError(w, oauth.ErrTemporarilyUnavailable("revocations cannot be checked right now; retry shortly"))
 		return
 	}
-	if err != nil || (c.ClientID != client.ID && !client.ResourceServer) {
+	if err != nil || (c.ClientID != cl.ID && !cl.ResourceServer) {
 		oauth.WriteJSON(w, http.StatusOK, &IntrospectionResponse{Active: false})
 		return
 	}

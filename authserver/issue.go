@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/introspect"
@@ -18,7 +19,7 @@ func (s *Server) auditIssued(req *tokenRequest, claims *introspect.Claims) {
 	s.metrics.TokenIssued(req.grant, req.client.ID)
 	s.noteClientUse(req.client)
 	event := "token issued"
-	if req.grant == GrantRefreshToken {
+	if req.grant == client.GrantRefreshToken {
 		event = "token refreshed"
 	}
 	s.audit(req.r.Context(), event,
@@ -121,7 +122,7 @@ func (req *tokenRequest) grantToken(param string, invalid *oauth.Error) (grantTo
 // device authorization; if a check then fails, it is never handed out and
 // nobody knows its secret.
 func (s *Server) firstRefreshToken(req *tokenRequest, grantID string) (*store.Successor, string) {
-	if !slices.Contains(req.client.GrantTypes, GrantRefreshToken) {
+	if !slices.Contains(req.client.GrantTypes, client.GrantRefreshToken) {
 		return nil, ""
 	}
 	next, token := s.newRefreshToken(grantID)

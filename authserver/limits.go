@@ -6,9 +6,9 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"net/netip"
 	"time"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 )
 
@@ -60,28 +60,9 @@ func (s *Server) failed(ctx context.Context, l failureLimits) {
 	}
 }
 
-// addressKey is the requester's address as limits count it: an IPv4
-// address, or an IPv6 address's /64, which is what one subscriber or host
-// is usually given (counting single IPv6 addresses would let anyone with
-// a /64 make 2^64 fresh ones).
-func (s *Server) addressKey(r *http.Request) string { return addressKeyOf(s.clientIP(r)) }
-
-// addressKeyOf is addressKey for an address already read.
-func addressKeyOf(ip string) string {
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return ip
-	}
-	a = a.Unmap()
-	if a.Is4() {
-		return a.String()
-	}
-	p, err := a.WithZone("").Prefix(64)
-	if err != nil {
-		return ip
-	}
-	return p.String()
-}
+// addressKey is the requester's address as limits count it (see
+// oauth.AddressKey).
+func (s *Server) addressKey(r *http.Request) string { return oauth.AddressKey(s.clientIP(r)) }
 
 func (s *Server) clientIP(r *http.Request) string {
 	if s.cfg.ClientIP != nil {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
@@ -68,7 +69,7 @@ func (s *Server) displayName(subject string) string {
 // pending is what a sign-in is for: the application, the scopes it asks for
 // and, for the CSP, where the flow will redirect in the end.
 type pending struct {
-	client      *Client
+	client      *client.Client
 	scope       string
 	resource    string
 	redirectURI string
@@ -186,7 +187,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	} else {
 		hash = s.dummyHash()
 	}
-	if !s.secrets.bcrypt(r.Context(), func() bool { return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil }) || !ok {
+	if !s.secrets.Bcrypt(r.Context(), func() bool { return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil }) || !ok {
 		s.audit(r.Context(), "login failed", s.loggedUsername(username))
 		s.failed(r.Context(), limits)
 		show(http.StatusUnauthorized, "Wrong username or password.")

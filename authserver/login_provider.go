@@ -20,6 +20,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/login"
 )
@@ -53,7 +54,7 @@ type loginAttempt struct {
 
 // checkProviderNames refuses configured clients and users named with a
 // provider's prefix, whose subjects a provider's people could take.
-func checkProviderNames(providers []*login.Provider, clients []*Client, users []*User) error {
+func checkProviderNames(providers []*login.Provider, clients []*client.Client, users []*User) error {
 	for _, p := range providers {
 		if p.Name() == "http" || p.Name() == "https" {
 			return fmt.Errorf("login_provider %s: the name reads as a URL scheme in subjects (%s:…); choose another", p.Name(), p.Name())

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/internal/persontest"
 	"github.com/tokengate/tokengate/login"
 )
@@ -32,7 +33,7 @@ func TestLoginProviderSubjectsCannotCollide(t *testing.T) {
 	for name, cfg := range map[string]authserver.Config{
 		"a user with the prefix": {Users: []*authserver.User{{Username: "corp:mark", PasswordHash: bcryptHash(t, "x")}},
 			LoginProviders: []*login.Provider{corpProvider(t, "corp")}},
-		"a client with the prefix": {Clients: []*authserver.Client{{ID: "corp:app", Name: "a", Public: true, GrantTypes: []string{authserver.GrantDeviceCode}}},
+		"a client with the prefix": {Clients: []*client.Client{{ID: "corp:app", Name: "a", Public: true, GrantTypes: []string{client.GrantDeviceCode}}},
 			LoginProviders: []*login.Provider{corpProvider(t, "corp")}},
 		"a URL scheme":  {LoginProviders: []*login.Provider{corpProvider(t, "https")}},
 		"defined twice": {LoginProviders: []*login.Provider{corpProvider(t, "corp"), corpProvider(t, "corp")}},

@@ -53,9 +53,9 @@ func (s *Server) Metadata() *Metadata {
 	}
 	if s.cfg.Registration != nil {
 		m.RegistrationEndpoint = s.endpointURL(PathRegister)
-		m.ClientIDMetadataDocumentSupported = s.clients.documents != nil
+		m.ClientIDMetadataDocumentSupported = s.clients.AcceptsDocuments()
 	}
-	for _, c := range s.clients.config {
+	for _, c := range s.cfg.Clients {
 		for _, sc := range c.Scopes {
 			if !slices.Contains(m.ScopesSupported, sc) {
 				m.ScopesSupported = append(m.ScopesSupported, sc)

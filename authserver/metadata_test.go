@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/store"
 )
 
@@ -59,36 +60,36 @@ func TestIssuerValidation(t *testing.T) {
 }
 
 func TestClientValidation(t *testing.T) {
-	base := func() *authserver.Client {
-		return &authserver.Client{ID: "c", SecretHash: authserver.HashSecretSHA256("x"), GrantTypes: []string{authserver.GrantAuthorizationCode},
+	base := func() *client.Client {
+		return &client.Client{ID: "c", SecretHash: client.HashSecretSHA256("x"), GrantTypes: []string{client.GrantAuthorizationCode},
 			RedirectURIs: []string{"https://app.example.com/cb"}, Scopes: []string{"read"}}
 	}
-	tests := map[string]func(c *authserver.Client){
-		"public with client_credentials": func(c *authserver.Client) {
-			c.Public, c.SecretHash, c.GrantTypes = true, "", []string{authserver.GrantClientCredentials}
+	tests := map[string]func(c *client.Client){
+		"public with client_credentials": func(c *client.Client) {
+			c.Public, c.SecretHash, c.GrantTypes = true, "", []string{client.GrantClientCredentials}
 		},
-		"relative redirect URI":       func(c *authserver.Client) { c.RedirectURIs = []string{"/cb"} },
-		"redirect URI with fragment":  func(c *authserver.Client) { c.RedirectURIs = []string{"https://a.example/cb#x"} },
-		"http redirect URI":           func(c *authserver.Client) { c.RedirectURIs = []string{"http://a.example/cb"} },
-		"code grant without redirect": func(c *authserver.Client) { c.RedirectURIs = nil },
-		"unknown grant":               func(c *authserver.Client) { c.GrantTypes = []string{"password"} },
-		"no grant":                    func(c *authserver.Client) { c.GrantTypes = nil },
-		"confidential without secret": func(c *authserver.Client) { c.SecretHash = "" },
-		"bad scope":                   func(c *authserver.Client) { c.Scopes = []string{`a"b`} },
+		"relative redirect URI":       func(c *client.Client) { c.RedirectURIs = []string{"/cb"} },
+		"redirect URI with fragment":  func(c *client.Client) { c.RedirectURIs = []string{"https://a.example/cb#x"} },
+		"http redirect URI":           func(c *client.Client) { c.RedirectURIs = []string{"http://a.example/cb"} },
+		"code grant without redirect": func(c *client.Client) { c.RedirectURIs = nil },
+		"unknown grant":               func(c *client.Client) { c.GrantTypes = []string{"password"} },
+		"no grant":                    func(c *client.Client) { c.GrantTypes = nil },
+		"confidential without secret": func(c *client.Client) { c.SecretHash = "" },
+		"bad scope":                   func(c *client.Client) { c.Scopes = []string{`a"b`} },
 	}
-	if err := authserver.ValidateClient(base()); err != nil {
+	if err := client.Validate(base()); err != nil {
 		t.Fatalf("valid client refused: %v", err)
 	}
 	for name, mutate := range tests {
 		c := base()
 		mutate(c)
-		if err := authserver.ValidateClient(c); err == nil {
+		if err := client.Validate(c); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
 	ok := base()
 	ok.RedirectURIs = []string{"http://127.0.0.1/callback", "http://[::1]/cb", "com.example.app:/oauth"}
-	if err := authserver.ValidateClient(ok); err != nil {
+	if err := client.Validate(ok); err != nil {
 		t.Errorf("loopback and private-use redirect URIs refused: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/introspect"
 )
@@ -13,7 +14,7 @@ import (
 // randomToken returns n random bytes, base64url-encoded.
 
 type accessTokenParams struct {
-	client   *Client
+	client   *client.Client
 	subject  string
 	scope    string
 	grantID  string

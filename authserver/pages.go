@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"go.uber.org/zap"
 )
@@ -184,7 +185,7 @@ func (s *Server) handleStyle(w http.ResponseWriter, r *http.Request) {
 // (unknown client, bad redirect URI) and for people, not programs. It says
 // what happened and what the person can do; the protocol's description is
 // a detail line for whoever built the application.
-func (s *Server) renderError(w http.ResponseWriter, status int, e *oauth.Error, client *Client) {
+func (s *Server) renderError(w http.ResponseWriter, status int, e *oauth.Error, client *client.Client) {
 	data := &PageData{Title: "Something went wrong", Detail: e.Description + " (" + e.Code + ")"}
 	switch status {
 	case http.StatusForbidden: // an expired or foreign form: the description is for people
@@ -241,11 +242,11 @@ func (s *Server) pageScopes(scope string) []PageScope {
 	return out
 }
 
-func pageClient(c *Client) *PageClient {
+func pageClient(c *client.Client) *PageClient {
 	if c == nil {
 		return nil
 	}
-	p := &PageClient{ID: c.ID, SelfRegistered: c.Source == "dynamic" || c.Source == SourceMetadataDocument}
+	p := &PageClient{ID: c.ID, SelfRegistered: c.Source == "dynamic" || c.Source == client.SourceMetadataDocument}
 	p.Name, p.DocumentHost, p.Website = clientIdentity(c)
 	return p
 }
@@ -254,12 +255,12 @@ func pageClient(c *Client) *PageClient {
 // for a metadata-document client, the document's host, with the website
 // only when it is https on that host (anything else is its claim to be
 // someone it was not checked to be).
-func clientIdentity(c *Client) (name, documentHost, website string) {
+func clientIdentity(c *client.Client) (name, documentHost, website string) {
 	name = DisplayText(c.Name)
 	if c.Website != "" {
 		website = DisplayURL(c.Website)
 	}
-	if c.Source != SourceMetadataDocument {
+	if c.Source != client.SourceMetadataDocument {
 		return name, "", website
 	}
 	doc, _ := url.Parse(c.ID)
@@ -271,7 +272,7 @@ func clientIdentity(c *Client) (name, documentHost, website string) {
 }
 
 // pageClientTo is pageClient for a flow that returns to redirectURI.
-func pageClientTo(c *Client, redirectURI string) *PageClient {
+func pageClientTo(c *client.Client, redirectURI string) *PageClient {
 	p := pageClient(c)
 	if u, err := url.Parse(redirectURI); err == nil {
 		p.RedirectHost = DisplayHost(u.Host)

@@ -6,24 +6,19 @@ package authserver
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/outbound"
-	"github.com/tokengate/tokengate/trust"
 )
 
 // RegistrationConfig turns dynamic client registration on.
@@ -74,7 +69,7 @@ const useRecordEvery = 24 * time.Hour
 // noteClientUse records that a dynamic client was issued a token: its
 // first use always (a registration never used expires early), and later
 // ones when client_ttl counts them.
-func (s *Server) noteClientUse(c *Client) {
+func (s *Server) noteClientUse(c *client.Client) {
 	reg := s.cfg.Registration
 	if reg == nil || c.Source != "dynamic" || reg.ClientTTL <= 0 && !c.LastUsedAt.IsZero() {
 		return
@@ -99,7 +94,7 @@ func (s *Server) noteClientUse(c *Client) {
 		defer cancel()
 		// Only the time is written: a secret rotated or a registration
 		// updated meanwhile stays, and a client deleted stays deleted.
-		touch := func(c *Client) error {
+		touch := func(c *client.Client) error {
 			if now.After(c.LastUsedAt) {
 				c.LastUsedAt = now
 			}
@@ -161,206 +156,14 @@ const (
 	maxRegistration    = 64 << 10
 )
 
-// Limits of registered metadata (and of metadata documents): each is far
-// above what a client needs (an MCP client has a few redirect URIs and a
-// short name), and together they bound what one registration costs the
-// store: a few KB, not the 64 KB a request may carry.
-const (
-	maxRedirectURIs   = 20
-	maxURILength      = 2000
-	maxContacts       = 10
-	maxContactLength  = 320 // RFC 5321's longest address
-	maxSoftwareLength = 200
-	maxScopeLength    = 2000
-	maxMetadataBytes  = 16 << 10 // the metadata as registered, jwks included
-)
-
-// checkMetadataLimits refuses metadata past the limits, naming the member
-// and the limit.
-func checkMetadataLimits(m *ClientMetadata) error {
-	if n := utf8.RuneCountInString(m.ClientName); n > MaxNameLength {
-		return fmt.Errorf("client_name has %d characters: at most %d", n, MaxNameLength)
-	}
-	if len(m.RedirectURIs) > maxRedirectURIs {
-		return fmt.Errorf("redirect_uris has %d URIs: at most %d", len(m.RedirectURIs), maxRedirectURIs)
-	}
-	if len(m.Contacts) > maxContacts {
-		return fmt.Errorf("contacts has %d entries: at most %d", len(m.Contacts), maxContacts)
-	}
-	for _, f := range []struct {
-		name   string
-		values []string
-		max    int
-	}{
-		{"redirect_uris", m.RedirectURIs, maxURILength},
-		{"client_uri", []string{m.ClientURI}, maxURILength},
-		{"jwks_uri", []string{m.JWKSURI}, maxURILength},
-		{"contacts", m.Contacts, maxContactLength},
-		{"software_id", []string{m.SoftwareID}, maxSoftwareLength},
-		{"software_version", []string{m.SoftwareVersion}, maxSoftwareLength},
-		{"scope", []string{m.Scope}, maxScopeLength},
-		{"grant_types", m.GrantTypes, maxSoftwareLength},
-		{"response_types", m.ResponseTypes, maxSoftwareLength},
-		{"token_endpoint_auth_method", []string{m.TokenEndpointAuthMethod}, maxSoftwareLength},
-		{"application_type", []string{m.ApplicationType}, maxSoftwareLength},
-	} {
-		for _, v := range f.values {
-			if len(v) > f.max {
-				return fmt.Errorf("%s has a value of %d bytes: at most %d", f.name, len(v), f.max)
-			}
-		}
-	}
-	if len(m.GrantTypes) > len(GrantNames) || len(m.ResponseTypes) > 1 {
-		return errors.New("grant_types or response_types holds more values than there are")
-	}
-	if b, _ := json.Marshal(m); len(b) > maxMetadataBytes {
-		return fmt.Errorf("the metadata takes %d bytes: at most %d (jwks included; give a jwks_uri for a large key set)", len(b), maxMetadataBytes)
-	}
-	return nil
-}
-
-// registrationAuthMethods are the token endpoint authentication methods
-// a registered client may use.
-var registrationAuthMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
-
-// ClientMetadata is RFC 7591 §2's client metadata, as registered and as
-// answered (unknown members are ignored).
-type ClientMetadata = store.ClientMetadata
-
-// RegistrationResponse is RFC 7591 §3.2.1's answer (and RFC 7592's).
-type RegistrationResponse struct {
-	ClientID                string `json:"client_id"`
-	ClientSecret            string `json:"client_secret,omitempty"`
-	ClientIDIssuedAt        int64  `json:"client_id_issued_at"`
-	ClientSecretExpiresAt   *int64 `json:"client_secret_expires_at,omitempty"`
-	RegistrationAccessToken string `json:"registration_access_token,omitempty"`
-	RegistrationClientURI   string `json:"registration_client_uri"`
-	ClientMetadata
-}
-
-func errRegistration(code, format string, args ...any) *oauth.Error {
-	return oauth.NewError(code, http.StatusBadRequest, format, args...)
-}
-
 // readRegistration reads a registration request's metadata and the
 // client it describes (POST and RFC 7592's PUT).
-func (s *Server) readRegistration(w http.ResponseWriter, r *http.Request) (*Client, *oauth.Error) {
-	m, e := readClientMetadata(w, r)
+func (s *Server) readRegistration(w http.ResponseWriter, r *http.Request) (*client.Client, *oauth.Error) {
+	m, e := client.ReadMetadata(w, r)
 	if e != nil {
 		return nil, e
 	}
-	return s.clientFromMetadata(m)
-}
-
-// clientFromMetadata validates RFC 7591 metadata (filling in its defaults)
-// and makes the client it describes.
-func (s *Server) clientFromMetadata(m *ClientMetadata) (*Client, *oauth.Error) {
-	if err := checkMetadataLimits(m); err != nil {
-		return nil, errRegistration("invalid_client_metadata", "%v", err)
-	}
-	if len(m.GrantTypes) == 0 {
-		m.GrantTypes = []string{GrantAuthorizationCode}
-	}
-	if len(m.ResponseTypes) == 0 {
-		m.ResponseTypes = []string{"code"}
-	}
-	if m.TokenEndpointAuthMethod == "" {
-		m.TokenEndpointAuthMethod = "client_secret_basic"
-	}
-	if !slices.Contains(registrationAuthMethods, m.TokenEndpointAuthMethod) {
-		return nil, errRegistration("invalid_client_metadata", "token_endpoint_auth_method %q is not supported: use %s", m.TokenEndpointAuthMethod, strings.Join(registrationAuthMethods, ", "))
-	}
-	public := m.TokenEndpointAuthMethod == "none"
-	c := &Client{ID: newClientID(), Name: strings.TrimSpace(m.ClientName), Website: m.ClientURI, Public: public,
-		RedirectURIs: m.RedirectURIs, Source: "dynamic", CreatedAt: time.Now().UTC(), RequireDPoP: m.DPoPBoundAccessTokens}
-	if m.TokenEndpointAuthMethod == "private_key_jwt" {
-		switch {
-		case (len(m.JWKS) > 0) == (m.JWKSURI != ""):
-			return nil, errRegistration("invalid_client_metadata", "private_key_jwt needs the client's keys: give jwks or jwks_uri (one of them)")
-		case m.JWKSURI != "":
-			if err := outbound.CheckURL(m.JWKSURI, false); err != nil {
-				return nil, errRegistration("invalid_client_metadata", "jwks_uri: %v", err)
-			}
-		case len(m.JWKS) > 0:
-			ks, err := trust.ReadKeySet(m.JWKS)
-			if err != nil {
-				return nil, errRegistration("invalid_client_metadata", "jwks: %v", err)
-			}
-			if ks.Set.Len() == 0 {
-				return nil, errRegistration("invalid_client_metadata", "jwks holds no signing key tokengate can use: %v", errors.Join(ks.Dropped...))
-			}
-		}
-		c.JWKS, c.JWKSURI = m.JWKS, m.JWKSURI
-	} else if len(m.JWKS) > 0 || m.JWKSURI != "" {
-		return nil, errRegistration("invalid_client_metadata", "jwks and jwks_uri go with token_endpoint_auth_method private_key_jwt")
-	}
-	for _, g := range m.GrantTypes {
-		switch g {
-		case GrantAuthorizationCode, GrantRefreshToken:
-		case GrantClientCredentials: // for a confidential client only: ValidateClient's rule
-		default:
-			return nil, errRegistration("invalid_client_metadata", "grant_types may hold authorization_code, refresh_token and client_credentials, not %q", g)
-		}
-		if !slices.Contains(c.GrantTypes, g) {
-			c.GrantTypes = append(c.GrantTypes, g)
-		}
-	}
-	// OpenID Connect Registration §2's values, which MCP clients send; a
-	// code-flow client of either kind may use every redirect URI form
-	// allowed below, so the kind is recorded, not enforced further.
-	if m.ApplicationType != "" && m.ApplicationType != "web" && m.ApplicationType != "native" {
-		return nil, errRegistration("invalid_client_metadata", "application_type must be web or native, not %q", m.ApplicationType)
-	}
-	for _, rt := range m.ResponseTypes {
-		if rt != "code" {
-			return nil, errRegistration("invalid_client_metadata", "response_types may only hold code, not %q", rt)
-		}
-	}
-	if slices.Contains(c.GrantTypes, GrantAuthorizationCode) && len(m.RedirectURIs) == 0 {
-		return nil, errRegistration("invalid_redirect_uri", "redirect_uris is required for the authorization_code grant")
-	}
-	for _, u := range m.RedirectURIs {
-		if err := validateExactRedirectURI(u); err != nil {
-			return nil, errRegistration("invalid_redirect_uri", "redirect_uri %q: %v", u, err)
-		}
-	}
-	if m.ClientURI != "" {
-		if err := validateWebsite(m.ClientURI); err != nil {
-			return nil, errRegistration("invalid_client_metadata", "client_uri: %v", err)
-		}
-	}
-	// A registered client may obtain every scope of the registration's (the
-	// person consents to each request). MCP clients register with the scope
-	// of the first challenge they meet and step up later (403
-	// insufficient_scope) without registering again, so the scope asked for
-	// is checked, then replaced by that list, as the answer says (RFC 7591
-	// §3.2.1 lets the server replace a value).
-	allowed := s.cfg.Registration.Scopes
-	for _, sc := range strings.Fields(m.Scope) {
-		if !slices.Contains(allowed, sc) {
-			return nil, errRegistration("invalid_client_metadata", "scope %q is not one registered clients may have: ask for some of %q", sc, strings.Join(allowed, " "))
-		}
-	}
-	c.Scopes = slices.Clone(allowed)
-	m.Scope = strings.Join(c.Scopes, " ")
-	if c.Name == "" {
-		c.Name = c.ID
-		if len(c.RedirectURIs) > 0 {
-			if u, err := url.Parse(c.RedirectURIs[0]); err == nil && u.Host != "" {
-				c.Name = u.Host
-			}
-		}
-	}
-	c.Metadata = m
-	// The secret is drawn once the registration is accepted.
-	probe := *c
-	if !c.Public && !usesAssertion(c) {
-		probe.SecretHash = sha256Prefix
-	}
-	if err := ValidateClient(&probe); err != nil {
-		return nil, errRegistration("invalid_client_metadata", "%v", err)
-	}
-	return c, nil
+	return client.FromMetadata(m, s.cfg.Registration.Scopes)
 }
 
 // handleRegister is RFC 7591's registration endpoint, and RFC 7592's
@@ -413,11 +216,11 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var secret string
-	if !c.Public && !usesAssertion(c) {
-		secret, c.SecretHash = newSecret()
+	if !c.Public && !client.UsesAssertion(c) {
+		secret, c.SecretHash = client.NewSecret()
 	}
 	regToken := oauth.RandomToken(32)
-	c.RegistrationTokenHash = HashSecretSHA256(regToken)
+	c.RegistrationTokenHash = client.HashSecretSHA256(regToken)
 	if err := s.store.PutClient(ctx, c); err != nil {
 		oauth.WriteError(w, s.storeError("registering a client", err))
 		return
@@ -427,40 +230,9 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	s.failed(ctx, limit)
 	s.audit(ctx, "client registered", zap.String("client_id", c.ID), zap.String("name", c.Name), zap.String("source", "dynamic"),
 		zap.Strings("grant_types", c.GrantTypes), zap.String("scope", strings.Join(c.Scopes, " ")))
-	resp := s.registrationResponse(c)
+	resp := client.NewRegistrationResponse(c, s.endpointURL(PathRegister+"/"+c.ID))
 	resp.ClientSecret, resp.RegistrationAccessToken = secret, regToken
 	oauth.WriteJSON(w, http.StatusCreated, resp)
-}
-
-func (s *Server) registrationResponse(c *Client) *RegistrationResponse {
-	resp := &RegistrationResponse{ClientID: c.ID, ClientIDIssuedAt: c.CreatedAt.Unix(),
-		RegistrationClientURI: s.endpointURL(PathRegister + "/" + c.ID)}
-	if c.Metadata != nil {
-		resp.ClientMetadata = *c.Metadata
-	}
-	if c.SecretHash != "" {
-		zero := int64(0)
-		resp.ClientSecretExpiresAt = &zero
-	}
-	return resp
-}
-
-// readClientMetadata reads a registration's JSON body, at most
-// maxRegistration bytes.
-func readClientMetadata(w http.ResponseWriter, r *http.Request) (*ClientMetadata, *oauth.Error) {
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		return nil, errRegistration("invalid_client_metadata", "send the client metadata as application/json")
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRegistration))
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return nil, &oauth.Error{Code: "invalid_client_metadata", Description: "the registration is larger than 64 KB", Status: http.StatusRequestEntityTooLarge}
-	}
-	m := new(ClientMetadata)
-	if err != nil || json.Unmarshal(body, m) != nil {
-		return nil, errRegistration("invalid_client_metadata", "the body is not a JSON object of client metadata (RFC 7591 §2)")
-	}
-	return m, nil
 }
 
 // handleRegistration is RFC 7592: read, replace or delete a registration
@@ -478,18 +250,18 @@ func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request, id s
 	}
 	switch r.Method {
 	case http.MethodGet:
-		oauth.WriteJSON(w, http.StatusOK, s.registrationResponse(c))
+		oauth.WriteJSON(w, http.StatusOK, client.NewRegistrationResponse(c, s.endpointURL(PathRegister+"/"+c.ID)))
 	case http.MethodPut:
 		next, e := s.readRegistration(w, r)
 		if e != nil {
 			oauth.WriteError(w, e)
 			return
 		}
-		var updated *Client
+		var updated *client.Client
 		var secret string
-		err := s.store.UpdateClient(ctx, c.ID, func(cur *Client) error {
+		err := s.store.UpdateClient(ctx, c.ID, func(cur *client.Client) error {
 			if next.Public != cur.Public {
-				return errRegistration("invalid_client_metadata", "token_endpoint_auth_method cannot change between none and a secret: register a new client")
+				return oauth.NewError("invalid_client_metadata", http.StatusBadRequest, "token_endpoint_auth_method cannot change between none and a secret: register a new client")
 			}
 			// next was checked as a new registration is (readRegistration),
 			// with the credentials its method implies; these follow it. What
@@ -501,9 +273,9 @@ func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request, id s
 			replaced.ID, replaced.RegistrationTokenHash = cur.ID, cur.RegistrationTokenHash
 			replaced.CreatedAt, replaced.LastUsedAt = cur.CreatedAt, cur.LastUsedAt
 			secret, replaced.SecretHash = "", ""
-			if !replaced.Public && !usesAssertion(&replaced) {
+			if !replaced.Public && !client.UsesAssertion(&replaced) {
 				if replaced.SecretHash = cur.SecretHash; replaced.SecretHash == "" {
-					secret, replaced.SecretHash = newSecret()
+					secret, replaced.SecretHash = client.NewSecret()
 				}
 			}
 			*cur, updated = replaced, &replaced
@@ -522,7 +294,7 @@ func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request, id s
 			return
 		}
 		s.audit(ctx, "client registration updated", zap.String("client_id", c.ID))
-		resp := s.registrationResponse(updated)
+		resp := client.NewRegistrationResponse(updated, s.endpointURL(PathRegister+"/"+c.ID))
 		resp.ClientSecret = secret
 		oauth.WriteJSON(w, http.StatusOK, resp)
 	case http.MethodDelete:
@@ -544,20 +316,20 @@ func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request, id s
 // registeredClient is the dynamic client id, if the request carries its
 // registration access token; the same 401 whether the client exists or
 // not, so the endpoint reveals nothing.
-func (s *Server) registeredClient(ctx context.Context, r *http.Request, id string) (*Client, *oauth.Error) {
+func (s *Server) registeredClient(ctx context.Context, r *http.Request, id string) (*client.Client, *oauth.Error) {
 	denied := &oauth.Error{Code: "invalid_token", Description: "send the registration access token of this client as Authorization: Bearer", Status: http.StatusUnauthorized}
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || tok == "" {
 		return nil, denied
 	}
-	c, inConfig, err := s.clients.lookup(ctx, id)
+	c, inConfig, err := s.clients.Lookup(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound), err == nil && (inConfig || c.RegistrationTokenHash == ""):
 		return nil, denied
 	case err != nil:
 		return nil, s.storeError("looking up a client", err)
 	}
-	if !verifySecret(c.RegistrationTokenHash, tok) {
+	if !client.VerifySecret(c.RegistrationTokenHash, tok) {
 		return nil, denied
 	}
 	return c, nil

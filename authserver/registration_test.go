@@ -14,6 +14,7 @@ import (
 	"golang.org/x/net/idna"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/store"
 )
 
@@ -379,7 +380,7 @@ func TestRegistrationUpdateSwitchesCredentials(t *testing.T) {
 		id, rat := m["client_id"].(string), m["registration_access_token"].(string)
 		local := strings.Replace(m["registration_client_uri"].(string), issuer, e.http.URL, 1)
 		byAssertion := func(jti string) int {
-			return e.post("/oauth/token", form("grant_type", "client_credentials", "client_assertion_type", authserver.ClientAssertionType,
+			return e.post("/oauth/token", form("grant_type", "client_credentials", "client_assertion_type", client.AssertionType,
 				"client_assertion", sg.assertion(t, id, issuer, jti, time.Minute)), nil).StatusCode
 		}
 		bySecret := func(secret string) int {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/internal/persontest"
 )
 
@@ -93,7 +94,7 @@ func TestResourceIndicatorDevice(t *testing.T) {
 	if _, err := p.Device(e.http.URL + "/device?user_code=" + m["user_code"].(string)); err != nil {
 		t.Fatal(err)
 	}
-	resp := e.post("/oauth/token", form("grant_type", authserver.GrantDeviceCode, "device_code", m["device_code"].(string), "client_id", "tv"), nil)
+	resp := e.post("/oauth/token", form("grant_type", client.GrantDeviceCode, "device_code", m["device_code"].(string), "client_id", "tv"), nil)
 	if resp.StatusCode != 200 {
 		t.Fatalf("poll: %d %v", resp.StatusCode, decode(t, resp))
 	}

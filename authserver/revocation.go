@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/introspect"
@@ -161,9 +162,9 @@ func (s *Server) RevokeSubject(ctx context.Context, subject string) error {
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	form, e := oauth.ReadForm(w, r)
 	if e == nil {
-		var client *Client
-		if client, e = s.authenticateClient(r, form); e == nil {
-			e = s.revokeFor(r, client, form)
+		var cl *client.Client
+		if cl, e = s.clientAuth.Authenticate(r, form); e == nil {
+			e = s.revokeFor(r, cl, form)
 		}
 	}
 	if e != nil {
@@ -174,14 +175,14 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func (s *Server) revokeFor(r *http.Request, client *Client, form url.Values) *oauth.Error {
+func (s *Server) revokeFor(r *http.Request, cl *client.Client, form url.Values) *oauth.Error {
 	token := form.Get("token")
 	if token == "" {
 		return oauth.ErrInvalidRequest("token is missing")
 	}
 	ctx, cancel := ctxTimeout(r)
 	defer cancel()
-	if _, err := s.RevokeToken(ctx, token, client.ID, form.Get("token_type_hint")); err != nil {
+	if _, err := s.RevokeToken(ctx, token, cl.ID, form.Get("token_type_hint")); err != nil {
 		return s.storeError("revoking a token", err)
 	}
 	return nil

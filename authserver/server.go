@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/keys"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
@@ -45,7 +46,7 @@ type Config struct {
 	// minutes, per client address (IPv6: per /64).
 	DeviceFailuresPerIP int64
 
-	Clients []*Client
+	Clients []*client.Client
 	Users   []*User
 
 	// TemplateDir holds operator templates replacing the built-in pages.
@@ -204,12 +205,13 @@ type Server struct {
 	auditLog *zap.Logger
 	// clients finds clients: the configuration's, metadata documents',
 	// the store's.
-	clients *clientRegistry
-	users   map[string]*User
-	grants  map[string]grantHandler
-	routes  map[string]http.HandlerFunc
-	pages   *pages
-	secrets *secretChecker
+	clients    *client.Registry
+	clientAuth *client.Authenticator
+	users      map[string]*User
+	grants     map[string]grantHandler
+	routes     map[string]http.HandlerFunc
+	pages      *pages
+	secrets    *client.Secrets
 	// dummyHash is what an unknown username's password is checked against.
 	dummyHash func() []byte
 	metrics   Metrics
@@ -330,10 +332,10 @@ func ValidateIssuer(issuer string) (*url.URL, error) {
 // ValidateClientsAndUsers checks configured clients and users, each and
 // for duplicates, so that an embedding server can report problems before
 // it builds a Server.
-func ValidateClientsAndUsers(clients []*Client, users []*User) error {
+func ValidateClientsAndUsers(clients []*client.Client, users []*User) error {
 	seen := map[string]bool{}
 	for _, c := range clients {
-		if err := ValidateClient(c); err != nil {
+		if err := client.Validate(c); err != nil {
 			return err
 		}
 		if seen[c.ID] {
@@ -395,8 +397,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		// documents get.
 		trusted = outbound.New(outbound.Options{Trusted: true, MaxBytes: 64 << 10})
 	}
-	s := &Server{cfg: cfg, issuer: iss, store: cfg.Store, log: cfg.Logger, users: map[string]*User{}, secrets: newSecretChecker(), metrics: cfg.Metrics,
-		clients: newClientRegistry(cfg.Clients, cfg.Store, outbound.New(outbound.Options{}), trusted, cfg.Logger)}
+	s := &Server{cfg: cfg, issuer: iss, store: cfg.Store, log: cfg.Logger, users: map[string]*User{}, secrets: client.NewSecrets(), metrics: cfg.Metrics}
+	// URLs clients supply (jwks_uri, metadata documents) are fetched
+	// through the guarded client.
+	fetch := outbound.New(outbound.Options{})
+	var documents *client.Documents
+	if r := cfg.Registration; r != nil {
+		if fetch = r.Fetcher; fetch == nil {
+			fetch = outbound.New(outbound.Options{AllowPrivateHosts: r.AllowPrivateHosts})
+		}
+		if r.ClientIDMetadataDocuments {
+			documents = client.NewDocuments(fetch, r.Scopes, cfg.Logger)
+		}
+	}
+	s.clients = client.NewRegistry(cfg.Clients, cfg.Store, documents, fetch, trusted, cfg.Logger)
+	s.clientAuth = client.NewAuthenticator(s.clients, s.secrets, cfg.Store, cfg.Issuer, cfg.Issuer+PathToken, s.addressKey, s.storeError)
 	if s.metrics == nil {
 		s.metrics = noMetrics{}
 	}
@@ -434,10 +449,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.grants = map[string]grantHandler{
-		GrantClientCredentials: clientCredentialsGrant{s},
-		GrantAuthorizationCode: authorizationCodeGrant{s},
-		GrantRefreshToken:      refreshTokenGrant{s},
-		GrantDeviceCode:        deviceCodeGrant{s},
+		client.GrantClientCredentials: clientCredentialsGrant{s},
+		client.GrantAuthorizationCode: authorizationCodeGrant{s},
+		client.GrantRefreshToken:      refreshTokenGrant{s},
+		client.GrantDeviceCode:        deviceCodeGrant{s},
 	}
 	base := iss.Path
 	s.routes = map[string]http.HandlerFunc{
@@ -470,15 +485,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, errors.New("registration is either open or needs an initial_access_token")
 		}
 		s.routes[base+PathRegister] = s.handleRegister
-		if r := cfg.Registration; r.Fetcher != nil {
-			s.clients.fetch = r.Fetcher
-		} else {
-			s.clients.fetch = outbound.New(outbound.Options{AllowPrivateHosts: r.AllowPrivateHosts})
-		}
-		if cfg.Registration.ClientIDMetadataDocuments {
-			s.clients.documents = &clientDocuments{fetch: s.clients.fetch, scopes: cfg.Registration.Scopes, log: s.log,
-				cache: expiringCache[*Client]{max: cimdMaxEntries}, failed: expiringCache[*cimdError]{max: cimdMaxEntries}}
-		}
 		s.prefixRoutes = append(s.prefixRoutes, prefixRoute{base + PathRegister + "/", s.withRequester(http.HandlerFunc(s.handleRegister))})
 	}
 	if len(s.providers) > 0 {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/dpop"
 	"go.uber.org/zap"
@@ -31,7 +32,7 @@ type TokenResponse struct {
 type tokenRequest struct {
 	r      *http.Request
 	form   url.Values
-	client *Client
+	client *client.Client
 	grant  string
 	// dpop is the request's checked DPoP proof; nil without one.
 	dpop *dpop.Proof
@@ -75,17 +76,17 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*TokenResponse, 
 	if !ok {
 		return nil, nil, oauth.ErrUnsupportedGrantType("grant_type %q is not supported; this server offers %s", grant, strings.Join(s.grantTypes(), ", "))
 	}
-	client, e := s.authenticateClient(r, form)
+	cl, e := s.clientAuth.Authenticate(r, form)
 	if e != nil {
 		return nil, nil, e
 	}
-	req := &tokenRequest{r: r, form: form, client: client, grant: grant}
-	if !slices.Contains(client.GrantTypes, grant) {
-		return nil, req, oauth.ErrUnauthorizedClient("client %q is not allowed the %s grant", client.ID, grant)
+	req := &tokenRequest{r: r, form: form, client: cl, grant: grant}
+	if !slices.Contains(cl.GrantTypes, grant) {
+		return nil, req, oauth.ErrUnauthorizedClient("client %q is not allowed the %s grant", cl.ID, grant)
 	}
 	ctx, cancel := ctxTimeout(r)
 	defer cancel()
-	if req.dpop, e = s.tokenProof(ctx, r, client); e != nil {
+	if req.dpop, e = s.tokenProof(ctx, r, cl); e != nil {
 		return nil, req, e
 	}
 	resp, e := h.handle(ctx, req)

@@ -5,6 +5,8 @@ package authserver
 import (
 	"fmt"
 	"strings"
+
+	"github.com/tokengate/tokengate/authserver/client"
 )
 
 // User is a person who can log in, from the configuration.
@@ -24,7 +26,7 @@ func ValidateUser(u *User) error {
 	if strings.ContainsAny(u.Username, " \t\r\n") {
 		return fmt.Errorf("user %q: username must not contain white space", u.Username)
 	}
-	if !IsBcryptHash(u.PasswordHash) {
+	if !client.IsBcryptHash(u.PasswordHash) {
 		return fmt.Errorf("user %s: the password must be a bcrypt hash: make one with `tokengate hash-password`", u.Username)
 	}
 	if u.Email != "" && !strings.Contains(u.Email, "@") {

@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/keys"
 	"github.com/tokengate/tokengate/introspect"
 	"github.com/tokengate/tokengate/login"
@@ -298,7 +299,7 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 		case "grant":
 			err = many(&c.GrantTypes)
 			for _, g := range args {
-				if _, err := authserver.GrantType(g); err != nil {
+				if _, err := client.GrantType(g); err != nil {
 					return nil, d.Errf("client %s: %v", c.ID, err)
 				}
 			}
@@ -326,11 +327,11 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 	}
 	converted, err := (&App{Clients: []*ClientConfig{c}}).clients(nil)
 	if err == nil {
-		err = authserver.ValidateClient(converted[0])
+		err = client.Validate(converted[0])
 	}
 	if err != nil {
 		p := at[""]
-		var ce *authserver.ClientError
+		var ce *client.Error
 		if errors.As(err, &ce) {
 			if q, ok := at[ce.Field+"\x00"+ce.Value]; ok {
 				p = q

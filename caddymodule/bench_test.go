@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/store/boltstore"
 	"github.com/tokengate/tokengate/dpop"
 	"github.com/tokengate/tokengate/internal/dpoptest"
@@ -31,7 +32,7 @@ func benchServer(b *testing.B) *authserver.Server {
 	}
 	b.Cleanup(func() { st.Close() })
 	srv, err := authserver.New(b.Context(), authserver.Config{Issuer: "https://auth.example.com", Store: st, TokenCacheSize: 1000,
-		Clients: []*authserver.Client{{ID: "svc", SecretHash: authserver.HashSecretSHA256("s"), GrantTypes: []string{authserver.GrantClientCredentials}, Scopes: []string{"read"}}}})
+		Clients: []*client.Client{{ID: "svc", SecretHash: client.HashSecretSHA256("s"), GrantTypes: []string{client.GrantClientCredentials}, Scopes: []string{"read"}}}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/client"
 )
 
 // The `tokengate oauth2 ...` commands call the admin API of the running
@@ -41,7 +42,7 @@ Output is a table, or JSON with --json.`,
 }
 
 func clientCommand() *cobra.Command {
-	client := &cobra.Command{Use: "client", Short: "Register, list, show, delete clients and rotate their secrets"}
+	cmd := &cobra.Command{Use: "client", Short: "Register, list, show, delete clients and rotate their secrets"}
 
 	create := &cobra.Command{
 		Use:   "create --name N --website W --redirect-uri U --scope \"read write\" [--grant G]... [--public]",
@@ -50,7 +51,7 @@ func clientCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := cmd.Flags()
 			// The admin API's own types: the CLI is one more of its clients.
-			reg := new(authserver.Registration)
+			reg := new(client.Info)
 			reg.Name, _ = f.GetString("name")
 			reg.Website, _ = f.GetString("website")
 			reg.RedirectURIs, _ = f.GetStringArray("redirect-uri")
@@ -92,8 +93,8 @@ func clientCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return call(cmd, http.MethodPost, "/oauth2/clients/"+args[0]+"/secret", nil, printClients)
 		}}
-	client.AddCommand(create, list, show, del, rotate)
-	return client
+	cmd.AddCommand(create, list, show, del, rotate)
+	return cmd
 }
 
 func revokeCommand() *cobra.Command {
@@ -233,13 +234,13 @@ func apiError(addr string, err error) error {
 
 // printClients prints one client or a list as a table.
 func printClients(w io.Writer, raw []byte) error {
-	var list []*authserver.ClientInfo
+	var list []*client.Info
 	if err := json.Unmarshal(raw, &list); err != nil {
-		one := new(authserver.ClientInfo)
+		one := new(client.Info)
 		if err := json.Unmarshal(raw, one); err != nil {
 			return err
 		}
-		list = []*authserver.ClientInfo{one}
+		list = []*client.Info{one}
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLIENT_ID\tNAME\tTYPE\tGRANTS\tSCOPE\tREDIRECT_URIS\tSOURCE")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/login"
 	"github.com/tokengate/tokengate/trust"
 	"go.uber.org/zap"
@@ -209,17 +210,17 @@ type UserConfig struct {
 // clients converts the configured clients, resolving {env.*} placeholders
 // in secrets when repl is given (at adapt time they stay unresolved).
 // authserver validates them.
-func (a *App) clients(repl *caddy.Replacer) ([]*authserver.Client, error) {
-	var out []*authserver.Client
+func (a *App) clients(repl *caddy.Replacer) ([]*client.Client, error) {
+	var out []*client.Client
 	for _, cc := range a.Clients {
-		c := &authserver.Client{ID: cc.ID, Name: cc.Name, Website: cc.Website, RedirectURIs: cc.RedirectURIs,
+		c := &client.Client{ID: cc.ID, Name: cc.Name, Website: cc.Website, RedirectURIs: cc.RedirectURIs,
 			Scopes: append(strings.Fields(cc.Scope), cc.Scopes...), Audience: cc.Audience, SkipConsent: cc.SkipConsent, ResourceServer: cc.ResourceServer,
 			RequireDPoP: cc.RequireDPoP}
 		if c.Name == "" {
 			c.Name = cc.ID
 		}
 		for _, g := range cc.GrantTypes {
-			gt, err := authserver.GrantType(g)
+			gt, err := client.GrantType(g)
 			if err != nil {
 				return nil, fmt.Errorf("client %s: %w", cc.ID, err)
 			}
@@ -231,16 +232,16 @@ func (a *App) clients(repl *caddy.Replacer) ([]*authserver.Client, error) {
 		if cc.JWKSFile != "" {
 			raw, err := os.ReadFile(cc.JWKSFile)
 			if err != nil {
-				return nil, &authserver.ClientError{Client: cc.ID, Field: "jwks_file", Err: fmt.Errorf("reading the key set: %w", err)}
+				return nil, &client.Error{Client: cc.ID, Field: "jwks_file", Err: fmt.Errorf("reading the key set: %w", err)}
 			}
 			c.JWKS = raw
 		}
 		switch {
 		case cc.SecretHash != "" && cc.Secret != "":
-			return nil, &authserver.ClientError{Client: cc.ID, Field: "secret", Err: errors.New("give secret_hash or secret, not both")}
+			return nil, &client.Error{Client: cc.ID, Field: "secret", Err: errors.New("give secret_hash or secret, not both")}
 		case cc.SecretHash != "":
-			if !authserver.IsBcryptHash(cc.SecretHash) {
-				return nil, &authserver.ClientError{Client: cc.ID, Field: "secret_hash", Err: errors.New("secret_hash is not a bcrypt hash: make one with `tokengate hash-password`")}
+			if !client.IsBcryptHash(cc.SecretHash) {
+				return nil, &client.Error{Client: cc.ID, Field: "secret_hash", Err: errors.New("secret_hash is not a bcrypt hash: make one with `tokengate hash-password`")}
 			}
 			c.SecretHash = cc.SecretHash
 		case cc.Secret != "":
@@ -251,7 +252,7 @@ func (a *App) clients(repl *caddy.Replacer) ([]*authserver.Client, error) {
 					return nil, err
 				}
 			}
-			c.SecretHash = authserver.HashSecretSHA256(secret)
+			c.SecretHash = client.HashSecretSHA256(secret)
 		case cc.JWKSFile == "" && cc.JWKSURI == "":
 			c.Public = true
 		}
@@ -263,7 +264,7 @@ func (a *App) clients(repl *caddy.Replacer) ([]*authserver.Client, error) {
 // settings is the authserver configuration the app's own settings make,
 // with clients; Provision adds what comes from Caddy (the store, logger,
 // metrics, login providers, registration).
-func (a *App) settings(clients []*authserver.Client) authserver.Config {
+func (a *App) settings(clients []*client.Client) authserver.Config {
 	return authserver.Config{
 		Issuer:          a.Issuer,
 		DPoPNonce:       a.DPoPNonce,

@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 )
@@ -87,14 +88,14 @@ type page struct {
 	// Notice and Error are messages for the administrator.
 	Notice, Error string
 	// Secret is a client whose secret was just made: shown once.
-	Secret *authserver.ClientInfo
+	Secret *client.Info
 	// Confirm is a client about to be deleted.
-	Confirm *authserver.ClientInfo
+	Confirm *client.Info
 	Charts  []*chart
 	Events  []authserver.AuditEvent
 	// MoreEvents says the overview shows only the latest events.
 	MoreEvents bool
-	Clients    []*authserver.ClientInfo
+	Clients    []*client.Info
 	Grants     []*authserver.GrantInfo
 	// Subject and ClientID are the grants page's query.
 	Subject, ClientID string
@@ -174,13 +175,13 @@ func (c *Console) clients(w http.ResponseWriter, r *http.Request, p *page) {
 		var err error
 		switch f.Get("action") {
 		case "create":
-			var ci *authserver.ClientInfo
+			var ci *client.Info
 			if ci, err = admin.RegisterClient(r.Context(), registration(f)); err == nil {
 				p.Secret, p.Notice = ci, "Registered "+authserver.DisplayText(ci.Name)+"."
 				c.log(r, "client registered in the console", ci.ID)
 			}
 		case "rotate":
-			var ci *authserver.ClientInfo
+			var ci *client.Info
 			if ci, err = admin.RotateSecret(r.Context(), id); err == nil {
 				p.Secret, p.Notice = ci, "Gave "+authserver.DisplayText(ci.Name)+" a new secret: the old one no longer works."
 				c.log(r, "client secret rotated in the console", id)
@@ -214,8 +215,8 @@ func (c *Console) clients(w http.ResponseWriter, r *http.Request, p *page) {
 }
 
 // registration reads the register form.
-func registration(f url.Values) *authserver.Registration {
-	reg := &authserver.Registration{Name: strings.TrimSpace(f.Get("name")), Website: strings.TrimSpace(f.Get("website")),
+func registration(f url.Values) *client.Info {
+	reg := &client.Info{Name: strings.TrimSpace(f.Get("name")), Website: strings.TrimSpace(f.Get("website")),
 		Scope: f.Get("scope"), GrantTypes: f["grant"], Public: f.Get("public") == "on", RequireDPoP: f.Get("require_dpop") == "on"}
 	for _, line := range strings.Split(f.Get("redirect_uris"), "\n") {
 		if u := strings.TrimSpace(line); u != "" {

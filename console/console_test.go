@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/authserver/store/boltstore"
 	"github.com/tokengate/tokengate/console"
@@ -38,7 +39,7 @@ func newConsoleStore(t *testing.T, hist *console.History) (*adminBrowser, *auths
 	t.Cleanup(func() { st.Close() })
 	ring := authserver.NewAuditRing(100)
 	srv, err := authserver.New(t.Context(), authserver.Config{Issuer: "https://auth.example.com", Store: st, AuditRing: ring,
-		Clients: []*authserver.Client{{ID: "configured", Name: "From the Caddyfile", Public: true, GrantTypes: []string{authserver.GrantDeviceCode}}}})
+		Clients: []*client.Client{{ID: "configured", Name: "From the Caddyfile", Public: true, GrantTypes: []string{client.GrantDeviceCode}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

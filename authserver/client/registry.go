@@ -1,4 +1,4 @@
-package authserver
+package client
 
 // RFC 6749 §2: where a client is found (the configuration's, a metadata
 // document's, the store's), and the key sets of those that authenticate
@@ -17,23 +17,26 @@ import (
 	"github.com/tokengate/tokengate/trust"
 )
 
-// clientRegistry finds clients. It reads the store's clients only
+// Registry finds clients. It reads the store's clients only
 // (store.ClientStore) and reaches URLs through two clients: fetch for
 // URLs clients supply, trusted for those the operator wrote.
-type clientRegistry struct {
+type Registry struct {
 	// config are the configuration's clients, by ID: they come first.
 	config map[string]*Client
 	store  store.ClientStore
 	// documents fetches client metadata documents; nil when off.
-	documents      *clientDocuments
+	documents      *Documents
 	fetch, trusted *outbound.Client
 	// jwks caches fetched client key sets.
 	jwks expiringCache[jwk.Set]
 	log  *zap.Logger
 }
 
-func newClientRegistry(config []*Client, st store.ClientStore, fetch, trusted *outbound.Client, log *zap.Logger) *clientRegistry {
-	r := &clientRegistry{config: map[string]*Client{}, store: st, fetch: fetch, trusted: trusted, log: log,
+// NewRegistry finds config's clients first, then documents' (nil when
+// metadata documents are off), then st's. fetch reaches the URLs clients
+// supply (jwks_uri), trusted those the operator wrote.
+func NewRegistry(config []*Client, st store.ClientStore, documents *Documents, fetch, trusted *outbound.Client, log *zap.Logger) *Registry {
+	r := &Registry{config: map[string]*Client{}, store: st, documents: documents, fetch: fetch, trusted: trusted, log: log,
 		jwks: expiringCache[jwk.Set]{max: jwksCacheEntries}}
 	for _, c := range config {
 		r.config[c.ID] = c
@@ -41,13 +44,13 @@ func newClientRegistry(config []*Client, st store.ClientStore, fetch, trusted *o
 	return r
 }
 
-// lookup finds a client: the configuration's first (inConfig), then a
+// Lookup finds a client: the configuration's first (inConfig), then a
 // metadata document's (when on), then the store's.
-func (r *clientRegistry) lookup(ctx context.Context, id string) (c *Client, inConfig bool, err error) {
+func (r *Registry) Lookup(ctx context.Context, id string) (c *Client, inConfig bool, err error) {
 	if c, ok := r.config[id]; ok {
 		return c, true, nil
 	}
-	if r.documents != nil && isClientIDURL(id) {
+	if r.documents != nil && IsMetadataDocumentURL(id) {
 		c, err = r.documents.client(ctx, id)
 		return c, false, err
 	}
@@ -58,16 +61,19 @@ func (r *clientRegistry) lookup(ctx context.Context, id string) (c *Client, inCo
 	return c, false, nil
 }
 
-// configured says whether id is a client of the configuration.
-func (r *clientRegistry) configured(id string) bool {
+// AcceptsDocuments says whether client_ids may name metadata documents.
+func (r *Registry) AcceptsDocuments() bool { return r.documents != nil }
+
+// Configured says whether id is a client of the configuration.
+func (r *Registry) Configured(id string) bool {
 	_, ok := r.config[id]
 	return ok
 }
 
-// keys is the client's key set: registered with it, or fetched from its
+// Keys is the client's key set: registered with it, or fetched from its
 // jwks_uri (and kept a few minutes) through the guarded client, or the
 // trusted one when the operator wrote the URL in the configuration.
-func (r *clientRegistry) keys(ctx context.Context, c *Client, inConfig bool) (jwk.Set, *oauth.Error) {
+func (r *Registry) Keys(ctx context.Context, c *Client, inConfig bool) (jwk.Set, *oauth.Error) {
 	if len(c.JWKS) > 0 {
 		ks, err := trust.ReadKeySet(c.JWKS)
 		if err != nil || ks.Set.Len() == 0 {

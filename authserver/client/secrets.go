@@ -1,22 +1,76 @@
-package authserver
+package client
 
-// RFC 6749 §2.3.1: checking client secrets, cached, shared and bounded.
+// RFC 6749 §2.3.1: client secrets, how they are stored, and checking
+// them, cached, shared and bounded.
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tokengate/tokengate/authserver/oauth"
 )
+
+// HashSecretSHA256 hashes a high-entropy secret for storage. Generated and
+// configured plain secrets use it: they are random or held only in memory,
+// so a slow hash buys nothing and would cost every token request.
+func HashSecretSHA256(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return sha256Prefix + hex.EncodeToString(sum[:])
+}
+
+// sha256Prefix marks a stored secret hash as HashSecretSHA256's.
+const sha256Prefix = "sha256:"
+
+// IsBcryptHash reports whether h looks like a bcrypt hash, as made by
+// `tokengate hash-password`.
+func IsBcryptHash(h string) bool {
+	_, err := bcrypt.Cost([]byte(h))
+	return err == nil
+}
+
+// VerifySecret checks a presented secret in constant time against a stored
+// "sha256:<hex>" or bcrypt hash.
+func VerifySecret(stored, presented string) bool {
+	if hexSum, ok := strings.CutPrefix(stored, sha256Prefix); ok {
+		sum := sha256.Sum256([]byte(presented))
+		want, err := hex.DecodeString(hexSum)
+		return err == nil && subtle.ConstantTimeCompare(sum[:], want) == 1
+	}
+	return bcrypt.CompareHashAndPassword([]byte(stored), []byte(presented)) == nil
+}
+
+// NewSecret makes a client secret: 256 random bits. It is stored as a
+// SHA-256, which costs microseconds to check and is as strong as bcrypt
+// for a secret nobody can guess.
+func NewSecret() (secret, hash string) {
+	secret = oauth.RandomToken(32)
+	return secret, HashSecretSHA256(secret)
+}
+
+// NewID makes a client ID people type into shells and command lines: 128
+// random bits in hex, so it never starts with a dash (which a CLI would
+// take for a flag) nor needs quoting.
+func NewID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
 
 // Checking a bcrypt secret_hash costs tens of milliseconds (a second at
 // cost 14): paid on every token request it would cap an instance at a few
 // dozen tokens a second, and a burst of them would starve every other
-// request of CPU. secretChecker therefore
+// request of CPU. Secrets therefore
 //   - remembers successful checks, trusting an entry for secretCacheTTL
 //     from its last use: a (client, stored hash, presented secret) that
 //     matched once always will, and a rotation changes the stored hash;
@@ -28,7 +82,7 @@ import (
 //     slowed without anyone being able to lock a client out from
 //     elsewhere. Generated secrets (256 random bits) are not limited:
 //     nobody guesses them.
-type secretChecker struct {
+type Secrets struct {
 	key []byte // per process: cache keys are useless anywhere else
 	// slots bounds concurrent bcrypt work.
 	slots chan struct{}
@@ -70,10 +124,11 @@ const (
 // bcryptSlots leaves at least half the CPUs to everything else.
 var bcryptSlots = max(1, runtime.GOMAXPROCS(0)/2)
 
-func newSecretChecker() *secretChecker {
+// NewSecrets makes an empty checker, with a key of its own for its cache.
+func NewSecrets() *Secrets {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	return &secretChecker{key: key, slots: make(chan struct{}, bcryptSlots), verified: map[[sha256.Size]byte]time.Time{},
+	return &Secrets{key: key, slots: make(chan struct{}, bcryptSlots), verified: map[[sha256.Size]byte]time.Time{},
 		inflight: map[[sha256.Size]byte]*secretCheck{}, failures: map[string]*failureWindow{}}
 }
 
@@ -81,7 +136,7 @@ func newSecretChecker() *secretChecker {
 // request from address (see ipKey). With limited set, failures from that
 // address count, and once over the limit it reports locked (and does not
 // check at all).
-func (sc *secretChecker) check(ctx context.Context, c *Client, presented, address string, limited bool) (ok, locked bool, retry time.Time) {
+func (sc *Secrets) check(ctx context.Context, c *Client, presented, address string, limited bool) (ok, locked bool, retry time.Time) {
 	now := time.Now()
 	var lockKey string
 	if limited {
@@ -94,7 +149,7 @@ func (sc *secretChecker) check(ctx context.Context, c *Client, presented, addres
 		}
 	}
 	if strings.HasPrefix(c.SecretHash, sha256Prefix) {
-		ok = verifySecret(c.SecretHash, presented)
+		ok = VerifySecret(c.SecretHash, presented)
 	} else {
 		ok = sc.checkSlow(ctx, c, presented, now)
 	}
@@ -106,9 +161,14 @@ func (sc *secretChecker) check(ctx context.Context, c *Client, presented, addres
 
 // checkSlow is the bcrypt path: the cache, else one comparison shared by
 // every request presenting the same secret meanwhile.
-func (sc *secretChecker) checkSlow(ctx context.Context, c *Client, presented string, now time.Time) bool {
+func (sc *Secrets) checkSlow(ctx context.Context, c *Client, presented string, now time.Time) bool {
 	var key [sha256.Size]byte
-	keyedMAC(key[:0], sc.key, c.ID, c.SecretHash, presented)
+	m := hmac.New(sha256.New, sc.key)
+	for _, p := range []string{c.ID, c.SecretHash, presented} {
+		m.Write([]byte(p))
+		m.Write([]byte{0})
+	}
+	m.Sum(key[:0])
 	sc.mu.Lock()
 	if until, hit := sc.verified[key]; hit && now.Before(until) {
 		sc.verified[key] = now.Add(secretCacheTTL) // trusted from the last use
@@ -128,7 +188,7 @@ func (sc *secretChecker) checkSlow(ctx context.Context, c *Client, presented str
 	sc.inflight[key] = f
 	sc.mu.Unlock()
 
-	f.ok = sc.bcrypt(ctx, func() bool { return verifySecret(c.SecretHash, presented) })
+	f.ok = sc.Bcrypt(ctx, func() bool { return VerifySecret(c.SecretHash, presented) })
 	sc.mu.Lock()
 	delete(sc.inflight, key)
 	if f.ok {
@@ -139,9 +199,9 @@ func (sc *secretChecker) checkSlow(ctx context.Context, c *Client, presented str
 	return f.ok
 }
 
-// bcrypt runs compare, a bcrypt comparison, in one of the slots (waiting
+// Bcrypt runs compare, a bcrypt comparison, in one of the slots (waiting
 // for one while ctx lasts; false if it ends first). Sign-ins use it too.
-func (sc *secretChecker) bcrypt(ctx context.Context, compare func() bool) bool {
+func (sc *Secrets) Bcrypt(ctx context.Context, compare func() bool) bool {
 	select {
 	case sc.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -153,7 +213,7 @@ func (sc *secretChecker) bcrypt(ctx context.Context, compare func() bool) bool {
 }
 
 // remember caches a verified key; sc.mu is held.
-func (sc *secretChecker) remember(key [sha256.Size]byte, now time.Time) {
+func (sc *Secrets) remember(key [sha256.Size]byte, now time.Time) {
 	if len(sc.verified) >= secretCacheSize {
 		for k, until := range sc.verified {
 			if !now.Before(until) || len(sc.verified) >= secretCacheSize {
@@ -165,7 +225,7 @@ func (sc *secretChecker) remember(key [sha256.Size]byte, now time.Time) {
 }
 
 // fail counts one failure for lockKey.
-func (sc *secretChecker) fail(lockKey string, now time.Time) {
+func (sc *Secrets) fail(lockKey string, now time.Time) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	f := sc.failures[lockKey]
@@ -185,3 +245,6 @@ func (sc *secretChecker) fail(lockKey string, now time.Time) {
 	}
 	f.count++
 }
+
+// BcryptRuns is how many bcrypt comparisons sc has run.
+func (sc *Secrets) BcryptRuns() int64 { return sc.bcrypts.Load() }

@@ -1,4 +1,4 @@
-package authserver
+package client
 
 // draft-ietf-oauth-client-id-metadata-document: a client_id that is an
 // https URL names the client's metadata, which the authorization server
@@ -17,12 +17,9 @@ import (
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/outbound"
 )
-
-// SourceMetadataDocument is the Source of a client described by its
-// metadata document.
-const SourceMetadataDocument = "metadata document"
 
 // Bounds of the metadata document cache, of the failures remembered, and
 // of the fetches one address may make tokengate do (a client_id names any
@@ -38,34 +35,34 @@ const (
 	cimdFetchFailed = "could not fetch the application's description"
 )
 
-// cimdError is a metadata document that could not be used. Its why is
+// DocumentError is a metadata document that could not be used. Its why is
 // for the person or client: what is wrong with the document, or, when the
 // document could not be fetched, only that (the fetch's own error, which
 // could map the network behind the URL, goes to the log).
-type cimdError struct{ url, why string }
+type DocumentError struct{ url, why string }
 
-func (e *cimdError) Error() string {
+func (e *DocumentError) Error() string {
 	return fmt.Sprintf("the client metadata document %s cannot be used: %s", e.url, e.why)
 }
 
-// clientDocuments fetches and caches client metadata documents: one fetch
+// Documents fetches and caches client metadata documents: one fetch
 // per URL at a time, whatever the number of requests waiting for it; a
 // failure remembered a minute; a budget of fetches per address.
-type clientDocuments struct {
+type Documents struct {
 	fetch   *outbound.Client
 	scopes  []string
 	log     *zap.Logger
 	cache   expiringCache[*Client]
-	failed  expiringCache[*cimdError]
+	failed  expiringCache[*DocumentError]
 	flights singleflight.Group
 
 	mu      sync.Mutex
 	budgets map[string]*rate.Limiter
 }
 
-// isClientIDURL says whether a client_id names a metadata document: an
-// https URL with a path.
-func isClientIDURL(id string) bool {
+// IsMetadataDocumentURL says whether a client_id names a metadata
+// document: an https URL with a path.
+func IsMetadataDocumentURL(id string) bool {
 	u, err := url.Parse(id)
 	return err == nil && u.Scheme == "https" && u.Host != "" && u.Path != "" && u.Path != "/" && u.RawQuery == "" && u.Fragment == ""
 }
@@ -73,7 +70,7 @@ func isClientIDURL(id string) bool {
 // client returns the client a metadata document describes, from the cache
 // while it is fresh. The fetch is the requester's (ctx carries its
 // address) and counts against its budget.
-func (d *clientDocuments) client(ctx context.Context, id string) (*Client, error) {
+func (d *Documents) client(ctx context.Context, id string) (*Client, error) {
 	if c, ok := d.cache.get(id); ok {
 		return c, nil
 	}
@@ -84,8 +81,8 @@ func (d *clientDocuments) client(ctx context.Context, id string) (*Client, error
 		if c, ok := d.cache.get(id); ok { // fetched while this caller waited for the lock
 			return c, nil
 		}
-		if ip, ok := ctx.Value(requesterKey{}).(string); ok && !d.allow(addressKeyOf(ip)) {
-			return nil, &cimdError{id, "too many applications' descriptions were fetched for your address: try again in a minute"}
+		if ip, ok := oauth.Requester(ctx); ok && !d.allow(oauth.AddressKey(ip)) {
+			return nil, &DocumentError{id, "too many applications' descriptions were fetched for your address: try again in a minute"}
 		}
 		// The fetch is every waiter's: one leaving does not end it (the
 		// client's own timeout bounds it).
@@ -104,21 +101,21 @@ func (d *clientDocuments) client(ctx context.Context, id string) (*Client, error
 }
 
 // load fetches and checks a document.
-func (d *clientDocuments) load(ctx context.Context, id string) (*Client, time.Duration, *cimdError) {
+func (d *Documents) load(ctx context.Context, id string) (*Client, time.Duration, *DocumentError) {
 	resp, err := d.fetch.Get(ctx, id)
 	if err != nil {
 		d.log.Info("a client metadata document could not be fetched", zap.String("client_id", id), zap.Error(err))
-		return nil, 0, &cimdError{id, cimdFetchFailed}
+		return nil, 0, &DocumentError{id, cimdFetchFailed}
 	}
-	var m ClientMetadata
+	var m Metadata
 	var doc struct {
 		ClientID string `json:"client_id"`
 	}
 	if json.Unmarshal(resp.Body, &m) != nil || json.Unmarshal(resp.Body, &doc) != nil {
-		return nil, 0, &cimdError{id, "it is not a JSON object of client metadata"}
+		return nil, 0, &DocumentError{id, "it is not a JSON object of client metadata"}
 	}
 	if doc.ClientID != id {
-		return nil, 0, &cimdError{id, fmt.Sprintf("its client_id %q is not its own URL", doc.ClientID)}
+		return nil, 0, &DocumentError{id, fmt.Sprintf("its client_id %q is not its own URL", doc.ClientID)}
 	}
 	c, e := d.clientOf(id, &m)
 	if e != nil {
@@ -127,10 +124,17 @@ func (d *clientDocuments) load(ctx context.Context, id string) (*Client, time.Du
 	return c, resp.CacheFor(cimdMinCache, cimdMaxCache), nil
 }
 
+// NewDocuments fetches documents through fetch (the guarded client);
+// their clients may obtain scopes.
+func NewDocuments(fetch *outbound.Client, scopes []string, log *zap.Logger) *Documents {
+	return &Documents{fetch: fetch, scopes: scopes, log: log,
+		cache: expiringCache[*Client]{max: cimdMaxEntries}, failed: expiringCache[*DocumentError]{max: cimdMaxEntries}}
+}
+
 // allow spends one fetch of addr's budget, if it has one left. The
 // budgets are per instance and bounded: when full they start over, which
 // only ever gives addresses more, never takes anyone's away.
-func (d *clientDocuments) allow(addr string) bool {
+func (d *Documents) allow(addr string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	l := d.budgets[addr]
@@ -146,32 +150,32 @@ func (d *clientDocuments) allow(addr string) bool {
 
 // clientOf validates a document's metadata: a public client of the
 // authorization code grant, with exact redirect URIs.
-func (d *clientDocuments) clientOf(id string, m *ClientMetadata) (*Client, *cimdError) {
+func (d *Documents) clientOf(id string, m *Metadata) (*Client, *DocumentError) {
 	// The limits and client_uri rule of registration hold for documents.
-	if err := checkMetadataLimits(m); err != nil {
-		return nil, &cimdError{id, err.Error()}
+	if err := CheckMetadataLimits(m); err != nil {
+		return nil, &DocumentError{id, err.Error()}
 	}
 	if m.ClientURI != "" {
-		if err := validateWebsite(m.ClientURI); err != nil {
-			return nil, &cimdError{id, fmt.Sprintf("client_uri: %v", err)}
+		if err := ValidateWebsite(m.ClientURI); err != nil {
+			return nil, &DocumentError{id, fmt.Sprintf("client_uri: %v", err)}
 		}
 	}
 	if m.TokenEndpointAuthMethod != "" && m.TokenEndpointAuthMethod != "none" {
-		return nil, &cimdError{id, fmt.Sprintf("token_endpoint_auth_method %q is not supported for metadata documents: use none", m.TokenEndpointAuthMethod)}
+		return nil, &DocumentError{id, fmt.Sprintf("token_endpoint_auth_method %q is not supported for metadata documents: use none", m.TokenEndpointAuthMethod)}
 	}
 	if len(m.RedirectURIs) == 0 {
-		return nil, &cimdError{id, "it has no redirect_uris"}
+		return nil, &DocumentError{id, "it has no redirect_uris"}
 	}
 	for _, u := range m.RedirectURIs {
-		if err := validateExactRedirectURI(u); err != nil {
-			return nil, &cimdError{id, fmt.Sprintf("redirect_uri %q is not allowed", u)}
+		if err := ValidateExactRedirectURI(u); err != nil {
+			return nil, &DocumentError{id, fmt.Sprintf("redirect_uri %q is not allowed", u)}
 		}
 	}
 	c := &Client{ID: id, Name: m.ClientName, Website: m.ClientURI, Public: true, RedirectURIs: m.RedirectURIs,
 		GrantTypes: []string{GrantAuthorizationCode, GrantRefreshToken}, Scopes: slices.Clone(d.scopes), Source: SourceMetadataDocument, Metadata: m}
 	for _, g := range m.GrantTypes {
 		if g != GrantAuthorizationCode && g != GrantRefreshToken {
-			return nil, &cimdError{id, fmt.Sprintf("grant %q is not allowed: use authorization_code and refresh_token", g)}
+			return nil, &DocumentError{id, fmt.Sprintf("grant %q is not allowed: use authorization_code and refresh_token", g)}
 		}
 	}
 	if c.Name == "" {

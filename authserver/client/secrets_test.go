@@ -1,4 +1,4 @@
-package authserver
+package client
 
 import (
 	"context"
@@ -13,7 +13,7 @@ func TestSecretChecker(t *testing.T) {
 	ctx := context.Background()
 	h, _ := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
 	c := &Client{ID: "svc", SecretHash: string(h)}
-	sc := newSecretChecker()
+	sc := NewSecrets()
 	const here, there = "192.0.2.1", "198.51.100.7"
 
 	if ok, _, _ := sc.check(ctx, c, "s3cret", here, true); !ok {
@@ -71,7 +71,7 @@ func TestSecretChecker(t *testing.T) {
 func TestSecretCheckerSingleFlight(t *testing.T) {
 	h, _ := bcrypt.GenerateFromPassword([]byte("s3cret"), 12)
 	c := &Client{ID: "svc", SecretHash: string(h)}
-	sc := newSecretChecker()
+	sc := NewSecrets()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	refused := 0

@@ -1,4 +1,4 @@
-package authserver
+package client
 
 // A small cache for what the server fetches from clients' URLs (metadata
 // documents, key sets): entries live until a time of their own, and the

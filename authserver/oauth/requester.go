@@ -1,0 +1,43 @@
+package oauth
+
+// Who sent a request: its address as the audit lines record it and as
+// limits count it.
+
+import (
+	"context"
+	"net/netip"
+)
+
+type requesterKey struct{}
+
+// WithRequester is ctx carrying the address of the request it serves,
+// for the audit lines and limits of work done deeper down.
+func WithRequester(ctx context.Context, ip string) context.Context {
+	return context.WithValue(ctx, requesterKey{}, ip)
+}
+
+// Requester is the address WithRequester put in ctx.
+func Requester(ctx context.Context) (string, bool) {
+	ip, ok := ctx.Value(requesterKey{}).(string)
+	return ip, ok
+}
+
+// AddressKey is an address as limits count it: an IPv4 address, or an
+// IPv6 address's /64, which is what one subscriber or host is usually
+// given (counting single IPv6 addresses would let anyone with a /64 make
+// 2^64 fresh ones).
+func AddressKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}
