@@ -6,6 +6,7 @@ package authserver
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -85,7 +86,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	// Revoking the grants is forgetting the consent: it was theirs.
 	for _, id := range apps[i].grants {
-		if _, err := s.revokeListedGrant(ctx, id, "the person, on the account page"); err != nil && err != ErrNoGrant {
+		if _, err := s.RevokeGrant(ctx, id, "the person, on the account page"); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.renderError(w, http.StatusServiceUnavailable, s.storeError("revoking a grant", err), nil)
 			return
 		}
@@ -104,7 +105,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 
 // accountApplications groups a person's live grants by application.
 func (s *Server) accountApplications(ctx context.Context, subject string) ([]*PageApplication, error) {
-	grants, clients, err := s.listGrants(ctx, store.GrantQuery{Subject: subject})
+	grants, err := s.LiveGrants(ctx, store.GrantQuery{Subject: subject})
 	if err != nil {
 		return nil, err
 	}
@@ -116,8 +117,8 @@ func (s *Server) accountApplications(ctx context.Context, subject string) ([]*Pa
 	for _, g := range grants {
 		a := byClient[g.ClientID]
 		if a == nil {
-			a = &PageApplication{ClientID: g.ClientID, Name: DisplayText(cmp.Or(g.ClientName, g.ClientID)), Login: s.loginName(g.Login)}
-			if c := clients[g.ClientID]; c != nil {
+			a = &PageApplication{ClientID: g.ClientID, Name: DisplayText(g.ClientID), Login: s.loginName(g.Login)}
+			if c, _, err := s.clients.Lookup(ctx, g.ClientID); err == nil { // none for a client since deleted
 				a.Name, a.DocumentHost, a.Website = clientIdentity(c)
 				a.Name = cmp.Or(a.Name, DisplayText(g.ClientID))
 			}

@@ -276,12 +276,12 @@ func TestConsentEndsWithItsGrant(t *testing.T) {
 				}
 			},
 			"the grant revoked by an admin": func(map[string]any) {
-				grants, err := e.srv.Grants(t.Context(), store.GrantQuery{Subject: "mark"})
+				grants, err := e.srv.Admin().Grants(t.Context(), store.GrantQuery{Subject: "mark"})
 				if err != nil || len(grants) == 0 {
 					t.Fatalf("grants %v %v", grants, err)
 				}
 				for _, g := range grants {
-					if err := e.srv.RevokeGrant(t.Context(), g.ID, "test"); err != nil {
+					if err := e.srv.Admin().RevokeGrant(t.Context(), g.ID, "test"); err != nil {
 						t.Fatal(err)
 					}
 				}

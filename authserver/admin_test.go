@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/tokengate/tokengate/authserver/admin"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 
@@ -26,7 +27,7 @@ func TestRegisteredClientIDs(t *testing.T) {
 	e := newEnv(t)
 	hexID := regexp.MustCompile(`^[0-9a-f]{32}$`)
 	for range 200 {
-		ci, err := e.srv.RegisterClient(t.Context(), &client.Info{Name: "App", GrantTypes: []string{"client_credentials"}, Scope: "read"})
+		ci, err := e.srv.Admin().RegisterClient(t.Context(), &client.Info{Name: "App", GrantTypes: []string{"client_credentials"}, Scope: "read"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -48,10 +49,10 @@ func TestAdminErrors(t *testing.T) {
 	}{
 		{errors.New("something nobody named"), 500},
 		{fmt.Errorf("reading: %w", store.ErrNotFound), 404},
-		{authserver.ErrConfigClient, 409},
+		{admin.ErrConfigClient, 409},
 		{oauth.ErrInvalidRequest("name is required"), 400},
 	} {
-		if status, msg := authserver.AdminError(tc.err); status != tc.status || strings.Contains(msg, "store") && tc.status != 503 {
+		if status, msg := admin.Error(tc.err); status != tc.status || strings.Contains(msg, "store") && tc.status != 503 {
 			t.Errorf("%v: %d %q, want %d", tc.err, status, msg, tc.status)
 		}
 	}

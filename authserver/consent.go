@@ -75,7 +75,7 @@ func (s *Server) needsConsent(r *http.Request, subject string, req *authzRequest
 	if req.client.SkipConsent {
 		return false, nil
 	}
-	grants, err := s.liveGrants(r.Context(), store.GrantQuery{Subject: subject, ClientID: req.client.ID})
+	grants, err := s.LiveGrants(r.Context(), store.GrantQuery{Subject: subject, ClientID: req.client.ID})
 	if err != nil {
 		return false, err
 	}

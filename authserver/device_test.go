@@ -106,7 +106,7 @@ func TestDeviceFlow(t *testing.T) {
 		wantOAuthError(t, e.poll(m["device_code"].(string), web), 400, "invalid_grant")
 	}
 	// Each approval is a grant on the person's account page.
-	grants, err := e.srv.Grants(t.Context(), store.GrantQuery{Subject: "mark"})
+	grants, err := e.srv.Admin().Grants(t.Context(), store.GrantQuery{Subject: "mark"})
 	if err != nil || len(grants) != 3 || grants[0].ClientID != "web" || grants[0].LastUsedAt.IsZero() || grants[0].Login != "password" {
 		t.Fatalf("mark's grants after three device approvals: %+v (%v)", grants, err)
 	}

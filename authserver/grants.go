@@ -37,81 +37,24 @@ func (s *Server) newGrant(id string, client *client.Client, user *authUser, scop
 		Login: user.login, CreatedAt: now, ExpiresAt: codeExpiry.Add(s.cfg.AccessTokenTTL), EndsBy: authTime.Add(s.cfg.GrantMaxAge)}
 }
 
-// GrantInfo is a grant as the account page, the admin API and the console
-// show it.
-type GrantInfo struct {
-	ID         string    `json:"grant_id"`
-	ClientID   string    `json:"client_id"`
-	ClientName string    `json:"client_name,omitempty"`
-	Subject    string    `json:"subject"`
-	Scope      string    `json:"scope"`
-	Resource   string    `json:"resource,omitempty"`
-	Login      string    `json:"login,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
-	LastUsedAt time.Time `json:"last_used_at"`
-	ExpiresAt  time.Time `json:"expires_at"`
-}
-
-// Grants lists the live grants of a subject or a client (q), newest first:
-// those revoked (one by one, or with their person or client) are left out.
-func (s *Server) Grants(ctx context.Context, q store.GrantQuery) ([]*GrantInfo, error) {
-	out, _, err := s.listGrants(ctx, q)
-	return out, storeFailed("listing grants", err)
-}
-
-// listGrants is Grants with the clients it looked up (nil for one unknown).
-func (s *Server) listGrants(ctx context.Context, q store.GrantQuery) ([]*GrantInfo, map[string]*client.Client, error) {
-	list, err := s.liveGrants(ctx, q)
-	if err != nil {
-		return nil, nil, err
-	}
-	clients := map[string]*client.Client{}
-	out := []*GrantInfo{}
-	for _, g := range list {
-		c, ok := clients[g.ClientID]
-		if !ok {
-			c, _, _ = s.clients.Lookup(ctx, g.ClientID) // nil for a client since deleted
-			clients[g.ClientID] = c
-		}
-		info := &GrantInfo{ID: g.ID, ClientID: g.ClientID, Subject: g.Subject, Scope: g.Scope,
-			Resource: g.Resource, Login: g.Login, CreatedAt: g.CreatedAt, LastUsedAt: g.LastUsedAt, ExpiresAt: g.ExpiresAt}
-		if c != nil {
-			info.ClientName = c.Name
-		}
-		out = append(out, info)
-	}
-	return out, clients, nil
-}
-
-// liveGrants are the store's grants of q (live records, within EndsBy)
+// LiveGrants are the store's grants of q (live records, within EndsBy)
 // less those revoked: a person's or client's revocation cuts off what was
 // issued before it, and a grant issues nothing after it, so its creation
 // decides.
-func (s *Server) liveGrants(ctx context.Context, q store.GrantQuery) ([]*store.Grant, error) {
+func (s *Server) LiveGrants(ctx context.Context, q store.GrantQuery) ([]*store.Grant, error) {
 	list, err := s.store.Grants(ctx, q)
 	return slices.DeleteFunc(list, func(g *store.Grant) bool {
 		return s.revocations.IsRefreshRevoked(g.ID, g.ClientID, g.Subject, g.CreatedAt)
 	}), err
 }
 
-// ErrNoGrant means no live grant has that ID.
-var ErrNoGrant = errors.New("no such grant")
-
-// RevokeGrant revokes one grant: every refresh and access token issued
-// from it, on every instance within the revocation promise. The consent
-// was the grant's, so the application must ask again; the grant leaves
-// every list. by says who did it, for the audit line.
-func (s *Server) RevokeGrant(ctx context.Context, id, by string) error {
-	_, err := s.revokeListedGrant(ctx, id, by)
-	return storeFailed("revoking a grant", err)
-}
-
-// revokeListedGrant revokes a grant of the lists and drops it from them.
-func (s *Server) revokeListedGrant(ctx context.Context, id, by string) (*store.Grant, error) {
+// RevokeGrant revokes a grant: every refresh and access token issued
+// from it, on every instance within the revocation promise; the consent
+// was the grant's, so the application must ask again. It drops the grant
+// from the lists; store.ErrNotFound when there is none. by says who did
+// it, for the audit line.
+func (s *Server) RevokeGrant(ctx context.Context, id, by string) (*store.Grant, error) {
 	g, err := s.store.Grant(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrNoGrant
-	}
 	if err != nil {
 		return nil, err
 	}

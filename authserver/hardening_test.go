@@ -36,7 +36,7 @@ func TestDangerousRedirectURIsRefused(t *testing.T) {
 		}
 	}
 	e := newEnv(t)
-	_, err := e.srv.RegisterClient(t.Context(), &client.Info{Name: "Evil", GrantTypes: []string{"authorization_code"},
+	_, err := e.srv.Admin().RegisterClient(t.Context(), &client.Info{Name: "Evil", GrantTypes: []string{"authorization_code"},
 		RedirectURIs: []string{"javascript:alert(1)//"}, Public: true})
 	var ae *oauth.Error
 	if err == nil || !errors.As(err, &ae) || ae.Code != "invalid_request" {
@@ -154,7 +154,7 @@ func TestClientLockoutIsPerAddress(t *testing.T) {
 // Generated secrets cannot be guessed, so they are never locked.
 func TestGeneratedSecretsNeverLock(t *testing.T) {
 	e := newEnv(t)
-	ci, err := e.srv.RegisterClient(t.Context(), &client.Info{Name: "Gen", GrantTypes: []string{"client_credentials"}, Scope: "read"})
+	ci, err := e.srv.Admin().RegisterClient(t.Context(), &client.Info{Name: "Gen", GrantTypes: []string{"client_credentials"}, Scope: "read"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,7 +89,7 @@ func TestDynamicRegistration(t *testing.T) {
 		if md := decode(t, e.do(mustReq(t, "GET", e.http.URL+"/.well-known/oauth-authorization-server"))); md["registration_endpoint"] != issuer+"/oauth/register" {
 			t.Fatalf("metadata %v", md)
 		}
-		ci, err := e.srv.ClientInfo(t.Context(), id)
+		ci, err := e.srv.Admin().ClientInfo(t.Context(), id)
 		if err != nil || ci.Source != "dynamic" {
 			t.Fatalf("admin view %+v %v", ci, err)
 		}

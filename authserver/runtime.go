@@ -165,7 +165,7 @@ func (s *Server) syncTick(ctx context.Context, st *syncState, i int) {
 	}
 	if err == nil {
 		s.revocations.MarkSynced()
-		if rerr := s.RotateKeysIfDue(rctx, max(0, s.cfg.KeyRotation)); rerr != nil {
+		if rerr := s.admin.RotateKeysIfDue(rctx, max(0, s.cfg.KeyRotation)); rerr != nil {
 			s.log.Error("scheduled signing key rotation failed; retrying", zap.Error(rerr))
 		}
 	}

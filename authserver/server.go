@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/admin"
 	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/keys"
 	"github.com/tokengate/tokengate/authserver/oauth"
@@ -207,11 +208,13 @@ type Server struct {
 	// the store's.
 	clients    *client.Registry
 	clientAuth *client.Authenticator
-	users      map[string]*User
-	grants     map[string]grantHandler
-	routes     map[string]http.HandlerFunc
-	pages      *pages
-	secrets    *client.Secrets
+	// admin administers clients, grants, tokens and keys.
+	admin   *admin.Admin
+	users   map[string]*User
+	grants  map[string]grantHandler
+	routes  map[string]http.HandlerFunc
+	pages   *pages
+	secrets *client.Secrets
 	// dummyHash is what an unknown username's password is checked against.
 	dummyHash func() []byte
 	metrics   Metrics
@@ -496,6 +499,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			s.routes[base+p] = s.withRequester(h)
 		}
 	}
+	s.admin = admin.New(cfg.Store, s.clients, s, s.keys, func(id string) bool { return s.users[id] != nil }, s.audit, s.log)
 	if err := s.checkRegisteredClients(ctx); err != nil {
 		return nil, err
 	}
@@ -504,6 +508,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	return s, nil
 }
+
+// Admin is the server's administration: clients, grants, revocations,
+// keys.
+func (s *Server) Admin() *admin.Admin { return s.admin }
+
+// AdminHandler serves the admin API below /oauth2/; its audit lines name
+// the requester.
+func (s *Server) AdminHandler() http.Handler { return s.withRequester(s.admin.Handler()) }
 
 // Handler returns the endpoint serving path, or nil when the path is not one
 // of the authorization server's, so the caller passes the request on.

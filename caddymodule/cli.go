@@ -20,7 +20,7 @@ import (
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
-	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/admin"
 	"github.com/tokengate/tokengate/authserver/client"
 )
 
@@ -154,7 +154,7 @@ func grantsCommand() *cobra.Command {
 
 // printGrants prints a list of grants as a table.
 func printGrants(w io.Writer, raw []byte) error {
-	var list []*authserver.GrantInfo
+	var list []*admin.GrantInfo
 	if err := json.Unmarshal(raw, &list); err != nil {
 		return err
 	}

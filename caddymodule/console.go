@@ -81,7 +81,7 @@ func (c *Console) Provision(ctx caddy.Context) (err error) {
 	if c.app, err = oauth2App(ctx); err != nil {
 		return err
 	}
-	c.console, err = console.New(console.Config{Admin: c.app.server, Audit: c.app.recent.audit, History: c.app.recent.history, User: upstreamUser,
+	c.console, err = console.New(console.Config{Admin: c.app.server.Admin(), Audit: c.app.recent.audit, History: c.app.recent.history, User: upstreamUser,
 		Logger: ctx.Logger()})
 	if err != nil {
 		return err

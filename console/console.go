@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/admin"
 	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
@@ -36,7 +37,7 @@ var pagesFS embed.FS
 // Config is what a Console needs.
 type Config struct {
 	// Admin is the authorization server the console administers.
-	Admin *authserver.Server
+	Admin *admin.Admin
 	// Audit holds the recent audit events; nil shows none.
 	Audit *authserver.AuditRing
 	// History holds the charts' counts; nil draws empty charts.
@@ -96,7 +97,7 @@ type page struct {
 	// MoreEvents says the overview shows only the latest events.
 	MoreEvents bool
 	Clients    []*client.Info
-	Grants     []*authserver.GrantInfo
+	Grants     []*admin.GrantInfo
 	// Subject and ClientID are the grants page's query.
 	Subject, ClientID string
 	// Searched says the grants page was asked for a query.
@@ -168,7 +169,7 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, p *page) {
 func (c *Console) clients(w http.ResponseWriter, r *http.Request, p *page) {
 	p.Title = "Clients"
 	status := http.StatusOK
-	admin := c.cfg.Admin
+	ad := c.cfg.Admin
 	if r.Method == http.MethodPost {
 		f := r.PostForm
 		id := f.Get("client_id")
@@ -176,26 +177,26 @@ func (c *Console) clients(w http.ResponseWriter, r *http.Request, p *page) {
 		switch f.Get("action") {
 		case "create":
 			var ci *client.Info
-			if ci, err = admin.RegisterClient(r.Context(), registration(f)); err == nil {
+			if ci, err = ad.RegisterClient(r.Context(), registration(f)); err == nil {
 				p.Secret, p.Notice = ci, "Registered "+authserver.DisplayText(ci.Name)+"."
 				c.log(r, "client registered in the console", ci.ID)
 			}
 		case "rotate":
 			var ci *client.Info
-			if ci, err = admin.RotateSecret(r.Context(), id); err == nil {
+			if ci, err = ad.RotateSecret(r.Context(), id); err == nil {
 				p.Secret, p.Notice = ci, "Gave "+authserver.DisplayText(ci.Name)+" a new secret: the old one no longer works."
 				c.log(r, "client secret rotated in the console", id)
 			}
 		case "delete":
 			if f.Get("confirm") != "yes" {
-				if p.Confirm, err = admin.ClientInfo(r.Context(), id); err == nil {
+				if p.Confirm, err = ad.ClientInfo(r.Context(), id); err == nil {
 					p.Title = "Delete " + authserver.DisplayText(p.Confirm.Name) + "?"
 					c.render(w, r, http.StatusOK, p)
 					return
 				}
 				break
 			}
-			if err = admin.DeleteClient(r.Context(), id); err == nil {
+			if err = ad.DeleteClient(r.Context(), id); err == nil {
 				p.Notice = "Deleted client " + id + " and revoked its tokens."
 				c.log(r, "client deleted in the console", id)
 			}
@@ -206,7 +207,7 @@ func (c *Console) clients(w http.ResponseWriter, r *http.Request, p *page) {
 			status, p.Error = c.failure(r, err)
 		}
 	}
-	list, err := admin.Clients(r.Context())
+	list, err := ad.Clients(r.Context())
 	if err != nil {
 		status, p.Error = c.failure(r, err)
 	}
@@ -260,11 +261,11 @@ func (c *Console) grants(w http.ResponseWriter, r *http.Request, p *page) {
 }
 
 // failure is the status and message for an administration error: the
-// admin API's (authserver.AdminError); a failure of the store or the
+// admin API's (admin.Error); a failure of the store or the
 // server is logged with its cause, and the store's told in the
 // administrator's terms.
 func (c *Console) failure(r *http.Request, err error) (int, string) {
-	status, msg := authserver.AdminError(err)
+	status, msg := admin.Error(err)
 	if status >= http.StatusInternalServerError {
 		c.cfg.Logger.Error("console: "+msg, zap.String("page", r.URL.Path), zap.Error(err))
 	}

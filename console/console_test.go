@@ -43,7 +43,7 @@ func newConsoleStore(t *testing.T, hist *console.History) (*adminBrowser, *auths
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := console.New(console.Config{Admin: srv, Audit: ring, History: hist, User: func(*http.Request) string { return "ops" }})
+	c, err := console.New(console.Config{Admin: srv.Admin(), Audit: ring, History: hist, User: func(*http.Request) string { return "ops" }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestConsoleClients(t *testing.T) {
 	if status, _ := b.post("clients", forged); status != http.StatusForbidden {
 		t.Fatalf("a forged form answered %d", status)
 	}
-	if list, _ := srv.Clients(t.Context()); len(list) != 1 {
+	if list, _ := srv.Admin().Clients(t.Context()); len(list) != 1 {
 		t.Fatalf("a forged form registered a client: %v", list)
 	}
 	// With the token, but posted by another site's page: the same origin
@@ -141,7 +141,7 @@ func TestConsoleClients(t *testing.T) {
 			t.Fatalf("a cross-site post (%v) answered %d", h, status)
 		}
 	}
-	if list, _ := srv.Clients(t.Context()); len(list) != 1 {
+	if list, _ := srv.Admin().Clients(t.Context()); len(list) != 1 {
 		t.Fatalf("a cross-site form registered a client: %v", list)
 	}
 
@@ -150,7 +150,7 @@ func TestConsoleClients(t *testing.T) {
 	if status != 200 || secret == nil || !strings.Contains(body, "shown <strong>this once</strong>") {
 		t.Fatalf("registering: %d\n%s", status, body)
 	}
-	list, _ := srv.Clients(t.Context())
+	list, _ := srv.Admin().Clients(t.Context())
 	if len(list) != 2 || list[1].Name != "Billing" || len(list[1].RedirectURIs) != 2 || list[1].Public {
 		t.Fatalf("registered %+v", list)
 	}
@@ -172,11 +172,11 @@ func TestConsoleClients(t *testing.T) {
 	if status != 200 || !strings.Contains(body, "Delete Billing") || !strings.Contains(body, `name="confirm" value="yes"`) {
 		t.Fatalf("delete without confirming: %d\n%s", status, body)
 	}
-	if list, _ := srv.Clients(t.Context()); len(list) != 2 {
+	if list, _ := srv.Admin().Clients(t.Context()); len(list) != 2 {
 		t.Fatal("deleted without confirmation")
 	}
 	status, body = b.post("clients", url.Values{"csrf_token": {csrf}, "action": {"delete"}, "client_id": {id}, "confirm": {"yes"}})
-	if list, _ := srv.Clients(t.Context()); status != 200 || len(list) != 1 || !strings.Contains(body, "Deleted client") {
+	if list, _ := srv.Admin().Clients(t.Context()); status != 200 || len(list) != 1 || !strings.Contains(body, "Deleted client") {
 		t.Fatalf("deleting: %d, %d clients left\n%s", status, len(list), body)
 	}
 	if status, _ := b.post("clients", url.Values{"csrf_token": {csrf}, "action": {"delete"}, "client_id": {"configured"}, "confirm": {"yes"}}); status != http.StatusConflict {

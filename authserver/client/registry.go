@@ -23,6 +23,8 @@ import (
 type Registry struct {
 	// config are the configuration's clients, by ID: they come first.
 	config map[string]*Client
+	// configList is config in the configuration's order.
+	configList []*Client
 	store  store.ClientStore
 	// documents fetches client metadata documents; nil when off.
 	documents      *Documents
@@ -41,6 +43,7 @@ func NewRegistry(config []*Client, st store.ClientStore, documents *Documents, f
 	for _, c := range config {
 		r.config[c.ID] = c
 	}
+	r.configList = config
 	return r
 }
 
@@ -60,6 +63,9 @@ func (r *Registry) Lookup(ctx context.Context, id string) (c *Client, inConfig b
 	}
 	return c, false, nil
 }
+
+// ConfigClients are the configuration's clients, in its order.
+func (r *Registry) ConfigClients() []*Client { return r.configList }
 
 // AcceptsDocuments says whether client_ids may name metadata documents.
 func (r *Registry) AcceptsDocuments() bool { return r.documents != nil }

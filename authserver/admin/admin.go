@@ -1,6 +1,10 @@
-package authserver
-
-// Administration (tokengate-specific, no RFC): registered clients, revocations and key rotation for operators.
+// Package admin is the administration of the authorization server
+// (tokengate's own, no RFC): registered clients, grants, revocations and
+// the signing keys, for operators. The admin API (Handler), the console
+// and, through the API, the CLI go through it; the embedding server
+// mounts Handler where only administrators reach it (tokengate: Caddy's
+// admin endpoint).
+package admin
 
 import (
 	"cmp"
@@ -22,9 +26,45 @@ import (
 	"github.com/tokengate/tokengate/authserver/store"
 )
 
-// Administration: registered clients, revocation and key rotation. The
-// embedding server mounts AdminHandler where only administrators reach it
-// (tokengate: Caddy's admin endpoint).
+// Tokens is what administration revokes and lists through: the token
+// side of the authorization server, which holds the revocations.
+type Tokens interface {
+	// RevokeToken revokes one token (owner "" for any client's); how many
+	// revocations took effect, 1 or 0.
+	RevokeToken(ctx context.Context, token, owner, hint string) (int, error)
+	RevokeJTI(ctx context.Context, jti string) error
+	RevokeClient(ctx context.Context, clientID string) error
+	RevokeSubject(ctx context.Context, subject string) error
+	// RevokeGrant revokes one grant's tokens and drops it from the lists;
+	// store.ErrNotFound when there is no such grant. by is for the audit
+	// line.
+	RevokeGrant(ctx context.Context, id, by string) (*store.Grant, error)
+	// LiveGrants are q's grants that still issue tokens, newest first.
+	LiveGrants(ctx context.Context, q store.GrantQuery) ([]*store.Grant, error)
+}
+
+// Audit writes one audit line (see authserver's audit log).
+type Audit func(ctx context.Context, event string, fields ...zap.Field)
+
+// Admin administers clients (in clients, found through registry), grants
+// and tokens (through tokens) and the signing keys.
+type Admin struct {
+	clients  store.ClientStore
+	registry *client.Registry
+	tokens   Tokens
+	keys     *keys.Ring
+	// taken says whether an ID is already a username: clients and people
+	// share one namespace.
+	taken func(id string) bool
+	audit Audit
+	log   *zap.Logger
+}
+
+// New administers clients, registry's configuration clients (read-only),
+// tokens and ring. taken says whether an ID is a username already.
+func New(clients store.ClientStore, registry *client.Registry, tokens Tokens, ring *keys.Ring, taken func(id string) bool, audit Audit, log *zap.Logger) *Admin {
+	return &Admin{clients: clients, registry: registry, tokens: tokens, keys: ring, taken: taken, audit: audit, log: log}
+}
 
 // ErrConfigClient means the client is defined in the configuration, which
 // the admin API does not change.
@@ -32,19 +72,19 @@ var ErrConfigClient = errors.New("the client is defined in the configuration; ch
 
 // RegisterClient validates and stores a new client. Validation problems
 // are *oauth.Error (invalid_request) naming the field.
-func (s *Server) RegisterClient(ctx context.Context, reg *client.Info) (*client.Info, error) {
+func (a *Admin) RegisterClient(ctx context.Context, reg *client.Info) (*client.Info, error) {
 	id := client.NewID()
-	for s.users[id] != nil || s.clients.Configured(id) {
+	for a.taken(id) || a.registry.Configured(id) {
 		id = client.NewID() // one namespace with usernames (ValidateClientsAndUsers)
 	}
 	c, secret, e := reg.NewClient(id)
 	if e != nil {
 		return nil, e
 	}
-	if err := s.store.PutClient(ctx, c); err != nil {
+	if err := a.clients.PutClient(ctx, c); err != nil {
 		return nil, storeFailed("registering a client", err)
 	}
-	s.audit(ctx, "client registered", zap.String("client_id", c.ID), zap.String("name", c.Name),
+	a.audit(ctx, "client registered", zap.String("client_id", c.ID), zap.String("name", c.Name),
 		zap.Strings("grant_types", c.GrantTypes), zap.String("scope", strings.Join(c.Scopes, " ")))
 	ci := client.InfoOf(c, client.SourceRegistered)
 	ci.Secret = secret
@@ -52,17 +92,17 @@ func (s *Server) RegisterClient(ctx context.Context, reg *client.Info) (*client.
 }
 
 // Clients lists the configuration's clients, then the registered ones.
-func (s *Server) Clients(ctx context.Context) ([]*client.Info, error) {
+func (a *Admin) Clients(ctx context.Context) ([]*client.Info, error) {
 	var out []*client.Info
-	for _, c := range s.cfg.Clients {
+	for _, c := range a.registry.ConfigClients() {
 		out = append(out, client.InfoOf(c, client.SourceConfig))
 	}
-	reg, err := s.store.Clients(ctx)
+	reg, err := a.clients.Clients(ctx)
 	if err != nil {
 		return nil, storeFailed("listing clients", err)
 	}
 	for _, c := range reg {
-		if !s.clients.Configured(c.ID) {
+		if !a.registry.Configured(c.ID) {
 			out = append(out, client.InfoOf(c, client.SourceRegistered))
 		}
 	}
@@ -70,8 +110,8 @@ func (s *Server) Clients(ctx context.Context) ([]*client.Info, error) {
 }
 
 // ClientInfo returns one client; store.ErrNotFound if there is none.
-func (s *Server) ClientInfo(ctx context.Context, id string) (*client.Info, error) {
-	c, inConfig, err := s.clients.Lookup(ctx, id)
+func (a *Admin) ClientInfo(ctx context.Context, id string) (*client.Info, error) {
+	c, inConfig, err := a.registry.Lookup(ctx, id)
 	if err != nil {
 		return nil, storeFailed("reading a client", err)
 	}
@@ -82,21 +122,21 @@ func (s *Server) ClientInfo(ctx context.Context, id string) (*client.Info, error
 }
 
 // DeleteClient removes a registered client and revokes its tokens.
-func (s *Server) DeleteClient(ctx context.Context, id string) error {
-	if _, inConfig, err := s.clients.Lookup(ctx, id); err != nil || inConfig {
+func (a *Admin) DeleteClient(ctx context.Context, id string) error {
+	if _, inConfig, err := a.registry.Lookup(ctx, id); err != nil || inConfig {
 		return storeFailed("reading a client", cmp.Or(err, ErrConfigClient))
 	}
-	if err := s.store.DeleteClient(ctx, id); err != nil {
+	if err := a.clients.DeleteClient(ctx, id); err != nil {
 		return storeFailed("deleting a client", err)
 	}
-	s.audit(ctx, "client deleted", zap.String("client_id", id))
-	return storeFailed("revoking a deleted client's tokens", s.RevokeClient(ctx, id))
+	a.audit(ctx, "client deleted", zap.String("client_id", id))
+	return storeFailed("revoking a deleted client's tokens", a.tokens.RevokeClient(ctx, id))
 }
 
 // RotateSecret gives a registered confidential client a new secret; the
 // old one stops working at once.
-func (s *Server) RotateSecret(ctx context.Context, id string) (*client.Info, error) {
-	c, inConfig, err := s.clients.Lookup(ctx, id)
+func (a *Admin) RotateSecret(ctx context.Context, id string) (*client.Info, error) {
+	c, inConfig, err := a.registry.Lookup(ctx, id)
 	if err != nil || inConfig {
 		return nil, storeFailed("reading a client", cmp.Or(err, ErrConfigClient))
 	}
@@ -105,17 +145,17 @@ func (s *Server) RotateSecret(ctx context.Context, id string) (*client.Info, err
 	}
 	secret, hash := client.NewSecret()
 	var rotated *client.Client
-	if err := s.store.UpdateClient(ctx, id, func(cur *client.Client) error { cur.SecretHash, rotated = hash, cur; return nil }); err != nil {
+	if err := a.clients.UpdateClient(ctx, id, func(cur *client.Client) error { cur.SecretHash, rotated = hash, cur; return nil }); err != nil {
 		return nil, storeFailed("rotating a secret", err)
 	}
-	s.audit(ctx, "client secret rotated", zap.String("client_id", id))
+	a.audit(ctx, "client secret rotated", zap.String("client_id", id))
 	ci := client.InfoOf(rotated, client.SourceRegistered)
 	ci.Secret = secret
 	return ci, nil
 }
 
-// AdminRevocation names what an administrator revokes: exactly one field.
-type AdminRevocation struct {
+// Revocation names what an administrator revokes: exactly one field.
+type Revocation struct {
 	Token    string `json:"token"`
 	JTI      string `json:"jti"`
 	ClientID string `json:"client_id"`
@@ -124,11 +164,11 @@ type AdminRevocation struct {
 	GrantID string `json:"grant_id"`
 }
 
-// AdminRevoke revokes a token, or every token of a client or a user. It
+// Revoke revokes a token, or every token of a client or a user. It
 // returns how many revocations took effect: for a token 1 or 0 (unknown,
 // expired or already revoked); for a jti, client or user, 1: their tokens are
 // cut off without being counted.
-func (s *Server) AdminRevoke(ctx context.Context, a *AdminRevocation) (int, error) {
+func (ad *Admin) Revoke(ctx context.Context, a *Revocation) (int, error) {
 	set := 0
 	for _, v := range []string{a.Token, a.JTI, a.ClientID, a.Subject, a.GrantID} {
 		if v != "" {
@@ -142,87 +182,88 @@ func (s *Server) AdminRevoke(ctx context.Context, a *AdminRevocation) (int, erro
 	var err error
 	switch {
 	case a.GrantID != "":
-		n, err = 1, s.RevokeGrant(ctx, a.GrantID, "admin")
+		n, err = 1, ad.RevokeGrant(ctx, a.GrantID, "admin")
 	case a.Token != "":
-		n, err = s.RevokeToken(ctx, a.Token, "", "")
+		n, err = ad.tokens.RevokeToken(ctx, a.Token, "", "")
 	case a.JTI != "":
-		n, err = 1, s.RevokeJTI(ctx, a.JTI)
+		n, err = 1, ad.tokens.RevokeJTI(ctx, a.JTI)
 	case a.ClientID != "":
-		n, err = 1, s.RevokeClient(ctx, a.ClientID)
+		n, err = 1, ad.tokens.RevokeClient(ctx, a.ClientID)
 	default:
-		n, err = 1, s.RevokeSubject(ctx, a.Subject)
+		n, err = 1, ad.tokens.RevokeSubject(ctx, a.Subject)
 	}
 	return n, storeFailed("revoking", err)
 }
 
-// AdminHandler serves the admin API below /oauth2/ (the README's "Admin API and CLI").
-func (s *Server) AdminHandler() http.Handler {
+// Handler serves the admin API below /oauth2/ (the README's "Admin API
+// and CLI").
+func (a *Admin) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /oauth2/clients", func(w http.ResponseWriter, r *http.Request) {
-		list, err := s.Clients(r.Context())
-		s.adminReply(w, r, http.StatusOK, list, err)
+		list, err := a.Clients(r.Context())
+		a.reply(w, r, http.StatusOK, list, err)
 	})
 	mux.HandleFunc("POST /oauth2/clients", func(w http.ResponseWriter, r *http.Request) {
 		reg := new(client.Info)
 		if err := readJSON(r, reg); err != nil {
-			s.adminReply(w, r, 0, nil, err)
+			a.reply(w, r, 0, nil, err)
 			return
 		}
-		ci, err := s.RegisterClient(r.Context(), reg)
-		s.adminReply(w, r, http.StatusCreated, ci, err)
+		ci, err := a.RegisterClient(r.Context(), reg)
+		a.reply(w, r, http.StatusCreated, ci, err)
 	})
 	mux.HandleFunc("GET /oauth2/clients/{id}", func(w http.ResponseWriter, r *http.Request) {
-		ci, err := s.ClientInfo(r.Context(), r.PathValue("id"))
-		s.adminReply(w, r, http.StatusOK, ci, err)
+		ci, err := a.ClientInfo(r.Context(), r.PathValue("id"))
+		a.reply(w, r, http.StatusOK, ci, err)
 	})
 	mux.HandleFunc("DELETE /oauth2/clients/{id}", func(w http.ResponseWriter, r *http.Request) {
-		err := s.DeleteClient(r.Context(), r.PathValue("id"))
-		s.adminReply(w, r, http.StatusOK, map[string]string{"deleted": r.PathValue("id")}, err)
+		err := a.DeleteClient(r.Context(), r.PathValue("id"))
+		a.reply(w, r, http.StatusOK, map[string]string{"deleted": r.PathValue("id")}, err)
 	})
 	mux.HandleFunc("POST /oauth2/clients/{id}/secret", func(w http.ResponseWriter, r *http.Request) {
-		ci, err := s.RotateSecret(r.Context(), r.PathValue("id"))
-		s.adminReply(w, r, http.StatusOK, ci, err)
+		ci, err := a.RotateSecret(r.Context(), r.PathValue("id"))
+		a.reply(w, r, http.StatusOK, ci, err)
 	})
 	mux.HandleFunc("POST /oauth2/revoke", func(w http.ResponseWriter, r *http.Request) {
-		a := new(AdminRevocation)
-		if err := readJSON(r, a); err != nil {
-			s.adminReply(w, r, 0, nil, err)
+		rev := new(Revocation)
+		if err := readJSON(r, rev); err != nil {
+			a.reply(w, r, 0, nil, err)
 			return
 		}
-		n, err := s.AdminRevoke(r.Context(), a)
-		s.adminReply(w, r, http.StatusOK, map[string]int{"revoked": n}, err)
+		n, err := a.Revoke(r.Context(), rev)
+		a.reply(w, r, http.StatusOK, map[string]int{"revoked": n}, err)
 	})
 	mux.HandleFunc("GET /oauth2/grants", func(w http.ResponseWriter, r *http.Request) {
 		q, err := grantQueryOf(r.URL.Query())
 		if err != nil {
-			s.adminReply(w, r, 0, nil, err)
+			a.reply(w, r, 0, nil, err)
 			return
 		}
-		list, err := s.Grants(r.Context(), q)
-		s.adminReply(w, r, http.StatusOK, list, err)
+		list, err := a.Grants(r.Context(), q)
+		a.reply(w, r, http.StatusOK, list, err)
 	})
 	mux.HandleFunc("POST /oauth2/keys/rotate", func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
 			Delay string `json:"delay"`
 		}
 		if err := readJSON(r, &body); err != nil && !errors.Is(err, io.EOF) {
-			s.adminReply(w, r, 0, nil, err)
+			a.reply(w, r, 0, nil, err)
 			return
 		}
 		delay, err := time.ParseDuration(orDefault(body.Delay, "0s"))
 		if err != nil || delay < 0 {
-			s.adminReply(w, r, 0, nil, oauth.ErrInvalidRequest("delay must be a duration like 1h"))
+			a.reply(w, r, 0, nil, oauth.ErrInvalidRequest("delay must be a duration like 1h"))
 			return
 		}
-		if err := s.keys.Rotate(r.Context(), delay); err != nil {
-			s.adminReply(w, r, 0, nil, storeFailed("rotating the signing keys", err))
+		if err := a.keys.Rotate(r.Context(), delay); err != nil {
+			a.reply(w, r, 0, nil, storeFailed("rotating the signing keys", err))
 			return
 		}
-		kids := s.keys.KeyIDs()
-		s.audit(r.Context(), "signing keys rotated", zap.String("new_kid", kids[0]), zap.Duration("delay", delay))
-		s.adminReply(w, r, http.StatusOK, map[string]any{"kid": kids[0], "published": kids}, nil)
+		kids := a.keys.KeyIDs()
+		a.audit(r.Context(), "signing keys rotated", zap.String("new_kid", kids[0]), zap.Duration("delay", delay))
+		a.reply(w, r, http.StatusOK, map[string]any{"kid": kids[0], "published": kids}, nil)
 	})
-	return s.withRequester(mux)
+	return mux
 }
 
 // grantQueryOf reads ?subject=S or ?client_id=C, and &limit=N (at most
@@ -242,13 +283,13 @@ func grantQueryOf(v url.Values) (store.GrantQuery, error) {
 	return q, nil
 }
 
-// RotateKeysIfDue runs the scheduled key rotation (see Keys.RotateIfDue);
+// RotateKeysIfDue runs the scheduled key rotation (see keys.Ring.RotateIfDue);
 // every 0 turns it off.
-func (s *Server) RotateKeysIfDue(ctx context.Context, every time.Duration) error {
-	added, err := s.keys.RotateIfDue(ctx, every)
+func (a *Admin) RotateKeysIfDue(ctx context.Context, every time.Duration) error {
+	added, err := a.keys.RotateIfDue(ctx, every)
 	if added {
-		kids := s.keys.KeyIDs()
-		s.audit(ctx, "signing keys rotated", zap.String("new_kid", kids[0]), zap.String("reason", "scheduled"),
+		kids := a.keys.KeyIDs()
+		a.audit(ctx, "signing keys rotated", zap.String("new_kid", kids[0]), zap.String("reason", "scheduled"),
 			zap.Duration("every", every), zap.Duration("published_before_signing", keys.Prepublish(every)))
 	}
 	return err
@@ -273,40 +314,40 @@ func readJSON(r *http.Request, v any) error {
 	return nil
 }
 
-// AdminFailure is an administration error the administrator cannot fix by
+// Failure is an administration error the administrator cannot fix by
 // changing the request: the store failed (503), or the server did (500).
 // Message is what they are told; Err, the cause, is for the log.
-type AdminFailure struct {
+type Failure struct {
 	Status  int
 	Message string
 	Err     error
 }
 
-func (e *AdminFailure) Error() string { return e.Message + ": " + e.Err.Error() }
-func (e *AdminFailure) Unwrap() error { return e.Err }
+func (e *Failure) Error() string { return e.Message + ": " + e.Err.Error() }
+func (e *Failure) Unwrap() error { return e.Err }
 
 // storeFailed is err from the store while doing what, as the
 // administration reports it: the store's own answers (not found) and the
 // server's verdicts pass as they are; anything else is the store failing.
 func storeFailed(what string, err error) error {
 	var e *oauth.Error
-	var af *AdminFailure
+	var af *Failure
 	if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrNoGrant) || errors.Is(err, ErrConfigClient) ||
 		errors.As(err, &e) || errors.As(err, &af) {
 		return err
 	}
-	return &AdminFailure{Status: http.StatusServiceUnavailable, Message: "the store is unavailable while " + what + "; nothing may have changed: retry shortly", Err: err}
+	return &Failure{Status: http.StatusServiceUnavailable, Message: "the store is unavailable while " + what + "; nothing may have changed: retry shortly", Err: err}
 }
 
-// AdminError is the status and the message an administration error gets,
+// Error is the status and the message an administration error gets,
 // for the admin API and the console alike: 400 for bad input (the message
 // names the field), 404 for an unknown client or grant, 409 for a
 // configured client, an AdminFailure's own (503 for a store that failed),
 // and 500 for anything else. The message never carries a cause: a status
 // of 500 or more is for the caller to log with the error.
-func AdminError(err error) (int, string) {
+func Error(err error) (int, string) {
 	var e *oauth.Error
-	var af *AdminFailure
+	var af *Failure
 	switch {
 	case errors.As(err, &af):
 		return af.Status, af.Message
@@ -324,14 +365,14 @@ func AdminError(err error) (int, string) {
 	return http.StatusInternalServerError, "the server failed; its log has the details"
 }
 
-// adminReply answers with v, or with err as {"error": "..."} and the status
+// reply answers with v, or with err as {"error": "..."} and the status
 // it deserves; a failure of the store or the server is logged with its
 // cause.
-func (s *Server) adminReply(w http.ResponseWriter, r *http.Request, status int, v any, err error) {
+func (a *Admin) reply(w http.ResponseWriter, r *http.Request, status int, v any, err error) {
 	if err != nil {
 		var msg string
-		if status, msg = AdminError(err); status >= http.StatusInternalServerError {
-			s.log.Error("admin API: "+msg, zap.String("path", r.URL.Path), zap.Error(err))
+		if status, msg = Error(err); status >= http.StatusInternalServerError {
+			a.log.Error("admin API: "+msg, zap.String("path", r.URL.Path), zap.Error(err))
 		}
 		v = map[string]string{"error": msg}
 	}
