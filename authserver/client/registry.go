@@ -25,7 +25,7 @@ type Registry struct {
 	config map[string]*Client
 	// configList is config in the configuration's order.
 	configList []*Client
-	store  store.ClientStore
+	store      store.ClientStore
 	// documents fetches client metadata documents; nil when off.
 	documents      *Documents
 	fetch, trusted *outbound.Client
