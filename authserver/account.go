@@ -58,7 +58,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := s.ensureSession(w, r)
-	ctx, cancel := ctxTimeout(r)
+	ctx, cancel := oauth.RequestContext(r)
 	defer cancel()
 	apps, err := s.accountApplications(ctx, user.subject)
 	if err != nil {

@@ -112,7 +112,7 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		oauth.WriteError(w, e)
 		return
 	}
-	ctx, cancel := ctxTimeout(r)
+	ctx, cancel := oauth.RequestContext(r)
 	defer cancel()
 	now := time.Now().UTC()
 	for range 5 {

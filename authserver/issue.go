@@ -17,7 +17,7 @@ import (
 
 func (s *Server) auditIssued(req *tokenRequest, claims *introspect.Claims) {
 	s.metrics.TokenIssued(req.grant, req.client.ID)
-	s.noteClientUse(req.client)
+	s.uses.Note(req.client)
 	event := "token issued"
 	if req.grant == client.GrantRefreshToken {
 		event = "token refreshed"

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -54,58 +53,6 @@ const (
 	DefaultMaxClients      = 10_000
 )
 
-// clientUses remembers, per dynamic client, when this instance last
-// recorded its use, so that a busy client costs one store write a day,
-// made off the request path.
-type clientUses struct {
-	mu   sync.Mutex
-	last map[string]time.Time
-}
-
-// useRecordEvery is how often a client's use is written down: well within
-// any sensible client_ttl.
-const useRecordEvery = 24 * time.Hour
-
-// noteClientUse records that a dynamic client was issued a token: its
-// first use always (a registration never used expires early), and later
-// ones when client_ttl counts them.
-func (s *Server) noteClientUse(c *client.Client) {
-	reg := s.cfg.Registration
-	if reg == nil || c.Source != "dynamic" || reg.ClientTTL <= 0 && !c.LastUsedAt.IsZero() {
-		return
-	}
-	now := time.Now().UTC()
-	every := useRecordEvery
-	if reg.ClientTTL > 0 {
-		every = min(every, reg.ClientTTL/10)
-	}
-	s.uses.mu.Lock()
-	if s.uses.last == nil {
-		s.uses.last = map[string]time.Time{}
-	}
-	if now.Sub(s.uses.last[c.ID]) < every || now.Sub(c.LastUsedAt) < every {
-		s.uses.mu.Unlock()
-		return
-	}
-	s.uses.last[c.ID] = now
-	s.uses.mu.Unlock()
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		// Only the time is written: a secret rotated or a registration
-		// updated meanwhile stays, and a client deleted stays deleted.
-		touch := func(c *client.Client) error {
-			if now.After(c.LastUsedAt) {
-				c.LastUsedAt = now
-			}
-			return nil
-		}
-		if err := s.store.UpdateClient(ctx, c.ID, touch); err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.log.Warn("recording a registered client's use", zap.String("client_id", c.ID), zap.Error(err))
-		}
-	}()
-}
-
 // ExpireRegistrations removes the dynamic clients never issued a token
 // within unused_client_ttl of registering, and those unused for
 // client_ttl, and revokes their tokens. Run calls it hourly.
@@ -120,7 +67,7 @@ func (s *Server) ExpireRegistrations(ctx context.Context) error {
 	}
 	now := time.Now()
 	for _, c := range list {
-		if c.Source != "dynamic" {
+		if c.Source != client.SourceDynamic {
 			continue
 		}
 		reason := ""
@@ -139,9 +86,7 @@ func (s *Server) ExpireRegistrations(ctx context.Context) error {
 		if err := s.RevokeClient(ctx, c.ID); err != nil {
 			return err
 		}
-		s.uses.mu.Lock()
-		delete(s.uses.last, c.ID)
-		s.uses.mu.Unlock()
+		s.uses.Forget(c.ID)
 	}
 	return nil
 }
@@ -186,7 +131,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ctx, cancel := ctxTimeout(r)
+	ctx, cancel := oauth.RequestContext(r)
 	defer cancel()
 	limit := failureLimits{window: registrationWindow, counters: []limitedCounter{{"register:" + s.addressKey(r), registrationsPerIP}}}
 	if until, limited, err := limit.locked(ctx, s.store); err != nil {
@@ -238,7 +183,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 // handleRegistration is RFC 7592: read, replace or delete a registration
 // with its registration access token.
 func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request, id string) {
-	ctx, cancel := ctxTimeout(r)
+	ctx, cancel := oauth.RequestContext(r)
 	defer cancel()
 	c, e := s.registeredClient(ctx, r, id)
 	if e != nil {

@@ -180,7 +180,7 @@ func (s *Server) revokeFor(r *http.Request, cl *client.Client, form url.Values) 
 	if token == "" {
 		return oauth.ErrInvalidRequest("token is missing")
 	}
-	ctx, cancel := ctxTimeout(r)
+	ctx, cancel := oauth.RequestContext(r)
 	defer cancel()
 	if _, err := s.RevokeToken(ctx, token, cl.ID, form.Get("token_type_hint")); err != nil {
 		return s.storeError("revoking a token", err)

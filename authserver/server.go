@@ -218,6 +218,7 @@ type Server struct {
 	// dummyHash is what an unknown username's password is checked against.
 	dummyHash func() []byte
 	metrics   Metrics
+	failures  oauth.Failures
 	health    healthCheck
 	// generation notices that the store lost its data.
 	generation generationWatch
@@ -226,7 +227,7 @@ type Server struct {
 	// prefixRoutes serve paths below a prefix, tried after routes.
 	prefixRoutes []prefixRoute
 	// uses throttles recording registered clients' use.
-	uses clientUses
+	uses *client.Uses
 	// dpopNonces are the server's DPoP nonces; nil when off. dpopProofs
 	// verifies the token endpoint's proofs.
 	dpopNonces *dpop.Nonces
@@ -412,12 +413,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if r.ClientIDMetadataDocuments {
 			documents = client.NewDocuments(fetch, r.Scopes, cfg.Logger)
 		}
+		s.uses = client.NewUses(cfg.Store, r.ClientTTL, cfg.Logger)
 	}
 	s.clients = client.NewRegistry(cfg.Clients, cfg.Store, documents, fetch, trusted, cfg.Logger)
 	s.clientAuth = client.NewAuthenticator(s.clients, s.secrets, cfg.Store, cfg.Issuer, cfg.Issuer+PathToken, s.addressKey, s.storeError)
 	if s.metrics == nil {
 		s.metrics = noMetrics{}
 	}
+	s.failures = oauth.Failures{Log: cfg.Logger, Count: s.metrics.StoreError}
 	if err := s.openRuntime(ctx); err != nil {
 		return nil, err
 	}
@@ -537,20 +540,8 @@ type prefixRoute struct {
 	handler http.HandlerFunc
 }
 
-// storeError turns a store failure into 503 temporarily_unavailable, logged
-// once here; the client is told to retry, never shown the cause.
-func (s *Server) storeError(what string, err error) *oauth.Error {
-	s.metrics.StoreError(what)
-	s.log.Error("store unavailable", zap.String("during", what), zap.Error(err))
-	e := oauth.ErrTemporarilyUnavailable("the authorization server's store is unavailable; retry shortly")
-	e.Err = err
-	return e
-}
+// storeError turns a store failure into 503 temporarily_unavailable (see
+// oauth.Failures.Store).
+func (s *Server) storeError(what string, err error) *oauth.Error { return s.failures.Store(what, err) }
 
 func (s *Server) endpointURL(path string) string { return s.cfg.Issuer + path }
-
-// ctxTimeout bounds store work done for one request so that a stalled store
-// yields a 503 instead of a hanging client.
-func ctxTimeout(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), 5*time.Second)
-}

@@ -4,8 +4,6 @@ package authserver
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -84,7 +82,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*TokenResponse, 
 	if !slices.Contains(cl.GrantTypes, grant) {
 		return nil, req, oauth.ErrUnauthorizedClient("client %q is not allowed the %s grant", cl.ID, grant)
 	}
-	ctx, cancel := ctxTimeout(r)
+	ctx, cancel := oauth.RequestContext(r)
 	defer cancel()
 	if req.dpop, e = s.tokenProof(ctx, r, cl); e != nil {
 		return nil, req, e
@@ -127,14 +125,8 @@ func resolveScope(requested string, allowed []string) (string, *oauth.Error) {
 	return strings.Join(out, " "), nil
 }
 
-// internalError logs a failure the client cannot fix and hides its cause.
+// internalError logs a failure the client cannot fix and hides its cause
+// (see oauth.Failures.Internal).
 func (s *Server) internalError(what string, err error) *oauth.Error {
-	s.log.Error("internal error", zap.String("during", what), zap.Error(err))
-	if errors.Is(err, context.DeadlineExceeded) {
-		e := oauth.ErrTemporarilyUnavailable("the authorization server is overloaded; retry shortly")
-		e.Err = err
-		return e
-	}
-	return &oauth.Error{Code: "server_error", Description: fmt.Sprintf("the authorization server failed while %s; its log has the details", what),
-		Status: http.StatusInternalServerError, Err: err}
+	return s.failures.Internal(what, err)
 }
