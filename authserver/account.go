@@ -86,7 +86,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	// Revoking the grants is forgetting the consent: it was theirs.
 	for _, id := range apps[i].grants {
-		if _, err := s.RevokeGrant(ctx, id, "the person, on the account page"); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if _, err := s.tokens.RevokeGrant(ctx, id, "the person, on the account page"); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.renderError(w, http.StatusServiceUnavailable, s.storeError("revoking a grant", err), nil)
 			return
 		}
@@ -105,7 +105,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 
 // accountApplications groups a person's live grants by application.
 func (s *Server) accountApplications(ctx context.Context, subject string) ([]*PageApplication, error) {
-	grants, err := s.LiveGrants(ctx, store.GrantQuery{Subject: subject})
+	grants, err := s.tokens.LiveGrants(ctx, store.GrantQuery{Subject: subject})
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +156,7 @@ func (s *Server) loginName(login string) string {
 	case LoginUpstream, "":
 		return "this site's sign-in"
 	}
-	if p := s.providers[login]; p != nil {
+	if p := s.people.providers[login]; p != nil {
 		return p.DisplayName()
 	}
 	return login

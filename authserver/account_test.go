@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/admin"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/internal/persontest"
 )
@@ -271,7 +272,7 @@ func TestConsentEndsWithItsGrant(t *testing.T) {
 				wantOAuthError(t, e.refresh(rt), 400, "invalid_grant")
 			},
 			"the person's tokens revoked": func(map[string]any) {
-				if err := e.srv.RevokeSubject(t.Context(), "mark"); err != nil {
+				if _, err := e.srv.Admin().Revoke(t.Context(), &admin.Revocation{Subject: "mark"}); err != nil {
 					t.Fatal(err)
 				}
 			},

@@ -35,7 +35,7 @@ func (s *Server) audit(ctx context.Context, event string, fields ...zap.Field) {
 	if ip, ok := oauth.Requester(ctx); ok {
 		fields = append(fields, zap.String("remote_ip", ip))
 	}
-	if ce := s.auditLog.Check(zap.InfoLevel, event); ce != nil {
+	if ce := s.obs.audit.Check(zap.InfoLevel, event); ce != nil {
 		ce.Write(fields...)
 	}
 	s.cfg.AuditRing.add(event, fields)

@@ -15,6 +15,7 @@ import (
 	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/authserver/token"
 )
 
 // authzRequest is a validated authorization request (RFC 6749 §4.1.1 with
@@ -102,10 +103,10 @@ func (s *Server) parseAuthzRequest(r *http.Request, params url.Values) (req *aut
 	if !slices.Contains(cl.GrantTypes, client.GrantAuthorizationCode) {
 		return req, oauth.ErrUnauthorizedClient("client %q is not allowed the authorization_code grant", cl.ID), true
 	}
-	if req.scope, e = resolveScope(params.Get("scope"), cl.Scopes); e != nil {
+	if req.scope, e = client.ResolveScope(params.Get("scope"), cl.Scopes); e != nil {
 		return req, e, true
 	}
-	if req.resource, e = s.requestedResource(params); e != nil {
+	if req.resource, e = s.tokens.Resources().Requested(params); e != nil {
 		return req, e, true
 	}
 	req.challenge, req.method = params.Get("code_challenge"), params.Get("code_challenge_method")
@@ -259,11 +260,11 @@ func sendRedirect(w http.ResponseWriter, location string, status int) {
 func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzRequest, user *authUser) {
 	// A code is "<grant ID>.<secret>", like a refresh token: the store
 	// keeps it under both, next to the grant's refresh tokens.
-	code := newGrantToken(oauth.RandomToken(16))
-	grantID := code.grant
+	code := token.NewGrantToken(oauth.RandomToken(16))
+	grantID := code.Grant
 	now := time.Now().UTC()
 	ac := &store.AuthCode{
-		Hash: code.hash(), ClientID: req.client.ID, Subject: user.subject,
+		Hash: code.Hash(), ClientID: req.client.ID, Subject: user.subject,
 		RedirectURI: req.redirectURI, RedirectURIGiven: req.redirectGiven, Scope: req.scope,
 		CodeChallenge: req.challenge, CodeChallengeMethod: req.method,
 		GrantID: grantID, AuthTime: user.authTime, ExpiresAt: now.Add(s.cfg.CodeTTL), Resource: req.resource,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/admin"
 )
 
 // The authorization endpoint takes POST (form body) as well as GET.
@@ -147,8 +148,14 @@ func TestRevokeRefreshTokenAndCutoffs(t *testing.T) {
 	wantOAuthError(t, refresh(rt), 400, "invalid_grant")
 
 	for _, cut := range []func() error{
-		func() error { return e.srv.RevokeClient(t.Context(), "webapp") },
-		func() error { return e.srv.RevokeSubject(t.Context(), "mark") },
+		func() error {
+			_, err := e.srv.Admin().Revoke(t.Context(), &admin.Revocation{ClientID: "webapp"})
+			return err
+		},
+		func() error {
+			_, err := e.srv.Admin().Revoke(t.Context(), &admin.Revocation{Subject: "mark"})
+			return err
+		},
 	} {
 		_, rt := grant()
 		if err := cut(); err != nil {

@@ -8,7 +8,9 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 	"go.uber.org/zap"
@@ -75,7 +77,7 @@ func (s *Server) needsConsent(r *http.Request, subject string, req *authzRequest
 	if req.client.SkipConsent {
 		return false, nil
 	}
-	grants, err := s.LiveGrants(r.Context(), store.GrantQuery{Subject: subject, ClientID: req.client.ID})
+	grants, err := s.tokens.LiveGrants(r.Context(), store.GrantQuery{Subject: subject, ClientID: req.client.ID})
 	if err != nil {
 		return false, err
 	}
@@ -89,4 +91,26 @@ func (s *Server) needsConsent(r *http.Request, subject string, req *authzRequest
 		}
 	}
 	return false, nil
+}
+
+// Logins a grant records (store.Grant.Login) besides a provider's name.
+const (
+	LoginPassword = "password"
+	LoginUpstream = "upstream"
+)
+
+// newGrant is the record of a grant the person just approved, stored
+// before its code or device authorization can be redeemed: the token
+// endpoint then only notes its uses, in the step that redeems or rotates.
+// The record lives as long as a token from an unredeemed code could
+// (codeExpiry and one access token); redemption extends it to the
+// refresh token's life.
+func (s *Server) newGrant(id string, client *client.Client, user *authUser, scope, resource string, codeExpiry time.Time) *store.Grant {
+	now := time.Now().UTC()
+	authTime := user.authTime
+	if authTime.IsZero() {
+		authTime = now
+	}
+	return &store.Grant{ID: id, ClientID: client.ID, Subject: user.subject, Scope: scope, Resource: resource,
+		Login: user.login, CreatedAt: now, ExpiresAt: codeExpiry.Add(s.cfg.AccessTokenTTL), EndsBy: authTime.Add(s.cfg.GrantMaxAge)}
 }

@@ -34,18 +34,18 @@ func (s *Server) checkStoreGeneration(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading the store's generation: %w", err)
 	}
-	w := &s.generation
+	w := &s.rt.generation
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.gen == "" || w.gen == gen {
 		w.gen = gen
 		return nil
 	}
-	rv := s.revocations
+	rv := s.rt.revocations
 	if !w.lost.Swap(true) {
-		s.metrics.StoreDataLoss("data")
+		s.obs.metrics.StoreDataLoss("data")
 		n := rv.Len()
-		s.log.Error("the store lost its data (restarted without persistence, flushed, or evicting keys): writing back this instance's revocations and signing keys; refresh tokens, codes, consents and registered clients kept there are gone",
+		s.obs.log.Error("the store lost its data (restarted without persistence, flushed, or evicting keys): writing back this instance's revocations and signing keys; refresh tokens, codes, consents and registered clients kept there are gone",
 			zap.Int("revocations", n))
 	}
 	list := rv.All()
@@ -54,11 +54,11 @@ func (s *Server) checkStoreGeneration(ctx context.Context) error {
 			return fmt.Errorf("writing revocations back to the store: %w", err)
 		}
 	}
-	s.log.Info("revocations written back to the store", zap.Int("revocations", len(list)))
+	s.obs.log.Info("revocations written back to the store", zap.Int("revocations", len(list)))
 	w.gen = gen
 	w.lost.Store(false)
 	return nil
 }
 
 // storeDataLost says whether a loss of the store's data is being repaired.
-func (s *Server) storeDataLost() bool { return s.generation.lost.Load() || s.keys.Lost() }
+func (s *Server) storeDataLost() bool { return s.rt.generation.lost.Load() || s.rt.keys.Lost() }

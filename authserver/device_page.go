@@ -12,7 +12,16 @@ import (
 	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/authserver/token"
 	"go.uber.org/zap"
+)
+
+// Default limit on entering user codes on /device (RFC 8628 §5.1): wrong
+// codes per client address (IPv6: per /64) in deviceWindow (see
+// token's userCodeLen for what that allows).
+const (
+	deviceWindow               = 15 * time.Minute
+	DefaultDeviceFailuresPerIP = 10
 )
 
 // lookupUserCode finds the pending device authorization a person typed,
@@ -34,7 +43,7 @@ func (s *Server) lookupUserCode(r *http.Request, typed string) (*store.DeviceCod
 		s.audit(ctx, "wrong user code")
 		return nil, nil, http.StatusBadRequest, "That code is not valid. Check the code your device shows and try again."
 	}
-	code, ok := normalizeUserCode(typed)
+	code, ok := token.NormalizeUserCode(typed)
 	if !ok {
 		return fail()
 	}
@@ -93,7 +102,7 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 		entry(status, msg)
 		return
 	}
-	shown := formatUserCode(d.UserCode)
+	shown := token.FormatUserCode(d.UserCode)
 	if user == nil {
 		s.redirectTo(w, r, PathLogin, url.Values{"return_to": {s.issuer.Path + PathDevice + "?" + url.Values{"user_code": {shown}}.Encode()}})
 		return

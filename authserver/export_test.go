@@ -7,12 +7,12 @@ import (
 )
 
 // BcryptRuns is how many bcrypt comparisons of client secrets s has run.
-func BcryptRuns(s *Server) int64 { return s.secrets.BcryptRuns() }
+func BcryptRuns(s *Server) int64 { return s.people.secrets.BcryptRuns() }
 
 // DummyHashCost is the bcrypt cost unknown usernames' passwords are
 // checked at.
 func DummyHashCost(s *Server) int {
-	c, _ := bcrypt.Cost(s.dummyHash())
+	c, _ := bcrypt.Cost(s.people.dummyHash())
 	return c
 }
 

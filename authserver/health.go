@@ -32,26 +32,26 @@ const healthCacheFor = time.Second
 
 // Health probes the store and the keys.
 func (s *Server) Health(ctx context.Context) *Health {
-	s.health.mu.Lock()
-	defer s.health.mu.Unlock()
-	if s.health.result != nil && time.Since(s.health.at) < healthCacheFor {
-		return s.health.result
+	s.rt.health.mu.Lock()
+	defer s.rt.health.mu.Unlock()
+	if s.rt.health.result != nil && time.Since(s.rt.health.at) < healthCacheFor {
+		return s.rt.health.result
 	}
 	h := &Health{Status: "ok"}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	switch _, err := s.store.Keys(ctx); {
 	case err != nil:
-		s.log.Error("health check: the store is unreachable", zap.Error(err))
+		s.obs.log.Error("health check: the store is unreachable", zap.Error(err))
 		h = &Health{Status: "unavailable", Reason: "the store is unreachable"}
 	case s.storeDataLost():
 		h = &Health{Status: "unavailable", Reason: "the store lost its data; this instance is writing back its keys and revocations"}
-	case !s.keys.CanSign(time.Now()):
+	case !s.rt.keys.CanSign(time.Now()):
 		h = &Health{Status: "unavailable", Reason: "no signing key is loaded"}
-	case s.revocations.Stale():
+	case s.rt.revocations.Stale():
 		h = &Health{Status: "unavailable", Reason: "revocations are stale: the store was unreachable too long"}
 	}
-	s.health.at, s.health.result = time.Now(), h
+	s.rt.health.at, s.rt.health.result = time.Now(), h
 	return h
 }
 

@@ -40,9 +40,9 @@ func (s *Server) currentUser(r *http.Request) *authUser {
 	switch {
 	case sess == nil || sess.Subject == "":
 		return nil
-	case sess.Provider != "" && s.providers[sess.Provider] != nil && strings.HasPrefix(sess.Subject, sess.Provider+":"):
+	case sess.Provider != "" && s.people.providers[sess.Provider] != nil && strings.HasPrefix(sess.Subject, sess.Provider+":"):
 		return &authUser{subject: sess.Subject, display: providerDisplay(sess.Name, sess.Subject), authTime: time.Unix(sess.AuthTime, 0).UTC(), login: sess.Provider}
-	case sess.Provider == "" && s.users[sess.Subject] != nil:
+	case sess.Provider == "" && s.people.users[sess.Subject] != nil:
 		return &authUser{subject: sess.Subject, display: s.displayName(sess.Subject), authTime: time.Unix(sess.AuthTime, 0).UTC(), login: LoginPassword}
 	}
 	return nil
@@ -60,7 +60,7 @@ func providerDisplay(name, subject string) string {
 }
 
 func (s *Server) displayName(subject string) string {
-	if u, ok := s.users[subject]; ok && u.Name != "" {
+	if u, ok := s.people.users[subject]; ok && u.Name != "" {
 		return u.Name
 	}
 	return subject
@@ -146,7 +146,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	sess := s.ensureSession(w, r)
 	data := &PageData{Title: "Sign in", Client: pageClient(req.client), Scopes: s.pageScopes(req.scope), Resource: s.pageResource(req.resource),
 		Action: s.issuer.Path + PathLogin, Hidden: map[string]string{"return_to": returnTo},
-		Passwords: len(s.users) > 0 || len(s.providerList) == 0, Providers: s.pageProviders(returnTo)}
+		Passwords: len(s.people.users) > 0 || len(s.people.list) == 0, Providers: s.pageProviders(returnTo)}
 	show := func(status int, msg string) {
 		data.Error, data.CSRFToken = msg, s.csrfToken(sess)
 		s.renderPage(w, status, "login.html", data, formTarget(req.redirectURI)...)
@@ -164,12 +164,12 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	limits, err := s.loginLimits(r, username)
 	if err != nil {
 		show(http.StatusServiceUnavailable, "Signing in is unavailable right now; please try again shortly.")
-		s.log.Error("login rate limit unavailable", zap.Error(err))
+		s.obs.log.Error("login rate limit unavailable", zap.Error(err))
 		return
 	}
 	if until, limited, err := limits.locked(r.Context(), s.store); err != nil {
 		show(http.StatusServiceUnavailable, "Signing in is unavailable right now; please try again shortly.")
-		s.log.Error("login rate limit unavailable", zap.Error(err))
+		s.obs.log.Error("login rate limit unavailable", zap.Error(err))
 		return
 	} else if limited {
 		wait := time.Until(until).Round(time.Minute)
@@ -180,14 +180,14 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		show(http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-in attempts. Try again after %s UTC (in about %s).", until.UTC().Format("15:04"), wait))
 		return
 	}
-	u, ok := s.users[username]
+	u, ok := s.people.users[username]
 	var hash []byte
 	if ok {
 		hash = []byte(u.PasswordHash)
 	} else {
-		hash = s.dummyHash()
+		hash = s.people.dummyHash()
 	}
-	if !s.secrets.Bcrypt(r.Context(), func() bool { return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil }) || !ok {
+	if !s.people.secrets.Bcrypt(r.Context(), func() bool { return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil }) || !ok {
 		s.audit(r.Context(), "login failed", s.loggedUsername(username))
 		s.failed(r.Context(), limits)
 		show(http.StatusUnauthorized, "Wrong username or password.")
@@ -250,7 +250,7 @@ func (s *Server) loginLimits(r *http.Request, username string) (failureLimits, e
 // loggedUsername names who tried to log in: only a username that exists,
 // since people type their password into the username field.
 func (s *Server) loggedUsername(username string) zap.Field {
-	if _, ok := s.users[username]; ok {
+	if _, ok := s.people.users[username]; ok {
 		return zap.String("username", username)
 	}
 	return zap.String("username", "(unknown)")

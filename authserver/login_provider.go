@@ -78,7 +78,7 @@ func checkProviderNames(providers []*login.Provider, clients []*client.Client, u
 // return_to.
 func (s *Server) pageProviders(returnTo string) []PageProvider {
 	var out []PageProvider
-	for _, p := range s.providerList {
+	for _, p := range s.people.list {
 		out = append(out, PageProvider{Name: p.DisplayName(), URL: s.issuer.Path + PathLoginProviders + p.Name() + "?" + url.Values{"return_to": {returnTo}}.Encode()})
 	}
 	return out
@@ -88,7 +88,7 @@ func (s *Server) pageProviders(returnTo string) []PageProvider {
 func (s *Server) handleLoginProvider(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, s.issuer.Path+PathLoginProviders)
 	name, callback := strings.CutSuffix(rest, "/callback")
-	p := s.providers[name] // a name with a slash is no provider's
+	p := s.people.providers[name] // a name with a slash is no provider's
 	if p == nil {
 		s.renderError(w, http.StatusNotFound, oauth.ErrInvalidRequest("there is no login provider %q", name), nil)
 		return
@@ -143,7 +143,7 @@ func (s *Server) finishProviderLogin(w http.ResponseWriter, r *http.Request, p *
 	q := r.URL.Query()
 	if a == nil || a.Provider != p.Name() || subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(a.State)) != 1 {
 		s.audit(r.Context(), "login failed", zap.String("provider", p.Name()), zap.String("reason", "state"))
-		s.metrics.LoginProviderError(p.Name(), string(login.Invalid))
+		s.obs.metrics.LoginProviderError(p.Name(), string(login.Invalid))
 		s.renderPage(w, http.StatusBadRequest, "error.html", &PageData{Title: "This sign-in expired",
 			Error: "This sign-in did not start here, or it took too long.", Message: "Go back to the application and sign in again."})
 		return
@@ -181,7 +181,7 @@ func (s *Server) providerFailed(w http.ResponseWriter, r *http.Request, p *login
 	if errors.As(err, &le) {
 		kind = le.Kind
 	}
-	s.metrics.LoginProviderError(p.Name(), string(kind))
+	s.obs.metrics.LoginProviderError(p.Name(), string(kind))
 	s.audit(r.Context(), "login failed", zap.String("provider", p.Name()), zap.String("reason", string(kind)))
 	data := &PageData{Title: "Signing in with " + p.DisplayName() + " did not work",
 		BackURL: s.issuer.Path + PathLogin}
@@ -191,7 +191,7 @@ func (s *Server) providerFailed(w http.ResponseWriter, r *http.Request, p *login
 	status := http.StatusBadGateway
 	switch kind {
 	case login.Unavailable:
-		s.log.Warn("login provider unavailable", zap.String("provider", p.Name()), zap.Error(err))
+		s.obs.log.Warn("login provider unavailable", zap.String("provider", p.Name()), zap.Error(err))
 		status = http.StatusServiceUnavailable
 		data.Error = p.DisplayName() + " cannot be reached right now."
 		data.Message = "Please try again in a few minutes, or go back and sign in another way if there is one."
@@ -200,12 +200,12 @@ func (s *Server) providerFailed(w http.ResponseWriter, r *http.Request, p *login
 		data.Error = p.DisplayName() + " did not sign you in."
 		data.Message = "Go back to the application and try again if you meant to allow it."
 	case login.Refused:
-		s.log.Info("login provider's person refused", zap.String("provider", p.Name()), zap.Error(err))
+		s.obs.log.Info("login provider's person refused", zap.String("provider", p.Name()), zap.Error(err))
 		status = http.StatusForbidden
 		data.Error = "You signed in with " + p.DisplayName() + ", but your account is not allowed here."
 		data.Message = "Ask the people who run this service to give your account access."
 	default:
-		s.log.Warn("login provider's answer refused", zap.String("provider", p.Name()), zap.Error(err))
+		s.obs.log.Warn("login provider's answer refused", zap.String("provider", p.Name()), zap.Error(err))
 		data.Error = p.DisplayName() + "'s answer could not be accepted."
 		data.Message = "Go back to the application and sign in again; if it happens again, tell the people who run this service."
 	}

@@ -46,7 +46,7 @@ func (s *Server) Metadata() *Metadata {
 		ResponseTypesSupported:            []string{"code"},
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		AuthorizationResponseISSSupported: true,
-		GrantTypesSupported:               s.grantTypes(),
+		GrantTypesSupported:               s.tokens.GrantTypes(),
 		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"},
 		TokenEndpointAuthSigningAlgs:      jose.Asymmetric,
 		DPoPSigningAlgs:                   jose.Asymmetric,
@@ -78,7 +78,7 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	// Cached briefly, because a rotation publishes the new key moments
 	// before use unless it was scheduled with a delay.
-	serveDocument(w, r, "application/jwk-set+json", "public, max-age=60", s.keys.JWKS())
+	serveDocument(w, r, "application/jwk-set+json", "public, max-age=60", s.rt.keys.JWKS())
 }
 
 // serveDocument answers GET and HEAD with a public, cacheable document.

@@ -154,7 +154,7 @@ func (s *Server) renderPage(w http.ResponseWriter, status int, name string, data
 	data.StyleURL = s.issuer.Path + PathStyle
 	var buf bytes.Buffer
 	if err := s.pages.tmpl.ExecuteTemplate(&buf, name, data); err != nil {
-		s.log.Error("rendering page", zap.String("page", name), zap.Error(err))
+		s.obs.log.Error("rendering page", zap.String("page", name), zap.Error(err))
 		http.Error(w, "the page could not be rendered; the server log has the details", http.StatusInternalServerError)
 		return
 	}
@@ -281,4 +281,12 @@ func pageClientTo(c *client.Client, redirectURI string) *PageClient {
 		}
 	}
 	return p
+}
+
+// pageResource describes a grant's resource for the pages; nil for none.
+func (s *Server) pageResource(resource string) *PageResource {
+	if resource == "" {
+		return nil
+	}
+	return &PageResource{URL: resource, Name: s.tokens.Resources().Name(resource)}
 }

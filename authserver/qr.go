@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/tokengate/tokengate/authserver/oauth"
+	"github.com/tokengate/tokengate/authserver/token"
 	"github.com/yeqown/go-qrcode/v2"
 )
 
@@ -20,12 +21,12 @@ func (s *Server) handleDeviceQR(w http.ResponseWriter, r *http.Request) {
 		oauth.WriteError(w, oauth.MethodNotAllowed(w, http.MethodGet, http.MethodHead))
 		return
 	}
-	code, ok := normalizeUserCode(r.URL.Query().Get("user_code"))
+	code, ok := token.NormalizeUserCode(r.URL.Query().Get("user_code"))
 	if !ok {
 		oauth.WriteError(w, oauth.ErrInvalidRequest("user_code must be a code like WDJB-MJHT"))
 		return
 	}
-	qr, err := qrcode.NewWith(s.endpointURL(PathDevice)+"?user_code="+formatUserCode(code),
+	qr, err := qrcode.NewWith(s.endpointURL(PathDevice)+"?user_code="+token.FormatUserCode(code),
 		qrcode.WithErrorCorrectionLevel(qrcode.ErrorCorrectionMedium))
 	if err != nil {
 		oauth.WriteError(w, s.internalError("encoding a QR code", err))

@@ -83,7 +83,7 @@ func (s *Server) ExpireRegistrations(ctx context.Context) error {
 			return err
 		}
 		s.audit(ctx, "client deleted", zap.String("client_id", c.ID), zap.String("reason", reason))
-		if err := s.RevokeClient(ctx, c.ID); err != nil {
+		if err := s.tokens.RevokeClient(ctx, c.ID); err != nil {
 			return err
 		}
 		s.uses.Forget(c.ID)
@@ -154,7 +154,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		oauth.WriteError(w, s.storeError("counting registered clients", err))
 		return
 	} else if max := s.cfg.Registration.MaxClients; n >= max {
-		s.log.Warn("a registration was refused: the store holds the most registered clients it may (registration's max_clients); unused ones expire, or raise the budget",
+		s.obs.log.Warn("a registration was refused: the store holds the most registered clients it may (registration's max_clients); unused ones expire, or raise the budget",
 			zap.Int("max_clients", max))
 		oauth.WriteError(w, &oauth.Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable,
 			Description: fmt.Sprintf("this server takes no more registrations: it holds the %d registered clients it may; ask its operator to raise registration's max_clients", max)})
@@ -248,7 +248,7 @@ func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request, id s
 			return
 		}
 		s.audit(ctx, "client deleted", zap.String("client_id", c.ID), zap.String("by", "registration"))
-		if err := s.RevokeClient(ctx, c.ID); err != nil {
+		if err := s.tokens.RevokeClient(ctx, c.ID); err != nil {
 			oauth.WriteError(w, s.storeError("revoking a deleted client's tokens", err))
 			return
 		}

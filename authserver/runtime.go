@@ -9,6 +9,7 @@ package authserver
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -31,6 +32,21 @@ const (
 	unknownKidReloadEvery = 5 * time.Second
 )
 
+// runtime is what the server keeps in sync with the store.
+type runtime struct {
+	keys *keys.Ring
+	// validator checks access tokens (bearer_auth, introspection) against
+	// keys and revocations, in memory.
+	validator   *introspect.Validator
+	revocations *introspect.Revocations
+	// lastKeyReload (unix nanoseconds) limits the key ring reloads that
+	// tokens naming an unknown kid cause: anyone can send one.
+	lastKeyReload atomic.Int64
+	// generation notices that the store lost its data.
+	generation generationWatch
+	health     healthCheck
+}
+
 // openRuntime loads (or makes) the signing keys and the revocation state
 // and builds the validator.
 func (s *Server) openRuntime(ctx context.Context) error {
@@ -40,11 +56,11 @@ func (s *Server) openRuntime(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ring.Logger, ring.OnLoss = s.log, func() { s.metrics.StoreDataLoss("key ring") }
-	s.keys = ring
+	ring.Logger, ring.OnLoss = s.obs.log, func() { s.obs.metrics.StoreDataLoss("key ring") }
+	s.rt.keys = ring
 	if w, ok := s.store.(store.Warner); ok {
 		for _, msg := range w.Warnings(ctx) {
-			s.log.Warn(msg)
+			s.obs.log.Warn(msg)
 		}
 	}
 	if err := ring.Init(ctx); err != nil {
@@ -52,39 +68,39 @@ func (s *Server) openRuntime(ctx context.Context) error {
 	}
 	// Loaded here as well as when Run starts watching: the server may
 	// answer requests before Run runs.
-	s.revocations = introspect.NewRevocations()
+	s.rt.revocations = introspect.NewRevocations()
 	list, err := s.store.Revocations(ctx)
 	if err != nil {
 		return fmt.Errorf("loading revocations: %w", err)
 	}
-	s.revocations.Merge(list)
+	s.rt.revocations.Merge(list)
 	if cfg.SharedStore {
-		s.revocations.SetMaxStaleness(cfg.RevocationMaxStaleness)
+		s.rt.revocations.SetMaxStaleness(cfg.RevocationMaxStaleness)
 	}
-	s.validator = &introspect.Validator{Keys: ring, Issuer: cfg.Issuer, Leeway: tokenLeeway, Revoked: s.revocations,
+	s.rt.validator = &introspect.Validator{Keys: ring, Issuer: cfg.Issuer, Leeway: tokenLeeway, Revoked: s.rt.revocations,
 		UnknownKey: s.reloadKeysForUnknownKid}
 	if cfg.TokenCacheSize > 0 {
 		// Tokens are presented again on every API call: verify each once.
-		s.validator.Cache = introspect.NewTokenCache(cfg.TokenCacheSize)
+		s.rt.validator.Cache = introspect.NewTokenCache(cfg.TokenCacheSize)
 	}
 	return nil
 }
 
 // Keys is the issuer's signing key set.
-func (s *Server) Keys() *keys.Ring { return s.keys }
+func (s *Server) Keys() *keys.Ring { return s.rt.keys }
 
 // Validator checks the issuer's access tokens in memory, for bearer
 // checks in the same process.
-func (s *Server) Validator() *introspect.Validator { return s.validator }
+func (s *Server) Validator() *introspect.Validator { return s.rt.validator }
 
 // Revocations is the issuer's in-memory revocation state.
-func (s *Server) Revocations() *introspect.Revocations { return s.revocations }
+func (s *Server) Revocations() *introspect.Revocations { return s.rt.revocations }
 
 // Start does what only a running issuer may do, not one whose configuration
 // is only checked: it offboards the users the configuration no longer has.
 // Run it once, before Run.
 func (s *Server) Start(ctx context.Context) error {
-	return s.offboardRemovedUsers(ctx)
+	return s.tokens.Offboard(ctx, s.people.usernames())
 }
 
 // Run keeps the issuer in sync with the store until ctx ends: it follows
@@ -95,7 +111,7 @@ func (s *Server) Run(ctx context.Context) {
 	watching := make(chan struct{})
 	go func() {
 		defer close(watching)
-		s.store.WatchRevocations(ctx, s.revocations.Apply, func() { s.resyncRevocations(ctx) })
+		s.store.WatchRevocations(ctx, s.rt.revocations.Apply, func() { s.resyncRevocations(ctx) })
 	}()
 	s.syncLoop(ctx)
 	<-watching
@@ -111,7 +127,7 @@ func (s *Server) resyncRevocations(ctx context.Context) {
 		if err == nil {
 			return
 		}
-		s.log.Error("cannot reload revocations from the store; retrying", zap.Error(err))
+		s.obs.log.Error("cannot reload revocations from the store; retrying", zap.Error(err))
 		select {
 		case <-ctx.Done():
 		case <-time.After(s.cfg.SyncInterval):
@@ -129,8 +145,8 @@ func (s *Server) resyncOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.revocations.Merge(list)
-	s.revocations.MarkSynced()
+	s.rt.revocations.Merge(list)
+	s.rt.revocations.MarkSynced()
 	return nil
 }
 
@@ -159,42 +175,42 @@ type syncState struct{ failing, stale bool }
 // the store or the revocation state goes bad or recovers.
 func (s *Server) syncTick(ctx context.Context, st *syncState, i int) {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	err := s.keys.Refresh(rctx)
+	err := s.rt.keys.Refresh(rctx)
 	if err == nil {
 		err = s.checkStoreGeneration(rctx)
 	}
 	if err == nil {
-		s.revocations.MarkSynced()
+		s.rt.revocations.MarkSynced()
 		if rerr := s.admin.RotateKeysIfDue(rctx, max(0, s.cfg.KeyRotation)); rerr != nil {
-			s.log.Error("scheduled signing key rotation failed; retrying", zap.Error(rerr))
+			s.obs.log.Error("scheduled signing key rotation failed; retrying", zap.Error(rerr))
 		}
 	}
 	cancel()
 	if i%60 == 0 {
-		s.revocations.Prune(time.Now())
+		s.rt.revocations.Prune(time.Now())
 	}
 	if i%3600 == 0 {
 		ectx, ecancel := context.WithTimeout(ctx, time.Minute)
 		if err := s.ExpireRegistrations(ectx); err != nil {
-			s.log.Error("removing unused registered clients failed; retrying in an hour", zap.Error(err))
+			s.obs.log.Error("removing unused registered clients failed; retrying in an hour", zap.Error(err))
 		}
 		ecancel()
 	}
 	switch {
 	case err != nil && !st.failing:
-		s.log.Error("cannot reach the store; retrying every second", zap.Error(err))
+		s.obs.log.Error("cannot reach the store; retrying every second", zap.Error(err))
 		st.failing = true
 	case err == nil && st.failing:
-		s.log.Info("store reachable again")
+		s.obs.log.Info("store reachable again")
 		st.failing = false
 	}
-	stale := s.revocations.Stale()
+	stale := s.rt.revocations.Stale()
 	switch {
 	case stale && !st.stale:
-		s.log.Error("revocations are stale: the store has been unreachable longer than revocation_max_staleness; bearer_auth and introspection answer 503 until it is back",
+		s.obs.log.Error("revocations are stale: the store has been unreachable longer than revocation_max_staleness; bearer_auth and introspection answer 503 until it is back",
 			zap.Duration("revocation_max_staleness", s.cfg.RevocationMaxStaleness))
 	case !stale && st.stale:
-		s.log.Info("revocations in sync again; bearer_auth accepts tokens")
+		s.obs.log.Info("revocations in sync again; bearer_auth accepts tokens")
 	}
 	st.stale = stale
 }
@@ -203,13 +219,13 @@ func (s *Server) syncTick(ctx context.Context, st *syncState, i int) {
 // another instance may have rotated, but anyone can send a made-up kid.
 func (s *Server) reloadKeysForUnknownKid(string) (bool, error) {
 	now := time.Now().UnixNano()
-	last := s.lastKeyReload.Load()
-	if now-last < int64(unknownKidReloadEvery) || !s.lastKeyReload.CompareAndSwap(last, now) {
+	last := s.rt.lastKeyReload.Load()
+	if now-last < int64(unknownKidReloadEvery) || !s.rt.lastKeyReload.CompareAndSwap(last, now) {
 		return false, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	// The keys this instance holds still sign and verify: a store that
 	// cannot be read is no reason to refuse tokens as unavailable.
-	return s.keys.Refresh(ctx) == nil, nil
+	return s.rt.keys.Refresh(ctx) == nil, nil
 }

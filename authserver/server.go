@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -20,8 +19,8 @@ import (
 	"github.com/tokengate/tokengate/authserver/keys"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/authserver/token"
 	"github.com/tokengate/tokengate/dpop"
-	"github.com/tokengate/tokengate/introspect"
 	"github.com/tokengate/tokengate/login"
 	"github.com/tokengate/tokengate/outbound"
 )
@@ -117,14 +116,8 @@ type Config struct {
 // Caddy module: Prometheus). Labels come from small fixed sets, except
 // client IDs, which are as many as the registered clients.
 type Metrics interface {
-	// TokenIssued counts a token response of that grant type to that client.
-	TokenIssued(grantType, clientID string)
-	// TokenError counts a token endpoint error response, by error code.
-	TokenError(code string)
-	// DevicePoll counts a device poll's result: authorization_pending,
-	// slow_down, access_denied, expired_token, issued, redeemed_before
-	// or invalid.
-	DevicePoll(result string)
+	// token.Metrics counts tokens issued, token errors and device polls.
+	token.Metrics
 	// StoreError counts a store operation that failed while the server
 	// was doing that (a fixed description, such as "redeeming a refresh
 	// token").
@@ -137,13 +130,10 @@ type Metrics interface {
 	LoginProviderError(provider, kind string)
 }
 
-// The fixed label values Metrics reports, so that an exporter can show
-// each series at 0 before its first event (dashboards and alerts then see
-// it).
-var (
-	DevicePollResults = []string{"authorization_pending", "slow_down", "access_denied", "expired_token", "issued", "redeemed_before", "invalid"}
-	StoreDataLosses   = []string{"key ring", "data"}
-)
+// StoreDataLosses are the label values StoreDataLoss reports, so that an
+// exporter can show each series at 0 before its first event (dashboards
+// and alerts then see it); token.DevicePollResults are DevicePoll's.
+var StoreDataLosses = []string{"key ring", "data"}
 
 // noMetrics counts nothing.
 type noMetrics struct{}
@@ -188,56 +178,48 @@ const (
 	PathDeviceQR            = "/device/qr"
 )
 
-// Server serves the authorization server endpoints.
+// Server serves the authorization server endpoints. It wires the
+// components (client, token, admin) and serves what a person does in a
+// browser: authorization, sign-in, consent, the device page, the account
+// page; and metadata, health, registration.
 type Server struct {
 	cfg    Config
 	issuer *url.URL
 	store  store.Store
-	keys   *keys.Ring
-	// validator checks access tokens (bearer_auth, introspection) against
-	// keys and revocations, in memory.
-	validator   *introspect.Validator
-	revocations *introspect.Revocations
-	// lastKeyReload (unix nanoseconds) limits the key ring reloads that
-	// tokens naming an unknown kid cause: anyone can send one.
-	lastKeyReload atomic.Int64
-	log           *zap.Logger
-	// auditLog takes the audit lines (see audit).
-	auditLog *zap.Logger
+	// obs is where the server reports: logs, audit lines, metrics.
+	obs telemetry
+	// rt is what the server keeps in sync with the store (runtime.go).
+	rt runtime
 	// clients finds clients: the configuration's, metadata documents',
-	// the store's.
-	clients    *client.Registry
-	clientAuth *client.Authenticator
-	// admin administers clients, grants, tokens and keys.
-	admin   *admin.Admin
-	users   map[string]*User
-	grants  map[string]grantHandler
-	routes  map[string]http.HandlerFunc
-	pages   *pages
-	secrets *client.Secrets
-	// dummyHash is what an unknown username's password is checked against.
-	dummyHash func() []byte
-	metrics   Metrics
-	failures  oauth.Failures
-	health    healthCheck
-	// generation notices that the store lost its data.
-	generation generationWatch
-	// resources are the protected resources clients may ask tokens for.
-	resources resources
-	// prefixRoutes serve paths below a prefix, tried after routes.
-	prefixRoutes []prefixRoute
-	// uses throttles recording registered clients' use.
-	uses *client.Uses
-	// dpopNonces are the server's DPoP nonces; nil when off. dpopProofs
-	// verifies the token endpoint's proofs.
-	dpopNonces *dpop.Nonces
-	dpopProofs dpop.Verifier
-	// providers are the login providers by name; providerList in order.
-	providers    map[string]*login.Provider
-	providerList []*login.Provider
-	// offboarded are users removed from the configuration (see
-	// offboardRemovedUsers), set by Start while requests may be served.
-	offboarded atomic.Pointer[map[string]bool]
+	// the store's. uses records self-registered ones' use (nil when
+	// registration is off).
+	clients *client.Registry
+	uses    *client.Uses
+	// tokens is the token side: the token endpoint, revocation,
+	// introspection, device authorization, grants, resources.
+	tokens *token.Service
+	admin  *admin.Admin
+	// people are who may sign in (users.go).
+	people *people
+	pages  *pages
+	routes routes
+}
+
+// telemetry is where the server reports.
+type telemetry struct {
+	log *zap.Logger
+	// audit takes the audit lines (see Server.audit).
+	audit    *zap.Logger
+	metrics  Metrics
+	failures oauth.Failures
+}
+
+// routes are the server's endpoints by path: exact ones, then those
+// serving every path below a prefix (RFC 7592's per-client URLs, login
+// providers' callbacks).
+type routes struct {
+	exact  map[string]http.HandlerFunc
+	prefix []prefixRoute
 }
 
 // Validate checks what an operator writes, before any store is open, so
@@ -375,7 +357,7 @@ func (s *Server) checkRegisteredClients(ctx context.Context) error {
 		return fmt.Errorf("listing registered clients: %w", err)
 	}
 	for _, c := range list {
-		if _, ok := s.users[c.ID]; ok {
+		if _, ok := s.people.users[c.ID]; ok {
 			return fmt.Errorf("user %s has the same name as registered client %s: a token's sub could be either; rename the user or delete the client", c.ID, c.ID)
 		}
 	}
@@ -401,7 +383,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		// documents get.
 		trusted = outbound.New(outbound.Options{Trusted: true, MaxBytes: 64 << 10})
 	}
-	s := &Server{cfg: cfg, issuer: iss, store: cfg.Store, log: cfg.Logger, users: map[string]*User{}, secrets: client.NewSecrets(), metrics: cfg.Metrics}
+	metrics := cfg.Metrics
+	if metrics == nil {
+		metrics = noMetrics{}
+	}
+	s := &Server{cfg: cfg, issuer: iss, store: cfg.Store,
+		obs: telemetry{log: cfg.Logger, audit: cfg.Logger.Named("audit"), metrics: metrics, failures: oauth.Failures{Log: cfg.Logger, Count: metrics.StoreError}}}
+	if err := ValidateClientsAndUsers(cfg.Clients, cfg.Users); err != nil {
+		return nil, err
+	}
+	if s.people, err = newPeople(cfg.Users, cfg.LoginProviders, cfg.Clients); err != nil {
+		return nil, err
+	}
 	// URLs clients supply (jwks_uri, metadata documents) are fetched
 	// through the guarded client.
 	fetch := outbound.New(outbound.Options{})
@@ -416,52 +409,40 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.uses = client.NewUses(cfg.Store, r.ClientTTL, cfg.Logger)
 	}
 	s.clients = client.NewRegistry(cfg.Clients, cfg.Store, documents, fetch, trusted, cfg.Logger)
-	s.clientAuth = client.NewAuthenticator(s.clients, s.secrets, cfg.Store, cfg.Issuer, cfg.Issuer+PathToken, s.addressKey, s.storeError)
-	if s.metrics == nil {
-		s.metrics = noMetrics{}
-	}
-	s.failures = oauth.Failures{Log: cfg.Logger, Count: s.metrics.StoreError}
 	if err := s.openRuntime(ctx); err != nil {
 		return nil, err
 	}
-	s.auditLog = cfg.Logger.Named("audit")
-	if err := ValidateClientsAndUsers(cfg.Clients, cfg.Users); err != nil {
-		return nil, err
-	}
+	var nonces *dpop.Nonces
 	if cfg.DPoPNonce {
-		s.dpopNonces = &dpop.Nonces{Key: s.keys.CookieSecret}
+		nonces = &dpop.Nonces{Key: s.rt.keys.CookieSecret}
 	}
-	if err := checkProviderNames(cfg.LoginProviders, cfg.Clients, cfg.Users); err != nil {
-		return nil, err
-	}
-	s.providers = map[string]*login.Provider{}
-	for _, p := range cfg.LoginProviders {
-		if s.providers[p.Name()] != nil {
-			return nil, fmt.Errorf("login_provider %s is defined twice", p.Name())
-		}
-		s.providers[p.Name()] = p
-		s.providerList = append(s.providerList, p)
-	}
-	for _, u := range cfg.Users {
-		s.users[u.Username] = u
-	}
-	s.dummyHash = dummyHashFor(cfg.Users)
+	resources := new(token.Resources)
 	for r, scopes := range cfg.Resources {
-		if err := s.AddResource(r, "", scopes); err != nil {
+		if err := resources.Add(r, "", scopes); err != nil {
 			return nil, err
 		}
 	}
+	s.tokens = token.New(token.Config{Issuer: cfg.Issuer, TokenEndpoint: s.endpointURL(PathToken), VerificationURI: s.endpointURL(PathDevice),
+		AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL, DeviceCodeTTL: cfg.DeviceCodeTTL, DeviceInterval: cfg.DeviceInterval,
+		GrantMaxAge: cfg.GrantMaxAge, RefreshRetryGrace: cfg.RefreshRetryGrace}, cfg.Store, token.Collaborators{
+		Keys:        s.rt.keys,
+		Clients:     client.NewAuthenticator(s.clients, s.people.secrets, cfg.Store, cfg.Issuer, s.endpointURL(PathToken), s.addressKey, s.obs.failures.Store),
+		Uses:        s.uses,
+		Validator:   s.rt.validator,
+		Revocations: s.rt.revocations,
+		Resources:   resources,
+		Nonces:      nonces,
+		Audit:       s.audit,
+		Failures:    s.obs.failures,
+		Metrics:     metrics,
+		Log:         cfg.Logger,
+	})
+	s.admin = admin.New(cfg.Store, s.clients, s.tokens, s.rt.keys, s.people.isUser, s.audit, cfg.Logger)
 	if s.pages, err = loadPages(cfg.TemplateDir); err != nil {
 		return nil, err
 	}
-	s.grants = map[string]grantHandler{
-		client.GrantClientCredentials: clientCredentialsGrant{s},
-		client.GrantAuthorizationCode: authorizationCodeGrant{s},
-		client.GrantRefreshToken:      refreshTokenGrant{s},
-		client.GrantDeviceCode:        deviceCodeGrant{s},
-	}
 	base := iss.Path
-	s.routes = map[string]http.HandlerFunc{
+	s.routes.exact = map[string]http.HandlerFunc{
 		base + PathAuthorize: s.handleAuthorize,
 		base + PathLogin:     s.handleLogin,
 		base + PathConsent:   s.handleConsent,
@@ -469,13 +450,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		base + PathAccount:   s.handleAccount,
 		base + PathLogout:    s.handleLogout,
 
-		base + PathDeviceAuthorization: s.handleDeviceAuthorization,
+		base + PathDeviceAuthorization: s.tokens.ServeDeviceAuthorization,
 		base + PathDevice:              s.handleDevice,
 		base + PathDeviceQR:            s.handleDeviceQR,
 
-		base + PathToken:      s.handleToken,
-		base + PathRevoke:     s.handleRevoke,
-		base + PathIntrospect: s.handleIntrospect,
+		base + PathToken:      s.tokens.ServeToken,
+		base + PathRevoke:     s.tokens.ServeRevoke,
+		base + PathIntrospect: s.tokens.ServeIntrospect,
 		base + PathJWKS:       s.handleJWKS,
 		base + PathHealth:     s.handleHealth,
 		// RFC 8414 §3.1 inserts the well-known segment before the issuer's
@@ -490,19 +471,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if !cfg.Registration.Open && cfg.Registration.InitialAccessToken == "" {
 			return nil, errors.New("registration is either open or needs an initial_access_token")
 		}
-		s.routes[base+PathRegister] = s.handleRegister
-		s.prefixRoutes = append(s.prefixRoutes, prefixRoute{base + PathRegister + "/", s.withRequester(http.HandlerFunc(s.handleRegister))})
+		s.routes.exact[base+PathRegister] = s.handleRegister
+		s.routes.prefix = append(s.routes.prefix, prefixRoute{base + PathRegister + "/", s.withRequester(http.HandlerFunc(s.handleRegister))})
 	}
-	if len(s.providers) > 0 {
-		s.prefixRoutes = append(s.prefixRoutes, prefixRoute{base + PathLoginProviders, s.withRequester(http.HandlerFunc(s.handleLoginProvider))})
+	if len(s.people.providers) > 0 {
+		s.routes.prefix = append(s.routes.prefix, prefixRoute{base + PathLoginProviders, s.withRequester(http.HandlerFunc(s.handleLoginProvider))})
 	}
 	// The endpoints that write audit lines learn who is asking.
 	for _, p := range []string{PathAuthorize, PathLogin, PathConsent, PathDeviceAuthorization, PathDevice, PathToken, PathRevoke, PathRegister, PathAccount, PathLogout} {
-		if h, ok := s.routes[base+p]; ok {
-			s.routes[base+p] = s.withRequester(h)
+		if h, ok := s.routes.exact[base+p]; ok {
+			s.routes.exact[base+p] = s.withRequester(h)
 		}
 	}
-	s.admin = admin.New(cfg.Store, s.clients, s, s.keys, func(id string) bool { return s.users[id] != nil }, s.audit, s.log)
 	if err := s.checkRegisteredClients(ctx); err != nil {
 		return nil, err
 	}
@@ -523,10 +503,10 @@ func (s *Server) AdminHandler() http.Handler { return s.withRequester(s.admin.Ha
 // Handler returns the endpoint serving path, or nil when the path is not one
 // of the authorization server's, so the caller passes the request on.
 func (s *Server) Handler(path string) http.Handler {
-	if h, ok := s.routes[path]; ok {
+	if h, ok := s.routes.exact[path]; ok {
 		return h
 	}
-	for _, p := range s.prefixRoutes {
+	for _, p := range s.routes.prefix {
 		if strings.HasPrefix(path, p.prefix) && len(path) > len(p.prefix) {
 			return p.handler
 		}
@@ -540,8 +520,28 @@ type prefixRoute struct {
 	handler http.HandlerFunc
 }
 
+// internalError logs a failure the client cannot fix and hides its cause
+// (see oauth.Failures.Internal).
+func (s *Server) internalError(what string, err error) *oauth.Error {
+	return s.obs.failures.Internal(what, err)
+}
+
+// AddResource makes a resource known, so that clients may ask for tokens
+// for it (the embedding server's protected routes call it as they start).
+// name (RFC 9728's resource_name, may be empty) is shown on the consent
+// page.
+func (s *Server) AddResource(resource, name string, scopes []string) error {
+	return s.tokens.Resources().Add(resource, name, scopes)
+}
+
+// DPoPNonces are the server's DPoP nonces, for the resource routes; nil
+// when off.
+func (s *Server) DPoPNonces() *dpop.Nonces { return s.tokens.DPoPNonces() }
+
 // storeError turns a store failure into 503 temporarily_unavailable (see
 // oauth.Failures.Store).
-func (s *Server) storeError(what string, err error) *oauth.Error { return s.failures.Store(what, err) }
+func (s *Server) storeError(what string, err error) *oauth.Error {
+	return s.obs.failures.Store(what, err)
+}
 
 func (s *Server) endpointURL(path string) string { return s.cfg.Issuer + path }

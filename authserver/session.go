@@ -45,7 +45,7 @@ var errNoCookieSecret = errors.New("no cookie secret is loaded")
 
 // mac is the issuer's MAC of parts, or nil when it holds no usable secret.
 func (s *Server) mac(parts ...string) []byte {
-	key := s.keys.CookieSecret()
+	key := s.rt.keys.CookieSecret()
 	if len(key) < keys.MinCookieSecret {
 		return nil
 	}

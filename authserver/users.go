@@ -4,9 +4,12 @@ package authserver
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/tokengate/tokengate/authserver/client"
+	"github.com/tokengate/tokengate/login"
 )
 
 // User is a person who can log in, from the configuration.
@@ -34,3 +37,42 @@ func ValidateUser(u *User) error {
 	}
 	return nil
 }
+
+// people are who may sign in: the configuration's users (by username)
+// and the login providers (by name, and in order). Clients and people
+// share one namespace, checked by ValidateClientsAndUsers and
+// checkProviderNames.
+type people struct {
+	users     map[string]*User
+	providers map[string]*login.Provider
+	list      []*login.Provider
+	// dummyHash is what an unknown username's password is checked
+	// against, so that it costs what a known one's does.
+	dummyHash func() []byte
+	// secrets paces bcrypt, shared with client secrets.
+	secrets *client.Secrets
+}
+
+func newPeople(users []*User, providers []*login.Provider, clients []*client.Client) (*people, error) {
+	if err := checkProviderNames(providers, clients, users); err != nil {
+		return nil, err
+	}
+	p := &people{users: map[string]*User{}, providers: map[string]*login.Provider{}, dummyHash: dummyHashFor(users), secrets: client.NewSecrets()}
+	for _, lp := range providers {
+		if p.providers[lp.Name()] != nil {
+			return nil, fmt.Errorf("login_provider %s is defined twice", lp.Name())
+		}
+		p.providers[lp.Name()] = lp
+		p.list = append(p.list, lp)
+	}
+	for _, u := range users {
+		p.users[u.Username] = u
+	}
+	return p, nil
+}
+
+// isUser says whether name is a configured username.
+func (p *people) isUser(name string) bool { return p.users[name] != nil }
+
+// usernames are the configured usernames.
+func (p *people) usernames() []string { return slices.Collect(maps.Keys(p.users)) }

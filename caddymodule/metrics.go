@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tokengate/tokengate/authserver/token"
 	"github.com/tokengate/tokengate/console"
 
 	"github.com/tokengate/tokengate/authserver"
@@ -60,7 +61,7 @@ var (
 
 // Series with fixed labels exist from the start, at 0.
 func init() {
-	for _, r := range authserver.DevicePollResults {
+	for _, r := range token.DevicePollResults {
 		devicePolls.WithLabelValues(r)
 	}
 	for _, w := range authserver.StoreDataLosses {

@@ -222,3 +222,27 @@ func ValidateWebsite(u string) error {
 
 // UsesAssertion says whether a client authenticates with private_key_jwt.
 func UsesAssertion(c *Client) bool { return len(c.JWKS) > 0 || c.JWKSURI != "" }
+
+// ResolveScope returns the scopes a request obtains: those it names, each
+// one the client is allowed, or all the client's scopes when it names none.
+func ResolveScope(requested string, allowed []string) (string, *oauth.Error) {
+	if strings.TrimSpace(requested) == "" {
+		return strings.Join(allowed, " "), nil
+	}
+	var out []string
+	for _, sc := range strings.Split(requested, " ") {
+		if sc == "" {
+			continue
+		}
+		if !oauth.ValidScopeToken(sc) {
+			return "", oauth.ErrInvalidScope("scope %q has characters RFC 6749 §3.3 does not allow", sc)
+		}
+		if !slices.Contains(allowed, sc) {
+			return "", oauth.ErrInvalidScope("scope %q is not allowed for this client; it may request: %s", sc, strings.Join(allowed, " "))
+		}
+		if !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	return strings.Join(out, " "), nil
+}

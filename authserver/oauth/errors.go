@@ -107,3 +107,9 @@ func WriteError(w http.ResponseWriter, e *Error) {
 	}
 	WriteJSON(w, status, e)
 }
+
+// ErrInvalidTarget is RFC 8707 §2's error: an unknown, malformed or
+// unacceptable resource.
+func ErrInvalidTarget(format string, args ...any) *Error {
+	return NewError("invalid_target", http.StatusBadRequest, format, args...)
+}

@@ -1,4 +1,4 @@
-package authserver
+package token
 
 // RFC 7662: token introspection.
 
@@ -28,10 +28,10 @@ type IntrospectionResponse struct {
 	Confirmation *introspect.Confirmation `json:"cnf,omitempty"`
 }
 
-// handleIntrospect is RFC 7662's endpoint. Callers authenticate as a
+// ServeIntrospect is RFC 7662's endpoint. Callers authenticate as a
 // client; a client may introspect its own tokens, a resource server any.
 // The verdict is bearer_auth's: the same validator, in memory.
-func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
+func (s *Service) ServeIntrospect(w http.ResponseWriter, r *http.Request) {
 	form, e := oauth.ReadForm(w, r)
 	var cl *client.Client
 	if e == nil {

@@ -1,4 +1,4 @@
-package authserver
+package token
 
 // RFC 6749 §4.1.3 and RFC 7636 §4.6: redeeming an authorization code with its PKCE verifier.
 
@@ -11,7 +11,7 @@ import (
 )
 
 // authorizationCodeGrant is RFC 6749 §4.1.3 with RFC 7636's verifier.
-type authorizationCodeGrant struct{ s *Server }
+type authorizationCodeGrant struct{ s *Service }
 
 func (g authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *oauth.Error) {
 	s := g.s
@@ -20,14 +20,14 @@ func (g authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (
 	if e != nil {
 		return nil, e
 	}
-	grantID := code.grant
+	grantID := code.Grant
 	// An unknown resource is refused before the code is spent.
-	requested, e := s.requestedResource(req.form)
+	requested, e := s.resources.Requested(req.form)
 	if e != nil {
 		return nil, e
 	}
 	first, refresh := s.firstRefreshToken(req, grantID)
-	ac, err := s.store.ConsumeCode(ctx, grantID, code.hash(), req.client.ID, first)
+	ac, err := s.store.ConsumeCode(ctx, grantID, code.Hash(), req.client.ID, first)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, invalid

@@ -1,4 +1,4 @@
-package authserver
+package token
 
 // RFC 6749 §3.2 and §5: the token endpoint, which hands each request to its grant.
 
@@ -41,7 +41,9 @@ type grantHandler interface {
 	handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *oauth.Error)
 }
 
-func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+// ServeToken is RFC 6749 §3.2's token endpoint: it authenticates the
+// client and hands the request to its grant.
+func (s *Service) ServeToken(w http.ResponseWriter, r *http.Request) {
 	if s.dpopNonces != nil {
 		// Every answer says the current nonce (RFC 9449 §8.2), so a
 		// client always has the one its next proof needs.
@@ -61,7 +63,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	oauth.WriteJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) token(w http.ResponseWriter, r *http.Request) (*TokenResponse, *tokenRequest, *oauth.Error) {
+func (s *Service) token(w http.ResponseWriter, r *http.Request) (*TokenResponse, *tokenRequest, *oauth.Error) {
 	form, e := oauth.ReadForm(w, r)
 	if e != nil {
 		return nil, nil, e
@@ -72,7 +74,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*TokenResponse, 
 	}
 	h, ok := s.grants[grant]
 	if !ok {
-		return nil, nil, oauth.ErrUnsupportedGrantType("grant_type %q is not supported; this server offers %s", grant, strings.Join(s.grantTypes(), ", "))
+		return nil, nil, oauth.ErrUnsupportedGrantType("grant_type %q is not supported; this server offers %s", grant, strings.Join(s.GrantTypes(), ", "))
 	}
 	cl, e := s.clientAuth.Authenticate(r, form)
 	if e != nil {
@@ -91,42 +93,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*TokenResponse, 
 	return resp, req, e
 }
 
-// grantTypes lists the grant types this server handles, sorted.
-func (s *Server) grantTypes() []string {
+// GrantTypes lists the grant types this server handles, sorted.
+func (s *Service) GrantTypes() []string {
 	var gs []string
 	for g := range s.grants {
 		gs = append(gs, g)
 	}
 	slices.Sort(gs)
 	return gs
-}
-
-// resolveScope returns the scopes a request obtains: those it names, each
-// one the client is allowed, or all the client's scopes when it names none.
-func resolveScope(requested string, allowed []string) (string, *oauth.Error) {
-	if strings.TrimSpace(requested) == "" {
-		return strings.Join(allowed, " "), nil
-	}
-	var out []string
-	for _, sc := range strings.Split(requested, " ") {
-		if sc == "" {
-			continue
-		}
-		if !oauth.ValidScopeToken(sc) {
-			return "", oauth.ErrInvalidScope("scope %q has characters RFC 6749 §3.3 does not allow", sc)
-		}
-		if !slices.Contains(allowed, sc) {
-			return "", oauth.ErrInvalidScope("scope %q is not allowed for this client; it may request: %s", sc, strings.Join(allowed, " "))
-		}
-		if !slices.Contains(out, sc) {
-			out = append(out, sc)
-		}
-	}
-	return strings.Join(out, " "), nil
-}
-
-// internalError logs a failure the client cannot fix and hides its cause
-// (see oauth.Failures.Internal).
-func (s *Server) internalError(what string, err error) *oauth.Error {
-	return s.failures.Internal(what, err)
 }

@@ -1,4 +1,4 @@
-package authserver
+package token
 
 // RFC 6749 §5.1: what every grant shares: minting the token pair, the audit line, revoking a grant.
 
@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 )
 
-func (s *Server) auditIssued(req *tokenRequest, claims *introspect.Claims) {
+func (s *Service) auditIssued(req *tokenRequest, claims *introspect.Claims) {
 	s.metrics.TokenIssued(req.grant, req.client.ID)
 	s.uses.Note(req.client)
 	event := "token issued"
@@ -41,15 +41,15 @@ type grantState struct {
 
 // newRefreshToken draws a refresh token of the grant: what the store keeps
 // and what the client is given.
-func (s *Server) newRefreshToken(grantID string) (*store.Successor, string) {
-	t := newGrantToken(grantID)
+func (s *Service) newRefreshToken(grantID string) (*store.Successor, string) {
+	t := NewGrantToken(grantID)
 	now := time.Now().UTC()
-	return &store.Successor{Hash: t.hash(), IssuedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenTTL), MaxAge: s.cfg.GrantMaxAge}, t.String()
+	return &store.Successor{Hash: t.Hash(), IssuedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenTTL), MaxAge: s.cfg.GrantMaxAge}, t.String()
 }
 
 // issueTokens answers a grant with an access token for scope and the
 // refresh token already stored for it, if any.
-func (s *Server) issueTokens(req *tokenRequest, g grantState, scope, refresh string) (*TokenResponse, *oauth.Error) {
+func (s *Service) issueTokens(req *tokenRequest, g grantState, scope, refresh string) (*TokenResponse, *oauth.Error) {
 	if e := s.offboardedGrant(req.r.Context(), req, g); e != nil {
 		return nil, e
 	}
@@ -59,7 +59,7 @@ func (s *Server) issueTokens(req *tokenRequest, g grantState, scope, refresh str
 
 // accessTokenResponse mints the access token of every grant's answer,
 // bound to the request's DPoP key when it proved one (RFC 9449 §5).
-func (s *Server) accessTokenResponse(req *tokenRequest, p accessTokenParams, refresh string) (*TokenResponse, *oauth.Error) {
+func (s *Service) accessTokenResponse(req *tokenRequest, p accessTokenParams, refresh string) (*TokenResponse, *oauth.Error) {
 	tokenType := "Bearer"
 	if req.dpop != nil {
 		p.jkt, tokenType = req.dpop.JKT, "DPoP"
@@ -75,7 +75,7 @@ func (s *Server) accessTokenResponse(req *tokenRequest, p accessTokenParams, ref
 
 // revokeGrant revokes every token of a grant: refresh tokens at once, access
 // tokens through the revocation state bearer_auth consults.
-func (s *Server) revokeGrant(ctx context.Context, grantID, why string, req *tokenRequest) *oauth.Error {
+func (s *Service) revokeGrant(ctx context.Context, grantID, why string, req *tokenRequest) *oauth.Error {
 	if err := s.revoke(ctx, store.RevokeGrant, grantID, s.maxTokenLifetime()); err != nil {
 		return s.storeError("revoking a grant", err)
 	}
@@ -84,35 +84,39 @@ func (s *Server) revokeGrant(ctx context.Context, grantID, why string, req *toke
 	return nil
 }
 
-// grantToken is the form of codes, device codes and refresh tokens:
+// GrantToken is the form of codes, device codes and refresh tokens:
 // "<grant ID>.<secret>". The grant ID names the record (and, in a Redis
 // Cluster, its slot); the store keeps only the secret's hash.
-type grantToken struct{ grant, secret string }
+type GrantToken struct {
+	// Grant names the grant (its record).
+	Grant  string
+	secret string
+}
 
-// newGrantToken draws a fresh secret for grant.
-func newGrantToken(grant string) grantToken { return grantToken{grant, oauth.RandomToken(32)} }
+// NewGrantToken draws a fresh secret for grant.
+func NewGrantToken(grant string) GrantToken { return GrantToken{grant, oauth.RandomToken(32)} }
 
 // parseGrantToken reads a presented token; false for anything else (a JWT
 // has two dots, a grant token one).
-func parseGrantToken(raw string) (grantToken, bool) {
+func parseGrantToken(raw string) (GrantToken, bool) {
 	grant, secret, ok := strings.Cut(raw, ".")
 	if !ok || grant == "" || secret == "" || strings.Contains(secret, ".") {
-		return grantToken{}, false
+		return GrantToken{}, false
 	}
-	return grantToken{grant, secret}, true
+	return GrantToken{grant, secret}, true
 }
 
 // grantToken reads the grant token a token request carries in param:
 // invalid_request when it is missing, invalid (the grant's own
 // invalid_grant) when it is no grant token.
-func (req *tokenRequest) grantToken(param string, invalid *oauth.Error) (grantToken, *oauth.Error) {
+func (req *tokenRequest) grantToken(param string, invalid *oauth.Error) (GrantToken, *oauth.Error) {
 	raw := req.form.Get(param)
 	if raw == "" {
-		return grantToken{}, oauth.ErrInvalidRequest("%s is missing", param)
+		return GrantToken{}, oauth.ErrInvalidRequest("%s is missing", param)
 	}
 	t, ok := parseGrantToken(raw)
 	if !ok {
-		return grantToken{}, invalid
+		return GrantToken{}, invalid
 	}
 	return t, nil
 }
@@ -121,7 +125,7 @@ func (req *tokenRequest) grantToken(param string, invalid *oauth.Error) (grantTo
 // may refresh. The store keeps it in the same step that redeems the code or
 // device authorization; if a check then fails, it is never handed out and
 // nobody knows its secret.
-func (s *Server) firstRefreshToken(req *tokenRequest, grantID string) (*store.Successor, string) {
+func (s *Service) firstRefreshToken(req *tokenRequest, grantID string) (*store.Successor, string) {
 	if !slices.Contains(req.client.GrantTypes, client.GrantRefreshToken) {
 		return nil, ""
 	}
@@ -141,7 +145,7 @@ func (req *tokenRequest) boundKey() string {
 }
 
 // String is the token as the client holds it.
-func (t grantToken) String() string { return t.grant + "." + t.secret }
+func (t GrantToken) String() string { return t.Grant + "." + t.secret }
 
-// hash is what the store keeps of the secret.
-func (t grantToken) hash() string { return oauth.HashToken(t.secret) }
+// Hash is what the store keeps of the secret.
+func (t GrantToken) Hash() string { return oauth.HashToken(t.secret) }

@@ -1,22 +1,23 @@
-package authserver
+package token
 
 // RFC 6749 §4.4: the client credentials grant.
 
 import (
 	"context"
 
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 )
 
 // clientCredentialsGrant is RFC 6749 §4.4: the client acts on its own behalf.
-type clientCredentialsGrant struct{ s *Server }
+type clientCredentialsGrant struct{ s *Service }
 
 func (g clientCredentialsGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *oauth.Error) {
-	scope, e := resolveScope(req.form.Get("scope"), req.client.Scopes)
+	scope, e := client.ResolveScope(req.form.Get("scope"), req.client.Scopes)
 	if e != nil {
 		return nil, e
 	}
-	resource, e := g.s.requestedResource(req.form)
+	resource, e := g.s.resources.Requested(req.form)
 	if e != nil {
 		return nil, e
 	}

@@ -1,4 +1,4 @@
-package authserver
+package token
 
 // RFC 7009: token revocation, and the revocations administrators make.
 
@@ -21,7 +21,7 @@ import (
 // revoke records a revocation in the store (which tells the other
 // instances) and applies it here at once, not waiting for the store's feed
 // to bring it back. lifetime is how long tokens it can affect may live.
-func (s *Server) revoke(ctx context.Context, kind store.RevocationKind, value string, lifetime time.Duration) error {
+func (s *Service) revoke(ctx context.Context, kind store.RevocationKind, value string, lifetime time.Duration) error {
 	now := time.Now().UTC()
 	rv := store.Revocation{Kind: kind, Value: value, At: now, ExpiresAt: now.Add(lifetime)}
 	if err := s.store.Revoke(ctx, rv); err != nil {
@@ -32,7 +32,7 @@ func (s *Server) revoke(ctx context.Context, kind store.RevocationKind, value st
 }
 
 // maxTokenLifetime is how long any token issued now may live.
-func (s *Server) maxTokenLifetime() time.Duration {
+func (s *Service) maxTokenLifetime() time.Duration {
 	return max(s.cfg.RefreshTokenTTL, s.cfg.AccessTokenTTL) + time.Minute
 }
 
@@ -40,7 +40,7 @@ func (s *Server) maxTokenLifetime() time.Duration {
 // whole grant). With owner set, only a token of that client is revoked
 // (RFC 7009 §2.1). It returns how many tokens it revoked: 0 for a token
 // that is unknown, expired, already revoked or someone else's.
-func (s *Server) RevokeToken(ctx context.Context, token, owner, hint string) (int, error) {
+func (s *Service) RevokeToken(ctx context.Context, token, owner, hint string) (int, error) {
 	isJWT := strings.Count(token, ".") == 2
 	// The hint only orders the attempts; the token's form decides.
 	if hint == "refresh_token" || !isJWT {
@@ -51,7 +51,7 @@ func (s *Server) RevokeToken(ctx context.Context, token, owner, hint string) (in
 	return s.revokeAccessToken(ctx, token, owner)
 }
 
-func (s *Server) revokeAccessToken(ctx context.Context, token, owner string) (int, error) {
+func (s *Service) revokeAccessToken(ctx context.Context, token, owner string) (int, error) {
 	c, err := s.validator.Validate(token, "")
 	if err != nil {
 		var te *introspect.TokenError
@@ -104,13 +104,13 @@ const (
 	revocationWindow = time.Minute
 )
 
-func (s *Server) revokeRefreshToken(ctx context.Context, token, owner string) (int, error) {
+func (s *Service) revokeRefreshToken(ctx context.Context, token, owner string) (int, error) {
 	t, ok := parseGrantToken(token)
 	if !ok {
 		return 0, nil
 	}
-	grantID := t.grant
-	rt, err := s.store.RefreshToken(ctx, grantID, t.hash())
+	grantID := t.Grant
+	rt, err := s.store.RefreshToken(ctx, grantID, t.Hash())
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil
 	}
@@ -130,7 +130,7 @@ func (s *Server) revokeRefreshToken(ctx context.Context, token, owner string) (i
 // RevokeJTI revokes one access token by its jti, for an admin who has only
 // the ID (from a log line). Its expiry is unknown, so the entry lives as
 // long as an access token can.
-func (s *Server) RevokeJTI(ctx context.Context, jti string) error {
+func (s *Service) RevokeJTI(ctx context.Context, jti string) error {
 	if err := s.revoke(ctx, store.RevokeToken, jti, s.cfg.AccessTokenTTL+time.Minute); err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func (s *Server) RevokeJTI(ctx context.Context, jti string) error {
 }
 
 // RevokeClient revokes every token issued to a client until now.
-func (s *Server) RevokeClient(ctx context.Context, clientID string) error {
+func (s *Service) RevokeClient(ctx context.Context, clientID string) error {
 	if err := s.revoke(ctx, store.RevokeClient, clientID, s.maxTokenLifetime()); err != nil {
 		return err
 	}
@@ -148,7 +148,7 @@ func (s *Server) RevokeClient(ctx context.Context, clientID string) error {
 }
 
 // RevokeSubject revokes every token issued to a user until now.
-func (s *Server) RevokeSubject(ctx context.Context, subject string) error {
+func (s *Service) RevokeSubject(ctx context.Context, subject string) error {
 	if err := s.revoke(ctx, store.RevokeSubject, subject, s.maxTokenLifetime()); err != nil {
 		return err
 	}
@@ -156,10 +156,10 @@ func (s *Server) RevokeSubject(ctx context.Context, subject string) error {
 	return nil
 }
 
-// handleRevoke is RFC 7009's revocation endpoint: a client revokes one of
+// ServeRevoke is RFC 7009's revocation endpoint: a client revokes one of
 // its own tokens. Unknown tokens (and other clients') get 200 too, so the
 // answer reveals nothing.
-func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
+func (s *Service) ServeRevoke(w http.ResponseWriter, r *http.Request) {
 	form, e := oauth.ReadForm(w, r)
 	if e == nil {
 		var cl *client.Client
@@ -175,7 +175,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func (s *Server) revokeFor(r *http.Request, cl *client.Client, form url.Values) *oauth.Error {
+func (s *Service) revokeFor(r *http.Request, cl *client.Client, form url.Values) *oauth.Error {
 	token := form.Get("token")
 	if token == "" {
 		return oauth.ErrInvalidRequest("token is missing")

@@ -1,4 +1,4 @@
-package authserver
+package token
 
 // Offboarding: people removed from the configuration lose access everywhere.
 
@@ -23,15 +23,11 @@ import (
 // refused too when it is refreshed. Sessions name a subject that must be
 // a configured user (currentUser).
 
-// offboardRemovedUsers records the configured users in the store and
-// revokes those removed since the last record. Start runs it: a config
-// that is only checked (`tokengate validate`) must not offboard anyone.
-func (s *Server) offboardRemovedUsers(ctx context.Context) error {
-	names := make([]string, 0, len(s.users))
-	for name := range s.users {
-		names = append(names, name)
-	}
-	slices.Sort(names)
+// Offboard records the configured users (names) in the store and revokes
+// those removed since the last record. Start runs it: a config that is
+// only checked (`tokengate validate`) must not offboard anyone.
+func (s *Service) Offboard(ctx context.Context, names []string) error {
+	names = slices.Sorted(slices.Values(names))
 	removed, newly, err := s.store.RecordUsers(ctx, names, time.Now().UTC(), s.cfg.GrantMaxAge)
 	if err != nil {
 		return fmt.Errorf("recording the configured users: %w", err)
@@ -51,7 +47,7 @@ func (s *Server) offboardRemovedUsers(ctx context.Context) error {
 }
 
 // offboardedGrant refuses a grant of a removed user and revokes it.
-func (s *Server) offboardedGrant(ctx context.Context, req *tokenRequest, g grantState) *oauth.Error {
+func (s *Service) offboardedGrant(ctx context.Context, req *tokenRequest, g grantState) *oauth.Error {
 	if off := s.offboarded.Load(); off == nil || !(*off)[g.subject] {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package authserver
+package token
 
 // RFC 9068: minting JWT access tokens.
 
@@ -26,7 +26,7 @@ type accessTokenParams struct {
 }
 
 // mintAccessToken signs an RFC 9068 access token with the current key.
-func (s *Server) mintAccessToken(p accessTokenParams) (string, *introspect.Claims, error) {
+func (s *Service) mintAccessToken(p accessTokenParams) (string, *introspect.Claims, error) {
 	now := time.Now()
 	aud := introspect.Audience(p.client.Audience)
 	if p.resource != "" {

@@ -1,4 +1,4 @@
-package authserver
+package token
 
 // RFC 6749 §6 and RFC 9700 §4.14.2: the refresh token grant, with rotation and reuse detection.
 
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 )
@@ -19,7 +20,7 @@ import (
 // whose new token was never used, is not reusing: it gets a fresh
 // successor instead (store.Successor). No rotation outlives the grant's
 // Config.GrantMaxAge.
-type refreshTokenGrant struct{ s *Server }
+type refreshTokenGrant struct{ s *Service }
 
 func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *oauth.Error) {
 	s := g.s
@@ -27,9 +28,9 @@ func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*Toke
 	if e != nil {
 		return nil, e
 	}
-	grantID, hash := rt.grant, rt.hash()
+	grantID, hash := rt.Grant, rt.Hash()
 	requested := strings.TrimSpace(req.form.Get("scope"))
-	resource, e := s.requestedResource(req.form)
+	resource, e := s.resources.Requested(req.form)
 	if e != nil {
 		return nil, e
 	}
@@ -45,7 +46,7 @@ func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*Toke
 		if e := g.check(ctx, req, old, err, grantID); e != nil {
 			return nil, e
 		}
-		if _, e := resolveScope(requested, strings.Fields(old.Scope)); requested != "" && e != nil {
+		if _, e := client.ResolveScope(requested, strings.Fields(old.Scope)); requested != "" && e != nil {
 			return nil, oauth.ErrInvalidScope("a refresh may narrow the scope, not widen it: the grant has %q", old.Scope)
 		}
 		if e := sameResource(resource, old.Resource); e != nil {
@@ -63,7 +64,7 @@ func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*Toke
 	}
 	scope := old.Scope
 	if requested != "" {
-		scope, _ = resolveScope(requested, strings.Fields(old.Scope))
+		scope, _ = client.ResolveScope(requested, strings.Fields(old.Scope))
 	}
 	gs := grantState{id: grantID, subject: old.Subject, scope: old.Scope, authTime: old.AuthTime, resource: old.Resource}
 	return s.issueTokens(req, gs, scope, refresh)

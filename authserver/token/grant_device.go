@@ -1,4 +1,4 @@
-package authserver
+package token
 
 // RFC 8628 §3.1-§3.5: the device authorization endpoint and the device code grant.
 
@@ -23,8 +23,8 @@ import (
 const userCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ"
 
 // userCodeLen letters give 20^8 ≈ 2.56·10^10 codes (34 bits). An attacker
-// with A addresses (IPv6: /64s) gets DefaultDeviceFailuresPerIP guesses per
-// address per deviceWindow; with L codes live at once, the chance that any
+// with A addresses (IPv6: /64s) gets authserver's DefaultDeviceFailuresPerIP
+// guesses per address per 15 minutes on the device page; with L codes live at once, the chance that any
 // guess in a window hits one is about A·10·L / 2.56·10^10: for 1,000
 // addresses and 1,000 live codes, 4·10^-4 per 15 minutes. There is no
 // limit over all addresses, which an attacker could trip to shut the flow
@@ -34,13 +34,6 @@ const userCodeLen = 8
 // deviceGrace keeps an expired device code's record so that late polls get
 // expired_token rather than invalid_grant.
 const deviceGrace = 10 * time.Minute
-
-// Default limit on entering user codes on /device (RFC 8628 §5.1): wrong
-// codes per client address (IPv6: per /64) in deviceWindow.
-const (
-	deviceWindow               = 15 * time.Minute
-	DefaultDeviceFailuresPerIP = 10
-)
 
 func newUserCode() string {
 	// Rejection sampling: 256 is not a multiple of 20, so bytes ≥ 240
@@ -58,9 +51,9 @@ func newUserCode() string {
 	return string(out)
 }
 
-// normalizeUserCode accepts a user code in any case, with or without the
+// NormalizeUserCode accepts a user code in any case, with or without the
 // dash and spaces; it returns the stored form.
-func normalizeUserCode(s string) (string, bool) {
+func NormalizeUserCode(s string) (string, bool) {
 	s = strings.ToUpper(strings.NewReplacer("-", "", " ", "", "\t", "").Replace(s))
 	if len(s) != userCodeLen {
 		return "", false
@@ -73,8 +66,8 @@ func normalizeUserCode(s string) (string, bool) {
 	return s, true
 }
 
-// formatUserCode is how people see a code: WDJB-MJHT.
-func formatUserCode(c string) string { return c[:4] + "-" + c[4:] }
+// FormatUserCode is how people see a code: WDJB-MJHT.
+func FormatUserCode(c string) string { return c[:4] + "-" + c[4:] }
 
 // DeviceAuthorization is the device authorization response (RFC 8628 §3.2).
 type DeviceAuthorization struct {
@@ -86,8 +79,8 @@ type DeviceAuthorization struct {
 	Interval                int64  `json:"interval"`
 }
 
-// handleDeviceAuthorization is POST /oauth/device.
-func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Request) {
+// ServeDeviceAuthorization is POST /oauth/device.
+func (s *Service) ServeDeviceAuthorization(w http.ResponseWriter, r *http.Request) {
 	form, e := oauth.ReadForm(w, r)
 	if e != nil {
 		oauth.WriteError(w, e)
@@ -102,12 +95,12 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		oauth.WriteError(w, oauth.ErrUnauthorizedClient("client %q is not allowed the device_code grant", cl.ID))
 		return
 	}
-	scope, e := resolveScope(form.Get("scope"), cl.Scopes)
+	scope, e := client.ResolveScope(form.Get("scope"), cl.Scopes)
 	if e != nil {
 		oauth.WriteError(w, e)
 		return
 	}
-	resource, e := s.requestedResource(form)
+	resource, e := s.resources.Requested(form)
 	if e != nil {
 		oauth.WriteError(w, e)
 		return
@@ -116,9 +109,9 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 	defer cancel()
 	now := time.Now().UTC()
 	for range 5 {
-		dc := newGrantToken(oauth.RandomToken(16))
-		d := &store.DeviceCode{UserCode: newUserCode(), DeviceCodeHash: dc.hash(), ClientID: cl.ID, Scope: scope,
-			Status: store.DevicePending, GrantID: dc.grant, Interval: s.cfg.DeviceInterval,
+		dc := NewGrantToken(oauth.RandomToken(16))
+		d := &store.DeviceCode{UserCode: newUserCode(), DeviceCodeHash: dc.Hash(), ClientID: cl.ID, Scope: scope,
+			Status: store.DevicePending, GrantID: dc.Grant, Interval: s.cfg.DeviceInterval,
 			ValidUntil: now.Add(s.cfg.DeviceCodeTTL), ExpiresAt: now.Add(s.cfg.DeviceCodeTTL + deviceGrace), Resource: resource}
 		err := s.store.CreateDeviceCode(ctx, d)
 		if errors.Is(err, store.ErrExists) {
@@ -129,14 +122,14 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 			return
 		}
 		s.audit(ctx, "device authorization started", zap.String("client_id", cl.ID), zap.String("scope", scope), zap.String("grant_id", d.GrantID))
-		shown := formatUserCode(d.UserCode)
+		shown := FormatUserCode(d.UserCode)
 		// The device code names its record (the grant) and carries a
 		// secret only the device has.
 		oauth.WriteJSON(w, http.StatusOK, &DeviceAuthorization{
 			DeviceCode:              dc.String(),
 			UserCode:                shown,
-			VerificationURI:         s.endpointURL(PathDevice),
-			VerificationURIComplete: s.endpointURL(PathDevice) + "?user_code=" + shown,
+			VerificationURI:         s.cfg.VerificationURI,
+			VerificationURIComplete: s.cfg.VerificationURI + "?user_code=" + shown,
 			ExpiresIn:               int64(s.cfg.DeviceCodeTTL / time.Second),
 			Interval:                int64(s.cfg.DeviceInterval / time.Second),
 		})
@@ -151,7 +144,7 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 // Polls come up to a fifth of the interval early before they count as too
 // fast (store.PollTolerance), so that clients polling on a ticker (as
 // golang.org/x/oauth2 does) are not punished for network jitter.
-type deviceCodeGrant struct{ s *Server }
+type deviceCodeGrant struct{ s *Service }
 
 func pollError(code, format string, args ...any) *oauth.Error {
 	return oauth.NewError(code, http.StatusBadRequest, format, args...)
@@ -163,13 +156,13 @@ func (g deviceCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenR
 	if e != nil {
 		return nil, e
 	}
-	grantID := dc.grant
-	requested, e := g.s.requestedResource(req.form)
+	grantID := dc.Grant
+	requested, e := g.s.resources.Requested(req.form)
 	if e != nil {
 		return nil, e
 	}
 	first, refresh := g.s.firstRefreshToken(req, grantID)
-	d, outcome, err := g.s.store.PollDeviceCode(ctx, store.DevicePoll{GrantID: grantID, Hash: dc.hash(),
+	d, outcome, err := g.s.store.PollDeviceCode(ctx, store.DevicePoll{GrantID: grantID, Hash: dc.Hash(),
 		ClientID: req.client.ID, Now: time.Now(), First: first})
 	switch {
 	case errors.Is(err, store.ErrNotFound):

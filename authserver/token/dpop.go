@@ -1,4 +1,4 @@
-package authserver
+package token
 
 // RFC 9449 at the token endpoint: a request with a DPoP proof gets tokens
 // bound to the proof's key.
@@ -14,14 +14,10 @@ import (
 	"github.com/tokengate/tokengate/dpop"
 )
 
-// DPoPNonces are the server's DPoP nonces, for the resource routes; nil
-// when off.
-func (s *Server) DPoPNonces() *dpop.Nonces { return s.dpopNonces }
-
 // tokenProof checks the DPoP proof of a token request, if it has one, and
 // makes it single-use across instances (its jti, in the store). A client
 // with RequireDPoP must send one.
-func (s *Server) tokenProof(ctx context.Context, r *http.Request, c *client.Client) (*dpop.Proof, *oauth.Error) {
+func (s *Service) tokenProof(ctx context.Context, r *http.Request, c *client.Client) (*dpop.Proof, *oauth.Error) {
 	proofs := r.Header.Values("DPoP")
 	switch {
 	case len(proofs) > 1:
@@ -31,7 +27,7 @@ func (s *Server) tokenProof(ctx context.Context, r *http.Request, c *client.Clie
 	case len(proofs) == 0:
 		return nil, nil
 	}
-	p, err := s.dpopProofs.Verify(proofs[0], dpop.Request{Method: http.MethodPost, URL: s.endpointURL(PathToken)})
+	p, err := s.dpopProofs.Verify(proofs[0], dpop.Request{Method: http.MethodPost, URL: s.cfg.TokenEndpoint})
 	if err != nil {
 		return nil, oauth.ErrInvalidDPoPProof("%v", err)
 	}

@@ -1,0 +1,141 @@
+// Package token is the token side of the authorization server: the token
+// endpoint (RFC 6749 §3.2) and its grants, minting access tokens (RFC
+// 9068), the grants' records, revocation (RFC 7009) and introspection
+// (RFC 7662), resource indicators (RFC 8707), DPoP binding (RFC 9449),
+// the device authorization endpoint (RFC 8628 §3.1) and offboarding.
+// What a person does in a browser (signing in, consenting, entering a
+// device's code) is authserver's; it hands this side grants in the store.
+package token
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/authserver/client"
+	"github.com/tokengate/tokengate/authserver/keys"
+	"github.com/tokengate/tokengate/authserver/oauth"
+	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/dpop"
+	"github.com/tokengate/tokengate/introspect"
+)
+
+// Config is the token side's part of the server's configuration, with its
+// defaults applied.
+type Config struct {
+	// Issuer is the iss of the tokens minted, and their aud when a client
+	// names no audience.
+	Issuer string
+	// TokenEndpoint is the token endpoint's URL, which DPoP proofs name;
+	// VerificationURI is the device page people enter a code on.
+	TokenEndpoint, VerificationURI string
+	// The lifetimes of access tokens, refresh tokens and device codes;
+	// the device's polling interval; how long a grant lasts from its
+	// sign-in; and how long a rotated refresh token may be presented
+	// again (a lost answer) without counting as reuse.
+	AccessTokenTTL, RefreshTokenTTL, DeviceCodeTTL, DeviceInterval, GrantMaxAge, RefreshRetryGrace time.Duration
+}
+
+// Stores are the store roles the token side uses.
+type Stores interface {
+	store.CodeStore       // redeeming authorization codes
+	store.DeviceStore     // device authorizations and their polls
+	store.RefreshStore    // refresh tokens and their rotation
+	store.GrantStore      // the grants' records
+	store.RevocationStore // revocations, for every instance
+	store.CounterStore    // single use of DPoP proofs
+	store.UserStore       // the configured users, for offboarding
+}
+
+// Metrics counts what the token side does.
+type Metrics interface {
+	// TokenIssued counts a token response of that grant type to that client.
+	TokenIssued(grantType, clientID string)
+	// TokenError counts a token endpoint error response, by error code.
+	TokenError(code string)
+	// DevicePoll counts a device poll's result: one of DevicePollResults.
+	DevicePoll(result string)
+}
+
+// DevicePollResults are the results DevicePoll counts, so that an exporter
+// can show each series at 0 before its first event.
+var DevicePollResults = []string{"authorization_pending", "slow_down", "access_denied", "expired_token", "issued", "redeemed_before", "invalid"}
+
+// Audit writes one audit line.
+type Audit func(ctx context.Context, event string, fields ...zap.Field)
+
+// Collaborators are what the token side works with besides the store.
+type Collaborators struct {
+	// Keys sign the access tokens.
+	Keys *keys.Ring
+	// Clients authenticates the clients of token, revocation,
+	// introspection and device authorization requests; Uses records the
+	// self-registered ones' use (nil: registration is off).
+	Clients *client.Authenticator
+	Uses    *client.Uses
+	// Validator checks access tokens (introspection, revocation) against
+	// the keys and Revocations, the in-memory revocation state this side
+	// adds to as it revokes.
+	Validator   *introspect.Validator
+	Revocations *introspect.Revocations
+	// Resources are the protected resources tokens may be asked for.
+	Resources *Resources
+	// Nonces are the DPoP nonces required of proofs; nil when off.
+	Nonces *dpop.Nonces
+	Audit  Audit
+	// Failures answers store and server failures, and logs them.
+	Failures oauth.Failures
+	Metrics  Metrics
+	Log      *zap.Logger
+}
+
+// Service is the token side: its endpoints are ServeToken, ServeRevoke,
+// ServeIntrospect and ServeDeviceAuthorization.
+type Service struct {
+	cfg         Config
+	store       Stores
+	keys        *keys.Ring
+	clientAuth  *client.Authenticator
+	uses        *client.Uses
+	validator   *introspect.Validator
+	revocations *introspect.Revocations
+	resources   *Resources
+	dpopNonces  *dpop.Nonces
+	// dpopProofs verifies the token endpoint's proofs.
+	dpopProofs dpop.Verifier
+	grants     map[string]grantHandler
+	// offboarded are users removed from the configuration (see Offboard),
+	// set while requests may be served.
+	offboarded atomic.Pointer[map[string]bool]
+	audit      Audit
+	failures   oauth.Failures
+	metrics    Metrics
+	log        *zap.Logger
+}
+
+// New is the token side over st, with c.
+func New(cfg Config, st Stores, c Collaborators) *Service {
+	s := &Service{cfg: cfg, store: st, keys: c.Keys, clientAuth: c.Clients, uses: c.Uses, validator: c.Validator, revocations: c.Revocations,
+		resources: c.Resources, dpopNonces: c.Nonces, audit: c.Audit, failures: c.Failures, metrics: c.Metrics, log: c.Log}
+	s.grants = map[string]grantHandler{
+		client.GrantClientCredentials: clientCredentialsGrant{s},
+		client.GrantAuthorizationCode: authorizationCodeGrant{s},
+		client.GrantRefreshToken:      refreshTokenGrant{s},
+		client.GrantDeviceCode:        deviceCodeGrant{s},
+	}
+	return s
+}
+
+// Resources are the protected resources tokens may be asked for.
+func (s *Service) Resources() *Resources { return s.resources }
+
+// DPoPNonces are the DPoP nonces, for the resource routes; nil when off.
+func (s *Service) DPoPNonces() *dpop.Nonces { return s.dpopNonces }
+
+func (s *Service) storeError(what string, err error) *oauth.Error { return s.failures.Store(what, err) }
+
+func (s *Service) internalError(what string, err error) *oauth.Error {
+	return s.failures.Internal(what, err)
+}
