@@ -30,9 +30,9 @@ const (
 // it returns the HTTP status and a message for the person.
 func (s *Server) lookupUserCode(r *http.Request, typed string) (*store.DeviceCode, *client.Client, int, string) {
 	ctx := r.Context()
-	limits := failureLimits{window: deviceWindow, counters: []limitedCounter{
-		{"device:ip:" + s.addressKey(r), s.cfg.DeviceFailuresPerIP}}}
-	if until, limited, err := limits.locked(ctx, s.store); err != nil {
+	limits := oauth.Limits{Window: deviceWindow, Counters: []oauth.Counted{
+		{Key: "device:ip:" + s.addressKey(r), Limit: s.cfg.DeviceFailuresPerIP}}}
+	if until, limited, err := limits.Locked(ctx, s.store); err != nil {
 		s.storeError("reading a rate limit", err)
 		return nil, nil, http.StatusServiceUnavailable, "This page is unavailable right now; please try again shortly."
 	} else if limited {

@@ -167,7 +167,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.obs.log.Error("login rate limit unavailable", zap.Error(err))
 		return
 	}
-	if until, limited, err := limits.locked(r.Context(), s.store); err != nil {
+	if until, limited, err := limits.Locked(r.Context(), s.store); err != nil {
 		show(http.StatusServiceUnavailable, "Signing in is unavailable right now; please try again shortly.")
 		s.obs.log.Error("login rate limit unavailable", zap.Error(err))
 		return
@@ -226,23 +226,23 @@ func dummyHashFor(users []*User) func() []byte {
 // loginLimits are the failure counters of a sign-in of username from r's
 // address (see the limits above). Typed usernames reach store keys only
 // as keyed hashes: people type passwords into the username field.
-func (s *Server) loginLimits(r *http.Request, username string) (failureLimits, error) {
+func (s *Server) loginLimits(r *http.Request, username string) (oauth.Limits, error) {
 	name, err := s.typedKey(username)
 	if err != nil {
-		return failureLimits{}, err
+		return oauth.Limits{}, err
 	}
 	addr := s.addressKey(r)
-	perName := limitedCounter{"login:user:" + name, math.MaxInt64} // refuses nobody by itself
-	n, _, err := s.store.Counter(r.Context(), perName.key)
+	perName := oauth.Counted{Key: "login:user:" + name, Limit: math.MaxInt64} // refuses nobody by itself
+	n, _, err := s.store.Counter(r.Context(), perName.Key)
 	if err != nil {
-		return failureLimits{}, err
+		return oauth.Limits{}, err
 	}
 	perNameAddr := int64(loginLimitPerUser)
 	if n >= loginSlowdownAfter {
 		perNameAddr = 1
 	}
-	return failureLimits{window: loginWindow, counters: []limitedCounter{
-		{"login:user:" + name + ":" + addr, perNameAddr}, {"login:ip:" + addr, loginLimitPerIP}, perName}}, nil
+	return oauth.Limits{Window: loginWindow, Counters: []oauth.Counted{
+		{Key: "login:user:" + name + ":" + addr, Limit: perNameAddr}, {Key: "login:ip:" + addr, Limit: loginLimitPerIP}, perName}}, nil
 }
 
 // clientIP is the requester's address, as the embedding server determined

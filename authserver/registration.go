@@ -133,8 +133,8 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := oauth.RequestContext(r)
 	defer cancel()
-	limit := failureLimits{window: registrationWindow, counters: []limitedCounter{{"register:" + s.addressKey(r), registrationsPerIP}}}
-	if until, limited, err := limit.locked(ctx, s.store); err != nil {
+	limit := oauth.Limits{Window: registrationWindow, Counters: []oauth.Counted{{Key: "register:" + s.addressKey(r), Limit: registrationsPerIP}}}
+	if until, limited, err := limit.Locked(ctx, s.store); err != nil {
 		oauth.WriteError(w, s.storeError("reading a rate limit", err))
 		return
 	} else if limited {
