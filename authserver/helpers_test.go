@@ -17,6 +17,7 @@ import (
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/authserver/store/boltstore"
 	"github.com/tokengate/tokengate/authserver/store/redisstore"
+	"github.com/tokengate/tokengate/authserver/web"
 	"github.com/tokengate/tokengate/internal/persontest"
 	"github.com/tokengate/tokengate/internal/redistest"
 	"github.com/tokengate/tokengate/introspect"
@@ -97,8 +98,8 @@ func testClients(t testing.TB) []*client.Client {
 
 const markPassword = "mark-password"
 
-func testUsers(t testing.TB) []*authserver.User {
-	return []*authserver.User{{Username: "mark", PasswordHash: bcryptHash(t, markPassword), Name: "Mark E. Mark", Email: "mark@example.com"}}
+func testUsers(t testing.TB) []*web.User {
+	return []*web.User{{Username: "mark", PasswordHash: bcryptHash(t, markPassword), Name: "Mark E. Mark", Email: "mark@example.com"}}
 }
 
 func newEnv(t testing.TB) *env {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/client"
+	"github.com/tokengate/tokengate/authserver/web"
 	"github.com/tokengate/tokengate/internal/persontest"
 	"github.com/tokengate/tokengate/login"
 )
@@ -20,7 +21,7 @@ import (
 func corpProvider(t *testing.T, name string) *login.Provider {
 	t.Helper()
 	p, err := login.New(login.Config{Name: name, Issuer: "https://sso.example.com", ClientID: "gate", ClientSecret: "s",
-		RedirectURI: authserver.ProviderRedirectURI(issuer, name)})
+		RedirectURI: web.ProviderRedirectURI(issuer, name)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +32,7 @@ func corpProvider(t *testing.T, name string) *login.Provider {
 // may take that prefix, and a name that reads as a URL scheme is refused.
 func TestLoginProviderSubjectsCannotCollide(t *testing.T) {
 	for name, cfg := range map[string]authserver.Config{
-		"a user with the prefix": {Users: []*authserver.User{{Username: "corp:mark", PasswordHash: bcryptHash(t, "x")}},
+		"a user with the prefix": {Users: []*web.User{{Username: "corp:mark", PasswordHash: bcryptHash(t, "x")}},
 			LoginProviders: []*login.Provider{corpProvider(t, "corp")}},
 		"a client with the prefix": {Clients: []*client.Client{{ID: "corp:app", Name: "a", Public: true, GrantTypes: []string{client.GrantDeviceCode}}},
 			LoginProviders: []*login.Provider{corpProvider(t, "corp")}},
@@ -93,7 +94,7 @@ func TestLoginProviderDownAfterDiscovery(t *testing.T) {
 	defer op.Close()
 	const probeAfter = 200 * time.Millisecond
 	p, err := login.New(login.Config{Name: "corp", DisplayName: "Corp SSO", Issuer: op.URL, ClientID: "gate", ClientSecret: "s",
-		RedirectURI: authserver.ProviderRedirectURI(issuer, "corp"), ProbeAfter: probeAfter})
+		RedirectURI: web.ProviderRedirectURI(issuer, "corp"), ProbeAfter: probeAfter})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/tokengate/tokengate/authserver/oauth"
+	"github.com/tokengate/tokengate/authserver/web"
 	"github.com/tokengate/tokengate/jose"
 )
 
@@ -37,7 +38,7 @@ type Metadata struct {
 func (s *Server) Metadata() *Metadata {
 	m := &Metadata{
 		Issuer:                            s.cfg.Issuer,
-		AuthorizationEndpoint:             s.endpointURL(PathAuthorize),
+		AuthorizationEndpoint:             s.endpointURL(web.PathAuthorize),
 		TokenEndpoint:                     s.endpointURL(PathToken),
 		JWKSURI:                           s.endpointURL(PathJWKS),
 		DeviceAuthorizationEndpoint:       s.endpointURL(PathDeviceAuthorization),
@@ -72,22 +73,11 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 		oauth.WriteError(w, s.internalError("encoding the metadata", err))
 		return
 	}
-	serveDocument(w, r, "application/json", "public, max-age=300", doc)
+	oauth.ServeDocument(w, r, "application/json", "public, max-age=300", doc)
 }
 
 func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 	// Cached briefly, because a rotation publishes the new key moments
 	// before use unless it was scheduled with a delay.
-	serveDocument(w, r, "application/jwk-set+json", "public, max-age=60", s.rt.keys.JWKS())
-}
-
-// serveDocument answers GET and HEAD with a public, cacheable document.
-func serveDocument(w http.ResponseWriter, r *http.Request, contentType, cacheControl string, doc []byte) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		oauth.WriteError(w, oauth.MethodNotAllowed(w, http.MethodGet, http.MethodHead))
-		return
-	}
-	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("Cache-Control", cacheControl)
-	_, _ = w.Write(doc)
+	oauth.ServeDocument(w, r, "application/jwk-set+json", "public, max-age=60", s.rt.keys.JWKS())
 }

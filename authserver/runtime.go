@@ -100,7 +100,11 @@ func (s *Server) Revocations() *introspect.Revocations { return s.rt.revocations
 // is only checked: it offboards the users the configuration no longer has.
 // Run it once, before Run.
 func (s *Server) Start(ctx context.Context) error {
-	return s.tokens.Offboard(ctx, s.people.usernames())
+	names := make([]string, len(s.cfg.Users))
+	for i, u := range s.cfg.Users {
+		names[i] = u.Username
+	}
+	return s.tokens.Offboard(ctx, names)
 }
 
 // Run keeps the issuer in sync with the store until ctx ends: it follows

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/authserver/token"
+	"github.com/tokengate/tokengate/authserver/web"
 	"github.com/tokengate/tokengate/dpop"
 	"github.com/tokengate/tokengate/login"
 	"github.com/tokengate/tokengate/outbound"
@@ -47,7 +49,7 @@ type Config struct {
 	DeviceFailuresPerIP int64
 
 	Clients []*client.Client
-	Users   []*User
+	Users   []*web.User
 
 	// TemplateDir holds operator templates replacing the built-in pages.
 	TemplateDir string
@@ -63,6 +65,13 @@ type Config struct {
 	// ConfigFetcher reaches the URLs written in the configuration (config
 	// clients' jwks_uri). Default: outbound's Trusted client.
 	ConfigFetcher *outbound.Client
+
+	// Secrets checks client secrets and paces every bcrypt comparison
+	// (secrets and passwords). Default: a new one. Servers in one process
+	// (a configuration and the one reloading it) may share one, so that
+	// the bound on bcrypt's CPU holds across them and verified secrets
+	// stay cached.
+	Secrets *client.Secrets
 
 	// DPoPNonce makes DPoP proofs carry a server nonce (RFC 9449 §8):
 	// every instance derives the same from the shared cookie secret and
@@ -159,29 +168,20 @@ const (
 	DefaultRefreshRetryGrace = time.Minute
 )
 
-// Endpoint paths, below the issuer's path.
+// Endpoint paths, below the issuer's path (the pages' are web's).
 const (
-	PathAuthorize = "/oauth/authorize"
-	PathToken     = "/oauth/token"
-	PathJWKS      = "/oauth/jwks"
-	PathMetadata  = "/.well-known/oauth-authorization-server"
-	PathLogin     = "/login"
-	PathConsent   = "/consent"
-	PathStyle     = "/oauth/assets/style.css"
-
-	PathRevoke     = "/oauth/revoke"
-	PathIntrospect = "/oauth/introspect"
-	PathHealth     = "/oauth/health"
-
+	PathToken               = "/oauth/token"
+	PathJWKS                = "/oauth/jwks"
+	PathMetadata            = "/.well-known/oauth-authorization-server"
+	PathRevoke              = "/oauth/revoke"
+	PathIntrospect          = "/oauth/introspect"
+	PathHealth              = "/oauth/health"
 	PathDeviceAuthorization = "/oauth/device"
-	PathDevice              = "/device"
-	PathDeviceQR            = "/device/qr"
 )
 
-// Server serves the authorization server endpoints. It wires the
-// components (client, token, admin) and serves what a person does in a
-// browser: authorization, sign-in, consent, the device page, the account
-// page; and metadata, health, registration.
+// Server is the authorization server: it wires the components (client,
+// token, web, admin), routes requests to them, keeps its runtime in sync
+// with the store, and serves metadata, health and registration.
 type Server struct {
 	cfg    Config
 	issuer *url.URL
@@ -199,9 +199,8 @@ type Server struct {
 	// introspection, device authorization, grants, resources.
 	tokens *token.Service
 	admin  *admin.Admin
-	// people are who may sign in (users.go).
-	people *people
-	pages  *pages
+	// web serves what a person does in a browser.
+	web    *web.Service
 	routes routes
 }
 
@@ -273,7 +272,7 @@ func (cfg *Config) applyDefaults() {
 		cfg.TokenCacheSize = DefaultTokenCacheSize
 	}
 	if cfg.DeviceFailuresPerIP == 0 {
-		cfg.DeviceFailuresPerIP = DefaultDeviceFailuresPerIP
+		cfg.DeviceFailuresPerIP = web.DefaultDeviceFailuresPerIP
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
@@ -318,7 +317,7 @@ func ValidateIssuer(issuer string) (*url.URL, error) {
 // ValidateClientsAndUsers checks configured clients and users, each and
 // for duplicates, so that an embedding server can report problems before
 // it builds a Server.
-func ValidateClientsAndUsers(clients []*client.Client, users []*User) error {
+func ValidateClientsAndUsers(clients []*client.Client, users []*web.User) error {
 	seen := map[string]bool{}
 	for _, c := range clients {
 		if err := client.Validate(c); err != nil {
@@ -332,7 +331,7 @@ func ValidateClientsAndUsers(clients []*client.Client, users []*User) error {
 	clientIDs := seen
 	seen = map[string]bool{}
 	for _, u := range users {
-		if err := ValidateUser(u); err != nil {
+		if err := web.ValidateUser(u); err != nil {
 			return err
 		}
 		if seen[u.Username] {
@@ -357,7 +356,7 @@ func (s *Server) checkRegisteredClients(ctx context.Context) error {
 		return fmt.Errorf("listing registered clients: %w", err)
 	}
 	for _, c := range list {
-		if _, ok := s.people.users[c.ID]; ok {
+		if slices.ContainsFunc(s.cfg.Users, func(u *web.User) bool { return u.Username == c.ID }) {
 			return fmt.Errorf("user %s has the same name as registered client %s: a token's sub could be either; rename the user or delete the client", c.ID, c.ID)
 		}
 	}
@@ -392,7 +391,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := ValidateClientsAndUsers(cfg.Clients, cfg.Users); err != nil {
 		return nil, err
 	}
-	if s.people, err = newPeople(cfg.Users, cfg.LoginProviders, cfg.Clients); err != nil {
+	secrets := cfg.Secrets
+	if secrets == nil {
+		secrets = client.NewSecrets()
+	}
+	people, err := web.NewPeople(cfg.Users, cfg.LoginProviders, cfg.Clients, secrets)
+	if err != nil {
 		return nil, err
 	}
 	// URLs clients supply (jwks_uri, metadata documents) are fetched
@@ -422,11 +426,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.tokens = token.New(token.Config{Issuer: cfg.Issuer, TokenEndpoint: s.endpointURL(PathToken), VerificationURI: s.endpointURL(PathDevice),
+	s.tokens = token.New(token.Config{Issuer: cfg.Issuer, TokenEndpoint: s.endpointURL(PathToken), VerificationURI: s.endpointURL(web.PathDevice),
 		AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL, DeviceCodeTTL: cfg.DeviceCodeTTL, DeviceInterval: cfg.DeviceInterval,
 		GrantMaxAge: cfg.GrantMaxAge, RefreshRetryGrace: cfg.RefreshRetryGrace}, cfg.Store, token.Collaborators{
 		Keys:        s.rt.keys,
-		Clients:     client.NewAuthenticator(s.clients, s.people.secrets, cfg.Store, cfg.Issuer, s.endpointURL(PathToken), s.addressKey, s.obs.failures.Store),
+		Clients:     client.NewAuthenticator(s.clients, secrets, cfg.Store, cfg.Issuer, s.endpointURL(PathToken), s.addressKey, s.obs.failures.Store),
 		Uses:        s.uses,
 		Validator:   s.rt.validator,
 		Revocations: s.rt.revocations,
@@ -437,22 +441,26 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Metrics:     metrics,
 		Log:         cfg.Logger,
 	})
-	s.admin = admin.New(cfg.Store, s.clients, s.tokens, s.rt.keys, s.people.isUser, s.audit, cfg.Logger)
-	if s.pages, err = loadPages(cfg.TemplateDir); err != nil {
+	s.admin = admin.New(cfg.Store, s.clients, s.tokens, s.rt.keys, people.IsUser, s.audit, cfg.Logger)
+	s.web, err = web.New(web.Config{Issuer: cfg.Issuer, CodeTTL: cfg.CodeTTL, AccessTokenTTL: cfg.AccessTokenTTL, GrantMaxAge: cfg.GrantMaxAge,
+		DeviceFailuresPerIP: cfg.DeviceFailuresPerIP, TemplateDir: cfg.TemplateDir, ScopeDescriptions: cfg.ScopeDescriptions, UpstreamUser: cfg.UpstreamUser},
+		cfg.Store, web.Collaborators{Keys: s.rt.keys, Clients: s.clients, Tokens: s.tokens, People: people, Address: s.addressKey,
+			Audit: s.audit, Failures: s.obs.failures, Metrics: metrics, Log: cfg.Logger})
+	if err != nil {
 		return nil, err
 	}
 	base := iss.Path
 	s.routes.exact = map[string]http.HandlerFunc{
-		base + PathAuthorize: s.handleAuthorize,
-		base + PathLogin:     s.handleLogin,
-		base + PathConsent:   s.handleConsent,
-		base + PathStyle:     s.handleStyle,
-		base + PathAccount:   s.handleAccount,
-		base + PathLogout:    s.handleLogout,
+		base + web.PathAuthorize: s.web.ServeAuthorize,
+		base + web.PathLogin:     s.web.ServeLogin,
+		base + web.PathConsent:   s.web.ServeConsent,
+		base + web.PathStyle:     s.web.ServeStyle,
+		base + web.PathAccount:   s.web.ServeAccount,
+		base + web.PathLogout:    s.web.ServeLogout,
 
 		base + PathDeviceAuthorization: s.tokens.ServeDeviceAuthorization,
-		base + PathDevice:              s.handleDevice,
-		base + PathDeviceQR:            s.handleDeviceQR,
+		base + web.PathDevice:          s.web.ServeDevice,
+		base + web.PathDeviceQR:        s.web.ServeDeviceQR,
 
 		base + PathToken:      s.tokens.ServeToken,
 		base + PathRevoke:     s.tokens.ServeRevoke,
@@ -474,11 +482,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.routes.exact[base+PathRegister] = s.handleRegister
 		s.routes.prefix = append(s.routes.prefix, prefixRoute{base + PathRegister + "/", s.withRequester(http.HandlerFunc(s.handleRegister))})
 	}
-	if len(s.people.providers) > 0 {
-		s.routes.prefix = append(s.routes.prefix, prefixRoute{base + PathLoginProviders, s.withRequester(http.HandlerFunc(s.handleLoginProvider))})
+	if s.web.HasProviders() {
+		s.routes.prefix = append(s.routes.prefix, prefixRoute{base + web.PathLoginProviders, s.withRequester(http.HandlerFunc(s.web.ServeLoginProvider))})
 	}
 	// The endpoints that write audit lines learn who is asking.
-	for _, p := range []string{PathAuthorize, PathLogin, PathConsent, PathDeviceAuthorization, PathDevice, PathToken, PathRevoke, PathRegister, PathAccount, PathLogout} {
+	for _, p := range []string{web.PathAuthorize, web.PathLogin, web.PathConsent, PathDeviceAuthorization, web.PathDevice, PathToken, PathRevoke, PathRegister, web.PathAccount, web.PathLogout} {
 		if h, ok := s.routes.exact[base+p]; ok {
 			s.routes.exact[base+p] = s.withRequester(h)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/client"
+	"github.com/tokengate/tokengate/authserver/web"
 	"github.com/tokengate/tokengate/login"
 	"github.com/tokengate/tokengate/trust"
 	"go.uber.org/zap"
@@ -138,7 +139,7 @@ func (a *App) loginProviders() ([]*login.Provider, error) {
 		cfg := login.Config{Name: lp.Name, DisplayName: lp.DisplayName, Issuer: lp.Issuer, AuthorizationURL: lp.AuthorizationURL,
 			TokenURL: lp.TokenURL, UserinfoURL: lp.UserinfoURL, ClientID: lp.ClientID, ClientSecret: secret, Scopes: strings.Fields(lp.Scope),
 			UsernameClaim: lp.UsernameClaim, IDClaim: lp.IDClaim, AllowDomains: lp.AllowDomains,
-			RedirectURI: authserver.ProviderRedirectURI(a.Issuer, lp.Name), Logger: a.logger.With(zap.String("login_provider", lp.Name))}
+			RedirectURI: web.ProviderRedirectURI(a.Issuer, lp.Name), Logger: a.logger.With(zap.String("login_provider", lp.Name))}
 		for _, c := range lp.AllowClaims {
 			cfg.AllowClaims = append(cfg.AllowClaims, login.ClaimRule{Claim: c.Claim, Values: c.Values})
 		}
@@ -287,10 +288,10 @@ func (a *App) settings(clients []*client.Client) authserver.Config {
 	}
 }
 
-func (a *App) users() []*authserver.User {
-	var out []*authserver.User
+func (a *App) users() []*web.User {
+	var out []*web.User
 	for _, u := range a.Users {
-		out = append(out, &authserver.User{Username: u.Username, PasswordHash: u.PasswordHash, Name: u.Name, Email: u.Email})
+		out = append(out, &web.User{Username: u.Username, PasswordHash: u.PasswordHash, Name: u.Name, Email: u.Email})
 	}
 	return out
 }

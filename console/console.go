@@ -29,6 +29,7 @@ import (
 	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/authserver/web"
 )
 
 //go:embed pages
@@ -68,7 +69,7 @@ func New(cfg Config) (*Console, error) {
 		cfg.Logger = zap.NewNop()
 	}
 	sub, _ := fs.Sub(pagesFS, "pages")
-	t, err := template.New("").Funcs(template.FuncMap{"when": when, "name": authserver.DisplayText, "url": authserver.DisplayURL}).ParseFS(sub, "*.html")
+	t, err := template.New("").Funcs(template.FuncMap{"when": when, "name": web.DisplayText, "url": web.DisplayURL}).ParseFS(sub, "*.html")
 	if err != nil {
 		return nil, err
 	}
@@ -178,19 +179,19 @@ func (c *Console) clients(w http.ResponseWriter, r *http.Request, p *page) {
 		case "create":
 			var ci *client.Info
 			if ci, err = ad.RegisterClient(r.Context(), registration(f)); err == nil {
-				p.Secret, p.Notice = ci, "Registered "+authserver.DisplayText(ci.Name)+"."
+				p.Secret, p.Notice = ci, "Registered "+web.DisplayText(ci.Name)+"."
 				c.log(r, "client registered in the console", ci.ID)
 			}
 		case "rotate":
 			var ci *client.Info
 			if ci, err = ad.RotateSecret(r.Context(), id); err == nil {
-				p.Secret, p.Notice = ci, "Gave "+authserver.DisplayText(ci.Name)+" a new secret: the old one no longer works."
+				p.Secret, p.Notice = ci, "Gave "+web.DisplayText(ci.Name)+" a new secret: the old one no longer works."
 				c.log(r, "client secret rotated in the console", id)
 			}
 		case "delete":
 			if f.Get("confirm") != "yes" {
 				if p.Confirm, err = ad.ClientInfo(r.Context(), id); err == nil {
-					p.Title = "Delete " + authserver.DisplayText(p.Confirm.Name) + "?"
+					p.Title = "Delete " + web.DisplayText(p.Confirm.Name) + "?"
 					c.render(w, r, http.StatusOK, p)
 					return
 				}
@@ -296,7 +297,7 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, p *
 		http.Error(w, "the page could not be rendered; the server log has the details", http.StatusInternalServerError)
 		return
 	}
-	authserver.SetPageHeaders(w.Header())
+	web.SetPageHeaders(w.Header())
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }
@@ -330,7 +331,7 @@ func (c *Console) csrfToken(w http.ResponseWriter, r *http.Request) string {
 // checkCSRF verifies a posted form: it came from this site (the sign-in
 // pages' one origin check), and its token is the cookie's.
 func (c *Console) checkCSRF(r *http.Request) bool {
-	if !authserver.SameOriginForm(r) {
+	if !web.SameOriginForm(r) {
 		return false
 	}
 	ck, err := r.Cookie(cookieName(r))

@@ -113,3 +113,14 @@ func WriteError(w http.ResponseWriter, e *Error) {
 func ErrInvalidTarget(format string, args ...any) *Error {
 	return NewError("invalid_target", http.StatusBadRequest, format, args...)
 }
+
+// ServeDocument answers GET and HEAD with a public, cacheable document.
+func ServeDocument(w http.ResponseWriter, r *http.Request, contentType, cacheControl string, doc []byte) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		WriteError(w, MethodNotAllowed(w, http.MethodGet, http.MethodHead))
+		return
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Cache-Control", cacheControl)
+	_, _ = w.Write(doc)
+}

@@ -1,4 +1,4 @@
-package authserver
+package web
 
 // RFC 6749 §4.1.1-§4.1.2 with RFC 7636 and RFC 9207: the authorization endpoint.
 
@@ -45,7 +45,7 @@ var authzParams = []string{"response_type", "client_id", "redirect_uri", "scope"
 // redirect false must be shown as a page: the client or redirect URI is not
 // established, and redirecting would make tokengate an open redirector.
 // Otherwise the error goes back to the client by redirect (RFC 6749 §4.1.2.1).
-func (s *Server) parseAuthzRequest(r *http.Request, params url.Values) (req *authzRequest, e *oauth.Error, redirect bool) {
+func (s *Service) parseAuthzRequest(r *http.Request, params url.Values) (req *authzRequest, e *oauth.Error, redirect bool) {
 	one := func(name string) (string, bool) {
 		v := params[name]
 		return strings.Join(v, ""), len(v) <= 1
@@ -153,7 +153,7 @@ func redirectURIAllowed(registered []string, requested string) bool {
 
 // redirect sends the answer to the client: params plus state and iss
 // (RFC 9207, so a client talking to several servers can tell who answered).
-func (s *Server) redirect(w http.ResponseWriter, r *http.Request, req *authzRequest, params url.Values) {
+func (s *Service) redirect(w http.ResponseWriter, r *http.Request, req *authzRequest, params url.Values) {
 	u, _ := url.Parse(req.redirectURI) // validated at registration
 	q := u.Query()
 	for k, v := range params {
@@ -169,7 +169,7 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request, req *authzRequ
 	sendRedirect(w, u.String(), http.StatusFound)
 }
 
-func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, req *authzRequest, e *oauth.Error) {
+func (s *Service) redirectError(w http.ResponseWriter, r *http.Request, req *authzRequest, e *oauth.Error) {
 	s.audit(r.Context(), "authorization refused", zap.String("client_id", req.client.ID), zap.String("error", e.Code), zap.String("description", e.Description))
 	s.redirect(w, r, req, url.Values{"error": {e.Code}, "error_description": {e.Description}})
 }
@@ -191,8 +191,8 @@ func authzParamsOf(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.E
 	}
 }
 
-// handleAuthorize is the authorization endpoint.
-func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+// ServeAuthorize is the authorization endpoint.
+func (s *Service) ServeAuthorize(w http.ResponseWriter, r *http.Request) {
 	params, e := authzParamsOf(w, r)
 	if e != nil {
 		s.renderError(w, e.Status, e, nil)
@@ -206,7 +206,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	s.continueAuthz(w, r, req)
 }
 
-func (s *Server) failAuthz(w http.ResponseWriter, r *http.Request, req *authzRequest, e *oauth.Error, redirect bool) {
+func (s *Service) failAuthz(w http.ResponseWriter, r *http.Request, req *authzRequest, e *oauth.Error, redirect bool) {
 	if redirect {
 		s.redirectError(w, r, req, e)
 		return
@@ -224,7 +224,7 @@ func (s *Server) failAuthz(w http.ResponseWriter, r *http.Request, req *authzReq
 
 // continueAuthz takes a valid request to its next step: login, consent, or
 // the code.
-func (s *Server) continueAuthz(w http.ResponseWriter, r *http.Request, req *authzRequest) {
+func (s *Service) continueAuthz(w http.ResponseWriter, r *http.Request, req *authzRequest) {
 	user := s.currentUser(r)
 	if user == nil {
 		s.redirectTo(w, r, PathLogin, url.Values{"return_to": {s.issuer.Path + PathAuthorize + "?" + req.params.Encode()}})
@@ -243,7 +243,7 @@ func (s *Server) continueAuthz(w http.ResponseWriter, r *http.Request, req *auth
 }
 
 // redirectTo redirects within the authorization server.
-func (s *Server) redirectTo(w http.ResponseWriter, r *http.Request, path string, q url.Values) {
+func (s *Service) redirectTo(w http.ResponseWriter, r *http.Request, path string, q url.Values) {
 	w.Header().Set("Cache-Control", "no-store")
 	sendRedirect(w, s.issuer.Path+path+"?"+q.Encode(), http.StatusFound)
 }
@@ -257,7 +257,7 @@ func sendRedirect(w http.ResponseWriter, location string, status int) {
 }
 
 // issueCode stores a new authorization code and sends it to the client.
-func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *authzRequest, user *authUser) {
+func (s *Service) issueCode(w http.ResponseWriter, r *http.Request, req *authzRequest, user *authUser) {
 	// A code is "<grant ID>.<secret>", like a refresh token: the store
 	// keeps it under both, next to the grant's refresh tokens.
 	code := token.NewGrantToken(oauth.RandomToken(16))

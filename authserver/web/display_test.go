@@ -1,11 +1,11 @@
-package authserver_test
+package web_test
 
 import (
 	"strings"
 	"testing"
 
-	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/client"
+	"github.com/tokengate/tokengate/authserver/web"
 )
 
 func TestDisplayText(t *testing.T) {
@@ -15,11 +15,11 @@ func TestDisplayText(t *testing.T) {
 		"a\u2066b\u2069c\u00adD\ufeffE": "abcDE",
 		"Bell\x07 Labs":                 "Bell Labs",
 	} {
-		if got := authserver.DisplayText(in); got != want {
+		if got := web.DisplayText(in); got != want {
 			t.Errorf("DisplayText(%q) = %q, want %q", in, got, want)
 		}
 	}
-	if got := authserver.DisplayText(strings.Repeat("é", 60_000)); got != strings.Repeat("é", client.MaxNameLength)+"…" {
+	if got := web.DisplayText(strings.Repeat("é", 60_000)); got != strings.Repeat("é", client.MaxNameLength)+"…" {
 		t.Errorf("a 60,000 character name shows as %d characters", len([]rune(got)))
 	}
 	for in, want := range map[string]string{
@@ -28,7 +28,7 @@ func TestDisplayText(t *testing.T) {
 		"example.com":               "example.com",
 		"[::1]:80":                  "[::1]:80",
 	} {
-		if got := authserver.DisplayHost(in); got != want {
+		if got := web.DisplayHost(in); got != want {
 			t.Errorf("DisplayHost(%q) = %q, want %q", in, got, want)
 		}
 	}

@@ -1,4 +1,4 @@
-package authserver
+package web
 
 // RFC 8628 §3.3.1: verification_uri_complete as a QR code a device can show.
 
@@ -13,10 +13,10 @@ import (
 	"github.com/yeqown/go-qrcode/v2"
 )
 
-// handleDeviceQR draws verification_uri_complete for a user code as a PNG
+// ServeDeviceQR draws verification_uri_complete for a user code as a PNG
 // QR code that a device can show. It looks nothing up, so it reveals
 // nothing about which codes exist.
-func (s *Server) handleDeviceQR(w http.ResponseWriter, r *http.Request) {
+func (s *Service) ServeDeviceQR(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		oauth.WriteError(w, oauth.MethodNotAllowed(w, http.MethodGet, http.MethodHead))
 		return

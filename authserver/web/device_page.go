@@ -1,4 +1,4 @@
-package authserver
+package web
 
 // RFC 8628 §3.3: the person's page, where the user code is entered and the request approved.
 
@@ -28,7 +28,7 @@ const (
 // within the attempt limit: failures count per client address, and once
 // over, no code is even looked up. On failure
 // it returns the HTTP status and a message for the person.
-func (s *Server) lookupUserCode(r *http.Request, typed string) (*store.DeviceCode, *client.Client, int, string) {
+func (s *Service) lookupUserCode(r *http.Request, typed string) (*store.DeviceCode, *client.Client, int, string) {
 	ctx := r.Context()
 	limits := oauth.Limits{Window: deviceWindow, Counters: []oauth.Counted{
 		{Key: "device:ip:" + s.addressKey(r), Limit: s.cfg.DeviceFailuresPerIP}}}
@@ -65,12 +65,12 @@ func (s *Server) lookupUserCode(r *http.Request, typed string) (*store.DeviceCod
 	return d, c, http.StatusOK, ""
 }
 
-// handleDevice is the person's page: type the code (or arrive with it from
+// ServeDevice is the person's page: type the code (or arrive with it from
 // verification_uri_complete), sign in, then approve or deny on the consent
 // page, which names the application and scopes so a person can spot a
 // phishing attempt. Device requests always ask: the device is not the
 // browser, so a remembered consent proves nothing about who started it.
-func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
+func (s *Service) ServeDevice(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		s.renderError(w, http.StatusMethodNotAllowed, oauth.MethodNotAllowed(w, http.MethodGet, http.MethodPost), nil)
 		return

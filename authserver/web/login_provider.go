@@ -1,4 +1,4 @@
-package authserver
+package web
 
 // Signing in through a login provider (the organisation's OpenID Connect
 // or OAuth 2.0 identity provider): /login/<name> starts, the provider
@@ -24,10 +24,6 @@ import (
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/login"
 )
-
-// PathLoginProviders is below the issuer: /login/<name> starts a sign-in
-// with that provider, /login/<name>/callback is its redirect URI.
-const PathLoginProviders = "/login/"
 
 // loginAttemptCookie carries one sign-in's state, nonce, PKCE verifier and
 // return_to through the provider, MACed like the session.
@@ -76,7 +72,7 @@ func checkProviderNames(providers []*login.Provider, clients []*client.Client, u
 
 // pageProviders are the login page's links, each carrying the page's
 // return_to.
-func (s *Server) pageProviders(returnTo string) []PageProvider {
+func (s *Service) pageProviders(returnTo string) []PageProvider {
 	var out []PageProvider
 	for _, p := range s.people.list {
 		out = append(out, PageProvider{Name: p.DisplayName(), URL: s.issuer.Path + PathLoginProviders + p.Name() + "?" + url.Values{"return_to": {returnTo}}.Encode()})
@@ -84,8 +80,8 @@ func (s *Server) pageProviders(returnTo string) []PageProvider {
 	return out
 }
 
-// handleLoginProvider serves /login/<name> and /login/<name>/callback.
-func (s *Server) handleLoginProvider(w http.ResponseWriter, r *http.Request) {
+// ServeLoginProvider serves /login/<name> and /login/<name>/callback.
+func (s *Service) ServeLoginProvider(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, s.issuer.Path+PathLoginProviders)
 	name, callback := strings.CutSuffix(rest, "/callback")
 	p := s.people.providers[name] // a name with a slash is no provider's
@@ -106,7 +102,7 @@ func (s *Server) handleLoginProvider(w http.ResponseWriter, r *http.Request) {
 
 // startProviderLogin sends the person to the provider, with this
 // attempt's state, nonce and PKCE challenge kept in a MACed cookie.
-func (s *Server) startProviderLogin(w http.ResponseWriter, r *http.Request, p *login.Provider) {
+func (s *Service) startProviderLogin(w http.ResponseWriter, r *http.Request, p *login.Provider) {
 	returnTo := r.URL.Query().Get("return_to")
 	if _, status, e := s.pendingFor(r, returnTo); e != nil {
 		s.renderError(w, status, e, nil)
@@ -136,14 +132,14 @@ func (s *Server) startProviderLogin(w http.ResponseWriter, r *http.Request, p *l
 
 // finishProviderLogin takes the person back from the provider: the state
 // must be this browser's attempt's, then the provider's answer checked.
-func (s *Server) finishProviderLogin(w http.ResponseWriter, r *http.Request, p *login.Provider) {
+func (s *Service) finishProviderLogin(w http.ResponseWriter, r *http.Request, p *login.Provider) {
 	a := s.readLoginAttempt(r)
 	// The attempt is used once, whatever happens next.
 	s.clearCookie(w, loginAttemptCookie)
 	q := r.URL.Query()
 	if a == nil || a.Provider != p.Name() || subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(a.State)) != 1 {
 		s.audit(r.Context(), "login failed", zap.String("provider", p.Name()), zap.String("reason", "state"))
-		s.obs.metrics.LoginProviderError(p.Name(), string(login.Invalid))
+		s.metrics.LoginProviderError(p.Name(), string(login.Invalid))
 		s.renderPage(w, http.StatusBadRequest, "error.html", &PageData{Title: "This sign-in expired",
 			Error: "This sign-in did not start here, or it took too long.", Message: "Go back to the application and sign in again."})
 		return
@@ -164,7 +160,7 @@ func (s *Server) finishProviderLogin(w http.ResponseWriter, r *http.Request, p *
 
 // readLoginAttempt is the browser's attempt, if its MAC holds and it is
 // not over.
-func (s *Server) readLoginAttempt(r *http.Request) *loginAttempt {
+func (s *Service) readLoginAttempt(r *http.Request) *loginAttempt {
 	a := new(loginAttempt)
 	if !s.readSigned(r, loginAttemptCookie, "login attempt", a) || time.Now().Unix() >= a.Expires {
 		return nil
@@ -175,13 +171,13 @@ func (s *Server) readLoginAttempt(r *http.Request) *loginAttempt {
 // providerFailed tells the person what went wrong at the provider, in
 // their terms, with a way back to the sign-in page (for returnTo), and
 // the log and metrics in the operator's.
-func (s *Server) providerFailed(w http.ResponseWriter, r *http.Request, p *login.Provider, err error, returnTo string) {
+func (s *Service) providerFailed(w http.ResponseWriter, r *http.Request, p *login.Provider, err error, returnTo string) {
 	var le *login.Error
 	kind := login.Unavailable
 	if errors.As(err, &le) {
 		kind = le.Kind
 	}
-	s.obs.metrics.LoginProviderError(p.Name(), string(kind))
+	s.metrics.LoginProviderError(p.Name(), string(kind))
 	s.audit(r.Context(), "login failed", zap.String("provider", p.Name()), zap.String("reason", string(kind)))
 	data := &PageData{Title: "Signing in with " + p.DisplayName() + " did not work",
 		BackURL: s.issuer.Path + PathLogin}
@@ -191,7 +187,7 @@ func (s *Server) providerFailed(w http.ResponseWriter, r *http.Request, p *login
 	status := http.StatusBadGateway
 	switch kind {
 	case login.Unavailable:
-		s.obs.log.Warn("login provider unavailable", zap.String("provider", p.Name()), zap.Error(err))
+		s.log.Warn("login provider unavailable", zap.String("provider", p.Name()), zap.Error(err))
 		status = http.StatusServiceUnavailable
 		data.Error = p.DisplayName() + " cannot be reached right now."
 		data.Message = "Please try again in a few minutes, or go back and sign in another way if there is one."
@@ -200,12 +196,12 @@ func (s *Server) providerFailed(w http.ResponseWriter, r *http.Request, p *login
 		data.Error = p.DisplayName() + " did not sign you in."
 		data.Message = "Go back to the application and try again if you meant to allow it."
 	case login.Refused:
-		s.obs.log.Info("login provider's person refused", zap.String("provider", p.Name()), zap.Error(err))
+		s.log.Info("login provider's person refused", zap.String("provider", p.Name()), zap.Error(err))
 		status = http.StatusForbidden
 		data.Error = "You signed in with " + p.DisplayName() + ", but your account is not allowed here."
 		data.Message = "Ask the people who run this service to give your account access."
 	default:
-		s.obs.log.Warn("login provider's answer refused", zap.String("provider", p.Name()), zap.Error(err))
+		s.log.Warn("login provider's answer refused", zap.String("provider", p.Name()), zap.Error(err))
 		data.Error = p.DisplayName() + "'s answer could not be accepted."
 		data.Message = "Go back to the application and sign in again; if it happens again, tell the people who run this service."
 	}

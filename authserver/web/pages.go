@@ -1,4 +1,4 @@
-package authserver
+package web
 
 // The HTML pages people see: templates, CSP and rendering.
 
@@ -150,11 +150,11 @@ func loadPages(dir string) (*pages, error) {
 // renderPage writes a page with the headers every page carries: no framing,
 // a strict CSP (no script at all; forms may post to this server and, where
 // given, to the origin the flow will redirect to), no caching, no referrer.
-func (s *Server) renderPage(w http.ResponseWriter, status int, name string, data *PageData, formTargets ...string) {
+func (s *Service) renderPage(w http.ResponseWriter, status int, name string, data *PageData, formTargets ...string) {
 	data.StyleURL = s.issuer.Path + PathStyle
 	var buf bytes.Buffer
 	if err := s.pages.tmpl.ExecuteTemplate(&buf, name, data); err != nil {
-		s.obs.log.Error("rendering page", zap.String("page", name), zap.Error(err))
+		s.log.Error("rendering page", zap.String("page", name), zap.Error(err))
 		http.Error(w, "the page could not be rendered; the server log has the details", http.StatusInternalServerError)
 		return
 	}
@@ -177,15 +177,16 @@ func SetPageHeaders(h http.Header, formTargets ...string) {
 	h.Set("Referrer-Policy", "no-referrer")
 }
 
-func (s *Server) handleStyle(w http.ResponseWriter, r *http.Request) {
-	serveDocument(w, r, "text/css; charset=utf-8", "public, max-age=3600", s.pages.style)
+// ServeStyle serves the pages' style sheet.
+func (s *Service) ServeStyle(w http.ResponseWriter, r *http.Request) {
+	oauth.ServeDocument(w, r, "text/css; charset=utf-8", "public, max-age=3600", s.pages.style)
 }
 
 // renderError shows an error page: for requests that must not redirect
 // (unknown client, bad redirect URI) and for people, not programs. It says
 // what happened and what the person can do; the protocol's description is
 // a detail line for whoever built the application.
-func (s *Server) renderError(w http.ResponseWriter, status int, e *oauth.Error, client *client.Client) {
+func (s *Service) renderError(w http.ResponseWriter, status int, e *oauth.Error, client *client.Client) {
 	data := &PageData{Title: "Something went wrong", Detail: e.Description + " (" + e.Code + ")"}
 	switch status {
 	case http.StatusForbidden: // an expired or foreign form: the description is for people
@@ -234,7 +235,7 @@ func (p PageScope) Text() string {
 func (p PageScope) String() string { return p.Text() }
 
 // pageScopes are the scopes of a space-separated list, described.
-func (s *Server) pageScopes(scope string) []PageScope {
+func (s *Service) pageScopes(scope string) []PageScope {
 	var out []PageScope
 	for _, name := range strings.Fields(scope) {
 		out = append(out, PageScope{Name: name, Description: s.cfg.ScopeDescriptions[name]})
@@ -284,7 +285,7 @@ func pageClientTo(c *client.Client, redirectURI string) *PageClient {
 }
 
 // pageResource describes a grant's resource for the pages; nil for none.
-func (s *Server) pageResource(resource string) *PageResource {
+func (s *Service) pageResource(resource string) *PageResource {
 	if resource == "" {
 		return nil
 	}

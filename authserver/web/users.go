@@ -1,11 +1,9 @@
-package authserver
+package web
 
 // The people who can sign in.
 
 import (
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 
 	"github.com/tokengate/tokengate/authserver/client"
@@ -38,26 +36,29 @@ func ValidateUser(u *User) error {
 	return nil
 }
 
-// people are who may sign in: the configuration's users (by username)
+// People are who may sign in: the configuration's users (by username)
 // and the login providers (by name, and in order). Clients and people
 // share one namespace, checked by ValidateClientsAndUsers and
 // checkProviderNames.
-type people struct {
+type People struct {
 	users     map[string]*User
 	providers map[string]*login.Provider
 	list      []*login.Provider
 	// dummyHash is what an unknown username's password is checked
 	// against, so that it costs what a known one's does.
 	dummyHash func() []byte
-	// secrets paces bcrypt, shared with client secrets.
+	// secrets paces bcrypt comparisons, shared with client secrets.
 	secrets *client.Secrets
 }
 
-func newPeople(users []*User, providers []*login.Provider, clients []*client.Client) (*people, error) {
+// NewPeople checks that users, providers and clients do not share names
+// or subject prefixes, and holds users and providers. secrets paces the
+// bcrypt comparisons of passwords with the clients' secrets.
+func NewPeople(users []*User, providers []*login.Provider, clients []*client.Client, secrets *client.Secrets) (*People, error) {
 	if err := checkProviderNames(providers, clients, users); err != nil {
 		return nil, err
 	}
-	p := &people{users: map[string]*User{}, providers: map[string]*login.Provider{}, dummyHash: dummyHashFor(users), secrets: client.NewSecrets()}
+	p := &People{users: map[string]*User{}, providers: map[string]*login.Provider{}, dummyHash: dummyHashFor(users), secrets: secrets}
 	for _, lp := range providers {
 		if p.providers[lp.Name()] != nil {
 			return nil, fmt.Errorf("login_provider %s is defined twice", lp.Name())
@@ -71,8 +72,5 @@ func newPeople(users []*User, providers []*login.Provider, clients []*client.Cli
 	return p, nil
 }
 
-// isUser says whether name is a configured username.
-func (p *people) isUser(name string) bool { return p.users[name] != nil }
-
-// usernames are the configured usernames.
-func (p *people) usernames() []string { return slices.Collect(maps.Keys(p.users)) }
+// IsUser says whether name is a configured username.
+func (p *People) IsUser(name string) bool { return p.users[name] != nil }

@@ -1,4 +1,4 @@
-package authserver
+package web
 
 // The sign-in page (RFC 6749 §3.1 leaves authenticating the person to the server).
 
@@ -28,7 +28,7 @@ type authUser struct {
 
 // currentUser is the person behind the request: one an earlier handler
 // authenticated (basic_auth, forward_auth, ...), else the session's, else nil.
-func (s *Server) currentUser(r *http.Request) *authUser {
+func (s *Service) currentUser(r *http.Request) *authUser {
 	if s.cfg.UpstreamUser != nil {
 		if id := s.cfg.UpstreamUser(r); id != "" {
 			return &authUser{subject: id, display: s.displayName(id), authTime: time.Now().UTC(), login: LoginUpstream}
@@ -59,7 +59,7 @@ func providerDisplay(name, subject string) string {
 	return name + " (" + subject + ")"
 }
 
-func (s *Server) displayName(subject string) string {
+func (s *Service) displayName(subject string) string {
 	if u, ok := s.people.users[subject]; ok && u.Name != "" {
 		return u.Name
 	}
@@ -79,7 +79,7 @@ type pending struct {
 // must point back into this server's own flows (so the login page is no open
 // redirector): an authorization request, or a device code (looked up within
 // the same attempt limits as on /device).
-func (s *Server) pendingFor(r *http.Request, returnTo string) (*pending, int, *oauth.Error) {
+func (s *Service) pendingFor(r *http.Request, returnTo string) (*pending, int, *oauth.Error) {
 	bad := oauth.ErrInvalidRequest("the sign-in link is not part of an authorization: start again from the application")
 	u, err := url.Parse(returnTo)
 	if err != nil || u.Scheme != "" || u.Host != "" {
@@ -120,7 +120,9 @@ const (
 	loginSlowdownAfter = 10
 )
 
-func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+// ServeLogin is the sign-in page: a form for a username and password,
+// and the login providers' links.
+func (s *Service) ServeLogin(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		s.renderError(w, http.StatusMethodNotAllowed, oauth.MethodNotAllowed(w, http.MethodGet, http.MethodPost), nil)
 		return
@@ -164,12 +166,12 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	limits, err := s.loginLimits(r, username)
 	if err != nil {
 		show(http.StatusServiceUnavailable, "Signing in is unavailable right now; please try again shortly.")
-		s.obs.log.Error("login rate limit unavailable", zap.Error(err))
+		s.log.Error("login rate limit unavailable", zap.Error(err))
 		return
 	}
 	if until, limited, err := limits.Locked(r.Context(), s.store); err != nil {
 		show(http.StatusServiceUnavailable, "Signing in is unavailable right now; please try again shortly.")
-		s.obs.log.Error("login rate limit unavailable", zap.Error(err))
+		s.log.Error("login rate limit unavailable", zap.Error(err))
 		return
 	} else if limited {
 		wait := time.Until(until).Round(time.Minute)
@@ -226,7 +228,7 @@ func dummyHashFor(users []*User) func() []byte {
 // loginLimits are the failure counters of a sign-in of username from r's
 // address (see the limits above). Typed usernames reach store keys only
 // as keyed hashes: people type passwords into the username field.
-func (s *Server) loginLimits(r *http.Request, username string) (oauth.Limits, error) {
+func (s *Service) loginLimits(r *http.Request, username string) (oauth.Limits, error) {
 	name, err := s.typedKey(username)
 	if err != nil {
 		return oauth.Limits{}, err
@@ -249,7 +251,7 @@ func (s *Server) loginLimits(r *http.Request, username string) (oauth.Limits, er
 // it (e.g. behind trusted proxies), else the connection's.
 // loggedUsername names who tried to log in: only a username that exists,
 // since people type their password into the username field.
-func (s *Server) loggedUsername(username string) zap.Field {
+func (s *Service) loggedUsername(username string) zap.Field {
 	if _, ok := s.people.users[username]; ok {
 		return zap.String("username", username)
 	}

@@ -1,4 +1,4 @@
-package authserver
+package web
 
 // The account page: the applications a person allowed, each removable, and
 // signing out. GitHub's "Authorized OAuth Apps", for tokengate's people.
@@ -20,12 +20,6 @@ import (
 	"github.com/tokengate/tokengate/authserver/store"
 )
 
-// The account page and signing out, below the issuer's path.
-const (
-	PathAccount = "/account"
-	PathLogout  = "/logout"
-)
-
 // PageApplication is one application on the account page: every grant the
 // person gave it, as one.
 type PageApplication struct {
@@ -45,9 +39,9 @@ type PageApplication struct {
 	grants []string
 }
 
-// handleAccount shows (GET) the signed-in person's applications and takes
+// ServeAccount shows (GET) the signed-in person's applications and takes
 // (POST) a "Remove access".
-func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
+func (s *Service) ServeAccount(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		s.renderError(w, http.StatusMethodNotAllowed, oauth.MethodNotAllowed(w, http.MethodGet, http.MethodPost), nil)
 		return
@@ -104,7 +98,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 // accountApplications groups a person's live grants by application.
-func (s *Server) accountApplications(ctx context.Context, subject string) ([]*PageApplication, error) {
+func (s *Service) accountApplications(ctx context.Context, subject string) ([]*PageApplication, error) {
 	grants, err := s.tokens.LiveGrants(ctx, store.GrantQuery{Subject: subject})
 	if err != nil {
 		return nil, err
@@ -149,7 +143,7 @@ func (s *Server) accountApplications(ctx context.Context, subject string) ([]*Pa
 }
 
 // loginName says, for a person, how they signed in.
-func (s *Server) loginName(login string) string {
+func (s *Service) loginName(login string) string {
 	switch login {
 	case LoginPassword:
 		return "username and password"
@@ -185,9 +179,9 @@ func plural(n int, unit string) string {
 	return fmt.Sprintf("%d %ss", n, unit)
 }
 
-// handleLogout signs the person out (a CSRF-checked POST: a link or an
+// ServeLogout signs the person out (a CSRF-checked POST: a link or an
 // image elsewhere must not sign anyone out).
-func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+func (s *Service) ServeLogout(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		s.renderError(w, http.StatusMethodNotAllowed, oauth.MethodNotAllowed(w, http.MethodPost), nil)
 		return

@@ -1,4 +1,4 @@
-package authserver
+package web
 
 // What pages show of what others wrote (Unicode Technical Standard #39's
 // concerns, UTS #39 §5, and RFC 5890's A-labels): a name an application or

@@ -1,4 +1,4 @@
-package authserver
+package web
 
 // RFC 6749 §4.1.1 and RFC 9700 §4.15: asking the person to approve the
 // scopes, and remembering it for as long as the grant it made lives.
@@ -16,8 +16,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// handleConsent shows (GET) and takes (POST) the person's decision.
-func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
+// ServeConsent shows (GET) and takes (POST) the person's decision.
+func (s *Service) ServeConsent(w http.ResponseWriter, r *http.Request) {
 	params, e := authzParamsOf(w, r)
 	if e != nil {
 		s.renderError(w, e.Status, e, nil)
@@ -73,7 +73,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 // cover every scope requested. A remembered consent is its grants: when
 // they end (revoked in any way, the person offboarded, expired, past
 // grant_max_age), the person is asked again.
-func (s *Server) needsConsent(r *http.Request, subject string, req *authzRequest) (bool, error) {
+func (s *Service) needsConsent(r *http.Request, subject string, req *authzRequest) (bool, error) {
 	if req.client.SkipConsent {
 		return false, nil
 	}
@@ -105,7 +105,7 @@ const (
 // The record lives as long as a token from an unredeemed code could
 // (codeExpiry and one access token); redemption extends it to the
 // refresh token's life.
-func (s *Server) newGrant(id string, client *client.Client, user *authUser, scope, resource string, codeExpiry time.Time) *store.Grant {
+func (s *Service) newGrant(id string, client *client.Client, user *authUser, scope, resource string, codeExpiry time.Time) *store.Grant {
 	now := time.Now().UTC()
 	authTime := user.authTime
 	if authTime.IsZero() {

@@ -1,4 +1,4 @@
-package authserver
+package web
 
 // The browser session and CSRF tokens of the pages (RFC 6749 §10.12).
 
@@ -44,8 +44,8 @@ type session struct {
 var errNoCookieSecret = errors.New("no cookie secret is loaded")
 
 // mac is the issuer's MAC of parts, or nil when it holds no usable secret.
-func (s *Server) mac(parts ...string) []byte {
-	key := s.rt.keys.CookieSecret()
+func (s *Service) mac(parts ...string) []byte {
+	key := s.keys.CookieSecret()
 	if len(key) < keys.MinCookieSecret {
 		return nil
 	}
@@ -59,7 +59,7 @@ const maxTypedBytes = 256
 // typedKey is how text a person typed (a username, perhaps a password
 // typed in its place) appears in store keys: a keyed hash, shared by every
 // instance, of its first maxTypedBytes bytes.
-func (s *Server) typedKey(typed string) (string, error) {
+func (s *Service) typedKey(typed string) (string, error) {
 	if len(typed) > maxTypedBytes {
 		typed = typed[:maxTypedBytes]
 	}
@@ -82,7 +82,7 @@ func keyedMAC(dst, key []byte, parts ...string) []byte {
 }
 
 // readSession returns the browser's valid session, or nil.
-func (s *Server) readSession(r *http.Request) *session {
+func (s *Service) readSession(r *http.Request) *session {
 	sess := new(session)
 	if !s.readSigned(r, sessionCookie, "session", sess) || time.Now().Unix() >= sess.Expires || sess.ID == "" {
 		return nil
@@ -92,13 +92,13 @@ func (s *Server) readSession(r *http.Request) *session {
 
 // writeSession sets the session cookie; without a cookie secret there is
 // none to set, and the next page finds no session.
-func (s *Server) writeSession(w http.ResponseWriter, sess *session) {
+func (s *Service) writeSession(w http.ResponseWriter, sess *session) {
 	s.writeSigned(w, sessionCookie, "session", sess, time.Until(time.Unix(sess.Expires, 0)))
 }
 
 // readSigned decodes into v the JSON of the cookie name that the issuer
 // MACed for purpose; false when it is absent, altered or unreadable.
-func (s *Server) readSigned(r *http.Request, name, purpose string, v any) bool {
+func (s *Service) readSigned(r *http.Request, name, purpose string, v any) bool {
 	c, err := r.Cookie(name)
 	if err != nil {
 		return false
@@ -116,7 +116,7 @@ func (s *Server) readSigned(r *http.Request, name, purpose string, v any) bool {
 // life (HttpOnly, Secure on https, SameSite Lax: the top-level GETs that
 // bring a person back from elsewhere carry it, nothing else does). It
 // reports false, setting nothing, without a cookie secret.
-func (s *Server) writeSigned(w http.ResponseWriter, name, purpose string, v any, life time.Duration) bool {
+func (s *Service) writeSigned(w http.ResponseWriter, name, purpose string, v any, life time.Duration) bool {
 	raw, _ := json.Marshal(v)
 	payload := base64.RawURLEncoding.EncodeToString(raw)
 	m := s.mac(purpose, payload)
@@ -129,11 +129,11 @@ func (s *Server) writeSigned(w http.ResponseWriter, name, purpose string, v any,
 }
 
 // clearCookie removes the cookie name.
-func (s *Server) clearCookie(w http.ResponseWriter, name string) {
+func (s *Service) clearCookie(w http.ResponseWriter, name string) {
 	http.SetCookie(w, &http.Cookie{Name: name, Path: s.cookiePath(), MaxAge: -1, HttpOnly: true, Secure: s.issuer.Scheme == "https", SameSite: http.SameSiteLaxMode})
 }
 
-func (s *Server) cookiePath() string {
+func (s *Service) cookiePath() string {
 	if s.issuer.Path == "" {
 		return "/"
 	}
@@ -142,7 +142,7 @@ func (s *Server) cookiePath() string {
 
 // ensureSession returns the browser's session, starting an anonymous one
 // (which anchors the CSRF token of the login form) if there is none.
-func (s *Server) ensureSession(w http.ResponseWriter, r *http.Request) *session {
+func (s *Service) ensureSession(w http.ResponseWriter, r *http.Request) *session {
 	if sess := s.readSession(r); sess != nil {
 		return sess
 	}
@@ -153,7 +153,7 @@ func (s *Server) ensureSession(w http.ResponseWriter, r *http.Request) *session 
 
 // csrfToken is the token a form of this session must carry back; "" when
 // there is no cookie secret, which no check accepts.
-func (s *Server) csrfToken(sess *session) string {
+func (s *Service) csrfToken(sess *session) string {
 	m := s.mac("csrf", sess.ID)
 	if m == nil {
 		return ""
@@ -174,7 +174,7 @@ func SameOriginForm(r *http.Request) bool { return formOrigins.Check(r) == nil }
 
 // checkCSRF verifies a posted form: it came from this site (SameOriginForm)
 // and its csrf_token is the session's.
-func (s *Server) checkCSRF(r *http.Request, token string, sess *session) bool {
+func (s *Service) checkCSRF(r *http.Request, token string, sess *session) bool {
 	if sess == nil || token == "" || !SameOriginForm(r) {
 		return false
 	}
