@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/web"
 	"github.com/tokengate/tokengate/jose"
@@ -48,7 +49,7 @@ func (s *Server) Metadata() *Metadata {
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		AuthorizationResponseISSSupported: true,
 		GrantTypesSupported:               s.tokens.GrantTypes(),
-		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"},
+		TokenEndpointAuthMethodsSupported: client.AuthMethods,
 		TokenEndpointAuthSigningAlgs:      jose.Asymmetric,
 		DPoPSigningAlgs:                   jose.Asymmetric,
 	}

@@ -47,6 +47,19 @@ type RegistrationConfig struct {
 	Fetcher                   *outbound.Client
 }
 
+// Validate checks who may register and what they may obtain.
+func (r *RegistrationConfig) Validate() error {
+	switch {
+	case r.Open && r.InitialAccessToken != "":
+		return errors.New("registration: give open or initial_access_token, not both")
+	case !r.Open && r.InitialAccessToken == "":
+		return errors.New("registration: say who may register: open, or initial_access_token <token>")
+	case len(r.Scopes) == 0:
+		return errors.New("registration: scope is required: the most a registered client may obtain")
+	}
+	return nil
+}
+
 // Defaults of RegistrationConfig.
 const (
 	DefaultUnusedClientTTL = 24 * time.Hour

@@ -247,6 +247,11 @@ func (cfg *Config) Validate() error {
 	if d := cfg.DeviceInterval; d != 0 && (d < time.Second || d%time.Second != 0) {
 		return fmt.Errorf("device_interval %s must be whole seconds: devices are told it in seconds (RFC 8628)", d)
 	}
+	if cfg.Registration != nil {
+		if err := cfg.Registration.Validate(); err != nil {
+			return err
+		}
+	}
 	return ValidateClientsAndUsers(cfg.Clients, cfg.Users)
 }
 
@@ -473,11 +478,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		base + PathMetadata: s.handleMetadata,
 	}
 	if cfg.Registration != nil {
-		if len(cfg.Registration.Scopes) == 0 {
-			return nil, errors.New("registration needs a scope: the most a registered client may obtain")
-		}
-		if !cfg.Registration.Open && cfg.Registration.InitialAccessToken == "" {
-			return nil, errors.New("registration is either open or needs an initial_access_token")
+		if err := cfg.Registration.Validate(); err != nil {
+			return nil, err
 		}
 		s.routes.exact[base+PathRegister] = s.handleRegister
 		s.routes.prefix = append(s.routes.prefix, prefixRoute{base + PathRegister + "/", s.withRequester(http.HandlerFunc(s.handleRegister))})

@@ -6,7 +6,6 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -191,9 +190,6 @@ func (a *App) provision(ctx caddy.Context) error {
 		token, err := secretValue(caddy.NewReplacer(), "registration: initial_access_token", r.InitialAccessToken)
 		if err != nil {
 			return fmt.Errorf("oauth2: %w", err)
-		}
-		if !r.Open && token == "" {
-			return errors.New("oauth2: registration: say who may register: open, or an initial_access_token")
 		}
 		registration = &authserver.RegistrationConfig{Open: r.Open, Scopes: strings.Fields(r.Scope), ClientTTL: time.Duration(r.ClientTTL),
 			UnusedClientTTL: time.Duration(r.UnusedClientTTL), MaxClients: r.MaxClients,

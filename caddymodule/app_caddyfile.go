@@ -17,6 +17,7 @@ import (
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/keys"
+	"github.com/tokengate/tokengate/authserver/web"
 	"github.com/tokengate/tokengate/introspect"
 	"github.com/tokengate/tokengate/login"
 	"github.com/tokengate/tokengate/outbound"
@@ -430,15 +431,11 @@ func parseLoginProvider(d *caddyfile.Dispenser) (LoginProviderConfig, error) {
 			return lp, d.Errf("login_provider %s: unknown option %q (expected name, issuer, client_id, client_secret, scope, username, allow_domain, allow_claim, or for plain OAuth 2.0 authorization_url, token_url, userinfo_url, id_claim, username_claim)", lp.Name, sub)
 		}
 	}
-	if lp.ClientID == "" || lp.ClientSecret == "" {
-		return lp, block.errorf("login_provider %s: client_id and client_secret are required (register tokengate at the provider with the redirect URI <issuer>/login/%s/callback)", lp.Name, lp.Name)
-	}
-	plain := lp.AuthorizationURL != "" || lp.TokenURL != "" || lp.UserinfoURL != ""
-	switch {
-	case lp.Issuer != "" && plain:
-		return lp, block.errorf("login_provider %s: give issuer (OpenID Connect) or authorization_url, token_url and userinfo_url (plain OAuth 2.0), not both", lp.Name)
-	case lp.Issuer == "" && (lp.AuthorizationURL == "" || lp.TokenURL == "" || lp.UserinfoURL == ""):
-		return lp, block.errorf("login_provider %s: give issuer (OpenID Connect discovery), or all of authorization_url, token_url and userinfo_url", lp.Name)
+	// login's own rules, with the line of the block; the issuer, and
+	// with it the redirect URI, may be set later in the file.
+	cfg := lp.loginConfig(lp.ClientSecret, "<issuer>"+web.PathLoginProviders+lp.Name+"/callback")
+	if err := cfg.Validate(); err != nil {
+		return lp, block.errorf("%v", err)
 	}
 	return lp, nil
 }
@@ -577,13 +574,9 @@ func parseRegistration(d *caddyfile.Dispenser) (*RegistrationConfig, error) {
 			return nil, d.Errf("registration: unknown option %q (expected open, initial_access_token, scope, client_ttl, unused_client_ttl, max_clients or client_id_metadata_documents)", sub)
 		}
 	}
-	switch {
-	case r.Open && r.InitialAccessToken != "":
-		return nil, block.errorf("registration: give open or initial_access_token, not both")
-	case !r.Open && r.InitialAccessToken == "":
-		return nil, block.errorf("registration: say who may register: open, or initial_access_token <token>")
-	case r.Scope == "":
-		return nil, block.errorf("registration: scope is required: the most a registered client may obtain")
+	check := authserver.RegistrationConfig{Open: r.Open, InitialAccessToken: r.InitialAccessToken, Scopes: strings.Fields(r.Scope)}
+	if err := check.Validate(); err != nil {
+		return nil, block.errorf("%v", err)
 	}
 	return r, nil
 }

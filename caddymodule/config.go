@@ -126,6 +126,18 @@ type AllowClaim struct {
 	Values []string `json:"values"`
 }
 
+// loginConfig is lp as login's configuration, with its secret resolved
+// and its redirect URI.
+func (lp *LoginProviderConfig) loginConfig(secret, redirectURI string) login.Config {
+	cfg := login.Config{Name: lp.Name, DisplayName: lp.DisplayName, Issuer: lp.Issuer, AuthorizationURL: lp.AuthorizationURL,
+		TokenURL: lp.TokenURL, UserinfoURL: lp.UserinfoURL, ClientID: lp.ClientID, ClientSecret: secret, Scopes: strings.Fields(lp.Scope),
+		UsernameClaim: lp.UsernameClaim, IDClaim: lp.IDClaim, AllowDomains: lp.AllowDomains, RedirectURI: redirectURI}
+	for _, c := range lp.AllowClaims {
+		cfg.AllowClaims = append(cfg.AllowClaims, login.ClaimRule{Claim: c.Claim, Values: c.Values})
+	}
+	return cfg
+}
+
 // loginProviders makes the configured providers, resolving {env.*} in
 // their secrets.
 func (a *App) loginProviders() ([]*login.Provider, error) {
@@ -136,13 +148,8 @@ func (a *App) loginProviders() ([]*login.Provider, error) {
 		if err != nil {
 			return nil, err
 		}
-		cfg := login.Config{Name: lp.Name, DisplayName: lp.DisplayName, Issuer: lp.Issuer, AuthorizationURL: lp.AuthorizationURL,
-			TokenURL: lp.TokenURL, UserinfoURL: lp.UserinfoURL, ClientID: lp.ClientID, ClientSecret: secret, Scopes: strings.Fields(lp.Scope),
-			UsernameClaim: lp.UsernameClaim, IDClaim: lp.IDClaim, AllowDomains: lp.AllowDomains,
-			RedirectURI: web.ProviderRedirectURI(a.Issuer, lp.Name), Logger: a.logger.With(zap.String("login_provider", lp.Name))}
-		for _, c := range lp.AllowClaims {
-			cfg.AllowClaims = append(cfg.AllowClaims, login.ClaimRule{Claim: c.Claim, Values: c.Values})
-		}
+		cfg := lp.loginConfig(secret, web.ProviderRedirectURI(a.Issuer, lp.Name))
+		cfg.Logger = a.logger.With(zap.String("login_provider", lp.Name))
 		p, err := login.New(cfg)
 		if err != nil {
 			return nil, err

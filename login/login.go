@@ -164,37 +164,53 @@ type metadata struct {
 	IssParameter          bool     `json:"authorization_response_iss_parameter_supported"`
 }
 
-// New checks the configuration; nothing is fetched until the first
-// sign-in.
-func New(cfg Config) (*Provider, error) {
+// Validate checks the configuration as an operator wrote it, fetching
+// nothing; every message names the provider and what to fix.
+func (cfg *Config) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("login_provider %s: "+format, append([]any{cfg.Name}, args...)...)
 	}
 	if !ValidName.MatchString(cfg.Name) {
-		return nil, bad("the name must be lower-case letters, digits, - and _ (it is a path segment and the prefix of its people's subjects)")
+		return bad("the name must be lower-case letters, digits, - and _ (it is a path segment and the prefix of its people's subjects)")
 	}
 	if cfg.ClientID == "" || cfg.ClientSecret == "" {
-		return nil, bad("client_id and client_secret are required: register tokengate with the provider, redirect URI %s", cfg.RedirectURI)
+		return bad("client_id and client_secret are required: register tokengate with the provider, redirect URI %s", cfg.RedirectURI)
 	}
-	plain := cfg.AuthorizationURL != "" || cfg.TokenURL != "" || cfg.UserinfoURL != ""
+	plain := cfg.plain()
 	switch {
 	case cfg.Issuer != "" && plain:
-		return nil, bad("give issuer (OpenID Connect) or authorization_url, token_url and userinfo_url (plain OAuth 2.0), not both")
+		return bad("give issuer (OpenID Connect) or authorization_url, token_url and userinfo_url (plain OAuth 2.0), not both")
 	case cfg.Issuer == "" && !plain:
-		return nil, bad("give issuer (OpenID Connect discovery) or authorization_url, token_url and userinfo_url")
+		return bad("give issuer (OpenID Connect discovery) or authorization_url, token_url and userinfo_url")
 	case plain && (cfg.AuthorizationURL == "" || cfg.TokenURL == "" || cfg.UserinfoURL == ""):
-		return nil, bad("a plain OAuth 2.0 provider needs authorization_url, token_url and userinfo_url")
+		return bad("a plain OAuth 2.0 provider needs authorization_url, token_url and userinfo_url")
 	}
 	for _, u := range []string{cfg.Issuer, cfg.AuthorizationURL, cfg.TokenURL, cfg.UserinfoURL} {
 		if u != "" {
 			if err := outbound.CheckURL(u, true); err != nil {
-				return nil, bad("%v", err)
+				return bad("%v", err)
 			}
 		}
 	}
-	if len(cfg.AllowDomains) > 0 && plain && cfg.UserinfoURL == "" {
-		return nil, bad("allow_domain needs verified emails")
+	if !plain && len(cfg.Scopes) > 0 && !slices.Contains(cfg.Scopes, "openid") {
+		return bad("scope must include openid for an OpenID Connect provider")
 	}
+	return nil
+}
+
+// plain says whether the provider is plain OAuth 2.0 (its endpoints
+// given) rather than OpenID Connect (found by discovery).
+func (cfg *Config) plain() bool {
+	return cfg.AuthorizationURL != "" || cfg.TokenURL != "" || cfg.UserinfoURL != ""
+}
+
+// New checks the configuration (Validate) and fills in its defaults;
+// nothing is fetched until the first sign-in.
+func New(cfg Config) (*Provider, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	plain := cfg.plain()
 	if cfg.DisplayName == "" {
 		cfg.DisplayName = cfg.Name
 	}
@@ -207,9 +223,6 @@ func New(cfg Config) (*Provider, error) {
 	} else {
 		if len(cfg.Scopes) == 0 {
 			cfg.Scopes = []string{"openid", "email", "profile"}
-		}
-		if !slices.Contains(cfg.Scopes, "openid") {
-			return nil, bad("scope must include openid for an OpenID Connect provider")
 		}
 		cfg.UsernameClaim = cmpOr(cfg.UsernameClaim, "sub")
 	}

@@ -87,9 +87,9 @@ func CheckMetadataLimits(m *Metadata) error {
 	return nil
 }
 
-// registrationAuthMethods are the token endpoint authentication methods
-// a registered client may use.
-var registrationAuthMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+// AuthMethods are the token endpoint authentication methods a client may
+// use (RFC 7591's token_endpoint_auth_method; the metadata lists them).
+var AuthMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
 
 // RegistrationResponse is RFC 7591 §3.2.1's answer (and RFC 7592's).
 type RegistrationResponse struct {
@@ -137,8 +137,8 @@ func FromMetadata(m *Metadata, scopes []string) (*Client, *oauth.Error) {
 	if m.TokenEndpointAuthMethod == "" {
 		m.TokenEndpointAuthMethod = "client_secret_basic"
 	}
-	if !slices.Contains(registrationAuthMethods, m.TokenEndpointAuthMethod) {
-		return nil, errRegistration("invalid_client_metadata", "token_endpoint_auth_method %q is not supported: use %s", m.TokenEndpointAuthMethod, strings.Join(registrationAuthMethods, ", "))
+	if !slices.Contains(AuthMethods, m.TokenEndpointAuthMethod) {
+		return nil, errRegistration("invalid_client_metadata", "token_endpoint_auth_method %q is not supported: use %s", m.TokenEndpointAuthMethod, strings.Join(AuthMethods, ", "))
 	}
 	public := m.TokenEndpointAuthMethod == "none"
 	c := &Client{ID: NewID(), Name: strings.TrimSpace(m.ClientName), Website: m.ClientURI, Public: public,
