@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -65,8 +64,8 @@ func compare(bin, baseline, rev, hash, up string) {
 		r := loadTogether(*concurrency, 2**duration, scenario{"refresh_token, " + rev + " (" + st.name + ")", base.refreshes()},
 			scenario{"refresh_token, this tree (" + st.name + ")", head.refreshes()})
 		ratios = append(ratios, fmt.Sprintf("refresh_token (%s): %.2f×", st.name, r[1].rps/r[0].rps))
-		c := loadTogether(*concurrency, 2**duration, scenario{"authorize + code exchange, " + rev + " (" + st.name + ")", base.codeFlows()},
-			scenario{"authorize + code exchange, this tree (" + st.name + ")", head.codeFlows()})
+		c := loadTogether(*concurrency, 2**duration, scenario{"authorize + code exchange, " + rev + " (" + st.name + ")", base.codeFlows("plain")},
+			scenario{"authorize + code exchange, this tree (" + st.name + ")", head.codeFlows("plain")})
 		ratios = append(ratios, fmt.Sprintf("authorize + code exchange (%s): %.2f×", st.name, c[1].rps/c[0].rps))
 		base.stop()
 		head.stop()
@@ -80,23 +79,19 @@ func compare(bin, baseline, rev, hash, up string) {
 	}
 }
 
-// codeFlows is a loop body running the authorization code flow: each
-// worker a signed-in person of its own (the client skips consent), so
-// that a round is the authorization request and the code's exchange, and
-// the grants are spread over people as a deployment's are.
-func (in *instance) codeFlows() func(int) error {
-	cfg := &oauth2.Config{ClientID: "plain", ClientSecret: "plain-secret", RedirectURL: "http://127.0.0.1:9/callback", Scopes: []string{"read"},
+// codeFlows is a loop body running the authorization code flow end to
+// end: each worker a signed-in person of its own, so that a round is the
+// authorization request and the code's exchange, and the grants are
+// spread over people as a deployment's are. clientID is "plain", which
+// skips consent, or "consenting", whose consent each person gives once,
+// before the clock starts, and which is then remembered (their live
+// grants).
+func (in *instance) codeFlows(clientID string) func(int) error {
+	cfg := &oauth2.Config{ClientID: clientID, ClientSecret: clientID + "-secret", RedirectURL: "http://127.0.0.1/callback", Scopes: []string{"read"},
 		Endpoint: oauth2.Endpoint{AuthURL: in.url(in.p.Auth, "/oauth/authorize"), TokenURL: in.url(in.p.Auth, "/oauth/token"), AuthStyle: oauth2.AuthStyleInHeader}}
-	var mu sync.Mutex
-	people := map[int]*persontest.Person{}
-	return func(w int) error {
-		mu.Lock()
+	people := make([]*persontest.Person, *concurrency)
+	flow := func(w int) error {
 		p := people[w]
-		if p == nil {
-			p = persontest.New(person(w), "hashed-secret")
-			people[w] = p
-		}
-		mu.Unlock()
 		verifier := oauth2.GenerateVerifier()
 		back, err := p.Authorize(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
 		if err != nil {
@@ -105,4 +100,12 @@ func (in *instance) codeFlows() func(int) error {
 		_, err = cfg.Exchange(context.Background(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
 		return err
 	}
+	// Each person signs in (and consents) before the clock starts.
+	for w := range people {
+		people[w] = persontest.New(person(w), "hashed-secret")
+		if err := flow(w); err != nil {
+			die("the code flow of %s: %v", person(w), err)
+		}
+	}
+	return flow
 }

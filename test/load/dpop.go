@@ -13,7 +13,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -75,28 +77,52 @@ func (in *instance) dpopToken(c *dpopClient, id, secret string) string {
 	return m.AccessToken
 }
 
-// proofPool is proofs made ahead, handed out once each.
+// proofPool is proofs made ahead, handed out once each. A run that uses
+// them all, or outlives them, goes on with proofs made on the spot
+// (counted in late): it never stops for want of them, though those
+// requests then also pay for their signature.
 type proofPool struct {
-	proofs []string
-	next   atomic.Int64
+	c                  *dpopClient
+	method, url, token string
+	proofs             []string
+	// made is when the proofs were made: they are used while fresh.
+	made time.Time
+	next atomic.Int64
+	late atomic.Int64
 }
 
+// proofLife is how long a proof made ahead is used: the server accepts an
+// iat up to 60 s old (dpop.Window).
+const proofLife = 50 * time.Second
+
+// pool makes n proofs of method u with token ahead of the run.
 func (c *dpopClient) pool(n int, method, u, token string) *proofPool {
-	p := &proofPool{proofs: make([]string, n)}
-	for i := range p.proofs {
-		p.proofs[i] = c.proof(method, u, token)
+	p := &proofPool{c: c, method: method, url: u, token: token, proofs: make([]string, n)}
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				p.proofs[i] = c.proof(method, u, token)
+			}
+		})
 	}
+	wg.Wait()
+	p.made = time.Now()
 	return p
 }
 
-// get is a DPoP request to u with the next proof.
-func (p *proofPool) get(u, token string) error {
-	i := p.next.Add(1) - 1
-	if int(i) >= len(p.proofs) {
-		die("the load ran out of DPoP proofs: make more")
+// get is a DPoP request with the next proof.
+func (p *proofPool) get() error {
+	var proof string
+	if i := p.next.Add(1) - 1; int(i) < len(p.proofs) && time.Since(p.made) < proofLife {
+		proof = p.proofs[i]
+	} else {
+		p.late.Add(1)
+		proof = p.c.proof(p.method, p.url, p.token)
 	}
-	req, _ := http.NewRequest("GET", u, nil)
-	req.Header.Set("Authorization", "DPoP "+token)
-	req.Header.Set("DPoP", p.proofs[i])
+	req, _ := http.NewRequest(p.method, p.url, nil)
+	req.Header.Set("Authorization", "DPoP "+p.token)
+	req.Header.Set("DPoP", proof)
 	return do(req, 200)
 }

@@ -75,6 +75,12 @@ const caddyfile = `{
 			scope read
 			skip_consent
 		}
+		client consenting {
+			secret consenting-secret
+			grant authorization_code refresh_token
+			redirect_uri http://127.0.0.1/callback
+			scope read
+		}
 		client rs {
 			secret rs-secret
 			grant client_credentials
@@ -546,9 +552,15 @@ func main() {
 	dk := newDPoPClient()
 	dpopTok := es.dpopToken(dk, "plain", "plain-secret")
 	dpopURL := es.url(es.p.DPoP, "/")
-	proofs := dk.pool(max(20_000, 8000*int(duration.Seconds())), "GET", dpopURL, dpopTok)
+	// Enough proofs for the DPoP side at 0.6× the static site's rate
+	// (it shares the machine with the other side, so it gets at most
+	// half); past them, proofs are made on the spot.
+	proofs := dk.pool(max(20_000, int(0.6*static.rps*(2*duration.Seconds()))), "GET", dpopURL, dpopTok)
 	dpopPair := loadTogether(*concurrency, 2**duration, scenario{"reverse_proxy (together, DPoP scenario)", proxyGet},
-		scenario{"bearer_auth + DPoP proof (together)", func(int) error { return proofs.get(dpopURL, dpopTok) }})
+		scenario{"bearer_auth + DPoP proof (together)", func(int) error { return proofs.get() }})
+	if n := proofs.late.Load(); n > 0 {
+		fmt.Printf("  (%d DPoP proofs were made during the run, which slowed its DPoP side)\n", n)
+	}
 	reg := es.loadRegistration("register a client (file store, a new address each)")
 	ccForm := url.Values{"grant_type": {"client_credentials"}}
 	ccHashed := load("token: client_credentials ES256 secret_hash", func(int) error {
@@ -560,6 +572,7 @@ func main() {
 		return err
 	})
 	es.loadRefresh("token: refresh_token ES256 (file store)")
+	load("authorization code end to end, consent remembered (file store)", es.codeFlows("consenting"))
 	intro := load("introspect a valid token", func(int) error {
 		m, err := postForm(es.url(es.p.Auth, "/oauth/introspect"), url.Values{"token": {tok}}, "rs", "rs-secret")
 		if err == nil && m["active"] != true {
@@ -584,6 +597,7 @@ func main() {
 		prefix := fmt.Sprintf("tgload%d:", time.Now().UnixNano()%1_000_000)
 		rd := start(bin, "ES256", string(hash), up, fmt.Sprintf("store redis {\n\t\t\taddress %s\n\t\t\tprefix %s\n\t\t}", *redisURL, prefix))
 		rd.loadRefresh("token: refresh_token ES256 (Redis store)")
+		load("authorization code end to end, consent remembered (Redis store)", rd.codeFlows("consenting"))
 		rd.loadRegistration("register a client (Redis store, a new address each)")
 		rd.stop()
 		unlinkPrefix(prefix)
