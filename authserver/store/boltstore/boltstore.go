@@ -52,9 +52,11 @@ var (
 
 // Store is a bbolt-backed store.Store.
 type Store struct {
-	db   *bolt.DB
-	stop chan struct{}
-	done chan struct{}
+	db *bolt.DB
+	// writes commits request-path writes together (group_commit.go).
+	writes *groupCommit
+	stop   chan struct{}
+	done   chan struct{}
 
 	// watchers get every revocation: one process owns the file, so the
 	// feed is in-process.
@@ -113,7 +115,7 @@ func OpenWith(path string, o Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("initializing %s: %w", path, err)
 	}
-	s := &Store{db: db, stop: make(chan struct{}), done: make(chan struct{}), watchers: map[int]func(store.Revocation){}}
+	s := &Store{db: db, writes: &groupCommit{db: db}, stop: make(chan struct{}), done: make(chan struct{}), watchers: map[int]func(store.Revocation){}}
 	go s.sweepLoop(o.SweepEvery)
 	return s, nil
 }
@@ -179,7 +181,7 @@ func (s *Store) updateTx(ctx context.Context, fn func(tx *bolt.Tx) error) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Update(fn)
+	return s.writes.update(fn)
 }
 
 func (s *Store) view(ctx context.Context, bucket []byte, fn func(b *bolt.Bucket) error) error {
@@ -318,6 +320,7 @@ func (s *Store) RecordUsers(ctx context.Context, names []string, now time.Time, 
 // Generation implements store.Store; it lives beside the key ring.
 func (s *Store) Generation(ctx context.Context) (gen string, created bool, err error) {
 	err = s.update(ctx, bucketKeys, func(b *bolt.Bucket) error {
+		created = false
 		if v := b.Get(generation); v != nil {
 			gen = string(v)
 			return nil
@@ -376,6 +379,7 @@ func (s *Store) CreateCode(ctx context.Context, c *store.AuthCode) error {
 func (s *Store) ConsumeCode(ctx context.Context, grantID, hash, clientID string, first *store.Successor) (*store.AuthCode, error) {
 	c := new(store.AuthCode)
 	err := s.updateTx(ctx, func(tx *bolt.Tx) error {
+		*c = store.AuthCode{}
 		return consume(tx.Bucket(bucketCodes), grantKey(grantID, hash), c, func() (bool, error) {
 			if c.ClientID != clientID {
 				return false, nil
@@ -441,6 +445,7 @@ func (s *Store) DeviceCode(ctx context.Context, userCode string) (*store.DeviceC
 func (s *Store) UpdateDeviceCode(ctx context.Context, userCode string, fn func(*store.DeviceCode) error) (*store.DeviceCode, error) {
 	d := new(store.DeviceCode)
 	err := s.updateTx(ctx, func(tx *bolt.Tx) error {
+		*d = store.DeviceCode{}
 		if err := deviceByUserCode(tx, userCode, d); err != nil {
 			return err
 		}
@@ -460,6 +465,7 @@ func (s *Store) PollDeviceCode(ctx context.Context, p store.DevicePoll) (*store.
 	d := new(store.DeviceCode)
 	var outcome store.PollOutcome
 	err := s.updateTx(ctx, func(tx *bolt.Tx) error {
+		*d, outcome = store.DeviceCode{}, ""
 		devices := tx.Bucket(bucketDevices)
 		r, err := get(devices, []byte(p.GrantID))
 		if err != nil {
@@ -538,6 +544,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash, clientID 
 	old := new(store.RefreshToken)
 	key := grantKey(grantID, hash)
 	err := s.update(ctx, bucketRefresh, func(b *bolt.Bucket) error {
+		*old = store.RefreshToken{}
 		rotations := b.Tx().Bucket(bucketRotated)
 		// at is when the token was first exchanged: retries do not move
 		// it, so the grace window cannot be slid along.
@@ -850,7 +857,7 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 	var n int64
 	var exp time.Time
 	err := s.update(ctx, bucketCounters, func(b *bolt.Bucket) error {
-		exp = time.Now().Add(window)
+		n, exp = 0, time.Now().Add(window)
 		if r, err := get(b, []byte(key)); err == nil {
 			n = int64(r.uses)
 			exp = time.Unix(0, int64(binary.BigEndian.Uint64(b.Get([]byte(key))[0:8])))

@@ -40,6 +40,7 @@ func Run(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"RefreshTokens", testRefreshTokens},
 		{"RefreshKeyBinding", testRefreshKeyBinding},
 		{"RefreshRotationUnderContention", testRefreshContention},
+		{"AtomicOperationsUnderMixedContention", testMixedContention},
 		{"Revocations", testRevocations},
 		{"WatchRevocations", testWatchRevocations},
 		{"Clients", testClients},
@@ -468,6 +469,99 @@ func testRefreshContention(t *testing.T, s store.Store, _ func() store.Store) {
 	}
 	if live != 1 {
 		t.Fatalf("%d successors stored, want 1", live)
+	}
+}
+
+// testMixedContention runs every single-use operation at once, 50 ways
+// and more, different operations and different records side by side, as
+// a store that commits concurrent writes together (the file store's group
+// commit) sees them: codes, refresh tokens and jtis each presented three
+// times at once, while a counter takes 50 increments and new codes are
+// created. Each code, token and jti has exactly one winner; the losers
+// get the single-use error, and the winners' writes all stay.
+func testMixedContention(t *testing.T, s store.Store, _ func() store.Store) {
+	const n, tries = 20, 3
+	for i := range n {
+		must(t, s.CreateCode(ctx, newCode(fmt.Sprint("mixed-code", i), time.Minute)))
+		must(t, SeedRefreshToken(ctx, s, newRefresh(fmt.Sprint("mixed-g", i), fmt.Sprint("mixed-r", i), time.Hour)))
+	}
+	var mu sync.Mutex
+	codeWins, tokenWins, jtiWins := map[int]int{}, map[int]int{}, map[int]int{}
+	var failures []error
+	win := func(m map[int]int, i int, err, lose error) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err == nil:
+			m[i]++
+		case !errors.Is(err, lose):
+			failures = append(failures, err)
+		}
+	}
+	ops := []func(){}
+	for i := range n {
+		for try := range tries {
+			ops = append(ops,
+				func() {
+					_, err := s.ConsumeCode(ctx, fmt.Sprint("g-mixed-code", i), fmt.Sprint("mixed-code", i), "app", ptr(successor(fmt.Sprint("mixed-first", i, "-", try))))
+					win(codeWins, i, err, store.ErrAlreadyUsed)
+				},
+				func() {
+					_, err := s.RotateRefreshToken(ctx, fmt.Sprint("mixed-g", i), fmt.Sprint("mixed-r", i), "app", successor(fmt.Sprint("mixed-next", i, "-", try)))
+					win(tokenWins, i, err, store.ErrAlreadyUsed)
+				},
+				func() {
+					// A jti's single use is its counter's first increment.
+					c, _, err := s.Incr(ctx, fmt.Sprint("jti:mixed", i), time.Minute)
+					if err == nil && c > 1 {
+						err = store.ErrAlreadyUsed
+					}
+					win(jtiWins, i, err, store.ErrAlreadyUsed)
+				})
+		}
+	}
+	for i := range 50 {
+		ops = append(ops, func() {
+			if _, _, err := s.Incr(ctx, "mixed-burst", time.Minute); err != nil {
+				win(nil, 0, err, nil)
+			}
+		}, func() {
+			if err := s.CreateCode(ctx, newCode(fmt.Sprint("mixed-new", i), time.Minute)); err != nil {
+				win(nil, 0, err, nil)
+			}
+		})
+	}
+	concurrently(len(ops), func(i int) error { ops[i](); return nil })
+	if len(failures) > 0 {
+		t.Fatalf("unexpected errors under contention: %v", failures)
+	}
+	for i := range n {
+		if codeWins[i] != 1 || tokenWins[i] != 1 || jtiWins[i] != 1 {
+			t.Fatalf("record %d: %d code, %d refresh token and %d jti winners, want exactly 1 each", i, codeWins[i], tokenWins[i], jtiWins[i])
+		}
+	}
+	if c, _, err := s.Counter(ctx, "mixed-burst"); err != nil || c != 50 {
+		t.Fatalf("50 concurrent increments made %d (%v)", c, err)
+	}
+	for i := range 50 {
+		if _, err := s.ConsumeCode(ctx, fmt.Sprint("g-mixed-new", i), fmt.Sprint("mixed-new", i), "app", nil); err != nil {
+			t.Fatalf("a code created under contention was lost: %v", err)
+		}
+	}
+	// Exactly one successor of each code and token was stored.
+	for i := range n {
+		firsts, nexts := 0, 0
+		for try := range tries {
+			if _, err := s.RefreshToken(ctx, fmt.Sprint("g-mixed-code", i), fmt.Sprint("mixed-first", i, "-", try)); err == nil {
+				firsts++
+			}
+			if _, err := s.RefreshToken(ctx, fmt.Sprint("mixed-g", i), fmt.Sprint("mixed-next", i, "-", try)); err == nil {
+				nexts++
+			}
+		}
+		if firsts != 1 || nexts != 1 {
+			t.Fatalf("record %d: %d first refresh tokens and %d successors stored, want 1 each", i, firsts, nexts)
+		}
 	}
 }
 
