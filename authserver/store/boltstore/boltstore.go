@@ -38,9 +38,13 @@ var (
 	// "c\x00<client>\x00<grant>" to nothing, each expiring at the grant's
 	// EndsBy.
 	bucketGrantIndex = []byte("grant_index")
+	// bucketMeta holds counts kept with what they count: clientCount is
+	// the clients bucket's size, so that counting is not a walk of it.
+	bucketMeta  = []byte("meta")
+	clientCount = []byte("clients")
 
 	allBuckets = [][]byte{bucketKeys, bucketCodes, bucketDevices, bucketUserCode, bucketRefresh, bucketRotated,
-		bucketRevoked, bucketClients, bucketCounters, bucketUsers, bucketGrants, bucketGrantIndex}
+		bucketRevoked, bucketClients, bucketCounters, bucketUsers, bucketGrants, bucketGrantIndex, bucketMeta}
 
 	// droppedBuckets are of earlier versions: deleted at open. Consents
 	// were kept apart from the grants they allowed; they are the grants.
@@ -108,6 +112,10 @@ func OpenWith(path string, o Options) (*Store, error) {
 			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 				return err
 			}
+		}
+		// A file of an earlier version has no count yet.
+		if tx.Bucket(bucketMeta).Get(clientCount) == nil {
+			return setClientCount(tx, uint64(tx.Bucket(bucketClients).Stats().KeyN))
 		}
 		return nil
 	})
@@ -655,8 +663,24 @@ func (s *Store) Revocations(ctx context.Context) ([]store.Revocation, error) {
 // PutClient implements store.Store.
 func (s *Store) PutClient(ctx context.Context, c *store.Client) error {
 	return s.update(ctx, bucketClients, func(b *bolt.Bucket) error {
+		if b.Get([]byte(c.ID)) == nil {
+			if err := setClientCount(b.Tx(), readClientCount(b.Tx())+1); err != nil {
+				return err
+			}
+		}
 		return put(b, []byte(c.ID), time.Time{}, 0, c)
 	})
+}
+
+func readClientCount(tx *bolt.Tx) uint64 {
+	if v := tx.Bucket(bucketMeta).Get(clientCount); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+func setClientCount(tx *bolt.Tx, n uint64) error {
+	return tx.Bucket(bucketMeta).Put(clientCount, binary.BigEndian.AppendUint64(nil, n))
 }
 
 // UpdateClient implements store.Store: read and write in one transaction.
@@ -704,12 +728,12 @@ func (s *Store) Clients(ctx context.Context) ([]*store.Client, error) {
 	return out, err
 }
 
-// CountClients implements store.Store: the clients bucket's key count,
-// which bbolt gives from its pages without decoding a client.
+// CountClients implements store.Store: the count PutClient and
+// DeleteClient keep beside the clients, read in constant time.
 func (s *Store) CountClients(ctx context.Context) (int, error) {
 	var n int
 	err := s.view(ctx, bucketClients, func(b *bolt.Bucket) error {
-		n = b.Stats().KeyN
+		n = int(readClientCount(b.Tx()))
 		return nil
 	})
 	return n, err
@@ -720,6 +744,11 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	return s.update(ctx, bucketClients, func(b *bolt.Bucket) error {
 		if b.Get([]byte(id)) == nil {
 			return store.ErrNotFound
+		}
+		if n := readClientCount(b.Tx()); n > 0 {
+			if err := setClientCount(b.Tx(), n-1); err != nil {
+				return err
+			}
 		}
 		return b.Delete([]byte(id))
 	})

@@ -1,6 +1,7 @@
 package boltstore_test
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"testing"
 
@@ -67,5 +68,53 @@ func TestOpenDropsTheConsentsBucket(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A file of an earlier version, whose clients were counted by walking
+// them, gets its count at open; the count then follows registrations and
+// deletions.
+func TestOpenCountsAnEarlierFilesClients(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokengate.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("clients"))
+		if err != nil {
+			return err
+		}
+		for _, id := range []string{"a", "b", "c"} {
+			raw, _ := json.Marshal(store.Client{ID: id, Name: id})
+			if err := b.Put([]byte(id), append(make([]byte, 16), raw...)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := boltstore.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	if n, err := s.CountClients(ctx); err != nil || n != 3 {
+		t.Fatalf("an earlier file's clients counted %d (%v), want 3", n, err)
+	}
+	if list, err := s.Clients(ctx); err != nil || len(list) != 3 {
+		t.Fatalf("its clients: %d (%v)", len(list), err)
+	}
+	if err := s.PutClient(ctx, &store.Client{ID: "d"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteClient(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.CountClients(ctx); n != 3 {
+		t.Fatalf("after one registration and one deletion: %d, want 3", n)
 	}
 }
