@@ -41,30 +41,48 @@ type write struct {
 }
 
 // update runs fn in a write transaction, committed with whatever else is
-// waiting, and returns its error or the commit's.
+// waiting, and returns its error or the commit's. A caller that finds no
+// commit under way commits its own group at once, then hands what queued
+// meanwhile to a goroutine of its own: no caller waits for writes that
+// came after its own, and a lone write costs no hand-off.
 func (g *groupCommit) update(fn func(*bolt.Tx) error) error {
 	w := &write{fn: fn, done: make(chan error, 1)}
 	g.mu.Lock()
 	g.queue = append(g.queue, w)
-	lead := !g.running
-	g.running = true
-	g.mu.Unlock()
-	if lead {
-		// The commits run apart from any caller, so that none waits for
-		// writes that came after its own.
-		go g.commitAll()
+	if g.running {
+		g.mu.Unlock()
+		return <-w.done
 	}
+	g.running = true
+	group := g.take()
+	g.mu.Unlock()
+	g.commit(group)
+	g.mu.Lock()
+	if len(g.queue) > 0 {
+		go g.commitAll()
+	} else {
+		g.running = false
+	}
+	g.mu.Unlock()
 	return <-w.done
+}
+
+// take removes the next group from the queue; g.mu is held.
+func (g *groupCommit) take() []*write {
+	group := g.queue[:min(len(g.queue), maxGroup):min(len(g.queue), maxGroup)]
+	if g.queue = g.queue[len(group):]; len(g.queue) == 0 {
+		g.queue = nil
+	}
+	return group
 }
 
 // commitAll commits what is queued, group by group, until nothing is.
 func (g *groupCommit) commitAll() {
 	for {
 		g.mu.Lock()
-		group := g.queue[:min(len(g.queue), maxGroup)]
-		g.queue = g.queue[len(group):]
+		group := g.take()
 		if len(group) == 0 {
-			g.queue, g.running = nil, false
+			g.running = false
 			g.mu.Unlock()
 			return
 		}
