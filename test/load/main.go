@@ -41,8 +41,9 @@ import (
 var (
 	duration    = flag.Duration("duration", 5*time.Second, "how long to load each scenario")
 	concurrency = flag.Int("concurrency", 32, "concurrent connections")
-	redisMemory = flag.Bool("redis-memory", false, "also measure Redis memory for 1,000,000 refresh grants (takes a minute or two)")
+	redisMemory = flag.Bool("redis-memory", false, "also measure Redis memory for 1,000,000 refresh grants, and what a grant takes after 1 and after 1,000 rotations on Redis and on a file store (takes a few minutes)")
 	profileDir  = flag.String("profile", "", "save a CPU profile of tokengate during each scenario into this folder")
+	grantGrowth = flag.Bool("grant-growth", false, "only measure what a grant takes after 1 and after 1,000 rotations, on the Redis at -redis-url and on a file store (a minute)")
 	redisLoad   = flag.Bool("redis", false, "also load the refresh grant on a Redis store")
 	compareRev  = flag.String("compare", "", "instead of the full run, load the token endpoint of this tree and of this git revision together, and print the ratio")
 	redisURL    = flag.String("redis-url", "redis://127.0.0.1:6379/0", "with -redis or -redis-memory: the Redis to use (under a key prefix of its own, removed afterwards)")
@@ -497,6 +498,11 @@ func target(name string, ok bool, format string, args ...any) {
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
+	if *grantGrowth {
+		measureGrowth()
+		report()
+		return
+	}
 	bin := build()
 	up := upstream()
 	remote = startRemote()
@@ -618,6 +624,11 @@ func main() {
 	if *redisMemory {
 		measureRedisMemory()
 	}
+	report()
+}
+
+// report prints every target's verdict, and exits 1 if one failed.
+func report() {
 	fmt.Println()
 	failed := 0
 	for _, c := range checks {

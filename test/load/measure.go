@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,6 +23,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/authserver/store/boltstore"
 	"github.com/tokengate/tokengate/authserver/store/redisstore"
 	"github.com/tokengate/tokengate/authserver/store/storetest"
 	"github.com/tokengate/tokengate/internal/persontest"
@@ -174,6 +176,109 @@ func measureRedisMemory() {
 	fmt.Printf("\nstored %d refresh grants in %s\n", n, time.Since(start).Round(time.Second))
 	target("1,000,000 live refresh grants ≤ 400 MB of Redis memory", grown <= 400, "%.0f MB (%.0f bytes a grant)", grown, grown*(1<<20)/n)
 	unlinkPrefix(prefix)
+	measureGrowth()
+}
+
+// measureGrowth measures a grant's state over its rotations, on the Redis
+// at -redis-url and on a file store of its own.
+func measureGrowth() {
+	rdb := redisClient()
+	defer rdb.Close()
+	growth := fmt.Sprintf("tg%07d:", time.Now().UnixNano()%10_000_000)
+	rst, err := redisstore.New(redisstore.Options{Addresses: []string{*redisURL}, Prefix: growth})
+	if err != nil {
+		die("%v", err)
+	}
+	// Summed over the grants' own keys: used_memory moves by more than a
+	// hundred grants take while Redis frees what came before.
+	measureGrantGrowth("Redis", rst, func() int64 { return keysMemory(rdb, growth) })
+	rst.Close()
+	unlinkPrefix(growth)
+	dir, err := os.MkdirTemp("", "tokengate-growth")
+	if err != nil {
+		die("%v", err)
+	}
+	defer os.RemoveAll(dir)
+	bst, err := boltstore.Open(filepath.Join(dir, "tokengate.db"))
+	if err != nil {
+		die("%v", err)
+	}
+	measureGrantGrowth("file store", bst, func() int64 {
+		_, b, err := bst.Size()
+		if err != nil {
+			die("%v", err)
+		}
+		return b
+	})
+	bst.Close()
+}
+
+// measureGrantGrowth stores grantsMeasured refresh grants in st and
+// reports what a grant takes after its first refresh token and after
+// rotationsMeasured rotations: a store whose grant state does not grow
+// with its rotations shows the same figure twice. size is the store's
+// size in bytes.
+func measureGrantGrowth(name string, st store.Store, size func() int64) {
+	const grants, rotations = 100, 1000
+	ctx := context.Background()
+	base := size()
+	now := time.Now().UTC()
+	hash := func(g, r int) string {
+		sum := sha256.Sum256([]byte(fmt.Sprint(name, g, "-", r)))
+		return base64.RawURLEncoding.EncodeToString(sum[:])
+	}
+	for g := range grants {
+		rt := &store.RefreshToken{GrantID: fmt.Sprintf("growth-%d", g), Hash: hash(g, 0), ClientID: "webapp", Subject: "user", Scope: "read write",
+			AuthTime: now, IssuedAt: now, ExpiresAt: now.Add(720 * time.Hour)}
+		if err := storetest.SeedRefreshToken(ctx, st, rt); err != nil {
+			die("%s: %v", name, err)
+		}
+	}
+	first := float64(size()-base) / grants
+	var wg sync.WaitGroup
+	for g := range grants {
+		wg.Go(func() {
+			for r := 1; r < rotations; r++ {
+				next := store.Successor{Hash: hash(g, r), IssuedAt: time.Now().UTC(), ExpiresAt: now.Add(720 * time.Hour)}
+				if _, err := st.RotateRefreshToken(ctx, fmt.Sprintf("growth-%d", g), hash(g, r-1), "webapp", next); err != nil {
+					die("%s: rotation %d of grant %d: %v", name, r, g, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	after := float64(size()-base) / grants
+	fmt.Printf("%s: a grant takes %.0f bytes with its first refresh token, %.0f after %d rotations\n", name, first, after, rotations)
+	target(name+": a grant's state after 1,000 rotations ≤ 2 × after 1", after <= 2*first, "%.0f bytes vs %.0f", after, first)
+}
+
+// keysMemory is the memory (MEMORY USAGE) of the keys under prefix.
+func keysMemory(rdb *redis.Client, prefix string) int64 {
+	ctx := context.Background()
+	var keys []string
+	iter := rdb.Scan(ctx, 0, prefix+"*", 10000).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	var total int64
+	for len(keys) > 0 {
+		batch := keys[:min(len(keys), 10000)]
+		keys = keys[len(batch):]
+		cmds, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, k := range batch {
+				p.MemoryUsage(ctx, k)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			die("redis MEMORY USAGE: %v", err)
+		}
+		for _, c := range cmds {
+			n, _ := c.(*redis.IntCmd).Result()
+			total += n
+		}
+	}
+	return total
 }
 
 // unlinkPrefix removes every key under prefix from the Redis at -redis-url.
