@@ -179,13 +179,22 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	regToken := oauth.RandomToken(32)
 	c.RegistrationTokenHash = client.HashSecretSHA256(regToken)
-	if err := s.store.PutClient(ctx, c); err != nil {
+	// Every attempt that gets this far counts: the limit bounds how many
+	// registrations one address makes, not how many it gets wrong. The
+	// count is written beside the client, not after it, so that a store
+	// that commits concurrent writes together (the file store) commits
+	// both at once.
+	counted := make(chan struct{})
+	go func() {
+		defer close(counted)
+		s.failed(ctx, limit)
+	}()
+	err := s.store.PutClient(ctx, c)
+	<-counted
+	if err != nil {
 		oauth.WriteError(w, s.storeError("registering a client", err))
 		return
 	}
-	// Every registration counts: the limit bounds how many one address
-	// can make, not how many it gets wrong.
-	s.failed(ctx, limit)
 	s.audit(ctx, "client registered", zap.String("client_id", c.ID), zap.String("name", c.Name), zap.String("source", "dynamic"),
 		zap.Strings("grant_types", c.GrantTypes), zap.String("scope", strings.Join(c.Scopes, " ")))
 	resp := client.NewRegistrationResponse(c, s.endpointURL(PathRegister+"/"+c.ID))
