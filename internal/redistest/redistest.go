@@ -1,6 +1,7 @@
 // Package redistest gives tests a Redis server of their own: a redis-server
 // started on a free loopback port, or the one REDIS_URL names. It is the one
-// place that logic lives, for every package's tests.
+// place that logic lives, for every package's tests and for the load
+// command (Run).
 package redistest
 
 import (
@@ -80,32 +81,54 @@ func startLocal(t testing.TB, args ...string) *Server {
 }
 
 func freePort(t testing.TB) int {
+	port, err := findPort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
+}
+
+func findPort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
+		return 0, fmt.Errorf("finding a free port: %w", err)
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (s *Server) start() {
 	s.t.Helper()
 	// Persistence on (AOF, fsync every write) so a Restart keeps the data,
 	// as a production Redis would.
-	s.startWith(exec.Command("redis-server", append([]string{
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--dir", s.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-		"--protected-mode", "no"}, s.args...)...))
+	s.startWith(redisCommand(s.port, s.dir, append([]string{"--appendonly", "yes", "--appendfsync", "always"}, s.args...)...))
+}
+
+// redisCommand is redis-server on port, with its files in dir, and args
+// (later ones win).
+func redisCommand(port int, dir string, args ...string) *exec.Cmd {
+	return exec.Command("redis-server", append([]string{
+		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--dir", dir, "--save", "", "--protected-mode", "no"}, args...)...)
 }
 
 // startWith runs cmd and waits until the server on s.Addr answers PING.
 func (s *Server) startWith(cmd *exec.Cmd) {
 	s.t.Helper()
 	s.cmd = cmd
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("starting redis-server: %v", err)
+	if err := launch(cmd, s.Addr); err != nil {
+		s.cmd = nil
+		s.t.Fatal(err)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: s.Addr})
+}
+
+// launch runs cmd and waits until the server on addr answers PING; it
+// kills what it started when that does not come.
+func launch(cmd *exec.Cmd, addr string) error {
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting redis-server: %w", err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	defer rdb.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -113,14 +136,32 @@ func (s *Server) startWith(cmd *exec.Cmd) {
 		err := rdb.Ping(ctx).Err()
 		cancel()
 		if err == nil {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			s.kill()
-			s.t.Fatalf("redis-server on %s did not answer: %v", s.Addr, err)
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return fmt.Errorf("redis-server on %s did not answer: %w", addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Run starts a redis-server of its own for a tool that is not a test (the
+// load command): on a free loopback port, its files in dir, with args
+// added to its command line. It returns the server's URL and how to stop
+// it.
+func Run(dir string, args ...string) (url string, stop func(), err error) {
+	port, err := findPort()
+	if err != nil {
+		return "", nil, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	cmd := redisCommand(port, dir, args...)
+	if err := launch(cmd, addr); err != nil {
+		return "", nil, err
+	}
+	return "redis://" + addr + "/0", func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }, nil
 }
 
 // Stop ends the server (a no-op for a REDIS_URL server).
