@@ -22,6 +22,8 @@ func (s *Server) failed(ctx context.Context, l oauth.Limits) {
 // oauth.AddressKey).
 func (s *Server) addressKey(r *http.Request) string { return oauth.AddressKey(s.clientIP(r)) }
 
+// clientIP is the requester's address, as the embedding server determined
+// it (e.g. behind trusted proxies), else the connection's.
 func (s *Server) clientIP(r *http.Request) string {
 	if s.cfg.ClientIP != nil {
 		if ip := s.cfg.ClientIP(r); ip != "" {

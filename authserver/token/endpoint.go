@@ -15,8 +15,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// oauth.MaxFormBytes bounds a token-endpoint request body.
-
 // TokenResponse is a successful token response (RFC 6749 §5.1).
 type TokenResponse struct {
 	AccessToken  string `json:"access_token"`

@@ -247,8 +247,6 @@ func (s *Service) loginLimits(r *http.Request, username string) (oauth.Limits, e
 		{Key: "login:user:" + name + ":" + addr, Limit: perNameAddr}, {Key: "login:ip:" + addr, Limit: loginLimitPerIP}, perName}}, nil
 }
 
-// clientIP is the requester's address, as the embedding server determined
-// it (e.g. behind trusted proxies), else the connection's.
 // loggedUsername names who tried to log in: only a username that exists,
 // since people type their password into the username field.
 func (s *Service) loggedUsername(username string) zap.Field {
