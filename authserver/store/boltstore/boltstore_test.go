@@ -36,27 +36,19 @@ func TestLockedFile(t *testing.T) {
 // A file of an earlier version loses its consents bucket at open: consents
 // are the grants now, and the old records would lie in the file for good.
 func TestOpenDropsTheConsentsBucket(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "tokengate.db")
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(func(tx *bolt.Tx) error {
+	path := earlierFile(t, func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucket([]byte("consents"))
 		if err != nil {
 			return err
 		}
 		return b.Put([]byte("mark\x00app"), []byte("{}"))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	})
 	s, err := boltstore.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	db, err = bolt.Open(path, 0o600, nil)
+	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,12 +67,7 @@ func TestOpenDropsTheConsentsBucket(t *testing.T) {
 // them, gets its count at open; the count then follows registrations and
 // deletions.
 func TestOpenCountsAnEarlierFilesClients(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "tokengate.db")
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(func(tx *bolt.Tx) error {
+	path := earlierFile(t, func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucket([]byte("clients"))
 		if err != nil {
 			return err
@@ -92,10 +79,7 @@ func TestOpenCountsAnEarlierFilesClients(t *testing.T) {
 			}
 		}
 		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	})
 	s, err := boltstore.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -117,4 +101,20 @@ func TestOpenCountsAnEarlierFilesClients(t *testing.T) {
 	if n, _ := s.CountClients(ctx); n != 3 {
 		t.Fatalf("after one registration and one deletion: %d, want 3", n)
 	}
+}
+
+// earlierFile is a bbolt file as an earlier version left it: what fill
+// writes, and nothing of this version's.
+func earlierFile(t *testing.T, fill func(tx *bolt.Tx) error) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tokengate.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(fill); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
