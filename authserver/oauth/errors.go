@@ -76,12 +76,20 @@ func ErrTemporarilyUnavailable(format string, args ...any) *Error {
 // carries: tokens and errors must never be cached (RFC 6749 §5.1).
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
+	// Assigned, not Set: the keys are canonical and the values shared
+	// (whoever changes one replaces or appends to it), so that the token
+	// endpoint's every answer does not allocate them anew.
+	h["Content-Type"], h["Cache-Control"], h["Pragma"] = jsonType, noStore, noCache
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+// The header values of WriteJSON's answers.
+var (
+	jsonType = []string{"application/json"}
+	noStore  = []string{"no-store"}
+	noCache  = []string{"no-cache"}
+)
 
 // MethodNotAllowed sets Allow to the methods an endpoint takes and returns
 // the 405 to answer with (as JSON or as a page, as the endpoint speaks).

@@ -12,6 +12,9 @@ import (
 // MaxFormBytes bounds a form body: far more than any request needs.
 const MaxFormBytes = 64 << 10
 
+// formType is the media type of endpoints' request bodies.
+const formType = "application/x-www-form-urlencoded"
+
 // ReadForm parses an endpoint's application/x-www-form-urlencoded body the
 // way RFC 6749 asks: POST only, parameters in the body and never in the URL
 // query (where they would land in logs), each at most once (§3.1, §3.2).
@@ -22,9 +25,13 @@ func ReadForm(w http.ResponseWriter, r *http.Request) (url.Values, *Error) {
 	if r.URL.RawQuery != "" {
 		return nil, ErrInvalidRequest("send parameters (and any client_secret) in the application/x-www-form-urlencoded request body, not in the URL query")
 	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return nil, ErrInvalidRequest("send parameters as an application/x-www-form-urlencoded body (Content-Type was %q)", r.Header.Get("Content-Type"))
+	// The exact type is what clients send; anything else (parameters,
+	// another case) is parsed.
+	if ct := r.Header.Get("Content-Type"); ct != formType {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != formType {
+			return nil, ErrInvalidRequest("send parameters as an application/x-www-form-urlencoded body (Content-Type was %q)", ct)
+		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxFormBytes))
 	if err != nil {

@@ -60,3 +60,20 @@ func TestReadForm(t *testing.T) {
 		}
 	}
 }
+
+// Limits count an IPv4 address as itself and an IPv6 address as its /64,
+// however it is written.
+func TestAddressKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7":                "192.0.2.7",
+		"::ffff:192.0.2.7":         "192.0.2.7",
+		"2001:db8:1:2:3:4:5:6":     "2001:db8:1:2::/64",
+		"2001:db8:1:2::9%eth0":     "2001:db8:1:2::/64",
+		"2001:0db8:0001:0002::abc": "2001:db8:1:2::/64",
+		"not an address":           "not an address",
+	} {
+		if got := oauth.AddressKey(in); got != want {
+			t.Errorf("AddressKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -31,6 +31,9 @@ func AddressKey(ip string) string {
 	if err != nil {
 		return ip
 	}
+	if a.Is4() {
+		return ip // netip takes IPv4 only in its one dotted form: already the key
+	}
 	a = a.Unmap()
 	if a.Is4() {
 		return a.String()

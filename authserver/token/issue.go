@@ -22,13 +22,15 @@ func (s *Service) auditIssued(req *tokenRequest, claims *introspect.Claims) {
 	if req.grant == client.GrantRefreshToken {
 		event = "token refreshed"
 	}
-	s.audit(req.r.Context(), event,
+	// Room for the requester's address, which the audit line adds.
+	fields := append(make([]zap.Field, 0, 7),
 		zap.String("client_id", req.client.ID),
 		zap.String("sub", claims.Subject),
 		zap.String("grant_type", req.grant),
 		zap.String("grant_id", claims.GrantID),
 		zap.String("scope", claims.Scope),
 		zap.String("jti", claims.ID))
+	s.audit(req.r.Context(), event, fields...)
 }
 
 // grantState is what tokens of one authorization share.
