@@ -44,8 +44,12 @@ func IsBcryptHash(h string) bool {
 func VerifySecret(stored, presented string) bool {
 	if hexSum, ok := strings.CutPrefix(stored, sha256Prefix); ok {
 		sum := sha256.Sum256([]byte(presented))
-		want, err := hex.DecodeString(hexSum)
-		return err == nil && subtle.ConstantTimeCompare(sum[:], want) == 1
+		var want [sha256.Size]byte
+		if len(hexSum) != hex.EncodedLen(len(want)) {
+			return false
+		}
+		_, err := hex.Decode(want[:], []byte(hexSum))
+		return err == nil && subtle.ConstantTimeCompare(sum[:], want[:]) == 1
 	}
 	return bcrypt.CompareHashAndPassword([]byte(stored), []byte(presented)) == nil
 }

@@ -105,3 +105,17 @@ func TestSecretCheckerSingleFlight(t *testing.T) {
 		t.Fatalf("a cached secret ran bcrypt again: %d", n)
 	}
 }
+
+// A stored SHA-256 hash is checked whole: a hash of another length, or not
+// hex, matches nothing (and never panics).
+func TestVerifySecretSHA256(t *testing.T) {
+	stored := HashSecretSHA256("s3cret")
+	if !VerifySecret(stored, "s3cret") || VerifySecret(stored, "s3cres") {
+		t.Fatal("the right secret is refused, or a wrong one accepted")
+	}
+	for _, bad := range []string{stored + "00", stored[:len(stored)-2], sha256Prefix, stored[:len(stored)-1] + "g"} {
+		if VerifySecret(bad, "s3cret") {
+			t.Errorf("stored %q matched", bad)
+		}
+	}
+}
