@@ -359,7 +359,8 @@ func TestRegistrationBudgetFromCaddyfile(t *testing.T) {
 	if st, body := register(); st != 503 || !strings.Contains(body, "max_clients") {
 		t.Fatalf("past max_clients 2: %d %s", st, body)
 	}
-	if !strings.Contains(g.log.String(), "registration's max_clients") {
+	// The process writes its log through a pipe: wait for the line.
+	if !waitFor(5*time.Second, func() bool { return strings.Contains(g.log.String(), "registration's max_clients") }) {
 		t.Fatalf("the log does not tell the operator:\n%s", g.log)
 	}
 }
