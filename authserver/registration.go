@@ -195,7 +195,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		oauth.WriteError(w, s.storeError("registering a client", err))
 		return
 	}
-	s.audit(ctx, "client registered", zap.String("client_id", c.ID), zap.String("name", c.Name), zap.String("source", "dynamic"),
+	s.audit(ctx, "client registered", zap.String("client_id", c.ID), zap.String("name", c.Name), zap.String("source", client.SourceDynamic),
 		zap.Strings("grant_types", c.GrantTypes), zap.String("scope", strings.Join(c.Scopes, " ")))
 	resp := client.NewRegistrationResponse(c, s.endpointURL(PathRegister+"/"+c.ID))
 	resp.ClientSecret, resp.RegistrationAccessToken = secret, regToken

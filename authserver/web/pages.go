@@ -247,7 +247,7 @@ func pageClient(c *client.Client) *PageClient {
 	if c == nil {
 		return nil
 	}
-	p := &PageClient{ID: c.ID, SelfRegistered: c.Source == "dynamic" || c.Source == client.SourceMetadataDocument}
+	p := &PageClient{ID: c.ID, SelfRegistered: client.SelfDescribed(c)}
 	p.Name, p.DocumentHost, p.Website = clientIdentity(c)
 	return p
 }

@@ -408,17 +408,6 @@ func (s *Store) consume(ctx context.Context, key, clientID string, v any, grantI
 	return nil
 }
 
-func (s *Store) getJSON(ctx context.Context, key string, v any) error {
-	data, err := s.rdb.Get(ctx, key).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return store.ErrNotFound
-	}
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(data, v)
-}
-
 var swapKeysScript = redis.NewScript(`
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if v ~= tonumber(ARGV[1]) then return 0 end
