@@ -22,7 +22,8 @@ const maxGroup = 256
 //
 // Each write keeps its own atomicity and error. A write whose function
 // fails undoes the shared transaction: it is then run alone, so that its
-// error is its own, and the others are committed without it. A function
+// error is its own (unless it ran first in the group, when it already
+// was), and the others are committed without it. A function
 // may therefore run more than once, each time from the state the
 // transaction sees; the store's functions set everything they report
 // afresh on each run. An answered write is on disk, as with DB.Update.
@@ -92,7 +93,8 @@ func (g *groupCommit) commitAll() {
 }
 
 // commit runs the group's functions in one transaction. When one fails,
-// it runs alone and the rest are tried again without it.
+// it runs alone (unless it ran first, on the state it would see alone) and
+// the rest are tried again without it.
 func (g *groupCommit) commit(group []*write) {
 	for len(group) > 0 {
 		failed := -1
@@ -113,7 +115,13 @@ func (g *groupCommit) commit(group []*write) {
 			return
 		}
 		alone := group[failed]
-		alone.done <- g.db.Update(func(tx *bolt.Tx) error { return call(alone.fn, tx) })
+		if failed == 0 {
+			// It ran first, on the state a transaction of its own would
+			// see: its error is already its own (a lone write's always).
+			alone.done <- err
+		} else {
+			alone.done <- g.db.Update(func(tx *bolt.Tx) error { return call(alone.fn, tx) })
+		}
 		group = append(group[:failed:failed], group[failed+1:]...)
 	}
 }
