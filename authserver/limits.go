@@ -3,20 +3,11 @@ package authserver
 // RFC 6749 §10.10 and RFC 8628 §5.1: limits on guessing, counted per address.
 
 import (
-	"context"
 	"net"
 	"net/http"
 
 	"github.com/tokengate/tokengate/authserver/oauth"
 )
-
-// failed counts one failure. A store error is logged, not returned: the
-// person gets the answer to their mistake either way.
-func (s *Server) failed(ctx context.Context, l oauth.Limits) {
-	if err := l.Fail(ctx, s.store); err != nil {
-		s.storeError("counting a failure", err)
-	}
-}
 
 // addressKey is the requester's address as limits count it (see
 // oauth.AddressKey).

@@ -187,7 +187,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	counted := make(chan struct{})
 	go func() {
 		defer close(counted)
-		s.failed(ctx, limit)
+		limit.Fail(ctx, s.store, s.obs.failures)
 	}()
 	err := s.store.PutClient(ctx, c)
 	<-counted

@@ -6,14 +6,9 @@ package oauth
 import (
 	"context"
 	"time"
-)
 
-// Counters are the shared counters limits count in (the store's
-// CounterStore role).
-type Counters interface {
-	Incr(ctx context.Context, key string, window time.Duration) (count int64, resetAt time.Time, err error)
-	Counter(ctx context.Context, key string) (count int64, resetAt time.Time, err error)
-}
+	"github.com/tokengate/tokengate/authserver/store"
+)
 
 // Limits guard guessing (passwords on the sign-in page, user codes on the
 // device page) and bound what one address may make (registrations):
@@ -32,7 +27,7 @@ type Counted struct {
 }
 
 // Locked reports whether a counter is over its limit, and until when.
-func (l Limits) Locked(ctx context.Context, c Counters) (time.Time, bool, error) {
+func (l Limits) Locked(ctx context.Context, c store.CounterStore) (time.Time, bool, error) {
 	for _, k := range l.Counters {
 		n, until, err := c.Counter(ctx, k.Key)
 		if err != nil {
@@ -45,13 +40,17 @@ func (l Limits) Locked(ctx context.Context, c Counters) (time.Time, bool, error)
 	return time.Time{}, false, nil
 }
 
-// Fail counts one failure on every counter.
-func (l Limits) Fail(ctx context.Context, c Counters) error {
+// Fail counts one failure on every counter. A store error is reported
+// through f (logged, counted), not returned: the person gets the answer
+// to their mistake either way.
+func (l Limits) Fail(ctx context.Context, c store.CounterStore, f Failures) {
 	var first error
 	for _, k := range l.Counters {
 		if _, _, err := c.Incr(ctx, k.Key, l.Window); err != nil && first == nil {
 			first = err
 		}
 	}
-	return first
+	if first != nil {
+		f.Store("counting a failure", first)
+	}
 }

@@ -39,7 +39,7 @@ func (s *Service) lookupUserCode(r *http.Request, typed string) (*store.DeviceCo
 		return nil, nil, http.StatusTooManyRequests, fmt.Sprintf("Too many wrong codes. Try again after %s UTC.", until.UTC().Format("15:04"))
 	}
 	fail := func() (*store.DeviceCode, *client.Client, int, string) {
-		s.failed(ctx, limits)
+		limits.Fail(ctx, s.store, s.failures)
 		s.audit(ctx, "wrong user code")
 		return nil, nil, http.StatusBadRequest, "That code is not valid. Check the code your device shows and try again."
 	}

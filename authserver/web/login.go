@@ -191,7 +191,7 @@ func (s *Service) ServeLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.people.secrets.Bcrypt(r.Context(), func() bool { return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil }) || !ok {
 		s.audit(r.Context(), "login failed", s.loggedUsername(username))
-		s.failed(r.Context(), limits)
+		limits.Fail(r.Context(), s.store, s.failures)
 		show(http.StatusUnauthorized, "Wrong username or password.")
 		return
 	}

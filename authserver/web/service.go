@@ -152,12 +152,4 @@ func (s *Service) internalError(what string, err error) *oauth.Error {
 // addressKey is the requester's address as limits count it.
 func (s *Service) addressKey(r *http.Request) string { return s.address(r) }
 
-// failed counts one failure. A store error is logged, not returned: the
-// person gets the answer to their mistake either way.
-func (s *Service) failed(ctx context.Context, l oauth.Limits) {
-	if err := l.Fail(ctx, s.store); err != nil {
-		s.storeError("counting a failure", err)
-	}
-}
-
 func (s *Service) endpointURL(path string) string { return s.cfg.Issuer + path }
