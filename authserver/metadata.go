@@ -71,7 +71,7 @@ func (s *Server) Metadata() *Metadata {
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	doc, err := json.Marshal(s.Metadata())
 	if err != nil {
-		oauth.WriteError(w, s.internalError("encoding the metadata", err))
+		oauth.WriteError(w, s.obs.failures.Internal("encoding the metadata", err))
 		return
 	}
 	oauth.ServeDocument(w, r, "application/json", "public, max-age=300", doc)

@@ -148,7 +148,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	limit := oauth.Limits{Window: registrationWindow, Counters: []oauth.Counted{{Key: "register:" + s.addressKey(r), Limit: registrationsPerIP}}}
 	if until, limited, err := limit.Locked(ctx, s.store); err != nil {
-		oauth.WriteError(w, s.storeError("reading a rate limit", err))
+		oauth.WriteError(w, s.obs.failures.Store("reading a rate limit", err))
 		return
 	} else if limited {
 		w.Header().Set("Retry-After", fmt.Sprint(int(time.Until(until).Seconds())+1))
@@ -164,7 +164,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	// The budget bounds the store whatever the addresses registering: a
 	// network holds many of them.
 	if n, err := s.store.CountClients(ctx); err != nil {
-		oauth.WriteError(w, s.storeError("counting registered clients", err))
+		oauth.WriteError(w, s.obs.failures.Store("counting registered clients", err))
 		return
 	} else if max := s.cfg.Registration.MaxClients; n >= max {
 		s.obs.log.Warn("a registration was refused: the store holds the most registered clients it may (registration's max_clients); unused ones expire, or raise the budget",
@@ -192,7 +192,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	err := s.store.PutClient(ctx, c)
 	<-counted
 	if err != nil {
-		oauth.WriteError(w, s.storeError("registering a client", err))
+		oauth.WriteError(w, s.obs.failures.Store("registering a client", err))
 		return
 	}
 	s.audit(ctx, "client registered", zap.String("client_id", c.ID), zap.String("name", c.Name), zap.String("source", client.SourceDynamic),
@@ -257,7 +257,7 @@ func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request, id s
 			oauth.WriteError(w, &oauth.Error{Code: "invalid_token", Description: "this registration was deleted", Status: http.StatusUnauthorized})
 			return
 		case err != nil:
-			oauth.WriteError(w, s.storeError("updating a registration", err))
+			oauth.WriteError(w, s.obs.failures.Store("updating a registration", err))
 			return
 		}
 		s.audit(ctx, "client registration updated", zap.String("client_id", c.ID))
@@ -266,12 +266,12 @@ func (s *Server) handleRegistration(w http.ResponseWriter, r *http.Request, id s
 		oauth.WriteJSON(w, http.StatusOK, resp)
 	case http.MethodDelete:
 		if err := s.store.DeleteClient(ctx, c.ID); err != nil {
-			oauth.WriteError(w, s.storeError("deleting a registration", err))
+			oauth.WriteError(w, s.obs.failures.Store("deleting a registration", err))
 			return
 		}
 		s.audit(ctx, "client deleted", zap.String("client_id", c.ID), zap.String("by", "registration"))
 		if err := s.tokens.RevokeClient(ctx, c.ID); err != nil {
-			oauth.WriteError(w, s.storeError("revoking a deleted client's tokens", err))
+			oauth.WriteError(w, s.obs.failures.Store("revoking a deleted client's tokens", err))
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -294,7 +294,7 @@ func (s *Server) registeredClient(ctx context.Context, r *http.Request, id strin
 	case errors.Is(err, store.ErrNotFound), err == nil && (inConfig || c.RegistrationTokenHash == ""):
 		return nil, denied
 	case err != nil:
-		return nil, s.storeError("looking up a client", err)
+		return nil, s.obs.failures.Store("looking up a client", err)
 	}
 	if !client.VerifySecret(c.RegistrationTokenHash, tok) {
 		return nil, denied

@@ -125,8 +125,10 @@ type Config struct {
 // Caddy module: Prometheus). Labels come from small fixed sets, except
 // client IDs, which are as many as the registered clients.
 type Metrics interface {
-	// token.Metrics counts tokens issued, token errors and device polls.
+	// token.Metrics counts tokens issued, token errors and device polls;
+	// web.Metrics failed sign-ins through login providers.
 	token.Metrics
+	web.Metrics
 	// StoreError counts a store operation that failed while the server
 	// was doing that (a fixed description, such as "redeeming a refresh
 	// token").
@@ -134,9 +136,6 @@ type Metrics interface {
 	// StoreDataLoss counts the store losing its data: "key ring" or
 	// "data" (its generation marker changed).
 	StoreDataLoss(what string)
-	// LoginProviderError counts a failed sign-in through that provider,
-	// by login.Kind (unavailable, denied, refused, invalid).
-	LoginProviderError(provider, kind string)
 }
 
 // StoreDataLosses are the label values StoreDataLoss reports, so that an
@@ -530,12 +529,6 @@ type prefixRoute struct {
 	handler http.HandlerFunc
 }
 
-// internalError logs a failure the client cannot fix and hides its cause
-// (see oauth.Failures.Internal).
-func (s *Server) internalError(what string, err error) *oauth.Error {
-	return s.obs.failures.Internal(what, err)
-}
-
 // AddResource makes a resource known, so that clients may ask for tokens
 // for it (the embedding server's protected routes call it as they start).
 // name (RFC 9728's resource_name, may be empty) is shown on the consent
@@ -547,11 +540,5 @@ func (s *Server) AddResource(resource, name string, scopes []string) error {
 // DPoPNonces are the server's DPoP nonces, for the resource routes; nil
 // when off.
 func (s *Server) DPoPNonces() *dpop.Nonces { return s.tokens.DPoPNonces() }
-
-// storeError turns a store failure into 503 temporarily_unavailable (see
-// oauth.Failures.Store).
-func (s *Server) storeError(what string, err error) *oauth.Error {
-	return s.obs.failures.Store(what, err)
-}
 
 func (s *Server) endpointURL(path string) string { return s.cfg.Issuer + path }

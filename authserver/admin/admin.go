@@ -43,9 +43,6 @@ type Tokens interface {
 	LiveGrants(ctx context.Context, q store.GrantQuery) ([]*store.Grant, error)
 }
 
-// Audit writes one audit line (see authserver's audit log).
-type Audit func(ctx context.Context, event string, fields ...zap.Field)
-
 // Admin administers clients (in clients, found through registry), grants
 // and tokens (through tokens) and the signing keys.
 type Admin struct {
@@ -56,13 +53,13 @@ type Admin struct {
 	// taken says whether an ID is already a username: clients and people
 	// share one namespace.
 	taken func(id string) bool
-	audit Audit
+	audit oauth.Audit
 	log   *zap.Logger
 }
 
 // New administers clients, registry's configuration clients (read-only),
 // tokens and ring. taken says whether an ID is a username already.
-func New(clients store.ClientStore, registry *client.Registry, tokens Tokens, ring *keys.Ring, taken func(id string) bool, audit Audit, log *zap.Logger) *Admin {
+func New(clients store.ClientStore, registry *client.Registry, tokens Tokens, ring *keys.Ring, taken func(id string) bool, audit oauth.Audit, log *zap.Logger) *Admin {
 	return &Admin{clients: clients, registry: registry, tokens: tokens, keys: ring, taken: taken, audit: audit, log: log}
 }
 

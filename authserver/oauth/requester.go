@@ -1,12 +1,19 @@
 package oauth
 
-// Who sent a request: its address as the audit lines record it and as
+// Who sent a request, the audit lines that record it, and its address as
 // limits count it.
 
 import (
 	"context"
 	"net/netip"
+
+	"go.uber.org/zap"
 )
+
+// Audit writes one audit line: an event and its fields, never a secret;
+// the requester's address is added when ctx carries it (WithRequester).
+// The server gives one to each component that writes audit lines.
+type Audit func(ctx context.Context, event string, fields ...zap.Field)
 
 type requesterKey struct{}
 

@@ -37,7 +37,7 @@ func (s *Service) tokenProof(ctx context.Context, r *http.Request, c *client.Cli
 	sum := sha256.Sum256([]byte(p.JKT + "\x00" + p.JTI))
 	n, _, err := s.store.Incr(ctx, "dpop:"+hex.EncodeToString(sum[:16]), 2*dpop.Window)
 	if err != nil {
-		return nil, s.storeError("recording a DPoP proof", err)
+		return nil, s.failures.Store("recording a DPoP proof", err)
 	}
 	if n > 1 {
 		return nil, oauth.ErrInvalidDPoPProof("this DPoP proof was used before: make a new one (with a new jti) for each request")

@@ -39,7 +39,7 @@ func (g authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (
 		}
 		return nil, oauth.ErrInvalidGrant("the authorization code was already used; every token issued from it is now revoked")
 	case err != nil:
-		return nil, s.storeError("redeeming an authorization code", err)
+		return nil, s.failures.Store("redeeming an authorization code", err)
 	}
 	if ac.ClientID != req.client.ID {
 		return nil, oauth.ErrInvalidGrant("the authorization code was issued to another client")

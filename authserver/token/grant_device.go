@@ -118,7 +118,7 @@ func (s *Service) ServeDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 			continue // a live code has these letters: draw again
 		}
 		if err != nil {
-			oauth.WriteError(w, s.storeError("storing a device code", err))
+			oauth.WriteError(w, s.failures.Store("storing a device code", err))
 			return
 		}
 		s.audit(ctx, "device authorization started", zap.String("client_id", cl.ID), zap.String("scope", scope), zap.String("grant_id", d.GrantID))
@@ -169,7 +169,7 @@ func (g deviceCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenR
 		g.s.metrics.DevicePoll("invalid")
 		return nil, invalid
 	case err != nil:
-		return nil, g.s.storeError("polling a device code", err)
+		return nil, g.s.failures.Store("polling a device code", err)
 	}
 	g.s.metrics.DevicePoll(pollResults[outcome])
 	switch outcome {

@@ -84,7 +84,7 @@ func (g refreshTokenGrant) check(ctx context.Context, req *tokenRequest, old *st
 		}
 		return oauth.ErrInvalidGrant("the refresh token was already used; the grant is revoked and the user must authorize again")
 	case err != nil:
-		return g.s.storeError("redeeming a refresh token", err)
+		return g.s.failures.Store("redeeming a refresh token", err)
 	case old.ClientID != req.client.ID:
 		return oauth.ErrInvalidGrant("the refresh token was issued to another client")
 	case !old.AuthTime.IsZero() && time.Since(old.AuthTime) > g.s.cfg.GrantMaxAge:

@@ -68,7 +68,7 @@ func (s *Service) accessTokenResponse(req *tokenRequest, p accessTokenParams, re
 	}
 	tok, claims, err := s.mintAccessToken(p)
 	if err != nil {
-		return nil, s.internalError("minting an access token", err)
+		return nil, s.failures.Internal("minting an access token", err)
 	}
 	s.auditIssued(req, claims)
 	return &TokenResponse{AccessToken: tok, TokenType: tokenType, ExpiresIn: int64(s.cfg.AccessTokenTTL / time.Second),
@@ -79,7 +79,7 @@ func (s *Service) accessTokenResponse(req *tokenRequest, p accessTokenParams, re
 // tokens through the revocation state bearer_auth consults.
 func (s *Service) revokeGrant(ctx context.Context, grantID, why string, req *tokenRequest) *oauth.Error {
 	if err := s.revoke(ctx, store.RevokeGrant, grantID, s.maxTokenLifetime()); err != nil {
-		return s.storeError("revoking a grant", err)
+		return s.failures.Store("revoking a grant", err)
 	}
 	s.audit(ctx, "grant revoked", zap.String("reason", why), zap.String("client_id", req.client.ID), zap.String("grant_id", grantID))
 	s.forgetGrant(ctx, grantID)

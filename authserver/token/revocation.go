@@ -183,7 +183,7 @@ func (s *Service) revokeFor(r *http.Request, cl *client.Client, form url.Values)
 	ctx, cancel := oauth.RequestContext(r)
 	defer cancel()
 	if _, err := s.RevokeToken(ctx, token, cl.ID, form.Get("token_type_hint")); err != nil {
-		return s.storeError("revoking a token", err)
+		return s.failures.Store("revoking a token", err)
 	}
 	return nil
 }

@@ -8,7 +8,6 @@
 package token
 
 import (
-	"context"
 	"sync/atomic"
 	"time"
 
@@ -63,9 +62,6 @@ type Metrics interface {
 // can show each series at 0 before its first event.
 var DevicePollResults = []string{"authorization_pending", "slow_down", "access_denied", "expired_token", "issued", "redeemed_before", "invalid"}
 
-// Audit writes one audit line.
-type Audit func(ctx context.Context, event string, fields ...zap.Field)
-
 // Collaborators are what the token side works with besides the store.
 type Collaborators struct {
 	// Keys sign the access tokens.
@@ -84,7 +80,7 @@ type Collaborators struct {
 	Resources *Resources
 	// Nonces are the DPoP nonces required of proofs; nil when off.
 	Nonces *dpop.Nonces
-	Audit  Audit
+	Audit  oauth.Audit
 	// Failures answers store and server failures, and logs them.
 	Failures oauth.Failures
 	Metrics  Metrics
@@ -109,7 +105,7 @@ type Service struct {
 	// offboarded are users removed from the configuration (see Offboard),
 	// set while requests may be served.
 	offboarded atomic.Pointer[map[string]bool]
-	audit      Audit
+	audit      oauth.Audit
 	failures   oauth.Failures
 	metrics    Metrics
 	log        *zap.Logger
@@ -133,9 +129,3 @@ func (s *Service) Resources() *Resources { return s.resources }
 
 // DPoPNonces are the DPoP nonces, for the resource routes; nil when off.
 func (s *Service) DPoPNonces() *dpop.Nonces { return s.dpopNonces }
-
-func (s *Service) storeError(what string, err error) *oauth.Error { return s.failures.Store(what, err) }
-
-func (s *Service) internalError(what string, err error) *oauth.Error {
-	return s.failures.Internal(what, err)
-}

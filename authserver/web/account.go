@@ -56,7 +56,7 @@ func (s *Service) ServeAccount(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	apps, err := s.accountApplications(ctx, user.subject)
 	if err != nil {
-		s.renderError(w, http.StatusServiceUnavailable, s.storeError("listing a person's grants", err), nil)
+		s.renderError(w, http.StatusServiceUnavailable, s.failures.Store("listing a person's grants", err), nil)
 		return
 	}
 	data := &PageData{Title: "Connected applications", User: user.display, Applications: apps, Action: s.issuer.Path + PathAccount,
@@ -81,7 +81,7 @@ func (s *Service) ServeAccount(w http.ResponseWriter, r *http.Request) {
 	// Revoking the grants is forgetting the consent: it was theirs.
 	for _, id := range apps[i].grants {
 		if _, err := s.tokens.RevokeGrant(ctx, id, "the person, on the account page"); err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.renderError(w, http.StatusServiceUnavailable, s.storeError("revoking a grant", err), nil)
+			s.renderError(w, http.StatusServiceUnavailable, s.failures.Store("revoking a grant", err), nil)
 			return
 		}
 	}
@@ -90,7 +90,7 @@ func (s *Service) ServeAccount(w http.ResponseWriter, r *http.Request) {
 	// (its own claim, for a self-registered one) into this page's words.
 	removed := cmp.Or(apps[i].DocumentHost, apps[i].Name)
 	if data.Applications, err = s.accountApplications(ctx, user.subject); err != nil {
-		s.renderError(w, http.StatusServiceUnavailable, s.storeError("listing a person's grants", err), nil)
+		s.renderError(w, http.StatusServiceUnavailable, s.failures.Store("listing a person's grants", err), nil)
 		return
 	}
 	data.Message = removed + " no longer has access to your account."

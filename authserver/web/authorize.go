@@ -66,7 +66,7 @@ func (s *Service) parseAuthzRequest(r *http.Request, params url.Values) (req *au
 		return nil, oauth.ErrInvalidRequest("%v", de), false
 	}
 	if err != nil {
-		return nil, s.storeError("looking up a client", err), false
+		return nil, s.failures.Store("looking up a client", err), false
 	}
 	req = &authzRequest{client: cl, params: url.Values{}}
 	switch {
@@ -232,7 +232,7 @@ func (s *Service) continueAuthz(w http.ResponseWriter, r *http.Request, req *aut
 	}
 	need, err := s.needsConsent(r, user.subject, req)
 	if err != nil {
-		s.redirectError(w, r, req, s.storeError("reading consent", err))
+		s.redirectError(w, r, req, s.failures.Store("reading consent", err))
 		return
 	}
 	if need {
@@ -272,7 +272,7 @@ func (s *Service) issueCode(w http.ResponseWriter, r *http.Request, req *authzRe
 	// The grant is recorded with its code, for the person's account page.
 	ac.Grant = s.newGrant(grantID, req.client, user, req.scope, req.resource, ac.ExpiresAt)
 	if err := s.store.CreateCode(r.Context(), ac); err != nil {
-		s.redirectError(w, r, req, s.storeError("storing an authorization code", err))
+		s.redirectError(w, r, req, s.failures.Store("storing an authorization code", err))
 		return
 	}
 	s.audit(r.Context(), "authorization code issued", zap.String("client_id", req.client.ID), zap.String("sub", user.subject),

@@ -31,9 +31,9 @@ const (
 func (s *Service) lookupUserCode(r *http.Request, typed string) (*store.DeviceCode, *client.Client, int, string) {
 	ctx := r.Context()
 	limits := oauth.Limits{Window: deviceWindow, Counters: []oauth.Counted{
-		{Key: "device:ip:" + s.addressKey(r), Limit: s.cfg.DeviceFailuresPerIP}}}
+		{Key: "device:ip:" + s.address(r), Limit: s.cfg.DeviceFailuresPerIP}}}
 	if until, limited, err := limits.Locked(ctx, s.store); err != nil {
-		s.storeError("reading a rate limit", err)
+		s.failures.Store("reading a rate limit", err)
 		return nil, nil, http.StatusServiceUnavailable, "This page is unavailable right now; please try again shortly."
 	} else if limited {
 		return nil, nil, http.StatusTooManyRequests, fmt.Sprintf("Too many wrong codes. Try again after %s UTC.", until.UTC().Format("15:04"))
@@ -52,7 +52,7 @@ func (s *Service) lookupUserCode(r *http.Request, typed string) (*store.DeviceCo
 		return fail()
 	}
 	if err != nil {
-		s.storeError("looking up a device code", err)
+		s.failures.Store("looking up a device code", err)
 		return nil, nil, http.StatusServiceUnavailable, "This page is unavailable right now; please try again shortly."
 	}
 	if d.Status != store.DevicePending || time.Now().After(d.ValidUntil) {
@@ -123,7 +123,7 @@ func (s *Service) ServeDevice(w http.ResponseWriter, r *http.Request) {
 		// Recorded before the approval, so that the device's first poll
 		// after it finds the record to note its use on.
 		if err := s.store.PutGrant(r.Context(), s.newGrant(d.GrantID, client, user, d.Scope, d.Resource, d.ExpiresAt)); err != nil {
-			s.renderError(w, http.StatusServiceUnavailable, s.storeError("recording a grant", err), client)
+			s.renderError(w, http.StatusServiceUnavailable, s.failures.Store("recording a grant", err), client)
 			return
 		}
 	}

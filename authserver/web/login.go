@@ -233,7 +233,7 @@ func (s *Service) loginLimits(r *http.Request, username string) (oauth.Limits, e
 	if err != nil {
 		return oauth.Limits{}, err
 	}
-	addr := s.addressKey(r)
+	addr := s.address(r)
 	perName := oauth.Counted{Key: "login:user:" + name, Limit: math.MaxInt64} // refuses nobody by itself
 	n, _, err := s.store.Counter(r.Context(), perName.Key)
 	if err != nil {

@@ -29,12 +29,12 @@ func (s *Service) ServeDeviceQR(w http.ResponseWriter, r *http.Request) {
 	qr, err := qrcode.NewWith(s.endpointURL(PathDevice)+"?user_code="+token.FormatUserCode(code),
 		qrcode.WithErrorCorrectionLevel(qrcode.ErrorCorrectionMedium))
 	if err != nil {
-		oauth.WriteError(w, s.internalError("encoding a QR code", err))
+		oauth.WriteError(w, s.failures.Internal("encoding a QR code", err))
 		return
 	}
 	pw := &pngWriter{scale: 8, quiet: 4}
 	if err := qr.Save(pw); err != nil {
-		oauth.WriteError(w, s.internalError("drawing a QR code", err))
+		oauth.WriteError(w, s.failures.Internal("drawing a QR code", err))
 		return
 	}
 	w.Header().Set("Content-Type", "image/png")

@@ -84,9 +84,6 @@ type Metrics interface {
 	LoginProviderError(provider, kind string)
 }
 
-// Audit writes one audit line.
-type Audit func(ctx context.Context, event string, fields ...zap.Field)
-
 // Collaborators are what the pages work with besides the store.
 type Collaborators struct {
 	// Keys hold the cookie secret sessions and signed cookies are made
@@ -100,7 +97,7 @@ type Collaborators struct {
 	// Address is a request's address as limits count it (see
 	// oauth.AddressKey).
 	Address  func(*http.Request) string
-	Audit    Audit
+	Audit    oauth.Audit
 	Failures oauth.Failures
 	Metrics  Metrics
 	Log      *zap.Logger
@@ -119,7 +116,7 @@ type Service struct {
 	people   *People
 	pages    *pages
 	address  func(*http.Request) string
-	audit    Audit
+	audit    oauth.Audit
 	failures oauth.Failures
 	metrics  Metrics
 	log      *zap.Logger
@@ -142,14 +139,5 @@ func New(cfg Config, st Stores, c Collaborators) (*Service, error) {
 // HasProviders says whether people may sign in through login providers
 // (PathLoginProviders is then served).
 func (s *Service) HasProviders() bool { return len(s.people.list) > 0 }
-
-func (s *Service) storeError(what string, err error) *oauth.Error { return s.failures.Store(what, err) }
-
-func (s *Service) internalError(what string, err error) *oauth.Error {
-	return s.failures.Internal(what, err)
-}
-
-// addressKey is the requester's address as limits count it.
-func (s *Service) addressKey(r *http.Request) string { return s.address(r) }
 
 func (s *Service) endpointURL(path string) string { return s.cfg.Issuer + path }
