@@ -10,8 +10,14 @@ import (
 )
 
 // addressKey is the requester's address as limits count it (see
-// oauth.AddressKey).
-func (s *Server) addressKey(r *http.Request) string { return oauth.AddressKey(s.clientIP(r)) }
+// oauth.AddressKey): the one withRequester read, when it did.
+func (s *Server) addressKey(r *http.Request) string {
+	ip, ok := oauth.Requester(r.Context())
+	if !ok {
+		ip = s.clientIP(r)
+	}
+	return oauth.AddressKey(ip)
+}
 
 // clientIP is the requester's address, as the embedding server determined
 // it (e.g. behind trusted proxies), else the connection's.
