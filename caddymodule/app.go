@@ -204,7 +204,7 @@ func (a *App) provision(ctx caddy.Context) error {
 	cfg := a.settings(clients)
 	cfg.LoginProviders, cfg.Registration, cfg.SharedStore = providers, registration, mod.(StoreModule).Shared()
 	cfg.UpstreamUser, cfg.ClientIP = upstreamUser, clientIP
-	cfg.Store, cfg.Logger, cfg.Metrics, cfg.AuditRing = a.store, a.logger, serverMetrics{a.recent.history}, a.recent.audit
+	cfg.Store, cfg.Logger, cfg.Metrics, cfg.AuditRing, cfg.Secrets = a.store, a.logger, serverMetrics{a.recent.history}, a.recent.audit, a.recent.secrets
 	if a.server, err = authserver.New(initCtx, cfg); err != nil {
 		return fmt.Errorf("oauth2: %w", err)
 	}

@@ -14,28 +14,32 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
 	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/console"
 )
 
 // The console's recent events and the counts behind its charts belong to
-// the process, so that a reload keeps them: the configs a reload overlaps
-// share them through a pool, as they share a store, and the last config
-// to go lets them go.
+// the process, so that a reload keeps them, and so does the client secret
+// checker (its verified secrets, its failure counts, its bound on bcrypt's
+// CPU): the configs a reload overlaps share them through a pool, as they
+// share a store, and the last config to go lets them go.
 var activity = caddy.NewUsagePool()
 
 const activityKey = "oauth2.activity"
 
-// recent is what the pool holds: the audit events and the charts' counts.
+// recent is what the pool holds: the audit events, the charts' counts
+// and the secret checker.
 type recent struct {
 	audit   *authserver.AuditRing
 	history *console.History
+	secrets *client.Secrets
 }
 
 func (*recent) Destruct() error { return nil }
 
 // newRecent is a process's recent activity before any.
 func newRecent() *recent {
-	return &recent{audit: authserver.NewAuditRing(500), history: new(console.History)}
+	return &recent{audit: authserver.NewAuditRing(500), history: new(console.History), secrets: client.NewSecrets()}
 }
 
 // loadActivity takes (or starts) the process's recent activity for a's

@@ -414,3 +414,27 @@ func TestGrafanaDashboardMetricsExist(t *testing.T) {
 		t.Fatalf("the dashboard names only %d metrics", seen)
 	}
 }
+
+// A reload does not reset the guessing limit on a configured client's
+// secret: the secret checker belongs to the process, as the store does.
+func TestReloadKeepsSecretGuessingLimit(t *testing.T) {
+	up := newUpstream(t)
+	g := newGateway(t, Ports{Upstream: up.Addr()})
+	g.start(auditCaddyfile)
+	for range 20 {
+		if _, err := ccConfig(g, "reader", "guess", oauth2.AuthStyleInHeader).Token(context.Background()); err == nil {
+			t.Fatal("a wrong secret was accepted")
+		}
+	}
+	locked := func() bool {
+		_, err := ccConfig(g, "reader", readerSecret, oauth2.AuthStyleInHeader).Token(context.Background())
+		return err != nil && strings.Contains(err.Error(), "too many failed authentications")
+	}
+	if !locked() {
+		t.Fatal("20 wrong secrets from one address did not lock it out")
+	}
+	g.reload(t, strings.Replace(auditCaddyfile, "device_interval 1s", "device_interval 2s", 1))
+	if !locked() {
+		t.Fatal("a reload let the address guess again")
+	}
+}
