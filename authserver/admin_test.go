@@ -77,3 +77,26 @@ func (u *unreachableClients) Clients(ctx context.Context) ([]*store.Client, erro
 	}
 	return u.Store.Clients(ctx)
 }
+
+// The admin API registers a client from the same shape it shows one in;
+// what the server sets (the ID, the secret, the source, the time) cannot
+// be sent.
+func TestAdminRegistrationRefusesServerFields(t *testing.T) {
+	e := newEnv(t)
+	h := e.srv.AdminHandler()
+	for _, body := range []string{
+		`{"name":"App","grant_types":["client_credentials"],"scope":"read","client_id":"mine"}`,
+		`{"name":"App","grant_types":["client_credentials"],"scope":"read","client_secret":"chosen"}`,
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("POST", "/oauth2/clients", strings.NewReader(body)))
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "the server's to set") {
+			t.Fatalf("%s: %d %s", body, w.Code, w.Body)
+		}
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("POST", "/oauth2/clients", strings.NewReader(`{"name":"App","grant_types":["client_credentials"],"scope":"read"}`)))
+	if w.Code != http.StatusCreated || !strings.Contains(w.Body.String(), `"client_secret"`) {
+		t.Fatalf("a registration: %d %s", w.Code, w.Body)
+	}
+}

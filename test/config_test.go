@@ -150,3 +150,14 @@ func TestConfigErrorLines(t *testing.T) {
 		})
 	}
 }
+
+// A JSON config meets the same registration rule as a Caddyfile: open or
+// an initial access token, not both (it used to pass JSON unchecked).
+func TestJSONConfigRegistrationRule(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.json")
+	writeFile(t, path, `{"apps":{"oauth2":{"issuer":"https://auth.example.com","registration":{"open":true,"initial_access_token":"x","scope":"read"}}}}`)
+	out, err := run(t, nil, "validate", "--config", path)
+	if err == nil || !strings.Contains(out, "registration: give open or initial_access_token, not both") {
+		t.Fatalf("validate (%v):\n%s", err, out)
+	}
+}
