@@ -58,6 +58,9 @@ func TestConfigErrors(t *testing.T) {
 		{"unused_client_ttl not a duration", wrap(iss + "\t\tregistration {\n\t\t\topen\n\t\t\tscope read\n\t\t\tunused_client_ttl soon\n\t\t}"), `registration: unused_client_ttl: "soon" is not a positive duration`},
 		{"resource not canonical", "{\n\toauth2 {\n" + iss + "\t}\n}\nhttp://127.0.0.1:9 {\n\tbearer_auth {\n\t\tresource https://MCP.example.com/mcp\n\t}\n}\n", "scheme and host in lower case"},
 		{"resource with a query", "{\n\toauth2 {\n" + iss + "\t}\n}\nhttp://127.0.0.1:9 {\n\tbearer_auth {\n\t\tresource https://mcp.example.com/mcp?v=1\n\t}\n}\n", "must not have a query"},
+		{"login_provider with discovery and endpoints", wrap(iss + "\t\tlogin_provider corp {\n\t\t\tissuer https://idp.example.com\n\t\t\tauthorization_url https://idp.example.com/authorize\n\t\t\tclient_id tg\n\t\t\tclient_secret s\n\t\t}"), "not both"},
+		{"login_provider without its secret", wrap(iss + "\t\tlogin_provider corp {\n\t\t\tissuer https://idp.example.com\n\t\t\tclient_id tg\n\t\t}"), "client_id and client_secret are required"},
+		{"login_provider scope without openid", wrap(iss + "\t\tlogin_provider corp {\n\t\t\tissuer https://idp.example.com\n\t\t\tclient_id tg\n\t\t\tclient_secret s\n\t\t\tscope email\n\t\t}"), "scope must include openid"},
 		{"bearer_auth unknown option", "{\n\toauth2 {\n" + iss + "\t}\n}\nhttp://127.0.0.1:9 {\n\tbearer_auth {\n\t\tcolour blue\n\t}\n}\n", `bearer_auth: unknown option "colour"`},
 	}
 	dir := t.TempDir()
