@@ -10,6 +10,7 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -117,21 +118,129 @@ type DeviceStore interface {
 	PollDeviceCode(ctx context.Context, p DevicePoll) (*DeviceCode, PollOutcome, error)
 }
 
-// RefreshStore keeps the refresh tokens of grants; a grant's first one is
-// stored when its code or device authorization is redeemed.
+// RefreshStore keeps the refresh state of grants: one record per grant,
+// however often its token rotated, so that a grant's state does not grow
+// with its use.
+//
+// A grant's refresh tokens are numbered. Its first, stored when its code
+// or device authorization is redeemed, is generation 1; each rotation's
+// successor is one more. The record holds the current token (its hash and
+// generation) and the previous token's hash, for the retry grace (see
+// Successor). Every earlier token is known by its generation alone, which
+// the token carries under the server's MAC (the token side checks that MAC
+// before it asks): a genuine token of an earlier generation is a used one,
+// without a record of its own, for as long as the grant lives.
+//
+// Tokens from before generations (Presented.Gen 0) each have a record of
+// their own, as they always had. They keep working: the first rotation of
+// one moves its grant into a refresh state, whose previous token it is.
 type RefreshStore interface {
-	// RefreshToken returns the token (grantID, hash); with ErrAlreadyUsed
-	// if it was rotated already.
-	RefreshToken(ctx context.Context, grantID, hash string) (*RefreshToken, error)
-	// RotateRefreshToken consumes the token (grantID, hash) for clientID
-	// and, if this is its first use (or a retry of it, see Successor),
-	// stores its successor in the same atomic step. It returns the
-	// consumed token; with ErrAlreadyUsed if it was used before (next is
-	// then not stored). A token of another client is returned untouched,
+	// RefreshToken returns the grant's refresh state if p is its current
+	// token; with ErrAlreadyUsed if p is an earlier one; ErrNotFound if
+	// the grant has no refresh state, or p is none of its tokens.
+	RefreshToken(ctx context.Context, grantID string, p Presented) (*RefreshToken, error)
+	// RotateRefreshToken consumes the token p of the grant for clientID
+	// and, if it is the current token (or a retry of the previous one,
+	// see Successor), stores next as the current token, of generation
+	// p.Gen+1, in the same atomic step. It returns the refresh state as p
+	// found it; with ErrAlreadyUsed if p was used before (next is then not
+	// stored). The state of another client's grant is returned untouched,
 	// and so is one bound to a DPoP key other than next.JKT, with
-	// ErrKeyMismatch. The successor is bound to the token's key, or to
-	// next.JKT when the token had none.
-	RotateRefreshToken(ctx context.Context, grantID, hash, clientID string, next Successor) (*RefreshToken, error)
+	// ErrKeyMismatch. The successor is bound to the grant's key, or to
+	// next.JKT when the grant had none.
+	RotateRefreshToken(ctx context.Context, grantID string, p Presented, clientID string, next Successor) (*RefreshToken, error)
+}
+
+// Presented is a refresh token as a request presents it.
+type Presented struct {
+	// Hash is the hash of the token's secret.
+	Hash string
+	// Gen is the token's generation (see RefreshStore), as the token
+	// carries it under the server's MAC; 0 for a token from before
+	// generations.
+	Gen uint64
+}
+
+// FirstGen is the generation of a grant's first refresh token.
+const FirstGen = 1
+
+// RotationOutcome is what presenting a refresh token to a grant's refresh
+// state means (see Rotation).
+type RotationOutcome int
+
+const (
+	// RotateCurrent: p is the current token; its successor takes over.
+	RotateCurrent RotationOutcome = iota
+	// RotateRetry: p is the previous token, retried within the grace
+	// while the current one is unused; the current is retired and the
+	// successor takes its place, of the same generation.
+	RotateRetry
+	// RotateUsed: p is an earlier token of the grant, or a retired one.
+	RotateUsed
+	// RotateUnknown: p is no token of this refresh state.
+	RotateUnknown
+	// RotateOtherClient: the grant is another client's; nothing changes.
+	RotateOtherClient
+	// RotateWrongKey: the grant is bound to a DPoP key the request did
+	// not prove; nothing changes.
+	RotateWrongKey
+)
+
+// Rotation decides what presenting p for clientID, with successor next,
+// does to the refresh state t. The embedded store follows it in Go and
+// Redis's script in Lua; the contract suite holds both to it.
+func (t *RefreshToken) Rotation(p Presented, clientID string, next Successor) RotationOutcome {
+	current := p.Gen == t.Gen && subtle.ConstantTimeCompare([]byte(p.Hash), []byte(t.Hash)) == 1
+	switch {
+	case p.Gen > t.Gen:
+		return RotateUnknown
+	case t.ClientID == clientID && t.JKT != "" && t.JKT != next.JKT:
+		// Used or not, a bound token is nothing without its key: no
+		// retry, and no reuse verdict that would end the grant.
+		return RotateWrongKey
+	case current && t.ClientID != clientID:
+		// Nobody can burn a token they do not own; presenting a used
+		// one is reuse, whoever does it.
+		return RotateOtherClient
+	case current:
+		return RotateCurrent
+	case p.Gen+1 == t.Gen && t.ClientID == clientID && t.PrevHash != "" &&
+		subtle.ConstantTimeCompare([]byte(p.Hash), []byte(t.PrevHash)) == 1 &&
+		next.Grace > 0 && next.IssuedAt.Sub(t.RotatedAt) <= next.Grace:
+		return RotateRetry
+	}
+	return RotateUsed
+}
+
+// Check says what p is to the refresh state t, for a read: nil for its
+// current token, ErrAlreadyUsed for an earlier (or retired) one,
+// ErrNotFound for none of its tokens.
+func (t *RefreshToken) Check(p Presented) error {
+	switch {
+	case p.Gen > t.Gen:
+		return ErrNotFound
+	case p.Gen == t.Gen && subtle.ConstantTimeCompare([]byte(p.Hash), []byte(t.Hash)) == 1:
+		return nil
+	}
+	return ErrAlreadyUsed
+}
+
+// Rotated is the refresh state after presenting p to t made outcome
+// (RotateCurrent or RotateRetry) with successor next: next is the
+// current token, of generation p.Gen+1; the previous is p after a first
+// use, or stays what it was after a retry, whose grace runs from that
+// first use still (retries do not move it).
+func (t *RefreshToken) Rotated(p Presented, outcome RotationOutcome, next Successor) *RefreshToken {
+	if t.JKT != "" {
+		next.JKT = t.JKT // bound once, bound for good
+	}
+	r := next.Of(t.GrantID, t.ClientID, t.Subject, t.Scope, t.AuthTime, t.Resource)
+	r.Gen = p.Gen + 1
+	r.PrevHash, r.RotatedAt = p.Hash, next.IssuedAt
+	if outcome == RotateRetry {
+		r.PrevHash, r.RotatedAt = t.PrevHash, t.RotatedAt
+	}
+	return r
 }
 
 // RevocationStore keeps revocations and tells every instance of them.
@@ -375,9 +484,10 @@ type AuthCode struct {
 // client, subject, scope and authentication time), so that redeeming one
 // and storing the other is one atomic step: one round trip to a shared store.
 //
-// A retry is redeemed again: when the record was first exchanged at most
-// Grace before IssuedAt (retries do not move that moment), by the same client, and the successor that exchange
-// stored has never been used, that successor is retired (marked used) and
+// A retry is redeemed again: when the previous token is presented by the
+// same client at most Grace after it was first exchanged (retries do not
+// move that moment), and the successor that exchange stored has never been
+// used (it is still the current token), that successor is retired and
 // this one stored instead. A client whose answer was lost (a network cut,
 // a store failover after the write) thus keeps its grant; if the retry
 // was someone else's replay, the client's next use of the successor it
@@ -398,13 +508,14 @@ type Successor struct {
 	JKT string
 }
 
-// Of is the refresh token s makes of a consumed record's grant.
+// Of is the refresh state s starts for a consumed record's grant: its
+// first token. (Rotated makes a later one of it.)
 func (s Successor) Of(grantID, clientID, subject, scope string, authTime time.Time, resource string) *RefreshToken {
 	exp := s.ExpiresAt
 	if end := authTime.Add(s.MaxAge); s.MaxAge > 0 && !authTime.IsZero() && end.Before(exp) {
 		exp = end
 	}
-	return &RefreshToken{GrantID: grantID, Hash: s.Hash, ClientID: clientID, Subject: subject, Scope: scope,
+	return &RefreshToken{GrantID: grantID, Hash: s.Hash, Gen: FirstGen, ClientID: clientID, Subject: subject, Scope: scope,
 		AuthTime: authTime, IssuedAt: s.IssuedAt, ExpiresAt: exp, Resource: resource, JKT: s.JKT}
 }
 
@@ -486,12 +597,16 @@ func TooSoon(now, last time.Time, interval time.Duration) bool {
 	return !last.IsZero() && now.Sub(last) < interval-interval/PollTolerance
 }
 
-// RefreshToken is one refresh token of a grant, stored under its grant and
-// the hash of its secret. A grant is one authorization: every refresh and
-// access token descending from one code or device approval shares it.
+// RefreshToken is a grant's refresh state: its current refresh token and
+// what every token of the grant shares (see RefreshStore). A grant is one
+// authorization: every refresh and access token descending from one code
+// or device approval shares it. A token from before generations (Gen 0)
+// is a record of its own, under its grant and hash.
 type RefreshToken struct {
-	GrantID   string    `json:"grant_id"`
+	GrantID string `json:"grant_id"`
+	// Hash is the current token's hash, and Gen its generation.
 	Hash      string    `json:"hash"`
+	Gen       uint64    `json:"gen,omitempty"`
 	ClientID  string    `json:"client_id"`
 	Subject   string    `json:"sub"`
 	Scope     string    `json:"scope"`
@@ -504,6 +619,11 @@ type RefreshToken struct {
 	// JKT binds the token to a DPoP key: only a request proving it may
 	// use it, and its successors are bound to it too.
 	JKT string `json:"jkt,omitempty"`
+	// PrevHash is the hash of the previous token (generation Gen-1) and
+	// RotatedAt when it was first exchanged, for a retry of that exchange
+	// (Successor.Grace); empty for a grant's first token.
+	PrevHash  string    `json:"prev_hash,omitempty"`
+	RotatedAt time.Time `json:"rotated_at,omitzero"`
 }
 
 // RevocationKind says what a Revocation names.

@@ -26,7 +26,10 @@ func (g authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (
 	if e != nil {
 		return nil, e
 	}
-	first, refresh := s.firstRefreshToken(req, grantID)
+	first, refresh, e := s.firstRefreshToken(req, grantID)
+	if e != nil {
+		return nil, e
+	}
 	ac, err := s.store.ConsumeCode(ctx, grantID, code.Hash(), req.client.ID, first)
 	switch {
 	case errors.Is(err, store.ErrNotFound):

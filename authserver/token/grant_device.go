@@ -161,7 +161,10 @@ func (g deviceCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenR
 	if e != nil {
 		return nil, e
 	}
-	first, refresh := g.s.firstRefreshToken(req, grantID)
+	first, refresh, e := g.s.firstRefreshToken(req, grantID)
+	if e != nil {
+		return nil, e
+	}
 	d, outcome, err := g.s.store.PollDeviceCode(ctx, store.DevicePoll{GrantID: grantID, Hash: dc.Hash(),
 		ClientID: req.client.ID, Now: time.Now(), First: first})
 	switch {

@@ -28,7 +28,15 @@ func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*Toke
 	if e != nil {
 		return nil, e
 	}
-	grantID, hash := rt.Grant, rt.Hash()
+	grantID := rt.Grant
+	p, ok, err := s.presented(rt)
+	if err != nil {
+		return nil, s.failures.Internal("reading a refresh token", err)
+	}
+	if !ok {
+		// Made up, or damaged: nothing the grant's state need hear of.
+		return nil, oauth.ErrInvalidGrant("the refresh token is not valid: it expired, was revoked, or was never issued")
+	}
 	requested := strings.TrimSpace(req.form.Get("scope"))
 	resource, e := s.resources.Requested(req.form)
 	if e != nil {
@@ -39,7 +47,7 @@ func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*Toke
 		// before the token is spent, so that a wrong scope or resource
 		// does not cost the client its grant; this rarer case pays one
 		// read more.
-		old, err := s.store.RefreshToken(ctx, grantID, hash)
+		old, err := s.store.RefreshToken(ctx, grantID, p)
 		if errors.Is(err, store.ErrAlreadyUsed) {
 			err = nil // a retry or a reuse: the rotation below tells them apart
 		}
@@ -53,10 +61,13 @@ func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*Toke
 			return nil, e
 		}
 	}
-	next, refresh := s.newRefreshToken(grantID)
+	next, refresh, err := s.newRefreshToken(grantID, p.Gen+1)
+	if err != nil {
+		return nil, s.failures.Internal("drawing a refresh token", err)
+	}
 	next.Grace = max(0, s.cfg.RefreshRetryGrace)
 	next.JKT = req.boundKey()
-	old, err := s.store.RotateRefreshToken(ctx, grantID, hash, req.client.ID, *next)
+	old, err := s.store.RotateRefreshToken(ctx, grantID, p, req.client.ID, *next)
 	if e := g.check(ctx, req, old, err, grantID); e != nil {
 		// If the grant turned out revoked, the successor just stored is
 		// never handed out and is refused like its grant anyway.

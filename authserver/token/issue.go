@@ -41,14 +41,6 @@ type grantState struct {
 	resource string
 }
 
-// newRefreshToken draws a refresh token of the grant: what the store keeps
-// and what the client is given.
-func (s *Service) newRefreshToken(grantID string) (*store.Successor, string) {
-	t := NewGrantToken(grantID)
-	now := time.Now().UTC()
-	return &store.Successor{Hash: t.Hash(), IssuedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenTTL), MaxAge: s.cfg.GrantMaxAge}, t.String()
-}
-
 // issueTokens answers a grant with an access token for scope and the
 // refresh token already stored for it, if any.
 func (s *Service) issueTokens(req *tokenRequest, g grantState, scope, refresh string) (*TokenResponse, *oauth.Error) {
@@ -127,13 +119,16 @@ func (req *tokenRequest) grantToken(param string, invalid *oauth.Error) (GrantTo
 // may refresh. The store keeps it in the same step that redeems the code or
 // device authorization; if a check then fails, it is never handed out and
 // nobody knows its secret.
-func (s *Service) firstRefreshToken(req *tokenRequest, grantID string) (*store.Successor, string) {
+func (s *Service) firstRefreshToken(req *tokenRequest, grantID string) (*store.Successor, string, *oauth.Error) {
 	if !slices.Contains(req.client.GrantTypes, client.GrantRefreshToken) {
-		return nil, ""
+		return nil, "", nil
 	}
-	next, token := s.newRefreshToken(grantID)
+	next, token, err := s.newRefreshToken(grantID, store.FirstGen)
+	if err != nil {
+		return nil, "", s.failures.Internal("drawing a refresh token", err)
+	}
 	next.JKT = req.boundKey()
-	return next, token
+	return next, token, nil
 }
 
 // boundKey is the DPoP key a request's refresh tokens are bound to: a

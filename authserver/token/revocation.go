@@ -109,8 +109,12 @@ func (s *Service) revokeRefreshToken(ctx context.Context, token, owner string) (
 	if !ok {
 		return 0, nil
 	}
+	p, ok, err := s.presented(t)
+	if !ok || err != nil {
+		return 0, err
+	}
 	grantID := t.Grant
-	rt, err := s.store.RefreshToken(ctx, grantID, t.Hash())
+	rt, err := s.store.RefreshToken(ctx, grantID, p)
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil
 	}

@@ -99,6 +99,8 @@ type Service struct {
 	revocations *introspect.Revocations
 	resources   *Resources
 	dpopNonces  *dpop.Nonces
+	// refreshKey caches the refresh tokens' MAC key (refresh_token.go).
+	refreshKey atomic.Pointer[macKey]
 	// dpopProofs verifies the token endpoint's proofs.
 	dpopProofs dpop.Verifier
 	grants     map[string]grantHandler

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -182,8 +181,6 @@ func measureRedisMemory() {
 // measureGrowth measures a grant's state over its rotations, on the Redis
 // at -redis-url and on a file store of its own.
 func measureGrowth() {
-	rdb := redisClient()
-	defer rdb.Close()
 	growth := fmt.Sprintf("tg%07d:", time.Now().UnixNano()%10_000_000)
 	rst, err := redisstore.New(redisstore.Options{Addresses: []string{*redisURL}, Prefix: growth})
 	if err != nil {
@@ -191,7 +188,7 @@ func measureGrowth() {
 	}
 	// Summed over the grants' own keys: used_memory moves by more than a
 	// hundred grants take while Redis frees what came before.
-	measureGrantGrowth("Redis", rst, func() int64 { return keysMemory(rdb, growth) })
+	measureGrantGrowth("Redis", rst, rst.Size)
 	rst.Close()
 	unlinkPrefix(growth)
 	dir, err := os.MkdirTemp("", "tokengate-growth")
@@ -203,13 +200,7 @@ func measureGrowth() {
 	if err != nil {
 		die("%v", err)
 	}
-	measureGrantGrowth("file store", bst, func() int64 {
-		_, b, err := bst.Size()
-		if err != nil {
-			die("%v", err)
-		}
-		return b
-	})
+	measureGrantGrowth("file store", bst, bst.Size)
 	bst.Close()
 }
 
@@ -218,9 +209,16 @@ func measureGrowth() {
 // rotationsMeasured rotations: a store whose grant state does not grow
 // with its rotations shows the same figure twice. size is the store's
 // size in bytes.
-func measureGrantGrowth(name string, st store.Store, size func() int64) {
+func measureGrantGrowth(name string, st store.Store, sizeOf func(context.Context) (int, int64, error)) {
 	const grants, rotations = 100, 1000
 	ctx := context.Background()
+	size := func() int64 {
+		_, b, err := sizeOf(ctx)
+		if err != nil {
+			die("%s: %v", name, err)
+		}
+		return b
+	}
 	base := size()
 	now := time.Now().UTC()
 	hash := func(g, r int) string {
@@ -240,7 +238,7 @@ func measureGrantGrowth(name string, st store.Store, size func() int64) {
 		wg.Go(func() {
 			for r := 1; r < rotations; r++ {
 				next := store.Successor{Hash: hash(g, r), IssuedAt: time.Now().UTC(), ExpiresAt: now.Add(720 * time.Hour)}
-				if _, err := st.RotateRefreshToken(ctx, fmt.Sprintf("growth-%d", g), hash(g, r-1), "webapp", next); err != nil {
+				if _, err := st.RotateRefreshToken(ctx, fmt.Sprintf("growth-%d", g), store.Presented{Hash: hash(g, r-1), Gen: uint64(r)}, "webapp", next); err != nil {
 					die("%s: rotation %d of grant %d: %v", name, r, g, err)
 				}
 			}
@@ -250,35 +248,6 @@ func measureGrantGrowth(name string, st store.Store, size func() int64) {
 	after := float64(size()-base) / grants
 	fmt.Printf("%s: a grant takes %.0f bytes with its first refresh token, %.0f after %d rotations\n", name, first, after, rotations)
 	target(name+": a grant's state after 1,000 rotations ≤ 2 × after 1", after <= 2*first, "%.0f bytes vs %.0f", after, first)
-}
-
-// keysMemory is the memory (MEMORY USAGE) of the keys under prefix.
-func keysMemory(rdb *redis.Client, prefix string) int64 {
-	ctx := context.Background()
-	var keys []string
-	iter := rdb.Scan(ctx, 0, prefix+"*", 10000).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	var total int64
-	for len(keys) > 0 {
-		batch := keys[:min(len(keys), 10000)]
-		keys = keys[len(batch):]
-		cmds, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, k := range batch {
-				p.MemoryUsage(ctx, k)
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, redis.Nil) {
-			die("redis MEMORY USAGE: %v", err)
-		}
-		for _, c := range cmds {
-			n, _ := c.(*redis.IntCmd).Result()
-			total += n
-		}
-	}
-	return total
 }
 
 // unlinkPrefix removes every key under prefix from the Redis at -redis-url.

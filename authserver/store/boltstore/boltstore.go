@@ -27,8 +27,11 @@ var (
 	bucketCodes    = []byte("codes")
 	bucketDevices  = []byte("device_codes")
 	bucketUserCode = []byte("device_user_codes")
-	bucketRefresh  = []byte("refresh_tokens")
-	bucketRotated  = []byte("rotations")
+	// bucketRefreshState holds each grant's refresh state, under its ID.
+	bucketRefreshState = []byte("refresh_state")
+	// bucketRefresh holds refresh tokens from before generations, each
+	// under its grant and hash, until they expire (store.RefreshStore).
+	bucketRefresh = []byte("refresh_tokens")
 	bucketRevoked  = []byte("revocations")
 	bucketClients  = []byte("clients")
 	bucketCounters = []byte("counters")
@@ -43,12 +46,14 @@ var (
 	bucketMeta  = []byte("meta")
 	clientCount = []byte("clients")
 
-	allBuckets = [][]byte{bucketKeys, bucketCodes, bucketDevices, bucketUserCode, bucketRefresh, bucketRotated,
+	allBuckets = [][]byte{bucketKeys, bucketCodes, bucketDevices, bucketUserCode, bucketRefreshState, bucketRefresh,
 		bucketRevoked, bucketClients, bucketCounters, bucketUsers, bucketGrants, bucketGrantIndex, bucketMeta}
 
 	// droppedBuckets are of earlier versions: deleted at open. Consents
 	// were kept apart from the grants they allowed; they are the grants.
-	droppedBuckets = [][]byte{[]byte("consents")}
+	// Rotations told a used refresh token's successor, for the retry
+	// grace: the refresh state holds the previous token now.
+	droppedBuckets = [][]byte{[]byte("consents"), []byte("rotations")}
 
 	keyRing    = []byte("ring")
 	generation = []byte("generation")
@@ -131,7 +136,10 @@ func OpenWith(path string, o Options) (*Store, error) {
 // Size is what the file holds: its records (expired ones the sweeper has
 // not deleted yet included) and their bytes, keys and values. Tools
 // measuring the store's growth read it; the file's own size only grows.
-func (s *Store) Size() (records int, bytes int64, err error) {
+func (s *Store) Size(ctx context.Context) (records int, bytes int64, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, 0, err
+	}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
 			return b.ForEach(func(k, v []byte) error {
@@ -257,18 +265,51 @@ func setUses(b *bolt.Bucket, key []byte, uses uint64) error {
 // grantKey is where a code or refresh token of a grant lives in its bucket.
 func grantKey(grantID, hash string) []byte { return []byte(grantID + "\x00" + hash) }
 
-// putRefresh stores a refresh token.
-func putRefresh(tx *bolt.Tx, t *store.RefreshToken) error {
-	return put(tx.Bucket(bucketRefresh), grantKey(t.GrantID, t.Hash), t.ExpiresAt, 0, t)
-}
-
-// putRefreshOf stores a grant's new refresh token and records that use of
+// putRefreshOf stores a grant's refresh state and records that use of
 // the grant.
 func putRefreshOf(tx *bolt.Tx, t *store.RefreshToken) error {
-	if err := putRefresh(tx, t); err != nil {
+	if err := put(tx.Bucket(bucketRefreshState), []byte(t.GrantID), t.ExpiresAt, 0, t); err != nil {
 		return err
 	}
 	return touchGrant(tx, t.GrantID, t)
+}
+
+// refreshOf finds what p is presented to: the grant's refresh state or,
+// for a token from before generations, the token's own record while it
+// is unused (legacy). A used one is an earlier token of the grant's
+// state, or of nothing now known: either way, not the current token.
+func refreshOf(tx *bolt.Tx, grantID string, p store.Presented) (t *store.RefreshToken, legacy bool, err error) {
+	state := func() (*store.RefreshToken, error) {
+		r, err := get(tx.Bucket(bucketRefreshState), []byte(grantID))
+		if err != nil {
+			return nil, err
+		}
+		t := new(store.RefreshToken)
+		return t, json.Unmarshal(r.data, t)
+	}
+	if p.Gen > 0 {
+		t, err := state()
+		return t, false, err
+	}
+	r, err := get(tx.Bucket(bucketRefresh), grantKey(grantID, p.Hash))
+	if err != nil {
+		return nil, false, err
+	}
+	t = new(store.RefreshToken)
+	if err := json.Unmarshal(r.data, t); err != nil {
+		return nil, false, err
+	}
+	if r.uses == 0 {
+		t.Gen = 0
+		return t, true, nil
+	}
+	if st, err := state(); err == nil {
+		return st, false, nil
+	} else if err != store.ErrNotFound {
+		return nil, false, err
+	}
+	t.Gen, t.Hash = store.FirstGen, ""
+	return t, false, nil
 }
 
 // touchGrant records a use of the grant (store.GrantStore): now, or the
@@ -535,20 +576,17 @@ func (s *Store) PollDeviceCode(ctx context.Context, p store.DevicePoll) (*store.
 }
 
 // RefreshToken implements store.Store.
-func (s *Store) RefreshToken(ctx context.Context, grantID, hash string) (*store.RefreshToken, error) {
-	t := new(store.RefreshToken)
-	err := s.view(ctx, bucketRefresh, func(b *bolt.Bucket) error {
-		r, err := get(b, grantKey(grantID, hash))
-		if err != nil {
+func (s *Store) RefreshToken(ctx context.Context, grantID string, p store.Presented) (*store.RefreshToken, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var t *store.RefreshToken
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		if t, _, err = refreshOf(tx, grantID, p); err != nil {
 			return err
 		}
-		if err := json.Unmarshal(r.data, t); err != nil {
-			return err
-		}
-		if r.uses > 0 {
-			return store.ErrAlreadyUsed
-		}
-		return nil
+		return t.Check(p)
 	})
 	if err != nil && err != store.ErrAlreadyUsed {
 		return nil, err
@@ -556,66 +594,31 @@ func (s *Store) RefreshToken(ctx context.Context, grantID, hash string) (*store.
 	return t, err
 }
 
-// rotation is what a rotated refresh token was exchanged for, and when,
-// so that a retry of that exchange can take its place (store.Successor).
-type rotation struct {
-	Next string    `json:"next"`
-	At   time.Time `json:"at"`
-}
-
-// RotateRefreshToken implements store.Store.
-func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash, clientID string, next store.Successor) (*store.RefreshToken, error) {
-	old := new(store.RefreshToken)
-	key := grantKey(grantID, hash)
-	err := s.update(ctx, bucketRefresh, func(b *bolt.Bucket) error {
-		*old = store.RefreshToken{}
-		rotations := b.Tx().Bucket(bucketRotated)
-		// at is when the token was first exchanged: retries do not move
-		// it, so the grace window cannot be slid along.
-		rotate := func(at time.Time) error {
-			if old.JKT != "" {
-				next.JKT = old.JKT // bound once, bound for good
-			}
-			if err := putRefreshOf(b.Tx(), next.Of(grantID, old.ClientID, old.Subject, old.Scope, old.AuthTime, old.Resource)); err != nil {
-				return err
-			}
-			return put(rotations, key, old.ExpiresAt, 0, rotation{Next: next.Hash, At: at})
+// RotateRefreshToken implements store.Store, as store.RefreshToken's
+// Rotation decides.
+func (s *Store) RotateRefreshToken(ctx context.Context, grantID string, p store.Presented, clientID string, next store.Successor) (*store.RefreshToken, error) {
+	var old *store.RefreshToken
+	err := s.updateTx(ctx, func(tx *bolt.Tx) error {
+		t, legacy, err := refreshOf(tx, grantID, p)
+		if old = t; err != nil {
+			return err
 		}
-		wrongKey := func() bool { return old.ClientID == clientID && old.JKT != "" && old.JKT != next.JKT }
-		err := consume(b, key, old, func() (bool, error) {
-			if old.ClientID != clientID || wrongKey() {
-				return false, nil
+		switch outcome := t.Rotation(p, clientID, next); outcome {
+		case store.RotateCurrent, store.RotateRetry:
+			if legacy {
+				if err := setUses(tx.Bucket(bucketRefresh), grantKey(grantID, p.Hash), 1); err != nil {
+					return err
+				}
 			}
-			return true, rotate(next.IssuedAt)
-		})
-		if wrongKey() {
-			// Used or not, a bound token is nothing without its key: no
-			// retry, and no reuse verdict that would end the grant.
+			return putRefreshOf(tx, t.Rotated(p, outcome, next))
+		case store.RotateUsed:
+			return store.ErrAlreadyUsed
+		case store.RotateWrongKey:
 			return store.ErrKeyMismatch
+		case store.RotateUnknown:
+			return store.ErrNotFound
 		}
-		if err != store.ErrAlreadyUsed || next.Grace <= 0 || old.ClientID != clientID {
-			return err
-		}
-		// Used before: a retry within the grace takes the place of the
-		// successor nobody has used.
-		r, gerr := get(rotations, key)
-		if gerr != nil {
-			return err
-		}
-		var last rotation
-		if json.Unmarshal(r.data, &last) != nil || next.IssuedAt.Sub(last.At) > next.Grace {
-			return err
-		}
-		lastKey := grantKey(grantID, last.Next)
-		if sr, serr := get(b, lastKey); serr != nil || sr.uses > 0 {
-			return err
-		}
-		// Retired, not deleted: if anyone does hold it, its use is a
-		// reuse that revokes the grant.
-		if err := setUses(b, lastKey, 1); err != nil {
-			return err
-		}
-		return rotate(last.At)
+		return nil // another client's: untouched
 	})
 	if err != nil && err != store.ErrAlreadyUsed && err != store.ErrKeyMismatch {
 		return nil, err

@@ -19,6 +19,16 @@ func TestContract(t *testing.T) {
 	})
 }
 
+// Refresh tokens written by the version before generations keep working.
+func TestLegacyRefreshTokens(t *testing.T) {
+	s, err := boltstore.Open(filepath.Join(t.TempDir(), "tokengate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.RunLegacy(t, s, s.SeedLegacyRefresh)
+}
+
 // A second process (or a config that forgot to close) gets a clear error,
 // not a hang.
 func TestLockedFile(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -198,6 +199,51 @@ func (s *Store) Warnings(ctx context.Context) []string {
 	return out
 }
 
+// Size is what the store holds under its prefix: its keys and their
+// memory (MEMORY USAGE), on every master of a Cluster. Tools measuring the
+// store's growth read it; it walks every key, so it is no health check.
+func (s *Store) Size(ctx context.Context) (records int, bytes int64, err error) {
+	var mu sync.Mutex
+	count := func(ctx context.Context, node *redis.Client) error {
+		iter := node.Scan(ctx, 0, s.prefix+"*", 1000).Iterator()
+		var keys []string
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+		}
+		if err := iter.Err(); err != nil {
+			return err
+		}
+		cmds, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, k := range keys {
+				p.MemoryUsage(ctx, k)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range cmds {
+			n, err := c.(*redis.IntCmd).Result()
+			if err == nil {
+				records++
+				bytes += n
+			}
+		}
+		return nil
+	}
+	switch c := s.rdb.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, count)
+	case *redis.Client:
+		err = count(ctx, c)
+	default:
+		err = fmt.Errorf("sizing a %T is not supported", c)
+	}
+	return records, bytes, err
+}
+
 // Close closes the connections.
 func (s *Store) Close() error { return s.rdb.Close() }
 
@@ -214,19 +260,22 @@ func (s *Store) key(parts ...string) string {
 
 func px(exp time.Time) int64 { return store.TTL(exp).Milliseconds() }
 
-// luaStoreRefresh is the scripts' one way to store a refresh token (as
-// compactRefresh) at key: the grant fields of record g (client c, subject s,
-// scope p, auth time t, resource a, DPoP key k), issued at iat and expiring at exp (Unix ms), but
-// never later than maxage ms after the auth time (store.Successor.MaxAge);
-// bound to g's key, or to jkt when g has none (store.Successor.JKT).
+// luaStoreRefresh is the scripts' one way to store a grant's refresh
+// state (as compactRefresh) at key: the grant fields of record g (client
+// c, subject s, scope p, auth time t, resource a, DPoP key k), its current
+// token of generation gen and hash h issued at iat and expiring at exp
+// (Unix ms), but never later than maxage ms after the auth time
+// (store.Successor.MaxAge); bound to g's key, or to jkt when g has none
+// (store.Successor.JKT); the previous token's hash ph and first exchange
+// ra, when there was one. Returns the expiry.
 const luaStoreRefresh = `
-local function store_refresh(key, g, iat, exp, maxage, jkt)
+local function store_refresh(key, g, iat, exp, maxage, jkt, gen, h, ph, ra)
   local i, e, ma = tonumber(iat), tonumber(exp), tonumber(maxage or '0')
   if ma > 0 and g.t and g.t + ma < e then e = g.t + ma end
   local k = g.k
   if not k and jkt and jkt ~= '' then k = jkt end
-  local t = {c = g.c, s = g.s, p = g.p, t = g.t, a = g.a, k = k, i = i, e = e}
-  redis.call('SET', key, '0' .. cjson.encode(t), 'PX', math.max(1, e - i))
+  local t = {c = g.c, s = g.s, p = g.p, t = g.t, a = g.a, k = k, i = i, e = e, g = gen, h = h, ph = ph, ra = ra}
+  redis.call('SET', key, cjson.encode(t), 'PX', math.max(1, e - i))
   return e
 end
 ` + luaTouchGrant
@@ -252,60 +301,86 @@ local function touch_grant(key, at, till, interval)
 end
 `
 
-// Single-use records (codes, refresh tokens) are strings: a state byte ('0'
-// unused, '1' used) and compact JSON. A string costs Redis less than a hash,
-// and a million refresh grants make that count.
+// Single-use records (codes, and refresh tokens from before generations)
+// are strings: a state byte ('0' unused, '1' used) and compact JSON. A
+// string costs Redis less than a hash, and a million grants make that
+// count.
 //
-// consumeScript redeems KEYS[1] for the client ARGV[1]: the first use marks
-// it used and, when KEYS[3] is given, stores there the grant's next refresh
-// token, made of the record's own grant fields (client c, subject s, scope p,
-// auth time t) with issued-at ARGV[2], expiry ARGV[3] (Unix ms) and the
-// grant's maximum age ARGV[4] (ms, 0 for none). One script, so that a token
-// request that writes is one round trip.
-// The used record remembers its successor's hash (x) and when it was first
-// exchanged (u), so that a retry within ARGV[5] ms of that first exchange
-// can take its place (store.Successor); ARGV[6] is the key prefix of the
-// successor (same hash tag, so same slot).
-// Every use that issues a token is noted on the grant's record, KEYS[2]
-// (same slot again), at the successor's issue or, without one, ARGV[8]
-// (now, Unix ms); ARGV[9] is store.GrantTouchInterval in ms.
-// Returns {1|2|3|4, record}: first use (or retry), used before, another
-// client's record (untouched), or bound to another DPoP key.
+// consumeScript redeems the code KEYS[1] for the client ARGV[1]: the first
+// use marks it used and, when KEYS[3] is given, stores there the grant's
+// refresh state, its first token of hash ARGV[2], made of the code's own
+// grant fields (client c, subject s, scope p, auth time t, resource a)
+// with issued-at ARGV[3], expiry ARGV[4] (Unix ms), the grant's maximum
+// age ARGV[5] (ms, 0 for none) and DPoP key ARGV[6]. One script, so that
+// a token request that writes is one round trip. Every use that issues a
+// token is noted on the grant's record, KEYS[2] (same slot), at the token's
+// issue or, without one, ARGV[7] (now, Unix ms); ARGV[8] is
+// store.GrantTouchInterval in ms. Returns {1|2|3, record}: first use, used
+// before, another client's code (untouched).
 var consumeScript = redis.NewScript(luaStoreRefresh + `
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local body = string.sub(v, 2)
+if string.sub(v, 1, 1) ~= '0' then return {2, body} end
 local r = cjson.decode(body)
--- A token bound to a DPoP key other than the one proved (ARGV[7]) is
--- left as it is, used or not: without the key it is nothing.
-if r.k and r.c == ARGV[1] and r.k ~= (ARGV[7] or '') then return {4, body} end
-local function store_next(first)
-  local e = store_refresh(KEYS[3], r, ARGV[2], ARGV[3], ARGV[4], ARGV[7])
-  touch_grant(KEYS[2], ARGV[2], e, ARGV[9])
-  r.x = string.sub(KEYS[3], #ARGV[6] + 1)
-  if first then r.u = tonumber(ARGV[2]) end
-  redis.call('SET', KEYS[1], '1' .. cjson.encode(r), 'KEEPTTL')
-end
-if string.sub(v, 1, 1) ~= '0' then
-  local grace = tonumber(ARGV[5] or '0')
-  if grace > 0 and r.c == ARGV[1] and r.x and r.u and tonumber(ARGV[2]) - r.u <= grace then
-    local sk = ARGV[6] .. r.x
-    local sv = redis.call('GET', sk)
-    if sv and string.sub(sv, 1, 1) == '0' then
-      redis.call('SETRANGE', sk, 0, '1')
-      store_next(false)
-      return {1, body}
-    end
-  end
-  return {2, body}
-end
 if r.c ~= ARGV[1] then return {3, body} end
+redis.call('SETRANGE', KEYS[1], 0, '1')
 if KEYS[3] then
-  store_next(true)
+  local e = store_refresh(KEYS[3], r, ARGV[3], ARGV[4], ARGV[5], ARGV[6], 1, ARGV[2])
+  touch_grant(KEYS[2], ARGV[3], e, ARGV[8])
 else
-  redis.call('SETRANGE', KEYS[1], 0, '1')
-  touch_grant(KEYS[2], ARGV[8], 0, ARGV[9])
+  touch_grant(KEYS[2], ARGV[7], 0, ARGV[8])
 end
+return {1, body}
+`)
+
+// rotateScript is store.RefreshToken's Rotation in one script: the token
+// of generation ARGV[2] and hash ARGV[3] presented for the client ARGV[1]
+// to the grant's refresh state KEYS[1] or, for generation 0, to the
+// token's own record KEYS[3] while it is unused (and to the state once it
+// is used). A successor (hash ARGV[4], issued at ARGV[5], expiring at
+// ARGV[6], maximum age ARGV[7] ms, DPoP key ARGV[9]) replaces the current
+// token, or a retry within ARGV[8] ms of the previous one's first
+// exchange; the use is noted on the grant's record KEYS[2] (ARGV[10] is
+// store.GrantTouchInterval in ms). Returns {outcome, state} with outcome 1
+// rotated, 2 used before, 3 another client's, 4 bound to another key;
+// nothing for an unknown token.
+var rotateScript = redis.NewScript(luaStoreRefresh + `
+local gen, hash = tonumber(ARGV[2]), ARGV[3]
+local function state()
+  local v = redis.call('GET', KEYS[1])
+  if v then return cjson.decode(v) end
+end
+local t, legacy
+if gen > 0 then
+  t = state()
+  if not t then return false end
+else
+  local v = redis.call('GET', KEYS[3])
+  if not v then return false end
+  t = cjson.decode(string.sub(v, 2))
+  if string.sub(v, 1, 1) == '0' then
+    t.g, t.h, t.ph, t.ra, legacy = 0, hash, nil, nil, true
+  else
+    t = state() or {c = t.c, s = t.s, p = t.p, t = t.t, a = t.a, k = t.k, i = t.i, e = t.e, g = 1, h = ''}
+  end
+end
+local g = t.g or 0
+local body = cjson.encode(t)
+local same = t.c == ARGV[1]
+local current = gen == g and t.h == hash
+if gen > g then return false end
+if same and t.k and t.k ~= ARGV[9] then return {4, body} end
+if current and not same then return {3, body} end
+local ph, ra = hash, tonumber(ARGV[5])
+if not current then
+  local grace = tonumber(ARGV[8])
+  if not (gen + 1 == g and same and t.ph == hash and grace > 0 and ra - t.ra <= grace) then return {2, body} end
+  ph, ra = t.ph, t.ra
+end
+if legacy then redis.call('SETRANGE', KEYS[3], 0, '1') end
+local e = store_refresh(KEYS[1], t, ARGV[5], ARGV[6], ARGV[7], ARGV[9], gen + 1, ARGV[4], ph, ra)
+touch_grant(KEYS[2], ARGV[5], e, ARGV[10])
 return {1, body}
 `)
 
@@ -374,17 +449,17 @@ func (s *Store) createOnce(ctx context.Context, key string, exp time.Time, v any
 	return nil
 }
 
-// consume runs consumeScript on key for clientID, storing next (when
-// given) as a refresh token of grantID, and decodes the record into v.
-func (s *Store) consume(ctx context.Context, key, clientID string, v any, grantID string, next *store.Successor) error {
+// consume runs consumeScript on the code key for clientID, storing the
+// grant's refresh state from first (when given), and decodes the code
+// into v.
+func (s *Store) consume(ctx context.Context, key, clientID string, v any, grantID string, first *store.Successor) error {
 	keys := append(make([]string, 0, 3), key, s.grantKey(grantID))
-	args := append(make([]any, 0, 9), clientID)
-	if next != nil {
-		keys = append(keys, s.refreshKey(grantID, next.Hash))
-		args = append(args, unixMilli(next.IssuedAt), unixMilli(next.ExpiresAt), next.MaxAge.Milliseconds(),
-			next.Grace.Milliseconds(), s.refreshKey(grantID, ""), next.JKT)
+	args := append(make([]any, 0, 8), clientID)
+	if first != nil {
+		keys = append(keys, s.refreshStateKey(grantID))
+		args = append(args, first.Hash, unixMilli(first.IssuedAt), unixMilli(first.ExpiresAt), first.MaxAge.Milliseconds(), first.JKT)
 	} else {
-		args = append(args, 0, 0, 0, 0, "", "")
+		args = append(args, "", 0, 0, 0, "")
 	}
 	args = append(args, time.Now().UnixMilli(), store.GrantTouchInterval.Milliseconds())
 	res, err := s.runWrite(ctx, consumeScript, keys, args...).Slice()
@@ -399,11 +474,8 @@ func (s *Store) consume(ctx context.Context, key, clientID string, v any, grantI
 	if err := json.Unmarshal([]byte(data), v); err != nil {
 		return fmt.Errorf("decoding %s: %w", key, err)
 	}
-	switch n {
-	case 2:
+	if n == 2 {
 		return store.ErrAlreadyUsed
-	case 4:
-		return store.ErrKeyMismatch
 	}
 	return nil
 }
@@ -493,14 +565,10 @@ func (s *Store) CreateCode(ctx context.Context, c *store.AuthCode) error {
 	return err
 }
 
-// ConsumeCode implements store.Store.
+// ConsumeCode implements store.Store. A code is never redeemed twice,
+// retry or not (RFC 6749 §4.1.2): consumeScript has no grace.
 func (s *Store) ConsumeCode(ctx context.Context, grantID, hash, clientID string, first *store.Successor) (*store.AuthCode, error) {
 	c := new(compactCode)
-	if first != nil {
-		// A code is never redeemed twice, retry or not (RFC 6749 §4.1.2).
-		f := *first
-		f.Grace, first = 0, &f
-	}
 	err := s.consume(ctx, s.codeKey(grantID, hash), clientID, c, grantID, first)
 	if err != nil && !errors.Is(err, store.ErrAlreadyUsed) {
 		return nil, err
@@ -643,7 +711,7 @@ func (s *Store) UpdateDeviceCode(ctx context.Context, userCode string, fn func(*
 // ARGV[3] now (Unix ms), ARGV[4] the tolerance divisor, ARGV[5] the
 // slow-down step (ms), ARGV[6] store.GrantTouchInterval (ms); on
 // redemption the grant's first refresh token goes to KEYS[3] as in
-// consumeScript (ARGV[7..10]) and the use is noted on the grant's record,
+// consumeScript (ARGV[7..11]: issued, expiry, maximum age, key, hash) and the use is noted on the grant's record,
 // KEYS[2]. Returns {outcome, record}.
 var pollScript = redis.NewScript(luaStoreRefresh + `
 local v = redis.call('GET', KEYS[1])
@@ -669,7 +737,7 @@ local out = cjson.encode(d)
 redis.call('SET', KEYS[1], out, 'KEEPTTL')
 if outcome == 'redeemed' then
   if KEYS[3] then
-    local e = store_refresh(KEYS[3], d, ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+    local e = store_refresh(KEYS[3], d, ARGV[7], ARGV[8], ARGV[9], ARGV[10], 1, ARGV[11])
     touch_grant(KEYS[2], ARGV[7], e, ARGV[6])
   else
     touch_grant(KEYS[2], now, 0, ARGV[6])
@@ -683,8 +751,8 @@ func (s *Store) PollDeviceCode(ctx context.Context, p store.DevicePoll) (*store.
 	keys := []string{s.deviceKey(p.GrantID), s.grantKey(p.GrantID)}
 	args := []any{p.Hash, p.ClientID, p.Now.UnixMilli(), store.PollTolerance, store.SlowDownStep.Milliseconds(), store.GrantTouchInterval.Milliseconds()}
 	if p.First != nil {
-		keys = append(keys, s.refreshKey(p.GrantID, p.First.Hash))
-		args = append(args, unixMilli(p.First.IssuedAt), unixMilli(p.First.ExpiresAt), p.First.MaxAge.Milliseconds(), p.First.JKT)
+		keys = append(keys, s.refreshStateKey(p.GrantID))
+		args = append(args, unixMilli(p.First.IssuedAt), unixMilli(p.First.ExpiresAt), p.First.MaxAge.Milliseconds(), p.First.JKT, p.First.Hash)
 	}
 	res, err := s.runWrite(ctx, pollScript, keys, args...).Slice()
 	if errors.Is(err, redis.Nil) {
@@ -702,15 +770,19 @@ func (s *Store) PollDeviceCode(ctx context.Context, p store.DevicePoll) (*store.
 	return c.expand(p.GrantID), store.PollOutcome(outcome), nil
 }
 
-// The grant ID is a hash tag so a token and its successor share a slot.
+// A grant's refresh state and the records of its tokens from before
+// generations share its hash tag (and so its slot) with its codes and its
+// record.
+func (s *Store) refreshStateKey(grantID string) string { return s.key("rs", "{"+grantID+"}") }
 func (s *Store) refreshKey(grantID, hash string) string {
 	return s.key("rt", "{"+grantID+"}", hash)
 }
 
-// compactRefresh is how a refresh token is kept in Redis: short names,
-// Unix milliseconds, and nothing its key already says (grant, hash). A
-// deployment holds one per live grant, so bytes here are megabytes there.
-// consumeScript writes the same names.
+// compactRefresh is how a grant's refresh state is kept in Redis (and a
+// token from before generations, with a state byte before it): short
+// names, Unix milliseconds, and nothing its key already says (the grant).
+// A deployment holds one per live grant, so bytes here are megabytes
+// there. The scripts write the same names.
 type compactRefresh struct {
 	ClientID  string `json:"c"`
 	Subject   string `json:"s"`
@@ -720,41 +792,82 @@ type compactRefresh struct {
 	ExpiresAt int64  `json:"e"`
 	Resource  string `json:"a,omitempty"`
 	JKT       string `json:"k,omitempty"`
+	Gen       uint64 `json:"g,omitempty"`
+	Hash      string `json:"h,omitempty"`
+	PrevHash  string `json:"ph,omitempty"`
+	RotatedAt int64  `json:"ra,omitempty"`
 }
 
-func (c *compactRefresh) expand(grantID, hash string) *store.RefreshToken {
-	return &store.RefreshToken{GrantID: grantID, Hash: hash, ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope,
-		AuthTime: fromMilli(c.AuthTime), IssuedAt: fromMilli(c.IssuedAt), ExpiresAt: fromMilli(c.ExpiresAt), Resource: c.Resource, JKT: c.JKT}
+func (c *compactRefresh) expand(grantID string) *store.RefreshToken {
+	return &store.RefreshToken{GrantID: grantID, Hash: c.Hash, Gen: c.Gen, ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope,
+		AuthTime: fromMilli(c.AuthTime), IssuedAt: fromMilli(c.IssuedAt), ExpiresAt: fromMilli(c.ExpiresAt), Resource: c.Resource, JKT: c.JKT,
+		PrevHash: c.PrevHash, RotatedAt: fromMilli(c.RotatedAt)}
 }
 
-// RefreshToken implements store.Store.
-func (s *Store) RefreshToken(ctx context.Context, grantID, hash string) (*store.RefreshToken, error) {
-	v, err := s.rdb.Get(ctx, s.refreshKey(grantID, hash)).Bytes()
+// RefreshToken implements store.Store: the grant's refresh state, or the
+// token's own record for one from before generations.
+func (s *Store) RefreshToken(ctx context.Context, grantID string, p store.Presented) (*store.RefreshToken, error) {
+	key := s.refreshStateKey(grantID)
+	if p.Gen == 0 {
+		key = s.refreshKey(grantID, p.Hash)
+	}
+	v, err := s.rdb.Get(ctx, key).Bytes()
 	if errors.Is(err, redis.Nil) || (err == nil && len(v) == 0) {
 		return nil, store.ErrNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
+	used := false
+	if p.Gen == 0 {
+		used, v = v[0] != '0', v[1:]
+	}
 	c := new(compactRefresh)
-	if err := json.Unmarshal(v[1:], c); err != nil {
+	if err := json.Unmarshal(v, c); err != nil {
 		return nil, fmt.Errorf("decoding refresh token: %w", err)
 	}
-	t := c.expand(grantID, hash)
-	if v[0] != '0' {
-		return t, store.ErrAlreadyUsed
+	t := c.expand(grantID)
+	if p.Gen == 0 {
+		t.Hash, t.Gen = p.Hash, 0
+		if used {
+			return t, store.ErrAlreadyUsed
+		}
+		return t, nil
+	}
+	if err := t.Check(p); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		return t, err
 	}
 	return t, nil
 }
 
-// RotateRefreshToken implements store.Store.
-func (s *Store) RotateRefreshToken(ctx context.Context, grantID, hash, clientID string, next store.Successor) (*store.RefreshToken, error) {
-	old := new(compactRefresh)
-	err := s.consume(ctx, s.refreshKey(grantID, hash), clientID, old, grantID, &next)
-	if err != nil && !errors.Is(err, store.ErrAlreadyUsed) && !errors.Is(err, store.ErrKeyMismatch) {
+// RotateRefreshToken implements store.Store in one script, rotateScript.
+func (s *Store) RotateRefreshToken(ctx context.Context, grantID string, p store.Presented, clientID string, next store.Successor) (*store.RefreshToken, error) {
+	keys := []string{s.refreshStateKey(grantID), s.grantKey(grantID), s.refreshKey(grantID, p.Hash)}
+	res, err := s.runWrite(ctx, rotateScript, keys, clientID, p.Gen, p.Hash, next.Hash, unixMilli(next.IssuedAt),
+		unixMilli(next.ExpiresAt), next.MaxAge.Milliseconds(), next.Grace.Milliseconds(), next.JKT,
+		store.GrantTouchInterval.Milliseconds()).Slice()
+	if errors.Is(err, redis.Nil) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
 		return nil, err
 	}
-	return old.expand(grantID, hash), err
+	n, _ := res[0].(int64)
+	data, _ := res[1].(string)
+	c := new(compactRefresh)
+	if err := json.Unmarshal([]byte(data), c); err != nil {
+		return nil, fmt.Errorf("decoding refresh state: %w", err)
+	}
+	switch n {
+	case 2:
+		err = store.ErrAlreadyUsed
+	case 4:
+		err = store.ErrKeyMismatch
+	}
+	return c.expand(grantID), err
 }
 
 // Revocations are a hash (kind:value → JSON) and a sorted set of the same

@@ -25,6 +25,16 @@ func TestContract(t *testing.T) {
 	})
 }
 
+// Refresh tokens written by the version before generations keep working.
+func TestLegacyRefreshTokens(t *testing.T) {
+	s, err := redisstore.New(redisstore.Options{Addresses: []string{redistest.Start(t).URL}, Prefix: redistest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.RunLegacy(t, s, s.SeedLegacyRefresh)
+}
+
 // The same contract on a three-master Redis Cluster: keys a script
 // touches together share a hash tag.
 func TestContractCluster(t *testing.T) {
@@ -64,7 +74,7 @@ func TestUnreplicatedWritesFail(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "0 of 1 replicas confirmed") {
 				t.Fatalf("CreateCode without a replica: %v", err)
 			}
-			_, err = s.RotateRefreshToken(context.Background(), "g", "h", "app", store.Successor{Hash: "n", IssuedAt: now, ExpiresAt: now.Add(time.Hour)})
+			_, err = s.RotateRefreshToken(context.Background(), "g", store.Presented{Hash: "h", Gen: 1}, "app", store.Successor{Hash: "n", IssuedAt: now, ExpiresAt: now.Add(time.Hour)})
 			if !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("a read-only miss needs no replica: %v", err)
 			}
@@ -175,7 +185,7 @@ func TestTokenRequestsAreOneRoundTrip(t *testing.T) {
 		}
 		first := next("r1")
 		count("code exchange", trips(1), func() error { _, err := s.ConsumeCode(ctx, grant, "c", "app", &first); return err })
-		count("refresh", trips(1), func() error { _, err := s.RotateRefreshToken(ctx, grant, "r1", "app", next("r2")); return err })
+		count("refresh", trips(1), func() error { _, err := s.RotateRefreshToken(ctx, grant, store.Presented{Hash: "r1", Gen: store.FirstGen}, "app", next("r2")); return err })
 		count("device poll", trips(1), func() error {
 			_, _, err := s.PollDeviceCode(ctx, store.DevicePoll{GrantID: grant, Hash: "d", ClientID: "tv", Now: now, First: &first})
 			return err

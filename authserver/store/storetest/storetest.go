@@ -40,6 +40,7 @@ func Run(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"RefreshTokens", testRefreshTokens},
 		{"RefreshKeyBinding", testRefreshKeyBinding},
 		{"RefreshRotationUnderContention", testRefreshContention},
+		{"RefreshStateBounded", testRefreshBounded},
 		{"AtomicOperationsUnderMixedContention", testMixedContention},
 		{"Revocations", testRevocations},
 		{"WatchRevocations", testWatchRevocations},
@@ -165,18 +166,27 @@ func successor(hash string) store.Successor {
 
 func ptr[T any](v T) *T { return &v }
 
-// wantRefresh checks that (grant, hash) is a live, unused refresh token
-// equal to want; want nil: that none was stored.
-func wantRefresh(t *testing.T, s store.Store, grant, hash string, want *store.RefreshToken) {
+// tok is a refresh token as presented: its hash and generation.
+func tok(hash string, gen uint64) store.Presented { return store.Presented{Hash: hash, Gen: gen} }
+
+// wantRefresh checks that p is the current refresh token of grant, its
+// refresh state equal to want; want nil: that p is not (it was never
+// stored, or something else took its place).
+func wantRefresh(t *testing.T, s store.Store, grant string, p store.Presented, want *store.RefreshToken) {
 	t.Helper()
-	got, err := s.RefreshToken(ctx, grant, hash)
+	got, err := s.RefreshToken(ctx, grant, p)
 	if want == nil {
-		wantErr(t, err, store.ErrNotFound)
+		if err == nil {
+			t.Fatalf("refresh token %s/%s (generation %d) is current: %+v", grant, p.Hash, p.Gen, got)
+		}
+		if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrAlreadyUsed) {
+			t.Fatal(err)
+		}
 		return
 	}
 	must(t, err)
 	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("refresh token %s/%s = %+v, want %+v", grant, hash, got, want)
+		t.Fatalf("refresh token %s/%s = %+v, want %+v", grant, p.Hash, got, want)
 	}
 }
 
@@ -191,7 +201,7 @@ func testCodes(t *testing.T, s store.Store, _ func() store.Store) {
 	if got.ClientID != "app" {
 		t.Fatalf("a code must come back with its own client, got %+v", got)
 	}
-	wantRefresh(t, s, c.GrantID, "stolen", nil)
+	wantRefresh(t, s, c.GrantID, tok("stolen", 1), nil)
 
 	first := successor("first")
 	got, err = s.ConsumeCode(ctx, c.GrantID, "h1", "app", &first)
@@ -200,14 +210,15 @@ func testCodes(t *testing.T, s store.Store, _ func() store.Store) {
 		t.Fatalf("consumed %+v, want %+v", got, c)
 	}
 	// The grant's first refresh token is stored with the redemption.
-	wantRefresh(t, s, c.GrantID, "first", first.Of(c.GrantID, "app", "mark", "read", c.AuthTime, c.Resource))
+	wantRefresh(t, s, c.GrantID, tok("first", 1), first.Of(c.GrantID, "app", "mark", "read", c.AuthTime, c.Resource))
 
 	got, err = s.ConsumeCode(ctx, c.GrantID, "h1", "app", ptr(successor("again")))
 	wantErr(t, err, store.ErrAlreadyUsed)
 	if got == nil || got.GrantID != c.GrantID {
 		t.Fatalf("second use must return the code so its grant can be revoked, got %+v", got)
 	}
-	wantRefresh(t, s, c.GrantID, "again", nil)
+	wantRefresh(t, s, c.GrantID, tok("again", 1), nil)
+	wantRefresh(t, s, c.GrantID, tok("first", 1), first.Of(c.GrantID, "app", "mark", "read", c.AuthTime, c.Resource))
 	_, err = s.ConsumeCode(ctx, c.GrantID, "nope", "app", nil)
 	wantErr(t, err, store.ErrNotFound)
 	// The same secret under another grant is another code.
@@ -236,7 +247,7 @@ func testCodesContention(t *testing.T, s store.Store, _ func() store.Store) {
 	}
 	live := 0
 	for i := range 50 {
-		if _, err := s.RefreshToken(ctx, c.GrantID, fmt.Sprint("rt", i)); err == nil {
+		if _, err := s.RefreshToken(ctx, c.GrantID, tok(fmt.Sprint("rt", i), 1)); err == nil {
 			live++
 		}
 	}
@@ -375,13 +386,13 @@ func testDevicePolls(t *testing.T, s store.Store, _ func() store.Store) {
 	}
 	live := 0
 	for i := range 50 {
-		if _, err := s.RefreshToken(ctx, "ga", fmt.Sprint("dev", i)); err == nil {
+		if _, err := s.RefreshToken(ctx, "ga", tok(fmt.Sprint("dev", i), 1)); err == nil {
 			live++
 		}
 	}
-	if _, err := s.RefreshToken(ctx, "ga", "dev-first"); err == nil {
+	if _, err := s.RefreshToken(ctx, "ga", tok("dev-first", 1)); err == nil {
 		live++
-		wantRefresh(t, s, "ga", "dev-first", first.Of("ga", "tv", "mark", "read", a.ValidUntil.Add(-time.Minute), ""))
+		wantRefresh(t, s, "ga", tok("dev-first", 1), first.Of("ga", "tv", "mark", "read", a.ValidUntil.Add(-time.Minute), ""))
 	}
 	if live != 1 {
 		t.Fatalf("%d first refresh tokens stored, want 1", live)
@@ -392,7 +403,7 @@ func testDevicePolls(t *testing.T, s store.Store, _ func() store.Store) {
 }
 
 func newRefresh(grant, hash string, ttl time.Duration) *store.RefreshToken {
-	return &store.RefreshToken{GrantID: grant, Hash: hash, ClientID: "app", Subject: "mark", Scope: "read write",
+	return &store.RefreshToken{GrantID: grant, Hash: hash, Gen: store.FirstGen, ClientID: "app", Subject: "mark", Scope: "read write",
 		AuthTime: in(0), IssuedAt: in(0), ExpiresAt: in(ttl)}
 }
 
@@ -400,58 +411,69 @@ func testRefreshTokens(t *testing.T, s store.Store, _ func() store.Store) {
 	first := newRefresh("g1", "r1", time.Hour)
 	must(t, SeedRefreshToken(ctx, s, first))
 
-	got, err := s.RefreshToken(ctx, "g1", "r1")
+	got, err := s.RefreshToken(ctx, "g1", tok("r1", 1))
 	must(t, err)
 	if !reflect.DeepEqual(got, first) {
 		t.Fatalf("RefreshToken = %+v, want %+v", got, first)
 	}
-	_, err = s.RefreshToken(ctx, "g1", "nope")
+	// A generation the grant has not reached, or a grant without refresh
+	// state, is no token.
+	_, err = s.RefreshToken(ctx, "g1", tok("r1", 2))
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.RefreshToken(ctx, "g-none", tok("r1", 1))
 	wantErr(t, err, store.ErrNotFound)
 
 	// Another client's rotation is refused and leaves the token usable.
-	got, err = s.RotateRefreshToken(ctx, "g1", "r1", "intruder", successor("stolen"))
+	got, err = s.RotateRefreshToken(ctx, "g1", tok("r1", 1), "intruder", successor("stolen"))
 	must(t, err)
 	if got.ClientID != "app" {
 		t.Fatalf("a token must come back with its own client, got %+v", got)
 	}
-	wantRefresh(t, s, "g1", "stolen", nil)
+	wantRefresh(t, s, "g1", tok("stolen", 2), nil)
+	wantRefresh(t, s, "g1", tok("r1", 1), first)
 
 	next := successor("r2")
-	got, err = s.RotateRefreshToken(ctx, "g1", "r1", "app", next)
+	got, err = s.RotateRefreshToken(ctx, "g1", tok("r1", 1), "app", next)
 	must(t, err)
 	if !reflect.DeepEqual(got, first) {
 		t.Fatalf("rotation returned %+v, want %+v", got, first)
 	}
 	// A rotated token reads as used.
-	got, err = s.RefreshToken(ctx, "g1", "r1")
+	got, err = s.RefreshToken(ctx, "g1", tok("r1", 1))
 	wantErr(t, err, store.ErrAlreadyUsed)
 	if got == nil || got.GrantID != "g1" {
 		t.Fatalf("a used token must still be returned, got %+v", got)
 	}
-	// The successor carries the grant on, and works once.
-	wantRefresh(t, s, "g1", "r2", next.Of("g1", "app", "mark", "read write", first.AuthTime, first.Resource))
-	_, err = s.RotateRefreshToken(ctx, "g1", "r2", "app", successor("r3"))
+	// The successor carries the grant on, one generation later, and
+	// works once.
+	second := next.Of("g1", "app", "mark", "read write", first.AuthTime, first.Resource)
+	second.Gen, second.PrevHash, second.RotatedAt = 2, "r1", next.IssuedAt
+	wantRefresh(t, s, "g1", tok("r2", 2), second)
+	_, err = s.RotateRefreshToken(ctx, "g1", tok("r2", 2), "app", successor("r3"))
 	must(t, err)
 
-	// Reuse of a rotated token is reported with the token, and its would-be
-	// successor is not stored.
-	got, err = s.RotateRefreshToken(ctx, "g1", "r1", "app", successor("evil"))
-	wantErr(t, err, store.ErrAlreadyUsed)
-	if got == nil || got.GrantID != "g1" {
-		t.Fatalf("reuse must return the token's grant, got %+v", got)
+	// Reuse of a rotated token, of any generation, is reported with the
+	// grant, and its would-be successor is not stored.
+	for _, used := range []store.Presented{tok("r1", 1), tok("r2", 2)} {
+		got, err = s.RotateRefreshToken(ctx, "g1", used, "app", successor("evil"))
+		wantErr(t, err, store.ErrAlreadyUsed)
+		if got == nil || got.GrantID != "g1" {
+			t.Fatalf("reuse must return the token's grant, got %+v", got)
+		}
+		_, err = s.RefreshToken(ctx, "g1", tok("r3", 3))
+		must(t, err)
 	}
-	wantRefresh(t, s, "g1", "evil", nil)
-	_, err = s.RotateRefreshToken(ctx, "g1", "unknown", "app", successor("y"))
+	_, err = s.RotateRefreshToken(ctx, "g1", tok("unknown", 4), "app", successor("y"))
 	wantErr(t, err, store.ErrNotFound)
 	// The same secret under another grant is another token.
-	_, err = s.RotateRefreshToken(ctx, "g2", "r3", "app", successor("z"))
+	_, err = s.RotateRefreshToken(ctx, "g2", tok("r3", 3), "app", successor("z"))
 	wantErr(t, err, store.ErrNotFound)
 }
 
 func testRefreshContention(t *testing.T, s store.Store, _ func() store.Store) {
 	must(t, SeedRefreshToken(ctx, s, newRefresh("g", "r0", time.Hour)))
 	wins, errs := concurrently(50, func(i int) error {
-		_, err := s.RotateRefreshToken(ctx, "g", "r0", "app", successor(fmt.Sprint("next", i)))
+		_, err := s.RotateRefreshToken(ctx, "g", tok("r0", 1), "app", successor(fmt.Sprint("next", i)))
 		return err
 	})
 	if wins != 1 {
@@ -463,7 +485,7 @@ func testRefreshContention(t *testing.T, s store.Store, _ func() store.Store) {
 	// Exactly one successor exists.
 	live := 0
 	for i := range 50 {
-		if _, err := s.RotateRefreshToken(ctx, "g", fmt.Sprint("next", i), "app", successor(fmt.Sprint("after", i))); err == nil {
+		if _, err := s.RotateRefreshToken(ctx, "g", tok(fmt.Sprint("next", i), 2), "app", successor(fmt.Sprint("after", i))); err == nil {
 			live++
 		}
 	}
@@ -507,7 +529,7 @@ func testMixedContention(t *testing.T, s store.Store, _ func() store.Store) {
 					win(codeWins, i, err, store.ErrAlreadyUsed)
 				},
 				func() {
-					_, err := s.RotateRefreshToken(ctx, fmt.Sprint("mixed-g", i), fmt.Sprint("mixed-r", i), "app", successor(fmt.Sprint("mixed-next", i, "-", try)))
+					_, err := s.RotateRefreshToken(ctx, fmt.Sprint("mixed-g", i), tok(fmt.Sprint("mixed-r", i), 1), "app", successor(fmt.Sprint("mixed-next", i, "-", try)))
 					win(tokenWins, i, err, store.ErrAlreadyUsed)
 				},
 				func() {
@@ -552,10 +574,10 @@ func testMixedContention(t *testing.T, s store.Store, _ func() store.Store) {
 	for i := range n {
 		firsts, nexts := 0, 0
 		for try := range tries {
-			if _, err := s.RefreshToken(ctx, fmt.Sprint("g-mixed-code", i), fmt.Sprint("mixed-first", i, "-", try)); err == nil {
+			if _, err := s.RefreshToken(ctx, fmt.Sprint("g-mixed-code", i), tok(fmt.Sprint("mixed-first", i, "-", try), 1)); err == nil {
 				firsts++
 			}
-			if _, err := s.RefreshToken(ctx, fmt.Sprint("mixed-g", i), fmt.Sprint("mixed-next", i, "-", try)); err == nil {
+			if _, err := s.RefreshToken(ctx, fmt.Sprint("mixed-g", i), tok(fmt.Sprint("mixed-next", i, "-", try), 2)); err == nil {
 				nexts++
 			}
 		}
@@ -793,7 +815,7 @@ func testGrants(t *testing.T, s store.Store, _ func() store.Store) {
 	wantGrants(t, s, store.GrantQuery{ClientID: "app"}, c2.GrantID)
 	wantErr(t, s.DeleteGrant(ctx, g1.ID), store.ErrNotFound)
 	// and a later use of the deleted grant's tokens brings nothing back.
-	_, err = s.RotateRefreshToken(ctx, g1.ID, "gi1-rt", "app", successor("gi1-rt2"))
+	_, err = s.RotateRefreshToken(ctx, g1.ID, tok("gi1-rt", 1), "app", successor("gi1-rt2"))
 	must(t, err)
 	_, err = s.Grant(ctx, g1.ID)
 	wantErr(t, err, store.ErrNotFound)
@@ -828,20 +850,20 @@ func testGrantUses(t *testing.T, s store.Store, _ func() store.Store) {
 	}
 	// A refresh within GrantTouchInterval writes nothing to the grant;
 	// one after it moves LastUsedAt and the record's expiry.
-	_, err = s.RotateRefreshToken(ctx, c.GrantID, "r0", "app", at(30*time.Second, "r1"))
+	_, err = s.RotateRefreshToken(ctx, c.GrantID, tok("r0", 1), "app", at(30*time.Second, "r1"))
 	must(t, err)
 	if g := lastUsed(); !g.LastUsedAt.Equal(t0) || !g.ExpiresAt.Equal(t0.Add(time.Hour+store.GrantTouchInterval)) {
 		t.Fatalf("a refresh 30 s after the last noted use changed the grant: %+v", g)
 	}
-	_, err = s.RotateRefreshToken(ctx, c.GrantID, "r1", "app", at(90*time.Second, "r2"))
+	_, err = s.RotateRefreshToken(ctx, c.GrantID, tok("r1", 2), "app", at(90*time.Second, "r2"))
 	must(t, err)
 	if g := lastUsed(); !g.LastUsedAt.Equal(t0.Add(90*time.Second)) || !g.ExpiresAt.Equal(t0.Add(90*time.Second+time.Hour+store.GrantTouchInterval)) {
 		t.Fatalf("a refresh 90 s after was not noted: %+v", g)
 	}
 	// A refused rotation (another client's, a reuse) notes nothing.
-	_, err = s.RotateRefreshToken(ctx, c.GrantID, "r2", "intruder", at(10*time.Minute, "x"))
+	_, err = s.RotateRefreshToken(ctx, c.GrantID, tok("r2", 3), "intruder", at(10*time.Minute, "x"))
 	must(t, err)
-	_, err = s.RotateRefreshToken(ctx, c.GrantID, "r0", "app", at(20*time.Minute, "y"))
+	_, err = s.RotateRefreshToken(ctx, c.GrantID, tok("r0", 1), "app", at(20*time.Minute, "y"))
 	wantErr(t, err, store.ErrAlreadyUsed)
 	if g := lastUsed(); !g.LastUsedAt.Equal(t0.Add(90 * time.Second)) {
 		t.Fatalf("a refused rotation was noted: %+v", g)
@@ -965,7 +987,7 @@ func testExpiry(t *testing.T, s store.Store, _ func() store.Store) {
 	wantErr(t, err, store.ErrNotFound)
 	_, err = s.DeviceCode(ctx, "SHRT")
 	wantErr(t, err, store.ErrNotFound)
-	_, err = s.RotateRefreshToken(ctx, "gs", "rs", "app", successor("rs2"))
+	_, err = s.RotateRefreshToken(ctx, "gs", tok("rs", 1), "app", successor("rs2"))
 	wantErr(t, err, store.ErrNotFound)
 	list, err := s.Revocations(ctx)
 	must(t, err)
@@ -1003,7 +1025,7 @@ func testPersistence(t *testing.T, s store.Store, reopen func() store.Store) {
 	}
 	_, err = s.ConsumeCode(ctx, "g-c", "c", "app", nil)
 	must(t, err)
-	_, err = s.RotateRefreshToken(ctx, "g", "r", "app", successor("r2"))
+	_, err = s.RotateRefreshToken(ctx, "g", tok("r", 1), "app", successor("r2"))
 	must(t, err)
 	list, err := s.Revocations(ctx)
 	must(t, err)
@@ -1021,6 +1043,125 @@ func testPersistence(t *testing.T, s store.Store, reopen func() store.Store) {
 	}
 }
 
+// Sizer is what the contract asks of a store besides store.Store, so that
+// it can hold the store to bounds: how many records it holds and their
+// bytes.
+type Sizer interface {
+	Size(ctx context.Context) (records int, bytes int64, err error)
+}
+
+// testRefreshBounded checks that a grant's state does not grow with its
+// rotations (store.RefreshStore), while every earlier token of it is still
+// known as used.
+func testRefreshBounded(t *testing.T, s store.Store, _ func() store.Store) {
+	sizer, ok := s.(Sizer)
+	if !ok {
+		t.Fatalf("%T has no Size method: the contract cannot check that its state is bounded", s)
+	}
+	size := func() (int, int64) {
+		t.Helper()
+		n, b, err := sizer.Size(ctx)
+		must(t, err)
+		return n, b
+	}
+	hash := func(i int) string { return fmt.Sprintf("%043d", i) } // as long as a real hash
+	c := newCode("bounded", time.Minute)
+	must(t, s.CreateCode(ctx, c))
+	_, err := s.ConsumeCode(ctx, c.GrantID, c.Hash, "app", ptr(successor(hash(1))))
+	must(t, err)
+	_, err = s.RotateRefreshToken(ctx, c.GrantID, tok(hash(1), 1), "app", successor(hash(2)))
+	must(t, err)
+	records, bytes := size()
+	const rotations = 300
+	for i := 2; i < rotations; i++ {
+		_, err := s.RotateRefreshToken(ctx, c.GrantID, tok(hash(i), uint64(i)), "app", successor(hash(i+1)))
+		must(t, err)
+	}
+	after, afterBytes := size()
+	// Room for the generation's digits and an allocator's size classes;
+	// a record per rotation would be 300 records and tens of kilobytes.
+	if after != records || afterBytes > bytes+bytes/4+64 {
+		t.Fatalf("after %d rotations the store holds %d records of %d bytes; after one, %d of %d", rotations, after, afterBytes, records, bytes)
+	}
+	for _, i := range []int{1, 2, rotations / 2, rotations - 1} {
+		_, err := s.RefreshToken(ctx, c.GrantID, tok(hash(i), uint64(i)))
+		wantErr(t, err, store.ErrAlreadyUsed)
+	}
+	_, err = s.RefreshToken(ctx, c.GrantID, tok(hash(rotations), rotations))
+	must(t, err)
+}
+
+// RunLegacy checks that refresh tokens from before generations (each a
+// record of its own, which only a store's own tests can write: seed
+// stores t, used or not, as the store's earlier version did) keep working
+// until they rotate, and that their rotation moves the grant into a
+// refresh state of which they are the previous token.
+func RunLegacy(t *testing.T, s store.Store, seed func(t *store.RefreshToken, used bool) error) {
+	within := func(hash string, after time.Duration) store.Successor {
+		return store.Successor{Hash: hash, IssuedAt: in(after), ExpiresAt: in(time.Hour), Grace: time.Minute}
+	}
+	legacy := newRefresh("gl", "l0", time.Hour)
+	legacy.Gen = 0
+	must(t, seed(legacy, false))
+	got, err := s.RefreshToken(ctx, "gl", tok("l0", 0))
+	must(t, err)
+	if !reflect.DeepEqual(got, legacy) {
+		t.Fatalf("RefreshToken of a legacy token = %+v, want %+v", got, legacy)
+	}
+	// Another client's rotation leaves it as it is.
+	_, err = s.RotateRefreshToken(ctx, "gl", tok("l0", 0), "intruder", successor("stolen"))
+	must(t, err)
+	wantRefresh(t, s, "gl", tok("stolen", 1), nil)
+	// Its rotation starts the refresh state at generation 1.
+	n1 := within("n1", 0)
+	got, err = s.RotateRefreshToken(ctx, "gl", tok("l0", 0), "app", n1)
+	must(t, err)
+	if !reflect.DeepEqual(got, legacy) {
+		t.Fatalf("rotating a legacy token returned %+v, want %+v", got, legacy)
+	}
+	want := n1.Of("gl", "app", "mark", "read write", legacy.AuthTime, "")
+	want.PrevHash, want.RotatedAt = "l0", n1.IssuedAt
+	wantRefresh(t, s, "gl", tok("n1", 1), want)
+	_, err = s.RefreshToken(ctx, "gl", tok("l0", 0))
+	wantErr(t, err, store.ErrAlreadyUsed)
+	// A retry of it within the grace replaces n1; later, it is reuse.
+	_, err = s.RotateRefreshToken(ctx, "gl", tok("l0", 0), "app", within("n2", time.Second))
+	must(t, err)
+	wantRefresh(t, s, "gl", tok("n1", 1), nil)
+	_, err = s.RotateRefreshToken(ctx, "gl", tok("n2", 1), "app", within("n3", 2*time.Second))
+	must(t, err)
+	_, err = s.RotateRefreshToken(ctx, "gl", tok("l0", 0), "app", within("n4", 3*time.Second))
+	wantErr(t, err, store.ErrAlreadyUsed)
+	_, err = s.RefreshToken(ctx, "gl", tok("n3", 2))
+	must(t, err)
+
+	// A legacy token used before the upgrade is reuse; an unknown one is
+	// nothing (no MAC says it was ever issued).
+	used := newRefresh("gu", "u0", time.Hour)
+	used.Gen = 0
+	must(t, seed(used, true))
+	_, err = s.RotateRefreshToken(ctx, "gu", tok("u0", 0), "app", successor("u1"))
+	wantErr(t, err, store.ErrAlreadyUsed)
+	_, err = s.RotateRefreshToken(ctx, "gu", tok("unknown", 0), "app", successor("u2"))
+	wantErr(t, err, store.ErrNotFound)
+
+	// A bound legacy token wants its key, and binds its successor to it.
+	bound := newRefresh("gb", "b0", time.Hour)
+	bound.Gen, bound.JKT = 0, "key-a"
+	must(t, seed(bound, false))
+	_, err = s.RotateRefreshToken(ctx, "gb", tok("b0", 0), "app", successor("b1"))
+	wantErr(t, err, store.ErrKeyMismatch)
+	next := successor("b1")
+	next.JKT = "key-a"
+	_, err = s.RotateRefreshToken(ctx, "gb", tok("b0", 0), "app", next)
+	must(t, err)
+	got, err = s.RefreshToken(ctx, "gb", tok("b1", 1))
+	must(t, err)
+	if got.JKT != "key-a" {
+		t.Fatalf("a legacy token's successor lost its key: %+v", got)
+	}
+}
+
 // testRefreshRetry checks that a client retrying a rotation whose answer it never got
 // keeps its grant (store.Successor's grace); anything else is reuse.
 func testRefreshRetry(t *testing.T, s store.Store, _ func() store.Store) {
@@ -1029,43 +1170,55 @@ func testRefreshRetry(t *testing.T, s store.Store, _ func() store.Store) {
 	}
 	r0 := newRefresh("gr", "r0", time.Hour)
 	must(t, SeedRefreshToken(ctx, s, r0))
-	_, err := s.RotateRefreshToken(ctx, "gr", "r0", "app", within("r1", 0))
+	r1 := within("r1", 0)
+	_, err := s.RotateRefreshToken(ctx, "gr", tok("r0", 1), "app", r1)
 	must(t, err)
-	// The retry replaces r1, which nobody got.
+	// The retry replaces r1, which nobody got, in generation 2.
 	r2 := within("r2", time.Second)
-	got, err := s.RotateRefreshToken(ctx, "gr", "r0", "app", r2)
+	got, err := s.RotateRefreshToken(ctx, "gr", tok("r0", 1), "app", r2)
 	must(t, err)
 	if got.ClientID != "app" || got.GrantID != "gr" {
 		t.Fatalf("retry returned %+v", got)
 	}
 	// r1 is retired: whoever holds it triggers reuse detection.
-	_, err = s.RefreshToken(ctx, "gr", "r1")
+	_, err = s.RefreshToken(ctx, "gr", tok("r1", 2))
 	wantErr(t, err, store.ErrAlreadyUsed)
-	_, err = s.RotateRefreshToken(ctx, "gr", "r1", "app", within("r1x", time.Second))
+	_, err = s.RotateRefreshToken(ctx, "gr", tok("r1", 2), "app", within("r1x", time.Second))
 	wantErr(t, err, store.ErrAlreadyUsed)
-	wantRefresh(t, s, "gr", "r2", r2.Of("gr", "app", "mark", "read write", r0.AuthTime, ""))
+	want := r2.Of("gr", "app", "mark", "read write", r0.AuthTime, "")
+	want.Gen, want.PrevHash, want.RotatedAt = 2, "r0", r1.IssuedAt
+	wantRefresh(t, s, "gr", tok("r2", 2), want)
 	// Another client's replay is reuse.
-	_, err = s.RotateRefreshToken(ctx, "gr", "r0", "intruder", within("x", 2*time.Second))
+	_, err = s.RotateRefreshToken(ctx, "gr", tok("r0", 1), "intruder", within("x", 2*time.Second))
 	wantErr(t, err, store.ErrAlreadyUsed)
-	wantRefresh(t, s, "gr", "x", nil)
+	wantRefresh(t, s, "gr", tok("x", 2), nil)
 	// Once r2 is used, r0 can no longer be retried.
-	_, err = s.RotateRefreshToken(ctx, "gr", "r2", "app", within("r3", 3*time.Second))
+	_, err = s.RotateRefreshToken(ctx, "gr", tok("r2", 2), "app", within("r3", 3*time.Second))
 	must(t, err)
-	_, err = s.RotateRefreshToken(ctx, "gr", "r0", "app", within("r4", 4*time.Second))
+	_, err = s.RotateRefreshToken(ctx, "gr", tok("r0", 1), "app", within("r4", 4*time.Second))
 	wantErr(t, err, store.ErrAlreadyUsed)
-	wantRefresh(t, s, "gr", "r4", nil)
-	_, err = s.RefreshToken(ctx, "gr", "r3")
+	wantRefresh(t, s, "gr", tok("r4", 2), nil)
+	_, err = s.RefreshToken(ctx, "gr", tok("r3", 3))
+	must(t, err)
+	// r1, retired, is reuse still; r2, the previous token now, may be
+	// retried within its own grace while r3 is unused.
+	_, err = s.RotateRefreshToken(ctx, "gr", tok("r1", 2), "app", within("r5", 4*time.Second))
+	wantErr(t, err, store.ErrAlreadyUsed)
+	_, err = s.RotateRefreshToken(ctx, "gr", tok("r2", 2), "app", within("r6", 4*time.Second))
+	must(t, err)
+	wantRefresh(t, s, "gr", tok("r3", 3), nil)
+	_, err = s.RefreshToken(ctx, "gr", tok("r6", 3))
 	must(t, err)
 
 	// Past the grace, or without one, a retry is reuse.
 	must(t, SeedRefreshToken(ctx, s, newRefresh("gq", "q0", time.Hour)))
-	_, err = s.RotateRefreshToken(ctx, "gq", "q0", "app", within("q1", 0))
+	_, err = s.RotateRefreshToken(ctx, "gq", tok("q0", 1), "app", within("q1", 0))
 	must(t, err)
-	_, err = s.RotateRefreshToken(ctx, "gq", "q0", "app", within("q2", 2*time.Minute))
+	_, err = s.RotateRefreshToken(ctx, "gq", tok("q0", 1), "app", within("q2", 2*time.Minute))
 	wantErr(t, err, store.ErrAlreadyUsed)
-	_, err = s.RotateRefreshToken(ctx, "gq", "q0", "app", successor("q3"))
+	_, err = s.RotateRefreshToken(ctx, "gq", tok("q0", 1), "app", successor("q3"))
 	wantErr(t, err, store.ErrAlreadyUsed)
-	_, err = s.RefreshToken(ctx, "gq", "q1")
+	_, err = s.RefreshToken(ctx, "gq", tok("q1", 2))
 	must(t, err)
 
 	// A code is never redeemed twice, whatever the grace.
@@ -1077,7 +1230,9 @@ func testRefreshRetry(t *testing.T, s store.Store, _ func() store.Store) {
 	again := within("c2", time.Second)
 	_, err = s.ConsumeCode(ctx, c.GrantID, "retry", "app", &again)
 	wantErr(t, err, store.ErrAlreadyUsed)
-	wantRefresh(t, s, c.GrantID, "c2", nil)
+	wantRefresh(t, s, c.GrantID, tok("c2", 1), nil)
+	_, err = s.RefreshToken(ctx, c.GrantID, tok("c1", 1))
+	must(t, err)
 }
 
 // testRefreshRetryAnchored checks that the grace runs from the token's first use;
@@ -1087,15 +1242,15 @@ func testRefreshRetryAnchored(t *testing.T, s store.Store, _ func() store.Store)
 		return store.Successor{Hash: hash, IssuedAt: in(after), ExpiresAt: in(time.Hour), Grace: time.Minute}
 	}
 	must(t, SeedRefreshToken(ctx, s, newRefresh("ga", "a0", time.Hour)))
-	_, err := s.RotateRefreshToken(ctx, "ga", "a0", "app", at("a1", 0))
+	_, err := s.RotateRefreshToken(ctx, "ga", tok("a0", 1), "app", at("a1", 0))
 	must(t, err)
-	_, err = s.RotateRefreshToken(ctx, "ga", "a0", "app", at("a2", 40*time.Second))
+	_, err = s.RotateRefreshToken(ctx, "ga", tok("a0", 1), "app", at("a2", 40*time.Second))
 	must(t, err)
 	// 80 s after the first use: within a minute of the last retry, but
 	// not of the first use, so it is reuse.
-	_, err = s.RotateRefreshToken(ctx, "ga", "a0", "app", at("a3", 80*time.Second))
+	_, err = s.RotateRefreshToken(ctx, "ga", tok("a0", 1), "app", at("a3", 80*time.Second))
 	wantErr(t, err, store.ErrAlreadyUsed)
-	wantRefresh(t, s, "ga", "a3", nil)
+	wantRefresh(t, s, "ga", tok("a3", 2), nil)
 }
 
 // testGrantMaxAge checks that a successor never outlives its grant's MaxAge from the
@@ -1105,9 +1260,9 @@ func testGrantMaxAge(t *testing.T, s store.Store, _ func() store.Store) {
 	old.AuthTime = in(-50 * time.Minute)
 	must(t, SeedRefreshToken(ctx, s, old))
 	next := store.Successor{Hash: "m1", IssuedAt: in(0), ExpiresAt: in(time.Hour), MaxAge: time.Hour}
-	_, err := s.RotateRefreshToken(ctx, "gm", "m0", "app", next)
+	_, err := s.RotateRefreshToken(ctx, "gm", tok("m0", 1), "app", next)
 	must(t, err)
-	got, err := s.RefreshToken(ctx, "gm", "m1")
+	got, err := s.RefreshToken(ctx, "gm", tok("m1", 2))
 	must(t, err)
 	if want := old.AuthTime.Add(time.Hour); !got.ExpiresAt.Equal(want) {
 		t.Fatalf("successor expires %v, want the grant's end %v", got.ExpiresAt, want)
@@ -1116,10 +1271,10 @@ func testGrantMaxAge(t *testing.T, s store.Store, _ func() store.Store) {
 	gone := newRefresh("gn", "n0", time.Hour)
 	gone.AuthTime = in(-2 * time.Hour)
 	must(t, SeedRefreshToken(ctx, s, gone))
-	_, err = s.RotateRefreshToken(ctx, "gn", "n0", "app", store.Successor{Hash: "n1", IssuedAt: in(0), ExpiresAt: in(time.Hour), MaxAge: time.Hour})
+	_, err = s.RotateRefreshToken(ctx, "gn", tok("n0", 1), "app", store.Successor{Hash: "n1", IssuedAt: in(0), ExpiresAt: in(time.Hour), MaxAge: time.Hour})
 	must(t, err)
 	time.Sleep(20 * time.Millisecond)
-	_, err = s.RefreshToken(ctx, "gn", "n1")
+	_, err = s.RefreshToken(ctx, "gn", tok("n1", 2))
 	wantErr(t, err, store.ErrNotFound)
 	// The code's and the device's first refresh tokens are capped too.
 	c := newCode("mc", time.Minute)
@@ -1128,7 +1283,7 @@ func testGrantMaxAge(t *testing.T, s store.Store, _ func() store.Store) {
 	first := store.Successor{Hash: "mc1", IssuedAt: in(0), ExpiresAt: in(time.Hour), MaxAge: time.Hour}
 	_, err = s.ConsumeCode(ctx, c.GrantID, "mc", "app", &first)
 	must(t, err)
-	got, err = s.RefreshToken(ctx, c.GrantID, "mc1")
+	got, err = s.RefreshToken(ctx, c.GrantID, tok("mc1", 1))
 	must(t, err)
 	if want := c.AuthTime.Add(time.Hour); !got.ExpiresAt.Equal(want) {
 		t.Fatalf("first refresh token expires %v, want the grant's end %v", got.ExpiresAt, want)
@@ -1214,7 +1369,7 @@ func testRefreshKeyBinding(t *testing.T, s store.Store, _ func() store.Store) {
 	first.JKT = "key-a"
 	_, err := s.ConsumeCode(ctx, c.GrantID, c.Hash, c.ClientID, &first)
 	must(t, err)
-	got, err := s.RefreshToken(ctx, c.GrantID, "k1")
+	got, err := s.RefreshToken(ctx, c.GrantID, tok("k1", 1))
 	must(t, err)
 	if got.JKT != "key-a" {
 		t.Fatalf("the first token's key: %+v", got)
@@ -1222,31 +1377,31 @@ func testRefreshKeyBinding(t *testing.T, s store.Store, _ func() store.Store) {
 	for _, proved := range []string{"", "key-b"} {
 		next := successor("stolen-" + proved)
 		next.JKT = proved
-		got, err = s.RotateRefreshToken(ctx, c.GrantID, "k1", c.ClientID, next)
+		got, err = s.RotateRefreshToken(ctx, c.GrantID, tok("k1", 1), c.ClientID, next)
 		wantErr(t, err, store.ErrKeyMismatch)
 		if got == nil || got.JKT != "key-a" {
 			t.Fatalf("a refused rotation returns the token: %+v", got)
 		}
-		wantRefresh(t, s, c.GrantID, "stolen-"+proved, nil)
+		wantRefresh(t, s, c.GrantID, tok("stolen-"+proved, 2), nil)
 	}
 	next := successor("k2")
 	next.JKT = "key-a"
-	_, err = s.RotateRefreshToken(ctx, c.GrantID, "k1", c.ClientID, next)
+	_, err = s.RotateRefreshToken(ctx, c.GrantID, tok("k1", 1), c.ClientID, next)
 	must(t, err)
-	got, err = s.RefreshToken(ctx, c.GrantID, "k2")
+	got, err = s.RefreshToken(ctx, c.GrantID, tok("k2", 2))
 	must(t, err)
 	if got.JKT != "key-a" {
 		t.Fatalf("the successor's key: %+v", got)
 	}
 	// The used token, presented without the key, is still no reuse.
-	_, err = s.RotateRefreshToken(ctx, c.GrantID, "k1", c.ClientID, successor("again"))
+	_, err = s.RotateRefreshToken(ctx, c.GrantID, tok("k1", 1), c.ClientID, successor("again"))
 	wantErr(t, err, store.ErrKeyMismatch)
 
 	unbound := newRefresh("ub", "u1", time.Hour)
 	must(t, SeedRefreshToken(ctx, s, unbound))
 	proved := successor("u2")
 	proved.JKT = "key-c"
-	_, err = s.RotateRefreshToken(ctx, "ub", "u1", unbound.ClientID, proved)
+	_, err = s.RotateRefreshToken(ctx, "ub", tok("u1", 1), unbound.ClientID, proved)
 	must(t, err)
 }
 
@@ -1262,14 +1417,14 @@ func testResourceCarried(t *testing.T, s store.Store, _ func() store.Store) {
 	if got.Resource != c.Resource {
 		t.Fatalf("code's resource %q", got.Resource)
 	}
-	rt, err := s.RefreshToken(ctx, c.GrantID, "rc1")
+	rt, err := s.RefreshToken(ctx, c.GrantID, tok("rc1", 1))
 	must(t, err)
 	if rt.Resource != c.Resource {
 		t.Fatalf("first refresh token's resource %q", rt.Resource)
 	}
-	_, err = s.RotateRefreshToken(ctx, c.GrantID, "rc1", "app", successor("rc2"))
+	_, err = s.RotateRefreshToken(ctx, c.GrantID, tok("rc1", 1), "app", successor("rc2"))
 	must(t, err)
-	rt, err = s.RefreshToken(ctx, c.GrantID, "rc2")
+	rt, err = s.RefreshToken(ctx, c.GrantID, tok("rc2", 2))
 	must(t, err)
 	if rt.Resource != c.Resource {
 		t.Fatalf("successor's resource %q", rt.Resource)
@@ -1284,7 +1439,7 @@ func testResourceCarried(t *testing.T, s store.Store, _ func() store.Store) {
 	if outcome != store.PollRedeemed || polled.Resource != c.Resource {
 		t.Fatalf("poll %s, resource %q", outcome, polled.Resource)
 	}
-	rt, err = s.RefreshToken(ctx, "gres", "dres1")
+	rt, err = s.RefreshToken(ctx, "gres", tok("dres1", 1))
 	must(t, err)
 	if rt.Resource != c.Resource {
 		t.Fatalf("the device grant's refresh token has resource %q", rt.Resource)
