@@ -31,7 +31,7 @@ var (
 	bucketRefreshState = []byte("refresh_state")
 	// bucketRefresh holds refresh tokens from before generations, each
 	// under its grant and hash, until they expire (store.RefreshStore).
-	bucketRefresh = []byte("refresh_tokens")
+	bucketRefresh  = []byte("refresh_tokens")
 	bucketRevoked  = []byte("revocations")
 	bucketClients  = []byte("clients")
 	bucketCounters = []byte("counters")

@@ -185,7 +185,10 @@ func TestTokenRequestsAreOneRoundTrip(t *testing.T) {
 		}
 		first := next("r1")
 		count("code exchange", trips(1), func() error { _, err := s.ConsumeCode(ctx, grant, "c", "app", &first); return err })
-		count("refresh", trips(1), func() error { _, err := s.RotateRefreshToken(ctx, grant, store.Presented{Hash: "r1", Gen: store.FirstGen}, "app", next("r2")); return err })
+		count("refresh", trips(1), func() error {
+			_, err := s.RotateRefreshToken(ctx, grant, store.Presented{Hash: "r1", Gen: store.FirstGen}, "app", next("r2"))
+			return err
+		})
 		count("device poll", trips(1), func() error {
 			_, _, err := s.PollDeviceCode(ctx, store.DevicePoll{GrantID: grant, Hash: "d", ClientID: "tv", Now: now, First: &first})
 			return err
