@@ -1,12 +1,16 @@
 package authserver_test
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/introspect"
 )
 
@@ -201,5 +205,43 @@ func TestClientAuthenticationFailuresLimited(t *testing.T) {
 	// Other clients are not affected.
 	if resp := e.post("/oauth/token", cc, []string{"odd:id", "p@ss:w+rd %"}); resp.StatusCode != 200 {
 		t.Fatalf("another client: %d", resp.StatusCode)
+	}
+}
+
+// An access token's aud is its one audience as a string, as most resource
+// servers expect, and a list when the client names several (RFC 7519
+// §4.1.3 allows both).
+func TestAccessTokenAudienceForm(t *testing.T) {
+	e := newEnvWith(t, openStore(t), "ES256", func(c *authserver.Config) {
+		c.Clients = append(c.Clients, &client.Client{ID: "multi", Name: "Multi", SecretHash: client.HashSecretSHA256("multisecret"),
+			GrantTypes: []string{client.GrantClientCredentials}, Scopes: []string{"read"},
+			Audience: []string{"https://a.example.com", "https://b.example.com"}})
+	})
+	aud := func(id, secret string) string {
+		t.Helper()
+		m := decode(t, e.post("/oauth/token", form("grant_type", "client_credentials"), []string{id, secret}))
+		at, _ := m["access_token"].(string)
+		parts := strings.Split(at, ".")
+		if len(parts) != 3 {
+			t.Fatalf("no access token: %v", m)
+		}
+		payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var claims struct{ Aud json.RawMessage }
+		if err := json.Unmarshal(payload, &claims); err != nil {
+			t.Fatal(err)
+		}
+		return string(claims.Aud)
+	}
+	if got := aud("svc", "s3cret"); got != `"https://api.example.com"` {
+		t.Errorf("one audience: aud %s", got)
+	}
+	if got := aud("odd:id", "p@ss:w+rd %"); got != `"`+issuer+`"` {
+		t.Errorf("no audience named (the issuer): aud %s", got)
+	}
+	if got := aud("multi", "multisecret"); got != `["https://a.example.com","https://b.example.com"]` {
+		t.Errorf("two audiences: aud %s", got)
 	}
 }

@@ -188,7 +188,7 @@ type Audience []string
 // resource servers expect.
 func (a Audience) MarshalJSON() ([]byte, error) {
 	if len(a) == 1 {
-		return json.Marshal(a[0])
+		return json.Marshal(&a[0]) // a pointer boxes without allocating
 	}
 	return json.Marshal([]string(a))
 }

@@ -49,6 +49,18 @@ type credentials struct {
 // readCredentials takes client_secret_basic or client_secret_post
 // (RFC 6749 §2.3.1), or a bare client_id for public clients, refusing
 // requests that use two methods at once.
+// decodeBasic decodes Basic credentials, on the stack when they are of
+// the usual size: every token request has them.
+func decodeBasic(payload string) (string, error) {
+	var buf [192]byte
+	if base64.StdEncoding.DecodedLen(len(payload)) > len(buf) {
+		raw, err := base64.StdEncoding.DecodeString(payload)
+		return string(raw), err
+	}
+	n, err := base64.StdEncoding.Decode(buf[:], []byte(payload))
+	return string(buf[:n]), err
+}
+
 func readCredentials(r *http.Request, form url.Values) (credentials, *oauth.Error) {
 	var cc credentials
 	if h := r.Header.Get("Authorization"); h != "" {
@@ -58,8 +70,8 @@ func readCredentials(r *http.Request, form url.Values) (credentials, *oauth.Erro
 			e.BasicChallenge = true
 			return cc, e
 		}
-		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(payload))
-		id, secret, ok := strings.Cut(string(raw), ":")
+		raw, err := decodeBasic(strings.TrimSpace(payload))
+		id, secret, ok := strings.Cut(raw, ":")
 		if err != nil || !ok {
 			e := oauth.ErrInvalidClient("the Basic credentials are not base64 of client_id:client_secret")
 			e.BasicChallenge = true
@@ -142,13 +154,14 @@ func (a *Authenticator) Authenticate(r *http.Request, form url.Values) (*Client,
 		return e
 	}
 	c, _, err := a.registry.Lookup(r.Context(), cc.id)
-	var de *DocumentError
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fail("unknown client_id %q", cc.id)
-	} else if errors.As(err, &de) {
-		return nil, fail("%v", de)
-	}
 	if err != nil {
+		// Inside the branch: a target errors.As writes to is on the heap.
+		var de *DocumentError
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fail("unknown client_id %q", cc.id)
+		} else if errors.As(err, &de) {
+			return nil, fail("%v", de)
+		}
 		return nil, a.storeFailed("looking up a client", err)
 	}
 	if c.Public {

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"hash"
 	"runtime"
 	"strings"
 	"sync"
@@ -96,7 +97,19 @@ type Secrets struct {
 	mu       sync.Mutex
 	verified map[[sha256.Size]byte]time.Time // → until
 	inflight map[[sha256.Size]byte]*secretCheck
-	failures map[string]*failureWindow // client_id NUL address key →
+	failures map[failureKey]*failureWindow
+	// keyers make the cache's keys (cacheKey) without allocating.
+	keyers sync.Pool
+}
+
+// failureKey is what failures are counted by: a client and an address
+// (see ipKey). A struct, so that looking one up builds no string.
+type failureKey struct{ client, address string }
+
+// keyer is an HMAC under the Secrets' key and a buffer for its input.
+type keyer struct {
+	mac      hash.Hash
+	buf, sum []byte
 }
 
 // secretCheck is one bcrypt under way; done closes when ok is set.
@@ -132,8 +145,24 @@ var bcryptSlots = max(1, runtime.GOMAXPROCS(0)/2)
 func NewSecrets() *Secrets {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	return &Secrets{key: key, slots: make(chan struct{}, bcryptSlots), verified: map[[sha256.Size]byte]time.Time{},
-		inflight: map[[sha256.Size]byte]*secretCheck{}, failures: map[string]*failureWindow{}}
+	sc := &Secrets{key: key, slots: make(chan struct{}, bcryptSlots), verified: map[[sha256.Size]byte]time.Time{},
+		inflight: map[[sha256.Size]byte]*secretCheck{}, failures: map[failureKey]*failureWindow{}}
+	sc.keyers.New = func() any { return &keyer{mac: hmac.New(sha256.New, key), sum: make([]byte, 0, sha256.Size)} }
+	return sc
+}
+
+// cacheKey is the verified cache's key of a client's stored hash and a
+// presented secret: an HMAC under the process's key, so that the keys are
+// useless anywhere else.
+func (sc *Secrets) cacheKey(c *Client, presented string) (key [sha256.Size]byte) {
+	k := sc.keyers.Get().(*keyer)
+	defer sc.keyers.Put(k)
+	k.buf = append(k.buf[:0], c.ID...)
+	k.buf = append(append(append(append(k.buf, 0), c.SecretHash...), 0), presented...)
+	k.mac.Reset()
+	k.mac.Write(k.buf)
+	copy(key[:], k.mac.Sum(k.sum[:0]))
+	return key
 }
 
 // check verifies presented against the client's stored hash, for a
@@ -142,9 +171,9 @@ func NewSecrets() *Secrets {
 // check at all).
 func (sc *Secrets) check(ctx context.Context, c *Client, presented, address string, limited bool) (ok, locked bool, retry time.Time) {
 	now := time.Now()
-	var lockKey string
+	var lockKey failureKey
 	if limited {
-		lockKey = c.ID + "\x00" + address
+		lockKey = failureKey{c.ID, address}
 		sc.mu.Lock()
 		f := sc.failures[lockKey]
 		sc.mu.Unlock()
@@ -166,13 +195,7 @@ func (sc *Secrets) check(ctx context.Context, c *Client, presented, address stri
 // checkSlow is the bcrypt path: the cache, else one comparison shared by
 // every request presenting the same secret meanwhile.
 func (sc *Secrets) checkSlow(ctx context.Context, c *Client, presented string, now time.Time) bool {
-	var key [sha256.Size]byte
-	m := hmac.New(sha256.New, sc.key)
-	for _, p := range []string{c.ID, c.SecretHash, presented} {
-		m.Write([]byte(p))
-		m.Write([]byte{0})
-	}
-	m.Sum(key[:0])
+	key := sc.cacheKey(c, presented)
 	sc.mu.Lock()
 	if until, hit := sc.verified[key]; hit && now.Before(until) {
 		sc.verified[key] = now.Add(secretCacheTTL) // trusted from the last use
@@ -229,7 +252,7 @@ func (sc *Secrets) remember(key [sha256.Size]byte, now time.Time) {
 }
 
 // fail counts one failure for lockKey.
-func (sc *Secrets) fail(lockKey string, now time.Time) {
+func (sc *Secrets) fail(lockKey failureKey, now time.Time) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	f := sc.failures[lockKey]

@@ -53,7 +53,7 @@ func TestSecretChecker(t *testing.T) {
 	if ok, locked, _ := sc.check(ctx, c2, "new", there, true); !ok || locked {
 		t.Fatalf("another address was locked out by this one's failures: ok=%v locked=%v", ok, locked)
 	}
-	sc.failures["svc\x00"+here].reset = time.Now().Add(-time.Second)
+	sc.failures[failureKey{"svc", here}].reset = time.Now().Add(-time.Second)
 	if ok, locked, _ := sc.check(ctx, c2, "new", here, true); !ok || locked {
 		t.Fatal("the lock outlived its window")
 	}

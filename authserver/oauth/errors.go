@@ -8,6 +8,7 @@ package oauth
 // RFC 6749 §5.2: error responses.
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -80,8 +81,18 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	// (whoever changes one replaces or appends to it), so that the token
 	// endpoint's every answer does not allocate them anew.
 	h["Content-Type"], h["Cache-Control"], h["Pragma"] = jsonType, noStore, noCache
+	buf := buffers.Get().(*bytes.Buffer)
+	defer buffers.Put(buf)
+	buf.Reset()
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		// Only values of tokengate's own making are written; one that
+		// cannot be is a bug, answered as the server's error it is.
+		buf.Reset()
+		buf.WriteString(`{"error":"server_error","error_description":"the answer could not be encoded"}`)
+		status = http.StatusInternalServerError
+	}
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(buf.Bytes())
 }
 
 // The header values of WriteJSON's answers.

@@ -3,14 +3,19 @@ package oauth
 // RFC 6749 §3.1 and §3.2: reading an endpoint's form body.
 
 import (
-	"io"
+	"bytes"
 	"mime"
 	"net/http"
 	"net/url"
+	"sync"
 )
 
 // MaxFormBytes bounds a form body: far more than any request needs.
 const MaxFormBytes = 64 << 10
+
+// buffers are the pool ReadForm reads bodies into and WriteJSON encodes
+// answers in: the token endpoint's every request would allocate them.
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // formType is the media type of endpoints' request bodies.
 const formType = "application/x-www-form-urlencoded"
@@ -33,11 +38,13 @@ func ReadForm(w http.ResponseWriter, r *http.Request) (url.Values, *Error) {
 			return nil, ErrInvalidRequest("send parameters as an application/x-www-form-urlencoded body (Content-Type was %q)", ct)
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxFormBytes))
-	if err != nil {
+	buf := buffers.Get().(*bytes.Buffer)
+	defer buffers.Put(buf)
+	buf.Reset()
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxFormBytes)); err != nil {
 		return nil, ErrInvalidRequest("the request body is unreadable or larger than %d bytes", MaxFormBytes)
 	}
-	form, err := url.ParseQuery(string(body))
+	form, err := url.ParseQuery(buf.String())
 	if err != nil {
 		return nil, ErrInvalidRequest("the request body is not valid application/x-www-form-urlencoded: %v", err)
 	}

@@ -17,16 +17,35 @@ type Audit func(ctx context.Context, event string, fields ...zap.Field)
 
 type requesterKey struct{}
 
+// requesterCtx carries the requester's address in one allocation, where
+// context.WithValue would box the string in a second: every request
+// makes one.
+type requesterCtx struct {
+	context.Context
+	ip string
+}
+
+// Value answers requesterKey with the requesterCtx itself (a pointer,
+// which boxes without allocating).
+func (c *requesterCtx) Value(key any) any {
+	if key == (requesterKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
 // WithRequester is ctx carrying the address of the request it serves,
 // for the audit lines and limits of work done deeper down.
 func WithRequester(ctx context.Context, ip string) context.Context {
-	return context.WithValue(ctx, requesterKey{}, ip)
+	return &requesterCtx{ctx, ip}
 }
 
 // Requester is the address WithRequester put in ctx.
 func Requester(ctx context.Context) (string, bool) {
-	ip, ok := ctx.Value(requesterKey{}).(string)
-	return ip, ok
+	if c, ok := ctx.Value(requesterKey{}).(*requesterCtx); ok {
+		return c.ip, true
+	}
+	return "", false
 }
 
 // AddressKey is an address as limits count it: an IPv4 address, or an

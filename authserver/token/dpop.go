@@ -4,12 +4,10 @@ package token
 // bound to the proof's key.
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
 
-	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/dpop"
 )
@@ -17,8 +15,9 @@ import (
 // tokenProof checks the DPoP proof of a token request, if it has one, and
 // makes it single-use across instances (its jti, in the store). A client
 // with RequireDPoP must send one.
-func (s *Service) tokenProof(ctx context.Context, r *http.Request, c *client.Client) (*dpop.Proof, *oauth.Error) {
-	proofs := r.Header.Values("DPoP")
+func (s *Service) tokenProof(req *tokenRequest) (*dpop.Proof, *oauth.Error) {
+	c := req.client
+	proofs := req.r.Header.Values("DPoP")
 	switch {
 	case len(proofs) > 1:
 		return nil, oauth.ErrInvalidDPoPProof("send one DPoP header, not %d", len(proofs))
@@ -35,7 +34,7 @@ func (s *Service) tokenProof(ctx context.Context, r *http.Request, c *client.Cli
 		return nil, oauth.ErrUseDPoPNonce()
 	}
 	sum := sha256.Sum256([]byte(p.JKT + "\x00" + p.JTI))
-	n, _, err := s.store.Incr(ctx, "dpop:"+hex.EncodeToString(sum[:16]), 2*dpop.Window)
+	n, _, err := s.store.Incr(req.storeContext(), "dpop:"+hex.EncodeToString(sum[:16]), 2*dpop.Window)
 	if err != nil {
 		return nil, s.failures.Store("recording a DPoP proof", err)
 	}

@@ -32,11 +32,31 @@ type tokenRequest struct {
 	grant  string
 	// dpop is the request's checked DPoP proof; nil without one.
 	dpop *dpop.Proof
+	// ctx bounds the request's store operations (oauth.RequestContext),
+	// made by storeContext on first use: a client_credentials request
+	// makes none, and a deadline's timer is a cost on the hottest path.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// storeContext is the context of the request's store operations.
+func (req *tokenRequest) storeContext() context.Context {
+	if req.ctx == nil {
+		req.ctx, req.cancel = oauth.RequestContext(req.r)
+	}
+	return req.ctx
+}
+
+// release ends the store operations' context, if one was made.
+func (req *tokenRequest) release() {
+	if req.cancel != nil {
+		req.cancel()
+	}
 }
 
 // grantHandler issues tokens for one grant type.
 type grantHandler interface {
-	handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *oauth.Error)
+	handle(req *tokenRequest) (*TokenResponse, *oauth.Error)
 }
 
 // ServeToken is RFC 6749 §3.2's token endpoint: it authenticates the
@@ -82,12 +102,11 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) (*TokenResponse,
 	if !slices.Contains(cl.GrantTypes, grant) {
 		return nil, req, oauth.ErrUnauthorizedClient("client %q is not allowed the %s grant", cl.ID, grant)
 	}
-	ctx, cancel := oauth.RequestContext(r)
-	defer cancel()
-	if req.dpop, e = s.tokenProof(ctx, r, cl); e != nil {
+	defer req.release()
+	if req.dpop, e = s.tokenProof(req); e != nil {
 		return nil, req, e
 	}
-	resp, e := h.handle(ctx, req)
+	resp, e := h.handle(req)
 	return resp, req, e
 }
 

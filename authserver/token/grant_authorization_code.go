@@ -3,7 +3,6 @@ package token
 // RFC 6749 §4.1.3 and RFC 7636 §4.6: redeeming an authorization code with its PKCE verifier.
 
 import (
-	"context"
 	"errors"
 
 	"github.com/tokengate/tokengate/authserver/oauth"
@@ -13,7 +12,8 @@ import (
 // authorizationCodeGrant is RFC 6749 §4.1.3 with RFC 7636's verifier.
 type authorizationCodeGrant struct{ s *Service }
 
-func (g authorizationCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *oauth.Error) {
+func (g authorizationCodeGrant) handle(req *tokenRequest) (*TokenResponse, *oauth.Error) {
+	ctx := req.storeContext()
 	s := g.s
 	invalid := oauth.ErrInvalidGrant("the authorization code is not valid: it expired, or was never issued")
 	code, e := req.grantToken("code", invalid)

@@ -3,8 +3,6 @@ package token
 // RFC 6749 §4.4: the client credentials grant.
 
 import (
-	"context"
-
 	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 )
@@ -12,7 +10,7 @@ import (
 // clientCredentialsGrant is RFC 6749 §4.4: the client acts on its own behalf.
 type clientCredentialsGrant struct{ s *Service }
 
-func (g clientCredentialsGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *oauth.Error) {
+func (g clientCredentialsGrant) handle(req *tokenRequest) (*TokenResponse, *oauth.Error) {
 	scope, e := client.ResolveScope(req.form.Get("scope"), req.client.Scopes)
 	if e != nil {
 		return nil, e

@@ -3,7 +3,6 @@ package token
 // RFC 8628 §3.1-§3.5: the device authorization endpoint and the device code grant.
 
 import (
-	"context"
 	"crypto/rand"
 	"errors"
 	"net/http"
@@ -150,7 +149,8 @@ func pollError(code, format string, args ...any) *oauth.Error {
 	return oauth.NewError(code, http.StatusBadRequest, format, args...)
 }
 
-func (g deviceCodeGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *oauth.Error) {
+func (g deviceCodeGrant) handle(req *tokenRequest) (*TokenResponse, *oauth.Error) {
+	ctx := req.storeContext()
 	invalid := oauth.ErrInvalidGrant("the device_code is not valid: it was never issued, or expired long ago")
 	dc, e := req.grantToken("device_code", invalid)
 	if e != nil {

@@ -22,7 +22,8 @@ import (
 // Config.GrantMaxAge.
 type refreshTokenGrant struct{ s *Service }
 
-func (g refreshTokenGrant) handle(ctx context.Context, req *tokenRequest) (*TokenResponse, *oauth.Error) {
+func (g refreshTokenGrant) handle(req *tokenRequest) (*TokenResponse, *oauth.Error) {
+	ctx := req.storeContext()
 	s := g.s
 	rt, e := req.grantToken("refresh_token", oauth.ErrInvalidGrant("the refresh token is not valid: it expired, was revoked, or was never issued"))
 	if e != nil {

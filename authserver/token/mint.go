@@ -3,15 +3,15 @@ package token
 // RFC 9068: minting JWT access tokens.
 
 import (
+	"bytes"
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/introspect"
 )
-
-// randomToken returns n random bytes, base64url-encoded.
 
 type accessTokenParams struct {
 	client   *client.Client
@@ -32,9 +32,9 @@ func (s *Service) mintAccessToken(p accessTokenParams) (string, *introspect.Clai
 	if p.resource != "" {
 		aud = introspect.Audience{p.resource}
 	} else if len(aud) == 0 {
-		aud = introspect.Audience{s.cfg.Issuer}
+		aud = s.issuerAudience
 	}
-	c := &introspect.Claims{
+	m := &minted{Claims: introspect.Claims{
 		Issuer:    s.cfg.Issuer,
 		Subject:   p.subject,
 		Audience:  aud,
@@ -44,17 +44,38 @@ func (s *Service) mintAccessToken(p accessTokenParams) (string, *introspect.Clai
 		ClientID:  p.client.ID,
 		Scope:     p.scope,
 		GrantID:   p.grantID,
-	}
+	}}
+	c := &m.Claims
 	if !p.authTime.IsZero() {
 		c.AuthTime = p.authTime.Unix()
 	}
 	if p.jkt != "" {
 		c.Confirmation = &introspect.Confirmation{JKT: p.jkt}
 	}
-	payload, err := json.Marshal(c)
-	if err != nil {
+	if len(aud) == 1 {
+		m.Aud = &aud[0]
+	} else {
+		m.Aud = []string(aud)
+	}
+	buf := payloads.Get().(*bytes.Buffer)
+	defer payloads.Put(buf)
+	buf.Reset()
+	if err := json.NewEncoder(buf).Encode(m); err != nil {
 		return "", nil, err
 	}
-	token, err := s.keys.Sign(payload, now)
+	token, err := s.keys.Sign(bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), now)
 	return token, c, err
 }
+
+// minted is how an access token's claims are encoded: aud is the one
+// audience as a string (as most resource servers expect) or the list,
+// written without introspect.Audience's MarshalJSON, whose answer each
+// token would allocate. The outer field, shallower, wins over the
+// embedded one of the same name.
+type minted struct {
+	introspect.Claims
+	Aud any `json:"aud"`
+}
+
+// payloads are the buffers claims are encoded in: Sign copies them.
+var payloads = sync.Pool{New: func() any { return new(bytes.Buffer) }}

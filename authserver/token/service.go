@@ -99,6 +99,9 @@ type Service struct {
 	revocations *introspect.Revocations
 	resources   *Resources
 	dpopNonces  *dpop.Nonces
+	// issuerAudience is the aud of tokens whose client names none, made
+	// once rather than per token.
+	issuerAudience introspect.Audience
 	// refreshKey caches the refresh tokens' MAC key (refresh_token.go).
 	refreshKey atomic.Pointer[macKey]
 	// dpopProofs verifies the token endpoint's proofs.
@@ -116,7 +119,8 @@ type Service struct {
 // New is the token side over st, with c.
 func New(cfg Config, st Stores, c Collaborators) *Service {
 	s := &Service{cfg: cfg, store: st, keys: c.Keys, clientAuth: c.Clients, uses: c.Uses, validator: c.Validator, revocations: c.Revocations,
-		resources: c.Resources, dpopNonces: c.Nonces, audit: c.Audit, failures: c.Failures, metrics: c.Metrics, log: c.Log}
+		resources: c.Resources, dpopNonces: c.Nonces, audit: c.Audit, failures: c.Failures, metrics: c.Metrics, log: c.Log,
+		issuerAudience: introspect.Audience{cfg.Issuer}}
 	s.grants = map[string]grantHandler{
 		client.GrantClientCredentials: clientCredentialsGrant{s},
 		client.GrantAuthorizationCode: authorizationCodeGrant{s},
