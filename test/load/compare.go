@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,6 +62,15 @@ func compare(bin, baseline, rev, hash, up string) {
 		}
 		base := start(baseline, "ES256", hash, up, line())
 		head := start(bin, "ES256", hash, up, line())
+		if st.line == "" {
+			// No store work: the handler and the signature alone.
+			token := func(in *instance) func(int) error {
+				return poster(in.url(in.p.Auth, "/oauth/token"), url.Values{"grant_type": {"client_credentials"}}, "plain", "plain-secret")
+			}
+			cc := loadTogether(*concurrency, 2**duration, scenario{"client_credentials, " + rev, token(base)},
+				scenario{"client_credentials, this tree", token(head)})
+			ratios = append(ratios, fmt.Sprintf("client_credentials: %.2f×", cc[1].rps/cc[0].rps))
+		}
 		r := loadTogether(*concurrency, 2**duration, scenario{"refresh_token, " + rev + " (" + st.name + ")", base.refreshes()},
 			scenario{"refresh_token, this tree (" + st.name + ")", head.refreshes()})
 		ratios = append(ratios, fmt.Sprintf("refresh_token (%s): %.2f×", st.name, r[1].rps/r[0].rps))
