@@ -30,9 +30,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"text/template"
 	"time"
 
@@ -210,9 +212,14 @@ func loadTogether(conc int, d time.Duration, scenarios ...scenario) []result {
 			die("%s: %v", sc.name, err)
 		}
 	}
+	var in *instance
+	if len(running) > 0 && len(scenarios) == 1 {
+		in = running[len(running)-1]
+	}
+	server0, generator0 := cpuTimes(in)
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
-	if *profileDir != "" && len(running) > 0 && conc == *concurrency && len(scenarios) == 1 {
+	if *profileDir != "" && in != nil && conc == *concurrency {
 		wg.Go(func() { profile(running[len(running)-1], scenarios[0].name) })
 	}
 	// The same number of connections for each scenario, or their rates
@@ -242,11 +249,44 @@ func loadTogether(conc int, d time.Duration, scenarios ...scenario) []result {
 		})
 	}
 	wg.Wait()
+	server1, generator1 := cpuTimes(in)
 	var out []result
 	for i, sc := range scenarios {
 		out = append(out, summarize(sc.name, lat[i], errs[i], d))
 	}
+	if n := time.Duration(len(lat[0])); in != nil && n > 0 && server1 > 0 {
+		// Where a request's CPU went: a target's ratio moves with both.
+		fmt.Printf("%44s CPU a request: tokengate %s, this command %s\n", "",
+			((server1 - server0) / n).Round(time.Microsecond), ((generator1 - generator0) / n).Round(time.Microsecond))
+	}
 	return out
+}
+
+// cpuTimes is the CPU time (user and system) that tokengate's process in
+// (nil: none) and this command have used so far. tokengate's is read from
+// /proc, in the kernel's clock ticks (USER_HZ, 100 a second on Linux):
+// zero where there is no /proc.
+func cpuTimes(in *instance) (server, generator time.Duration) {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		generator = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	if in == nil {
+		return 0, generator
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", in.cmd.Process.Pid))
+	if err != nil {
+		return 0, generator
+	}
+	// The fields after the command's name (which may hold spaces): utime
+	// and stime are the 12th and 13th of them (proc(5)).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, generator
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100, generator
 }
 
 // alternatingRatio is b's rate over a's, the median of five rounds that
