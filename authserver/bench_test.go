@@ -15,7 +15,6 @@ import (
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/store"
-	"github.com/tokengate/tokengate/authserver/store/storetest"
 	"github.com/tokengate/tokengate/outbound"
 )
 
@@ -91,16 +90,7 @@ func benchCodeExchange(b *testing.B, e *env) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		grant, secret := fmt.Sprint("g", i), fmt.Sprint("bench-code-", i)
-		code := grant + "." + secret
-		err := e.store.CreateCode(b.Context(), &store.AuthCode{Hash: challenge(secret), ClientID: "webapp", Subject: "mark",
-			RedirectURI: "https://app.example.com/cb", RedirectURIGiven: true, Scope: "read", CodeChallenge: challenge(verifier),
-			CodeChallengeMethod: "S256", GrantID: grant, AuthTime: time.Now(), ExpiresAt: time.Now().Add(time.Minute)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		body := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {"https://app.example.com/cb"},
-			"code_verifier": {verifier}}.Encode()
+		body := newBenchCode(b, e, fmt.Sprint("g", i))
 		b.StartTimer()
 		if w := serveToken(h, body, "webapp", "appsecret"); w.Code != http.StatusOK {
 			b.Fatalf("status %d: %s", w.Code, w.Body)
@@ -108,22 +98,36 @@ func benchCodeExchange(b *testing.B, e *env) {
 	}
 }
 
-func benchRefresh(b *testing.B, e *env) {
-	h := e.srv.Handler("/oauth/token")
-	err := storetest.SeedRefreshToken(b.Context(), e.store, &store.RefreshToken{GrantID: "g", Hash: challenge("first"), ClientID: "webapp",
-		Subject: "mark", Scope: "read", AuthTime: time.Now(), IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
+// newBenchCode stores an authorization code of grant for the webapp
+// client and returns the token request's body that redeems it.
+func newBenchCode(b *testing.B, e *env, grant string) string {
+	secret := "bench-code-" + grant
+	err := e.store.CreateCode(b.Context(), &store.AuthCode{Hash: challenge(secret), ClientID: "webapp", Subject: "mark",
+		RedirectURI: "https://app.example.com/cb", RedirectURIGiven: true, Scope: "read", CodeChallenge: challenge(verifier),
+		CodeChallengeMethod: "S256", GrantID: grant, AuthTime: time.Now(), ExpiresAt: time.Now().Add(time.Minute)})
 	if err != nil {
 		b.Fatal(err)
 	}
-	rt := "g.first"
+	return url.Values{"grant_type": {"authorization_code"}, "code": {grant + "." + secret}, "redirect_uri": {"https://app.example.com/cb"},
+		"code_verifier": {verifier}}.Encode()
+}
+
+func benchRefresh(b *testing.B, e *env) {
+	h := e.srv.Handler("/oauth/token")
+	// A refresh token carries its generation under the server's MAC: the
+	// first comes from redeeming a code, as a client's does.
+	var m struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	if err := json.Unmarshal(serveToken(h, newBenchCode(b, e, "g"), "webapp", "appsecret").Body.Bytes(), &m); err != nil || m.RefreshToken == "" {
+		b.Fatalf("no refresh token from the code (%v)", err)
+	}
+	rt := m.RefreshToken
 	b.ReportAllocs()
 	for b.Loop() {
 		w := serveToken(h, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}.Encode(), "webapp", "appsecret")
 		if w.Code != http.StatusOK {
 			b.Fatalf("status %d: %s", w.Code, w.Body)
-		}
-		var m struct {
-			RefreshToken string `json:"refresh_token"`
 		}
 		_ = json.Unmarshal(w.Body.Bytes(), &m)
 		rt = m.RefreshToken
