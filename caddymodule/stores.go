@@ -1,11 +1,14 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -142,10 +145,43 @@ func (r *RedisStore) Provision(caddy.Context) error {
 		return fmt.Errorf("store redis: no address: add `address redis://host:6379/0`")
 	}
 	k, _ := json.Marshal(opts)
-	if err := r.open("redis:"+string(k), func() (store.Store, error) { return redisstore.New(opts) }); err != nil {
+	if err := r.open("redis:"+string(k), func() (store.Store, error) { return openRedis(opts) }); err != nil {
 		return fmt.Errorf("store redis: %w", err)
 	}
 	return nil
+}
+
+// redisReachTimeout bounds the check that Redis answers at start.
+const redisReachTimeout = 5 * time.Second
+
+// openRedis connects to Redis and checks that it answers, so that a
+// server that is not running is named as such, not by the first command
+// that needs it (loading the signing keys, deep in the start).
+func openRedis(opts redisstore.Options) (store.Store, error) {
+	s, err := redisstore.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), redisReachTimeout)
+	defer cancel()
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("cannot reach %s: %w; is redis-server running there?", strings.Join(redactedAddresses(opts.Addresses), ", "), err)
+	}
+	return s, nil
+}
+
+// redactedAddresses are Redis addresses as they may be shown: a URL's
+// password masked.
+func redactedAddresses(addrs []string) []string {
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a
+		if u, err := url.Parse(a); err == nil && u.Scheme != "" {
+			out[i] = u.Redacted()
+		}
+	}
+	return out
 }
 
 // Shared implements StoreModule.

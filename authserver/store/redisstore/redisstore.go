@@ -244,6 +244,16 @@ func (s *Store) Size(ctx context.Context) (records int, bytes int64, err error) 
 	return records, bytes, err
 }
 
+// Ping checks that Redis answers (every master, for a Cluster), so that a
+// server that is not running is named at start rather than by the first
+// command that needs it.
+func (s *Store) Ping(ctx context.Context) error {
+	if c, ok := s.rdb.(*redis.ClusterClient); ok {
+		return c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error { return n.Ping(ctx).Err() })
+	}
+	return s.rdb.Ping(ctx).Err()
+}
+
 // Close closes the connections.
 func (s *Store) Close() error { return s.rdb.Close() }
 
