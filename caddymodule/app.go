@@ -101,10 +101,12 @@ type App struct {
 	// error.html, style.css) replacing the built-in ones of the same name.
 	Templates string `json:"templates,omitempty"`
 
-	store  store.Store
-	server *authserver.Server
-	admin  http.Handler
-	logger *zap.Logger
+	store store.Store
+	// storeName is the store as the start-up line names it.
+	storeName string
+	server    *authserver.Server
+	admin     http.Handler
+	logger    *zap.Logger
 	// trusted are the Trust blocks' issuers, by identifier.
 	trusted map[string]*trust.Issuer
 	// dpopReplay is the DPoP proofs this instance's routes accepted;
@@ -183,7 +185,7 @@ func (a *App) provision(ctx caddy.Context) error {
 		}
 		return fmt.Errorf("oauth2: %s", msg)
 	}
-	a.store = mod.(StoreModule).Store()
+	a.store, a.storeName = mod.(StoreModule).Store(), mod.(StoreModule).Describe()
 
 	var registration *authserver.RegistrationConfig
 	if r := a.Registration; r != nil {
@@ -244,6 +246,7 @@ func (a *App) Start() error {
 		return fmt.Errorf("oauth2: %w", err)
 	}
 	a.checkResourceRoutes()
+	a.announce()
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
 	if err := a.server.Start(sctx); err != nil {

@@ -35,7 +35,7 @@ func (a *App) checkResourceRoutes() {
 	for _, b := range a.resourceRoutes {
 		reached := false
 		for _, srv := range httpApp.Servers {
-			if reaches(srv, b) {
+			if reaches(srv, b.resource.MetadataURL(), func(h caddyhttp.MiddlewareHandler) bool { return h == caddyhttp.MiddlewareHandler(b) }) {
 				reached = true
 				break
 			}
@@ -50,11 +50,11 @@ func (a *App) checkResourceRoutes() {
 	}
 }
 
-// reaches says whether a GET of b's metadata document, at the resource's
-// host, would run through srv's routes to b: the routes whose matchers
-// match it, in order, into their subroutes, until a terminal one.
-func reaches(srv *caddyhttp.Server, b *BearerAuth) bool {
-	req, err := http.NewRequest(http.MethodGet, b.resource.MetadataURL(), nil)
+// reaches says whether a GET of target would run through srv's routes to a
+// handler that is: the routes whose matchers match it, in order, into
+// their subroutes, until a terminal one.
+func reaches(srv *caddyhttp.Server, target string, is func(caddyhttp.MiddlewareHandler) bool) bool {
+	req, err := http.NewRequest(http.MethodGet, target, nil)
 	if err != nil {
 		return false
 	}
@@ -63,10 +63,10 @@ func reaches(srv *caddyhttp.Server, b *BearerAuth) bool {
 		req.TLS = &tls.ConnectionState{ServerName: req.URL.Hostname()}
 	}
 	req = caddyhttp.PrepareRequest(req, caddy.NewReplacer(), nil, srv)
-	return reachedIn(srv.Routes, req, b, map[string]bool{})
+	return reachedIn(srv.Routes, req, is, map[string]bool{})
 }
 
-func reachedIn(routes caddyhttp.RouteList, req *http.Request, target *BearerAuth, groups map[string]bool) bool {
+func reachedIn(routes caddyhttp.RouteList, req *http.Request, is func(caddyhttp.MiddlewareHandler) bool, groups map[string]bool) bool {
 	for _, rt := range routes {
 		if rt.Group != "" && groups[rt.Group] {
 			continue
@@ -78,10 +78,10 @@ func reachedIn(routes caddyhttp.RouteList, req *http.Request, target *BearerAuth
 			groups[rt.Group] = true
 		}
 		for _, h := range rt.Handlers {
-			if h == caddyhttp.MiddlewareHandler(target) {
+			if is(h) {
 				return true
 			}
-			if sub, ok := h.(*caddyhttp.Subroute); ok && reachedIn(sub.Routes, req, target, groups) {
+			if sub, ok := h.(*caddyhttp.Subroute); ok && reachedIn(sub.Routes, req, is, groups) {
 				return true
 			}
 		}

@@ -30,6 +30,9 @@ type StoreModule interface {
 	// Shared reports whether other instances may use the same store, so
 	// that revocations can arrive from elsewhere.
 	Shared() bool
+	// Describe names the store for the start-up line: its kind and where
+	// it is, with no secret.
+	Describe() string
 }
 
 // Open stores are shared between the configs a reload overlaps (the new one
@@ -103,6 +106,9 @@ func (f *FileStore) Provision(caddy.Context) error {
 	}
 	return nil
 }
+
+// Describe implements StoreModule.
+func (f *FileStore) Describe() string { return "file " + strings.TrimPrefix(f.key, "file:") }
 
 // Shared implements StoreModule: the file is locked to one process.
 func (f *FileStore) Shared() bool { return false }
@@ -186,6 +192,15 @@ func redactedAddresses(addrs []string) []string {
 
 // Shared implements StoreModule.
 func (r *RedisStore) Shared() bool { return true }
+
+// Describe implements StoreModule.
+func (r *RedisStore) Describe() string {
+	prefix := r.Prefix
+	if prefix == "" {
+		prefix = "tokengate:"
+	}
+	return "redis " + strings.Join(redactedAddresses(r.Addresses), " ") + " (prefix " + prefix + ")"
+}
 
 var (
 	_ StoreModule           = (*FileStore)(nil)

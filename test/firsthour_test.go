@@ -5,9 +5,11 @@ package test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A store redis pointing at no server says so at start, naming the
@@ -48,4 +50,67 @@ func TestRedisUnreachableIsNamed(t *testing.T) {
 	if !strings.Contains(string(unit), "\nRestart=on-failure\n") {
 		t.Error("deploy/tokengate.service does not restart a tokengate that failed to start")
 	}
+}
+
+// The start says what tokengate serves: the issuer, its endpoints and its
+// store; and when no route hands the issuer's requests to oauth2_server
+// (every endpoint would be a bare 404), it warns, naming the fix.
+func TestStartSaysWhatItServes(t *testing.T) {
+	t.Run("served", func(t *testing.T) {
+		g := newGateway(t, Ports{})
+		g.start(`{
+	admin 127.0.0.1:{{.Admin}}
+	persist_config off
+	oauth2 {
+		issuer {{.Issuer}}
+		{{.Store}}
+	}
+}
+http://127.0.0.1:{{.Auth}} {
+	oauth2_server
+}
+`)
+		if !waitFor(5*time.Second, func() bool { return strings.Contains(g.log.String(), `"msg":"serving issuer `) }) {
+			t.Fatalf("no start-up line:\n%s", g.log)
+		}
+		line := grepLines(g.log.String(), `"msg":"serving issuer `)
+		for _, want := range []string{`"issuer":"` + g.AuthURL() + `"`, `"token_endpoint":"` + g.AuthURL() + `/oauth/token"`, `"store":"file `} {
+			if !strings.Contains(line, want) {
+				t.Errorf("the start-up line lacks %s:\n%s", want, line)
+			}
+		}
+		if strings.Contains(g.log.String(), "no route serves the issuer") {
+			t.Errorf("warned of a served issuer:\n%s", g.log)
+		}
+	})
+	t.Run("no oauth2_server", func(t *testing.T) {
+		dir := t.TempDir()
+		auth := freePort(t)
+		path := filepath.Join(dir, "Caddyfile")
+		writeFile(t, path, `{
+	admin off
+	persist_config off
+	oauth2 {
+		issuer http://127.0.0.1:`+itoa(auth)+`
+		store file `+filepath.Join(dir, "tg.db")+`
+	}
+}
+http://127.0.0.1:`+itoa(auth)+` {
+	respond "the API"
+}
+`)
+		cmd := exec.Command(binary, "run", "--config", path, "--adapter", "caddyfile")
+		cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+		log := new(syncBuffer)
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		want := "no route serves the issuer http://127.0.0.1:" + itoa(auth) + ": its endpoints answer 404 and no token can be issued; " +
+			"add oauth2_server to the site block of http://127.0.0.1:" + itoa(auth)
+		if !waitFor(20*time.Second, func() bool { return strings.Contains(log.String(), want) }) {
+			t.Fatalf("no warning of the unserved issuer (%q):\n%s", want, log)
+		}
+	})
 }

@@ -1,0 +1,54 @@
+package caddymodule
+
+// The site that serves the issuer. The oauth2 app issues nothing unless a
+// route hands the issuer's requests to oauth2_server, and Caddy starts
+// without one (every endpoint is then a bare 404): the start says which it
+// is, with a line naming the issuer, its endpoints and its store, or a
+// warning naming the fix.
+
+import (
+	"net/url"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/authserver"
+)
+
+// announce logs what this config serves, and warns when no route serves
+// the issuer.
+func (a *App) announce() {
+	md := a.server.Metadata()
+	if !a.issuerServed() {
+		host := md.Issuer
+		if u, err := url.Parse(md.Issuer); err == nil {
+			host = u.Scheme + "://" + u.Host
+		}
+		a.logger.Warn("no route serves the issuer "+md.Issuer+": its endpoints answer 404 and no token can be issued; "+
+			"add oauth2_server to the site block of "+host,
+			zap.String("issuer", md.Issuer))
+	}
+	a.logger.Info("serving issuer "+md.Issuer,
+		zap.String("issuer", md.Issuer),
+		zap.String("token_endpoint", md.TokenEndpoint),
+		zap.String("authorization_endpoint", md.AuthorizationEndpoint),
+		zap.String("jwks_uri", md.JWKSURI),
+		zap.String("store", a.storeName),
+		zap.Int("clients", len(a.Clients)))
+}
+
+// issuerServed says whether a GET of the issuer's metadata document runs,
+// in some server, through the routes to an oauth2_server handler.
+func (a *App) issuerServed() bool {
+	v, err := a.ctx.AppIfConfigured("http")
+	if err != nil || v == nil {
+		return false // no HTTP app at all: nothing serves anything
+	}
+	target := a.server.Metadata().Issuer + authserver.PathMetadata
+	for _, srv := range v.(*caddyhttp.App).Servers {
+		if reaches(srv, target, func(h caddyhttp.MiddlewareHandler) bool { _, ok := h.(*Server); return ok }) {
+			return true
+		}
+	}
+	return false
+}
