@@ -100,3 +100,28 @@ func TestAdminRegistrationRefusesServerFields(t *testing.T) {
 		t.Fatalf("a registration: %d %s", w.Code, w.Body)
 	}
 }
+
+// The admin API reads "scopes", the list its earlier releases took for
+// "scope", as the README promises; a field it does not take is named as
+// such, not called bad JSON.
+func TestAdminRegistrationReadsScopes(t *testing.T) {
+	e := newEnv(t)
+	h := e.srv.AdminHandler()
+	post := func(body string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("POST", "/oauth2/clients", strings.NewReader(body)))
+		return w
+	}
+	w := post(`{"name":"Old","grant_types":["client_credentials"],"scopes":["read","write"]}`)
+	if w.Code != http.StatusCreated || !strings.Contains(w.Body.String(), `"scope": "read write"`) {
+		t.Fatalf(`"scopes": %d %s`, w.Code, w.Body)
+	}
+	if w := post(`{"name":"Both","grant_types":["client_credentials"],"scope":"read","scopes":["read"]}`); w.Code != http.StatusBadRequest ||
+		!strings.Contains(w.Body.String(), "not both") {
+		t.Fatalf(`"scope" and "scopes": %d %s`, w.Code, w.Body)
+	}
+	if w := post(`{"name":"Typo","grant_types":["client_credentials"],"scop":"read"}`); w.Code != http.StatusBadRequest ||
+		!strings.Contains(w.Body.String(), `a field this endpoint does not take: \"scop\"`) || strings.Contains(w.Body.String(), "must be JSON") {
+		t.Fatalf("an unknown field: %d %s", w.Code, w.Body)
+	}
+}

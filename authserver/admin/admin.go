@@ -201,12 +201,16 @@ func (a *Admin) Handler() http.Handler {
 		a.reply(w, r, http.StatusOK, list, err)
 	})
 	mux.HandleFunc("POST /oauth2/clients", func(w http.ResponseWriter, r *http.Request) {
-		reg := new(client.Info)
+		reg := new(registration)
 		if err := readJSON(r, reg); err != nil {
 			a.reply(w, r, 0, nil, err)
 			return
 		}
-		ci, err := a.RegisterClient(r.Context(), reg)
+		if err := reg.scopeFromScopes(); err != nil {
+			a.reply(w, r, 0, nil, err)
+			return
+		}
+		ci, err := a.RegisterClient(r.Context(), &reg.Info)
 		a.reply(w, r, http.StatusCreated, ci, err)
 	})
 	mux.HandleFunc("GET /oauth2/clients/{id}", func(w http.ResponseWriter, r *http.Request) {
@@ -299,12 +303,37 @@ func orDefault(v, def string) string {
 	return v
 }
 
+// registration is the body of POST /oauth2/clients: a client as the admin
+// API shows it, or with "scopes", the list the README's earlier releases
+// took for "scope", still read in this release.
+type registration struct {
+	client.Info
+	Scopes []string `json:"scopes,omitempty"`
+}
+
+// scopeFromScopes moves the earlier "scopes" into "scope".
+func (r *registration) scopeFromScopes() error {
+	switch {
+	case r.Scopes == nil:
+		return nil
+	case r.Scope != "":
+		return oauth.ErrInvalidRequest(`give "scope" (a space-separated string) or the earlier "scopes" (a list), not both`)
+	}
+	r.Scope, r.Scopes = strings.Join(r.Scopes, " "), nil
+	return nil
+}
+
 func readJSON(r *http.Request, v any) error {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) {
 			return err
+		}
+		// The decoder says "json: unknown field" of JSON it read well:
+		// name the field, not the format.
+		if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return oauth.ErrInvalidRequest("the body has a field this endpoint does not take: %s (see the README's admin API)", field)
 		}
 		return oauth.ErrInvalidRequest("the body must be JSON: %v", err)
 	}
