@@ -558,3 +558,22 @@ func TestRefreshRetry(t *testing.T) {
 		t.Fatal("the grant survived the use of a retired refresh token")
 	}
 }
+
+// A machine client (no redirect URI, no authorization_code grant) sent to
+// the authorization endpoint is told what its configuration lacks, on a
+// page: not that a redirect URI it cannot have is unregistered.
+func TestAuthorizeMachineClientNamesTheGrant(t *testing.T) {
+	e := newEnv(t)
+	res, err := e.person().Get(e.authURL("response_type", "code", "client_id", "svc", "redirect_uri", "https://app.example.com/cb", "state", "xyz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Redirect != nil || res.Page.Status != 400 {
+		t.Fatalf("redirect %v, status %d", res.Redirect, res.Page.Status)
+	}
+	body := res.Page.Body
+	if !strings.Contains(body, "not allowed the authorization_code grant") || !strings.Contains(body, "grant authorization_code and a redirect_uri") ||
+		strings.Contains(body, "is not registered") {
+		t.Fatalf("the page does not name the missing grant:\n%s", body)
+	}
+}

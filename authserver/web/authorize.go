@@ -69,6 +69,13 @@ func (s *Service) parseAuthzRequest(r *http.Request, params url.Values) (req *au
 		return nil, s.failures.Store("looking up a client", err), false
 	}
 	req = &authzRequest{client: cl, params: url.Values{}}
+	if len(cl.RedirectURIs) == 0 && !slices.Contains(cl.GrantTypes, client.GrantAuthorizationCode) {
+		// Nowhere to send the person back to: a machine client (client
+		// credentials, device) sent here by mistake. Name what is missing
+		// rather than the redirect URI it cannot have.
+		return nil, oauth.ErrUnauthorizedClient("%s (client_id %q) is not allowed the authorization_code grant, so it cannot send people here: "+
+			"its configuration needs grant authorization_code and a redirect_uri", cl.Name, cl.ID), false
+	}
 	switch {
 	case redirectURI != "":
 		if !redirectURIAllowed(cl.RedirectURIs, redirectURI) {
