@@ -317,7 +317,8 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 			}
 			*map[string]*bool{"skip_consent": &c.SkipConsent, "resource_server": &c.ResourceServer, "require_dpop": &c.RequireDPoP}[sub] = true
 		default:
-			return nil, d.Errf("client %s: unknown option %q (expected name, website, secret_hash, secret, jwks_file, jwks_uri, redirect_uri, grant, scope, audience, skip_consent, resource_server or require_dpop)", c.ID, sub)
+			return nil, unknownOption(d, "client "+c.ID, sub, "name", "website", "secret_hash", "secret", "jwks_file", "jwks_uri", "redirect_uri", "grant",
+				"scope", "audience", "skip_consent", "resource_server", "require_dpop")
 		}
 		if err != nil {
 			return nil, err
@@ -378,7 +379,7 @@ func parseUser(d *caddyfile.Dispenser) (*UserConfig, error) {
 		case "email":
 			u.Email = v
 		default:
-			return nil, d.Errf("user %s: unknown option %q (expected name or email)", u.Username, sub)
+			return nil, unknownOption(d, "user "+u.Username, sub, "name", "email")
 		}
 	}
 	return u, nil
@@ -506,7 +507,7 @@ func parseTrust(d *caddyfile.Dispenser) (TrustConfig, error) {
 			}
 			t.Introspection = in
 		default:
-			return t, d.Errf("trust %s: unknown option %q (expected audience, jwks_uri, introspection, scope_claim or token_type)", t.Issuer, sub)
+			return t, unknownOption(d, "trust "+t.Issuer, sub, "audience", "jwks_uri", "introspection", "scope_claim", "token_type")
 		}
 	}
 	if len(t.Audience) == 0 {
@@ -571,7 +572,8 @@ func parseRegistration(d *caddyfile.Dispenser) (*RegistrationConfig, error) {
 			}
 			r.Scope = strings.TrimSpace(r.Scope + " " + strings.Join(args, " "))
 		default:
-			return nil, d.Errf("registration: unknown option %q (expected open, initial_access_token, scope, client_ttl, unused_client_ttl, max_clients or client_id_metadata_documents)", sub)
+			return nil, unknownOption(d, "registration", sub, "open", "initial_access_token", "scope", "client_ttl", "unused_client_ttl", "max_clients",
+				"client_id_metadata_documents")
 		}
 	}
 	check := authserver.RegistrationConfig{Open: r.Open, InitialAccessToken: r.InitialAccessToken, Scopes: strings.Fields(r.Scope)}

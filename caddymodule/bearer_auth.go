@@ -367,7 +367,7 @@ func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 		default:
-			return d.Errf("bearer_auth: unknown option %q (expected scope, issuer, audience, realm, resource, resource_name or dpop)", d.Val())
+			return unknownOption(d, "bearer_auth", d.Val(), "scope", "issuer", "audience", "realm", "resource", "resource_name", "dpop")
 		}
 	}
 	return nil

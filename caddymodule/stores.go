@@ -271,7 +271,7 @@ func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			r.WaitReplicas = n
 		default:
-			return d.Errf("store redis: unknown option %q (expected address, master_name, prefix or wait_replicas)", d.Val())
+			return unknownOption(d, "store redis", d.Val(), "address", "master_name", "prefix", "wait_replicas")
 		}
 	}
 	if len(r.Addresses) == 0 {

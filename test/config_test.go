@@ -62,6 +62,13 @@ func TestConfigErrors(t *testing.T) {
 		{"login_provider without its secret", wrap(iss + "\t\tlogin_provider corp {\n\t\t\tissuer https://idp.example.com\n\t\t\tclient_id tg\n\t\t}"), "client_id and client_secret are required"},
 		{"login_provider scope without openid", wrap(iss + "\t\tlogin_provider corp {\n\t\t\tissuer https://idp.example.com\n\t\t\tclient_id tg\n\t\t\tclient_secret s\n\t\t\tscope email\n\t\t}"), "scope must include openid"},
 		{"bearer_auth unknown option", "{\n\toauth2 {\n" + iss + "\t}\n}\nhttp://127.0.0.1:9 {\n\tbearer_auth {\n\t\tcolour blue\n\t}\n}\n", `bearer_auth: unknown option "colour"`},
+		// The first hour's slips: a misspelt option is named, and a block
+		// left open is pointed at, not only the directive after it.
+		{"bearer_auth option misspelt", "{\n\toauth2 {\n" + iss + "\t}\n}\nhttp://127.0.0.1:9 {\n\tbearer_auth {\n\t\tscopes read\n\t}\n}\n", `did you mean scope?`},
+		{"bearer_auth left open", "{\n\toauth2 {\n" + iss + "\t}\n}\nhttp://127.0.0.1:9 {\n\tbearer_auth {\n\t\tscope read\n\trespond ok\n}\n",
+			`if respond belongs after the bearer_auth block, its closing } is missing above this line`},
+		{"client left open", wrap(iss + "\t\tclient a {\n\t\t\tsecret x\n\t\t\tgrant client_credentials\n\t\tuser mark " + hash),
+			`if user belongs after the client a block, its closing } is missing above this line`},
 	}
 	dir := t.TempDir()
 	for i, tc := range tests {
