@@ -199,10 +199,10 @@ func TestDPoPNonces(t *testing.T) {
 
 // Caddy's request logs redact Authorization and Cookie but know nothing
 // of DPoP, and they copy the request before any handler runs, so no
-// module can take the proof out of them. The log filter the README gives
+// module can take the proof out of them. The log filter the DPoP guide gives
 // does: a 502's error line shows the DPoP header as REDACTED. (Without it
 // the proof is there, spent: its jti was recorded when it was checked.)
-// dpopLogFilter is the README's, verbatim.
+// dpopLogFilter is the DPoP guide's, verbatim.
 const dpopLogFilter = `log {
 		format filter {
 			wrap json
@@ -213,12 +213,12 @@ const dpopLogFilter = `log {
 	}`
 
 func TestDPoPProofsOutOfTheLog(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+	guide, err := os.ReadFile("../docs/guides/dpop.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(indentless(string(readme)), indentless(dpopLogFilter)) {
-		t.Fatalf("the README does not give the log filter this test runs:\n%s", dpopLogFilter)
+	if !strings.Contains(indentless(string(guide)), indentless(dpopLogFilter)) {
+		t.Fatalf("the DPoP guide does not give the log filter this test runs:\n%s", dpopLogFilter)
 	}
 	dead := freePort(t) // nothing listens: the upstream's 502
 	for _, filtered := range []bool{false, true} {
@@ -247,10 +247,10 @@ func TestDPoPProofsOutOfTheLog(t *testing.T) {
 			t.Fatal("the access token is in the log")
 		}
 		if filtered && (strings.Contains(logged, proof) || !strings.Contains(logged, `"Dpop":"REDACTED"`)) {
-			t.Fatalf("with the README's filter the proof is not redacted:\n%s", logged)
+			t.Fatalf("with the DPoP guide's filter the proof is not redacted:\n%s", logged)
 		}
 		if !filtered && !strings.Contains(logged, proof) {
-			t.Log("Caddy now redacts DPoP itself: the README's filter can go")
+			t.Log("Caddy now redacts DPoP itself: the guide's filter can go")
 		}
 		g.stop()
 	}

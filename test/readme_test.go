@@ -23,16 +23,16 @@ type walkthrough struct {
 	expected [][]string
 }
 
-func readWalkthrough(t *testing.T, marker string) walkthrough {
+func readWalkthrough(t *testing.T, doc, marker string) walkthrough {
 	t.Helper()
-	readme, err := os.ReadFile("../README.md")
+	text, err := os.ReadFile("../" + doc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(readme), "<!-- "+marker+" -->")
+	_, section, ok := strings.Cut(string(text), "<!-- "+marker+" -->")
 	section, _, ok2 := strings.Cut(section, "<!-- /"+marker+" -->")
 	if !ok || !ok2 {
-		t.Fatalf("README has no %s markers", marker)
+		t.Fatalf("%s has no %s markers", doc, marker)
 	}
 	var w walkthrough
 	blocks := regexp.MustCompile("(?s)```(\\w*)\n(.*?)```").FindAllStringSubmatch(section, -1)
@@ -90,10 +90,23 @@ func skipIfBusy(t *testing.T, addrs ...string) {
 
 // runExample runs the binary on an example config, as the README has the
 // reader do, until the test ends; it returns once addr accepts connections.
+// It runs in a folder of its own, as a clone of the repository would be:
+// an example's relative store path lands there.
 func runExample(t *testing.T, config, addr string) {
 	t.Helper()
-	dir := t.TempDir()
+	runExampleIn(t, t.TempDir(), config, addr)
+}
+
+// runExampleIn is runExample in dir, which is also its HOME: examples
+// run in one dir share what a reader's machine shares.
+func runExampleIn(t *testing.T, dir, config, addr string) {
+	t.Helper()
+	config, err := filepath.Abs(config)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(binary, "run", "--config", config)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
 	log := new(syncBuffer)
 	cmd.Stdout, cmd.Stderr = log, log
@@ -121,8 +134,8 @@ func runExample(t *testing.T, config, addr string) {
 // flow is played by persontest, as the README tells a person to do it.
 func TestReadmeWalkthroughs(t *testing.T) {
 	skipIfBusy(t, "127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:9000", "127.0.0.1:2019")
-	cc, code, device, admin := readWalkthrough(t, "walkthrough"), readWalkthrough(t, "walkthrough-code"),
-		readWalkthrough(t, "walkthrough-device"), readWalkthrough(t, "walkthrough-admin")
+	cc, code, device, admin := readWalkthrough(t, "README.md", "walkthrough"), readWalkthrough(t, "docs/guides/authorization-code.md", "walkthrough-code"),
+		readWalkthrough(t, "docs/guides/device.md", "walkthrough-device"), readWalkthrough(t, "docs/guides/registration-and-revocation.md", "walkthrough-admin")
 	if len(cc.scripts) < 4 || len(code.scripts) < 4 || len(device.scripts) != 5 || len(admin.scripts) < 4 {
 		t.Fatalf("walk-throughs too short: %d, %d, %d and %d commands", len(cc.scripts), len(code.scripts), len(device.scripts), len(admin.scripts))
 	}
@@ -200,11 +213,11 @@ func TestReadmeWalkthroughs(t *testing.T) {
 	})
 }
 
-// The README's MCP walk-through works verbatim on examples/mcp.Caddyfile
+// The MCP guide's walk-through works verbatim on examples/mcp.Caddyfile
 // in front of the SDK's everything server, on the ports it names.
 func TestReadmeMCPWalkthrough(t *testing.T) {
-	skipIfBusy(t, "127.0.0.1:8090", "127.0.0.1:8091", "127.0.0.1:3001")
-	w := readWalkthrough(t, "walkthrough-mcp")
+	skipIfBusy(t, "127.0.0.1:8090", "127.0.0.1:8091", "127.0.0.1:3001", "127.0.0.1:2020")
+	w := readWalkthrough(t, "docs/guides/mcp.md", "walkthrough-mcp")
 	if len(w.scripts) != 7 {
 		t.Fatalf("the MCP walk-through has %d commands, want 7", len(w.scripts))
 	}
@@ -231,11 +244,15 @@ func TestReadmeMCPWalkthrough(t *testing.T) {
 }
 
 // Every Caddyfile the documentation shows as one (```caddyfile: the
-// README, docs/ and CONTRIBUTING.md) adapts, and the systemd unit and the
-// Dockerfile the operations guide shows are the repository's own.
+// README, docs/, its guides and reference, and CONTRIBUTING.md) adapts,
+// and the systemd unit and the Dockerfile the operations guide shows are
+// the repository's own.
 func TestReadmeConfigs(t *testing.T) {
-	docs, _ := filepath.Glob("../docs/*.md")
-	docs = append([]string{"../README.md", "../CONTRIBUTING.md"}, docs...)
+	docs := []string{"../README.md", "../CONTRIBUTING.md"}
+	for _, pattern := range []string{"../docs/*.md", "../docs/guides/*.md", "../docs/reference/*.md"} {
+		more, _ := filepath.Glob(pattern)
+		docs = append(docs, more...)
+	}
 	dir := t.TempDir()
 	total := 0
 	for _, doc := range docs {
@@ -260,12 +277,12 @@ func TestReadmeConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme, err := os.ReadFile("../README.md")
+	guide, err := os.ReadFile("../docs/guides/mcp.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if example, err := os.ReadFile("../examples/mcp.Caddyfile"); err != nil || !strings.Contains(string(readme), string(example)) {
-		t.Errorf("the README does not show examples/mcp.Caddyfile as it is (%v)", err)
+	if example, err := os.ReadFile("../examples/mcp.Caddyfile"); err != nil || !strings.Contains(string(guide), string(example)) {
+		t.Errorf("the MCP guide does not show examples/mcp.Caddyfile as it is (%v)", err)
 	}
 	for _, file := range []string{"../deploy/tokengate.service", "../Dockerfile"} {
 		content, err := os.ReadFile(file)
@@ -286,4 +303,47 @@ func shownIn(shown, out string) bool {
 		parts[i] = regexp.QuoteMeta(p)
 	}
 	return regexp.MustCompile(`(?im)` + strings.Join(parts, `[^\n]*`)).MatchString(out)
+}
+
+// Every example config runs as is, next to all the others (their own
+// ports, admin addresses and store files): a reader may start any of them
+// while another is running.
+func TestExamplesRunTogether(t *testing.T) {
+	configs, _ := filepath.Glob("../examples/*.Caddyfile")
+	configs = append([]string{"../Caddyfile.example"}, configs...)
+	site := regexp.MustCompile(`(?m)^http://(?:localhost|127\.0\.0\.1):(\d+)`)
+	admin := regexp.MustCompile(`(?m)^\s*admin (localhost|127\.0\.0\.1):(\d+)`)
+	var addrs []string
+	sites := map[string]string{}
+	for _, c := range configs {
+		text, err := os.ReadFile(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := site.FindSubmatch(text)
+		if m == nil {
+			t.Fatalf("%s serves no http://localhost site", c)
+		}
+		sites[c] = "127.0.0.1:" + string(m[1])
+		for _, p := range site.FindAllSubmatch(text, -1) {
+			addrs = append(addrs, "127.0.0.1:"+string(p[1]))
+		}
+		a := "127.0.0.1:2019" // Caddy's default
+		if m := admin.FindSubmatch(text); m != nil {
+			a = "127.0.0.1:" + string(m[2])
+		}
+		addrs = append(addrs, a)
+	}
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		if seen[a] {
+			t.Errorf("two examples use %s: they cannot run together", a)
+		}
+		seen[a] = true
+	}
+	skipIfBusy(t, addrs...)
+	home := t.TempDir() // one reader's machine: one HOME, one clone
+	for _, c := range configs {
+		runExampleIn(t, home, c, sites[c])
+	}
 }
