@@ -298,3 +298,24 @@ func TestConsentEndsWithItsGrant(t *testing.T) {
 		}
 	})
 }
+
+// Sent to sign in by /account, with no application asking, a person is
+// told why.
+func TestAccountSignInSaysWhy(t *testing.T) {
+	e := newEnv(t)
+	res, err := e.person().Get(e.http.URL + "/account")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Page == nil || !res.Page.Has("password") || !strings.Contains(res.Page.Body, "Sign in to see the applications you have allowed") {
+		t.Fatalf("the sign-in page for /account does not say why:\n%+v", res.Page)
+	}
+	// An application's sign-in names the application instead.
+	res, err = e.person().Get(e.stdAuth())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Page == nil || strings.Contains(res.Page.Body, "Sign in to see the applications") {
+		t.Fatalf("an application's sign-in says the account page's reason:\n%+v", res.Page)
+	}
+}

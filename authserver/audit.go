@@ -75,8 +75,11 @@ func (a *AuditRing) add(event string, fields []zap.Field) {
 	for _, f := range fields {
 		if f.Type == zapcore.StringType {
 			// Nearly every field: no encoder, no allocation (the token
-			// endpoint writes one event per token).
-			out = append(out, AuditField{f.Key, f.String})
+			// endpoint writes one event per token). An empty one (no
+			// grant for client credentials) says nothing: not shown.
+			if f.String != "" {
+				out = append(out, AuditField{f.Key, f.String})
+			}
 			continue
 		}
 		if enc == nil {

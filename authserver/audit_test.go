@@ -24,6 +24,11 @@ func TestAuditRing(t *testing.T) {
 	if fmt.Sprint(got[0].Fields) != fmt.Sprint(want) {
 		t.Fatalf("fields %v, want %v", got[0].Fields, want)
 	}
+	// An empty string (client credentials have no grant_id) is not shown.
+	authserver.AddAudit(ring, "token issued", zap.String("client_id", "svc"), zap.String("grant_id", ""))
+	if got := ring.Recent()[0].Fields; fmt.Sprint(got) != fmt.Sprint([]authserver.AuditField{{Key: "client_id", Value: "svc"}}) {
+		t.Fatalf("fields %v: the empty grant_id is shown", got)
+	}
 	var none *authserver.AuditRing // a server without a ring records nothing
 	authserver.AddAudit(none, "event")
 	if none.Recent() != nil {

@@ -6,6 +6,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -246,5 +247,17 @@ func TestConsoleGrants(t *testing.T) {
 	}
 	if _, body = b.get("audit"); !strings.Contains(body, "grant revoked") || !strings.Contains(body, "console ops") {
 		t.Fatalf("the audit page does not show who revoked the grant:\n%s", body)
+	}
+}
+
+// The grants search is one row: its button lines up with its inputs
+// (buttons elsewhere sit a line below the field above them).
+func TestSearchButtonInRow(t *testing.T) {
+	css, err := os.ReadFile("pages/console.css")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(css), "form.search button { margin-top: 0; }") {
+		t.Fatal("the grants search's button keeps the margin that puts it below its inputs")
 	}
 }

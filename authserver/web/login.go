@@ -149,6 +149,10 @@ func (s *Service) ServeLogin(w http.ResponseWriter, r *http.Request) {
 	data := &PageData{Title: "Sign in", Client: pageClient(req.client), Scopes: s.pageScopes(req.scope), Resource: s.pageResource(req.resource),
 		Action: s.issuer.Path + PathLogin, Hidden: map[string]string{"return_to": returnTo},
 		Passwords: len(s.people.users) > 0 || len(s.people.list) == 0, Providers: s.pageProviders(returnTo)}
+	if req.client == nil && returnTo == s.issuer.Path+PathAccount {
+		// No application is asking: say why a sign-in is wanted.
+		data.Message = "Sign in to see the applications you have allowed to act for you, and to remove any of them."
+	}
 	show := func(status int, msg string) {
 		data.Error, data.CSRFToken = msg, s.csrfToken(sess)
 		s.renderPage(w, status, "login.html", data, formTarget(req.redirectURI)...)
