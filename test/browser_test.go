@@ -4,13 +4,13 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/tokengate/tokengate/internal/skipnote"
 	"golang.org/x/oauth2"
 )
 
@@ -90,11 +90,7 @@ func browserContext(t *testing.T) context.Context {
 	t.Helper()
 	browser, err := exec.LookPath("chromium")
 	if err != nil {
-		msg := "chromium is not installed (apt-get install chromium): skipping the browser test"
-		if os.Getenv(requireBrowserEnv) == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		skipnote.Skip(t, requireBrowserEnv, "the browser test", "chromium is not installed", "apt-get install chromium")
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU,

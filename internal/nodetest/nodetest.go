@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/tokengate/tokengate/internal/skipnote"
 )
 
 // RequireEnv, when set to 1, turns "no node" into a failure. CI sets it.
@@ -18,22 +20,16 @@ const RequireEnv = "TOKENGATE_REQUIRE_NODE"
 // node_modules), or skips the test, saying why, unless RequireEnv is set.
 func Dir(t testing.TB, dir string) string {
 	t.Helper()
-	skip := func(msg string) {
-		t.Helper()
-		if os.Getenv(RequireEnv) == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	const group, enable = "the Node tests (the MCP SDK, oidc-provider, oauth4webapi)", "install Node.js 20 and run npm ci in test/mcp and test/oidc"
 	if _, err := exec.LookPath("node"); err != nil {
-		skip("node is not on PATH: skipping this test of a Node program (install Node.js 20 to run it)")
+		skipnote.Skip(t, RequireEnv, group, "node is not on PATH", enable)
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(abs, "node_modules")); err != nil {
-		skip("the Node packages are not installed: run `npm ci` in " + abs)
+		skipnote.Skip(t, RequireEnv, group, "the Node packages of "+abs+" are not installed", enable)
 	}
 	return abs
 }

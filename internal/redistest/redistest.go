@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tokengate/tokengate/internal/skipnote"
 )
 
 // RequireEnv, when set to 1, turns "no redis-server available" from a skip
@@ -66,11 +67,7 @@ func Start(t testing.TB) *Server {
 func startLocal(t testing.TB, args ...string) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		msg := "redis-server is not on PATH: skipping this Redis test (install redis-server to run it)"
-		if os.Getenv(RequireEnv) == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		skipnote.Skip(t, RequireEnv, "the Redis tests", "redis-server is not on PATH", "apt-get install redis-server redis-tools, or set REDIS_URL")
 	}
 	s := &Server{t: t, port: freePort(t), dir: t.TempDir(), args: args}
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))

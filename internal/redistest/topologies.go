@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tokengate/tokengate/internal/skipnote"
 )
 
 // Cluster is a Redis Cluster of three masters (no replicas) on free
@@ -28,11 +29,7 @@ type Cluster struct {
 func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
 	if _, err := exec.LookPath("redis-cli"); err != nil {
-		msg := "redis-cli is not on PATH: skipping this Redis Cluster test (install redis-tools to run it)"
-		if os.Getenv(RequireEnv) == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		skipnote.Skip(t, RequireEnv, "the Redis Cluster tests", "redis-cli is not on PATH", "apt-get install redis-tools")
 	}
 	c := new(Cluster)
 	for range 3 {
