@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -26,6 +25,7 @@ import (
 	// them invalidate cached results of this package.
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	_ "github.com/tokengate/tokengate/caddymodule"
+	"github.com/tokengate/tokengate/internal/freeport"
 )
 
 var binary string
@@ -53,30 +53,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var (
-	portsMu sync.Mutex
-	used    = map[int]bool{}
-)
-
-// freePort returns a free loopback port never handed out before in this
-// run: the kernel may offer a just-closed port again, and two sites on
-// one port make an ambiguous config.
+// freePort returns a free loopback port for a server the test starts
+// (freeport: never handed out twice, and out of the ephemeral range,
+// where an outgoing connection could take it before the server binds it).
 func freePort(t testing.TB) int {
 	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !used[port] {
-			used[port] = true
-			return port
-		}
+	port, err := freeport.Port()
+	if err != nil {
+		t.Fatal(err)
 	}
+	return port
 }
 
 // syncBuffer collects a process's output safely.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tokengate/tokengate/internal/freeport"
 	"github.com/tokengate/tokengate/internal/skipnote"
 )
 
@@ -85,14 +86,7 @@ func freePort(t testing.TB) int {
 	return port
 }
 
-func findPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func findPort() (int, error) { return freeport.Port() }
 
 func (s *Server) start() {
 	s.t.Helper()

@@ -38,6 +38,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/tokengate/tokengate/internal/freeport"
 	"github.com/tokengate/tokengate/internal/redistest"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -164,12 +165,11 @@ func person(w int) string { return fmt.Sprintf("load-%d", w%people) }
 const people = 256
 
 func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Port()
 	if err != nil {
 		die("%v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // result is one scenario's figures.
