@@ -347,3 +347,21 @@ func TestExamplesRunTogether(t *testing.T) {
 		runExampleIn(t, home, c, sites[c])
 	}
 }
+
+// The DPoP guide's walk-through works verbatim on examples/dpop.Caddyfile,
+// with panva's oauth4webapi as the client (the reader installs it with
+// npm; the test uses test/oidc's, from its lockfile).
+func TestDPoPGuideWalkthrough(t *testing.T) {
+	skipIfBusy(t, "127.0.0.1:8100", "127.0.0.1:8101", "127.0.0.1:2021")
+	w := readWalkthrough(t, "docs/guides/dpop.md", "walkthrough-dpop")
+	if len(w.scripts) != 2 {
+		t.Fatalf("the DPoP walk-through has %d commands, want 2", len(w.scripts))
+	}
+	modules := filepath.Join(nodetest.Dir(t, "oidc"), "node_modules")
+	runExample(t, "../examples/dpop.Caddyfile", "127.0.0.1:8101")
+	work := t.TempDir()
+	if err := os.Symlink(modules, filepath.Join(work, "node_modules")); err != nil {
+		t.Fatal(err)
+	}
+	w.run(t, work, nil, 0, len(w.scripts))
+}
