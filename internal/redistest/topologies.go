@@ -33,7 +33,11 @@ func StartCluster(t testing.TB) *Cluster {
 	}
 	c := new(Cluster)
 	for range 3 {
-		n := startLocal(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
+		// The cluster bus's port is its own free port too: by default it is
+		// the port plus 10,000, in the ephemeral range, where an outgoing
+		// connection can take it first.
+		n := startLocal(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+			"--cluster-port", strconv.Itoa(freePort(t)))
 		c.Nodes = append(c.Nodes, n)
 		c.Addrs = append(c.Addrs, n.Addr)
 	}
