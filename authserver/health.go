@@ -18,6 +18,8 @@ type Health struct {
 	Status string `json:"status"` // "ok" or "unavailable"
 	// Reason says what is wrong, without internal detail (the log has it).
 	Reason string `json:"reason,omitempty"`
+	// Instance is Config.Instance: which process answered.
+	Instance string `json:"instance,omitempty"`
 }
 
 // healthCheck caches the store probe for a second, so that a flood of
@@ -66,5 +68,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	if h.Status != "ok" {
 		status = http.StatusServiceUnavailable
 	}
-	oauth.WriteJSON(w, status, h)
+	answer := *h
+	answer.Instance = s.cfg.Instance
+	oauth.WriteJSON(w, status, &answer)
 }

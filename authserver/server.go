@@ -29,6 +29,10 @@ import (
 
 // Config is what a Server needs. Durations left zero take the defaults.
 type Config struct {
+	// Instance names this process in health answers, so that a start can
+	// tell its own answers from another process's on the same port (see
+	// the caddymodule). Default: none.
+	Instance string
 	// Issuer is the iss of every token and the base of every endpoint.
 	Issuer          string
 	AccessTokenTTL  time.Duration

@@ -205,7 +205,7 @@ func (a *App) provision(ctx caddy.Context) error {
 	defer cancel()
 	cfg := a.settings(clients)
 	cfg.LoginProviders, cfg.Registration, cfg.SharedStore = providers, registration, mod.(StoreModule).Shared()
-	cfg.UpstreamUser, cfg.ClientIP = upstreamUser, clientIP
+	cfg.UpstreamUser, cfg.ClientIP, cfg.Instance = upstreamUser, clientIP, instance
 	cfg.Store, cfg.Logger, cfg.Metrics, cfg.AuditRing, cfg.Secrets = a.store, a.logger, serverMetrics{a.recent.history}, a.recent.audit, a.recent.secrets
 	if a.server, err = authserver.New(initCtx, cfg); err != nil {
 		return fmt.Errorf("oauth2: %w", err)
@@ -261,6 +261,7 @@ func (a *App) Start() error {
 		for _, i := range a.trusted {
 			wg.Go(func() { i.Run(ctx) })
 		}
+		wg.Go(func() { a.checkAlone(ctx) })
 		a.server.Run(ctx)
 		wg.Wait()
 	}()

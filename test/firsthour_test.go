@@ -114,3 +114,55 @@ http://127.0.0.1:`+itoa(auth)+` {
 		}
 	})
 }
+
+// Two tokengates started on the same ports, with stores of their own, both
+// start (Caddy's listeners share ports), and the kernel splits requests
+// between them: the second says so, naming the address. One alone says
+// nothing.
+func TestTwoInstancesOnOnePortAreTold(t *testing.T) {
+	port := freePort(t)
+	config := func(dir string) string {
+		path := filepath.Join(dir, "Caddyfile")
+		writeFile(t, path, `{
+	admin off
+	persist_config off
+	oauth2 {
+		issuer http://127.0.0.1:`+itoa(port)+`
+		store file `+filepath.Join(dir, "tg.db")+`
+	}
+}
+http://127.0.0.1:`+itoa(port)+` {
+	oauth2_server
+}
+`)
+		return path
+	}
+	start := func() *syncBuffer {
+		dir := t.TempDir()
+		cmd := exec.Command(binary, "run", "--config", config(dir), "--adapter", "caddyfile")
+		cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+		log := new(syncBuffer)
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		if !waitFor(20*time.Second, func() bool { return strings.Contains(log.String(), `"msg":"serving issuer `) }) {
+			t.Fatalf("tokengate did not start:\n%s", log)
+		}
+		return log
+	}
+	const told = "another process also serves 127.0.0.1:"
+	first := start()
+	time.Sleep(time.Second) // its own check, alone
+	if strings.Contains(first.String(), told) {
+		t.Fatalf("a tokengate alone on its port was told of another:\n%s", first)
+	}
+	second := start()
+	if !waitFor(10*time.Second, func() bool { return strings.Contains(second.String(), told+itoa(port)) }) {
+		t.Fatalf("the second tokengate on port %d was not told of the first:\n%s", port, second)
+	}
+	if !strings.Contains(second.String(), "another tokengate (instance ") {
+		t.Errorf("the error does not say the other is a tokengate:\n%s", second)
+	}
+}

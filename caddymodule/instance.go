@@ -1,0 +1,119 @@
+package caddymodule
+
+// Two tokengates started on the same ports both start: Caddy's listeners
+// share a port (SO_REUSEPORT, for reloads without a gap), and the kernel
+// then splits connections between the two processes, with their separate
+// stores and keys. So each process names itself in its health answers,
+// and after each start asks its own addresses who answers: another name,
+// or an answer without one, is another process.
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/oauth"
+)
+
+// instance names this process.
+var instance = oauth.RandomToken(12)
+
+// aloneProbes is how many connections ask each address: with two
+// processes on a port, 16 connections all reach the same one once in
+// 2^15.
+const aloneProbes = 16
+
+// checkAlone logs an error for each address of the issuer's site that
+// another process answers too.
+func (a *App) checkAlone(ctx context.Context) {
+	issuer, err := url.Parse(a.server.Metadata().Issuer)
+	if err != nil {
+		return
+	}
+	for _, addr := range a.issuerAddresses(issuer) {
+		if other := a.otherAnswers(ctx, addr, issuer); other != "" {
+			a.logger.Error("another process also serves "+addr.Host+", so requests are split between it and this tokengate at random: "+other+
+				"; stop the other one, or give this config other ports",
+				zap.String("address", addr.Host), zap.String("issuer", issuer.String()))
+		}
+	}
+}
+
+// issuerAddresses are the local addresses (as URLs of the health
+// endpoint) of the servers whose routes serve the issuer.
+func (a *App) issuerAddresses(issuer *url.URL) []*url.URL {
+	v, err := a.ctx.AppIfConfigured("http")
+	if err != nil || v == nil {
+		return nil
+	}
+	var out []*url.URL
+	for _, srv := range v.(*caddyhttp.App).Servers {
+		if !reaches(srv, issuer.String()+authserver.PathMetadata, func(h caddyhttp.MiddlewareHandler) bool { _, ok := h.(*Server); return ok }) {
+			continue
+		}
+		scheme := "http"
+		if len(srv.TLSConnPolicies) > 0 {
+			scheme = "https"
+		}
+		for _, l := range srv.Listen {
+			na, err := caddy.ParseNetworkAddress(l)
+			if err != nil || na.IsUnixNetwork() || na.IsFdNetwork() || (na.Network != "" && na.Network != "tcp" && na.Network != "tcp4" && na.Network != "tcp6") || na.PortRangeSize() != 1 {
+				continue
+			}
+			host := na.Host
+			if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+				host = "127.0.0.1"
+			}
+			out = append(out, &url.URL{Scheme: scheme, Host: net.JoinHostPort(host, strconv.FormatUint(uint64(na.StartPort), 10)),
+				Path: issuer.Path + authserver.PathHealth})
+		}
+	}
+	return out
+}
+
+// otherAnswers asks addr for its health aloneProbes times, each on a new
+// connection, and says who else answered ("" for nobody).
+func (a *App) otherAnswers(ctx context.Context, addr, issuer *url.URL) string {
+	// The process's own client to itself: a loopback address it listens
+	// on, not a URL anyone supplied.
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		TLSClientConfig: &tls.Config{ServerName: issuer.Hostname(), InsecureSkipVerify: true}}}
+	answered := 0
+	for try := 0; answered < aloneProbes && try < 4*aloneProbes; try++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, addr.String(), nil)
+		if err != nil {
+			return ""
+		}
+		req.Host = issuer.Host
+		resp, err := c.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ""
+			}
+			time.Sleep(50 * time.Millisecond) // not listening yet
+			continue
+		}
+		var h authserver.Health
+		err = json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&h)
+		resp.Body.Close()
+		answered++
+		switch {
+		case err != nil || h.Instance == "":
+			return "it does not answer as tokengate does (" + resp.Status + ")"
+		case h.Instance != instance:
+			return "another tokengate (instance " + h.Instance + ")"
+		}
+	}
+	return ""
+}
