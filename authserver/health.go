@@ -18,9 +18,11 @@ type Health struct {
 	Status string `json:"status"` // "ok" or "unavailable"
 	// Reason says what is wrong, without internal detail (the log has it).
 	Reason string `json:"reason,omitempty"`
-	// Instance is Config.Instance: which process answered.
-	Instance string `json:"instance,omitempty"`
 }
+
+// InstanceHeader carries Config.Instance on health answers: a header, so
+// that load balancers matching the body see it unchanged.
+const InstanceHeader = "Tokengate-Instance"
 
 // healthCheck caches the store probe for a second, so that a flood of
 // health requests costs the store one read a second.
@@ -68,7 +70,8 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	if h.Status != "ok" {
 		status = http.StatusServiceUnavailable
 	}
-	answer := *h
-	answer.Instance = s.cfg.Instance
-	oauth.WriteJSON(w, status, &answer)
+	if s.cfg.Instance != "" {
+		w.Header().Set(InstanceHeader, s.cfg.Instance)
+	}
+	oauth.WriteJSON(w, status, h)
 }

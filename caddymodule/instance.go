@@ -4,13 +4,13 @@ package caddymodule
 // share a port (SO_REUSEPORT, for reloads without a gap), and the kernel
 // then splits connections between the two processes, with their separate
 // stores and keys. So each process names itself in its health answers,
-// and after each start asks its own addresses who answers: another name,
+// (a header), and after each start asks its own addresses who answers: another name,
 // or an answer without one, is another process.
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -23,11 +23,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/authserver"
-	"github.com/tokengate/tokengate/authserver/oauth"
 )
 
 // instance names this process.
-var instance = oauth.RandomToken(12)
+var instance = rand.Text()
 
 // aloneProbes is how many connections ask each address: with two
 // processes on a port, 16 connections all reach the same one once in
@@ -104,15 +103,14 @@ func (a *App) otherAnswers(ctx context.Context, addr, issuer *url.URL) string {
 			time.Sleep(50 * time.Millisecond) // not listening yet
 			continue
 		}
-		var h authserver.Health
-		err = json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&h)
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
 		answered++
-		switch {
-		case err != nil || h.Instance == "":
+		switch id := resp.Header.Get(authserver.InstanceHeader); {
+		case id == "":
 			return "it does not answer as tokengate does (" + resp.Status + ")"
-		case h.Instance != instance:
-			return "another tokengate (instance " + h.Instance + ")"
+		case id != instance:
+			return "another tokengate (instance " + id + ")"
 		}
 	}
 	return ""

@@ -365,3 +365,30 @@ func TestDPoPGuideWalkthrough(t *testing.T) {
 	}
 	w.run(t, work, nil, 0, len(w.scripts))
 }
+
+// The trusted issuers guide's walk-through works verbatim on
+// examples/trusted-issuers.Caddyfile next to Caddyfile.example, whose
+// authorization server is the other issuer.
+func TestTrustedIssuersGuideWalkthrough(t *testing.T) {
+	skipIfBusy(t, "127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:9000", "127.0.0.1:2019", "127.0.0.1:8110", "127.0.0.1:8111", "127.0.0.1:2022")
+	w := readWalkthrough(t, "docs/guides/trusted-issuers.md", "walkthrough-trust")
+	if len(w.scripts) != 3 {
+		t.Fatalf("the walk-through has %d commands, want 3", len(w.scripts))
+	}
+	home := t.TempDir()
+	runExampleIn(t, home, "../Caddyfile.example", "127.0.0.1:8080")
+	runExampleIn(t, home, "../examples/trusted-issuers.Caddyfile", "127.0.0.1:8111")
+	w.run(t, t.TempDir(), nil, 0, len(w.scripts))
+}
+
+// The pages guide's console walk-through works verbatim on
+// examples/console.Caddyfile.
+func TestConsoleGuideWalkthrough(t *testing.T) {
+	skipIfBusy(t, "127.0.0.1:8130", "127.0.0.1:2023")
+	w := readWalkthrough(t, "docs/guides/pages-and-console.md", "walkthrough-console")
+	if len(w.scripts) != 2 {
+		t.Fatalf("the walk-through has %d commands, want 2", len(w.scripts))
+	}
+	runExample(t, "../examples/console.Caddyfile", "127.0.0.1:8130")
+	w.run(t, t.TempDir(), nil, 0, len(w.scripts))
+}
