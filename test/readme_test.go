@@ -12,6 +12,7 @@ import (
 
 	"github.com/tokengate/tokengate/internal/nodetest"
 	"github.com/tokengate/tokengate/internal/persontest"
+	"github.com/tokengate/tokengate/internal/redistest"
 )
 
 // walkthrough is one marked walk-through of the README: its shell blocks in
@@ -99,7 +100,7 @@ func runExample(t *testing.T, config, addr string) {
 
 // runExampleIn is runExample in dir, which is also its HOME: examples
 // run in one dir share what a reader's machine shares.
-func runExampleIn(t *testing.T, dir, config, addr string) {
+func runExampleIn(t *testing.T, dir, config, addr string, env ...string) {
 	t.Helper()
 	config, err := filepath.Abs(config)
 	if err != nil {
@@ -108,6 +109,7 @@ func runExampleIn(t *testing.T, dir, config, addr string) {
 	cmd := exec.Command(binary, "run", "--config", config)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	cmd.Env = append(cmd.Env, env...)
 	log := new(syncBuffer)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -311,8 +313,9 @@ func shownIn(shown, out string) bool {
 func TestExamplesRunTogether(t *testing.T) {
 	configs, _ := filepath.Glob("../examples/*.Caddyfile")
 	configs = append([]string{"../Caddyfile.example"}, configs...)
-	site := regexp.MustCompile(`(?m)^http://(?:localhost|127\.0\.0\.1):(\d+)`)
-	admin := regexp.MustCompile(`(?m)^\s*admin (localhost|127\.0\.0\.1):(\d+)`)
+	// A port may be an environment placeholder with its default: {$PORT:8140}.
+	site := regexp.MustCompile(`(?m)^http://(?:localhost|127\.0\.0\.1):(?:\{\$\w+:)?(\d+)`)
+	admin := regexp.MustCompile(`(?m)^\s*admin (localhost|127\.0\.0\.1):(?:\{\$\w+:)?(\d+)`)
 	var addrs []string
 	sites := map[string]string{}
 	for _, c := range configs {
@@ -342,9 +345,10 @@ func TestExamplesRunTogether(t *testing.T) {
 		seen[a] = true
 	}
 	skipIfBusy(t, addrs...)
-	home := t.TempDir() // one reader's machine: one HOME, one clone
+	home := t.TempDir()                            // one reader's machine: one HOME, one clone
+	redis := "REDIS_URL=" + redistest.Start(t).URL // for the examples that share state
 	for _, c := range configs {
-		runExampleIn(t, home, c, sites[c])
+		runExampleIn(t, home, c, sites[c], redis)
 	}
 }
 
@@ -390,5 +394,22 @@ func TestConsoleGuideWalkthrough(t *testing.T) {
 		t.Fatalf("the walk-through has %d commands, want 2", len(w.scripts))
 	}
 	runExample(t, "../examples/console.Caddyfile", "127.0.0.1:8130")
+	w.run(t, t.TempDir(), nil, 0, len(w.scripts))
+}
+
+// The several-instances guide's walk-through works verbatim on two
+// instances of examples/several-instances.Caddyfile sharing a Redis (the
+// test's own, through REDIS_URL, where the reader's is on 6379).
+func TestSeveralInstancesGuideWalkthrough(t *testing.T) {
+	skipIfBusy(t, "127.0.0.1:8140", "127.0.0.1:8141", "127.0.0.1:8142", "127.0.0.1:8143", "127.0.0.1:2026", "127.0.0.1:2027")
+	w := readWalkthrough(t, "docs/guides/several-instances.md", "walkthrough-instances")
+	if len(w.scripts) != 2 {
+		t.Fatalf("the walk-through has %d commands, want 2", len(w.scripts))
+	}
+	redis := "REDIS_URL=" + redistest.Start(t).URL
+	home := t.TempDir()
+	runExampleIn(t, home, "../examples/several-instances.Caddyfile", "127.0.0.1:8140", redis)
+	runExampleIn(t, home, "../examples/several-instances.Caddyfile", "127.0.0.1:8142", redis,
+		"INSTANCE=b", "AUTH_PORT=8142", "API_PORT=8143", "ADMIN_PORT=2027")
 	w.run(t, t.TempDir(), nil, 0, len(w.scripts))
 }
