@@ -104,6 +104,9 @@ type App struct {
 	store store.Store
 	// storeName is the store as the start-up line names it.
 	storeName string
+	// started says Start ran: a config only provisioned (validate) is
+	// checked at Cleanup instead.
+	started bool
 	server    *authserver.Server
 	admin     http.Handler
 	logger    *zap.Logger
@@ -241,6 +244,7 @@ func clientIP(r *http.Request) string {
 // Start starts the issuer (authserver.Server.Start) and keeps it in sync
 // with the store (Run).
 func (a *App) Start() error {
+	a.started = true
 	if err := a.checkConsoles(); err != nil {
 		a.logger.Error(err.Error())
 		return fmt.Errorf("oauth2: %w", err)

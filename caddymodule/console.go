@@ -51,6 +51,14 @@ func (a *App) loadActivity() {
 
 // Cleanup gives back the config's use of the recent activity.
 func (a *App) Cleanup() error {
+	if !a.started && a.server != nil {
+		// Provisioned but never started: tokengate validate (or a load
+		// that failed elsewhere). The routes are complete only now, so
+		// what run would refuse is told here.
+		if err := a.checkConsoles(); err != nil {
+			a.logger.Error("tokengate run would refuse this config: " + err.Error())
+		}
+	}
 	if a.recent == nil {
 		return nil
 	}
@@ -114,8 +122,8 @@ func (a *App) checkConsoles() error {
 	if len(list) == 0 {
 		return nil
 	}
-	v, err := a.ctx.App("http")
-	if err != nil {
+	v, err := a.ctx.AppIfConfigured("http")
+	if err != nil || v == nil {
 		return fmt.Errorf("finding the HTTP app to check oauth2_console: %w", err)
 	}
 	httpApp := v.(*caddyhttp.App)

@@ -277,6 +277,12 @@ func TestConsoleNeedsAuthentication(t *testing.T) {
 			if err == nil || !strings.Contains(out, "oauth2_console is not behind an authentication handler") || !strings.Contains(out, "insecure_no_auth") {
 				t.Fatalf("tokengate run: %v\n%s", err, out)
 			}
+			// validate cannot see the routes complete before it ends, but
+			// says what run will refuse.
+			out, _ = run(t, []string{"HOME=" + g.dir, "XDG_DATA_HOME=" + g.dir, "XDG_CONFIG_HOME=" + g.dir}, "validate", "--config", path, "--adapter", "caddyfile")
+			if !strings.Contains(out, "tokengate run would refuse this config: oauth2_console is not behind an authentication handler") {
+				t.Fatalf("tokengate validate does not say run will refuse:\n%s", out)
+			}
 		})
 	}
 	t.Run("guarded by basic_auth", func(t *testing.T) {
