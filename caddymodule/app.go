@@ -107,9 +107,9 @@ type App struct {
 	// started says Start ran: a config only provisioned (validate) is
 	// checked at Cleanup instead.
 	started bool
-	server    *authserver.Server
-	admin     http.Handler
-	logger    *zap.Logger
+	server  *authserver.Server
+	admin   http.Handler
+	logger  *zap.Logger
 	// trusted are the Trust blocks' issuers, by identifier.
 	trusted map[string]*trust.Issuer
 	// dpopReplay is the DPoP proofs this instance's routes accepted;
