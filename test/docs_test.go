@@ -1,0 +1,73 @@
+package test
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// Every relative link of the documentation (README, CONTRIBUTING,
+// CHANGELOG, docs/ and its guides and reference) names a file that
+// exists, and every #anchor a heading of that file: the docs moved into
+// guides, and a link left behind is a reader's dead end.
+func TestDocsLinks(t *testing.T) {
+	docs := []string{"../README.md", "../CONTRIBUTING.md", "../CHANGELOG.md"}
+	for _, pattern := range []string{"../docs/*.md", "../docs/guides/*.md", "../docs/reference/*.md"} {
+		more, _ := filepath.Glob(pattern)
+		docs = append(docs, more...)
+	}
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	code := regexp.MustCompile("(?s)```.*?```")
+	checked := 0
+	for _, doc := range docs {
+		text, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(code.ReplaceAllString(string(text), ""), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			file, anchor, _ := strings.Cut(target, "#")
+			path := doc
+			if file != "" {
+				path = filepath.Join(filepath.Dir(doc), file)
+			}
+			checked++
+			body, err := os.ReadFile(path)
+			if err != nil {
+				if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
+					continue
+				}
+				t.Errorf("%s links to %s, which does not exist", doc, target)
+				continue
+			}
+			if anchor != "" && !hasAnchor(string(body), anchor) {
+				t.Errorf("%s links to %s: no heading there makes #%s", doc, target, anchor)
+			}
+		}
+	}
+	if checked < 20 {
+		t.Fatalf("only %d relative links checked", checked)
+	}
+}
+
+// hasAnchor says whether a heading of the markdown text makes anchor, as
+// GitHub makes them: lower case, spaces to hyphens, punctuation dropped.
+func hasAnchor(text, anchor string) bool {
+	drop := regexp.MustCompile(`[^\p{L}\p{N} _-]`)
+	for _, line := range strings.Split(text, "\n") {
+		heading, ok := strings.CutPrefix(strings.TrimLeft(line, "#"), " ")
+		if !ok || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		a := strings.ReplaceAll(strings.ToLower(drop.ReplaceAllString(heading, "")), " ", "-")
+		if a == anchor {
+			return true
+		}
+	}
+	return false
+}
