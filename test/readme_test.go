@@ -413,3 +413,30 @@ func TestSeveralInstancesGuideWalkthrough(t *testing.T) {
 		"INSTANCE=b", "AUTH_PORT=8142", "API_PORT=8143", "ADMIN_PORT=2027")
 	w.run(t, t.TempDir(), nil, 0, len(w.scripts))
 }
+
+// The login providers guide's walk-through works verbatim on
+// examples/login-provider.Caddyfile and oidc-provider on the ports it
+// names; the person's part is played by persontest, signing in at the
+// provider.
+func TestLoginProviderGuideWalkthrough(t *testing.T) {
+	skipIfBusy(t, "127.0.0.1:8150", "127.0.0.1:8151", "127.0.0.1:2028")
+	w := readWalkthrough(t, "docs/guides/login-providers.md", "walkthrough-login-provider")
+	if len(w.scripts) != 2 {
+		t.Fatalf("the walk-through has %d commands, want 2", len(w.scripts))
+	}
+	startProvider(t, 8151, "key-1", "RP_REDIRECT=http://localhost:8150/login/dev/callback")
+	runExample(t, "../examples/login-provider.Caddyfile", "127.0.0.1:8150")
+	work := t.TempDir()
+	out := w.run(t, work, nil, 0, 1)
+	link := regexp.MustCompile(`(?m)^http://localhost:8150/oauth/authorize\?\S+`).FindString(out)
+	if link == "" {
+		t.Fatalf("step 1 printed no link:\n%s", out)
+	}
+	p := persontest.New("", "")
+	p.Provider, p.ProviderLogin, p.ProviderHost = "Dev SSO", "mark@example.com", "127.0.0.1:8151"
+	back, err := p.Authorize(link)
+	if err != nil {
+		t.Fatalf("signing in through the provider: %v (pages %v)", err, p.Pages)
+	}
+	w.run(t, work, []string{"CODE=" + back.Query().Get("code")}, 1, 2)
+}
