@@ -71,3 +71,38 @@ func hasAnchor(text, anchor string) bool {
 	}
 	return false
 }
+
+// The own-build guide names every module tokengate registers, and its
+// main package is cmd/tokengate's: what it tells a reader to build is
+// what this repository builds and tests.
+func TestOwnBuildGuide(t *testing.T) {
+	guide, err := os.ReadFile("../docs/guides/your-own-caddy-build.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, nil, "list-modules")
+	if err != nil {
+		t.Fatalf("list-modules: %v\n%s", err, out)
+	}
+	mine := 0
+	for _, m := range strings.Fields(out) {
+		if strings.Contains(m, "oauth2") || strings.Contains(m, "bearer_auth") {
+			mine++
+			if !strings.Contains(string(guide), "`"+m+"`") {
+				t.Errorf("the guide does not name the module %s", m)
+			}
+		}
+	}
+	if mine < 5 {
+		t.Fatalf("list-modules shows %d of tokengate's modules:\n%s", mine, out)
+	}
+	main, err := os.ReadFile("../cmd/tokengate/main.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range []string{`caddycmd "github.com/caddyserver/caddy/v2/cmd"`, `_ "github.com/caddyserver/caddy/v2/modules/standard"`, `_ "github.com/tokengate/tokengate/caddymodule"`} {
+		if !strings.Contains(string(guide), imp) || !strings.Contains(string(main), imp) {
+			t.Errorf("the guide's main and cmd/tokengate do not both import %s", imp)
+		}
+	}
+}
