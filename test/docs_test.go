@@ -106,3 +106,21 @@ func TestOwnBuildGuide(t *testing.T) {
 		}
 	}
 }
+
+// The README is the front door: what tokengate is, the set-up, one
+// walk-through, and the way to the guides and the reference; everything
+// else lives under docs/.
+func TestReadmeIsShort(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(readme), "\n"); n >= 300 {
+		t.Errorf("README.md has %d lines: move what is not the front door to docs/", n)
+	}
+	for _, want := range []string{"](docs/guides/README.md)", "](docs/reference/", "](docs/troubleshooting.md)", "](CHANGELOG.md)"} {
+		if !strings.Contains(string(readme), want) && !strings.Contains(string(readme), strings.TrimSuffix(want, ")")) {
+			t.Errorf("the README does not link %s", want)
+		}
+	}
+}
