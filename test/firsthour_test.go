@@ -58,18 +58,7 @@ func TestRedisUnreachableIsNamed(t *testing.T) {
 func TestStartSaysWhatItServes(t *testing.T) {
 	t.Run("served", func(t *testing.T) {
 		g := newGateway(t, Ports{})
-		g.start(`{
-	admin 127.0.0.1:{{.Admin}}
-	persist_config off
-	oauth2 {
-		issuer {{.Issuer}}
-		{{.Store}}
-	}
-}
-http://127.0.0.1:{{.Auth}} {
-	oauth2_server
-}
-`)
+		g.start(strings.SplitAfter(handleCaddyfile, "\toauth2_server\n}\n")[0]) // the issuer's site alone
 		if !waitFor(5*time.Second, func() bool { return strings.Contains(g.log.String(), `"msg":"serving issuer `) }) {
 			t.Fatalf("no start-up line:\n%s", g.log)
 		}
@@ -84,29 +73,8 @@ http://127.0.0.1:{{.Auth}} {
 		}
 	})
 	t.Run("no oauth2_server", func(t *testing.T) {
-		dir := t.TempDir()
 		auth := freePort(t)
-		path := filepath.Join(dir, "Caddyfile")
-		writeFile(t, path, `{
-	admin off
-	persist_config off
-	oauth2 {
-		issuer http://127.0.0.1:`+itoa(auth)+`
-		store file `+filepath.Join(dir, "tg.db")+`
-	}
-}
-http://127.0.0.1:`+itoa(auth)+` {
-	respond "the API"
-}
-`)
-		cmd := exec.Command(binary, "run", "--config", path, "--adapter", "caddyfile")
-		cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-		log := new(syncBuffer)
-		cmd.Stdout, cmd.Stderr = log, log
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		log := runSite(t, auth, `respond "the API"`)
 		want := "no route serves the issuer http://127.0.0.1:" + itoa(auth) + ": its endpoints answer 404 and no token can be issued; " +
 			"add oauth2_server to the site block of http://127.0.0.1:" + itoa(auth)
 		if !waitFor(20*time.Second, func() bool { return strings.Contains(log.String(), want) }) {
@@ -115,15 +83,15 @@ http://127.0.0.1:`+itoa(auth)+` {
 	})
 }
 
-// Two tokengates started on the same ports, with stores of their own, both
-// start (Caddy's listeners share ports), and the kernel splits requests
-// between them: the second says so, naming the address. One alone says
-// nothing.
-func TestTwoInstancesOnOnePortAreTold(t *testing.T) {
-	port := freePort(t)
-	config := func(dir string) string {
-		path := filepath.Join(dir, "Caddyfile")
-		writeFile(t, path, `{
+// runSite runs tokengate, until the test ends, on a config whose issuer is
+// http://127.0.0.1:<port> and whose one site, on that port, holds body;
+// with a file store and a home of its own and no admin endpoint. It
+// returns the process's log.
+func runSite(t *testing.T, port int, body string) *syncBuffer {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "Caddyfile")
+	writeFile(t, path, `{
 	admin off
 	persist_config off
 	oauth2 {
@@ -132,21 +100,28 @@ func TestTwoInstancesOnOnePortAreTold(t *testing.T) {
 	}
 }
 http://127.0.0.1:`+itoa(port)+` {
-	oauth2_server
+	`+body+`
 }
 `)
-		return path
+	cmd := exec.Command(binary, "run", "--config", path, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	log := new(syncBuffer)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return log
+}
+
+// Two tokengates started on the same ports, with stores of their own, both
+// start (Caddy's listeners share ports), and the kernel splits requests
+// between them: the second says so, naming the address. One alone says
+// nothing.
+func TestTwoInstancesOnOnePortAreTold(t *testing.T) {
+	port := freePort(t)
 	start := func() *syncBuffer {
-		dir := t.TempDir()
-		cmd := exec.Command(binary, "run", "--config", config(dir), "--adapter", "caddyfile")
-		cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-		log := new(syncBuffer)
-		cmd.Stdout, cmd.Stderr = log, log
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		log := runSite(t, port, "oauth2_server")
 		if !waitFor(20*time.Second, func() bool { return strings.Contains(log.String(), `"msg":"serving issuer `) }) {
 			t.Fatalf("tokengate did not start:\n%s", log)
 		}
