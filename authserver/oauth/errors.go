@@ -81,18 +81,31 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	// (whoever changes one replaces or appends to it), so that the token
 	// endpoint's every answer does not allocate them anew.
 	h["Content-Type"], h["Cache-Control"], h["Pragma"] = jsonType, noStore, noCache
+	err := EncodeJSON(v, func(body []byte) error {
+		w.WriteHeader(status)
+		_, _ = w.Write(body)
+		return nil
+	})
+	if err != nil {
+		// Only values of tokengate's own making are written; one that
+		// cannot be is a bug, answered as the server's error it is.
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte(`{"error":"server_error","error_description":"the answer could not be encoded"}`))
+	}
+}
+
+// EncodeJSON encodes v as JSON (ending in the newline json.Encoder adds)
+// into a pooled buffer and hands use its bytes, valid during the call
+// only: the token endpoint's answers and its tokens' claims are encoded
+// per request, without a buffer of their own.
+func EncodeJSON(v any, use func([]byte) error) error {
 	buf := buffers.Get().(*bytes.Buffer)
 	defer buffers.Put(buf)
 	buf.Reset()
 	if err := json.NewEncoder(buf).Encode(v); err != nil {
-		// Only values of tokengate's own making are written; one that
-		// cannot be is a bug, answered as the server's error it is.
-		buf.Reset()
-		buf.WriteString(`{"error":"server_error","error_description":"the answer could not be encoded"}`)
-		status = http.StatusInternalServerError
+		return err
 	}
-	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	return use(buf.Bytes())
 }
 
 // The header values of WriteJSON's answers.

@@ -13,8 +13,8 @@ import (
 // MaxFormBytes bounds a form body: far more than any request needs.
 const MaxFormBytes = 64 << 10
 
-// buffers are the pool ReadForm reads bodies into and WriteJSON encodes
-// answers in: the token endpoint's every request would allocate them.
+// buffers are the pool ReadForm reads bodies into and EncodeJSON encodes
+// in: the token endpoint's every request would allocate them.
 var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // formType is the media type of endpoints' request bodies.

@@ -4,8 +4,6 @@ package token
 
 import (
 	"bytes"
-	"encoding/json"
-	"sync"
 	"time"
 
 	"github.com/tokengate/tokengate/authserver/client"
@@ -57,13 +55,11 @@ func (s *Service) mintAccessToken(p accessTokenParams) (string, *introspect.Clai
 	} else {
 		m.Aud = []string(aud)
 	}
-	buf := payloads.Get().(*bytes.Buffer)
-	defer payloads.Put(buf)
-	buf.Reset()
-	if err := json.NewEncoder(buf).Encode(m); err != nil {
-		return "", nil, err
-	}
-	token, err := s.keys.Sign(bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), now)
+	var token string
+	err := oauth.EncodeJSON(m, func(payload []byte) (err error) {
+		token, err = s.keys.Sign(bytes.TrimSuffix(payload, []byte{'\n'}), now) // Sign copies it
+		return err
+	})
 	return token, c, err
 }
 
@@ -76,6 +72,3 @@ type minted struct {
 	introspect.Claims
 	Aud any `json:"aud"`
 }
-
-// payloads are the buffers claims are encoded in: Sign copies them.
-var payloads = sync.Pool{New: func() any { return new(bytes.Buffer) }}
