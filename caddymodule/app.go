@@ -250,7 +250,8 @@ func (a *App) Start() error {
 		return fmt.Errorf("oauth2: %w", err)
 	}
 	a.checkResourceRoutes()
-	a.announce()
+	issuerServers := a.issuerServers()
+	a.announce(issuerServers)
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
 	if err := a.server.Start(sctx); err != nil {
@@ -265,7 +266,7 @@ func (a *App) Start() error {
 		for _, i := range a.trusted {
 			wg.Go(func() { i.Run(ctx) })
 		}
-		wg.Go(func() { a.checkAlone(ctx) })
+		wg.Go(func() { a.checkAlone(ctx, issuerServers) })
 		a.server.Run(ctx)
 		wg.Wait()
 	}()

@@ -122,18 +122,14 @@ func (a *App) checkConsoles() error {
 	if len(list) == 0 {
 		return nil
 	}
-	v, err := a.ctx.AppIfConfigured("http")
-	if err != nil || v == nil {
-		return fmt.Errorf("finding the HTTP app to check oauth2_console: %w", err)
-	}
-	httpApp := v.(*caddyhttp.App)
+	servers := a.httpServers()
 	for _, c := range list {
 		if c.InsecureNoAuth {
 			a.logger.Warn("oauth2_console has insecure_no_auth: whoever reaches its route administers clients and grants")
 			continue
 		}
 		guarded, found := false, false
-		for _, srv := range httpApp.Servers {
+		for _, srv := range servers {
 			if f, g := guardedIn(srv.Routes, c, false); f {
 				found, guarded = true, g
 				break

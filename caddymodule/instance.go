@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -33,14 +34,14 @@ var instance = rand.Text()
 // 2^15.
 const aloneProbes = 16
 
-// checkAlone logs an error for each address of the issuer's site that
-// another process answers too.
-func (a *App) checkAlone(ctx context.Context) {
+// checkAlone logs an error for each address of servers (the issuer's,
+// issuerServers) that another process answers too.
+func (a *App) checkAlone(ctx context.Context, servers []*caddyhttp.Server) {
 	issuer, err := url.Parse(a.server.Metadata().Issuer)
 	if err != nil {
 		return
 	}
-	for _, addr := range a.issuerAddresses(issuer) {
+	for _, addr := range healthURLs(servers, issuer) {
 		if other := a.otherAnswers(ctx, addr, issuer); other != "" {
 			a.logger.Error("another process also serves "+addr.Host+", so requests are split between it and this tokengate at random: "+other+
 				"; stop the other one, or give this config other ports",
@@ -49,26 +50,19 @@ func (a *App) checkAlone(ctx context.Context) {
 	}
 }
 
-// issuerAddresses are the local addresses (as URLs of the health
-// endpoint) of the servers whose routes serve the issuer.
-func (a *App) issuerAddresses(issuer *url.URL) []*url.URL {
-	v, err := a.ctx.AppIfConfigured("http")
-	if err != nil || v == nil {
-		return nil
-	}
+// healthURLs are the issuer's health endpoint at each local TCP address
+// servers listen on.
+func healthURLs(servers []*caddyhttp.Server, issuer *url.URL) []*url.URL {
 	var out []*url.URL
-	for _, srv := range v.(*caddyhttp.App).Servers {
-		if !reaches(srv, issuer.String()+authserver.PathMetadata, func(h caddyhttp.MiddlewareHandler) bool { _, ok := h.(*Server); return ok }) {
-			continue
-		}
+	for _, srv := range servers {
 		scheme := "http"
 		if len(srv.TLSConnPolicies) > 0 {
 			scheme = "https"
 		}
 		for _, l := range srv.Listen {
 			na, err := caddy.ParseNetworkAddress(l)
-			if err != nil || na.IsUnixNetwork() || na.IsFdNetwork() || (na.Network != "" && na.Network != "tcp" && na.Network != "tcp4" && na.Network != "tcp6") || na.PortRangeSize() != 1 {
-				continue
+			if err != nil || (na.Network != "" && !strings.HasPrefix(na.Network, "tcp")) || na.PortRangeSize() != 1 {
+				continue // unix sockets, file descriptors, port ranges
 			}
 			host := na.Host
 			if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {

@@ -15,11 +15,11 @@ import (
 	"github.com/tokengate/tokengate/authserver"
 )
 
-// announce logs what this config serves, and warns when no route serves
-// the issuer.
-func (a *App) announce() {
+// announce logs what this config serves, and warns when servers, the
+// ones whose routes serve the issuer (issuerServers), are none.
+func (a *App) announce(servers []*caddyhttp.Server) {
 	md := a.server.Metadata()
-	if !a.issuerServed() {
+	if len(servers) == 0 {
 		host := md.Issuer
 		if u, err := url.Parse(md.Issuer); err == nil {
 			host = u.Scheme + "://" + u.Host
@@ -37,18 +37,15 @@ func (a *App) announce() {
 		zap.Int("clients", len(a.Clients)))
 }
 
-// issuerServed says whether a GET of the issuer's metadata document runs,
-// in some server, through the routes to an oauth2_server handler.
-func (a *App) issuerServed() bool {
-	v, err := a.ctx.AppIfConfigured("http")
-	if err != nil || v == nil {
-		return false // no HTTP app at all: nothing serves anything
-	}
+// issuerServers are the servers in which a GET of the issuer's metadata
+// document runs through the routes to an oauth2_server handler.
+func (a *App) issuerServers() []*caddyhttp.Server {
 	target := a.server.Metadata().Issuer + authserver.PathMetadata
-	for _, srv := range v.(*caddyhttp.App).Servers {
+	var out []*caddyhttp.Server
+	for _, srv := range a.httpServers() {
 		if reaches(srv, target, func(h caddyhttp.MiddlewareHandler) bool { _, ok := h.(*Server); return ok }) {
-			return true
+			out = append(out, srv)
 		}
 	}
-	return false
+	return out
 }

@@ -27,14 +27,10 @@ func (a *App) checkResourceRoutes() {
 	if len(a.resourceRoutes) == 0 {
 		return
 	}
-	v, err := a.ctx.App("http")
-	if err != nil {
-		return
-	}
-	httpApp := v.(*caddyhttp.App)
+	servers := a.httpServers()
 	for _, b := range a.resourceRoutes {
 		reached := false
-		for _, srv := range httpApp.Servers {
+		for _, srv := range servers {
 			if reaches(srv, b.resource.MetadataURL(), func(h caddyhttp.MiddlewareHandler) bool { return h == caddyhttp.MiddlewareHandler(b) }) {
 				reached = true
 				break
@@ -48,6 +44,17 @@ func (a *App) checkResourceRoutes() {
 				zap.String("resource", b.Resource), zap.String("metadata_path", path))
 		}
 	}
+}
+
+// httpServers are the HTTP app's servers, complete once every app is
+// provisioned; none in a config without an HTTP app (asking Caddy for
+// one would make an empty one).
+func (a *App) httpServers() map[string]*caddyhttp.Server {
+	v, err := a.ctx.AppIfConfigured("http")
+	if err != nil || v == nil {
+		return nil
+	}
+	return v.(*caddyhttp.App).Servers
 }
 
 // reaches says whether a GET of target would run through srv's routes to a
