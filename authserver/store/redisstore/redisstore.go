@@ -459,35 +459,23 @@ func (s *Store) createOnce(ctx context.Context, key string, exp time.Time, v any
 	return nil
 }
 
-// consume runs consumeScript on the code key for clientID, storing the
-// grant's refresh state from first (when given), and decodes the code
-// into v.
-func (s *Store) consume(ctx context.Context, key, clientID string, v any, grantID string, first *store.Successor) error {
-	keys := append(make([]string, 0, 3), key, s.grantKey(grantID))
-	args := append(make([]any, 0, 8), clientID)
-	if first != nil {
-		keys = append(keys, s.refreshStateKey(grantID))
-		args = append(args, first.Hash, unixMilli(first.IssuedAt), unixMilli(first.ExpiresAt), first.MaxAge.Milliseconds(), first.JKT)
-	} else {
-		args = append(args, "", 0, 0, 0, "")
-	}
-	args = append(args, time.Now().UnixMilli(), store.GrantTouchInterval.Milliseconds())
-	res, err := s.runWrite(ctx, consumeScript, keys, args...).Slice()
+// runRecordScript runs a script that answers {outcome, record} (nothing
+// for a record that is not there: ErrNotFound) and decodes the record,
+// what, into v.
+func (s *Store) runRecordScript(ctx context.Context, sc *redis.Script, what string, v any, keys []string, args ...any) (int64, error) {
+	res, err := s.runWrite(ctx, sc, keys, args...).Slice()
 	if errors.Is(err, redis.Nil) {
-		return store.ErrNotFound
+		return 0, store.ErrNotFound
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	n, _ := res[0].(int64)
 	data, _ := res[1].(string)
 	if err := json.Unmarshal([]byte(data), v); err != nil {
-		return fmt.Errorf("decoding %s: %w", key, err)
+		return 0, fmt.Errorf("decoding %s: %w", what, err)
 	}
-	if n == 2 {
-		return store.ErrAlreadyUsed
-	}
-	return nil
+	return n, nil
 }
 
 var swapKeysScript = redis.NewScript(`
@@ -578,10 +566,22 @@ func (s *Store) CreateCode(ctx context.Context, c *store.AuthCode) error {
 // ConsumeCode implements store.Store. A code is never redeemed twice,
 // retry or not (RFC 6749 §4.1.2): consumeScript has no grace.
 func (s *Store) ConsumeCode(ctx context.Context, grantID, hash, clientID string, first *store.Successor) (*store.AuthCode, error) {
+	keys := append(make([]string, 0, 3), s.codeKey(grantID, hash), s.grantKey(grantID))
+	args := append(make([]any, 0, 8), clientID)
+	if first != nil {
+		keys = append(keys, s.refreshStateKey(grantID))
+		args = append(args, first.Hash, unixMilli(first.IssuedAt), unixMilli(first.ExpiresAt), first.MaxAge.Milliseconds(), first.JKT)
+	} else {
+		args = append(args, "", 0, 0, 0, "")
+	}
+	args = append(args, time.Now().UnixMilli(), store.GrantTouchInterval.Milliseconds())
 	c := new(compactCode)
-	err := s.consume(ctx, s.codeKey(grantID, hash), clientID, c, grantID, first)
-	if err != nil && !errors.Is(err, store.ErrAlreadyUsed) {
+	n, err := s.runRecordScript(ctx, consumeScript, "authorization code", c, keys, args...)
+	if err != nil {
 		return nil, err
+	}
+	if n == 2 {
+		err = store.ErrAlreadyUsed
 	}
 	return &store.AuthCode{Hash: hash, GrantID: grantID, ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope,
 		AuthTime: fromMilli(c.AuthTime), RedirectURI: c.RedirectURI, RedirectURIGiven: c.RedirectURIGiven,
@@ -856,20 +856,12 @@ func (s *Store) RefreshToken(ctx context.Context, grantID string, p store.Presen
 // RotateRefreshToken implements store.Store in one script, rotateScript.
 func (s *Store) RotateRefreshToken(ctx context.Context, grantID string, p store.Presented, clientID string, next store.Successor) (*store.RefreshToken, error) {
 	keys := []string{s.refreshStateKey(grantID), s.grantKey(grantID), s.refreshKey(grantID, p.Hash)}
-	res, err := s.runWrite(ctx, rotateScript, keys, clientID, p.Gen, p.Hash, next.Hash, unixMilli(next.IssuedAt),
+	c := new(compactRefresh)
+	n, err := s.runRecordScript(ctx, rotateScript, "refresh state", c, keys, clientID, p.Gen, p.Hash, next.Hash, unixMilli(next.IssuedAt),
 		unixMilli(next.ExpiresAt), next.MaxAge.Milliseconds(), next.Grace.Milliseconds(), next.JKT,
-		store.GrantTouchInterval.Milliseconds()).Slice()
-	if errors.Is(err, redis.Nil) {
-		return nil, store.ErrNotFound
-	}
+		store.GrantTouchInterval.Milliseconds())
 	if err != nil {
 		return nil, err
-	}
-	n, _ := res[0].(int64)
-	data, _ := res[1].(string)
-	c := new(compactRefresh)
-	if err := json.Unmarshal([]byte(data), c); err != nil {
-		return nil, fmt.Errorf("decoding refresh state: %w", err)
 	}
 	switch n {
 	case 2:
