@@ -164,6 +164,12 @@ func successor(hash string) store.Successor {
 	return store.Successor{Hash: hash, IssuedAt: in(0), ExpiresAt: in(time.Hour)}
 }
 
+// graced is a successor issued after from now, whose exchange a retry may
+// repeat within a minute (store.Successor's Grace).
+func graced(hash string, after time.Duration) store.Successor {
+	return store.Successor{Hash: hash, IssuedAt: in(after), ExpiresAt: in(time.Hour), Grace: time.Minute}
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // tok is a refresh token as presented: its hash and generation.
@@ -1097,9 +1103,6 @@ func testRefreshBounded(t *testing.T, s store.Store, _ func() store.Store) {
 // until they rotate, and that their rotation moves the grant into a
 // refresh state of which they are the previous token.
 func RunLegacy(t *testing.T, s store.Store, seed func(t *store.RefreshToken, used bool) error) {
-	within := func(hash string, after time.Duration) store.Successor {
-		return store.Successor{Hash: hash, IssuedAt: in(after), ExpiresAt: in(time.Hour), Grace: time.Minute}
-	}
 	legacy := newRefresh("gl", "l0", time.Hour)
 	legacy.Gen = 0
 	must(t, seed(legacy, false))
@@ -1113,7 +1116,7 @@ func RunLegacy(t *testing.T, s store.Store, seed func(t *store.RefreshToken, use
 	must(t, err)
 	wantRefresh(t, s, "gl", tok("stolen", 1), nil)
 	// Its rotation starts the refresh state at generation 1.
-	n1 := within("n1", 0)
+	n1 := graced("n1", 0)
 	got, err = s.RotateRefreshToken(ctx, "gl", tok("l0", 0), "app", n1)
 	must(t, err)
 	if !reflect.DeepEqual(got, legacy) {
@@ -1125,12 +1128,12 @@ func RunLegacy(t *testing.T, s store.Store, seed func(t *store.RefreshToken, use
 	_, err = s.RefreshToken(ctx, "gl", tok("l0", 0))
 	wantErr(t, err, store.ErrAlreadyUsed)
 	// A retry of it within the grace replaces n1; later, it is reuse.
-	_, err = s.RotateRefreshToken(ctx, "gl", tok("l0", 0), "app", within("n2", time.Second))
+	_, err = s.RotateRefreshToken(ctx, "gl", tok("l0", 0), "app", graced("n2", time.Second))
 	must(t, err)
 	wantRefresh(t, s, "gl", tok("n1", 1), nil)
-	_, err = s.RotateRefreshToken(ctx, "gl", tok("n2", 1), "app", within("n3", 2*time.Second))
+	_, err = s.RotateRefreshToken(ctx, "gl", tok("n2", 1), "app", graced("n3", 2*time.Second))
 	must(t, err)
-	_, err = s.RotateRefreshToken(ctx, "gl", tok("l0", 0), "app", within("n4", 3*time.Second))
+	_, err = s.RotateRefreshToken(ctx, "gl", tok("l0", 0), "app", graced("n4", 3*time.Second))
 	wantErr(t, err, store.ErrAlreadyUsed)
 	_, err = s.RefreshToken(ctx, "gl", tok("n3", 2))
 	must(t, err)
@@ -1165,16 +1168,13 @@ func RunLegacy(t *testing.T, s store.Store, seed func(t *store.RefreshToken, use
 // testRefreshRetry checks that a client retrying a rotation whose answer it never got
 // keeps its grant (store.Successor's grace); anything else is reuse.
 func testRefreshRetry(t *testing.T, s store.Store, _ func() store.Store) {
-	within := func(hash string, after time.Duration) store.Successor {
-		return store.Successor{Hash: hash, IssuedAt: in(after), ExpiresAt: in(time.Hour), Grace: time.Minute}
-	}
 	r0 := newRefresh("gr", "r0", time.Hour)
 	must(t, SeedRefreshToken(ctx, s, r0))
-	r1 := within("r1", 0)
+	r1 := graced("r1", 0)
 	_, err := s.RotateRefreshToken(ctx, "gr", tok("r0", 1), "app", r1)
 	must(t, err)
 	// The retry replaces r1, which nobody got, in generation 2.
-	r2 := within("r2", time.Second)
+	r2 := graced("r2", time.Second)
 	got, err := s.RotateRefreshToken(ctx, "gr", tok("r0", 1), "app", r2)
 	must(t, err)
 	if got.ClientID != "app" || got.GrantID != "gr" {
@@ -1183,28 +1183,28 @@ func testRefreshRetry(t *testing.T, s store.Store, _ func() store.Store) {
 	// r1 is retired: whoever holds it triggers reuse detection.
 	_, err = s.RefreshToken(ctx, "gr", tok("r1", 2))
 	wantErr(t, err, store.ErrAlreadyUsed)
-	_, err = s.RotateRefreshToken(ctx, "gr", tok("r1", 2), "app", within("r1x", time.Second))
+	_, err = s.RotateRefreshToken(ctx, "gr", tok("r1", 2), "app", graced("r1x", time.Second))
 	wantErr(t, err, store.ErrAlreadyUsed)
 	want := r2.Of("gr", "app", "mark", "read write", r0.AuthTime, "")
 	want.Gen, want.PrevHash, want.RotatedAt = 2, "r0", r1.IssuedAt
 	wantRefresh(t, s, "gr", tok("r2", 2), want)
 	// Another client's replay is reuse.
-	_, err = s.RotateRefreshToken(ctx, "gr", tok("r0", 1), "intruder", within("x", 2*time.Second))
+	_, err = s.RotateRefreshToken(ctx, "gr", tok("r0", 1), "intruder", graced("x", 2*time.Second))
 	wantErr(t, err, store.ErrAlreadyUsed)
 	wantRefresh(t, s, "gr", tok("x", 2), nil)
 	// Once r2 is used, r0 can no longer be retried.
-	_, err = s.RotateRefreshToken(ctx, "gr", tok("r2", 2), "app", within("r3", 3*time.Second))
+	_, err = s.RotateRefreshToken(ctx, "gr", tok("r2", 2), "app", graced("r3", 3*time.Second))
 	must(t, err)
-	_, err = s.RotateRefreshToken(ctx, "gr", tok("r0", 1), "app", within("r4", 4*time.Second))
+	_, err = s.RotateRefreshToken(ctx, "gr", tok("r0", 1), "app", graced("r4", 4*time.Second))
 	wantErr(t, err, store.ErrAlreadyUsed)
 	wantRefresh(t, s, "gr", tok("r4", 2), nil)
 	_, err = s.RefreshToken(ctx, "gr", tok("r3", 3))
 	must(t, err)
 	// r1, retired, is reuse still; r2, the previous token now, may be
 	// retried within its own grace while r3 is unused.
-	_, err = s.RotateRefreshToken(ctx, "gr", tok("r1", 2), "app", within("r5", 4*time.Second))
+	_, err = s.RotateRefreshToken(ctx, "gr", tok("r1", 2), "app", graced("r5", 4*time.Second))
 	wantErr(t, err, store.ErrAlreadyUsed)
-	_, err = s.RotateRefreshToken(ctx, "gr", tok("r2", 2), "app", within("r6", 4*time.Second))
+	_, err = s.RotateRefreshToken(ctx, "gr", tok("r2", 2), "app", graced("r6", 4*time.Second))
 	must(t, err)
 	wantRefresh(t, s, "gr", tok("r3", 3), nil)
 	_, err = s.RefreshToken(ctx, "gr", tok("r6", 3))
@@ -1212,9 +1212,9 @@ func testRefreshRetry(t *testing.T, s store.Store, _ func() store.Store) {
 
 	// Past the grace, or without one, a retry is reuse.
 	must(t, SeedRefreshToken(ctx, s, newRefresh("gq", "q0", time.Hour)))
-	_, err = s.RotateRefreshToken(ctx, "gq", tok("q0", 1), "app", within("q1", 0))
+	_, err = s.RotateRefreshToken(ctx, "gq", tok("q0", 1), "app", graced("q1", 0))
 	must(t, err)
-	_, err = s.RotateRefreshToken(ctx, "gq", tok("q0", 1), "app", within("q2", 2*time.Minute))
+	_, err = s.RotateRefreshToken(ctx, "gq", tok("q0", 1), "app", graced("q2", 2*time.Minute))
 	wantErr(t, err, store.ErrAlreadyUsed)
 	_, err = s.RotateRefreshToken(ctx, "gq", tok("q0", 1), "app", successor("q3"))
 	wantErr(t, err, store.ErrAlreadyUsed)
@@ -1224,10 +1224,10 @@ func testRefreshRetry(t *testing.T, s store.Store, _ func() store.Store) {
 	// A code is never redeemed twice, whatever the grace.
 	c := newCode("retry", time.Minute)
 	must(t, s.CreateCode(ctx, c))
-	first := within("c1", 0)
+	first := graced("c1", 0)
 	_, err = s.ConsumeCode(ctx, c.GrantID, "retry", "app", &first)
 	must(t, err)
-	again := within("c2", time.Second)
+	again := graced("c2", time.Second)
 	_, err = s.ConsumeCode(ctx, c.GrantID, "retry", "app", &again)
 	wantErr(t, err, store.ErrAlreadyUsed)
 	wantRefresh(t, s, c.GrantID, tok("c2", 1), nil)
@@ -1238,17 +1238,14 @@ func testRefreshRetry(t *testing.T, s store.Store, _ func() store.Store) {
 // testRefreshRetryAnchored checks that the grace runs from the token's first use;
 // retries within it do not move its end.
 func testRefreshRetryAnchored(t *testing.T, s store.Store, _ func() store.Store) {
-	at := func(hash string, after time.Duration) store.Successor {
-		return store.Successor{Hash: hash, IssuedAt: in(after), ExpiresAt: in(time.Hour), Grace: time.Minute}
-	}
 	must(t, SeedRefreshToken(ctx, s, newRefresh("ga", "a0", time.Hour)))
-	_, err := s.RotateRefreshToken(ctx, "ga", tok("a0", 1), "app", at("a1", 0))
+	_, err := s.RotateRefreshToken(ctx, "ga", tok("a0", 1), "app", graced("a1", 0))
 	must(t, err)
-	_, err = s.RotateRefreshToken(ctx, "ga", tok("a0", 1), "app", at("a2", 40*time.Second))
+	_, err = s.RotateRefreshToken(ctx, "ga", tok("a0", 1), "app", graced("a2", 40*time.Second))
 	must(t, err)
 	// 80 s after the first use: within a minute of the last retry, but
 	// not of the first use, so it is reuse.
-	_, err = s.RotateRefreshToken(ctx, "ga", tok("a0", 1), "app", at("a3", 80*time.Second))
+	_, err = s.RotateRefreshToken(ctx, "ga", tok("a0", 1), "app", graced("a3", 80*time.Second))
 	wantErr(t, err, store.ErrAlreadyUsed)
 	wantRefresh(t, s, "ga", tok("a3", 2), nil)
 }
