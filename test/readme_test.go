@@ -55,6 +55,19 @@ func readWalkthrough(t *testing.T, doc, marker string) walkthrough {
 	return w
 }
 
+// guideWalkthrough is the walk-through of a guide (doc, marker), which
+// must have that many commands, once the ports its examples use are free
+// (else the test is skipped, saying which).
+func guideWalkthrough(t *testing.T, doc, marker string, commands int, ports ...string) walkthrough {
+	t.Helper()
+	skipIfBusy(t, ports...)
+	w := readWalkthrough(t, doc, marker)
+	if len(w.scripts) != commands {
+		t.Fatalf("the walk-through of %s has %d commands, want %d", doc, len(w.scripts), commands)
+	}
+	return w
+}
+
 // run runs the walk-through's blocks from..to in one shell and checks their
 // output; it returns the output.
 func (w walkthrough) run(t *testing.T, dir string, env []string, from, to int) string {
@@ -218,11 +231,7 @@ func TestReadmeWalkthroughs(t *testing.T) {
 // The MCP guide's walk-through works verbatim on examples/mcp.Caddyfile
 // in front of the SDK's everything server, on the ports it names.
 func TestReadmeMCPWalkthrough(t *testing.T) {
-	skipIfBusy(t, "127.0.0.1:8090", "127.0.0.1:8091", "127.0.0.1:3001", "127.0.0.1:2020")
-	w := readWalkthrough(t, "docs/guides/mcp.md", "walkthrough-mcp")
-	if len(w.scripts) != 7 {
-		t.Fatalf("the MCP walk-through has %d commands, want 7", len(w.scripts))
-	}
+	w := guideWalkthrough(t, "docs/guides/mcp.md", "walkthrough-mcp", 7, "127.0.0.1:8090", "127.0.0.1:8091", "127.0.0.1:3001", "127.0.0.1:2020")
 	startEverything(t, nodetest.Dir(t, "mcp"), 3001)
 	runExample(t, "../examples/mcp.Caddyfile", "127.0.0.1:8091")
 	work := t.TempDir()
@@ -356,11 +365,7 @@ func TestExamplesRunTogether(t *testing.T) {
 // with panva's oauth4webapi as the client (the reader installs it with
 // npm; the test uses test/oidc's, from its lockfile).
 func TestDPoPGuideWalkthrough(t *testing.T) {
-	skipIfBusy(t, "127.0.0.1:8100", "127.0.0.1:8101", "127.0.0.1:2021")
-	w := readWalkthrough(t, "docs/guides/dpop.md", "walkthrough-dpop")
-	if len(w.scripts) != 2 {
-		t.Fatalf("the DPoP walk-through has %d commands, want 2", len(w.scripts))
-	}
+	w := guideWalkthrough(t, "docs/guides/dpop.md", "walkthrough-dpop", 2, "127.0.0.1:8100", "127.0.0.1:8101", "127.0.0.1:2021")
 	modules := filepath.Join(nodetest.Dir(t, "oidc"), "node_modules")
 	runExample(t, "../examples/dpop.Caddyfile", "127.0.0.1:8101")
 	work := t.TempDir()
@@ -374,11 +379,7 @@ func TestDPoPGuideWalkthrough(t *testing.T) {
 // examples/trusted-issuers.Caddyfile next to Caddyfile.example, whose
 // authorization server is the other issuer.
 func TestTrustedIssuersGuideWalkthrough(t *testing.T) {
-	skipIfBusy(t, "127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:9000", "127.0.0.1:2019", "127.0.0.1:8110", "127.0.0.1:8111", "127.0.0.1:2022")
-	w := readWalkthrough(t, "docs/guides/trusted-issuers.md", "walkthrough-trust")
-	if len(w.scripts) != 3 {
-		t.Fatalf("the walk-through has %d commands, want 3", len(w.scripts))
-	}
+	w := guideWalkthrough(t, "docs/guides/trusted-issuers.md", "walkthrough-trust", 3, "127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:9000", "127.0.0.1:2019", "127.0.0.1:8110", "127.0.0.1:8111", "127.0.0.1:2022")
 	home := t.TempDir()
 	runExampleIn(t, home, "../Caddyfile.example", "127.0.0.1:8080")
 	runExampleIn(t, home, "../examples/trusted-issuers.Caddyfile", "127.0.0.1:8111")
@@ -388,11 +389,7 @@ func TestTrustedIssuersGuideWalkthrough(t *testing.T) {
 // The pages guide's console walk-through works verbatim on
 // examples/console.Caddyfile.
 func TestConsoleGuideWalkthrough(t *testing.T) {
-	skipIfBusy(t, "127.0.0.1:8130", "127.0.0.1:2023")
-	w := readWalkthrough(t, "docs/guides/pages-and-console.md", "walkthrough-console")
-	if len(w.scripts) != 2 {
-		t.Fatalf("the walk-through has %d commands, want 2", len(w.scripts))
-	}
+	w := guideWalkthrough(t, "docs/guides/pages-and-console.md", "walkthrough-console", 2, "127.0.0.1:8130", "127.0.0.1:2023")
 	runExample(t, "../examples/console.Caddyfile", "127.0.0.1:8130")
 	w.run(t, t.TempDir(), nil, 0, len(w.scripts))
 }
@@ -401,11 +398,7 @@ func TestConsoleGuideWalkthrough(t *testing.T) {
 // instances of examples/several-instances.Caddyfile sharing a Redis (the
 // test's own, through REDIS_URL, where the reader's is on 6379).
 func TestSeveralInstancesGuideWalkthrough(t *testing.T) {
-	skipIfBusy(t, "127.0.0.1:8140", "127.0.0.1:8141", "127.0.0.1:8142", "127.0.0.1:8143", "127.0.0.1:2026", "127.0.0.1:2027")
-	w := readWalkthrough(t, "docs/guides/several-instances.md", "walkthrough-instances")
-	if len(w.scripts) != 2 {
-		t.Fatalf("the walk-through has %d commands, want 2", len(w.scripts))
-	}
+	w := guideWalkthrough(t, "docs/guides/several-instances.md", "walkthrough-instances", 2, "127.0.0.1:8140", "127.0.0.1:8141", "127.0.0.1:8142", "127.0.0.1:8143", "127.0.0.1:2026", "127.0.0.1:2027")
 	redis := "REDIS_URL=" + redistest.Start(t).URL
 	home := t.TempDir()
 	runExampleIn(t, home, "../examples/several-instances.Caddyfile", "127.0.0.1:8140", redis)
@@ -419,11 +412,7 @@ func TestSeveralInstancesGuideWalkthrough(t *testing.T) {
 // names; the person's part is played by persontest, signing in at the
 // provider.
 func TestLoginProviderGuideWalkthrough(t *testing.T) {
-	skipIfBusy(t, "127.0.0.1:8150", "127.0.0.1:8151", "127.0.0.1:2028")
-	w := readWalkthrough(t, "docs/guides/login-providers.md", "walkthrough-login-provider")
-	if len(w.scripts) != 2 {
-		t.Fatalf("the walk-through has %d commands, want 2", len(w.scripts))
-	}
+	w := guideWalkthrough(t, "docs/guides/login-providers.md", "walkthrough-login-provider", 2, "127.0.0.1:8150", "127.0.0.1:8151", "127.0.0.1:2028")
 	startProvider(t, 8151, "key-1", "RP_REDIRECT=http://localhost:8150/login/dev/callback")
 	runExample(t, "../examples/login-provider.Caddyfile", "127.0.0.1:8150")
 	work := t.TempDir()
