@@ -58,7 +58,7 @@ func TestRedisUnreachableIsNamed(t *testing.T) {
 func TestStartSaysWhatItServes(t *testing.T) {
 	t.Run("served", func(t *testing.T) {
 		g := newGateway(t, Ports{})
-		g.start(strings.SplitAfter(handleCaddyfile, "\toauth2_server\n}\n")[0]) // the issuer's site alone
+		g.start(issuerCaddyfile)
 		if !waitFor(5*time.Second, func() bool { return strings.Contains(g.log.String(), `"msg":"serving issuer `) }) {
 			t.Fatalf("no start-up line:\n%s", g.log)
 		}

@@ -275,7 +275,9 @@ func TestServerSentEventsStream(t *testing.T) {
 // and the start-up log says so and how to fix it; with the fix (a matcher
 // naming the document's path too), the document is served and nothing is
 // said.
-const handleCaddyfile = `{
+//
+// issuerCaddyfile is an issuer and its site, nothing else.
+const issuerCaddyfile = `{
 	admin 127.0.0.1:{{.Admin}}
 	persist_config off
 	oauth2 {
@@ -286,7 +288,9 @@ const handleCaddyfile = `{
 http://127.0.0.1:{{.Auth}} {
 	oauth2_server
 }
-http://127.0.0.1:{{.API}} {
+`
+
+const handleCaddyfile = issuerCaddyfile + `http://127.0.0.1:{{.API}} {
 	MATCHER
 	handle HANDLE {
 		bearer_auth {
