@@ -270,12 +270,6 @@ func TestServerSentEventsStream(t *testing.T) {
 	}
 }
 
-// The API under handle /a/*: requests for its RFC 9728 document
-// (/.well-known/oauth-protected-resource/a) never reach its bearer_auth,
-// and the start-up log says so and how to fix it; with the fix (a matcher
-// naming the document's path too), the document is served and nothing is
-// said.
-//
 // issuerCaddyfile is an issuer and its site, nothing else.
 const issuerCaddyfile = `{
 	admin 127.0.0.1:{{.Admin}}
@@ -290,6 +284,11 @@ http://127.0.0.1:{{.Auth}} {
 }
 `
 
+// The API under handle /a/*: requests for its RFC 9728 document
+// (/.well-known/oauth-protected-resource/a) never reach its bearer_auth,
+// and the start-up log says so and how to fix it; with the fix (a matcher
+// naming the document's path too), the document is served and nothing is
+// said.
 const handleCaddyfile = issuerCaddyfile + `http://127.0.0.1:{{.API}} {
 	MATCHER
 	handle HANDLE {
