@@ -25,7 +25,7 @@ type refreshTokenGrant struct{ s *Service }
 func (g refreshTokenGrant) handle(req *tokenRequest) (*TokenResponse, *oauth.Error) {
 	ctx := req.storeContext()
 	s := g.s
-	rt, e := req.grantToken("refresh_token", oauth.ErrInvalidGrant("the refresh token is not valid: it expired, was revoked, or was never issued"))
+	rt, e := req.grantToken("refresh_token", invalidRefreshToken())
 	if e != nil {
 		return nil, e
 	}
@@ -36,7 +36,7 @@ func (g refreshTokenGrant) handle(req *tokenRequest) (*TokenResponse, *oauth.Err
 	}
 	if !ok {
 		// Made up, or damaged: nothing the grant's state need hear of.
-		return nil, oauth.ErrInvalidGrant("the refresh token is not valid: it expired, was revoked, or was never issued")
+		return nil, invalidRefreshToken()
 	}
 	requested := strings.TrimSpace(req.form.Get("scope"))
 	resource, e := s.resources.Requested(req.form)
@@ -84,7 +84,7 @@ func (g refreshTokenGrant) handle(req *tokenRequest) (*TokenResponse, *oauth.Err
 
 // check turns the store's answer about a refresh token into the protocol's.
 func (g refreshTokenGrant) check(ctx context.Context, req *tokenRequest, old *store.RefreshToken, err error, grantID string) *oauth.Error {
-	invalid := oauth.ErrInvalidGrant("the refresh token is not valid: it expired, was revoked, or was never issued")
+	invalid := invalidRefreshToken()
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return invalid
@@ -108,4 +108,11 @@ func (g refreshTokenGrant) check(ctx context.Context, req *tokenRequest, old *st
 		return invalid
 	}
 	return nil
+}
+
+// invalidRefreshToken is the answer to a refresh token that is not one of
+// a live grant, whatever the reason: a client learns nothing it could
+// probe with.
+func invalidRefreshToken() *oauth.Error {
+	return oauth.ErrInvalidGrant("the refresh token is not valid: it expired, was revoked, or was never issued")
 }
