@@ -11,17 +11,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"testing"
 	"time"
 )
 
 // Skip skips t for want of what group needs (why), or fails it when the
 // environment variable require is "1". The first skip of a group in a go
 // test run also tells the terminal how to run the group (enable).
-func Skip(t interface {
-	Helper()
-	Fatal(args ...any)
-	Skip(args ...any)
-}, require, group, why, enable string) {
+func Skip(t testing.TB, require, group, why, enable string) {
 	t.Helper()
 	msg := why + ": skipping " + group + " (" + enable + ")"
 	if os.Getenv(require) == "1" {
