@@ -78,10 +78,14 @@ func healthURLs(servers []*caddyhttp.Server, issuer *url.URL) []*url.URL {
 // otherAnswers asks addr for its health aloneProbes times, each on a new
 // connection, and says who else answered ("" for nobody).
 func (a *App) otherAnswers(ctx context.Context, addr, issuer *url.URL) string {
-	// The process's own client to itself: a loopback address it listens
-	// on, not a URL anyone supplied.
+	// The process asking its own listening address, not outbound's
+	// business (a URL someone wrote): each request on a new connection,
+	// for the issuer's host, accepting the process's own certificate
+	// whatever its state, with outbound's limits otherwise (a timeout, a
+	// capped read below, no redirect followed).
 	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
-		TLSClientConfig: &tls.Config{ServerName: issuer.Hostname(), InsecureSkipVerify: true}}}
+		TLSClientConfig: &tls.Config{ServerName: issuer.Hostname(), InsecureSkipVerify: true}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	answered := 0
 	for try := 0; answered < aloneProbes && try < 4*aloneProbes; try++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, addr.String(), nil)
