@@ -44,14 +44,23 @@ func jwksKids(t *testing.T, k *keys.Ring) []string {
 	return kids
 }
 
-// Restarts and other instances on the same store sign with the same key.
+// Restarts and other instances on the same store sign with the same keys:
+// one of the access tokens' algorithm and, beside it, RS256 for ID tokens
+// (one key when that is the access tokens' too).
+func ringSize(alg string) int {
+	if alg == keys.IDTokenAlg {
+		return 1
+	}
+	return 2
+}
+
 func TestKeysSharedThroughStore(t *testing.T) {
 	for _, alg := range keys.Algs {
 		t.Run(alg, func(t *testing.T) {
 			st := openStore(t)
 			a := newEnvWith(t, st, alg)
 			b := newEnvWith(t, st, alg)
-			if ka, kb := a.keys.KeyIDs(), b.keys.KeyIDs(); len(ka) != 1 || !slices.Equal(ka, kb) {
+			if ka, kb := a.keys.KeyIDs(), b.keys.KeyIDs(); len(ka) != ringSize(alg) || !slices.Equal(ka, kb) {
 				t.Fatalf("instances disagree on keys: %v vs %v", ka, kb)
 			}
 			if _, err := b.validator.Validate(issue(t, a), ""); err != nil {
@@ -80,7 +89,7 @@ func TestKeysConcurrentInit(t *testing.T) {
 	}
 	wg.Wait()
 	for _, k := range rings {
-		if ids := k.KeyIDs(); len(ids) != 1 || ids[0] != rings[0].KeyIDs()[0] {
+		if ids := k.KeyIDs(); len(ids) != 2 || !slices.Equal(ids, rings[0].KeyIDs()) {
 			t.Fatalf("instances disagree: %v vs %v", ids, rings[0].KeyIDs())
 		}
 	}
@@ -99,7 +108,7 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	kids := jwksKids(t, a.keys)
-	if len(kids) != 2 || !slices.Contains(kids, oldKid) {
+	if len(kids) != 4 || !slices.Contains(kids, oldKid) {
 		t.Fatalf("after rotation the JWKS has %v; the old key must stay while its tokens live", kids)
 	}
 	after := issue(t, a)
@@ -132,7 +141,7 @@ func TestKeyRotationPublishesBeforeSigning(t *testing.T) {
 	if err := e.keys.Rotate(t.Context(), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(jwksKids(t, e.keys)); n != 2 {
+	if n := len(jwksKids(t, e.keys)); n != 4 {
 		t.Fatalf("next key not published: %d keys", n)
 	}
 	if kidOf(t, issue(t, e)) != oldKid {
@@ -158,7 +167,7 @@ func TestRetiredKeysExpire(t *testing.T) {
 	if err := k.Rotate(t.Context(), 0); err != nil {
 		t.Fatal(err)
 	}
-	if ids := k.KeyIDs(); len(ids) != 2 || slices.Contains(ids, first) {
+	if ids := k.KeyIDs(); len(ids) != 4 || slices.Contains(ids, first) {
 		t.Fatalf("keys %v: the first key's tokens are all expired, it must be gone", ids)
 	}
 }
@@ -238,8 +247,8 @@ func TestScheduledRotation(t *testing.T) {
 		if err := in.keys.Refresh(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		if kids := jwksKids(t, in.keys); len(kids) != 2 {
-			t.Fatalf("after the rotation the JWK Set has %v, want the old and the next key", kids)
+		if kids := jwksKids(t, in.keys); len(kids) != 4 {
+			t.Fatalf("after the rotation the JWK Set has %v, want the old and the next key of each algorithm", kids)
 		}
 	}
 	before := issue(t, e)

@@ -133,7 +133,7 @@ func TestAdminAPIAndCLI(t *testing.T) {
 			Published []string `json:"published"`
 		}
 		g.cliJSON(t, &rot, "keys", "rotate", "--delay", "1h")
-		if len(rot.Published) != 2 || rot.Kid != rot.Published[0] || slices.Contains(jwksKids(t, g)[1:], rot.Kid) {
+		if len(rot.Published) != 4 || rot.Kid != rot.Published[0] || slices.Contains(jwksKids(t, g)[1:], rot.Kid) {
 			t.Fatalf("keys rotate: %+v, JWKS %v", rot, jwksKids(t, g))
 		}
 

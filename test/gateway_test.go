@@ -313,7 +313,7 @@ func TestMetadataAndJWKS(t *testing.T) {
 	if m["issuer"] != g.Ports.Issuer || m["token_endpoint"] != g.AuthURL()+"/oauth/token" || m["jwks_uri"] != g.AuthURL()+"/oauth/jwks" {
 		t.Fatalf("metadata: %v", m)
 	}
-	if kids := jwksKids(t, g); len(kids) != 1 {
+	if kids := jwksKids(t, g); len(kids) != 2 { // the access tokens' ES256 key, and RS256 for ID tokens
 		t.Fatalf("JWKS kids %v", kids)
 	}
 	// Parameters in the query are refused.
@@ -341,7 +341,7 @@ func TestKeyRotationAcrossInstances(t *testing.T) {
 	}
 	json.NewDecoder(resp.Body).Decode(&rot)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || rot.Kid == "" || rot.Kid == oldKids[0] || len(rot.Published) != 2 {
+	if resp.StatusCode != 200 || rot.Kid == "" || rot.Kid == oldKids[0] || len(rot.Published) != 4 {
 		t.Fatalf("rotate: %d %+v", resp.StatusCode, rot)
 	}
 
@@ -357,7 +357,7 @@ func TestKeyRotationAcrossInstances(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		kids := jwksKids(t, b)
-		if len(kids) == 2 && kids[0] == rot.Kid {
+		if len(kids) == 4 && kids[0] == rot.Kid {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -2,7 +2,8 @@
 // (store.KeyStore), shared by every instance and every restart, with
 // scheduled rotation that publishes a key before it signs, retired keys
 // kept published while tokens they signed may be valid, and a ring the
-// store lost written back. It signs access tokens and cookies' MACs.
+// store lost written back. It signs access tokens, OpenID Connect's ID
+// and logout tokens, and cookies' MACs.
 package keys
 
 // RFC 7517 and RFC 7638: the signing key ring, published as a JWK Set.
@@ -49,12 +50,33 @@ func CheckAlg(alg string) error {
 	return nil
 }
 
-// Ring manages an issuer's signing keys. The key ring lives in the store so
-// that restarts and every instance sharing the store sign with the same key;
-// Ring holds a decoded copy that Refresh replaces.
+// IDTokenAlg is the algorithm every OpenID Provider can sign ID tokens
+// with (OpenID Connect Discovery 1.0 §3): the ring always holds a key of it.
+const IDTokenAlg = "RS256"
+
+// Token types the ring signs (the JWS typ header): access tokens (RFC
+// 9068 §2.1), ID tokens (OpenID Connect Core §2, as most relying parties
+// expect it) and logout tokens (OpenID Connect Back-Channel Logout §2.4).
+const (
+	TypeAccessToken = "at+jwt"
+	TypeIDToken     = "JWT"
+	TypeLogoutToken = "logout+jwt"
+)
+
+// types are the typ headers each key's fixed headers are made for.
+var types = []string{TypeAccessToken, TypeIDToken, TypeLogoutToken}
+
+// Ring manages an issuer's signing keys: one signing key for each of its
+// algorithms (the access tokens' first, then RS256 and any other an ID
+// token may use), rotated together. The key ring lives in the store so
+// that restarts and every instance sharing the store sign with the same
+// keys; Ring holds a decoded copy that Refresh replaces.
 type Ring struct {
 	store store.KeyStore
-	alg   string
+	// alg signs access tokens; algs are every algorithm the ring has a
+	// signing key of, alg first.
+	alg  string
+	algs []string
 	// keep is how long a retired key stays published: the longest time a
 	// token it signed can remain valid.
 	keep time.Duration
@@ -86,27 +108,48 @@ type keySnapshot struct {
 type liveKey struct {
 	meta   store.SigningKey
 	alg    jwa.SignatureAlgorithm
-	signer any    // raw crypto private key
-	public any    // raw crypto public key, for verification
-	header []byte // the protected header every token it signs carries
+	signer any // raw crypto private key
+	public any // raw crypto public key, for verification
+	// headers are the protected headers the tokens it signs carry, by typ:
+	// fixed, so that only a payload is encoded per token.
+	headers map[string][]byte
 }
 
-// New prepares key management for the algorithm alg, keeping retired
-// keys published for keep.
-func New(st store.KeyStore, alg string, keep time.Duration) (*Ring, error) {
+// New prepares key management for access tokens signed with alg and ID
+// tokens signed with RS256 or any of also, keeping retired keys published
+// for keep.
+func New(st store.KeyStore, alg string, keep time.Duration, also ...string) (*Ring, error) {
 	if err := CheckAlg(alg); err != nil {
 		return nil, err
 	}
-	return &Ring{store: st, alg: alg, keep: keep}, nil
+	algs := []string{alg}
+	for _, a := range append([]string{IDTokenAlg}, also...) {
+		if err := CheckAlg(a); err != nil {
+			return nil, err
+		}
+		if !slices.Contains(algs, a) {
+			algs = append(algs, a)
+		}
+	}
+	return &Ring{store: st, alg: alg, algs: algs, keep: keep}, nil
 }
 
-// Init loads the key ring, generating a key when there is none, or rotating
-// to a new one when the signing key's algorithm is not the configured one.
-// Instances starting together on an empty store settle on one key.
+// Algs are the algorithms the ring signs with, the access tokens' first.
+func (k *Ring) Algs() []string { return slices.Clone(k.algs) }
+
+// Init loads the key ring, generating a key for each of the ring's
+// algorithms that has none signing (a new ring, a new algorithm), and
+// retiring the keys of an algorithm no longer configured. Instances
+// starting together on an empty store settle on one key of each.
 func (k *Ring) Init(ctx context.Context) error {
-	_, err := k.rotate(ctx, func(snap *keySnapshot, now time.Time) (bool, time.Duration) {
-		s := snap.signing(now)
-		return s == nil || s.meta.Alg != k.alg, 0
+	_, err := k.rotate(ctx, func(snap *keySnapshot, now time.Time) ([]string, time.Duration) {
+		var missing []string
+		for _, alg := range k.algs {
+			if snap.signing(alg, now) == nil {
+				missing = append(missing, alg)
+			}
+		}
+		return missing, 0
 	})
 	return err
 }
@@ -130,7 +173,7 @@ func (k *Ring) Refresh(ctx context.Context) error {
 	if cur != nil && cur.version == ring.Version {
 		return nil
 	}
-	snap, err := decodeRing(ring)
+	snap, err := decodeRing(ring, k.alg)
 	if err != nil {
 		return err
 	}
@@ -168,7 +211,7 @@ func (k *Ring) restore(ctx context.Context, stored *store.KeyRing, cur *keySnaps
 	if err != nil {
 		return fmt.Errorf("restoring the signing key ring: %w", err)
 	}
-	snap, err := decodeRing(ring)
+	snap, err := decodeRing(ring, k.alg)
 	if err != nil {
 		return err
 	}
@@ -180,13 +223,14 @@ func (k *Ring) restore(ctx context.Context, stored *store.KeyRing, cur *keySnaps
 	return nil
 }
 
-// Rotate adds a new key of the configured algorithm that starts signing
-// after delay (published at once, so JWKS caches see it first), and retires
-// the current one, which stays published until its tokens have expired.
-// Instances racing to rotate settle on one new key through the store's
-// compare-and-swap: a loser reloads and finds the winner's key.
+// Rotate adds a new key of each of the ring's algorithms that starts
+// signing after delay (published at once, so JWKS caches see it first),
+// and retires the current ones, which stay published until their tokens
+// have expired. Instances racing to rotate settle on one new key of each
+// through the store's compare-and-swap: a loser reloads and finds the
+// winner's keys.
 func (k *Ring) Rotate(ctx context.Context, delay time.Duration) error {
-	_, err := k.rotate(ctx, func(*keySnapshot, time.Time) (bool, time.Duration) { return true, delay })
+	_, err := k.rotate(ctx, func(*keySnapshot, time.Time) ([]string, time.Duration) { return k.algs, delay })
 	return err
 }
 
@@ -201,11 +245,11 @@ func (k *Ring) RotateIfDue(ctx context.Context, every time.Duration) (bool, erro
 	if every <= 0 || !k.cur.Load().rotationDue(time.Now(), every) {
 		return false, nil
 	}
-	return k.rotate(ctx, func(snap *keySnapshot, now time.Time) (bool, time.Duration) {
+	return k.rotate(ctx, func(snap *keySnapshot, now time.Time) ([]string, time.Duration) {
 		if !snap.rotationDue(now, every) {
-			return false, 0
+			return nil, 0
 		}
-		return true, max(0, snap.keys[0].meta.ActiveAt.Add(every).Sub(now))
+		return k.algs, max(0, snap.keys[0].meta.ActiveAt.Add(every).Sub(now))
 	})
 }
 
@@ -225,9 +269,10 @@ func (snap *keySnapshot) rotationDue(now time.Time, every time.Duration) bool {
 }
 
 // rotate is the compare-and-swap loop every change of the key ring goes
-// through: decide says, on the ring as stored, whether to add a key and
-// after what delay it signs. It also gives a ring its cookie secret.
-func (k *Ring) rotate(ctx context.Context, decide func(snap *keySnapshot, now time.Time) (add bool, delay time.Duration)) (bool, error) {
+// through: decide says, on the ring as stored, of which algorithms to add
+// a key and after what delay they sign. It also gives a ring its cookie
+// secret.
+func (k *Ring) rotate(ctx context.Context, decide func(snap *keySnapshot, now time.Time) (add []string, delay time.Duration)) (bool, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for range 10 {
@@ -242,13 +287,13 @@ func (k *Ring) rotate(ctx context.Context, decide func(snap *keySnapshot, now ti
 			ring = cur.ring.Clone()
 			ring.Version = version
 		}
-		snap, err := decodeRing(ring)
+		snap, err := decodeRing(ring, k.alg)
 		if err != nil {
 			return false, err
 		}
 		now := time.Now().UTC()
 		add, delay := decide(snap, now)
-		if !add && len(ring.CookieSecret) > 0 {
+		if len(add) == 0 && len(ring.CookieSecret) > 0 {
 			k.cur.Store(snap)
 			return false, nil
 		}
@@ -257,8 +302,8 @@ func (k *Ring) rotate(ctx context.Context, decide func(snap *keySnapshot, now ti
 			ring.CookieSecret = make([]byte, 32)
 			_, _ = rand.Read(ring.CookieSecret)
 		}
-		if add {
-			if err := k.addKey(ring, now, delay); err != nil {
+		if len(add) > 0 {
+			if err := k.addKeys(ring, add, now, delay); err != nil {
 				return false, err
 			}
 		}
@@ -269,34 +314,40 @@ func (k *Ring) rotate(ctx context.Context, decide func(snap *keySnapshot, now ti
 		if err != nil {
 			return false, fmt.Errorf("saving signing keys: %w", err)
 		}
-		if snap, err = decodeRing(ring); err != nil {
+		if snap, err = decodeRing(ring, k.alg); err != nil {
 			return false, err
 		}
 		k.cur.Store(snap)
-		return add, nil
+		return len(add) > 0, nil
 	}
 	return false, errors.New("rotating signing keys: too many concurrent rotations")
 }
 
-// addKey retires the signing key in favour of a new one active after delay,
-// and drops keys whose tokens have all expired.
-func (k *Ring) addKey(ring *store.KeyRing, now time.Time, delay time.Duration) error {
-	next, err := generateKey(k.alg, now, now.Add(delay))
-	if err != nil {
-		return fmt.Errorf("generating %s signing key: %w", k.alg, err)
+// addKeys retires the signing keys of algs in favour of new ones active
+// after delay, and those of algorithms the ring no longer has; it drops
+// keys whose tokens have all expired.
+func (k *Ring) addKeys(ring *store.KeyRing, algs []string, now time.Time, delay time.Duration) error {
+	var added []store.SigningKey
+	for _, alg := range algs {
+		next, err := generateKey(alg, now, now.Add(delay))
+		if err != nil {
+			return fmt.Errorf("generating %s signing key: %w", alg, err)
+		}
+		added = append(added, next)
 	}
+	active := now.Add(delay)
 	keys := ring.Keys[:0:0]
 	for _, old := range ring.Keys {
 		if !old.ExpiresAt.IsZero() && old.ExpiresAt.Before(now) {
 			continue // no token it signed is valid any more
 		}
-		if old.RetiredAt.IsZero() {
-			old.RetiredAt = next.ActiveAt
-			old.ExpiresAt = next.ActiveAt.Add(k.keep)
+		if old.RetiredAt.IsZero() && (slices.Contains(algs, old.Alg) || !slices.Contains(k.algs, old.Alg)) {
+			old.RetiredAt = active
+			old.ExpiresAt = active.Add(k.keep)
 		}
 		keys = append(keys, old)
 	}
-	ring.Keys = append(keys, next)
+	ring.Keys = append(keys, added...)
 	return nil
 }
 
@@ -309,26 +360,32 @@ func (k *Ring) CookieSecret() []byte {
 	return nil
 }
 
-// signing returns the key that signs at time now: the one activated last.
-func (k *Ring) signing(now time.Time) *liveKey {
-	return k.cur.Load().signing(now)
-}
-
-// CanSign says whether a key signs at time now.
-func (k *Ring) CanSign(now time.Time) bool { return k.signing(now) != nil }
+// CanSign says whether a key signs access tokens at time now.
+func (k *Ring) CanSign(now time.Time) bool { return k.cur.Load().signing(k.alg, now) != nil }
 
 // ErrNoSigningKey means no key of the ring signs yet.
 var ErrNoSigningKey = errors.New("no signing key is active")
 
-// Sign is the compact JWS of payload under the key that signs at now,
-// with that key's fixed protected header (typ, alg, kid): only the
-// payload is encoded per token, then signed (jwx's building blocks).
+// Sign is the access token (typ at+jwt) of payload: its compact JWS
+// under the key that signs access tokens at now.
 func (k *Ring) Sign(payload []byte, now time.Time) (string, error) {
-	key := k.signing(now)
+	return k.SignAs(k.alg, TypeAccessToken, payload, now)
+}
+
+// SignAs is the compact JWS of payload under the key of alg that signs at
+// now, with that key's fixed protected header for typ (one of the Type
+// constants): only the payload is encoded per token, then signed (jwx's
+// building blocks).
+func (k *Ring) SignAs(alg, typ string, payload []byte, now time.Time) (string, error) {
+	key := k.cur.Load().signing(alg, now)
 	if key == nil {
 		return "", ErrNoSigningKey
 	}
-	input := jwsbb.SignBuffer(make([]byte, 0, 512), key.header, payload, base64.RawURLEncoding, true)
+	header, ok := key.headers[typ]
+	if !ok {
+		return "", fmt.Errorf("no header for token type %q", typ)
+	}
+	input := jwsbb.SignBuffer(make([]byte, 0, 512), header, payload, base64.RawURLEncoding, true)
 	sig, err := jwsbb.Sign(key.signer, key.meta.Alg, input, nil)
 	if err != nil {
 		return "", err
@@ -337,12 +394,14 @@ func (k *Ring) Sign(payload []byte, now time.Time) (string, error) {
 	return string(base64.RawURLEncoding.AppendEncode(input, sig)), nil
 }
 
-func (snap *keySnapshot) signing(now time.Time) *liveKey {
+// signing is the key of alg that signs at time now: the one of that
+// algorithm activated last.
+func (snap *keySnapshot) signing(alg string, now time.Time) *liveKey {
 	if snap == nil {
 		return nil
 	}
 	for _, lk := range snap.keys {
-		if !lk.meta.ActiveAt.After(now) {
+		if lk.meta.Alg == alg && !lk.meta.ActiveAt.After(now) {
 			return lk
 		}
 	}
@@ -379,6 +438,17 @@ func (k *Ring) KeyIDs() []string {
 		}
 	}
 	return ids
+}
+
+// cmpBool orders true before false.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return -1
+	}
+	return 1
 }
 
 func generateKey(alg string, created, active time.Time) (store.SigningKey, error) {
@@ -420,12 +490,20 @@ func generateKey(alg string, created, active time.Time) (store.SigningKey, error
 	return store.SigningKey{ID: kid, Alg: alg, JWK: data, CreatedAt: created, ActiveAt: active}, nil
 }
 
-func decodeRing(ring *store.KeyRing) (*keySnapshot, error) {
+// decodeRing decodes a stored ring whose access tokens are signed with
+// first.
+func decodeRing(ring *store.KeyRing, first string) (*keySnapshot, error) {
 	snap := &keySnapshot{ring: ring.Clone(), version: ring.Version, cookieSecret: ring.CookieSecret, byID: map[string]*liveKey{}}
 	set := jwk.NewSet()
-	// Newest first, in the JWKS too, so the signing key leads.
+	// Newest first, in the JWKS too, and of keys made together the access
+	// tokens' first, so that their signing key leads.
 	sorted := slices.Clone(ring.Keys)
-	slices.SortStableFunc(sorted, func(a, b store.SigningKey) int { return b.ActiveAt.Compare(a.ActiveAt) })
+	slices.SortStableFunc(sorted, func(a, b store.SigningKey) int {
+		if c := b.ActiveAt.Compare(a.ActiveAt); c != 0 {
+			return c
+		}
+		return cmpBool(a.Alg == first, b.Alg == first)
+	})
 	for _, sk := range sorted {
 		priv, err := jwk.ParseKey(sk.JWK)
 		if err != nil {
@@ -447,11 +525,12 @@ func decodeRing(ring *store.KeyRing) (*keySnapshot, error) {
 		if err := jwk.Export(priv, &signer); err != nil {
 			return nil, fmt.Errorf("exporting signing key %s: %w", sk.ID, err)
 		}
-		header, err := json.Marshal(map[string]string{"alg": sk.Alg, "kid": sk.ID, "typ": "at+jwt"})
-		if err != nil {
-			return nil, err
+		lk := &liveKey{meta: sk, alg: alg, signer: signer, public: raw, headers: map[string][]byte{}}
+		for _, typ := range types {
+			if lk.headers[typ], err = json.Marshal(map[string]string{"alg": sk.Alg, "kid": sk.ID, "typ": typ}); err != nil {
+				return nil, err
+			}
 		}
-		lk := &liveKey{meta: sk, alg: alg, signer: signer, public: raw, header: header}
 		snap.keys = append(snap.keys, lk)
 		snap.byID[sk.ID] = lk
 		if err := set.AddKey(pub); err != nil {
