@@ -234,7 +234,7 @@ func (t *RefreshToken) Rotated(p Presented, outcome RotationOutcome, next Succes
 	if t.JKT != "" {
 		next.JKT = t.JKT // bound once, bound for good
 	}
-	r := next.Of(t.GrantID, t.ClientID, t.Subject, t.Scope, t.AuthTime, t.Resource)
+	r := next.Of(t.GrantID, t.ClientID, t.Subject, t.Scope, t.AuthTime, t.Resource, t.OpenID)
 	r.Gen = p.Gen + 1
 	r.PrevHash, r.RotatedAt = p.Hash, next.IssuedAt
 	if outcome == RotateRetry {
@@ -369,7 +369,11 @@ type Grant struct {
 	Resource string `json:"resource,omitempty"`
 	// Login is how the person signed in: "password", "upstream" (an
 	// earlier handler authenticated them) or the login provider's name.
-	Login     string    `json:"login,omitempty"`
+	Login string `json:"login,omitempty"`
+	// OpenID is the person's identity for a grant with the openid scope:
+	// the browser session it was given in (back-channel logout tells its
+	// client when that ends) and the claims userinfo answers with.
+	OpenID    *OpenID   `json:"oidc,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	// LastUsedAt is when a token was last issued from the grant, at most
 	// GrantTouchInterval stale; zero until its code or device
@@ -474,9 +478,29 @@ type AuthCode struct {
 	ExpiresAt           time.Time `json:"expires_at"`
 	// Resource is the RFC 8707 resource the grant is for; empty for none.
 	Resource string `json:"resource,omitempty"`
+	// Nonce is the authorization request's nonce, which the ID token the
+	// code is exchanged for repeats (OpenID Connect Core §3.1.2.1).
+	Nonce string `json:"nonce,omitempty"`
+	// OpenID is what the grant's ID tokens say, when it has openid.
+	OpenID *OpenID `json:"oidc,omitempty"`
 	// Grant, when set, is recorded with the code (see CreateCode); it is
 	// not part of the code's record.
 	Grant *Grant `json:"-"`
+}
+
+// OpenID is what a grant with the openid scope keeps for its ID tokens
+// (OpenID Connect Core 1.0 §2, §5.1), from its code or device
+// authorization to every refresh: the browser session the person approved
+// it in, and their claims as they signed in (a login provider's people
+// have no other record of them).
+type OpenID struct {
+	// SID is the browser session ("" when an earlier handler signed the
+	// person in, which leaves no session of tokengate's to name).
+	SID               string `json:"sid,omitempty"`
+	Name              string `json:"name,omitempty"`
+	PreferredUsername string `json:"preferred_username,omitempty"`
+	Email             string `json:"email,omitempty"`
+	EmailVerified     bool   `json:"email_verified,omitempty"`
 }
 
 // Successor is the refresh token a code or refresh token is exchanged for.
@@ -510,13 +534,13 @@ type Successor struct {
 
 // Of is the refresh state s starts for a consumed record's grant: its
 // first token. (Rotated makes a later one of it.)
-func (s Successor) Of(grantID, clientID, subject, scope string, authTime time.Time, resource string) *RefreshToken {
+func (s Successor) Of(grantID, clientID, subject, scope string, authTime time.Time, resource string, oidc *OpenID) *RefreshToken {
 	exp := s.ExpiresAt
 	if end := authTime.Add(s.MaxAge); s.MaxAge > 0 && !authTime.IsZero() && end.Before(exp) {
 		exp = end
 	}
 	return &RefreshToken{GrantID: grantID, Hash: s.Hash, Gen: FirstGen, ClientID: clientID, Subject: subject, Scope: scope,
-		AuthTime: authTime, IssuedAt: s.IssuedAt, ExpiresAt: exp, Resource: resource, JKT: s.JKT}
+		AuthTime: authTime, IssuedAt: s.IssuedAt, ExpiresAt: exp, Resource: resource, JKT: s.JKT, OpenID: oidc}
 }
 
 // DeviceStatus is where a device authorization stands.
@@ -551,6 +575,8 @@ type DeviceCode struct {
 	ExpiresAt  time.Time `json:"expires_at"`
 	// Resource is the RFC 8707 resource the grant is for; empty for none.
 	Resource string `json:"resource,omitempty"`
+	// OpenID is set at approval for a grant with openid.
+	OpenID *OpenID `json:"oidc,omitempty"`
 }
 
 // DevicePoll is one token request of a device (RFC 8628 §3.4). The store
@@ -624,6 +650,9 @@ type RefreshToken struct {
 	// (Successor.Grace); empty for a grant's first token.
 	PrevHash  string    `json:"prev_hash,omitempty"`
 	RotatedAt time.Time `json:"rotated_at,omitzero"`
+	// OpenID is the grant's, carried from its code or device
+	// authorization for the ID tokens of refreshes.
+	OpenID *OpenID `json:"oidc,omitempty"`
 }
 
 // RevocationKind says what a Revocation names.
@@ -636,8 +665,12 @@ const (
 	RevokeGrant RevocationKind = "grant"
 	// RevokeClient revokes every token a client was issued before At.
 	RevokeClient RevocationKind = "client"
-	// RevokeSubject revokes every token a user was issued before At.
+	// RevokeSubject revokes every token a user was issued before At, and
+	// ends their browser sessions signed in before it.
 	RevokeSubject RevocationKind = "subject"
+	// RevokeSession ends one browser session, by its ID (OpenID Connect's
+	// sid), on every instance.
+	RevokeSession RevocationKind = "session"
 )
 
 // Revocation is one entry of the revocation state every instance holds.

@@ -452,7 +452,7 @@ func (s *Store) ConsumeCode(ctx context.Context, grantID, hash, clientID string,
 			if first == nil {
 				return true, touchGrant(tx, grantID, nil)
 			}
-			return true, putRefreshOf(tx, first.Of(c.GrantID, c.ClientID, c.Subject, c.Scope, c.AuthTime, c.Resource))
+			return true, putRefreshOf(tx, first.Of(c.GrantID, c.ClientID, c.Subject, c.Scope, c.AuthTime, c.Resource, c.OpenID))
 		})
 	})
 	if err != nil && err != store.ErrAlreadyUsed {
@@ -556,7 +556,7 @@ func (s *Store) PollDeviceCode(ctx context.Context, p store.DevicePoll) (*store.
 			d.Status, outcome = store.DeviceRedeemed, store.PollRedeemed
 			var err error
 			if p.First != nil {
-				err = putRefreshOf(tx, p.First.Of(d.GrantID, d.ClientID, d.Subject, d.Scope, d.AuthTime, d.Resource))
+				err = putRefreshOf(tx, p.First.Of(d.GrantID, d.ClientID, d.Subject, d.Scope, d.AuthTime, d.Resource, d.OpenID))
 			} else {
 				err = touchGrant(tx, d.GrantID, nil)
 			}

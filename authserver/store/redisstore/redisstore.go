@@ -272,7 +272,7 @@ func px(exp time.Time) int64 { return store.TTL(exp).Milliseconds() }
 
 // luaStoreRefresh is the scripts' one way to store a grant's refresh
 // state (as compactRefresh) at key: the grant fields of record g (client
-// c, subject s, scope p, auth time t, resource a, DPoP key k), its current
+// c, subject s, scope p, auth time t, resource a, OpenID o, DPoP key k), its current
 // token of generation gen and hash h issued at iat and expiring at exp
 // (Unix ms), but never later than maxage ms after the auth time
 // (store.Successor.MaxAge); bound to g's key, or to jkt when g has none
@@ -284,7 +284,7 @@ local function store_refresh(key, g, iat, exp, maxage, jkt, gen, h, ph, ra)
   if ma > 0 and g.t and g.t + ma < e then e = g.t + ma end
   local k = g.k
   if not k and jkt and jkt ~= '' then k = jkt end
-  local t = {c = g.c, s = g.s, p = g.p, t = g.t, a = g.a, k = k, i = i, e = e, g = gen, h = h, ph = ph, ra = ra}
+  local t = {c = g.c, s = g.s, p = g.p, t = g.t, a = g.a, o = g.o, k = k, i = i, e = e, g = gen, h = h, ph = ph, ra = ra}
   redis.call('SET', key, cjson.encode(t), 'PX', math.max(1, e - i))
   return e
 end
@@ -372,7 +372,7 @@ else
   if string.sub(v, 1, 1) == '0' then
     t.g, t.h, t.ph, t.ra, legacy = 0, hash, nil, nil, true
   else
-    t = state() or {c = t.c, s = t.s, p = t.p, t = t.t, a = t.a, k = t.k, i = t.i, e = t.e, g = 1, h = ''}
+    t = state() or {c = t.c, s = t.s, p = t.p, t = t.t, a = t.a, o = t.o, k = t.k, i = t.i, e = t.e, g = 1, h = ''}
   end
 end
 local g = t.g or 0
@@ -539,6 +539,9 @@ type compactCode struct {
 	CodeChallengeMethod string `json:"cm,omitempty"`
 	ExpiresAt           int64  `json:"e"`
 	Resource            string `json:"a,omitempty"`
+	Nonce               string `json:"n,omitempty"`
+	// OpenID is copied as it is into the refresh state.
+	OpenID *store.OpenID `json:"o,omitempty"`
 }
 
 // CreateCode implements store.Store: with its grant, in the round trip
@@ -547,7 +550,7 @@ func (s *Store) CreateCode(ctx context.Context, c *store.AuthCode) error {
 	cc := &compactCode{
 		ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope, AuthTime: unixMilli(c.AuthTime),
 		RedirectURI: c.RedirectURI, RedirectURIGiven: c.RedirectURIGiven, CodeChallenge: c.CodeChallenge,
-		CodeChallengeMethod: c.CodeChallengeMethod, ExpiresAt: unixMilli(c.ExpiresAt), Resource: c.Resource}
+		CodeChallengeMethod: c.CodeChallengeMethod, ExpiresAt: unixMilli(c.ExpiresAt), Resource: c.Resource, Nonce: c.Nonce, OpenID: c.OpenID}
 	key := s.codeKey(c.GrantID, c.Hash)
 	if c.Grant == nil {
 		return s.createOnce(ctx, key, c.ExpiresAt, cc)
@@ -585,7 +588,8 @@ func (s *Store) ConsumeCode(ctx context.Context, grantID, hash, clientID string,
 	}
 	return &store.AuthCode{Hash: hash, GrantID: grantID, ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope,
 		AuthTime: fromMilli(c.AuthTime), RedirectURI: c.RedirectURI, RedirectURIGiven: c.RedirectURIGiven,
-		CodeChallenge: c.CodeChallenge, CodeChallengeMethod: c.CodeChallengeMethod, ExpiresAt: fromMilli(c.ExpiresAt), Resource: c.Resource}, err
+		CodeChallenge: c.CodeChallenge, CodeChallengeMethod: c.CodeChallengeMethod, ExpiresAt: fromMilli(c.ExpiresAt), Resource: c.Resource,
+		Nonce: c.Nonce, OpenID: c.OpenID}, err
 }
 
 // unixMilli and fromMilli keep times in compact records; 0 is the zero time.
@@ -613,31 +617,32 @@ func (s *Store) userCodeKey(userCode string) string { return s.key("usercode", u
 // so that pollScript can compare times; the grant fields under the names
 // consumeScript uses.
 type compactDevice struct {
-	UserCode       string `json:"u"`
-	DeviceCodeHash string `json:"h"`
-	ClientID       string `json:"c"`
-	Scope          string `json:"p,omitempty"`
-	Status         string `json:"st"`
-	Subject        string `json:"s,omitempty"`
-	AuthTime       int64  `json:"t,omitempty"`
-	Interval       int64  `json:"iv"`
-	LastPoll       int64  `json:"lp,omitempty"`
-	ValidUntil     int64  `json:"vu"`
-	ExpiresAt      int64  `json:"e"`
-	Resource       string `json:"a,omitempty"`
+	UserCode       string        `json:"u"`
+	DeviceCodeHash string        `json:"h"`
+	ClientID       string        `json:"c"`
+	Scope          string        `json:"p,omitempty"`
+	Status         string        `json:"st"`
+	Subject        string        `json:"s,omitempty"`
+	AuthTime       int64         `json:"t,omitempty"`
+	Interval       int64         `json:"iv"`
+	LastPoll       int64         `json:"lp,omitempty"`
+	ValidUntil     int64         `json:"vu"`
+	ExpiresAt      int64         `json:"e"`
+	Resource       string        `json:"a,omitempty"`
+	OpenID         *store.OpenID `json:"o,omitempty"`
 }
 
 func compactDeviceOf(d *store.DeviceCode) *compactDevice {
 	return &compactDevice{UserCode: d.UserCode, DeviceCodeHash: d.DeviceCodeHash, ClientID: d.ClientID, Scope: d.Scope,
 		Status: string(d.Status), Subject: d.Subject, AuthTime: unixMilli(d.AuthTime), Interval: d.Interval.Milliseconds(),
-		LastPoll: unixMilli(d.LastPoll), ValidUntil: unixMilli(d.ValidUntil), ExpiresAt: unixMilli(d.ExpiresAt), Resource: d.Resource}
+		LastPoll: unixMilli(d.LastPoll), ValidUntil: unixMilli(d.ValidUntil), ExpiresAt: unixMilli(d.ExpiresAt), Resource: d.Resource, OpenID: d.OpenID}
 }
 
 func (c *compactDevice) expand(grantID string) *store.DeviceCode {
 	return &store.DeviceCode{UserCode: c.UserCode, DeviceCodeHash: c.DeviceCodeHash, ClientID: c.ClientID, Scope: c.Scope,
 		Status: store.DeviceStatus(c.Status), Subject: c.Subject, GrantID: grantID, AuthTime: fromMilli(c.AuthTime),
 		Interval: time.Duration(c.Interval) * time.Millisecond, LastPoll: fromMilli(c.LastPoll),
-		ValidUntil: fromMilli(c.ValidUntil), ExpiresAt: fromMilli(c.ExpiresAt), Resource: c.Resource}
+		ValidUntil: fromMilli(c.ValidUntil), ExpiresAt: fromMilli(c.ExpiresAt), Resource: c.Resource, OpenID: c.OpenID}
 }
 
 // CreateDeviceCode implements store.Store.
@@ -794,24 +799,25 @@ func (s *Store) refreshKey(grantID, hash string) string {
 // A deployment holds one per live grant, so bytes here are megabytes
 // there. The scripts write the same names.
 type compactRefresh struct {
-	ClientID  string `json:"c"`
-	Subject   string `json:"s"`
-	Scope     string `json:"p,omitempty"`
-	AuthTime  int64  `json:"t,omitempty"`
-	IssuedAt  int64  `json:"i,omitempty"`
-	ExpiresAt int64  `json:"e"`
-	Resource  string `json:"a,omitempty"`
-	JKT       string `json:"k,omitempty"`
-	Gen       uint64 `json:"g,omitempty"`
-	Hash      string `json:"h,omitempty"`
-	PrevHash  string `json:"ph,omitempty"`
-	RotatedAt int64  `json:"ra,omitempty"`
+	ClientID  string        `json:"c"`
+	Subject   string        `json:"s"`
+	Scope     string        `json:"p,omitempty"`
+	AuthTime  int64         `json:"t,omitempty"`
+	IssuedAt  int64         `json:"i,omitempty"`
+	ExpiresAt int64         `json:"e"`
+	Resource  string        `json:"a,omitempty"`
+	JKT       string        `json:"k,omitempty"`
+	Gen       uint64        `json:"g,omitempty"`
+	Hash      string        `json:"h,omitempty"`
+	PrevHash  string        `json:"ph,omitempty"`
+	RotatedAt int64         `json:"ra,omitempty"`
+	OpenID    *store.OpenID `json:"o,omitempty"`
 }
 
 func (c *compactRefresh) expand(grantID string) *store.RefreshToken {
 	return &store.RefreshToken{GrantID: grantID, Hash: c.Hash, Gen: c.Gen, ClientID: c.ClientID, Subject: c.Subject, Scope: c.Scope,
 		AuthTime: fromMilli(c.AuthTime), IssuedAt: fromMilli(c.IssuedAt), ExpiresAt: fromMilli(c.ExpiresAt), Resource: c.Resource, JKT: c.JKT,
-		PrevHash: c.PrevHash, RotatedAt: fromMilli(c.RotatedAt)}
+		PrevHash: c.PrevHash, RotatedAt: fromMilli(c.RotatedAt), OpenID: c.OpenID}
 }
 
 // RefreshToken implements store.Store: the grant's refresh state, or the
@@ -1110,8 +1116,13 @@ func (s *Store) clientGrantsKey(clientID string) string {
 // that the token endpoint's scripts read and write its use (u) and expiry
 // (e) alone.
 func grantFields(g *store.Grant) []any {
-	return []any{"c", g.ClientID, "s", g.Subject, "p", g.Scope, "a", g.Resource, "l", g.Login,
+	f := []any{"c", g.ClientID, "s", g.Subject, "p", g.Scope, "a", g.Resource, "l", g.Login,
 		"ct", unixMilli(g.CreatedAt), "u", unixMilli(g.LastUsedAt), "e", unixMilli(g.ExpiresAt), "eb", unixMilli(g.EndsBy)}
+	if g.OpenID != nil {
+		o, _ := json.Marshal(g.OpenID) // strings and a bool: cannot fail
+		f = append(f, "o", o)
+	}
+	return f
 }
 
 // grantOf reads a record grantFields wrote; nil for none.
@@ -1120,8 +1131,15 @@ func grantOf(id string, h map[string]string) *store.Grant {
 		return nil
 	}
 	ms := func(k string) time.Time { n, _ := strconv.ParseInt(h[k], 10, 64); return fromMilli(n) }
-	return &store.Grant{ID: id, ClientID: h["c"], Subject: h["s"], Scope: h["p"], Resource: h["a"], Login: h["l"],
+	g := &store.Grant{ID: id, ClientID: h["c"], Subject: h["s"], Scope: h["p"], Resource: h["a"], Login: h["l"],
 		CreatedAt: ms("ct"), LastUsedAt: ms("u"), ExpiresAt: ms("e"), EndsBy: ms("eb")}
+	if o := h["o"]; o != "" {
+		g.OpenID = new(store.OpenID)
+		if json.Unmarshal([]byte(o), g.OpenID) != nil {
+			g.OpenID = nil
+		}
+	}
+	return g
 }
 
 // putGrantScript writes a grant's record, KEYS[1] (ARGV[1] its expiry,

@@ -156,7 +156,13 @@ func testKeys(t *testing.T, s store.Store, _ func() store.Store) {
 func newCode(hash string, ttl time.Duration) *store.AuthCode {
 	return &store.AuthCode{Hash: hash, ClientID: "app", Subject: "mark", RedirectURI: "https://app.example/cb", RedirectURIGiven: true,
 		Scope: "read", CodeChallenge: "abc", CodeChallengeMethod: "S256", GrantID: "g-" + hash,
-		AuthTime: in(0), ExpiresAt: in(ttl)}
+		AuthTime: in(0), ExpiresAt: in(ttl), Nonce: "n-0S6_WzA2Mj", OpenID: person()}
+}
+
+// person is what an openid grant keeps of the person: every field set,
+// so that a store dropping one is seen.
+func person() *store.OpenID {
+	return &store.OpenID{SID: "sid-1", Name: "Mark E. Mark", PreferredUsername: "mark", Email: "mark@example.com", EmailVerified: true}
 }
 
 // successor is a refresh token a redemption may store.
@@ -216,7 +222,7 @@ func testCodes(t *testing.T, s store.Store, _ func() store.Store) {
 		t.Fatalf("consumed %+v, want %+v", got, c)
 	}
 	// The grant's first refresh token is stored with the redemption.
-	wantRefresh(t, s, c.GrantID, tok("first", 1), first.Of(c.GrantID, "app", "mark", "read", c.AuthTime, c.Resource))
+	wantRefresh(t, s, c.GrantID, tok("first", 1), first.Of(c.GrantID, "app", "mark", "read", c.AuthTime, c.Resource, person()))
 
 	got, err = s.ConsumeCode(ctx, c.GrantID, "h1", "app", ptr(successor("again")))
 	wantErr(t, err, store.ErrAlreadyUsed)
@@ -224,7 +230,7 @@ func testCodes(t *testing.T, s store.Store, _ func() store.Store) {
 		t.Fatalf("second use must return the code so its grant can be revoked, got %+v", got)
 	}
 	wantRefresh(t, s, c.GrantID, tok("again", 1), nil)
-	wantRefresh(t, s, c.GrantID, tok("first", 1), first.Of(c.GrantID, "app", "mark", "read", c.AuthTime, c.Resource))
+	wantRefresh(t, s, c.GrantID, tok("first", 1), first.Of(c.GrantID, "app", "mark", "read", c.AuthTime, c.Resource, person()))
 	_, err = s.ConsumeCode(ctx, c.GrantID, "nope", "app", nil)
 	wantErr(t, err, store.ErrNotFound)
 	// The same secret under another grant is another code.
@@ -371,7 +377,7 @@ func testDevicePolls(t *testing.T, s store.Store, _ func() store.Store) {
 	// An approved authorization is redeemed once, with its first refresh token.
 	a := newDevice(t, s, "ga", "PPRVPPRV")
 	_, err = s.UpdateDeviceCode(ctx, a.UserCode, func(d *store.DeviceCode) error {
-		d.Status, d.Subject, d.AuthTime = store.DeviceApproved, "mark", a.ValidUntil.Add(-time.Minute)
+		d.Status, d.Subject, d.AuthTime, d.OpenID = store.DeviceApproved, "mark", a.ValidUntil.Add(-time.Minute), person()
 		return nil
 	})
 	must(t, err)
@@ -398,7 +404,7 @@ func testDevicePolls(t *testing.T, s store.Store, _ func() store.Store) {
 	}
 	if _, err := s.RefreshToken(ctx, "ga", tok("dev-first", 1)); err == nil {
 		live++
-		wantRefresh(t, s, "ga", tok("dev-first", 1), first.Of("ga", "tv", "mark", "read", a.ValidUntil.Add(-time.Minute), ""))
+		wantRefresh(t, s, "ga", tok("dev-first", 1), first.Of("ga", "tv", "mark", "read", a.ValidUntil.Add(-time.Minute), "", person()))
 	}
 	if live != 1 {
 		t.Fatalf("%d first refresh tokens stored, want 1", live)
@@ -410,7 +416,7 @@ func testDevicePolls(t *testing.T, s store.Store, _ func() store.Store) {
 
 func newRefresh(grant, hash string, ttl time.Duration) *store.RefreshToken {
 	return &store.RefreshToken{GrantID: grant, Hash: hash, Gen: store.FirstGen, ClientID: "app", Subject: "mark", Scope: "read write",
-		AuthTime: in(0), IssuedAt: in(0), ExpiresAt: in(ttl)}
+		AuthTime: in(0), IssuedAt: in(0), ExpiresAt: in(ttl), OpenID: person()}
 }
 
 func testRefreshTokens(t *testing.T, s store.Store, _ func() store.Store) {
@@ -452,7 +458,7 @@ func testRefreshTokens(t *testing.T, s store.Store, _ func() store.Store) {
 	}
 	// The successor carries the grant on, one generation later, and
 	// works once.
-	second := next.Of("g1", "app", "mark", "read write", first.AuthTime, first.Resource)
+	second := next.Of("g1", "app", "mark", "read write", first.AuthTime, first.Resource, person())
 	second.Gen, second.PrevHash, second.RotatedAt = 2, "r1", next.IssuedAt
 	wantRefresh(t, s, "g1", tok("r2", 2), second)
 	_, err = s.RotateRefreshToken(ctx, "g1", tok("r2", 2), "app", successor("r3"))
@@ -734,7 +740,7 @@ func testClients(t *testing.T, s store.Store, _ func() store.Store) {
 // pending, its record expiring with the code.
 func newGrant(id, subject, client string, created time.Time) *store.Grant {
 	return &store.Grant{ID: id, Subject: subject, ClientID: client, Scope: "read", Resource: "https://api.example/", Login: "password",
-		CreatedAt: created, ExpiresAt: in(time.Minute), EndsBy: created.Add(90 * 24 * time.Hour)}
+		CreatedAt: created, ExpiresAt: in(time.Minute), EndsBy: created.Add(90 * 24 * time.Hour), OpenID: person()}
 }
 
 // wantGrants checks that q lists exactly ids, in that order.
@@ -1103,6 +1109,12 @@ func testRefreshBounded(t *testing.T, s store.Store, _ func() store.Store) {
 // until they rotate, and that their rotation moves the grant into a
 // refresh state of which they are the previous token.
 func RunLegacy(t *testing.T, s store.Store, seed func(t *store.RefreshToken, used bool) error) {
+	// Those records are older than OpenID Connect.
+	newRefresh := func(grant, hash string, ttl time.Duration) *store.RefreshToken {
+		r := newRefresh(grant, hash, ttl)
+		r.OpenID = nil
+		return r
+	}
 	legacy := newRefresh("gl", "l0", time.Hour)
 	legacy.Gen = 0
 	must(t, seed(legacy, false))
@@ -1122,7 +1134,7 @@ func RunLegacy(t *testing.T, s store.Store, seed func(t *store.RefreshToken, use
 	if !reflect.DeepEqual(got, legacy) {
 		t.Fatalf("rotating a legacy token returned %+v, want %+v", got, legacy)
 	}
-	want := n1.Of("gl", "app", "mark", "read write", legacy.AuthTime, "")
+	want := n1.Of("gl", "app", "mark", "read write", legacy.AuthTime, "", legacy.OpenID)
 	want.PrevHash, want.RotatedAt = "l0", n1.IssuedAt
 	wantRefresh(t, s, "gl", tok("n1", 1), want)
 	_, err = s.RefreshToken(ctx, "gl", tok("l0", 0))
@@ -1185,7 +1197,7 @@ func testRefreshRetry(t *testing.T, s store.Store, _ func() store.Store) {
 	wantErr(t, err, store.ErrAlreadyUsed)
 	_, err = s.RotateRefreshToken(ctx, "gr", tok("r1", 2), "app", graced("r1x", time.Second))
 	wantErr(t, err, store.ErrAlreadyUsed)
-	want := r2.Of("gr", "app", "mark", "read write", r0.AuthTime, "")
+	want := r2.Of("gr", "app", "mark", "read write", r0.AuthTime, "", r0.OpenID)
 	want.Gen, want.PrevHash, want.RotatedAt = 2, "r0", r1.IssuedAt
 	wantRefresh(t, s, "gr", tok("r2", 2), want)
 	// Another client's replay is reuse.
@@ -1346,7 +1358,7 @@ func testRecordUsers(t *testing.T, s store.Store, _ func() store.Store) {
 // tests and measurements that need refresh tokens without running a flow.
 func SeedRefreshToken(ctx context.Context, s store.Store, t *store.RefreshToken) error {
 	code := &store.AuthCode{Hash: "seed-" + t.Hash, ClientID: t.ClientID, Subject: t.Subject, Scope: t.Scope,
-		GrantID: t.GrantID, AuthTime: t.AuthTime, ExpiresAt: time.Now().Add(time.Minute)}
+		GrantID: t.GrantID, AuthTime: t.AuthTime, ExpiresAt: time.Now().Add(time.Minute), OpenID: t.OpenID}
 	if err := s.CreateCode(ctx, code); err != nil {
 		return err
 	}
