@@ -110,7 +110,7 @@ func (c revocationCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	rv := c.a.server.Revocations()
 	sizes := rv.Sizes()
-	for _, kind := range []string{"token", "grant", "client", "subject"} {
+	for _, kind := range []string{"token", "grant", "client", "subject", "session"} {
 		ch <- prometheus.MustNewConstMetric(revocationsDesc, prometheus.GaugeValue, float64(sizes[kind]), kind)
 	}
 	ch <- prometheus.MustNewConstMetric(revocationsBytesDesc, prometheus.GaugeValue, float64(rv.Bytes()))

@@ -15,7 +15,8 @@ type Revocations struct {
 	tokens   map[string]time.Time // jti → until
 	grants   map[string]time.Time // grant ID → until
 	clients  map[string]cutoff    // client_id → tokens issued at or before are revoked
-	subjects map[string]cutoff    // sub → likewise
+	subjects map[string]cutoff    // sub → likewise, and sessions signed in at or before
+	sessions map[string]time.Time // browser session ID (sid) → until
 
 	// maxStaleness bounds how long the state may go without news from the
 	// store; 0 means it cannot go stale (a single-instance store).
@@ -51,13 +52,13 @@ func NewRevocations() *Revocations {
 
 // Replace swaps in the full state, as loaded from the store.
 func (r *Revocations) Replace(list []store.Revocation) {
-	tokens, grants := map[string]time.Time{}, map[string]time.Time{}
-	clients, subjects := map[string]cutoff{}, map[string]cutoff{}
+	n := &Revocations{tokens: map[string]time.Time{}, grants: map[string]time.Time{}, clients: map[string]cutoff{},
+		subjects: map[string]cutoff{}, sessions: map[string]time.Time{}}
 	for _, rv := range list {
-		apply(rv, tokens, grants, clients, subjects)
+		n.apply(rv)
 	}
 	r.mu.Lock()
-	r.tokens, r.grants, r.clients, r.subjects = tokens, grants, clients, subjects
+	r.tokens, r.grants, r.clients, r.subjects, r.sessions = n.tokens, n.grants, n.clients, n.subjects, n.sessions
 	r.mu.Unlock()
 }
 
@@ -68,7 +69,7 @@ func (r *Revocations) Replace(list []store.Revocation) {
 func (r *Revocations) Merge(list []store.Revocation) {
 	r.mu.Lock()
 	for _, rv := range list {
-		apply(rv, r.tokens, r.grants, r.clients, r.subjects)
+		r.apply(rv)
 	}
 	r.mu.Unlock()
 }
@@ -80,7 +81,7 @@ func (r *Revocations) All() []store.Revocation {
 	now := time.Now().UTC()
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	out := make([]store.Revocation, 0, len(r.tokens)+len(r.grants)+len(r.clients)+len(r.subjects))
+	out := make([]store.Revocation, 0, len(r.tokens)+len(r.grants)+len(r.clients)+len(r.subjects)+len(r.sessions))
 	for v, until := range r.tokens {
 		out = append(out, store.Revocation{Kind: store.RevokeToken, Value: v, At: now, ExpiresAt: until})
 	}
@@ -93,30 +94,36 @@ func (r *Revocations) All() []store.Revocation {
 	for v, co := range r.subjects {
 		out = append(out, store.Revocation{Kind: store.RevokeSubject, Value: v, At: co.at, ExpiresAt: co.until})
 	}
+	for v, until := range r.sessions {
+		out = append(out, store.Revocation{Kind: store.RevokeSession, Value: v, At: now, ExpiresAt: until})
+	}
 	return out
 }
 
 // Apply adds one revocation.
 func (r *Revocations) Apply(rv store.Revocation) {
 	r.mu.Lock()
-	apply(rv, r.tokens, r.grants, r.clients, r.subjects)
+	r.apply(rv)
 	r.mu.Unlock()
 }
 
-func apply(rv store.Revocation, tokens, grants map[string]time.Time, clients, subjects map[string]cutoff) {
+// apply adds rv to the maps; r.mu is held (or r not yet shared).
+func (r *Revocations) apply(rv store.Revocation) {
 	switch rv.Kind {
 	case store.RevokeToken:
-		tokens[rv.Value] = rv.ExpiresAt
+		r.tokens[rv.Value] = rv.ExpiresAt
 	case store.RevokeGrant:
-		grants[rv.Value] = rv.ExpiresAt
+		r.grants[rv.Value] = rv.ExpiresAt
 	case store.RevokeClient:
-		if rv.At.After(clients[rv.Value].at) {
-			clients[rv.Value] = cutoff{rv.At, rv.ExpiresAt}
+		if rv.At.After(r.clients[rv.Value].at) {
+			r.clients[rv.Value] = cutoff{rv.At, rv.ExpiresAt}
 		}
 	case store.RevokeSubject:
-		if rv.At.After(subjects[rv.Value].at) {
-			subjects[rv.Value] = cutoff{rv.At, rv.ExpiresAt}
+		if rv.At.After(r.subjects[rv.Value].at) {
+			r.subjects[rv.Value] = cutoff{rv.At, rv.ExpiresAt}
 		}
+	case store.RevokeSession:
+		r.sessions[rv.Value] = rv.ExpiresAt
 	}
 }
 
@@ -147,15 +154,16 @@ func (r *Revocations) IsRevoked(c *Claims) bool {
 func (r *Revocations) Len() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return len(r.tokens) + len(r.grants) + len(r.clients) + len(r.subjects)
+	return len(r.tokens) + len(r.grants) + len(r.clients) + len(r.subjects) + len(r.sessions)
 }
 
 // Sizes is how many entries the state holds of each kind: "token",
-// "grant", "client" and "subject".
+// "grant", "client", "subject" and "session".
 func (r *Revocations) Sizes() map[string]int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return map[string]int{"token": len(r.tokens), "grant": len(r.grants), "client": len(r.clients), "subject": len(r.subjects)}
+	return map[string]int{"token": len(r.tokens), "grant": len(r.grants), "client": len(r.clients), "subject": len(r.subjects),
+		"session": len(r.sessions)}
 }
 
 // entryOverhead estimates what one entry costs beyond its key's bytes: the
@@ -179,6 +187,9 @@ func (r *Revocations) Bytes() int {
 	for k := range r.subjects {
 		n += len(k) + entryOverhead
 	}
+	for k := range r.sessions {
+		n += len(k) + entryOverhead
+	}
 	return n
 }
 
@@ -194,7 +205,7 @@ func (r *Revocations) SyncedAt() time.Time {
 func (r *Revocations) Prune(now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, m := range []map[string]time.Time{r.tokens, r.grants} {
+	for _, m := range []map[string]time.Time{r.tokens, r.grants, r.sessions} {
 		for k, until := range m {
 			if until.Before(now) {
 				delete(m, k)
@@ -225,4 +236,17 @@ func (r *Revocations) IsRefreshRevoked(grantID, clientID, subject string, issued
 		return true
 	}
 	return false
+}
+
+// IsSessionEnded reports whether the browser session sid, in which subject
+// signed in at authTime, was ended: by itself (a logout), or by a
+// revocation of the person since.
+func (r *Revocations) IsSessionEnded(sid, subject string, authTime time.Time) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if _, ok := r.sessions[sid]; ok {
+		return true
+	}
+	co, ok := r.subjects[subject]
+	return ok && authTime.Unix() <= co.at.Unix()
 }
