@@ -121,7 +121,7 @@ func (s *Server) readRegistration(w http.ResponseWriter, r *http.Request) (*clie
 	if e != nil {
 		return nil, e
 	}
-	return client.FromMetadata(m, s.cfg.Registration.Scopes)
+	return client.FromMetadata(m, s.cfg.Registration.Scopes, s.rt.keys.Algs())
 }
 
 // handleRegister is RFC 7591's registration endpoint, and RFC 7592's

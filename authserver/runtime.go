@@ -52,7 +52,15 @@ type runtime struct {
 func (s *Server) openRuntime(ctx context.Context) error {
 	cfg := &s.cfg
 	// A retired key stays published while tokens it signed may be valid.
-	ring, err := keys.New(s.store, cfg.SigningAlg, cfg.AccessTokenTTL+time.Minute)
+	// ID tokens are signed with RS256 or a configuration client's
+	// id_token_alg, which the ring then has a key of.
+	var idAlgs []string
+	for _, c := range cfg.Clients {
+		if c.IDTokenAlg != "" {
+			idAlgs = append(idAlgs, c.IDTokenAlg)
+		}
+	}
+	ring, err := keys.New(s.store, cfg.SigningAlg, cfg.AccessTokenTTL+time.Minute, idAlgs...)
 	if err != nil {
 		return err
 	}

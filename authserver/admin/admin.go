@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -77,6 +78,10 @@ func (a *Admin) RegisterClient(ctx context.Context, reg *client.Info) (*client.I
 	c, secret, e := reg.NewClient(id)
 	if e != nil {
 		return nil, e
+	}
+	if algs := a.keys.Algs(); c.IDTokenAlg != "" && !slices.Contains(algs, c.IDTokenAlg) {
+		return nil, oauth.ErrInvalidRequest("id_token_alg %s is not one this issuer signs with (%s): a configuration client naming it adds its key",
+			c.IDTokenAlg, strings.Join(algs, ", "))
 	}
 	if err := a.clients.PutClient(ctx, c); err != nil {
 		return nil, storeFailed("registering a client", err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/jose"
 	"github.com/tokengate/tokengate/outbound"
 )
 
@@ -152,6 +153,34 @@ func Validate(c *Client) error {
 		if a == "" {
 			return bad("audience", "", "audience is empty")
 		}
+	}
+	return validateOpenID(c, bad)
+}
+
+// validateOpenID checks a client's OpenID Connect fields: logout URIs
+// and the ID tokens' algorithm.
+func validateOpenID(c *Client, bad func(field, value, format string, args ...any) error) error {
+	for _, u := range c.PostLogoutRedirectURIs {
+		if err := ValidateRedirectURI(u); err != nil {
+			return bad("post_logout_redirect_uri", u, "post_logout_redirect_uri %q: %w", u, err)
+		}
+	}
+	if u := c.BackchannelLogoutURI; u != "" {
+		// The operator's URL may be plain http to loopback, like a
+		// jwks_uri; a client describing itself gets https only, and the
+		// guarded client's address rules when it is called.
+		if err := outbound.CheckURL(u, !SelfDescribed(c)); err != nil {
+			return bad("backchannel_logout_uri", u, "backchannel_logout_uri: %v", err)
+		}
+		if strings.Contains(u, "#") {
+			return bad("backchannel_logout_uri", u, "backchannel_logout_uri %q must not contain a fragment", u)
+		}
+	}
+	if c.BackchannelLogoutSessionRequired && c.BackchannelLogoutURI == "" {
+		return bad("backchannel_logout_session_required", "", "backchannel_logout_session_required needs a backchannel_logout_uri")
+	}
+	if a := c.IDTokenAlg; a != "" && !slices.Contains(jose.Signing, a) {
+		return bad("id_token_alg", a, "id_token_alg %q is not supported: use one of %s", a, strings.Join(jose.Signing, ", "))
 	}
 	return nil
 }

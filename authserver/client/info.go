@@ -23,18 +23,23 @@ const (
 // Info is a client as administrators see it, and what they send to
 // register one (ID, CreatedAt, Source and Secret are the server's).
 type Info struct {
-	ID             string    `json:"client_id,omitempty"`
-	Name           string    `json:"name"`
-	Website        string    `json:"website,omitempty"`
-	RedirectURIs   []string  `json:"redirect_uris,omitempty"`
-	GrantTypes     []string  `json:"grant_types"`
-	Scope          string    `json:"scope"`
-	Audience       []string  `json:"audience,omitempty"`
-	Public         bool      `json:"public"`
-	SkipConsent    bool      `json:"skip_consent,omitempty"`
-	ResourceServer bool      `json:"resource_server,omitempty"`
-	RequireDPoP    bool      `json:"require_dpop,omitempty"`
-	CreatedAt      time.Time `json:"created_at,omitzero"`
+	ID             string   `json:"client_id,omitempty"`
+	Name           string   `json:"name"`
+	Website        string   `json:"website,omitempty"`
+	RedirectURIs   []string `json:"redirect_uris,omitempty"`
+	GrantTypes     []string `json:"grant_types"`
+	Scope          string   `json:"scope"`
+	Audience       []string `json:"audience,omitempty"`
+	Public         bool     `json:"public"`
+	SkipConsent    bool     `json:"skip_consent,omitempty"`
+	ResourceServer bool     `json:"resource_server,omitempty"`
+	RequireDPoP    bool     `json:"require_dpop,omitempty"`
+	// OpenID Connect (see Client).
+	PostLogoutRedirectURIs           []string  `json:"post_logout_redirect_uris,omitempty"`
+	BackchannelLogoutURI             string    `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool      `json:"backchannel_logout_session_required,omitempty"`
+	IDTokenAlg                       string    `json:"id_token_alg,omitempty"`
+	CreatedAt                        time.Time `json:"created_at,omitzero"`
 	// Source is "config" (read-only), "registered" (by an administrator)
 	// or "dynamic" (the client registered itself, RFC 7591).
 	Source string `json:"source,omitempty"`
@@ -49,7 +54,9 @@ func InfoOf(c *Client, source string) *Info {
 		source = c.Source
 	}
 	ci := &Info{ID: c.ID, Name: c.Name, Website: c.Website, RedirectURIs: c.RedirectURIs, Scope: strings.Join(c.Scopes, " "),
-		Audience: c.Audience, Public: c.Public, SkipConsent: c.SkipConsent, ResourceServer: c.ResourceServer, RequireDPoP: c.RequireDPoP, CreatedAt: c.CreatedAt, Source: source}
+		Audience: c.Audience, Public: c.Public, SkipConsent: c.SkipConsent, ResourceServer: c.ResourceServer, RequireDPoP: c.RequireDPoP, CreatedAt: c.CreatedAt, Source: source,
+		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, BackchannelLogoutURI: c.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired, IDTokenAlg: c.IDTokenAlg}
 	for _, g := range c.GrantTypes {
 		ci.GrantTypes = append(ci.GrantTypes, ShortGrantName(g))
 	}
@@ -68,7 +75,9 @@ func (i *Info) NewClient(id string) (c *Client, secret string, e *oauth.Error) {
 	}
 	c = &Client{ID: id, Name: i.Name, Website: i.Website, RedirectURIs: i.RedirectURIs,
 		Scopes: strings.Fields(i.Scope), Audience: i.Audience, Public: i.Public, SkipConsent: i.SkipConsent,
-		ResourceServer: i.ResourceServer, RequireDPoP: i.RequireDPoP, CreatedAt: time.Now().UTC()}
+		ResourceServer: i.ResourceServer, RequireDPoP: i.RequireDPoP, CreatedAt: time.Now().UTC(),
+		PostLogoutRedirectURIs: i.PostLogoutRedirectURIs, BackchannelLogoutURI: i.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired: i.BackchannelLogoutSessionRequired, IDTokenAlg: i.IDTokenAlg}
 	if i.Website != "" {
 		if err := ValidateWebsite(i.Website); err != nil {
 			return nil, "", oauth.ErrInvalidRequest("website: %v", err)

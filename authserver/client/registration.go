@@ -52,6 +52,9 @@ func CheckMetadataLimits(m *Metadata) error {
 	if len(m.RedirectURIs) > maxRedirectURIs {
 		return fmt.Errorf("redirect_uris has %d URIs: at most %d", len(m.RedirectURIs), maxRedirectURIs)
 	}
+	if len(m.PostLogoutRedirectURIs) > maxRedirectURIs {
+		return fmt.Errorf("post_logout_redirect_uris has %d URIs: at most %d", len(m.PostLogoutRedirectURIs), maxRedirectURIs)
+	}
 	if len(m.Contacts) > maxContacts {
 		return fmt.Errorf("contacts has %d entries: at most %d", len(m.Contacts), maxContacts)
 	}
@@ -71,6 +74,9 @@ func CheckMetadataLimits(m *Metadata) error {
 		{"response_types", m.ResponseTypes, maxSoftwareLength},
 		{"token_endpoint_auth_method", []string{m.TokenEndpointAuthMethod}, maxSoftwareLength},
 		{"application_type", []string{m.ApplicationType}, maxSoftwareLength},
+		{"post_logout_redirect_uris", m.PostLogoutRedirectURIs, maxURILength},
+		{"backchannel_logout_uri", []string{m.BackchannelLogoutURI}, maxURILength},
+		{"id_token_signed_response_alg", []string{m.IDTokenSignedResponseAlg}, maxSoftwareLength},
 	} {
 		for _, v := range f.values {
 			if len(v) > f.max {
@@ -123,8 +129,9 @@ func errRegistration(code, format string, args ...any) *oauth.Error {
 
 // FromMetadata validates RFC 7591 metadata (filling in its defaults) and
 // makes the client it describes, which may obtain scopes (the
-// registration's, whatever the metadata asks of them).
-func FromMetadata(m *Metadata, scopes []string) (*Client, *oauth.Error) {
+// registration's, whatever the metadata asks of them) and have its ID
+// tokens signed with one of idTokenAlgs.
+func FromMetadata(m *Metadata, scopes, idTokenAlgs []string) (*Client, *oauth.Error) {
 	if err := CheckMetadataLimits(m); err != nil {
 		return nil, errRegistration("invalid_client_metadata", "%v", err)
 	}
@@ -199,6 +206,9 @@ func FromMetadata(m *Metadata, scopes []string) (*Client, *oauth.Error) {
 			return nil, errRegistration("invalid_client_metadata", "client_uri: %v", err)
 		}
 	}
+	if e := openIDMetadata(c, m, idTokenAlgs); e != nil {
+		return nil, e
+	}
 	// A registered client may obtain every scope of the registration's (the
 	// person consents to each request). MCP clients register with the scope
 	// of the first challenge they meet and step up later (403
@@ -231,6 +241,30 @@ func FromMetadata(m *Metadata, scopes []string) (*Client, *oauth.Error) {
 		return nil, errRegistration("invalid_client_metadata", "%v", err)
 	}
 	return c, nil
+}
+
+// openIDMetadata takes OpenID Connect's registration members into c.
+func openIDMetadata(c *Client, m *Metadata, idTokenAlgs []string) *oauth.Error {
+	for _, u := range m.PostLogoutRedirectURIs {
+		if err := ValidateExactRedirectURI(u); err != nil {
+			return errRegistration("invalid_client_metadata", "post_logout_redirect_uri %q: %v", u, err)
+		}
+	}
+	if u := m.BackchannelLogoutURI; u != "" {
+		if err := outbound.CheckURL(u, false); err != nil || strings.Contains(u, "#") {
+			return errRegistration("invalid_client_metadata", "backchannel_logout_uri %q must be an https URL without a fragment", u)
+		}
+	}
+	if m.BackchannelLogoutSessionRequired && m.BackchannelLogoutURI == "" {
+		return errRegistration("invalid_client_metadata", "backchannel_logout_session_required needs a backchannel_logout_uri")
+	}
+	if a := m.IDTokenSignedResponseAlg; a != "" && !slices.Contains(idTokenAlgs, a) {
+		return errRegistration("invalid_client_metadata", "id_token_signed_response_alg %q is not one this server signs ID tokens with: use one of %s",
+			a, strings.Join(idTokenAlgs, ", "))
+	}
+	c.PostLogoutRedirectURIs, c.BackchannelLogoutURI = m.PostLogoutRedirectURIs, m.BackchannelLogoutURI
+	c.BackchannelLogoutSessionRequired, c.IDTokenAlg = m.BackchannelLogoutSessionRequired, m.IDTokenSignedResponseAlg
+	return nil
 }
 
 // ReadMetadata reads a registration request's JSON body, at most

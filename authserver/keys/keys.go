@@ -32,6 +32,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/jose"
 )
 
 // MinCookieSecret is the shortest cookie secret a MAC is made with: with
@@ -40,7 +41,7 @@ import (
 const MinCookieSecret = 32
 
 // Algs are the signing algorithms an issuer may use.
-var Algs = []string{"ES256", "EdDSA", "RS256"}
+var Algs = jose.Signing
 
 // CheckAlg says, in the configuration's words, whether alg is one of Algs.
 func CheckAlg(alg string) error {

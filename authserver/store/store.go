@@ -719,6 +719,14 @@ type Client struct {
 	// with private_key_jwt (RFC 7523) instead of a secret.
 	JWKS    json.RawMessage `json:"jwks,omitempty"`
 	JWKSURI string          `json:"jwks_uri,omitempty"`
+	// OpenID Connect: where RP-initiated logout may send the person back
+	// (RP-Initiated Logout §3), where a session's end is told (Back-Channel
+	// Logout §2.2) and whether the client needs sid in what it is told,
+	// and the algorithm of its ID tokens ("" for RS256).
+	PostLogoutRedirectURIs           []string `json:"post_logout_redirect_uris,omitempty"`
+	BackchannelLogoutURI             string   `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool     `json:"backchannel_logout_session_required,omitempty"`
+	IDTokenAlg                       string   `json:"id_token_alg,omitempty"`
 }
 
 // ClientMetadata is RFC 7591 §2's client metadata, as a client registered
@@ -740,6 +748,12 @@ type ClientMetadata struct {
 	// DPoPBoundAccessTokens asks that every token request carry a DPoP
 	// proof (RFC 9449 §5.2).
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
+	// OpenID Connect's members (RP-Initiated Logout §3.1, Back-Channel
+	// Logout §2.2, Registration §2).
+	PostLogoutRedirectURIs           []string `json:"post_logout_redirect_uris,omitempty"`
+	BackchannelLogoutURI             string   `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool     `json:"backchannel_logout_session_required,omitempty"`
+	IDTokenSignedResponseAlg         string   `json:"id_token_signed_response_alg,omitempty"`
 }
 
 // NewGeneration draws a generation marker (see Store.Generation).
