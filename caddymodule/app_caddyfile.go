@@ -6,6 +6,7 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -89,6 +90,9 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //				skip_consent
 //				resource_server
 //				require_dpop
+//				post_logout_redirect_uri <uri>...
+//				backchannel_logout_uri <url>
+//				id_token_alg RS256|ES256|EdDSA
 //			}
 //			user <username> <bcrypt hash> {
 //				name <name>
@@ -311,6 +315,18 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 			}
 		case "audience":
 			err = many(&c.Audience)
+		case "post_logout_redirect_uri":
+			err = many(&c.PostLogoutRedirectURIs)
+		case "backchannel_logout_uri":
+			if err = one(&c.BackchannelLogoutURI); err == nil {
+				if err := outbound.CheckURL(c.BackchannelLogoutURI, true); err != nil {
+					return nil, d.Errf("client %s: backchannel_logout_uri: %v", c.ID, err)
+				}
+			}
+		case "id_token_alg":
+			if err = one(&c.IDTokenAlg); err == nil && !slices.Contains(keys.Algs, c.IDTokenAlg) {
+				return nil, d.Errf("client %s: id_token_alg %q is not supported: use one of %s", c.ID, c.IDTokenAlg, strings.Join(keys.Algs, ", "))
+			}
 		case "skip_consent", "resource_server", "require_dpop":
 			if len(args) != 0 {
 				return nil, d.Errf("client %s: %s takes no value", c.ID, sub)
@@ -318,7 +334,7 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 			*map[string]*bool{"skip_consent": &c.SkipConsent, "resource_server": &c.ResourceServer, "require_dpop": &c.RequireDPoP}[sub] = true
 		default:
 			return nil, unknownOption(d, "client "+c.ID, sub, "name", "website", "secret_hash", "secret", "jwks_file", "jwks_uri", "redirect_uri", "grant",
-				"scope", "audience", "skip_consent", "resource_server", "require_dpop")
+				"scope", "audience", "skip_consent", "resource_server", "require_dpop", "post_logout_redirect_uri", "backchannel_logout_uri", "id_token_alg")
 		}
 		if err != nil {
 			return nil, err

@@ -57,6 +57,16 @@ type ClientConfig struct {
 	// RequireDPoP makes every token request carry a DPoP proof, so that
 	// its access tokens are bound to its key (RFC 9449).
 	RequireDPoP bool `json:"require_dpop,omitempty"`
+	// PostLogoutRedirectURIs are where RP-initiated logout may send the
+	// person back (post_logout_redirect_uri, matched exactly).
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+	// BackchannelLogoutURI is told (a POSTed logout token) when a browser
+	// session in which the client got an ID token ends: https, or http to
+	// loopback. Default: not told.
+	BackchannelLogoutURI string `json:"backchannel_logout_uri,omitempty"`
+	// IDTokenAlg signs its ID tokens: RS256 (default), ES256 or EdDSA.
+	// The key ring then holds a key of it too.
+	IDTokenAlg string `json:"id_token_alg,omitempty"`
 }
 
 // RegistrationConfig is dynamic client registration's configuration.
@@ -223,7 +233,8 @@ func (a *App) clients(repl *caddy.Replacer) ([]*client.Client, error) {
 	for _, cc := range a.Clients {
 		c := &client.Client{ID: cc.ID, Name: cc.Name, Website: cc.Website, RedirectURIs: cc.RedirectURIs,
 			Scopes: append(strings.Fields(cc.Scope), cc.Scopes...), Audience: cc.Audience, SkipConsent: cc.SkipConsent, ResourceServer: cc.ResourceServer,
-			RequireDPoP: cc.RequireDPoP}
+			RequireDPoP: cc.RequireDPoP, PostLogoutRedirectURIs: cc.PostLogoutRedirectURIs, BackchannelLogoutURI: cc.BackchannelLogoutURI,
+			IDTokenAlg: cc.IDTokenAlg}
 		if c.Name == "" {
 			c.Name = cc.ID
 		}
