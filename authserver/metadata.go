@@ -1,6 +1,7 @@
 package authserver
 
-// RFC 8414: authorization server metadata, and the JWK Set endpoint (RFC 7517).
+// RFC 8414: authorization server metadata, OpenID Connect Discovery 1.0 §3's
+// provider metadata, and the JWK Set endpoint (RFC 7517).
 
 import (
 	"encoding/json"
@@ -8,7 +9,9 @@ import (
 	"slices"
 
 	"github.com/tokengate/tokengate/authserver/client"
+	"github.com/tokengate/tokengate/authserver/keys"
 	"github.com/tokengate/tokengate/authserver/oauth"
+	"github.com/tokengate/tokengate/authserver/token"
 	"github.com/tokengate/tokengate/authserver/web"
 	"github.com/tokengate/tokengate/jose"
 )
@@ -72,6 +75,65 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	doc, err := json.Marshal(s.Metadata())
 	if err != nil {
 		oauth.WriteError(w, s.obs.failures.Internal("encoding the metadata", err))
+		return
+	}
+	oauth.ServeDocument(w, r, "application/json", "public, max-age=300", doc)
+}
+
+// OpenIDConfiguration is OpenID Connect Discovery 1.0 §3's provider
+// metadata: RFC 8414's, and what a relying party needs besides.
+type OpenIDConfiguration struct {
+	Metadata
+	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
+	EndSessionEndpoint                string   `json:"end_session_endpoint"`
+	SubjectTypesSupported             []string `json:"subject_types_supported"`
+	IDTokenSigningAlgs                []string `json:"id_token_signing_alg_values_supported"`
+	ClaimsSupported                   []string `json:"claims_supported"`
+	ResponseModesSupported            []string `json:"response_modes_supported"`
+	PromptValuesSupported             []string `json:"prompt_values_supported"`
+	BackchannelLogoutSupported        bool     `json:"backchannel_logout_supported"`
+	BackchannelLogoutSessionSupported bool     `json:"backchannel_logout_session_supported"`
+	FrontchannelLogoutSupported       bool     `json:"frontchannel_logout_supported"`
+	RequestParameterSupported         bool     `json:"request_parameter_supported"`
+	RequestURIParameterSupported      bool     `json:"request_uri_parameter_supported"`
+	ClaimsParameterSupported          bool     `json:"claims_parameter_supported"`
+}
+
+// OpenIDConfiguration describes this server as an OpenID Provider: every
+// ID token algorithm a client may have (RS256 first, Discovery §3's
+// requirement), the OpenID scopes beside the clients', and the claims
+// those release.
+func (s *Server) OpenIDConfiguration() *OpenIDConfiguration {
+	m := *s.Metadata()
+	for _, sc := range []string{token.ScopeOpenID, token.ScopeProfile, token.ScopeEmail, "offline_access"} {
+		if !slices.Contains(m.ScopesSupported, sc) {
+			m.ScopesSupported = append(m.ScopesSupported, sc)
+		}
+	}
+	slices.Sort(m.ScopesSupported)
+	algs := []string{keys.IDTokenAlg}
+	for _, a := range s.rt.keys.Algs() {
+		if !slices.Contains(algs, a) {
+			algs = append(algs, a)
+		}
+	}
+	return &OpenIDConfiguration{Metadata: m,
+		UserinfoEndpoint:                  s.endpointURL(PathUserinfo),
+		EndSessionEndpoint:                s.endpointURL(web.PathEndSession),
+		SubjectTypesSupported:             []string{"public"},
+		IDTokenSigningAlgs:                algs,
+		ClaimsSupported:                   []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "sid", "name", "preferred_username", "email", "email_verified"},
+		ResponseModesSupported:            []string{"query"},
+		PromptValuesSupported:             []string{"none", "login", "consent", "select_account"},
+		BackchannelLogoutSupported:        true,
+		BackchannelLogoutSessionSupported: true,
+	}
+}
+
+func (s *Server) handleOpenIDConfiguration(w http.ResponseWriter, r *http.Request) {
+	doc, err := json.Marshal(s.OpenIDConfiguration())
+	if err != nil {
+		oauth.WriteError(w, s.obs.failures.Internal("encoding the OpenID configuration", err))
 		return
 	}
 	oauth.ServeDocument(w, r, "application/json", "public, max-age=300", doc)

@@ -30,6 +30,7 @@ func (m *countingMetrics) TokenError(code string)           { m.add("error %s", 
 func (m *countingMetrics) DevicePoll(result string)         { m.add("poll %s", result) }
 func (m *countingMetrics) StoreError(during string)         { m.add("store %s", during) }
 func (m *countingMetrics) StoreDataLoss(what string)        { m.add("lost %s", what) }
+func (m *countingMetrics) BackchannelLogout(result string)  { m.add("backchannel %s", result) }
 func (m *countingMetrics) LoginProviderError(provider, kind string) {
 	m.add("login %s %s", provider, kind)
 }

@@ -125,8 +125,14 @@ func (s *Server) Run(ctx context.Context) {
 		defer close(watching)
 		s.store.WatchRevocations(ctx, s.rt.revocations.Apply, func() { s.resyncRevocations(ctx) })
 	}()
+	delivering := make(chan struct{})
+	go func() {
+		defer close(delivering)
+		s.logout.Run(ctx)
+	}()
 	s.syncLoop(ctx)
 	<-watching
+	<-delivering
 }
 
 // resyncRevocations reloads the full revocation state, as after a

@@ -18,6 +18,7 @@ import (
 	"github.com/tokengate/tokengate/authserver/admin"
 	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/keys"
+	"github.com/tokengate/tokengate/authserver/logout"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/authserver/token"
@@ -77,6 +78,10 @@ type Config struct {
 	// stay cached.
 	Secrets *client.Secrets
 
+	// BackchannelRetries are the waits between attempts to deliver a
+	// logout token (default logout.DefaultRetries).
+	BackchannelRetries []time.Duration
+
 	// DPoPNonce makes DPoP proofs carry a server nonce (RFC 9449 §8):
 	// every instance derives the same from the shared cookie secret and
 	// the time, so a proof cannot be replayed on another instance later.
@@ -130,9 +135,11 @@ type Config struct {
 // client IDs, which are as many as the registered clients.
 type Metrics interface {
 	// token.Metrics counts tokens issued, token errors and device polls;
-	// web.Metrics failed sign-ins through login providers.
+	// web.Metrics failed sign-ins through login providers;
+	// logout.Metrics back-channel logouts.
 	token.Metrics
 	web.Metrics
+	logout.Metrics
 	// StoreError counts a store operation that failed while the server
 	// was doing that (a fixed description, such as "redeeming a refresh
 	// token").
@@ -147,6 +154,9 @@ type Metrics interface {
 // and alerts then see it); token.DevicePollResults are DevicePoll's.
 var StoreDataLosses = []string{"key ring", "data"}
 
+// BackchannelLogoutResults are the label values BackchannelLogout reports.
+var BackchannelLogoutResults = logout.Results
+
 // noMetrics counts nothing.
 type noMetrics struct{}
 
@@ -156,6 +166,7 @@ func (noMetrics) DevicePoll(string)                 {}
 func (noMetrics) StoreError(string)                 {}
 func (noMetrics) StoreDataLoss(string)              {}
 func (noMetrics) LoginProviderError(string, string) {}
+func (noMetrics) BackchannelLogout(string)          {}
 
 // Defaults for the durations of Config.
 const (
@@ -180,6 +191,10 @@ const (
 	PathIntrospect          = "/oauth/introspect"
 	PathHealth              = "/oauth/health"
 	PathDeviceAuthorization = "/oauth/device"
+	// PathUserinfo and PathOpenIDConfiguration are OpenID Connect's
+	// (Core §5.3, Discovery §4).
+	PathUserinfo            = "/oauth/userinfo"
+	PathOpenIDConfiguration = "/.well-known/openid-configuration"
 )
 
 // Server is the authorization server: it wires the components (client,
@@ -203,7 +218,9 @@ type Server struct {
 	tokens *token.Service
 	admin  *admin.Admin
 	// web serves what a person does in a browser.
-	web    *web.Service
+	web *web.Service
+	// logout ends sessions and tells relying parties.
+	logout *logout.Service
 	routes routes
 }
 
@@ -428,14 +445,18 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.DPoPNonce {
 		nonces = &dpop.Nonces{Key: s.rt.keys.CookieSecret}
 	}
+	s.logout = logout.New(logout.Config{Issuer: cfg.Issuer, SessionTTL: web.SessionTTL, Retries: cfg.BackchannelRetries}, cfg.Store, logout.Collaborators{
+		Keys: s.rt.keys, Clients: s.clients, Revocations: s.rt.revocations, Trusted: trusted, Guarded: fetch,
+		Audit: s.audit, Metrics: metrics, Log: cfg.Logger})
 	resources := new(token.Resources)
 	for r, scopes := range cfg.Resources {
 		if err := resources.Add(r, "", scopes); err != nil {
 			return nil, err
 		}
 	}
-	s.tokens = token.New(token.Config{Issuer: cfg.Issuer, TokenEndpoint: s.endpointURL(PathToken), VerificationURI: s.endpointURL(web.PathDevice),
-		AccessTokenTTL: cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL, DeviceCodeTTL: cfg.DeviceCodeTTL, DeviceInterval: cfg.DeviceInterval,
+	s.tokens = token.New(token.Config{Issuer: cfg.Issuer, TokenEndpoint: s.endpointURL(PathToken), UserinfoEndpoint: s.endpointURL(PathUserinfo),
+		VerificationURI: s.endpointURL(web.PathDevice),
+		AccessTokenTTL:  cfg.AccessTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL, DeviceCodeTTL: cfg.DeviceCodeTTL, DeviceInterval: cfg.DeviceInterval,
 		GrantMaxAge: cfg.GrantMaxAge, RefreshRetryGrace: cfg.RefreshRetryGrace}, cfg.Store, token.Collaborators{
 		Keys:        s.rt.keys,
 		Clients:     client.NewAuthenticator(s.clients, secrets, cfg.Store, cfg.Issuer, s.endpointURL(PathToken), s.addressKey, s.obs.failures.Store),
@@ -444,6 +465,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Revocations: s.rt.revocations,
 		Resources:   resources,
 		Nonces:      nonces,
+		People:      people.Identity,
+		Logouts:     s.logout,
 		Audit:       s.audit,
 		Failures:    s.obs.failures,
 		Metrics:     metrics,
@@ -452,7 +475,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.admin = admin.New(cfg.Store, s.clients, s.tokens, s.rt.keys, people.IsUser, s.audit, cfg.Logger)
 	s.web, err = web.New(web.Config{Issuer: cfg.Issuer, CodeTTL: cfg.CodeTTL, AccessTokenTTL: cfg.AccessTokenTTL, GrantMaxAge: cfg.GrantMaxAge,
 		DeviceFailuresPerIP: cfg.DeviceFailuresPerIP, TemplateDir: cfg.TemplateDir, ScopeDescriptions: cfg.ScopeDescriptions, UpstreamUser: cfg.UpstreamUser},
-		cfg.Store, web.Collaborators{Keys: s.rt.keys, Clients: s.clients, Tokens: s.tokens, People: people, Address: s.addressKey,
+		cfg.Store, web.Collaborators{Keys: s.rt.keys, Clients: s.clients, Tokens: s.tokens, People: people, Sessions: s.logout, Address: s.addressKey,
 			Audit: s.audit, Failures: s.obs.failures, Metrics: metrics, Log: cfg.Logger})
 	if err != nil {
 		return nil, err
@@ -465,6 +488,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		base + web.PathStyle:     s.web.ServeStyle,
 		base + web.PathAccount:   s.web.ServeAccount,
 		base + web.PathLogout:    s.web.ServeLogout,
+		// OpenID Connect: RP-Initiated Logout, UserInfo and Discovery
+		// (appended to the issuer, §4; also inserted, as RFC 8414 does).
+		base + web.PathEndSession:      s.web.ServeEndSession,
+		base + PathUserinfo:            s.tokens.ServeUserinfo,
+		base + PathOpenIDConfiguration: s.handleOpenIDConfiguration,
+		PathOpenIDConfiguration + base: s.handleOpenIDConfiguration,
 
 		base + PathDeviceAuthorization: s.tokens.ServeDeviceAuthorization,
 		base + web.PathDevice:          s.web.ServeDevice,
@@ -491,7 +520,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.routes.prefix = append(s.routes.prefix, prefixRoute{base + web.PathLoginProviders, s.withRequester(http.HandlerFunc(s.web.ServeLoginProvider))})
 	}
 	// The endpoints that write audit lines learn who is asking.
-	for _, p := range []string{web.PathAuthorize, web.PathLogin, web.PathConsent, PathDeviceAuthorization, web.PathDevice, PathToken, PathRevoke, PathRegister, web.PathAccount, web.PathLogout} {
+	for _, p := range []string{web.PathAuthorize, web.PathLogin, web.PathConsent, PathDeviceAuthorization, web.PathDevice, PathToken, PathRevoke, PathRegister, web.PathAccount, web.PathLogout, web.PathEndSession} {
 		if h, ok := s.routes.exact[base+p]; ok {
 			s.routes.exact[base+p] = s.withRequester(h)
 		}

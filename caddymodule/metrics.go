@@ -45,6 +45,10 @@ var (
 		Namespace: "tokengate", Name: "login_provider_errors_total",
 		Help: "Sign-ins through a login provider that failed, by provider and kind: unavailable (down, slow, garbage), denied, refused (allow_domain, allow_claim), invalid (state, ID token).",
 	}, []string{"provider", "kind"})
+	backchannelLogouts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "tokengate", Name: "backchannel_logout_total",
+		Help: "Logout tokens for OpenID Connect back-channel logout, by result: delivered, failed (every attempt, or refused by the application), dropped (too many waiting).",
+	}, []string{"result"})
 	endpointDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "tokengate", Name: "endpoint_duration_seconds",
 		Help:    "Time to answer a request to an authorization server endpoint.",
@@ -52,7 +56,7 @@ var (
 	}, []string{"endpoint"})
 
 	revocationsDesc = prometheus.NewDesc("tokengate_revocations",
-		"Entries in this instance's in-memory revocation state, by kind (token, grant, client, subject).", []string{"kind"}, nil)
+		"Entries in this instance's in-memory revocation state, by kind (token, grant, client, subject, session).", []string{"kind"}, nil)
 	revocationsBytesDesc = prometheus.NewDesc("tokengate_revocations_bytes",
 		"Estimated memory held by this instance's in-memory revocation state.", nil, nil)
 	revocationsAgeDesc = prometheus.NewDesc("tokengate_revocations_age_seconds",
@@ -66,6 +70,9 @@ func init() {
 	}
 	for _, w := range authserver.StoreDataLosses {
 		storeDataLoss.WithLabelValues(w)
+	}
+	for _, r := range authserver.BackchannelLogoutResults {
+		backchannelLogouts.WithLabelValues(r)
 	}
 }
 
@@ -87,7 +94,7 @@ func (a *App) registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{tokensIssued, tokenErrors, bearerChecks, devicePolls, storeErrors, storeDataLoss, loginProviderErrors, endpointDuration} {
+	for _, c := range []prometheus.Collector{tokensIssued, tokenErrors, bearerChecks, devicePolls, storeErrors, storeDataLoss, loginProviderErrors, backchannelLogouts, endpointDuration} {
 		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err
 		}
@@ -136,6 +143,8 @@ func (m serverMetrics) TokenError(code string) {
 func (serverMetrics) DevicePoll(result string)  { devicePolls.WithLabelValues(result).Inc() }
 func (serverMetrics) StoreError(during string)  { storeErrors.WithLabelValues(during).Inc() }
 func (serverMetrics) StoreDataLoss(what string) { storeDataLoss.WithLabelValues(what).Inc() }
+func (serverMetrics) BackchannelLogout(result string) { backchannelLogouts.WithLabelValues(result).Inc() }
+
 func (serverMetrics) LoginProviderError(provider, kind string) {
 	loginProviderErrors.WithLabelValues(provider, kind).Inc()
 }

@@ -248,5 +248,5 @@ func (r *Revocations) IsSessionEnded(sid, subject string, authTime time.Time) bo
 		return true
 	}
 	co, ok := r.subjects[subject]
-	return ok && authTime.Unix() <= co.at.Unix()
+	return ok && !authTime.After(co.at)
 }

@@ -55,6 +55,15 @@ func CheckAlg(alg string) error {
 // with (OpenID Connect Discovery 1.0 §3): the ring always holds a key of it.
 const IDTokenAlg = "RS256"
 
+// IDTokenAlgOf is the algorithm of a client's ID tokens (and logout
+// tokens) whose id_token_alg is chosen: that, else RS256.
+func IDTokenAlgOf(chosen string) string {
+	if chosen != "" {
+		return chosen
+	}
+	return IDTokenAlg
+}
+
 // Token types the ring signs (the JWS typ header): access tokens (RFC
 // 9068 §2.1), ID tokens (OpenID Connect Core §2, as most relying parties
 // expect it) and logout tokens (OpenID Connect Back-Channel Logout §2.4).

@@ -22,6 +22,8 @@ type TokenResponse struct {
 	ExpiresIn    int64  `json:"expires_in"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
+	// IDToken is OpenID Connect's (Core §3.1.3.3), for a grant with openid.
+	IDToken string `json:"id_token,omitempty"`
 }
 
 // tokenRequest is a parsed, client-authenticated token request.

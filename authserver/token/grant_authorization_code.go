@@ -53,7 +53,8 @@ func (g authorizationCodeGrant) handle(req *tokenRequest) (*TokenResponse, *oaut
 		s.forgetGrant(ctx, ac.GrantID)
 		return nil, e
 	}
-	return s.issueTokens(req, grantState{id: ac.GrantID, subject: ac.Subject, scope: ac.Scope, authTime: ac.AuthTime, resource: ac.Resource}, ac.Scope, refresh)
+	return s.issueTokens(req, grantState{id: ac.GrantID, subject: ac.Subject, scope: ac.Scope, authTime: ac.AuthTime, resource: ac.Resource,
+		nonce: ac.Nonce, openID: ac.OpenID}, ac.Scope, refresh)
 }
 
 // checkRedemption checks a redeemed code against the token request: the

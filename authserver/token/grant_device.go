@@ -180,7 +180,8 @@ func (g deviceCodeGrant) handle(req *tokenRequest) (*TokenResponse, *oauth.Error
 		if e := sameResource(requested, d.Resource); e != nil {
 			return nil, e
 		}
-		return g.s.issueTokens(req, grantState{id: d.GrantID, subject: d.Subject, scope: d.Scope, authTime: d.AuthTime, resource: d.Resource}, d.Scope, refresh)
+		return g.s.issueTokens(req, grantState{id: d.GrantID, subject: d.Subject, scope: d.Scope, authTime: d.AuthTime, resource: d.Resource,
+			openID: d.OpenID}, d.Scope, refresh)
 	case store.PollUsed:
 		return nil, oauth.ErrInvalidGrant("the device_code was already redeemed")
 	case store.PollExpired:

@@ -78,7 +78,8 @@ func (g refreshTokenGrant) handle(req *tokenRequest) (*TokenResponse, *oauth.Err
 	if requested != "" {
 		scope, _ = client.ResolveScope(requested, strings.Fields(old.Scope))
 	}
-	gs := grantState{id: grantID, subject: old.Subject, scope: old.Scope, authTime: old.AuthTime, resource: old.Resource}
+	// A refresh's ID token repeats no nonce (OpenID Connect Core §12.2).
+	gs := grantState{id: grantID, subject: old.Subject, scope: old.Scope, authTime: old.AuthTime, resource: old.Resource, openID: old.OpenID}
 	return s.issueTokens(req, gs, scope, refresh)
 }
 

@@ -39,6 +39,7 @@ func (s *Service) RevokeGrant(ctx context.Context, id, by string) (*store.Grant,
 	}
 	s.audit(ctx, "grant revoked", zap.String("grant_id", id), zap.String("client_id", g.ClientID), zap.String("sub", g.Subject), zap.String("by", by))
 	s.forgetGrant(ctx, id)
+	s.logouts.GrantEnded(g)
 	return g, nil
 }
 

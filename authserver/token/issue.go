@@ -39,6 +39,10 @@ type grantState struct {
 	authTime           time.Time
 	// resource is the RFC 8707 resource the grant is for ("" for none).
 	resource string
+	// openID is the person's identity when the grant has openid (nil
+	// otherwise), and nonce its authorization request's.
+	openID *store.OpenID
+	nonce  string
 }
 
 // issueTokens answers a grant with an access token for scope and the
@@ -47,8 +51,15 @@ func (s *Service) issueTokens(req *tokenRequest, g grantState, scope, refresh st
 	if e := s.offboardedGrant(req.r.Context(), req, g); e != nil {
 		return nil, e
 	}
-	return s.accessTokenResponse(req, accessTokenParams{client: req.client, subject: g.subject, scope: scope, grantID: g.id,
+	resp, e := s.accessTokenResponse(req, accessTokenParams{client: req.client, subject: g.subject, scope: scope, grantID: g.id,
 		authTime: g.authTime, resource: g.resource}, refresh)
+	if e != nil || g.openID == nil || !hasScope(scope, ScopeOpenID) {
+		return resp, e
+	}
+	if resp.IDToken, e = s.idToken(req.client, g, scope, resp.AccessToken); e != nil {
+		return nil, e
+	}
+	return resp, nil
 }
 
 // accessTokenResponse mints the access token of every grant's answer,

@@ -37,6 +37,7 @@ func (s *Service) Offboard(ctx context.Context, names []string) error {
 			return fmt.Errorf("revoking the tokens of removed user %s: %w", name, err)
 		}
 		s.audit(ctx, "user offboarded", zap.String("sub", name), zap.String("reason", "removed from the configuration"))
+		s.logouts.SubjectEnded(name)
 	}
 	off := map[string]bool{}
 	for _, name := range removed {

@@ -157,6 +157,7 @@ func (s *Service) RevokeSubject(ctx context.Context, subject string) error {
 		return err
 	}
 	s.audit(ctx, "user's tokens revoked", zap.String("sub", subject))
+	s.logouts.SubjectEnded(subject)
 	return nil
 }
 

@@ -2,7 +2,8 @@
 // endpoint (RFC 6749 §3.2) and its grants, minting access tokens (RFC
 // 9068), the grants' records, revocation (RFC 7009) and introspection
 // (RFC 7662), resource indicators (RFC 8707), DPoP binding (RFC 9449),
-// the device authorization endpoint (RFC 8628 §3.1) and offboarding.
+// the device authorization endpoint (RFC 8628 §3.1), offboarding, and
+// OpenID Connect's ID tokens and UserInfo endpoint.
 // What a person does in a browser (signing in, consenting, entering a
 // device's code) is authserver's; it hands this side grants in the store.
 package token
@@ -27,9 +28,10 @@ type Config struct {
 	// Issuer is the iss of the tokens minted, and their aud when a client
 	// names no audience.
 	Issuer string
-	// TokenEndpoint is the token endpoint's URL, which DPoP proofs name;
-	// VerificationURI is the device page people enter a code on.
-	TokenEndpoint, VerificationURI string
+	// TokenEndpoint and UserinfoEndpoint are those endpoints' URLs, which
+	// DPoP proofs name; VerificationURI is the device page people enter a
+	// code on.
+	TokenEndpoint, UserinfoEndpoint, VerificationURI string
 	// The lifetimes of access tokens, refresh tokens and device codes;
 	// the device's polling interval; how long a grant lasts from its
 	// sign-in; and how long a rotated refresh token may be presented
@@ -80,7 +82,12 @@ type Collaborators struct {
 	Resources *Resources
 	// Nonces are the DPoP nonces required of proofs; nil when off.
 	Nonces *dpop.Nonces
-	Audit  oauth.Audit
+	// People are the configured users' claims (false for anyone else),
+	// for userinfo; nil: none.
+	People func(subject string) (store.OpenID, bool)
+	// Logouts hears of people and grants whose sessions end.
+	Logouts Logouts
+	Audit   oauth.Audit
 	// Failures answers store and server failures, and logs them.
 	Failures oauth.Failures
 	Metrics  Metrics
@@ -106,7 +113,13 @@ type Service struct {
 	refreshKey atomic.Pointer[macKey]
 	// dpopProofs verifies the token endpoint's proofs.
 	dpopProofs dpop.Verifier
-	grants     map[string]grantHandler
+	// userinfoDPoP checks DPoP-bound tokens at the UserInfo endpoint.
+	userinfoDPoP *introspect.DPoPPolicy
+	// people and grantClaims give userinfo its claims.
+	people      func(subject string) (store.OpenID, bool)
+	grantClaims claimsCache
+	logouts     Logouts
+	grants      map[string]grantHandler
 	// offboarded are users removed from the configuration (see Offboard),
 	// set while requests may be served.
 	offboarded atomic.Pointer[map[string]bool]
@@ -120,7 +133,11 @@ type Service struct {
 func New(cfg Config, st Stores, c Collaborators) *Service {
 	s := &Service{cfg: cfg, store: st, keys: c.Keys, clientAuth: c.Clients, uses: c.Uses, validator: c.Validator, revocations: c.Revocations,
 		resources: c.Resources, dpopNonces: c.Nonces, audit: c.Audit, failures: c.Failures, metrics: c.Metrics, log: c.Log,
-		issuerAudience: introspect.Audience{cfg.Issuer}}
+		issuerAudience: introspect.Audience{cfg.Issuer}, people: c.People, logouts: c.Logouts}
+	if s.logouts == nil {
+		s.logouts = noLogouts{}
+	}
+	s.userinfoDPoP = &introspect.DPoPPolicy{Replay: &dpop.Replay{}, Nonces: c.Nonces, Proofs: &s.dpopProofs}
 	s.grants = map[string]grantHandler{
 		client.GrantClientCredentials: clientCredentialsGrant{s},
 		client.GrantAuthorizationCode: authorizationCodeGrant{s},
@@ -132,6 +149,19 @@ func New(cfg Config, st Stores, c Collaborators) *Service {
 
 // Resources are the protected resources tokens may be asked for.
 func (s *Service) Resources() *Resources { return s.resources }
+
+// Logouts hears of the people and grants whose browser sessions end for
+// their clients (OpenID Connect Back-Channel Logout): revoked, offboarded.
+type Logouts interface {
+	SubjectEnded(subject string)
+	GrantEnded(g *store.Grant)
+}
+
+// noLogouts tells nobody.
+type noLogouts struct{}
+
+func (noLogouts) SubjectEnded(string)     {}
+func (noLogouts) GrantEnded(*store.Grant) {}
 
 // DPoPNonces are the DPoP nonces, for the resource routes; nil when off.
 func (s *Service) DPoPNonces() *dpop.Nonces { return s.dpopNonces }

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 )
@@ -177,27 +175,4 @@ func plural(n int, unit string) string {
 		return "1 " + unit
 	}
 	return fmt.Sprintf("%d %ss", n, unit)
-}
-
-// ServeLogout signs the person out (a CSRF-checked POST: a link or an
-// image elsewhere must not sign anyone out).
-func (s *Service) ServeLogout(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		s.renderError(w, http.StatusMethodNotAllowed, oauth.MethodNotAllowed(w, http.MethodPost), nil)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, oauth.MaxFormBytes)
-	if err := r.ParseForm(); err != nil || !s.checkCSRF(r, r.PostForm.Get("csrf_token"), s.readSession(r)) {
-		s.renderError(w, http.StatusForbidden, oauth.ErrInvalidRequest("this form expired or did not come from this site; open your account page again"), nil)
-		return
-	}
-	if sess := s.readSession(r); sess != nil && sess.Subject != "" {
-		s.audit(r.Context(), "logout", zap.String("sub", sess.Subject))
-	}
-	s.clearCookie(w, sessionCookie)
-	data := &PageData{Title: "Signed out", Message: "You are signed out. Applications you allowed keep their access until you remove it on your account page."}
-	if s.cfg.UpstreamUser != nil && s.cfg.UpstreamUser(r) != "" {
-		data.Message = "This site signs you in through its own sign-in, which is still in effect: close the browser to end it."
-	}
-	s.renderPage(w, http.StatusOK, "device_done.html", data)
 }

@@ -4,9 +4,11 @@ package web
 
 import (
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,14 +34,55 @@ type authzRequest struct {
 	method        string
 	// resource is the RFC 8707 resource asked for; "" for none.
 	resource string
+	// OpenID Connect Core §3.1.2.1: the nonce the ID token repeats; the
+	// prompt values; max_age in seconds (-1: none); the login hint.
+	nonce     string
+	prompt    []string
+	maxAge    int
+	loginHint string
+	// loginAfter, once the person was sent to sign in again, is when:
+	// a sign-in since satisfies prompt=login and max_age.
+	loginAfter time.Time
 	// params are the request's parameters, carried through login and
 	// consent so the request can be validated again there.
 	params url.Values
 }
 
 // authzParams are the parameters an authorization request may carry
-// through the login and consent pages.
-var authzParams = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method", "resource"}
+// through the login and consent pages; paramLoginAfter is tokengate's
+// own, added when it sends the person to sign in again.
+var authzParams = []string{"response_type", "client_id", "redirect_uri", "scope", "state", "code_challenge", "code_challenge_method", "resource",
+	"nonce", "prompt", "max_age", "login_hint", paramLoginAfter}
+
+const paramLoginAfter = "login_after"
+
+// Limits of OpenID Connect's request parameters: far above what relying
+// parties send (a nonce is some 43 characters), low enough that a code's
+// record stays small.
+const (
+	maxNonce     = 512
+	maxLoginHint = 256
+)
+
+// prompts are OpenID Connect Core §3.1.2.1's prompt values.
+var prompts = []string{"none", "login", "consent", "select_account"}
+
+// hasPrompt says whether the request's prompt has value.
+func (r *authzRequest) hasPrompt(value string) bool { return slices.Contains(r.prompt, value) }
+
+// signInAgain says whether a person who signed in at authTime must sign
+// in again: prompt=login (or select_account: the sign-in page is where a
+// person picks who they are) or a session older than max_age, until they
+// have since being sent to.
+func (r *authzRequest) signInAgain(authTime time.Time) bool {
+	if !r.loginAfter.IsZero() {
+		return authTime.Before(r.loginAfter)
+	}
+	if r.hasPrompt("login") || r.hasPrompt("select_account") {
+		return true
+	}
+	return r.maxAge >= 0 && time.Since(authTime) > time.Duration(r.maxAge)*time.Second
+}
 
 // parseAuthzRequest validates an authorization request. An error with
 // redirect false must be shown as a page: the client or redirect URI is not
@@ -129,7 +172,53 @@ func (s *Service) parseAuthzRequest(r *http.Request, params url.Values) (req *au
 	case !oauth.PKCEChallenge.MatchString(req.challenge):
 		return req, oauth.ErrInvalidRequest("code_challenge must be the base64url SHA-256 of the verifier: 43 characters"), true
 	}
+	if e := req.parseOpenID(params); e != nil {
+		return req, e, true
+	}
 	return req, nil, true
+}
+
+// parseOpenID reads OpenID Connect Core §3.1.2.1's parameters. Request
+// objects are not supported (§6: the discovery document says so).
+func (req *authzRequest) parseOpenID(params url.Values) *oauth.Error {
+	switch {
+	case params.Has("request"):
+		return &oauth.Error{Code: "request_not_supported", Description: "request objects are not supported: send the parameters in the query"}
+	case params.Has("request_uri"):
+		return &oauth.Error{Code: "request_uri_not_supported", Description: "request_uri is not supported: send the parameters in the query"}
+	}
+	req.nonce, req.loginHint = params.Get("nonce"), params.Get("login_hint")
+	if len(req.nonce) > maxNonce {
+		return oauth.ErrInvalidRequest("nonce is longer than %d characters", maxNonce)
+	}
+	if len(req.loginHint) > maxLoginHint {
+		return oauth.ErrInvalidRequest("login_hint is longer than %d characters", maxLoginHint)
+	}
+	req.prompt = strings.Fields(params.Get("prompt"))
+	for _, p := range req.prompt {
+		if !slices.Contains(prompts, p) {
+			return oauth.ErrInvalidRequest("prompt %q is not supported: use none, login, consent or select_account", p)
+		}
+	}
+	if req.hasPrompt("none") && len(req.prompt) > 1 {
+		return oauth.ErrInvalidRequest("prompt none cannot be combined with other values")
+	}
+	req.maxAge = -1
+	if v := params.Get("max_age"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return oauth.ErrInvalidRequest("max_age must be a number of seconds, 0 or more")
+		}
+		req.maxAge = n
+	}
+	if v := params.Get(paramLoginAfter); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return oauth.ErrInvalidRequest("%s must be a time in Unix seconds", paramLoginAfter)
+		}
+		req.loginAfter = time.Unix(n, 0)
+	}
+	return nil
 }
 
 // redirectURIAllowed matches a requested redirect URI exactly against the
@@ -230,11 +319,16 @@ func (s *Service) failAuthz(w http.ResponseWriter, r *http.Request, req *authzRe
 }
 
 // continueAuthz takes a valid request to its next step: login, consent, or
-// the code.
+// the code. With prompt=none (OpenID Connect Core §3.1.2.1) no page is
+// shown: where one would be, the client hears why instead.
 func (s *Service) continueAuthz(w http.ResponseWriter, r *http.Request, req *authzRequest) {
 	user := s.currentUser(r)
-	if user == nil {
-		s.redirectTo(w, r, PathLogin, url.Values{"return_to": {s.issuer.Path + PathAuthorize + "?" + req.params.Encode()}})
+	if user == nil || req.signInAgain(user.authTime) {
+		if req.hasPrompt("none") {
+			s.redirectError(w, r, req, &oauth.Error{Code: "login_required", Description: "the person must sign in, and prompt=none lets no page be shown"})
+			return
+		}
+		s.redirectTo(w, r, PathLogin, url.Values{"return_to": {s.issuer.Path + PathAuthorize + "?" + req.signInParams().Encode()}})
 		return
 	}
 	need, err := s.needsConsent(r, user.subject, req)
@@ -242,11 +336,27 @@ func (s *Service) continueAuthz(w http.ResponseWriter, r *http.Request, req *aut
 		s.redirectError(w, r, req, s.failures.Store("reading consent", err))
 		return
 	}
-	if need {
+	switch {
+	case need && req.hasPrompt("none"):
+		s.redirectError(w, r, req, &oauth.Error{Code: "consent_required", Description: "the person must approve this access, and prompt=none lets no page be shown"})
+	case need || req.hasPrompt("consent"):
 		s.redirectTo(w, r, PathConsent, req.params)
-		return
+	default:
+		s.issueCode(w, r, req, user)
 	}
-	s.issueCode(w, r, req, user)
+}
+
+// signInParams are the request's parameters for the sign-in page's way
+// back: when the request wants a sign-in newer than the session's
+// (prompt=login, max_age), they say from when, so that the one the person
+// is sent to make is enough.
+func (req *authzRequest) signInParams() url.Values {
+	if !req.loginAfter.IsZero() || (!req.hasPrompt("login") && !req.hasPrompt("select_account") && req.maxAge < 0) {
+		return req.params
+	}
+	q := maps.Clone(req.params)
+	q.Set(paramLoginAfter, strconv.FormatInt(time.Now().Unix(), 10))
+	return q
 }
 
 // redirectTo redirects within the authorization server.
@@ -275,6 +385,7 @@ func (s *Service) issueCode(w http.ResponseWriter, r *http.Request, req *authzRe
 		RedirectURI: req.redirectURI, RedirectURIGiven: req.redirectGiven, Scope: req.scope,
 		CodeChallenge: req.challenge, CodeChallengeMethod: req.method,
 		GrantID: grantID, AuthTime: user.authTime, ExpiresAt: now.Add(s.cfg.CodeTTL), Resource: req.resource,
+		Nonce: req.nonce, OpenID: user.openIDFor(req.scope),
 	}
 	// The grant is recorded with its code, for the person's account page.
 	ac.Grant = s.newGrant(grantID, req.client, user, req.scope, req.resource, ac.ExpiresAt)

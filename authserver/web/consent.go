@@ -36,8 +36,8 @@ func (s *Service) ServeConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user := s.currentUser(r)
-	if user == nil {
-		s.redirectTo(w, r, PathLogin, url.Values{"return_to": {s.issuer.Path + PathConsent + "?" + req.params.Encode()}})
+	if user == nil || req.signInAgain(user.authTime) {
+		s.redirectTo(w, r, PathLogin, url.Values{"return_to": {s.issuer.Path + PathConsent + "?" + req.signInParams().Encode()}})
 		return
 	}
 	sess := s.ensureSession(w, r)
@@ -112,5 +112,6 @@ func (s *Service) newGrant(id string, client *client.Client, user *authUser, sco
 		authTime = now
 	}
 	return &store.Grant{ID: id, ClientID: client.ID, Subject: user.subject, Scope: scope, Resource: resource,
-		Login: user.login, CreatedAt: now, ExpiresAt: codeExpiry.Add(s.cfg.AccessTokenTTL), EndsBy: authTime.Add(s.cfg.GrantMaxAge)}
+		Login: user.login, CreatedAt: now, ExpiresAt: codeExpiry.Add(s.cfg.AccessTokenTTL), EndsBy: authTime.Add(s.cfg.GrantMaxAge),
+		OpenID: user.openIDFor(scope)}
 }

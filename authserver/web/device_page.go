@@ -131,7 +131,7 @@ func (s *Service) ServeDevice(w http.ResponseWriter, r *http.Request) {
 		if d.Status != store.DevicePending {
 			return errors.New("decided already")
 		}
-		d.Status, d.Subject, d.AuthTime = status2, user.subject, user.authTime
+		d.Status, d.Subject, d.AuthTime, d.OpenID = status2, user.subject, user.authTime, user.openIDFor(d.Scope)
 		return nil
 	})
 	if err != nil {

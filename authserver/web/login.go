@@ -7,12 +7,15 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
+	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/authserver/token"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -24,6 +27,18 @@ type authUser struct {
 	authTime time.Time
 	// login is how they signed in (store.Grant.Login).
 	login string
+	// identity is what ID tokens say of them, and their session's ID.
+	identity store.OpenID
+}
+
+// openIDFor is what a grant of scope keeps of the person: their identity
+// when scope has openid, else nothing.
+func (u *authUser) openIDFor(scope string) *store.OpenID {
+	if !slices.Contains(strings.Fields(scope), token.ScopeOpenID) {
+		return nil
+	}
+	id := u.identity
+	return &id
 }
 
 // currentUser is the person behind the request: one an earlier handler
@@ -31,7 +46,9 @@ type authUser struct {
 func (s *Service) currentUser(r *http.Request) *authUser {
 	if s.cfg.UpstreamUser != nil {
 		if id := s.cfg.UpstreamUser(r); id != "" {
-			return &authUser{subject: id, display: s.displayName(id), authTime: time.Now().UTC(), login: LoginUpstream}
+			// The earlier handler's session is not one of tokengate's:
+			// there is no sid to name.
+			return &authUser{subject: id, display: s.displayName(id), authTime: time.Now().UTC(), login: LoginUpstream, identity: s.people.identity(id)}
 		}
 	}
 	// A session's person must still be a user, or come through a provider
@@ -41,9 +58,12 @@ func (s *Service) currentUser(r *http.Request) *authUser {
 	case sess == nil || sess.Subject == "":
 		return nil
 	case sess.Provider != "" && s.people.providers[sess.Provider] != nil && strings.HasPrefix(sess.Subject, sess.Provider+":"):
-		return &authUser{subject: sess.Subject, display: providerDisplay(sess.Name, sess.Subject), authTime: time.Unix(sess.AuthTime, 0).UTC(), login: sess.Provider}
+		return &authUser{subject: sess.Subject, display: providerDisplay(sess.Name, sess.Subject), authTime: time.Unix(sess.AuthTime, 0).UTC(), login: sess.Provider,
+			identity: store.OpenID{SID: sess.ID, Name: sess.Name, PreferredUsername: sess.Username, Email: sess.Email, EmailVerified: sess.EmailVerified}}
 	case sess.Provider == "" && s.people.users[sess.Subject] != nil:
-		return &authUser{subject: sess.Subject, display: s.displayName(sess.Subject), authTime: time.Unix(sess.AuthTime, 0).UTC(), login: LoginPassword}
+		id := s.people.identity(sess.Subject)
+		id.SID = sess.ID
+		return &authUser{subject: sess.Subject, display: s.displayName(sess.Subject), authTime: time.Unix(sess.AuthTime, 0).UTC(), login: LoginPassword, identity: id}
 	}
 	return nil
 }
@@ -67,12 +87,20 @@ func (s *Service) displayName(subject string) string {
 }
 
 // pending is what a sign-in is for: the application, the scopes it asks for
-// and, for the CSP, where the flow will redirect in the end.
+// and, for the CSP, where the flow will redirect in the end; for an
+// authorization, the request, which may want the person to sign in again.
 type pending struct {
 	client      *client.Client
 	scope       string
 	resource    string
 	redirectURI string
+	authz       *authzRequest
+}
+
+// signInAgain says whether the person, signed in at authTime, must sign
+// in again for the pending authorization (prompt=login, max_age).
+func (p *pending) signInAgain(authTime time.Time) bool {
+	return p.authz != nil && p.authz.signInAgain(authTime)
 }
 
 // pendingFor recovers what a login page is for from its return_to, which
@@ -91,7 +119,7 @@ func (s *Service) pendingFor(r *http.Request, returnTo string) (*pending, int, *
 		if e != nil {
 			return nil, http.StatusBadRequest, e
 		}
-		return &pending{client: req.client, scope: req.scope, resource: req.resource, redirectURI: req.redirectURI}, 0, nil
+		return &pending{client: req.client, scope: req.scope, resource: req.resource, redirectURI: req.redirectURI, authz: req}, 0, nil
 	case s.issuer.Path + PathAccount:
 		return &pending{}, 0, nil
 	case s.issuer.Path + PathDevice:
@@ -140,7 +168,7 @@ func (s *Service) ServeLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, status, e, nil)
 		return
 	}
-	if s.currentUser(r) != nil && r.Method == http.MethodGet {
+	if u := s.currentUser(r); u != nil && r.Method == http.MethodGet && !req.signInAgain(u.authTime) {
 		// Already signed in (or authenticated upstream): carry on.
 		sendRedirect(w, returnTo, http.StatusFound)
 		return
@@ -149,6 +177,9 @@ func (s *Service) ServeLogin(w http.ResponseWriter, r *http.Request) {
 	data := &PageData{Title: "Sign in", Client: pageClient(req.client), Scopes: s.pageScopes(req.scope), Resource: s.pageResource(req.resource),
 		Action: s.issuer.Path + PathLogin, Hidden: map[string]string{"return_to": returnTo},
 		Passwords: len(s.people.users) > 0 || len(s.people.list) == 0, Providers: s.pageProviders(returnTo)}
+	if req.authz != nil {
+		data.Username = req.authz.loginHint // OpenID Connect Core §3.1.2.1: a hint, pre-filled
+	}
 	if req.client == nil && returnTo == s.issuer.Path+PathAccount {
 		// No application is asking: say why a sign-in is wanted.
 		data.Message = "Sign in to see the applications you have allowed to act for you, and to remove any of them."
@@ -201,7 +232,7 @@ func (s *Service) ServeLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	// A new session ID at login: a session planted before it is useless.
 	now := time.Now()
-	s.writeSession(w, &session{ID: oauth.RandomToken(16), Subject: u.Username, AuthTime: now.Unix(), Expires: now.Add(sessionTTL).Unix()})
+	s.writeSession(w, &session{ID: oauth.RandomToken(16), Subject: u.Username, AuthTime: now.Unix(), SignedInMS: now.UnixMilli(), Expires: now.Add(SessionTTL).Unix()})
 	s.audit(r.Context(), "login succeeded", zap.String("sub", username))
 	w.Header().Set("Cache-Control", "no-store")
 	sendRedirect(w, returnTo, http.StatusSeeOther)

@@ -151,8 +151,13 @@ func (s *Service) finishProviderLogin(w http.ResponseWriter, r *http.Request, p 
 	}
 	now := time.Now()
 	subject := p.Name() + ":" + id.Username
+	// What the provider said of the person is what this server's ID
+	// tokens say (OpenID Connect Core §5.1): kept in the session, then in
+	// the grants made in it.
+	email, _ := id.Claims["email"].(string)
 	s.writeSession(w, &session{ID: oauth.RandomToken(16), Subject: subject, Name: id.DisplayName, Provider: p.Name(),
-		AuthTime: now.Unix(), Expires: now.Add(sessionTTL).Unix()})
+		Username: id.Username, Email: email, EmailVerified: email != "" && claimTrue(id.Claims["email_verified"]),
+		AuthTime: now.Unix(), SignedInMS: now.UnixMilli(), Expires: now.Add(SessionTTL).Unix()})
 	s.audit(r.Context(), "login succeeded", zap.String("sub", subject), zap.String("provider", p.Name()))
 	w.Header().Set("Cache-Control", "no-store")
 	sendRedirect(w, a.ReturnTo, http.StatusSeeOther)
@@ -206,4 +211,16 @@ func (s *Service) providerFailed(w http.ResponseWriter, r *http.Request, p *logi
 		data.Message = "Go back to the application and sign in again; if it happens again, tell the people who run this service."
 	}
 	s.renderPage(w, status, "error.html", data)
+}
+
+// claimTrue reads a boolean claim, which some providers send as a string
+// ("true").
+func claimTrue(v any) bool {
+	switch v := v.(type) {
+	case bool:
+		return v
+	case string:
+		return v == "true"
+	}
+	return false
 }

@@ -139,7 +139,7 @@ func loadPages(dir string) (*pages, error) {
 			style = css
 		}
 	}
-	for _, name := range []string{"login.html", "consent.html", "error.html", "device.html", "device_done.html", "account.html"} {
+	for _, name := range []string{"login.html", "consent.html", "error.html", "device.html", "device_done.html", "account.html", "logout.html", "signed_out.html"} {
 		if t.Lookup(name) == nil {
 			return nil, fmt.Errorf("templates: %s is missing", name)
 		}

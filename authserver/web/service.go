@@ -29,8 +29,10 @@ const (
 	PathStyle     = "/oauth/assets/style.css"
 	PathAccount   = "/account"
 	PathLogout    = "/logout"
-	PathDevice    = "/device"
-	PathDeviceQR  = "/device/qr"
+	// PathEndSession is OpenID Connect RP-Initiated Logout's endpoint.
+	PathEndSession = "/oauth/logout"
+	PathDevice     = "/device"
+	PathDeviceQR   = "/device/qr"
 	// PathLoginProviders<name> starts a sign-in through a login provider;
 	// <name>/callback is its redirect URI.
 	PathLoginProviders = "/login/"
@@ -75,6 +77,18 @@ type Tokens interface {
 	RevokeGrant(ctx context.Context, id, by string) (*store.Grant, error)
 	// Resources are the protected resources tokens may be asked for.
 	Resources() *token.Resources
+	// ReadIDTokenHint reads an ID token the issuer signed (a logout's
+	// id_token_hint), expired or not.
+	ReadIDTokenHint(raw string) (*token.IDTokenHint, error)
+}
+
+// Sessions ends browser sessions on every instance, telling the clients
+// that got ID tokens in them.
+type Sessions interface {
+	// Ended says whether a session someone signed in to was ended since.
+	Ended(sid, subject string, authTime time.Time) bool
+	// EndSession ends it; by says who, for the audit line.
+	EndSession(ctx context.Context, sid, subject, by string) error
 }
 
 // Metrics counts what the pages see.
@@ -94,6 +108,8 @@ type Collaborators struct {
 	Tokens  Tokens
 	// People are who may sign in.
 	People *People
+	// Sessions ends sessions everywhere.
+	Sessions Sessions
 	// Address is a request's address as limits count it (see
 	// oauth.AddressKey).
 	Address  func(*http.Request) string
@@ -114,6 +130,7 @@ type Service struct {
 	clients  *client.Registry
 	tokens   Tokens
 	people   *People
+	sessions Sessions
 	pages    *pages
 	address  func(*http.Request) string
 	audit    oauth.Audit
@@ -132,7 +149,7 @@ func New(cfg Config, st Stores, c Collaborators) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, issuer: iss, store: st, keys: c.Keys, clients: c.Clients, tokens: c.Tokens, people: c.People, pages: p,
+	return &Service{cfg: cfg, issuer: iss, store: st, keys: c.Keys, clients: c.Clients, tokens: c.Tokens, people: c.People, sessions: c.Sessions, pages: p,
 		address: c.Address, audit: c.Audit, failures: c.Failures, metrics: c.Metrics, log: c.Log}, nil
 }
 

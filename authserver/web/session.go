@@ -22,9 +22,10 @@ import (
 // instance reads it and nobody can forge or alter it.
 const sessionCookie = "tokengate_session"
 
-// sessionTTL keeps login sessions short: they only carry a person through
-// one authorization.
-const sessionTTL = 30 * time.Minute
+// SessionTTL keeps browser sessions short: a person signed in signs in to
+// the applications they open within it without a page, and signs in again
+// after it.
+const SessionTTL = 30 * time.Minute
 
 // session is what the cookie says.
 type session struct {
@@ -33,11 +34,19 @@ type session struct {
 	ID       string `json:"sid"`
 	Subject  string `json:"sub,omitempty"`
 	AuthTime int64  `json:"auth_time,omitempty"`
-	Expires  int64  `json:"exp"`
+	// SignedInMS is AuthTime in milliseconds: a revocation of the person
+	// ends the sessions signed in before it, not one signed in just
+	// after it within the same second.
+	SignedInMS int64 `json:"at_ms,omitempty"`
+	Expires    int64 `json:"exp"`
 	// Provider names the login provider the person signed in through,
-	// and Name their name there; both empty for a password sign-in.
-	Provider string `json:"idp,omitempty"`
-	Name     string `json:"name,omitempty"`
+	// and Name, Username, Email and EmailVerified what it said of them
+	// (OpenID Connect's claims); all empty for a password sign-in.
+	Provider      string `json:"idp,omitempty"`
+	Name          string `json:"name,omitempty"`
+	Username      string `json:"un,omitempty"`
+	Email         string `json:"em,omitempty"`
+	EmailVerified bool   `json:"ev,omitempty"`
 }
 
 // errNoCookieSecret means the issuer holds no usable cookie secret.
@@ -81,10 +90,19 @@ func keyedMAC(dst, key []byte, parts ...string) []byte {
 	return m.Sum(dst)
 }
 
-// readSession returns the browser's valid session, or nil.
+// readSession returns the browser's valid session, or nil. A session
+// someone signed in to and that was ended since (a logout on any
+// instance, the person's revocation) is none.
 func (s *Service) readSession(r *http.Request) *session {
 	sess := new(session)
 	if !s.readSigned(r, sessionCookie, "session", sess) || time.Now().Unix() >= sess.Expires || sess.ID == "" {
+		return nil
+	}
+	signedIn := time.Unix(sess.AuthTime, 0)
+	if sess.SignedInMS != 0 {
+		signedIn = time.UnixMilli(sess.SignedInMS)
+	}
+	if sess.Subject != "" && s.sessions.Ended(sess.ID, sess.Subject, signedIn) {
 		return nil
 	}
 	return sess
@@ -146,7 +164,7 @@ func (s *Service) ensureSession(w http.ResponseWriter, r *http.Request) *session
 	if sess := s.readSession(r); sess != nil {
 		return sess
 	}
-	sess := &session{ID: oauth.RandomToken(16), Expires: time.Now().Add(sessionTTL).Unix()}
+	sess := &session{ID: oauth.RandomToken(16), Expires: time.Now().Add(SessionTTL).Unix()}
 	s.writeSession(w, sess)
 	return sess
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tokengate/tokengate/authserver/client"
+	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/login"
 )
 
@@ -70,6 +71,26 @@ func NewPeople(users []*User, providers []*login.Provider, clients []*client.Cli
 		p.users[u.Username] = u
 	}
 	return p, nil
+}
+
+// identity is what ID tokens and userinfo say of a configured user (a
+// zero one for anyone else): their name and email as configured, which
+// the operator vouches for.
+func (p *People) identity(username string) store.OpenID {
+	u := p.users[username]
+	if u == nil {
+		return store.OpenID{PreferredUsername: username}
+	}
+	return store.OpenID{Name: u.Name, PreferredUsername: u.Username, Email: u.Email, EmailVerified: u.Email != ""}
+}
+
+// Identity is identity for the configured user username; false for
+// anyone else (a login provider's people, whose claims their grants keep).
+func (p *People) Identity(username string) (store.OpenID, bool) {
+	if p.users[username] == nil {
+		return store.OpenID{}, false
+	}
+	return p.identity(username), true
 }
 
 // IsUser says whether name is a configured username.
