@@ -143,7 +143,9 @@ func (m serverMetrics) TokenError(code string) {
 func (serverMetrics) DevicePoll(result string)  { devicePolls.WithLabelValues(result).Inc() }
 func (serverMetrics) StoreError(during string)  { storeErrors.WithLabelValues(during).Inc() }
 func (serverMetrics) StoreDataLoss(what string) { storeDataLoss.WithLabelValues(what).Inc() }
-func (serverMetrics) BackchannelLogout(result string) { backchannelLogouts.WithLabelValues(result).Inc() }
+func (serverMetrics) BackchannelLogout(result string) {
+	backchannelLogouts.WithLabelValues(result).Inc()
+}
 
 func (serverMetrics) LoginProviderError(provider, kind string) {
 	loginProviderErrors.WithLabelValues(provider, kind).Inc()
