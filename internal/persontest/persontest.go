@@ -246,6 +246,24 @@ func (p *Person) Device(verificationURI string) (*Page, error) {
 	return p.Last, nil
 }
 
+// SignOut opens an application's end-session URL (OpenID Connect
+// RP-Initiated Logout) and, when the server asks, confirms: the form's
+// decision button with value "logout". It returns where it ended: the
+// redirect back to the application, or the last page.
+func (p *Person) SignOut(endSessionURL string) (*Result, error) {
+	res, err := p.Get(endSessionURL)
+	if err != nil || res.Page == nil || !strings.Contains(res.Page.Body, `value="logout"`) {
+		return res, err
+	}
+	p.Pages = append(p.Pages, "sign out")
+	form, err := res.Page.Form()
+	if err != nil {
+		return nil, err
+	}
+	form.Fields.Set("decision", "logout")
+	return p.Post(form.Action, form.Fields)
+}
+
 // providerLink is the page's "Sign in with <name>" link, or "".
 func providerLink(page *Page, name string) string {
 	for _, m := range providerLinkRe.FindAllStringSubmatch(page.Body, -1) {
