@@ -636,13 +636,17 @@ func TestSessionEndsOnEveryInstance(t *testing.T) {
 		if res := b.authorizeAs(t, p, "prompt", "none", "scope", "openid"); res.Redirect == nil || res.Redirect.Query().Get("code") == "" {
 			t.Fatalf("B does not know A's session: %+v", res)
 		}
+		// A copy of the cookie (stolen, or another browser profile's)
+		// outlives the browser's, which logout clears.
+		kept := a.person()
+		u, _ := url.Parse(a.issuer)
+		kept.HTTP.Jar.SetCookies(u, p.HTTP.Jar.Cookies(u))
 		if _, err := p.SignOut(a.issuer + "/oauth/logout"); err != nil {
 			t.Fatal(err)
 		}
-		// The browser's cookie is gone; one kept (stolen, or another
-		// tab's copy) is dead at B too.
+		b.wantRedirectError(t, b.authorizeAs(t, p, "prompt", "none", "scope", "openid"), "login_required")
 		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			q := b.authorizeAs(t, p, "prompt", "none", "scope", "openid")
+			q := b.authorizeAs(t, kept, "prompt", "none", "scope", "openid")
 			if q.Redirect != nil && q.Redirect.Query().Get("error") == "login_required" {
 				break
 			}
@@ -711,4 +715,42 @@ func TestOpenIDDeviceGrant(t *testing.T) {
 	if c := claimsOf(t, idt); c.Email != "mark@example.com" || c.SID == "" || c.Nonce != nil {
 		t.Fatalf("claims %+v", c)
 	}
+}
+
+// ID tokens verify from the JWK Set at every moment of a rotation: the
+// next RS256 key is published before it signs, and the retired one stays
+// while its tokens live.
+func TestIDTokensThroughKeyRotation(t *testing.T) {
+	o := newOIDCEnv(t, openStore(t))
+	conf := o.oauth2Config("rp", "rpsecret", "https://rp.example.com/cb", "openid")
+	p := o.person()
+	_, _, before := o.signIn(t, p, conf)
+	verify := func(when string, raws ...string) {
+		t.Helper()
+		// A relying party that has never seen the keys, and one that has.
+		for _, v := range []*oidc.IDTokenVerifier{oidc.NewVerifier(o.issuer, oidc.NewRemoteKeySet(t.Context(), o.issuer+"/oauth/jwks"), &oidc.Config{ClientID: "rp"}),
+			o.provider.Verifier(&oidc.Config{ClientID: "rp"})} {
+			for _, raw := range raws {
+				if _, err := v.Verify(t.Context(), raw); err != nil {
+					t.Fatalf("%s: %v", when, err)
+				}
+			}
+		}
+	}
+	if err := o.keys.Rotate(t.Context(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	_, _, published := o.signIn(t, p, conf)
+	if kidOf(t, published) != kidOf(t, before) {
+		t.Fatal("a key published for later already signs ID tokens")
+	}
+	verify("the next key published", before, published)
+	if err := o.keys.Rotate(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+	_, _, after := o.signIn(t, p, conf)
+	if kidOf(t, after) == kidOf(t, before) || headerOf(t, after)["alg"] != "RS256" {
+		t.Fatalf("after the rotation: %v", headerOf(t, after))
+	}
+	verify("the new key signing", before, published, after)
 }
