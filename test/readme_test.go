@@ -2,6 +2,7 @@ package test
 
 import (
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -428,4 +429,88 @@ func TestLoginProviderGuideWalkthrough(t *testing.T) {
 		t.Fatalf("signing in through the provider: %v (pages %v)", err, p.Pages)
 	}
 	w.run(t, work, []string{"CODE=" + back.Query().Get("code")}, 1, 2)
+}
+
+// The OpenID Connect guide's walk-through works verbatim on
+// examples/openid.Caddyfile with examples/oidc-app, a go-oidc application,
+// beside it; the person's part (signing in, signing out on the account
+// page and in the application) is played by persontest.
+func TestOpenIDGuideWalkthrough(t *testing.T) {
+	w := guideWalkthrough(t, "docs/guides/openid-connect.md", "walkthrough-openid", 3, "127.0.0.1:8160", "127.0.0.1:8162", "127.0.0.1:2029")
+	runExample(t, "../examples/openid.Caddyfile", "127.0.0.1:8160")
+	work := t.TempDir()
+	w.run(t, work, nil, 0, 1)
+
+	// The reader's `go run ./examples/oidc-app`.
+	bin := filepath.Join(work, "oidc-app")
+	if out, err := exec.Command("go", "build", "-o", bin, "../examples/oidc-app").CombinedOutput(); err != nil {
+		t.Fatalf("building the application: %v\n%s", err, out)
+	}
+	app := exec.Command(bin)
+	log := new(syncBuffer)
+	app.Stdout, app.Stderr = log, log
+	if err := app.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = app.Process.Kill(); _ = app.Wait() })
+	if !waitFor(20*time.Second, func() bool {
+		resp, err := http.Get("http://127.0.0.1:8162/sessions")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	}) {
+		t.Fatalf("the application did not start:\n%s", log)
+	}
+
+	p := persontest.New("mark", "demo-password")
+	signIn := func() {
+		t.Helper()
+		res, err := p.Get("http://127.0.0.1:8162/")
+		if err != nil || res.Redirect == nil {
+			t.Fatalf("the application did not send the person to sign in: %+v %v", res, err)
+		}
+		back, err := p.Authorize(res.Redirect.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err = p.Get(back.String())
+		if err != nil || res.Page == nil || !strings.Contains(res.Page.Body, "Signed in as Mark E. Mark <mark@example.com>") {
+			t.Fatalf("after the callback: %+v %v\n%s", res, err, log)
+		}
+	}
+	signIn()
+	w.run(t, work, nil, 1, 2)
+
+	// Sign out on tokengate's account page: the application hears.
+	res, err := p.Get("http://localhost:8160/account")
+	if err != nil || res.Page == nil {
+		t.Fatalf("the account page: %+v %v", res, err)
+	}
+	form, err := res.Page.FormTo("/logout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := p.Post(form.Action, form.Fields); err != nil || res.Page == nil || !strings.Contains(res.Page.Body, "signed out") {
+		t.Fatalf("signing out: %+v %v", res, err)
+	}
+	if !waitFor(10*time.Second, func() bool { return strings.Contains(log.String(), "signed out elsewhere") }) {
+		t.Fatalf("the application was not told:\n%s", log)
+	}
+	w.run(t, work, nil, 2, 3)
+
+	// Sign out in the application: tokengate signs the person out too,
+	// without asking (the ID token names them), and sends them back.
+	signIn()
+	res, err = p.Get("http://127.0.0.1:8162/logout")
+	if err != nil || res.Redirect == nil {
+		t.Fatalf("the application's sign-out: %+v %v", res, err)
+	}
+	p.Pages = nil
+	if res, err = p.SignOut(res.Redirect.String()); err != nil || res.Redirect == nil || res.Redirect.String() != "http://127.0.0.1:8162/" || len(p.Pages) != 0 {
+		t.Fatalf("RP-initiated logout: %+v %v %v", res, err, p.Pages)
+	}
+	if res, err := p.Get("http://localhost:8160/account"); err != nil || res.Page == nil || !res.Page.Has("password") {
+		t.Fatalf("still signed in at tokengate: %+v %v", res, err)
+	}
 }

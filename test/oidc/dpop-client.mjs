@@ -16,7 +16,8 @@ import * as oauth from "oauth4webapi";
 const [mode, issuerArg, apiArg, clientID, secret] = process.argv.slice(2);
 const issuer = new URL(issuerArg);
 const insecure = { [oauth.allowInsecureRequests]: true }; // the tests' servers are plain http on loopback
-const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: "oauth2", ...insecure }));
+// oauth4webapi's default discovery: OpenID Connect's.
+const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, insecure));
 const client = { client_id: clientID };
 const DPoP = oauth.DPoP(client, await oauth.generateKeyPair("ES256"));
 const opts = { DPoP, ...insecure };
