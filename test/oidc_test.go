@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/tokengate/tokengate/internal/nodetest"
 	"github.com/tokengate/tokengate/internal/persontest"
 )
@@ -206,7 +207,7 @@ const oidcLoginCaddyfile = `{
 			secret app-secret
 			grant authorization_code
 			redirect_uri http://127.0.0.1/callback
-			scope read
+			scope read openid profile email
 			audience https://api.example.com
 		}
 		client tv {
@@ -267,6 +268,37 @@ func TestLoginProvider(t *testing.T) {
 		if res, err := p.Get(g.AuthURL() + "/account"); err != nil || res.Page == nil || !strings.Contains(res.Page.Body, "<dd>Test SSO</dd>") ||
 			!strings.Contains(res.Page.Body, "Signed in as <strong>ops.mark@example.com (op:ops.mark@example.com)</strong>") {
 			t.Fatalf("the account page after a provider sign-in: %v %+v", err, res)
+		}
+		// What the provider said of the person is what this issuer's ID
+		// tokens and userinfo say, to a relying party of its own.
+		ocfg := oauthConfig(g, "app", "app-secret", "http://127.0.0.1/callback", "openid", "profile", "email")
+		ov := oauth2.GenerateVerifier()
+		oback, err := p.Authorize(ocfg.AuthCodeURL("st", oauth2.S256ChallengeOption(ov)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		otok, err := ocfg.Exchange(context.Background(), oback.Query().Get("code"), oauth2.VerifierOption(ov))
+		if err != nil {
+			t.Fatal(err)
+		}
+		provider, err := oidc.NewProvider(context.Background(), g.AuthURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rawID, _ := otok.Extra("id_token").(string)
+		idt, err := provider.Verifier(&oidc.Config{ClientID: "app"}).Verify(context.Background(), rawID)
+		var ic struct {
+			Name, Email       string
+			PreferredUsername string `json:"preferred_username"`
+			EmailVerified     bool   `json:"email_verified"`
+		}
+		if err == nil {
+			err = idt.Claims(&ic)
+		}
+		info, ierr := provider.UserInfo(context.Background(), oauth2.StaticTokenSource(otok))
+		if err != nil || ierr != nil || idt.Subject != "op:ops.mark@example.com" || !ic.EmailVerified ||
+			ic.Email != "ops.mark@example.com" || ic.Name != "ops.mark@example.com" || ic.PreferredUsername != "ops.mark@example.com" || info.Email != "ops.mark@example.com" || !info.EmailVerified {
+			t.Fatalf("a provider's person's claims: %v %v %+v %+v", err, ierr, ic, info)
 		}
 		// The device flow works the same way after a provider sign-in.
 		dcfg := &oauth2.Config{ClientID: "tv", Scopes: []string{"read"}, Endpoint: oauth2.Endpoint{
