@@ -62,6 +62,9 @@ func clientCommand() *cobra.Command {
 			reg.ResourceServer, _ = f.GetBool("resource-server")
 			reg.SkipConsent, _ = f.GetBool("skip-consent")
 			reg.RequireDPoP, _ = f.GetBool("require-dpop")
+			reg.PostLogoutRedirectURIs, _ = f.GetStringArray("post-logout-redirect-uri")
+			reg.BackchannelLogoutURI, _ = f.GetString("backchannel-logout-uri")
+			reg.IDTokenAlg, _ = f.GetString("id-token-alg")
 			return call(cmd, http.MethodPost, "/oauth2/clients", reg, printClients)
 		},
 	}
@@ -75,6 +78,9 @@ func clientCommand() *cobra.Command {
 	create.Flags().Bool("resource-server", false, "may introspect any token")
 	create.Flags().Bool("skip-consent", false, "a first-party application: no consent page")
 	create.Flags().Bool("require-dpop", false, "its token requests must carry a DPoP proof (RFC 9449)")
+	create.Flags().StringArray("post-logout-redirect-uri", nil, "where OpenID Connect logout may send people back (repeatable)")
+	create.Flags().String("backchannel-logout-uri", "", "where it is told that a session it got an ID token in ended")
+	create.Flags().String("id-token-alg", "", "its ID tokens' algorithm, one the issuer signs with (default RS256)")
 	_ = create.MarkFlagRequired("name")
 
 	list := &cobra.Command{Use: "list", Short: "List clients (configured ones are read-only)", Args: cobra.NoArgs,

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +126,42 @@ func TestOpenIDClientRelyingParty(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(body), `tokengate_backchannel_logout_total{result="delivered"} 1`) {
 		t.Fatalf("metrics:\n%s", grepLines(string(body), "backchannel"))
+	}
+}
+
+// The CLI (through the admin API) registers an OpenID client with the
+// same fields the Caddyfile has, and refuses an ID token algorithm the
+// issuer has no key of; the Caddyfile refuses bad values at their line.
+func TestOpenIDClientFieldsFromCLIAndCaddyfile(t *testing.T) {
+	g := newGateway(t, Ports{Upstream: "127.0.0.1:9"})
+	g.start(openIDCaddyfile)
+	var c struct {
+		ID          string   `json:"client_id"`
+		PostLogout  []string `json:"post_logout_redirect_uris"`
+		Backchannel string   `json:"backchannel_logout_uri"`
+		Alg         string   `json:"id_token_alg"`
+	}
+	g.cliJSON(t, &c, "client", "create", "--name", "Wiki", "--redirect-uri", "https://wiki.example.com/cb", "--scope", "openid profile",
+		"--post-logout-redirect-uri", "https://wiki.example.com/bye", "--backchannel-logout-uri", "https://wiki.example.com/bc", "--id-token-alg", "ES256")
+	if c.ID == "" || len(c.PostLogout) != 1 || c.PostLogout[0] != "https://wiki.example.com/bye" || c.Backchannel != "https://wiki.example.com/bc" || c.Alg != "ES256" {
+		t.Fatalf("registered %+v", c)
+	}
+	out, err := g.cli(t, "client", "create", "--name", "Other", "--redirect-uri", "https://o.example.com/cb", "--scope", "openid", "--id-token-alg", "EdDSA")
+	if err == nil || !strings.Contains(out, "id_token_alg EdDSA is not one this issuer signs with") {
+		t.Fatalf("an algorithm without a key: %v\n%s", err, out)
+	}
+	for value, want := range map[string]string{
+		"backchannel_logout_uri http://rp.example.com/bc": "backchannel_logout_uri",
+		"id_token_alg HS256":                              `id_token_alg "HS256" is not supported`,
+		"post_logout_redirect_uri javascript:alert(1)":    "post_logout_redirect_uri",
+	} {
+		bad := strings.Replace(openIDCaddyfile, "\t\t\tpost_logout_redirect_uri http://127.0.0.1/bye\n", "\t\t\t"+value+"\n", 1)
+		path := filepath.Join(t.TempDir(), "Caddyfile")
+		writeFile(t, path, render(t, bad, g.Ports))
+		out, err := run(t, nil, "adapt", "--config", path, "--adapter", "caddyfile")
+		out = strings.ReplaceAll(out, `\"`, `"`) // Caddy logs the message as JSON
+		if err == nil || !strings.Contains(out, want) || !strings.Contains(out, "Caddyfile:13") {
+			t.Errorf("%s: %v\n%s", value, err, out)
+		}
 	}
 }
