@@ -50,6 +50,7 @@ var (
 	profileDir  = flag.String("profile", "", "save a CPU profile of tokengate during each scenario into this folder")
 	grantGrowth = flag.Bool("grant-growth", false, "only measure what a grant takes after 1 and after 1,000 rotations, on the Redis at -redis-url and on a file store (a minute)")
 	redisLoad   = flag.Bool("redis", false, "also load the refresh grant on a Redis store")
+	openID      = flag.Bool("openid", false, "instead of the full run, measure the OpenID Provider: the token endpoint with openid against without, userinfo against introspection")
 	compareRev  = flag.String("compare", "", "instead of the full run, load the token endpoint of this tree and of this git revision together, and print the ratio")
 	redisURL    = flag.String("redis-url", "", "with -redis, -redis-memory or -grant-growth: the Redis to use (under a key prefix of its own, removed afterwards); default a redis-server of the run's own, with the production settings of docs/operations.md (appendfsync everysec)")
 )
@@ -92,6 +93,22 @@ const caddyfile = `{
 			grant client_credentials
 			scope read
 			resource_server
+		}
+		# OpenID clients (-openid): RS256 ID tokens, and ES256 ones.
+		client oidc {
+			secret oidc-secret
+			grant authorization_code refresh_token
+			redirect_uri http://127.0.0.1/callback
+			scope read openid profile email
+			skip_consent
+		}
+		client oidc-es {
+			secret oidc-es-secret
+			grant authorization_code refresh_token
+			redirect_uri http://127.0.0.1/callback
+			scope read openid profile email
+			skip_consent
+			id_token_alg ES256
 		}
 		user load {{.Hash}}
 		{{range .People}}user {{.}} {{$.Hash}}
@@ -557,11 +574,26 @@ func (in *instance) loadRefresh(name string) result {
 
 // refreshes is a loop body rotating one grant per connection.
 func (in *instance) refreshes() func(int) error {
-	rts := in.refreshTokens(*concurrency)
+	return in.refreshesOf("plain", "read")
+}
+
+// refreshesOf is refreshes of grants to client (whose secret is its ID
+// with "-secret") of scopes; with openid, each answer must carry an ID
+// token.
+func (in *instance) refreshesOf(client string, scopes ...string) func(int) error {
+	secret := client + "-secret"
+	var rts []string
+	for range *concurrency {
+		rts = append(rts, in.codeFlowOf(client, secret, scopes...))
+	}
+	openid := slices.Contains(scopes, "openid")
 	return func(w int) error {
-		m, err := postForm(in.url(in.p.Auth, "/oauth/token"), url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rts[w]}}, "plain", "plain-secret")
+		m, err := postForm(in.url(in.p.Auth, "/oauth/token"), url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rts[w]}}, client, secret)
 		if err == nil {
 			rts[w] = m["refresh_token"].(string)
+			if _, ok := m["id_token"].(string); ok != openid {
+				err = fmt.Errorf("id_token in the answer: %v, want %v", ok, openid)
+			}
 		}
 		return err
 	}
@@ -613,6 +645,11 @@ func main() {
 	fmt.Printf("tokengate load, %s per scenario, %d connections, %d CPUs (%s/%s, %s)\n\n", *duration, *concurrency, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	if *compareRev != "" {
 		compare(bin, buildAt(*compareRev), *compareRev, string(hash), up)
+		return
+	}
+	if *openID {
+		measureOpenID(bin, string(hash), up)
+		report()
 		return
 	}
 

@@ -31,8 +31,11 @@ import (
 
 // codeFlow runs the authorization code flow as the load user and returns a
 // refresh token.
-func (in *instance) codeFlow() string {
-	cfg := &oauth2.Config{ClientID: "plain", ClientSecret: "plain-secret", RedirectURL: "http://127.0.0.1:9/callback", Scopes: []string{"read"},
+func (in *instance) codeFlow() string { return in.codeFlowOf("plain", "plain-secret", "read") }
+
+// codeFlowOf is codeFlow for client (with secret) and scopes.
+func (in *instance) codeFlowOf(client, secret string, scopes ...string) string {
+	cfg := &oauth2.Config{ClientID: client, ClientSecret: secret, RedirectURL: "http://127.0.0.1:9/callback", Scopes: scopes,
 		Endpoint: oauth2.Endpoint{AuthURL: in.url(in.p.Auth, "/oauth/authorize"), TokenURL: in.url(in.p.Auth, "/oauth/token"), AuthStyle: oauth2.AuthStyleInHeader}}
 	verifier := oauth2.GenerateVerifier()
 	back, err := persontest.New("load", "hashed-secret").Authorize(cfg.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
