@@ -3,6 +3,7 @@ package authserver_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 	"golang.org/x/oauth2"
 
 	"github.com/tokengate/tokengate/authserver"
@@ -753,4 +756,76 @@ func TestIDTokensThroughKeyRotation(t *testing.T) {
 		t.Fatalf("after the rotation: %v", headerOf(t, after))
 	}
 	verify("the new key signing", before, published, after)
+}
+
+// An expired ID token is still a hint (RP-Initiated Logout §2): the
+// session it names ends without a question.
+func TestLogoutWithAnExpiredHint(t *testing.T) {
+	o := newOIDCEnv(t, openStore(t), func(c *authserver.Config) { c.AccessTokenTTL = time.Second })
+	p := o.person()
+	_, idt, raw := o.signIn(t, p, o.oauth2Config("rp", "rpsecret", "https://rp.example.com/cb", "openid"))
+	time.Sleep(time.Until(idt.Expiry) + 1100*time.Millisecond)
+	if _, err := o.provider.Verifier(&oidc.Config{ClientID: "rp"}).Verify(t.Context(), raw); err == nil {
+		t.Fatal("the hint has not expired: the test tests nothing")
+	}
+	p.Pages = nil
+	res, err := p.SignOut(o.issuer + "/oauth/logout?" + set("id_token_hint", raw, "post_logout_redirect_uri", "https://rp.example.com/bye").Encode())
+	if err != nil || res.Redirect == nil || len(p.Pages) != 0 {
+		t.Fatalf("logout with an expired hint: %+v %v %v", res, err, p.Pages)
+	}
+	o.nextFor(t, o.rp, "rp", claimsOf(t, idt).SID)
+}
+
+// A person removed from the configuration is signed out, and the
+// applications they signed in to are told, by the instance that
+// offboards them.
+func TestOffboardingTellsRelyingParties(t *testing.T) {
+	st := openStore(t)
+	before := newOIDCEnv(t, st)
+	if err := before.srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	_, idt, _ := before.signIn(t, before.person(), before.oauth2Config("rp", "rpsecret", "https://rp.example.com/cb", "openid"))
+	before.cancelRun()
+	<-before.runStopped
+	after := newOIDCEnv(t, st, func(c *authserver.Config) { c.Users = nil })
+	if err := after.srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	after.nextFor(t, after.rp, "rp", claimsOf(t, idt).SID)
+}
+
+// A self-registered client's backchannel_logout_uri is its own claim: the
+// guarded client never takes a logout token to a loopback or private
+// address for it.
+func TestBackchannelLogoutOfARegisteredClientIsGuarded(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	o := newOIDCEnv(t, openStore(t), func(c *authserver.Config) {
+		c.Registration = &authserver.RegistrationConfig{Open: true, Scopes: []string{"openid"}}
+		c.Logger = zap.New(core)
+	})
+	hits := newReceiver(t)
+	loopback := "https://" + strings.TrimPrefix(hits.srv.URL, "http://") + "/bc"
+	resp, err := http.Post(o.issuer+"/oauth/register", "application/json", strings.NewReader(
+		`{"redirect_uris":["https://self.example.com/cb"],"client_name":"Self","backchannel_logout_uri":"`+loopback+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&reg)
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("registration: %d %v", resp.StatusCode, reg)
+	}
+	p := o.person()
+	o.signIn(t, p, o.oauth2Config(reg["client_id"].(string), reg["client_secret"].(string), "https://self.example.com/cb", "openid"))
+	if _, err := p.SignOut(o.issuer + "/oauth/logout"); err != nil {
+		t.Fatal(err)
+	}
+	o.waitCount(t, "backchannel failed", 1)
+	hits.none(t)
+	failed := logs.FilterMessage("back-channel logout failed").All()
+	if len(failed) != 1 || !strings.Contains(fmt.Sprint(failed[0].ContextMap()["error"]), "loopback, private or link-local") {
+		t.Fatalf("the failure logged: %+v", failed)
+	}
 }

@@ -76,7 +76,8 @@ type logoutClaims struct {
 
 // deliver tells n's client, if it has a backchannel_logout_uri, retrying
 // a failed attempt (the relying party down, or answering 5xx) after each
-// of cfg.Retries; a 4xx answer is final (§2.8: it refused the token).
+// of cfg.Retries; a 4xx answer is final (§2.8: it refused the token), and
+// so is an address the guarded client refuses.
 func (s *Service) deliver(ctx context.Context, n notice) {
 	c, _, err := s.clients.Lookup(ctx, n.clientID)
 	if err != nil || c.BackchannelLogoutURI == "" || (c.BackchannelLogoutSessionRequired && n.sid == "") {
@@ -101,7 +102,9 @@ func (s *Service) deliver(ctx context.Context, n notice) {
 			log.Info("back-channel logout delivered")
 			return
 		}
-		final := errors.As(err, &se) && se.Code >= 400 && se.Code < 500
+		// A refusal (4xx), or an address no client may make tokengate
+		// reach, is the same next time.
+		final := errors.As(err, &se) && se.Code >= 400 && se.Code < 500 || errors.Is(err, outbound.ErrForbiddenAddress)
 		if final || attempt >= len(s.cfg.Retries) {
 			s.metrics.BackchannelLogout("failed")
 			log.Warn("back-channel logout failed", zap.Int("attempts", attempt+1), zap.Error(err))
