@@ -556,17 +556,6 @@ func (in *instance) token(id, secret string, kv ...string) string {
 	return m["access_token"].(string)
 }
 
-// refreshTokens runs the authorization code flow once per worker (the
-// load user signs in; the client skips consent) and returns the refresh
-// tokens.
-func (in *instance) refreshTokens(n int) []string {
-	var out []string
-	for range n {
-		out = append(out, in.codeFlow())
-	}
-	return out
-}
-
 // loadRefresh loads the refresh grant: each worker rotates its own grant.
 func (in *instance) loadRefresh(name string) result {
 	return load(name, in.refreshes())

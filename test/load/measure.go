@@ -29,11 +29,8 @@ import (
 	"github.com/tokengate/tokengate/introspect"
 )
 
-// codeFlow runs the authorization code flow as the load user and returns a
-// refresh token.
-func (in *instance) codeFlow() string { return in.codeFlowOf("plain", "plain-secret", "read") }
-
-// codeFlowOf is codeFlow for client (with secret) and scopes.
+// codeFlowOf runs the authorization code flow as the load user for client
+// (with its secret) and scopes, and returns the refresh token.
 func (in *instance) codeFlowOf(client, secret string, scopes ...string) string {
 	cfg := &oauth2.Config{ClientID: client, ClientSecret: secret, RedirectURL: "http://127.0.0.1:9/callback", Scopes: scopes,
 		Endpoint: oauth2.Endpoint{AuthURL: in.url(in.p.Auth, "/oauth/authorize"), TokenURL: in.url(in.p.Auth, "/oauth/token"), AuthStyle: oauth2.AuthStyleInHeader}}
