@@ -1,6 +1,7 @@
 package authserver_test
 
 import (
+	"cmp"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
@@ -240,4 +241,54 @@ func BenchmarkAuthorizeConsented(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkRefreshOpenID is BenchmarkRefresh's request for a grant with
+// openid, profile and email, whose answer has an ID token: none (the same
+// grant without openid, the baseline), ES256 and RS256 (id_token_alg),
+// on the embedded store. The difference is the ID token's cost.
+//
+//	go test ./authserver -run XXX -bench RefreshOpenID -benchmem
+func BenchmarkRefreshOpenID(b *testing.B) {
+	for _, alg := range []string{"", "ES256", "RS256"} {
+		name := cmp.Or(alg, "without openid")
+		b.Run(name, func(b *testing.B) {
+			e := newEnvWith(b, openStore(b), "ES256", func(c *authserver.Config) {
+				c.Clients = append(c.Clients, &client.Client{ID: "oidc", Name: "OIDC", SecretHash: client.HashSecretSHA256("oidcsecret"),
+					GrantTypes: []string{client.GrantAuthorizationCode, client.GrantRefreshToken}, RedirectURIs: []string{"https://app.example.com/cb"},
+					Scopes: []string{"read", "openid", "profile", "email"}, IDTokenAlg: alg})
+			})
+			scope, id := "read", (*store.OpenID)(nil)
+			if alg != "" {
+				scope, id = "read openid profile email", &store.OpenID{SID: "s1", Name: "Mark E. Mark", PreferredUsername: "mark", Email: "mark@example.com", EmailVerified: true}
+			}
+			secret := "bench-code-oidc"
+			err := e.store.CreateCode(b.Context(), &store.AuthCode{Hash: challenge(secret), ClientID: "oidc", Subject: "mark",
+				RedirectURI: "https://app.example.com/cb", RedirectURIGiven: true, Scope: scope, CodeChallenge: challenge(verifier),
+				CodeChallengeMethod: "S256", GrantID: "g", AuthTime: time.Now(), ExpiresAt: time.Now().Add(time.Minute), OpenID: id, Nonce: "n"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := e.srv.Handler("/oauth/token")
+			var m struct {
+				RefreshToken string `json:"refresh_token"`
+				IDToken      string `json:"id_token"`
+			}
+			body := url.Values{"grant_type": {"authorization_code"}, "code": {"g." + secret}, "redirect_uri": {"https://app.example.com/cb"},
+				"code_verifier": {verifier}}.Encode()
+			if err := json.Unmarshal(serveToken(h, body, "oidc", "oidcsecret").Body.Bytes(), &m); err != nil || m.RefreshToken == "" || (m.IDToken != "") != (alg != "") {
+				b.Fatalf("the code's answer: %+v %v", m, err)
+			}
+			rt := m.RefreshToken
+			b.ReportAllocs()
+			for b.Loop() {
+				w := serveToken(h, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}.Encode(), "oidc", "oidcsecret")
+				if w.Code != http.StatusOK {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+				_ = json.Unmarshal(w.Body.Bytes(), &m)
+				rt = m.RefreshToken
+			}
+		})
+	}
 }
