@@ -181,7 +181,7 @@ func (s *Service) finishLogout(w http.ResponseWriter, r *http.Request, lr *logou
 
 // signedOutPage says what signing out did.
 func (s *Service) signedOutPage(r *http.Request) *PageData {
-	data := &PageData{Title: "Signed out", Message: "You are signed out. The applications you signed in to through this site were told.",
+	data := &PageData{Title: "Signed out", Message: "You are signed out. The applications you signed in to here were told, if they listen for it.",
 		Detail: "Applications you allowed to act for you while you are away keep that access until you remove it on your account page."}
 	if s.cfg.UpstreamUser != nil && s.cfg.UpstreamUser(r) != "" {
 		data.Detail = "This site signs you in through its own sign-in, which is still in effect: close the browser to end it."
