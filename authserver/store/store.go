@@ -52,6 +52,7 @@ type Store interface {
 	GrantStore
 	CounterStore
 	UserStore
+	EdgeSessionStore
 
 	// Generation returns the storage's generation marker: a random value
 	// written when the storage is first used, and written anew (created)
@@ -773,3 +774,58 @@ func TTL(t time.Time) time.Duration {
 	}
 	return d
 }
+
+// EdgeSession is a browser's session at a session_auth site (the
+// Backend-for-Frontend pattern of the OAuth browser-based-apps BCP): the
+// tokens the gateway holds for that browser, which never reach it. The
+// browser's cookie holds a random ID; the store knows the session only by
+// that ID's hash.
+type EdgeSession struct {
+	// ID is the hash of the cookie's random ID.
+	ID string `json:"id"`
+	// Site names the session_auth the session belongs to.
+	Site    string `json:"site"`
+	Subject string `json:"sub"`
+	// SID is the provider's session (the ID token's sid): its
+	// back-channel logouts name it.
+	SID string `json:"sid,omitempty"`
+	// Claims are the ID token's claims, a JSON object.
+	Claims       json.RawMessage `json:"claims,omitempty"`
+	IDToken      string          `json:"id_token,omitempty"`
+	AccessToken  string          `json:"access_token,omitempty"`
+	RefreshToken string          `json:"refresh_token,omitempty"`
+	// AccessExpiresAt is when AccessToken expires (zero: unknown).
+	AccessExpiresAt time.Time `json:"access_expires_at,omitzero"`
+	CreatedAt       time.Time `json:"created_at"`
+	// ExpiresAt is when the session ends unless it is used again (its
+	// idle timeout), never past EndsBy, its absolute end.
+	ExpiresAt time.Time `json:"expires_at"`
+	EndsBy    time.Time `json:"ends_by"`
+	// Version counts the record's updates: UpdateEdgeSession swaps on it,
+	// so that of two instances refreshing one session's tokens at once,
+	// one stores its answer and the other reads it.
+	Version int64 `json:"version"`
+}
+
+// EdgeSessionStore keeps session_auth's sessions, indexed by person and
+// by the provider's session so that a logout finds them.
+type EdgeSessionStore interface {
+	// CreateEdgeSession stores s (until its ExpiresAt) and indexes it
+	// under its Site and Subject, and its SID. Past max sessions of one
+	// subject on one site, the oldest are deleted, and their IDs returned.
+	CreateEdgeSession(ctx context.Context, s *EdgeSession, max int) (ended []string, err error)
+	// EdgeSession is the live session id; ErrNotFound when there is none.
+	EdgeSession(ctx context.Context, id string) (*EdgeSession, error)
+	// UpdateEdgeSession replaces the session s.ID if its Version is still
+	// prev, storing s with Version prev+1 (until its ExpiresAt);
+	// ErrConflict when another update came first, ErrNotFound when the
+	// session is gone.
+	UpdateEdgeSession(ctx context.Context, s *EdgeSession, prev int64) error
+	// DeleteEdgeSession deletes the session id and its index entries;
+	// ErrNotFound when there is none.
+	DeleteEdgeSession(ctx context.Context, id string) error
+	// EdgeSessions lists the live sessions of site whose Subject is sub
+	// or, with sub "", whose SID is sid.
+	EdgeSessions(ctx context.Context, site, sub, sid string) ([]*EdgeSession, error)
+}
+

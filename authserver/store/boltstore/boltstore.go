@@ -44,10 +44,15 @@ var (
 	// bucketMeta holds counts kept with what they count: clientCount is
 	// the clients bucket's size, so that counting is not a walk of it.
 	bucketMeta  = []byte("meta")
+	// Edge sessions (session_auth) by the hash of their ID, and their
+	// index: "s" site subject ID (value: created, Unix ns) and "d" site
+	// sid ID, each live as long as its session.
+	bucketEdgeSessions = []byte("edge_sessions")
+	bucketEdgeIndex    = []byte("edge_session_index")
 	clientCount = []byte("clients")
 
 	allBuckets = [][]byte{bucketKeys, bucketCodes, bucketDevices, bucketUserCode, bucketRefreshState, bucketRefresh,
-		bucketRevoked, bucketClients, bucketCounters, bucketUsers, bucketGrants, bucketGrantIndex, bucketMeta}
+		bucketRevoked, bucketClients, bucketCounters, bucketUsers, bucketGrants, bucketGrantIndex, bucketMeta, bucketEdgeSessions, bucketEdgeIndex}
 
 	// droppedBuckets are of earlier versions: deleted at open. Consents
 	// were kept apart from the grants they allowed; they are the grants.

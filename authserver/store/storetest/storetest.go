@@ -53,6 +53,9 @@ func Run(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"PersistsAcrossReopen", testPersistence},
 		{"Generation", testGeneration},
 		{"RecordUsers", testRecordUsers},
+		{"EdgeSessions", testEdgeSessions},
+		{"EdgeSessionsBounded", testEdgeSessionsBounded},
+		{"EdgeSessionUpdateUnderContention", testEdgeSessionContention},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
