@@ -828,4 +828,3 @@ type EdgeSessionStore interface {
 	// or, with sub "", whose SID is sid.
 	EdgeSessions(ctx context.Context, site, sub, sid string) ([]*EdgeSession, error)
 }
-

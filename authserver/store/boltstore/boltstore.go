@@ -43,13 +43,13 @@ var (
 	bucketGrantIndex = []byte("grant_index")
 	// bucketMeta holds counts kept with what they count: clientCount is
 	// the clients bucket's size, so that counting is not a walk of it.
-	bucketMeta  = []byte("meta")
+	bucketMeta = []byte("meta")
 	// Edge sessions (session_auth) by the hash of their ID, and their
 	// index: "s" site subject ID (value: created, Unix ns) and "d" site
 	// sid ID, each live as long as its session.
 	bucketEdgeSessions = []byte("edge_sessions")
 	bucketEdgeIndex    = []byte("edge_session_index")
-	clientCount = []byte("clients")
+	clientCount        = []byte("clients")
 
 	allBuckets = [][]byte{bucketKeys, bucketCodes, bucketDevices, bucketUserCode, bucketRefreshState, bucketRefresh,
 		bucketRevoked, bucketClients, bucketCounters, bucketUsers, bucketGrants, bucketGrantIndex, bucketMeta, bucketEdgeSessions, bucketEdgeIndex}
