@@ -149,6 +149,8 @@ type Provider struct {
 	// idTokens checks ID tokens' signatures, iss, aud and exp with them.
 	keys     *trust.Keys
 	idTokens *introspect.Validator
+	// logoutTokens checks the logout tokens of Back-Channel Logout.
+	logoutTokens *introspect.Validator
 }
 
 // metadata is what tokengate reads of an OpenID provider's discovery
@@ -161,6 +163,7 @@ type metadata struct {
 	JWKSURI               string   `json:"jwks_uri"`
 	IDTokenAlgs           []string `json:"id_token_signing_alg_values_supported"`
 	TokenAuthMethods      []string `json:"token_endpoint_auth_methods_supported"`
+	EndSessionEndpoint    string   `json:"end_session_endpoint"`
 	IssParameter          bool     `json:"authorization_response_iss_parameter_supported"`
 }
 
@@ -244,6 +247,10 @@ func New(cfg Config) (*Provider, error) {
 	// ID tokens are typed JWT, or not at all (OpenID Connect Core).
 	p.idTokens = &introspect.Validator{Keys: p.keys, UnknownKey: p.keys.UnknownKey, Issuer: cfg.Issuer, Leeway: clockSkew,
 		Types: []string{"JWT", ""}}
+	// Back-Channel Logout §2.4 types them logout+jwt; providers from
+	// before it use JWT or nothing, and the events claim tells them apart.
+	p.logoutTokens = &introspect.Validator{Keys: p.keys, UnknownKey: p.keys.UnknownKey, Issuer: cfg.Issuer, Leeway: clockSkew,
+		Types: []string{"logout+jwt", "JWT", ""}}
 	return p, nil
 }
 
@@ -378,8 +385,75 @@ func (p *Provider) AuthCodeURL(ctx context.Context, state, nonce, challenge stri
 // exchanged (with the PKCE verifier), the ID token (or userinfo) checked,
 // the person admitted or refused. The caller has checked state.
 func (p *Provider) Finish(ctx context.Context, query url.Values, nonce, verifier string) (*Identity, error) {
+	t, err := p.Exchange(ctx, query, nonce, verifier)
+	if err != nil {
+		return nil, err
+	}
+	return p.Admit(t.Claims)
+}
+
+// Tokens are what a sign-in or a refresh got from the provider, the ID
+// token checked and its claims (with userinfo's, where the ID token lacks
+// one the configuration needs).
+type Tokens struct {
+	AccessToken, RefreshToken, IDToken string
+	// ExpiresIn is the access token's life as the provider said it (0:
+	// not said).
+	ExpiresIn time.Duration
+	Claims    map[string]any
+}
+
+// tokenResponse is a token endpoint's answer.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	IDToken      string `json:"id_token"`
+	ExpiresIn    int64  `json:"expires_in"`
+	Error        string `json:"error"`
+}
+
+// tokenRequest posts form to the provider's token endpoint, authenticating
+// as the client the way the provider takes (client_secret_basic, else
+// client_secret_post).
+func (p *Provider) tokenRequest(ctx context.Context, m *metadata, form url.Values, what string) (*tokenResponse, error) {
+	user, pass := p.cfg.ClientID, p.cfg.ClientSecret
+	if len(m.TokenAuthMethods) > 0 && !slices.Contains(m.TokenAuthMethods, "client_secret_basic") && slices.Contains(m.TokenAuthMethods, "client_secret_post") {
+		form.Set("client_id", user)
+		form.Set("client_secret", pass)
+		user, pass = "", ""
+	}
+	resp, err := p.fetch.PostForm(ctx, m.TokenEndpoint, form, user, pass)
+	p.noteAnswer(err)
+	var status *outbound.StatusError
+	if errors.As(err, &status) && status.Code >= 400 && status.Code < 500 {
+		// The provider is up and refused the grant (used, expired,
+		// revoked, or not this client's): not an outage.
+		return nil, fail(Invalid, "the provider refused the %s: %w", what, err)
+	}
+	if err != nil {
+		return nil, fail(Unavailable, "redeeming the %s: %w", what, err)
+	}
+	tokens := new(tokenResponse)
+	if err := json.Unmarshal(resp.Body, tokens); err != nil || tokens.AccessToken == "" && tokens.IDToken == "" {
+		return nil, fail(Unavailable, "the token endpoint's answer holds no token (%s)", cmpOr(tokens.Error, "not a token response"))
+	}
+	return tokens, nil
+}
+
+func (t *tokenResponse) tokens(claims map[string]any) *Tokens {
+	return &Tokens{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, IDToken: t.IDToken,
+		ExpiresIn: time.Duration(t.ExpiresIn) * time.Second, Claims: claims}
+}
+
+// Exchange completes a sign-in from the provider's callback query as
+// Finish does, without admitting anyone: the tokens and claims, for a
+// caller that keeps them (session_auth).
+func (p *Provider) Exchange(ctx context.Context, query url.Values, nonce, verifier string) (*Tokens, error) {
 	if e := query.Get("error"); e != "" {
 		return nil, fail(Denied, "the provider answered %s: %s", e, query.Get("error_description"))
+	}
+	if p.oidc() && nonce == "" {
+		return nil, fail(Invalid, "a sign-in needs its nonce")
 	}
 	m, err := p.metadata(ctx)
 	if err != nil {
@@ -395,30 +469,9 @@ func (p *Provider) Finish(ctx context.Context, query url.Values, nonce, verifier
 		return nil, fail(Invalid, "the callback carries no code")
 	}
 	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {p.cfg.RedirectURI}, "code_verifier": {verifier}}
-	user, pass := p.cfg.ClientID, p.cfg.ClientSecret
-	if len(m.TokenAuthMethods) > 0 && !slices.Contains(m.TokenAuthMethods, "client_secret_basic") && slices.Contains(m.TokenAuthMethods, "client_secret_post") {
-		form.Set("client_id", user)
-		form.Set("client_secret", pass)
-		user, pass = "", ""
-	}
-	resp, err := p.fetch.PostForm(ctx, m.TokenEndpoint, form, user, pass)
-	p.noteAnswer(err)
-	var status *outbound.StatusError
-	if errors.As(err, &status) && status.Code >= 400 && status.Code < 500 {
-		// The provider is up and refused the code (used, expired, or
-		// not issued for this client): not an outage.
-		return nil, fail(Invalid, "the provider refused the code: %w", err)
-	}
+	tokens, err := p.tokenRequest(ctx, m, form, "code")
 	if err != nil {
-		return nil, fail(Unavailable, "exchanging the code: %w", err)
-	}
-	var tokens struct {
-		AccessToken string `json:"access_token"`
-		IDToken     string `json:"id_token"`
-		Error       string `json:"error"`
-	}
-	if err := json.Unmarshal(resp.Body, &tokens); err != nil || tokens.AccessToken == "" && tokens.IDToken == "" {
-		return nil, fail(Unavailable, "the token endpoint's answer holds no token (%s)", cmpOr(tokens.Error, "not a token response"))
+		return nil, err
 	}
 	var claims map[string]any
 	if p.oidc() {
@@ -449,7 +502,56 @@ func (p *Provider) Finish(ctx context.Context, query url.Values, nonce, verifier
 			}
 		}
 	}
-	return p.admit(claims)
+	return tokens.tokens(claims), nil
+}
+
+// Refresh redeems a refresh token (RFC 6749 §6). A new ID token in the
+// answer is checked as at sign-in, but for its nonce (OpenID Connect Core
+// §12.2: a refresh's has none), and must name the same person as claims
+// (sign-in's); its claims then replace them.
+func (p *Provider) Refresh(ctx context.Context, refreshToken string, claims map[string]any) (*Tokens, error) {
+	m, err := p.metadata(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := p.tokenRequest(ctx, m, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}, "refresh token")
+	if err != nil {
+		return nil, err
+	}
+	if tokens.IDToken != "" && p.oidc() {
+		next, err := p.verifyIDToken(ctx, m, tokens.IDToken, "")
+		if err != nil {
+			return nil, err
+		}
+		if next["sub"] != claims["sub"] {
+			return nil, fail(Invalid, "the refreshed ID token names another person")
+		}
+		claims = next
+	}
+	if tokens.RefreshToken == "" {
+		tokens.RefreshToken = refreshToken // RFC 6749 §6: the old one stays
+	}
+	return tokens.tokens(claims), nil
+}
+
+// EndSessionURL is where to send the person to sign out at the provider
+// too (OpenID Connect RP-Initiated Logout), with idTokenHint and
+// postLogoutRedirectURI; false when the provider has no
+// end_session_endpoint.
+func (p *Provider) EndSessionURL(ctx context.Context, idTokenHint, postLogoutRedirectURI string) (string, bool) {
+	m, err := p.metadata(ctx)
+	if err != nil || m.EndSessionEndpoint == "" || outbound.CheckURL(m.EndSessionEndpoint, true) != nil {
+		return "", false
+	}
+	q := url.Values{"client_id": {p.cfg.ClientID}, "post_logout_redirect_uri": {postLogoutRedirectURI}}
+	if idTokenHint != "" {
+		q.Set("id_token_hint", idTokenHint)
+	}
+	sep := "?"
+	if strings.Contains(m.EndSessionEndpoint, "?") {
+		sep = "&"
+	}
+	return m.EndSessionEndpoint + sep + q.Encode(), true
 }
 
 // lacksClaims says whether the ID token lacks a claim tokengate needs
@@ -471,7 +573,8 @@ func (p *Provider) lacksClaims(claims map[string]any) bool {
 }
 
 // verifyIDToken checks an ID token (OpenID Connect Core §3.1.3.7) and
-// returns its claims.
+// returns its claims; nonce "" is a refresh's, which carries none to
+// check (a sign-in always has one).
 func (p *Provider) verifyIDToken(ctx context.Context, m *metadata, raw, nonce string) (map[string]any, error) {
 	hdr, err := jws.Parse([]byte(raw))
 	if err != nil || len(hdr.Signatures()) != 1 {
@@ -503,7 +606,7 @@ func (p *Provider) verifyIDToken(ctx context.Context, m *metadata, raw, nonce st
 		return nil, fail(Invalid, "the ID token's claims: %v", err)
 	}
 	got, _ := claims["nonce"].(string)
-	if subtle.ConstantTimeCompare([]byte(got), []byte(nonce)) != 1 || nonce == "" {
+	if nonce != "" && subtle.ConstantTimeCompare([]byte(got), []byte(nonce)) != 1 {
 		return nil, fail(Invalid, "the ID token's nonce is not this sign-in's")
 	}
 	azp, hasAzp := claims["azp"].(string)
@@ -545,8 +648,8 @@ func payloadClaims(raw string) (map[string]any, error) {
 	return claims, dec.Decode(&claims)
 }
 
-// admit maps the claims to an identity, if the configuration admits them.
-func (p *Provider) admit(claims map[string]any) (*Identity, error) {
+// Admit maps the claims to an identity, if the configuration admits them.
+func (p *Provider) Admit(claims map[string]any) (*Identity, error) {
 	username, ok := text(claims[p.cfg.UsernameClaim])
 	if !ok || username == "" {
 		return nil, fail(Invalid, "the provider gave no %s for the person", p.cfg.UsernameClaim)
@@ -612,3 +715,50 @@ func holds(v any, values []string) bool {
 	s, ok := text(v)
 	return ok && slices.Contains(values, s)
 }
+
+// EventBackchannelLogout is the event a logout token carries.
+const EventBackchannelLogout = "http://schemas.openid.net/event/backchannel-logout"
+
+// LogoutToken is what a verified logout token says: whose session ended
+// (sub, sid: at least one), and its jti and expiry, for the caller's
+// replay check.
+type LogoutToken struct {
+	Subject, SID, ID string
+	ExpiresAt        time.Time
+}
+
+// VerifyLogout checks a logout token POSTed by the provider (OpenID
+// Connect Back-Channel Logout 1.0 §2.6): signed by the provider's keys,
+// its iss, this client in aud, iat and exp, the back-channel logout
+// event, no nonce (so an ID token is never taken for one), and sub or sid.
+func (p *Provider) VerifyLogout(ctx context.Context, raw string) (*LogoutToken, error) {
+	if !p.oidc() {
+		return nil, fail(Invalid, "a plain OAuth 2.0 provider sends no logout tokens")
+	}
+	p.keys.RefreshIfDue(ctx)
+	tok, err := p.logoutTokens.Validate(raw, p.cfg.ClientID)
+	if err != nil {
+		if te, ok := err.(*introspect.TokenError); ok && te.Reason == introspect.ReasonUnavailable {
+			return nil, fail(Unavailable, "fetching its keys: %v", err)
+		}
+		return nil, fail(Invalid, "the logout token does not verify: %v", err)
+	}
+	claims, err := payloadClaims(raw)
+	if err != nil {
+		return nil, fail(Invalid, "the logout token's claims: %v", err)
+	}
+	events, _ := claims["events"].(map[string]any)
+	if _, ok := events[EventBackchannelLogout].(map[string]any); !ok {
+		return nil, fail(Invalid, "the logout token has no back-channel logout event")
+	}
+	if _, ok := claims["nonce"]; ok {
+		return nil, fail(Invalid, "a logout token has no nonce: this is not one")
+	}
+	lt := &LogoutToken{Subject: tok.Subject, ID: tok.ID, ExpiresAt: time.Unix(tok.ExpiresAt, 0)}
+	lt.SID, _ = claims["sid"].(string)
+	if lt.Subject == "" && lt.SID == "" || tok.IssuedAt == 0 || lt.ID == "" {
+		return nil, fail(Invalid, "a logout token needs sub or sid, iat and jti")
+	}
+	return lt, nil
+}
+
