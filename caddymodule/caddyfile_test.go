@@ -165,7 +165,7 @@ func TestSyntaxCommentNamesEveryDirective(t *testing.T) {
 			}
 		}
 	}
-	for _, directive := range []string{"oauth2", "oauth2_server", "oauth2_console", "bearer_auth", "store"} {
+	for _, directive := range []string{"oauth2", "oauth2_server", "oauth2_console", "bearer_auth", "session_auth", "store"} {
 		if !documented[directive] {
 			t.Errorf("no parser's doc comment shows the syntax of %s", directive)
 		}

@@ -362,11 +362,18 @@ const probeTimeout = 3 * time.Second
 // AuthCodeURL is where to send the person: the provider's authorization
 // endpoint with this attempt's state, nonce and PKCE challenge.
 func (p *Provider) AuthCodeURL(ctx context.Context, state, nonce, challenge string) (string, error) {
+	return p.AuthCodeURLTo(ctx, p.cfg.RedirectURI, state, nonce, challenge)
+}
+
+// AuthCodeURLTo is AuthCodeURL with the person coming back to
+// redirectURI (a session_auth site's callback, which each of its hosts
+// has).
+func (p *Provider) AuthCodeURLTo(ctx context.Context, redirectURI, state, nonce, challenge string) (string, error) {
 	m, err := p.metadata(ctx)
 	if err != nil {
 		return "", err
 	}
-	q := url.Values{"response_type": {"code"}, "client_id": {p.cfg.ClientID}, "redirect_uri": {p.cfg.RedirectURI}, "state": {state},
+	q := url.Values{"response_type": {"code"}, "client_id": {p.cfg.ClientID}, "redirect_uri": {redirectURI}, "state": {state},
 		"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
 	if len(p.cfg.Scopes) > 0 {
 		q.Set("scope", strings.Join(p.cfg.Scopes, " "))
@@ -385,7 +392,7 @@ func (p *Provider) AuthCodeURL(ctx context.Context, state, nonce, challenge stri
 // exchanged (with the PKCE verifier), the ID token (or userinfo) checked,
 // the person admitted or refused. The caller has checked state.
 func (p *Provider) Finish(ctx context.Context, query url.Values, nonce, verifier string) (*Identity, error) {
-	t, err := p.Exchange(ctx, query, nonce, verifier)
+	t, err := p.Exchange(ctx, p.cfg.RedirectURI, query, nonce, verifier)
 	if err != nil {
 		return nil, err
 	}
@@ -445,10 +452,10 @@ func (t *tokenResponse) tokens(claims map[string]any) *Tokens {
 		ExpiresIn: time.Duration(t.ExpiresIn) * time.Second, Claims: claims}
 }
 
-// Exchange completes a sign-in from the provider's callback query as
-// Finish does, without admitting anyone: the tokens and claims, for a
-// caller that keeps them (session_auth).
-func (p *Provider) Exchange(ctx context.Context, query url.Values, nonce, verifier string) (*Tokens, error) {
+// Exchange completes a sign-in from the provider's callback query at
+// redirectURI as Finish does, without admitting anyone: the tokens and
+// claims, for a caller that keeps them (session_auth).
+func (p *Provider) Exchange(ctx context.Context, redirectURI string, query url.Values, nonce, verifier string) (*Tokens, error) {
 	if e := query.Get("error"); e != "" {
 		return nil, fail(Denied, "the provider answered %s: %s", e, query.Get("error_description"))
 	}
@@ -468,7 +475,7 @@ func (p *Provider) Exchange(ctx context.Context, query url.Values, nonce, verifi
 	if code == "" {
 		return nil, fail(Invalid, "the callback carries no code")
 	}
-	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {p.cfg.RedirectURI}, "code_verifier": {verifier}}
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI}, "code_verifier": {verifier}}
 	tokens, err := p.tokenRequest(ctx, m, form, "code")
 	if err != nil {
 		return nil, err

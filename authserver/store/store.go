@@ -794,7 +794,9 @@ type EdgeSession struct {
 	IDToken      string          `json:"id_token,omitempty"`
 	AccessToken  string          `json:"access_token,omitempty"`
 	RefreshToken string          `json:"refresh_token,omitempty"`
-	// AccessExpiresAt is when AccessToken expires (zero: unknown).
+	// AccessIssuedAt and AccessExpiresAt are when AccessToken was got
+	// and when it expires (zero: unknown).
+	AccessIssuedAt  time.Time `json:"access_issued_at,omitzero"`
 	AccessExpiresAt time.Time `json:"access_expires_at,omitzero"`
 	CreatedAt       time.Time `json:"created_at"`
 	// ExpiresAt is when the session ends unless it is used again (its

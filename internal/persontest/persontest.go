@@ -167,6 +167,10 @@ func (p *Person) do(method, u string, form url.Values) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
+		// A browser loading a page says so (session_auth sends such a
+		// request to sign in; a script's gets 401).
+		req.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+		req.Header.Set("Sec-Fetch-Mode", "navigate")
 		if form != nil {
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			// A browser says where a posted form came from: here, a page

@@ -17,7 +17,7 @@ import (
 func edgeSession(id, site, subject, sid string, created time.Duration) *store.EdgeSession {
 	now := time.Now().Add(-created).Truncate(time.Millisecond).UTC()
 	return &store.EdgeSession{ID: id, Site: site, Subject: subject, SID: sid, Claims: json.RawMessage(`{"sub":"` + subject + `","name":"Mark"}`),
-		IDToken: "id." + id, AccessToken: "at." + id, RefreshToken: "rt." + id, AccessExpiresAt: now.Add(time.Hour),
+		IDToken: "id." + id, AccessToken: "at." + id, RefreshToken: "rt." + id, AccessIssuedAt: now, AccessExpiresAt: now.Add(time.Hour),
 		CreatedAt: now, ExpiresAt: in(time.Minute), EndsBy: now.Add(time.Hour)}
 }
 

@@ -1,0 +1,200 @@
+package test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/internal/persontest"
+)
+
+// sessionCaddyfile is a web app ({{.API}}, the recording upstream) behind
+// session_auth, signing people in at the same process's issuer, with
+// access tokens short enough to watch them refreshed.
+const sessionCaddyfile = `{
+	admin 127.0.0.1:{{.Admin}}
+	persist_config off
+	oauth2 {
+		issuer {{.Issuer}}
+		{{.Store}}
+		access_token_ttl 4s
+		client app-bff {
+			name "Team Dashboard"
+			secret bff-secret
+			grant authorization_code refresh_token
+			redirect_uri http://127.0.0.1:{{.API}}/.tokengate/callback
+			scope openid profile email read
+			post_logout_redirect_uri http://127.0.0.1:{{.API}}/
+			backchannel_logout_uri http://127.0.0.1:{{.API}}/.tokengate/backchannel-logout
+		}
+		user mark $2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe {
+			name "Mark E. Mark"
+			email mark@example.com
+		}
+	}
+}
+
+http://127.0.0.1:{{.Auth}} {
+	oauth2_server
+}
+
+http://127.0.0.1:{{.API}} {
+	session_auth {
+		client app-bff
+		scope openid profile email read
+		forward_token
+	}
+	reverse_proxy {{.Upstream}} {
+		header_up X-User {http.auth.user.id}
+		header_up X-Email {http.auth.user.claims.email}
+	}
+}
+`
+
+// sessionSignIn has p open the app, sign in at tokengate and come back to
+// path; it returns the page the upstream answered.
+func sessionSignIn(t *testing.T, g *gateway, p *persontest.Person, path string) *persontest.Page {
+	t.Helper()
+	res, err := p.Get(g.APIURL() + path)
+	if err != nil || res.Redirect == nil || !strings.HasPrefix(res.Redirect.String(), g.AuthURL()+"/oauth/authorize?") {
+		t.Fatalf("a navigation without a session: %+v %v", res, err)
+	}
+	back, err := p.Authorize(res.Redirect.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err = p.Get(back.String()); err != nil || res.Page == nil || res.Page.Status != 200 {
+		t.Fatalf("after the callback: %+v %v\n%s", res, err, g.log)
+	}
+	return res.Page
+}
+
+// A person signs in to a web app through session_auth; the upstream sees
+// who they are and a bearer token, never the session's cookie; scripts
+// get 401 with a login_url; cross-site unsafe requests are refused; the
+// token is refreshed ahead of its expiry once for many concurrent
+// requests; the app's logout, and a sign-out at tokengate (back-channel),
+// end the session.
+func TestSessionAuth(t *testing.T) {
+	stores(t, func(t *testing.T, storeLine string) {
+		up := newUpstream(t)
+		g := newGateway(t, Ports{Upstream: up.Addr(), Store: storeLine})
+		g.start(sessionCaddyfile)
+		p := persontest.New("mark", markPassword)
+		page := sessionSignIn(t, g, p, "/dashboard?tab=2")
+		if !strings.Contains(page.Body, `"path":"/dashboard"`) || !strings.Contains(page.Body, `"user":"mark"`) {
+			t.Fatalf("the app's page: %s", page.Body)
+		}
+		seen := up.seen()
+		last := seen[len(seen)-1]
+		if last.URL.RawQuery != "tab=2" || last.Header.Get("X-Email") != "mark@example.com" {
+			t.Fatalf("the upstream saw %s with X-Email %q", last.URL, last.Header.Get("X-Email"))
+		}
+		if strings.Contains(last.Header.Get("Cookie"), "tg_session") {
+			t.Fatalf("the upstream saw the session's cookie: %q", last.Header.Get("Cookie"))
+		}
+		bearer, _ := strings.CutPrefix(last.Header.Get("Authorization"), "Bearer ")
+		if c, err := decodeClaims(bearer); err != nil || c["sub"] != "mark" || c["client_id"] != "app-bff" {
+			t.Fatalf("the upstream's bearer token: %v %v", c, err)
+		}
+
+		// A script without a session: 401 and where to send the page.
+		resp, body := get(t, http.DefaultClient, "GET", g.APIURL()+"/api/items", "Accept", "application/json")
+		var m map[string]string
+		_ = json.Unmarshal([]byte(body), &m)
+		if resp.StatusCode != 401 || m["error"] != "login_required" || !strings.HasPrefix(m["login_url"], g.APIURL()+"/.tokengate/login?") {
+			t.Fatalf("a script without a session: %d %s", resp.StatusCode, body)
+		}
+		// With the session: its person, for scripts.
+		res, err := p.Get(g.APIURL() + "/.tokengate/session")
+		if err != nil || res.Page == nil || !strings.Contains(res.Page.Body, `"sub":"mark"`) {
+			t.Fatalf("/.tokengate/session: %+v %v", res, err)
+		}
+		// An unsafe request from another site is refused; from the site
+		// itself it passes.
+		for origin, want := range map[string]int{"http://evil.example": 403, g.APIURL(): 200} {
+			req, _ := http.NewRequest("POST", g.APIURL()+"/api/items", strings.NewReader("{}"))
+			req.Header.Set("Origin", origin)
+			resp, err := p.HTTP.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Fatalf("a POST from %s: %d, want %d", origin, resp.StatusCode, want)
+			}
+		}
+
+		// The access token (4 s) is refreshed once, however many requests
+		// find it due at once.
+		time.Sleep(3300 * time.Millisecond)
+		before := max(0, metric(scrape(t, g), `tokengate_tokens_issued_total{client_id="app-bff",grant_type="refresh_token"}`)) // -1: none yet
+		var wg sync.WaitGroup
+		tokens := make([]string, 20)
+		for range tokens {
+			wg.Go(func() {
+				req, _ := http.NewRequest("GET", g.APIURL()+"/api/items", nil)
+				resp, err := p.HTTP.Do(req)
+				if err != nil || resp.StatusCode != 200 {
+					t.Errorf("a request during the refresh: %v %v", resp, err)
+					return
+				}
+				resp.Body.Close()
+			})
+		}
+		wg.Wait()
+		for i := range tokens {
+			tokens[i] = up.seen()[len(up.seen())-1-i].Header.Get("Authorization")
+		}
+		after := metric(scrape(t, g), `tokengate_tokens_issued_total{client_id="app-bff",grant_type="refresh_token"}`)
+		if after-before != 1 {
+			t.Fatalf("%v refreshes for 20 concurrent requests, want 1\n%s", after-before, grepLines(g.log.String(), "refresh"))
+		}
+		if tokens[0] == "Bearer "+bearer {
+			t.Fatal("the upstream still gets the old token")
+		}
+
+		// The app's logout: the session ends, and tokengate signs the
+		// person out too, back to the app.
+		res, err = p.Post(g.APIURL()+"/.tokengate/logout", url.Values{})
+		if err != nil || res.Redirect == nil || !strings.HasPrefix(res.Redirect.String(), g.AuthURL()+"/oauth/logout?") {
+			t.Fatalf("logout: %+v %v", res, err)
+		}
+		if res, err = p.SignOut(res.Redirect.String()); err != nil || res.Redirect == nil || res.Redirect.String() != g.APIURL()+"/" {
+			t.Fatalf("signing out at tokengate: %+v %v", res, err)
+		}
+		if res, _ := p.Get(g.APIURL() + "/dashboard"); res.Redirect == nil {
+			t.Fatalf("after logout the app still serves the person: %+v", res)
+		}
+
+		// Signed in again, then signed out on tokengate's account page:
+		// the back-channel logout ends the app's session.
+		sessionSignIn(t, g, p, "/")
+		res, err = p.Get(g.AuthURL() + "/account")
+		if err != nil || res.Page == nil {
+			t.Fatal(err)
+		}
+		form, err := res.Page.FormTo("/logout")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Post(form.Action, form.Fields); err != nil {
+			t.Fatal(err)
+		}
+		if !waitFor(10*time.Second, func() bool {
+			req, _ := http.NewRequest("GET", g.APIURL()+"/.tokengate/session", nil)
+			resp, err := p.HTTP.Do(req)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == 401
+		}) {
+			t.Fatalf("the back-channel logout did not end the app's session:\n%s", g.log)
+		}
+	})
+}
