@@ -2,13 +2,19 @@ package test
 
 import (
 	"encoding/json"
+	"fmt"
+	"html"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/tokengate/tokengate/internal/persontest"
 )
 
@@ -197,4 +203,71 @@ func TestSessionAuth(t *testing.T) {
 			t.Fatalf("the back-channel logout did not end the app's session:\n%s", g.log)
 		}
 	})
+}
+
+// A person signs in to a web app behind session_auth in a real browser
+// (headless Chromium): the app's page, a script's fetch with the session,
+// and the app's sign-out; screenshots of each step go to
+// $TOKENGATE_SCREENSHOTS (default: a new temporary directory), logged.
+func TestSessionAuthInChromium(t *testing.T) {
+	ctx := browserContext(t)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/favicon.ico" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>Team Dashboard</title><main><h1>Team Dashboard</h1>
+<p id="who">Hello, %s &lt;%s&gt;</p><p id="token">%s</p><p id="session">…</p>
+<form method="post" action="/.tokengate/logout"><button id="logout">Sign out</button></form></main>
+<script>fetch("/.tokengate/session").then(r => r.json()).then(s => { document.getElementById("session").textContent = "session of " + s.sub })</script>`,
+			html.EscapeString(r.Header.Get("X-User")), html.EscapeString(r.Header.Get("X-Email")),
+			map[bool]string{true: "the app got a bearer token", false: "no token"}[strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ey")])
+	}))
+	t.Cleanup(app.Close)
+	g := newGateway(t, Ports{Upstream: strings.TrimPrefix(app.URL, "http://")})
+	g.start(sessionCaddyfile)
+	shots := screenshotDir(t)
+	shoot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		path := filepath.Join(shots, name)
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", path)
+	}
+	step := func(what string, actions ...chromedp.Action[chromedp.Void]) { browserStep(t, ctx, g, what, actions...) }
+	step("opening the app", chromedp.Navigate(g.APIURL()+"/"), chromedp.WaitVisible(chromedp.CSS("#username")))
+	shoot("session-1-sign-in.png")
+	step("signing in", chromedp.SendKeys(chromedp.CSS("#username"), "mark"), chromedp.SendKeys(chromedp.CSS("#password"), markPassword),
+		chromedp.Click(chromedp.CSS("button[type=submit]")), chromedp.WaitVisible(chromedp.CSS("button[value=approve]")))
+	shoot("session-2-consent.png")
+	step("allowing", chromedp.Click(chromedp.CSS("button[value=approve]")), chromedp.WaitVisible(chromedp.CSS("#who")))
+	waitText := func(sel, want string) string {
+		t.Helper()
+		var got string
+		for range 50 {
+			got, _ = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+			if strings.Contains(got, want) {
+				return got
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("%s says %q, want %q", sel, got, want)
+		return ""
+	}
+	waitText("#who", "Hello, mark <mark@example.com>")
+	waitText("#token", "the app got a bearer token")
+	waitText("#session", "session of mark")
+	shoot("session-3-the-app.png")
+	cookies, err := chromedp.Run(ctx, chromedp.Evaluate[string]("document.cookie"))
+	if err != nil || strings.Contains(cookies, "tg_session") {
+		t.Fatalf("a script reads the session's cookie: %q %v", cookies, err)
+	}
+	step("signing out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#username")))
+	shoot("session-4-signed-out.png")
 }
