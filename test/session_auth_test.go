@@ -271,3 +271,100 @@ func TestSessionAuthInChromium(t *testing.T) {
 	step("signing out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#username")))
 	shoot("session-4-signed-out.png")
 }
+
+// sessionStatus is what the app's /.tokengate/session answers p.
+func sessionStatus(t *testing.T, g *gateway, p *persontest.Person) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", g.APIURL()+"/.tokengate/session", nil)
+	resp, err := p.HTTP.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// A session made on one instance works on the other (the store holds
+// it); an administrator revoking the person, or the person removing the
+// app's access on /account, ends it on both within the revocation
+// promise.
+func TestSessionAuthAcrossInstances(t *testing.T) {
+	a, b, _, _ := twoInstancesOf(t, sessionCaddyfile)
+	p := persontest.New("mark", markPassword)
+	sessionSignIn(t, a, p, "/")
+	if code := sessionStatus(t, b, p); code != 200 {
+		t.Fatalf("B does not know A's session: %d", code)
+	}
+	ended := func(what string) {
+		t.Helper()
+		for _, g := range []*gateway{a, b} {
+			if !waitFor(5*time.Second, func() bool { return sessionStatus(t, g, p) == 401 }) {
+				t.Fatalf("%s: the session lives on at %s", what, g.APIURL())
+			}
+		}
+	}
+	resp, err := http.Post("http://127.0.0.1:"+itoa(b.Ports.Admin)+"/oauth2/revoke", "application/json", strings.NewReader(`{"subject":"mark"}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("revoking mark: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	ended("the person revoked")
+
+	time.Sleep(1100 * time.Millisecond) // tokens issued in the revocation's second are revoked (iat is in seconds)
+	p = persontest.New("mark", markPassword)
+	sessionSignIn(t, a, p, "/")
+	if code := sessionStatus(t, b, p); code != 200 {
+		t.Fatalf("a new session after the revocation: %d", code)
+	}
+	res, err := p.Get(a.AuthURL() + "/account")
+	if err != nil || res.Page == nil {
+		t.Fatal(err)
+	}
+	form, err := res.Page.FormWith("client_id", "app-bff")
+	if err != nil {
+		t.Fatal(err)
+	}
+	form.Fields.Set("action", "remove")
+	if res, err := p.Post(form.Action, form.Fields); err != nil || res.Page == nil || !strings.Contains(res.Page.Body, "no longer has access") {
+		t.Fatalf("removing the app's access: %+v %v", res, err)
+	}
+	ended("the app's access removed")
+}
+
+// A person's sessions are bounded (the oldest ends), and the way back
+// after sign-in stays on the site.
+func TestSessionAuthBoundsAndReturn(t *testing.T) {
+	up := newUpstream(t)
+	g := newGateway(t, Ports{Upstream: up.Addr()})
+	g.start(strings.Replace(sessionCaddyfile, "\t\tforward_token\n", "\t\tforward_token\n\t\tmax_sessions_per_subject 2\n", 1))
+	var browsers []*persontest.Person
+	for range 3 {
+		p := persontest.New("mark", markPassword)
+		sessionSignIn(t, g, p, "/")
+		browsers = append(browsers, p)
+	}
+	for i, want := range []int{401, 200, 200} {
+		if code := sessionStatus(t, g, browsers[i]); code != want {
+			t.Errorf("browser %d's session: %d, want %d", i, code, want)
+		}
+	}
+	// A return_to elsewhere lands on the site's root.
+	p := persontest.New("mark", markPassword)
+	res, err := p.Get(g.APIURL() + "/.tokengate/login?return_to=" + url.QueryEscape("//evil.example/x"))
+	if err != nil || res.Redirect == nil {
+		t.Fatalf("login: %+v %v", res, err)
+	}
+	back, err := p.Authorize(res.Redirect.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", back.String(), nil)
+	resp, err := p.HTTP.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); loc != "/" {
+		t.Fatalf("after sign-in the person goes to %q, want the site's /", loc)
+	}
+}
