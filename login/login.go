@@ -164,6 +164,7 @@ type metadata struct {
 	IDTokenAlgs           []string `json:"id_token_signing_alg_values_supported"`
 	TokenAuthMethods      []string `json:"token_endpoint_auth_methods_supported"`
 	EndSessionEndpoint    string   `json:"end_session_endpoint"`
+	RevocationEndpoint    string   `json:"revocation_endpoint"`
 	IssParameter          bool     `json:"authorization_response_iss_parameter_supported"`
 }
 
@@ -419,16 +420,22 @@ type tokenResponse struct {
 	Error        string `json:"error"`
 }
 
-// tokenRequest posts form to the provider's token endpoint, authenticating
-// as the client the way the provider takes (client_secret_basic, else
-// client_secret_post).
-func (p *Provider) tokenRequest(ctx context.Context, m *metadata, form url.Values, what string) (*tokenResponse, error) {
-	user, pass := p.cfg.ClientID, p.cfg.ClientSecret
+// clientAuth is how the client authenticates to the provider, the way it
+// takes: client_secret_basic (the user and password returned), else
+// client_secret_post (added to form).
+func (p *Provider) clientAuth(m *metadata, form url.Values) (user, pass string) {
 	if len(m.TokenAuthMethods) > 0 && !slices.Contains(m.TokenAuthMethods, "client_secret_basic") && slices.Contains(m.TokenAuthMethods, "client_secret_post") {
-		form.Set("client_id", user)
-		form.Set("client_secret", pass)
-		user, pass = "", ""
+		form.Set("client_id", p.cfg.ClientID)
+		form.Set("client_secret", p.cfg.ClientSecret)
+		return "", ""
 	}
+	return p.cfg.ClientID, p.cfg.ClientSecret
+}
+
+// tokenRequest posts form to the provider's token endpoint, authenticating
+// as the client (clientAuth).
+func (p *Provider) tokenRequest(ctx context.Context, m *metadata, form url.Values, what string) (*tokenResponse, error) {
+	user, pass := p.clientAuth(m, form)
 	resp, err := p.fetch.PostForm(ctx, m.TokenEndpoint, form, user, pass)
 	p.noteAnswer(err)
 	var status *outbound.StatusError
@@ -539,6 +546,22 @@ func (p *Provider) Refresh(ctx context.Context, refreshToken string, claims map[
 		tokens.RefreshToken = refreshToken // RFC 6749 §6: the old one stays
 	}
 	return tokens.tokens(claims), nil
+}
+
+// Revoke revokes a token at the provider's revocation endpoint (RFC 7009),
+// authenticating as the client; nothing to do when it has none.
+func (p *Provider) Revoke(ctx context.Context, token, hint string) error {
+	m, err := p.metadata(ctx)
+	if err != nil {
+		return err
+	}
+	if m.RevocationEndpoint == "" {
+		return nil
+	}
+	form := url.Values{"token": {token}, "token_type_hint": {hint}}
+	user, pass := p.clientAuth(m, form)
+	_, err = p.fetch.PostForm(ctx, m.RevocationEndpoint, form, user, pass)
+	return err
 }
 
 // EndSessionURL is where to send the person to sign out at the provider

@@ -310,6 +310,17 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	target := back
 	if s, _ := h.current(r); s != nil {
 		h.endEverywhere(r.Context(), s.ID, "the person signed out")
+		if s.RefreshToken != "" {
+			// The grant goes with the session (its access tokens, at
+			// tokengate's issuer, with it); the person does not wait.
+			go func() {
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+				defer cancel()
+				if err := h.cfg.Provider.Revoke(ctx, s.RefreshToken, "refresh_token"); err != nil {
+					h.log.Warn("session_auth: revoking a signed-out session's grant", zap.Error(err))
+				}
+			}()
+		}
 		if u, ok := h.cfg.Provider.EndSessionURL(r.Context(), s.IDToken, back); ok {
 			target = u
 		}

@@ -176,6 +176,16 @@ func TestSessionAuth(t *testing.T) {
 		if res, _ := p.Get(g.APIURL() + "/dashboard"); res.Redirect == nil {
 			t.Fatalf("after logout the app still serves the person: %+v", res)
 		}
+		// Its grant is revoked with it: the last access token the
+		// upstream got no longer works.
+		seen = up.seen()
+		lastToken := strings.TrimPrefix(seen[len(seen)-1].Header.Get("Authorization"), "Bearer ")
+		if !waitFor(5*time.Second, func() bool {
+			resp, _ := get(t, http.DefaultClient, "GET", g.AuthURL()+"/oauth/userinfo", "Authorization", "Bearer "+lastToken)
+			return resp.StatusCode == 401
+		}) {
+			t.Fatal("the signed-out session's access token still works")
+		}
 
 		// Signed in again, then signed out on tokengate's account page:
 		// the back-channel logout ends the app's session.
@@ -329,6 +339,21 @@ func TestSessionAuthAcrossInstances(t *testing.T) {
 		t.Fatalf("removing the app's access: %+v %v", res, err)
 	}
 	ended("the app's access removed")
+
+	// Signed out at A, while B holds the session in its cache.
+	p = persontest.New("mark", markPassword)
+	sessionSignIn(t, a, p, "/")
+	if code := sessionStatus(t, b, p); code != 200 {
+		t.Fatalf("B does not know the new session: %d", code)
+	}
+	req, _ := http.NewRequest("POST", a.APIURL()+"/.tokengate/logout", nil)
+	req.Header.Set("Origin", a.APIURL())
+	kept := p.HTTP.Jar.Cookies(req.URL) // the cookie, kept past the logout
+	if resp, err := p.HTTP.Do(req); err != nil || resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: %v %v", resp, err)
+	}
+	p.HTTP.Jar.SetCookies(req.URL, kept)
+	ended("the app's logout")
 }
 
 // A person's sessions are bounded (the oldest ends), and the way back
