@@ -348,19 +348,28 @@ func (h *Handler) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Used once (§2.6: a replayed one is refused), on every instance.
-	if n, _, err := h.store.Incr(r.Context(), "logout_token:"+sessionHash(lt.ID), time.Until(lt.ExpiresAt)+time.Minute); err != nil || n > 1 {
+	n, _, err := h.store.Incr(r.Context(), "logout_token:"+sessionHash(lt.ID), time.Until(lt.ExpiresAt)+time.Minute)
+	if err != nil {
+		h.log.Error("session_auth: recording a logout token's use", zap.Error(err))
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
+		return
+	}
+	if n > 1 {
+		h.log.Info("session_auth: a logout token replayed", zap.String("site", h.cfg.Site))
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "the logout token was used before"})
 		return
 	}
 	sub := ""
 	if lt.SID == "" {
 		if sub, err = h.subjectOfLogout(lt); err != nil {
+			h.log.Info("session_auth: a logout token refused", zap.String("site", h.cfg.Site), zap.Error(err))
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": err.Error()})
 			return
 		}
 	}
 	sessions, err := h.store.EdgeSessions(r.Context(), h.cfg.Site, sub, lt.SID)
 	if err != nil {
+		h.log.Error("session_auth: finding a logout token's sessions", zap.Error(err))
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
 		return
 	}

@@ -27,6 +27,8 @@ type provider struct {
 	port   int
 	issuer string
 	stop   func()
+	// log is what it wrote on stderr.
+	log *syncBuffer
 }
 
 // startProvider runs oidc-provider (test/oidc/provider.mjs) signing with a
@@ -40,7 +42,7 @@ func startProvider(t *testing.T, port int, keyID string, env ...string) *provide
 	cmd := nodetest.Command(p.dir, "provider.mjs", append([]string{"KEY_ID=" + keyID}, env...), itoa(p.port))
 	stdout, _ := cmd.StdoutPipe()
 	log := new(syncBuffer)
-	cmd.Stderr = log
+	cmd.Stderr, p.log = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -393,3 +393,92 @@ func TestSessionAuthBoundsAndReturn(t *testing.T) {
 		t.Fatalf("after sign-in the person goes to %q, want the site's /", loc)
 	}
 }
+
+// sessionProviderCaddyfile is session_auth signing people in at a login
+// provider (PROVIDER: panva's oidc-provider).
+const sessionProviderCaddyfile = `{
+	admin 127.0.0.1:{{.Admin}}
+	persist_config off
+	oauth2 {
+		issuer {{.Issuer}}
+		{{.Store}}
+		login_provider op {
+			name "Test SSO"
+			issuer PROVIDER
+			client_id tokengate
+			client_secret {env.RP_SECRET}
+		}
+	}
+}
+
+http://127.0.0.1:{{.Auth}} {
+	oauth2_server
+}
+
+http://127.0.0.1:{{.API}} {
+	session_auth {
+		provider op
+	}
+	reverse_proxy {{.Upstream}} {
+		header_up X-User {http.auth.user.id}
+	}
+}
+`
+
+// session_auth with another OpenID provider (panva's oidc-provider, a
+// login_provider): the person signs in there, the upstream sees
+// op:<their sub>; the provider's own sign-out tells the site through its
+// back-channel logout; a provider that is down is a page saying so.
+func TestSessionAuthWithLoginProvider(t *testing.T) {
+	up := newUpstream(t)
+	g := newGateway(t, Ports{Upstream: up.Addr()})
+	op := startProvider(t, 0, "key-1", "RP_REDIRECT="+g.APIURL()+"/.tokengate/callback", "RP_BACKCHANNEL="+g.APIURL()+"/.tokengate/backchannel-logout",
+		"RP_POST_LOGOUT="+g.APIURL()+"/")
+	g.start(strings.ReplaceAll(sessionProviderCaddyfile, "PROVIDER", op.issuer), "RP_SECRET=rp-secret")
+
+	// One browser: at the site (p), and at the provider (atOP, which
+	// signs in on the provider's pages and stops at the way back).
+	p := persontest.New("", "")
+	res, err := p.Get(g.APIURL() + "/reports")
+	if err != nil || res.Redirect == nil || !strings.HasPrefix(res.Redirect.String(), op.issuer) {
+		t.Fatalf("a navigation goes to the provider: %+v %v", res, err)
+	}
+	atOP := persontest.New("", "")
+	atOP.HTTP.Jar = p.HTTP.Jar
+	atOP.Provider, atOP.ProviderLogin, atOP.ProviderHost = "Test SSO", "mark@example.com", strings.TrimPrefix(op.issuer, "http://")
+	back, err := atOP.Authorize(res.Redirect.String())
+	if err != nil || back == nil || !strings.HasPrefix(back.String(), g.APIURL()+"/.tokengate/callback") {
+		t.Fatalf("back from the provider: %v %v (pages %v)", back, err, atOP.Pages)
+	}
+	if res, err = p.Get(back.String()); err != nil || res.Page == nil || !strings.Contains(res.Page.Body, `"user":"op:mark@example.com"`) {
+		t.Fatalf("the app after the callback: %+v %v\n%s", res, err, g.log)
+	}
+
+	// The provider's own sign-out (its end_session_endpoint, confirmed
+	// there) tells the site, which ends the session.
+	res, err = atOP.Get(op.issuer + "/session/end")
+	if err != nil || res.Page == nil {
+		t.Fatalf("the provider's sign-out page: %+v %v", res, err)
+	}
+	form, err := res.Page.Form()
+	if err != nil {
+		t.Fatal(err)
+	}
+	form.Fields.Set("logout", "yes")
+	if _, err := atOP.Post(form.Action, form.Fields); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(10*time.Second, func() bool { return sessionStatus(t, g, p) == 401 }) {
+		t.Fatalf("the provider's back-channel logout did not end the session:\n%s\nthe provider:\n%s", grepLines(g.log.String(), "session_auth"), op.log)
+	}
+
+	// The provider down when the site must reach it (its discovery,
+	// after a reload): a page that says so.
+	op.stop()
+	changed := strings.Replace(sessionProviderCaddyfile, "\t\tprovider op\n", "\t\tprovider op\n\t\tscope openid email\n", 1) // Caddy skips an unchanged config
+	g.reload(t, strings.ReplaceAll(changed, "PROVIDER", op.issuer))
+	res, err = persontest.New("", "").Get(g.APIURL() + "/reports")
+	if err != nil || res.Page == nil || res.Page.Status != http.StatusServiceUnavailable || !strings.Contains(res.Page.Body, "cannot be reached") {
+		t.Fatalf("the provider down: %+v %v", res, err)
+	}
+}

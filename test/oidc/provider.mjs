@@ -5,7 +5,9 @@
 //
 // Environment: KEY_ID names its ES256 signing key (a new one each start,
 // so a restart with another KEY_ID is a key rotation); RP_REDIRECT is the
-// redirect URI of the relying party client "tokengate".
+// redirect URIs (space-separated) of the relying party client "tokengate",
+// RP_BACKCHANNEL its backchannel_logout_uri and RP_POST_LOGOUT its
+// post_logout_redirect_uri, when given.
 //
 // Clients: robot / robot-secret (client credentials), gateway / gw-secret
 // (introspection), tokengate / rp-secret (authorization code, the relying
@@ -26,8 +28,11 @@ const clients = [
   { client_id: "gateway", client_secret: "gw-secret", grant_types: [], redirect_uris: [], response_types: [] },
 ];
 if (process.env.RP_REDIRECT) {
-  clients.push({ client_id: "tokengate", client_secret: "rp-secret", grant_types: ["authorization_code"],
-    redirect_uris: [process.env.RP_REDIRECT], response_types: ["code"] });
+  const rp = { client_id: "tokengate", client_secret: "rp-secret", grant_types: ["authorization_code"],
+    redirect_uris: process.env.RP_REDIRECT.split(" "), response_types: ["code"] };
+  if (process.env.RP_BACKCHANNEL) rp.backchannel_logout_uri = process.env.RP_BACKCHANNEL;
+  if (process.env.RP_POST_LOGOUT) rp.post_logout_redirect_uris = [process.env.RP_POST_LOGOUT];
+  clients.push(rp);
 }
 
 // The only key is ES256, so every client's ID tokens are.
@@ -56,6 +61,7 @@ const provider = new Provider(issuer, {
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
     revocation: { enabled: true },
+    backchannelLogout: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => "https://api.example.com",
@@ -75,7 +81,15 @@ const provider = new Provider(issuer, {
     },
   },
   pkce: { required: () => true },
+  // Its outgoing requests (back-channel logouts) go to the test's
+  // servers on loopback, which its SSRF guard would refuse.
+  fetch: (url, options) => {
+    delete options.dispatcher;
+    return globalThis.fetch(url, options);
+  },
   ttl: { AccessToken: 3600, ClientCredentials: 3600 },
 });
 provider.proxy = false;
+provider.on("backchannel.error", (ctx, err) => console.error("backchannel.error", err.message));
+provider.on("backchannel.success", () => console.error("backchannel.success"));
 provider.listen(port, "127.0.0.1", () => console.log("READY " + issuer));
