@@ -50,6 +50,7 @@ var (
 	profileDir  = flag.String("profile", "", "save a CPU profile of tokengate during each scenario into this folder")
 	grantGrowth = flag.Bool("grant-growth", false, "only measure what a grant takes after 1 and after 1,000 rotations, on the Redis at -redis-url and on a file store (a minute)")
 	redisLoad   = flag.Bool("redis", false, "also load the refresh grant on a Redis store")
+	sessions    = flag.Bool("session", false, "instead of the full run, measure session_auth: a request with a fresh session against bearer_auth on the same route, and the sign-in round trip")
 	openID      = flag.Bool("openid", false, "instead of the full run, measure the OpenID Provider: the token endpoint with openid against without, userinfo against introspection")
 	compareRev  = flag.String("compare", "", "instead of the full run, load the token endpoint of this tree and of this git revision together, and print the ratio")
 	redisURL    = flag.String("redis-url", "", "with -redis, -redis-memory or -grant-growth: the Redis to use (under a key prefix of its own, removed afterwards); default a redis-server of the run's own, with the production settings of docs/operations.md (appendfsync everysec)")
@@ -93,6 +94,14 @@ const caddyfile = `{
 			grant client_credentials
 			scope read
 			resource_server
+		}
+		# session_auth's client (-session).
+		client bff {
+			secret bff-secret
+			grant authorization_code refresh_token
+			redirect_uri http://127.0.0.1:{{.Session}}/.tokengate/callback
+			scope openid read
+			skip_consent
 		}
 		# OpenID clients (-openid): RS256 ID tokens, and ES256 ones.
 		client oidc {
@@ -141,6 +150,14 @@ http://127.0.0.1:{{.Bearer}} {
 	bearer_auth read
 	reverse_proxy {{.Upstream}}
 }
+http://127.0.0.1:{{.Session}} {
+	session_auth {
+		client bff
+		scope openid read
+		forward_token
+	}
+	reverse_proxy {{.Upstream}}
+}
 http://127.0.0.1:{{.DPoP}} {
 	bearer_auth {
 		scope read
@@ -165,7 +182,7 @@ http://127.0.0.1:{{.Resource}} {
 `
 
 type ports struct {
-	Admin, Auth, Static, Proxy, Bearer, Resource, Trusted, DPoP int
+	Admin, Auth, Static, Proxy, Bearer, Resource, Trusted, DPoP, Session int
 	Upstream, Dir, Alg, Hash, Store, Remote                     string
 	// RegistrationBudget lifts registration's max_clients past what the
 	// load registers (registrationBudget).
@@ -499,7 +516,8 @@ func start(bin, alg, hash, upstream, storeLine string) *instance {
 	if storeLine == "" {
 		storeLine = "store file " + filepath.Join(dir, "tokengate.db")
 	}
-	p := ports{Admin: freePort(), Auth: freePort(), Static: freePort(), Proxy: freePort(), Bearer: freePort(), Resource: freePort(), Trusted: freePort(), DPoP: freePort(), Remote: remote.URL,
+	p := ports{Admin: freePort(), Auth: freePort(), Static: freePort(), Proxy: freePort(), Bearer: freePort(), Resource: freePort(), Trusted: freePort(), DPoP: freePort(),
+		Session: freePort(), Remote: remote.URL,
 		Upstream: upstream, Dir: dir, Alg: alg, Hash: hash, Store: storeLine, RegistrationBudget: registrationBudget}
 	for w := range people {
 		p.People = append(p.People, person(w))
@@ -638,6 +656,11 @@ func main() {
 	}
 	if *openID {
 		measureOpenID(bin, string(hash), up)
+		report()
+		return
+	}
+	if *sessions {
+		measureSessions(bin, string(hash), up)
 		report()
 		return
 	}
