@@ -183,7 +183,7 @@ http://127.0.0.1:{{.Resource}} {
 
 type ports struct {
 	Admin, Auth, Static, Proxy, Bearer, Resource, Trusted, DPoP, Session int
-	Upstream, Dir, Alg, Hash, Store, Remote                     string
+	Upstream, Dir, Alg, Hash, Store, Remote                              string
 	// RegistrationBudget lifts registration's max_clients past what the
 	// load registers (registrationBudget).
 	RegistrationBudget string

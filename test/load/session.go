@@ -16,12 +16,13 @@ import (
 //   - a request with a fresh session (the site's cookie; the access token
 //     forwarded) against bearer_auth on the same route shape, both loaded
 //     at once, half the connections each;
+//
 //   - the sign-in round trip of a person already signed in at the issuer:
 //     the navigation, the authorization answered from the issuer's
 //     session, the code's exchange at the callback, the session stored,
 //     and the app's page, one at a time.
 //
-//	go run ./test/load -session
+//     go run ./test/load -session
 func measureSessions(bin, hash, up string) {
 	in := start(bin, "ES256", hash, up, "")
 	defer in.stop()
