@@ -514,3 +514,37 @@ func TestOpenIDGuideWalkthrough(t *testing.T) {
 		t.Fatalf("still signed in at tokengate: %+v %v", res, err)
 	}
 }
+
+// The web app guide's walk-through works verbatim on
+// examples/session.Caddyfile; the person's part (signing in, the app's
+// page, signing out) is played by persontest.
+func TestSessionGuideWalkthrough(t *testing.T) {
+	w := guideWalkthrough(t, "docs/guides/web-app-sign-in.md", "walkthrough-session", 1, "127.0.0.1:8170", "127.0.0.1:8171", "127.0.0.1:8172", "127.0.0.1:2030")
+	runExample(t, "../examples/session.Caddyfile", "127.0.0.1:8170")
+	w.run(t, t.TempDir(), nil, 0, 1)
+
+	p := persontest.New("mark", "demo-password")
+	res, err := p.Get("http://localhost:8170/")
+	if err != nil || res.Redirect == nil {
+		t.Fatalf("opening the app: %+v %v", res, err)
+	}
+	back, err := p.Authorize(res.Redirect.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err = p.Get(back.String()); err != nil || res.Page == nil || !strings.Contains(res.Page.Body, "Hello, Mark E. Mark (mark)") ||
+		!strings.Contains(res.Page.Body, "a bearer token") {
+		t.Fatalf("the app's page: %+v %v", res, err)
+	}
+	form, err := res.Page.FormTo("/.tokengate/logout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = p.Post(form.Action, form.Fields)
+	if err != nil || res.Redirect == nil || !strings.HasPrefix(res.Redirect.String(), "http://localhost:8172/oauth/logout?") {
+		t.Fatalf("signing out: %+v %v", res, err)
+	}
+	if res, err = p.SignOut(res.Redirect.String()); err != nil || res.Redirect == nil || res.Redirect.String() != "http://localhost:8170/" {
+		t.Fatalf("signing out at tokengate: %+v %v", res, err)
+	}
+}
