@@ -482,3 +482,48 @@ func TestSessionAuthWithLoginProvider(t *testing.T) {
 		t.Fatalf("the provider down: %+v %v", res, err)
 	}
 }
+
+// Requests at two instances finding one session's token due at once make
+// one refresh between them: the store's lock, not only each process's.
+func TestSessionAuthRefreshOnceAcrossInstances(t *testing.T) {
+	a, b, _, _ := twoInstancesOf(t, sessionCaddyfile)
+	p := persontest.New("mark", markPassword)
+	sessionSignIn(t, a, p, "/")
+	time.Sleep(3300 * time.Millisecond) // the 4 s token is due
+	refreshes := func() float64 {
+		n := 0.0
+		for _, g := range []*gateway{a, b} {
+			n += max(0, metric(scrape(t, g), `tokengate_tokens_issued_total{client_id="app-bff",grant_type="refresh_token"}`))
+		}
+		return n
+	}
+	before := refreshes()
+	var wg sync.WaitGroup
+	for i := range 20 {
+		g := []*gateway{a, b}[i%2]
+		wg.Go(func() {
+			req, _ := http.NewRequest("GET", g.APIURL()+"/api/items", nil)
+			resp, err := p.HTTP.Do(req)
+			if err != nil || resp.StatusCode != 200 {
+				t.Errorf("a request during the refresh at %s: %v %v", g.APIURL(), resp, err)
+				return
+			}
+			resp.Body.Close()
+		})
+	}
+	wg.Wait()
+	if n := refreshes() - before; n != 1 {
+		t.Fatalf("%v refreshes between the two instances, want 1", n)
+	}
+	// And the grant lives on: the next refresh works (a second refresh
+	// of one token would have been a reuse, revoking the grant).
+	time.Sleep(3300 * time.Millisecond)
+	if code := sessionStatus(t, b, p); code != 200 {
+		t.Fatalf("the session after the refresh: %d", code)
+	}
+	req, _ := http.NewRequest("GET", a.APIURL()+"/api/items", nil)
+	if resp, err := p.HTTP.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the next refresh: %v %v\n%s", resp, err, grepLines(a.log.String(), "session_auth"))
+	}
+
+}
