@@ -527,3 +527,28 @@ func TestSessionAuthRefreshOnceAcrossInstances(t *testing.T) {
 	}
 
 }
+
+// A session_auth the configuration cannot serve fails to load, saying
+// what to fix.
+func TestSessionAuthConfigErrors(t *testing.T) {
+	g := newGateway(t, Ports{Upstream: "127.0.0.1:9"})
+	for change, want := range map[[2]string]string{
+		{"\t\t\tredirect_uri http://127.0.0.1:{{.API}}/.tokengate/callback\n", "\t\t\tredirect_uri http://127.0.0.1:{{.API}}/cb\n"}: "must register the site's callback",
+		{"\t\t\tsecret bff-secret\n", "\t\t\tsecret_hash $2a$04$1JQbuC1KrKEY4megfQHBouZZ0Cf10p2kT5vc7J9sSw3vQLQZ95iXe\n"}:           "needs a plain secret",
+		{"\t\tclient app-bff\n\t\tscope", "\t\tclient app-bff\n\t\tprovider corp\n\t\tscope"}:                                       `provider "corp" is neither self nor a login_provider`,
+		{"\t\tscope openid profile email read\n\t\tforward_token", "\t\tscope profile read\n\t\tforward_token"}:                     "scope must include openid",
+		{"\t\tscope openid profile email read\n\t\tforward_token", "\t\tscope openid admin\n\t\tforward_token"}:                     "scope admin is not one client app-bff may obtain",
+		{"\t\tforward_token\n", "\t\tforward_tokens\n"}:                                                                             "forward_token",
+	} {
+		bad := strings.Replace(sessionCaddyfile, change[0], change[1], 1)
+		if bad == sessionCaddyfile {
+			t.Fatalf("the change %q does not apply", change[0])
+		}
+		path := filepath.Join(t.TempDir(), "Caddyfile")
+		writeFile(t, path, render(t, bad, g.Ports))
+		out, err := run(t, nil, "validate", "--config", path, "--adapter", "caddyfile")
+		if err == nil || !strings.Contains(strings.ReplaceAll(out, `\"`, `"`), want) {
+			t.Errorf("%q: %v, want %q in:\n%s", change[1], err, want, out)
+		}
+	}
+}
