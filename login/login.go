@@ -791,4 +791,3 @@ func (p *Provider) VerifyLogout(ctx context.Context, raw string) (*LogoutToken, 
 	}
 	return lt, nil
 }
-
