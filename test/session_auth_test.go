@@ -115,6 +115,15 @@ func TestSessionAuth(t *testing.T) {
 		if resp.StatusCode != 401 || m["error"] != "login_required" || !strings.HasPrefix(m["login_url"], g.APIURL()+"/.tokengate/login?") {
 			t.Fatalf("a script without a session: %d %s", resp.StatusCode, body)
 		}
+		// A logout token that is not the provider's is refused.
+		if resp, err := http.PostForm(g.APIURL()+"/.tokengate/backchannel-logout", url.Values{"logout_token": {bearer}}); err != nil || resp.StatusCode != 400 {
+			t.Fatalf("an access token as a logout token: %v %v", resp, err)
+		} else {
+			resp.Body.Close()
+		}
+		if code := sessionStatus(t, g, p); code != 200 {
+			t.Fatalf("a refused logout token ended the session: %d", code)
+		}
 		// With the session: its person, for scripts.
 		res, err := p.Get(g.APIURL() + "/.tokengate/session")
 		if err != nil || res.Page == nil || !strings.Contains(res.Page.Body, `"sub":"mark"`) {
