@@ -81,15 +81,7 @@ func TestAccountAndConsoleInChromium(t *testing.T) {
 	}
 	shoot := func(ctx context.Context, name string) {
 		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		path := filepath.Join(shots, name)
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", path)
+		screenshot(t, ctx, shots, name)
 	}
 
 	codes := make(chan url.Values, 1)

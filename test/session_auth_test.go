@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -249,15 +248,7 @@ func TestSessionAuthInChromium(t *testing.T) {
 	shots := screenshotDir(t)
 	shoot := func(name string) {
 		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		path := filepath.Join(shots, name)
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", path)
+		screenshot(t, ctx, shots, name)
 	}
 	step := func(what string, actions ...chromedp.Action[chromedp.Void]) { browserStep(t, ctx, g, what, actions...) }
 	step("opening the app", chromedp.Navigate(g.APIURL()+"/"), chromedp.WaitVisible(chromedp.CSS("#username")))
