@@ -284,7 +284,11 @@ func (h *Handler) storeRefreshed(ctx context.Context, base *store.EdgeSession, t
 
 // sessionInfo is GET /.tokengate/session: who is signed in, for scripts.
 func (h *Handler) sessionInfo(w http.ResponseWriter, r *http.Request) {
-	s, _ := h.current(r)
+	s, _, err := h.current(r)
+	if err != nil {
+		h.failed(w, r, err)
+		return
+	}
 	if s == nil {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "login_required",
 			"login_url": origin(r) + PathLogin + "?" + url.Values{"return_to": {"/"}}.Encode()})
@@ -308,7 +312,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	back := origin(r) + "/"
 	target := back
-	if s, _ := h.current(r); s != nil {
+	if s, _, _ := h.current(r); s != nil {
 		h.endEverywhere(r.Context(), s.ID, "the person signed out")
 		if s.RefreshToken != "" {
 			// The grant goes with the session (its access tokens, at
@@ -438,7 +442,8 @@ func (h *Handler) failed(w http.ResponseWriter, r *http.Request, err error) {
 			status, msg = http.StatusForbidden, "your account is not allowed here"
 		}
 	} else {
-		status = http.StatusServiceUnavailable
+		// The store, or the issuer's keys: this side's trouble.
+		status, msg = http.StatusServiceUnavailable, "sessions cannot be checked right now: try again shortly"
 	}
 	h.log.Warn("session_auth: sign-in failed", zap.String("site", h.cfg.Site), zap.Error(err))
 	if isNavigation(r) || r.URL.Path == PathCallback {

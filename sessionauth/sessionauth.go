@@ -18,6 +18,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -233,7 +234,11 @@ func origin(r *http.Request) string {
 // and returns nil. The caller forwards the request without the session's
 // cookie (RemoveCookie).
 func (h *Handler) Authenticate(w http.ResponseWriter, r *http.Request) *Session {
-	s, claims := h.current(r)
+	s, claims, err := h.current(r)
+	if err != nil {
+		h.failed(w, r, err)
+		return nil
+	}
 	if s == nil {
 		h.loginRequired(w, r)
 		return nil
@@ -255,26 +260,27 @@ func (h *Handler) Authenticate(w http.ResponseWriter, r *http.Request) *Session 
 }
 
 // current is the request's live session, from the cache or the store:
-// nil when there is none, it ended (anywhere), or went idle.
-func (h *Handler) current(r *http.Request) (*store.EdgeSession, *introspect.Claims) {
+// nil when there is none, it ended (anywhere), or went idle; an error
+// when the store cannot say (not a reason to sign anyone in again).
+func (h *Handler) current(r *http.Request) (*store.EdgeSession, *introspect.Claims, error) {
 	c, err := r.Cookie(cookieName(r))
 	if err != nil || c.Value == "" || len(c.Value) > 100 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	id := sessionHash(c.Value)
 	now := time.Now()
 	e, ok := h.cache.get(id, now)
 	if !ok {
 		s, err := h.store.EdgeSession(r.Context(), id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil, nil
+		}
 		if err != nil {
-			if !errors.Is(err, store.ErrNotFound) {
-				h.log.Warn("reading a session", zap.Error(err))
-			}
-			return nil, nil
+			return nil, nil, fmt.Errorf("reading a session: %w", err)
 		}
 		claims, err := introspect.NewClaims(s.Claims)
 		if err != nil {
-			return nil, nil
+			return nil, nil, nil
 		}
 		e = cachedSession{s: s, c: claims, until: now.Add(cacheFor)}
 		h.cache.put(e)
@@ -282,12 +288,12 @@ func (h *Handler) current(r *http.Request) (*store.EdgeSession, *introspect.Clai
 	s := e.s
 	if s.Site != h.cfg.Site || !now.Before(s.ExpiresAt) || h.ended(s) {
 		h.cache.drop(id)
-		return nil, nil
+		return nil, nil, nil
 	}
 	if now.Add(h.cfg.IdleTimeout).Sub(s.ExpiresAt) > touchEvery {
 		h.touch(r.Context(), s, now)
 	}
-	return s, e.c
+	return s, e.c, nil
 }
 
 // ended says whether s was ended since it was read: on any instance (a

@@ -1,12 +1,17 @@
 package sessionauth
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/introspect"
+	"github.com/tokengate/tokengate/login"
 )
 
 // The way back after sign-in is a path on the site, never another site.
@@ -83,5 +88,34 @@ func TestRefreshDue(t *testing.T) {
 	}
 	if h.refreshDue(&store.EdgeSession{AccessExpiresAt: now}, now) {
 		t.Error("a session without a refresh token is due")
+	}
+}
+
+// downStore is a store that cannot be reached.
+type downStore struct{ Stores }
+
+func (downStore) EdgeSession(context.Context, string) (*store.EdgeSession, error) {
+	return nil, errors.New("connection refused")
+}
+
+// A store that cannot be reached is this side's trouble: 503, not a
+// sign-in (which would send every person round in circles).
+func TestStoreDownIsUnavailable(t *testing.T) {
+	p, err := login.New(login.Config{Name: "self", Issuer: "http://127.0.0.1:9", ClientID: "app", ClientSecret: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Config{Site: "self:app", Provider: p, Self: true}, downStore{}, Collaborators{Revocations: introspect.NewRevocations()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, accept := range []string{"text/html", "application/json"} {
+		r := httptest.NewRequest("GET", "http://127.0.0.1/", nil)
+		r.Header.Set("Accept", accept)
+		r.AddCookie(&http.Cookie{Name: "tg_session", Value: "abc"})
+		w := httptest.NewRecorder()
+		if s := h.Authenticate(w, r); s != nil || w.Code != http.StatusServiceUnavailable {
+			t.Errorf("Accept %s: session %v, status %d, want 503", accept, s, w.Code)
+		}
 	}
 }
