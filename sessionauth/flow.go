@@ -147,6 +147,13 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	s := &store.EdgeSession{ID: id, Site: h.cfg.Site, Subject: subject, SID: sid, Claims: claims, IDToken: tokens.IDToken,
 		AccessToken: tokens.AccessToken, RefreshToken: tokens.RefreshToken, CreatedAt: now, EndsBy: now.Add(h.cfg.MaxAge)}
 	s.ExpiresAt = minTime(now.Add(h.cfg.IdleTimeout), s.EndsBy)
+	if h.validator != nil {
+		// tokengate's own access token: the grant it names is the
+		// session's, whose revocation (anywhere) ends it.
+		if c, err := h.validator.Validate(tokens.AccessToken, ""); err == nil {
+			s.GrantID, s.ClientID = c.GrantID, c.ClientID
+		}
+	}
 	if tokens.ExpiresIn > 0 {
 		s.AccessIssuedAt, s.AccessExpiresAt = now, now.Add(tokens.ExpiresIn)
 	}

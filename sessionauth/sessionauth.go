@@ -86,9 +86,9 @@ type Collaborators struct {
 	// any instance (or its person revoked) is refused without a store
 	// round trip.
 	Revocations *introspect.Revocations
-	// Validator checks the access tokens of tokengate's own issuer, so
-	// that a revoked grant ends its session here at once; nil for another
-	// provider.
+	// Validator reads the access tokens of tokengate's own issuer at
+	// sign-in, so that a session knows its grant, whose revocation then
+	// ends it here at once; nil for another provider.
 	Validator *introspect.Validator
 	// CookieKey is the key the login state's cookie is MACed with (the
 	// issuer's cookie secret, the same on every instance).
@@ -298,17 +298,13 @@ func (h *Handler) current(r *http.Request) (*store.EdgeSession, *introspect.Clai
 
 // ended says whether s was ended since it was read: on any instance (a
 // logout, a back-channel logout, the person's revocation), or, for
-// tokengate's own issuer, by the revocation of its grant.
+// tokengate's own issuer, by the revocation of its grant or client (its
+// access token expired or not): all in memory.
 func (h *Handler) ended(s *store.EdgeSession) bool {
 	if h.revocations.IsSessionEnded(revocationValue(s.ID), s.Subject, s.CreatedAt) {
 		return true
 	}
-	if h.validator != nil && s.AccessToken != "" {
-		_, err := h.validator.Validate(s.AccessToken, "")
-		var te *introspect.TokenError
-		return errors.As(err, &te) && te.Reason == introspect.ReasonRevoked
-	}
-	return false
+	return s.GrantID != "" && h.revocations.IsRefreshRevoked(s.GrantID, s.ClientID, s.Subject, s.CreatedAt)
 }
 
 // touch moves the idle end of s, at most every touchEvery: a lost race

@@ -789,6 +789,10 @@ type EdgeSession struct {
 	// SID is the provider's session (the ID token's sid): its
 	// back-channel logouts name it.
 	SID string `json:"sid,omitempty"`
+	// GrantID and ClientID are the grant the tokens are of, when the
+	// provider is tokengate's own issuer: its revocation ends the session.
+	GrantID  string `json:"grant_id,omitempty"`
+	ClientID string `json:"client_id,omitempty"`
 	// Claims are the ID token's claims, a JSON object.
 	Claims       json.RawMessage `json:"claims,omitempty"`
 	IDToken      string          `json:"id_token,omitempty"`
