@@ -299,7 +299,9 @@ func sessionStatus(t *testing.T, g *gateway, p *persontest.Person) int {
 // app's access on /account, ends it on both within the revocation
 // promise.
 func TestSessionAuthAcrossInstances(t *testing.T) {
-	a, b, _, _ := twoInstancesOf(t, sessionCaddyfile)
+	// Without the back-channel logout, which would end it too: the
+	// revocations alone.
+	a, b, _, _ := twoInstancesOf(t, strings.Replace(sessionCaddyfile, "\t\t\tbackchannel_logout_uri http://127.0.0.1:{{.API}}/.tokengate/backchannel-logout\n", "", 1))
 	p := persontest.New("mark", markPassword)
 	sessionSignIn(t, a, p, "/")
 	if code := sessionStatus(t, b, p); code != 200 {
