@@ -93,6 +93,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //				post_logout_redirect_uri <uri>...
 //				backchannel_logout_uri <url>
 //				id_token_alg RS256|ES256|EdDSA
+//				exchange <resource> <scope>...
+//				exchange_from self|<issuer>...
 //			}
 //			user <username> <bcrypt hash> {
 //				name <name>
@@ -327,6 +329,13 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 			if err = one(&c.IDTokenAlg); err == nil && !slices.Contains(keys.Algs, c.IDTokenAlg) {
 				return nil, d.Errf("client %s: id_token_alg %q is not supported: use one of %s", c.ID, c.IDTokenAlg, strings.Join(keys.Algs, ", "))
 			}
+		case "exchange":
+			if len(args) < 2 {
+				return nil, d.Errf("client %s: exchange takes a resource and the most scope there: exchange <resource> <scope>...", c.ID)
+			}
+			c.Exchange = append(c.Exchange, ExchangeConfig{Resource: args[0], Scope: strings.Join(args[1:], " ")})
+		case "exchange_from":
+			err = many(&c.ExchangeFrom)
 		case "skip_consent", "resource_server", "require_dpop":
 			if len(args) != 0 {
 				return nil, d.Errf("client %s: %s takes no value", c.ID, sub)
@@ -334,7 +343,7 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 			*map[string]*bool{"skip_consent": &c.SkipConsent, "resource_server": &c.ResourceServer, "require_dpop": &c.RequireDPoP}[sub] = true
 		default:
 			return nil, unknownOption(d, "client "+c.ID, sub, "name", "website", "secret_hash", "secret", "jwks_file", "jwks_uri", "redirect_uri", "grant",
-				"scope", "audience", "skip_consent", "resource_server", "require_dpop", "post_logout_redirect_uri", "backchannel_logout_uri", "id_token_alg")
+				"scope", "audience", "skip_consent", "resource_server", "require_dpop", "post_logout_redirect_uri", "backchannel_logout_uri", "id_token_alg", "exchange", "exchange_from")
 		}
 		if err != nil {
 			return nil, err

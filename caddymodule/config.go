@@ -67,6 +67,20 @@ type ClientConfig struct {
 	// IDTokenAlg signs its ID tokens: RS256 (default), ES256 or EdDSA.
 	// The key ring then holds a key of it too.
 	IDTokenAlg string `json:"id_token_alg,omitempty"`
+	// Exchange are the resources it may exchange subject tokens into
+	// (grant token_exchange, RFC 8693), each with the most scope there.
+	Exchange []ExchangeConfig `json:"exchange,omitempty"`
+	// ExchangeFrom are the issuers whose subject tokens it may present:
+	// self (default).
+	ExchangeFrom []string `json:"exchange_from,omitempty"`
+}
+
+// ExchangeConfig is one exchange line.
+type ExchangeConfig struct {
+	Resource string `json:"resource"`
+	// Scope lists, space-separated, the most scope a token for it may
+	// carry.
+	Scope string `json:"scope"`
 }
 
 // RegistrationConfig is dynamic client registration's configuration.
@@ -234,7 +248,10 @@ func (a *App) clients(repl *caddy.Replacer) ([]*client.Client, error) {
 		c := &client.Client{ID: cc.ID, Name: cc.Name, Website: cc.Website, RedirectURIs: cc.RedirectURIs,
 			Scopes: append(strings.Fields(cc.Scope), cc.Scopes...), Audience: cc.Audience, SkipConsent: cc.SkipConsent, ResourceServer: cc.ResourceServer,
 			RequireDPoP: cc.RequireDPoP, PostLogoutRedirectURIs: cc.PostLogoutRedirectURIs, BackchannelLogoutURI: cc.BackchannelLogoutURI,
-			IDTokenAlg: cc.IDTokenAlg}
+			IDTokenAlg: cc.IDTokenAlg, ExchangeFrom: cc.ExchangeFrom}
+		for _, x := range cc.Exchange {
+			c.Exchange = append(c.Exchange, client.ExchangeTarget{Resource: x.Resource, Scopes: strings.Fields(x.Scope)})
+		}
 		if c.Name == "" {
 			c.Name = cc.ID
 		}

@@ -36,6 +36,9 @@ type Claims struct {
 	// Confirmation binds the token to a key (RFC 9449 §6: cnf.jkt, the
 	// thumbprint of the client's DPoP key); nil for a bearer token.
 	Confirmation *Confirmation `json:"cnf,omitempty"`
+	// Act names who acts for the subject (RFC 8693 §4.1), the earlier
+	// actors nested; nil for a token of the subject itself.
+	Act *Actor `json:"act,omitempty"`
 
 	// raw is the token's claims as JSON, for Claim; profile9068 says the
 	// token is typed at+jwt, so RFC 9068's claims are required.
@@ -73,6 +76,13 @@ func (c *Claims) UnmarshalJSON(b []byte) error {
 	}
 	c.Scope = strings.Join(list, " ")
 	return nil
+}
+
+// Actor is an act claim (RFC 8693 §4.1): the acting party, and who acted
+// before it.
+type Actor struct {
+	Subject string `json:"sub"`
+	Act     *Actor `json:"act,omitempty"`
 }
 
 // Confirmation is the cnf claim (RFC 7800).

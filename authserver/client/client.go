@@ -25,6 +25,10 @@ import (
 // or a metadata document.
 type Client = store.Client
 
+// ExchangeTarget is a resource a client may exchange tokens into (RFC
+// 8693), with the most scope there.
+type ExchangeTarget = store.ExchangeTarget
+
 // Metadata is RFC 7591 §2's client metadata, as registered and as
 // answered (unknown members are ignored).
 type Metadata = store.ClientMetadata
@@ -51,6 +55,7 @@ const (
 	GrantClientCredentials = "client_credentials"
 	GrantRefreshToken      = "refresh_token"
 	GrantDeviceCode        = "urn:ietf:params:oauth:grant-type:device_code"
+	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
 
 // GrantNames maps the short names used in configuration and the admin API
@@ -63,6 +68,8 @@ var GrantNames = map[string]string{
 	"refresh_token":      GrantRefreshToken,
 	"device_code":        GrantDeviceCode,
 	GrantDeviceCode:      GrantDeviceCode,
+	"token_exchange":     GrantTokenExchange,
+	GrantTokenExchange:   GrantTokenExchange,
 }
 
 // grantList is the short names for people: "a, b, c or d".
@@ -135,6 +142,9 @@ func Validate(c *Client) error {
 	}
 	if c.Public && slices.Contains(c.GrantTypes, GrantClientCredentials) {
 		return bad("grant", "", "client_credentials needs a confidential client: give it a secret or keys, or remove the grant")
+	}
+	if e := validateExchange(c, bad); e != nil {
+		return e
 	}
 	if slices.Contains(c.GrantTypes, GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
 		return bad("grant", "", "authorization_code needs at least one redirect_uri")
@@ -274,4 +284,39 @@ func ResolveScope(requested string, allowed []string) (string, *oauth.Error) {
 		}
 	}
 	return strings.Join(out, " "), nil
+}
+
+// SelfIssuer names tokengate's own issuer in exchange_from.
+const SelfIssuer = "self"
+
+// validateExchange checks a client's token exchange (RFC 8693) settings:
+// the grant needs resources to exchange into; their scopes and the
+// issuers of the subject tokens it may present.
+func validateExchange(c *Client, bad func(field, value, format string, args ...any) error) error {
+	exchanges := slices.Contains(c.GrantTypes, GrantTokenExchange)
+	if exchanges && len(c.Exchange) == 0 {
+		return bad("exchange", "", "token_exchange needs the resources it may exchange into: exchange <resource> <scope>...")
+	}
+	if !exchanges && (len(c.Exchange) > 0 || len(c.ExchangeFrom) > 0) {
+		return bad("exchange", "", "exchange and exchange_from go with grant token_exchange")
+	}
+	for _, x := range c.Exchange {
+		if err := outbound.CheckURL(x.Resource, true); err != nil || strings.Contains(x.Resource, "#") {
+			return bad("exchange", x.Resource, "exchange %q must be an absolute https URL (http for loopback), without a fragment", x.Resource)
+		}
+		if len(x.Scopes) == 0 {
+			return bad("exchange", x.Resource, "exchange %s: name the most scope a token for it may carry", x.Resource)
+		}
+		for _, sc := range x.Scopes {
+			if !oauth.ValidScopeToken(sc) {
+				return bad("exchange", x.Resource, "scope %q has characters RFC 6749 §3.3 does not allow", sc)
+			}
+		}
+	}
+	for _, iss := range c.ExchangeFrom {
+		if iss != SelfIssuer {
+			return bad("exchange_from", iss, "exchange_from %s: only self (this issuer's tokens) is accepted so far", iss)
+		}
+	}
+	return nil
 }

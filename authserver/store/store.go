@@ -728,6 +728,18 @@ type Client struct {
 	BackchannelLogoutURI             string   `json:"backchannel_logout_uri,omitempty"`
 	BackchannelLogoutSessionRequired bool     `json:"backchannel_logout_session_required,omitempty"`
 	IDTokenAlg                       string   `json:"id_token_alg,omitempty"`
+	// Exchange are the resources a client with the token_exchange grant
+	// may exchange subject tokens into (RFC 8693), each with the most
+	// scope there; ExchangeFrom the issuers of those subject tokens
+	// ("self", the default: this issuer).
+	Exchange     []ExchangeTarget `json:"exchange,omitempty"`
+	ExchangeFrom []string         `json:"exchange_from,omitempty"`
+}
+
+// ExchangeTarget is a resource a client may exchange tokens into.
+type ExchangeTarget struct {
+	Resource string   `json:"resource"`
+	Scopes   []string `json:"scopes"`
 }
 
 // ClientMetadata is RFC 7591 §2's client metadata, as a client registered

@@ -24,6 +24,8 @@ type TokenResponse struct {
 	Scope        string `json:"scope,omitempty"`
 	// IDToken is OpenID Connect's (Core §3.1.3.3), for a grant with openid.
 	IDToken string `json:"id_token,omitempty"`
+	// IssuedTokenType says what a token exchange issued (RFC 8693 §2.2.1).
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
 }
 
 // tokenRequest is a parsed, client-authenticated token request.

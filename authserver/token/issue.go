@@ -74,7 +74,7 @@ func (s *Service) accessTokenResponse(req *tokenRequest, p accessTokenParams, re
 		return nil, s.failures.Internal("minting an access token", err)
 	}
 	s.auditIssued(req, claims)
-	return &TokenResponse{AccessToken: tok, TokenType: tokenType, ExpiresIn: int64(s.cfg.AccessTokenTTL / time.Second),
+	return &TokenResponse{AccessToken: tok, TokenType: tokenType, ExpiresIn: claims.ExpiresAt - claims.IssuedAt,
 		Scope: p.scope, RefreshToken: refresh}, nil
 }
 

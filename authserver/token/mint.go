@@ -21,6 +21,10 @@ type accessTokenParams struct {
 	resource string
 	// jkt, when set, binds the token to that DPoP key (cnf.jkt).
 	jkt string
+	// act names who acts for the subject (RFC 8693 §4.1); until, when
+	// set, is the latest the token may expire (a subject token's end).
+	act   *introspect.Actor
+	until time.Time
 }
 
 // mintAccessToken signs an RFC 9068 access token with the current key.
@@ -37,7 +41,7 @@ func (s *Service) mintAccessToken(p accessTokenParams) (string, *introspect.Clai
 		Subject:   p.subject,
 		Audience:  aud,
 		IssuedAt:  now.Unix(),
-		ExpiresAt: now.Add(s.cfg.AccessTokenTTL).Unix(),
+		ExpiresAt: expiry(now, s.cfg.AccessTokenTTL, p.until).Unix(),
 		ID:        oauth.RandomToken(16),
 		ClientID:  p.client.ID,
 		Scope:     p.scope,
@@ -50,6 +54,7 @@ func (s *Service) mintAccessToken(p accessTokenParams) (string, *introspect.Clai
 	if p.jkt != "" {
 		c.Confirmation = &introspect.Confirmation{JKT: p.jkt}
 	}
+	c.Act = p.act
 	if len(aud) == 1 {
 		m.Aud = &aud[0]
 	} else {
@@ -61,6 +66,16 @@ func (s *Service) mintAccessToken(p accessTokenParams) (string, *introspect.Clai
 		return err
 	})
 	return token, c, err
+}
+
+// expiry is an access token's: ttl from now, but never past until (when
+// set).
+func expiry(now time.Time, ttl time.Duration, until time.Time) time.Time {
+	exp := now.Add(ttl)
+	if !until.IsZero() && until.Before(exp) {
+		return until
+	}
+	return exp
 }
 
 // minted is how an access token's claims are encoded: aud is the one

@@ -143,6 +143,7 @@ func New(cfg Config, st Stores, c Collaborators) *Service {
 		client.GrantAuthorizationCode: authorizationCodeGrant{s},
 		client.GrantRefreshToken:      refreshTokenGrant{s},
 		client.GrantDeviceCode:        deviceCodeGrant{s},
+		client.GrantTokenExchange:     tokenExchangeGrant{s},
 	}
 	return s
 }

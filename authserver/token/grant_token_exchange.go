@@ -1,0 +1,147 @@
+package token
+
+// RFC 8693: token exchange, a client acting for the subject of a token it was
+// given, at a resource it may exchange into.
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/authserver/client"
+	"github.com/tokengate/tokengate/authserver/oauth"
+	"github.com/tokengate/tokengate/introspect"
+)
+
+// Token types of RFC 8693 §3.
+const (
+	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
+)
+
+// tokenExchangeGrant is RFC 8693 §2: the subject token (and the actor
+// token, if any) checked as bearer_auth checks tokens (in memory); the
+// target one of the client's exchange resources; the scope at most the
+// subject's within that resource's; the new token the subject's, for the
+// resource, acted on by the client (or the actor), never outliving the
+// subject token, and of its grant, so that revoking the grant revokes it.
+// No refresh token: the client exchanges again.
+type tokenExchangeGrant struct{ s *Service }
+
+func (g tokenExchangeGrant) handle(req *tokenRequest) (*TokenResponse, *oauth.Error) {
+	f := req.form
+	target, e := exchangeTarget(req.client, f.Get("resource"), f.Get("audience"))
+	if e != nil {
+		return nil, e
+	}
+	subject, e := g.subjectToken(req, f.Get("subject_token"), f.Get("subject_token_type"), "subject")
+	if e != nil {
+		return nil, e
+	}
+	if c := subject.Confirmation; c != nil && c.JKT != "" && (req.dpop == nil || req.dpop.JKT != c.JKT) {
+		return nil, oauth.ErrInvalidRequest("the subject_token is bound to a DPoP key: send the request with a DPoP proof signed with that key")
+	}
+	actor := &introspect.Actor{Subject: req.client.ID, Act: subject.Act}
+	if raw := f.Get("actor_token"); raw != "" {
+		a, e := g.subjectToken(req, raw, f.Get("actor_token_type"), "actor")
+		if e != nil {
+			return nil, e
+		}
+		actor.Subject = a.Subject
+	} else if f.Get("actor_token_type") != "" {
+		return nil, oauth.ErrInvalidRequest("actor_token_type without actor_token")
+	}
+	scope, e := exchangeScope(f.Get("scope"), subject.Scopes(), target.Scopes)
+	if e != nil {
+		return nil, e
+	}
+	resp, e := g.s.accessTokenResponse(req, accessTokenParams{client: req.client, subject: subject.Subject, scope: scope, grantID: subject.GrantID,
+		resource: target.Resource, act: actor, until: time.Unix(subject.ExpiresAt, 0)}, "")
+	if e != nil {
+		return nil, e
+	}
+	resp.IssuedTokenType = TokenTypeAccessToken
+	g.s.audit(req.r.Context(), "token exchanged", zap.String("client_id", req.client.ID), zap.String("sub", subject.Subject),
+		zap.String("actor", actor.Subject), zap.String("resource", target.Resource), zap.String("scope", scope))
+	return resp, nil
+}
+
+// subjectToken checks a subject or actor token of one of the issuers the
+// client may present (so far tokengate's own access tokens): malformed,
+// expired, revoked or foreign is invalid_request (RFC 8693 §2.2.2).
+func (g tokenExchangeGrant) subjectToken(req *tokenRequest, raw, typ, what string) (*introspect.Claims, *oauth.Error) {
+	switch {
+	case raw == "":
+		return nil, oauth.ErrInvalidRequest("%s_token is missing", what)
+	case typ == "":
+		return nil, oauth.ErrInvalidRequest("%s_token_type is missing: %s or %s", what, TokenTypeAccessToken, TokenTypeJWT)
+	case typ != TokenTypeAccessToken && typ != TokenTypeJWT:
+		return nil, oauth.ErrInvalidRequest("%s_token_type %q is not one this server exchanges: use %s", what, typ, TokenTypeAccessToken)
+	}
+	from := req.client.ExchangeFrom
+	if len(from) == 0 {
+		from = []string{client.SelfIssuer}
+	}
+	if !slices.Contains(from, client.SelfIssuer) {
+		return nil, oauth.ErrInvalidRequest("client %q may not present this issuer's tokens (exchange_from)", req.client.ID)
+	}
+	c, err := g.s.validator.Validate(raw, "")
+	if err != nil {
+		return nil, oauth.ErrInvalidRequest("the %s_token is not valid: %v", what, err)
+	}
+	return c, nil
+}
+
+// exchangeTarget is the client's exchange resource that resource or
+// audience names (both: the same one).
+func exchangeTarget(c *client.Client, resource, audience string) (*client.ExchangeTarget, *oauth.Error) {
+	switch {
+	case resource == "" && audience == "":
+		return nil, oauth.ErrInvalidRequest("name the resource the token is for: resource (or audience)")
+	case resource != "" && audience != "" && resource != audience:
+		return nil, oauth.ErrInvalidTarget("resource and audience name different resources: name one")
+	}
+	want := resource
+	if want == "" {
+		want = audience
+	}
+	for i := range c.Exchange {
+		if c.Exchange[i].Resource == want {
+			return &c.Exchange[i], nil
+		}
+	}
+	return nil, oauth.ErrInvalidTarget("client %q may not exchange tokens for %s: its exchange resources are %s", c.ID, want, exchangeResources(c))
+}
+
+func exchangeResources(c *client.Client) string {
+	var rs []string
+	for _, x := range c.Exchange {
+		rs = append(rs, x.Resource)
+	}
+	return strings.Join(rs, ", ")
+}
+
+// exchangeScope is the exchanged token's scope: what was asked (all that
+// is allowed when nothing was), each scope both the subject's and the
+// resource's; never broader.
+func exchangeScope(requested string, subject, resource []string) (string, *oauth.Error) {
+	var allowed []string
+	for _, sc := range subject {
+		if slices.Contains(resource, sc) {
+			allowed = append(allowed, sc)
+		}
+	}
+	if len(allowed) == 0 {
+		return "", oauth.ErrInvalidScope("the subject token carries none of the scopes the resource takes (%s)", strings.Join(resource, " "))
+	}
+	if strings.TrimSpace(requested) == "" {
+		return strings.Join(allowed, " "), nil
+	}
+	scope, e := client.ResolveScope(requested, allowed)
+	if e != nil {
+		return "", oauth.ErrInvalidScope("a token exchange may only narrow: the subject's scopes the resource takes are %s", strings.Join(allowed, " "))
+	}
+	return scope, nil
+}

@@ -1,0 +1,108 @@
+package authserver_test
+
+import (
+	"net/http"
+	"slices"
+	"testing"
+
+	"github.com/tokengate/tokengate/authserver"
+	"github.com/tokengate/tokengate/authserver/client"
+	"github.com/tokengate/tokengate/introspect"
+)
+
+const (
+	grantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+	typeAccessToken    = "urn:ietf:params:oauth:token-type:access_token"
+	inventory          = "https://inventory.example.com"
+)
+
+// exchangeEnv has "orders", which may exchange tokens of this issuer into
+// tokens for the inventory API (read and write at most).
+func exchangeEnv(t *testing.T) *env {
+	return newEnvWith(t, openStore(t), "ES256", func(c *authserver.Config) {
+		c.Clients = append(c.Clients, &client.Client{ID: "orders", Name: "Orders", SecretHash: client.HashSecretSHA256("orders-secret"),
+			GrantTypes: []string{client.GrantTokenExchange}, Exchange: []client.ExchangeTarget{{Resource: inventory, Scopes: []string{"read", "write"}}}})
+	})
+}
+
+func (e *env) tokenExchange(kv ...string) *http.Response {
+	e.t.Helper()
+	return e.post("/oauth/token", set(append([]string{"grant_type", grantTokenExchange}, kv...)...), []string{"orders", "orders-secret"})
+}
+
+// RFC 8693 as §15 has it: the subject's token, for one of the client's
+// resources, at most the subject's scopes there, acted on by the client,
+// never outliving the subject token, no refresh token.
+func TestTokenExchange(t *testing.T) {
+	e := exchangeEnv(t)
+	subject := decode(t, e.post("/oauth/token", set("grant_type", "client_credentials", "scope", "read"), []string{"svc", "s3cret"}))["access_token"].(string)
+	sub, err := e.validator.Validate(subject, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := decode(t, e.tokenExchange("subject_token", subject, "subject_token_type", typeAccessToken, "resource", inventory))
+	if m["issued_token_type"] != typeAccessToken || m["token_type"] != "Bearer" || m["refresh_token"] != nil || m["scope"] != "read" {
+		t.Fatalf("the answer: %v", m)
+	}
+	c, err := e.validator.Validate(m["access_token"].(string), inventory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Subject != "svc" || c.ClientID != "orders" || c.Act == nil || c.Act.Subject != "orders" || c.ExpiresAt > sub.ExpiresAt || len(c.Audience) != 1 {
+		t.Fatalf("the exchanged token: %+v act %+v", c, c.Act)
+	}
+	// Exchanged again, by an actor: the earlier actor nests.
+	actor := decode(t, e.post("/oauth/token", set("grant_type", "client_credentials"), []string{"odd:id", "p@ss:w+rd %"}))["access_token"].(string)
+	m = decode(t, e.tokenExchange("subject_token", m["access_token"].(string), "subject_token_type", typeAccessToken, "audience", inventory,
+		"actor_token", actor, "actor_token_type", typeAccessToken))
+	c2, err := e.validator.Validate(m["access_token"].(string), inventory)
+	if err != nil || c2.Act == nil || c2.Act.Subject != "odd:id" || c2.Act.Act == nil || c2.Act.Act.Subject != "orders" {
+		t.Fatalf("nested act: %+v %v", c2, err)
+	}
+
+	for name, c := range map[string]struct {
+		kv     []string
+		status int
+		code   string
+	}{
+		"no target":                 {[]string{"subject_token", subject, "subject_token_type", typeAccessToken}, 400, "invalid_request"},
+		"another resource":          {[]string{"subject_token", subject, "subject_token_type", typeAccessToken, "resource", "https://payroll.example.com"}, 400, "invalid_target"},
+		"resource and audience":     {[]string{"subject_token", subject, "subject_token_type", typeAccessToken, "resource", inventory, "audience", "https://x.example"}, 400, "invalid_target"},
+		"a scope it lacks":          {[]string{"subject_token", subject, "subject_token_type", typeAccessToken, "resource", inventory, "scope", "write"}, 400, "invalid_scope"},
+		"no subject token":          {[]string{"subject_token_type", typeAccessToken, "resource", inventory}, 400, "invalid_request"},
+		"an unknown token type":     {[]string{"subject_token", subject, "subject_token_type", "urn:x:saml", "resource", inventory}, 400, "invalid_request"},
+		"a subject token of no one": {[]string{"subject_token", "eyJhbGciOiJFUzI1NiJ9.e30.AAAA", "subject_token_type", typeAccessToken, "resource", inventory}, 400, "invalid_request"},
+	} {
+		t.Run(name, func(t *testing.T) { wantOAuthError(t, e.tokenExchange(c.kv...), c.status, c.code) })
+	}
+	// A client without the grant may not.
+	wantOAuthError(t, e.post("/oauth/token", set("grant_type", grantTokenExchange, "subject_token", subject, "subject_token_type", typeAccessToken,
+		"resource", inventory), []string{"svc", "s3cret"}), 400, "unauthorized_client")
+	if !slices.Contains(e.srv.Metadata().GrantTypesSupported, grantTokenExchange) {
+		t.Fatal("the metadata does not list the token exchange grant")
+	}
+}
+
+// An exchanged token dies with its subject's grant, and a revoked subject
+// token is not exchanged.
+func TestTokenExchangeFollowsTheSubjectsGrant(t *testing.T) {
+	e := exchangeEnv(t)
+	tok := decode(t, e.exchange(e.codeFor(t, e.person(), e.stdAuth())))
+	m := decode(t, e.tokenExchange("subject_token", tok["access_token"].(string), "subject_token_type", typeAccessToken, "resource", inventory))
+	exchanged := m["access_token"].(string)
+	if c, err := e.validator.Validate(exchanged, inventory); err != nil || c.Subject != "mark" || c.GrantID == "" {
+		t.Fatalf("a person's token exchanged: %+v %v", c, err)
+	}
+	// The webapp revokes its refresh token: the grant, and every token
+	// of it, exchanged ones included.
+	if resp := e.post("/oauth/revoke", set("token", tok["refresh_token"].(string)), []string{"webapp", "appsecret"}); resp.StatusCode != 200 {
+		t.Fatal(resp.Status)
+	}
+	if _, err := e.validator.Validate(exchanged, inventory); err == nil {
+		t.Fatal("the exchanged token outlives its subject's grant")
+	} else if te, ok := err.(*introspect.TokenError); !ok || te.Reason != introspect.ReasonRevoked {
+		t.Fatalf("refused for another reason: %v", err)
+	}
+	wantOAuthError(t, e.tokenExchange("subject_token", tok["access_token"].(string), "subject_token_type", typeAccessToken, "resource", inventory),
+		400, "invalid_request")
+}
