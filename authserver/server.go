@@ -78,6 +78,10 @@ type Config struct {
 	// stay cached.
 	Secrets *client.Secrets
 
+	// ExchangeIssuers check the trusted issuers' tokens clients may
+	// exchange (exchange_from), by issuer identifier.
+	ExchangeIssuers map[string]token.SubjectIssuer
+
 	// BackchannelRetries are the waits between attempts to deliver a
 	// logout token (default logout.DefaultRetries).
 	BackchannelRetries []time.Duration
@@ -416,6 +420,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := ValidateClientsAndUsers(cfg.Clients, cfg.Users); err != nil {
 		return nil, err
 	}
+	for _, c := range cfg.Clients {
+		for _, iss := range c.ExchangeFrom {
+			if iss != client.SelfIssuer && cfg.ExchangeIssuers[iss] == nil {
+				return nil, &client.Error{Client: c.ID, Field: "exchange_from", Value: iss,
+					Err: fmt.Errorf("exchange_from %s is not a trusted issuer: add a trust %s { ... } block", iss, iss)}
+			}
+		}
+	}
 	secrets := cfg.Secrets
 	if secrets == nil {
 		secrets = client.NewSecrets()
@@ -467,6 +479,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Nonces:      nonces,
 		People:      people.Identity,
 		Logouts:     s.logout,
+		Issuers:     cfg.ExchangeIssuers,
 		Audit:       s.audit,
 		Failures:    s.obs.failures,
 		Metrics:     metrics,

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/store"
+	"github.com/tokengate/tokengate/authserver/token"
 	"github.com/tokengate/tokengate/dpop"
 	"github.com/tokengate/tokengate/trust"
 )
@@ -206,8 +207,15 @@ func (a *App) provision(ctx caddy.Context) error {
 	}
 	initCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	if err := a.provisionTrust(); err != nil {
+		return fmt.Errorf("oauth2: %w", err)
+	}
 	cfg := a.settings(clients)
 	cfg.LoginProviders, cfg.Registration, cfg.SharedStore = providers, registration, mod.(StoreModule).Shared()
+	cfg.ExchangeIssuers = map[string]token.SubjectIssuer{}
+	for name, i := range a.trusted {
+		cfg.ExchangeIssuers[name] = i
+	}
 	cfg.UpstreamUser, cfg.ClientIP, cfg.Instance = upstreamUser, clientIP, instance
 	cfg.Store, cfg.Logger, cfg.Metrics, cfg.AuditRing, cfg.Secrets = a.store, a.logger, serverMetrics{a.recent.history}, a.recent.audit, a.recent.secrets
 	if a.server, err = authserver.New(initCtx, cfg); err != nil {
@@ -215,9 +223,6 @@ func (a *App) provision(ctx caddy.Context) error {
 	}
 	a.admin = a.server.AdminHandler()
 	a.dpopReplay, a.dpopProofs = &dpop.Replay{}, &dpop.Verifier{}
-	if err := a.provisionTrust(); err != nil {
-		return fmt.Errorf("oauth2: %w", err)
-	}
 	if err := a.registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("oauth2: registering metrics: %w", err)
 	}

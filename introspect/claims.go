@@ -232,3 +232,21 @@ func DecodeHeader(token string) (map[string]any, error) {
 	var m map[string]any
 	return m, json.Unmarshal(raw, &m)
 }
+
+// UnverifiedIssuer is a JWT's iss, read to pick the issuer whose keys will
+// verify it (nothing else is trusted before that); "" for anything else.
+func UnverifiedIssuer(token string) string {
+	parts := strings.SplitN(token, ".", 3)
+	if len(parts) != 3 {
+		return ""
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Issuer string `json:"iss"`
+	}
+	_ = json.Unmarshal(raw, &c)
+	return c.Issuer
+}

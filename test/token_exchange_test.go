@@ -3,6 +3,9 @@ package test
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/tokengate/tokengate/internal/nodetest"
@@ -81,5 +84,63 @@ func TestTokenExchangeWithOAuth4WebAPI(t *testing.T) {
 	// exchanged one is.
 	if code, _ := up.through(t, g.APIURL()+"/items", subject); code != http.StatusUnauthorized {
 		t.Fatalf("the subject token at the resource: %d", code)
+	}
+}
+
+// A trusted issuer's token (panva's oidc-provider's JWT and its opaque,
+// introspected one) exchanged for one of tokengate's, when the client may
+// present that issuer's tokens; refused when it may not.
+func TestTokenExchangeOfTrustedIssuersTokens(t *testing.T) {
+	up := newUpstream(t)
+	g := newGateway(t, Ports{Upstream: up.Addr()})
+	op := startProvider(t, 0, "key-1")
+	cfg := strings.Replace(exchangeCaddyfile, "\t\t\texchange_from self\n", "\t\t\texchange_from self "+op.issuer+"\n", 1)
+	cfg = strings.Replace(cfg, "\t\tclient svc {", "\t\ttrust "+op.issuer+" {\n\t\t\taudience https://api.example.com\n\t\t\tintrospection {\n\t\t\t\tclient_id gateway\n\t\t\t\tclient_secret gw-secret\n\t\t\t}\n\t\t}\n\t\tclient svc {", 1)
+	g.start(cfg)
+	exchange := func(subject string) (int, map[string]any) {
+		resp, err := http.PostForm(g.AuthURL()+"/oauth/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
+			"client_id": {"orders"}, "client_secret": {"orders-secret"}, "subject_token": {subject},
+			"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}, "resource": {g.APIURL()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	for name, subject := range map[string]string{"a JWT": op.token("https://api.example.com"), "an opaque token": op.token("https://opaque.example.com")} {
+		code, m := exchange(subject)
+		tok, _ := m["access_token"].(string)
+		c, _ := decodeClaims(tok)
+		if code != 200 || c["sub"] != "robot" || c["iss"] != g.Ports.Issuer || c["client_id"] != "orders" {
+			t.Fatalf("%s of the trusted issuer: %d %v %v", name, code, m, c)
+		}
+		if status, seen := up.through(t, g.APIURL()+"/items", tok); status != 200 || seen.Header.Get("X-User") != "robot" {
+			t.Fatalf("%s exchanged, at the resource: %d", name, status)
+		}
+	}
+	// For another audience than the trust block's, the provider's token is refused.
+	if code, m := exchange(op.token("https://other.example.com")); code != 400 || m["error"] != "invalid_request" {
+		t.Fatalf("a token for another audience: %d %v", code, m)
+	}
+}
+
+// An exchange_from issuer without its trust block, or a token_exchange
+// client without exchange resources, fails to load, saying what to fix.
+func TestTokenExchangeConfigErrors(t *testing.T) {
+	g := newGateway(t, Ports{Upstream: "127.0.0.1:9"})
+	for change, want := range map[[2]string]string{
+		{"\t\t\texchange_from self\n", "\t\t\texchange_from self https://sso.example.com\n"}:              "exchange_from https://sso.example.com is not a trusted issuer: add a trust",
+		{"\t\t\texchange http://127.0.0.1:{{.API}} read\n", ""}:                                           "token_exchange needs the resources it may exchange into",
+		{"\t\t\texchange http://127.0.0.1:{{.API}} read\n", "\t\t\texchange http://127.0.0.1:{{.API}}\n"}: "exchange takes a resource and the most scope there",
+	} {
+		bad := strings.Replace(exchangeCaddyfile, change[0], change[1], 1)
+		path := filepath.Join(t.TempDir(), "Caddyfile")
+		writeFile(t, path, render(t, bad, g.Ports))
+		out, err := run(t, nil, "validate", "--config", path, "--adapter", "caddyfile")
+		if err == nil || !strings.Contains(strings.ReplaceAll(out, `\"`, `"`), want) {
+			t.Errorf("%q: %v, want %q in:\n%s", change[1], err, want, out)
+		}
 	}
 }

@@ -1,11 +1,9 @@
 package trust
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/tokengate/tokengate/introspect"
 )
@@ -57,7 +55,7 @@ func (r *Route) check(req *http.Request, token string) (*introspect.Claims, erro
 		}
 		return r.opaque.Check(req.Context(), token)
 	}
-	iss := unverifiedIssuer(token)
+	iss := introspect.UnverifiedIssuer(token)
 	if r.self != nil && iss == r.self.Issuer {
 		return r.self.Validate(token, r.selfAudiences...)
 	}
@@ -65,24 +63,6 @@ func (r *Route) check(req *http.Request, token string) (*introspect.Claims, erro
 		return i.Check(req.Context(), token)
 	}
 	return nil, &introspect.TokenError{Reason: introspect.ReasonIssuer, Description: "the token was issued by " + quote(iss) + ", which this resource does not trust"}
-}
-
-// unverifiedIssuer is a JWT's iss, read to pick the keys that will verify
-// it (nothing else is trusted before that).
-func unverifiedIssuer(token string) string {
-	parts := strings.SplitN(token, ".", 3)
-	if len(parts) != 3 {
-		return ""
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return ""
-	}
-	var c struct {
-		Issuer string `json:"iss"`
-	}
-	_ = json.Unmarshal(raw, &c)
-	return c.Issuer
 }
 
 func quote(s string) string {

@@ -314,8 +314,8 @@ func validateExchange(c *Client, bad func(field, value, format string, args ...a
 		}
 	}
 	for _, iss := range c.ExchangeFrom {
-		if iss != SelfIssuer {
-			return bad("exchange_from", iss, "exchange_from %s: only self (this issuer's tokens) is accepted so far", iss)
+		if iss != SelfIssuer && outbound.CheckURL(iss, true) != nil {
+			return bad("exchange_from", iss, "exchange_from %q must be self (this issuer) or a trusted issuer's identifier", iss)
 		}
 	}
 	return nil

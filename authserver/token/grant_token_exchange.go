@@ -4,6 +4,7 @@ package token
 // given, at a resource it may exchange into.
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -69,8 +70,9 @@ func (g tokenExchangeGrant) handle(req *tokenRequest) (*TokenResponse, *oauth.Er
 }
 
 // subjectToken checks a subject or actor token of one of the issuers the
-// client may present (so far tokengate's own access tokens): malformed,
-// expired, revoked or foreign is invalid_request (RFC 8693 §2.2.2).
+// client may present (exchange_from: tokengate's own, "self", and trusted
+// issuers), each as bearer_auth checks its tokens: malformed, expired,
+// revoked or another issuer's is invalid_request (RFC 8693 §2.2.2).
 func (g tokenExchangeGrant) subjectToken(req *tokenRequest, raw, typ, what string) (*introspect.Claims, *oauth.Error) {
 	switch {
 	case raw == "":
@@ -84,10 +86,31 @@ func (g tokenExchangeGrant) subjectToken(req *tokenRequest, raw, typ, what strin
 	if len(from) == 0 {
 		from = []string{client.SelfIssuer}
 	}
-	if !slices.Contains(from, client.SelfIssuer) {
-		return nil, oauth.ErrInvalidRequest("client %q may not present this issuer's tokens (exchange_from)", req.client.ID)
+	var c *introspect.Claims
+	var err error
+	iss := introspect.UnverifiedIssuer(raw)
+	switch {
+	case iss == g.s.cfg.Issuer && slices.Contains(from, client.SelfIssuer):
+		c, err = g.s.validator.Validate(raw, "")
+	case iss != "" && iss != g.s.cfg.Issuer && slices.Contains(from, iss) && g.s.issuers[iss] != nil:
+		c, err = g.s.issuers[iss].Check(req.storeContext(), raw)
+	case iss == "":
+		// An opaque token: the trusted issuers that introspect say.
+		err = errors.New("it is not one of the issuers the client may present")
+		for _, name := range from {
+			if i := g.s.issuers[name]; i != nil {
+				if c, err = i.Check(req.storeContext(), raw); err == nil {
+					break
+				}
+			}
+		}
+	default:
+		return nil, oauth.ErrInvalidRequest("the %s_token is from %q, not an issuer client %q may present (exchange_from)", what, iss, req.client.ID)
 	}
-	c, err := g.s.validator.Validate(raw, "")
+	var te *introspect.TokenError
+	if errors.As(err, &te) && (te.Reason == introspect.ReasonUnavailable || te.Reason == introspect.ReasonStale) {
+		return nil, oauth.ErrTemporarilyUnavailable("the %s_token cannot be checked right now: %s; retry shortly", what, te.Description)
+	}
 	if err != nil {
 		return nil, oauth.ErrInvalidRequest("the %s_token is not valid: %v", what, err)
 	}

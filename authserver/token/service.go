@@ -9,6 +9,7 @@
 package token
 
 import (
+	"context"
 	"sync/atomic"
 	"time"
 
@@ -87,6 +88,9 @@ type Collaborators struct {
 	People func(subject string) (store.OpenID, bool)
 	// Logouts hears of people and grants whose sessions end.
 	Logouts Logouts
+	// Issuers check other issuers' tokens a client may exchange
+	// (exchange_from), by issuer identifier.
+	Issuers map[string]SubjectIssuer
 	Audit   oauth.Audit
 	// Failures answers store and server failures, and logs them.
 	Failures oauth.Failures
@@ -119,6 +123,7 @@ type Service struct {
 	people      func(subject string) (store.OpenID, bool)
 	grantClaims claimsCache
 	logouts     Logouts
+	issuers     map[string]SubjectIssuer
 	grants      map[string]grantHandler
 	// offboarded are users removed from the configuration (see Offboard),
 	// set while requests may be served.
@@ -133,7 +138,7 @@ type Service struct {
 func New(cfg Config, st Stores, c Collaborators) *Service {
 	s := &Service{cfg: cfg, store: st, keys: c.Keys, clientAuth: c.Clients, uses: c.Uses, validator: c.Validator, revocations: c.Revocations,
 		resources: c.Resources, dpopNonces: c.Nonces, audit: c.Audit, failures: c.Failures, metrics: c.Metrics, log: c.Log,
-		issuerAudience: introspect.Audience{cfg.Issuer}, people: c.People, logouts: c.Logouts}
+		issuerAudience: introspect.Audience{cfg.Issuer}, people: c.People, logouts: c.Logouts, issuers: c.Issuers}
 	if s.logouts == nil {
 		s.logouts = noLogouts{}
 	}
@@ -150,6 +155,12 @@ func New(cfg Config, st Stores, c Collaborators) *Service {
 
 // Resources are the protected resources tokens may be asked for.
 func (s *Service) Resources() *Resources { return s.resources }
+
+// SubjectIssuer checks another issuer's token (a trusted issuer's, as
+// bearer_auth does): its claims, or why not.
+type SubjectIssuer interface {
+	Check(ctx context.Context, token string) (*introspect.Claims, error)
+}
 
 // Logouts hears of the people and grants whose browser sessions end for
 // their clients (OpenID Connect Back-Channel Logout): revoked, offboarded.
