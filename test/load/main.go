@@ -50,6 +50,7 @@ var (
 	profileDir  = flag.String("profile", "", "save a CPU profile of tokengate during each scenario into this folder")
 	grantGrowth = flag.Bool("grant-growth", false, "only measure what a grant takes after 1 and after 1,000 rotations, on the Redis at -redis-url and on a file store (a minute)")
 	redisLoad   = flag.Bool("redis", false, "also load the refresh grant on a Redis store")
+	exchanges   = flag.Bool("exchange", false, "instead of the full run, measure token exchange (RFC 8693) against client_credentials")
 	sessions    = flag.Bool("session", false, "instead of the full run, measure session_auth: a request with a fresh session against bearer_auth on the same route, and the sign-in round trip")
 	openID      = flag.Bool("openid", false, "instead of the full run, measure the OpenID Provider: the token endpoint with openid against without, userinfo against introspection")
 	compareRev  = flag.String("compare", "", "instead of the full run, load the token endpoint of this tree and of this git revision together, and print the ratio")
@@ -94,6 +95,12 @@ const caddyfile = `{
 			grant client_credentials
 			scope read
 			resource_server
+		}
+		# A client that exchanges tokens for the bearer_auth site (-exchange).
+		client orders {
+			secret orders-secret
+			grant token_exchange
+			exchange http://127.0.0.1:{{.Bearer}} read
 		}
 		# session_auth's client (-session).
 		client bff {
@@ -661,6 +668,11 @@ func main() {
 	}
 	if *sessions {
 		measureSessions(bin, string(hash), up)
+		report()
+		return
+	}
+	if *exchanges {
+		measureExchange(bin, string(hash), up)
 		report()
 		return
 	}
