@@ -95,6 +95,10 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //				id_token_alg RS256|ES256|EdDSA
 //				exchange <resource> <scope>...
 //				exchange_from self|<issuer>...
+//				federated <issuer> {
+//					subject <sub>
+//					audience <aud>
+//				}
 //			}
 //			user <username> <bcrypt hash> {
 //				name <name>
@@ -336,6 +340,27 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 			c.Exchange = append(c.Exchange, ExchangeConfig{Resource: args[0], Scope: strings.Join(args[1:], " ")})
 		case "exchange_from":
 			err = many(&c.ExchangeFrom)
+		case "federated":
+			f := new(FederatedConfig)
+			if err = one(&f.Issuer); err != nil {
+				return nil, err
+			}
+			for sub := d.Nesting(); d.NextBlock(sub); {
+				opt := d.Val()
+				var v string
+				if !d.Args(&v) || d.NextArg() {
+					return nil, d.Errf("client %s: federated: %s takes exactly one value", c.ID, opt)
+				}
+				switch opt {
+				case "subject":
+					f.Subject = v
+				case "audience":
+					f.Audience = v
+				default:
+					return nil, unknownOption(d, "client "+c.ID+": federated", opt, "subject", "audience")
+				}
+			}
+			c.Federated = f
 		case "skip_consent", "resource_server", "require_dpop":
 			if len(args) != 0 {
 				return nil, d.Errf("client %s: %s takes no value", c.ID, sub)
@@ -343,7 +368,7 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 			*map[string]*bool{"skip_consent": &c.SkipConsent, "resource_server": &c.ResourceServer, "require_dpop": &c.RequireDPoP}[sub] = true
 		default:
 			return nil, unknownOption(d, "client "+c.ID, sub, "name", "website", "secret_hash", "secret", "jwks_file", "jwks_uri", "redirect_uri", "grant",
-				"scope", "audience", "skip_consent", "resource_server", "require_dpop", "post_logout_redirect_uri", "backchannel_logout_uri", "id_token_alg", "exchange", "exchange_from")
+				"scope", "audience", "skip_consent", "resource_server", "require_dpop", "post_logout_redirect_uri", "backchannel_logout_uri", "id_token_alg", "exchange", "exchange_from", "federated")
 		}
 		if err != nil {
 			return nil, err

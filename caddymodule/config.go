@@ -73,6 +73,20 @@ type ClientConfig struct {
 	// ExchangeFrom are the issuers whose subject tokens it may present:
 	// self (default).
 	ExchangeFrom []string `json:"exchange_from,omitempty"`
+	// Federated authenticates it with a workload token of another issuer
+	// (a CI job's, a Kubernetes service account's) instead of a secret.
+	Federated *FederatedConfig `json:"federated,omitempty"`
+}
+
+// FederatedConfig is a client's workload identity.
+type FederatedConfig struct {
+	// Issuer signs the workload's tokens; its keys come from its OpenID
+	// discovery document.
+	Issuer string `json:"issuer"`
+	// Subject is the workload token's sub, exactly.
+	Subject string `json:"subject"`
+	// Audience must be among the token's aud. Default: the issuer.
+	Audience string `json:"audience,omitempty"`
 }
 
 // ExchangeConfig is one exchange line.
@@ -249,6 +263,9 @@ func (a *App) clients(repl *caddy.Replacer) ([]*client.Client, error) {
 			Scopes: append(strings.Fields(cc.Scope), cc.Scopes...), Audience: cc.Audience, SkipConsent: cc.SkipConsent, ResourceServer: cc.ResourceServer,
 			RequireDPoP: cc.RequireDPoP, PostLogoutRedirectURIs: cc.PostLogoutRedirectURIs, BackchannelLogoutURI: cc.BackchannelLogoutURI,
 			IDTokenAlg: cc.IDTokenAlg, ExchangeFrom: cc.ExchangeFrom}
+		if f := cc.Federated; f != nil {
+			c.Federated = &client.Federation{Issuer: f.Issuer, Subject: f.Subject, Audience: f.Audience}
+		}
 		for _, x := range cc.Exchange {
 			c.Exchange = append(c.Exchange, client.ExchangeTarget{Resource: x.Resource, Scopes: strings.Fields(x.Scope)})
 		}

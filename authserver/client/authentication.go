@@ -125,6 +125,8 @@ type Authenticator struct {
 	issuer, tokenEndpoint string
 	address               func(*http.Request) string
 	storeFailed           func(what string, err error) *oauth.Error
+	// federations check federated clients' workload tokens.
+	federations federations
 }
 
 // NewAuthenticator authenticates registry's clients: secrets through
@@ -135,7 +137,7 @@ type Authenticator struct {
 func NewAuthenticator(registry *Registry, secrets *Secrets, counters store.CounterStore, issuer, tokenEndpoint string,
 	address func(*http.Request) string, storeFailed func(what string, err error) *oauth.Error) *Authenticator {
 	return &Authenticator{registry: registry, secrets: secrets, counters: counters, issuer: issuer, tokenEndpoint: tokenEndpoint,
-		address: address, storeFailed: storeFailed}
+		address: address, storeFailed: storeFailed, federations: federations{fetch: registry.trusted}}
 }
 
 // Authenticate authenticates the client of a request whose form is read.
@@ -208,6 +210,13 @@ func (a *Authenticator) authenticateAssertion(ctx context.Context, cc credential
 		return nil, bad("client_assertion is not a JWT")
 	}
 	id, _ := unverified.Issuer()
+	if cc.id != "" && cc.id != id {
+		// Another issuer's token: a federated client's workload token.
+		c, _, err := a.registry.Lookup(ctx, cc.id)
+		if err == nil && c.Federated != nil && c.Federated.Issuer == id {
+			return a.authenticateFederated(ctx, c, cc.assertion)
+		}
+	}
 	if id == "" || (cc.id != "" && cc.id != id) {
 		return nil, bad("client_assertion's iss must be the client_id")
 	}

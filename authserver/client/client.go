@@ -29,6 +29,9 @@ type Client = store.Client
 // 8693), with the most scope there.
 type ExchangeTarget = store.ExchangeTarget
 
+// Federation is a federated client's workload identity.
+type Federation = store.Federation
+
 // Metadata is RFC 7591 §2's client metadata, as registered and as
 // answered (unknown members are ignored).
 type Metadata = store.ClientMetadata
@@ -123,8 +126,18 @@ func Validate(c *Client) error {
 	if c.Public && c.SecretHash != "" {
 		return bad("secret", "", "a public client has no secret")
 	}
-	if !c.Public && c.SecretHash == "" && len(c.JWKS) == 0 && c.JWKSURI == "" {
-		return bad("", "", "a confidential client needs a secret, or keys for private_key_jwt")
+	if !c.Public && c.SecretHash == "" && len(c.JWKS) == 0 && c.JWKSURI == "" && c.Federated == nil {
+		return bad("", "", "a confidential client needs a secret, keys for private_key_jwt, or a federated workload identity")
+	}
+	if f := c.Federated; f != nil {
+		switch {
+		case c.SecretHash != "" || len(c.JWKS) > 0 || c.JWKSURI != "":
+			return bad("federated", f.Issuer, "a federated client proves itself with its workload token: give it no secret or keys")
+		case outbound.CheckURL(f.Issuer, true) != nil:
+			return bad("federated", f.Issuer, "federated %q must be the workload issuer's URL (https, or http for loopback)", f.Issuer)
+		case f.Subject == "":
+			return bad("federated", f.Issuer, "federated %s needs the exact subject of the workload: subject <sub>", f.Issuer)
+		}
 	}
 	if len(c.JWKS) > 0 && c.JWKSURI != "" {
 		return bad("jwks_uri", c.JWKSURI, "give jwks_uri or jwks_file, not both")

@@ -734,6 +734,18 @@ type Client struct {
 	// ("self", the default: this issuer).
 	Exchange     []ExchangeTarget `json:"exchange,omitempty"`
 	ExchangeFrom []string         `json:"exchange_from,omitempty"`
+	// Federated makes the client authenticate with a workload token of
+	// another issuer (a CI job's, a Kubernetes service account's) instead
+	// of a secret.
+	Federated *Federation `json:"federated,omitempty"`
+}
+
+// Federation is a client's workload identity: tokens of Issuer whose sub
+// is Subject, for Audience (default: this issuer), authenticate it.
+type Federation struct {
+	Issuer   string `json:"issuer"`
+	Subject  string `json:"subject"`
+	Audience string `json:"audience,omitempty"`
 }
 
 // ExchangeTarget is a resource a client may exchange tokens into.
