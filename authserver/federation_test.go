@@ -1,11 +1,15 @@
 package authserver_test
 
 import (
+	"net/http"
 	"testing"
+	"time"
 
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/client"
+	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/internal/issuertest"
+	"github.com/tokengate/tokengate/login"
 )
 
 // A federated client authenticates with its workload's token (another
@@ -42,4 +46,73 @@ func TestFederatedClient(t *testing.T) {
 	forged := []string{"grant_type", "client_credentials", "client_id", "ci-deploy", "client_assertion_type", client.AssertionType,
 		"client_assertion", other.Token(t, "JWT", map[string]any{"iss": workloads.URL, "sub": sub, "aud": []string{issuer}, "jti": "run-5"})}
 	wantOAuthError(t, e.post("/oauth/token", set(forged...), nil), 401, "invalid_client")
+}
+
+// The jwt-bearer grant's two uses: a federated client's workload token as
+// the grant itself (client_id and the assertion, no other authentication),
+// and an enterprise IdP's identity assertion (ID-JAG) for one of its
+// people, recorded as a grant, used once.
+func TestJWTBearerGrant(t *testing.T) {
+	idp := issuertest.New(t)
+	corp, err := login.New(login.Config{Name: "corp", Issuer: idp.URL, ClientID: "tokengate", ClientSecret: "x", IDJAG: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const sub = "system:serviceaccount:ci:deployer"
+	e := newEnvWith(t, openStore(t), "ES256", func(c *authserver.Config) {
+		c.LoginProviders = []*login.Provider{corp}
+		c.Clients = append(c.Clients,
+			&client.Client{ID: "wif", Name: "Workload", GrantTypes: []string{client.GrantJWTBearer}, Scopes: []string{"deploy"},
+				Federated: &client.Federation{Issuer: idp.URL, Subject: sub}},
+			&client.Client{ID: "mcp-agent", Name: "Agent", SecretHash: client.HashSecretSHA256("agent-secret"), GrantTypes: []string{client.GrantJWTBearer},
+				Scopes: []string{"read", "write"}})
+	})
+	const jwtBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	// The workload's own token as the grant.
+	m := decode(t, e.post("/oauth/token", set("grant_type", jwtBearer, "client_id", "wif",
+		"assertion", idp.Token(t, "JWT", map[string]any{"sub": sub, "aud": []string{issuer}, "jti": "w-1"})), nil))
+	if c, err := e.validator.Validate(m["access_token"].(string), ""); err != nil || c.Subject != "wif" || c.Scope != "deploy" {
+		t.Fatalf("the workload's grant: %v %v", m, err)
+	}
+	wantOAuthError(t, e.post("/oauth/token", set("grant_type", jwtBearer, "client_id", "wif",
+		"assertion", idp.Token(t, "JWT", map[string]any{"sub": "another", "aud": []string{issuer}, "jti": "w-2"})), nil), 400, "invalid_grant")
+
+	// An ID-JAG for alice, for the agent.
+	now := time.Now()
+	jag := func(claims map[string]any) string {
+		base := map[string]any{"sub": "alice", "aud": []string{issuer}, "client_id": "mcp-agent", "scope": "read", "jti": "j-" + oauthRandom(t),
+			"iat": now.Unix(), "exp": now.Add(2 * time.Minute).Unix()}
+		for k, v := range claims {
+			base[k] = v
+		}
+		return idp.Token(t, "oauth-id-jag+jwt", base)
+	}
+	good := jag(nil)
+	grant := func(assertion string, kv ...string) *http.Response {
+		return e.post("/oauth/token", set(append([]string{"grant_type", jwtBearer, "assertion", assertion}, kv...)...), []string{"mcp-agent", "agent-secret"})
+	}
+	m = decode(t, grant(good))
+	at, _ := m["access_token"].(string)
+	c, err := e.validator.Validate(at, "")
+	if err != nil || c.Subject != "corp:alice" || c.Scope != "read" || c.ClientID != "mcp-agent" || m["refresh_token"] != nil {
+		t.Fatalf("the ID-JAG's token: %v %+v %v", m, c, err)
+	}
+	grants, err := e.srv.Admin().Grants(t.Context(), store.GrantQuery{Subject: "corp:alice"})
+	if err != nil || len(grants) != 1 || grants[0].Login != "corp" {
+		t.Fatalf("the grant recorded: %+v %v", grants, err)
+	}
+	for name, c := range map[string]struct {
+		assertion string
+		kv        []string
+		code      string
+	}{
+		"used before":            {good, nil, "invalid_grant"},
+		"another client's":       {jag(map[string]any{"client_id": "someone-else"}), nil, "invalid_grant"},
+		"for another issuer":     {jag(map[string]any{"aud": []string{"https://other.example.com"}}), nil, "invalid_grant"},
+		"living too long":        {jag(map[string]any{"exp": now.Add(time.Hour).Unix()}), nil, "invalid_grant"},
+		"an ID token, not a JAG": {idp.Token(t, "JWT", map[string]any{"sub": "alice", "aud": []string{issuer}, "client_id": "mcp-agent"}), nil, "invalid_grant"},
+		"a scope not granted":    {jag(nil), []string{"scope", "write"}, "invalid_scope"},
+	} {
+		t.Run(name, func(t *testing.T) { wantOAuthError(t, grant(c.assertion, c.kv...), 400, c.code) })
+	}
 }

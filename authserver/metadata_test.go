@@ -29,7 +29,7 @@ func TestMetadata(t *testing.T) {
 	if m.Issuer != issuer || m.TokenEndpoint != issuer+"/oauth/token" || m.JWKSURI != issuer+"/oauth/jwks" {
 		t.Fatalf("metadata %+v", m)
 	}
-	if strings.Join(m.GrantTypesSupported, " ") != "authorization_code client_credentials refresh_token urn:ietf:params:oauth:grant-type:device_code urn:ietf:params:oauth:grant-type:token-exchange" ||
+	if strings.Join(m.GrantTypesSupported, " ") != "authorization_code client_credentials refresh_token urn:ietf:params:oauth:grant-type:device_code urn:ietf:params:oauth:grant-type:jwt-bearer urn:ietf:params:oauth:grant-type:token-exchange" ||
 		m.DeviceAuthorizationEndpoint != issuer+"/oauth/device" {
 		t.Fatalf("grant_types_supported %v", m.GrantTypesSupported)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/tokengate/tokengate/authserver/token"
 	"github.com/tokengate/tokengate/authserver/web"
 	"github.com/tokengate/tokengate/dpop"
+	"github.com/tokengate/tokengate/introspect"
 	"github.com/tokengate/tokengate/login"
 	"github.com/tokengate/tokengate/outbound"
 )
@@ -480,6 +481,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		People:      people.Identity,
 		Logouts:     s.logout,
 		Issuers:     cfg.ExchangeIssuers,
+		IDJAG:       idJAGVerifier(cfg.Issuer, cfg.LoginProviders),
 		Audit:       s.audit,
 		Failures:    s.obs.failures,
 		Metrics:     metrics,
@@ -588,3 +590,31 @@ func (s *Server) AddResource(resource, name string, scopes []string) error {
 func (s *Server) DPoPNonces() *dpop.Nonces { return s.tokens.DPoPNonces() }
 
 func (s *Server) endpointURL(path string) string { return s.cfg.Issuer + path }
+
+// idJAGVerifier verifies identity assertions (ID-JAG) of the login
+// providers that accept them, picking the provider by the assertion's iss;
+// nil when none does.
+func idJAGVerifier(issuer string, providers []*login.Provider) token.IDJAGVerifier {
+	by := map[string]*login.Provider{}
+	for _, p := range providers {
+		if p.AcceptsIDJAG() {
+			by[p.Issuer()] = p
+		}
+	}
+	if len(by) == 0 {
+		return nil
+	}
+	return func(ctx context.Context, raw, clientID string) (*token.Assertion, error) {
+		iss := introspect.UnverifiedIssuer(raw)
+		p := by[iss]
+		if p == nil {
+			return nil, fmt.Errorf("its issuer %q is no login provider with id_jag", iss)
+		}
+		a, err := p.VerifyIDJAG(ctx, raw, clientID, issuer)
+		if err != nil {
+			return nil, err
+		}
+		return &token.Assertion{Subject: p.Name() + ":" + a.Identity.Username, Login: p.Name(), Scope: a.Scope, Resource: a.Resource,
+			ID: a.ID, ExpiresAt: a.ExpiresAt}, nil
+	}
+}

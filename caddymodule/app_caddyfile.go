@@ -118,6 +118,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //				id_claim <claim>
 //				allow_domain <domain>...
 //				allow_claim <claim> <value>...
+//				id_jag
 //			}
 //			trust <issuer> {
 //				audience <aud>...
@@ -478,8 +479,13 @@ func parseLoginProvider(d *caddyfile.Dispenser) (LoginProviderConfig, error) {
 				return lp, d.Errf("login_provider %s: allow_claim takes a claim and the values it may hold: allow_claim groups engineering", lp.Name)
 			}
 			lp.AllowClaims = append(lp.AllowClaims, AllowClaim{Claim: args[0], Values: args[1:]})
+		case "id_jag":
+			if len(args) != 0 {
+				return lp, d.Errf("login_provider %s: id_jag takes no value", lp.Name)
+			}
+			lp.IDJAG = true
 		default:
-			return lp, d.Errf("login_provider %s: unknown option %q (expected name, issuer, client_id, client_secret, scope, username, allow_domain, allow_claim, or for plain OAuth 2.0 authorization_url, token_url, userinfo_url, id_claim, username_claim)", lp.Name, sub)
+			return lp, d.Errf("login_provider %s: unknown option %q (expected name, issuer, client_id, client_secret, scope, username, allow_domain, allow_claim, id_jag, or for plain OAuth 2.0 authorization_url, token_url, userinfo_url, id_claim, username_claim)", lp.Name, sub)
 		}
 	}
 	// login's own rules, with the line of the block; the issuer, and

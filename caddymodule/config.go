@@ -156,6 +156,9 @@ type LoginProviderConfig struct {
 	// AllowClaims admits only people whose claim (key) holds one of the
 	// values; every entry must hold.
 	AllowClaims []AllowClaim `json:"allow_claims,omitempty"`
+	// IDJAG accepts its Identity Assertion JWT Authorization Grants
+	// (enterprise-managed authorization) at the token endpoint.
+	IDJAG bool `json:"id_jag,omitempty"`
 }
 
 // AllowClaim is one allow_claim line.
@@ -169,7 +172,7 @@ type AllowClaim struct {
 func (lp *LoginProviderConfig) loginConfig(secret, redirectURI string) login.Config {
 	cfg := login.Config{Name: lp.Name, DisplayName: lp.DisplayName, Issuer: lp.Issuer, AuthorizationURL: lp.AuthorizationURL,
 		TokenURL: lp.TokenURL, UserinfoURL: lp.UserinfoURL, ClientID: lp.ClientID, ClientSecret: secret, Scopes: strings.Fields(lp.Scope),
-		UsernameClaim: lp.UsernameClaim, IDClaim: lp.IDClaim, AllowDomains: lp.AllowDomains, RedirectURI: redirectURI}
+		UsernameClaim: lp.UsernameClaim, IDClaim: lp.IDClaim, AllowDomains: lp.AllowDomains, RedirectURI: redirectURI, IDJAG: lp.IDJAG}
 	for _, c := range lp.AllowClaims {
 		cfg.AllowClaims = append(cfg.AllowClaims, login.ClaimRule{Claim: c.Claim, Values: c.Values})
 	}

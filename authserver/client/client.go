@@ -59,6 +59,7 @@ const (
 	GrantRefreshToken      = "refresh_token"
 	GrantDeviceCode        = "urn:ietf:params:oauth:grant-type:device_code"
 	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
+	GrantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 )
 
 // GrantNames maps the short names used in configuration and the admin API
@@ -73,6 +74,8 @@ var GrantNames = map[string]string{
 	GrantDeviceCode:      GrantDeviceCode,
 	"token_exchange":     GrantTokenExchange,
 	GrantTokenExchange:   GrantTokenExchange,
+	"jwt_bearer":         GrantJWTBearer,
+	GrantJWTBearer:       GrantJWTBearer,
 }
 
 // grantList is the short names for people: "a, b, c or d".

@@ -90,3 +90,24 @@ func (a *Authenticator) authenticateFederated(ctx context.Context, c *Client, as
 	}
 	return c, nil
 }
+
+// AuthenticateWorkload authenticates a federated client by its workload
+// token presented as a jwt-bearer grant's assertion, with client_id and no
+// other authentication (MCP's wif-jwt-bearer): refusals are invalid_grant,
+// as the assertion is the grant.
+func (a *Authenticator) AuthenticateWorkload(ctx context.Context, clientID, assertion string) (*Client, *oauth.Error) {
+	c, _, err := a.registry.Lookup(ctx, clientID)
+	if err != nil || c.Federated == nil {
+		return nil, oauth.ErrInvalidClient("client %q is not a federated client: authenticate it with its credentials", clientID)
+	}
+	if assertion == "" {
+		return nil, oauth.ErrInvalidRequest("assertion is missing: the workload token")
+	}
+	if _, e := a.authenticateFederated(ctx, c, assertion); e != nil {
+		if e.Code == "invalid_client" {
+			return nil, oauth.ErrInvalidGrant("%s", e.Description)
+		}
+		return nil, e
+	}
+	return c, nil
+}

@@ -98,7 +98,12 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) (*TokenResponse,
 	if !ok {
 		return nil, nil, oauth.ErrUnsupportedGrantType("grant_type %q is not supported; this server offers %s", grant, strings.Join(s.GrantTypes(), ", "))
 	}
-	cl, e := s.clientAuth.Authenticate(r, form)
+	var cl *client.Client
+	if workloadGrant(r, form, grant) {
+		cl, e = s.clientAuth.AuthenticateWorkload(r.Context(), form.Get("client_id"), form.Get("assertion"))
+	} else {
+		cl, e = s.clientAuth.Authenticate(r, form)
+	}
 	if e != nil {
 		return nil, nil, e
 	}

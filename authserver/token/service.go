@@ -91,7 +91,10 @@ type Collaborators struct {
 	// Issuers check other issuers' tokens a client may exchange
 	// (exchange_from), by issuer identifier.
 	Issuers map[string]SubjectIssuer
-	Audit   oauth.Audit
+	// IDJAG verifies login providers' identity assertions (id_jag); nil:
+	// none are accepted.
+	IDJAG IDJAGVerifier
+	Audit oauth.Audit
 	// Failures answers store and server failures, and logs them.
 	Failures oauth.Failures
 	Metrics  Metrics
@@ -124,6 +127,7 @@ type Service struct {
 	grantClaims claimsCache
 	logouts     Logouts
 	issuers     map[string]SubjectIssuer
+	idJAG       IDJAGVerifier
 	grants      map[string]grantHandler
 	// offboarded are users removed from the configuration (see Offboard),
 	// set while requests may be served.
@@ -138,7 +142,7 @@ type Service struct {
 func New(cfg Config, st Stores, c Collaborators) *Service {
 	s := &Service{cfg: cfg, store: st, keys: c.Keys, clientAuth: c.Clients, uses: c.Uses, validator: c.Validator, revocations: c.Revocations,
 		resources: c.Resources, dpopNonces: c.Nonces, audit: c.Audit, failures: c.Failures, metrics: c.Metrics, log: c.Log,
-		issuerAudience: introspect.Audience{cfg.Issuer}, people: c.People, logouts: c.Logouts, issuers: c.Issuers}
+		issuerAudience: introspect.Audience{cfg.Issuer}, people: c.People, logouts: c.Logouts, issuers: c.Issuers, idJAG: c.IDJAG}
 	if s.logouts == nil {
 		s.logouts = noLogouts{}
 	}
@@ -149,6 +153,7 @@ func New(cfg Config, st Stores, c Collaborators) *Service {
 		client.GrantRefreshToken:      refreshTokenGrant{s},
 		client.GrantDeviceCode:        deviceCodeGrant{s},
 		client.GrantTokenExchange:     tokenExchangeGrant{s},
+		client.GrantJWTBearer:         jwtBearerGrant{s},
 	}
 	return s
 }

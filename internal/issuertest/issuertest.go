@@ -21,7 +21,8 @@ import (
 	"github.com/tokengate/tokengate/internal/keytest"
 )
 
-// Issuer is another authorization server: discovery, a JWK Set it can
+// Issuer is another authorization server (or an identity provider, a
+// workload issuer): discovery, a JWK Set it can
 // rotate, and an introspection endpoint (client gateway / gw-secret),
 // each counting its requests; Down makes it answer 502 to everything.
 type Issuer struct {
@@ -48,7 +49,8 @@ func New(t testing.TB) *Issuer {
 		w.Header().Set("Content-Type", "application/json")
 		switch r.URL.Path {
 		case "/.well-known/openid-configuration":
-			fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":%q,"introspection_endpoint":%q}`, f.URL, f.URL+"/jwks", f.URL+"/introspect")
+			fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":%q,"introspection_endpoint":%q,"authorization_endpoint":%q,"token_endpoint":%q}`,
+				f.URL, f.URL+"/jwks", f.URL+"/introspect", f.URL+"/authorize", f.URL+"/token")
 		case "/jwks":
 			f.KeyLoads.Add(1)
 			w.Header().Set("Cache-Control", "max-age=3600")
