@@ -65,6 +65,20 @@ func clientCommand() *cobra.Command {
 			reg.PostLogoutRedirectURIs, _ = f.GetStringArray("post-logout-redirect-uri")
 			reg.BackchannelLogoutURI, _ = f.GetString("backchannel-logout-uri")
 			reg.IDTokenAlg, _ = f.GetString("id-token-alg")
+			exchanges, _ := f.GetStringArray("exchange")
+			for _, x := range exchanges {
+				fields := strings.Fields(x)
+				if len(fields) < 2 {
+					return fmt.Errorf("--exchange %q: give the resource and the most scope there, as \"https://api.example.com read\"", x)
+				}
+				reg.Exchange = append(reg.Exchange, client.ExchangeTarget{Resource: fields[0], Scopes: fields[1:]})
+			}
+			reg.ExchangeFrom, _ = f.GetStringArray("exchange-from")
+			if iss, _ := f.GetString("federated-issuer"); iss != "" {
+				sub, _ := f.GetString("federated-subject")
+				aud, _ := f.GetString("federated-audience")
+				reg.Federated = &client.Federation{Issuer: iss, Subject: sub, Audience: aud}
+			}
 			return call(cmd, http.MethodPost, "/oauth2/clients", reg, printClients)
 		},
 	}
@@ -81,6 +95,11 @@ func clientCommand() *cobra.Command {
 	create.Flags().StringArray("post-logout-redirect-uri", nil, "where OpenID Connect logout may send people back (repeatable)")
 	create.Flags().String("backchannel-logout-uri", "", "where it is told that a session it got an ID token in ended")
 	create.Flags().String("id-token-alg", "", "its ID tokens' algorithm, one the issuer signs with (default RS256)")
+	create.Flags().StringArray("exchange", nil, `a resource it may exchange tokens into, and the most scope there: "https://api.example.com read" (repeatable; grant token_exchange)`)
+	create.Flags().StringArray("exchange-from", nil, "an issuer whose tokens it may exchange: self, or a trusted issuer (repeatable)")
+	create.Flags().String("federated-issuer", "", "a workload issuer whose tokens authenticate it instead of a secret")
+	create.Flags().String("federated-subject", "", "the workload token's exact sub (with --federated-issuer)")
+	create.Flags().String("federated-audience", "", "the audience the workload token must carry (default: the issuer)")
 	_ = create.MarkFlagRequired("name")
 
 	list := &cobra.Command{Use: "list", Short: "List clients (configured ones are read-only)", Args: cobra.NoArgs,

@@ -144,3 +144,44 @@ func TestTokenExchangeConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// The CLI (through the admin API) registers a client that exchanges
+// tokens, which then does, and a federated one, which gets no secret.
+func TestDelegationClientsFromCLI(t *testing.T) {
+	up := newUpstream(t)
+	g := newGateway(t, Ports{Upstream: up.Addr()})
+	g.start(exchangeCaddyfile)
+	var ex struct {
+		ID       string `json:"client_id"`
+		Secret   string `json:"client_secret"`
+		Exchange []struct {
+			Resource string   `json:"resource"`
+			Scopes   []string `json:"scopes"`
+		} `json:"exchange"`
+	}
+	g.cliJSON(t, &ex, "client", "create", "--name", "Reports", "--grant", "token_exchange", "--exchange", g.APIURL()+" read")
+	if ex.ID == "" || ex.Secret == "" || len(ex.Exchange) != 1 || ex.Exchange[0].Resource != g.APIURL() {
+		t.Fatalf("the exchanging client: %+v", ex)
+	}
+	subject, err := ccToken(t, g, "svc", "svc-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.PostForm(g.AuthURL()+"/oauth/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"},
+		"client_id": {ex.ID}, "client_secret": {ex.Secret}, "subject_token": {subject},
+		"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}, "resource": {g.APIURL()}})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the registered client's exchange: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	var fed struct {
+		ID        string `json:"client_id"`
+		Secret    string `json:"client_secret"`
+		Federated struct{ Issuer, Subject string }
+	}
+	g.cliJSON(t, &fed, "client", "create", "--name", "CI deploy", "--grant", "client_credentials", "--scope", "read",
+		"--federated-issuer", "https://token.actions.githubusercontent.com", "--federated-subject", "repo:acme/app:ref:refs/heads/main")
+	if fed.ID == "" || fed.Secret != "" || fed.Federated.Subject != "repo:acme/app:ref:refs/heads/main" {
+		t.Fatalf("the federated client: %+v", fed)
+	}
+}

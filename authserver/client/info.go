@@ -35,11 +35,16 @@ type Info struct {
 	ResourceServer bool     `json:"resource_server,omitempty"`
 	RequireDPoP    bool     `json:"require_dpop,omitempty"`
 	// OpenID Connect (see Client).
-	PostLogoutRedirectURIs           []string  `json:"post_logout_redirect_uris,omitempty"`
-	BackchannelLogoutURI             string    `json:"backchannel_logout_uri,omitempty"`
-	BackchannelLogoutSessionRequired bool      `json:"backchannel_logout_session_required,omitempty"`
-	IDTokenAlg                       string    `json:"id_token_alg,omitempty"`
-	CreatedAt                        time.Time `json:"created_at,omitzero"`
+	PostLogoutRedirectURIs           []string `json:"post_logout_redirect_uris,omitempty"`
+	BackchannelLogoutURI             string   `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool     `json:"backchannel_logout_session_required,omitempty"`
+	IDTokenAlg                       string   `json:"id_token_alg,omitempty"`
+	// Delegation (see Client): the resources it may exchange tokens
+	// into, whose tokens it may exchange, and its workload identity.
+	Exchange     []ExchangeTarget `json:"exchange,omitempty"`
+	ExchangeFrom []string         `json:"exchange_from,omitempty"`
+	Federated    *Federation      `json:"federated,omitempty"`
+	CreatedAt    time.Time        `json:"created_at,omitzero"`
 	// Source is "config" (read-only), "registered" (by an administrator)
 	// or "dynamic" (the client registered itself, RFC 7591).
 	Source string `json:"source,omitempty"`
@@ -56,7 +61,8 @@ func InfoOf(c *Client, source string) *Info {
 	ci := &Info{ID: c.ID, Name: c.Name, Website: c.Website, RedirectURIs: c.RedirectURIs, Scope: strings.Join(c.Scopes, " "),
 		Audience: c.Audience, Public: c.Public, SkipConsent: c.SkipConsent, ResourceServer: c.ResourceServer, RequireDPoP: c.RequireDPoP, CreatedAt: c.CreatedAt, Source: source,
 		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, BackchannelLogoutURI: c.BackchannelLogoutURI,
-		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired, IDTokenAlg: c.IDTokenAlg}
+		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired, IDTokenAlg: c.IDTokenAlg,
+		Exchange: c.Exchange, ExchangeFrom: c.ExchangeFrom, Federated: c.Federated}
 	for _, g := range c.GrantTypes {
 		ci.GrantTypes = append(ci.GrantTypes, ShortGrantName(g))
 	}
@@ -77,7 +83,8 @@ func (i *Info) NewClient(id string) (c *Client, secret string, e *oauth.Error) {
 		Scopes: strings.Fields(i.Scope), Audience: i.Audience, Public: i.Public, SkipConsent: i.SkipConsent,
 		ResourceServer: i.ResourceServer, RequireDPoP: i.RequireDPoP, CreatedAt: time.Now().UTC(),
 		PostLogoutRedirectURIs: i.PostLogoutRedirectURIs, BackchannelLogoutURI: i.BackchannelLogoutURI,
-		BackchannelLogoutSessionRequired: i.BackchannelLogoutSessionRequired, IDTokenAlg: i.IDTokenAlg}
+		BackchannelLogoutSessionRequired: i.BackchannelLogoutSessionRequired, IDTokenAlg: i.IDTokenAlg,
+		Exchange: i.Exchange, ExchangeFrom: i.ExchangeFrom, Federated: i.Federated}
 	if i.Website != "" {
 		if err := ValidateWebsite(i.Website); err != nil {
 			return nil, "", oauth.ErrInvalidRequest("website: %v", err)
@@ -92,7 +99,7 @@ func (i *Info) NewClient(id string) (c *Client, secret string, e *oauth.Error) {
 			c.GrantTypes = append(c.GrantTypes, gt)
 		}
 	}
-	if !c.Public {
+	if !c.Public && c.Federated == nil {
 		secret, c.SecretHash = NewSecret()
 	}
 	if err := Validate(c); err != nil {
