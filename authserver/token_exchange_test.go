@@ -2,11 +2,15 @@ package authserver_test
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/client"
+	"github.com/tokengate/tokengate/internal/dpoptest"
 	"github.com/tokengate/tokengate/introspect"
 )
 
@@ -105,4 +109,42 @@ func TestTokenExchangeFollowsTheSubjectsGrant(t *testing.T) {
 	}
 	wantOAuthError(t, e.tokenExchange("subject_token", tok["access_token"].(string), "subject_token_type", typeAccessToken, "resource", inventory),
 		400, "invalid_request")
+}
+
+// A DPoP-bound subject token is exchanged only with a proof of its key;
+// the exchanged token is then bound to it too.
+func TestTokenExchangeOfABoundToken(t *testing.T) {
+	e := exchangeEnv(t)
+	key := dpoptest.New(t, jwa.ES256())
+	status, m := e.dpopToken(t, "svc", "s3cret", key.Proof(t, "POST", issuer+"/oauth/token", ""))
+	bound, _ := m["access_token"].(string)
+	if status != 200 || m["token_type"] != "DPoP" {
+		t.Fatalf("the bound subject token: %d %v", status, m)
+	}
+	exchange := func(proof string) (int, map[string]any) {
+		req := httptest.NewRequest("POST", "/oauth/token", strings.NewReader(set("grant_type", grantTokenExchange, "subject_token", bound,
+			"subject_token_type", typeAccessToken, "resource", inventory).Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("orders", "orders-secret")
+		if proof != "" {
+			req.Header.Set("DPoP", proof)
+		}
+		w := httptest.NewRecorder()
+		e.srv.Handler("/oauth/token").ServeHTTP(w, req)
+		return w.Code, decode(t, w.Result())
+	}
+	if status, m := exchange(""); status != 400 || m["error"] != "invalid_request" {
+		t.Fatalf("without its proof: %d %v", status, m)
+	}
+	other := dpoptest.New(t, jwa.ES256())
+	if status, m := exchange(other.Proof(t, "POST", issuer+"/oauth/token", "")); status != 400 || m["error"] != "invalid_request" {
+		t.Fatalf("with another key's proof: %d %v", status, m)
+	}
+	status, m = exchange(key.Proof(t, "POST", issuer+"/oauth/token", ""))
+	if status != 200 || m["token_type"] != "DPoP" {
+		t.Fatalf("with its proof: %d %v", status, m)
+	}
+	if c, err := e.validator.Validate(m["access_token"].(string), inventory); err != nil || c.Confirmation == nil || c.Confirmation.JKT != key.JKT() {
+		t.Fatalf("the exchanged token's binding: %+v %v", c, err)
+	}
 }
