@@ -548,3 +548,11 @@ func TestSessionGuideWalkthrough(t *testing.T) {
 		t.Fatalf("signing out at tokengate: %+v %v", res, err)
 	}
 }
+
+// The token exchange guide's walk-through works verbatim on
+// examples/exchange.Caddyfile.
+func TestTokenExchangeGuideWalkthrough(t *testing.T) {
+	w := guideWalkthrough(t, "docs/guides/token-exchange.md", "walkthrough-exchange", 3, "127.0.0.1:8180", "127.0.0.1:8181", "127.0.0.1:2031")
+	runExample(t, "../examples/exchange.Caddyfile", "127.0.0.1:8181")
+	w.run(t, t.TempDir(), nil, 0, len(w.scripts))
+}
