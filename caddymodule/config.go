@@ -309,7 +309,7 @@ func (a *App) clients(repl *caddy.Replacer) ([]*client.Client, error) {
 				}
 			}
 			c.SecretHash = client.HashSecretSHA256(secret)
-		case cc.JWKSFile == "" && cc.JWKSURI == "":
+		case cc.JWKSFile == "" && cc.JWKSURI == "" && cc.Federated == nil:
 			c.Public = true
 		}
 		out = append(out, c)

@@ -2,12 +2,15 @@ package test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tokengate/tokengate/internal/issuertest"
 	"github.com/tokengate/tokengate/internal/nodetest"
 )
 
@@ -183,5 +186,89 @@ func TestDelegationClientsFromCLI(t *testing.T) {
 		"--federated-issuer", "https://token.actions.githubusercontent.com", "--federated-subject", "repo:acme/app:ref:refs/heads/main")
 	if fed.ID == "" || fed.Secret != "" || fed.Federated.Subject != "repo:acme/app:ref:refs/heads/main" {
 		t.Fatalf("the federated client: %+v", fed)
+	}
+}
+
+// delegationCaddyfile has a federated client of a workload issuer and an
+// agent that takes a login provider's identity assertions; WORKLOADS is
+// the test's issuer (it plays the CI's OIDC issuer and the enterprise IdP).
+const delegationCaddyfile = `{
+	admin 127.0.0.1:{{.Admin}}
+	persist_config off
+	oauth2 {
+		issuer {{.Issuer}}
+		{{.Store}}
+		login_provider corp {
+			issuer WORKLOADS
+			client_id tokengate
+			client_secret corp-secret
+			id_jag
+		}
+		client ci-deploy {
+			federated WORKLOADS {
+				subject repo:acme/app:ref:refs/heads/main
+			}
+			grant client_credentials jwt_bearer
+			scope deploy
+		}
+		client mcp-agent {
+			secret agent-secret
+			grant jwt_bearer
+			scope read
+		}
+	}
+}
+
+http://127.0.0.1:{{.Auth}} {
+	oauth2_server
+}
+`
+
+// Workload identity and enterprise-managed authorization through the
+// real binary: the CI job's token as client authentication and as the
+// grant, and the IdP's identity assertion for a person.
+func TestDelegationGrantsThroughTheBinary(t *testing.T) {
+	idp := issuertest.New(t)
+	g := newGateway(t, Ports{Upstream: "127.0.0.1:9"})
+	g.start(strings.ReplaceAll(delegationCaddyfile, "WORKLOADS", idp.URL))
+	post := func(form url.Values, user, pass string) map[string]any {
+		req, _ := http.NewRequest("POST", g.AuthURL()+"/oauth/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return m
+	}
+	ci := func(jti string) string {
+		return idp.Token(t, "JWT", map[string]any{"sub": "repo:acme/app:ref:refs/heads/main", "aud": []string{g.Ports.Issuer}, "jti": jti})
+	}
+	for name, form := range map[string]url.Values{
+		"client_assertion": {"grant_type": {"client_credentials"}, "client_id": {"ci-deploy"}, "client_assertion": {ci("run-1")},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}},
+		"jwt-bearer grant": {"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "client_id": {"ci-deploy"}, "assertion": {ci("run-2")}},
+	} {
+		m := post(form, "", "")
+		c, err := decodeClaims(fmt.Sprint(m["access_token"]))
+		if err != nil || c["sub"] != "ci-deploy" || c["scope"] != "deploy" {
+			t.Fatalf("the workload, by %s: %v", name, m)
+		}
+	}
+	now := time.Now()
+	jag := idp.Token(t, "oauth-id-jag+jwt", map[string]any{"sub": "alice", "aud": []string{g.Ports.Issuer}, "client_id": "mcp-agent",
+		"scope": "read", "jti": "jag-1", "iat": now.Unix(), "exp": now.Add(2 * time.Minute).Unix()})
+	form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {jag}}
+	m := post(form, "mcp-agent", "agent-secret")
+	if c, err := decodeClaims(fmt.Sprint(m["access_token"])); err != nil || c["sub"] != "corp:alice" || c["client_id"] != "mcp-agent" {
+		t.Fatalf("the agent's grant: %v", m)
+	}
+	if m := post(form, "mcp-agent", "agent-secret"); m["error"] != "invalid_grant" {
+		t.Fatalf("the assertion again: %v", m)
 	}
 }
