@@ -8,7 +8,6 @@ package sessionauth
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -22,6 +21,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/login"
 )
@@ -101,7 +101,7 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 		h.failed(w, r, err)
 		return
 	}
-	ls := loginState{State: random(16), Nonce: random(16), Verifier: random(32), ReturnTo: sameSitePath(returnTo), Expires: time.Now().Add(loginTTL).Unix()}
+	ls := loginState{State: oauth.RandomToken(16), Nonce: oauth.RandomToken(16), Verifier: oauth.RandomToken(32), ReturnTo: sameSitePath(returnTo), Expires: time.Now().Add(loginTTL).Unix()}
 	sum := sha256.Sum256([]byte(ls.Verifier))
 	target, err := h.cfg.Provider.AuthCodeURLTo(r.Context(), origin(r)+PathCallback, ls.State, ls.Nonce, base64.RawURLEncoding.EncodeToString(sum[:]))
 	if err == nil && h.cfg.Resource != "" {
@@ -359,7 +359,7 @@ func (h *Handler) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Used once (§2.6: a replayed one is refused), on every instance.
-	n, _, err := h.store.Incr(r.Context(), "logout_token:"+sessionHash(lt.ID), time.Until(lt.ExpiresAt)+time.Minute)
+	n, _, err := h.store.Incr(r.Context(), "logout_token:"+oauth.HashToken(lt.ID), time.Until(lt.ExpiresAt)+time.Minute)
 	if err != nil {
 		h.log.Error("session_auth: recording a logout token's use", zap.Error(err))
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
@@ -502,13 +502,6 @@ func mac(key []byte, payload string) string {
 	m.Write([]byte("tokengate session_auth login\x00"))
 	m.Write([]byte(payload))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-// random is n random bytes, base64url.
-func random(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -14,9 +14,6 @@ package sessionauth
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,6 +24,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/introspect"
 	"github.com/tokengate/tokengate/login"
@@ -143,18 +141,11 @@ type Session struct {
 
 // newSessionID draws a session's 256-bit random ID (the cookie's value)
 // and the hash the store knows it by.
+// The store keys a session by the cookie's hash: the cookie's value is a
+// bearer credential, never stored.
 func newSessionID() (cookie, id string) {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	cookie = base64.RawURLEncoding.EncodeToString(b)
-	return cookie, sessionHash(cookie)
-}
-
-// sessionHash is what the store keys a session by: the cookie's value is
-// a bearer credential, never stored.
-func sessionHash(cookie string) string {
-	sum := sha256.Sum256([]byte(cookie))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
+	cookie = oauth.RandomToken(32)
+	return cookie, oauth.HashToken(cookie)
 }
 
 // revocationValue is how an ended session is named in the revocation
@@ -267,7 +258,7 @@ func (h *Handler) current(r *http.Request) (*store.EdgeSession, *introspect.Clai
 	if err != nil || c.Value == "" || len(c.Value) > 100 {
 		return nil, nil, nil
 	}
-	id := sessionHash(c.Value)
+	id := oauth.HashToken(c.Value)
 	now := time.Now()
 	e, ok := h.cache.get(id, now)
 	if !ok {
