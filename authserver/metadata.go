@@ -61,23 +61,35 @@ func (s *Server) Metadata() *Metadata {
 		m.ClientIDMetadataDocumentSupported = s.clients.AcceptsDocuments()
 	}
 	for _, c := range s.cfg.Clients {
-		for _, sc := range c.Scopes {
-			if !slices.Contains(m.ScopesSupported, sc) {
-				m.ScopesSupported = append(m.ScopesSupported, sc)
-			}
-		}
+		m.ScopesSupported = appendMissing(m.ScopesSupported, c.Scopes...)
 	}
 	slices.Sort(m.ScopesSupported)
 	return m
 }
 
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
-	doc, err := json.Marshal(s.Metadata())
+	s.serveJSONDocument(w, r, "the metadata", s.Metadata())
+}
+
+// serveJSONDocument serves one of the discovery documents, which change
+// only with the configuration and so are cached for a few minutes.
+func (s *Server) serveJSONDocument(w http.ResponseWriter, r *http.Request, what string, v any) {
+	doc, err := json.Marshal(v)
 	if err != nil {
-		oauth.WriteError(w, s.obs.failures.Internal("encoding the metadata", err))
+		oauth.WriteError(w, s.obs.failures.Internal("encoding "+what, err))
 		return
 	}
 	oauth.ServeDocument(w, r, "application/json", "public, max-age=300", doc)
+}
+
+// appendMissing appends each of more not already in list.
+func appendMissing(list []string, more ...string) []string {
+	for _, v := range more {
+		if !slices.Contains(list, v) {
+			list = append(list, v)
+		}
+	}
+	return list
 }
 
 // OpenIDConfiguration is OpenID Connect Discovery 1.0 §3's provider
@@ -105,18 +117,9 @@ type OpenIDConfiguration struct {
 // those release.
 func (s *Server) OpenIDConfiguration() *OpenIDConfiguration {
 	m := *s.Metadata()
-	for _, sc := range []string{token.ScopeOpenID, token.ScopeProfile, token.ScopeEmail, "offline_access"} {
-		if !slices.Contains(m.ScopesSupported, sc) {
-			m.ScopesSupported = append(m.ScopesSupported, sc)
-		}
-	}
+	m.ScopesSupported = appendMissing(m.ScopesSupported, token.ScopeOpenID, token.ScopeProfile, token.ScopeEmail, "offline_access")
 	slices.Sort(m.ScopesSupported)
-	algs := []string{keys.IDTokenAlg}
-	for _, a := range s.rt.keys.Algs() {
-		if !slices.Contains(algs, a) {
-			algs = append(algs, a)
-		}
-	}
+	algs := appendMissing([]string{keys.IDTokenAlg}, s.rt.keys.Algs()...)
 	return &OpenIDConfiguration{Metadata: m,
 		UserinfoEndpoint:                  s.endpointURL(PathUserinfo),
 		EndSessionEndpoint:                s.endpointURL(web.PathEndSession),
@@ -131,12 +134,7 @@ func (s *Server) OpenIDConfiguration() *OpenIDConfiguration {
 }
 
 func (s *Server) handleOpenIDConfiguration(w http.ResponseWriter, r *http.Request) {
-	doc, err := json.Marshal(s.OpenIDConfiguration())
-	if err != nil {
-		oauth.WriteError(w, s.obs.failures.Internal("encoding the OpenID configuration", err))
-		return
-	}
-	oauth.ServeDocument(w, r, "application/json", "public, max-age=300", doc)
+	s.serveJSONDocument(w, r, "the OpenID configuration", s.OpenIDConfiguration())
 }
 
 func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
