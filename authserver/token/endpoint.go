@@ -34,6 +34,9 @@ type tokenRequest struct {
 	form   url.Values
 	client *client.Client
 	grant  string
+	// workload says the client authenticated with its workload token as
+	// the jwt-bearer assertion (workloadGrant), so it acts for itself.
+	workload bool
 	// dpop is the request's checked DPoP proof; nil without one.
 	dpop *dpop.Proof
 	// ctx bounds the request's store operations (oauth.RequestContext),
@@ -99,7 +102,8 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) (*TokenResponse,
 		return nil, nil, oauth.ErrUnsupportedGrantType("grant_type %q is not supported; this server offers %s", grant, strings.Join(s.GrantTypes(), ", "))
 	}
 	var cl *client.Client
-	if workloadGrant(r, form, grant) {
+	workload := workloadGrant(r, form, grant)
+	if workload {
 		cl, e = s.clientAuth.AuthenticateWorkload(r.Context(), form.Get("client_id"), form.Get("assertion"))
 	} else {
 		cl, e = s.clientAuth.Authenticate(r, form)
@@ -107,7 +111,7 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) (*TokenResponse,
 	if e != nil {
 		return nil, nil, e
 	}
-	req := &tokenRequest{r: r, form: form, client: cl, grant: grant}
+	req := &tokenRequest{r: r, form: form, client: cl, grant: grant, workload: workload}
 	if !slices.Contains(cl.GrantTypes, grant) {
 		return nil, req, oauth.ErrUnauthorizedClient("client %q is not allowed the %s grant", cl.ID, grant)
 	}

@@ -48,7 +48,7 @@ type IDJAGVerifier func(ctx context.Context, raw, clientID string) (*Assertion, 
 type jwtBearerGrant struct{ s *Service }
 
 func (g jwtBearerGrant) handle(req *tokenRequest) (*TokenResponse, *oauth.Error) {
-	if req.client.Federated != nil && workloadGrant(req.r, req.form, req.grant) {
+	if req.workload {
 		// The workload token authenticated the client: it acts for itself.
 		return clientCredentialsGrant(g).handle(req)
 	}
