@@ -136,7 +136,6 @@ type Session struct {
 	Claims *introspect.Claims
 	// AccessToken is the provider's, for the upstream (ForwardToken).
 	AccessToken string
-	ExpiresAt   time.Time
 }
 
 // newSessionID draws a session's 256-bit random ID (the cookie's value)
@@ -247,7 +246,7 @@ func (h *Handler) Authenticate(w http.ResponseWriter, r *http.Request) *Session 
 		}
 		s = next
 	}
-	return &Session{Subject: s.Subject, Claims: claims, AccessToken: s.AccessToken, ExpiresAt: s.ExpiresAt}
+	return &Session{Subject: s.Subject, Claims: claims, AccessToken: s.AccessToken}
 }
 
 // current is the request's live session, from the cache or the store:

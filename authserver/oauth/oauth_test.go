@@ -28,6 +28,18 @@ func TestValidScopeToken(t *testing.T) {
 	}
 }
 
+// HasScope matches whole scope tokens, never a prefix or substring.
+func TestHasScope(t *testing.T) {
+	for _, c := range []struct {
+		scope, one string
+		want       bool
+	}{{"openid profile", "openid", true}, {"profile  openid", "openid", true}, {"openid:x", "openid", false}, {"open", "openid", false}, {"", "openid", false}} {
+		if oauth.HasScope(c.scope, c.one) != c.want {
+			t.Errorf("HasScope(%q, %q) = %v", c.scope, c.one, !c.want)
+		}
+	}
+}
+
 // ReadForm takes a POSTed form body, each parameter once, nothing in the
 // query; anything else is a clear invalid_request (or 405).
 func TestReadForm(t *testing.T) {

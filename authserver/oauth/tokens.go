@@ -9,6 +9,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"regexp"
+	"strings"
 )
 
 // RandomToken is n random bytes, base64url: a code, a refresh token's
@@ -51,4 +52,15 @@ func ValidScopeToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// HasScope says whether the space-separated scope holds one, without
+// splitting it into a slice.
+func HasScope(scope, one string) bool {
+	for sc := range strings.FieldsSeq(scope) {
+		if sc == one {
+			return true
+		}
+	}
+	return false
 }

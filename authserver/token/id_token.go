@@ -12,7 +12,6 @@ import (
 	"errors"
 	"hash"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
@@ -29,16 +28,6 @@ const (
 	ScopeProfile = "profile"
 	ScopeEmail   = "email"
 )
-
-// hasScope says whether the space-separated scope holds one.
-func hasScope(scope, one string) bool {
-	for sc := range strings.FieldsSeq(scope) {
-		if sc == one {
-			return true
-		}
-	}
-	return false
-}
 
 // UserClaims are the claims about the person that scope releases (§5.4):
 // with profile name and preferred_username, with email email and
@@ -57,10 +46,10 @@ func ReleasedClaims(id *store.OpenID, scope string) UserClaims {
 	if id == nil {
 		return c
 	}
-	if hasScope(scope, ScopeProfile) {
+	if oauth.HasScope(scope, ScopeProfile) {
 		c.Name, c.PreferredUsername = id.Name, id.PreferredUsername
 	}
-	if hasScope(scope, ScopeEmail) && id.Email != "" {
+	if oauth.HasScope(scope, ScopeEmail) && id.Email != "" {
 		verified := id.EmailVerified
 		c.Email, c.EmailVerified = id.Email, &verified
 	}

@@ -53,7 +53,7 @@ func (s *Service) issueTokens(req *tokenRequest, g grantState, scope, refresh st
 	}
 	resp, e := s.accessTokenResponse(req, accessTokenParams{client: req.client, subject: g.subject, scope: scope, grantID: g.id,
 		authTime: g.authTime, resource: g.resource}, refresh)
-	if e != nil || g.openID == nil || !hasScope(scope, ScopeOpenID) {
+	if e != nil || g.openID == nil || !oauth.HasScope(scope, ScopeOpenID) {
 		return resp, e
 	}
 	if resp.IDToken, e = s.idToken(req.client, g, scope, resp.AccessToken); e != nil {

@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,7 +33,7 @@ type authUser struct {
 // openIDFor is what a grant of scope keeps of the person: their identity
 // when scope has openid, else nothing.
 func (u *authUser) openIDFor(scope string) *store.OpenID {
-	if !slices.Contains(strings.Fields(scope), token.ScopeOpenID) {
+	if !oauth.HasScope(scope, token.ScopeOpenID) {
 		return nil
 	}
 	id := u.identity
