@@ -75,7 +75,7 @@ func (h *Handler) loginRequired(w http.ResponseWriter, r *http.Request) {
 		h.startLogin(w, r, r.URL.RequestURI())
 		return
 	}
-	writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "login_required",
+	oauth.WriteJSON(w, http.StatusUnauthorized, map[string]string{"error": "login_required",
 		"error_description": "sign in first: send the page to login_url",
 		"login_url":         origin(r) + PathLogin + "?" + url.Values{"return_to": {r.URL.RequestURI()}}.Encode()})
 }
@@ -94,7 +94,7 @@ func sameSitePath(p string) string {
 func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "invalid_request", "error_description": "open this URL in the browser"})
+		oauth.WriteJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "invalid_request", "error_description": "open this URL in the browser"})
 		return
 	}
 	if err := h.cfg.Provider.Available(r.Context()); err != nil {
@@ -297,11 +297,11 @@ func (h *Handler) sessionInfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s == nil {
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "login_required",
+		oauth.WriteJSON(w, http.StatusUnauthorized, map[string]string{"error": "login_required",
 			"login_url": origin(r) + PathLogin + "?" + url.Values{"return_to": {"/"}}.Encode()})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sub": s.Subject, "expires_at": s.ExpiresAt.Unix()})
+	oauth.WriteJSON(w, http.StatusOK, map[string]any{"sub": s.Subject, "expires_at": s.ExpiresAt.Unix()})
 }
 
 // logout is POST /.tokengate/logout from the site itself: the session ends
@@ -310,11 +310,11 @@ func (h *Handler) sessionInfo(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
-		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "invalid_request", "error_description": "sign out with a POST from the site"})
+		oauth.WriteJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "invalid_request", "error_description": "sign out with a POST from the site"})
 		return
 	}
 	if !sameOrigin(r) {
-		writeJSON(w, http.StatusForbidden, map[string]string{"error": "cross_site_request", "error_description": "a sign-out must come from the site itself"})
+		oauth.WriteJSON(w, http.StatusForbidden, map[string]string{"error": "cross_site_request", "error_description": "a sign-out must come from the site itself"})
 		return
 	}
 	back := origin(r) + "/"
@@ -348,40 +348,40 @@ func (h *Handler) backchannelLogout(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
-		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "invalid_request"})
+		oauth.WriteJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "invalid_request"})
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	lt, err := h.cfg.Provider.VerifyLogout(r.Context(), r.PostFormValue("logout_token"))
 	if err != nil {
 		h.log.Info("session_auth: a logout token refused", zap.String("site", h.cfg.Site), zap.Error(err))
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "the logout token is not valid"})
+		oauth.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "the logout token is not valid"})
 		return
 	}
 	// Used once (§2.6: a replayed one is refused), on every instance.
 	n, _, err := h.store.Incr(r.Context(), "logout_token:"+oauth.HashToken(lt.ID), time.Until(lt.ExpiresAt)+time.Minute)
 	if err != nil {
 		h.log.Error("session_auth: recording a logout token's use", zap.Error(err))
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
+		oauth.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
 		return
 	}
 	if n > 1 {
 		h.log.Info("session_auth: a logout token replayed", zap.String("site", h.cfg.Site))
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "the logout token was used before"})
+		oauth.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "the logout token was used before"})
 		return
 	}
 	sub := ""
 	if lt.SID == "" {
 		if sub, err = h.subjectOfLogout(lt); err != nil {
 			h.log.Info("session_auth: a logout token refused", zap.String("site", h.cfg.Site), zap.Error(err))
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": err.Error()})
+			oauth.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": err.Error()})
 			return
 		}
 	}
 	sessions, err := h.store.EdgeSessions(r.Context(), h.cfg.Site, sub, lt.SID)
 	if err != nil {
 		h.log.Error("session_auth: finding a logout token's sessions", zap.Error(err))
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
+		oauth.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
 		return
 	}
 	for _, s := range sessions {
@@ -457,7 +457,7 @@ func (h *Handler) failed(w http.ResponseWriter, r *http.Request, err error) {
 		writePage(w, status, "Signing in did not work", upperFirst(msg)+".", origin(r)+"/")
 		return
 	}
-	writeJSON(w, status, map[string]string{"error": "temporarily_unavailable", "error_description": msg})
+	oauth.WriteJSON(w, status, map[string]string{"error": "temporarily_unavailable", "error_description": msg})
 }
 
 func upperFirst(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
@@ -502,11 +502,4 @@ func mac(key []byte, payload string) string {
 	m.Write([]byte("tokengate session_auth login\x00"))
 	m.Write([]byte(payload))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

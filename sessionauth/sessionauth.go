@@ -234,7 +234,7 @@ func (h *Handler) Authenticate(w http.ResponseWriter, r *http.Request) *Session 
 		return nil
 	}
 	if unsafeMethod(r.Method) && !sameOrigin(r) {
-		writeJSON(w, http.StatusForbidden, map[string]string{"error": "cross_site_request",
+		oauth.WriteJSON(w, http.StatusForbidden, map[string]string{"error": "cross_site_request",
 			"error_description": "this request changes something and did not come from the site itself"})
 		return nil
 	}
