@@ -211,7 +211,11 @@ func kidOf(t *testing.T, tok string) string {
 // Scheduled rotation: the next key is published a quarter period before it
 // signs, and of several instances due at once exactly one adds it.
 func TestScheduledRotation(t *testing.T) {
-	const every = 2 * time.Second // published at 1.5 s, signing at 2 s
+	// Published at 4.5 s, signing at 6 s: the 1.45 s between is for one
+	// instance to generate the next keys (RSA among them, slow on a busy
+	// machine) and for every instance to load them before "before" is
+	// issued.
+	const every = 6 * time.Second
 	st := openStore(t)
 	instances := make([]*env, 4)
 	for i := range instances {
@@ -222,7 +226,9 @@ func TestScheduledRotation(t *testing.T) {
 	if added, err := e.keys.RotateIfDue(t.Context(), every); added || err != nil {
 		t.Fatalf("a fresh key was rotated: %v %v", added, err)
 	}
-	time.Sleep(1550 * time.Millisecond)
+	// The first keys became active before t0, so the next sign by t0+every.
+	t0 := time.Now()
+	time.Sleep(every - keys.Prepublish(every) + 50*time.Millisecond)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	rotations := 0
@@ -255,7 +261,7 @@ func TestScheduledRotation(t *testing.T) {
 	if kidOf(t, before) != first {
 		t.Fatal("the next key signs before its time")
 	}
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(time.Until(t0.Add(every)) + 50*time.Millisecond)
 	after := issue(t, instances[1])
 	if kidOf(t, after) == first {
 		t.Fatal("the next key does not sign at its time")
