@@ -148,3 +148,68 @@ func TestTokenExchangeOfABoundToken(t *testing.T) {
 		t.Fatalf("the exchanged token's binding: %+v %v", c, err)
 	}
 }
+
+// An ID token this issuer gave a client is a subject token for that client
+// alone: the person's token at the resource, as much scope as the client's
+// exchange line allows (an ID token carries none), of the ID token's grant
+// and session, so that signing out or revoking ends it.
+func TestTokenExchangeOfAnIDToken(t *testing.T) {
+	const typeIDToken = "urn:ietf:params:oauth:token-type:id_token"
+	o := newOIDCEnv(t, openStore(t), func(c *authserver.Config) {
+		for _, cl := range c.Clients {
+			if cl.ID == "rp" || cl.ID == "rp-es" {
+				cl.GrantTypes = append(cl.GrantTypes, client.GrantTokenExchange)
+				cl.Exchange = []client.ExchangeTarget{{Resource: inventory, Scopes: []string{"read", "write"}}}
+			}
+		}
+	})
+	p := o.person()
+	conf := o.oauth2Config("rp", "rpsecret", "https://rp.example.com/cb", "openid", "offline_access")
+	tok, _, raw := o.signIn(t, p, conf)
+	exchange := func(id, secret string, kv ...string) *http.Response {
+		return o.post("/oauth/token", set(append([]string{"grant_type", grantTokenExchange, "resource", inventory}, kv...)...), []string{id, secret})
+	}
+	m := decode(t, exchange("rp", "rpsecret", "subject_token", raw, "subject_token_type", typeIDToken))
+	if m["scope"] != "read write" || m["issued_token_type"] != typeAccessToken {
+		t.Fatalf("the answer: %v", m)
+	}
+	c, err := o.validator.Validate(m["access_token"].(string), inventory)
+	at, _ := o.validator.Validate(tok.AccessToken, "")
+	if err != nil || c.Subject != "mark" || c.ClientID != "rp" || c.Act == nil || c.Act.Subject != "rp" || c.GrantID == "" || at == nil || c.GrantID != at.GrantID {
+		t.Fatalf("the exchanged token: %+v %v", c, err)
+	}
+	if m := decode(t, exchange("rp", "rpsecret", "subject_token", raw, "subject_token_type", typeIDToken, "scope", "read")); m["scope"] != "read" {
+		t.Fatalf("narrowed: %v", m)
+	}
+	for name, c := range map[string]struct {
+		id, secret string
+		kv         []string
+	}{
+		"another client's ID token":           {"rp-es", "essecret", []string{"subject_token", raw, "subject_token_type", typeIDToken}},
+		"an ID token said to be access token": {"rp", "rpsecret", []string{"subject_token", raw, "subject_token_type", typeAccessToken}},
+		"an access token said to be ID token": {"rp", "rpsecret", []string{"subject_token", tok.AccessToken, "subject_token_type", typeIDToken}},
+	} {
+		t.Run(name, func(t *testing.T) { wantOAuthError(t, exchange(c.id, c.secret, c.kv...), 400, "invalid_request") })
+	}
+
+	// Its grant revoked (the refresh token), neither the exchanged token
+	// nor the ID token is any good.
+	if resp := o.post("/oauth/revoke", set("token", tok.RefreshToken), []string{"rp", "rpsecret"}); resp.StatusCode != 200 {
+		t.Fatal(resp.Status)
+	}
+	if _, err := o.validator.Validate(m["access_token"].(string), inventory); err == nil {
+		t.Fatal("the exchanged token outlives the ID token's grant")
+	}
+	wantOAuthError(t, exchange("rp", "rpsecret", "subject_token", raw, "subject_token_type", typeIDToken), 400, "invalid_request")
+
+	// The session ended (the person signs out at the account page's
+	// kind of logout): a later grant's ID token of it is refused too.
+	_, _, raw = o.signIn(t, p, conf)
+	if resp := exchange("rp", "rpsecret", "subject_token", raw, "subject_token_type", typeIDToken); resp.StatusCode != 200 {
+		t.Fatalf("a new sign-in's ID token: %s", resp.Status)
+	}
+	if res, err := p.SignOut(o.issuer + "/oauth/logout?" + set("id_token_hint", raw).Encode()); err != nil || res.Page == nil {
+		t.Fatalf("logout: %+v %v", res, err)
+	}
+	wantOAuthError(t, exchange("rp", "rpsecret", "subject_token", raw, "subject_token_type", typeIDToken), 400, "invalid_request")
+}

@@ -20,6 +20,7 @@ import (
 const (
 	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
 	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
+	TokenTypeIDToken     = "urn:ietf:params:oauth:token-type:id_token"
 )
 
 // tokenExchangeGrant is RFC 8693 §2: the subject token (and the actor
@@ -54,7 +55,14 @@ func (g tokenExchangeGrant) handle(req *tokenRequest) (*TokenResponse, *oauth.Er
 	} else if f.Get("actor_token_type") != "" {
 		return nil, oauth.ErrInvalidRequest("actor_token_type without actor_token")
 	}
-	scope, e := exchangeScope(f.Get("scope"), subject.Scopes(), target.Scopes)
+	held := subject.Scopes()
+	if f.Get("subject_token_type") == TokenTypeIDToken {
+		// An ID token grants nothing by itself: the person signed in to
+		// this client, and the client's exchange line is the most it
+		// may act for them with there.
+		held = target.Scopes
+	}
+	scope, e := exchangeScope(f.Get("scope"), held, target.Scopes)
 	if e != nil {
 		return nil, e
 	}
@@ -72,14 +80,16 @@ func (g tokenExchangeGrant) handle(req *tokenRequest) (*TokenResponse, *oauth.Er
 // subjectToken checks a subject or actor token of one of the issuers the
 // client may present (exchange_from: tokengate's own, "self", and trusted
 // issuers), each as bearer_auth checks its tokens: malformed, expired,
-// revoked or another issuer's is invalid_request (RFC 8693 §2.2.2).
+// revoked or another issuer's is invalid_request (RFC 8693 §2.2.2). An ID
+// token must be this issuer's, issued to the client, of a session not
+// ended.
 func (g tokenExchangeGrant) subjectToken(req *tokenRequest, raw, typ, what string) (*introspect.Claims, *oauth.Error) {
 	switch {
 	case raw == "":
 		return nil, oauth.ErrInvalidRequest("%s_token is missing", what)
 	case typ == "":
-		return nil, oauth.ErrInvalidRequest("%s_token_type is missing: %s or %s", what, TokenTypeAccessToken, TokenTypeJWT)
-	case typ != TokenTypeAccessToken && typ != TokenTypeJWT:
+		return nil, oauth.ErrInvalidRequest("%s_token_type is missing: %s, %s or %s", what, TokenTypeAccessToken, TokenTypeJWT, TokenTypeIDToken)
+	case typ != TokenTypeAccessToken && typ != TokenTypeJWT && typ != TokenTypeIDToken:
 		return nil, oauth.ErrInvalidRequest("%s_token_type %q is not one this server exchanges: use %s", what, typ, TokenTypeAccessToken)
 	}
 	from := req.client.ExchangeFrom
@@ -90,6 +100,8 @@ func (g tokenExchangeGrant) subjectToken(req *tokenRequest, raw, typ, what strin
 	var err error
 	iss := introspect.UnverifiedIssuer(raw)
 	switch {
+	case typ == TokenTypeIDToken:
+		return g.idToken(req, raw, iss, what, slices.Contains(from, client.SelfIssuer))
 	case iss == g.s.cfg.Issuer && slices.Contains(from, client.SelfIssuer):
 		c, err = g.s.validator.Validate(raw, "")
 	case iss != "" && iss != g.s.cfg.Issuer && slices.Contains(from, iss) && g.s.issuers[iss] != nil:
@@ -113,6 +125,33 @@ func (g tokenExchangeGrant) subjectToken(req *tokenRequest, raw, typ, what strin
 	}
 	if err != nil {
 		return nil, oauth.ErrInvalidRequest("the %s_token is not valid: %v", what, err)
+	}
+	return c, nil
+}
+
+// idToken checks an ID token presented as the subject (or actor) token:
+// this issuer's (another's ID tokens are for their own relying parties),
+// issued to the presenting client (OpenID Connect Core §2: an ID token is
+// for its audience alone), unexpired, neither its grant nor its person
+// revoked, its browser session not ended.
+func (g tokenExchangeGrant) idToken(req *tokenRequest, raw, iss, what string, self bool) (*introspect.Claims, *oauth.Error) {
+	if iss != g.s.cfg.Issuer || !self {
+		return nil, oauth.ErrInvalidRequest("the %s_token is an ID token of %q: only this issuer's own ID tokens are exchanged, and client %q may present them only with exchange_from self",
+			what, iss, req.client.ID)
+	}
+	c, err := g.s.idTokens.Validate(raw, req.client.ID)
+	var te *introspect.TokenError
+	if errors.As(err, &te) && te.Reason == introspect.ReasonAudience {
+		return nil, oauth.ErrInvalidRequest("the %s_token is an ID token issued to another client: a client exchanges only its own", what)
+	}
+	if errors.As(err, &te) && te.Reason == introspect.ReasonStale {
+		return nil, oauth.ErrTemporarilyUnavailable("the %s_token cannot be checked right now: %s; retry shortly", what, te.Description)
+	}
+	if err != nil {
+		return nil, oauth.ErrInvalidRequest("the %s_token is not a valid ID token of this issuer: %v", what, err)
+	}
+	if sid, ok := c.Claim("sid"); ok && g.s.revocations != nil && g.s.revocations.IsSessionEnded(sid, c.Subject, time.Unix(c.AuthTime, 0)) {
+		return nil, oauth.ErrInvalidRequest("the %s_token's sign-in session has ended: the person must sign in again", what)
 	}
 	return c, nil
 }

@@ -69,6 +69,9 @@ type idTokenClaims struct {
 	Nonce           string `json:"nonce,omitempty"`
 	AccessTokenHash string `json:"at_hash,omitempty"`
 	SID             string `json:"sid,omitempty"`
+	// GrantID (gid, as in access tokens) ties a token exchanged for
+	// this ID token to its grant (grant_token_exchange.go).
+	GrantID string `json:"gid,omitempty"`
 	UserClaims
 }
 
@@ -80,7 +83,7 @@ func (s *Service) idToken(c *client.Client, g grantState, scope, accessToken str
 	alg := keys.IDTokenAlgOf(c.IDTokenAlg)
 	claims := idTokenClaims{Issuer: s.cfg.Issuer, Subject: g.subject, Audience: []string{c.ID}, AuthorizedParty: c.ID,
 		Expires: now.Add(s.cfg.AccessTokenTTL).Unix(), IssuedAt: now.Unix(), Nonce: g.nonce, AccessTokenHash: tokenHash(alg, accessToken),
-		SID: g.openID.SID, UserClaims: ReleasedClaims(g.openID, scope)}
+		SID: g.openID.SID, GrantID: g.id, UserClaims: ReleasedClaims(g.openID, scope)}
 	if !g.authTime.IsZero() {
 		claims.AuthTime = g.authTime.Unix()
 	}

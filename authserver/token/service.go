@@ -104,12 +104,15 @@ type Collaborators struct {
 // Service is the token side: its endpoints are ServeToken, ServeRevoke,
 // ServeIntrospect and ServeDeviceAuthorization.
 type Service struct {
-	cfg         Config
-	store       Stores
-	keys        *keys.Ring
-	clientAuth  *client.Authenticator
-	uses        *client.Uses
-	validator   *introspect.Validator
+	cfg        Config
+	store      Stores
+	keys       *keys.Ring
+	clientAuth *client.Authenticator
+	uses       *client.Uses
+	validator  *introspect.Validator
+	// idTokens checks this issuer's ID tokens presented for exchange: the
+	// validator's keys and revocations, typ JWT rather than at+jwt.
+	idTokens    *introspect.Validator
 	revocations *introspect.Revocations
 	resources   *Resources
 	dpopNonces  *dpop.Nonces
@@ -145,6 +148,10 @@ func New(cfg Config, st Stores, c Collaborators) *Service {
 		issuerAudience: introspect.Audience{cfg.Issuer}, people: c.People, logouts: c.Logouts, issuers: c.Issuers, idJAG: c.IDJAG}
 	if s.logouts == nil {
 		s.logouts = noLogouts{}
+	}
+	if v := c.Validator; v != nil {
+		s.idTokens = &introspect.Validator{Keys: v.Keys, Issuer: v.Issuer, Leeway: v.Leeway, Revoked: v.Revoked, UnknownKey: v.UnknownKey,
+			Now: v.Now, Types: []string{keys.TypeIDToken}}
 	}
 	s.userinfoDPoP = &introspect.DPoPPolicy{Replay: &dpop.Replay{}, Nonces: c.Nonces, Proofs: &s.dpopProofs}
 	s.grants = map[string]grantHandler{
