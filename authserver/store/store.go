@@ -311,6 +311,23 @@ type GrantStore interface {
 	// DeleteGrant forgets the grant: its record and its index entries;
 	// ErrNotFound without a live record.
 	DeleteGrant(ctx context.Context, id string) error
+	// AddGrantActor notes that actor acted for the grant's subject with
+	// its tokens (token exchange): last in g.Actors, once, the oldest
+	// dropped past MaxGrantActors. ErrNotFound without a live record.
+	AddGrantActor(ctx context.Context, id, actor string) error
+}
+
+// MaxGrantActors bounds a grant's Actors: subjects that exchange its
+// tokens cannot grow its record without bound.
+const MaxGrantActors = 8
+
+// WithActor is actors with actor last, once, at most MaxGrantActors of
+// them (the oldest dropped). The Redis store's script follows the same
+// rule.
+func WithActor(actors []string, actor string) []string {
+	out := slices.DeleteFunc(slices.Clone(actors), func(a string) bool { return a == actor })
+	out = append(out, actor)
+	return out[max(0, len(out)-MaxGrantActors):]
 }
 
 // GrantQuery selects the grants of a subject, of a client, or of a
@@ -354,6 +371,9 @@ func NewestGrants(grants []*Grant, limit int) []*Grant {
 // MaxGrantsPerSubject bounds a subject's grant index (see PutGrant).
 const MaxGrantsPerSubject = 500
 
+// ViaIDJAG is Grant.Via of a grant an identity assertion (ID-JAG) made.
+const ViaIDJAG = "id_jag"
+
 // GrantTouchInterval is how stale a grant's LastUsedAt may be: the token
 // endpoint writes it at most this often per grant.
 const GrantTouchInterval = time.Minute
@@ -371,6 +391,13 @@ type Grant struct {
 	// Login is how the person signed in: "password", "upstream" (an
 	// earlier handler authenticated them) or the login provider's name.
 	Login string `json:"login,omitempty"`
+	// Via says how a grant was given when not by the person at a consent
+	// page: ViaIDJAG, their organisation's identity assertion, the
+	// client acting for them on the enterprise's word. "" otherwise.
+	Via string `json:"via,omitempty"`
+	// Actors are who acted for the subject with the grant's tokens (token
+	// exchange), most recent last; see AddGrantActor.
+	Actors []string `json:"actors,omitempty"`
 	// OpenID is the person's identity for a grant with the openid scope:
 	// the browser session it was given in (back-channel logout tells its
 	// client when that ends) and the claims userinfo answers with.

@@ -905,6 +905,23 @@ func (s *Store) DeleteGrant(ctx context.Context, id string) error {
 	})
 }
 
+// AddGrantActor implements store.Store.
+func (s *Store) AddGrantActor(ctx context.Context, id, actor string) error {
+	return s.updateTx(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketGrants)
+		r, err := get(b, []byte(id))
+		if err != nil {
+			return err
+		}
+		g := new(store.Grant)
+		if err := json.Unmarshal(r.data, g); err != nil {
+			return err
+		}
+		g.Actors = store.WithActor(g.Actors, actor)
+		return put(b, []byte(id), g.ExpiresAt, 0, g)
+	})
+}
+
 // Incr implements store.Store.
 func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int64, time.Time, error) {
 	var n int64

@@ -1122,6 +1122,13 @@ func grantFields(g *store.Grant) []any {
 		o, _ := json.Marshal(g.OpenID) // strings and a bool: cannot fail
 		f = append(f, "o", o)
 	}
+	if g.Via != "" {
+		f = append(f, "v", g.Via)
+	}
+	if len(g.Actors) > 0 {
+		x, _ := json.Marshal(g.Actors)
+		f = append(f, "x", x)
+	}
 	return f
 }
 
@@ -1138,6 +1145,10 @@ func grantOf(id string, h map[string]string) *store.Grant {
 		if json.Unmarshal([]byte(o), g.OpenID) != nil {
 			g.OpenID = nil
 		}
+	}
+	g.Via = h["v"]
+	if x := h["x"]; x != "" && json.Unmarshal([]byte(x), &g.Actors) != nil {
+		g.Actors = nil
 	}
 	return g
 }
@@ -1331,6 +1342,36 @@ func (s *Store) Grants(ctx context.Context, q store.GrantQuery) ([]*store.Grant,
 		}
 	}
 	return store.NewestGrants(out, limit), nil
+}
+
+// addActorScript notes actor ARGV[1] on the grant record KEYS[1] (its
+// field x, a JSON list) as store.WithActor does, ARGV[2] being
+// store.MaxGrantActors. Returns 0 without a record.
+var addActorScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local v = redis.call('HGET', KEYS[1], 'x')
+local out = {}
+if v then
+  for _, a in ipairs(cjson.decode(v)) do
+    if a ~= ARGV[1] then table.insert(out, a) end
+  end
+end
+table.insert(out, ARGV[1])
+while #out > tonumber(ARGV[2]) do table.remove(out, 1) end
+redis.call('HSET', KEYS[1], 'x', cjson.encode(out))
+return 1
+`)
+
+// AddGrantActor implements store.Store.
+func (s *Store) AddGrantActor(ctx context.Context, id, actor string) error {
+	n, err := s.runWrite(ctx, addActorScript, []string{s.grantKey(id)}, actor, store.MaxGrantActors).Int()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
 }
 
 // DeleteGrant implements store.Store.

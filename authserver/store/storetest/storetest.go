@@ -820,6 +820,31 @@ func testGrants(t *testing.T, s store.Store, _ func() store.Store) {
 	wantGrants(t, s, store.GrantQuery{Subject: "mark", ClientID: "app"}, g1.ID)
 	wantGrants(t, s, store.GrantQuery{Subject: "mark", ClientID: "web"}, web.ID)
 	wantGrants(t, s, store.GrantQuery{Subject: "mark", ClientID: "app web"})
+
+	// Who acts with a grant's tokens: each once, most recent last, at
+	// most MaxGrantActors; how it was given, kept.
+	wantErr(t, s.AddGrantActor(ctx, "g-none", "orders"), store.ErrNotFound)
+	for _, a := range []string{"orders", "billing", "orders"} {
+		must(t, s.AddGrantActor(ctx, web.ID, a))
+	}
+	got, err = s.Grant(ctx, web.ID)
+	must(t, err)
+	if !slices.Equal(got.Actors, []string{"billing", "orders"}) || got.LastUsedAt.IsZero() || got.ClientID != "web" {
+		t.Fatalf("actors %q of %+v", got.Actors, got)
+	}
+	for i := range store.MaxGrantActors + 2 {
+		must(t, s.AddGrantActor(ctx, web.ID, fmt.Sprintf("svc-%d", i)))
+	}
+	if got, err = s.Grant(ctx, web.ID); err != nil || len(got.Actors) != store.MaxGrantActors || got.Actors[store.MaxGrantActors-1] != fmt.Sprintf("svc-%d", store.MaxGrantActors+1) {
+		t.Fatalf("past the bound: %q %v", got.Actors, err)
+	}
+	agent := newGrant("g-gi-agent", "mark", "agent", in(-time.Second))
+	agent.LastUsedAt, agent.Via, agent.Actors = in(0), store.ViaIDJAG, []string{"mcp-tool"}
+	must(t, s.PutGrant(ctx, agent))
+	if got, err = s.Grant(ctx, agent.ID); err != nil || !reflect.DeepEqual(got, agent) {
+		t.Fatalf("a delegated grant %+v, want %+v (%v)", got, agent, err)
+	}
+	must(t, s.DeleteGrant(ctx, agent.ID))
 	must(t, s.DeleteGrant(ctx, web.ID))
 
 	// Deleting forgets the record and both entries.
