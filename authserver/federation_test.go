@@ -98,7 +98,7 @@ func TestJWTBearerGrant(t *testing.T) {
 		t.Fatalf("the ID-JAG's token: %v %+v %v", m, c, err)
 	}
 	grants, err := e.srv.Admin().Grants(t.Context(), store.GrantQuery{Subject: "corp:alice"})
-	if err != nil || len(grants) != 1 || grants[0].Login != "corp" {
+	if err != nil || len(grants) != 1 || grants[0].Login != "corp" || grants[0].Via != store.ViaIDJAG {
 		t.Fatalf("the grant recorded: %+v %v", grants, err)
 	}
 	for name, c := range map[string]struct {

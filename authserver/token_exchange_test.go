@@ -6,10 +6,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/client"
+	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/internal/dpoptest"
 	"github.com/tokengate/tokengate/introspect"
 )
@@ -91,11 +93,31 @@ func TestTokenExchange(t *testing.T) {
 // token is not exchanged.
 func TestTokenExchangeFollowsTheSubjectsGrant(t *testing.T) {
 	e := exchangeEnv(t)
-	tok := decode(t, e.exchange(e.codeFor(t, e.person(), e.stdAuth())))
+	p := e.person()
+	tok := decode(t, e.exchange(e.codeFor(t, p, e.stdAuth())))
 	m := decode(t, e.tokenExchange("subject_token", tok["access_token"].(string), "subject_token_type", typeAccessToken, "resource", inventory))
 	exchanged := m["access_token"].(string)
 	if c, err := e.validator.Validate(exchanged, inventory); err != nil || c.Subject != "mark" || c.GrantID == "" {
 		t.Fatalf("a person's token exchanged: %+v %v", c, err)
+	}
+	// The grant says who acts with it: to the admin and to the person.
+	decode(t, e.tokenExchange("subject_token", tok["access_token"].(string), "subject_token_type", typeAccessToken, "resource", inventory))
+	grants, err := e.srv.Admin().Grants(t.Context(), store.GrantQuery{Subject: "mark"})
+	if err != nil || len(grants) != 1 || !slices.Equal(grants[0].Actors, []string{"orders"}) || grants[0].Via != "" {
+		t.Fatalf("the grant's actors: %+v %v", grants, err)
+	}
+	if page := e.account(t, p); !strings.Contains(page.Body, "<dt>Acting for you with it</dt><dd>Orders</dd>") || strings.Contains(page.Body, "by your organisation") {
+		t.Fatalf("the account page does not show who acts for the person:\n%s", page.Body)
+	}
+	// A grant their organisation gave (an identity assertion) says so.
+	now := time.Now()
+	agent := &store.Grant{ID: "g-agent", ClientID: "svc", Subject: "mark", Scope: "read", Via: store.ViaIDJAG, Login: "password",
+		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(time.Hour), EndsBy: now.Add(time.Hour)}
+	if err := e.store.PutGrant(t.Context(), agent); err != nil {
+		t.Fatal(err)
+	}
+	if page := e.account(t, p); !strings.Contains(page.Body, ", by your organisation</dd>") {
+		t.Fatalf("the account page does not show a delegated grant as such:\n%s", page.Body)
 	}
 	// The webapp revokes its refresh token: the grant, and every token
 	// of it, exchanged ones included.

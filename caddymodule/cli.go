@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/tokengate/tokengate/authserver/admin"
 	"github.com/tokengate/tokengate/authserver/client"
+	"github.com/tokengate/tokengate/authserver/store"
 )
 
 // The `tokengate oauth2 ...` commands call the admin API of the running
@@ -184,13 +185,30 @@ func printGrants(w io.Writer, raw []byte) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "GRANT_ID\tSUBJECT\tCLIENT_ID\tSCOPE\tCREATED (UTC)\tLAST_USED\tLOGIN")
+	fmt.Fprintln(tw, "GRANT_ID\tSUBJECT\tCLIENT_ID\tSCOPE\tCREATED (UTC)\tLAST_USED\tLOGIN\tACTING_FOR_SUBJECT")
 	// To the minute, as last use is kept.
 	minute := func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") }
 	for _, g := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.Subject, g.ClientID, g.Scope, minute(g.CreatedAt), minute(g.LastUsedAt), g.Login)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.ID, g.Subject, g.ClientID, g.Scope, minute(g.CreatedAt), minute(g.LastUsedAt), g.Login, grantActors(g))
 	}
 	return tw.Flush()
+}
+
+// grantActors says who acts for the grant's subject beyond the person
+// at their client: the client itself on an identity assertion, and those
+// who exchanged its tokens; "-" for none.
+func grantActors(g *admin.GrantInfo) string {
+	var out []string
+	if g.Via == store.ViaIDJAG {
+		out = append(out, g.ClientID+" (id_jag)")
+	}
+	for _, a := range g.Actors {
+		out = append(out, a+" (exchange)")
+	}
+	if len(out) == 0 {
+		return "-"
+	}
+	return strings.Join(out, ", ")
 }
 
 func keysCommand() *cobra.Command {

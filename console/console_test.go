@@ -250,6 +250,33 @@ func TestConsoleGrants(t *testing.T) {
 	}
 }
 
+// Delegated grants show who acts for the user: the agent an identity
+// assertion let in, and the services that exchanged the grant's tokens.
+func TestConsoleDelegatedGrants(t *testing.T) {
+	b, _, st := newConsoleStore(t, nil)
+	now := time.Now().UTC()
+	for _, g := range []*store.Grant{
+		{ID: "g-agent", ClientID: "configured", Subject: "corp:alice", Scope: "read", Login: "corp", Via: store.ViaIDJAG},
+		{ID: "g-web", ClientID: "configured", Subject: "mark", Scope: "read", Login: "password"},
+	} {
+		g.CreatedAt, g.LastUsedAt, g.ExpiresAt, g.EndsBy = now, now, now.Add(time.Hour), now.Add(time.Hour)
+		if err := st.PutGrant(t.Context(), g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.AddGrantActor(t.Context(), "g-web", "orders"); err != nil {
+		t.Fatal(err)
+	}
+	_, body := b.get("grants?subject=corp:alice")
+	if !strings.Contains(body, "identity assertion: no consent page") || !strings.Contains(body, "(delegated by corp)") {
+		t.Fatalf("an ID-JAG grant:\n%s", body)
+	}
+	_, body = b.get("grants?subject=mark")
+	if !strings.Contains(body, "<div>orders <small>(token exchange)</small></div>") || strings.Contains(body, "delegated by") {
+		t.Fatalf("an exchanged grant:\n%s", body)
+	}
+}
+
 // The grants search is one row: its button lines up with its inputs
 // (buttons elsewhere sit a line below the field above them).
 func TestSearchButtonInRow(t *testing.T) {

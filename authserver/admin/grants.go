@@ -15,13 +15,19 @@ var ErrNoGrant = errors.New("no such grant")
 
 // GrantInfo is a grant as the admin API and the console show it.
 type GrantInfo struct {
-	ID         string    `json:"grant_id"`
-	ClientID   string    `json:"client_id"`
-	ClientName string    `json:"client_name,omitempty"`
-	Subject    string    `json:"subject"`
-	Scope      string    `json:"scope"`
-	Resource   string    `json:"resource,omitempty"`
-	Login      string    `json:"login,omitempty"`
+	ID         string `json:"grant_id"`
+	ClientID   string `json:"client_id"`
+	ClientName string `json:"client_name,omitempty"`
+	Subject    string `json:"subject"`
+	Scope      string `json:"scope"`
+	Resource   string `json:"resource,omitempty"`
+	Login      string `json:"login,omitempty"`
+	// Via is "id_jag" for a grant the person's organisation gave by an
+	// identity assertion (no consent page); absent for one they gave.
+	Via string `json:"via,omitempty"`
+	// Actors are who acted for the subject with the grant's tokens (token
+	// exchange), most recent last.
+	Actors     []string  `json:"actors,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
 	LastUsedAt time.Time `json:"last_used_at"`
 	ExpiresAt  time.Time `json:"expires_at"`
@@ -45,7 +51,7 @@ func (a *Admin) Grants(ctx context.Context, q store.GrantQuery) ([]*GrantInfo, e
 			names[g.ClientID] = name
 		}
 		out = append(out, &GrantInfo{ID: g.ID, ClientID: g.ClientID, ClientName: name, Subject: g.Subject, Scope: g.Scope,
-			Resource: g.Resource, Login: g.Login, CreatedAt: g.CreatedAt, LastUsedAt: g.LastUsedAt, ExpiresAt: g.ExpiresAt})
+			Resource: g.Resource, Login: g.Login, Via: g.Via, Actors: g.Actors, CreatedAt: g.CreatedAt, LastUsedAt: g.LastUsedAt, ExpiresAt: g.ExpiresAt})
 	}
 	return out, nil
 }

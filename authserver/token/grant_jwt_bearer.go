@@ -91,7 +91,7 @@ func (g jwtBearerGrant) handle(req *tokenRequest) (*TokenResponse, *oauth.Error)
 	// it), no refresh token (the client asks the IdP again).
 	now := time.Now().UTC()
 	grant := &store.Grant{ID: oauth.RandomToken(16), ClientID: req.client.ID, Subject: a.Subject, Scope: scope, Resource: resource, Login: a.Login,
-		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(g.s.cfg.AccessTokenTTL + time.Minute), EndsBy: now.Add(g.s.cfg.AccessTokenTTL + time.Minute)}
+		Via: store.ViaIDJAG, CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(g.s.cfg.AccessTokenTTL + time.Minute), EndsBy: now.Add(g.s.cfg.AccessTokenTTL + time.Minute)}
 	if err := g.s.store.PutGrant(ctx, grant); err != nil {
 		return nil, g.s.failures.Store("recording a grant", err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
+	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/introspect"
 )
 
@@ -66,15 +67,42 @@ func (g tokenExchangeGrant) handle(req *tokenRequest) (*TokenResponse, *oauth.Er
 	if e != nil {
 		return nil, e
 	}
-	resp, e := g.s.accessTokenResponse(req, accessTokenParams{client: req.client, subject: subject.Subject, scope: scope, grantID: subject.GrantID,
+	// Only this issuer's grant IDs name grants here; another issuer's gid
+	// is its own business.
+	grantID := ""
+	if subject.Issuer == g.s.cfg.Issuer {
+		grantID = subject.GrantID
+	}
+	resp, e := g.s.accessTokenResponse(req, accessTokenParams{client: req.client, subject: subject.Subject, scope: scope, grantID: grantID,
 		resource: target.Resource, act: actor, until: time.Unix(subject.ExpiresAt, 0)}, "")
 	if e != nil {
 		return nil, e
 	}
+	g.noteActor(req, grantID, actor.Subject)
 	resp.IssuedTokenType = TokenTypeAccessToken
 	g.s.audit(req.r.Context(), "token exchanged", zap.String("client_id", req.client.ID), zap.String("sub", subject.Subject),
 		zap.String("actor", actor.Subject), zap.String("resource", target.Resource), zap.String("scope", scope))
 	return resp, nil
+}
+
+// noteActor records on the subject's grant who acted with it, which the
+// console and the person's account page show: once per grant and actor
+// per store.GrantTouchInterval on this instance, so that a service
+// exchanging on every call costs no store round trip after its first. A
+// failure costs the note (tried again after the interval), never the
+// exchange.
+func (g tokenExchangeGrant) noteActor(req *tokenRequest, grantID, actor string) {
+	if grantID == "" {
+		return
+	}
+	key := grantID + "\x00" + actor
+	if at, ok := g.s.actorsNoted.get(key); ok && time.Since(at) < store.GrantTouchInterval {
+		return
+	}
+	g.s.actorsNoted.put(key, time.Now())
+	if err := g.s.store.AddGrantActor(req.storeContext(), grantID, actor); err != nil && !errors.Is(err, store.ErrNotFound) {
+		g.s.log.Warn("noting who acted with a grant failed", zap.String("grant_id", grantID), zap.String("actor", actor), zap.Error(err))
+	}
 }
 
 // subjectToken checks a subject or actor token of one of the issuers the

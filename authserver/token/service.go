@@ -125,9 +125,14 @@ type Service struct {
 	dpopProofs dpop.Verifier
 	// userinfoDPoP checks DPoP-bound tokens at the UserInfo endpoint.
 	userinfoDPoP *introspect.DPoPPolicy
-	// people and grantClaims give userinfo its claims.
+	// people and grantClaims give userinfo its claims; a grant's claims
+	// never change, so a relying party calling userinfo on every page
+	// costs no store round trip.
 	people      func(subject string) (store.OpenID, bool)
-	grantClaims claimsCache
+	grantClaims memo[*store.OpenID]
+	// actorsNoted is when this instance last noted an actor on a grant
+	// (grant_token_exchange.go), by grant and actor.
+	actorsNoted memo[time.Time]
 	logouts     Logouts
 	issuers     map[string]SubjectIssuer
 	idJAG       IDJAGVerifier

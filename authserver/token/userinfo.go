@@ -81,28 +81,27 @@ func (s *Service) identity(ctx context.Context, c *introspect.Claims) (*store.Op
 	return g.OpenID, nil
 }
 
-// claimsCache holds grants' claims, which never change for a grant: a
-// relying party calling userinfo on every page costs no store round trip.
-// Bounded: past claimsCacheSize entries it starts over.
-type claimsCache struct {
+// memo is a map requests share, bounded: past memoSize entries it starts
+// over, so that no stream of requests grows it without bound.
+type memo[V any] struct {
 	mu sync.Mutex
-	m  map[string]*store.OpenID
+	m  map[string]V
 }
 
-const claimsCacheSize = 10_000
+const memoSize = 10_000
 
-func (cc *claimsCache) get(grant string) (*store.OpenID, bool) {
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	id, ok := cc.m[grant]
-	return id, ok
+func (c *memo[V]) get(k string) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[k]
+	return v, ok
 }
 
-func (cc *claimsCache) put(grant string, id *store.OpenID) {
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	if cc.m == nil || len(cc.m) >= claimsCacheSize {
-		cc.m = map[string]*store.OpenID{}
+func (c *memo[V]) put(k string, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= memoSize {
+		c.m = map[string]V{}
 	}
-	cc.m[grant] = id
+	c.m[k] = v
 }

@@ -33,6 +33,12 @@ type PageApplication struct {
 	Authorized, LastUsed string
 	// Login says how the person signed in when they allowed it.
 	Login string
+	// ByOrganisation says their organisation allowed it for them (an
+	// identity assertion), without a consent page.
+	ByOrganisation bool
+	// Actors are the services that acted for the person with its access
+	// (token exchange), by name where they are clients here.
+	Actors []string
 	// grants are its grant IDs, revoked together.
 	grants []string
 }
@@ -118,6 +124,16 @@ func (s *Service) accountApplications(ctx context.Context, subject string) ([]*P
 			apps = append(apps, a)
 		}
 		a.grants = append(a.grants, g.ID)
+		a.ByOrganisation = a.ByOrganisation || g.Via == store.ViaIDJAG
+		for _, actor := range g.Actors {
+			name := DisplayText(actor)
+			if c, _, err := s.clients.Lookup(ctx, actor); err == nil && c.Name != "" {
+				name = DisplayText(c.Name)
+			}
+			if !slices.Contains(a.Actors, name) {
+				a.Actors = append(a.Actors, name)
+			}
+		}
 		for _, sc := range strings.Fields(g.Scope) {
 			if !slices.Contains(scopes[g.ClientID], sc) {
 				scopes[g.ClientID] = append(scopes[g.ClientID], sc)
