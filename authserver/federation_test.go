@@ -112,6 +112,7 @@ func TestJWTBearerGrant(t *testing.T) {
 		"living too long":        {jag(map[string]any{"exp": now.Add(time.Hour).Unix()}), nil, "invalid_grant"},
 		"an ID token, not a JAG": {idp.Token(t, "JWT", map[string]any{"sub": "alice", "aud": []string{issuer}, "client_id": "mcp-agent"}), nil, "invalid_grant"},
 		"a scope not granted":    {jag(nil), []string{"scope", "write"}, "invalid_scope"},
+		"a resource not here":    {jag(map[string]any{"resource": "https://elsewhere.example.com/mcp"}), nil, "invalid_target"},
 	} {
 		t.Run(name, func(t *testing.T) { wantOAuthError(t, grant(c.assertion, c.kv...), 400, c.code) })
 	}

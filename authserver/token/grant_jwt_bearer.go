@@ -81,6 +81,9 @@ func (g jwtBearerGrant) handle(req *tokenRequest) (*TokenResponse, *oauth.Error)
 		return nil, e
 	}
 	if a.Resource != "" {
+		if !g.s.resources.isKnown(a.Resource) {
+			return nil, oauth.ErrInvalidTarget("the assertion's resource %q is not protected by this authorization server", a.Resource)
+		}
 		if resource != "" && resource != a.Resource {
 			return nil, oauth.ErrInvalidTarget("resource %s is not the assertion's (%s)", resource, a.Resource)
 		}
