@@ -1,6 +1,7 @@
 package authserver_test
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -115,5 +116,73 @@ func TestJWTBearerGrant(t *testing.T) {
 		"a resource not here":    {jag(map[string]any{"resource": "https://elsewhere.example.com/mcp"}), nil, "invalid_target"},
 	} {
 		t.Run(name, func(t *testing.T) { wantOAuthError(t, grant(c.assertion, c.kv...), 400, c.code) })
+	}
+}
+
+// tokengate as the enterprise's identity provider (draft-ietf-oauth-
+// identity-assertion-authz-grant §4.3): an agent that signed mark in
+// exchanges his ID token for an ID-JAG for another authorization server,
+// itself a tokengate with this one as its id_jag login provider, which
+// takes it (RFC 7523) as a sign-in through the provider would be.
+func TestIDJAGIssuedForAnotherAuthorizationServer(t *testing.T) {
+	const (
+		typeIDToken = "urn:ietf:params:oauth:token-type:id_token"
+		typeIDJAG   = "urn:ietf:params:oauth:token-type:id-jag"
+		jwtBearer   = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	)
+	idp := newOIDCEnv(t, openStore(t), func(c *authserver.Config) {
+		for _, cl := range c.Clients {
+			if cl.ID == "rp" {
+				cl.GrantTypes = append(cl.GrantTypes, client.GrantTokenExchange)
+				cl.Exchange = []client.ExchangeTarget{{Resource: issuer, Scopes: []string{"read", "write"}}}
+			}
+		}
+	})
+	corp, err := login.New(login.Config{Name: "corp", Issuer: idp.issuer, ClientID: "tokengate", ClientSecret: "x", IDJAG: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := newEnvWith(t, openStore(t), "ES256", func(c *authserver.Config) {
+		c.LoginProviders = []*login.Provider{corp}
+		c.Resources = map[string][]string{mcpResource: {"read"}}
+		c.Clients = append(c.Clients, &client.Client{ID: "rp", Name: "Agent", SecretHash: client.HashSecretSHA256("agent-secret"),
+			GrantTypes: []string{client.GrantJWTBearer}, Scopes: []string{"read"}})
+	})
+
+	_, _, idToken := idp.signIn(t, idp.person(), idp.oauth2Config("rp", "rpsecret", "https://rp.example.com/cb", "openid", "profile"))
+	exchange := func(kv ...string) *http.Response {
+		return idp.post("/oauth/token", set(append([]string{"grant_type", grantTokenExchange, "subject_token", idToken}, kv...)...), []string{"rp", "rpsecret"})
+	}
+	m := decode(t, exchange("subject_token_type", typeIDToken, "requested_token_type", typeIDJAG, "audience", issuer, "resource", mcpResource, "scope", "read"))
+	jag, _ := m["access_token"].(string)
+	if m["issued_token_type"] != typeIDJAG || m["token_type"] != "N_A" || m["refresh_token"] != nil || m["scope"] != "read" || jag == "" {
+		t.Fatalf("the answer: %v", m)
+	}
+	if h := headerOf(t, jag); h["typ"] != "oauth-id-jag+jwt" {
+		t.Fatalf("the ID-JAG's header: %v", h)
+	}
+
+	// The other authorization server takes it once, for the agent.
+	grant := func(assertion string) *http.Response {
+		return as.post("/oauth/token", set("grant_type", jwtBearer, "assertion", assertion), []string{"rp", "agent-secret"})
+	}
+	at := decode(t, grant(jag))
+	c, err := as.validator.Validate(fmt.Sprint(at["access_token"]), mcpResource)
+	if err != nil || c.Subject != "corp:mark" || c.ClientID != "rp" || c.Scope != "read" {
+		t.Fatalf("the other server's token: %v %+v %v", at, c, err)
+	}
+	wantOAuthError(t, grant(jag), 400, "invalid_grant")
+
+	for name, c := range map[string]struct {
+		kv   []string
+		code string
+	}{
+		"an audience it may not name": {[]string{"subject_token_type", typeIDToken, "requested_token_type", typeIDJAG, "audience", "https://elsewhere.example.com"}, "invalid_target"},
+		"no audience":                 {[]string{"subject_token_type", typeIDToken, "requested_token_type", typeIDJAG, "resource", mcpResource}, "invalid_request"},
+		"a scope beyond its line":     {[]string{"subject_token_type", typeIDToken, "requested_token_type", typeIDJAG, "audience", issuer, "scope", "admin"}, "invalid_scope"},
+		"an access token as subject":  {[]string{"subject_token_type", typeAccessToken, "requested_token_type", typeIDJAG, "audience", issuer}, "invalid_request"},
+		"a token type never issued":   {[]string{"subject_token_type", typeIDToken, "requested_token_type", "urn:ietf:params:oauth:token-type:saml2", "audience", issuer}, "invalid_request"},
+	} {
+		t.Run(name, func(t *testing.T) { wantOAuthError(t, exchange(c.kv...), 400, c.code) })
 	}
 }

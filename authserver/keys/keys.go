@@ -66,15 +66,18 @@ func IDTokenAlgOf(chosen string) string {
 
 // Token types the ring signs (the JWS typ header): access tokens (RFC
 // 9068 §2.1), ID tokens (OpenID Connect Core §2, as most relying parties
-// expect it) and logout tokens (OpenID Connect Back-Channel Logout §2.4).
+// expect it), logout tokens (OpenID Connect Back-Channel Logout §2.4) and
+// identity assertions for other authorization servers
+// (draft-ietf-oauth-identity-assertion-authz-grant §3).
 const (
 	TypeAccessToken = "at+jwt"
 	TypeIDToken     = "JWT"
 	TypeLogoutToken = "logout+jwt"
+	TypeIDJAG       = "oauth-id-jag+jwt"
 )
 
 // types are the typ headers each key's fixed headers are made for.
-var types = []string{TypeAccessToken, TypeIDToken, TypeLogoutToken}
+var types = []string{TypeAccessToken, TypeIDToken, TypeLogoutToken, TypeIDJAG}
 
 // Ring manages an issuer's signing keys: one signing key for each of its
 // algorithms (the access tokens' first, then RS256 and any other an ID

@@ -35,6 +35,14 @@ type tokenExchangeGrant struct{ s *Service }
 
 func (g tokenExchangeGrant) handle(req *tokenRequest) (*TokenResponse, *oauth.Error) {
 	f := req.form
+	switch rt := f.Get("requested_token_type"); rt {
+	case "", TokenTypeAccessToken:
+	case TokenTypeIDJAG:
+		return g.issueIDJAG(req)
+	default:
+		return nil, oauth.ErrInvalidRequest("requested_token_type %q is not one this server issues: %s, or %s for another authorization server",
+			rt, TokenTypeAccessToken, TokenTypeIDJAG)
+	}
 	target, e := exchangeTarget(req.client, f.Get("resource"), f.Get("audience"))
 	if e != nil {
 		return nil, e
