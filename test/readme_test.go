@@ -289,12 +289,20 @@ func TestReadmeConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	guide, err := os.ReadFile("../docs/guides/mcp.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if example, err := os.ReadFile("../examples/mcp.Caddyfile"); err != nil || !strings.Contains(string(guide), string(example)) {
-		t.Errorf("the MCP guide does not show examples/mcp.Caddyfile as it is (%v)", err)
+	for guide, examples := range map[string][]string{
+		"mcp.md":                     {"mcp.Caddyfile"},
+		"token-exchange.md":          {"exchange.Caddyfile"},
+		"agents-through-your-idp.md": {"corp-idp.Caddyfile", "agent.Caddyfile"},
+	} {
+		text, err := os.ReadFile("../docs/guides/" + guide)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range examples {
+			if example, err := os.ReadFile("../examples/" + name); err != nil || !strings.Contains(string(text), string(example)) {
+				t.Errorf("docs/guides/%s does not show examples/%s as it is (%v)", guide, name, err)
+			}
+		}
 	}
 	for _, file := range []string{"../deploy/tokengate.service", "../Dockerfile"} {
 		content, err := os.ReadFile(file)
@@ -555,4 +563,34 @@ func TestTokenExchangeGuideWalkthrough(t *testing.T) {
 	w := guideWalkthrough(t, "docs/guides/token-exchange.md", "walkthrough-exchange", 3, "127.0.0.1:8180", "127.0.0.1:8181", "127.0.0.1:2031")
 	runExample(t, "../examples/exchange.Caddyfile", "127.0.0.1:8181")
 	w.run(t, t.TempDir(), nil, 0, len(w.scripts))
+}
+
+// The agent guide's walk-through works verbatim on examples/corp-idp.Caddyfile
+// (the IdP) and examples/agent.Caddyfile (the MCP server's authorization
+// server) side by side; alice's part, approving the agent at the IdP's
+// device page, is played by persontest.
+func TestAgentGuideWalkthrough(t *testing.T) {
+	w := guideWalkthrough(t, "docs/guides/agents-through-your-idp.md", "walkthrough-agent", 6,
+		"127.0.0.1:8190", "127.0.0.1:8191", "127.0.0.1:8192", "127.0.0.1:2032", "127.0.0.1:2033")
+	runExample(t, "../examples/corp-idp.Caddyfile", "127.0.0.1:8190")
+	runExample(t, "../examples/agent.Caddyfile", "127.0.0.1:8192")
+	work := t.TempDir()
+	start := time.Now()
+	w.run(t, work, nil, 0, 1)
+	raw, err := os.ReadFile(filepath.Join(work, "device.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`"user_code":"([^"]+)"`).FindSubmatch(raw)
+	if m == nil {
+		t.Fatalf("device.json: %s", raw)
+	}
+	p := persontest.New("alice", "demo-password")
+	p.UserCode = string(m[1])
+	if last, err := p.Device("http://localhost:8190/device"); err != nil || !strings.Contains(last.Body, "return to your device") {
+		t.Fatalf("alice approving the agent: %v %+v", err, last)
+	}
+	// The agent polls no sooner than the interval.
+	time.Sleep(time.Until(start.Add(5200 * time.Millisecond)))
+	w.run(t, work, nil, 1, len(w.scripts))
 }
