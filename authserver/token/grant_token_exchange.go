@@ -175,6 +175,9 @@ func (g tokenExchangeGrant) idToken(req *tokenRequest, raw, iss, what string, se
 		return nil, oauth.ErrInvalidRequest("the %s_token is an ID token of %q: only this issuer's own ID tokens are exchanged, and client %q may present them only with exchange_from self",
 			what, iss, req.client.ID)
 	}
+	if g.s.idTokens == nil {
+		return nil, oauth.ErrInvalidRequest("this server exchanges no ID tokens")
+	}
 	c, err := g.s.idTokens.Validate(raw, req.client.ID)
 	var te *introspect.TokenError
 	if errors.As(err, &te) && te.Reason == introspect.ReasonAudience {

@@ -11,6 +11,7 @@ package token
 import (
 	"context"
 	"sync/atomic"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -194,3 +195,28 @@ func (noLogouts) GrantEnded(*store.Grant) {}
 
 // DPoPNonces are the DPoP nonces, for the resource routes; nil when off.
 func (s *Service) DPoPNonces() *dpop.Nonces { return s.dpopNonces }
+
+// memo is a map requests share, bounded: past memoSize entries it starts
+// over, so that no stream of requests grows it without bound.
+type memo[V any] struct {
+	mu sync.Mutex
+	m  map[string]V
+}
+
+const memoSize = 10_000
+
+func (c *memo[V]) get(k string) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[k]
+	return v, ok
+}
+
+func (c *memo[V]) put(k string, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= memoSize {
+		c.m = map[string]V{}
+	}
+	c.m[k] = v
+}

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sync"
 
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
@@ -79,29 +78,4 @@ func (s *Service) identity(ctx context.Context, c *introspect.Claims) (*store.Op
 	}
 	s.grantClaims.put(c.GrantID, g.OpenID)
 	return g.OpenID, nil
-}
-
-// memo is a map requests share, bounded: past memoSize entries it starts
-// over, so that no stream of requests grows it without bound.
-type memo[V any] struct {
-	mu sync.Mutex
-	m  map[string]V
-}
-
-const memoSize = 10_000
-
-func (c *memo[V]) get(k string) (V, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	v, ok := c.m[k]
-	return v, ok
-}
-
-func (c *memo[V]) put(k string, v V) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= memoSize {
-		c.m = map[string]V{}
-	}
-	c.m[k] = v
 }
