@@ -10,8 +10,8 @@ package token
 
 import (
 	"context"
-	"sync/atomic"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
