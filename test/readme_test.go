@@ -205,17 +205,9 @@ func TestReadmeWalkthroughs(t *testing.T) {
 		work := t.TempDir()
 		start := time.Now()
 		device.run(t, work, nil, 0, 3) // codes, QR, the pending poll
-		raw, err := os.ReadFile(filepath.Join(work, "device.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := regexp.MustCompile(`"user_code":"([^"]+)"`).FindSubmatch(raw)
-		if m == nil {
-			t.Fatalf("device.json: %s", raw)
-		}
 		// Step 4: the person types the code, lower case, signs in, allows.
 		p := persontest.New("mark", "demo-password")
-		p.UserCode = strings.ToLower(string(m[1]))
+		p.UserCode = strings.ToLower(userCodeIn(t, work))
 		last, err := p.Device("http://localhost:8080/device")
 		if err != nil {
 			t.Fatal(err)
@@ -577,7 +569,21 @@ func TestAgentGuideWalkthrough(t *testing.T) {
 	work := t.TempDir()
 	start := time.Now()
 	w.run(t, work, nil, 0, 1)
-	raw, err := os.ReadFile(filepath.Join(work, "device.json"))
+	p := persontest.New("alice", "demo-password")
+	p.UserCode = userCodeIn(t, work)
+	if last, err := p.Device("http://localhost:8190/device"); err != nil || !strings.Contains(last.Body, "return to your device") {
+		t.Fatalf("alice approving the agent: %v %+v", err, last)
+	}
+	// The agent polls no sooner than the interval.
+	time.Sleep(time.Until(start.Add(5200 * time.Millisecond)))
+	w.run(t, work, nil, 1, len(w.scripts))
+}
+
+// userCodeIn is the user_code of the device authorization a walk-through
+// saved in dir/device.json.
+func userCodeIn(t *testing.T, dir string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "device.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -585,12 +591,5 @@ func TestAgentGuideWalkthrough(t *testing.T) {
 	if m == nil {
 		t.Fatalf("device.json: %s", raw)
 	}
-	p := persontest.New("alice", "demo-password")
-	p.UserCode = string(m[1])
-	if last, err := p.Device("http://localhost:8190/device"); err != nil || !strings.Contains(last.Body, "return to your device") {
-		t.Fatalf("alice approving the agent: %v %+v", err, last)
-	}
-	// The agent polls no sooner than the interval.
-	time.Sleep(time.Until(start.Add(5200 * time.Millisecond)))
-	w.run(t, work, nil, 1, len(w.scripts))
+	return string(m[1])
 }
