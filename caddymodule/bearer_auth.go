@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/introspect"
+	"github.com/tokengate/tokengate/policy"
 	"github.com/tokengate/tokengate/trust"
 	"go.uber.org/zap"
 )
@@ -57,6 +58,17 @@ type BearerAuth struct {
 	// Audience and Resource apply to tokengate's own tokens; another
 	// issuer's must carry its trust block's audience.
 	Issuers []string `json:"issuers,omitempty"`
+	// MCPTools give a tools/call of a matching tool (a name, or a glob
+	// such as delete_*) scopes it needs besides the route's. With any
+	// MCPTools or MCPMethods, a POST's body (up to 1 MiB; longer is 413)
+	// is read as JSON-RPC and passed on unchanged; without, it is never
+	// read. A token lacking a tool's scope gets 403 insufficient_scope
+	// naming every scope the request needs, so that a client steps up
+	// for that tool alone.
+	MCPTools []MCPRule `json:"mcp_tools,omitempty"`
+	// MCPMethods are the same for any JSON-RPC method (resources/read,
+	// tools/*).
+	MCPMethods []MCPRule `json:"mcp_methods,omitempty"`
 
 	app    *App
 	logger *zap.Logger
@@ -73,6 +85,15 @@ type BearerAuth struct {
 	route *trust.Route
 	// dpop checks how a token is bound to the request (RFC 9449).
 	dpop *introspect.DPoPPolicy
+	// mcp is MCPTools and MCPMethods; nil without rules.
+	mcp *policy.MCP
+}
+
+// MCPRule is one mcp_tool or mcp_method line: a name or glob, and the
+// scopes the messages it matches need.
+type MCPRule struct {
+	Name  string `json:"name"`
+	Scope string `json:"scope"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -91,13 +112,19 @@ func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
 	if len(b.Scopes) > 0 {
 		b.logger.Warn(`bearer_auth's "scopes" list is deprecated: write "scope": "` + strings.Join(b.Scopes, " ") + `"`)
 	}
+	if len(b.MCPTools)+len(b.MCPMethods) > 0 {
+		b.mcp = &policy.MCP{Tools: mcpRules(b.MCPTools), Methods: mcpRules(b.MCPMethods)}
+		if err := b.mcp.Validate(); err != nil {
+			return fmt.Errorf("bearer_auth: %w", err)
+		}
+	}
 	if b.Resource != "" {
 		if len(b.Audience) > 0 {
 			return errors.New("bearer_auth: resource is this API's audience already: remove audience")
 		}
 		alg := cmp.Or(b.app.SigningAlg, authserver.DefaultSigningAlg)
 		b.resource = &introspect.ProtectedResource{Resource: b.Resource, Name: b.ResourceName, Scopes: b.required,
-			Issuer: b.app.Issuer, SigningAlgs: []string{alg}, DPoPRequired: b.DPoP == "required"}
+			MoreScopes: b.mcp.Scopes(), Issuer: b.app.Issuer, SigningAlgs: []string{alg}, DPoPRequired: b.DPoP == "required"}
 		if err := b.resource.Prepare(); err != nil {
 			return fmt.Errorf("bearer_auth: %w", err)
 		}
@@ -203,6 +230,9 @@ func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		if bf := b.dpop.CheckBinding(r, requestURL, claims); bf != nil {
 			f = bf
 		}
+	}
+	if f == nil && b.mcp != nil {
+		f = b.mcp.Authorize(r, claims, b.required)
 	}
 	if b.checks != nil {
 		outcome := introspect.OutcomeOK
@@ -310,6 +340,15 @@ func serveResourceMetadata(w http.ResponseWriter, r *http.Request, p *introspect
 	}
 }
 
+// mcpRules are the Caddyfile's or JSON's rules as policy's.
+func mcpRules(rules []MCPRule) []policy.Rule {
+	out := make([]policy.Rule, 0, len(rules))
+	for _, r := range rules {
+		out = append(out, policy.Rule{Pattern: r.Name, Scopes: strings.Fields(r.Scope)})
+	}
+	return out
+}
+
 // parseBearerAuth sets up bearer_auth from its directive.
 func parseBearerAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	b := new(BearerAuth)
@@ -327,6 +366,8 @@ func parseBearerAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error
 //		realm <realm>
 //		resource <url>
 //		resource_name <name>
+//		mcp_tool <name or glob> <scope>...
+//		mcp_method <method or glob> <scope>...
 //	}
 func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // "bearer_auth"
@@ -366,8 +407,24 @@ func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					return d.Errf("bearer_auth: %v", err)
 				}
 			}
+		case "mcp_tool", "mcp_method":
+			dir := d.Val()
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Errf("bearer_auth: %s takes a name (or a glob such as delete_*) and the scopes it needs", dir)
+			}
+			rule := MCPRule{Name: args[0], Scope: strings.Join(args[1:], " ")}
+			if err := (&policy.MCP{Tools: mcpRules([]MCPRule{rule})}).Validate(); err != nil {
+				return d.Errf("bearer_auth: %s: %v", dir, err)
+			}
+			if dir == "mcp_tool" {
+				b.MCPTools = append(b.MCPTools, rule)
+			} else {
+				b.MCPMethods = append(b.MCPMethods, rule)
+			}
 		default:
-			return unknownOption(d, "bearer_auth", d.Val(), "scope", "issuer", "audience", "realm", "resource", "resource_name", "dpop")
+			return unknownOption(d, "bearer_auth", d.Val(), "scope", "issuer", "audience", "realm", "resource", "resource_name", "dpop",
+				"mcp_tool", "mcp_method")
 		}
 	}
 	return nil

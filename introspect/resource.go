@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/tokengate/tokengate/jose"
@@ -27,6 +28,9 @@ type ProtectedResource struct {
 	Name string
 	// Scopes are the scopes the route requires.
 	Scopes []string
+	// MoreScopes are scopes some of its requests need besides (an MCP
+	// tool's): listed in scopes_supported, never asked for by a 401.
+	MoreScopes []string
 	// Issuer is the authorization server guarding it.
 	Issuer string
 	// SigningAlgs are the algorithms its tokens are signed with.
@@ -86,7 +90,7 @@ func (p *ProtectedResource) Prepare() error {
 		SigningAlgs          []string `json:"resource_signing_alg_values_supported,omitempty"`
 		DPoPAlgs             []string `json:"dpop_signing_alg_values_supported"`
 		DPoPRequired         bool     `json:"dpop_bound_access_tokens_required"`
-	}{p.Resource, []string{p.Issuer}, p.Scopes, []string{"header"}, p.Name, p.SigningAlgs, jose.Asymmetric, p.DPoPRequired}
+	}{p.Resource, []string{p.Issuer}, supported(p.Scopes, p.MoreScopes), []string{"header"}, p.Name, p.SigningAlgs, jose.Asymmetric, p.DPoPRequired}
 	var err error
 	p.document, err = json.Marshal(doc)
 	return err
@@ -100,3 +104,15 @@ func (p *ProtectedResource) MetadataURL() string { return p.url }
 
 // Document is the RFC 9728 §2 metadata, as JSON.
 func (p *ProtectedResource) Document() []byte { return p.document }
+
+// supported is scopes_supported: the route's scopes, then the others, each
+// once.
+func supported(route, more []string) []string {
+	out := slices.Clone(route)
+	for _, sc := range more {
+		if !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	return out
+}

@@ -157,6 +157,34 @@ func TestMCPSDKClient(t *testing.T) {
 		} {
 			t.Run(name, func(t *testing.T) { sdkClientCredentials(t, dir, args) })
 		}
+		t.Run("a gated tool steps up alone", func(t *testing.T) {
+			gated := strings.Replace(mcpCaddyfile, "\t\tscope mcp\n\t}", "\t\tscope mcp\n\t\tmcp_tool get-env mcp:admin\n\t}", 1)
+			if gated == mcpCaddyfile {
+				t.Fatal("the test's config change did not apply")
+			}
+			g.reload(t, gated)
+			defer g.reload(t, mcpCaddyfile)
+			stdin, lines, stderr := startSDKClient(t, dir, "tool", server)
+			var scopes []string
+			echoed := false
+			result := readResult(t, lines, stderr, func(line string) {
+				if u, ok := strings.CutPrefix(line, "AUTHORIZE "); ok {
+					q, _ := url.Parse(u)
+					scopes = append(scopes, q.Query().Get("scope"))
+					if len(scopes) == 2 && !echoed {
+						t.Error("the client stepped up before calling the gated tool")
+					}
+					allow(t, stdin, u)
+				}
+				echoed = echoed || line == "ECHOED"
+			})
+			if !strings.Contains(result, "hello through tokengate") || !strings.Contains(result, `"env":[{"type":"text"`) || !strings.Contains(result, `"scope":"mcp mcp:admin"`) {
+				t.Fatalf("result %s", result)
+			}
+			if len(scopes) != 2 || scopes[0] != "mcp" || scopes[1] != "mcp mcp:admin" {
+				t.Fatalf("the client asked for %q, want mcp, then mcp mcp:admin for get-env", scopes)
+			}
+		})
 		t.Run("step-up on 403 insufficient_scope", func(t *testing.T) {
 			stepped := strings.Replace(mcpCaddyfile, "\t\tscope mcp\n\t}", "\t\tscope mcp mcp:admin\n\t}", 1)
 			if stepped == mcpCaddyfile {

@@ -14,6 +14,11 @@
 //       scope, and it calls echo again. (SDK 1.x refreshes instead of
 //       re-authorizing when it holds a refresh token, typescript-sdk#2255,
 //       so this client registers for authorization_code alone.)
+//   node client.mjs tool <server-url>
+//       as stepup, without the pause: it calls echo (prints "ECHOED"), then
+//       get-env, a tool the route gates with more scope: the 403
+//       insufficient_scope sends it through authorization again for that
+//       tool alone, and it calls get-env again
 //   node client.mjs cc <server-url> <client-id> <secret>
 //       client credentials (ClientCredentialsProvider)
 //   node client.mjs jwt <server-url> <client-id> <private JWK as JSON>
@@ -85,7 +90,12 @@ async function finishAuth(transport) {
 // echo calls the echo tool; a step-up sends the person through
 // authorization once more, after which the call is made again.
 async function echo(client, transport) {
-  const call = () => client.callTool({ name: "echo", arguments: { message: "hello through tokengate" } });
+  return stepUp(transport, () => client.callTool({ name: "echo", arguments: { message: "hello through tokengate" } }));
+}
+
+// stepUp makes a call; when it meets a step-up, the person authorizes
+// once more and the call is made again.
+async function stepUp(transport, call) {
   try {
     return await call();
   } catch (err) {
@@ -99,7 +109,7 @@ const provider = mode === "cc"
   ? new ClientCredentialsProvider({ clientId: rest[0], clientSecret: rest[1] })
   : mode === "jwt"
     ? new PrivateKeyJwtProvider({ clientId: rest[0], privateKey: JSON.parse(rest[1]), algorithm: "ES256" })
-    : mode === "stepup"
+    : mode === "stepup" || mode === "tool"
       ? new MemoryProvider(undefined, ["authorization_code"])
       : new MemoryProvider(mode === "cimd" ? rest[0] : undefined);
 const { client, transport } = await session(provider);
@@ -109,6 +119,11 @@ if (mode === "stepup") {
   await nextLine();
 }
 const echoed = await echo(client, transport);
-console.log("RESULT " + JSON.stringify({ tools: tools.tools.map((t) => t.name), echo: echoed.content, scope: provider.saved?.scope }));
+let env;
+if (mode === "tool") {
+  console.log("ECHOED");
+  env = (await stepUp(transport, () => client.callTool({ name: "get-env", arguments: {} }))).content;
+}
+console.log("RESULT " + JSON.stringify({ tools: tools.tools.map((t) => t.name), echo: echoed.content, env, scope: provider.saved?.scope }));
 await client.close();
 process.exit(0);
