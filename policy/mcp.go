@@ -120,11 +120,11 @@ func (m *MCP) needed(r *http.Request) ([]string, *introspect.Failure) {
 	if f != nil {
 		return nil, f
 	}
-	msgs, isRPC := parseMessages(body)
-	if msgs == nil && isRPC {
+	msgs, shape := parseMessages(body)
+	if shape == duplicated {
 		return nil, malformed(http.StatusBadRequest, "the JSON-RPC body names a member twice in one object: send each member once")
 	}
-	if f := checkHeaders(r.Header, msgs); f != nil {
+	if f := checkHeaders(r.Header, msgs, shape); f != nil {
 		return nil, f
 	}
 	var extra []string
@@ -192,36 +192,45 @@ func malformed(status int, desc string) *introspect.Failure {
 	return &introspect.Failure{Outcome: introspect.OutcomeMalformed, Status: status, Code: "invalid_request", Description: desc}
 }
 
-// parseMessages reads a body as JSON-RPC: one message or a batch. It
-// reports isRPC false for anything else (not JSON, or neither an object nor
-// an array: no rule can apply), and nil messages with isRPC true for JSON
-// with a duplicated member, which parsers differ on (the first or the last
-// wins), so that the gateway and the server could read different tools.
-func parseMessages(body []byte) (msgs []message, isRPC bool) {
+// shape is what a body is as JSON-RPC.
+type shape int
+
+const (
+	notRPC     shape = iota // not JSON, or neither an object nor an array: no rule can apply
+	single                  // one message
+	batch                   // an array of messages
+	duplicated              // JSON naming a member twice in an object
+)
+
+// parseMessages reads a body as JSON-RPC: one message or a batch. JSON
+// with a duplicated member is refused, as parsers differ on it (the first
+// or the last wins): the gateway and the server could read different
+// tools.
+func parseMessages(body []byte) ([]message, shape) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' && trimmed[0] != '[' || !json.Valid(trimmed) {
-		return nil, false
+		return nil, notRPC
 	}
 	if err := noDuplicateMembers(trimmed); err != nil {
-		return nil, true
+		return nil, duplicated
 	}
 	if trimmed[0] == '{' {
 		var one message
 		if json.Unmarshal(trimmed, &one) != nil {
-			return []message{}, true
+			return nil, single
 		}
-		return []message{one}, true
+		return []message{one}, single
 	}
 	var raw []json.RawMessage
 	_ = json.Unmarshal(trimmed, &raw)
-	msgs = []message{}
+	var msgs []message
 	for _, e := range raw {
 		var msg message
 		if json.Unmarshal(e, &msg) == nil { // an element that is no object is no call
 			msgs = append(msgs, msg)
 		}
 	}
-	return msgs, true
+	return msgs, batch
 }
 
 var errDuplicate = errors.New("duplicate member")
@@ -295,7 +304,7 @@ func nameOf(msg message) (string, bool) {
 
 // checkHeaders checks the Mcp-Method and Mcp-Name headers, when sent,
 // against the body: one message, of that method and with that name.
-func checkHeaders(h http.Header, msgs []message) *introspect.Failure {
+func checkHeaders(h http.Header, msgs []message, shape shape) *introspect.Failure {
 	methods, names := h.Values("Mcp-Method"), h.Values("Mcp-Name")
 	if len(methods) == 0 && len(names) == 0 {
 		return nil
@@ -303,7 +312,7 @@ func checkHeaders(h http.Header, msgs []message) *introspect.Failure {
 	if len(methods) > 1 || len(names) > 1 {
 		return malformed(http.StatusBadRequest, "send Mcp-Method and Mcp-Name once each")
 	}
-	if len(msgs) != 1 || msgs[0].Method == nil {
+	if shape != single || len(msgs) != 1 || msgs[0].Method == nil {
 		return malformed(http.StatusBadRequest, "Mcp-Method and Mcp-Name name one JSON-RPC message, and the body is not one")
 	}
 	msg := msgs[0]
