@@ -10,7 +10,7 @@ package policy
 
 import (
 	"bytes"
-	"encoding/json"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +18,9 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/tokengate/tokengate/introspect"
 )
@@ -108,9 +111,13 @@ func (m *MCP) Authorize(r *http.Request, c *introspect.Claims, route []string) *
 
 // message is what the rules read of a JSON-RPC message.
 type message struct {
-	Method *string         `json:"method"`
-	ID     json.RawMessage `json:"id"`
-	Params json.RawMessage `json:"params"`
+	method    string
+	hasMethod bool
+	// hasID tells a request from a notification.
+	hasID bool
+	// name and uri are params.name and params.uri, when strings.
+	name, uri       string
+	hasName, hasURI bool
 }
 
 // needed reads the body (putting it back as it was) and returns the scopes
@@ -120,9 +127,12 @@ func (m *MCP) needed(r *http.Request) ([]string, *introspect.Failure) {
 	if f != nil {
 		return nil, f
 	}
-	msgs, shape := parseMessages(body)
-	if shape == duplicated {
+	msgs, shape, err := parseMessages(body)
+	switch {
+	case errors.Is(err, jsontext.ErrDuplicateName):
 		return nil, malformed(http.StatusBadRequest, "the JSON-RPC body names a member twice in one object: send each member once")
+	case err != nil:
+		return nil, malformed(http.StatusBadRequest, "the body is not valid JSON, so this route's MCP rules cannot check it: "+err.Error())
 	}
 	if f := checkHeaders(r.Header, msgs, shape); f != nil {
 		return nil, f
@@ -132,23 +142,22 @@ func (m *MCP) needed(r *http.Request) ([]string, *introspect.Failure) {
 		// Responses carry no method, notifications no id: neither calls
 		// anything. A tools/call without an id is checked all the same,
 		// as a lenient server might run it.
-		if msg.Method == nil || len(msg.ID) == 0 && *msg.Method != "tools/call" {
+		if !msg.hasMethod || !msg.hasID && msg.method != "tools/call" {
 			continue
 		}
 		for _, rule := range m.Methods {
-			if match(rule.Pattern, *msg.Method) {
+			if match(rule.Pattern, msg.method) {
 				extra = append(extra, rule.Scopes...)
 			}
 		}
-		if *msg.Method != "tools/call" || len(m.Tools) == 0 {
+		if msg.method != "tools/call" || len(m.Tools) == 0 {
 			continue
 		}
-		name, ok := nameOf(msg)
-		if !ok {
+		if !msg.hasName {
 			return nil, malformed(http.StatusBadRequest, "a tools/call without a string params.name cannot be checked: name the tool")
 		}
 		for _, rule := range m.Tools {
-			if match(rule.Pattern, name) {
+			if match(rule.Pattern, msg.name) {
 				extra = append(extra, rule.Scopes...)
 			}
 		}
@@ -165,7 +174,21 @@ func readBody(r *http.Request) ([]byte, *introspect.Failure) {
 	if r.ContentLength > MaxBody {
 		return nil, tooLarge()
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	var body []byte
+	var err error
+	if n := r.ContentLength; n > 0 {
+		// Its length known: read it into a slice of that size, and make
+		// sure nothing follows.
+		body = make([]byte, n)
+		if _, err = io.ReadFull(r.Body, body); err == nil {
+			var one [1]byte
+			if k, _ := r.Body.Read(one[:]); k > 0 {
+				err = errors.New("longer than its Content-Length")
+			}
+		}
+	} else {
+		body, err = io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	}
 	if err != nil {
 		return nil, malformed(http.StatusBadRequest, "the request body could not be read")
 	}
@@ -196,110 +219,165 @@ func malformed(status int, desc string) *introspect.Failure {
 type shape int
 
 const (
-	notRPC     shape = iota // not JSON, or neither an object nor an array: no rule can apply
-	single                  // one message
-	batch                   // an array of messages
-	duplicated              // JSON naming a member twice in an object
+	notRPC shape = iota // neither an object nor an array: no rule can apply
+	single              // one message
+	batch               // an array of messages
 )
 
-// parseMessages reads a body as JSON-RPC: one message or a batch. JSON
-// with a duplicated member is refused, as parsers differ on it (the first
-// or the last wins): the gateway and the server could read different
-// tools.
-func parseMessages(body []byte) ([]message, shape) {
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' && trimmed[0] != '[' || !json.Valid(trimmed) {
-		return nil, notRPC
-	}
-	if err := noDuplicateMembers(trimmed); err != nil {
-		return nil, duplicated
-	}
-	if trimmed[0] == '{' {
-		var one message
-		if json.Unmarshal(trimmed, &one) != nil {
-			return nil, single
-		}
-		return []message{one}, single
-	}
-	var raw []json.RawMessage
-	_ = json.Unmarshal(trimmed, &raw)
+// parseMessages reads a body as JSON-RPC, strictly (RFC 8259 with RFC
+// 7493's rules: valid UTF-8, each member once): one message or a batch.
+// A body that is not an object or an array passes as notRPC; one that
+// starts as one and is not strict JSON is an error, as a lenient server
+// might read a call out of it (a duplicated member, which parsers resolve
+// differently, gets jsontext.ErrDuplicateName).
+func parseMessages(body []byte) ([]message, shape, error) {
+	p := decoders.Get().(*pooledDecoder)
+	defer decoders.Put(p)
+	// A bytes.Buffer is parsed in place, not copied.
+	p.buf = *bytes.NewBuffer(body)
+	dec := p.dec
+	dec.Reset(&p.buf)
 	var msgs []message
-	for _, e := range raw {
-		var msg message
-		if json.Unmarshal(e, &msg) == nil { // an element that is no object is no call
+	var sh shape
+	switch dec.PeekKind() {
+	case '{':
+		msg, err := readMessage(dec)
+		if err != nil {
+			return nil, single, err
+		}
+		msgs, sh = []message{msg}, single
+	case '[':
+		sh = batch
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, batch, err
+		}
+		for dec.PeekKind() != ']' {
+			if dec.PeekKind() != '{' {
+				// An element that is no object is no call.
+				if err := dec.SkipValue(); err != nil {
+					return nil, batch, err
+				}
+				continue
+			}
+			msg, err := readMessage(dec)
+			if err != nil {
+				return nil, batch, err
+			}
 			msgs = append(msgs, msg)
 		}
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, batch, err
+		}
+	default:
+		if t := bytes.TrimLeft(body, " \t\r\n"); len(t) > 0 && (t[0] == '{' || t[0] == '[') {
+			_, err := dec.ReadToken()
+			return nil, notRPC, err
+		}
+		return nil, notRPC, nil
 	}
-	return msgs, batch
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return nil, sh, cmp.Or(err, errors.New("more than one JSON value"))
+	}
+	return msgs, sh, nil
 }
 
-var errDuplicate = errors.New("duplicate member")
+// pooledDecoder is a decoder kept between requests with its state (the
+// names it tracks to refuse duplicates), and the buffer it reads.
+type pooledDecoder struct {
+	dec *jsontext.Decoder
+	buf bytes.Buffer
+}
 
-// noDuplicateMembers walks valid JSON and fails on an object that names a
-// member twice (after unescaping), at any depth.
-func noDuplicateMembers(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	var walk func() error
-	walk = func() error {
-		tok, err := dec.Token()
+var decoders = sync.Pool{New: func() any {
+	p := new(pooledDecoder)
+	p.dec = jsontext.NewDecoder(&p.buf)
+	return p
+}}
+
+// readMessage reads one JSON-RPC message object: its method, whether it
+// has an id, and params.name and params.uri; it skips (and so checks) the
+// rest.
+func readMessage(dec *jsontext.Decoder) (message, error) {
+	var msg message
+	if _, err := dec.ReadToken(); err != nil { // {
+		return msg, err
+	}
+	for dec.PeekKind() != '}' {
+		key, err := dec.ReadToken()
+		if err != nil {
+			return msg, err
+		}
+		switch key.String() {
+		case "method":
+			msg.method, msg.hasMethod, err = readString(dec)
+		case "id":
+			msg.hasID = true
+			err = dec.SkipValue()
+		case "params":
+			err = readParams(dec, &msg)
+		default:
+			err = dec.SkipValue()
+		}
+		if err != nil {
+			return msg, err
+		}
+	}
+	_, err := dec.ReadToken() // }
+	return msg, err
+}
+
+// readParams reads params.name and params.uri when params is an object.
+func readParams(dec *jsontext.Decoder, msg *message) error {
+	if dec.PeekKind() != '{' {
+		return dec.SkipValue()
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return err
+	}
+	for dec.PeekKind() != '}' {
+		key, err := dec.ReadToken()
 		if err != nil {
 			return err
 		}
-		switch tok {
-		case json.Delim('{'):
-			seen := map[string]bool{}
-			for dec.More() {
-				key, err := dec.Token()
-				if err != nil {
-					return err
-				}
-				k, _ := key.(string)
-				if seen[k] {
-					return errDuplicate
-				}
-				seen[k] = true
-				if err := walk(); err != nil {
-					return err
-				}
-			}
-			_, err = dec.Token() // }
-			return err
-		case json.Delim('['):
-			for dec.More() {
-				if err := walk(); err != nil {
-					return err
-				}
-			}
-			_, err = dec.Token() // ]
+		switch key.String() {
+		case "name":
+			msg.name, msg.hasName, err = readString(dec)
+		case "uri":
+			msg.uri, msg.hasURI, err = readString(dec)
+		default:
+			err = dec.SkipValue()
+		}
+		if err != nil {
 			return err
 		}
-		return nil
 	}
-	return walk()
+	_, err := dec.ReadToken()
+	return err
+}
+
+// readString reads a value: its text when it is a string.
+func readString(dec *jsontext.Decoder) (string, bool, error) {
+	if dec.PeekKind() != '"' {
+		return "", false, dec.SkipValue()
+	}
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return "", false, err
+	}
+	return tok.String(), true, nil
 }
 
 // nameOf is the name Mcp-Name carries for a message: params.name of
 // tools/call and prompts/get, params.uri of resources/read; false for a
 // method without one, or a message without it as a string.
 func nameOf(msg message) (string, bool) {
-	member := ""
-	switch *msg.Method {
+	switch msg.method {
 	case "tools/call", "prompts/get":
-		member = "name"
+		return msg.name, msg.hasName
 	case "resources/read":
-		member = "uri"
-	default:
-		return "", false
+		return msg.uri, msg.hasURI
 	}
-	var params map[string]json.RawMessage
-	if json.Unmarshal(msg.Params, &params) != nil {
-		return "", false
-	}
-	var name string
-	if json.Unmarshal(params[member], &name) != nil {
-		return "", false
-	}
-	return name, true
+	return "", false
 }
 
 // checkHeaders checks the Mcp-Method and Mcp-Name headers, when sent,
@@ -312,17 +390,17 @@ func checkHeaders(h http.Header, msgs []message, shape shape) *introspect.Failur
 	if len(methods) > 1 || len(names) > 1 {
 		return malformed(http.StatusBadRequest, "send Mcp-Method and Mcp-Name once each")
 	}
-	if shape != single || len(msgs) != 1 || msgs[0].Method == nil {
+	if shape != single || len(msgs) != 1 || !msgs[0].hasMethod {
 		return malformed(http.StatusBadRequest, "Mcp-Method and Mcp-Name name one JSON-RPC message, and the body is not one")
 	}
 	msg := msgs[0]
-	if len(methods) == 1 && methods[0] != *msg.Method {
-		return malformed(http.StatusBadRequest, fmt.Sprintf("the Mcp-Method header (%q) disagrees with the body's method (%q)", methods[0], *msg.Method))
+	if len(methods) == 1 && methods[0] != msg.method {
+		return malformed(http.StatusBadRequest, fmt.Sprintf("the Mcp-Method header (%q) disagrees with the body's method (%q)", methods[0], msg.method))
 	}
 	if len(names) == 1 {
 		name, ok := nameOf(msg)
 		if !ok || names[0] != name {
-			return malformed(http.StatusBadRequest, fmt.Sprintf("the Mcp-Name header (%q) disagrees with the body's %s", names[0], *msg.Method))
+			return malformed(http.StatusBadRequest, fmt.Sprintf("the Mcp-Name header (%q) disagrees with the body's %s", names[0], msg.method))
 		}
 	}
 	return nil

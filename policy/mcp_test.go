@@ -52,6 +52,10 @@ func TestMCPRules(t *testing.T) {
 		"a tools/call without an id":         {post(`{"jsonrpc":"2.0","method":"tools/call","params":{"name":"delete_repo"}}`), "mcp", 403, "mcp mcp:admin"},
 		"a response":                         {post(`{"jsonrpc":"2.0","id":7,"result":{}}`), "mcp", 0, ""},
 		"not JSON":                           {post(`hello`), "mcp", 0, ""},
+		"JSON cut short":                     {post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_repo"`), "mcp", 400, ""},
+		"trailing data":                      {post(call(1, "echo") + `{"x":1}`), "mcp", 400, ""},
+		"invalid UTF-8 in a name":            {post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_` + "\xff" + `"}}`), "mcp mcp:admin", 400, ""},
+		"a duplicate deep in arguments":      {post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"a":1,"a":2}}}`), "mcp", 400, ""},
 		"JSON, not JSON-RPC":                 {post(`{"tool":"delete_repo"}`), "mcp", 0, ""},
 		"a duplicated name":                  {post(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"delete_repo"}}`), "mcp mcp:admin", 400, ""},
 		"a duplicated method":                {post(`{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call","params":{"name":"x"}}`), "mcp mcp:admin", 400, ""},
@@ -137,5 +141,23 @@ func TestMCPRulesValidate(t *testing.T) {
 	}
 	if got := strings.Join(rules.Scopes(), " "); got != "mcp:admin mcp:read" {
 		t.Fatalf("scopes %q", got)
+	}
+}
+
+// BenchmarkMCPRules is a 2 KB tools/call through the rules: the body read,
+// parsed, checked and handed back.
+func BenchmarkMCPRules(b *testing.B) {
+	body := `{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"search","arguments":{"query":"` + strings.Repeat("lorem ipsum ", 165) + `"}}}`
+	c := &introspect.Claims{Scope: "mcp mcp:read"}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	r := post(body)
+	rd := strings.NewReader(body)
+	for b.Loop() {
+		rd.Reset(body)
+		r.Body = io.NopCloser(rd)
+		if f := rules.Authorize(r, c, []string{"mcp"}); f != nil {
+			b.Fatal(f.Description)
+		}
 	}
 }

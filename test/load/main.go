@@ -51,6 +51,7 @@ var (
 	grantGrowth = flag.Bool("grant-growth", false, "only measure what a grant takes after 1 and after 1,000 rotations, on the Redis at -redis-url and on a file store (a minute)")
 	redisLoad   = flag.Bool("redis", false, "also load the refresh grant on a Redis store")
 	exchanges   = flag.Bool("exchange", false, "instead of the full run, measure token exchange (RFC 8693) against client_credentials")
+	policies    = flag.Bool("policy", false, "instead of the full run, measure bearer_auth's policy: a route with MCP tool rules on a 2 KB JSON-RPC body against the same route without")
 	sessions    = flag.Bool("session", false, "instead of the full run, measure session_auth: a request with a fresh session against bearer_auth on the same route, and the sign-in round trip")
 	openID      = flag.Bool("openid", false, "instead of the full run, measure the OpenID Provider: the token endpoint with openid against without, userinfo against introspection")
 	compareRev  = flag.String("compare", "", "instead of the full run, load the token endpoint of this tree and of this git revision together, and print the ratio")
@@ -179,6 +180,15 @@ http://127.0.0.1:{{.Trusted}} {
 	}
 	reverse_proxy {{.Upstream}}
 }
+http://127.0.0.1:{{.MCPRules}} {
+	bearer_auth {
+		scope read
+		mcp_tool delete_* admin
+		mcp_tool search read
+		mcp_method resources/read read
+	}
+	reverse_proxy {{.Upstream}}
+}
 http://127.0.0.1:{{.Resource}} {
 	bearer_auth {
 		resource http://127.0.0.1:{{.Resource}}/mcp
@@ -189,8 +199,8 @@ http://127.0.0.1:{{.Resource}} {
 `
 
 type ports struct {
-	Admin, Auth, Static, Proxy, Bearer, Resource, Trusted, DPoP, Session int
-	Upstream, Dir, Alg, Hash, Store, Remote                              string
+	Admin, Auth, Static, Proxy, Bearer, Resource, Trusted, DPoP, Session, MCPRules int
+	Upstream, Dir, Alg, Hash, Store, Remote                                        string
 	// RegistrationBudget lifts registration's max_clients past what the
 	// load registers (registrationBudget).
 	RegistrationBudget string
@@ -524,7 +534,7 @@ func start(bin, alg, hash, upstream, storeLine string) *instance {
 		storeLine = "store file " + filepath.Join(dir, "tokengate.db")
 	}
 	p := ports{Admin: freePort(), Auth: freePort(), Static: freePort(), Proxy: freePort(), Bearer: freePort(), Resource: freePort(), Trusted: freePort(), DPoP: freePort(),
-		Session: freePort(), Remote: remote.URL,
+		Session: freePort(), MCPRules: freePort(), Remote: remote.URL,
 		Upstream: upstream, Dir: dir, Alg: alg, Hash: hash, Store: storeLine, RegistrationBudget: registrationBudget}
 	for w := range people {
 		p.People = append(p.People, person(w))
@@ -673,6 +683,11 @@ func main() {
 	}
 	if *exchanges {
 		measureExchange(bin, string(hash), up)
+		report()
+		return
+	}
+	if *policies {
+		measurePolicy(bin, string(hash), up)
 		report()
 		return
 	}
