@@ -283,6 +283,7 @@ func TestReadmeConfigs(t *testing.T) {
 	}
 	for guide, examples := range map[string][]string{
 		"mcp.md":                     {"mcp.Caddyfile"},
+		"mcp-tools.md":               {"mcp-tools.Caddyfile"},
 		"token-exchange.md":          {"exchange.Caddyfile"},
 		"agents-through-your-idp.md": {"corp-idp.Caddyfile", "agent.Caddyfile"},
 	} {
@@ -592,4 +593,14 @@ func userCodeIn(t *testing.T, dir string) string {
 		t.Fatalf("device.json: %s", raw)
 	}
 	return string(m[1])
+}
+
+// The MCP tools guide's walk-through works verbatim on
+// examples/mcp-tools.Caddyfile in front of the everything server.
+func TestMCPToolsGuideWalkthrough(t *testing.T) {
+	dir := nodetest.Dir(t, "mcp")
+	w := guideWalkthrough(t, "docs/guides/mcp-tools.md", "walkthrough-mcp-tools", 6, "127.0.0.1:8093", "127.0.0.1:8094", "127.0.0.1:3001", "127.0.0.1:2034")
+	startEverything(t, dir, 3001)
+	runExample(t, "../examples/mcp-tools.Caddyfile", "127.0.0.1:8094")
+	w.run(t, t.TempDir(), nil, 0, len(w.scripts))
 }
