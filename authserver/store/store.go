@@ -51,6 +51,7 @@ type Store interface {
 	ClientStore
 	GrantStore
 	CounterStore
+	RateStore
 	UserStore
 	EdgeSessionStore
 
@@ -436,6 +437,42 @@ type CounterStore interface {
 	Incr(ctx context.Context, key string, window time.Duration) (count int64, resetAt time.Time, err error)
 	// Counter reads a counter without counting: 0 when it has no live window.
 	Counter(ctx context.Context, key string) (count int64, resetAt time.Time, err error)
+}
+
+// RateStore counts requests against rate limits every instance shares.
+type RateStore interface {
+	// AllowRate takes one request from key's budget of n per period, n at
+	// once at most (GCRA: the rule GCRA states; Redis runs the same in
+	// one script); a refused request takes nothing.
+	AllowRate(ctx context.Context, key string, n int, period time.Duration) (RateResult, error)
+}
+
+// RateResult is a shared rate limit's answer.
+type RateResult struct {
+	Allowed bool
+	// Remaining is how many more requests would be let through now.
+	Remaining int
+	// RetryAfter is how long until the next is let through (0 when
+	// allowed); ResetAfter until the whole budget is back.
+	RetryAfter, ResetAfter time.Duration
+}
+
+// GCRA is the generic cell rate algorithm for one request at now, the
+// budget's theoretical arrival time being tat (zero for none): n per
+// period, n at once. It returns the result and the new tat to keep until
+// it passes (unchanged when refused).
+func GCRA(tat, now time.Time, n int, period time.Duration) (RateResult, time.Time) {
+	emission := period / time.Duration(n)
+	if tat.Before(now) {
+		tat = now
+	}
+	next := tat.Add(emission)
+	allowAt := next.Add(-emission * time.Duration(n))
+	diff := now.Sub(allowAt)
+	if diff < 0 {
+		return RateResult{RetryAfter: -diff, ResetAfter: tat.Sub(now)}, tat
+	}
+	return RateResult{Allowed: true, Remaining: int(diff / emission), ResetAfter: next.Sub(now)}, next
 }
 
 // UserStore records which people the configuration has had.

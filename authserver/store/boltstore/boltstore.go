@@ -938,6 +938,26 @@ func (s *Store) Incr(ctx context.Context, key string, window time.Duration) (int
 	return n, exp, err
 }
 
+// AllowRate implements store.Store: the budget's theoretical arrival
+// time (Unix ns) kept as a counter record until it passes.
+func (s *Store) AllowRate(ctx context.Context, key string, n int, period time.Duration) (store.RateResult, error) {
+	var res store.RateResult
+	err := s.update(ctx, bucketCounters, func(b *bolt.Bucket) error {
+		now := time.Now()
+		var tat time.Time
+		if r, err := get(b, []byte(key)); err == nil {
+			tat = time.Unix(0, int64(r.uses))
+		}
+		var next time.Time
+		res, next = store.GCRA(tat, now, n, period)
+		if !res.Allowed {
+			return nil
+		}
+		return put(b, []byte(key), next, uint64(next.UnixNano()), nil)
+	})
+	return res, err
+}
+
 // Counter implements store.Store.
 func (s *Store) Counter(ctx context.Context, key string) (int64, time.Time, error) {
 	var n int64

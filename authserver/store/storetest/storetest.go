@@ -49,6 +49,7 @@ func Run(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"GrantUses", testGrantUses},
 		{"GrantIndexBounded", testGrantIndexBounded},
 		{"Counters", testCounters},
+		{"Rates", testRates},
 		{"Expiry", testExpiry},
 		{"PersistsAcrossReopen", testPersistence},
 		{"Generation", testGeneration},
@@ -962,6 +963,42 @@ func testGrantIndexBounded(t *testing.T, s store.Store, _ func() store.Store) {
 	must(t, err)
 	if len(byClient) != store.MaxGrantsPerSubject {
 		t.Fatalf("the client's index holds %d grants, want %d", len(byClient), store.MaxGrantsPerSubject)
+	}
+}
+
+// testRates: a shared budget of 3 a second lets 3 through at once, then
+// refuses (taking nothing) until a request's worth has come back; budgets
+// of other keys are their own.
+func testRates(t *testing.T, s store.Store, _ func() store.Store) {
+	const n, period = 3, 600 * time.Millisecond
+	for i := range n {
+		r, err := s.AllowRate(ctx, "rl:a", n, period)
+		must(t, err)
+		if !r.Allowed || r.Remaining != n-1-i {
+			t.Fatalf("request %d: %+v", i, r)
+		}
+	}
+	var refused store.RateResult
+	for range 3 {
+		r, err := s.AllowRate(ctx, "rl:a", n, period)
+		must(t, err)
+		if r.Allowed || r.RetryAfter <= 0 || r.RetryAfter > period/n+50*time.Millisecond || r.Remaining != 0 {
+			t.Fatalf("over the budget: %+v", r)
+		}
+		refused = r
+	}
+	if r, err := s.AllowRate(ctx, "rl:b", n, period); err != nil || !r.Allowed || r.Remaining != n-1 {
+		t.Fatalf("another key: %+v %v", r, err)
+	}
+	// The refusals took nothing: one request's worth later, one goes.
+	time.Sleep(refused.RetryAfter + 20*time.Millisecond)
+	r, err := s.AllowRate(ctx, "rl:a", n, period)
+	must(t, err)
+	if !r.Allowed {
+		t.Fatalf("after %s: %+v", refused.RetryAfter, r)
+	}
+	if r, _ := s.AllowRate(ctx, "rl:a", n, period); r.Allowed {
+		t.Fatalf("two allowed after one request's worth: %+v", r)
 	}
 }
 

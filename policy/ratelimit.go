@@ -1,0 +1,181 @@
+package policy
+
+// RFC 6585 §4 (429 Too Many Requests) and draft-ietf-httpapi-ratelimit-headers
+// (the RateLimit-Policy and RateLimit fields): at most n requests per window
+// for each client (or subject) of a route, n of them at once if they come
+// together, refused requests counting nothing. Counted in memory on each
+// instance (golang.org/x/time/rate), or in the store for all of them.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/tokengate/tokengate/authserver/store"
+)
+
+// Limit is n requests per Window, n of them at once.
+type Limit struct {
+	N      int
+	Window time.Duration
+}
+
+// ParseLimit reads "<n>/<window>": 100/1m, 50/1s, 1000/1h (the window a
+// Go duration; a bare unit is one of it: 100/m).
+func ParseLimit(s string) (Limit, error) {
+	n, w, ok := strings.Cut(s, "/")
+	count, err := strconv.Atoi(n)
+	if !ok || err != nil || count < 1 {
+		return Limit{}, fmt.Errorf("rate limit %q must be <n>/<window> with n at least 1, such as 100/1m", s)
+	}
+	if w == "s" || w == "m" || w == "h" {
+		w = "1" + w
+	}
+	window, err := time.ParseDuration(w)
+	if err != nil || window < time.Millisecond {
+		return Limit{}, fmt.Errorf("rate limit %q: the window must be a duration such as 1s, 1m or 1h", s)
+	}
+	return Limit{N: count, Window: window}, nil
+}
+
+func (l Limit) String() string { return strconv.Itoa(l.N) + "/" + l.Window.String() }
+
+// Decision is a limit's answer to one request.
+type Decision struct {
+	Allowed bool
+	// Remaining is how many more requests would be let through now.
+	Remaining int
+	// RetryAfter is how long until the next request is let through (0
+	// when allowed).
+	RetryAfter time.Duration
+	// Reset is how long until the whole budget is back.
+	Reset time.Duration
+}
+
+// Local counts in memory, a token bucket per key. A bucket idle long
+// enough to be full again is dropped (it is the same as a new one), so
+// memory follows the keys active within a window.
+type Local struct {
+	seed   maphash.Seed
+	shards [64]localShard
+}
+
+type localShard struct {
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	swept   time.Time
+}
+
+type bucket struct {
+	lim   *rate.Limiter
+	limit Limit
+	last  time.Time
+}
+
+// NewLocal is an empty Local.
+func NewLocal() *Local { return &Local{seed: maphash.MakeSeed()} }
+
+// Allow takes one request from key's bucket under limit at now; a refused
+// request takes nothing.
+func (l *Local) Allow(key string, limit Limit, now time.Time) Decision {
+	sh := &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.buckets == nil {
+		sh.buckets = map[string]*bucket{}
+	}
+	if now.Sub(sh.swept) > limit.Window {
+		sh.sweep(now)
+	}
+	b := sh.buckets[key]
+	if b == nil || b.limit != limit {
+		b = &bucket{lim: rate.NewLimiter(rate.Limit(float64(limit.N)/limit.Window.Seconds()), limit.N), limit: limit}
+		sh.buckets[key] = b
+	}
+	b.last = now
+	r := b.lim.ReserveN(now, 1)
+	if delay := r.DelayFrom(now); delay > 0 {
+		r.CancelAt(now)
+		return Decision{RetryAfter: delay, Reset: untilFull(b, now)}
+	}
+	return Decision{Allowed: true, Remaining: int(b.lim.TokensAt(now)), Reset: untilFull(b, now)}
+}
+
+// untilFull is how long b's bucket takes to fill up from now.
+func untilFull(b *bucket, now time.Time) time.Duration {
+	missing := float64(b.limit.N) - b.lim.TokensAt(now)
+	if missing <= 0 {
+		return 0
+	}
+	return time.Duration(missing / float64(b.limit.N) * float64(b.limit.Window))
+}
+
+// sweep drops the buckets full again by now.
+func (sh *localShard) sweep(now time.Time) {
+	for k, b := range sh.buckets {
+		if now.Sub(b.last) >= b.limit.Window {
+			delete(sh.buckets, k)
+		}
+	}
+	sh.swept = now
+}
+
+// Len is how many buckets are held, for tests and metrics.
+func (l *Local) Len() int {
+	n := 0
+	for i := range l.shards {
+		l.shards[i].mu.Lock()
+		n += len(l.shards[i].buckets)
+		l.shards[i].mu.Unlock()
+	}
+	return n
+}
+
+// Shared counts in the store, for every instance: one round trip per
+// request.
+type Shared struct {
+	Store store.RateStore
+}
+
+// Allow takes one request from key's budget under limit.
+func (s Shared) Allow(ctx context.Context, key string, limit Limit) (Decision, error) {
+	r, err := s.Store.AllowRate(ctx, StoreKey(key), limit.N, limit.Window)
+	if err != nil {
+		return Decision{}, err
+	}
+	return Decision{Allowed: r.Allowed, Remaining: r.Remaining, RetryAfter: r.RetryAfter, Reset: r.ResetAfter}, nil
+}
+
+// StoreKey is the store's key of a budget: a hash, so that no client ID or
+// subject (or anything else a caller chose) is a store key.
+func StoreKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return "rl:" + hex.EncodeToString(sum[:16])
+}
+
+// WriteTooMany answers a refused request: 429 with Retry-After (whole
+// seconds, at least 1), RateLimit-Policy and RateLimit naming the policy,
+// and an RFC 6749-style JSON error.
+func WriteTooMany(w http.ResponseWriter, policy string, limit Limit, d Decision) {
+	h := w.Header()
+	retry := int64(math.Ceil(d.RetryAfter.Seconds()))
+	retry = max(retry, 1)
+	h.Set("Retry-After", strconv.FormatInt(retry, 10))
+	h.Set("RateLimit-Policy", fmt.Sprintf("%q;q=%d;w=%d", policy, limit.N, int64(math.Ceil(limit.Window.Seconds()))))
+	h.Set("RateLimit", fmt.Sprintf("%q;r=%d;t=%d", policy, d.Remaining, retry))
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusTooManyRequests)
+	fmt.Fprintf(w, `{"error":"too_many_requests","error_description":"over the rate limit of %d requests per %s: retry after %d seconds"}`+"\n",
+		limit.N, limit.Window, retry)
+}
