@@ -20,6 +20,7 @@ import (
 	"github.com/tokengate/tokengate/authserver/keys"
 	"github.com/tokengate/tokengate/authserver/web"
 	"github.com/tokengate/tokengate/introspect"
+	"github.com/tokengate/tokengate/policy"
 	"github.com/tokengate/tokengate/login"
 	"github.com/tokengate/tokengate/outbound"
 )
@@ -334,6 +335,12 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 			if err = one(&c.IDTokenAlg); err == nil && !slices.Contains(keys.Algs, c.IDTokenAlg) {
 				return nil, d.Errf("client %s: id_token_alg %q is not supported: use one of %s", c.ID, c.IDTokenAlg, strings.Join(keys.Algs, ", "))
 			}
+		case "rate_limit":
+			if err = one(&c.RateLimit); err == nil {
+				if _, perr := policy.ParseLimit(c.RateLimit); perr != nil {
+					return nil, d.Errf("client %s: %v", c.ID, perr)
+				}
+			}
 		case "exchange":
 			if len(args) < 2 {
 				return nil, d.Errf("client %s: exchange takes a resource and the most scope there: exchange <resource> <scope>...", c.ID)
@@ -369,7 +376,7 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 			*map[string]*bool{"skip_consent": &c.SkipConsent, "resource_server": &c.ResourceServer, "require_dpop": &c.RequireDPoP}[sub] = true
 		default:
 			return nil, unknownOption(d, "client "+c.ID, sub, "name", "website", "secret_hash", "secret", "jwks_file", "jwks_uri", "redirect_uri", "grant",
-				"scope", "audience", "skip_consent", "resource_server", "require_dpop", "post_logout_redirect_uri", "backchannel_logout_uri", "id_token_alg", "exchange", "exchange_from", "federated")
+				"scope", "audience", "skip_consent", "resource_server", "require_dpop", "post_logout_redirect_uri", "backchannel_logout_uri", "id_token_alg", "exchange", "exchange_from", "federated", "rate_limit")
 		}
 		if err != nil {
 			return nil, err

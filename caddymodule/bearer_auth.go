@@ -69,6 +69,12 @@ type BearerAuth struct {
 	// MCPMethods are the same for any JSON-RPC method (resources/read,
 	// tools/*).
 	MCPMethods []MCPRule `json:"mcp_methods,omitempty"`
+	// RateLimit lets each client (or subject) of the route make at most so
+	// many requests a window once its token passed; over it, 429 with
+	// Retry-After and the RateLimit fields, before the upstream sees
+	// anything. Counted on each instance in memory, or (Shared) in the
+	// store: one round trip per request.
+	RateLimit *RateLimitConfig `json:"rate_limit,omitempty"`
 
 	app    *App
 	logger *zap.Logger
@@ -87,6 +93,24 @@ type BearerAuth struct {
 	dpop *introspect.DPoPPolicy
 	// mcp is MCPTools and MCPMethods; nil without rules.
 	mcp *policy.MCP
+	// limit is RateLimit; nil without one. limitRoute names the route in
+	// the metric.
+	limit      *policy.RateLimit
+	limitRoute string
+}
+
+// RateLimitConfig is a route's rate_limit line.
+type RateLimitConfig struct {
+	// Limit is "<n>/<window>": 100/1m, 50/1s.
+	Limit string `json:"limit"`
+	// Per is client (default) or subject.
+	Per string `json:"per,omitempty"`
+	// Shared counts in the store, for every instance.
+	Shared bool `json:"shared,omitempty"`
+	// OnStoreError is what a shared limit does when the store cannot
+	// count: allow (default; counted in tokengate_rate_limit_total as
+	// store_error) or deny (503).
+	OnStoreError string `json:"on_store_error,omitempty"`
 }
 
 // MCPRule is one mcp_tool or mcp_method line: a name or glob, and the
@@ -138,6 +162,11 @@ func (b *BearerAuth) Provision(ctx caddy.Context) (err error) {
 	if b.resource == nil {
 		b.audiences = b.Audience
 	}
+	if b.RateLimit != nil {
+		if err := b.provisionRateLimit(); err != nil {
+			return fmt.Errorf("bearer_auth: rate_limit: %w", err)
+		}
+	}
 	if err := b.provisionIssuers(); err != nil {
 		return err
 	}
@@ -173,6 +202,69 @@ func requestURL(r *http.Request) string {
 		}
 	}
 	return scheme + "://" + host + r.URL.EscapedPath()
+}
+
+// provisionRateLimit sets up RateLimit: its figure, the clients' own
+// (rate_limit in a client block), and where it counts.
+func (b *BearerAuth) provisionRateLimit() error {
+	rc := b.RateLimit
+	limit, err := policy.ParseLimit(rc.Limit)
+	if err != nil {
+		return err
+	}
+	if rc.Per != "" && rc.Per != "client" && rc.Per != "subject" {
+		return fmt.Errorf("per %q: count per client or per subject", rc.Per)
+	}
+	if rc.OnStoreError != "" && (rc.OnStoreError != "allow" && rc.OnStoreError != "deny" || !rc.Shared) {
+		return fmt.Errorf("on_store_error %q: allow or deny, with a shared limit", rc.OnStoreError)
+	}
+	overrides := map[string]policy.Limit{}
+	for _, c := range b.app.Clients {
+		if c.RateLimit != "" {
+			if overrides[c.ID], err = policy.ParseLimit(c.RateLimit); err != nil {
+				return fmt.Errorf("client %s: %w", c.ID, err)
+			}
+		}
+	}
+	b.limit = &policy.RateLimit{Limit: limit, PerSubject: rc.Per == "subject", Line: rc.line(), DenyOnStoreError: rc.OnStoreError == "deny",
+		Override: func(id string) (policy.Limit, bool) { l, ok := overrides[id]; return l, ok }}
+	if rc.Shared {
+		b.limit.Shared = &policy.Shared{Store: b.app.store}
+	} else {
+		b.limit.Local = policy.NewLocal()
+	}
+	b.limitRoute = cmp.Or(b.Resource, strings.Join(b.Audience, " "), b.limit.Line)
+	return nil
+}
+
+// line is the rate_limit line as the Caddyfile writes it.
+func (rc *RateLimitConfig) line() string {
+	l := rc.Limit + " per " + cmp.Or(rc.Per, "client")
+	if rc.Shared {
+		l += " shared"
+	}
+	return l
+}
+
+// allowedByLimit counts a request whose token passed against the route's
+// rate_limit; false when it answered (429, or 503 for a store that
+// cannot count under on_store_error deny).
+func (b *BearerAuth) allowedByLimit(w http.ResponseWriter, r *http.Request, c *introspect.Claims) bool {
+	outcome, err := b.limit.Check(w, r, c.ClientID, c.Subject)
+	switch outcome {
+	case policy.Refused:
+		rateLimits.WithLabelValues(b.limitRoute, c.ClientID, "refused").Inc()
+		b.app.recent.history.RateLimited(c.ClientID)
+		return false
+	case policy.StoreDown:
+		rateLimits.WithLabelValues(b.limitRoute, c.ClientID, "store_error").Inc()
+		b.logger.Warn("a shared rate limit could not be counted", zap.String("client_id", c.ClientID),
+			zap.Bool("let_through", !b.limit.DenyOnStoreError), zap.Error(err))
+		return !b.limit.DenyOnStoreError
+	}
+	rateLimits.WithLabelValues(b.limitRoute, c.ClientID, "allowed").Inc()
+	b.app.recent.history.RateAllowed(c.ClientID)
+	return true
 }
 
 // acceptsSelf says whether the route takes tokengate's own tokens.
@@ -233,6 +325,9 @@ func (b *BearerAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	if f == nil && b.mcp != nil {
 		f = b.mcp.Authorize(r, claims, b.required)
+	}
+	if f == nil && b.limit != nil && !b.allowedByLimit(w, r, claims) {
+		return nil
 	}
 	if b.checks != nil {
 		outcome := introspect.OutcomeOK
@@ -368,10 +463,13 @@ func parseBearerAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error
 //		resource_name <name>
 //		mcp_tool <name or glob> <scope>...
 //		mcp_method <method or glob> <scope>...
+//		rate_limit <n>/<window> [per client|subject] [shared]
+//		on_store_error allow|deny
 //	}
 func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // "bearer_auth"
 	b.addScopes(d.RemainingArgs())
+	var onStoreError string
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "scope":
@@ -407,6 +505,33 @@ func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					return d.Errf("bearer_auth: %v", err)
 				}
 			}
+		case "rate_limit":
+			args := d.RemainingArgs()
+			if len(args) == 0 || b.RateLimit != nil {
+				return d.Errf("bearer_auth: rate_limit takes <n>/<window> [per client|subject] [shared], once")
+			}
+			rc := &RateLimitConfig{Limit: args[0]}
+			if _, err := policy.ParseLimit(rc.Limit); err != nil {
+				return d.Errf("bearer_auth: %v", err)
+			}
+			for i := 1; i < len(args); i++ {
+				switch {
+				case args[i] == "per" && i+1 < len(args) && (args[i+1] == "client" || args[i+1] == "subject"):
+					rc.Per = args[i+1]
+					i++
+				case args[i] == "shared":
+					rc.Shared = true
+				default:
+					return d.Errf("bearer_auth: rate_limit: %q: after <n>/<window> come per client, per subject and shared", args[i])
+				}
+			}
+			b.RateLimit = rc
+		case "on_store_error":
+			var v string
+			if !d.Args(&v) || d.NextArg() || v != "allow" && v != "deny" {
+				return d.Errf("bearer_auth: on_store_error takes allow or deny")
+			}
+			onStoreError = v
 		case "mcp_tool", "mcp_method":
 			dir := d.Val()
 			args := d.RemainingArgs()
@@ -424,8 +549,14 @@ func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		default:
 			return unknownOption(d, "bearer_auth", d.Val(), "scope", "issuer", "audience", "realm", "resource", "resource_name", "dpop",
-				"mcp_tool", "mcp_method")
+				"mcp_tool", "mcp_method", "rate_limit", "on_store_error")
 		}
+	}
+	if onStoreError != "" {
+		if b.RateLimit == nil || !b.RateLimit.Shared {
+			return d.Errf("bearer_auth: on_store_error goes with a shared rate_limit (rate_limit <n>/<window> shared)")
+		}
+		b.RateLimit.OnStoreError = onStoreError
 	}
 	return nil
 }

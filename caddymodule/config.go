@@ -76,6 +76,9 @@ type ClientConfig struct {
 	// Federated authenticates it with a workload token of another issuer
 	// (a CI job's, a Kubernetes service account's) instead of a secret.
 	Federated *FederatedConfig `json:"federated,omitempty"`
+	// RateLimit ("<n>/<window>") is its own figure at every bearer_auth
+	// route with a rate_limit, in place of the route's.
+	RateLimit string `json:"rate_limit,omitempty"`
 }
 
 // FederatedConfig is a client's workload identity.

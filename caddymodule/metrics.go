@@ -49,6 +49,10 @@ var (
 		Namespace: "tokengate", Name: "backchannel_logout_total",
 		Help: "Logout tokens for OpenID Connect back-channel logout, by result: delivered, failed (every attempt, or refused by the application), dropped (too many waiting).",
 	}, []string{"result"})
+	rateLimits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "tokengate", Name: "rate_limit_total",
+		Help: "bearer_auth rate_limit decisions, by route (its resource, audience or rate_limit line), client and result: allowed, refused, store_error (a shared limit's store could not count).",
+	}, []string{"route", "client_id", "result"})
 	endpointDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "tokengate", Name: "endpoint_duration_seconds",
 		Help:    "Time to answer a request to an authorization server endpoint.",
@@ -94,7 +98,7 @@ func (a *App) registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{tokensIssued, tokenErrors, bearerChecks, devicePolls, storeErrors, storeDataLoss, loginProviderErrors, backchannelLogouts, endpointDuration} {
+	for _, c := range []prometheus.Collector{tokensIssued, tokenErrors, bearerChecks, devicePolls, storeErrors, storeDataLoss, loginProviderErrors, backchannelLogouts, rateLimits, endpointDuration} {
 		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err
 		}

@@ -98,6 +98,8 @@ type page struct {
 	// MoreEvents says the overview shows only the latest events.
 	MoreEvents bool
 	Clients    []*client.Info
+	// Rates are the listed clients' traffic at rate-limited routes.
+	Rates map[string]ClientRate
 	Grants     []*admin.GrantInfo
 	// Subject and ClientID are the grants page's query.
 	Subject, ClientID string
@@ -213,6 +215,11 @@ func (c *Console) clients(w http.ResponseWriter, r *http.Request, p *page) {
 		status, p.Error = c.failure(r, err)
 	}
 	p.Clients = list
+	p.Rates = map[string]ClientRate{}
+	now := time.Now()
+	for _, ci := range list {
+		p.Rates[ci.ID] = c.cfg.History.Rate(ci.ID, now)
+	}
 	c.render(w, r, status, p)
 }
 

@@ -3,6 +3,7 @@ package console
 // Counters by minute over the last hour, kept in process for the charts.
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -59,4 +60,82 @@ type History struct {
 	// through, and refused for any reason (missing, invalid, expired,
 	// revoked, insufficient scope, unavailable).
 	BearerOK, BearerRefused Series
+
+	rates clientRates
+}
+
+// RateAllowed counts a request of clientID that a rate_limit let through.
+func (h *History) RateAllowed(clientID string) { h.rates.of(clientID).allowed.Add() }
+
+// RateLimited counts one that a rate_limit refused.
+func (h *History) RateLimited(clientID string) { h.rates.of(clientID).refused.Add() }
+
+// ClientRate is a client's traffic at rate-limited routes.
+type ClientRate struct {
+	// PerMinute is its requests a minute over the last five minutes.
+	PerMinute uint64
+	// RefusedLastHour is how many of them were refused in the last hour.
+	RefusedLastHour uint64
+}
+
+// Rate is clientID's traffic at rate-limited routes, as of now.
+func (h *History) Rate(clientID string, now time.Time) ClientRate {
+	c := h.rates.lookup(clientID)
+	if c == nil {
+		return ClientRate{}
+	}
+	allowed, refused := c.allowed.Last(now), c.refused.Last(now)
+	var r ClientRate
+	for i := range Minutes {
+		r.RefusedLastHour += refused[i]
+		if i >= Minutes-5 {
+			r.PerMinute += allowed[i] + refused[i]
+		}
+	}
+	r.PerMinute /= 5
+	return r
+}
+
+// clientRates are the clients' series, at most maxRateClients of them:
+// past it, new clients count together under otherClients (a flood of
+// self-registered clients cannot grow the map).
+type clientRates struct {
+	mu sync.RWMutex
+	m  map[string]*clientRate
+}
+
+type clientRate struct{ allowed, refused Series }
+
+const (
+	maxRateClients = 10_000
+	otherClients   = "\x00others"
+)
+
+func (cr *clientRates) lookup(id string) *clientRate {
+	cr.mu.RLock()
+	defer cr.mu.RUnlock()
+	return cr.m[id]
+}
+
+func (cr *clientRates) of(id string) *clientRate {
+	if c := cr.lookup(id); c != nil {
+		return c
+	}
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	if cr.m == nil {
+		cr.m = map[string]*clientRate{}
+	}
+	if c := cr.m[id]; c != nil {
+		return c
+	}
+	if len(cr.m) >= maxRateClients {
+		id = otherClients
+		if c := cr.m[id]; c != nil {
+			return c
+		}
+	}
+	c := new(clientRate)
+	cr.m[id] = c
+	return c
 }

@@ -179,3 +179,75 @@ func WriteTooMany(w http.ResponseWriter, policy string, limit Limit, d Decision)
 	fmt.Fprintf(w, `{"error":"too_many_requests","error_description":"over the rate limit of %d requests per %s: retry after %d seconds"}`+"\n",
 		limit.N, limit.Window, retry)
 }
+
+// RateLimit is a route's rate_limit: its figure, for each client or each
+// subject of the tokens it takes, counted on this instance or in the
+// store.
+type RateLimit struct {
+	Limit Limit
+	// PerSubject counts by the token's subject instead of its client.
+	PerSubject bool
+	// Line is the route's rate_limit line: with the client (or subject),
+	// it keys the shared budget, so that instances with the same
+	// configuration share it.
+	Line string
+	// Local counts on this instance; Shared, when set, in the store.
+	Local  *Local
+	Shared *Shared
+	// DenyOnStoreError refuses (503) when the store cannot count; by
+	// default the request goes through.
+	DenyOnStoreError bool
+	// Override is a client's own figure, in place of Limit for it.
+	Override func(clientID string) (Limit, bool)
+}
+
+// Outcome is what Check did with a request.
+type Outcome int
+
+const (
+	// Allowed: within the limit; the caller goes on.
+	Allowed Outcome = iota
+	// Refused: over it; 429 was written.
+	Refused
+	// StoreDown: the store could not count; with DenyOnStoreError 503
+	// was written, else the caller goes on.
+	StoreDown
+)
+
+// Check counts a request whose token (client clientID, subject sub)
+// passed, and answers it when it may not go on. StoreDown comes with the
+// store's error, for the log.
+func (rl *RateLimit) Check(w http.ResponseWriter, r *http.Request, clientID, sub string) (Outcome, error) {
+	limit := rl.Limit
+	if rl.Override != nil {
+		if l, ok := rl.Override(clientID); ok {
+			limit = l
+		}
+	}
+	who, policy := "c\x00"+clientID, "per-client"
+	if rl.PerSubject {
+		who, policy = "s\x00"+sub, "per-subject"
+	}
+	var d Decision
+	if rl.Shared != nil {
+		var err error
+		if d, err = rl.Shared.Allow(r.Context(), rl.Line+"\x00"+limit.String()+"\x00"+who, limit); err != nil {
+			if rl.DenyOnStoreError {
+				h := w.Header()
+				h.Set("Retry-After", "1")
+				h.Set("Content-Type", "application/json")
+				h.Set("Cache-Control", "no-store")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintln(w, `{"error":"temporarily_unavailable","error_description":"the rate limit cannot be counted right now: retry shortly"}`)
+			}
+			return StoreDown, err
+		}
+	} else {
+		d = rl.Local.Allow(who, limit, time.Now())
+	}
+	if d.Allowed {
+		return Allowed, nil
+	}
+	WriteTooMany(w, policy, limit, d)
+	return Refused, nil
+}
