@@ -20,9 +20,9 @@ import (
 	"github.com/tokengate/tokengate/authserver/keys"
 	"github.com/tokengate/tokengate/authserver/web"
 	"github.com/tokengate/tokengate/introspect"
-	"github.com/tokengate/tokengate/policy"
 	"github.com/tokengate/tokengate/login"
 	"github.com/tokengate/tokengate/outbound"
+	"github.com/tokengate/tokengate/policy"
 )
 
 // parseGlobalOption sets up the oauth2 app from the global option.

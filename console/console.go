@@ -99,8 +99,8 @@ type page struct {
 	MoreEvents bool
 	Clients    []*client.Info
 	// Rates are the listed clients' traffic at rate-limited routes.
-	Rates map[string]ClientRate
-	Grants     []*admin.GrantInfo
+	Rates  map[string]ClientRate
+	Grants []*admin.GrantInfo
 	// Subject and ClientID are the grants page's query.
 	Subject, ClientID string
 	// Searched says the grants page was asked for a query.

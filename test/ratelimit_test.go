@@ -237,10 +237,10 @@ func TestRateLimitSharedOnFileStore(t *testing.T) {
 // without shared, a client's bad figure.
 func TestRateLimitConfigErrors(t *testing.T) {
 	for line, want := range map[string]string{
-		"rate_limit 3/fortnight":                      "the window must be a duration",
-		"rate_limit 0/1s":                             "n at least 1",
-		"rate_limit 3/1s per tenant":                  `"per"`,
-		"rate_limit 3/1s\n\t\ton_store_error deny":    "on_store_error goes with a shared rate_limit",
+		"rate_limit 3/fortnight":                       "the window must be a duration",
+		"rate_limit 0/1s":                              "n at least 1",
+		"rate_limit 3/1s per tenant":                   `"per"`,
+		"rate_limit 3/1s\n\t\ton_store_error deny":     "on_store_error goes with a shared rate_limit",
 		"rate_limit 3/1s shared\n\t\ton_store_error x": "on_store_error takes allow or deny",
 	} {
 		out, err := adaptConfig(t, rateConfig(line))
