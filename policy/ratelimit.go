@@ -82,6 +82,10 @@ type bucket struct {
 	last  time.Time
 }
 
+// sweepEvery is how often a shard drops its idle buckets: memory follows
+// the keys active within a minute (or a window, when longer).
+const sweepEvery = time.Minute
+
 // NewLocal is an empty Local.
 func NewLocal() *Local { return &Local{seed: maphash.MakeSeed()} }
 
@@ -94,7 +98,7 @@ func (l *Local) Allow(key string, limit Limit, now time.Time) Decision {
 	if sh.buckets == nil {
 		sh.buckets = map[string]*bucket{}
 	}
-	if now.Sub(sh.swept) > limit.Window {
+	if now.Sub(sh.swept) > sweepEvery {
 		sh.sweep(now)
 	}
 	b := sh.buckets[key]
