@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -97,6 +98,10 @@ type BearerAuth struct {
 	// the metric.
 	limit      *policy.RateLimit
 	limitRoute string
+	// limitCounts are the metric's counters of each client seen
+	// (*[3]prometheus.Counter: allowed, refused, store_error), resolved
+	// once rather than per request.
+	limitCounts sync.Map
 }
 
 // RateLimitConfig is a route's rate_limit line.
@@ -251,20 +256,32 @@ func (rc *RateLimitConfig) line() string {
 // cannot count under on_store_error deny).
 func (b *BearerAuth) allowedByLimit(w http.ResponseWriter, r *http.Request, c *introspect.Claims) bool {
 	outcome, err := b.limit.Check(w, r, c.ClientID, c.Subject)
+	counts := b.limitCountsOf(c.ClientID)
 	switch outcome {
 	case policy.Refused:
-		rateLimits.WithLabelValues(b.limitRoute, c.ClientID, "refused").Inc()
+		counts[1].Inc()
 		b.app.recent.history.RateLimited(c.ClientID)
 		return false
 	case policy.StoreDown:
-		rateLimits.WithLabelValues(b.limitRoute, c.ClientID, "store_error").Inc()
+		counts[2].Inc()
 		b.logger.Warn("a shared rate limit could not be counted", zap.String("client_id", c.ClientID),
 			zap.Bool("let_through", !b.limit.DenyOnStoreError), zap.Error(err))
 		return !b.limit.DenyOnStoreError
 	}
-	rateLimits.WithLabelValues(b.limitRoute, c.ClientID, "allowed").Inc()
+	counts[0].Inc()
 	b.app.recent.history.RateAllowed(c.ClientID)
 	return true
+}
+
+// limitCountsOf is clientID's counters of the rate limit metric.
+func (b *BearerAuth) limitCountsOf(clientID string) *[3]prometheus.Counter {
+	if v, ok := b.limitCounts.Load(clientID); ok {
+		return v.(*[3]prometheus.Counter)
+	}
+	counts := &[3]prometheus.Counter{rateLimits.WithLabelValues(b.limitRoute, clientID, "allowed"),
+		rateLimits.WithLabelValues(b.limitRoute, clientID, "refused"), rateLimits.WithLabelValues(b.limitRoute, clientID, "store_error")}
+	v, _ := b.limitCounts.LoadOrStore(clientID, counts)
+	return v.(*[3]prometheus.Counter)
 }
 
 // acceptsSelf says whether the route takes tokengate's own tokens.

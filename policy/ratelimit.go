@@ -53,7 +53,8 @@ func (l Limit) String() string { return strconv.Itoa(l.N) + "/" + l.Window.Strin
 // Decision is a limit's answer to one request.
 type Decision struct {
 	Allowed bool
-	// Remaining is how many more requests would be let through now.
+	// Remaining is how many more requests would be let through now (0
+	// when allowed by a local limit, which does not count them out).
 	Remaining int
 	// RetryAfter is how long until the next request is let through (0
 	// when allowed).
@@ -107,12 +108,15 @@ func (l *Local) Allow(key string, limit Limit, now time.Time) Decision {
 		sh.buckets[key] = b
 	}
 	b.last = now
-	r := b.lim.ReserveN(now, 1)
-	if delay := r.DelayFrom(now); delay > 0 {
-		r.CancelAt(now)
-		return Decision{RetryAfter: delay, Reset: untilFull(b, now)}
+	if b.lim.AllowN(now, 1) {
+		// Remaining and Reset are for refusals' headers alone: the
+		// common path reads the bucket once.
+		return Decision{Allowed: true}
 	}
-	return Decision{Allowed: true, Remaining: int(b.lim.TokensAt(now)), Reset: untilFull(b, now)}
+	r := b.lim.ReserveN(now, 1)
+	delay := r.DelayFrom(now)
+	r.CancelAt(now)
+	return Decision{RetryAfter: delay, Reset: untilFull(b, now)}
 }
 
 // untilFull is how long b's bucket takes to fill up from now.
@@ -228,9 +232,11 @@ func (rl *RateLimit) Check(w http.ResponseWriter, r *http.Request, clientID, sub
 			limit = l
 		}
 	}
-	who, policy := "c\x00"+clientID, "per-client"
+	// A route counts per client or per subject, never both: the ID alone
+	// keys its local buckets.
+	who, policy := clientID, "per-client"
 	if rl.PerSubject {
-		who, policy = "s\x00"+sub, "per-subject"
+		who, policy = sub, "per-subject"
 	}
 	var d Decision
 	if rl.Shared != nil {

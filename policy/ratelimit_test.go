@@ -32,7 +32,7 @@ func TestLocalLimit(t *testing.T) {
 	lim := policy.Limit{N: 3, Window: 3 * time.Second}
 	t0 := time.Unix(1_800_000_000, 0)
 	for i := range 3 {
-		if d := l.Allow("a", lim, t0); !d.Allowed || d.Remaining != 2-i {
+		if d := l.Allow("a", lim, t0); !d.Allowed {
 			t.Fatalf("request %d: %+v", i, d)
 		}
 	}
@@ -44,8 +44,11 @@ func TestLocalLimit(t *testing.T) {
 	if d := l.Allow("b", lim, t0); !d.Allowed {
 		t.Fatal("another key shares the bucket")
 	}
-	if d := l.Allow("a", lim, t0.Add(time.Second)); !d.Allowed || d.Remaining != 0 {
+	if d := l.Allow("a", lim, t0.Add(time.Second)); !d.Allowed {
 		t.Fatalf("a request's worth later (the refusals took nothing): %+v", d)
+	}
+	if d := l.Allow("a", lim, t0.Add(time.Second)); d.Allowed || d.RetryAfter != time.Second {
+		t.Fatalf("then none: %+v", d)
 	}
 	if l.Len() != 2 {
 		t.Fatalf("%d buckets", l.Len())
@@ -62,8 +65,10 @@ func TestLocalLimit(t *testing.T) {
 	if l.Len() != len(fillers) {
 		t.Fatalf("%d buckets, want the %d active ones: the idle ones were not dropped", l.Len(), len(fillers))
 	}
-	if d := l.Allow("a", lim, later); !d.Allowed || d.Remaining != 2 {
-		t.Fatalf("a full bucket again: %+v", d)
+	for i := range 3 {
+		if d := l.Allow("a", lim, later); !d.Allowed {
+			t.Fatalf("a full bucket again, request %d: %+v", i, d)
+		}
 	}
 }
 

@@ -51,7 +51,7 @@ var (
 	grantGrowth = flag.Bool("grant-growth", false, "only measure what a grant takes after 1 and after 1,000 rotations, on the Redis at -redis-url and on a file store (a minute)")
 	redisLoad   = flag.Bool("redis", false, "also load the refresh grant on a Redis store")
 	exchanges   = flag.Bool("exchange", false, "instead of the full run, measure token exchange (RFC 8693) against client_credentials")
-	policies    = flag.Bool("policy", false, "instead of the full run, measure bearer_auth's policy: a route with MCP tool rules on a 2 KB JSON-RPC body against the same route without")
+	policies    = flag.Bool("policy", false, "instead of the full run, measure bearer_auth's policy: a route with MCP tool rules on a 2 KB JSON-RPC body against the same route without, a local rate_limit against none, and a shared one on Redis")
 	sessions    = flag.Bool("session", false, "instead of the full run, measure session_auth: a request with a fresh session against bearer_auth on the same route, and the sign-in round trip")
 	openID      = flag.Bool("openid", false, "instead of the full run, measure the OpenID Provider: the token endpoint with openid against without, userinfo against introspection")
 	compareRev  = flag.String("compare", "", "instead of the full run, load the token endpoint of this tree and of this git revision together, and print the ratio")
@@ -189,6 +189,20 @@ http://127.0.0.1:{{.MCPRules}} {
 	}
 	reverse_proxy {{.Upstream}}
 }
+http://127.0.0.1:{{.RateLocal}} {
+	bearer_auth {
+		scope read
+		rate_limit 1000000000/1s
+	}
+	reverse_proxy {{.Upstream}}
+}
+http://127.0.0.1:{{.RateShared}} {
+	bearer_auth {
+		scope read
+		rate_limit 1000000000/1s shared
+	}
+	reverse_proxy {{.Upstream}}
+}
 http://127.0.0.1:{{.Resource}} {
 	bearer_auth {
 		resource http://127.0.0.1:{{.Resource}}/mcp
@@ -199,8 +213,8 @@ http://127.0.0.1:{{.Resource}} {
 `
 
 type ports struct {
-	Admin, Auth, Static, Proxy, Bearer, Resource, Trusted, DPoP, Session, MCPRules int
-	Upstream, Dir, Alg, Hash, Store, Remote                                        string
+	Admin, Auth, Static, Proxy, Bearer, Resource, Trusted, DPoP, Session, MCPRules, RateLocal, RateShared int
+	Upstream, Dir, Alg, Hash, Store, Remote                                                               string
 	// RegistrationBudget lifts registration's max_clients past what the
 	// load registers (registrationBudget).
 	RegistrationBudget string
@@ -500,7 +514,7 @@ var stopRedis func()
 // ownRedis starts a redis-server of the run's own when one is needed and
 // -redis-url names none.
 func ownRedis() {
-	if *redisURL != "" || !(*redisLoad || *redisMemory || *grantGrowth) {
+	if *redisURL != "" || !(*redisLoad || *redisMemory || *grantGrowth || *policies) {
 		return
 	}
 	dir, err := os.MkdirTemp("", "tokengate-load-redis")
@@ -534,7 +548,7 @@ func start(bin, alg, hash, upstream, storeLine string) *instance {
 		storeLine = "store file " + filepath.Join(dir, "tokengate.db")
 	}
 	p := ports{Admin: freePort(), Auth: freePort(), Static: freePort(), Proxy: freePort(), Bearer: freePort(), Resource: freePort(), Trusted: freePort(), DPoP: freePort(),
-		Session: freePort(), MCPRules: freePort(), Remote: remote.URL,
+		Session: freePort(), MCPRules: freePort(), RateLocal: freePort(), RateShared: freePort(), Remote: remote.URL,
 		Upstream: upstream, Dir: dir, Alg: alg, Hash: hash, Store: storeLine, RegistrationBudget: registrationBudget}
 	for w := range people {
 		p.People = append(p.People, person(w))
