@@ -100,6 +100,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //					subject <sub>
 //					audience <aud>
 //				}
+//				rate_limit <n>/<window>
+//				token_rate_limit <n>/<window>
 //			}
 //			user <username> <bcrypt hash> {
 //				name <name>
@@ -335,10 +337,11 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 			if err = one(&c.IDTokenAlg); err == nil && !slices.Contains(keys.Algs, c.IDTokenAlg) {
 				return nil, d.Errf("client %s: id_token_alg %q is not supported: use one of %s", c.ID, c.IDTokenAlg, strings.Join(keys.Algs, ", "))
 			}
-		case "rate_limit":
-			if err = one(&c.RateLimit); err == nil {
-				if _, perr := policy.ParseLimit(c.RateLimit); perr != nil {
-					return nil, d.Errf("client %s: %v", c.ID, perr)
+		case "rate_limit", "token_rate_limit":
+			dst := map[string]*string{"rate_limit": &c.RateLimit, "token_rate_limit": &c.TokenRateLimit}[sub]
+			if err = one(dst); err == nil {
+				if _, perr := policy.ParseLimit(*dst); perr != nil {
+					return nil, d.Errf("client %s: %s: %v", c.ID, sub, perr)
 				}
 			}
 		case "exchange":
@@ -376,7 +379,7 @@ func parseClient(d *caddyfile.Dispenser) (*ClientConfig, error) {
 			*map[string]*bool{"skip_consent": &c.SkipConsent, "resource_server": &c.ResourceServer, "require_dpop": &c.RequireDPoP}[sub] = true
 		default:
 			return nil, unknownOption(d, "client "+c.ID, sub, "name", "website", "secret_hash", "secret", "jwks_file", "jwks_uri", "redirect_uri", "grant",
-				"scope", "audience", "skip_consent", "resource_server", "require_dpop", "post_logout_redirect_uri", "backchannel_logout_uri", "id_token_alg", "exchange", "exchange_from", "federated", "rate_limit")
+				"scope", "audience", "skip_consent", "resource_server", "require_dpop", "post_logout_redirect_uri", "backchannel_logout_uri", "id_token_alg", "exchange", "exchange_from", "federated", "rate_limit", "token_rate_limit")
 		}
 		if err != nil {
 			return nil, err

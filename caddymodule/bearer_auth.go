@@ -101,7 +101,7 @@ type BearerAuth struct {
 	// limitCounts are the metric's counters of each client seen
 	// (*[3]prometheus.Counter: allowed, refused, store_error), resolved
 	// once rather than per request.
-	limitCounts sync.Map
+	limitCounts *sync.Map
 }
 
 // RateLimitConfig is a route's rate_limit line.
@@ -239,6 +239,7 @@ func (b *BearerAuth) provisionRateLimit() error {
 		b.limit.Local = policy.NewLocal()
 	}
 	b.limitRoute = cmp.Or(b.Resource, strings.Join(b.Audience, " "), b.limit.Line)
+	b.limitCounts = new(sync.Map)
 	return nil
 }
 

@@ -10,8 +10,10 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/tokengate/tokengate/authserver"
 	"github.com/tokengate/tokengate/authserver/client"
+	"github.com/tokengate/tokengate/authserver/store"
 	"github.com/tokengate/tokengate/authserver/web"
 	"github.com/tokengate/tokengate/login"
+	"github.com/tokengate/tokengate/policy"
 	"github.com/tokengate/tokengate/trust"
 	"go.uber.org/zap"
 )
@@ -79,6 +81,10 @@ type ClientConfig struct {
 	// RateLimit ("<n>/<window>") is its own figure at every bearer_auth
 	// route with a rate_limit, in place of the route's.
 	RateLimit string `json:"rate_limit,omitempty"`
+	// TokenRateLimit ("<n>/<window>") limits its requests to the token
+	// endpoint, counted in the store across instances (one more store
+	// round trip per token request of that client): over it, 429.
+	TokenRateLimit string `json:"token_rate_limit,omitempty"`
 }
 
 // FederatedConfig is a client's workload identity.
@@ -269,6 +275,13 @@ func (a *App) clients(repl *caddy.Replacer) ([]*client.Client, error) {
 			Scopes: append(strings.Fields(cc.Scope), cc.Scopes...), Audience: cc.Audience, SkipConsent: cc.SkipConsent, ResourceServer: cc.ResourceServer,
 			RequireDPoP: cc.RequireDPoP, PostLogoutRedirectURIs: cc.PostLogoutRedirectURIs, BackchannelLogoutURI: cc.BackchannelLogoutURI,
 			IDTokenAlg: cc.IDTokenAlg, ExchangeFrom: cc.ExchangeFrom}
+		if cc.TokenRateLimit != "" {
+			l, err := policy.ParseLimit(cc.TokenRateLimit)
+			if err != nil {
+				return nil, fmt.Errorf("client %s: token_rate_limit: %w", cc.ID, err)
+			}
+			c.TokenRate = &store.TokenRate{N: l.N, Period: l.Window}
+		}
 		if f := cc.Federated; f != nil {
 			c.Federated = &client.Federation{Issuer: f.Issuer, Subject: f.Subject, Audience: f.Audience}
 		}

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
@@ -38,6 +39,7 @@ const rateCaddyfile = `{
 			scope read
 			audience https://api.example.com
 			rate_limit 1/2s
+			token_rate_limit 3/10s
 		}
 	}
 }
@@ -159,6 +161,53 @@ func TestRateLimitPerClient(t *testing.T) {
 	if i := strings.Index(page, `data-client="robot"`); i < 0 || !strings.Contains(page[i:], "refused in the last hour") {
 		t.Fatalf("the console's clients page:\n%s", page)
 	}
+}
+
+// tokenRequest asks for a client_credentials token: the status, the
+// Retry-After header and the error code.
+func tokenRequest(t *testing.T, g *gateway, id, secret string) (int, string, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", g.AuthURL()+"/oauth/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(id, secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Error string `json:"error"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, resp.Header.Get("Retry-After"), body.Error
+}
+
+// token_rate_limit counts a client's token requests in the store, on
+// every instance: over it, 429 with Retry-After; other clients are not
+// touched, and a wrong secret spends nothing.
+func TestTokenRateLimit(t *testing.T) {
+	stores(t, func(t *testing.T, storeLine string) {
+		up := newUpstream(t)
+		g := newGateway(t, Ports{Upstream: up.Addr(), Store: storeLine})
+		g.start(rateConfig("rate_limit 100/1s"))
+		for range 3 {
+			if status, _, _ := tokenRequest(t, g, "quick", "wrong"); status != 401 {
+				t.Fatalf("a wrong secret: %d", status)
+			}
+		}
+		for i := range 3 {
+			if status, _, _ := tokenRequest(t, g, "quick", "quick-secret"); status != 200 {
+				t.Fatalf("token %d: %d", i, status)
+			}
+		}
+		status, retry, code := tokenRequest(t, g, "quick", "quick-secret")
+		if n, err := strconv.Atoi(retry); status != 429 || code != "too_many_requests" || err != nil || n < 1 || n > 4 {
+			t.Fatalf("the fourth: %d %q %q", status, retry, code)
+		}
+		if status, _, _ := tokenRequest(t, g, "robot", "robot-secret"); status != 200 {
+			t.Fatalf("another client: %d", status)
+		}
+	})
 }
 
 // A subject's budget is its own, whichever client its tokens come from.

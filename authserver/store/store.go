@@ -447,6 +447,12 @@ type RateStore interface {
 	AllowRate(ctx context.Context, key string, n int, period time.Duration) (RateResult, error)
 }
 
+// TokenRate is a client's token_rate_limit.
+type TokenRate struct {
+	N      int
+	Period time.Duration
+}
+
 // RateResult is a shared rate limit's answer.
 type RateResult struct {
 	Allowed bool
@@ -802,6 +808,10 @@ type Client struct {
 	// another issuer (a CI job's, a Kubernetes service account's) instead
 	// of a secret.
 	Federated *Federation `json:"federated,omitempty"`
+	// TokenRate limits its requests to the token endpoint, counted in
+	// the store (every instance): TokenRate.N per TokenRate.Period; nil
+	// for no limit. From the configuration only.
+	TokenRate *TokenRate `json:"-"`
 }
 
 // Federation is a client's workload identity: tokens of Issuer whose sub

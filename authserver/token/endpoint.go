@@ -4,9 +4,13 @@ package token
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/tokengate/tokengate/authserver/client"
@@ -115,12 +119,41 @@ func (s *Service) token(w http.ResponseWriter, r *http.Request) (*TokenResponse,
 	if !slices.Contains(cl.GrantTypes, grant) {
 		return nil, req, oauth.ErrUnauthorizedClient("client %q is not allowed the %s grant", cl.ID, grant)
 	}
+	if e := s.tokenRate(w, req); e != nil {
+		return nil, req, e
+	}
 	defer req.release()
 	if req.dpop, e = s.tokenProof(req); e != nil {
 		return nil, req, e
 	}
 	resp, e := h.handle(req)
 	return resp, req, e
+}
+
+// tokenRate counts a request of a client with a token_rate_limit in the
+// store, so that every instance draws on one budget: over it, 429 with
+// Retry-After (RFC 6585 §4). Authenticated first, so that nobody spends
+// another client's budget. A store that cannot count refuses
+// (temporarily_unavailable), as the token endpoint does for every store
+// failure.
+func (s *Service) tokenRate(w http.ResponseWriter, req *tokenRequest) *oauth.Error {
+	tr := req.client.TokenRate
+	if tr == nil {
+		return nil
+	}
+	sum := sha256.Sum256([]byte(req.client.ID))
+	res, err := s.store.AllowRate(req.storeContext(), "trl:"+hex.EncodeToString(sum[:16]), tr.N, tr.Period)
+	if err != nil {
+		return s.failures.Store("counting a token_rate_limit", err)
+	}
+	if res.Allowed {
+		return nil
+	}
+	retry := int64(math.Ceil(res.RetryAfter.Seconds()))
+	retry = max(retry, 1)
+	w.Header().Set("Retry-After", strconv.FormatInt(retry, 10))
+	return oauth.NewError("too_many_requests", http.StatusTooManyRequests,
+		"client %q is over its token_rate_limit of %d requests per %s: retry after %d seconds", req.client.ID, tr.N, tr.Period, retry)
 }
 
 // GrantTypes lists the grant types this server handles, sorted.

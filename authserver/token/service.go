@@ -49,6 +49,7 @@ type Stores interface {
 	store.GrantStore      // the grants' records
 	store.RevocationStore // revocations, for every instance
 	store.CounterStore    // single use of DPoP proofs
+	store.RateStore       // clients' token_rate_limit
 	store.UserStore       // the configured users, for offboarding
 }
 
