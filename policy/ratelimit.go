@@ -48,7 +48,20 @@ func ParseLimit(s string) (Limit, error) {
 	return Limit{N: count, Window: window}, nil
 }
 
-func (l Limit) String() string { return strconv.Itoa(l.N) + "/" + l.Window.String() }
+func (l Limit) String() string { return strconv.Itoa(l.N) + "/" + windowText(l.Window) }
+
+// windowText is a window as people write it: 1m rather than 1m0s.
+func windowText(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	case d%time.Minute == 0:
+		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	case d%time.Second == 0:
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return d.String()
+}
 
 // Decision is a limit's answer to one request.
 type Decision struct {
@@ -185,7 +198,7 @@ func WriteTooMany(w http.ResponseWriter, policy string, limit Limit, d Decision)
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusTooManyRequests)
 	fmt.Fprintf(w, `{"error":"too_many_requests","error_description":"over the rate limit of %d requests per %s: retry after %d seconds"}`+"\n",
-		limit.N, limit.Window, retry)
+		limit.N, windowText(limit.Window), retry)
 }
 
 // RateLimit is a route's rate_limit: its figure, for each client or each

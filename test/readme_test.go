@@ -284,6 +284,7 @@ func TestReadmeConfigs(t *testing.T) {
 	for guide, examples := range map[string][]string{
 		"mcp.md":                     {"mcp.Caddyfile"},
 		"mcp-tools.md":               {"mcp-tools.Caddyfile"},
+		"quotas.md":                  {"quota.Caddyfile"},
 		"token-exchange.md":          {"exchange.Caddyfile"},
 		"agents-through-your-idp.md": {"corp-idp.Caddyfile", "agent.Caddyfile"},
 	} {
@@ -602,5 +603,13 @@ func TestMCPToolsGuideWalkthrough(t *testing.T) {
 	w := guideWalkthrough(t, "docs/guides/mcp-tools.md", "walkthrough-mcp-tools", 6, "127.0.0.1:8093", "127.0.0.1:8094", "127.0.0.1:3001", "127.0.0.1:2034")
 	startEverything(t, dir, 3001)
 	runExample(t, "../examples/mcp-tools.Caddyfile", "127.0.0.1:8094")
+	w.run(t, t.TempDir(), nil, 0, len(w.scripts))
+}
+
+// The quotas guide's walk-through works verbatim on
+// examples/quota.Caddyfile.
+func TestQuotaGuideWalkthrough(t *testing.T) {
+	w := guideWalkthrough(t, "docs/guides/quotas.md", "walkthrough-quota", 4, "127.0.0.1:8195", "127.0.0.1:8196", "127.0.0.1:2035")
+	runExample(t, "../examples/quota.Caddyfile", "127.0.0.1:8196")
 	w.run(t, t.TempDir(), nil, 0, len(w.scripts))
 }
