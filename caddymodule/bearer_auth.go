@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -102,6 +104,9 @@ type BearerAuth struct {
 	// (*[3]prometheus.Counter: allowed, refused, store_error), resolved
 	// once rather than per request.
 	limitCounts *sync.Map
+	// limitWarned is when a store failure of the limit was last logged
+	// (Unix ns).
+	limitWarned *atomic.Int64
 }
 
 // RateLimitConfig is a route's rate_limit line.
@@ -239,7 +244,7 @@ func (b *BearerAuth) provisionRateLimit() error {
 		b.limit.Local = policy.NewLocal()
 	}
 	b.limitRoute = cmp.Or(b.Resource, strings.Join(b.Audience, " "), b.limit.Line)
-	b.limitCounts = new(sync.Map)
+	b.limitCounts, b.limitWarned = new(sync.Map), new(atomic.Int64)
 	return nil
 }
 
@@ -265,8 +270,11 @@ func (b *BearerAuth) allowedByLimit(w http.ResponseWriter, r *http.Request, c *i
 		return false
 	case policy.StoreDown:
 		counts[2].Inc()
-		b.logger.Warn("a shared rate limit could not be counted", zap.String("client_id", c.ClientID),
-			zap.Bool("let_through", !b.limit.DenyOnStoreError), zap.Error(err))
+		// Once in a while, not per request: an outage would flood the log.
+		if last := b.limitWarned.Load(); time.Since(time.Unix(0, last)) > 10*time.Second && b.limitWarned.CompareAndSwap(last, time.Now().UnixNano()) {
+			b.logger.Warn("a shared rate limit could not be counted (logged at most every 10 s; tokengate_rate_limit_total counts each)",
+				zap.String("client_id", c.ClientID), zap.Bool("let_through", !b.limit.DenyOnStoreError), zap.Error(err))
+		}
 		return !b.limit.DenyOnStoreError
 	}
 	counts[0].Inc()

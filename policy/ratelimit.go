@@ -248,8 +248,13 @@ func (rl *RateLimit) Check(w http.ResponseWriter, r *http.Request, clientID, sub
 	// A route counts per client or per subject, never both: the ID alone
 	// keys its local buckets.
 	who, policy := clientID, "per-client"
-	if rl.PerSubject {
+	switch {
+	case rl.PerSubject:
 		who, policy = sub, "per-subject"
+	case clientID == "":
+		// Another issuer's token may name no client: it counts by its
+		// subject rather than in one budget with every such token.
+		who = "\x00" + sub
 	}
 	var d Decision
 	if rl.Shared != nil {

@@ -98,3 +98,26 @@ func BenchmarkLocalLimit(b *testing.B) {
 		}
 	})
 }
+
+// Check counts per client; a token naming no client (another issuer's)
+// counts by its subject, not in one budget with every such token.
+func TestRateLimitCheckKeys(t *testing.T) {
+	rl := &policy.RateLimit{Limit: policy.Limit{N: 1, Window: time.Hour}, Local: policy.NewLocal(),
+		Override: func(id string) (policy.Limit, bool) { return policy.Limit{N: 2, Window: time.Hour}, id == "big" }}
+	check := func(client, sub string) policy.Outcome {
+		o, _ := rl.Check(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), client, sub)
+		return o
+	}
+	for _, c := range []struct {
+		client, sub string
+		want        policy.Outcome
+	}{
+		{"app", "mark", policy.Allowed}, {"app", "carol", policy.Refused}, // one budget per client
+		{"", "mark", policy.Allowed}, {"", "carol", policy.Allowed}, {"", "mark", policy.Refused}, // no client: per subject
+		{"big", "x", policy.Allowed}, {"big", "x", policy.Allowed}, {"big", "x", policy.Refused}, // its own figure
+	} {
+		if got := check(c.client, c.sub); got != c.want {
+			t.Fatalf("%q/%q: %v, want %v", c.client, c.sub, got, c.want)
+		}
+	}
+}
