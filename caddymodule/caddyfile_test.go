@@ -121,6 +121,10 @@ func TestUnmarshalBearerAuth(t *testing.T) {
 		`bearer_auth read write`: {Scope: "read write"},
 		"bearer_auth read {\n scope write\n audience https://api https://api2\n realm api\n}": {
 			Scope: "read write", Audience: Audiences{"https://api", "https://api2"}, Realm: "api"},
+		"bearer_auth mcp {\n mcp_tool delete_* mcp:admin audit\n mcp_method resources/read mcp:read\n rate_limit 100/1m per subject shared\n on_store_error deny\n}": {
+			Scope: "mcp", MCPTools: []MCPRule{{Name: "delete_*", Scope: "mcp:admin audit"}}, MCPMethods: []MCPRule{{Name: "resources/read", Scope: "mcp:read"}},
+			RateLimit: &RateLimitConfig{Limit: "100/1m", Per: "subject", Shared: true, OnStoreError: "deny"}},
+		"bearer_auth {\n rate_limit 5/1s\n}": {RateLimit: &RateLimitConfig{Limit: "5/1s"}},
 	} {
 		var b BearerAuth
 		if err := b.UnmarshalCaddyfile(caddyfile.NewTestDispenser(src)); err != nil {

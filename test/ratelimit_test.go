@@ -283,14 +283,18 @@ func TestRateLimitSharedOnFileStore(t *testing.T) {
 }
 
 // Errors name the line: a bad figure, a per that is neither, on_store_error
-// without shared, a client's bad figure.
-func TestRateLimitConfigErrors(t *testing.T) {
+// without shared, a client's bad figure, MCP rules without a pattern or
+// scopes.
+func TestPolicyConfigErrors(t *testing.T) {
 	for line, want := range map[string]string{
 		"rate_limit 3/fortnight":                       "the window must be a duration",
 		"rate_limit 0/1s":                              "n at least 1",
 		"rate_limit 3/1s per tenant":                   `"per"`,
 		"rate_limit 3/1s\n\t\ton_store_error deny":     "on_store_error goes with a shared rate_limit",
 		"rate_limit 3/1s shared\n\t\ton_store_error x": "on_store_error takes allow or deny",
+		"mcp_tool [delete mcp:admin":                   "is not a name or a glob",
+		"mcp_tool delete_*":                            "takes a name (or a glob such as delete_*) and the scopes it needs",
+		"mcp_method":                                   "mcp_method takes a name",
 	} {
 		out, err := adaptConfig(t, rateConfig(line))
 		if err == nil || !strings.Contains(out, want) {
