@@ -61,7 +61,7 @@ func (s *Server) Metadata() *Metadata {
 		m.ClientIDMetadataDocumentSupported = s.clients.AcceptsDocuments()
 	}
 	for _, c := range s.cfg.Clients {
-		m.ScopesSupported = appendMissing(m.ScopesSupported, c.Scopes...)
+		m.ScopesSupported = oauth.AppendMissing(m.ScopesSupported, c.Scopes...)
 	}
 	slices.Sort(m.ScopesSupported)
 	return m
@@ -80,16 +80,6 @@ func (s *Server) serveJSONDocument(w http.ResponseWriter, r *http.Request, what 
 		return
 	}
 	oauth.ServeDocument(w, r, "application/json", "public, max-age=300", doc)
-}
-
-// appendMissing appends each of more not already in list.
-func appendMissing(list []string, more ...string) []string {
-	for _, v := range more {
-		if !slices.Contains(list, v) {
-			list = append(list, v)
-		}
-	}
-	return list
 }
 
 // OpenIDConfiguration is OpenID Connect Discovery 1.0 §3's provider
@@ -117,9 +107,9 @@ type OpenIDConfiguration struct {
 // those release.
 func (s *Server) OpenIDConfiguration() *OpenIDConfiguration {
 	m := *s.Metadata()
-	m.ScopesSupported = appendMissing(m.ScopesSupported, token.ScopeOpenID, token.ScopeProfile, token.ScopeEmail, "offline_access")
+	m.ScopesSupported = oauth.AppendMissing(m.ScopesSupported, token.ScopeOpenID, token.ScopeProfile, token.ScopeEmail, "offline_access")
 	slices.Sort(m.ScopesSupported)
-	algs := appendMissing([]string{keys.IDTokenAlg}, s.rt.keys.Algs()...)
+	algs := oauth.AppendMissing([]string{keys.IDTokenAlg}, s.rt.keys.Algs()...)
 	return &OpenIDConfiguration{Metadata: m,
 		UserinfoEndpoint:                  s.endpointURL(PathUserinfo),
 		EndSessionEndpoint:                s.endpointURL(web.PathEndSession),

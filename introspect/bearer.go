@@ -140,12 +140,18 @@ func Verdict(c *Claims, err error, scopes []string) (*Claims, *Failure) {
 		return nil, fail(o, http.StatusUnauthorized, "invalid_token", te.Description)
 	}
 	if !c.HasScopes(scopes) {
-		f := fail(OutcomeInsufficientScope, http.StatusForbidden, "insufficient_scope",
-			"the token lacks a required scope: this resource needs "+strings.Join(scopes, " "))
-		f.Scope = strings.Join(scopes, " ")
-		return c, f
+		return c, InsufficientScope(scopes)
 	}
 	return c, nil
+}
+
+// InsufficientScope is RFC 6750 §3.1's 403 for a token that lacks one of
+// scopes, naming them all so that the client asks for what it needs.
+func InsufficientScope(scopes []string) *Failure {
+	f := fail(OutcomeInsufficientScope, http.StatusForbidden, "insufficient_scope",
+		"the token lacks a required scope: this resource needs "+strings.Join(scopes, " "))
+	f.Scope = strings.Join(scopes, " ")
+	return f
 }
 
 // WriteChallenge answers a refused request: the RFC 6750 WWW-Authenticate

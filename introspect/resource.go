@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/jose"
 	"github.com/tokengate/tokengate/outbound"
 )
@@ -90,7 +91,7 @@ func (p *ProtectedResource) Prepare() error {
 		SigningAlgs          []string `json:"resource_signing_alg_values_supported,omitempty"`
 		DPoPAlgs             []string `json:"dpop_signing_alg_values_supported"`
 		DPoPRequired         bool     `json:"dpop_bound_access_tokens_required"`
-	}{p.Resource, []string{p.Issuer}, supported(p.Scopes, p.MoreScopes), []string{"header"}, p.Name, p.SigningAlgs, jose.Asymmetric, p.DPoPRequired}
+	}{p.Resource, []string{p.Issuer}, oauth.AppendMissing(slices.Clone(p.Scopes), p.MoreScopes...), []string{"header"}, p.Name, p.SigningAlgs, jose.Asymmetric, p.DPoPRequired}
 	var err error
 	p.document, err = json.Marshal(doc)
 	return err
@@ -104,15 +105,3 @@ func (p *ProtectedResource) MetadataURL() string { return p.url }
 
 // Document is the RFC 9728 §2 metadata, as JSON.
 func (p *ProtectedResource) Document() []byte { return p.document }
-
-// supported is scopes_supported: the route's scopes, then the others, each
-// once.
-func supported(route, more []string) []string {
-	out := slices.Clone(route)
-	for _, sc := range more {
-		if !slices.Contains(out, sc) {
-			out = append(out, sc)
-		}
-	}
-	return out
-}

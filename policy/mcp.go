@@ -17,11 +17,11 @@ import (
 	"net/http"
 	"path"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/introspect"
 )
 
@@ -72,11 +72,7 @@ func (m *MCP) Scopes() []string {
 	}
 	var out []string
 	for _, r := range slices.Concat(m.Tools, m.Methods) {
-		for _, sc := range r.Scopes {
-			if !slices.Contains(out, sc) {
-				out = append(out, sc)
-			}
-		}
+		out = oauth.AppendMissing(out, r.Scopes...)
 	}
 	return out
 }
@@ -96,17 +92,8 @@ func (m *MCP) Authorize(r *http.Request, c *introspect.Claims, route []string) *
 	if f != nil || len(extra) == 0 {
 		return f
 	}
-	need := slices.Clone(route)
-	for _, sc := range extra {
-		if !slices.Contains(need, sc) {
-			need = append(need, sc)
-		}
-	}
-	if c.HasScopes(need) {
-		return nil
-	}
-	return &introspect.Failure{Outcome: introspect.OutcomeInsufficientScope, Status: http.StatusForbidden, Code: "insufficient_scope",
-		Description: "the token lacks a scope this request needs: " + strings.Join(need, " "), Scope: strings.Join(need, " ")}
+	_, f = introspect.Verdict(c, nil, oauth.AppendMissing(slices.Clone(route), extra...))
+	return f
 }
 
 // message is what the rules read of a JSON-RPC message.

@@ -9,6 +9,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -52,6 +53,17 @@ func ValidScopeToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// AppendMissing appends each of more not already in list (scopes,
+// algorithms: lists that must name each once).
+func AppendMissing(list []string, more ...string) []string {
+	for _, v := range more {
+		if !slices.Contains(list, v) {
+			list = append(list, v)
+		}
+	}
+	return list
 }
 
 // HasScope says whether the space-separated scope holds one, without
