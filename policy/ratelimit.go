@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/authserver/store"
 )
 
@@ -184,21 +185,26 @@ func StoreKey(key string) string {
 	return "rl:" + hex.EncodeToString(sum[:16])
 }
 
-// WriteTooMany answers a refused request: 429 with Retry-After (whole
-// seconds, at least 1), RateLimit-Policy and RateLimit naming the policy,
-// and an RFC 6749-style JSON error.
+// RetryAfter is Retry-After's whole seconds for a wait of d: rounded up,
+// at least 1.
+func RetryAfter(d time.Duration) int64 { return max(int64(math.Ceil(d.Seconds())), 1) }
+
+// TooMany is the RFC 6749-style error of a request over limit, to come
+// back after retry seconds.
+func TooMany(what string, limit Limit, retry int64) *oauth.Error {
+	return oauth.NewError("too_many_requests", http.StatusTooManyRequests, "over %s of %d requests per %s: retry after %d seconds",
+		what, limit.N, windowText(limit.Window), retry)
+}
+
+// WriteTooMany answers a refused request: 429 with Retry-After,
+// RateLimit-Policy and RateLimit naming the policy, and the JSON error.
 func WriteTooMany(w http.ResponseWriter, policy string, limit Limit, d Decision) {
 	h := w.Header()
-	retry := int64(math.Ceil(d.RetryAfter.Seconds()))
-	retry = max(retry, 1)
+	retry := RetryAfter(d.RetryAfter)
 	h.Set("Retry-After", strconv.FormatInt(retry, 10))
 	h.Set("RateLimit-Policy", fmt.Sprintf("%q;q=%d;w=%d", policy, limit.N, int64(math.Ceil(limit.Window.Seconds()))))
 	h.Set("RateLimit", fmt.Sprintf("%q;r=%d;t=%d", policy, d.Remaining, retry))
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusTooManyRequests)
-	fmt.Fprintf(w, `{"error":"too_many_requests","error_description":"over the rate limit of %d requests per %s: retry after %d seconds"}`+"\n",
-		limit.N, windowText(limit.Window), retry)
+	oauth.WriteError(w, TooMany("the rate limit", limit, retry))
 }
 
 // RateLimit is a route's rate_limit: its figure, for each client or each
@@ -261,12 +267,7 @@ func (rl *RateLimit) Check(w http.ResponseWriter, r *http.Request, clientID, sub
 		var err error
 		if d, err = rl.Shared.Allow(r.Context(), rl.Line+"\x00"+limit.String()+"\x00"+who, limit); err != nil {
 			if rl.DenyOnStoreError {
-				h := w.Header()
-				h.Set("Retry-After", "1")
-				h.Set("Content-Type", "application/json")
-				h.Set("Cache-Control", "no-store")
-				w.WriteHeader(http.StatusServiceUnavailable)
-				fmt.Fprintln(w, `{"error":"temporarily_unavailable","error_description":"the rate limit cannot be counted right now: retry shortly"}`)
+				oauth.WriteError(w, oauth.ErrTemporarilyUnavailable("the rate limit cannot be counted right now: retry shortly"))
 			}
 			return StoreDown, err
 		}

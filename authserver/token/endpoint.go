@@ -4,9 +4,7 @@ package token
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"math"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -16,6 +14,7 @@ import (
 	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/oauth"
 	"github.com/tokengate/tokengate/dpop"
+	"github.com/tokengate/tokengate/policy"
 	"go.uber.org/zap"
 )
 
@@ -141,19 +140,17 @@ func (s *Service) tokenRate(w http.ResponseWriter, req *tokenRequest) *oauth.Err
 	if tr == nil {
 		return nil
 	}
-	sum := sha256.Sum256([]byte(req.client.ID))
-	res, err := s.store.AllowRate(req.storeContext(), "trl:"+hex.EncodeToString(sum[:16]), tr.N, tr.Period)
+	limit := policy.Limit{N: tr.N, Window: tr.Period}
+	d, err := policy.Shared{Store: s.store}.Allow(req.storeContext(), "token\x00"+req.client.ID, limit)
 	if err != nil {
 		return s.failures.Store("counting a token_rate_limit", err)
 	}
-	if res.Allowed {
+	if d.Allowed {
 		return nil
 	}
-	retry := int64(math.Ceil(res.RetryAfter.Seconds()))
-	retry = max(retry, 1)
+	retry := policy.RetryAfter(d.RetryAfter)
 	w.Header().Set("Retry-After", strconv.FormatInt(retry, 10))
-	return oauth.NewError("too_many_requests", http.StatusTooManyRequests,
-		"client %q is over its token_rate_limit of %d requests per %s: retry after %d seconds", req.client.ID, tr.N, tr.Period, retry)
+	return policy.TooMany(fmt.Sprintf("client %q's token_rate_limit", req.client.ID), limit, retry)
 }
 
 // GrantTypes lists the grant types this server handles, sorted.
