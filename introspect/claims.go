@@ -104,6 +104,16 @@ func NewClaims(raw []byte) (*Claims, error) {
 // Claim is the named claim as a placeholder shows it: strings as they
 // are, numbers and booleans in JSON's form, arrays of those joined with
 // spaces; objects, and arrays holding them, are not shown.
+// Decode reads the token's claims into v (a struct of the claims it
+// wants), from the payload Validate already decoded; an error for claims
+// that came from an introspection answer, which carry none.
+func (c *Claims) Decode(v any) error {
+	if c.raw == nil {
+		return errors.New("the claims have no token payload")
+	}
+	return json.Unmarshal(c.raw, v)
+}
+
 func (c *Claims) Claim(name string) (string, bool) {
 	m := c.decoded.Load()
 	if m == nil {

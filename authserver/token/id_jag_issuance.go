@@ -8,11 +8,8 @@ package token
 
 import (
 	"bytes"
-	"encoding/base64"
-	"encoding/json"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/authserver/keys"
@@ -78,8 +75,7 @@ func (g tokenExchangeGrant) issueIDJAG(req *tokenRequest) (*TokenResponse, *oaut
 		}
 		resource = rs[0]
 	}
-	raw := f.Get("subject_token")
-	subject, e := g.subjectToken(req, raw, TokenTypeIDToken, "subject")
+	subject, e := g.subjectToken(req, f.Get("subject_token"), TokenTypeIDToken, "subject")
 	if e != nil {
 		return nil, e
 	}
@@ -93,8 +89,12 @@ func (g tokenExchangeGrant) issueIDJAG(req *tokenRequest) (*TokenResponse, *oaut
 		return nil, oauth.ErrInvalidRequest("the subject_token expires now: sign the person in again for a new ID token")
 	}
 	claims := idJAGClaims{Issuer: g.s.cfg.Issuer, Subject: subject.Subject, Audience: target.Resource, ClientID: req.client.ID,
-		JWTID: oauth.RandomToken(16), IssuedAt: now.Unix(), Expires: exp, Resource: resource, Scope: scope, AuthTime: subject.AuthTime,
-		UserClaims: releasedIn(raw)}
+		JWTID: oauth.RandomToken(16), IssuedAt: now.Unix(), Expires: exp, Resource: resource, Scope: scope, AuthTime: subject.AuthTime}
+	// The person's claims the ID token released to the client: all it
+	// may pass on.
+	if err := subject.Decode(&claims.UserClaims); err != nil {
+		return nil, g.s.failures.Internal("reading an ID token's claims", err)
+	}
 	var jag string
 	err := oauth.EncodeJSON(&claims, func(payload []byte) (err error) {
 		jag, err = g.s.keys.SignAs(keys.IDTokenAlgOf(req.client.IDTokenAlg), keys.TypeIDJAG, bytes.TrimSuffix(payload, []byte{'\n'}), now)
@@ -106,16 +106,4 @@ func (g tokenExchangeGrant) issueIDJAG(req *tokenRequest) (*TokenResponse, *oaut
 	g.s.audit(req.r.Context(), "id-jag issued", zap.String("client_id", req.client.ID), zap.String("sub", subject.Subject),
 		zap.String("audience", target.Resource), zap.String("resource", resource), zap.String("scope", scope))
 	return &TokenResponse{AccessToken: jag, TokenType: "N_A", ExpiresIn: exp - now.Unix(), Scope: scope, IssuedTokenType: TokenTypeIDJAG}, nil
-}
-
-// releasedIn is the person's claims an ID token (verified before) carries:
-// what its scope released to the client, and so all it may pass on.
-func releasedIn(idToken string) UserClaims {
-	var c UserClaims
-	if _, payload, _, err := jwsbb.SplitCompact([]byte(idToken)); err == nil {
-		if b, err := base64.RawURLEncoding.DecodeString(string(payload)); err == nil {
-			_ = json.Unmarshal(b, &c)
-		}
-	}
-	return c
 }
