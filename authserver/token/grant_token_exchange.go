@@ -155,14 +155,25 @@ func (g tokenExchangeGrant) subjectToken(req *tokenRequest, raw, typ, what strin
 	default:
 		return nil, oauth.ErrInvalidRequest("the %s_token is from %q, not an issuer client %q may present (exchange_from)", what, iss, req.client.ID)
 	}
-	var te *introspect.TokenError
-	if errors.As(err, &te) && (te.Reason == introspect.ReasonUnavailable || te.Reason == introspect.ReasonStale) {
-		return nil, oauth.ErrTemporarilyUnavailable("the %s_token cannot be checked right now: %s; retry shortly", what, te.Description)
-	}
-	if err != nil {
-		return nil, oauth.ErrInvalidRequest("the %s_token is not valid: %v", what, err)
+	if e := subjectTokenError(err, what); e != nil {
+		return nil, e
 	}
 	return c, nil
+}
+
+// subjectTokenError is RFC 8693 §2.2.2's answer to a subject or actor
+// token that did not pass: invalid_request, or temporarily_unavailable
+// when it could not be checked (its issuer's keys out of reach, the
+// revocations stale); nil for none.
+func subjectTokenError(err error, what string) *oauth.Error {
+	var te *introspect.TokenError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &te) && (te.Reason == introspect.ReasonUnavailable || te.Reason == introspect.ReasonStale):
+		return oauth.ErrTemporarilyUnavailable("the %s_token cannot be checked right now: %s; retry shortly", what, te.Description)
+	}
+	return oauth.ErrInvalidRequest("the %s_token is not valid: %v", what, err)
 }
 
 // idToken checks an ID token presented as the subject (or actor) token:
@@ -175,19 +186,11 @@ func (g tokenExchangeGrant) idToken(req *tokenRequest, raw, iss, what string, se
 		return nil, oauth.ErrInvalidRequest("the %s_token is an ID token of %q: only this issuer's own ID tokens are exchanged, and client %q may present them only with exchange_from self",
 			what, iss, req.client.ID)
 	}
-	if g.s.idTokens == nil {
-		return nil, oauth.ErrInvalidRequest("this server exchanges no ID tokens")
-	}
+	// aud must name the client ("not meant for <client>" otherwise): a
+	// client exchanges only its own.
 	c, err := g.s.idTokens.Validate(raw, req.client.ID)
-	var te *introspect.TokenError
-	if errors.As(err, &te) && te.Reason == introspect.ReasonAudience {
-		return nil, oauth.ErrInvalidRequest("the %s_token is an ID token issued to another client: a client exchanges only its own", what)
-	}
-	if errors.As(err, &te) && te.Reason == introspect.ReasonStale {
-		return nil, oauth.ErrTemporarilyUnavailable("the %s_token cannot be checked right now: %s; retry shortly", what, te.Description)
-	}
-	if err != nil {
-		return nil, oauth.ErrInvalidRequest("the %s_token is not a valid ID token of this issuer: %v", what, err)
+	if e := subjectTokenError(err, what); e != nil {
+		return nil, e
 	}
 	if sid, ok := c.Claim("sid"); ok && g.s.revocations != nil && g.s.revocations.IsSessionEnded(sid, c.Subject, time.Unix(c.AuthTime, 0)) {
 		return nil, oauth.ErrInvalidRequest("the %s_token's sign-in session has ended: the person must sign in again", what)
