@@ -232,18 +232,7 @@ func TestDelegationGrantsThroughTheBinary(t *testing.T) {
 	g := newGateway(t, Ports{Upstream: "127.0.0.1:9"})
 	g.start(strings.ReplaceAll(delegationCaddyfile, "WORKLOADS", idp.URL))
 	post := func(form url.Values, user, pass string) map[string]any {
-		req, _ := http.NewRequest("POST", g.AuthURL()+"/oauth/token", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		if user != "" {
-			req.SetBasicAuth(user, pass)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&m)
+		_, m := postForm(t, g.AuthURL()+"/oauth/token", form, user, pass)
 		return m
 	}
 	ci := func(jti string) string {
