@@ -8,8 +8,6 @@ package policy
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"hash/maphash"
 	"math"
@@ -180,10 +178,7 @@ func (s Shared) Allow(ctx context.Context, key string, limit Limit) (Decision, e
 
 // StoreKey is the store's key of a budget: a hash, so that no client ID or
 // subject (or anything else a caller chose) is a store key.
-func StoreKey(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return "rl:" + hex.EncodeToString(sum[:16])
-}
+func StoreKey(key string) string { return "rl:" + oauth.HashToken(key) }
 
 // RetryAfter is Retry-After's whole seconds for a wait of d: rounded up,
 // at least 1.

@@ -102,8 +102,7 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 		return
 	}
 	ls := loginState{State: oauth.RandomToken(16), Nonce: oauth.RandomToken(16), Verifier: oauth.RandomToken(32), ReturnTo: sameSitePath(returnTo), Expires: time.Now().Add(loginTTL).Unix()}
-	sum := sha256.Sum256([]byte(ls.Verifier))
-	target, err := h.cfg.Provider.AuthCodeURLTo(r.Context(), origin(r)+PathCallback, ls.State, ls.Nonce, base64.RawURLEncoding.EncodeToString(sum[:]))
+	target, err := h.cfg.Provider.AuthCodeURLTo(r.Context(), origin(r)+PathCallback, ls.State, ls.Nonce, oauth.S256Challenge(ls.Verifier))
 	if err == nil && h.cfg.Resource != "" {
 		target += "&" + url.Values{"resource": {h.cfg.Resource}}.Encode()
 	}

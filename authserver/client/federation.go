@@ -8,8 +8,6 @@ package client
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -79,8 +77,7 @@ func (a *Authenticator) authenticateFederated(ctx context.Context, c *Client, as
 		return nil, oauth.ErrInvalidClient("the workload token's sub %q is not client %q's workload", claims.Subject, c.ID)
 	}
 	if claims.ID != "" {
-		sum := sha256.Sum256([]byte(f.Issuer + "\x00" + claims.ID))
-		n, _, err := a.counters.Incr(ctx, "workload:"+hex.EncodeToString(sum[:16]), time.Until(time.Unix(claims.ExpiresAt, 0))+assertionSkew)
+		n, _, err := a.counters.Incr(ctx, "workload:"+oauth.HashToken(f.Issuer+"\x00"+claims.ID), time.Until(time.Unix(claims.ExpiresAt, 0))+assertionSkew)
 		if err != nil {
 			return nil, a.storeFailed("recording a workload token", err)
 		}

@@ -34,10 +34,13 @@ var PKCEChallenge = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 // PKCEVerifier is RFC 7636 §4.1: 43 to 128 unreserved characters.
 var PKCEVerifier = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
 
-// VerifyPKCE checks an S256 verifier against the stored challenge: S256 is
-// BASE64URL(SHA256(verifier)), HashToken's form (RFC 7636 §4.2).
+// S256Challenge is RFC 7636 §4.2's S256 code_challenge of verifier:
+// BASE64URL(SHA256(verifier)), HashToken's form.
+func S256Challenge(verifier string) string { return HashToken(verifier) }
+
+// VerifyPKCE checks an S256 verifier against the stored challenge.
 func VerifyPKCE(challenge, verifier string) bool {
-	return subtle.ConstantTimeCompare([]byte(HashToken(verifier)), []byte(challenge)) == 1
+	return subtle.ConstantTimeCompare([]byte(S256Challenge(verifier)), []byte(challenge)) == 1
 }
 
 // ValidScopeToken says whether s is RFC 6749 §3.3's scope-token:

@@ -8,9 +8,7 @@ package web
 // with a provider's prefix, and each provider has its own.
 
 import (
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -116,8 +114,7 @@ func (s *Service) startProviderLogin(w http.ResponseWriter, r *http.Request, p *
 		s.providerFailed(w, r, p, err, returnTo)
 		return
 	}
-	sum := sha256.Sum256([]byte(a.Verifier))
-	target, err := p.AuthCodeURL(r.Context(), a.State, a.Nonce, base64.RawURLEncoding.EncodeToString(sum[:]))
+	target, err := p.AuthCodeURL(r.Context(), a.State, a.Nonce, oauth.S256Challenge(a.Verifier))
 	if err != nil {
 		s.providerFailed(w, r, p, err, returnTo)
 		return
