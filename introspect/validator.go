@@ -91,6 +91,10 @@ type Validator struct {
 	ScopeClaim string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// AcceptExpired takes tokens past their exp, for reading what an old
+	// token says (an id_token_hint may well be old: RP-Initiated Logout
+	// §2), never for letting a request through.
+	AcceptExpired bool
 	// Cache, if set, remembers verified tokens (see TokenCache).
 	Cache *TokenCache
 
@@ -313,7 +317,7 @@ func (v *Validator) checkClaims(c *Claims, audiences []string) *TokenError {
 	}
 	t := v.now()
 	leeway := int64(v.Leeway / time.Second)
-	if t.Unix() >= c.ExpiresAt+leeway {
+	if t.Unix() >= c.ExpiresAt+leeway && !v.AcceptExpired {
 		return refuse(ReasonExpired, "the token expired at %s", time.Unix(c.ExpiresAt, 0).UTC().Format(time.RFC3339))
 	}
 	if c.NotBefore > t.Unix()+leeway || c.IssuedAt > t.Unix()+leeway {

@@ -8,13 +8,10 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"hash"
 	"slices"
 	"time"
-
-	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 
 	"github.com/tokengate/tokengate/authserver/client"
 	"github.com/tokengate/tokengate/authserver/keys"
@@ -124,47 +121,13 @@ var errNotOurIDToken = errors.New("id_token_hint is not an ID token this server 
 
 // ReadIDTokenHint verifies an ID token this issuer signed, expired or not
 // (RP-Initiated Logout §2: a session's hint may well be old), by the keys
-// still published.
+// still published, whatever has been revoked since (a hint names the
+// session to end).
 func (s *Service) ReadIDTokenHint(raw string) (*IDTokenHint, error) {
-	if len(raw) > 16<<10 {
+	c, err := s.idTokenHints.Validate(raw)
+	if err != nil || len(c.Audience) == 0 || slices.Contains(c.Audience, "") {
 		return nil, errNotOurIDToken
 	}
-	hdrB64, payloadB64, sigB64, err := jwsbb.SplitCompact([]byte(raw))
-	if err != nil {
-		return nil, errNotOurIDToken
-	}
-	var hdr struct{ Alg, Kid, Typ string }
-	if h, err := base64.RawURLEncoding.DecodeString(string(hdrB64)); err != nil || json.Unmarshal(h, &hdr) != nil || hdr.Typ != keys.TypeIDToken {
-		return nil, errNotOurIDToken
-	}
-	alg, pub, ok := s.keys.PublicKey(hdr.Kid)
-	sig, err := base64.RawURLEncoding.DecodeString(string(sigB64))
-	if !ok || err != nil || alg.String() != hdr.Alg || jwsbb.Verify(pub, hdr.Alg, []byte(raw[:len(hdrB64)+1+len(payloadB64)]), sig) != nil {
-		return nil, errNotOurIDToken
-	}
-	var c struct {
-		Issuer   string `json:"iss"`
-		Subject  string `json:"sub"`
-		SID      string `json:"sid"`
-		Audience any    `json:"aud"`
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(string(payloadB64))
-	if err != nil || json.Unmarshal(payload, &c) != nil || c.Issuer != s.cfg.Issuer || c.Subject == "" {
-		return nil, errNotOurIDToken
-	}
-	h := &IDTokenHint{Subject: c.Subject, SID: c.SID}
-	switch aud := c.Audience.(type) {
-	case string:
-		h.Audience = []string{aud}
-	case []any:
-		for _, a := range aud {
-			if s, ok := a.(string); ok {
-				h.Audience = append(h.Audience, s)
-			}
-		}
-	}
-	if len(h.Audience) == 0 || slices.Contains(h.Audience, "") {
-		return nil, errNotOurIDToken
-	}
-	return h, nil
+	sid, _ := c.Claim("sid")
+	return &IDTokenHint{Subject: c.Subject, SID: sid, Audience: c.Audience}, nil
 }

@@ -113,11 +113,12 @@ type Service struct {
 	uses       *client.Uses
 	validator  *introspect.Validator
 	// idTokens checks this issuer's ID tokens presented for exchange: the
-	// validator's keys and revocations, typ JWT rather than at+jwt.
-	idTokens    *introspect.Validator
-	revocations *introspect.Revocations
-	resources   *Resources
-	dpopNonces  *dpop.Nonces
+	// validator's keys and revocations, typ JWT rather than at+jwt;
+	// idTokenHints reads them as logout hints: expired or revoked too.
+	idTokens, idTokenHints *introspect.Validator
+	revocations            *introspect.Revocations
+	resources              *Resources
+	dpopNonces             *dpop.Nonces
 	// issuerAudience is the aud of tokens whose client names none, made
 	// once rather than per token.
 	issuerAudience introspect.Audience
@@ -159,6 +160,8 @@ func New(cfg Config, st Stores, c Collaborators) *Service {
 	if v := c.Validator; v != nil {
 		s.idTokens = &introspect.Validator{Keys: v.Keys, Issuer: v.Issuer, Leeway: v.Leeway, Revoked: v.Revoked, UnknownKey: v.UnknownKey,
 			Now: v.Now, Types: []string{keys.TypeIDToken}}
+		s.idTokenHints = &introspect.Validator{Keys: v.Keys, Issuer: v.Issuer, Leeway: v.Leeway, Now: v.Now, Types: []string{keys.TypeIDToken},
+			AcceptExpired: true}
 	}
 	s.userinfoDPoP = &introspect.DPoPPolicy{Replay: &dpop.Replay{}, Nonces: c.Nonces, Proofs: &s.dpopProofs}
 	s.grants = map[string]grantHandler{
