@@ -160,8 +160,9 @@ func New(cfg Config, st Stores, c Collaborators) *Service {
 	if v := c.Validator; v != nil {
 		s.idTokens = &introspect.Validator{Keys: v.Keys, Issuer: v.Issuer, Leeway: v.Leeway, Revoked: v.Revoked, UnknownKey: v.UnknownKey,
 			Now: v.Now, Types: []string{keys.TypeIDToken}}
-		s.idTokenHints = &introspect.Validator{Keys: v.Keys, Issuer: v.Issuer, Leeway: v.Leeway, Now: v.Now, Types: []string{keys.TypeIDToken},
-			AcceptExpired: true}
+		// No leeway: exp is not held against a hint, and this issuer
+		// signed its iat by its own clock.
+		s.idTokenHints = &introspect.Validator{Keys: v.Keys, Issuer: v.Issuer, Now: v.Now, Types: []string{keys.TypeIDToken}, AcceptExpired: true}
 	}
 	s.userinfoDPoP = &introspect.DPoPPolicy{Replay: &dpop.Replay{}, Nonces: c.Nonces, Proofs: &s.dpopProofs}
 	s.grants = map[string]grantHandler{
