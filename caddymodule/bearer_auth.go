@@ -565,8 +565,8 @@ func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("bearer_auth: %s takes a name (or a glob such as delete_*) and the scopes it needs", dir)
 			}
 			rule := MCPRule{Name: args[0], Scope: strings.Join(args[1:], " ")}
-			if err := (&policy.MCP{Tools: mcpRules([]MCPRule{rule})}).Validate(); err != nil {
-				return d.Errf("bearer_auth: %s: %v", dir, err)
+			if err := mcpRules([]MCPRule{rule})[0].Validate(); err != nil {
+				return d.Errf("bearer_auth: %s %v", dir, err)
 			}
 			if dir == "mcp_tool" {
 				b.MCPTools = append(b.MCPTools, rule)

@@ -43,19 +43,27 @@ type MCP struct {
 	Tools, Methods []Rule
 }
 
-// Validate checks the rules: each a valid pattern with at least one scope.
+// Validate checks a rule: a valid pattern with at least one scope.
+func (r Rule) Validate() error {
+	if _, err := path.Match(r.Pattern, ""); err != nil || r.Pattern == "" {
+		return fmt.Errorf("%q is not a name or a glob (such as delete_*)", r.Pattern)
+	}
+	if len(r.Scopes) == 0 {
+		return fmt.Errorf("%s: name the scopes it needs", r.Pattern)
+	}
+	return nil
+}
+
+// Validate checks the rules.
 func (m *MCP) Validate() error {
-	for _, rules := range []struct {
-		what  string
-		rules []Rule
-	}{{"mcp_tool", m.Tools}, {"mcp_method", m.Methods}} {
-		for _, r := range rules.rules {
-			if _, err := path.Match(r.Pattern, ""); err != nil || r.Pattern == "" {
-				return fmt.Errorf("%s %q is not a name or a glob (such as delete_*)", rules.what, r.Pattern)
-			}
-			if len(r.Scopes) == 0 {
-				return fmt.Errorf("%s %s: name the scopes it needs", rules.what, r.Pattern)
-			}
+	for _, r := range m.Tools {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("mcp_tool %w", err)
+		}
+	}
+	for _, r := range m.Methods {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("mcp_method %w", err)
 		}
 	}
 	return nil
